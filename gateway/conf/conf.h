@@ -1,0 +1,124 @@
+/*
+ * Gateway configuration: one JSON file -> one validated, immutable struct.
+ *
+ * Contract: gw_conf_load() reads <path>, checks every key (unknown keys are
+ * errors), resolves relative file paths against the directory of <path>, and
+ * either returns a complete gw_conf (caller owns it, gw_conf_free()) or NULL
+ * with every problem found appended to <errs> as "file: json.path: message".
+ * It never prints.
+ */
+#ifndef GW_CONF_H
+#define GW_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/route.h"
+
+#define GW_CONF_MAX_ERRORS 64
+
+typedef struct gw_errlist {
+    char *msgs[GW_CONF_MAX_ERRORS];
+    size_t n;
+    size_t dropped; /* errors beyond GW_CONF_MAX_ERRORS, counted */
+} gw_errlist;
+
+void gw_errlist_add(gw_errlist *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gw_errlist_clear(gw_errlist *e);
+
+typedef enum { GW_ENV_SANDBOX = 0, GW_ENV_PRODUCTION = 1 } gw_env;
+const char *gw_env_name(gw_env env); /* "sandbox" / "production" */
+
+typedef enum { GW_CLIENT_AUTH_REQUIRED = 0, GW_CLIENT_AUTH_NONE = 1 } gw_client_auth;
+
+typedef struct gw_conf_certpair {
+    char *cert; /* absolute path, PEM chain */
+    char *key;  /* absolute path, PEM private key */
+} gw_conf_certpair;
+
+typedef struct gw_conf_listener {
+    char *name;
+    char *address; /* numeric IPv4 or IPv6 literal */
+    uint16_t port;
+    gw_env env;
+    gw_conf_certpair *certs; /* 1..4 server certificates (ECDSA and/or RSA) */
+    size_t ncerts;
+    char *client_ca;            /* required when client_auth == REQUIRED */
+    char *crl;                  /* optional; enables X509_V_FLAG_CRL_CHECK */
+    gw_client_auth client_auth; /* "required" (default) or "none" (bench only) */
+    int session_tickets;        /* default 1 */
+} gw_conf_listener;
+
+typedef struct gw_conf_upstream_server {
+    char *host; /* numeric address */
+    uint16_t port;
+} gw_conf_upstream_server;
+
+typedef struct gw_conf_upstream {
+    char *name;
+    gw_conf_upstream_server *servers;
+    size_t nservers;
+    int tls;           /* 0 plain HTTP, 1 TLS */
+    char *tls_ca;      /* CA bundle to verify the upstream (required with tls) */
+    char *tls_cert;    /* optional client certificate for upstream mTLS */
+    char *tls_key;     /* with tls_cert */
+    char *tls_server_name; /* SNI + name to verify; default: host */
+    unsigned pool_size;          /* idle keep-alive connections kept per worker */
+    unsigned connect_timeout_ms; /* default 2000 */
+    unsigned response_timeout_ms; /* default 10000 */
+    size_t max_response_bytes;   /* default 8 MiB */
+} gw_conf_upstream;
+
+typedef struct gw_conf_limits {
+    size_t max_header_bytes; /* request line + headers, default 16384 */
+    size_t max_headers;      /* header count, default 100 */
+    size_t max_body_bytes;   /* default 1 MiB */
+    size_t max_connections;  /* per worker, default 10000 */
+    size_t max_pipeline_bytes; /* bytes buffered beyond the current request, default 65536 */
+} gw_conf_limits;
+
+typedef struct gw_conf_timeouts {
+    unsigned handshake_ms; /* TLS handshake, default 10000 */
+    unsigned header_ms;    /* whole header block, from its first byte, default 10000 */
+    unsigned body_ms;      /* whole body, default 30000 */
+    unsigned keepalive_ms; /* idle between requests, default 60000 */
+    unsigned send_ms;      /* writing a response to a slow client, default 30000 */
+    unsigned drain_ms;     /* SIGTERM drain deadline, default 30000 */
+} gw_conf_timeouts;
+
+typedef struct gw_conf_journal {
+    char *path;        /* absolute path of the JSON Lines journal */
+    size_t queue_size; /* records queued before submit fails, default 65536 */
+} gw_conf_journal;
+
+typedef struct gw_conf_admin {
+    int enabled;
+    char *address; /* must be a loopback address unless allow_non_loopback */
+    uint16_t port;
+    char *token_file; /* file holding the admin bearer token */
+} gw_conf_admin;
+
+typedef struct gw_conf {
+    char *path; /* the file this came from */
+    char *dir;  /* its directory, for relative paths */
+    unsigned workers; /* 0 in the file means "number of cores", resolved at load */
+    gw_conf_listener *listeners;
+    size_t nlisteners;
+    gw_conf_upstream *upstreams;
+    size_t nupstreams;
+    gw_route_table routes; /* routes reference upstreams by index */
+    gw_conf_limits limits;
+    gw_conf_timeouts timeouts;
+    gw_conf_journal journal;
+    gw_conf_admin admin;
+    char *policies_dir; /* optional, absolute; used by later stages */
+} gw_conf;
+
+gw_conf *gw_conf_load(const char *path, gw_errlist *errs);
+/* Same as gw_conf_load but from an in-memory JSON text; <path> only names it
+ * in messages and anchors relative paths. */
+gw_conf *gw_conf_parse(const char *path, const char *text, gw_errlist *errs);
+void gw_conf_free(gw_conf *c);
+const gw_conf_upstream *gw_conf_find_upstream(const gw_conf *c, const char *name);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * Route table: method + path template ("/opale/v1/entreprises/{siren}/declarations")
+ * -> route. Templates have literal segments and "{name}" segments that match
+ * one non-empty path segment. Matching is exact on segments (no prefix match,
+ * no trailing slash tolerance); a query string is not part of the match.
+ */
+#ifndef GW_ROUTE_H
+#define GW_ROUTE_H
+
+#include <stddef.h>
+
+#define GW_ROUTE_MAX_SEGS 16
+#define GW_ROUTE_MAX_PARAMS 4
+
+typedef struct gw_route {
+    char *name;     /* e.g. "declarations"; defaults to the template */
+    char *method;   /* "GET", "POST", ... */
+    char *path;     /* the template as written */
+    char *upstream; /* upstream name */
+    size_t upstream_idx;
+    char *scope;    /* NULL when none (etatSante); used by the rights stage */
+    int year_bound; /* requires ?annee=YYYY */
+    /* compiled template */
+    size_t nsegs;
+    char *segs[GW_ROUTE_MAX_SEGS]; /* literal text, or NULL for a parameter */
+    char *params[GW_ROUTE_MAX_SEGS]; /* parameter name where segs[i] == NULL */
+} gw_route;
+
+typedef struct gw_route_table {
+    gw_route *routes;
+    size_t n;
+} gw_route_table;
+
+typedef struct gw_route_match {
+    const gw_route *route;
+    size_t nparams;
+    struct {
+        const char *name;
+        const char *value; /* points into the caller's path buffer */
+        size_t len;
+    } params[GW_ROUTE_MAX_PARAMS];
+} gw_route_match;
+
+/* Compile <tmpl> into <r> (segments). Returns NULL on success or a constant
+ * error message ("must start with '/'", "empty segment", ...). */
+const char *gw_route_compile(gw_route *r, const char *tmpl);
+
+typedef enum {
+    GW_ROUTE_FOUND = 0,
+    GW_ROUTE_NOT_FOUND = 1,         /* no template matches the path -> 404 */
+    GW_ROUTE_METHOD_NOT_ALLOWED = 2 /* a template matches, another method -> 405 */
+} gw_route_result;
+
+/* Match <method> and the path part <path>/<path_len> (no query). The path is
+ * matched as received: percent-encoded bytes are not decoded, so "%2F" never
+ * becomes a separator; "." and ".." segments never match. */
+gw_route_result gw_route_match_path(const gw_route_table *t, const char *method, const char *path,
+                                    size_t path_len, gw_route_match *m);
+
+const char *gw_route_param(const gw_route_match *m, const char *name, size_t *len);
+
+void gw_route_free(gw_route *r);
+
+#endif

@@ -1,0 +1,177 @@
+#include "core/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+static int buf_reserve(gw_buf *b, size_t extra)
+{
+    if (b->oom)
+        return -1;
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (p == NULL) {
+        b->oom = 1;
+        return -1;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void gw_buf_append(gw_buf *b, const void *p, size_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void gw_buf_puts(gw_buf *b, const char *s)
+{
+    gw_buf_append(b, s, strlen(s));
+}
+
+void gw_buf_printf(gw_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || buf_reserve(b, (size_t)n) < 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void gw_buf_free(gw_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+char *gw_buf_take(gw_buf *b, size_t *len)
+{
+    char *p = NULL;
+    if (!b->oom) {
+        if (b->data == NULL)
+            gw_buf_append(b, "", 0);
+        p = b->data;
+        if (len)
+            *len = b->len;
+        b->data = NULL;
+    } else {
+        free(b->data);
+    }
+    memset(b, 0, sizeof(*b));
+    return p;
+}
+
+/* Per-thread pool of random bytes so that a request id costs one RAND_bytes
+ * call per 64 ids instead of one per id. */
+static __thread unsigned char rnd_pool[1024];
+static __thread size_t rnd_left;
+
+static void random_bytes(unsigned char *out, size_t n)
+{
+    if (n > sizeof(rnd_pool)) {
+        if (RAND_bytes(out, (int)n) != 1)
+            abort();
+        return;
+    }
+    if (rnd_left < n) {
+        if (RAND_bytes(rnd_pool, sizeof(rnd_pool)) != 1)
+            abort(); /* no entropy: ids would be predictable; refuse to run */
+        rnd_left = sizeof(rnd_pool);
+    }
+    memcpy(out, rnd_pool + sizeof(rnd_pool) - rnd_left, n);
+    memset(rnd_pool + sizeof(rnd_pool) - rnd_left, 0, n);
+    rnd_left -= n;
+}
+
+void gw_uuid4(char out[37])
+{
+    unsigned char b[16];
+    random_bytes(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    static const char hx[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hx[b[i] >> 4];
+        out[o++] = hx[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+int gw_is_uuid(const char *s, size_t n)
+{
+    if (n != 36)
+        return 0;
+    for (size_t i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void gw_time_iso(char out[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void gw_time_iso_ms(char out[32])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%.20s.%03dZ", base, (int)(ts.tv_nsec / 1000000L) % 1000);
+}
+
+uint64_t gw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void gw_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[in[i] >> 4];
+        out[2 * i + 1] = hx[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int gw_strcaseeq(const char *a, size_t an, const char *b)
+{
+    size_t bn = strlen(b);
+    return an == bn && strncasecmp(a, b, an) == 0;
+}

@@ -1,0 +1,42 @@
+/* Small shared helpers: a growable byte buffer, ids, time stamps, hex. */
+#ifndef GW_UTIL_H
+#define GW_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Growable buffer. Owned by whoever declared it; gw_buf_free() releases.
+ * On allocation failure the buffer sets <oom> and further appends are no-ops,
+ * so a builder checks once at the end. */
+typedef struct gw_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom;
+} gw_buf;
+
+void gw_buf_append(gw_buf *b, const void *p, size_t n);
+void gw_buf_puts(gw_buf *b, const char *s);
+void gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gw_buf_free(gw_buf *b);
+/* Hand the bytes to the caller (NUL-terminated); the buffer is reset. */
+char *gw_buf_take(gw_buf *b, size_t *len);
+
+/* Random RFC 4122 version 4 UUID, 36 chars + NUL into <out>. */
+void gw_uuid4(char out[37]);
+/* 1 when <s>/<n> is 8-4-4-4-12 hexadecimal (any version, either case). */
+int gw_is_uuid(const char *s, size_t n);
+
+/* Current UTC time as "2024-03-21T09:00:00Z" (21 bytes with NUL). */
+void gw_time_iso(char out[32]);
+/* UTC time with milliseconds: "2024-03-21T09:00:00.123Z". */
+void gw_time_iso_ms(char out[32]);
+/* Monotonic milliseconds. */
+uint64_t gw_now_ms(void);
+
+void gw_hex(const unsigned char *in, size_t n, char *out /* 2n+1 */);
+
+/* Case-insensitive comparison of <a>/<an> with NUL-terminated <b>. */
+int gw_strcaseeq(const char *a, size_t an, const char *b);
+
+#endif

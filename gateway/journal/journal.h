@@ -1,0 +1,77 @@
+/*
+ * Access journal, first version: JSON Lines written by one writer thread.
+ *
+ * Workers never touch the file: they format a record (gw_journal_format) and
+ * hand the line to gw_journal_submit(), which only takes a mutex to append to
+ * a bounded in-memory queue. The writer thread takes the whole queue at once,
+ * writes it with writev() and fdatasync()s at most once per sync interval and
+ * on close. A full queue refuses the line (counted in stats.dropped and
+ * reported on stderr) instead of blocking the event loop.
+ */
+#ifndef GW_JOURNAL_H
+#define GW_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gw_journal gw_journal;
+
+typedef struct gw_journal_stats {
+    uint64_t submitted;    /* lines accepted into the queue */
+    uint64_t written;      /* lines written to the file */
+    uint64_t dropped;      /* lines refused (queue full) or lost on write error */
+    uint64_t write_errors; /* failed write()/fdatasync() calls */
+    uint64_t queued;       /* lines waiting now */
+} gw_journal_stats;
+
+/* Open (append, create 0640) <path> and start the writer thread. Returns NULL
+ * and sets <*err> to a malloc'd message on failure. */
+gw_journal *gw_journal_open(const char *path, size_t queue_cap, unsigned sync_ms, char **err);
+
+/* Queue one line. Takes ownership of <line> (malloc'd, <len> bytes, ending
+ * in '\n') in every case. Returns 0 when queued, -1 when refused. Thread-safe;
+ * never blocks on I/O. */
+int gw_journal_submit(gw_journal *j, char *line, size_t len);
+
+/* Ask the writer to reopen the file at its next pass (logrotate, SIGUSR1).
+ * Async-signal-safe is NOT required: call it from the main loop. */
+void gw_journal_reopen(gw_journal *j);
+
+void gw_journal_get_stats(gw_journal *j, gw_journal_stats *st);
+
+/* Write everything queued, fdatasync, stop the thread, close, free. */
+void gw_journal_close(gw_journal *j);
+
+/* One record. Strings may be NULL (field omitted); numbers < 0 are omitted. */
+typedef struct gw_journal_rec {
+    const char *ts; /* ISO 8601 UTC with ms */
+    const char *request_id;
+    const char *correlation_id;
+    const char *env;
+    const char *listener;
+    const char *client_ip;
+    int client_port;
+    const char *tls_version;
+    const char *tls_cert_sha256;
+    const char *tls_subject;
+    const char *method;
+    const char *route;  /* route name, or NULL when none matched */
+    const char *path;   /* request path without query */
+    const char *siren;
+    const char *annee;
+    const char *decision; /* "allow" | "deny" | "error" */
+    const char *reason;   /* denial/err label, NULL when allowed */
+    const char *code;     /* error code sent, NULL when none */
+    int status;
+    const char *upstream_addr;
+    int upstream_status;
+    long upstream_ms;
+    long ms;
+    long bytes_in;
+    long bytes_out;
+} gw_journal_rec;
+
+/* Format <r> as one JSON object + '\n'. Returns malloc'd line or NULL (OOM). */
+char *gw_journal_format(const gw_journal_rec *r, size_t *len);
+
+#endif
