@@ -1,1 +1,197 @@
-int main(void){return 0;}
+/*
+ * opale-gateway: argv, -t, signals; starts the workers and the admin listener.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "admin/admin.h"
+#include "conf/conf.h"
+#include "core/server.h"
+#include "journal/journal.h"
+
+#define GW_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: opale-gateway -c FILE        run the gateway\n"
+               "       opale-gateway -t -c FILE     check the configuration and exit\n"
+               "       opale-gateway -v             print the version\n");
+}
+
+typedef struct app {
+    struct event_base *base;
+    gw_server *srv;
+    gw_journal *journal;
+    int stopping;
+} app;
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    app *a = arg;
+    if (a->stopping)
+        return;
+    a->stopping = 1;
+    fprintf(stderr, "opale-gateway: signal %d: draining\n", (int)sig);
+    gw_server_drain(a->srv);
+    event_base_loopexit(a->base, NULL);
+}
+
+static void on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+    app *a = arg;
+    gw_journal_reopen(a->journal);
+    fprintf(stderr, "opale-gateway: journal reopen requested\n");
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    fprintf(stderr, "opale-gateway: SIGHUP: live reload is not available in this version; "
+                    "configuration unchanged\n");
+}
+
+static int check_config(const char *path, gw_conf **out)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    gw_conf *c = gw_conf_load(path, &errs);
+    if (c == NULL) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        if (errs.dropped)
+            fprintf(stderr, "%s: $: %zu more errors not shown\n", path, errs.dropped);
+        if (errs.n == 0)
+            fprintf(stderr, "%s: $: invalid configuration\n", path);
+        gw_errlist_clear(&errs);
+        return -1;
+    }
+    gw_errlist_clear(&errs);
+    *out = c;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf_path = NULL;
+    int test_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            conf_path = argv[++i];
+        } else if (strcmp(argv[i], "-t") == 0) {
+            test_only = 1;
+        } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
+            printf("opale-gateway %s\n", GW_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "opale-gateway: unknown argument: %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (conf_path == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    gw_conf *conf = NULL;
+    if (check_config(conf_path, &conf) < 0)
+        return 1;
+    char *err = NULL;
+    if (test_only) {
+        /* Also build every TLS context: a key that does not match its
+         * certificate must fail -t, not the first start. */
+        gw_server *s = gw_server_new(conf, NULL, &err);
+        int rc = 0;
+        if (s == NULL) {
+            fprintf(stderr, "%s: %s\n", conf_path, err);
+            rc = 1;
+        } else {
+            fprintf(stderr, "%s: configuration is valid\n", conf_path);
+        }
+        free(err);
+        gw_server_free(s);
+        gw_conf_free(conf);
+        return rc;
+    }
+
+    int rc = 1;
+    app a;
+    memset(&a, 0, sizeof(a));
+    gw_admin *admin = NULL;
+    struct event *ev_term = NULL, *ev_int = NULL, *ev_usr1 = NULL, *ev_hup = NULL;
+    a.journal = gw_journal_open(conf->journal.path, conf->journal.queue_size,
+                                conf->journal.sync_ms, &err);
+    if (a.journal == NULL) {
+        fprintf(stderr, "%s: journal.path: %s\n", conf_path, err);
+        goto out;
+    }
+    a.srv = gw_server_new(conf, a.journal, &err);
+    if (a.srv == NULL) {
+        fprintf(stderr, "%s: %s\n", conf_path, err);
+        goto out;
+    }
+    a.base = event_base_new();
+    if (a.base == NULL)
+        goto out;
+    ev_term = evsignal_new(a.base, SIGTERM, on_term, &a);
+    ev_int = evsignal_new(a.base, SIGINT, on_term, &a);
+    ev_usr1 = evsignal_new(a.base, SIGUSR1, on_usr1, &a);
+    ev_hup = evsignal_new(a.base, SIGHUP, on_hup, &a);
+    if (!ev_term || !ev_int || !ev_usr1 || !ev_hup || evsignal_add(ev_term, NULL) ||
+        evsignal_add(ev_int, NULL) || evsignal_add(ev_usr1, NULL) || evsignal_add(ev_hup, NULL))
+        goto out;
+    if (gw_server_start(a.srv, &err) < 0) {
+        fprintf(stderr, "opale-gateway: %s\n", err);
+        gw_server_drain(a.srv);
+        gw_server_join(a.srv);
+        goto out;
+    }
+    if (conf->admin.enabled) {
+        admin = gw_admin_start(a.base, conf, a.srv, a.journal, &err);
+        if (admin == NULL) {
+            fprintf(stderr, "%s: %s\n", conf_path, err);
+            gw_server_drain(a.srv);
+            gw_server_join(a.srv);
+            goto out;
+        }
+        fprintf(stderr, "opale-gateway: admin on %s:%u\n", conf->admin.address,
+                conf->admin.port);
+    }
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        fprintf(stderr, "opale-gateway: listener %s on %s:%u (%s)\n", conf->listeners[i].name,
+                conf->listeners[i].address, conf->listeners[i].port,
+                gw_env_name(conf->listeners[i].env));
+    fprintf(stderr, "opale-gateway: ready (%u workers)\n", conf->workers);
+    event_base_dispatch(a.base);
+    gw_admin_stop(admin);
+    admin = NULL;
+    gw_server_join(a.srv);
+    fprintf(stderr, "opale-gateway: drained, flushing journal\n");
+    rc = 0;
+out:
+    gw_admin_stop(admin);
+    gw_server_free(a.srv);
+    if (a.journal != NULL)
+        gw_journal_close(a.journal);
+    if (ev_term)
+        event_free(ev_term);
+    if (ev_int)
+        event_free(ev_int);
+    if (ev_usr1)
+        event_free(ev_usr1);
+    if (ev_hup)
+        event_free(ev_hup);
+    if (a.base)
+        event_base_free(a.base);
+    free(err);
+    gw_conf_free(conf);
+    return rc;
+}

@@ -1,1 +1,204 @@
-/* placeholder */
+#include "admin/admin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+
+#include "core/util.h"
+
+struct gw_admin {
+    struct evhttp *http;
+    gw_server *srv;
+    gw_journal *journal;
+    char token[256];
+    size_t token_len;
+};
+
+static char *read_token(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    if (n == 0)
+        return NULL;
+    buf[n] = '\0';
+    *len = n;
+    return strdup(buf);
+}
+
+/* Constant-time comparison of the presented bearer token. */
+static int authorized(gw_admin *a, struct evhttp_request *req)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+        return 0;
+    const char *t = h + 7;
+    size_t n = strlen(t);
+    return n == a->token_len && CRYPTO_memcmp(t, a->token, n) == 0;
+}
+
+static void reply(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *b)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, code == 200 ? "OK" : code == 401 ? "Unauthorized"
+                                 : code == 404 ? "Not Found"
+                                               : "Service Unavailable",
+                      b);
+}
+
+static void metric(struct evbuffer *b, const char *name, const char *help, const char *type)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+#define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+static void metrics(gw_admin *a, struct evbuffer *b)
+{
+    gw_stats *s = gw_server_stats(a->srv);
+    metric(b, "opale_connections_accepted_total", "Client connections accepted.", "counter");
+    evbuffer_add_printf(b, "opale_connections_accepted_total %lu\n", LD(s->connections_accepted));
+    metric(b, "opale_connections_open", "Client connections open now.", "gauge");
+    evbuffer_add_printf(b, "opale_connections_open %lu\n", LD(s->connections_open));
+    metric(b, "opale_connections_limit_reached_total",
+           "Times a worker stopped accepting at max_connections.", "counter");
+    evbuffer_add_printf(b, "opale_connections_limit_reached_total %lu\n",
+                        LD(s->connections_refused));
+    metric(b, "opale_tls_handshake_failures_total", "Refused or failed TLS handshakes.",
+           "counter");
+    evbuffer_add_printf(b, "opale_tls_handshake_failures_total %lu\n", LD(s->handshakes_failed));
+    metric(b, "opale_requests_total", "Requests answered, by status class.", "counter");
+    for (int i = 1; i < 6; i++)
+        evbuffer_add_printf(b, "opale_requests_total{class=\"%dxx\"} %lu\n", i,
+                            LD(s->responses_by_class[i]));
+    metric(b, "opale_denials_total", "Requests refused or failed, by reason.", "counter");
+    for (int i = 1; i < GW_ERR__COUNT; i++) {
+        const gw_err_def *d = gw_err((gw_err_id)i);
+        evbuffer_add_printf(b, "opale_denials_total{reason=\"%s\",code=\"%s\"} %lu\n", d->reason,
+                            d->code, LD(s->denials[i]));
+    }
+    metric(b, "opale_upstream_errors_total", "Upstream connect, reset, timeout or protocol errors.",
+           "counter");
+    evbuffer_add_printf(b, "opale_upstream_errors_total %lu\n", LD(s->upstream_errors));
+    metric(b, "opale_request_duration_ms", "Whole-request latency.", "histogram");
+    unsigned long cum = 0;
+    for (int i = 0; i < 11; i++) {
+        cum += LD(s->latency_bucket[i]);
+        evbuffer_add_printf(b, "opale_request_duration_ms_bucket{le=\"%u\"} %lu\n",
+                            gw_latency_bounds_ms[i], cum);
+    }
+    cum += LD(s->latency_bucket[11]);
+    evbuffer_add_printf(b, "opale_request_duration_ms_bucket{le=\"+Inf\"} %lu\n", cum);
+    evbuffer_add_printf(b, "opale_request_duration_ms_sum %lu\n", LD(s->latency_sum_ms));
+    evbuffer_add_printf(b, "opale_request_duration_ms_count %lu\n", cum);
+    gw_journal_stats js;
+    gw_journal_get_stats(a->journal, &js);
+    metric(b, "opale_journal_records_total", "Journal records by outcome.", "counter");
+    evbuffer_add_printf(b, "opale_journal_records_total{outcome=\"written\"} %llu\n",
+                        (unsigned long long)js.written);
+    evbuffer_add_printf(b, "opale_journal_records_total{outcome=\"dropped\"} %llu\n",
+                        (unsigned long long)(js.dropped + LD(s->journal_refused)));
+    metric(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge");
+    evbuffer_add_printf(b, "opale_journal_queue %llu\n", (unsigned long long)js.queued);
+}
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+    gw_admin *a = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        evbuffer_add_printf(b, "{\"error\":\"method not allowed\"}\n");
+        reply(req, 405, "application/json", b);
+    } else if (strcmp(uri, "/healthz") == 0) {
+        evbuffer_add_printf(b, "{\"status\":\"ok\"}\n");
+        reply(req, 200, "application/json", b);
+    } else if (strcmp(uri, "/readyz") == 0) {
+        gw_journal_stats js;
+        gw_journal_get_stats(a->journal, &js);
+        int ready = gw_server_ready(a->srv);
+        evbuffer_add_printf(b, "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu}\n",
+                            ready ? "true" : "false", ready ? "\"up\"" : "\"draining\"",
+                            (unsigned long long)js.queued);
+        reply(req, ready ? 200 : 503, "application/json", b);
+    } else if (!authorized(a, req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"opale-admin\"");
+        evbuffer_add_printf(b, "{\"error\":\"unauthorized\"}\n");
+        reply(req, 401, "application/json", b);
+    } else if (strcmp(uri, "/metrics") == 0) {
+        metrics(a, b);
+        reply(req, 200, "text/plain; version=0.0.4", b);
+    } else {
+        evbuffer_add_printf(b, "{\"error\":\"not found\"}\n");
+        reply(req, 404, "application/json", b);
+    }
+    evbuffer_free(b);
+}
+
+gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server *srv,
+                         gw_journal *journal, char **err)
+{
+    gw_admin *a = calloc(1, sizeof(*a));
+    char msg[512];
+    if (a == NULL) {
+        *err = strdup("out of memory");
+        return NULL;
+    }
+    a->srv = srv;
+    a->journal = journal;
+    size_t n = 0;
+    char *tok = read_token(conf->admin.token_file, &n);
+    if (tok == NULL || n >= sizeof(a->token)) {
+        snprintf(msg, sizeof(msg), "admin.token_file: cannot read a token from %s",
+                 conf->admin.token_file);
+        *err = strdup(msg);
+        free(tok);
+        free(a);
+        return NULL;
+    }
+    memcpy(a->token, tok, n + 1);
+    a->token_len = n;
+    OPENSSL_cleanse(tok, n);
+    free(tok);
+    a->http = evhttp_new(base);
+    if (a->http == NULL ||
+        evhttp_bind_socket(a->http, conf->admin.address, conf->admin.port) != 0) {
+        snprintf(msg, sizeof(msg), "admin: cannot listen on %s port %u: %s", conf->admin.address,
+                 conf->admin.port, strerror(errno));
+        *err = strdup(msg);
+        gw_admin_stop(a);
+        return NULL;
+    }
+    evhttp_set_max_headers_size(a->http, 8192);
+    evhttp_set_max_body_size(a->http, 65536);
+    evhttp_set_timeout(a->http, 10);
+    evhttp_set_gencb(a->http, handle, a);
+    return a;
+}
+
+void gw_admin_stop(gw_admin *a)
+{
+    if (a == NULL)
+        return;
+    if (a->http != NULL)
+        evhttp_free(a->http);
+    OPENSSL_cleanse(a->token, sizeof(a->token));
+    free(a);
+}

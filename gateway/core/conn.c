@@ -1,1 +1,653 @@
-/* placeholder */
+/*
+ * Client connections: TLS handshake, strict HTTP/1.1 reading, one request at
+ * a time (pipelined requests wait in the input buffer and are answered in
+ * order), forwarding, the response, the journal record.
+ *
+ * States and the one timer each arms:
+ *   HANDSHAKE  timeouts.handshake_ms  -> close
+ *   IDLE       timeouts.keepalive_ms  -> close (silently)
+ *   HEAD       timeouts.header_ms     -> 408 + close (from the first byte)
+ *   BODY       timeouts.body_ms       -> 408 + close
+ *   BUSY       none (the upstream call has its own timeouts)
+ *   WRITING    timeouts.send_ms       -> close
+ *   LINGER     2 s of discarding input after our FIN, so that the client
+ *              reads a final error response instead of a reset
+ *
+ * Ownership: the worker owns its connections (list w->conns); a connection
+ * owns its current request; a request owns its pending upstream call, which
+ * conn_free() cancels, so no callback ever sees a freed request.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "core/forward.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "core/worker.h"
+
+#define GW_LINGER_MS 2000
+
+enum cstate { CS_HANDSHAKE, CS_IDLE, CS_HEAD, CS_BODY, CS_BUSY, CS_WRITING, CS_LINGER };
+
+typedef struct gw_req {
+    struct gw_conn *conn;
+    gw_http_request *http;
+    char request_id[37];
+    char correlation_id[37];
+    int has_corr;
+    const gw_route *route;
+    char siren[16];
+    char annee[8];
+    uint64_t t0;
+    gw_proxy_call *call;
+    int status;
+    gw_err_id err;
+    const char *reason;
+    char upstream_addr[64];
+    int upstream_status;
+    long upstream_ms;
+    long bytes_in;
+    long bytes_out;
+} gw_req;
+
+typedef struct gw_conn {
+    TAILQ_ENTRY(gw_conn) link;
+    gw_worker *w;
+    const gw_listener_rt *lis;
+    struct bufferevent *bev;
+    struct event *timer;
+    enum cstate state;
+    gw_tls_peer peer;
+    char client_ip[INET6_ADDRSTRLEN];
+    int client_port;
+    gw_http_parser *parser;
+    gw_req *req;
+    int close_after;
+    uint64_t t_first_byte;
+    long bytes_in;
+} gw_conn;
+
+static void conn_free(gw_conn *c);
+static void process_input(gw_conn *c);
+
+static gw_stats *stats(gw_conn *c)
+{
+    return &c->w->srv->stats;
+}
+
+static void arm(gw_conn *c, unsigned ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+/* ---- journal ---- */
+
+static void journal_submit(gw_conn *c, gw_journal_rec *r)
+{
+    char ts[32];
+    gw_time_iso_ms(ts);
+    r->ts = ts;
+    r->env = gw_env_name(c->lis->conf->env);
+    r->listener = c->lis->conf->name;
+    r->client_ip = c->client_ip;
+    r->client_port = c->client_port;
+    r->tls_version = c->peer.version[0] ? c->peer.version : NULL;
+    r->tls_cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL;
+    r->tls_subject = c->peer.has_cert ? c->peer.subject : NULL;
+    size_t len = 0;
+    char *line = gw_journal_format(r, &len);
+    if (line == NULL || gw_journal_submit(c->w->srv->journal, line, len) < 0)
+        atomic_fetch_add_explicit(&stats(c)->journal_refused, 1, memory_order_relaxed);
+}
+
+static void journal_request(gw_conn *c, gw_req *q)
+{
+    gw_journal_rec r;
+    memset(&r, 0, sizeof(r));
+    r.client_port = -1;
+    r.upstream_status = -1;
+    r.upstream_ms = -1;
+    r.request_id = q->request_id;
+    r.correlation_id = q->has_corr ? q->correlation_id : NULL;
+    if (q->http != NULL) {
+        r.method = q->http->method;
+        char *path = strndup(q->http->path, q->http->path_len);
+        r.path = path;
+        r.route = q->route ? q->route->name : NULL;
+        r.siren = q->siren[0] ? q->siren : NULL;
+        r.annee = q->annee[0] ? q->annee : NULL;
+        r.status = q->status;
+        r.ms = (long)(gw_now_ms() - q->t0);
+        r.bytes_in = q->bytes_in;
+        r.bytes_out = q->bytes_out;
+        if (q->upstream_addr[0]) {
+            r.upstream_addr = q->upstream_addr;
+            r.upstream_status = q->upstream_status > 0 ? q->upstream_status : -1;
+            r.upstream_ms = q->upstream_ms;
+        }
+        const gw_err_def *d = gw_err(q->err);
+        r.decision = q->err == GW_OK ? "allow" : d->status >= 499 ? "error" : "deny";
+        r.reason = q->err == GW_OK ? NULL : q->reason ? q->reason : d->reason;
+        r.code = q->err == GW_OK ? NULL : d->code;
+        journal_submit(c, &r);
+        free(path);
+        return;
+    }
+    const gw_err_def *d = gw_err(q->err);
+    r.status = q->status;
+    r.ms = (long)(gw_now_ms() - q->t0);
+    r.bytes_in = q->bytes_in;
+    r.bytes_out = q->bytes_out;
+    r.decision = d->status >= 499 || q->err == GW_OK ? "error" : "deny";
+    r.reason = q->reason ? q->reason : d->reason;
+    r.code = q->err == GW_OK ? NULL : d->code;
+    journal_submit(c, &r);
+}
+
+static void record_stats(gw_conn *c, gw_req *q)
+{
+    gw_stats *s = stats(c);
+    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+    int cls = q->status / 100;
+    if (cls >= 0 && cls < 6)
+        atomic_fetch_add_explicit(&s->responses_by_class[cls], 1, memory_order_relaxed);
+    if (q->err != GW_OK)
+        atomic_fetch_add_explicit(&s->denials[q->err], 1, memory_order_relaxed);
+    unsigned long ms = (unsigned long)(gw_now_ms() - q->t0);
+    size_t b = 0;
+    while (b < 11 && ms > gw_latency_bounds_ms[b])
+        b++;
+    atomic_fetch_add_explicit(&s->latency_bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->latency_sum_ms, ms, memory_order_relaxed);
+}
+
+static void req_free(gw_req *q)
+{
+    if (q == NULL)
+        return;
+    gw_proxy_cancel(q->call);
+    gw_http_request_free(q->http);
+    free(q);
+}
+
+static gw_req *req_new(gw_conn *c)
+{
+    gw_req *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->conn = c;
+    gw_uuid4(q->request_id);
+    q->t0 = c->t_first_byte ? c->t_first_byte : gw_now_ms();
+    q->bytes_in = c->bytes_in;
+    return q;
+}
+
+/* ---- responses ---- */
+
+static void send_bytes(gw_conn *c, char *bytes, size_t len, int status)
+{
+    gw_req *q = c->req;
+    q->status = status;
+    q->bytes_out = (long)len;
+    c->state = CS_WRITING;
+    arm(c, c->w->srv->conf->timeouts.send_ms);
+    bufferevent_enable(c->bev, EV_WRITE);
+    if (bufferevent_write(c->bev, bytes, len) < 0)
+        c->close_after = 1;
+    free(bytes);
+}
+
+/* Answer the current request (creating one for errors found before a request
+ * was parsed) with the error body of <id>. */
+static void respond_error(gw_conn *c, gw_err_id id, const char *reason, int close)
+{
+    if (c->req == NULL) {
+        c->req = req_new(c);
+        if (c->req == NULL) {
+            conn_free(c);
+            return;
+        }
+    }
+    gw_req *q = c->req;
+    const gw_err_def *d = gw_err(id);
+    q->err = id;
+    q->reason = reason;
+    if (close || c->w->draining)
+        c->close_after = 1;
+    size_t blen = 0, len = 0;
+    char *body = gw_err_body(id, &blen);
+    gw_fwd_resp_ctx rc = {
+        .request_id = q->request_id,
+        .correlation_id = q->has_corr ? q->correlation_id : NULL,
+        .close = c->close_after,
+        .head = q->http != NULL && strcmp(q->http->method, "HEAD") == 0,
+    };
+    char *bytes = gw_local_response(d->status, "application/json; charset=utf-8", body,
+                                    body ? blen : 0, &rc, &len);
+    free(body);
+    if (bytes == NULL) {
+        conn_free(c);
+        return;
+    }
+    send_bytes(c, bytes, len, d->status);
+}
+
+static void proxy_done(void *arg, const gw_proxy_result *res)
+{
+    gw_req *q = arg;
+    gw_conn *c = q->conn;
+    q->call = NULL;
+    snprintf(q->upstream_addr, sizeof(q->upstream_addr), "%s", res->addr ? res->addr : "");
+    q->upstream_ms = res->ms;
+    if (res->err != GW_OK) {
+        atomic_fetch_add_explicit(&stats(c)->upstream_errors, 1, memory_order_relaxed);
+        respond_error(c, res->err, NULL, 0);
+        return;
+    }
+    q->upstream_status = res->resp->status;
+    if (c->w->draining)
+        c->close_after = 1;
+    gw_fwd_resp_ctx rc = {
+        .request_id = q->request_id,
+        .correlation_id = q->has_corr ? q->correlation_id : NULL,
+        .close = c->close_after,
+        .head = strcmp(q->http->method, "HEAD") == 0,
+    };
+    size_t len = 0;
+    char *bytes = gw_forward_response(res->resp, &rc, &len);
+    if (bytes == NULL) {
+        respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+        return;
+    }
+    send_bytes(c, bytes, len, res->resp->status);
+}
+
+/* ---- request dispatch ---- */
+
+static void copy_param(char *dst, size_t cap, const char *v, size_t n)
+{
+    if (v == NULL || n == 0 || n >= cap) {
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static void find_query_param(const gw_http_request *r, const char *name, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    if (r->query == NULL)
+        return;
+    size_t nl = strlen(name);
+    const char *p = r->query, *end = r->query + r->query_len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
+            copy_param(dst, cap, p + nl + 1, (size_t)(e - p - (ptrdiff_t)nl - 1));
+            return;
+        }
+        p = e + 1;
+    }
+}
+
+static void dispatch(gw_conn *c, gw_http_request *http)
+{
+    const gw_conf *conf = c->w->srv->conf;
+    gw_req *q = req_new(c);
+    if (q == NULL) {
+        gw_http_request_free(http);
+        conn_free(c);
+        return;
+    }
+    q->http = http;
+    c->req = q;
+    c->state = CS_BUSY;
+    evtimer_del(c->timer);
+    if (!http->keep_alive || c->w->draining)
+        c->close_after = 1;
+    size_t n = 0;
+    const char *corr = gw_http_request_header(http, "X-Correlation-ID", &n);
+    if (corr != NULL && gw_is_uuid(corr, n)) {
+        memcpy(q->correlation_id, corr, 36);
+        q->correlation_id[36] = '\0';
+        q->has_corr = 1;
+    }
+    gw_route_match m;
+    gw_route_result rr =
+        gw_route_match_path(&conf->routes, http->method, http->path, http->path_len, &m);
+    if (rr == GW_ROUTE_NOT_FOUND) {
+        respond_error(c, GW_ERR_NOT_FOUND, NULL, 0);
+        return;
+    }
+    if (rr == GW_ROUTE_METHOD_NOT_ALLOWED) {
+        respond_error(c, GW_ERR_METHOD_NOT_ALLOWED, NULL, 0);
+        return;
+    }
+    q->route = m.route;
+    size_t sl = 0;
+    const char *siren = gw_route_param(&m, "siren", &sl);
+    copy_param(q->siren, sizeof(q->siren), siren, sl);
+    find_query_param(http, "annee", q->annee, sizeof(q->annee));
+
+    const gw_upstream *up = &c->w->srv->upstreams[m.route->upstream_idx];
+    gw_fwd_req_ctx fc = {
+        .host = up->host_header,
+        .client_ip = c->client_ip,
+        .request_id = q->request_id,
+        .correlation_id = q->has_corr ? q->correlation_id : NULL,
+        .close = up->conf->pool_size == 0,
+    };
+    size_t len = 0;
+    char *bytes = gw_forward_request(http, &fc, &len);
+    if (bytes == NULL) {
+        respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+        return;
+    }
+    int head = strcmp(http->method, "HEAD") == 0;
+    int idem = head || strcmp(http->method, "GET") == 0;
+    q->call = gw_proxy_send(c->w->pools[m.route->upstream_idx], bytes, len, head, idem,
+                            proxy_done, q);
+    free(bytes);
+    if (q->call == NULL)
+        respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+}
+
+static gw_err_id parse_error_id(int status)
+{
+    switch (status) {
+    case 413: return GW_ERR_BODY_TOO_LARGE;
+    case 431: return GW_ERR_HEADERS_TOO_LARGE;
+    case 501: return GW_ERR_NOT_IMPLEMENTED;
+    default: return GW_ERR_BAD_REQUEST;
+    }
+}
+
+static void process_input(gw_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const gw_conf *conf = c->w->srv->conf;
+    if (c->state == CS_LINGER) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    if (c->state != CS_IDLE && c->state != CS_HEAD && c->state != CS_BODY) {
+        /* a pipelined request waits for the current one to be answered */
+        if (evbuffer_get_length(in) > conf->limits.max_pipeline_bytes)
+            bufferevent_disable(c->bev, EV_READ);
+        return;
+    }
+    while (evbuffer_get_length(in) > 0) {
+        if (c->state == CS_IDLE) {
+            c->state = CS_HEAD;
+            c->t_first_byte = gw_now_ms();
+            c->bytes_in = 0;
+            arm(c, conf->timeouts.header_ms);
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t consumed = 0;
+        gw_http_status st = gw_http_parser_feed(c->parser, v.iov_base, v.iov_len, &consumed);
+        if (st == GW_HTTP_ERROR) {
+            const char *reason = NULL;
+            int status = gw_http_parser_error(c->parser, &reason);
+            c->bytes_in += (long)evbuffer_get_length(in);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            respond_error(c, parse_error_id(status), reason, 1);
+            return;
+        }
+        if (st == GW_HTTP_COMPLETE) {
+            evbuffer_drain(in, consumed);
+            c->bytes_in += (long)consumed;
+            gw_http_request *http = gw_http_parser_take_request(c->parser);
+            if (http == NULL) {
+                respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+                return;
+            }
+            dispatch(c, http);
+            return;
+        }
+        evbuffer_drain(in, v.iov_len);
+        c->bytes_in += (long)v.iov_len;
+        if (c->state == CS_HEAD && gw_http_parser_head_done(c->parser)) {
+            c->state = CS_BODY;
+            arm(c, conf->timeouts.body_ms);
+        }
+    }
+}
+
+/* The response is on the wire: journal it, then either close, or wait for
+ * the next request (which may already be buffered). */
+static void finish_request(gw_conn *c)
+{
+    gw_req *q = c->req;
+    c->req = NULL;
+    if (q != NULL) {
+        journal_request(c, q);
+        record_stats(c, q);
+        req_free(q);
+    }
+    c->t_first_byte = 0;
+    c->bytes_in = 0;
+    if (c->close_after) {
+        /* Half-close and discard what the client still sends, so that it
+         * reads our final response rather than a reset. */
+        c->state = CS_LINGER;
+        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        evbuffer_drain(bufferevent_get_input(c->bev),
+                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+        bufferevent_enable(c->bev, EV_READ);
+        arm(c, GW_LINGER_MS);
+        return;
+    }
+    c->state = CS_IDLE;
+    arm(c, c->w->srv->conf->timeouts.keepalive_ms);
+    bufferevent_enable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        process_input(c);
+}
+
+/* ---- libevent callbacks ---- */
+
+static void readcb(struct bufferevent *bev, void *arg)
+{
+    process_input(arg);
+}
+
+static void writecb(struct bufferevent *bev, void *arg)
+{
+    gw_conn *c = arg;
+    if (c->state == CS_WRITING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        finish_request(c);
+}
+
+static void handshake_refused(gw_conn *c, unsigned long ssl_err)
+{
+    atomic_fetch_add_explicit(&stats(c)->handshakes_failed, 1, memory_order_relaxed);
+    /* A bare TCP connect-and-close (port probe) says nothing worth a record;
+     * any certificate problem or TLS error does. */
+    if (ssl_err == 0 && c->peer.verify_err == 0 && !c->peer.has_cert)
+        return;
+    gw_journal_rec r;
+    memset(&r, 0, sizeof(r));
+    r.client_port = -1;
+    r.upstream_status = -1;
+    r.upstream_ms = -1;
+    r.bytes_in = -1;
+    r.bytes_out = -1;
+    r.ms = -1;
+    char rid[37];
+    gw_uuid4(rid);
+    r.request_id = rid;
+    r.decision = "deny";
+    r.reason = gw_tls_refusal_reason(&c->peer, ssl_err);
+    journal_submit(c, &r);
+}
+
+static void eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    gw_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        gw_tls_peer_complete(ssl, &c->peer);
+        c->state = CS_IDLE;
+        arm(c, c->w->srv->conf->timeouts.keepalive_ms);
+        return;
+    }
+    if (c->state == CS_HANDSHAKE) {
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        handshake_refused(c, e);
+        while (bufferevent_get_openssl_error(bev) != 0)
+            ;
+        ERR_clear_error();
+        conn_free(c);
+        return;
+    }
+    while (bufferevent_get_openssl_error(bev) != 0)
+        ;
+    ERR_clear_error();
+    conn_free(c);
+}
+
+static void timercb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_conn *c = arg;
+    switch (c->state) {
+    case CS_HEAD:
+    case CS_BODY:
+        bufferevent_disable(c->bev, EV_READ);
+        respond_error(c, GW_ERR_REQUEST_TIMEOUT, NULL, 1);
+        break;
+    default:
+        conn_free(c);
+        break;
+    }
+}
+
+static void conn_free(gw_conn *c)
+{
+    gw_worker *w = c->w;
+    if (c->req != NULL) {
+        /* The request ends without its response on the wire (the client
+         * left, or the drain deadline passed): it is still journalled. */
+        gw_req *q = c->req;
+        c->req = NULL;
+        gw_proxy_cancel(q->call);
+        q->call = NULL;
+        if (q->err == GW_OK || c->state == CS_WRITING)
+            q->err = w->draining ? GW_ERR_SHUTTING_DOWN : GW_ERR_CLIENT_CLOSED;
+        q->reason = w->draining ? "server.drain_deadline" : "client.closed";
+        if (q->status == 0 || c->state == CS_BUSY)
+            q->status = 499;
+        journal_request(c, q);
+        record_stats(c, q);
+        req_free(q);
+    }
+    if (c->timer != NULL)
+        event_free(c->timer);
+    if (c->bev != NULL)
+        bufferevent_free(c->bev);
+    gw_http_parser_free(c->parser);
+    TAILQ_REMOVE(&w->conns, c, link);
+    w->nconns--;
+    atomic_fetch_sub_explicit(&w->srv->stats.connections_open, 1, memory_order_relaxed);
+    free(c);
+    gw_worker_conn_closed(w);
+}
+
+void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd,
+                    struct sockaddr *sa, int salen)
+{
+    const gw_conf *conf = w->srv->conf;
+    gw_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->w = w;
+    c->lis = l;
+    c->state = CS_HANDSHAKE;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, c->client_ip, sizeof(c->client_ip));
+        c->client_port = ntohs(a->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+            inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], c->client_ip, sizeof(c->client_ip));
+        else
+            inet_ntop(AF_INET6, &a->sin6_addr, c->client_ip, sizeof(c->client_ip));
+        c->client_port = ntohs(a->sin6_port);
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    gw_http_limits lim = {
+        .max_header_bytes = conf->limits.max_header_bytes,
+        .max_headers = conf->limits.max_headers,
+        .max_body_bytes = conf->limits.max_body_bytes,
+    };
+    c->parser = gw_http_parser_new(0, &lim);
+    c->timer = evtimer_new(w->base, timercb, c);
+    SSL *ssl = SSL_new(l->ctx);
+    if (c->parser == NULL || c->timer == NULL || ssl == NULL) {
+        SSL_free(ssl);
+        gw_http_parser_free(c->parser);
+        if (c->timer != NULL)
+            event_free(c->timer);
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    gw_tls_attach_peer(ssl, &c->peer);
+    c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        SSL_free(ssl);
+        gw_http_parser_free(c->parser);
+        event_free(c->timer);
+        free(c);
+        evutil_closesocket(fd);
+        return;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    TAILQ_INSERT_TAIL(&w->conns, c, link);
+    w->nconns++;
+    atomic_fetch_add_explicit(&w->srv->stats.connections_accepted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->srv->stats.connections_open, 1, memory_order_relaxed);
+    bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm(c, conf->timeouts.handshake_ms);
+}
+
+void gw_conn_drain_all(gw_worker *w)
+{
+    gw_conn *c = TAILQ_FIRST(&w->conns);
+    while (c != NULL) {
+        gw_conn *next = TAILQ_NEXT(c, link);
+        if (c->state == CS_HANDSHAKE || c->state == CS_IDLE)
+            conn_free(c);
+        else
+            c->close_after = 1;
+        c = next;
+    }
+}
+
+void gw_conn_close_all(gw_worker *w)
+{
+    gw_conn *c;
+    while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+        conn_free(c);
+}

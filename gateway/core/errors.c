@@ -55,6 +55,8 @@ static const gw_err_def table[GW_ERR__COUNT] = {
                                  "upstream.timeout"},
     [GW_ERR_UPSTREAM_INVALID] = {GW_ERR_UPSTREAM_INVALID, "910512", 502,
                                  "Réponse invalide du service OPALE", "upstream.invalid"},
+    [GW_ERR_CLIENT_CLOSED] = {GW_ERR_CLIENT_CLOSED, "910499", 499,
+                              "Connexion fermée par le client", "client.closed"},
 };
 
 const gw_err_def *gw_err(gw_err_id id)

@@ -31,6 +31,8 @@ typedef enum gw_err_id {
     GW_ERR_UPSTREAM_DOWN,
     GW_ERR_UPSTREAM_TIMEOUT,
     GW_ERR_UPSTREAM_INVALID,
+    /* never sent: the client left before its answer (journal only) */
+    GW_ERR_CLIENT_CLOSED,
     GW_ERR__COUNT
 } gw_err_id;
 

@@ -1,1 +1,497 @@
-/* placeholder */
+#include "core/proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "core/tls.h"
+#include "core/util.h"
+
+/* Idle pooled connections are closed after this long, before a typical
+ * backend (nginx: 75 s, evhttp: 50 s) closes them under our feet. */
+#define GW_POOL_IDLE_MS 30000
+
+struct uconn {
+    gw_pool *pool;
+    struct bufferevent *bev;
+    gw_http_parser *parser;
+    struct event *timer;
+    TAILQ_ENTRY(uconn) link;
+    int in_pool;
+    gw_proxy_call *call;
+    size_t addr_i;
+    int reused;
+    int got_bytes;
+    int connected;
+};
+
+TAILQ_HEAD(uconn_list, uconn);
+
+struct gw_pool {
+    struct event_base *base;
+    const gw_upstream *up;
+    struct uconn_list idle;
+    size_t nidle;
+    size_t rr;
+    gw_http_limits lim;
+};
+
+struct gw_proxy_call {
+    gw_pool *pool;
+    char *req;
+    size_t len;
+    int no_body;
+    int idempotent;
+    int retried;
+    gw_proxy_cb cb;
+    void *arg;
+    struct uconn *uc;
+    uint64_t t0;
+    struct event *defer;
+    gw_err_id defer_err;
+    const char *defer_detail;
+};
+
+/* ---- upstream description ---- */
+
+static int parse_server(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    char host[64];
+    const char *colon;
+    memset(ss, 0, sizeof(*ss));
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (end == NULL || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
+            return -1;
+        memcpy(host, s + 1, (size_t)(end - s - 1));
+        host[end - s - 1] = '\0';
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+            return -1;
+        memcpy(host, s, (size_t)(colon - s));
+        host[colon - s] = '\0';
+    }
+    long port = strtol(colon + 1, NULL, 10);
+    if (port <= 0 || port > 65535)
+        return -1;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *sl = sizeof(*a4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *sl = sizeof(*a6);
+        return 0;
+    }
+    return -1;
+}
+
+int gw_upstream_init(gw_upstream *u, const gw_conf_upstream *c, size_t idx, char **err)
+{
+    memset(u, 0, sizeof(*u));
+    u->conf = c;
+    u->idx = idx;
+    u->naddrs = c->nservers;
+    u->addrs = calloc(c->nservers, sizeof(*u->addrs));
+    u->addrlens = calloc(c->nservers, sizeof(*u->addrlens));
+    u->addr_names = calloc(c->nservers, sizeof(*u->addr_names));
+    if (u->addrs == NULL || u->addrlens == NULL || u->addr_names == NULL)
+        goto oom;
+    for (size_t i = 0; i < c->nservers; i++) {
+        char name[96];
+        const gw_conf_upstream_server *s = &c->servers[i];
+        if (strchr(s->host, ':') != NULL)
+            snprintf(name, sizeof(name), "[%s]:%u", s->host, s->port);
+        else
+            snprintf(name, sizeof(name), "%s:%u", s->host, s->port);
+        if (parse_server(name, &u->addrs[i], &u->addrlens[i]) < 0) {
+            char m[160];
+            snprintf(m, sizeof(m), "upstreams[%zu].servers[%zu]: not a numeric address", idx, i);
+            *err = strdup(m);
+            gw_upstream_cleanup(u);
+            return -1;
+        }
+        u->addr_names[i] = strdup(name);
+        if (u->addr_names[i] == NULL)
+            goto oom;
+    }
+    u->host_header = strdup(c->tls_server_name ? c->tls_server_name : u->addr_names[0]);
+    if (u->host_header == NULL)
+        goto oom;
+    if (c->tls) {
+        u->ssl_ctx = gw_tls_client_ctx_new(c, idx, err);
+        if (u->ssl_ctx == NULL) {
+            gw_upstream_cleanup(u);
+            return -1;
+        }
+    }
+    return 0;
+oom:
+    *err = strdup("out of memory");
+    gw_upstream_cleanup(u);
+    return -1;
+}
+
+void gw_upstream_cleanup(gw_upstream *u)
+{
+    for (size_t i = 0; u->addr_names != NULL && i < u->naddrs; i++)
+        free(u->addr_names[i]);
+    free(u->addr_names);
+    free(u->addrs);
+    free(u->addrlens);
+    free(u->host_header);
+    SSL_CTX_free(u->ssl_ctx);
+    memset(u, 0, sizeof(*u));
+}
+
+/* ---- connections ---- */
+
+static void uconn_free(struct uconn *uc)
+{
+    if (uc->in_pool) {
+        TAILQ_REMOVE(&uc->pool->idle, uc, link);
+        uc->pool->nidle--;
+        uc->in_pool = 0;
+    }
+    if (uc->call != NULL)
+        uc->call->uc = NULL;
+    if (uc->timer != NULL)
+        event_free(uc->timer);
+    if (uc->bev != NULL)
+        bufferevent_free(uc->bev);
+    gw_http_parser_free(uc->parser);
+    free(uc);
+}
+
+static void arm(struct uconn *uc, unsigned ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(uc->timer, &tv);
+}
+
+static void call_free(gw_proxy_call *call)
+{
+    if (call->defer != NULL)
+        event_free(call->defer);
+    free(call->req);
+    free(call);
+}
+
+/* Report the outcome and release the call. The connection has already been
+ * detached or freed by the caller. */
+static void deliver(gw_proxy_call *call, gw_err_id err, gw_http_response *resp, const char *addr,
+                    const char *detail)
+{
+    gw_proxy_result res = {
+        .err = err,
+        .resp = resp,
+        .addr = addr,
+        .ms = (long)(gw_now_ms() - call->t0),
+        .detail = detail,
+    };
+    call->cb(call->arg, &res);
+    gw_http_response_free(resp);
+    call_free(call);
+}
+
+static int start(gw_proxy_call *call, int fresh);
+
+/* The connection failed while serving <call>: discard it, then retry once on
+ * a fresh connection when that is safe, else report <err>. */
+static void fail(struct uconn *uc, gw_err_id err, const char *detail)
+{
+    gw_proxy_call *call = uc->call;
+    const gw_upstream *up = uc->pool->up;
+    const char *addr = up->addr_names[uc->addr_i];
+    int retry = call != NULL && uc->reused && !uc->got_bytes && call->idempotent &&
+                !call->retried && err == GW_ERR_UPSTREAM_DOWN;
+    uc->call = NULL;
+    uconn_free(uc);
+    if (call == NULL)
+        return;
+    call->uc = NULL;
+    if (retry) {
+        call->retried = 1;
+        if (start(call, 1) == 0)
+            return;
+    }
+    deliver(call, err, NULL, addr, detail);
+}
+
+static void release(struct uconn *uc, int reusable)
+{
+    gw_pool *p = uc->pool;
+    uc->call = NULL;
+    if (!reusable || p->nidle >= p->up->conf->pool_size) {
+        uconn_free(uc);
+        return;
+    }
+    gw_http_parser_free(uc->parser);
+    uc->parser = NULL;
+    uc->got_bytes = 0;
+    TAILQ_INSERT_HEAD(&p->idle, uc, link);
+    p->nidle++;
+    uc->in_pool = 1;
+    arm(uc, GW_POOL_IDLE_MS);
+}
+
+static void complete(struct uconn *uc, int extra_bytes)
+{
+    gw_proxy_call *call = uc->call;
+    gw_http_response *resp = gw_http_parser_take_response(uc->parser);
+    const char *addr = uc->pool->up->addr_names[uc->addr_i];
+    evtimer_del(uc->timer);
+    int reusable = resp != NULL && resp->keep_alive && !extra_bytes;
+    call->uc = NULL;
+    release(uc, reusable);
+    if (resp == NULL)
+        deliver(call, GW_ERR_INTERNAL, NULL, addr, "out of memory");
+    else
+        deliver(call, GW_OK, resp, addr, NULL);
+}
+
+static void readcb(struct bufferevent *bev, void *arg)
+{
+    struct uconn *uc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (uc->call == NULL) {
+        /* bytes on an idle connection: the server is out of step */
+        uconn_free(uc);
+        return;
+    }
+    uc->got_bytes = 1;
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t consumed = 0;
+        gw_http_status st = gw_http_parser_feed(uc->parser, v.iov_base, v.iov_len, &consumed);
+        if (st == GW_HTTP_ERROR) {
+            const char *reason = NULL;
+            gw_http_parser_error(uc->parser, &reason);
+            fail(uc, GW_ERR_UPSTREAM_INVALID, reason);
+            return;
+        }
+        if (st == GW_HTTP_COMPLETE) {
+            evbuffer_drain(in, consumed);
+            complete(uc, evbuffer_get_length(in) > 0);
+            return;
+        }
+        evbuffer_drain(in, v.iov_len);
+    }
+}
+
+static void eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    struct uconn *uc = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        uc->connected = 1;
+        if (uc->call != NULL)
+            arm(uc, uc->pool->up->conf->response_timeout_ms);
+        return;
+    }
+    if (uc->call == NULL) {
+        uconn_free(uc);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && uc->parser != NULL && gw_http_parser_started(uc->parser)) {
+        if (gw_http_parser_finish(uc->parser) == GW_HTTP_COMPLETE) {
+            complete(uc, 1); /* never reuse a connection the server closed */
+            return;
+        }
+        fail(uc, GW_ERR_UPSTREAM_INVALID, "truncated response");
+        return;
+    }
+    ERR_clear_error();
+    fail(uc, GW_ERR_UPSTREAM_DOWN, uc->connected ? "connection closed" : "connect failed");
+}
+
+static void timercb(evutil_socket_t fd, short what, void *arg)
+{
+    struct uconn *uc = arg;
+    if (uc->call == NULL) {
+        uconn_free(uc); /* idle too long in the pool */
+        return;
+    }
+    fail(uc, GW_ERR_UPSTREAM_TIMEOUT, uc->connected ? "response timeout" : "connect timeout");
+}
+
+static struct uconn *uconn_connect(gw_pool *p)
+{
+    const gw_upstream *up = p->up;
+    struct uconn *uc = calloc(1, sizeof(*uc));
+    if (uc == NULL)
+        return NULL;
+    uc->pool = p;
+    uc->addr_i = p->rr++ % up->naddrs;
+    uc->timer = evtimer_new(p->base, timercb, uc);
+    if (uc->timer == NULL)
+        goto fail;
+    int opts = BEV_OPT_CLOSE_ON_FREE;
+    if (up->ssl_ctx != NULL) {
+        SSL *ssl = SSL_new(up->ssl_ctx);
+        if (ssl == NULL)
+            goto fail;
+        const char *sni = up->conf->tls_server_name ? up->conf->tls_server_name
+                                                    : up->conf->servers[uc->addr_i].host;
+        SSL_set_tlsext_host_name(ssl, sni);
+        if (up->conf->tls_server_name != NULL)
+            SSL_set1_host(ssl, sni);
+        else
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), sni);
+        uc->bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                 opts);
+        if (uc->bev == NULL) {
+            SSL_free(ssl);
+            goto fail;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
+    } else {
+        uc->bev = bufferevent_socket_new(p->base, -1, opts);
+        if (uc->bev == NULL)
+            goto fail;
+    }
+    bufferevent_setcb(uc->bev, readcb, NULL, eventcb, uc);
+    if (bufferevent_socket_connect(uc->bev, (struct sockaddr *)&up->addrs[uc->addr_i],
+                                   (int)up->addrlens[uc->addr_i]) < 0)
+        goto fail;
+    return uc;
+fail:
+    uconn_free(uc);
+    return NULL;
+}
+
+static void defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_proxy_call *call = arg;
+    deliver(call, call->defer_err, NULL, call->pool->up->addr_names[0], call->defer_detail);
+}
+
+static int start(gw_proxy_call *call, int fresh)
+{
+    gw_pool *p = call->pool;
+    struct uconn *uc = NULL;
+    if (!fresh && (uc = TAILQ_FIRST(&p->idle)) != NULL) {
+        TAILQ_REMOVE(&p->idle, uc, link);
+        p->nidle--;
+        uc->in_pool = 0;
+        uc->reused = 1;
+        evtimer_del(uc->timer);
+    } else {
+        uc = uconn_connect(p);
+        if (uc == NULL)
+            return -1;
+    }
+    uc->parser = gw_http_parser_new(1, &p->lim);
+    if (uc->parser == NULL) {
+        uconn_free(uc);
+        return -1;
+    }
+    gw_http_parser_expect_no_body(uc->parser, call->no_body);
+    uc->call = call;
+    call->uc = uc;
+    if (bufferevent_write(uc->bev, call->req, call->len) < 0) {
+        uc->call = NULL;
+        call->uc = NULL;
+        uconn_free(uc);
+        return -1;
+    }
+    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    arm(uc, uc->connected || uc->reused ? p->up->conf->response_timeout_ms
+                                        : p->up->conf->connect_timeout_ms);
+    return 0;
+}
+
+gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body,
+                             int idempotent, gw_proxy_cb cb, void *arg)
+{
+    gw_proxy_call *call = calloc(1, sizeof(*call));
+    if (call == NULL)
+        return NULL;
+    call->req = malloc(len);
+    if (call->req == NULL) {
+        free(call);
+        return NULL;
+    }
+    memcpy(call->req, req, len);
+    call->len = len;
+    call->pool = p;
+    call->no_body = no_body;
+    call->idempotent = idempotent;
+    call->cb = cb;
+    call->arg = arg;
+    call->t0 = gw_now_ms();
+    if (start(call, 0) < 0) {
+        /* report from the loop, never from inside this call */
+        call->defer = evtimer_new(p->base, defer_cb, call);
+        if (call->defer == NULL) {
+            call_free(call);
+            return NULL;
+        }
+        call->defer_err = GW_ERR_UPSTREAM_DOWN;
+        call->defer_detail = "cannot open connection";
+        struct timeval tv = {0, 0};
+        evtimer_add(call->defer, &tv);
+    }
+    return call;
+}
+
+void gw_proxy_cancel(gw_proxy_call *call)
+{
+    if (call == NULL)
+        return;
+    if (call->uc != NULL) {
+        call->uc->call = NULL;
+        uconn_free(call->uc);
+    }
+    call_free(call);
+}
+
+gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u)
+{
+    gw_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->base = base;
+    p->up = u;
+    TAILQ_INIT(&p->idle);
+    p->lim.max_header_bytes = 65536;
+    p->lim.max_headers = 200;
+    p->lim.max_body_bytes = u->conf->max_response_bytes;
+    return p;
+}
+
+void gw_pool_free(gw_pool *p)
+{
+    if (p == NULL)
+        return;
+    struct uconn *uc;
+    while ((uc = TAILQ_FIRST(&p->idle)) != NULL)
+        uconn_free(uc);
+    free(p);
+}
+
+size_t gw_pool_idle_count(const gw_pool *p)
+{
+    return p->nidle;
+}

@@ -1,1 +1,312 @@
-/* placeholder */
+#include "core/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "core/tls.h"
+#include "core/worker.h"
+
+const unsigned gw_latency_bounds_ms[11] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
+
+static char *errdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errdup(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return strdup(buf);
+}
+
+gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    gw_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        goto oom;
+    s->conf = conf;
+    s->journal = journal;
+    s->listeners = calloc(conf->nlisteners, sizeof(*s->listeners));
+    s->upstreams = calloc(conf->nupstreams, sizeof(*s->upstreams));
+    if (s->listeners == NULL || s->upstreams == NULL)
+        goto oom;
+    for (size_t i = 0; i < conf->nlisteners; i++) {
+        s->listeners[i].conf = &conf->listeners[i];
+        s->listeners[i].idx = i;
+        s->listeners[i].ctx = gw_tls_server_ctx_new(&conf->listeners[i], i, err);
+        s->nlisteners = i + 1;
+        if (s->listeners[i].ctx == NULL)
+            goto fail;
+    }
+    for (size_t i = 0; i < conf->nupstreams; i++) {
+        if (gw_upstream_init(&s->upstreams[i], &conf->upstreams[i], i, err) < 0)
+            goto fail;
+        s->nupstreams = i + 1;
+    }
+    return s;
+oom:
+    *err = strdup("out of memory");
+fail:
+    gw_server_free(s);
+    return NULL;
+}
+
+static int bind_listener(const gw_conf_listener *l, char **err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, l->address, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(l->port);
+        sl = sizeof(*a4);
+    } else if (inet_pton(AF_INET6, l->address, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(l->port);
+        sl = sizeof(*a6);
+    } else {
+        *err = errdup("listener %s: bad address %s", l->name, l->address);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = errdup("listener %s: socket: %s", l->name, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        *err = errdup("listener %s: SO_REUSEPORT: %s", l->name, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+        *err = errdup("listener %s: bind %s port %u: %s", l->name, l->address, l->port,
+                      strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 1024) < 0) {
+        *err = errdup("listener %s: listen: %s", l->name, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    gw_worker *w = arg;
+    size_t li = 0;
+    for (; li < w->srv->nlisteners; li++)
+        if (w->lis[li] == lis)
+            break;
+    if (li == w->srv->nlisteners) {
+        evutil_closesocket(fd);
+        return;
+    }
+    gw_conn_accept(w, &w->srv->listeners[li], fd, sa, salen);
+    if (w->nconns >= w->srv->conf->limits.max_connections && !w->accept_paused) {
+        /* Leave further connections in the kernel backlog until one closes,
+         * as nginx does, rather than accepting and dropping them. */
+        w->accept_paused = 1;
+        for (size_t i = 0; i < w->srv->nlisteners; i++)
+            evconnlistener_disable(w->lis[i]);
+        atomic_fetch_add_explicit(&w->srv->stats.connections_refused, 1,
+                                  memory_order_relaxed);
+    }
+}
+
+void gw_worker_conn_closed(gw_worker *w)
+{
+    if (w->accept_paused && !w->draining &&
+        w->nconns < w->srv->conf->limits.max_connections) {
+        w->accept_paused = 0;
+        for (size_t i = 0; i < w->srv->nlisteners; i++)
+            evconnlistener_enable(w->lis[i]);
+    }
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_worker *w = arg;
+    gw_conn_close_all(w);
+    event_base_loopexit(w->base, NULL);
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_worker *w = arg;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    for (size_t i = 0; i < w->srv->nlisteners; i++) {
+        if (w->lis[i] != NULL) {
+            evconnlistener_free(w->lis[i]);
+            w->lis[i] = NULL;
+        }
+    }
+    unsigned ms = w->srv->conf->timeouts.drain_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(w->drain_deadline, &tv);
+    gw_conn_drain_all(w);
+    if (w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    gw_worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
+{
+    w->srv = s;
+    w->id = id;
+    TAILQ_INIT(&w->conns);
+    w->base = event_base_new();
+    w->lis = calloc(s->nlisteners, sizeof(*w->lis));
+    w->pools = calloc(s->nupstreams, sizeof(*w->pools));
+    if (w->base == NULL || w->lis == NULL || w->pools == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
+    w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
+    if (w->drain_ev == NULL || w->drain_deadline == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < s->nupstreams; i++) {
+        w->pools[i] = gw_pool_new(w->base, &s->upstreams[i]);
+        if (w->pools[i] == NULL) {
+            *err = strdup("out of memory");
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        int fd = bind_listener(s->listeners[i].conf, err);
+        if (fd < 0)
+            return -1;
+        w->lis[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        if (w->lis[i] == NULL) {
+            close(fd);
+            *err = errdup("listener %s: cannot listen", s->listeners[i].conf->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int gw_server_start(gw_server *s, char **err)
+{
+    s->nworkers = s->conf->workers;
+    s->workers = calloc(s->nworkers, sizeof(*s->workers));
+    if (s->workers == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (worker_init(s, &s->workers[i], i, err) < 0)
+            return -1;
+    /* Workers never see process signals: the main thread handles them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            *err = errdup("cannot start worker %u", i);
+            return -1;
+        }
+        s->workers[i].started = 1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    atomic_store(&s->running, 1);
+    return 0;
+}
+
+void gw_server_drain(gw_server *s)
+{
+    atomic_store(&s->running, 0);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].drain_ev != NULL)
+            event_active(s->workers[i].drain_ev, EV_READ, 0);
+}
+
+void gw_server_join(gw_server *s)
+{
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].started) {
+            pthread_join(s->workers[i].thread, NULL);
+            s->workers[i].started = 0;
+        }
+    }
+}
+
+void gw_server_free(gw_server *s)
+{
+    if (s == NULL)
+        return;
+    for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++) {
+        gw_worker *w = &s->workers[i];
+        if (w->base == NULL)
+            continue;
+        gw_conn_close_all(w);
+        for (size_t j = 0; w->lis != NULL && j < s->nlisteners; j++)
+            if (w->lis[j] != NULL)
+                evconnlistener_free(w->lis[j]);
+        for (size_t j = 0; w->pools != NULL && j < s->nupstreams; j++)
+            gw_pool_free(w->pools[j]);
+        if (w->drain_ev != NULL)
+            event_free(w->drain_ev);
+        if (w->drain_deadline != NULL)
+            event_free(w->drain_deadline);
+        free(w->lis);
+        free(w->pools);
+        event_base_free(w->base);
+    }
+    free(s->workers);
+    for (size_t i = 0; i < s->nlisteners; i++)
+        SSL_CTX_free(s->listeners[i].ctx);
+    for (size_t i = 0; i < s->nupstreams; i++)
+        gw_upstream_cleanup(&s->upstreams[i]);
+    free(s->listeners);
+    free(s->upstreams);
+    free(s);
+}
+
+gw_stats *gw_server_stats(gw_server *s)
+{
+    return &s->stats;
+}
+
+const gw_conf *gw_server_conf(const gw_server *s)
+{
+    return s->conf;
+}
+
+int gw_server_ready(const gw_server *s)
+{
+    return atomic_load(&((gw_server *)s)->running);
+}

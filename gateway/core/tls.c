@@ -1,1 +1,275 @@
-/* placeholder */
+#include "core/tls.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "core/util.h"
+
+static int peer_idx = -1;
+static pthread_once_t peer_idx_once = PTHREAD_ONCE_INIT;
+
+static void peer_idx_init(void)
+{
+    peer_idx = SSL_get_ex_new_index(0, "gw_tls_peer", NULL, NULL, NULL);
+}
+
+static int get_peer_idx(void)
+{
+    pthread_once(&peer_idx_once, peer_idx_init);
+    return peer_idx;
+}
+
+static char *errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errf(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return strdup(buf);
+}
+
+static const char *ossl_err(void)
+{
+    static __thread char buf[256];
+    unsigned long e = ERR_peek_last_error();
+    if (e == 0)
+        return "unknown error";
+    ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    return buf;
+}
+
+static void describe_cert(X509 *x, gw_tls_peer *p)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32) {
+        gw_hex(md, 32, p->sha256);
+        p->has_cert = 1;
+    }
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b != NULL) {
+        X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+        int n = BIO_read(b, p->subject, (int)sizeof(p->subject) - 1);
+        p->subject[n > 0 ? n : 0] = '\0';
+        BIO_free(b);
+    }
+}
+
+/* Records what the chain check found without changing its verdict: the
+ * journal must say why a certificate was refused and which one it was. */
+static int verify_cb(int ok, X509_STORE_CTX *ctx)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    gw_tls_peer *p = ssl ? SSL_get_ex_data(ssl, get_peer_idx()) : NULL;
+    if (p == NULL)
+        return ok;
+    int depth = X509_STORE_CTX_get_error_depth(ctx);
+    if (depth == 0 && !p->has_cert) {
+        X509 *x = X509_STORE_CTX_get_current_cert(ctx);
+        if (x != NULL)
+            describe_cert(x, p);
+    }
+    if (!p->has_cert) {
+        /* the leaf is always available from the context */
+        X509 *leaf = X509_STORE_CTX_get0_cert(ctx);
+        if (leaf != NULL)
+            describe_cert(leaf, p);
+    }
+    if (!ok && p->verify_err == 0)
+        p->verify_err = X509_STORE_CTX_get_error(ctx);
+    return ok;
+}
+
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char h11[] = "http/1.1";
+    for (unsigned int i = 0; i < inlen;) {
+        unsigned int n = in[i];
+        if (i + 1 + n > inlen)
+            break;
+        if (n == 8 && memcmp(in + i + 1, h11, 8) == 0) {
+            *out = in + i + 1;
+            *outlen = 8;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + n;
+    }
+    /* only h2 or something else offered: go on without ALPN (HTTP/1.1) */
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+#define GW_TLS12_CIPHERS                                                                           \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                  \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                  \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+static int common_setup(SSL_CTX *ctx)
+{
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        return -1;
+    if (SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
+        return -1;
+    if (SSL_CTX_set_cipher_list(ctx, GW_TLS12_CIPHERS) != 1)
+        return -1;
+    if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1)
+        return -1;
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return 0;
+}
+
+SSL_CTX *gw_tls_server_ctx_new(const gw_conf_listener *l, size_t idx, char **err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || common_setup(ctx) < 0) {
+        *err = errf("listeners[%zu].tls: cannot create TLS context: %s", idx, ossl_err());
+        goto fail;
+    }
+    for (size_t i = 0; i < l->ncerts; i++) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, l->certs[i].cert) != 1) {
+            *err = errf("listeners[%zu].tls.certificates[%zu].cert: %s", idx, i, ossl_err());
+            goto fail;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, l->certs[i].key, SSL_FILETYPE_PEM) != 1) {
+            *err = errf("listeners[%zu].tls.certificates[%zu].key: %s", idx, i, ossl_err());
+            goto fail;
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            *err = errf("listeners[%zu].tls.certificates[%zu]: key does not match certificate",
+                        idx, i);
+            goto fail;
+        }
+    }
+    if (l->client_auth == GW_CLIENT_AUTH_REQUIRED) {
+        if (SSL_CTX_load_verify_locations(ctx, l->client_ca, NULL) != 1) {
+            *err = errf("listeners[%zu].tls.client_ca: %s", idx, ossl_err());
+            goto fail;
+        }
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(l->client_ca);
+        if (names == NULL) {
+            *err = errf("listeners[%zu].tls.client_ca: no certificate found", idx);
+            goto fail;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+        if (l->crl != NULL) {
+            X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+            if (X509_STORE_load_file(st, l->crl) != 1) {
+                *err = errf("listeners[%zu].tls.crl: %s", idx, ossl_err());
+                goto fail;
+            }
+            X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
+        SSL_CTX_set_verify_depth(ctx, 4);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    /* Resumption with client certificates needs a session id context. */
+    static const unsigned char sid_ctx[] = "opale-gateway";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    if (!l->session_tickets)
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 20000);
+    SSL_CTX_set_timeout(ctx, 3600);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *gw_tls_client_ctx_new(const gw_conf_upstream *u, size_t idx, char **err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL || common_setup(ctx) < 0) {
+        *err = errf("upstreams[%zu].tls: cannot create TLS context: %s", idx, ossl_err());
+        goto fail;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, u->tls_ca, NULL) != 1) {
+        *err = errf("upstreams[%zu].tls.ca: %s", idx, ossl_err());
+        goto fail;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (u->tls_cert != NULL) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, u->tls_cert) != 1) {
+            *err = errf("upstreams[%zu].tls.cert: %s", idx, ossl_err());
+            goto fail;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, u->tls_key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            *err = errf("upstreams[%zu].tls.key: %s", idx, ossl_err());
+            goto fail;
+        }
+    }
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+void gw_tls_attach_peer(SSL *ssl, gw_tls_peer *peer)
+{
+    SSL_set_ex_data(ssl, get_peer_idx(), peer);
+}
+
+void gw_tls_peer_complete(SSL *ssl, gw_tls_peer *peer)
+{
+    snprintf(peer->version, sizeof(peer->version), "%s", SSL_get_version(ssl));
+    if (!peer->has_cert) {
+        X509 *x = SSL_get0_peer_certificate(ssl);
+        if (x != NULL)
+            describe_cert(x, peer);
+    }
+}
+
+const char *gw_tls_refusal_reason(const gw_tls_peer *peer, unsigned long ssl_err)
+{
+    switch (peer->verify_err) {
+    case 0:
+        break;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return "tls.cert_expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "tls.cert_not_yet_valid";
+    case X509_V_ERR_CERT_REVOKED:
+        return "tls.cert_revoked";
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+    case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+        return "tls.crl";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+        return "tls.cert_unknown_ca";
+    default:
+        return "tls.cert_invalid";
+    }
+    if (ssl_err != 0) {
+        int r = ERR_GET_REASON(ssl_err);
+        if (r == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+            return "tls.no_cert";
+        if (r == SSL_R_UNSUPPORTED_PROTOCOL || r == SSL_R_WRONG_VERSION_NUMBER ||
+            r == SSL_R_NO_SHARED_CIPHER || r == SSL_R_HTTP_REQUEST ||
+            r == SSL_R_VERSION_TOO_LOW || r == SSL_R_NO_PROTOCOLS_AVAILABLE)
+            return "tls.protocol";
+    }
+    return "tls.handshake";
+}

@@ -1,0 +1,124 @@
+#include "core/forward.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "core/util.h"
+
+static const char *const request_stripped[] = {
+    "Authorization",   "Host",        "Content-Length",   "Expect",
+    "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
+    "Forwarded",       "X-Real-IP",   "X-Request-ID",     "X-Correlation-ID",
+    "X-JWT-Assertion", "X-Consumer-Id", "X-Habilitation-Id", "X-Opale-Env",
+};
+
+/* Headers of the upstream response replaced by the gateway's own. */
+static const char *const response_stripped[] = {
+    "Content-Length", "X-Request-ID", "X-Correlation-ID",
+};
+
+static int in_list(const char *const *list, size_t n, const gw_http_header *h)
+{
+    for (size_t i = 0; i < n; i++)
+        if (gw_strcaseeq(h->name, h->name_len, list[i]))
+            return 1;
+    return 0;
+}
+
+int gw_forward_strips_request_header(const gw_http_request *r, const gw_http_header *h)
+{
+    if (in_list(request_stripped, sizeof(request_stripped) / sizeof(request_stripped[0]), h))
+        return 1;
+    return gw_http_is_hop_by_hop(h->name, h->name_len, r->headers, r->nheaders);
+}
+
+static void put_header(gw_buf *b, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    gw_buf_append(b, name, nlen);
+    gw_buf_append(b, ": ", 2);
+    gw_buf_append(b, value, vlen);
+    gw_buf_append(b, "\r\n", 2);
+}
+
+static void put_extra(gw_buf *b, const gw_extra_header *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put_header(b, x[i].name, strlen(x[i].name), x[i].value, strlen(x[i].value));
+}
+
+char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size_t *len)
+{
+    gw_buf b = {0};
+    gw_buf_append(&b, r->method, strlen(r->method));
+    gw_buf_append(&b, " ", 1);
+    gw_buf_append(&b, r->target, r->target_len);
+    gw_buf_puts(&b, " HTTP/1.1\r\n");
+    put_header(&b, "Host", 4, c->host, strlen(c->host));
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const gw_http_header *h = &r->headers[i];
+        if (gw_forward_strips_request_header(r, h))
+            continue;
+        put_header(&b, h->name, h->name_len, h->value, h->value_len);
+    }
+    put_header(&b, "X-Forwarded-For", 15, c->client_ip, strlen(c->client_ip));
+    gw_buf_puts(&b, "X-Forwarded-Proto: https\r\n");
+    put_header(&b, "X-Request-ID", 12, c->request_id, strlen(c->request_id));
+    if (c->correlation_id != NULL)
+        put_header(&b, "X-Correlation-ID", 16, c->correlation_id, strlen(c->correlation_id));
+    put_extra(&b, c->extra, c->nextra);
+    if (r->body_len > 0 || r->content_length >= 0 || r->chunked)
+        gw_buf_printf(&b, "Content-Length: %zu\r\n", r->body_len);
+    if (c->close)
+        gw_buf_puts(&b, "Connection: close\r\n");
+    gw_buf_append(&b, "\r\n", 2);
+    if (r->body_len > 0)
+        gw_buf_append(&b, r->body, r->body_len);
+    return gw_buf_take(&b, len);
+}
+
+static void put_common_response(gw_buf *b, const gw_fwd_resp_ctx *c, size_t body_len)
+{
+    gw_buf_printf(b, "Content-Length: %zu\r\n", body_len);
+    put_header(b, "X-Request-ID", 12, c->request_id, strlen(c->request_id));
+    if (c->correlation_id != NULL)
+        put_header(b, "X-Correlation-ID", 16, c->correlation_id, strlen(c->correlation_id));
+    put_extra(b, c->extra, c->nextra);
+    if (c->close)
+        gw_buf_puts(b, "Connection: close\r\n");
+    gw_buf_append(b, "\r\n", 2);
+}
+
+char *gw_forward_response(const gw_http_response *r, const gw_fwd_resp_ctx *c, size_t *len)
+{
+    gw_buf b = {0};
+    gw_buf_printf(&b, "HTTP/1.1 %d %s\r\n", r->status, gw_http_reason_phrase(r->status));
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const gw_http_header *h = &r->headers[i];
+        if (in_list(response_stripped, sizeof(response_stripped) / sizeof(response_stripped[0]),
+                    h) ||
+            gw_http_is_hop_by_hop(h->name, h->name_len, r->headers, r->nheaders))
+            continue;
+        put_header(&b, h->name, h->name_len, h->value, h->value_len);
+    }
+    int no_body = c->head || r->status == 204 || r->status == 304;
+    put_common_response(&b, c, no_body ? 0 : r->body_len);
+    if (!no_body && r->body_len > 0)
+        gw_buf_append(&b, r->body, r->body_len);
+    return gw_buf_take(&b, len);
+}
+
+char *gw_local_response(int status, const char *content_type, const char *body, size_t body_len,
+                        const gw_fwd_resp_ctx *c, size_t *len)
+{
+    gw_buf b = {0};
+    gw_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, gw_http_reason_phrase(status));
+    if (content_type != NULL)
+        put_header(&b, "Content-Type", 12, content_type, strlen(content_type));
+    gw_buf_puts(&b, "Cache-Control: no-store\r\n");
+    put_common_response(&b, c, c->head ? 0 : body_len);
+    if (!c->head && body_len > 0)
+        gw_buf_append(&b, body, body_len);
+    return gw_buf_take(&b, len);
+}

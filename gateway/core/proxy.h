@@ -1,0 +1,68 @@
+/*
+ * Upstream side: a keep-alive connection pool per upstream and per worker,
+ * request sending, response parsing (llhttp, response mode) and the upstream
+ * failure model (502 down/reset/invalid, 504 timeout). An upstream connection
+ * that saw any error is discarded, never returned to the pool.
+ *
+ * Ownership: a gw_proxy_call belongs to the caller until its callback runs or
+ * gw_proxy_cancel() is called, whichever comes first; after either, the caller
+ * must not touch it. The callback is never invoked from inside
+ * gw_proxy_send() (errors found there are reported from the event loop).
+ */
+#ifndef GW_PROXY_H
+#define GW_PROXY_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "conf/conf.h"
+#include "core/errors.h"
+#include "core/http1.h"
+
+/* Shared, read-only after start: one per configured upstream. */
+typedef struct gw_upstream {
+    const gw_conf_upstream *conf;
+    size_t idx;
+    SSL_CTX *ssl_ctx; /* NULL for plain HTTP */
+    struct sockaddr_storage *addrs;
+    socklen_t *addrlens;
+    char **addr_names; /* "127.0.0.1:9080" */
+    size_t naddrs;
+    char *host_header;
+} gw_upstream;
+
+int gw_upstream_init(gw_upstream *u, const gw_conf_upstream *c, size_t idx, char **err);
+void gw_upstream_cleanup(gw_upstream *u);
+
+typedef struct gw_pool gw_pool; /* per worker, per upstream */
+
+gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u);
+/* Closes idle connections; busy ones must have been cancelled before. */
+void gw_pool_free(gw_pool *p);
+size_t gw_pool_idle_count(const gw_pool *p);
+
+typedef struct gw_proxy_result {
+    gw_err_id err;           /* GW_OK, GW_ERR_UPSTREAM_DOWN/TIMEOUT/INVALID */
+    gw_http_response *resp;  /* owned by the callee; valid only during the callback */
+    const char *addr;        /* upstream server address used */
+    long ms;                 /* time from send to response or error */
+    const char *detail;      /* constant, for logs: "connect refused", ... */
+} gw_proxy_result;
+
+typedef void (*gw_proxy_cb)(void *arg, const gw_proxy_result *res);
+
+typedef struct gw_proxy_call gw_proxy_call;
+
+/* Send <req>/<len> (a complete serialised request; the pool copies it).
+ * <no_body>: the request was HEAD. <idempotent>: a stale pooled connection
+ * may be retried once on a fresh one. */
+gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body,
+                             int idempotent, gw_proxy_cb cb, void *arg);
+
+/* Forget <call>: the callback will not run; its connection is discarded. */
+void gw_proxy_cancel(gw_proxy_call *call);
+
+#endif

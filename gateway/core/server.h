@@ -1,0 +1,70 @@
+/*
+ * Workers and connections. Each worker thread owns an event_base, one
+ * SO_REUSEPORT listening socket per configured listener, its connections and
+ * its upstream pools; nothing in a worker is touched by another thread except
+ * through gw_server_drain() (an event activated across threads) and the
+ * atomic counters in gw_stats.
+ */
+#ifndef GW_SERVER_H
+#define GW_SERVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "conf/conf.h"
+#include "core/errors.h"
+#include "core/proxy.h"
+#include "journal/journal.h"
+
+/* Counters read by the admin listener (relaxed atomics: a metric may be a
+ * request behind, never wrong in total). */
+typedef struct gw_stats {
+    atomic_ulong connections_accepted;
+    atomic_ulong connections_open;
+    atomic_ulong connections_refused; /* max_connections reached */
+    atomic_ulong handshakes_failed;
+    atomic_ulong requests;
+    atomic_ulong responses_by_class[6]; /* index status/100 */
+    atomic_ulong denials[GW_ERR__COUNT];
+    atomic_ulong upstream_errors;
+    atomic_ulong journal_refused;
+    /* latency histogram of whole requests, milliseconds upper bounds */
+    atomic_ulong latency_bucket[12];
+    atomic_ulong latency_sum_ms;
+} gw_stats;
+
+extern const unsigned gw_latency_bounds_ms[11];
+
+typedef struct gw_listener_rt {
+    const gw_conf_listener *conf;
+    size_t idx;
+    SSL_CTX *ctx;
+} gw_listener_rt;
+
+typedef struct gw_server gw_server;
+
+/* Build TLS contexts and upstreams from <conf> (not started). Returns NULL
+ * with a malloc'd <*err> naming the config location on failure. */
+gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err);
+
+/* Bind every listener on every worker and start the worker threads. */
+int gw_server_start(gw_server *s, char **err);
+
+/* Ask every worker to stop accepting, finish in-flight requests and exit
+ * (bounded by timeouts.drain_ms). Thread-safe; callable more than once. */
+void gw_server_drain(gw_server *s);
+
+/* Wait for every worker thread to exit. */
+void gw_server_join(gw_server *s);
+
+void gw_server_free(gw_server *s);
+
+gw_stats *gw_server_stats(gw_server *s);
+const gw_conf *gw_server_conf(const gw_server *s);
+int gw_server_ready(const gw_server *s);
+
+#endif

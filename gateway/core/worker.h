@@ -1,0 +1,55 @@
+/* Internal to core/: the worker and server structures shared by server.c
+ * (threads, listeners, drain) and conn.c (connections, requests). */
+#ifndef GW_WORKER_H
+#define GW_WORKER_H
+
+#include <pthread.h>
+#include <sys/queue.h>
+
+#include <event2/listener.h>
+
+#include "core/server.h"
+
+struct gw_conn;
+TAILQ_HEAD(gw_conn_list, gw_conn);
+
+typedef struct gw_worker {
+    gw_server *srv;
+    unsigned id;
+    pthread_t thread;
+    int started;
+    struct event_base *base;
+    struct evconnlistener **lis; /* one per listener */
+    struct event *drain_ev;      /* activated by gw_server_drain() */
+    struct event *drain_deadline;
+    struct gw_conn_list conns;
+    size_t nconns;
+    int accept_paused; /* max_connections reached */
+    int draining;
+    gw_pool **pools; /* one per upstream */
+} gw_worker;
+
+struct gw_server {
+    const gw_conf *conf;
+    gw_journal *journal;
+    gw_listener_rt *listeners;
+    size_t nlisteners;
+    gw_upstream *upstreams;
+    size_t nupstreams;
+    gw_worker *workers;
+    unsigned nworkers;
+    gw_stats stats;
+    atomic_int running;
+};
+
+/* conn.c */
+void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd,
+                    struct sockaddr *sa, int salen);
+/* Drain: close idle connections now; the others close after their response. */
+void gw_conn_drain_all(gw_worker *w);
+/* Deadline passed: close everything. */
+void gw_conn_close_all(gw_worker *w);
+/* called by conn.c when a connection is gone */
+void gw_worker_conn_closed(gw_worker *w);
+
+#endif
