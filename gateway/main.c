@@ -127,8 +127,8 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     gw_admin *admin = NULL;
     struct event *ev_term = NULL, *ev_int = NULL, *ev_usr1 = NULL, *ev_hup = NULL;
-    a.journal = gw_journal_open(conf->journal.path, conf->journal.queue_size,
-                                conf->journal.sync_ms, &err);
+    a.journal =
+        gw_journal_open(conf->journal.path, conf->journal.queue_size, conf->journal.sync_ms, &err);
     if (a.journal == NULL) {
         fprintf(stderr, "%s: journal.path: %s\n", conf_path, err);
         goto out;
@@ -162,8 +162,7 @@ int main(int argc, char **argv)
             gw_server_join(a.srv);
             goto out;
         }
-        fprintf(stderr, "opale-gateway: admin on %s:%u\n", conf->admin.address,
-                conf->admin.port);
+        fprintf(stderr, "opale-gateway: admin on %s:%u\n", conf->admin.address, conf->admin.port);
     }
     for (size_t i = 0; i < conf->nlisteners; i++)
         fprintf(stderr, "opale-gateway: listener %s on %s:%u (%s)\n", conf->listeners[i].name,

@@ -52,9 +52,11 @@ static void reply(struct evhttp_request *req, int code, const char *ctype, struc
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-    evhttp_send_reply(req, code, code == 200 ? "OK" : code == 401 ? "Unauthorized"
-                                 : code == 404 ? "Not Found"
-                                               : "Service Unavailable",
+    evhttp_send_reply(req, code,
+                      code == 200   ? "OK"
+                      : code == 401 ? "Unauthorized"
+                      : code == 404 ? "Not Found"
+                                    : "Service Unavailable",
                       b);
 }
 
@@ -76,8 +78,7 @@ static void metrics(gw_admin *a, struct evbuffer *b)
            "Times a worker stopped accepting at max_connections.", "counter");
     evbuffer_add_printf(b, "opale_connections_limit_reached_total %lu\n",
                         LD(s->connections_refused));
-    metric(b, "opale_tls_handshake_failures_total", "Refused or failed TLS handshakes.",
-           "counter");
+    metric(b, "opale_tls_handshake_failures_total", "Refused or failed TLS handshakes.", "counter");
     evbuffer_add_printf(b, "opale_tls_handshake_failures_total %lu\n", LD(s->handshakes_failed));
     metric(b, "opale_requests_total", "Requests answered, by status class.", "counter");
     for (int i = 1; i < 6; i++)

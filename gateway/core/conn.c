@@ -358,8 +358,8 @@ static void dispatch(gw_conn *c, gw_http_request *http)
     }
     int head = strcmp(http->method, "HEAD") == 0;
     int idem = head || strcmp(http->method, "GET") == 0;
-    q->call = gw_proxy_send(c->w->pools[m.route->upstream_idx], bytes, len, head, idem,
-                            proxy_done, q);
+    q->call =
+        gw_proxy_send(c->w->pools[m.route->upstream_idx], bytes, len, head, idem, proxy_done, q);
     free(bytes);
     if (q->call == NULL)
         respond_error(c, GW_ERR_INTERNAL, NULL, 1);
@@ -368,10 +368,14 @@ static void dispatch(gw_conn *c, gw_http_request *http)
 static gw_err_id parse_error_id(int status)
 {
     switch (status) {
-    case 413: return GW_ERR_BODY_TOO_LARGE;
-    case 431: return GW_ERR_HEADERS_TOO_LARGE;
-    case 501: return GW_ERR_NOT_IMPLEMENTED;
-    default: return GW_ERR_BAD_REQUEST;
+    case 413:
+        return GW_ERR_BODY_TOO_LARGE;
+    case 431:
+        return GW_ERR_HEADERS_TOO_LARGE;
+    case 501:
+        return GW_ERR_NOT_IMPLEMENTED;
+    default:
+        return GW_ERR_BAD_REQUEST;
     }
 }
 
@@ -568,8 +572,8 @@ static void conn_free(gw_conn *c)
     gw_worker_conn_closed(w);
 }
 
-void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd,
-                    struct sockaddr *sa, int salen)
+void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, struct sockaddr *sa,
+                    int salen)
 {
     const gw_conf *conf = w->srv->conf;
     gw_conn *c = calloc(1, sizeof(*c));

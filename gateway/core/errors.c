@@ -26,8 +26,7 @@ static const gw_err_def table[GW_ERR__COUNT] = {
                           "quota.exceeded"},
     [GW_ERR_BAD_REQUEST] = {GW_ERR_BAD_REQUEST, "910400", 400, "Requête HTTP invalide",
                             "http.bad_request"},
-    [GW_ERR_NOT_FOUND] = {GW_ERR_NOT_FOUND, "910404", 404, "Ressource inconnue",
-                          "route.not_found"},
+    [GW_ERR_NOT_FOUND] = {GW_ERR_NOT_FOUND, "910404", 404, "Ressource inconnue", "route.not_found"},
     [GW_ERR_METHOD_NOT_ALLOWED] = {GW_ERR_METHOD_NOT_ALLOWED, "910405", 405,
                                    "Méthode non autorisée pour cette ressource",
                                    "route.method_not_allowed"},
@@ -36,11 +35,9 @@ static const gw_err_def table[GW_ERR__COUNT] = {
     [GW_ERR_BODY_TOO_LARGE] = {GW_ERR_BODY_TOO_LARGE, "910413", 413,
                                "Corps de requête trop volumineux", "http.body_too_large"},
     [GW_ERR_HEADERS_TOO_LARGE] = {GW_ERR_HEADERS_TOO_LARGE, "910431", 431,
-                                  "En-têtes de requête trop volumineux",
-                                  "http.headers_too_large"},
+                                  "En-têtes de requête trop volumineux", "http.headers_too_large"},
     [GW_ERR_NOT_IMPLEMENTED] = {GW_ERR_NOT_IMPLEMENTED, "910501", 501,
-                                "Fonctionnalité HTTP non prise en charge",
-                                "http.not_implemented"},
+                                "Fonctionnalité HTTP non prise en charge", "http.not_implemented"},
     [GW_ERR_OVERLOADED] = {GW_ERR_OVERLOADED, "910503", 503,
                            "Passerelle saturée, réessayez plus tard", "server.overloaded"},
     [GW_ERR_SHUTTING_DOWN] = {GW_ERR_SHUTTING_DOWN, "910504", 503,
@@ -51,12 +48,11 @@ static const gw_err_def table[GW_ERR__COUNT] = {
     [GW_ERR_UPSTREAM_DOWN] = {GW_ERR_UPSTREAM_DOWN, "910502", 502,
                               "Le service OPALE est injoignable", "upstream.unavailable"},
     [GW_ERR_UPSTREAM_TIMEOUT] = {GW_ERR_UPSTREAM_TIMEOUT, "910514", 504,
-                                 "Délai de réponse du service OPALE dépassé",
-                                 "upstream.timeout"},
+                                 "Délai de réponse du service OPALE dépassé", "upstream.timeout"},
     [GW_ERR_UPSTREAM_INVALID] = {GW_ERR_UPSTREAM_INVALID, "910512", 502,
                                  "Réponse invalide du service OPALE", "upstream.invalid"},
-    [GW_ERR_CLIENT_CLOSED] = {GW_ERR_CLIENT_CLOSED, "910499", 499,
-                              "Connexion fermée par le client", "client.closed"},
+    [GW_ERR_CLIENT_CLOSED] = {GW_ERR_CLIENT_CLOSED, "910499", 499, "Connexion fermée par le client",
+                              "client.closed"},
 };
 
 const gw_err_def *gw_err(gw_err_id id)
@@ -69,33 +65,60 @@ const gw_err_def *gw_err(gw_err_id id)
 const char *gw_http_reason_phrase(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
 }
 

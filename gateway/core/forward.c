@@ -8,15 +8,21 @@
 #include "core/util.h"
 
 static const char *const request_stripped[] = {
-    "Authorization",   "Host",        "Content-Length",   "Expect",
-    "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
-    "Forwarded",       "X-Real-IP",   "X-Request-ID",     "X-Correlation-ID",
-    "X-JWT-Assertion", "X-Consumer-Id", "X-Habilitation-Id", "X-Opale-Env",
+    "Authorization",     "Host",
+    "Content-Length",    "Expect",
+    "X-Forwarded-For",   "X-Forwarded-Proto",
+    "X-Forwarded-Host",  "X-Forwarded-Port",
+    "Forwarded",         "X-Real-IP",
+    "X-Request-ID",      "X-Correlation-ID",
+    "X-JWT-Assertion",   "X-Consumer-Id",
+    "X-Habilitation-Id", "X-Opale-Env",
 };
 
 /* Headers of the upstream response replaced by the gateway's own. */
 static const char *const response_stripped[] = {
-    "Content-Length", "X-Request-ID", "X-Correlation-ID",
+    "Content-Length",
+    "X-Request-ID",
+    "X-Correlation-ID",
 };
 
 static int in_list(const char *const *list, size_t n, const gw_http_header *h)

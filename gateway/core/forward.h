@@ -17,20 +17,20 @@ typedef struct gw_extra_header {
 } gw_extra_header;
 
 typedef struct gw_fwd_req_ctx {
-    const char *host;           /* Host sent upstream ("127.0.0.1:9080") */
-    const char *client_ip;      /* becomes X-Forwarded-For (the client's own is dropped) */
-    const char *request_id;     /* X-Request-ID */
-    const char *correlation_id; /* X-Correlation-ID, NULL when none */
-    int close;                  /* ask the upstream to close after the response */
+    const char *host;             /* Host sent upstream ("127.0.0.1:9080") */
+    const char *client_ip;        /* becomes X-Forwarded-For (the client's own is dropped) */
+    const char *request_id;       /* X-Request-ID */
+    const char *correlation_id;   /* X-Correlation-ID, NULL when none */
+    int close;                    /* ask the upstream to close after the response */
     const gw_extra_header *extra; /* identity headers from later stages */
     size_t nextra;
 } gw_fwd_req_ctx;
 
 typedef struct gw_fwd_resp_ctx {
     const char *request_id;
-    const char *correlation_id; /* NULL when none */
-    int close;                  /* add Connection: close */
-    int head;                   /* the request was HEAD: no body bytes */
+    const char *correlation_id;   /* NULL when none */
+    int close;                    /* add Connection: close */
+    int head;                     /* the request was HEAD: no body bytes */
     const gw_extra_header *extra; /* RateLimit-*, Retry-After, ... */
     size_t nextra;
 } gw_fwd_resp_ctx;

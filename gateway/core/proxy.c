@@ -359,8 +359,8 @@ static struct uconn *uconn_connect(gw_pool *p)
             SSL_set1_host(ssl, sni);
         else
             X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), sni);
-        uc->bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                 opts);
+        uc->bev =
+            bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
         if (uc->bev == NULL) {
             SSL_free(ssl);
             goto fail;
@@ -422,8 +422,8 @@ static int start(gw_proxy_call *call, int fresh)
     return 0;
 }
 
-gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body,
-                             int idempotent, gw_proxy_cb cb, void *arg)
+gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body, int idempotent,
+                             gw_proxy_cb cb, void *arg)
 {
     gw_proxy_call *call = calloc(1, sizeof(*call));
     if (call == NULL)

@@ -45,11 +45,11 @@ void gw_pool_free(gw_pool *p);
 size_t gw_pool_idle_count(const gw_pool *p);
 
 typedef struct gw_proxy_result {
-    gw_err_id err;           /* GW_OK, GW_ERR_UPSTREAM_DOWN/TIMEOUT/INVALID */
-    gw_http_response *resp;  /* owned by the callee; valid only during the callback */
-    const char *addr;        /* upstream server address used */
-    long ms;                 /* time from send to response or error */
-    const char *detail;      /* constant, for logs: "connect refused", ... */
+    gw_err_id err;          /* GW_OK, GW_ERR_UPSTREAM_DOWN/TIMEOUT/INVALID */
+    gw_http_response *resp; /* owned by the callee; valid only during the callback */
+    const char *addr;       /* upstream server address used */
+    long ms;                /* time from send to response or error */
+    const char *detail;     /* constant, for logs: "connect refused", ... */
 } gw_proxy_result;
 
 typedef void (*gw_proxy_cb)(void *arg, const gw_proxy_result *res);
@@ -59,8 +59,8 @@ typedef struct gw_proxy_call gw_proxy_call;
 /* Send <req>/<len> (a complete serialised request; the pool copies it).
  * <no_body>: the request was HEAD. <idempotent>: a stale pooled connection
  * may be retried once on a fresh one. */
-gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body,
-                             int idempotent, gw_proxy_cb cb, void *arg);
+gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body, int idempotent,
+                             gw_proxy_cb cb, void *arg);
 
 /* Forget <call>: the callback will not run; its connection is discarded. */
 void gw_proxy_cancel(gw_proxy_call *call);

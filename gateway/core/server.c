@@ -128,15 +128,13 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         w->accept_paused = 1;
         for (size_t i = 0; i < w->srv->nlisteners; i++)
             evconnlistener_disable(w->lis[i]);
-        atomic_fetch_add_explicit(&w->srv->stats.connections_refused, 1,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->srv->stats.connections_refused, 1, memory_order_relaxed);
     }
 }
 
 void gw_worker_conn_closed(gw_worker *w)
 {
-    if (w->accept_paused && !w->draining &&
-        w->nconns < w->srv->conf->limits.max_connections) {
+    if (w->accept_paused && !w->draining && w->nconns < w->srv->conf->limits.max_connections) {
         w->accept_paused = 0;
         for (size_t i = 0; i < w->srv->nlisteners; i++)
             evconnlistener_enable(w->lis[i]);

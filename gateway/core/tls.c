@@ -109,8 +109,8 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 }
 
 #define GW_TLS12_CIPHERS                                                                           \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                  \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 static int common_setup(SSL_CTX *ctx)
@@ -146,8 +146,8 @@ SSL_CTX *gw_tls_server_ctx_new(const gw_conf_listener *l, size_t idx, char **err
             goto fail;
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {
-            *err = errf("listeners[%zu].tls.certificates[%zu]: key does not match certificate",
-                        idx, i);
+            *err = errf("listeners[%zu].tls.certificates[%zu]: key does not match certificate", idx,
+                        i);
             goto fail;
         }
     }
@@ -267,8 +267,8 @@ const char *gw_tls_refusal_reason(const gw_tls_peer *peer, unsigned long ssl_err
         if (r == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
             return "tls.no_cert";
         if (r == SSL_R_UNSUPPORTED_PROTOCOL || r == SSL_R_WRONG_VERSION_NUMBER ||
-            r == SSL_R_NO_SHARED_CIPHER || r == SSL_R_HTTP_REQUEST ||
-            r == SSL_R_VERSION_TOO_LOW || r == SSL_R_NO_PROTOCOLS_AVAILABLE)
+            r == SSL_R_NO_SHARED_CIPHER || r == SSL_R_HTTP_REQUEST || r == SSL_R_VERSION_TOO_LOW ||
+            r == SSL_R_NO_PROTOCOLS_AVAILABLE)
             return "tls.protocol";
     }
     return "tls.handshake";

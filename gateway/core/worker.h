@@ -43,8 +43,8 @@ struct gw_server {
 };
 
 /* conn.c */
-void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd,
-                    struct sockaddr *sa, int salen);
+void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, struct sockaddr *sa,
+                    int salen);
 /* Drain: close idle connections now; the others close after their response. */
 void gw_conn_drain_all(gw_worker *w);
 /* Deadline passed: close everything. */

@@ -1,0 +1,53 @@
+# Thin wrapper around CMake and the sandbox scripts. Every target that needs
+# packages installs the missing ones itself (Debian 12, as root).
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= 2
+CTEST_ARGS ?=
+
+DEPS       = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
+             libhiredis-dev check node-llhttp openssl python3 curl ca-certificates
+BENCH_DEPS = nginx-light wrk gnuplot-nox
+
+.PHONY: all deps build build-asan pki run demo test test-unit test-asan format check-format clean
+
+all: build
+
+deps:
+	@deploy/install-deps.sh $(DEPS)
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_WERROR=ON >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=ON -DGW_WERROR=ON >/dev/null
+	cmake --build $(BUILD_ASAN) -j$(JOBS)
+
+pki: deps
+	deploy/sandbox/pki.sh
+
+run: build pki
+	deploy/sandbox/run.sh $(BUILD)
+
+demo: build pki
+	deploy/sandbox/demo.sh $(BUILD)
+
+# The whole suite: unit + integration on the release build, then the same
+# suite on the ASan+UBSan build.
+test: build build-asan
+	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+check-format:
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)
