@@ -8,8 +8,11 @@ CTEST_ARGS ?=
 DEPS       = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
              libhiredis-dev check node-llhttp openssl python3 curl ca-certificates
 BENCH_DEPS = nginx-light wrk gnuplot-nox
+FUZZ_DEPS  = clang libclang-rt-14-dev
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build build-asan pki run demo test test-unit test-asan format check-format clean
+.PHONY: all deps build build-asan pki run demo test test-unit fuzz-smoke format check-format clean
 
 all: build
 
@@ -34,11 +37,24 @@ demo: build pki
 	deploy/sandbox/demo.sh $(BUILD)
 
 # The whole suite: unit + integration on the release build, then the same
-# suite on the ASan+UBSan build.
+# suite on the ASan+UBSan build, then a short libFuzzer smoke.
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# libFuzzer smoke: each target for FUZZ_SECONDS on the committed corpus.
+fuzz-smoke: deps
+	@deploy/install-deps.sh $(FUZZ_DEPS)
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DGW_FUZZ=ON >/dev/null
+	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target fuzz_http1
+	mkdir -p $(BUILD_FUZZ)/corpus/http1
+	@rc=0; $(BUILD_FUZZ)/tests/fuzz/fuzz_http1 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(BUILD_FUZZ)/corpus/http1 tests/fuzz/corpus/http1 >$(BUILD_FUZZ)/fuzz_http1.log 2>&1 || rc=$$?; \
+	  grep -E '^(Done|stat::)|ERROR|SUMMARY' $(BUILD_FUZZ)/fuzz_http1.log; \
+	  if [ $$rc -ne 0 ]; then tail -n 60 $(BUILD_FUZZ)/fuzz_http1.log; fi; \
+	  echo "fuzz_http1: exit $$rc"; exit $$rc
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
