@@ -374,6 +374,8 @@ static gw_err_id parse_error_id(int status)
         return GW_ERR_HEADERS_TOO_LARGE;
     case 501:
         return GW_ERR_NOT_IMPLEMENTED;
+    case 500:
+        return GW_ERR_INTERNAL;
     default:
         return GW_ERR_BAD_REQUEST;
     }

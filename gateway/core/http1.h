@@ -46,10 +46,10 @@ typedef struct gw_http_request {
     int version_minor; /* 0 or 1 */
     gw_http_header *headers;
     size_t nheaders;
-    int keep_alive;  /* per HTTP/1.x rules and Connection */
-    int chunked;     /* body was chunked */
+    int keep_alive;         /* per HTTP/1.x rules and Connection */
+    int chunked;            /* body was chunked */
     int64_t content_length; /* -1 when absent */
-    char *body;      /* NULL when empty */
+    char *body;             /* NULL when empty */
     size_t body_len;
     size_t head_len; /* bytes of the header block on the wire */
     void *priv_;     /* storage, owned */
@@ -107,8 +107,8 @@ const char *gw_http_response_header(const gw_http_response *r, const char *name,
 
 /* 1 when the header <name> must not cross a proxy: the RFC 9110 hop-by-hop
  * set (Connection, Keep-Alive, Proxy-Connection, Proxy-*, TE, Trailer,
- * Transfer-Encoding, Upgrade) or a token listed in one of the message's
- * Connection header values <conn_values>/<nconn>. */
+ * Transfer-Encoding, Upgrade) or a token listed in one of the Connection
+ * headers among <headers>/<nheaders>. */
 int gw_http_is_hop_by_hop(const char *name, size_t name_len, const gw_http_header *headers,
                           size_t nheaders);
 
