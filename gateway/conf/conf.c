@@ -1,1 +1,1292 @@
-/* placeholder */
+/*
+ * Gateway config loader. Every object is checked against its list of known
+ * keys, every value against its type and bounds, and every error is collected
+ * (not just the first) as "FILE: JSON.PATH: MESSAGE". docs/configuration.md
+ * lists every message form; keep the two in step.
+ */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/util.h"
+
+#define PATH_SZ 256              /* a JSON path in a message */
+#define CONF_MAX_FILE (4u << 20) /* a config file larger than this is refused */
+#define TOKEN_PROBE 4096         /* bytes of the admin token file looked at */
+#define NAME_RULE "[A-Za-z0-9_.-]{1,64}"
+#define TOKEN_MAX 128 /* route names and scopes */
+
+enum { ABSENT = 0, SET = 1, BAD = -1 };
+
+typedef struct ctx {
+    const char *file; /* as given to gw_conf_load(), for messages */
+    const char *dir;  /* absolute directory of the file */
+    gw_errlist *errs;
+    size_t nerrs; /* errors found by this load (<errs> may hold older ones) */
+} ctx;
+
+/* ---- error list ---- */
+
+void gw_errlist_add(gw_errlist *e, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+
+    if (e == NULL)
+        return;
+    if (e->n >= GW_CONF_MAX_ERRORS) {
+        e->dropped++;
+        return;
+    }
+    va_start(ap, fmt);
+    int r = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (r < 0) {
+        e->dropped++;
+        return;
+    }
+    e->msgs[e->n++] = msg;
+}
+
+void gw_errlist_clear(gw_errlist *e)
+{
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->n; i++)
+        free(e->msgs[i]);
+    memset(e, 0, sizeof(*e));
+}
+
+const char *gw_env_name(gw_env env)
+{
+    switch (env) {
+    case GW_ENV_SANDBOX:
+        return "sandbox";
+    case GW_ENV_PRODUCTION:
+        return "production";
+    }
+    return "unknown";
+}
+
+/* ---- messages ---- */
+
+static void err(ctx *x, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void err(ctx *x, const char *path, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+
+    x->nerrs++;
+    va_start(ap, fmt);
+    int r = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (r < 0) {
+        gw_errlist_add(x->errs, "%s: %s: out of memory", x->file, path);
+        return;
+    }
+    gw_errlist_add(x->errs, "%s: %s: %s", x->file, path, msg);
+    free(msg);
+}
+
+/* Copy <s> into <buf> for a message: control bytes become '?' and a text
+ * longer than <max> bytes is cut (on a UTF-8 boundary) and ends in "...".
+ * Config text may end up on a terminal (-t), so it is never echoed raw. */
+static const char *clean(char *buf, size_t bufsz, const char *s, size_t max)
+{
+    size_t n = strlen(s), cut = n;
+    if (max > bufsz - 4)
+        max = bufsz - 4;
+    if (n > max) {
+        cut = max;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    for (size_t i = 0; i < cut; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (cut < n) {
+        memcpy(buf + cut, "...", 4);
+    } else {
+        buf[cut] = '\0';
+    }
+    return buf;
+}
+
+/* Child paths: the root is "$", its members are plain names ("listeners"). */
+static void path_key(char out[PATH_SZ], const char *parent, const char *key)
+{
+    int r;
+    if (strcmp(parent, "$") == 0)
+        r = snprintf(out, PATH_SZ, "%s", key);
+    else
+        r = snprintf(out, PATH_SZ, "%s.%s", parent, key);
+    if (r < 0 || r >= PATH_SZ)
+        memcpy(out + PATH_SZ - 4, "...", 4);
+}
+
+static void path_idx(char out[PATH_SZ], const char *parent, size_t i)
+{
+    int r = snprintf(out, PATH_SZ, "%s[%zu]", parent, i);
+    if (r < 0 || r >= PATH_SZ)
+        memcpy(out + PATH_SZ - 4, "...", 4);
+}
+
+static char *xdup(ctx *x, const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        err(x, "$", "out of memory");
+    return d;
+}
+
+static void *xcalloc(ctx *x, size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (p == NULL)
+        err(x, "$", "out of memory");
+    return p;
+}
+
+/* ---- paths on disk ---- */
+
+/* <rel> against the canonical directory <dir>. Leading "." and ".."
+ * components are applied to <dir> (safe: it holds no symlinks); the rest is
+ * appended as written, so a symlinked file keeps its name (certificate
+ * renewals swap links). */
+static char *resolve(const char *dir, const char *rel)
+{
+    if (rel[0] == '/')
+        return strdup(rel);
+    size_t dlen = strlen(dir);
+    const char *p = rel;
+    for (;;) {
+        if (p[0] == '/') {
+            p++;
+        } else if (p[0] == '.' && (p[1] == '/' || p[1] == '\0')) {
+            p += 1;
+        } else if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
+            while (dlen > 0 && dir[dlen - 1] != '/')
+                dlen--;
+            if (dlen > 1)
+                dlen--;
+            p += 2;
+        } else {
+            break;
+        }
+    }
+    gw_buf b = {0};
+    gw_buf_append(&b, dir, dlen);
+    if (*p != '\0') {
+        if (dlen == 0 || dir[dlen - 1] != '/')
+            gw_buf_puts(&b, "/");
+        gw_buf_puts(&b, p);
+    }
+    return gw_buf_take(&b, NULL);
+}
+
+/* Absolute, canonical directory of the config file <path>. A directory that
+ * does not exist (gw_conf_parse() of a virtual file) is made absolute
+ * against the working directory without resolving links. */
+static char *conf_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *d = slash == NULL   ? strdup(".")
+              : slash == path ? strdup("/")
+                              : strndup(path, (size_t)(slash - path));
+    if (d == NULL)
+        return NULL;
+    char *real = realpath(d, NULL);
+    if (real != NULL) {
+        free(d);
+        return real;
+    }
+    char *abs = NULL;
+    if (d[0] == '/') {
+        abs = d;
+        d = NULL;
+    } else {
+        char *cwd = getcwd(NULL, 0);
+        abs = resolve(cwd != NULL ? cwd : "/", d);
+        free(cwd);
+    }
+    free(d);
+    return abs;
+}
+
+/* 0 when <abs> is a readable regular file, else -1 with a message. */
+static int check_file(ctx *x, const char *p, const char *abs)
+{
+    char cb[512];
+    struct stat st;
+    const char *why = NULL;
+
+    int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        why = strerror(errno);
+    } else {
+        if (fstat(fd, &st) < 0)
+            why = strerror(errno);
+        else if (S_ISDIR(st.st_mode))
+            why = strerror(EISDIR);
+        else if (!S_ISREG(st.st_mode))
+            why = "not a regular file";
+        close(fd);
+    }
+    if (why == NULL)
+        return 0;
+    err(x, p, "cannot read \"%s\": %s", clean(cb, sizeof(cb), abs, 400), why);
+    return -1;
+}
+
+static int check_dir(ctx *x, const char *p, const char *abs)
+{
+    char cb[512];
+    struct stat st;
+    const char *why = NULL;
+
+    if (stat(abs, &st) < 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = strerror(ENOTDIR);
+    if (why == NULL)
+        return 0;
+    err(x, p, "cannot use directory \"%s\": %s", clean(cb, sizeof(cb), abs, 400), why);
+    return -1;
+}
+
+/* ---- typed members ---- */
+
+static void check_keys(ctx *x, json_t *obj, const char *path, const char *const *known)
+{
+    const char *key;
+    json_t *v;
+    char kb[80], p[PATH_SZ];
+
+    json_object_foreach(obj, key, v)
+    {
+        size_t i = 0;
+        while (known[i] != NULL && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL) {
+            path_key(p, path, clean(kb, sizeof(kb), key, 64));
+            err(x, p, "unknown key");
+        }
+    }
+}
+
+/* The member <key> of <obj>, or NULL; reports a missing required key. */
+static json_t *member(ctx *x, json_t *obj, const char *path, const char *key, int required)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL && required)
+        err(x, path, "missing key \"%s\"", key);
+    return v;
+}
+
+static int get_int(ctx *x, json_t *obj, const char *path, const char *key, int required,
+                   long long min, long long max, long long *out)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, required);
+    if (v == NULL)
+        return required ? BAD : ABSENT;
+    path_key(p, path, key);
+    if (!json_is_integer(v)) {
+        err(x, p, "must be an integer");
+        return BAD;
+    }
+    long long i = json_integer_value(v);
+    if (i < min || i > max) {
+        err(x, p, "must be between %lld and %lld", min, max);
+        return BAD;
+    }
+    *out = i;
+    return SET;
+}
+
+/* Optional integers into their field, which already holds the default. */
+static void opt_uint(ctx *x, json_t *obj, const char *path, const char *key, long long min,
+                     long long max, unsigned *dst)
+{
+    long long v;
+    if (get_int(x, obj, path, key, 0, min, max, &v) == SET)
+        *dst = (unsigned)v;
+}
+
+static void opt_size(ctx *x, json_t *obj, const char *path, const char *key, long long min,
+                     long long max, size_t *dst)
+{
+    long long v;
+    if (get_int(x, obj, path, key, 0, min, max, &v) == SET)
+        *dst = (size_t)v;
+}
+
+static int get_port(ctx *x, json_t *obj, const char *path, const char *key, uint16_t *out)
+{
+    long long v;
+    int r = get_int(x, obj, path, key, 1, 1, 65535, &v);
+    if (r == SET)
+        *out = (uint16_t)v;
+    return r;
+}
+
+static int get_str(ctx *x, json_t *obj, const char *path, const char *key, int required,
+                   const char **out)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, required);
+    if (v == NULL)
+        return required ? BAD : ABSENT;
+    if (!json_is_string(v)) {
+        path_key(p, path, key);
+        err(x, p, "must be a string");
+        return BAD;
+    }
+    *out = json_string_value(v);
+    return SET;
+}
+
+static void opt_bool(ctx *x, json_t *obj, const char *path, const char *key, int *dst)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, 0);
+    if (v == NULL)
+        return;
+    if (!json_is_boolean(v)) {
+        path_key(p, path, key);
+        err(x, p, "must be a boolean");
+        return;
+    }
+    *dst = json_is_true(v);
+}
+
+/* A nested object, or NULL when absent or not an object (reported). */
+static json_t *get_obj(ctx *x, json_t *obj, const char *path, const char *key, int required)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, required);
+    if (v == NULL)
+        return NULL;
+    if (!json_is_object(v)) {
+        path_key(p, path, key);
+        err(x, p, "must be an object");
+        return NULL;
+    }
+    return v;
+}
+
+/* An array of <min>..<max> entries. A count out of bounds is reported but the
+ * array is still returned so that its entries get checked too. */
+static json_t *get_array(ctx *x, json_t *obj, const char *path, const char *key, int required,
+                         size_t min, size_t max)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, required);
+    if (v == NULL)
+        return NULL;
+    path_key(p, path, key);
+    if (!json_is_array(v)) {
+        err(x, p, "must be an array");
+        return NULL;
+    }
+    size_t n = json_array_size(v);
+    if (n < min || n > max)
+        err(x, p, "must have between %zu and %zu entries", min, max);
+    return v;
+}
+
+/* A file path: a non-empty string, made absolute, naming a readable regular
+ * file. Stored in <*out> only when all holds. */
+static int get_file(ctx *x, json_t *obj, const char *path, const char *key, int required,
+                    char **out)
+{
+    char p[PATH_SZ];
+    const char *s;
+    int r = get_str(x, obj, path, key, required, &s);
+    if (r != SET)
+        return r;
+    path_key(p, path, key);
+    if (s[0] == '\0') {
+        err(x, p, "must not be empty");
+        return BAD;
+    }
+    char *abs = resolve(x->dir, s);
+    if (abs == NULL) {
+        err(x, p, "out of memory");
+        return BAD;
+    }
+    if (check_file(x, p, abs) < 0) {
+        free(abs);
+        return BAD;
+    }
+    *out = abs;
+    return SET;
+}
+
+/* ---- value rules ---- */
+
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* RFC 6749 scope-token characters (printable ASCII but space, '"', '\'),
+ * 1..TOKEN_MAX bytes. Used for scopes and route names. */
+static int valid_token(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > TOKEN_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+#define TOKEN_RULE "must be 1 to 128 printable ASCII characters, without space, '\"' or '\\'"
+
+/* A numeric address as family + 16 bytes, for comparisons. */
+typedef struct addr {
+    int family; /* 0 when not a numeric address */
+    unsigned char b[16];
+} addr;
+
+static addr parse_addr(const char *s)
+{
+    addr a;
+    memset(&a, 0, sizeof(a));
+    if (inet_pton(AF_INET, s, a.b) == 1)
+        a.family = AF_INET;
+    else if (inet_pton(AF_INET6, s, a.b) == 1)
+        a.family = AF_INET6;
+    return a;
+}
+
+static int addr_eq(const addr *a, const addr *b)
+{
+    return a->family == b->family && memcmp(a->b, b->b, sizeof(a->b)) == 0;
+}
+
+static int addr_is_loopback(const addr *a)
+{
+    static const unsigned char v6lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    if (a->family == AF_INET)
+        return a->b[0] == 127;
+    return a->family == AF_INET6 && memcmp(a->b, v6lo, 16) == 0;
+}
+
+/* "IPv4:port" or "[IPv6]:port". Returns 0, -1 on form, -2 on port range. */
+static int parse_server(const char *s, char **host, uint16_t *port)
+{
+    const char *h, *hend, *pp;
+    if (s[0] == '[') {
+        h = s + 1;
+        hend = strchr(h, ']');
+        if (hend == NULL || hend[1] != ':')
+            return -1;
+        pp = hend + 2;
+    } else {
+        h = s;
+        hend = strchr(s, ':');
+        if (hend == NULL || strchr(hend + 1, ':') != NULL)
+            return -1;
+        pp = hend + 1;
+    }
+    size_t hlen = (size_t)(hend - h);
+    char hb[INET6_ADDRSTRLEN + 1];
+    unsigned char bin[16];
+    if (hlen == 0 || hlen >= sizeof(hb))
+        return -1;
+    memcpy(hb, h, hlen);
+    hb[hlen] = '\0';
+    if (inet_pton(s[0] == '[' ? AF_INET6 : AF_INET, hb, bin) != 1)
+        return -1;
+    size_t plen = strlen(pp);
+    if (plen == 0 || plen > 5 || strspn(pp, "0123456789") != plen)
+        return -1;
+    long v = strtol(pp, NULL, 10);
+    if (v < 1 || v > 65535)
+        return -2;
+    *host = strdup(hb);
+    *port = (uint16_t)v;
+    return *host == NULL ? -3 : 0;
+}
+
+/* ---- sections ---- */
+
+static void parse_certpair(ctx *x, json_t *v, const char *p, gw_conf_certpair *c)
+{
+    static const char *const keys[] = {"cert", "key", NULL};
+    if (!json_is_object(v)) {
+        err(x, p, "must be an object");
+        return;
+    }
+    check_keys(x, v, p, keys);
+    get_file(x, v, p, "cert", 1, &c->cert);
+    get_file(x, v, p, "key", 1, &c->key);
+}
+
+static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listener *l)
+{
+    static const char *const keys[] = {"certificates", "client_ca",       "crl",
+                                       "client_auth",  "session_tickets", NULL};
+    char pa[PATH_SZ], pe[PATH_SZ];
+    const char *s;
+
+    check_keys(x, t, p, keys);
+    json_t *certs = get_array(x, t, p, "certificates", 1, 1, 4);
+    if (certs != NULL && json_array_size(certs) > 0) {
+        l->ncerts = json_array_size(certs);
+        l->certs = xcalloc(x, l->ncerts, sizeof(*l->certs));
+        if (l->certs == NULL) {
+            l->ncerts = 0;
+        } else {
+            path_key(pa, p, "certificates");
+            for (size_t i = 0; i < l->ncerts; i++) {
+                path_idx(pe, pa, i);
+                parse_certpair(x, json_array_get(certs, i), pe, &l->certs[i]);
+            }
+        }
+    }
+
+    l->client_auth = GW_CLIENT_AUTH_REQUIRED;
+    int auth_ok = 1;
+    if (get_str(x, t, p, "client_auth", 0, &s) == SET) {
+        if (strcmp(s, "required") == 0) {
+            l->client_auth = GW_CLIENT_AUTH_REQUIRED;
+        } else if (strcmp(s, "none") == 0) {
+            l->client_auth = GW_CLIENT_AUTH_NONE;
+        } else {
+            path_key(pa, p, "client_auth");
+            err(x, pa, "must be \"required\" or \"none\"");
+            auth_ok = 0;
+        }
+    }
+    if (json_object_get(t, "client_ca") == NULL) {
+        if (auth_ok && l->client_auth == GW_CLIENT_AUTH_REQUIRED)
+            err(x, p, "missing key \"client_ca\" (required when client_auth is \"required\")");
+    } else {
+        get_file(x, t, p, "client_ca", 0, &l->client_ca);
+    }
+    get_file(x, t, p, "crl", 0, &l->crl);
+    l->session_tickets = 1;
+    opt_bool(x, t, p, "session_tickets", &l->session_tickets);
+}
+
+static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l)
+{
+    static const char *const keys[] = {"name", "address", "port", "environment", "tls", NULL};
+    char pk[PATH_SZ];
+    const char *s;
+
+    if (!json_is_object(v)) {
+        err(x, p, "must be an object");
+        return;
+    }
+    check_keys(x, v, p, keys);
+    if (get_str(x, v, p, "name", 1, &s) == SET) {
+        if (valid_name(s)) {
+            l->name = xdup(x, s);
+        } else {
+            path_key(pk, p, "name");
+            err(x, pk, "must match " NAME_RULE);
+        }
+    }
+    if (get_str(x, v, p, "address", 1, &s) == SET) {
+        if (parse_addr(s).family != 0) {
+            l->address = xdup(x, s);
+        } else {
+            path_key(pk, p, "address");
+            err(x, pk, "must be a numeric IPv4 or IPv6 address");
+        }
+    }
+    get_port(x, v, p, "port", &l->port);
+    if (get_str(x, v, p, "environment", 1, &s) == SET) {
+        if (strcmp(s, "sandbox") == 0) {
+            l->env = GW_ENV_SANDBOX;
+        } else if (strcmp(s, "production") == 0) {
+            l->env = GW_ENV_PRODUCTION;
+        } else {
+            path_key(pk, p, "environment");
+            err(x, pk, "must be \"sandbox\" or \"production\"");
+        }
+    }
+    json_t *t = get_obj(x, v, p, "tls", 1);
+    if (t != NULL) {
+        path_key(pk, p, "tls");
+        parse_listener_tls(x, t, pk, l);
+    }
+}
+
+static void parse_listeners(ctx *x, json_t *root, gw_conf *c)
+{
+    char pe[PATH_SZ];
+    json_t *a = get_array(x, root, "$", "listeners", 1, 1, 16);
+    if (a == NULL || json_array_size(a) == 0)
+        return;
+    c->listeners = xcalloc(x, json_array_size(a), sizeof(*c->listeners));
+    if (c->listeners == NULL)
+        return;
+    c->nlisteners = json_array_size(a);
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        path_idx(pe, "listeners", i);
+        parse_listener(x, json_array_get(a, i), pe, &c->listeners[i]);
+    }
+    /* Uniqueness, among the entries whose value was valid. */
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        const gw_conf_listener *l = &c->listeners[i];
+        for (size_t j = 0; l->name != NULL && j < i; j++) {
+            if (c->listeners[j].name != NULL && strcmp(c->listeners[j].name, l->name) == 0) {
+                snprintf(pe, sizeof(pe), "listeners[%zu].name", i);
+                err(x, pe, "duplicate of listeners[%zu].name", j);
+                break;
+            }
+        }
+        if (l->address == NULL || l->port == 0)
+            continue;
+        addr ai = parse_addr(l->address);
+        for (size_t j = 0; j < i; j++) {
+            const gw_conf_listener *o = &c->listeners[j];
+            if (o->address == NULL || o->port != l->port)
+                continue;
+            addr aj = parse_addr(o->address);
+            if (addr_eq(&ai, &aj)) {
+                path_idx(pe, "listeners", i);
+                err(x, pe, "address and port already used by listeners[%zu]", j);
+                break;
+            }
+        }
+    }
+}
+
+static void parse_upstream_tls(ctx *x, json_t *t, const char *p, gw_conf_upstream *u)
+{
+    static const char *const keys[] = {"ca", "cert", "key", "server_name", NULL};
+    char pk[PATH_SZ];
+    const char *s;
+
+    check_keys(x, t, p, keys);
+    u->tls = 1;
+    get_file(x, t, p, "ca", 1, &u->tls_ca);
+    int has_cert = json_object_get(t, "cert") != NULL;
+    int has_key = json_object_get(t, "key") != NULL;
+    if (has_cert && !has_key)
+        err(x, p, "missing key \"key\" (required with \"cert\")");
+    if (has_key && !has_cert)
+        err(x, p, "missing key \"cert\" (required with \"key\")");
+    get_file(x, t, p, "cert", 0, &u->tls_cert);
+    get_file(x, t, p, "key", 0, &u->tls_key);
+    if (get_str(x, t, p, "server_name", 0, &s) == SET) {
+        size_t n = strlen(s);
+        int ok = n > 0 && n <= 253 &&
+                 strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
+        if (ok) {
+            u->tls_server_name = xdup(x, s);
+        } else {
+            path_key(pk, p, "server_name");
+            err(x, pk, "must be a host name");
+        }
+    }
+}
+
+static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u)
+{
+    static const char *const keys[] = {"name",
+                                       "servers",
+                                       "tls",
+                                       "pool_size",
+                                       "connect_timeout_ms",
+                                       "response_timeout_ms",
+                                       "max_response_bytes",
+                                       NULL};
+    char pk[PATH_SZ], pe[PATH_SZ];
+    const char *s;
+
+    u->pool_size = 32;
+    u->connect_timeout_ms = 2000;
+    u->response_timeout_ms = 10000;
+    u->max_response_bytes = 8u << 20;
+    if (!json_is_object(v)) {
+        err(x, p, "must be an object");
+        return;
+    }
+    check_keys(x, v, p, keys);
+    if (get_str(x, v, p, "name", 1, &s) == SET) {
+        if (valid_name(s)) {
+            u->name = xdup(x, s);
+        } else {
+            path_key(pk, p, "name");
+            err(x, pk, "must match " NAME_RULE);
+        }
+    }
+    json_t *a = get_array(x, v, p, "servers", 1, 1, 16);
+    if (a != NULL && json_array_size(a) > 0) {
+        u->servers = xcalloc(x, json_array_size(a), sizeof(*u->servers));
+        u->nservers = u->servers != NULL ? json_array_size(a) : 0;
+        path_key(pk, p, "servers");
+        for (size_t i = 0; i < u->nservers; i++) {
+            json_t *e = json_array_get(a, i);
+            path_idx(pe, pk, i);
+            if (!json_is_string(e)) {
+                err(x, pe, "must be a string");
+                continue;
+            }
+            int r = parse_server(json_string_value(e), &u->servers[i].host, &u->servers[i].port);
+            if (r == -1)
+                err(x, pe, "must be \"IPv4:port\" or \"[IPv6]:port\"");
+            else if (r == -2)
+                err(x, pe, "port must be between 1 and 65535");
+            else if (r == -3)
+                err(x, pe, "out of memory");
+            if (r != 0)
+                continue;
+            addr ai = parse_addr(u->servers[i].host);
+            for (size_t j = 0; j < i; j++) {
+                if (u->servers[j].host == NULL || u->servers[j].port != u->servers[i].port)
+                    continue;
+                addr aj = parse_addr(u->servers[j].host);
+                if (addr_eq(&ai, &aj)) {
+                    err(x, pe, "duplicate of %s[%zu]", pk, j);
+                    break;
+                }
+            }
+        }
+    }
+    json_t *t = get_obj(x, v, p, "tls", 0);
+    if (t != NULL) {
+        path_key(pk, p, "tls");
+        parse_upstream_tls(x, t, pk, u);
+    }
+    opt_uint(x, v, p, "pool_size", 0, 4096, &u->pool_size);
+    opt_uint(x, v, p, "connect_timeout_ms", 1, 600000, &u->connect_timeout_ms);
+    opt_uint(x, v, p, "response_timeout_ms", 1, 600000, &u->response_timeout_ms);
+    opt_size(x, v, p, "max_response_bytes", 1, 1073741824, &u->max_response_bytes);
+}
+
+/* Returns 1 when every upstream name is valid, so that route references can
+ * be checked without cascading errors. */
+static int parse_upstreams(ctx *x, json_t *root, gw_conf *c)
+{
+    char pe[PATH_SZ];
+    int names_ok = 1;
+    json_t *a = get_array(x, root, "$", "upstreams", 1, 1, 32);
+    if (a == NULL)
+        return 0;
+    if (json_array_size(a) == 0)
+        return 1;
+    c->upstreams = xcalloc(x, json_array_size(a), sizeof(*c->upstreams));
+    if (c->upstreams == NULL)
+        return 0;
+    c->nupstreams = json_array_size(a);
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        path_idx(pe, "upstreams", i);
+        parse_upstream(x, json_array_get(a, i), pe, &c->upstreams[i]);
+        if (c->upstreams[i].name == NULL) {
+            names_ok = 0;
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (c->upstreams[j].name != NULL &&
+                strcmp(c->upstreams[j].name, c->upstreams[i].name) == 0) {
+                snprintf(pe, sizeof(pe), "upstreams[%zu].name", i);
+                err(x, pe, "duplicate of upstreams[%zu].name", j);
+                break;
+            }
+        }
+    }
+    return names_ok;
+}
+
+static const char *const methods[] = {"GET",    "HEAD",  "POST",    "PUT",
+                                      "DELETE", "PATCH", "OPTIONS", NULL};
+
+static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_conf *c,
+                        int upstreams_ok)
+{
+    static const char *const keys[] = {"name",  "method",     "path", "upstream",
+                                       "scope", "year_bound", NULL};
+    char pk[PATH_SZ], cb[80];
+    const char *s;
+
+    if (!json_is_object(v)) {
+        err(x, p, "must be an object");
+        return;
+    }
+    check_keys(x, v, p, keys);
+    if (get_str(x, v, p, "name", 0, &s) == SET) {
+        if (valid_token(s)) {
+            r->name = xdup(x, s);
+        } else {
+            path_key(pk, p, "name");
+            err(x, pk, TOKEN_RULE);
+        }
+    }
+    if (get_str(x, v, p, "method", 1, &s) == SET) {
+        size_t i = 0;
+        while (methods[i] != NULL && strcmp(methods[i], s) != 0)
+            i++;
+        if (methods[i] != NULL) {
+            r->method = xdup(x, s);
+        } else {
+            path_key(pk, p, "method");
+            err(x, pk, "must be one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+        }
+    }
+    if (get_str(x, v, p, "path", 1, &s) == SET) {
+        const char *why = gw_route_compile(r, s);
+        if (why == NULL) {
+            r->path = xdup(x, s);
+            if (r->name == NULL && json_object_get(v, "name") == NULL)
+                r->name = xdup(x, s);
+        } else {
+            path_key(pk, p, "path");
+            err(x, pk, "%s", why);
+        }
+    }
+    if (get_str(x, v, p, "upstream", 1, &s) == SET) {
+        const gw_conf_upstream *u = gw_conf_find_upstream(c, s);
+        if (u != NULL) {
+            r->upstream = xdup(x, s);
+            r->upstream_idx = (size_t)(u - c->upstreams);
+        } else if (upstreams_ok) {
+            path_key(pk, p, "upstream");
+            err(x, pk, "unknown upstream \"%s\"", clean(cb, sizeof(cb), s, 64));
+        }
+    }
+    json_t *sc = member(x, v, p, "scope", 0);
+    if (sc != NULL && !json_is_null(sc)) {
+        path_key(pk, p, "scope");
+        if (!json_is_string(sc))
+            err(x, pk, "must be a string or null");
+        else if (!valid_token(json_string_value(sc)))
+            err(x, pk, TOKEN_RULE);
+        else
+            r->scope = xdup(x, json_string_value(sc));
+    }
+    opt_bool(x, v, p, "year_bound", &r->year_bound);
+}
+
+/* 1 when every path that <a> matches, <b> matches too (same segment count,
+ * each segment of <b> a parameter or the same literal). */
+static int covers(const gw_route *b, const gw_route *a)
+{
+    if (a->nsegs != b->nsegs)
+        return 0;
+    for (size_t k = 0; k < a->nsegs; k++) {
+        if (b->segs[k] == NULL)
+            continue;
+        if (a->segs[k] == NULL || strcmp(a->segs[k], b->segs[k]) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void parse_routes(ctx *x, json_t *root, gw_conf *c, int upstreams_ok)
+{
+    char pe[PATH_SZ];
+    json_t *a = get_array(x, root, "$", "routes", 1, 1, 256);
+    if (a == NULL || json_array_size(a) == 0)
+        return;
+    c->routes.routes = xcalloc(x, json_array_size(a), sizeof(gw_route));
+    if (c->routes.routes == NULL)
+        return;
+    c->routes.n = json_array_size(a);
+    for (size_t i = 0; i < c->routes.n; i++) {
+        path_idx(pe, "routes", i);
+        parse_route(x, json_array_get(a, i), pe, &c->routes.routes[i], c, upstreams_ok);
+    }
+    for (size_t i = 0; i < c->routes.n; i++) {
+        const gw_route *r = &c->routes.routes[i];
+        json_t *ri = json_array_get(a, i);
+        for (size_t j = 0; r->name != NULL && j < i; j++) {
+            const gw_route *o = &c->routes.routes[j];
+            if (o->name == NULL || strcmp(o->name, r->name) != 0)
+                continue;
+            if (json_object_get(ri, "name") != NULL) {
+                snprintf(pe, sizeof(pe), "routes[%zu].name", i);
+                err(x, pe, "duplicate of routes[%zu].name", j);
+            } else {
+                path_idx(pe, "routes", i);
+                err(x, pe,
+                    "missing key \"name\" (the default, its path, is already used by routes[%zu])",
+                    j);
+            }
+            break;
+        }
+        if (r->method == NULL || r->path == NULL)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            const gw_route *o = &c->routes.routes[j];
+            if (o->method == NULL || o->path == NULL || strcmp(o->method, r->method) != 0 ||
+                !covers(o, r))
+                continue;
+            if (covers(r, o)) {
+                path_idx(pe, "routes", i);
+                err(x, pe, "method and path already used by routes[%zu]", j);
+            } else {
+                snprintf(pe, sizeof(pe), "routes[%zu].path", i);
+                err(x, pe, "unreachable, routes[%zu] matches first", j);
+            }
+            break;
+        }
+    }
+}
+
+static void parse_limits(ctx *x, json_t *root, gw_conf *c)
+{
+    static const char *const keys[] = {"max_header_bytes", "max_headers",        "max_body_bytes",
+                                       "max_connections",  "max_pipeline_bytes", NULL};
+    gw_conf_limits *l = &c->limits;
+    l->max_header_bytes = 16384;
+    l->max_headers = 100;
+    l->max_body_bytes = 1u << 20;
+    l->max_connections = 10000;
+    l->max_pipeline_bytes = 65536;
+    json_t *o = get_obj(x, root, "$", "limits", 0);
+    if (o == NULL)
+        return;
+    check_keys(x, o, "limits", keys);
+    opt_size(x, o, "limits", "max_header_bytes", 1, 1048576, &l->max_header_bytes);
+    opt_size(x, o, "limits", "max_headers", 1, 1000, &l->max_headers);
+    opt_size(x, o, "limits", "max_body_bytes", 1, 67108864, &l->max_body_bytes);
+    opt_size(x, o, "limits", "max_connections", 1, 1000000, &l->max_connections);
+    opt_size(x, o, "limits", "max_pipeline_bytes", 1, 1048576, &l->max_pipeline_bytes);
+}
+
+static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
+{
+    static const char *const keys[] = {"handshake_ms", "header_ms", "body_ms", "keepalive_ms",
+                                       "send_ms",      "drain_ms",  NULL};
+    gw_conf_timeouts *t = &c->timeouts;
+    t->handshake_ms = 10000;
+    t->header_ms = 10000;
+    t->body_ms = 30000;
+    t->keepalive_ms = 60000;
+    t->send_ms = 30000;
+    t->drain_ms = 30000;
+    json_t *o = get_obj(x, root, "$", "timeouts", 0);
+    if (o == NULL)
+        return;
+    check_keys(x, o, "timeouts", keys);
+    opt_uint(x, o, "timeouts", "handshake_ms", 1, 3600000, &t->handshake_ms);
+    opt_uint(x, o, "timeouts", "header_ms", 1, 3600000, &t->header_ms);
+    opt_uint(x, o, "timeouts", "body_ms", 1, 3600000, &t->body_ms);
+    opt_uint(x, o, "timeouts", "keepalive_ms", 1, 3600000, &t->keepalive_ms);
+    opt_uint(x, o, "timeouts", "send_ms", 1, 3600000, &t->send_ms);
+    opt_uint(x, o, "timeouts", "drain_ms", 1, 3600000, &t->drain_ms);
+}
+
+static void parse_journal(ctx *x, json_t *root, gw_conf *c)
+{
+    static const char *const keys[] = {"path", "queue_size", "sync_ms", NULL};
+    char cb[512];
+    const char *s;
+
+    c->journal.queue_size = 65536;
+    c->journal.sync_ms = 1000;
+    json_t *o = get_obj(x, root, "$", "journal", 1);
+    if (o == NULL)
+        return;
+    check_keys(x, o, "journal", keys);
+    if (get_str(x, o, "journal", "path", 1, &s) == SET) {
+        if (s[0] == '\0') {
+            err(x, "journal.path", "must not be empty");
+        } else {
+            char *abs = resolve(x->dir, s);
+            char *slash = abs != NULL ? strrchr(abs, '/') : NULL;
+            struct stat st;
+            if (slash == NULL) {
+                err(x, "journal.path", "out of memory");
+            } else if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode)) {
+                err(x, "journal.path", "\"%s\" is a directory", clean(cb, sizeof(cb), abs, 400));
+            } else {
+                char *d = slash == abs ? strdup("/") : strndup(abs, (size_t)(slash - abs));
+                if (d == NULL)
+                    err(x, "journal.path", "out of memory");
+                else if (check_dir(x, "journal.path", d) == 0) {
+                    c->journal.path = abs;
+                    abs = NULL;
+                }
+                free(d);
+            }
+            free(abs);
+        }
+    }
+    opt_size(x, o, "journal", "queue_size", 1, 16777216, &c->journal.queue_size);
+    opt_uint(x, o, "journal", "sync_ms", 1, 60000, &c->journal.sync_ms);
+}
+
+/* 0 when the file at <abs> holds something other than white space in its
+ * first TOKEN_PROBE bytes. */
+static int token_nonempty(const char *abs)
+{
+    char buf[TOKEN_PROBE];
+    int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    for (ssize_t i = 0; i < n; i++) {
+        if (strchr(" \t\r\n", buf[i]) == NULL)
+            return 1;
+    }
+    return 0;
+}
+
+static void parse_admin(ctx *x, json_t *root, gw_conf *c)
+{
+    static const char *const keys[] = {"address", "port", "token_file", NULL};
+    char cb[512];
+    const char *s = "127.0.0.1";
+
+    json_t *o = get_obj(x, root, "$", "admin", 0);
+    if (o == NULL)
+        return;
+    check_keys(x, o, "admin", keys);
+    if (get_str(x, o, "admin", "address", 0, &s) != BAD) {
+        addr a = parse_addr(s);
+        if (a.family == 0)
+            err(x, "admin.address", "must be a numeric IPv4 or IPv6 address");
+        else if (!addr_is_loopback(&a))
+            err(x, "admin.address", "must be a loopback address");
+        else
+            c->admin.address = xdup(x, s);
+    }
+    get_port(x, o, "admin", "port", &c->admin.port);
+    if (get_file(x, o, "admin", "token_file", 1, &c->admin.token_file) == SET &&
+        !token_nonempty(c->admin.token_file)) {
+        err(x, "admin.token_file", "file \"%s\" is empty",
+            clean(cb, sizeof(cb), c->admin.token_file, 400));
+    }
+    c->admin.enabled = 1;
+
+    if (c->admin.address == NULL || c->admin.port == 0)
+        return;
+    addr aa = parse_addr(c->admin.address);
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        const gw_conf_listener *l = &c->listeners[i];
+        if (l->address == NULL || l->port != c->admin.port)
+            continue;
+        addr al = parse_addr(l->address);
+        if (addr_eq(&aa, &al)) {
+            err(x, "admin", "address and port already used by listeners[%zu]", i);
+            break;
+        }
+    }
+}
+
+static void parse_root(ctx *x, json_t *root, gw_conf *c)
+{
+    static const char *const keys[] = {
+        "workers", "policies_dir", "listeners", "upstreams", "routes",
+        "limits",  "timeouts",     "journal",   "admin",     NULL};
+    long long w = 0;
+    const char *s;
+
+    check_keys(x, root, "$", keys);
+    get_int(x, root, "$", "workers", 0, 0, 64, &w);
+    if (w == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        w = n < 1 ? 1 : n > 64 ? 64 : n;
+    }
+    c->workers = (unsigned)w;
+    if (get_str(x, root, "$", "policies_dir", 0, &s) == SET) {
+        if (s[0] == '\0') {
+            err(x, "policies_dir", "must not be empty");
+        } else {
+            char *abs = resolve(x->dir, s);
+            if (abs == NULL)
+                err(x, "policies_dir", "out of memory");
+            else if (check_dir(x, "policies_dir", abs) == 0) {
+                c->policies_dir = abs;
+                abs = NULL;
+            }
+            free(abs);
+        }
+    }
+    parse_listeners(x, root, c);
+    int upstreams_ok = parse_upstreams(x, root, c);
+    parse_routes(x, root, c, upstreams_ok);
+    parse_limits(x, root, c);
+    parse_timeouts(x, root, c);
+    parse_journal(x, root, c);
+    parse_admin(x, root, c);
+}
+
+/* ---- entry points ---- */
+
+static gw_conf *parse_buf(const char *path, const char *text, size_t len, gw_errlist *errs)
+{
+    ctx x = {.file = path != NULL ? path : "-", .errs = errs};
+    json_error_t je;
+    json_t *root = NULL;
+    gw_conf *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        err(&x, "$", "out of memory");
+        return NULL;
+    }
+    c->dir = conf_dir(x.file);
+    if (c->dir == NULL) {
+        err(&x, "$", "out of memory");
+        goto out;
+    }
+    x.dir = c->dir;
+    const char *base = strrchr(x.file, '/');
+    c->path = resolve(c->dir, base != NULL ? base + 1 : x.file);
+    if (c->path == NULL) {
+        err(&x, "$", "out of memory");
+        goto out;
+    }
+
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        char cb[256];
+        err(&x, "$", "invalid JSON at line %d, column %d: %s", je.line, je.column,
+            clean(cb, sizeof(cb), je.text, 160));
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        err(&x, "$", "must be an object");
+        goto out;
+    }
+    parse_root(&x, root, c);
+
+out:
+    json_decref(root);
+    if (x.nerrs > 0) {
+        gw_conf_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+gw_conf *gw_conf_parse(const char *path, const char *text, gw_errlist *errs)
+{
+    if (text == NULL) {
+        gw_errlist_add(errs, "%s: $: cannot read: %s", path != NULL ? path : "-", strerror(EINVAL));
+        return NULL;
+    }
+    return parse_buf(path, text, strlen(text), errs);
+}
+
+gw_conf *gw_conf_load(const char *path, gw_errlist *errs)
+{
+    gw_conf *c = NULL;
+    gw_buf b = {0};
+    char chunk[8192];
+    int e = 0;
+    const char *file = path != NULL ? path : "-";
+
+    int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
+    if (fd < 0) {
+        e = path != NULL ? errno : EINVAL;
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            e = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (b.len + (size_t)n > CONF_MAX_FILE) {
+            e = EFBIG;
+            break;
+        }
+        gw_buf_append(&b, chunk, (size_t)n);
+        if (b.oom) {
+            e = ENOMEM;
+            break;
+        }
+    }
+    close(fd);
+    if (e == 0)
+        c = parse_buf(path, b.data != NULL ? b.data : "", b.len, errs);
+out:
+    if (e != 0)
+        gw_errlist_add(errs, "%s: $: cannot read: %s", file, strerror(e));
+    gw_buf_free(&b);
+    return c;
+}
+
+void gw_conf_free(gw_conf *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        gw_conf_listener *l = &c->listeners[i];
+        free(l->name);
+        free(l->address);
+        for (size_t k = 0; k < l->ncerts; k++) {
+            free(l->certs[k].cert);
+            free(l->certs[k].key);
+        }
+        free(l->certs);
+        free(l->client_ca);
+        free(l->crl);
+    }
+    free(c->listeners);
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        gw_conf_upstream *u = &c->upstreams[i];
+        free(u->name);
+        for (size_t k = 0; k < u->nservers; k++)
+            free(u->servers[k].host);
+        free(u->servers);
+        free(u->tls_ca);
+        free(u->tls_cert);
+        free(u->tls_key);
+        free(u->tls_server_name);
+    }
+    free(c->upstreams);
+    for (size_t i = 0; i < c->routes.n; i++)
+        gw_route_free(&c->routes.routes[i]);
+    free(c->routes.routes);
+    free(c->journal.path);
+    free(c->admin.address);
+    free(c->admin.token_file);
+    free(c->policies_dir);
+    free(c->path);
+    free(c->dir);
+    free(c);
+}
+
+const gw_conf_upstream *gw_conf_find_upstream(const gw_conf *c, const char *name)
+{
+    if (c == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        if (c->upstreams[i].name != NULL && strcmp(c->upstreams[i].name, name) == 0)
+            return &c->upstreams[i];
+    }
+    return NULL;
+}

@@ -89,6 +89,7 @@ typedef struct gw_conf_timeouts {
 typedef struct gw_conf_journal {
     char *path;        /* absolute path of the JSON Lines journal */
     size_t queue_size; /* records queued before submit fails, default 65536 */
+    unsigned sync_ms;  /* fdatasync period of the writer, default 1000 */
 } gw_conf_journal;
 
 typedef struct gw_conf_admin {

@@ -58,6 +58,9 @@ typedef struct gw_req {
     long upstream_ms;
     long bytes_in;
     long bytes_out;
+    char allow[64];                /* Allow value of a 405 */
+    gw_extra_header resp_extra[4]; /* headers of a gateway-made response */
+    size_t nresp_extra;
 } gw_req;
 
 typedef struct gw_conn {
@@ -232,6 +235,8 @@ static void respond_error(gw_conn *c, gw_err_id id, const char *reason, int clos
         .correlation_id = q->has_corr ? q->correlation_id : NULL,
         .close = c->close_after,
         .head = q->http != NULL && strcmp(q->http->method, "HEAD") == 0,
+        .extra = q->resp_extra,
+        .nextra = q->nresp_extra,
     };
     char *bytes = gw_local_response(d->status, "application/json; charset=utf-8", body,
                                     body ? blen : 0, &rc, &len);
@@ -333,6 +338,8 @@ static void dispatch(gw_conn *c, gw_http_request *http)
         return;
     }
     if (rr == GW_ROUTE_METHOD_NOT_ALLOWED) {
+        gw_route_allowed(&conf->routes, http->path, http->path_len, q->allow, sizeof(q->allow));
+        q->resp_extra[q->nresp_extra++] = (gw_extra_header){"Allow", q->allow};
         respond_error(c, GW_ERR_METHOD_NOT_ALLOWED, NULL, 0);
         return;
     }

@@ -22,7 +22,7 @@ typedef struct gw_route {
     int year_bound; /* requires ?annee=YYYY */
     /* compiled template */
     size_t nsegs;
-    char *segs[GW_ROUTE_MAX_SEGS]; /* literal text, or NULL for a parameter */
+    char *segs[GW_ROUTE_MAX_SEGS];   /* literal text, or NULL for a parameter */
     char *params[GW_ROUTE_MAX_SEGS]; /* parameter name where segs[i] == NULL */
 } gw_route;
 
@@ -42,7 +42,12 @@ typedef struct gw_route_match {
 } gw_route_match;
 
 /* Compile <tmpl> into <r> (segments). Returns NULL on success or a constant
- * error message ("must start with '/'", "empty segment", ...). */
+ * error message ("must start with '/'", "empty segment", ...). Only nsegs,
+ * segs[] and params[] are written (overwritten, not freed: pass a zeroed
+ * route); on error they are left untouched. "/" compiles to zero segments.
+ * Besides the messages listed in docs/configuration.md: "bad character"
+ * (a literal byte outside RFC 3986 pchar, or '%'), "dot segment" ("." or
+ * ".."), "duplicate parameter name", "out of memory". */
 const char *gw_route_compile(gw_route *r, const char *tmpl);
 
 typedef enum {
@@ -57,8 +62,18 @@ typedef enum {
 gw_route_result gw_route_match_path(const gw_route_table *t, const char *method, const char *path,
                                     size_t path_len, gw_route_match *m);
 
+/* For a 405: write the distinct methods whose template matches <path>, in
+ * table order, as "GET, HEAD" into <out>/<outsz> (always NUL-terminated when
+ * <outsz> > 0; a method that does not fit ends the list). Returns how many
+ * distinct methods match, written or not. */
+size_t gw_route_allowed(const gw_route_table *t, const char *path, size_t path_len, char *out,
+                        size_t outsz);
+
+/* The value of parameter <name> in <m> (not NUL-terminated; its length in
+ * <len>), or NULL. */
 const char *gw_route_param(const gw_route_match *m, const char *name, size_t *len);
 
+/* Free what <r> points to (not <r> itself) and zero it. NULL-safe. */
 void gw_route_free(gw_route *r);
 
 #endif
