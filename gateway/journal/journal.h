@@ -74,4 +74,18 @@ typedef struct gw_journal_rec {
 /* Format <r> as one JSON object + '\n'. Returns malloc'd line or NULL (OOM). */
 char *gw_journal_format(const gw_journal_rec *r, size_t *len);
 
+/* Schema version written in every record's "v" field. */
+#define GW_JOURNAL_SCHEMA_VERSION 1
+
+/* 1 while the journal writes normally; 0 after a failed write() or
+ * fdatasync(), until a later call of the same kind succeeds. Meant for
+ * /readyz, metrics and the coming fail-closed mode. Thread-safe. */
+int gw_journal_healthy(gw_journal *j);
+
+/* FOR UNIT TESTS ONLY. <pause> != 0 stops the writer from taking queued
+ * lines (and from acting on a pending reopen) until it is called again with
+ * 0, or until gw_journal_close(), which always drains. A write already in
+ * progress finishes. Lets a test fill the queue deterministically. */
+void gw_journal_test_pause(gw_journal *j, int pause);
+
 #endif

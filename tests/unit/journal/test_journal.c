@@ -1,0 +1,1152 @@
+/* Unit tests for gateway/journal/journal.c: record format and writer thread. */
+#include "journal/journal.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static char tmpdir[64];
+
+static void setup_dir(void)
+{
+    strcpy(tmpdir, "/tmp/test_journal.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(p);
+}
+
+static void teardown_dir(void)
+{
+    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *tpath(const char *name)
+{
+    static char buf[4][256];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 256, "%s/%s", tmpdir, name);
+    return p;
+}
+
+/* Whole file, NUL-terminated; <*len> bytes. NULL if it does not exist. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    size_t r;
+    while ((r = fread(b + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n - 1 == 0)
+            b = realloc(b, cap *= 2);
+    }
+    fclose(f);
+    b[n] = '\0';
+    if (len)
+        *len = n;
+    return b;
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static char *mkline(const char *fmt, int a, int b)
+{
+    char *p = NULL;
+    ck_assert_int_ge(asprintf(&p, fmt, a, b), 0);
+    return p;
+}
+
+static int submit_str(gw_journal *j, char *line)
+{
+    return gw_journal_submit(j, line, strlen(line));
+}
+
+/* Wait until the writer has handled every accepted line. */
+static int drained(gw_journal *j)
+{
+    gw_journal_stats st;
+    for (int i = 0; i < 10000; i++) {
+        gw_journal_get_stats(j, &st);
+        if (st.queued == 0)
+            return 1;
+        usleep(1000);
+    }
+    return 0;
+}
+
+static void wait_idle(gw_journal *j)
+{
+    ck_assert_msg(drained(j), "journal writer did not drain its queue within 10 s");
+}
+
+static gw_journal *open_ok(const char *path, size_t cap, unsigned sync_ms)
+{
+    char *err = NULL;
+    gw_journal *j = gw_journal_open(path, cap, sync_ms, &err);
+    ck_assert_msg(j != NULL, "gw_journal_open(%s): %s", path, err ? err : "(no message)");
+    ck_assert_ptr_null(err);
+    return j;
+}
+
+/* Send this test's stderr (Check forks each test) to <path>. */
+static void capture_stderr(const char *path)
+{
+    fflush(stderr);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_ge(dup2(fd, 2), 0);
+    close(fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Record format                                                            */
+/* ------------------------------------------------------------------------ */
+
+static gw_journal_rec full_rec(void)
+{
+    gw_journal_rec r = {
+        .ts = "2025-03-21T09:00:00.123Z",
+        .request_id = "5b8f0c1e-8c1a-4a47-9c55-0c9b6f7c1a11",
+        .correlation_id = "0e4a2b6c-1d3f-4e5a-8b7c-9d0e1f2a3b4c",
+        .env = "sandbox",
+        .listener = "public",
+        .client_ip = "192.0.2.10",
+        .client_port = 51234,
+        .tls_version = "TLSv1.3",
+        .tls_cert_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        .tls_subject = "CN=acme-prod,O=ACME,C=FR",
+        .method = "GET",
+        .route = "liasse",
+        .path = "/opale/v1/liasses/732829320/2024",
+        .siren = "732829320",
+        .annee = "2024",
+        .decision = "deny",
+        .reason = "quota",
+        .code = "E429",
+        .status = 429,
+        .upstream_addr = "127.0.0.1:9000",
+        .upstream_status = 200,
+        .upstream_ms = 12,
+        .ms = 15,
+        .bytes_in = 0,
+        .bytes_out = 321,
+    };
+    return r;
+}
+
+static const char full_line[] =
+    "{\"v\":1,\"ts\":\"2025-03-21T09:00:00.123Z\","
+    "\"request_id\":\"5b8f0c1e-8c1a-4a47-9c55-0c9b6f7c1a11\","
+    "\"correlation_id\":\"0e4a2b6c-1d3f-4e5a-8b7c-9d0e1f2a3b4c\","
+    "\"env\":\"sandbox\",\"listener\":\"public\",\"client_ip\":\"192.0.2.10\","
+    "\"client_port\":51234,"
+    "\"tls\":{\"version\":\"TLSv1.3\","
+    "\"cert_sha256\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\","
+    "\"subject\":\"CN=acme-prod,O=ACME,C=FR\"},"
+    "\"method\":\"GET\",\"route\":\"liasse\",\"path\":\"/opale/v1/liasses/732829320/2024\","
+    "\"siren\":\"732829320\",\"annee\":\"2024\",\"decision\":\"deny\",\"reason\":\"quota\","
+    "\"code\":\"E429\",\"status\":429,"
+    "\"upstream\":{\"addr\":\"127.0.0.1:9000\",\"status\":200,\"ms\":12},"
+    "\"ms\":15,\"bytes_in\":0,\"bytes_out\":321}\n";
+
+static const char *top_keys[] = {
+    "v",         "ts",          "request_id", "correlation_id", "env",   "listener",
+    "client_ip", "client_port", "tls",        "method",         "route", "path",
+    "siren",     "annee",       "decision",   "reason",         "code",  "status",
+    "upstream",  "ms",          "bytes_in",   "bytes_out",
+};
+#define N_TOP_KEYS (sizeof(top_keys) / sizeof(top_keys[0]))
+
+/* Format <r>, check the line's framing, parse it back. */
+static json_t *format_parse(const gw_journal_rec *r, char **line_out)
+{
+    size_t len = 0;
+    char *line = gw_journal_format(r, &len);
+    ck_assert_ptr_nonnull(line);
+    ck_assert_uint_eq(len, strlen(line));
+    ck_assert_uint_ge(len, 3);
+    ck_assert_int_eq(line[len - 1], '\n');
+    ck_assert_ptr_eq(strchr(line, '\n'), line + len - 1); /* one line, exactly */
+    json_error_t e;
+    /* No JSON_DISABLE_EOF_CHECK: anything after the object is an error. */
+    json_t *o = json_loadb(line, len - 1, 0, &e);
+    ck_assert_msg(o != NULL, "line does not parse: %s: %s", e.text, line);
+    ck_assert(json_is_object(o));
+    if (line_out)
+        *line_out = line;
+    else
+        free(line);
+    return o;
+}
+
+START_TEST(format_full_exact)
+{
+    gw_journal_rec r = full_rec();
+    size_t len = 0;
+    char *line = gw_journal_format(&r, &len);
+    ck_assert_ptr_nonnull(line);
+    ck_assert_str_eq(line, full_line);
+    ck_assert_uint_eq(len, sizeof(full_line) - 1);
+    free(line);
+}
+END_TEST
+
+START_TEST(format_full_parses_in_order)
+{
+    gw_journal_rec r = full_rec();
+    json_t *o = format_parse(&r, NULL);
+
+    ck_assert_uint_eq(json_object_size(o), N_TOP_KEYS);
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        ck_assert_uint_lt(i, N_TOP_KEYS);
+        ck_assert_str_eq(k, top_keys[i]);
+        i++;
+    }
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "v")), GW_JOURNAL_SCHEMA_VERSION);
+    ck_assert(json_is_integer(json_object_get(o, "client_port")));
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "status")), 429);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "path")), r.path);
+    json_t *tls = json_object_get(o, "tls");
+    ck_assert(json_is_object(tls));
+    ck_assert_uint_eq(json_object_size(tls), 3);
+    ck_assert_str_eq(json_string_value(json_object_get(tls, "subject")), r.tls_subject);
+    json_t *up = json_object_get(o, "upstream");
+    ck_assert(json_is_object(up));
+    ck_assert_uint_eq(json_object_size(up), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(up, "ms")), 12);
+    json_decref(o);
+}
+END_TEST
+
+START_TEST(format_empty_record)
+{
+    gw_journal_rec r = {.client_port = -1,
+                        .status = 0,
+                        .upstream_status = -1,
+                        .upstream_ms = -1,
+                        .ms = -1,
+                        .bytes_in = -1,
+                        .bytes_out = -1};
+    size_t len;
+    char *line = gw_journal_format(&r, &len);
+    ck_assert_ptr_nonnull(line);
+    ck_assert_str_eq(line, "{\"v\":1}\n");
+    ck_assert_uint_eq(len, 8);
+    free(line);
+}
+END_TEST
+
+/* Zero is a value (port 0, 0 bytes, 0 ms); only status 0 means "none". */
+START_TEST(format_zero_numbers)
+{
+    gw_journal_rec r = full_rec();
+    r.client_port = 0;
+    r.ms = 0;
+    r.bytes_in = 0;
+    r.bytes_out = 0;
+    r.upstream_ms = 0;
+    r.status = 0;
+    r.upstream_status = 0;
+    json_t *o = format_parse(&r, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "client_port")), 0);
+    ck_assert(json_is_integer(json_object_get(o, "ms")));
+    ck_assert(json_is_integer(json_object_get(o, "bytes_in")));
+    ck_assert(json_is_integer(json_object_get(o, "bytes_out")));
+    ck_assert_ptr_null(json_object_get(o, "status"));
+    json_t *up = json_object_get(o, "upstream");
+    ck_assert_ptr_null(json_object_get(up, "status"));
+    ck_assert(json_is_integer(json_object_get(up, "ms")));
+    json_decref(o);
+}
+END_TEST
+
+/* One case per omissible field: blank it, it disappears, nothing else does. */
+static const struct omit_case {
+    const char *parent; /* NULL: top level */
+    const char *key;    /* key that must vanish */
+} omit_cases[] = {
+    {NULL, "ts"},           {NULL, "request_id"},   {NULL, "correlation_id"}, {NULL, "env"},
+    {NULL, "listener"},     {NULL, "client_ip"},    {NULL, "client_port"},    {"tls", "version"},
+    {"tls", "cert_sha256"}, {"tls", "subject"},     {NULL, "method"},         {NULL, "route"},
+    {NULL, "path"},         {NULL, "siren"},        {NULL, "annee"},          {NULL, "decision"},
+    {NULL, "reason"},       {NULL, "code"},         {NULL, "status"},         {NULL, "status"},
+    {NULL, "upstream"},     {"upstream", "status"}, {"upstream", "status"},   {"upstream", "ms"},
+    {NULL, "ms"},           {NULL, "bytes_in"},     {NULL, "bytes_out"},
+};
+#define N_OMIT (sizeof(omit_cases) / sizeof(omit_cases[0]))
+
+static void blank(gw_journal_rec *r, int i)
+{
+    switch (i) {
+    case 0:
+        r->ts = NULL;
+        break;
+    case 1:
+        r->request_id = NULL;
+        break;
+    case 2:
+        r->correlation_id = NULL;
+        break;
+    case 3:
+        r->env = NULL;
+        break;
+    case 4:
+        r->listener = NULL;
+        break;
+    case 5:
+        r->client_ip = NULL;
+        break;
+    case 6:
+        r->client_port = -1;
+        break;
+    case 7:
+        r->tls_version = NULL;
+        break;
+    case 8:
+        r->tls_cert_sha256 = NULL;
+        break;
+    case 9:
+        r->tls_subject = NULL;
+        break;
+    case 10:
+        r->method = NULL;
+        break;
+    case 11:
+        r->route = NULL;
+        break;
+    case 12:
+        r->path = NULL;
+        break;
+    case 13:
+        r->siren = NULL;
+        break;
+    case 14:
+        r->annee = NULL;
+        break;
+    case 15:
+        r->decision = NULL;
+        break;
+    case 16:
+        r->reason = NULL;
+        break;
+    case 17:
+        r->code = NULL;
+        break;
+    case 18:
+        r->status = 0;
+        break;
+    case 19:
+        r->status = -1;
+        break;
+    case 20:
+        r->upstream_addr = NULL;
+        break; /* status and ms still set */
+    case 21:
+        r->upstream_status = 0;
+        break;
+    case 22:
+        r->upstream_status = -1;
+        break;
+    case 23:
+        r->upstream_ms = -1;
+        break;
+    case 24:
+        r->ms = -1;
+        break;
+    case 25:
+        r->bytes_in = -1;
+        break;
+    case 26:
+        r->bytes_out = -1;
+        break;
+    default:
+        ck_abort_msg("no case %d", i);
+    }
+}
+
+START_TEST(format_omits_field)
+{
+    const struct omit_case *c = &omit_cases[_i];
+    gw_journal_rec r = full_rec();
+    blank(&r, _i);
+    json_t *o = format_parse(&r, NULL);
+    if (c->parent == NULL) {
+        ck_assert_msg(json_object_get(o, c->key) == NULL, "case %d: %s still present", _i, c->key);
+        ck_assert_uint_eq(json_object_size(o), N_TOP_KEYS - 1);
+    } else {
+        json_t *p = json_object_get(o, c->parent);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_msg(json_object_get(p, c->key) == NULL, "case %d: %s.%s still present", _i,
+                      c->parent, c->key);
+        ck_assert_uint_eq(json_object_size(p), 2);
+        ck_assert_uint_eq(json_object_size(o), N_TOP_KEYS);
+    }
+    json_decref(o);
+}
+END_TEST
+
+START_TEST(format_tls_object_rules)
+{
+    gw_journal_rec r = full_rec();
+    r.tls_version = r.tls_cert_sha256 = r.tls_subject = NULL;
+    json_t *o = format_parse(&r, NULL);
+    ck_assert_ptr_null(json_object_get(o, "tls"));
+    json_decref(o);
+
+    r.tls_subject = "CN=only";
+    char *line;
+    o = format_parse(&r, &line);
+    ck_assert_ptr_nonnull(strstr(line, "\"tls\":{\"subject\":\"CN=only\"}"));
+    free(line);
+    json_decref(o);
+}
+END_TEST
+
+START_TEST(format_upstream_object_rules)
+{
+    gw_journal_rec r = full_rec();
+    r.upstream_status = 0;
+    r.upstream_ms = -1;
+    char *line;
+    json_t *o = format_parse(&r, &line);
+    ck_assert_ptr_nonnull(strstr(line, "\"upstream\":{\"addr\":\"127.0.0.1:9000\"}"));
+    free(line);
+    json_decref(o);
+}
+END_TEST
+
+START_TEST(format_escapes)
+{
+    static const char nasty[] = "/a\"b\\c\nd\re\tf\x01g\x1fh\x7fi</script>";
+    gw_journal_rec r = full_rec();
+    r.path = nasty;
+    r.tls_subject = "CN=\"x\\\",O=\n";
+    char *line;
+    json_t *o = format_parse(&r, &line);
+
+    for (const char *p = line; p[1] != '\0'; p++)
+        ck_assert_msg((unsigned char)*p >= 0x20, "raw control byte 0x%02x in line", *p);
+    ck_assert_ptr_nonnull(
+        strstr(line, "\"path\":\"/a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001Fh\x7fi<"));
+    ck_assert_str_eq(json_string_value(json_object_get(o, "path")), nasty);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "tls"), "subject")),
+                     r.tls_subject);
+    free(line);
+    json_decref(o);
+}
+END_TEST
+
+/* Invalid UTF-8: each offending byte becomes U+FFFD; valid text is kept. */
+#define FFFD "\xEF\xBF\xBD"
+static const struct {
+    const char *in, *out;
+} utf8_cases[] = {
+    {"caf\xC3\xA9", "caf\xC3\xA9"},                                     /* valid 2-byte */
+    {"\xE2\x82\xAC \xF0\x9D\x84\x9E", "\xE2\x82\xAC \xF0\x9D\x84\x9E"}, /* 3 and 4 bytes */
+    {"\xF4\x8F\xBF\xBF\xEF\xBF\xBF", "\xF4\x8F\xBF\xBF\xEF\xBF\xBF"},   /* U+10FFFF, U+FFFF */
+    {"a\x80z", "a" FFFD "z"},                                           /* lone continuation */
+    {"a\xC3", "a" FFFD},                                                /* truncated at end */
+    {"\xC3(", FFFD "("},                                                /* bad continuation */
+    {"\xC0\xAF", FFFD FFFD},                                            /* overlong '/' */
+    {"\xE0\x80\xAF", FFFD FFFD FFFD},                                   /* overlong, 3 bytes */
+    {"\xED\xA0\x80", FFFD FFFD FFFD},                                   /* surrogate U+D800 */
+    {"\xF4\x90\x80\x80", FFFD FFFD FFFD FFFD},                          /* above U+10FFFF */
+    {"\xFF\xFE", FFFD FFFD},                                            /* never valid */
+    {"\xF0\x9D\x84", FFFD FFFD FFFD},                                   /* truncated 4-byte */
+    {"ok\xE2\x82\xAC\xE2\x82", "ok\xE2\x82\xAC" FFFD FFFD},             /* valid then cut */
+};
+#define N_UTF8 (sizeof(utf8_cases) / sizeof(utf8_cases[0]))
+
+START_TEST(format_invalid_utf8)
+{
+    gw_journal_rec r = full_rec();
+    r.path = utf8_cases[_i].in;
+    r.tls_subject = utf8_cases[_i].in;
+    r.reason = utf8_cases[_i].in;
+    char *line;
+    json_t *o = format_parse(&r, &line); /* the record never disappears */
+    ck_assert_uint_eq(json_object_size(o), N_TOP_KEYS);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "path")), utf8_cases[_i].out);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "reason")), utf8_cases[_i].out);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "tls"), "subject")),
+                     utf8_cases[_i].out);
+    /* Not ASCII-escaped: UTF-8 goes out as is. */
+    ck_assert_ptr_nonnull(strstr(line, utf8_cases[_i].out));
+    free(line);
+    json_decref(o);
+}
+END_TEST
+
+static void check_no_credential_keys(json_t *o)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        ck_assert_msg(strcasestr(k, "auth") == NULL && strcasestr(k, "token") == NULL &&
+                          strcasestr(k, "secret") == NULL && strcasestr(k, "bearer") == NULL,
+                      "record has a credential-looking key: %s", k);
+        if (json_is_object(v))
+            check_no_credential_keys(v);
+    }
+}
+
+START_TEST(format_no_credentials)
+{
+    gw_journal_rec r = full_rec();
+    json_t *o = format_parse(&r, NULL);
+    check_no_credential_keys(o);
+    json_decref(o);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Writer                                                                   */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(open_errors)
+{
+    char *err = NULL;
+    const char *p = tpath("missing-dir/journal.log");
+    ck_assert_ptr_null(gw_journal_open(p, 16, 100, &err));
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(strstr(err, p) != NULL, "error does not name the path: %s", err);
+    free(err);
+
+    err = NULL;
+    ck_assert_ptr_null(gw_journal_open(tpath("j.log"), 0, 100, &err));
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "queue capacity"));
+    free(err);
+
+    err = NULL;
+    ck_assert_ptr_null(gw_journal_open("", 16, 100, &err));
+    ck_assert_ptr_nonnull(err);
+    free(err);
+    ck_assert_int_eq(access(tpath("j.log"), F_OK), -1); /* nothing created */
+}
+END_TEST
+
+START_TEST(open_mode_and_append)
+{
+    const char *p = tpath("j.log");
+    umask(022);
+    gw_journal *j = open_ok(p, 16, 100);
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0640);
+    ck_assert_int_eq(submit_str(j, strdup("first\n")), 0);
+    gw_journal_close(j);
+
+    j = open_ok(p, 16, 100);
+    ck_assert_int_eq(submit_str(j, strdup("second\n")), 0);
+    gw_journal_close(j);
+    char *s = slurp(p, NULL);
+    ck_assert_str_eq(s, "first\nsecond\n");
+    free(s);
+}
+END_TEST
+
+/* The writer does not hold lines until the sync interval: they reach the file
+ * as soon as it is woken. */
+START_TEST(write_is_prompt)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_ok(p, 16, 3600 * 1000);
+    ck_assert_int_eq(submit_str(j, strdup("now\n")), 0);
+    wait_idle(j);
+    char *s = slurp(p, NULL);
+    ck_assert_str_eq(s, "now\n");
+    free(s);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.submitted, 1);
+    ck_assert_uint_eq(st.written, 1);
+    ck_assert_uint_eq(st.dropped, 0);
+    ck_assert_uint_eq(st.write_errors, 0);
+    ck_assert_int_eq(gw_journal_healthy(j), 1);
+    gw_journal_close(j);
+}
+END_TEST
+
+#define N_THREADS 4
+#define N_PER_THREAD 5000
+
+struct producer {
+    gw_journal *j;
+    int id;
+    int refused;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *pr = arg;
+    for (int n = 0; n < N_PER_THREAD; n++) {
+        char *l = NULL;
+        if (asprintf(&l, "{\"t\":%d,\"n\":%d}\n", pr->id, n) < 0)
+            abort();
+        if (submit_str(pr->j, l) != 0)
+            pr->refused++;
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_submitters)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_ok(p, N_THREADS * N_PER_THREAD, 50);
+    pthread_t th[N_THREADS];
+    struct producer pr[N_THREADS];
+
+    for (int t = 0; t < N_THREADS; t++) {
+        pr[t] = (struct producer){.j = j, .id = t};
+        ck_assert_int_eq(pthread_create(&th[t], NULL, produce, &pr[t]), 0);
+    }
+    for (int t = 0; t < N_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        ck_assert_int_eq(pr[t].refused, 0);
+    }
+    wait_idle(j);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.submitted, N_THREADS * N_PER_THREAD);
+    ck_assert_uint_eq(st.written, N_THREADS * N_PER_THREAD);
+    ck_assert_uint_eq(st.dropped, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    gw_journal_close(j);
+
+    size_t len;
+    char *s = slurp(p, &len);
+    ck_assert_uint_eq(count_lines(s), N_THREADS * N_PER_THREAD);
+    static unsigned char seen[N_THREADS][N_PER_THREAD];
+    int last[N_THREADS];
+    for (int t = 0; t < N_THREADS; t++)
+        last[t] = -1;
+    char *save = NULL;
+    for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        int t, n, used = 0;
+        ck_assert_msg(sscanf(l, "{\"t\":%d,\"n\":%d}%n", &t, &n, &used) == 2 &&
+                          (size_t)used == strlen(l),
+                      "garbled line: %s", l);
+        ck_assert(t >= 0 && t < N_THREADS && n >= 0 && n < N_PER_THREAD);
+        ck_assert_msg(!seen[t][n], "line t=%d n=%d written twice", t, n);
+        seen[t][n] = 1;
+        ck_assert_msg(n > last[t], "thread %d: n=%d after n=%d", t, n, last[t]);
+        last[t] = n;
+    }
+    for (int t = 0; t < N_THREADS; t++)
+        ck_assert_int_eq(last[t], N_PER_THREAD - 1);
+    free(s);
+}
+END_TEST
+
+START_TEST(queue_full_drops)
+{
+    const char *p = tpath("j.log");
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_ok(p, 4, 100);
+    gw_journal_test_pause(j, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(submit_str(j, mkline("line %d%c", i, '\n')), 0);
+    ck_assert_int_eq(submit_str(j, strdup("refused 1\n")), -1);
+    ck_assert_int_eq(submit_str(j, strdup("refused 2\n")), -1);
+
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.submitted, 4);
+    ck_assert_uint_eq(st.queued, 4);
+    ck_assert_uint_eq(st.dropped, 2);
+    ck_assert_uint_eq(st.written, 0);
+
+    gw_journal_test_pause(j, 0);
+    wait_idle(j);
+    /* Room again. */
+    ck_assert_int_eq(submit_str(j, strdup("line 4\n")), 0);
+    gw_journal_close(j);
+
+    char *s = slurp(p, NULL);
+    ck_assert_str_eq(s, "line 0\nline 1\nline 2\nline 3\nline 4\n");
+    free(s);
+    fflush(stderr);
+    s = slurp(tpath("stderr"), NULL);
+    ck_assert_msg(strstr(s, "2 lines dropped so far (queue full 2") != NULL,
+                  "no drop report on stderr: [%s]", s);
+    free(s);
+}
+END_TEST
+
+START_TEST(submit_null_line)
+{
+    gw_journal *j = open_ok(tpath("j.log"), 4, 100);
+    ck_assert_int_eq(gw_journal_submit(j, NULL, 0), -1);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.dropped, 1);
+    ck_assert_uint_eq(st.submitted, 0);
+    gw_journal_close(j);
+}
+END_TEST
+
+START_TEST(close_flushes_everything)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_ok(p, 5000, 3600 * 1000);
+    gw_journal_test_pause(j, 1); /* nothing is written before close */
+    for (int i = 0; i < 3000; i++)
+        ck_assert_int_eq(submit_str(j, mkline("%d-%d\n", i, i * 7)), 0);
+    gw_journal_close(j);
+
+    char *s = slurp(p, NULL);
+    ck_assert_uint_eq(count_lines(s), 3000);
+    char *save = NULL;
+    int i = 0;
+    for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save), i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "%d-%d", i, i * 7);
+        ck_assert_str_eq(l, want);
+    }
+    free(s);
+}
+END_TEST
+
+/* _i == 0: the writer runs freely; _i == 1: it is paused, so the lines from
+ * before and after the reopen request sit in the same batch. */
+START_TEST(reopen_after_rename)
+{
+    const char *p = tpath("j.log"), *old = tpath("j.log.1");
+    gw_journal *j = open_ok(p, 100, 100);
+    if (_i)
+        gw_journal_test_pause(j, 1);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(submit_str(j, mkline("before %d%c", i, '\n')), 0);
+    ck_assert_int_eq(rename(p, old), 0);
+    gw_journal_reopen(j);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(submit_str(j, mkline("after %d%c", i, '\n')), 0);
+    if (_i)
+        gw_journal_test_pause(j, 0);
+    gw_journal_close(j);
+
+    char *a = slurp(old, NULL), *b = slurp(p, NULL);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_str_eq(a, "before 0\nbefore 1\nbefore 2\nbefore 3\nbefore 4\n"
+                        "before 5\nbefore 6\nbefore 7\nbefore 8\nbefore 9\n");
+    ck_assert_str_eq(b, "after 0\nafter 1\nafter 2\nafter 3\nafter 4\n"
+                        "after 5\nafter 6\nafter 7\nafter 8\nafter 9\n");
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0640);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* A reopen alone (nothing queued, no sync due for an hour) wakes the writer. */
+START_TEST(reopen_wakes_writer)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_ok(p, 16, 3600 * 1000);
+    ck_assert_int_eq(submit_str(j, strdup("x\n")), 0);
+    wait_idle(j);
+    ck_assert_int_eq(rename(p, tpath("j.log.1")), 0);
+    gw_journal_reopen(j);
+    int i;
+    for (i = 0; i < 5000 && access(p, F_OK) != 0; i++)
+        usleep(1000);
+    ck_assert_msg(access(p, F_OK) == 0, "the writer did not reopen the file within 5 s");
+    gw_journal_close(j);
+}
+END_TEST
+
+START_TEST(reopen_failure_keeps_old_file)
+{
+    char *d = strdup(tpath("logs")), *d2 = strdup(tpath("logs.moved"));
+    char p[300], p2[300];
+    snprintf(p, sizeof(p), "%s/j.log", d);
+    snprintf(p2, sizeof(p2), "%s/j.log", d2);
+    ck_assert_int_eq(mkdir(d, 0700), 0);
+    capture_stderr(tpath("stderr"));
+
+    gw_journal *j = open_ok(p, 100, 100);
+    ck_assert_int_eq(submit_str(j, strdup("a\n")), 0);
+    ck_assert_int_eq(rename(d, d2), 0); /* <p>'s directory is gone */
+    gw_journal_reopen(j);
+    ck_assert_int_eq(submit_str(j, strdup("b\n")), 0);
+    wait_idle(j);
+    ck_assert_int_eq(gw_journal_healthy(j), 1);
+    gw_journal_close(j);
+
+    char *s = slurp(p2, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_str_eq(s, "a\nb\n");
+    free(s);
+    ck_assert_int_eq(access(p, F_OK), -1);
+    fflush(stderr);
+    s = slurp(tpath("stderr"), NULL);
+    ck_assert_msg(strstr(s, "reopen failed") != NULL, "no reopen report: [%s]", s);
+    free(s);
+    free(d);
+    free(d2);
+}
+END_TEST
+
+/* /dev/full fails every write with ENOSPC. The journal path is a symlink to
+ * it; replacing the link by a plain file and reopening shows the recovery. */
+START_TEST(write_error_counted)
+{
+    if (access("/dev/full", W_OK) != 0) {
+        fprintf(stderr, "write_error_counted: SKIPPED: /dev/full is not writable here\n");
+        return;
+    }
+    const char *p = tpath("j.log");
+    ck_assert_int_eq(symlink("/dev/full", p), 0);
+    capture_stderr(tpath("stderr"));
+
+    gw_journal *j = open_ok(p, 100, 100);
+    gw_journal_test_pause(j, 1); /* one batch, hence one failed write */
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(submit_str(j, mkline("lost %d%c", i, '\n')), 0);
+    gw_journal_test_pause(j, 0);
+    wait_idle(j);
+
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.submitted, 5);
+    ck_assert_uint_eq(st.written, 0);
+    ck_assert_uint_eq(st.dropped, 5);
+    ck_assert_uint_eq(st.write_errors, 1);
+    ck_assert_int_eq(gw_journal_healthy(j), 0);
+
+    ck_assert_int_eq(unlink(p), 0);
+    gw_journal_reopen(j);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(submit_str(j, mkline("kept %d%c", i, '\n')), 0);
+    wait_idle(j);
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.written, 3);
+    ck_assert_uint_eq(st.dropped, 5);
+    ck_assert_uint_eq(st.write_errors, 1);
+    ck_assert_int_eq(gw_journal_healthy(j), 1);
+    gw_journal_close(j);
+
+    char *s = slurp(p, NULL);
+    ck_assert_str_eq(s, "kept 0\nkept 1\nkept 2\n");
+    free(s);
+    fflush(stderr);
+    s = slurp(tpath("stderr"), NULL);
+    ck_assert_msg(strstr(s, "write failed: No space left on device") != NULL,
+                  "no write error report: [%s]", s);
+    ck_assert_msg(strstr(s, "5 lines dropped so far") != NULL, "no drop report: [%s]", s);
+    free(s);
+}
+END_TEST
+
+/* RLIMIT_FSIZE makes the kernel cut a writev() short, then fail the rest
+ * with EFBIG: the partial write is resumed up to the limit, the cut line is
+ * terminated before the next write, and every line is accounted for. */
+START_TEST(partial_write_then_error)
+{
+    const char *p = tpath("j.log");
+    struct rlimit old, lim;
+    char line[300];
+    int refused = 0;
+
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_ok(p, 100, 100);
+    gw_journal_test_pause(j, 1);
+    for (int i = 0; i < 5; i++) {
+        memset(line, 'a' + i, sizeof(line) - 1);
+        line[sizeof(line) - 1] = '\n';
+        char *l = malloc(sizeof(line));
+        memcpy(l, line, sizeof(line));
+        refused += gw_journal_submit(j, l, sizeof(line)) != 0;
+    }
+
+    /* No assertion while the limit holds: Check's own result file is
+     * subject to it too, and a failure report would be cut. */
+    lim = old;
+    lim.rlim_cur = 1000;
+    int set_rc = setrlimit(RLIMIT_FSIZE, &lim);
+    gw_journal_test_pause(j, 0);
+    int idle = drained(j);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    int healthy = gw_journal_healthy(j);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+
+    ck_assert_int_eq(set_rc, 0);
+    ck_assert_int_eq(refused, 0);
+    ck_assert_msg(idle, "journal writer did not drain its queue within 10 s");
+    ck_assert_uint_eq(st.written, 3); /* 900 bytes, then 100 of line 4 */
+    ck_assert_uint_eq(st.dropped, 2);
+    ck_assert_uint_eq(st.write_errors, 1);
+    ck_assert_int_eq(healthy, 0);
+
+    ck_assert_int_eq(submit_str(j, strdup("next 1\n")), 0);
+    ck_assert_int_eq(submit_str(j, strdup("next 2\n")), 0);
+    wait_idle(j);
+    ck_assert_int_eq(gw_journal_healthy(j), 1);
+    gw_journal_close(j);
+
+    size_t len;
+    char *s = slurp(p, &len);
+    ck_assert_uint_eq(len, 900 + 100 + 1 + 14);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(s[i * 300], 'a' + i);
+        ck_assert_int_eq(s[i * 300 + 299], '\n');
+    }
+    ck_assert_int_eq(s[900], 'd');
+    ck_assert_int_eq(s[999], 'd');
+    ck_assert_int_eq(s[1000], '\n'); /* the fragment was terminated */
+    ck_assert_str_eq(s + 1001, "next 1\nnext 2\n");
+    free(s);
+}
+END_TEST
+
+/* The journal's descriptor for <path> (the test reaches into /proc because a
+ * regular file or a blocking pipe never gives short writes on demand). */
+static int find_fd(const char *path, int not_this)
+{
+    char want[PATH_MAX], link[64], got[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath(path, want));
+    for (int fd = 3; fd < 1024; fd++) {
+        if (fd == not_this)
+            continue;
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, got, sizeof(got) - 1);
+        if (n <= 0)
+            continue;
+        got[n] = '\0';
+        if (strcmp(got, want) == 0)
+            return fd;
+    }
+    return -1;
+}
+
+struct slow_reader {
+    int fd;
+    char *data;
+    size_t len, cap;
+};
+
+static void *read_slowly(void *arg)
+{
+    struct slow_reader *sr = arg;
+    ssize_t r;
+    do {
+        if (sr->cap - sr->len < 777)
+            sr->data = realloc(sr->data, sr->cap = sr->cap * 2 + 4096);
+        r = read(sr->fd, sr->data + sr->len, 777); /* odd size: cuts lines */
+        if (r > 0)
+            sr->len += (size_t)r;
+        usleep(50);
+    } while (r > 0 || (r < 0 && errno == EINTR));
+    return NULL;
+}
+
+/* A non-blocking pipe with a slow reader: writev() returns EAGAIN and short
+ * counts that end inside an iovec. Every byte must come out once, in order. */
+START_TEST(partial_writes_resumed)
+{
+    const char *p = tpath("fifo");
+    enum { N = 3000 };
+    char *expect = NULL;
+    size_t elen = 0;
+    FILE *m = open_memstream(&expect, &elen);
+
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    int rfd = open(p, O_RDONLY | O_NONBLOCK);
+    ck_assert_int_ge(rfd, 0);
+    gw_journal *j = open_ok(p, N, 100);
+    int wfd = find_fd(p, rfd);
+    ck_assert_int_ge(wfd, 0);
+    ck_assert_int_eq(fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK), 0);
+    ck_assert_int_eq(fcntl(rfd, F_SETFL, 0), 0);
+
+    gw_journal_test_pause(j, 1); /* one big batch: many iovecs per writev() */
+    for (int i = 0; i < N; i++) {
+        char *l = NULL;
+        int n = asprintf(
+            &l, "%05d %.*s\n", i, (i * 37) % 500,
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
+        ck_assert_int_gt(n, 0);
+        fputs(l, m);
+        ck_assert_int_eq(gw_journal_submit(j, l, (size_t)n), 0);
+    }
+    fclose(m);
+
+    struct slow_reader sr = {.fd = rfd};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, read_slowly, &sr), 0);
+    gw_journal_test_pause(j, 0);
+    wait_idle(j);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.written, N);
+    ck_assert_uint_eq(st.write_errors, 0);
+    gw_journal_close(j); /* EOF for the reader */
+    pthread_join(th, NULL);
+    close(rfd);
+
+    ck_assert_uint_eq(sr.len, elen);
+    ck_assert_msg(memcmp(sr.data, expect, elen) == 0, "bytes differ from what was submitted");
+    free(sr.data);
+    free(expect);
+}
+END_TEST
+
+struct closer {
+    gw_journal *j;
+};
+
+static void *do_close(void *arg)
+{
+    gw_journal_close(((struct closer *)arg)->j);
+    return NULL;
+}
+
+/* The journal is a FIFO whose reader does not read yet, so the writer blocks
+ * and gw_journal_close() waits in its drain. Lines submitted meanwhile are
+ * refused; everything accepted before still comes out. */
+START_TEST(refused_after_close_and_drained)
+{
+    const char *p = tpath("fifo");
+    enum { N = 2000 };
+    char line[1000];
+
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    int rfd = open(p, O_RDONLY | O_NONBLOCK);
+    ck_assert_int_ge(rfd, 0);
+    gw_journal *j = open_ok(p, 20000, 100);
+    memset(line, 'x', sizeof(line));
+    line[sizeof(line) - 1] = '\n';
+    for (int i = 0; i < N; i++) {
+        char *l = malloc(sizeof(line));
+        memcpy(l, line, sizeof(line));
+        ck_assert_int_eq(gw_journal_submit(j, l, sizeof(line)), 0);
+    }
+
+    struct closer c = {j};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, do_close, &c), 0);
+    /* Probe until close has started; accepted probes must come out too. */
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 10000 && !refused; i++) {
+        if (submit_str(j, strdup("probe\n")) == 0) {
+            accepted++;
+            usleep(1000);
+        } else {
+            refused = 1;
+        }
+    }
+    ck_assert_msg(refused, "no line was refused while close was draining");
+
+    ck_assert_int_eq(fcntl(rfd, F_SETFL, 0), 0);
+    size_t total = 0, probes = 0, lines = 0;
+    char buf[65536];
+    ssize_t r;
+    while ((r = read(rfd, buf, sizeof(buf))) > 0) {
+        for (ssize_t k = 0; k < r; k++) {
+            if (buf[k] == '\n')
+                lines++;
+            if (buf[k] == 'p')
+                probes++;
+        }
+        total += (size_t)r;
+    }
+    ck_assert_int_eq(r, 0); /* EOF: the journal closed its end */
+    pthread_join(th, NULL);
+    close(rfd);
+    ck_assert_uint_eq(lines, N + (size_t)accepted);
+    ck_assert_uint_eq(probes, (size_t)accepted);
+    ck_assert_uint_eq(total, N * sizeof(line) + (size_t)accepted * 6);
+}
+END_TEST
+
+static Suite *journal_suite(void)
+{
+    Suite *s = suite_create("journal");
+    TCase *tc = tcase_create("format");
+    tcase_add_test(tc, format_full_exact);
+    tcase_add_test(tc, format_full_parses_in_order);
+    tcase_add_test(tc, format_empty_record);
+    tcase_add_test(tc, format_zero_numbers);
+    tcase_add_loop_test(tc, format_omits_field, 0, N_OMIT);
+    tcase_add_test(tc, format_tls_object_rules);
+    tcase_add_test(tc, format_upstream_object_rules);
+    tcase_add_test(tc, format_escapes);
+    tcase_add_loop_test(tc, format_invalid_utf8, 0, N_UTF8);
+    tcase_add_test(tc, format_no_credentials);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("writer");
+    tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
+    tcase_add_test(tc, open_errors);
+    tcase_add_test(tc, open_mode_and_append);
+    tcase_add_test(tc, write_is_prompt);
+    tcase_add_test(tc, concurrent_submitters);
+    tcase_add_test(tc, queue_full_drops);
+    tcase_add_test(tc, submit_null_line);
+    tcase_add_test(tc, close_flushes_everything);
+    tcase_add_loop_test(tc, reopen_after_rename, 0, 2);
+    tcase_add_test(tc, reopen_wakes_writer);
+    tcase_add_test(tc, reopen_failure_keeps_old_file);
+    tcase_add_test(tc, write_error_counted);
+    tcase_add_test(tc, partial_write_then_error);
+    tcase_add_test(tc, partial_writes_resumed);
+    tcase_add_test(tc, refused_after_close_and_drained);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(journal_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
