@@ -50,8 +50,28 @@ static void on_usr1(evutil_socket_t sig, short what, void *arg)
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
-    fprintf(stderr, "opale-gateway: SIGHUP: live reload is not available in this version; "
-                    "configuration unchanged\n");
+    app *a = arg;
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    if (gw_server_reload_policies(a->srv, &errs) == 0) {
+        gw_policy_set *p = gw_server_policies(a->srv);
+        fprintf(stderr, "opale-gateway: SIGHUP: policies reloaded (%zu habilitations)\n",
+                gw_policy_set_count(p));
+        gw_policy_set_unref(p);
+    } else {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        fprintf(stderr, "opale-gateway: SIGHUP: reload refused, the previous policies stay\n");
+    }
+    gw_errlist_clear(&errs);
+}
+
+static void print_errs(gw_errlist *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "%s\n", errs->msgs[i]);
+    if (errs->dropped)
+        fprintf(stderr, "opale-gateway: %zu more errors not shown\n", errs->dropped);
 }
 
 static int check_config(const char *path, gw_conf **out)
@@ -105,21 +125,37 @@ int main(int argc, char **argv)
     if (check_config(conf_path, &conf) < 0)
         return 1;
     char *err = NULL;
+    gw_stage_confs *confs = NULL;
+    gw_policy_set *policies = NULL;
+    gw_suspensions *susp = NULL;
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    int access_rc = gw_access_load(conf, &confs, &policies, &susp, &errs);
+    print_errs(&errs);
+    gw_errlist_clear(&errs);
     if (test_only) {
         /* Also build every TLS context: a key that does not match its
          * certificate must fail -t, not the first start. */
         gw_server *s = gw_server_new(conf, NULL, &err);
-        int rc = 0;
+        int rc = access_rc < 0 ? 1 : 0;
         if (s == NULL) {
             fprintf(stderr, "%s: %s\n", conf_path, err);
             rc = 1;
-        } else {
-            fprintf(stderr, "%s: configuration is valid\n", conf_path);
         }
+        if (rc == 0)
+            fprintf(stderr, "%s: configuration is valid (%zu habilitations)\n", conf_path,
+                    gw_policy_set_count(policies));
         free(err);
         gw_server_free(s);
+        gw_stage_confs_free(confs);
+        gw_policy_set_unref(policies);
+        gw_suspensions_free(susp);
         gw_conf_free(conf);
         return rc;
+    }
+    if (access_rc < 0) {
+        gw_conf_free(conf);
+        return 1;
     }
 
     int rc = 1;
@@ -136,8 +172,14 @@ int main(int argc, char **argv)
     a.srv = gw_server_new(conf, a.journal, &err);
     if (a.srv == NULL) {
         fprintf(stderr, "%s: %s\n", conf_path, err);
+        gw_stage_confs_free(confs);
+        gw_policy_set_unref(policies);
+        gw_suspensions_free(susp);
         goto out;
     }
+    gw_server_set_access(a.srv, confs, policies, susp);
+    fprintf(stderr, "opale-gateway: %zu habilitations loaded from %s\n",
+            gw_policy_set_count(policies), conf->policies_dir);
     a.base = event_base_new();
     if (a.base == NULL)
         goto out;

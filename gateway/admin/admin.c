@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "core/util.h"
@@ -104,6 +105,14 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "opale_request_duration_ms_bucket{le=\"+Inf\"} %lu\n", cum);
     evbuffer_add_printf(b, "opale_request_duration_ms_sum %lu\n", LD(s->latency_sum_ms));
     evbuffer_add_printf(b, "opale_request_duration_ms_count %lu\n", cum);
+    metric(b, "opale_policy_reloads_total", "Policy reloads by outcome.", "counter");
+    evbuffer_add_printf(b, "opale_policy_reloads_total{outcome=\"ok\"} %lu\n", LD(s->reloads_ok));
+    evbuffer_add_printf(b, "opale_policy_reloads_total{outcome=\"refused\"} %lu\n",
+                        LD(s->reloads_failed));
+    gw_policy_set *ps = gw_server_policies(a->srv);
+    metric(b, "opale_policies", "Habilitations in the current policy set.", "gauge");
+    evbuffer_add_printf(b, "opale_policies %zu\n", ps ? gw_policy_set_count(ps) : 0);
+    gw_policy_set_unref(ps);
     gw_journal_stats js;
     gw_journal_get_stats(a->journal, &js);
     metric(b, "opale_journal_records_total", "Journal records by outcome.", "counter");
@@ -115,6 +124,135 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "opale_journal_queue %llu\n", (unsigned long long)js.queued);
 }
 
+static void admin_journal(gw_admin *a, const char *path, const char *reason, const char *consumer,
+                          int status)
+{
+    gw_journal_rec r;
+    memset(&r, 0, sizeof(r));
+    char ts[32], rid[37];
+    gw_time_iso_ms(ts);
+    gw_uuid4(rid);
+    r.ts = ts;
+    r.request_id = rid;
+    r.listener = "admin";
+    r.client_port = -1;
+    r.upstream_status = -1;
+    r.upstream_ms = -1;
+    r.ms = -1;
+    r.bytes_in = -1;
+    r.bytes_out = -1;
+    r.method = "POST";
+    r.path = path;
+    r.consumer = consumer;
+    r.decision = "admin";
+    r.reason = reason;
+    r.status = status;
+    size_t len = 0;
+    char *line = gw_journal_format(&r, &len);
+    if (line != NULL)
+        gw_journal_submit(a->journal, line, len);
+}
+
+static void json_reply(struct evhttp_request *req, int code, json_t *o)
+{
+    struct evbuffer *b = evbuffer_new();
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (b == NULL || s == NULL) {
+        free(s);
+        if (b)
+            evbuffer_free(b);
+        json_decref(o);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "%s\n", s);
+    free(s);
+    json_decref(o);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    const char *phrase = code == 200   ? "OK"
+                         : code == 404 ? "Not Found"
+                         : code == 422 ? "Unprocessable Content"
+                                       : "Internal Server Error";
+    evhttp_send_reply(req, code, phrase, b);
+    evbuffer_free(b);
+}
+
+static void do_reload(gw_admin *a, struct evhttp_request *req)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    int rc = gw_server_reload_policies(a->srv, &errs);
+    json_t *o;
+    if (rc == 0) {
+        gw_policy_set *p = gw_server_policies(a->srv);
+        o = json_pack("{s:b,s:I}", "reloaded", 1, "habilitations",
+                      (json_int_t)gw_policy_set_count(p));
+        gw_policy_set_unref(p);
+        fprintf(stderr, "opale-gateway: admin: policies reloaded\n");
+    } else {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < errs.n; i++) {
+            json_array_append_new(arr, json_string(errs.msgs[i]));
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        }
+        o = json_pack("{s:b,s:o}", "reloaded", 0, "errors", arr);
+        fprintf(stderr, "opale-gateway: admin: reload refused, the previous policies stay\n");
+    }
+    gw_errlist_clear(&errs);
+    admin_journal(a, "/admin/reload", rc == 0 ? "admin.reload" : "admin.reload_refused", NULL,
+                  rc == 0 ? 200 : 422);
+    json_reply(req, rc == 0 ? 200 : 422, o);
+}
+
+static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path,
+                       const char *client_id, int on)
+{
+    gw_policy_set *p = gw_server_policies(a->srv);
+    const gw_policy *pol = p ? gw_policy_by_client_id(p, client_id) : NULL;
+    if (pol == NULL) {
+        gw_policy_set_unref(p);
+        json_reply(req, 404, json_pack("{s:s}", "error", "unknown client_id"));
+        return;
+    }
+    char *err = NULL;
+    int rc =
+        gw_suspensions_set(gw_server_suspensions(a->srv), pol->client_id, on, "admin API", &err);
+    json_t *o = json_pack("{s:s,s:b,s:b}", "client_id", pol->client_id, "suspended", on,
+                          "persisted", rc == 0);
+    if (rc < 0) {
+        json_object_set_new(o, "error", json_string(err ? err : "cannot persist"));
+        fprintf(stderr, "opale-gateway: admin: %s\n", err ? err : "cannot persist suspension");
+    }
+    fprintf(stderr, "opale-gateway: admin: consumer %s %s\n", pol->client_id,
+            on ? "suspended" : "resumed");
+    admin_journal(a, path, on ? "admin.suspend" : "admin.resume", pol->client_id,
+                  rc == 0 ? 200 : 500);
+    free(err);
+    gw_policy_set_unref(p);
+    json_reply(req, rc == 0 ? 200 : 500, o);
+}
+
+static void do_consumers(gw_admin *a, struct evhttp_request *req)
+{
+    gw_policy_set *p = gw_server_policies(a->srv);
+    json_t *arr = json_array();
+    size_t n = p ? gw_policy_set_count(p) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const gw_policy *pol = gw_policy_set_at(p, i);
+        static const char *const states[] = {"active", "suspended", "revoked"};
+        json_array_append_new(
+            arr,
+            json_pack("{s:s,s:s,s:s,s:s,s:b,s:I}", "client_id", pol->client_id, "habilitation",
+                      pol->id, "environment", gw_env_name(pol->env), "state", states[pol->state],
+                      "suspended",
+                      gw_suspensions_is_suspended(gw_server_suspensions(a->srv), pol->client_id),
+                      "quota_per_minute", (json_int_t)pol->quota_per_minute));
+    }
+    gw_policy_set_unref(p);
+    json_reply(req, 200, json_pack("{s:o}", "consumers", arr));
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     gw_admin *a = arg;
@@ -124,7 +262,37 @@ static void handle(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+    char path[256];
+    size_t plen = strcspn(uri, "?");
+    snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) ? plen : sizeof(path) - 1), uri);
+    int is_get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
+    int is_post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
+    if (is_post && strncmp(path, "/admin/", 7) == 0) {
+        if (!authorized(a, req)) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                              "Bearer realm=\"opale-admin\"");
+            evbuffer_add_printf(b, "{\"error\":\"unauthorized\"}\n");
+            reply(req, 401, "application/json", b);
+        } else if (strcmp(path, "/admin/reload") == 0) {
+            do_reload(a, req);
+        } else if (strncmp(path, "/admin/consumers/", 17) == 0) {
+            const char *id = path + 17;
+            const char *slash = strrchr(id, '/');
+            char cid[160];
+            if (slash != NULL && (size_t)(slash - id) < sizeof(cid) && slash > id &&
+                (strcmp(slash, "/suspend") == 0 || strcmp(slash, "/resume") == 0)) {
+                memcpy(cid, id, (size_t)(slash - id));
+                cid[slash - id] = '\0';
+                do_suspend(a, req, path, cid, strcmp(slash, "/suspend") == 0);
+            } else {
+                evbuffer_add_printf(b, "{\"error\":\"not found\"}\n");
+                reply(req, 404, "application/json", b);
+            }
+        } else {
+            evbuffer_add_printf(b, "{\"error\":\"not found\"}\n");
+            reply(req, 404, "application/json", b);
+        }
+    } else if (!is_get) {
         evbuffer_add_printf(b, "{\"error\":\"method not allowed\"}\n");
         reply(req, 405, "application/json", b);
     } else if (strcmp(uri, "/healthz") == 0) {
@@ -133,7 +301,9 @@ static void handle(struct evhttp_request *req, void *arg)
     } else if (strcmp(uri, "/readyz") == 0) {
         gw_journal_stats js;
         gw_journal_get_stats(a->journal, &js);
-        int ready = gw_server_ready(a->srv);
+        gw_policy_set *ps = gw_server_policies(a->srv);
+        int ready = gw_server_ready(a->srv) && ps != NULL && gw_journal_healthy(a->journal);
+        gw_policy_set_unref(ps);
         evbuffer_add_printf(b, "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu}\n",
                             ready ? "true" : "false", ready ? "\"up\"" : "\"draining\"",
                             (unsigned long long)js.queued);
@@ -143,9 +313,11 @@ static void handle(struct evhttp_request *req, void *arg)
                           "Bearer realm=\"opale-admin\"");
         evbuffer_add_printf(b, "{\"error\":\"unauthorized\"}\n");
         reply(req, 401, "application/json", b);
-    } else if (strcmp(uri, "/metrics") == 0) {
+    } else if (strcmp(path, "/metrics") == 0) {
         metrics(a, b);
         reply(req, 200, "text/plain; version=0.0.4", b);
+    } else if (strcmp(path, "/admin/consumers") == 0) {
+        do_consumers(a, req);
     } else {
         evbuffer_add_printf(b, "{\"error\":\"not found\"}\n");
         reply(req, 404, "application/json", b);

@@ -600,7 +600,8 @@ static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listene
 
 static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l)
 {
-    static const char *const keys[] = {"name", "address", "port", "environment", "tls", NULL};
+    static const char *const keys[] = {"name", "address", "port", "environment",
+                                       "tls",  "proxy_protocol", NULL};
     char pk[PATH_SZ];
     const char *s;
 
@@ -641,6 +642,7 @@ static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l
         path_key(pk, p, "tls");
         parse_listener_tls(x, t, pk, l);
     }
+    opt_bool(x, v, p, "proxy_protocol", &l->proxy_protocol);
 }
 
 static void parse_listeners(ctx *x, json_t *root, gw_conf *c)
@@ -1105,7 +1107,7 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
 {
     static const char *const keys[] = {
         "workers", "policies_dir", "listeners", "upstreams", "routes",
-        "limits",  "timeouts",     "journal",   "admin",     NULL};
+        "limits",  "timeouts",     "journal",   "admin",     "access", NULL};
     long long w = 0;
     const char *s;
 
@@ -1137,6 +1139,12 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
     parse_timeouts(x, root, c);
     parse_journal(x, root, c);
     parse_admin(x, root, c);
+    json_t *acc = get_obj(x, root, "$", "access", 0);
+    if (acc != NULL) {
+        c->access = json_deep_copy(acc);
+        if (c->access == NULL)
+            err(x, "access", "out of memory");
+    }
 }
 
 /* ---- entry points ---- */
@@ -1275,6 +1283,7 @@ void gw_conf_free(gw_conf *c)
     free(c->admin.address);
     free(c->admin.token_file);
     free(c->policies_dir);
+    json_decref(c->access);
     free(c->path);
     free(c->dir);
     free(c);

@@ -47,6 +47,7 @@ typedef struct gw_conf_listener {
     char *crl;                  /* optional; enables X509_V_FLAG_CRL_CHECK */
     gw_client_auth client_auth; /* "required" (default) or "none" (bench only) */
     int session_tickets;        /* default 1 */
+    int proxy_protocol;         /* expect a PROXY protocol v2 header (trusted proxies only) */
 } gw_conf_listener;
 
 typedef struct gw_conf_upstream_server {
@@ -58,22 +59,22 @@ typedef struct gw_conf_upstream {
     char *name;
     gw_conf_upstream_server *servers;
     size_t nservers;
-    int tls;           /* 0 plain HTTP, 1 TLS */
-    char *tls_ca;      /* CA bundle to verify the upstream (required with tls) */
-    char *tls_cert;    /* optional client certificate for upstream mTLS */
-    char *tls_key;     /* with tls_cert */
-    char *tls_server_name; /* SNI + name to verify; default: host */
-    unsigned pool_size;          /* idle keep-alive connections kept per worker */
-    unsigned connect_timeout_ms; /* default 2000 */
+    int tls;                      /* 0 plain HTTP, 1 TLS */
+    char *tls_ca;                 /* CA bundle to verify the upstream (required with tls) */
+    char *tls_cert;               /* optional client certificate for upstream mTLS */
+    char *tls_key;                /* with tls_cert */
+    char *tls_server_name;        /* SNI + name to verify; default: host */
+    unsigned pool_size;           /* idle keep-alive connections kept per worker */
+    unsigned connect_timeout_ms;  /* default 2000 */
     unsigned response_timeout_ms; /* default 10000 */
-    size_t max_response_bytes;   /* default 8 MiB */
+    size_t max_response_bytes;    /* default 8 MiB */
 } gw_conf_upstream;
 
 typedef struct gw_conf_limits {
-    size_t max_header_bytes; /* request line + headers, default 16384 */
-    size_t max_headers;      /* header count, default 100 */
-    size_t max_body_bytes;   /* default 1 MiB */
-    size_t max_connections;  /* per worker, default 10000 */
+    size_t max_header_bytes;   /* request line + headers, default 16384 */
+    size_t max_headers;        /* header count, default 100 */
+    size_t max_body_bytes;     /* default 1 MiB */
+    size_t max_connections;    /* per worker, default 10000 */
     size_t max_pipeline_bytes; /* bytes buffered beyond the current request, default 65536 */
 } gw_conf_limits;
 
@@ -100,8 +101,8 @@ typedef struct gw_conf_admin {
 } gw_conf_admin;
 
 typedef struct gw_conf {
-    char *path; /* the file this came from */
-    char *dir;  /* its directory, for relative paths */
+    char *path;       /* the file this came from */
+    char *dir;        /* its directory, for relative paths */
     unsigned workers; /* 0 in the file means "number of cores", resolved at load */
     gw_conf_listener *listeners;
     size_t nlisteners;
@@ -113,6 +114,10 @@ typedef struct gw_conf {
     gw_conf_journal journal;
     gw_conf_admin admin;
     char *policies_dir; /* optional, absolute; used by later stages */
+    /* "access": the access stages' settings, validated by the stages module
+     * (gateway/stages/confs.c) which knows their keys; NULL when absent.
+     * A private deep copy, owned by the conf. */
+    struct json_t *access;
 } gw_conf;
 
 gw_conf *gw_conf_load(const char *path, gw_errlist *errs);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -34,6 +35,7 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "core/worker.h"
+#include "stages/stages.h"
 
 #define GW_LINGER_MS 2000
 
@@ -58,9 +60,8 @@ typedef struct gw_req {
     long upstream_ms;
     long bytes_in;
     long bytes_out;
-    char allow[64];                /* Allow value of a 405 */
-    gw_extra_header resp_extra[4]; /* headers of a gateway-made response */
-    size_t nresp_extra;
+    char teleservice[65]; /* ID_Teleservice as sent, for the journal */
+    gw_access a;          /* what the access stages know and decided */
 } gw_req;
 
 typedef struct gw_conn {
@@ -73,6 +74,8 @@ typedef struct gw_conn {
     gw_tls_peer peer;
     char client_ip[INET6_ADDRSTRLEN];
     int client_port;
+    int peer_family; /* AF_INET / AF_INET6, v4-mapped stored as AF_INET */
+    unsigned char peer_addr[16];
     gw_http_parser *parser;
     gw_req *req;
     int close_after;
@@ -96,14 +99,14 @@ static void arm(gw_conn *c, unsigned ms)
 
 /* ---- journal ---- */
 
-static void journal_submit(gw_conn *c, gw_journal_rec *r)
+static void journal_submit(gw_conn *c, gw_journal_rec *r, const char *client_ip)
 {
     char ts[32];
     gw_time_iso_ms(ts);
     r->ts = ts;
     r->env = gw_env_name(c->lis->conf->env);
     r->listener = c->lis->conf->name;
-    r->client_ip = c->client_ip;
+    r->client_ip = client_ip != NULL && client_ip[0] ? client_ip : c->client_ip;
     r->client_port = c->client_port;
     r->tls_version = c->peer.version[0] ? c->peer.version : NULL;
     r->tls_cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL;
@@ -123,6 +126,12 @@ static void journal_request(gw_conn *c, gw_req *q)
     r.upstream_ms = -1;
     r.request_id = q->request_id;
     r.correlation_id = q->has_corr ? q->correlation_id : NULL;
+    if (q->a.policy != NULL) {
+        r.consumer = q->a.policy->client_id;
+        r.habilitation = q->a.policy->id;
+    }
+    r.teleservice = q->teleservice[0] ? q->teleservice : NULL;
+    r.scope = q->a.route != NULL ? q->a.route->scope : NULL;
     if (q->http != NULL) {
         r.method = q->http->method;
         char *path = strndup(q->http->path, q->http->path_len);
@@ -143,7 +152,7 @@ static void journal_request(gw_conn *c, gw_req *q)
         r.decision = q->err == GW_OK ? "allow" : d->status >= 499 ? "error" : "deny";
         r.reason = q->err == GW_OK ? NULL : q->reason ? q->reason : d->reason;
         r.code = q->err == GW_OK ? NULL : d->code;
-        journal_submit(c, &r);
+        journal_submit(c, &r, q->a.client_ip);
         free(path);
         return;
     }
@@ -155,7 +164,7 @@ static void journal_request(gw_conn *c, gw_req *q)
     r.decision = d->status >= 499 || q->err == GW_OK ? "error" : "deny";
     r.reason = q->reason ? q->reason : d->reason;
     r.code = q->err == GW_OK ? NULL : d->code;
-    journal_submit(c, &r);
+    journal_submit(c, &r, NULL);
 }
 
 static void record_stats(gw_conn *c, gw_req *q)
@@ -180,6 +189,9 @@ static void req_free(gw_req *q)
     if (q == NULL)
         return;
     gw_proxy_cancel(q->call);
+    gw_pipeline_done(&q->a);
+    free(q->a.local_body);
+    gw_policy_set_unref(q->a.policies);
     gw_http_request_free(q->http);
     free(q);
 }
@@ -212,8 +224,10 @@ static void send_bytes(gw_conn *c, char *bytes, size_t len, int status)
 }
 
 /* Answer the current request (creating one for errors found before a request
- * was parsed) with the error body of <id>. */
-static void respond_error(gw_conn *c, gw_err_id id, const char *reason, int close)
+ * was parsed) with the error <id>: its DGFIP error body, or <body> when a
+ * stage wrote its own (etatSante during maintenance). */
+static void respond_with(gw_conn *c, gw_err_id id, const char *reason, const char *body, int status,
+                         int close)
 {
     if (c->req == NULL) {
         c->req = req_new(c);
@@ -229,23 +243,35 @@ static void respond_error(gw_conn *c, gw_err_id id, const char *reason, int clos
     if (close || c->w->draining)
         c->close_after = 1;
     size_t blen = 0, len = 0;
-    char *body = gw_err_body(id, &blen);
+    char *own = NULL;
+    if (body == NULL) {
+        own = gw_err_body(id, &blen);
+        body = own;
+        status = d->status;
+    } else {
+        blen = strlen(body);
+    }
     gw_fwd_resp_ctx rc = {
         .request_id = q->request_id,
         .correlation_id = q->has_corr ? q->correlation_id : NULL,
         .close = c->close_after,
         .head = q->http != NULL && strcmp(q->http->method, "HEAD") == 0,
-        .extra = q->resp_extra,
-        .nextra = q->nresp_extra,
+        .extra = q->a.resp_headers,
+        .nextra = q->a.nresp_headers,
     };
-    char *bytes = gw_local_response(d->status, "application/json; charset=utf-8", body,
+    char *bytes = gw_local_response(status, "application/json; charset=utf-8", body,
                                     body ? blen : 0, &rc, &len);
-    free(body);
+    free(own);
     if (bytes == NULL) {
         conn_free(c);
         return;
     }
-    send_bytes(c, bytes, len, d->status);
+    send_bytes(c, bytes, len, status);
+}
+
+static void respond_error(gw_conn *c, gw_err_id id, const char *reason, int close)
+{
+    respond_with(c, id, reason, NULL, 0, close);
 }
 
 static void proxy_done(void *arg, const gw_proxy_result *res)
@@ -268,6 +294,8 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
         .correlation_id = q->has_corr ? q->correlation_id : NULL,
         .close = c->close_after,
         .head = strcmp(q->http->method, "HEAD") == 0,
+        .extra = q->a.resp_headers,
+        .nextra = q->a.nresp_headers,
     };
     size_t len = 0;
     char *bytes = gw_forward_response(res->resp, &rc, &len);
@@ -308,9 +336,69 @@ static void find_query_param(const gw_http_request *r, const char *name, char *d
     }
 }
 
+/* Send the admitted request upstream, with the identity the stages
+ * established. */
+static void forward(gw_conn *c, gw_req *q)
+{
+    gw_access *a = &q->a;
+    const gw_http_request *http = q->http;
+    const gw_route *route = a->route;
+    const gw_upstream *up = &c->w->srv->upstreams[route->upstream_idx];
+    gw_extra_header extra[GW_ACCESS_MAX_HEADERS + 3];
+    size_t n = 0;
+    for (size_t i = 0; i < a->nup_headers; i++)
+        extra[n++] = a->up_headers[i];
+    if (a->policy != NULL) {
+        extra[n++] = (gw_extra_header){"X-Consumer-Id", a->policy->client_id};
+        extra[n++] = (gw_extra_header){"X-Habilitation-Id", a->policy->id};
+        extra[n++] = (gw_extra_header){"X-Opale-Env", gw_env_name(a->env)};
+    }
+    gw_fwd_req_ctx fc = {
+        .host = up->host_header,
+        .client_ip = a->client_ip[0] ? a->client_ip : c->client_ip,
+        .request_id = q->request_id,
+        .correlation_id = q->has_corr ? q->correlation_id : NULL,
+        .close = up->conf->pool_size == 0,
+        .extra = extra,
+        .nextra = n,
+    };
+    size_t len = 0;
+    char *bytes = gw_forward_request(http, &fc, &len);
+    if (bytes == NULL) {
+        respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+        return;
+    }
+    int head = strcmp(http->method, "HEAD") == 0;
+    int idem = head || strcmp(http->method, "GET") == 0;
+    q->call =
+        gw_proxy_send(c->w->pools[route->upstream_idx], bytes, len, head, idem, proxy_done, q);
+    free(bytes);
+    if (q->call == NULL)
+        respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+}
+
+/* The stages have decided (now, or later from a suspended stage's callback). */
+static void access_done(gw_access *a, gw_verdict v)
+{
+    gw_req *q = a->owner;
+    gw_conn *c = q->conn;
+    q->route = a->route;
+    if (a->match != NULL) {
+        size_t sl = 0;
+        const char *siren = gw_route_param(a->match, "siren", &sl);
+        copy_param(q->siren, sizeof(q->siren), siren, sl);
+    }
+    find_query_param(q->http, "annee", q->annee, sizeof(q->annee));
+    if (v == GW_STAGE_REJECT) {
+        respond_with(c, a->err, a->reason, a->local_body, a->local_status, 0);
+        return;
+    }
+    forward(c, q);
+}
+
 static void dispatch(gw_conn *c, gw_http_request *http)
 {
-    const gw_conf *conf = c->w->srv->conf;
+    gw_server *srv = c->w->srv;
     gw_req *q = req_new(c);
     if (q == NULL) {
         gw_http_request_free(http);
@@ -330,46 +418,26 @@ static void dispatch(gw_conn *c, gw_http_request *http)
         q->correlation_id[36] = '\0';
         q->has_corr = 1;
     }
-    gw_route_match m;
-    gw_route_result rr =
-        gw_route_match_path(&conf->routes, http->method, http->path, http->path_len, &m);
-    if (rr == GW_ROUTE_NOT_FOUND) {
-        respond_error(c, GW_ERR_NOT_FOUND, NULL, 0);
-        return;
-    }
-    if (rr == GW_ROUTE_METHOD_NOT_ALLOWED) {
-        gw_route_allowed(&conf->routes, http->path, http->path_len, q->allow, sizeof(q->allow));
-        q->resp_extra[q->nresp_extra++] = (gw_extra_header){"Allow", q->allow};
-        respond_error(c, GW_ERR_METHOD_NOT_ALLOWED, NULL, 0);
-        return;
-    }
-    q->route = m.route;
-    size_t sl = 0;
-    const char *siren = gw_route_param(&m, "siren", &sl);
-    copy_param(q->siren, sizeof(q->siren), siren, sl);
-    find_query_param(http, "annee", q->annee, sizeof(q->annee));
+    const char *ts = gw_http_request_header(http, "ID_Teleservice", &n);
+    copy_param(q->teleservice, sizeof(q->teleservice), ts, n);
 
-    const gw_upstream *up = &c->w->srv->upstreams[m.route->upstream_idx];
-    gw_fwd_req_ctx fc = {
-        .host = up->host_header,
-        .client_ip = c->client_ip,
-        .request_id = q->request_id,
-        .correlation_id = q->has_corr ? q->correlation_id : NULL,
-        .close = up->conf->pool_size == 0,
-    };
-    size_t len = 0;
-    char *bytes = gw_forward_request(http, &fc, &len);
-    if (bytes == NULL) {
-        respond_error(c, GW_ERR_INTERNAL, NULL, 1);
-        return;
-    }
-    int head = strcmp(http->method, "HEAD") == 0;
-    int idem = head || strcmp(http->method, "GET") == 0;
-    q->call =
-        gw_proxy_send(c->w->pools[m.route->upstream_idx], bytes, len, head, idem, proxy_done, q);
-    free(bytes);
-    if (q->call == NULL)
-        respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+    gw_access *a = &q->a;
+    a->http = http;
+    a->routes = &srv->conf->routes;
+    a->env = c->lis->conf->env;
+    a->has_cert = c->peer.has_cert;
+    a->cert_sha256 = c->peer.sha256;
+    a->peer_family = c->peer_family;
+    memcpy(a->peer_addr, c->peer_addr, sizeof(a->peer_addr));
+    a->now = time(NULL);
+    a->policies = c->w->policies != NULL ? gw_policy_set_ref(c->w->policies) : NULL;
+    a->suspensions = srv->susp;
+    a->confs = srv->confs;
+    a->on_done = access_done;
+    a->owner = q;
+    gw_verdict v = gw_pipeline_run(a);
+    if (v != GW_STAGE_SUSPEND)
+        access_done(a, v);
 }
 
 static gw_err_id parse_error_id(int status)
@@ -507,7 +575,7 @@ static void handshake_refused(gw_conn *c, unsigned long ssl_err)
     r.request_id = rid;
     r.decision = "deny";
     r.reason = gw_tls_refusal_reason(&c->peer, ssl_err);
-    journal_submit(c, &r);
+    journal_submit(c, &r, NULL);
 }
 
 static void eventcb(struct bufferevent *bev, short what, void *arg)
@@ -597,12 +665,19 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
         struct sockaddr_in *a = (struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &a->sin_addr, c->client_ip, sizeof(c->client_ip));
         c->client_port = ntohs(a->sin_port);
+        c->peer_family = AF_INET;
+        memcpy(c->peer_addr, &a->sin_addr, 4);
     } else if (sa->sa_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)sa;
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
             inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], c->client_ip, sizeof(c->client_ip));
-        else
+            c->peer_family = AF_INET;
+            memcpy(c->peer_addr, &a->sin6_addr.s6_addr[12], 4);
+        } else {
             inet_ntop(AF_INET6, &a->sin6_addr, c->client_ip, sizeof(c->client_ip));
+            c->peer_family = AF_INET6;
+            memcpy(c->peer_addr, &a->sin6_addr, 16);
+        }
         c->client_port = ntohs(a->sin6_port);
     }
     int one = 1;

@@ -11,6 +11,7 @@
 
 #define GW_ROUTE_MAX_SEGS 16
 #define GW_ROUTE_MAX_PARAMS 4
+#define GW_ROUTE_MAX_SCOPES 256
 
 typedef struct gw_route {
     char *name;     /* e.g. "declarations"; defaults to the template */

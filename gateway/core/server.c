@@ -37,6 +37,7 @@ gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
         goto oom;
     s->conf = conf;
     s->journal = journal;
+    pthread_mutex_init(&s->policies_lock, NULL);
     s->listeners = calloc(conf->nlisteners, sizeof(*s->listeners));
     s->upstreams = calloc(conf->nupstreams, sizeof(*s->upstreams));
     if (s->listeners == NULL || s->upstreams == NULL)
@@ -170,6 +171,14 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
+static void policies_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_worker *w = arg;
+    gw_policy_set *n = gw_server_policies(w->srv);
+    gw_policy_set_unref(w->policies);
+    w->policies = n;
+}
+
 static void *worker_main(void *arg)
 {
     gw_worker *w = arg;
@@ -191,7 +200,9 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     }
     w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
-    if (w->drain_ev == NULL || w->drain_deadline == NULL) {
+    w->policies_ev = event_new(w->base, -1, 0, policies_cb, w);
+    w->policies = gw_server_policies(s);
+    if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL) {
         *err = strdup("out of memory");
         return -1;
     }
@@ -280,6 +291,9 @@ void gw_server_free(gw_server *s)
             event_free(w->drain_ev);
         if (w->drain_deadline != NULL)
             event_free(w->drain_deadline);
+        if (w->policies_ev != NULL)
+            event_free(w->policies_ev);
+        gw_policy_set_unref(w->policies);
         free(w->lis);
         free(w->pools);
         event_base_free(w->base);
@@ -291,7 +305,93 @@ void gw_server_free(gw_server *s)
         gw_upstream_cleanup(&s->upstreams[i]);
     free(s->listeners);
     free(s->upstreams);
+    gw_policy_set_unref(s->policies);
+    gw_stage_confs_free(s->confs);
+    gw_suspensions_free(s->susp);
+    pthread_mutex_destroy(&s->policies_lock);
     free(s);
+}
+
+gw_policy_set *gw_policies_load(const gw_conf *conf, gw_errlist *errs)
+{
+    if (conf->policies_dir == NULL) {
+        gw_errlist_add(errs, "%s: policies_dir: required (the directory of partner policies)",
+                       conf->path);
+        return NULL;
+    }
+    const char *scopes[GW_ROUTE_MAX_SCOPES];
+    size_t n = 0;
+    for (size_t i = 0; i < conf->routes.n && n < GW_ROUTE_MAX_SCOPES; i++)
+        if (conf->routes.routes[i].scope != NULL)
+            scopes[n++] = conf->routes.routes[i].scope;
+    gw_policy_rules rules = {scopes, n};
+    return gw_policy_set_load(conf->policies_dir, &rules, errs);
+}
+
+int gw_access_load(const gw_conf *conf, gw_stage_confs **confs, gw_policy_set **policies,
+                   gw_suspensions **susp, gw_errlist *errs)
+{
+    *confs = gw_stage_confs_load(conf, errs);
+    *policies = gw_policies_load(conf, errs);
+    *susp = NULL;
+    if (*confs != NULL) {
+        char *err = NULL;
+        *susp = gw_suspensions_open((*confs)->suspensions_file, &err);
+        if (*susp == NULL) {
+            gw_errlist_add(errs, "%s", err ? err : "suspensions: out of memory");
+            free(err);
+        }
+    }
+    if (*confs == NULL || *policies == NULL || *susp == NULL) {
+        gw_stage_confs_free(*confs);
+        gw_policy_set_unref(*policies);
+        gw_suspensions_free(*susp);
+        *confs = NULL;
+        *policies = NULL;
+        *susp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void gw_server_set_access(gw_server *s, gw_stage_confs *confs, gw_policy_set *policies,
+                          gw_suspensions *susp)
+{
+    s->confs = confs;
+    s->policies = policies;
+    s->susp = susp;
+}
+
+gw_policy_set *gw_server_policies(gw_server *s)
+{
+    pthread_mutex_lock(&s->policies_lock);
+    gw_policy_set *p = s->policies ? gw_policy_set_ref(s->policies) : NULL;
+    pthread_mutex_unlock(&s->policies_lock);
+    return p;
+}
+
+gw_suspensions *gw_server_suspensions(gw_server *s)
+{
+    return s->susp;
+}
+
+int gw_server_reload_policies(gw_server *s, gw_errlist *errs)
+{
+    gw_policy_set *n = gw_policies_load(s->conf, errs);
+    if (n == NULL) {
+        atomic_fetch_add_explicit(&s->stats.reloads_failed, 1, memory_order_relaxed);
+        return -1;
+    }
+    pthread_mutex_lock(&s->policies_lock);
+    gw_policy_set *old = s->policies;
+    s->policies = n;
+    pthread_mutex_unlock(&s->policies_lock);
+    gw_policy_set_unref(old);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].policies_ev != NULL)
+            event_active(s->workers[i].policies_ev, EV_READ, 0);
+    atomic_fetch_add_explicit(&s->stats.reloads_ok, 1, memory_order_relaxed);
+    return 0;
 }
 
 gw_stats *gw_server_stats(gw_server *s)

@@ -19,6 +19,9 @@
 #include "core/errors.h"
 #include "core/proxy.h"
 #include "journal/journal.h"
+#include "policy/policy.h"
+#include "policy/suspend.h"
+#include "stages/confs.h"
 
 /* Counters read by the admin listener (relaxed atomics: a metric may be a
  * request behind, never wrong in total). */
@@ -35,6 +38,8 @@ typedef struct gw_stats {
     /* latency histogram of whole requests, milliseconds upper bounds */
     atomic_ulong latency_bucket[12];
     atomic_ulong latency_sum_ms;
+    atomic_ulong reloads_ok;
+    atomic_ulong reloads_failed;
 } gw_stats;
 
 extern const unsigned gw_latency_bounds_ms[11];
@@ -62,6 +67,28 @@ void gw_server_drain(gw_server *s);
 void gw_server_join(gw_server *s);
 
 void gw_server_free(gw_server *s);
+
+/* Load what the access stages need from <conf>: their settings, the policy
+ * set (every file validated) and the kill-switch state. Every error goes to
+ * <errs> as "file: json.path: message". Returns 0 or -1. Used by -t too. */
+int gw_access_load(const gw_conf *conf, gw_stage_confs **confs, gw_policy_set **policies,
+                   gw_suspensions **susp, gw_errlist *errs);
+/* Load only the policy set (reload). */
+gw_policy_set *gw_policies_load(const gw_conf *conf, gw_errlist *errs);
+
+/* Hand the access state to the server (before gw_server_start); it owns it. */
+void gw_server_set_access(gw_server *s, gw_stage_confs *confs, gw_policy_set *policies,
+                          gw_suspensions *susp);
+
+/* Reload the policies: build and validate a new set, then swap it in; every
+ * worker picks it up at its next loop pass, requests in flight finish on the
+ * set they started with. On error the old set stays and <errs> says why.
+ * Main thread only. */
+int gw_server_reload_policies(gw_server *s, gw_errlist *errs);
+
+/* A reference to the current set (caller unrefs) and the kill switch. */
+gw_policy_set *gw_server_policies(gw_server *s);
+gw_suspensions *gw_server_suspensions(gw_server *s);
 
 gw_stats *gw_server_stats(gw_server *s);
 const gw_conf *gw_server_conf(const gw_server *s);

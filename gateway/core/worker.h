@@ -26,7 +26,9 @@ typedef struct gw_worker {
     size_t nconns;
     int accept_paused; /* max_connections reached */
     int draining;
-    gw_pool **pools; /* one per upstream */
+    gw_pool **pools;           /* one per upstream */
+    gw_policy_set *policies;   /* this worker's reference to the current set */
+    struct event *policies_ev; /* activated by a reload: take the new set */
 } gw_worker;
 
 struct gw_server {
@@ -40,6 +42,10 @@ struct gw_server {
     unsigned nworkers;
     gw_stats stats;
     atomic_int running;
+    gw_stage_confs *confs;
+    gw_suspensions *susp;
+    pthread_mutex_t policies_lock;
+    gw_policy_set *policies; /* current set, under policies_lock */
 };
 
 /* conn.c */

@@ -720,11 +720,15 @@ char *gw_journal_format(const gw_journal_rec *r, size_t *len)
         put_str(t, "subject", r->tls_subject, &fail);
         put(o, "tls", t, &fail);
     }
+    put_str(o, "consumer", r->consumer, &fail);
+    put_str(o, "habilitation", r->habilitation, &fail);
+    put_str(o, "teleservice", r->teleservice, &fail);
     put_str(o, "method", r->method, &fail);
     put_str(o, "route", r->route, &fail);
     put_str(o, "path", r->path, &fail);
     put_str(o, "siren", r->siren, &fail);
     put_str(o, "annee", r->annee, &fail);
+    put_str(o, "scope", r->scope, &fail);
     put_str(o, "decision", r->decision, &fail);
     put_str(o, "reason", r->reason, &fail);
     put_str(o, "code", r->code, &fail);

@@ -54,11 +54,15 @@ typedef struct gw_journal_rec {
     const char *tls_version;
     const char *tls_cert_sha256;
     const char *tls_subject;
+    const char *consumer;     /* client_id of the habilitation, once identified */
+    const char *habilitation; /* its id, "H456" */
+    const char *teleservice;  /* the ID_Teleservice sent */
     const char *method;
-    const char *route;  /* route name, or NULL when none matched */
-    const char *path;   /* request path without query */
+    const char *route; /* route name, or NULL when none matched */
+    const char *path;  /* request path without query */
     const char *siren;
     const char *annee;
+    const char *scope;    /* the route's scope, once the rights stage ran */
     const char *decision; /* "allow" | "deny" | "error" */
     const char *reason;   /* denial/err label, NULL when allowed */
     const char *code;     /* error code sent, NULL when none */

@@ -1,0 +1,1308 @@
+/*
+ * Policy files -> one immutable snapshot. Every object is checked against its
+ * list of known keys, every value against its type and bounds, and every
+ * error is collected (not just the first) as "FILE: JSON.PATH: MESSAGE", with
+ * the same wording as the gateway config (gateway/conf/conf.c).
+ * docs/policies.md lists every message; keep the two in step.
+ *
+ * The snapshot holds the policies in file-name order plus two open-addressing
+ * hash tables (FNV-1a, linear probing, at most half full) from certificate
+ * fingerprint and from client_id to the policy: a lookup costs the same with
+ * 1 or 10,000 partners.
+ */
+#include "policy/policy.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "core/util.h"
+
+#define PATH_SZ 256                 /* a JSON path in a message */
+#define POLICY_MAX_FILE (1u << 20)  /* a policy file larger than this is refused */
+#define CERT_MAX_FILE (1u << 20)    /* a PEM certificate file, likewise */
+#define HAB_ID_RULE "H[1-9][0-9]{0,9}"
+#define CLIENT_ID_RULE "[A-Za-z0-9._-]{3,128}"
+#define TOKEN_RULE "must be 1 to 128 printable ASCII characters, without space, '\"' or '\\'"
+
+enum { ABSENT = 0, SET = 1, BAD = -1 };
+
+typedef struct ctx {
+    const char *file; /* as given, for messages */
+    const char *dir;  /* absolute directory of the file, for "file" certificates */
+    const gw_policy_rules *rules;
+    gw_errlist *errs;
+    size_t nerrs; /* errors found in this file */
+} ctx;
+
+/* ---- messages ---- */
+
+static void err(ctx *x, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void err(ctx *x, const char *path, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+
+    x->nerrs++;
+    va_start(ap, fmt);
+    int r = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (r < 0) {
+        gw_errlist_add(x->errs, "%s: %s: out of memory", x->file, path);
+        return;
+    }
+    gw_errlist_add(x->errs, "%s: %s: %s", x->file, path, msg);
+    free(msg);
+}
+
+/* Text from a policy file, made safe for a terminal: control bytes become
+ * '?', and beyond <max> bytes it is cut on a UTF-8 boundary and ends in
+ * "...". */
+static const char *clean(char *buf, size_t bufsz, const char *s, size_t max)
+{
+    size_t n = strlen(s), cut = n;
+    if (max > bufsz - 4)
+        max = bufsz - 4;
+    if (n > max) {
+        cut = max;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    for (size_t i = 0; i < cut; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (cut < n)
+        memcpy(buf + cut, "...", 4);
+    else
+        buf[cut] = '\0';
+    return buf;
+}
+
+static void path_key(char out[PATH_SZ], const char *parent, const char *key)
+{
+    int r;
+    if (strcmp(parent, "$") == 0)
+        r = snprintf(out, PATH_SZ, "%s", key);
+    else
+        r = snprintf(out, PATH_SZ, "%s.%s", parent, key);
+    if (r < 0 || r >= PATH_SZ)
+        memcpy(out + PATH_SZ - 4, "...", 4);
+}
+
+static void path_idx(char out[PATH_SZ], const char *parent, size_t i)
+{
+    int r = snprintf(out, PATH_SZ, "%s[%zu]", parent, i);
+    if (r < 0 || r >= PATH_SZ)
+        memcpy(out + PATH_SZ - 4, "...", 4);
+}
+
+static char *xdup(ctx *x, const char *path, const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        err(x, path, "out of memory");
+    return d;
+}
+
+static void *xcalloc(ctx *x, const char *path, size_t n, size_t size)
+{
+    void *p = calloc(n, size);
+    if (p == NULL)
+        err(x, path, "out of memory");
+    return p;
+}
+
+/* ---- typed members (same wording as conf.c) ---- */
+
+static void check_keys(ctx *x, json_t *obj, const char *path, const char *const *known)
+{
+    const char *key;
+    json_t *v;
+    char kb[80], p[PATH_SZ];
+
+    json_object_foreach(obj, key, v)
+    {
+        size_t i = 0;
+        while (known[i] != NULL && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL) {
+            path_key(p, path, clean(kb, sizeof(kb), key, 64));
+            err(x, p, "unknown key");
+        }
+    }
+}
+
+static json_t *member(ctx *x, json_t *obj, const char *path, const char *key, int required)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL && required)
+        err(x, path, "missing key \"%s\"", key);
+    return v;
+}
+
+static int get_int(ctx *x, json_t *obj, const char *path, const char *key, int required,
+                   long long min, long long max, long long *out)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, required);
+    if (v == NULL)
+        return required ? BAD : ABSENT;
+    path_key(p, path, key);
+    if (!json_is_integer(v)) {
+        err(x, p, "must be an integer");
+        return BAD;
+    }
+    long long i = json_integer_value(v);
+    if (i < min || i > max) {
+        err(x, p, "must be between %lld and %lld", min, max);
+        return BAD;
+    }
+    *out = i;
+    return SET;
+}
+
+static int get_str(ctx *x, json_t *obj, const char *path, const char *key, int required,
+                   const char **out)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, required);
+    if (v == NULL)
+        return required ? BAD : ABSENT;
+    if (!json_is_string(v)) {
+        path_key(p, path, key);
+        err(x, p, "must be a string");
+        return BAD;
+    }
+    *out = json_string_value(v);
+    return SET;
+}
+
+static json_t *get_obj(ctx *x, json_t *obj, const char *path, const char *key, int required)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, required);
+    if (v == NULL)
+        return NULL;
+    if (!json_is_object(v)) {
+        path_key(p, path, key);
+        err(x, p, "must be an object");
+        return NULL;
+    }
+    return v;
+}
+
+/* The array, or NULL when absent or not an array. A size out of bounds is
+ * reported and the array still returned, so that its entries are checked. */
+static json_t *get_array(ctx *x, json_t *obj, const char *path, const char *key, int required,
+                         size_t min, size_t max)
+{
+    char p[PATH_SZ];
+    json_t *v = member(x, obj, path, key, required);
+    if (v == NULL)
+        return NULL;
+    path_key(p, path, key);
+    if (!json_is_array(v)) {
+        err(x, p, "must be an array");
+        return NULL;
+    }
+    size_t n = json_array_size(v);
+    if (n < min || n > max)
+        err(x, p, "must have between %zu and %zu entries", min, max);
+    return v;
+}
+
+/* ---- value rules ---- */
+
+static int valid_hab_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > 11 || s[0] != 'H' || s[1] < '1' || s[1] > '9')
+        return 0;
+    return strspn(s + 1, "0123456789") == n - 1;
+}
+
+static int valid_client_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 3 || n > 128)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* 1..<max> bytes of printable ASCII; <more> lists extra refused bytes. */
+static int valid_printable(const char *s, size_t max, const char *more)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c > 0x7e || strchr(more, c) != NULL)
+            return 0;
+    }
+    return 1;
+}
+
+int gw_date_parse(const char *s, int *out)
+{
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return -1;
+    for (int i = 0; i < 10; i++) {
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return -1;
+    }
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int m = (s[5] - '0') * 10 + (s[6] - '0');
+    int d = (s[8] - '0') * 10 + (s[9] - '0');
+    if (y == 0 || m < 1 || m > 12 || d < 1)
+        return -2;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    int dim = mdays[m - 1] + (m == 2 && leap);
+    if (d > dim)
+        return -2;
+    *out = y * 10000 + m * 100 + d;
+    return 0;
+}
+
+static int luhn_ok(const char *s, size_t n)
+{
+    int sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = s[n - 1 - i] - '0';
+        if (i % 2 == 1) {
+            d *= 2;
+            if (d > 9)
+                d -= 9;
+        }
+        sum += d;
+    }
+    return sum % 10 == 0;
+}
+
+static int all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    }
+    return 1;
+}
+
+const char *gw_siret_check(const char *s)
+{
+    if (s == NULL || strlen(s) != 14 || !all_digits(s, 14))
+        return "must be 14 digits";
+    if (memcmp(s, "000000000", 9) == 0)
+        return "invalid SIRET (SIREN 000000000)";
+    if (memcmp(s, "356000000", 9) == 0) {
+        int sum = 0;
+        for (size_t i = 0; i < 14; i++)
+            sum += s[i] - '0';
+        return sum % 5 == 0 ? NULL : "invalid SIRET (La Poste: digit sum not a multiple of 5)";
+    }
+    return luhn_ok(s, 14) ? NULL : "invalid SIRET (Luhn checksum)";
+}
+
+int gw_siren_valid(const char *s, size_t len)
+{
+    return s != NULL && len == 9 && all_digits(s, 9) && memcmp(s, "000000000", 9) != 0 &&
+           luhn_ok(s, 9);
+}
+
+/* "ab12…" (64 hex) or "AB:12:…" (32 pairs joined by ':'), either case, into
+ * 64 lowercase hex chars. 0 or -1. */
+static int norm_sha256(const char *s, char out[65])
+{
+    size_t n = strlen(s), k = 0;
+    int colons = n == 95;
+    if (n != 64 && !colons)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (colons && i % 3 == 2) {
+            if (c != ':')
+                return -1;
+            continue;
+        }
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return -1;
+        out[k++] = c;
+    }
+    out[k] = '\0';
+    return k == 64 ? 0 : -1;
+}
+
+/* ---- CIDR ---- */
+
+static int is_v4mapped(const unsigned char *a)
+{
+    static const unsigned char pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(a, pfx, 12) == 0;
+}
+
+/* 1 when the first <bits> bits of <a> and <b> are equal. */
+static int prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+    unsigned full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+}
+
+const char *gw_cidr_parse(const char *s, gw_cidr *out)
+{
+    char buf[INET6_ADDRSTRLEN];
+    gw_cidr c;
+    unsigned max;
+
+    memset(&c, 0, sizeof(c));
+    if (s == NULL)
+        return "not a CIDR";
+    const char *slash = strchr(s, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+    if (alen == 0 || alen >= sizeof(buf))
+        return "not a CIDR";
+    memcpy(buf, s, alen);
+    buf[alen] = '\0';
+    if (memchr(buf, ':', alen) != NULL) {
+        if (inet_pton(AF_INET6, buf, c.addr) != 1)
+            return "not a CIDR";
+        c.family = AF_INET6;
+        max = 128;
+    } else {
+        if (inet_pton(AF_INET, buf, c.addr) != 1)
+            return "not a CIDR";
+        c.family = AF_INET;
+        max = 32;
+    }
+    c.prefix = max;
+    if (slash != NULL) {
+        const char *q = slash + 1;
+        size_t n = strlen(q);
+        if (n == 0 || n > 3 || !all_digits(q, n) || (n > 1 && q[0] == '0'))
+            return "not a CIDR";
+        unsigned v = (unsigned)atoi(q);
+        if (v > max)
+            return "prefix out of range";
+        c.prefix = v;
+    }
+    if (c.family == AF_INET6 && c.prefix >= 96 && is_v4mapped(c.addr)) {
+        memmove(c.addr, c.addr + 12, 4);
+        memset(c.addr + 4, 0, 12);
+        c.family = AF_INET;
+        c.prefix -= 96;
+        max = 32;
+    }
+    for (unsigned bit = c.prefix; bit < max; bit++) {
+        if (c.addr[bit / 8] & (0x80 >> (bit % 8)))
+            return "host bits set";
+    }
+    if (out != NULL)
+        *out = c;
+    return NULL;
+}
+
+int gw_cidr_match(const gw_cidr *c, int family, const unsigned char *addr)
+{
+    if (c == NULL || addr == NULL)
+        return 0;
+    if (family == AF_INET6 && is_v4mapped(addr)) {
+        family = AF_INET;
+        addr += 12;
+    }
+    if (family != c->family)
+        return 0;
+    return prefix_eq(c->addr, addr, c->prefix);
+}
+
+/* ---- files ---- */
+
+/* Read all of <path> (at most <cap> bytes) into a NUL-terminated buffer.
+ * Returns 0 or an errno value (EISDIR, EFBIG, ...). */
+static int slurp(const char *path, size_t cap, char **out, size_t *outlen)
+{
+    gw_buf b = {0};
+    struct stat st;
+    char chunk[8192];
+    int e = 0;
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return errno;
+    if (fstat(fd, &st) < 0) {
+        e = errno;
+    } else if (S_ISDIR(st.st_mode)) {
+        e = EISDIR;
+    } else if (!S_ISREG(st.st_mode)) {
+        e = EINVAL;
+    } else if ((size_t)st.st_size > cap) {
+        e = EFBIG;
+    }
+    while (e == 0) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            e = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (b.len + (size_t)n > cap) {
+            e = EFBIG;
+            break;
+        }
+        gw_buf_append(&b, chunk, (size_t)n);
+        if (b.oom)
+            e = ENOMEM;
+    }
+    close(fd);
+    if (e == 0 && b.data == NULL)
+        gw_buf_puts(&b, "");
+    if (e == 0 && b.oom)
+        e = ENOMEM;
+    if (e != 0) {
+        gw_buf_free(&b);
+        return e;
+    }
+    *out = gw_buf_take(&b, outlen);
+    return 0;
+}
+
+/* <rel> against the absolute directory <dir>: leading "./" and "../" are
+ * applied to <dir>, the rest appended as written. Caller frees. */
+static char *resolve(const char *dir, const char *rel)
+{
+    if (rel[0] == '/')
+        return strdup(rel);
+    size_t dlen = strlen(dir);
+    const char *p = rel;
+    for (;;) {
+        if (p[0] == '/') {
+            p++;
+        } else if (p[0] == '.' && (p[1] == '/' || p[1] == '\0')) {
+            p += 1;
+        } else if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
+            while (dlen > 0 && dir[dlen - 1] != '/')
+                dlen--;
+            if (dlen > 1)
+                dlen--;
+            p += 2;
+        } else {
+            break;
+        }
+    }
+    gw_buf b = {0};
+    gw_buf_append(&b, dir, dlen);
+    if (*p != '\0') {
+        if (dlen == 0 || dir[dlen - 1] != '/')
+            gw_buf_puts(&b, "/");
+        gw_buf_puts(&b, p);
+    }
+    return gw_buf_take(&b, NULL);
+}
+
+/* <d> made absolute and canonical (links resolved when it exists). Caller
+ * frees. */
+static char *dir_abs(const char *d)
+{
+    char *real = realpath(d, NULL);
+    if (real != NULL)
+        return real;
+    if (d[0] == '/')
+        return strdup(d);
+    char *cwd = getcwd(NULL, 0);
+    char *abs = resolve(cwd != NULL ? cwd : "/", d);
+    free(cwd);
+    return abs;
+}
+
+/* Absolute, canonical directory of <file>. */
+static char *file_dir(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    char *d = slash == NULL   ? strdup(".")
+              : slash == file ? strdup("/")
+                              : strndup(file, (size_t)(slash - file));
+    if (d == NULL)
+        return NULL;
+    char *abs = dir_abs(d);
+    free(d);
+    return abs;
+}
+
+/* SHA-256 of the DER of the first certificate in the PEM file <abs>, as
+ * lowercase hex. Returns NULL or a message into <why> (a system error or
+ * "not a PEM certificate"). */
+static const char *cert_file_sha256(const char *abs, char out[65], char *why, size_t whysz)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    const char *res = why;
+
+    int e = slurp(abs, CERT_MAX_FILE, &pem, &len);
+    if (e != 0) {
+        snprintf(why, whysz, "%s", e == EINVAL ? "not a regular file" : strerror(e));
+        return res;
+    }
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    X509 *crt = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    int dlen = crt != NULL ? i2d_X509(crt, &der) : -1;
+    if (crt == NULL || dlen <= 0) {
+        snprintf(why, whysz, "not a PEM certificate");
+    } else if (EVP_Digest(der, (size_t)dlen, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+               mdlen != 32) {
+        snprintf(why, whysz, "cannot compute its SHA-256");
+    } else {
+        gw_hex(md, 32, out);
+        res = NULL;
+    }
+    ERR_clear_error();
+    OPENSSL_free(der);
+    X509_free(crt);
+    BIO_free(bio);
+    free(pem);
+    return res;
+}
+
+/* ---- sections ---- */
+
+static void parse_habilitation(ctx *x, json_t *root, gw_policy *p)
+{
+    static const char *const keys[] = {"id",          "definition",  "state",
+                                       "valid_from",  "valid_until", "legal_basis",
+                                       "retention_months", NULL};
+    static const char *const P = "habilitation";
+    char pk[PATH_SZ];
+    const char *s;
+    long long v;
+    int from_ok = 0, until_ok = 0;
+
+    json_t *o = get_obj(x, root, "$", P, 1);
+    if (o == NULL)
+        return;
+    check_keys(x, o, P, keys);
+    if (get_str(x, o, P, "id", 1, &s) == SET) {
+        if (valid_hab_id(s))
+            p->id = xdup(x, "habilitation.id", s);
+        else
+            err(x, "habilitation.id", "must match " HAB_ID_RULE);
+    }
+    if (get_str(x, o, P, "definition", 1, &s) == SET) {
+        if (strcmp(s, "api_opale_sandbox") == 0 || strcmp(s, "api_opale") == 0) {
+            p->env = s[9] == '\0' ? GW_ENV_PRODUCTION : GW_ENV_SANDBOX;
+            p->definition = xdup(x, "habilitation.definition", s);
+        } else {
+            err(x, "habilitation.definition", "must be \"api_opale_sandbox\" or \"api_opale\"");
+        }
+    }
+    if (get_str(x, o, P, "state", 1, &s) == SET) {
+        if (strcmp(s, "active") == 0)
+            p->state = GW_HAB_ACTIVE;
+        else if (strcmp(s, "suspended") == 0)
+            p->state = GW_HAB_SUSPENDED;
+        else if (strcmp(s, "revoked") == 0)
+            p->state = GW_HAB_REVOKED;
+        else
+            err(x, "habilitation.state", "must be \"active\", \"suspended\" or \"revoked\"");
+    }
+    static const char *const dates[2] = {"valid_from", "valid_until"};
+    int *dst[2] = {&p->valid_from, &p->valid_until};
+    int *ok[2] = {&from_ok, &until_ok};
+    for (int i = 0; i < 2; i++) {
+        if (get_str(x, o, P, dates[i], 1, &s) != SET)
+            continue;
+        path_key(pk, P, dates[i]);
+        int r = gw_date_parse(s, dst[i]);
+        if (r == -1)
+            err(x, pk, "must be a date YYYY-MM-DD");
+        else if (r == -2)
+            err(x, pk, "must be a real calendar date");
+        else
+            *ok[i] = 1;
+    }
+    if (from_ok && until_ok && p->valid_from > p->valid_until)
+        err(x, "habilitation.valid_until", "must not be before valid_from");
+    if (get_str(x, o, P, "legal_basis", 0, &s) == SET) {
+        if (s[0] == '\0')
+            err(x, "habilitation.legal_basis", "must not be empty");
+        else
+            p->legal_basis = xdup(x, "habilitation.legal_basis", s);
+    }
+    p->retention_months = -1;
+    if (get_int(x, o, P, "retention_months", 0, 1, 120, &v) == SET)
+        p->retention_months = (int)v;
+}
+
+static void parse_organization(ctx *x, json_t *root, gw_policy *p)
+{
+    static const char *const keys[] = {"siret", "name", NULL};
+    static const char *const P = "organization";
+    const char *s;
+
+    json_t *o = get_obj(x, root, "$", P, 1);
+    if (o == NULL)
+        return;
+    check_keys(x, o, P, keys);
+    if (get_str(x, o, P, "siret", 1, &s) == SET) {
+        const char *why = gw_siret_check(s);
+        if (why != NULL)
+            err(x, "organization.siret", "%s", why);
+        else
+            p->org_siret = xdup(x, "organization.siret", s);
+    }
+    if (get_str(x, o, P, "name", 1, &s) == SET) {
+        if (s[0] == '\0')
+            err(x, "organization.name", "must not be empty");
+        else
+            p->org_name = xdup(x, "organization.name", s);
+    }
+}
+
+static void parse_cert(ctx *x, json_t *v, const char *pe, char out[65], int *ok)
+{
+    static const char *const keys[] = {"sha256", "file", NULL};
+    char pk[PATH_SZ], cb[512], why[128];
+    const char *s;
+
+    if (!json_is_object(v)) {
+        err(x, pe, "must be an object");
+        return;
+    }
+    check_keys(x, v, pe, keys);
+    int has_sha = json_object_get(v, "sha256") != NULL;
+    int has_file = json_object_get(v, "file") != NULL;
+    if (has_sha && has_file) {
+        err(x, pe, "must have \"sha256\" or \"file\", not both");
+    } else if (!has_sha && !has_file) {
+        err(x, pe, "missing key \"sha256\" or \"file\"");
+    } else if (has_sha) {
+        if (get_str(x, v, pe, "sha256", 1, &s) != SET)
+            return;
+        path_key(pk, pe, "sha256");
+        if (norm_sha256(s, out) < 0)
+            err(x, pk, "must be 64 hexadecimal characters (SHA-256), optionally ':'-separated");
+        else
+            *ok = 1;
+    } else {
+        if (get_str(x, v, pe, "file", 1, &s) != SET)
+            return;
+        path_key(pk, pe, "file");
+        if (s[0] == '\0') {
+            err(x, pk, "must not be empty");
+            return;
+        }
+        char *abs = x->dir != NULL ? resolve(x->dir, s) : NULL;
+        if (abs == NULL) {
+            err(x, pk, "out of memory");
+            return;
+        }
+        if (cert_file_sha256(abs, out, why, sizeof(why)) != NULL) {
+            if (strcmp(why, "not a PEM certificate") == 0)
+                err(x, pk, "\"%s\" is not a PEM certificate", clean(cb, sizeof(cb), abs, 400));
+            else
+                err(x, pk, "cannot read \"%s\": %s", clean(cb, sizeof(cb), abs, 400), why);
+        } else {
+            *ok = 1;
+        }
+        free(abs);
+    }
+}
+
+static void parse_certs(ctx *x, json_t *o, gw_policy *p)
+{
+    static const char *const P = "consumer.certificates";
+    char pe[PATH_SZ];
+
+    json_t *a = get_array(x, o, "consumer", "certificates", 1, 1, 16);
+    if (a == NULL || json_array_size(a) == 0)
+        return;
+    size_t n = json_array_size(a);
+    char(*certs)[65] = xcalloc(x, P, n, sizeof(*certs));
+    int *ok = xcalloc(x, P, n, sizeof(int));
+    if (certs == NULL || ok == NULL) {
+        free(certs);
+        free(ok);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        path_idx(pe, P, i);
+        parse_cert(x, json_array_get(a, i), pe, certs[i], &ok[i]);
+        for (size_t j = 0; ok[i] && j < i; j++) {
+            if (ok[j] && strcmp(certs[i], certs[j]) == 0) {
+                err(x, pe, "duplicate of consumer.certificates[%zu]", j);
+                break;
+            }
+        }
+    }
+    free(ok);
+    p->certs = certs;
+    p->ncerts = n;
+}
+
+static void parse_ips(ctx *x, json_t *o, gw_policy *p)
+{
+    static const char *const P = "consumer.ip_allowlist";
+    char pe[PATH_SZ];
+
+    json_t *a = get_array(x, o, "consumer", "ip_allowlist", 1, 1, 256);
+    if (a == NULL || json_array_size(a) == 0)
+        return;
+    size_t n = json_array_size(a);
+    gw_cidr *ips = xcalloc(x, P, n, sizeof(*ips));
+    if (ips == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, i);
+        path_idx(pe, P, i);
+        if (!json_is_string(v)) {
+            err(x, pe, "must be a string");
+            continue;
+        }
+        const char *why = gw_cidr_parse(json_string_value(v), &ips[i]);
+        if (why != NULL) {
+            err(x, pe, "%s", why);
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (ips[j].family == ips[i].family && ips[j].prefix == ips[i].prefix &&
+                memcmp(ips[j].addr, ips[i].addr, 16) == 0) {
+                err(x, pe, "duplicate of consumer.ip_allowlist[%zu]", j);
+                break;
+            }
+        }
+    }
+    p->ips = ips;
+    p->nips = n;
+}
+
+static void parse_consumer(ctx *x, json_t *root, gw_policy *p)
+{
+    static const char *const keys[] = {"client_id", "id_teleservice", "certificates",
+                                       "ip_allowlist", NULL};
+    static const char *const P = "consumer";
+    const char *s;
+
+    json_t *o = get_obj(x, root, "$", P, 1);
+    if (o == NULL)
+        return;
+    check_keys(x, o, P, keys);
+    if (get_str(x, o, P, "client_id", 1, &s) == SET) {
+        if (valid_client_id(s))
+            p->client_id = xdup(x, "consumer.client_id", s);
+        else
+            err(x, "consumer.client_id", "must match " CLIENT_ID_RULE);
+    }
+    if (get_str(x, o, P, "id_teleservice", 1, &s) == SET) {
+        if (valid_printable(s, 64, ""))
+            p->id_teleservice = xdup(x, "consumer.id_teleservice", s);
+        else
+            err(x, "consumer.id_teleservice",
+                "must be 1 to 64 printable ASCII characters, without space");
+    }
+    parse_certs(x, o, p);
+    parse_ips(x, o, p);
+}
+
+static int known_scope(const gw_policy_rules *r, const char *s)
+{
+    for (size_t i = 0; i < r->nknown_scopes; i++) {
+        if (r->known_scopes[i] != NULL && strcmp(r->known_scopes[i], s) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void parse_rights(ctx *x, json_t *root, gw_policy *p)
+{
+    static const char *const keys[] = {"scopes", "years", NULL};
+    static const char *const ykeys[] = {"from", "to", NULL};
+    static const char *const P = "rights";
+    char pe[PATH_SZ], cb[96];
+    long long from = 0, to = 0;
+
+    json_t *o = get_obj(x, root, "$", P, 1);
+    if (o == NULL)
+        return;
+    check_keys(x, o, P, keys);
+    json_t *a = get_array(x, o, P, "scopes", 1, 1, 32);
+    if (a != NULL && json_array_size(a) > 0) {
+        size_t n = json_array_size(a);
+        p->scopes = xcalloc(x, "rights.scopes", n, sizeof(char *));
+        for (size_t i = 0; p->scopes != NULL && i < n; i++) {
+            json_t *v = json_array_get(a, i);
+            path_idx(pe, "rights.scopes", i);
+            if (!json_is_string(v)) {
+                err(x, pe, "must be a string");
+                continue;
+            }
+            const char *s = json_string_value(v);
+            if (x->rules != NULL && !known_scope(x->rules, s)) {
+                err(x, pe, "unknown scope \"%s\"", clean(cb, sizeof(cb), s, 64));
+                continue;
+            }
+            if (x->rules == NULL && !valid_printable(s, 128, "\"\\")) {
+                err(x, pe, TOKEN_RULE);
+                continue;
+            }
+            size_t j = 0;
+            while (j < i && (p->scopes[j] == NULL || strcmp(p->scopes[j], s) != 0))
+                j++;
+            if (j < i) {
+                err(x, pe, "duplicate of rights.scopes[%zu]", j);
+                continue;
+            }
+            p->scopes[i] = xdup(x, pe, s);
+        }
+        if (p->scopes != NULL)
+            p->nscopes = n;
+    }
+    json_t *y = get_obj(x, o, P, "years", 1);
+    if (y != NULL) {
+        check_keys(x, y, "rights.years", ykeys);
+        int rf = get_int(x, y, "rights.years", "from", 1, 1990, 2100, &from);
+        int rt = get_int(x, y, "rights.years", "to", 1, 1990, 2100, &to);
+        if (rf == SET && rt == SET && from > to)
+            err(x, "rights.years.to", "must not be less than from");
+        p->year_from = (int)from;
+        p->year_to = (int)to;
+    }
+}
+
+static void parse_quota(ctx *x, json_t *root, gw_policy *p)
+{
+    static const char *const keys[] = {"per_minute", NULL};
+    long long v;
+
+    p->quota_per_minute = p->env == GW_ENV_PRODUCTION ? 500 : 50;
+    json_t *o = get_obj(x, root, "$", "quota", 0);
+    if (o == NULL)
+        return;
+    check_keys(x, o, "quota", keys);
+    if (get_int(x, o, "quota", "per_minute", 1, 1, 1000000, &v) == SET)
+        p->quota_per_minute = (unsigned)v;
+}
+
+static void parse_root(ctx *x, json_t *root, gw_policy *p)
+{
+    static const char *const keys[] = {"habilitation", "organization", "consumer",
+                                       "rights",       "quota",        NULL};
+    check_keys(x, root, "$", keys);
+    parse_habilitation(x, root, p);
+    parse_organization(x, root, p);
+    parse_consumer(x, root, p);
+    parse_rights(x, root, p);
+    parse_quota(x, root, p);
+}
+
+/* Parse one file's text; <dir> is the file's absolute directory. */
+static gw_policy *parse_text(const char *file, const char *dir, const char *text, size_t len,
+                             const gw_policy_rules *rules, gw_errlist *errs)
+{
+    ctx x = {.file = file, .dir = dir, .rules = rules, .errs = errs};
+    json_error_t je;
+    json_t *root = NULL;
+    gw_policy *p = calloc(1, sizeof(*p));
+
+    if (p == NULL) {
+        err(&x, "$", "out of memory");
+        return NULL;
+    }
+    p->retention_months = -1;
+    p->file = xdup(&x, "$", file);
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        char cb[256];
+        err(&x, "$", "invalid JSON at line %d, column %d: %s", je.line, je.column,
+            clean(cb, sizeof(cb), je.text, 160));
+        goto out;
+    }
+    if (!json_is_object(root)) {
+        err(&x, "$", "must be an object");
+        goto out;
+    }
+    parse_root(&x, root, p);
+out:
+    json_decref(root);
+    if (x.nerrs > 0) {
+        gw_policy_free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+gw_policy *gw_policy_parse(const char *file, const char *text, const gw_policy_rules *rules,
+                           gw_errlist *errs)
+{
+    const char *f = file != NULL ? file : "-";
+    if (text == NULL) {
+        gw_errlist_add(errs, "%s: $: cannot read: %s", f, strerror(EINVAL));
+        return NULL;
+    }
+    char *dir = file_dir(f);
+    if (dir == NULL) {
+        gw_errlist_add(errs, "%s: $: out of memory", f);
+        return NULL;
+    }
+    gw_policy *p = parse_text(f, dir, text, strlen(text), rules, errs);
+    free(dir);
+    return p;
+}
+
+void gw_policy_free(gw_policy *p)
+{
+    if (p == NULL)
+        return;
+    free(p->file);
+    free(p->id);
+    free(p->definition);
+    free(p->legal_basis);
+    free(p->org_siret);
+    free(p->org_name);
+    free(p->client_id);
+    free(p->id_teleservice);
+    free(p->certs);
+    free(p->ips);
+    for (size_t i = 0; p->scopes != NULL && i < p->nscopes; i++)
+        free(p->scopes[i]);
+    free(p->scopes);
+    free(p);
+}
+
+int gw_policy_ip_allowed(const gw_policy *p, int family, const unsigned char *addr)
+{
+    if (p == NULL)
+        return 0;
+    for (size_t i = 0; i < p->nips; i++) {
+        if (gw_cidr_match(&p->ips[i], family, addr))
+            return 1;
+    }
+    return 0;
+}
+
+int gw_policy_has_scope(const gw_policy *p, const char *scope)
+{
+    if (p == NULL || scope == NULL)
+        return 0;
+    for (size_t i = 0; i < p->nscopes; i++) {
+        if (strcmp(p->scopes[i], scope) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- hash tables ---- */
+
+typedef struct slot {
+    const char *key; /* points into the policy; NULL = empty */
+    const gw_policy *p;
+} slot;
+
+typedef struct htab {
+    slot *slots;
+    size_t mask; /* capacity - 1, capacity a power of two */
+} htab;
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Room for <n> keys with the table at most half full. */
+static int htab_init(htab *t, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    t->slots = calloc(cap, sizeof(slot));
+    t->mask = cap - 1;
+    return t->slots == NULL ? -1 : 0;
+}
+
+/* Insert <key> -> <p>, or return the policy already holding <key>. */
+static const gw_policy *htab_put(htab *t, const char *key, const gw_policy *p)
+{
+    size_t i = (size_t)fnv1a(key) & t->mask;
+    while (t->slots[i].key != NULL) {
+        if (strcmp(t->slots[i].key, key) == 0)
+            return t->slots[i].p;
+        i = (i + 1) & t->mask;
+    }
+    t->slots[i].key = key;
+    t->slots[i].p = p;
+    return NULL;
+}
+
+static const gw_policy *htab_get(const htab *t, const char *key)
+{
+    if (t->slots == NULL || key == NULL)
+        return NULL;
+    size_t i = (size_t)fnv1a(key) & t->mask;
+    while (t->slots[i].key != NULL) {
+        if (strcmp(t->slots[i].key, key) == 0)
+            return t->slots[i].p;
+        i = (i + 1) & t->mask;
+    }
+    return NULL;
+}
+
+/* ---- the snapshot ---- */
+
+struct gw_policy_set {
+    atomic_size_t refs;
+    gw_policy **items; /* in file-name order */
+    size_t n;
+    htab by_cert;
+    htab by_client;
+};
+
+static void set_free(gw_policy_set *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        gw_policy_free(s->items[i]);
+    free(s->items);
+    free(s->by_cert.slots);
+    free(s->by_client.slots);
+    free(s);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The "*.json" entries of <dir> (hidden files skipped), sorted. Returns 0 or
+ * an errno value. */
+static int list_json(const char *dir, char ***names, size_t *count)
+{
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int e = 0;
+
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (de == NULL) {
+            e = errno;
+            break;
+        }
+        size_t len = strlen(de->d_name);
+        if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            char **nv = realloc(v, ncap * sizeof(*v));
+            if (nv == NULL) {
+                e = ENOMEM;
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        if ((v[n] = strdup(de->d_name)) == NULL) {
+            e = ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (e != 0) {
+        for (size_t i = 0; i < n; i++)
+            free(v[i]);
+        free(v);
+        return e;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof(*v), name_cmp);
+    *names = v;
+    *count = n;
+    return 0;
+}
+
+/* The cross-file rules: a habilitation id, a client_id and a certificate
+ * belong to one policy only; the first file (in name order) keeps it. Builds
+ * the snapshot's indexes. Returns the number of errors. */
+static size_t index_set(gw_policy_set *s, gw_errlist *errs)
+{
+    size_t bad = 0, ncerts = 0;
+    htab by_id = {0};
+
+    for (size_t i = 0; i < s->n; i++)
+        ncerts += s->items[i]->ncerts;
+    if (htab_init(&s->by_cert, ncerts) < 0 || htab_init(&s->by_client, s->n) < 0 ||
+        htab_init(&by_id, s->n) < 0) {
+        gw_errlist_add(errs, "%s: $: out of memory", s->n > 0 ? s->items[0]->file : "-");
+        free(by_id.slots);
+        return 1;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        const gw_policy *p = s->items[i];
+        const gw_policy *o = htab_put(&by_id, p->id, p);
+        if (o != NULL) {
+            gw_errlist_add(errs, "%s: habilitation.id: already used by %s", p->file, o->file);
+            bad++;
+        }
+        o = htab_put(&s->by_client, p->client_id, p);
+        if (o != NULL) {
+            gw_errlist_add(errs, "%s: consumer.client_id: already used by %s", p->file, o->file);
+            bad++;
+        }
+        for (size_t k = 0; k < p->ncerts; k++) {
+            o = htab_put(&s->by_cert, p->certs[k], p);
+            if (o != NULL) {
+                gw_errlist_add(errs,
+                               "%s: consumer.certificates[%zu]: fingerprint already used by %s",
+                               p->file, k, o->file);
+                bad++;
+            }
+        }
+    }
+    free(by_id.slots);
+    return bad;
+}
+
+gw_policy_set *gw_policy_set_empty(void)
+{
+    gw_policy_set *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    atomic_init(&s->refs, 1);
+    if (htab_init(&s->by_cert, 0) < 0 || htab_init(&s->by_client, 0) < 0) {
+        set_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules,
+                                  gw_errlist *errs)
+{
+    char **names = NULL;
+    size_t nnames = 0, bad = 0;
+    char *absdir = NULL;
+    gw_policy_set *s = NULL;
+    const char *d = dir != NULL ? dir : "-";
+
+    int e = dir != NULL ? list_json(dir, &names, &nnames) : EINVAL;
+    if (e != 0) {
+        gw_errlist_add(errs, "%s: $: cannot read: %s", d, strerror(e));
+        return NULL;
+    }
+    absdir = dir_abs(d);
+    s = calloc(1, sizeof(*s));
+    if (absdir == NULL || s == NULL ||
+        (nnames > 0 && (s->items = calloc(nnames, sizeof(*s->items))) == NULL)) {
+        gw_errlist_add(errs, "%s: $: out of memory", d);
+        bad++;
+        goto out;
+    }
+    atomic_init(&s->refs, 1);
+    const char *sep = d[strlen(d) - 1] == '/' ? "" : "/";
+    for (size_t i = 0; i < nnames; i++) {
+        char *file = NULL, *text = NULL;
+        size_t len = 0;
+        if (asprintf(&file, "%s%s%s", d, sep, names[i]) < 0) {
+            gw_errlist_add(errs, "%s: $: out of memory", d);
+            bad++;
+            continue;
+        }
+        e = slurp(file, POLICY_MAX_FILE, &text, &len);
+        if (e != 0) {
+            gw_errlist_add(errs, "%s: $: cannot read: %s", file,
+                           e == EINVAL ? "not a regular file" : strerror(e));
+            bad++;
+        } else {
+            gw_policy *p = parse_text(file, absdir, text, len, rules, errs);
+            if (p == NULL)
+                bad++;
+            else
+                s->items[s->n++] = p;
+        }
+        free(text);
+        free(file);
+    }
+    if (bad == 0)
+        bad = index_set(s, errs);
+out:
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    free(absdir);
+    if (bad > 0) {
+        set_free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+gw_policy_set *gw_policy_set_ref(gw_policy_set *s)
+{
+    if (s != NULL)
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void gw_policy_set_unref(gw_policy_set *s)
+{
+    if (s == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        set_free(s);
+}
+
+size_t gw_policy_set_count(const gw_policy_set *s)
+{
+    return s != NULL ? s->n : 0;
+}
+
+const gw_policy *gw_policy_set_at(const gw_policy_set *s, size_t i)
+{
+    return s != NULL && i < s->n ? s->items[i] : NULL;
+}
+
+const gw_policy *gw_policy_by_cert(const gw_policy_set *s, const char *sha256hex)
+{
+    return s != NULL ? htab_get(&s->by_cert, sha256hex) : NULL;
+}
+
+const gw_policy *gw_policy_by_client_id(const gw_policy_set *s, const char *client_id)
+{
+    return s != NULL ? htab_get(&s->by_client, client_id) : NULL;
+}

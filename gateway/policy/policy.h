@@ -1,0 +1,120 @@
+/*
+ * Partner policies: one JSON file per DataPass habilitation, loaded into one
+ * immutable, reference-counted snapshot with O(1) indexes by client
+ * certificate fingerprint and by client_id. Knows nothing of HTTP or of the
+ * event loop.
+ *
+ * Contract: gw_policy_set_load() reads every "*.json" file of <dir> (sorted by
+ * name, other files ignored), validates each one and the set as a whole, and
+ * returns a snapshot with refcount 1, or NULL with every problem appended to
+ * <errs> as "FILE: json.path: message" (FILE = <dir>/<name> as given). It
+ * never prints. A snapshot is never modified after load; readers on any
+ * thread take a reference (gw_policy_set_ref) for as long as they use it.
+ */
+#ifndef GW_POLICY_H
+#define GW_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+
+typedef struct gw_cidr {
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network address, host bits zero */
+    unsigned prefix;
+} gw_cidr;
+
+/* Parse "192.0.2.0/24", "2001:db8::/32", or a bare address (= /32, /128).
+ * An IPv4-mapped IPv6 network ::ffff:a.b.c.d/N (N >= 96) is stored as IPv4.
+ * Host bits set ("10.0.0.1/8") are an error. Returns NULL or a constant
+ * message ("not a CIDR", "prefix out of range", "host bits set"). */
+const char *gw_cidr_parse(const char *s, gw_cidr *out);
+
+/* 1 when <addr> (4 or 16 bytes of <family>; IPv4-mapped IPv6 is matched as
+ * IPv4) lies in <c>. */
+int gw_cidr_match(const gw_cidr *c, int family, const unsigned char *addr);
+
+typedef enum { GW_HAB_ACTIVE = 0, GW_HAB_SUSPENDED = 1, GW_HAB_REVOKED = 2 } gw_hab_state;
+
+typedef struct gw_policy {
+    char *file;       /* the file it came from */
+    char *id;         /* "H456" */
+    char *definition; /* "api_opale_sandbox" | "api_opale" */
+    gw_env env;
+    gw_hab_state state;
+    int valid_from; /* yyyymmdd, inclusive */
+    int valid_until;
+    char *legal_basis;
+    int retention_months; /* -1 when absent */
+    char *org_siret;
+    char *org_name;
+    char *client_id;
+    char *id_teleservice;
+    char (*certs)[65]; /* lowercase hex SHA-256 of the DER certificates */
+    size_t ncerts;
+    gw_cidr *ips;
+    size_t nips;
+    char **scopes;
+    size_t nscopes;
+    int year_from;
+    int year_to;
+    unsigned quota_per_minute; /* default 50 sandbox / 500 production */
+} gw_policy;
+
+typedef struct gw_policy_set gw_policy_set;
+
+typedef struct gw_policy_rules {
+    const char *const *known_scopes; /* scopes of the route table */
+    size_t nknown_scopes;
+} gw_policy_rules;
+
+gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules,
+                                  gw_errlist *errs);
+/* Parse one policy file's text (for tests and --import-datapass checks). The
+ * cross-file rules are not applied. Returns NULL with errors in <errs>. */
+gw_policy *gw_policy_parse(const char *file, const char *text, const gw_policy_rules *rules,
+                           gw_errlist *errs);
+void gw_policy_free(gw_policy *p);
+
+gw_policy_set *gw_policy_set_ref(gw_policy_set *s);
+void gw_policy_set_unref(gw_policy_set *s); /* frees at zero; NULL-safe */
+
+size_t gw_policy_set_count(const gw_policy_set *s);
+const gw_policy *gw_policy_set_at(const gw_policy_set *s, size_t i);
+/* O(1) lookups; NULL when unknown. <sha256hex> is 64 lowercase hex chars. */
+const gw_policy *gw_policy_by_cert(const gw_policy_set *s, const char *sha256hex);
+const gw_policy *gw_policy_by_client_id(const gw_policy_set *s, const char *client_id);
+
+/* 1 when the client address is in the policy's allowlist. */
+int gw_policy_ip_allowed(const gw_policy *p, int family, const unsigned char *addr);
+/* 1 when <scope> is granted by the policy. */
+int gw_policy_has_scope(const gw_policy *p, const char *scope);
+
+/*
+ * DataPass import: <text> is one habilitation in the DataPass public API shape
+ * (see OPALE.md). Returns a malloc'd policy skeleton (pretty JSON text, ending
+ * in '\n') or NULL with errors "FILE: json.path: message" in <errs>.
+ */
+char *gw_datapass_import(const char *file, const char *text, gw_errlist *errs);
+
+/* ---- added by the policy module (used by datapass.c, the rights stage and
+ * the admin listener) ---- */
+
+/* An empty snapshot (refcount 1): no policy, every lookup NULL, so every
+ * guarded request is refused. For a gateway without policies_dir. */
+gw_policy_set *gw_policy_set_empty(void);
+
+/* "YYYY-MM-DD" -> yyyymmdd in <*out>. Returns 0, -1 when <s> is not of that
+ * form, -2 when it is but names no real day ("2025-02-29"). */
+int gw_date_parse(const char *s, int *out);
+
+/* 14 digits, Luhn over all 14 (a SIRET whose SIREN is 356000000, La Poste,
+ * needs a digit sum divisible by 5 instead), SIREN not 000000000. Returns
+ * NULL or a constant message (the ones docs/policies.md lists). */
+const char *gw_siret_check(const char *s);
+
+/* <s>/<len>: 9 digits, Luhn, not 000000000. Returns 1 when valid. */
+int gw_siren_valid(const char *s, size_t len);
+
+#endif

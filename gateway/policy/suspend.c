@@ -1,0 +1,537 @@
+/*
+ * Kill switch: the set of suspended client_ids. Requests only read it (a read
+ * lock and one hash lookup); the admin listener changes it rarely. The set is
+ * small, so a change rebuilds the whole hash index under the write lock,
+ * which keeps lookups simple (no tombstones).
+ *
+ * File: {"suspended": [{"client_id": "...", "since": "2026-11-27T22:00:00Z",
+ * "why": "..."}]}, rewritten whole on every change: temp file in the same
+ * directory, fsync, rename over the old one, fsync of the directory. A crash
+ * leaves either the old or the new file, never half of one.
+ */
+#include "policy/suspend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/util.h"
+#include "policy/policy.h"
+
+#define SUSP_MAX_FILE (4u << 20)
+#define WHY_MAX 512 /* bytes of "why" kept */
+#define CLIENT_ID_RULE "[A-Za-z0-9._-]{3,128}"
+
+typedef struct entry {
+    char *client_id;
+    time_t since;
+    char *why;
+} entry;
+
+struct gw_suspensions {
+    pthread_rwlock_t lock; /* guards v, n, cap, idx, mask */
+    pthread_mutex_t persist; /* one rewrite of the file at a time */
+    char *path;
+    entry *v; /* in suspension order */
+    size_t n, cap;
+    size_t *idx; /* open addressing: index into v + 1, 0 = empty */
+    size_t mask;
+};
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static int valid_client_id(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 3 && n <= 128 &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* Position of <client_id> in v, or -1. Caller holds the lock. */
+static long find(const gw_suspensions *s, const char *client_id)
+{
+    if (s->idx == NULL)
+        return -1;
+    size_t i = (size_t)fnv1a(client_id) & s->mask;
+    while (s->idx[i] != 0) {
+        const entry *e = &s->v[s->idx[i] - 1];
+        if (strcmp(e->client_id, client_id) == 0)
+            return (long)(s->idx[i] - 1);
+        i = (i + 1) & s->mask;
+    }
+    return -1;
+}
+
+/* Rebuild the index for the n entries, at most half full. Caller holds the
+ * write lock. -1 on allocation failure (the old index is kept). */
+static int reindex(gw_suspensions *s)
+{
+    size_t cap = 16;
+    while (cap < 2 * s->n)
+        cap *= 2;
+    size_t *idx = calloc(cap, sizeof(*idx));
+    if (idx == NULL)
+        return -1;
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = (size_t)fnv1a(s->v[k].client_id) & (cap - 1);
+        while (idx[i] != 0)
+            i = (i + 1) & (cap - 1);
+        idx[i] = k + 1;
+    }
+    free(s->idx);
+    s->idx = idx;
+    s->mask = cap - 1;
+    return 0;
+}
+
+/* <why> cut to WHY_MAX bytes on a UTF-8 boundary. */
+static char *dup_why(const char *why)
+{
+    if (why == NULL)
+        why = "";
+    size_t n = strlen(why);
+    if (n > WHY_MAX) {
+        n = WHY_MAX;
+        while (n > 0 && ((unsigned char)why[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return strndup(why, n);
+}
+
+static int push(gw_suspensions *s, const char *client_id, time_t since, const char *why)
+{
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 16;
+        entry *nv = realloc(s->v, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return -1;
+        s->v = nv;
+        s->cap = ncap;
+    }
+    entry *e = &s->v[s->n];
+    e->client_id = strdup(client_id);
+    e->why = dup_why(why);
+    e->since = since;
+    if (e->client_id == NULL || e->why == NULL) {
+        free(e->client_id);
+        free(e->why);
+        return -1;
+    }
+    s->n++;
+    return 0;
+}
+
+/* "2026-11-27T22:00:00Z" <-> time_t (UTC). */
+static int parse_since(const char *str, time_t *out)
+{
+    char day[11];
+    int ymd;
+    if (strlen(str) != 20 || str[10] != 'T' || str[13] != ':' || str[16] != ':' ||
+        str[19] != 'Z')
+        return -1;
+    memcpy(day, str, 10);
+    day[10] = '\0';
+    if (gw_date_parse(day, &ymd) != 0)
+        return -1;
+    int hms[3];
+    for (int k = 0; k < 3; k++) {
+        const char *q = str + 11 + 3 * k;
+        if (q[0] < '0' || q[0] > '9' || q[1] < '0' || q[1] > '9')
+            return -1;
+        hms[k] = (q[0] - '0') * 10 + (q[1] - '0');
+    }
+    if (hms[0] > 23 || hms[1] > 59 || hms[2] > 59)
+        return -1;
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = ymd / 10000 - 1900;
+    tm.tm_mon = (ymd / 100) % 100 - 1;
+    tm.tm_mday = ymd % 100;
+    tm.tm_hour = hms[0];
+    tm.tm_min = hms[1];
+    tm.tm_sec = hms[2];
+    *out = timegm(&tm);
+    return 0;
+}
+
+static void fmt_since(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- loading ---- */
+
+static char *msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *msg(const char *fmt, ...)
+{
+    char *m = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vasprintf(&m, fmt, ap);
+    va_end(ap);
+    return r < 0 ? NULL : m;
+}
+
+/* Fill <s> from the parsed file. Returns NULL or the first problem as
+ * "json.path: message" (malloc'd). */
+static char *load_json(gw_suspensions *s, json_t *root)
+{
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(root))
+        return msg("$: must be an object");
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "suspended") != 0)
+            return msg("%.64s: unknown key", key);
+    }
+    json_t *a = json_object_get(root, "suspended");
+    if (a == NULL)
+        return msg("$: missing key \"suspended\"");
+    if (!json_is_array(a))
+        return msg("suspended: must be an array");
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *o = json_array_get(a, i);
+        time_t since;
+        if (!json_is_object(o))
+            return msg("suspended[%zu]: must be an object", i);
+        json_object_foreach(o, key, v)
+        {
+            if (strcmp(key, "client_id") != 0 && strcmp(key, "since") != 0 &&
+                strcmp(key, "why") != 0)
+                return msg("suspended[%zu].%.64s: unknown key", i, key);
+        }
+        json_t *c = json_object_get(o, "client_id");
+        json_t *t = json_object_get(o, "since");
+        json_t *w = json_object_get(o, "why");
+        if (c == NULL)
+            return msg("suspended[%zu]: missing key \"client_id\"", i);
+        if (!json_is_string(c))
+            return msg("suspended[%zu].client_id: must be a string", i);
+        if (!valid_client_id(json_string_value(c)))
+            return msg("suspended[%zu].client_id: must match " CLIENT_ID_RULE, i);
+        long j = find(s, json_string_value(c));
+        if (j >= 0)
+            return msg("suspended[%zu].client_id: duplicate of suspended[%ld].client_id", i, j);
+        if (t == NULL)
+            return msg("suspended[%zu]: missing key \"since\"", i);
+        if (!json_is_string(t))
+            return msg("suspended[%zu].since: must be a string", i);
+        if (parse_since(json_string_value(t), &since) < 0)
+            return msg("suspended[%zu].since: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ", i);
+        if (w != NULL && !json_is_string(w))
+            return msg("suspended[%zu].why: must be a string", i);
+        if (push(s, json_string_value(c), since, w != NULL ? json_string_value(w) : "") < 0 ||
+            reindex(s) < 0)
+            return msg("$: out of memory");
+    }
+    return NULL;
+}
+
+static int read_all(const char *path, gw_buf *b)
+{
+    char chunk[8192];
+    struct stat st;
+    int e = 0;
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return errno;
+    if (fstat(fd, &st) < 0)
+        e = errno;
+    else if (S_ISDIR(st.st_mode))
+        e = EISDIR;
+    while (e == 0) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            e = errno;
+        if (n <= 0)
+            break;
+        if (b->len + (size_t)n > SUSP_MAX_FILE)
+            e = EFBIG;
+        else
+            gw_buf_append(b, chunk, (size_t)n);
+        if (b->oom)
+            e = ENOMEM;
+    }
+    close(fd);
+    return e;
+}
+
+static void free_entries(gw_suspensions *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].client_id);
+        free(s->v[i].why);
+    }
+    free(s->v);
+    free(s->idx);
+}
+
+gw_suspensions *gw_suspensions_open(const char *path, char **err)
+{
+    gw_buf b = {0};
+    char *why = NULL;
+    json_t *root = NULL;
+    json_error_t je;
+
+    *err = NULL;
+    if (path == NULL || path[0] == '\0') {
+        *err = msg("%s: $: cannot read: %s", "-", strerror(EINVAL));
+        return NULL;
+    }
+    gw_suspensions *s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->path = strdup(path)) == NULL) {
+        free(s);
+        *err = msg("%s: $: out of memory", path);
+        return NULL;
+    }
+    pthread_rwlock_init(&s->lock, NULL);
+    pthread_mutex_init(&s->persist, NULL);
+    if (reindex(s) < 0) {
+        why = msg("$: out of memory");
+        goto out;
+    }
+    int e = read_all(path, &b);
+    if (e == ENOENT)
+        goto out; /* no file yet: nobody is suspended */
+    if (e != 0) {
+        why = msg("$: cannot read: %s", strerror(e));
+        goto out;
+    }
+    root = json_loadb(b.data != NULL ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL)
+        why = msg("$: invalid JSON at line %d, column %d: %.160s", je.line, je.column, je.text);
+    else
+        why = load_json(s, root);
+out:
+    json_decref(root);
+    gw_buf_free(&b);
+    if (why != NULL) {
+        *err = msg("%s: %s", path, why);
+        free(why);
+        gw_suspensions_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void gw_suspensions_free(gw_suspensions *s)
+{
+    if (s == NULL)
+        return;
+    free_entries(s);
+    pthread_rwlock_destroy(&s->lock);
+    pthread_mutex_destroy(&s->persist);
+    free(s->path);
+    free(s);
+}
+
+int gw_suspensions_is_suspended(gw_suspensions *s, const char *client_id)
+{
+    if (s == NULL || client_id == NULL)
+        return 0;
+    pthread_rwlock_rdlock(&s->lock);
+    int r = find(s, client_id) >= 0;
+    pthread_rwlock_unlock(&s->lock);
+    return r;
+}
+
+size_t gw_suspensions_list(gw_suspensions *s, gw_suspension_info *out, size_t cap)
+{
+    if (s == NULL)
+        return 0;
+    pthread_rwlock_rdlock(&s->lock);
+    size_t n = s->n;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        const entry *e = &s->v[i];
+        snprintf(out[i].client_id, sizeof(out[i].client_id), "%s", e->client_id);
+        out[i].since = e->since;
+        size_t w = strlen(e->why);
+        if (w >= sizeof(out[i].why)) {
+            w = sizeof(out[i].why) - 1;
+            while (w > 0 && ((unsigned char)e->why[w] & 0xC0) == 0x80)
+                w--;
+        }
+        memcpy(out[i].why, e->why, w);
+        out[i].why[w] = '\0';
+    }
+    pthread_rwlock_unlock(&s->lock);
+    return n;
+}
+
+/* ---- persisting ---- */
+
+/* The file's text for the current set. Caller frees. */
+static char *dump(gw_suspensions *s)
+{
+    char since[32];
+    json_t *a = json_array();
+    json_t *root = json_pack("{s:o}", "suspended", a);
+    if (root == NULL)
+        return NULL;
+    pthread_rwlock_rdlock(&s->lock);
+    for (size_t i = 0; i < s->n; i++) {
+        fmt_since(s->v[i].since, since);
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "client_id", s->v[i].client_id,
+                                           "since", since, "why", s->v[i].why));
+    }
+    size_t n = s->n;
+    pthread_rwlock_unlock(&s->lock);
+    char *text = json_array_size(a) == n ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    json_decref(root);
+    return text;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Rewrite the file from the current set. Returns 0 or -1 with <*err>. */
+static int persist(gw_suspensions *s, char **err)
+{
+    char *tmp = NULL, *text = NULL, *dir = NULL;
+    const char *step = NULL;
+    int fd = -1, e = 0, r = -1;
+
+    pthread_mutex_lock(&s->persist);
+    text = dump(s);
+    if (text == NULL || asprintf(&tmp, "%s.tmp.XXXXXX", s->path) < 0) {
+        tmp = NULL;
+        step = "cannot serialize";
+        e = ENOMEM;
+        goto out;
+    }
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        step = "cannot create a temporary file";
+        e = errno;
+        free(tmp);
+        tmp = NULL;
+        goto out;
+    }
+    size_t len = strlen(text);
+    if (fchmod(fd, 0644) < 0 || write_all(fd, text, len) < 0 || write_all(fd, "\n", 1) < 0) {
+        step = "cannot write";
+        e = errno;
+        goto out;
+    }
+    if (fsync(fd) < 0) {
+        step = "cannot fsync";
+        e = errno;
+        goto out;
+    }
+    close(fd);
+    fd = -1;
+    if (rename(tmp, s->path) < 0) {
+        step = "cannot rename the temporary file";
+        e = errno;
+        goto out;
+    }
+    free(tmp);
+    tmp = NULL;
+    const char *slash = strrchr(s->path, '/');
+    dir = slash == NULL        ? strdup(".")
+          : slash == s->path ? strdup("/")
+                               : strndup(s->path, (size_t)(slash - s->path));
+    int dfd = dir != NULL ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0 || fsync(dfd) < 0) {
+        step = "cannot fsync the directory";
+        e = dir == NULL ? ENOMEM : errno;
+    } else {
+        r = 0;
+    }
+    if (dfd >= 0)
+        close(dfd);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp != NULL)
+        unlink(tmp);
+    if (r < 0)
+        *err = msg("%s: %s: %s", s->path, step, strerror(e));
+    pthread_mutex_unlock(&s->persist);
+    free(tmp);
+    free(text);
+    free(dir);
+    return r;
+}
+
+int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const char *why,
+                       char **err)
+{
+    *err = NULL;
+    if (s == NULL || client_id == NULL || !valid_client_id(client_id)) {
+        *err = msg("client_id must match " CLIENT_ID_RULE);
+        return -1;
+    }
+    pthread_rwlock_wrlock(&s->lock);
+    long i = find(s, client_id);
+    int oom = 0;
+    if (on && i < 0) {
+        if (push(s, client_id, time(NULL), why) < 0) {
+            oom = 1;
+        } else if (reindex(s) < 0) {
+            /* take it back: the old index still describes the others */
+            s->n--;
+            free(s->v[s->n].client_id);
+            free(s->v[s->n].why);
+            oom = 1;
+        }
+    } else if (!on && i >= 0) {
+        entry gone = s->v[i];
+        memmove(&s->v[i], &s->v[i + 1], (s->n - (size_t)i - 1) * sizeof(entry));
+        s->n--;
+        if (reindex(s) < 0) {
+            /* put it back where it was: the old index still describes v */
+            memmove(&s->v[i + 1], &s->v[i], (s->n - (size_t)i) * sizeof(entry));
+            s->v[i] = gone;
+            s->n++;
+            oom = 1;
+        } else {
+            free(gone.client_id);
+            free(gone.why);
+        }
+    }
+    pthread_rwlock_unlock(&s->lock);
+    if (oom) {
+        *err = msg("%s: out of memory", s->path);
+        return -1;
+    }
+    /* Rewritten even when nothing changed, so that a retry after a failed
+     * write brings the file back in step with memory. */
+    return persist(s, err);
+}

@@ -1,0 +1,335 @@
+#include "stages/confs.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+/* CGU: one maintenance slot placed between 23:00 and 06:00, two hours long. */
+#define BAND_START (23 * 60)
+#define BAND_END (6 * 60)
+#define MAX_SLOT_MIN 120
+
+static void e(gw_errlist *errs, const gw_conf *c, const char *path, const char *msg)
+{
+    gw_errlist_add(errs, "%s: %s: %s", c->path, path, msg);
+}
+
+static int check_keys(gw_errlist *errs, const gw_conf *c, json_t *o, const char *path,
+                      const char *const *known)
+{
+    const char *k;
+    json_t *v;
+    int bad = 0;
+    json_object_foreach(o, k, v)
+    {
+        int ok = 0;
+        for (size_t i = 0; known[i] != NULL; i++)
+            if (strcmp(k, known[i]) == 0)
+                ok = 1;
+        if (!ok) {
+            char p[256];
+            snprintf(p, sizeof(p), "%s.%.64s", path, k);
+            e(errs, c, p, "unknown key");
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
+static int parse_hhmm(const char *s, int *min)
+{
+    if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) || s[2] != ':' ||
+        !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
+        return -1;
+    int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+    if (h > 23 || m > 59)
+        return -1;
+    *min = h * 60 + m;
+    return 0;
+}
+
+static long days_from_civil(long y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    long era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long)doe - 719468;
+}
+
+/* "YYYY-MM-DDTHH:MM" as local seconds (seconds since epoch as if UTC). */
+static int parse_local(const char *s, long *out, int *minute_of_day)
+{
+    int y, mo, d, h, mi;
+    char tail;
+    if (strlen(s) != 16 || sscanf(s, "%4d-%2d-%2dT%2d:%2d%c", &y, &mo, &d, &h, &mi, &tail) != 5)
+        return -1;
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':')
+        return -1;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 2000 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 ||
+        mi > 59)
+        return -1;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && d == 29 && !leap)
+        return -1;
+    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400L + h * 3600L + mi * 60L;
+    *minute_of_day = h * 60 + mi;
+    return 0;
+}
+
+long gw_tz_offset(gw_tz tz, time_t t)
+{
+    if (tz == GW_TZ_UTC)
+        return 0;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    long y = tm.tm_year + 1900;
+    /* last Sunday of March / October, 01:00 UTC */
+    long mar31 = days_from_civil(y, 3, 31), oct31 = days_from_civil(y, 10, 31);
+    long mar_last_sun = mar31 - ((mar31 + 4) % 7 + 7) % 7;
+    long oct_last_sun = oct31 - ((oct31 + 4) % 7 + 7) % 7;
+    time_t dst_start = (time_t)(mar_last_sun * 86400L + 3600);
+    time_t dst_end = (time_t)(oct_last_sun * 86400L + 3600);
+    return (t >= dst_start && t < dst_end) ? 7200 : 3600;
+}
+
+static int in_band(int start, int end)
+{
+    /* the whole [start, end) must lie within 23:00-06:00 */
+    int s = (start - BAND_START + 1440) % 1440; /* minutes after 23:00 */
+    int len = (end - start + 1440) % 1440;
+    int band_len = (BAND_END - BAND_START + 1440) % 1440; /* 420 */
+    return len > 0 && s + len <= band_len;
+}
+
+static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_stage_confs *s)
+{
+    static const char *const keys[] = {"timezone", "force", "slots", NULL};
+    if (!json_is_object(m)) {
+        e(errs, c, "access.maintenance", "must be an object");
+        return;
+    }
+    check_keys(errs, c, m, "access.maintenance", keys);
+    json_t *v = json_object_get(m, "timezone");
+    if (v != NULL) {
+        if (json_is_string(v) && strcmp(json_string_value(v), "Europe/Paris") == 0)
+            s->tz = GW_TZ_PARIS;
+        else if (json_is_string(v) && strcmp(json_string_value(v), "UTC") == 0)
+            s->tz = GW_TZ_UTC;
+        else
+            e(errs, c, "access.maintenance.timezone", "must be \"Europe/Paris\" or \"UTC\"");
+    }
+    v = json_object_get(m, "force");
+    if (v != NULL) {
+        if (json_is_boolean(v))
+            s->force = json_is_true(v);
+        else
+            e(errs, c, "access.maintenance.force", "must be a boolean");
+    }
+    json_t *slots = json_object_get(m, "slots");
+    if (slots == NULL)
+        return;
+    if (!json_is_array(slots) || json_array_size(slots) > 64) {
+        e(errs, c, "access.maintenance.slots", "must be an array of at most 64 slots");
+        return;
+    }
+    s->slots = calloc(json_array_size(slots) + 1, sizeof(*s->slots));
+    if (s->slots == NULL) {
+        e(errs, c, "access.maintenance.slots", "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *sl;
+    json_array_foreach(slots, i, sl)
+    {
+        char p[128], pk[160];
+        snprintf(p, sizeof(p), "access.maintenance.slots[%zu]", i);
+        static const char *const skeys[] = {"daily", "from", "until", NULL};
+        if (!json_is_object(sl)) {
+            e(errs, c, p, "must be an object");
+            continue;
+        }
+        if (check_keys(errs, c, sl, p, skeys))
+            continue;
+        gw_maint_slot *ms = &s->slots[s->nslots];
+        json_t *daily = json_object_get(sl, "daily");
+        json_t *from = json_object_get(sl, "from"), *until = json_object_get(sl, "until");
+        if (daily != NULL && (from != NULL || until != NULL)) {
+            e(errs, c, p, "either \"daily\" or \"from\"/\"until\", not both");
+            continue;
+        }
+        if (daily != NULL) {
+            snprintf(pk, sizeof(pk), "%s.daily", p);
+            const char *d = json_string_value(daily);
+            if (d == NULL || strlen(d) != 11 || d[5] != '-' || parse_hhmm(d, &ms->start_min) ||
+                parse_hhmm(d + 6, &ms->end_min) || ms->start_min == ms->end_min) {
+                e(errs, c, pk, "must be \"HH:MM-HH:MM\" with different times");
+                continue;
+            }
+            int len = (ms->end_min - ms->start_min + 1440) % 1440;
+            if (!s->force && (!in_band(ms->start_min, ms->end_min) || len > MAX_SLOT_MIN)) {
+                e(errs, c, pk,
+                  "must lie within 23:00-06:00 and last at most 2 hours (CGU), "
+                  "unless maintenance.force is true");
+                continue;
+            }
+            ms->daily = 1;
+            s->nslots++;
+            continue;
+        }
+        if (from == NULL || until == NULL) {
+            e(errs, c, p, "missing key \"daily\" or \"from\"+\"until\"");
+            continue;
+        }
+        long lf = 0, lu = 0;
+        int mf = 0, mu = 0;
+        snprintf(pk, sizeof(pk), "%s.from", p);
+        if (!json_is_string(from) || parse_local(json_string_value(from), &lf, &mf)) {
+            e(errs, c, pk, "must be a local date-time \"YYYY-MM-DDTHH:MM\"");
+            continue;
+        }
+        snprintf(pk, sizeof(pk), "%s.until", p);
+        if (!json_is_string(until) || parse_local(json_string_value(until), &lu, &mu)) {
+            e(errs, c, pk, "must be a local date-time \"YYYY-MM-DDTHH:MM\"");
+            continue;
+        }
+        if (lu <= lf) {
+            e(errs, c, pk, "must be after \"from\"");
+            continue;
+        }
+        if (!s->force && (lu - lf > MAX_SLOT_MIN * 60 || !in_band(mf, mu))) {
+            e(errs, c, p,
+              "must lie within 23:00-06:00 and last at most 2 hours (CGU), "
+              "unless maintenance.force is true");
+            continue;
+        }
+        /* local -> UTC with the offset in force an hour before (the slots sit
+         * in the night band, away from the 02:00/03:00 switch in practice) */
+        ms->from = (time_t)(lf - gw_tz_offset(s->tz, (time_t)(lf - 3600)));
+        ms->until = (time_t)(lu - gw_tz_offset(s->tz, (time_t)(lu - 3600)));
+        s->nslots++;
+    }
+}
+
+gw_stage_confs *gw_stage_confs_load(const gw_conf *c, gw_errlist *errs)
+{
+    size_t before = errs->n + errs->dropped;
+    gw_stage_confs *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        e(errs, c, "access", "out of memory");
+        return NULL;
+    }
+    json_t *a = c->access;
+    json_t *tp = NULL, *sf = NULL, *m = NULL;
+    if (a != NULL) {
+        static const char *const keys[] = {"trusted_proxies", "suspensions_file", "maintenance",
+                                           NULL};
+        if (!json_is_object(a))
+            e(errs, c, "access", "must be an object");
+        else {
+            check_keys(errs, c, a, "access", keys);
+            tp = json_object_get(a, "trusted_proxies");
+            sf = json_object_get(a, "suspensions_file");
+            m = json_object_get(a, "maintenance");
+        }
+    }
+    if (tp != NULL) {
+        if (!json_is_array(tp) || json_array_size(tp) > 256) {
+            e(errs, c, "access.trusted_proxies", "must be an array of at most 256 CIDRs");
+        } else {
+            s->trusted = calloc(json_array_size(tp) + 1, sizeof(*s->trusted));
+            size_t i;
+            json_t *v;
+            json_array_foreach(tp, i, v)
+            {
+                char p[64];
+                snprintf(p, sizeof(p), "access.trusted_proxies[%zu]", i);
+                const char *msg = json_is_string(v)
+                                      ? gw_cidr_parse(json_string_value(v), &s->trusted[i])
+                                      : "must be a string";
+                if (msg != NULL)
+                    e(errs, c, p, msg);
+                else
+                    s->ntrusted++;
+            }
+        }
+    }
+    const char *sfile = "suspensions.json";
+    if (sf != NULL) {
+        if (!json_is_string(sf) || json_string_length(sf) == 0)
+            e(errs, c, "access.suspensions_file", "must be a non-empty string");
+        else
+            sfile = json_string_value(sf);
+    }
+    if (sfile[0] == '/') {
+        s->suspensions_file = strdup(sfile);
+    } else {
+        size_t n = strlen(c->dir) + strlen(sfile) + 2;
+        s->suspensions_file = malloc(n);
+        if (s->suspensions_file != NULL)
+            snprintf(s->suspensions_file, n, "%s/%s", c->dir, sfile);
+    }
+    if (m != NULL)
+        parse_maintenance(errs, c, m, s);
+    if (errs->n + errs->dropped > before || s->suspensions_file == NULL) {
+        gw_stage_confs_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void gw_stage_confs_free(gw_stage_confs *s)
+{
+    if (s == NULL)
+        return;
+    free(s->trusted);
+    free(s->slots);
+    free(s->suspensions_file);
+    free(s);
+}
+
+int gw_maintenance_active(const gw_stage_confs *s, time_t now, time_t *end)
+{
+    long off = gw_tz_offset(s->tz, now);
+    long local = (long)now + off;
+    long day_start = local - ((local % 86400) + 86400) % 86400;
+    int m = (int)((local - day_start) / 60);
+    for (size_t i = 0; i < s->nslots; i++) {
+        const gw_maint_slot *sl = &s->slots[i];
+        if (!sl->daily) {
+            if (now >= sl->from && now < sl->until) {
+                *end = sl->until;
+                return 1;
+            }
+            continue;
+        }
+        long end_local;
+        if (sl->start_min < sl->end_min) {
+            if (m < sl->start_min || m >= sl->end_min)
+                continue;
+            end_local = day_start + sl->end_min * 60L;
+        } else if (m >= sl->start_min) {
+            end_local = day_start + 86400L + sl->end_min * 60L;
+        } else if (m < sl->end_min) {
+            end_local = day_start + sl->end_min * 60L;
+        } else {
+            continue;
+        }
+        *end = (time_t)(end_local - off);
+        return 1;
+    }
+    return 0;
+}
+
+int gw_is_trusted_proxy(const gw_stage_confs *s, int family, const unsigned char *addr)
+{
+    for (size_t i = 0; i < s->ntrusted; i++)
+        if (gw_cidr_match(&s->trusted[i], family, addr))
+            return 1;
+    return 0;
+}

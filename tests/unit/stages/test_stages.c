@@ -1,0 +1,511 @@
+/* Unit tests for gateway/stages/: each control's outcomes (allowed, denied,
+ * malformed input, its dependency missing) through the real pipeline, and
+ * the time arithmetic of the maintenance slots. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "stages/confs.h"
+#include "stages/stages.h"
+
+#define FP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define FP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define FP_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define FP_D "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+#define UUID "3f1c2a4e-1b2c-4d5e-8f90-123456789abc"
+
+static char tmpdir[64];
+static gw_policy_set *set;
+static gw_suspensions *susp;
+static gw_route_table routes;
+static gw_conf conf;
+
+static const char *policy_json(const char *id, const char *client, const char *def,
+                               const char *state, const char *from, const char *until,
+                               const char *fp, const char *ips)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "{\"habilitation\":{\"id\":\"%s\",\"definition\":\"%s\",\"state\":\"%s\","
+             "\"valid_from\":\"%s\",\"valid_until\":\"%s\"},"
+             "\"organization\":{\"siret\":\"21920023500014\",\"name\":\"Test\"},"
+             "\"consumer\":{\"client_id\":\"%s\",\"id_teleservice\":\"TS-0001\","
+             "\"certificates\":[{\"sha256\":\"%s\"}],\"ip_allowlist\":[%s]},"
+             "\"rights\":{\"scopes\":[\"api_opale_declarations\"],"
+             "\"years\":{\"from\":2019,\"to\":2023}}}",
+             id, def, state, from, until, client, fp, ips);
+    return buf;
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", tmpdir, name);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void add_route(const char *name, const char *path, const char *scope, int year)
+{
+    gw_route *r = &routes.routes[routes.n++];
+    memset(r, 0, sizeof(*r));
+    r->name = strdup(name);
+    r->method = strdup("GET");
+    r->upstream = strdup("opale");
+    r->scope = scope ? strdup(scope) : NULL;
+    r->year_bound = year;
+    ck_assert_ptr_null(gw_route_compile(r, path));
+}
+
+static void setup(void)
+{
+    strcpy(tmpdir, "/tmp/test_stages.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    write_file("a.json", policy_json("H1", "client-a", "api_opale_sandbox", "active", "2020-01-01",
+                                     "2099-12-31", FP_A, "\"127.0.0.1/32\",\"2001:db8::/32\""));
+    write_file("b.json", policy_json("H2", "client-b", "api_opale", "active", "2020-01-01",
+                                     "2099-12-31", FP_B, "\"127.0.0.1/32\""));
+    write_file("c.json", policy_json("H3", "client-c", "api_opale_sandbox", "suspended",
+                                     "2020-01-01", "2099-12-31", FP_C, "\"127.0.0.1/32\""));
+    write_file("d.json", policy_json("H4", "client-d", "api_opale_sandbox", "active", "2090-01-01",
+                                     "2099-12-31", FP_D, "\"127.0.0.1/32\""));
+    const char *scopes[] = {"api_opale_declarations"};
+    gw_policy_rules rules = {scopes, 1};
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    set = gw_policy_set_load(tmpdir, &rules, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    ck_assert_ptr_nonnull(set);
+    char sp[128], *err = NULL;
+    snprintf(sp, sizeof(sp), "%s/susp.state", tmpdir);
+    susp = gw_suspensions_open(sp, &err);
+    ck_assert_ptr_nonnull(susp);
+    routes.routes = calloc(4, sizeof(gw_route));
+    routes.n = 0;
+    add_route("etatSante", "/opale/v1/etatSante", NULL, 0);
+    add_route("declarations", "/opale/v1/entreprises/{siren}/declarations",
+              "api_opale_declarations", 1);
+    add_route("habilitations", "/opale/v1/entreprises/{siren}/habilitations",
+              "api_opale_habilitations", 0);
+    memset(&conf, 0, sizeof(conf));
+    conf.path = "gw.json";
+    conf.dir = tmpdir;
+}
+
+static void teardown(void)
+{
+    gw_policy_set_unref(set);
+    gw_suspensions_free(susp);
+    for (size_t i = 0; i < routes.n; i++)
+        gw_route_free(&routes.routes[i]);
+    free(routes.routes);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static gw_stage_confs *confs_from(const char *access_json, gw_errlist *errs)
+{
+    json_error_t je;
+    conf.access = access_json ? json_loads(access_json, 0, &je) : NULL;
+    gw_stage_confs *c = gw_stage_confs_load(&conf, errs);
+    json_decref(conf.access);
+    conf.access = NULL;
+    return c;
+}
+
+typedef struct outcome {
+    gw_verdict v;
+    gw_err_id err;
+    const char *reason;
+    char client_ip[46];
+    char annee[5];
+    char siren[10];
+    char retry_after[16];
+    int has_local_body;
+} outcome;
+
+/* Run the whole pipeline on <raw> from <peer> with certificate <fp>. */
+static outcome run(const char *raw, const char *fp, const char *peer, gw_env env,
+                   const gw_stage_confs *confs, time_t now)
+{
+    gw_http_limits lim = {16384, 100, 4096};
+    gw_http_parser *p = gw_http_parser_new(0, &lim);
+    size_t used = 0;
+    ck_assert_int_eq(gw_http_parser_feed(p, raw, strlen(raw), &used), GW_HTTP_COMPLETE);
+    gw_http_request *http = gw_http_parser_take_request(p);
+    gw_http_parser_free(p);
+    gw_access a;
+    memset(&a, 0, sizeof(a));
+    a.http = http;
+    a.routes = &routes;
+    a.env = env;
+    a.has_cert = fp != NULL;
+    a.cert_sha256 = fp;
+    if (inet_pton(AF_INET, peer, a.peer_addr) == 1)
+        a.peer_family = AF_INET;
+    else {
+        ck_assert_int_eq(inet_pton(AF_INET6, peer, a.peer_addr), 1);
+        a.peer_family = AF_INET6;
+    }
+    a.now = now ? now : time(NULL);
+    a.policies = set;
+    a.suspensions = susp;
+    a.confs = confs;
+    outcome o;
+    memset(&o, 0, sizeof(o));
+    o.v = gw_pipeline_run(&a);
+    o.err = a.err;
+    o.reason = a.reason;
+    strcpy(o.client_ip, a.client_ip);
+    strcpy(o.annee, a.annee);
+    strcpy(o.siren, a.siren);
+    strcpy(o.retry_after, a.retry_after);
+    o.has_local_body = a.local_body != NULL;
+    gw_pipeline_done(&a);
+    free(a.local_body);
+    gw_http_request_free(http);
+    return o;
+}
+
+#define REQ(path, extra)                                                                           \
+    "GET " path " HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n"                           \
+    "ID_Teleservice: TS-0001\r\n" extra "\r\n"
+#define DECL "/opale/v1/entreprises/732829320/declarations?annee=2021"
+
+typedef struct pcase {
+    const char *name;
+    const char *raw;
+    const char *fp;
+    const char *peer;
+    gw_env env;
+    gw_verdict v;
+    gw_err_id err;
+    const char *reason; /* NULL: the table's */
+} pcase;
+
+static const pcase pcases[] = {
+    {"allowed", REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_NEXT, GW_OK, NULL},
+    {"allowed etatSante without teleservice",
+     "GET /opale/v1/etatSante HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n\r\n", FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_NEXT, GW_OK, NULL},
+    {"allowed ipv6", REQ(DECL, ""), FP_A, "2001:db8::5", GW_ENV_SANDBOX, GW_STAGE_NEXT, GW_OK,
+     NULL},
+    {"allowed v4-mapped peer", REQ(DECL, ""), FP_A, "::ffff:127.0.0.1", GW_ENV_SANDBOX,
+     GW_STAGE_NEXT, GW_OK, NULL},
+    {"no certificate", REQ(DECL, ""), NULL, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT,
+     GW_ERR_CERT_UNKNOWN, "mtls.no_cert"},
+    {"unknown certificate", REQ(DECL, ""), FP_A "0", "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT,
+     GW_ERR_CERT_UNKNOWN, NULL},
+    {"unknown route", REQ("/opale/v1/nope", ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT,
+     GW_ERR_NOT_FOUND, NULL},
+    {"ip denied", REQ(DECL, ""), FP_A, "10.1.2.3", GW_ENV_SANDBOX, GW_STAGE_REJECT,
+     GW_ERR_IP_DENIED, NULL},
+    {"client XFF from an untrusted peer ignored", REQ(DECL, "X-Forwarded-For: 127.0.0.1\r\n"), FP_A,
+     "10.1.2.3", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_IP_DENIED, NULL},
+    {"correlation missing", "GET " DECL " HTTP/1.1\r\nHost: x\r\nID_Teleservice: TS-0001\r\n\r\n",
+     FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_CORRELATION_MISSING, NULL},
+    {"correlation not a uuid",
+     "GET " DECL " HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: 12345\r\nID_Teleservice: "
+     "TS-0001\r\n\r\n",
+     FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_CORRELATION_MISSING,
+     "correlation.invalid"},
+    {"teleservice missing",
+     "GET " DECL " HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n\r\n", FP_A, "127.0.0.1",
+     GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_TELESERVICE_MISSING, NULL},
+    {"teleservice mismatch",
+     "GET " DECL " HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID
+     "\r\nID_Teleservice: TS-0002\r\n\r\n",
+     FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_TELESERVICE_MISMATCH, NULL},
+    {"habilitation suspended", REQ(DECL, ""), FP_C, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT,
+     GW_ERR_HAB_SUSPENDED, NULL},
+    {"habilitation not yet valid", REQ(DECL, ""), FP_D, "127.0.0.1", GW_ENV_SANDBOX,
+     GW_STAGE_REJECT, GW_ERR_HAB_NOT_YET_VALID, NULL},
+    {"production habilitation on sandbox", REQ(DECL, ""), FP_B, "127.0.0.1", GW_ENV_SANDBOX,
+     GW_STAGE_REJECT, GW_ERR_ENVIRONMENT, NULL},
+    {"sandbox habilitation on production", REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_PRODUCTION,
+     GW_STAGE_REJECT, GW_ERR_ENVIRONMENT, NULL},
+    {"scope not granted", REQ("/opale/v1/entreprises/732829320/habilitations", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SCOPE, NULL},
+    {"annee missing", REQ("/opale/v1/entreprises/732829320/declarations", ""), FP_A, "127.0.0.1",
+     GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, "rights.missing_year"},
+    {"annee 20x4", REQ("/opale/v1/entreprises/732829320/declarations?annee=20x4", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, NULL},
+    {"annee 99999", REQ("/opale/v1/entreprises/732829320/declarations?annee=99999", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, NULL},
+    {"annee twice", REQ("/opale/v1/entreprises/732829320/declarations?annee=2021&annee=2022", ""),
+     FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, NULL},
+    {"annee outside granted years",
+     REQ("/opale/v1/entreprises/732829320/declarations?annee=2024", ""), FP_A, "127.0.0.1",
+     GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_NOT_GRANTED, NULL},
+    {"siren luhn", REQ("/opale/v1/entreprises/404833047/declarations?annee=2021", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SIREN_INVALID, NULL},
+    {"siren 8 digits", REQ("/opale/v1/entreprises/40483304/declarations?annee=2021", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SIREN_INVALID, NULL},
+    {"siren 10 digits", REQ("/opale/v1/entreprises/4048330480/declarations?annee=2021", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SIREN_INVALID, NULL},
+    {"siren letters", REQ("/opale/v1/entreprises/40483304A/declarations?annee=2021", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SIREN_INVALID, NULL},
+    {"siren zeros", REQ("/opale/v1/entreprises/000000000/declarations?annee=2021", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SIREN_INVALID, NULL},
+};
+
+START_TEST(pipeline_outcomes)
+{
+    const pcase *c = &pcases[_i];
+    outcome o = run(c->raw, c->fp, c->peer, c->env, NULL, 0);
+    ck_assert_msg(o.v == c->v, "%s: verdict %d", c->name, o.v);
+    ck_assert_msg(o.err == c->err, "%s: err %d, want %d", c->name, o.err, c->err);
+    if (c->reason != NULL)
+        ck_assert_str_eq(o.reason, c->reason);
+    else
+        ck_assert_msg(o.reason == NULL, "%s: reason %s", c->name, o.reason);
+    if (c->v == GW_STAGE_NEXT && strstr(c->raw, "declarations") != NULL) {
+        ck_assert_str_eq(o.siren, "732829320");
+        ck_assert_str_eq(o.annee, "2021");
+    }
+}
+END_TEST
+
+START_TEST(policies_missing_denies)
+{
+    gw_policy_set *keep = set;
+    set = NULL;
+    outcome o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    set = keep;
+    ck_assert_int_eq(o.v, GW_STAGE_REJECT);
+    ck_assert_int_eq(o.err, GW_ERR_CERT_UNKNOWN);
+}
+END_TEST
+
+START_TEST(kill_switch)
+{
+    char *err = NULL;
+    ck_assert_int_eq(gw_suspensions_set(susp, "client-a", 1, "test", &err), 0);
+    outcome o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.v, GW_STAGE_REJECT);
+    ck_assert_int_eq(o.err, GW_ERR_CONSUMER_SUSPENDED);
+    ck_assert_int_eq(gw_suspensions_set(susp, "client-a", 0, "test", &err), 0);
+    o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+}
+END_TEST
+
+START_TEST(trusted_proxy_forwarded_for)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    gw_stage_confs *c = confs_from("{\"trusted_proxies\":[\"10.0.0.0/8\"]}", &errs);
+    ck_assert_ptr_nonnull(c);
+    /* right-most untrusted hop: 127.0.0.1 (10.9.9.9 is another trusted proxy) */
+    outcome o = run(REQ(DECL, "X-Forwarded-For: 192.0.2.1, 127.0.0.1, 10.9.9.9\r\n"), FP_A,
+                    "10.1.2.3", GW_ENV_SANDBOX, c, 0);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    ck_assert_str_eq(o.client_ip, "127.0.0.1");
+    /* spoofed left-most entries do not help */
+    o = run(REQ(DECL, "X-Forwarded-For: 127.0.0.1, 192.0.2.1\r\n"), FP_A, "10.1.2.3",
+            GW_ENV_SANDBOX, c, 0);
+    ck_assert_int_eq(o.err, GW_ERR_IP_DENIED);
+    ck_assert_str_eq(o.client_ip, "192.0.2.1");
+    /* several header lines read as one list, last line right-most */
+    o = run(REQ(DECL, "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-For: 127.0.0.1\r\n"), FP_A,
+            "10.1.2.3", GW_ENV_SANDBOX, c, 0);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    /* malformed from a trusted proxy: refused */
+    o = run(REQ(DECL, "X-Forwarded-For: 127.0.0.1, bogus\r\n"), FP_A, "10.1.2.3", GW_ENV_SANDBOX, c,
+            0);
+    ck_assert_int_eq(o.err, GW_ERR_IP_DENIED);
+    ck_assert_str_eq(o.reason, "ipallow.bad_forwarded_for");
+    /* v4-mapped hop normalised */
+    o = run(REQ(DECL, "X-Forwarded-For: ::ffff:127.0.0.1\r\n"), FP_A, "10.1.2.3", GW_ENV_SANDBOX, c,
+            0);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    ck_assert_str_eq(o.client_ip, "127.0.0.1");
+    gw_stage_confs_free(c);
+}
+END_TEST
+
+static time_t utc(int y, int mo, int d, int h, int mi)
+{
+    struct tm tm = {0};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    return timegm(&tm);
+}
+
+START_TEST(paris_offset)
+{
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2026, 1, 15, 12, 0)), 3600);
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2026, 7, 1, 12, 0)), 7200);
+    /* 2026: DST from Sunday 29 March 01:00 UTC to Sunday 25 October 01:00 UTC */
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2026, 3, 29, 0, 59)), 3600);
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2026, 3, 29, 1, 0)), 7200);
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2026, 10, 25, 0, 59)), 7200);
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2026, 10, 25, 1, 0)), 3600);
+    /* 2027: 28 March and 31 October */
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2027, 3, 28, 1, 0)), 7200);
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2027, 3, 27, 12, 0)), 3600);
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_PARIS, utc(2027, 10, 31, 0, 59)), 7200);
+    ck_assert_int_eq(gw_tz_offset(GW_TZ_UTC, utc(2026, 7, 1, 12, 0)), 0);
+}
+END_TEST
+
+START_TEST(maintenance_slots)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    gw_stage_confs *c = confs_from(
+        "{\"maintenance\":{\"timezone\":\"Europe/Paris\",\"slots\":[{\"daily\":\"02:00-04:00\"},"
+        "{\"from\":\"2026-12-24T23:30\",\"until\":\"2026-12-25T01:00\"}]}}",
+        &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    ck_assert_ptr_nonnull(c);
+    time_t end = 0;
+    /* winter: 01:30 UTC = 02:30 Paris, in the slot until 04:00 Paris = 03:00 UTC */
+    ck_assert(gw_maintenance_active(c, utc(2026, 1, 15, 1, 30), &end));
+    ck_assert_int_eq(end, utc(2026, 1, 15, 3, 0));
+    ck_assert(!gw_maintenance_active(c, utc(2026, 1, 15, 0, 59), &end));
+    ck_assert(gw_maintenance_active(c, utc(2026, 1, 15, 1, 0), &end));
+    ck_assert(!gw_maintenance_active(c, utc(2026, 1, 15, 3, 0), &end));
+    /* summer: 02:00-04:00 Paris = 00:00-02:00 UTC */
+    ck_assert(gw_maintenance_active(c, utc(2026, 7, 1, 0, 0), &end));
+    ck_assert_int_eq(end, utc(2026, 7, 1, 2, 0));
+    /* the explicit slot, 23:30 Paris on 24 December = 22:30 UTC */
+    ck_assert(gw_maintenance_active(c, utc(2026, 12, 24, 22, 30), &end));
+    ck_assert_int_eq(end, utc(2026, 12, 25, 0, 0));
+    ck_assert(!gw_maintenance_active(c, utc(2026, 12, 24, 22, 29), &end));
+
+    /* through the pipeline: guarded route 503 + Retry-After, etatSante reports */
+    outcome o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, c, utc(2026, 1, 15, 2, 59));
+    ck_assert_int_eq(o.err, GW_ERR_MAINTENANCE);
+    ck_assert_str_eq(o.retry_after, "60");
+    ck_assert(!o.has_local_body);
+    o = run("GET /opale/v1/etatSante HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n\r\n",
+            FP_A, "127.0.0.1", GW_ENV_SANDBOX, c, utc(2026, 1, 15, 2, 0));
+    ck_assert_int_eq(o.err, GW_ERR_MAINTENANCE);
+    ck_assert(o.has_local_body);
+    ck_assert_str_eq(o.retry_after, "3600");
+    /* outside the slot */
+    o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, c, utc(2026, 1, 15, 12, 0));
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    gw_stage_confs_free(c);
+
+    /* crossing midnight */
+    c = confs_from("{\"maintenance\":{\"timezone\":\"UTC\",\"slots\":[{\"daily\":\"23:30-01:"
+                   "00\"}]}}",
+                   &errs);
+    ck_assert_ptr_nonnull(c);
+    ck_assert(gw_maintenance_active(c, utc(2026, 1, 15, 23, 45), &end));
+    ck_assert_int_eq(end, utc(2026, 1, 16, 1, 0));
+    ck_assert(gw_maintenance_active(c, utc(2026, 1, 16, 0, 30), &end));
+    ck_assert_int_eq(end, utc(2026, 1, 16, 1, 0));
+    ck_assert(!gw_maintenance_active(c, utc(2026, 1, 16, 1, 0), &end));
+    gw_stage_confs_free(c);
+}
+END_TEST
+
+typedef struct ccase {
+    const char *json;
+    const char *msg;
+} ccase;
+
+static const ccase ccases[] = {
+    {"{\"nope\":1}", "gw.json: access.nope: unknown key"},
+    {"{\"trusted_proxies\":[\"10.0.0.1/8\"]}", "gw.json: access.trusted_proxies[0]: host bits set"},
+    {"{\"trusted_proxies\":[\"x\"]}", "gw.json: access.trusted_proxies[0]: not a CIDR"},
+    {"{\"trusted_proxies\":\"10.0.0.0/8\"}",
+     "gw.json: access.trusted_proxies: must be an array of at most 256 CIDRs"},
+    {"{\"suspensions_file\":\"\"}", "gw.json: access.suspensions_file: must be a non-empty string"},
+    {"{\"maintenance\":{\"timezone\":\"Europe/Berlin\"}}",
+     "gw.json: access.maintenance.timezone: must be \"Europe/Paris\" or \"UTC\""},
+    {"{\"maintenance\":{\"slots\":[{\"daily\":\"12:00-14:00\"}]}}",
+     "gw.json: access.maintenance.slots[0].daily: must lie within 23:00-06:00 and last at most 2 "
+     "hours (CGU), unless maintenance.force is true"},
+    {"{\"maintenance\":{\"slots\":[{\"daily\":\"01:00-04:00\"}]}}",
+     "gw.json: access.maintenance.slots[0].daily: must lie within 23:00-06:00 and last at most 2 "
+     "hours (CGU), unless maintenance.force is true"},
+    {"{\"maintenance\":{\"slots\":[{\"daily\":\"2:00-4:00\"}]}}",
+     "gw.json: access.maintenance.slots[0].daily: must be \"HH:MM-HH:MM\" with different times"},
+    {"{\"maintenance\":{\"slots\":[{\"from\":\"2026-12-24T23:00\"}]}}",
+     "gw.json: access.maintenance.slots[0]: missing key \"daily\" or \"from\"+\"until\""},
+    {"{\"maintenance\":{\"slots\":[{\"from\":\"2026-02-30T23:00\",\"until\":\"2026-03-01T01:00\"}]}"
+     "}",
+     "gw.json: access.maintenance.slots[0].from: must be a local date-time \"YYYY-MM-DDTHH:MM\""},
+    {"{\"maintenance\":{\"slots\":[{\"from\":\"2026-12-24T23:00\",\"until\":\"2026-12-24T22:00\"}]}"
+     "}",
+     "gw.json: access.maintenance.slots[0].until: must be after \"from\""},
+    {"{\"maintenance\":{\"slots\":[{\"daily\":\"02:00-04:00\",\"from\":\"2026-12-24T23:00\"}]}}",
+     "gw.json: access.maintenance.slots[0]: either \"daily\" or \"from\"/\"until\", not both"},
+    {"{\"maintenance\":{\"force\":1}}", "gw.json: access.maintenance.force: must be a boolean"},
+};
+
+START_TEST(bad_access_config)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    gw_stage_confs *c = confs_from(ccases[_i].json, &errs);
+    ck_assert_ptr_null(c);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert_str_eq(errs.msgs[0], ccases[_i].msg);
+    gw_errlist_clear(&errs);
+}
+END_TEST
+
+START_TEST(forced_slot_outside_band)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    gw_stage_confs *c = confs_from(
+        "{\"maintenance\":{\"force\":true,\"slots\":[{\"daily\":\"12:00-15:00\"}]}}", &errs);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(c->nslots, 1);
+    gw_stage_confs_free(c);
+}
+END_TEST
+
+START_TEST(siren_table)
+{
+    ck_assert(gw_siren_valid("732829320", 9));
+    ck_assert(gw_siren_valid("404833048", 9));
+    ck_assert(gw_siren_valid("356000000", 9));
+    ck_assert(!gw_siren_valid("404833047", 9));
+    ck_assert(!gw_siren_valid("000000000", 9));
+    ck_assert(!gw_siren_valid("73282932", 8));
+    ck_assert(!gw_siren_valid("73282932 ", 9));
+    ck_assert(!gw_siren_valid("-73282932", 9));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("stages");
+    TCase *tc = tcase_create("pipeline");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, pipeline_outcomes, 0, sizeof(pcases) / sizeof(pcases[0]));
+    tcase_add_test(tc, policies_missing_denies);
+    tcase_add_test(tc, kill_switch);
+    tcase_add_test(tc, trusted_proxy_forwarded_for);
+    tcase_add_test(tc, maintenance_slots);
+    tcase_add_loop_test(tc, bad_access_config, 0, sizeof(ccases) / sizeof(ccases[0]));
+    tcase_add_test(tc, forced_slot_outside_band);
+    tcase_add_test(tc, paris_offset);
+    tcase_add_test(tc, siren_table);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
