@@ -1,6 +1,7 @@
 /*
  * opale-gateway: argv, -t, signals; starts the workers and the admin listener.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "admin/admin.h"
 #include "conf/conf.h"
 #include "core/server.h"
+#include "core/util.h"
 #include "journal/journal.h"
 
 #define GW_VERSION "0.1.0"
@@ -19,7 +21,10 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: opale-gateway -c FILE        run the gateway\n"
-               "       opale-gateway -t -c FILE     check the configuration and exit\n"
+               "       opale-gateway -t -c FILE     check the configuration and every policy\n"
+               "       opale-gateway --import-datapass FILE\n"
+               "                                    print a policy skeleton from a DataPass "
+               "habilitation\n"
                "       opale-gateway -v             print the version\n");
 }
 
@@ -74,6 +79,40 @@ static void print_errs(gw_errlist *errs)
         fprintf(stderr, "opale-gateway: %zu more errors not shown\n", errs->dropped);
 }
 
+static int import_datapass(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "%s: $: cannot read: %s\n", path, strerror(errno));
+        return 1;
+    }
+    gw_buf b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (16u << 20))
+        gw_buf_append(&b, chunk, n);
+    int rerr = ferror(f);
+    fclose(f);
+    if (rerr || b.oom) {
+        fprintf(stderr, "%s: $: cannot read\n", path);
+        gw_buf_free(&b);
+        return 1;
+    }
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    char *out = gw_datapass_import(path, b.data ? b.data : "", &errs);
+    gw_buf_free(&b);
+    if (out == NULL) {
+        print_errs(&errs);
+        gw_errlist_clear(&errs);
+        return 1;
+    }
+    fputs(out, stdout);
+    free(out);
+    gw_errlist_clear(&errs);
+    return 0;
+}
+
 static int check_config(const char *path, gw_conf **out)
 {
     gw_errlist errs;
@@ -101,6 +140,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
             conf_path = argv[++i];
+        } else if (strcmp(argv[i], "--import-datapass") == 0 && i + 1 < argc) {
+            return import_datapass(argv[i + 1]);
         } else if (strcmp(argv[i], "-t") == 0) {
             test_only = 1;
         } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {

@@ -34,6 +34,7 @@ for u in c["upstreams"]:
 c["journal"]["path"] = os.path.join(work, "journal", "access.jsonl")
 if "policies_dir" in c: c["policies_dir"] = fix(c["policies_dir"])
 c["admin"] = {"address": "127.0.0.1", "port": int(ap), "token_file": os.path.join(pki, "admin.token")}
+c.setdefault("access", {})["suspensions_file"] = os.path.join(work, "suspensions.json")
 json.dump(c, open(dst, "w"), indent=1)
 PY
 
@@ -53,7 +54,7 @@ url="https://localhost:$gp"
 uuid() { cat /proc/sys/kernel/random/uuid; }
 call() { # title, cert, path, extra curl args...
   local title=$1 cert=$2 path=$3; shift 3
-  local args=(-s -S --max-time 5 --cacert "$pki/ca.crt" -H "X-Correlation-ID: $(uuid)")
+  local args=(-s -S --max-time 5 --cacert "$pki/ca.crt")
   [ -n "$cert" ] && args+=(--cert "$pki/$cert.crt" --key "$pki/$cert.key")
   echo "== $title"
   echo "   curl ${cert:+--cert $cert.crt }$url$path"
@@ -72,11 +73,33 @@ raw() { # title, bytes
   echo
 }
 
+admin() { # method path
+  curl -s -X "$1" -H "Authorization: Bearer $(cat "$pki/admin.token")" "http://127.0.0.1:$ap$2"
+  echo
+}
+C=(-H "X-Correlation-ID: $(uuid)")
+T=(-H "ID_Teleservice: TS-0001")
+D="/opale/v1/entreprises/732829320/declarations"
+
 echo "opale-gateway demo: gateway https://localhost:$gp, mock 127.0.0.1:$mp"
 echo
-call "Allowed: declarations of SIREN 732829320 for 2023" client-commune "/opale/v1/entreprises/732829320/declarations?annee=2023"
-call "Health of the API" client-commune "/opale/v1/etatSante"
-call "Unknown route" client-commune "/opale/v1/inconnu"
+call "Allowed: declarations of SIREN 732829320 for 2023 (commune, TS-0001)" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
+call "Health of the API" client-commune "/opale/v1/etatSante" "${C[@]}"
+call "Unknown route" client-commune "/opale/v1/inconnu" "${C[@]}"
+call "Certificate valid but bound to no habilitation" client-departement "/opale/v1/etatSante" "${C[@]}"
+call "Caller IP outside the habilitation's allowlist (organisme-prive allows 192.0.2.0/24 only)" client-prive "/opale/v1/etatSante" "${C[@]}"
+call "X-Correlation-ID missing" client-commune "$D?annee=2023" "${T[@]}"
+call "ID_Teleservice missing" client-commune "$D?annee=2023" "${C[@]}"
+call "ID_Teleservice of another habilitation" client-commune "$D?annee=2023" "${C[@]}" -H "ID_Teleservice: TS-0002"
+call "Scope not granted (the commune has no bank-account scope)" client-commune "/opale/v1/entreprises/732829320/comptes-bancaires" "${C[@]}" "${T[@]}"
+call "Year outside the granted period (2019-2025)" client-commune "$D?annee=2026" "${C[@]}" "${T[@]}"
+call "Year malformed" client-commune "$D?annee=20x4" "${C[@]}" "${T[@]}"
+call "SIREN with a wrong check digit" client-commune "/opale/v1/entreprises/404833047/declarations?annee=2023" "${C[@]}" "${T[@]}"
+echo "== Kill switch: the operator cuts the commune off"
+echo "   $(admin POST /admin/consumers/commune-exemple-sandbox/suspend)"
+call "  ... its next call" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
+echo "   $(admin POST /admin/consumers/commune-exemple-sandbox/resume)"
+call "  ... resumed" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
 call "No client certificate" "" "/opale/v1/etatSante"
 call "Expired client certificate" client-expired "/opale/v1/etatSante"
 call "Client certificate from an unknown CA" client-unknown-ca "/opale/v1/etatSante"
@@ -89,4 +112,4 @@ sleep 0.5
 echo "== The journal (one record per request and per refused handshake):"
 sed 's/^/   /' "$work/journal/access.jsonl" | cut -c1-220
 echo
-echo "Quota and the access stages (IP, teleservice, bearer, rights) arrive with the next issues."
+echo "OAuth2 bearer tokens and quotas arrive with the next issues."

@@ -40,7 +40,7 @@ opale-gateway (sandbox) is up:
 
 Try (from $top):
   curl --cert $pki/client-commune.crt --key $pki/client-commune.key --cacert $pki/ca.crt \\
-       -H "X-Correlation-ID: \$(cat /proc/sys/kernel/random/uuid)" \\
+       -H "X-Correlation-ID: \$(cat /proc/sys/kernel/random/uuid)" -H "ID_Teleservice: TS-0001" \\
        "https://localhost:8443/opale/v1/entreprises/732829320/declarations?annee=2023"
 
 Ctrl-C stops the stack.

@@ -18,6 +18,7 @@
  * conn_free() cancels, so no callback ever sees a freed request.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@
 
 #define GW_LINGER_MS 2000
 
-enum cstate { CS_HANDSHAKE, CS_IDLE, CS_HEAD, CS_BODY, CS_BUSY, CS_WRITING, CS_LINGER };
+enum cstate { CS_PROXY, CS_HANDSHAKE, CS_IDLE, CS_HEAD, CS_BODY, CS_BUSY, CS_WRITING, CS_LINGER };
 
 typedef struct gw_req {
     struct gw_conn *conn;
@@ -76,6 +77,13 @@ typedef struct gw_conn {
     int client_port;
     int peer_family; /* AF_INET / AF_INET6, v4-mapped stored as AF_INET */
     unsigned char peer_addr[16];
+    evutil_socket_t fd;  /* until the bufferevent owns it, else -1 */
+    struct event *pp_ev; /* reading a PROXY v2 header */
+    unsigned char pp_buf[16 + 216];
+    size_t pp_len;
+    int proxied; /* the PROXY header gave the client address */
+    int proxy_family;
+    unsigned char proxy_addr[16];
     gw_http_parser *parser;
     gw_req *req;
     int close_after;
@@ -429,6 +437,9 @@ static void dispatch(gw_conn *c, gw_http_request *http)
     a->cert_sha256 = c->peer.sha256;
     a->peer_family = c->peer_family;
     memcpy(a->peer_addr, c->peer_addr, sizeof(a->peer_addr));
+    a->proxied = c->proxied;
+    a->proxy_family = c->proxy_family;
+    memcpy(a->proxy_addr, c->proxy_addr, sizeof(a->proxy_addr));
     a->now = time(NULL);
     a->policies = c->w->policies != NULL ? gw_policy_set_ref(c->w->policies) : NULL;
     a->suspensions = srv->susp;
@@ -639,14 +650,130 @@ static void conn_free(gw_conn *c)
     }
     if (c->timer != NULL)
         event_free(c->timer);
+    if (c->pp_ev != NULL)
+        event_free(c->pp_ev);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
+    else if (c->fd >= 0)
+        evutil_closesocket(c->fd);
     gw_http_parser_free(c->parser);
     TAILQ_REMOVE(&w->conns, c, link);
     w->nconns--;
     atomic_fetch_sub_explicit(&w->srv->stats.connections_open, 1, memory_order_relaxed);
     free(c);
     gw_worker_conn_closed(w);
+}
+
+/* Hand the socket to OpenSSL; the handshake starts at once. */
+static void start_tls(gw_conn *c)
+{
+    SSL *ssl = SSL_new(c->lis->ctx);
+    if (ssl == NULL) {
+        conn_free(c);
+        return;
+    }
+    gw_tls_attach_peer(ssl, &c->peer);
+    c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                            BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        SSL_free(ssl);
+        conn_free(c);
+        return;
+    }
+    c->fd = -1; /* owned by the bufferevent now */
+    c->state = CS_HANDSHAKE;
+    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void proxy_refused(gw_conn *c, const char *reason)
+{
+    gw_journal_rec r;
+    memset(&r, 0, sizeof(r));
+    r.client_port = -1;
+    r.upstream_status = -1;
+    r.upstream_ms = -1;
+    r.bytes_in = -1;
+    r.bytes_out = -1;
+    r.ms = -1;
+    char rid[37];
+    gw_uuid4(rid);
+    r.request_id = rid;
+    r.decision = "deny";
+    r.reason = reason;
+    journal_submit(c, &r, NULL);
+    conn_free(c);
+}
+
+/*
+ * PROXY protocol v2 (HAProxy's binary header), read from the raw socket
+ * before TLS, exactly as many bytes as it announces so that no TLS byte is
+ * consumed: 12-byte signature, version/command, family, 16-bit length, then
+ * the addresses. Only PROXY over TCP/IPv4 or TCP/IPv6 is used; LOCAL (health
+ * checks) keeps the peer's address.
+ */
+static const unsigned char pp2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                          0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+
+static void proxy_readcb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_conn *c = arg;
+    size_t need = c->pp_len < 16 ? 16 : 16 + (size_t)((c->pp_buf[14] << 8) | c->pp_buf[15]);
+    if (need > sizeof(c->pp_buf)) {
+        proxy_refused(c, "proxy.bad_header");
+        return;
+    }
+    ssize_t n = recv(fd, c->pp_buf + c->pp_len, need - c->pp_len, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        conn_free(c);
+        return;
+    }
+    if (n < 0)
+        return;
+    c->pp_len += (size_t)n;
+    if (c->pp_len >= 12 && memcmp(c->pp_buf, pp2_sig, 12) != 0) {
+        proxy_refused(c, "proxy.bad_header");
+        return;
+    }
+    if (c->pp_len < 16)
+        return;
+    need = 16 + (size_t)((c->pp_buf[14] << 8) | c->pp_buf[15]);
+    if (need > sizeof(c->pp_buf)) {
+        proxy_refused(c, "proxy.bad_header");
+        return;
+    }
+    if (c->pp_len < need)
+        return;
+    unsigned char vc = c->pp_buf[12], fam = c->pp_buf[13];
+    if ((vc >> 4) != 2 || ((vc & 15) != 0 && (vc & 15) != 1)) {
+        proxy_refused(c, "proxy.bad_header");
+        return;
+    }
+    if ((vc & 15) == 1) { /* PROXY */
+        const unsigned char *p = c->pp_buf + 16;
+        if (fam == 0x11 && need >= 16 + 12) {
+            c->proxied = 1;
+            c->proxy_family = AF_INET;
+            memcpy(c->proxy_addr, p, 4);
+        } else if (fam == 0x21 && need >= 16 + 36) {
+            static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+            c->proxied = 1;
+            if (memcmp(p, mapped, 12) == 0) {
+                c->proxy_family = AF_INET;
+                memcpy(c->proxy_addr, p + 12, 4);
+            } else {
+                c->proxy_family = AF_INET6;
+                memcpy(c->proxy_addr, p, 16);
+            }
+        } else if (fam != 0x00) {
+            proxy_refused(c, "proxy.bad_header");
+            return;
+        }
+    }
+    event_free(c->pp_ev);
+    c->pp_ev = NULL;
+    start_tls(c);
 }
 
 void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -687,11 +814,10 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
         .max_headers = conf->limits.max_headers,
         .max_body_bytes = conf->limits.max_body_bytes,
     };
+    c->fd = fd;
     c->parser = gw_http_parser_new(0, &lim);
     c->timer = evtimer_new(w->base, timercb, c);
-    SSL *ssl = SSL_new(l->ctx);
-    if (c->parser == NULL || c->timer == NULL || ssl == NULL) {
-        SSL_free(ssl);
+    if (c->parser == NULL || c->timer == NULL) {
         gw_http_parser_free(c->parser);
         if (c->timer != NULL)
             event_free(c->timer);
@@ -699,25 +825,27 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
         evutil_closesocket(fd);
         return;
     }
-    gw_tls_attach_peer(ssl, &c->peer);
-    c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                            BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        SSL_free(ssl);
-        gw_http_parser_free(c->parser);
-        event_free(c->timer);
-        free(c);
-        evutil_closesocket(fd);
-        return;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->nconns++;
     atomic_fetch_add_explicit(&w->srv->stats.connections_accepted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->srv->stats.connections_open, 1, memory_order_relaxed);
-    bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     arm(c, conf->timeouts.handshake_ms);
+    if (l->conf->proxy_protocol) {
+        /* Only a trusted proxy may speak first with a PROXY header. */
+        if (w->srv->confs == NULL ||
+            !gw_is_trusted_proxy(w->srv->confs, c->peer_family, c->peer_addr)) {
+            proxy_refused(c, "proxy.untrusted_peer");
+            return;
+        }
+        c->state = CS_PROXY;
+        c->pp_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, proxy_readcb, c);
+        if (c->pp_ev == NULL || event_add(c->pp_ev, NULL) < 0) {
+            conn_free(c);
+            return;
+        }
+        return;
+    }
+    start_tls(c);
 }
 
 void gw_conn_drain_all(gw_worker *w)
@@ -725,7 +853,7 @@ void gw_conn_drain_all(gw_worker *w)
     gw_conn *c = TAILQ_FIRST(&w->conns);
     while (c != NULL) {
         gw_conn *next = TAILQ_NEXT(c, link);
-        if (c->state == CS_HANDSHAKE || c->state == CS_IDLE)
+        if (c->state == CS_PROXY || c->state == CS_HANDSHAKE || c->state == CS_IDLE)
             conn_free(c);
         else
             c->close_after = 1;
