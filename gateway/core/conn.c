@@ -125,6 +125,24 @@ static void journal_submit(gw_conn *c, gw_journal_rec *r, const char *client_ip)
         atomic_fetch_add_explicit(&stats(c)->journal_refused, 1, memory_order_relaxed);
 }
 
+/* "error" (the gateway or the backend failed) rather than "deny" (a control
+ * refused the request). */
+static int is_failure(gw_err_id e)
+{
+    switch (e) {
+    case GW_ERR_INTERNAL:
+    case GW_ERR_OVERLOADED:
+    case GW_ERR_SHUTTING_DOWN:
+    case GW_ERR_UPSTREAM_DOWN:
+    case GW_ERR_UPSTREAM_TIMEOUT:
+    case GW_ERR_UPSTREAM_INVALID:
+    case GW_ERR_CLIENT_CLOSED:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void journal_request(gw_conn *c, gw_req *q)
 {
     gw_journal_rec r;
@@ -157,7 +175,7 @@ static void journal_request(gw_conn *c, gw_req *q)
             r.upstream_ms = q->upstream_ms;
         }
         const gw_err_def *d = gw_err(q->err);
-        r.decision = q->err == GW_OK ? "allow" : d->status >= 499 ? "error" : "deny";
+        r.decision = q->err == GW_OK ? "allow" : is_failure(q->err) ? "error" : "deny";
         r.reason = q->err == GW_OK ? NULL : q->reason ? q->reason : d->reason;
         r.code = q->err == GW_OK ? NULL : d->code;
         journal_submit(c, &r, q->a.client_ip);
@@ -169,7 +187,7 @@ static void journal_request(gw_conn *c, gw_req *q)
     r.ms = (long)(gw_now_ms() - q->t0);
     r.bytes_in = q->bytes_in;
     r.bytes_out = q->bytes_out;
-    r.decision = d->status >= 499 || q->err == GW_OK ? "error" : "deny";
+    r.decision = q->err == GW_OK || is_failure(q->err) ? "error" : "deny";
     r.reason = q->reason ? q->reason : d->reason;
     r.code = q->err == GW_OK ? NULL : d->code;
     journal_submit(c, &r, NULL);

@@ -122,10 +122,10 @@ static int opt_count(ctx *x, json_t *data, const char *key, const char *path, lo
 
 /* ASCII for U+00C0..U+00FF ("" = a separator). */
 static const char *const latin1[64] = {
-    "a", "a", "a",  "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i",  "i",
-    "d", "n", "o",  "o", "o", "o", "o",  "",  "o", "u", "u", "u", "u", "y", "th", "ss",
-    "a", "a", "a",  "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i",  "i",
-    "d", "n", "o",  "o", "o", "o", "o",  "",  "o", "u", "u", "u", "u", "y", "th", "y"};
+    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i",  "i",
+    "d", "n", "o", "o", "o", "o", "o",  "",  "o", "u", "u", "u", "u", "y", "th", "ss",
+    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i",  "i",
+    "d", "n", "o", "o", "o", "o", "o",  "",  "o", "u", "u", "u", "u", "y", "th", "y"};
 
 /* "Commune d'Exemple" -> "commune-d-exemple": lowercase ASCII letters and
  * digits, French accents folded, every other run of characters one '-'. */
@@ -205,7 +205,7 @@ typedef struct dp {
     int valid_from;
     const char *siret;
     const char *org_name;
-    char *legal_basis; /* malloc'd, or NULL */
+    char *legal_basis;    /* malloc'd, or NULL */
     long long retention;  /* 0 when absent */
     long long per_minute; /* 0 when absent */
 } dp;
@@ -214,8 +214,8 @@ typedef struct dp {
  * these keys, which a habilitation has not. */
 static int looks_like_request(json_t *root)
 {
-    static const char *const keys[] = {"public_id", "form_uid", "applicant", "habilitations",
-                                       "organisation", NULL};
+    static const char *const keys[] = {"public_id",     "form_uid",     "applicant",
+                                       "habilitations", "organisation", NULL};
     for (size_t i = 0; keys[i] != NULL; i++) {
         if (json_object_get(root, keys[i]) != NULL)
             return 1;
@@ -358,8 +358,7 @@ static void read_data(ctx *x, json_t *root, dp *d)
         err(x, "data", "out of memory");
 
     snprintf(p, sizeof(p), "%sduree_conservation_donnees_caractere_personnel", P);
-    opt_count(x, data, "duree_conservation_donnees_caractere_personnel", p, 1, 120,
-              &d->retention);
+    opt_count(x, data, "duree_conservation_donnees_caractere_personnel", p, 1, 120, &d->retention);
     snprintf(p, sizeof(p), "%svolumetrie_appels_par_minute", P);
     opt_count(x, data, "volumetrie_appels_par_minute", p, 1, 1000000, &d->per_minute);
 }
@@ -374,7 +373,7 @@ static json_t *skeleton(const dp *d)
     fmt_date(plus_one_year(d->valid_from), until);
     snprintf(hid, sizeof(hid), "H%lld", d->id);
     slugify(d->org_name, slug);
-    if (strlen(slug) < 3)
+    if (slug[0] == '\0')
         snprintf(slug, sizeof(slug), "h%lld", d->id);
     snprintf(client_id, sizeof(client_id), "%s-%s", slug, prod ? "production" : "sandbox");
 
@@ -384,16 +383,16 @@ static json_t *skeleton(const dp *d)
         json_object_set_new(hab, "legal_basis", json_string(d->legal_basis));
     if (hab != NULL && d->retention > 0)
         json_object_set_new(hab, "retention_months", json_integer(d->retention));
-    json_t *root = json_pack(
-        "{s:o, s:{s:s, s:s}, s:{s:s, s:s, s:[{s:s}], s:[s]}, s:{s:[s], s:{s:s, s:s}}}",
-        "habilitation", hab, "organization", "siret", d->siret, "name", d->org_name, "consumer",
-        "client_id", client_id, "id_teleservice", "TODO: the ID_Teleservice issued by the DGFIP",
-        "certificates", "sha256",
-        "TODO: SHA-256 of the client certificate (DER), or replace this object by "
-        "{\"file\": \"path/to/client.crt\"}",
-        "ip_allowlist", "TODO: the partner's CIDRs, e.g. 192.0.2.0/24", "rights", "scopes",
-        "TODO: scopes of the convention, e.g. api_opale_declarations", "years", "from",
-        "TODO: first year granted", "to", "TODO: last year granted");
+    json_t *root =
+        json_pack("{s:o, s:{s:s, s:s}, s:{s:s, s:s, s:[{s:s}], s:[s]}, s:{s:[s], s:{s:s, s:s}}}",
+                  "habilitation", hab, "organization", "siret", d->siret, "name", d->org_name,
+                  "consumer", "client_id", client_id, "id_teleservice",
+                  "TODO: the ID_Teleservice issued by the DGFIP", "certificates", "sha256",
+                  "TODO: SHA-256 of the client certificate (DER), or replace this object by "
+                  "{\"file\": \"path/to/client.crt\"}",
+                  "ip_allowlist", "TODO: the partner's CIDRs, e.g. 192.0.2.0/24", "rights",
+                  "scopes", "TODO: scopes of the convention, e.g. api_opale_declarations", "years",
+                  "from", "TODO: first year granted", "to", "TODO: last year granted");
     if (root != NULL && d->per_minute > 0)
         json_object_set_new(root, "quota", json_pack("{s:I}", "per_minute", d->per_minute));
     return root;

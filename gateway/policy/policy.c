@@ -34,9 +34,9 @@
 
 #include "core/util.h"
 
-#define PATH_SZ 256                 /* a JSON path in a message */
-#define POLICY_MAX_FILE (1u << 20)  /* a policy file larger than this is refused */
-#define CERT_MAX_FILE (1u << 20)    /* a PEM certificate file, likewise */
+#define PATH_SZ 256                /* a JSON path in a message */
+#define POLICY_MAX_FILE (1u << 20) /* a policy file larger than this is refused */
+#define CERT_MAX_FILE (1u << 20)   /* a PEM certificate file, likewise */
 #define HAB_ID_RULE "H[1-9][0-9]{0,9}"
 #define CLIENT_ID_RULE "[A-Za-z0-9._-]{3,128}"
 #define TOKEN_RULE "must be 1 to 128 printable ASCII characters, without space, '\"' or '\\'"
@@ -577,8 +577,7 @@ static const char *cert_file_sha256(const char *abs, char out[65], char *why, si
     int dlen = crt != NULL ? i2d_X509(crt, &der) : -1;
     if (crt == NULL || dlen <= 0) {
         snprintf(why, whysz, "not a PEM certificate");
-    } else if (EVP_Digest(der, (size_t)dlen, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-               mdlen != 32) {
+    } else if (EVP_Digest(der, (size_t)dlen, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
         snprintf(why, whysz, "cannot compute its SHA-256");
     } else {
         gw_hex(md, 32, out);
@@ -596,9 +595,9 @@ static const char *cert_file_sha256(const char *abs, char out[65], char *why, si
 
 static void parse_habilitation(ctx *x, json_t *root, gw_policy *p)
 {
-    static const char *const keys[] = {"id",          "definition",  "state",
-                                       "valid_from",  "valid_until", "legal_basis",
-                                       "retention_months", NULL};
+    static const char *const keys[] = {
+        "id",          "definition",       "state", "valid_from", "valid_until",
+        "legal_basis", "retention_months", NULL};
     static const char *const P = "habilitation";
     char pk[PATH_SZ];
     const char *s;
@@ -1211,8 +1210,7 @@ gw_policy_set *gw_policy_set_empty(void)
     return s;
 }
 
-gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules,
-                                  gw_errlist *errs)
+gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules, gw_errlist *errs)
 {
     char **names = NULL;
     size_t nnames = 0, bad = 0;

@@ -38,7 +38,7 @@ typedef struct entry {
 } entry;
 
 struct gw_suspensions {
-    pthread_rwlock_t lock; /* guards v, n, cap, idx, mask */
+    pthread_rwlock_t lock;   /* guards v, n, cap, idx, mask */
     pthread_mutex_t persist; /* one rewrite of the file at a time */
     char *path;
     entry *v; /* in suspension order */
@@ -143,8 +143,7 @@ static int parse_since(const char *str, time_t *out)
 {
     char day[11];
     int ymd;
-    if (strlen(str) != 20 || str[10] != 'T' || str[13] != ':' || str[16] != ':' ||
-        str[19] != 'Z')
+    if (strlen(str) != 20 || str[10] != 'T' || str[13] != ':' || str[16] != ':' || str[19] != 'Z')
         return -1;
     memcpy(day, str, 10);
     day[10] = '\0';
@@ -180,6 +179,29 @@ static void fmt_since(time_t t, char out[32])
 
 /* ---- loading ---- */
 
+/* Text from the file, for a message: control bytes become '?', and beyond
+ * <max> bytes it is cut on a UTF-8 boundary and ends in "...". */
+static const char *clean(char *buf, size_t bufsz, const char *s, size_t max)
+{
+    size_t n = strlen(s), cut = n;
+    if (max > bufsz - 4)
+        max = bufsz - 4;
+    if (n > max) {
+        cut = max;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    for (size_t i = 0; i < cut; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (cut < n)
+        memcpy(buf + cut, "...", 4);
+    else
+        buf[cut] = '\0';
+    return buf;
+}
+
 static char *msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *msg(const char *fmt, ...)
@@ -198,13 +220,14 @@ static char *load_json(gw_suspensions *s, json_t *root)
 {
     const char *key;
     json_t *v;
+    char kb[80];
 
     if (!json_is_object(root))
         return msg("$: must be an object");
     json_object_foreach(root, key, v)
     {
         if (strcmp(key, "suspended") != 0)
-            return msg("%.64s: unknown key", key);
+            return msg("%s: unknown key", clean(kb, sizeof(kb), key, 64));
     }
     json_t *a = json_object_get(root, "suspended");
     if (a == NULL)
@@ -220,7 +243,7 @@ static char *load_json(gw_suspensions *s, json_t *root)
         {
             if (strcmp(key, "client_id") != 0 && strcmp(key, "since") != 0 &&
                 strcmp(key, "why") != 0)
-                return msg("suspended[%zu].%.64s: unknown key", i, key);
+                return msg("suspended[%zu].%s: unknown key", i, clean(kb, sizeof(kb), key, 64));
         }
         json_t *c = json_object_get(o, "client_id");
         json_t *t = json_object_get(o, "since");
@@ -297,6 +320,7 @@ gw_suspensions *gw_suspensions_open(const char *path, char **err)
     char *why = NULL;
     json_t *root = NULL;
     json_error_t je;
+    char cb[256];
 
     *err = NULL;
     if (path == NULL || path[0] == '\0') {
@@ -324,7 +348,8 @@ gw_suspensions *gw_suspensions_open(const char *path, char **err)
     }
     root = json_loadb(b.data != NULL ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL)
-        why = msg("$: invalid JSON at line %d, column %d: %.160s", je.line, je.column, je.text);
+        why = msg("$: invalid JSON at line %d, column %d: %s", je.line, je.column,
+                  clean(cb, sizeof(cb), je.text, 160));
     else
         why = load_json(s, root);
 out:
@@ -464,9 +489,9 @@ static int persist(gw_suspensions *s, char **err)
     free(tmp);
     tmp = NULL;
     const char *slash = strrchr(s->path, '/');
-    dir = slash == NULL        ? strdup(".")
+    dir = slash == NULL      ? strdup(".")
           : slash == s->path ? strdup("/")
-                               : strndup(s->path, (size_t)(slash - s->path));
+                             : strndup(s->path, (size_t)(slash - s->path));
     int dfd = dir != NULL ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dfd < 0 || fsync(dfd) < 0) {
         step = "cannot fsync the directory";
@@ -494,7 +519,11 @@ int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const c
                        char **err)
 {
     *err = NULL;
-    if (s == NULL || client_id == NULL || !valid_client_id(client_id)) {
+    if (s == NULL) {
+        *err = msg("no suspensions set");
+        return -1;
+    }
+    if (client_id == NULL || !valid_client_id(client_id)) {
         *err = msg("client_id must match " CLIENT_ID_RULE);
         return -1;
     }

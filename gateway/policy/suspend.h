@@ -30,7 +30,7 @@ int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const c
                        char **err);
 
 typedef struct gw_suspension_info {
-    char client_id[128];
+    char client_id[129];
     time_t since;
     char why[128];
 } gw_suspension_info;

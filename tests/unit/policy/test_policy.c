@@ -1,0 +1,1263 @@
+/* Unit tests for gateway/policy/policy.c: a full policy read back field by
+ * field, the defaults, one bad policy per validation rule with its exact
+ * message, the set-level rules, the "file" certificate extension (against a
+ * certificate made at test time and its fingerprint from the openssl tool),
+ * CIDRs, the example policies of policies/, a 10,000-policy set and the
+ * snapshot's reference count. Every fixture lives in a mkdtemp directory. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "policy/policy.h"
+
+static char tmp_root[PATH_MAX];
+
+/* ---- fixtures ---- */
+
+static void setup(void)
+{
+    char tmpl[] = "/tmp/gw-test-policy.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(tmpl));
+    ck_assert_ptr_nonnull(realpath(tmpl, tmp_root));
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static void teardown(void)
+{
+    if (tmp_root[0] != '\0')
+        nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_root[0] = '\0';
+}
+
+static char *tpath(const char *rel)
+{
+    char *p = NULL;
+    ck_assert_int_ge(asprintf(&p, "%s/%s", tmp_root, rel), 0);
+    return p;
+}
+
+static void mkdir_t(const char *rel)
+{
+    char *p = tpath(rel);
+    ck_assert_msg(mkdir(p, 0755) == 0, "mkdir %s: %s", p, strerror(errno));
+    free(p);
+}
+
+static void write_t(const char *rel, const char *text)
+{
+    char *p = tpath(rel);
+    FILE *f = fopen(p, "w");
+    ck_assert_msg(f != NULL, "fopen %s: %s", p, strerror(errno));
+    ck_assert_int_ge(fputs(text, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    free(p);
+}
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            buf = realloc(buf, cap);
+            ck_assert_ptr_nonnull(buf);
+        }
+        size_t r = fread(buf + n, 1, 4096, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Run a shell command; its whole stdout, trailing white space cut. */
+static char *run(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
+    int st = pclose(p);
+    ck_assert_msg(st == 0, "command failed (%d): %s", st, cmd);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return strdup(buf);
+}
+
+/* A self-signed P-256 certificate at <rel> (PEM); returns the SHA-256 of its
+ * DER as computed by `openssl x509 -outform DER | sha256sum`. */
+static char *make_cert(const char *rel, const char *cn)
+{
+    char *crt = tpath(rel), *cmd = NULL;
+    ck_assert_int_ge(asprintf(&cmd,
+                              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                              "-nodes -keyout '%s.key' -out '%s' -subj '/CN=%s' -days 2 "
+                              ">/dev/null 2>&1 && openssl x509 -in '%s' -outform DER | sha256sum "
+                              "| cut -d' ' -f1",
+                              crt, crt, cn, crt),
+                     0);
+    char *fp = run(cmd);
+    ck_assert_uint_eq(strlen(fp), 64);
+    free(cmd);
+    free(crt);
+    return fp;
+}
+
+static const char *const scopes7[] = {"api_opale_declarations",
+                                      "api_opale_bancaires",
+                                      "api_opale_creances",
+                                      "api_opale_paiements",
+                                      "api_opale_remboursements",
+                                      "api_opale_obligations_fiscales",
+                                      "api_opale_habilitations",
+                                      "s0",
+                                      "s1",
+                                      "s2",
+                                      "s3",
+                                      "s4",
+                                      "s5",
+                                      "s6",
+                                      "s7",
+                                      "s8",
+                                      "s9",
+                                      "s10",
+                                      "s11",
+                                      "s12",
+                                      "s13",
+                                      "s14",
+                                      "s15",
+                                      "s16",
+                                      "s17",
+                                      "s18",
+                                      "s19",
+                                      "s20",
+                                      "s21",
+                                      "s22",
+                                      "s23",
+                                      "s24",
+                                      "s25",
+                                      "s26",
+                                      "s27",
+                                      "s28",
+                                      "s29",
+                                      "s30",
+                                      "s31",
+                                      "s32",
+                                      "s33"};
+static const gw_policy_rules rules = {scopes7, sizeof(scopes7) / sizeof(scopes7[0])};
+
+#define FP1 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define FP2_COLONS                                                                                 \
+    "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:"   \
+    "88:99"
+#define FP2 "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899"
+
+/* Every key set, several to non-default values. */
+static const char base[] =
+    "{\n"
+    "  \"habilitation\": {\"id\": \"H456\", \"definition\": \"api_opale_sandbox\",\n"
+    "    \"state\": \"active\", \"valid_from\": \"2025-01-01\", \"valid_until\": \"2027-12-31\",\n"
+    "    \"legal_basis\": \"Art. L.114-8 CRPA\", \"retention_months\": 36},\n"
+    "  \"organization\": {\"siret\": \"21990000800018\", \"name\": \"Commune d'Exemple\"},\n"
+    "  \"consumer\": {\"client_id\": \"commune-exemple-sandbox\", \"id_teleservice\": "
+    "\"TS-0001\",\n"
+    "    \"certificates\": [{\"sha256\": \"" FP2_COLONS "\"}, {\"sha256\": \"" FP1 "\"}],\n"
+    "    \"ip_allowlist\": [\"127.0.0.1/32\", \"::1/128\", \"::ffff:10.0.0.0/104\", "
+    "\"2001:db8::/32\"]},\n"
+    "  \"rights\": {\"scopes\": [\"api_opale_declarations\", \"api_opale_creances\"],\n"
+    "    \"years\": {\"from\": 2019, \"to\": 2025}},\n"
+    "  \"quota\": {\"per_minute\": 75}\n"
+    "}\n";
+
+/* <base> with the first occurrence of <from> replaced by <to>; the test
+ * fails when <from> is not there. In <to>, "<<N|ITEM>>" is ITEM N times,
+ * joined by ", ", with '#' in ITEM the index in decimal and '~' the index as
+ * 64 hex digits. */
+static char *edit(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    ck_assert_msg(at != NULL, "\"%s\" not in the base policy", from);
+    char *rep = NULL;
+    size_t rlen = 0;
+    FILE *m = open_memstream(&rep, &rlen);
+    for (const char *q = to; *q != '\0';) {
+        if (q[0] == '<' && q[1] == '<') {
+            char *bar = strchr(q, '|');
+            char *end = strstr(q, ">>");
+            ck_assert(bar != NULL && end != NULL && bar < end);
+            int n = atoi(q + 2);
+            for (int i = 0; i < n; i++) {
+                if (i > 0)
+                    fputs(", ", m);
+                for (const char *c = bar + 1; c < end; c++) {
+                    if (*c == '#')
+                        fprintf(m, "%d", i);
+                    else if (*c == '~')
+                        fprintf(m, "%064x", i);
+                    else
+                        fputc(*c, m);
+                }
+            }
+            q = end + 2;
+        } else {
+            fputc(*q++, m);
+        }
+    }
+    fclose(m);
+    char *out = NULL;
+    ck_assert_int_ge(asprintf(&out, "%.*s%s%s", (int)(at - text), text, rep, at + strlen(from)), 0);
+    free(rep);
+    return out;
+}
+
+/* ---- a good policy ---- */
+
+START_TEST(t_good)
+{
+    gw_errlist errs = {0};
+    gw_policy *p = gw_policy_parse("policies/commune.json", base, &rules, &errs);
+    ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_uint_eq(errs.n, 0);
+    ck_assert_str_eq(p->file, "policies/commune.json");
+    ck_assert_str_eq(p->id, "H456");
+    ck_assert_str_eq(p->definition, "api_opale_sandbox");
+    ck_assert_int_eq(p->env, GW_ENV_SANDBOX);
+    ck_assert_int_eq(p->state, GW_HAB_ACTIVE);
+    ck_assert_int_eq(p->valid_from, 20250101);
+    ck_assert_int_eq(p->valid_until, 20271231);
+    ck_assert_str_eq(p->legal_basis, "Art. L.114-8 CRPA");
+    ck_assert_int_eq(p->retention_months, 36);
+    ck_assert_str_eq(p->org_siret, "21990000800018");
+    ck_assert_str_eq(p->org_name, "Commune d'Exemple");
+    ck_assert_str_eq(p->client_id, "commune-exemple-sandbox");
+    ck_assert_str_eq(p->id_teleservice, "TS-0001");
+    ck_assert_uint_eq(p->ncerts, 2);
+    ck_assert_str_eq(p->certs[0], FP2);
+    ck_assert_str_eq(p->certs[1], FP1);
+    ck_assert_uint_eq(p->nips, 4);
+    ck_assert_int_eq(p->ips[0].family, AF_INET);
+    ck_assert_uint_eq(p->ips[0].prefix, 32);
+    ck_assert_int_eq(p->ips[1].family, AF_INET6);
+    ck_assert_uint_eq(p->ips[1].prefix, 128);
+    ck_assert_int_eq(p->ips[2].family, AF_INET); /* v4-mapped, stored as IPv4 */
+    ck_assert_uint_eq(p->ips[2].prefix, 8);
+    ck_assert_int_eq(p->ips[2].addr[0], 10);
+    ck_assert_int_eq(p->ips[3].family, AF_INET6);
+    ck_assert_uint_eq(p->ips[3].prefix, 32);
+    ck_assert_uint_eq(p->nscopes, 2);
+    ck_assert_str_eq(p->scopes[0], "api_opale_declarations");
+    ck_assert_str_eq(p->scopes[1], "api_opale_creances");
+    ck_assert_int_eq(p->year_from, 2019);
+    ck_assert_int_eq(p->year_to, 2025);
+    ck_assert_uint_eq(p->quota_per_minute, 75);
+
+    ck_assert_int_eq(gw_policy_has_scope(p, "api_opale_creances"), 1);
+    ck_assert_int_eq(gw_policy_has_scope(p, "api_opale_bancaires"), 0);
+    ck_assert_int_eq(gw_policy_has_scope(p, NULL), 0);
+    unsigned char a4[4], a6[16];
+    inet_pton(AF_INET, "127.0.0.1", a4);
+    ck_assert_int_eq(gw_policy_ip_allowed(p, AF_INET, a4), 1);
+    inet_pton(AF_INET, "127.0.0.2", a4);
+    ck_assert_int_eq(gw_policy_ip_allowed(p, AF_INET, a4), 0);
+    inet_pton(AF_INET6, "::ffff:127.0.0.1", a6);
+    ck_assert_int_eq(gw_policy_ip_allowed(p, AF_INET6, a6), 1);
+    inet_pton(AF_INET6, "::ffff:10.9.8.7", a6);
+    ck_assert_int_eq(gw_policy_ip_allowed(p, AF_INET6, a6), 1);
+    inet_pton(AF_INET, "10.9.8.7", a4);
+    ck_assert_int_eq(gw_policy_ip_allowed(p, AF_INET, a4), 1);
+    inet_pton(AF_INET6, "2001:db8:ffff::1", a6);
+    ck_assert_int_eq(gw_policy_ip_allowed(p, AF_INET6, a6), 1);
+    inet_pton(AF_INET6, "2001:db9::1", a6);
+    ck_assert_int_eq(gw_policy_ip_allowed(p, AF_INET6, a6), 0);
+    gw_policy_free(p);
+}
+END_TEST
+
+/* Defaults: quota by environment, optional fields absent, each state. */
+static const struct {
+    const char *definition, *state;
+    gw_env env;
+    gw_hab_state st;
+    unsigned quota;
+} defaults[] = {
+    {"api_opale_sandbox", "active", GW_ENV_SANDBOX, GW_HAB_ACTIVE, 50},
+    {"api_opale", "active", GW_ENV_PRODUCTION, GW_HAB_ACTIVE, 500},
+    {"api_opale", "suspended", GW_ENV_PRODUCTION, GW_HAB_SUSPENDED, 500},
+    {"api_opale_sandbox", "revoked", GW_ENV_SANDBOX, GW_HAB_REVOKED, 50},
+};
+
+START_TEST(t_defaults)
+{
+    gw_errlist errs = {0};
+    char *a = edit(base, ",\n  \"quota\": {\"per_minute\": 75}", "");
+    char *b =
+        edit(a, ",\n    \"legal_basis\": \"Art. L.114-8 CRPA\", \"retention_months\": 36", "");
+    char def[64], st[64];
+    snprintf(def, sizeof(def), "\"definition\": \"%s\"", defaults[_i].definition);
+    snprintf(st, sizeof(st), "\"state\": \"%s\"", defaults[_i].state);
+    char *c = edit(b, "\"definition\": \"api_opale_sandbox\"", def);
+    char *d = edit(c, "\"state\": \"active\"", st);
+    gw_policy *p = gw_policy_parse("x.json", d, &rules, &errs);
+    ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_str_eq(p->definition, defaults[_i].definition);
+    ck_assert_int_eq(p->env, defaults[_i].env);
+    ck_assert_int_eq(p->state, defaults[_i].st);
+    ck_assert_uint_eq(p->quota_per_minute, defaults[_i].quota);
+    ck_assert_ptr_null(p->legal_basis);
+    ck_assert_int_eq(p->retention_months, -1);
+    gw_policy_free(p);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+}
+END_TEST
+
+/* ---- one bad policy per rule ---- */
+
+#define F "policies/x.json: "
+#define HEX63 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde"
+#define LONG65 "TS-01234567890123456789012345678901234567890123456789012345678901"
+#define LONG129                                                                                    \
+    "a123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890"  \
+    "12345678901234567890123456789012345678"
+
+static const struct {
+    const char *from, *to; /* from NULL: <to> is the whole text */
+    const char *want;      /* messages joined by '\n' */
+} bad[] = {
+    /* the file as a whole */
+    {NULL, "[]", F "$: must be an object"},
+    {NULL, "{", F "$: invalid JSON at line 1, column 1: string or '}' expected near end of file"},
+    {"\"state\": \"active\",", "\"state\": \"active\", \"state\": \"active\",",
+     F "$: invalid JSON at line 3, column 30: duplicate object key near '\"state\"'"},
+    {NULL, "{}",
+     F "$: missing key \"habilitation\"\n" F "$: missing key \"organization\"\n" F
+       "$: missing key \"consumer\"\n" F "$: missing key \"rights\""},
+    {"{\n", "{\"extra\": 1,\n", F "extra: unknown key"},
+    /* habilitation */
+    {"\"habilitation\": {", "\"habilitation\": {\"foo\": 1, ", F "habilitation.foo: unknown key"},
+    {"\"habilitation\": {", "\"habilitation\": {\"a\\u0001b\": 1, ",
+     F "habilitation.a?b: unknown key"},
+    {"\"id\": \"H456\", ", "", F "habilitation: missing key \"id\""},
+    {"\"id\": \"H456\"", "\"id\": 456", F "habilitation.id: must be a string"},
+    {"\"id\": \"H456\"", "\"id\": \"H0456\"", F "habilitation.id: must match H[1-9][0-9]{0,9}"},
+    {"\"id\": \"H456\"", "\"id\": \"D456\"", F "habilitation.id: must match H[1-9][0-9]{0,9}"},
+    {"\"id\": \"H456\"", "\"id\": \"H12345678901\"",
+     F "habilitation.id: must match H[1-9][0-9]{0,9}"},
+    {"\"api_opale_sandbox\"", "\"api_entreprise\"",
+     F "habilitation.definition: must be \"api_opale_sandbox\" or \"api_opale\""},
+    {"\"state\": \"active\"", "\"state\": \"obsolete\"",
+     F "habilitation.state: must be \"active\", \"suspended\" or \"revoked\""},
+    {"\"valid_from\": \"2025-01-01\"", "\"valid_from\": \"2025-1-01\"",
+     F "habilitation.valid_from: must be a date YYYY-MM-DD"},
+    {"\"valid_from\": \"2025-01-01\"", "\"valid_from\": \"2025-02-29\"",
+     F "habilitation.valid_from: must be a real calendar date"},
+    {"\"valid_until\": \"2027-12-31\"", "\"valid_until\": \"2027-13-01\"",
+     F "habilitation.valid_until: must be a real calendar date"},
+    {"\"valid_until\": \"2027-12-31\"", "\"valid_until\": 20271231",
+     F "habilitation.valid_until: must be a string"},
+    {"\"valid_until\": \"2027-12-31\"", "\"valid_until\": \"2024-12-31\"",
+     F "habilitation.valid_until: must not be before valid_from"},
+    {"\"legal_basis\": \"Art. L.114-8 CRPA\"", "\"legal_basis\": \"\"",
+     F "habilitation.legal_basis: must not be empty"},
+    {"\"retention_months\": 36", "\"retention_months\": 0",
+     F "habilitation.retention_months: must be between 1 and 120"},
+    {"\"retention_months\": 36", "\"retention_months\": 121",
+     F "habilitation.retention_months: must be between 1 and 120"},
+    {"\"retention_months\": 36", "\"retention_months\": \"36\"",
+     F "habilitation.retention_months: must be an integer"},
+    /* organization */
+    {"\"organization\": {", "\"organization\": {\"siren\": \"219900008\", ",
+     F "organization.siren: unknown key"},
+    {"\"21990000800018\"", "\"2199000080001\"", F "organization.siret: must be 14 digits"},
+    {"\"21990000800018\"", "\"2199000080001A\"", F "organization.siret: must be 14 digits"},
+    {"\"21990000800018\"", "\"21990000800019\"",
+     F "organization.siret: invalid SIRET (Luhn checksum)"},
+    {"\"21990000800018\"", "\"35600000000048\"",
+     F "organization.siret: invalid SIRET (La Poste: digit sum not a multiple of 5)"},
+    {"\"21990000800018\"", "\"00000000000000\"",
+     F "organization.siret: invalid SIRET (SIREN 000000000)"},
+    {", \"name\": \"Commune d'Exemple\"", "", F "organization: missing key \"name\""},
+    {"\"name\": \"Commune d'Exemple\"", "\"name\": \"\"", F "organization.name: must not be empty"},
+    /* consumer */
+    {"\"consumer\": {", "\"consumer\": {\"scopes\": [], ", F "consumer.scopes: unknown key"},
+    {"\"commune-exemple-sandbox\"", "\"ab\"",
+     F "consumer.client_id: must match [A-Za-z0-9._-]{3,128}"},
+    {"\"commune-exemple-sandbox\"", "\"commune exemple\"",
+     F "consumer.client_id: must match [A-Za-z0-9._-]{3,128}"},
+    {"\"commune-exemple-sandbox\"", "\"" LONG129 "\"",
+     F "consumer.client_id: must match [A-Za-z0-9._-]{3,128}"},
+    {"\"TS-0001\"", "\"TS 0001\"",
+     F "consumer.id_teleservice: must be 1 to 64 printable ASCII characters, without space"},
+    {"\"TS-0001\"", "\"" LONG65 "\"",
+     F "consumer.id_teleservice: must be 1 to 64 printable ASCII characters, without space"},
+    {"\"TS-0001\"", "\"\"",
+     F "consumer.id_teleservice: must be 1 to 64 printable ASCII characters, without space"},
+    /* consumer.certificates */
+    {"\"certificates\": [{\"sha256\": \"" FP2_COLONS "\"}, {\"sha256\": \"" FP1 "\"}]",
+     "\"certificates\": []", F "consumer.certificates: must have between 1 and 16 entries"},
+    {"\"certificates\": [{\"sha256\": \"" FP2_COLONS "\"}, {\"sha256\": \"" FP1 "\"}]",
+     "\"certificates\": [<<17|{\"sha256\": \"~\"}>>]",
+     F "consumer.certificates: must have between 1 and 16 entries"},
+    {"\"certificates\": [{\"sha256\": \"" FP2_COLONS "\"}, {\"sha256\": \"" FP1 "\"}]",
+     "\"certificates\": {\"sha256\": \"" FP1 "\"}", F "consumer.certificates: must be an array"},
+    {"{\"sha256\": \"" FP2_COLONS "\"}", "\"" FP1 "\"",
+     F "consumer.certificates[0]: must be an object"},
+    {"{\"sha256\": \"" FP1 "\"}", "{\"sha256\": \"" HEX63 "\"}",
+     F "consumer.certificates[1].sha256: must be 64 hexadecimal characters (SHA-256), "
+       "optionally ':'-separated"},
+    {"{\"sha256\": \"" FP1 "\"}", "{\"sha256\": \"" HEX63 "g\"}",
+     F "consumer.certificates[1].sha256: must be 64 hexadecimal characters (SHA-256), "
+       "optionally ':'-separated"},
+    {"AA:BB:CC", "AAB:BCC",
+     F "consumer.certificates[0].sha256: must be 64 hexadecimal characters (SHA-256), "
+       "optionally ':'-separated"},
+    {"{\"sha256\": \"" FP1 "\"}", "{\"sha256\": 1}",
+     F "consumer.certificates[1].sha256: must be a string"},
+    {"{\"sha256\": \"" FP1 "\"}", "{\"sha256\": \"" FP1 "\", \"file\": \"c.crt\"}",
+     F "consumer.certificates[1]: must have \"sha256\" or \"file\", not both"},
+    {"{\"sha256\": \"" FP1 "\"}", "{}",
+     F "consumer.certificates[1]: missing key \"sha256\" or \"file\""},
+    {"{\"sha256\": \"" FP1 "\"}", "{\"sha256\": \"" FP1 "\", \"pem\": 1}",
+     F "consumer.certificates[1].pem: unknown key"},
+    {"{\"sha256\": \"" FP1 "\"}", "{\"sha256\": \"" FP2 "\"}",
+     F "consumer.certificates[1]: duplicate of consumer.certificates[0]"},
+    {"{\"sha256\": \"" FP1 "\"}", "{\"file\": \"\"}",
+     F "consumer.certificates[1].file: must not be empty"},
+    /* consumer.ip_allowlist */
+    {"\"ip_allowlist\": [\"127.0.0.1/32\", \"::1/128\", \"::ffff:10.0.0.0/104\", "
+     "\"2001:db8::/32\"]",
+     "\"ip_allowlist\": []", F "consumer.ip_allowlist: must have between 1 and 256 entries"},
+    {"\"ip_allowlist\": [\"127.0.0.1/32\", \"::1/128\", \"::ffff:10.0.0.0/104\", "
+     "\"2001:db8::/32\"]",
+     "\"ip_allowlist\": [<<257|\"2001:db8::#/128\">>]",
+     F "consumer.ip_allowlist: must have between 1 and 256 entries"},
+    {"\"::1/128\"", "\"localhost\"", F "consumer.ip_allowlist[1]: not a CIDR"},
+    {"\"::1/128\"", "\"10.0.0.1/8\"", F "consumer.ip_allowlist[1]: host bits set"},
+    {"\"::1/128\"", "\"10.0.0.0/33\"", F "consumer.ip_allowlist[1]: prefix out of range"},
+    {"\"::1/128\"", "\"::/129\"", F "consumer.ip_allowlist[1]: prefix out of range"},
+    {"\"::1/128\"", "42", F "consumer.ip_allowlist[1]: must be a string"},
+    {"\"::1/128\"", "\"127.0.0.1\"",
+     F "consumer.ip_allowlist[1]: duplicate of consumer.ip_allowlist[0]"},
+    {"\"2001:db8::/32\"", "\"::ffff:10.0.0.0/104\"",
+     F "consumer.ip_allowlist[3]: duplicate of consumer.ip_allowlist[2]"},
+    {",\n    \"ip_allowlist\": [\"127.0.0.1/32\", \"::1/128\", \"::ffff:10.0.0.0/104\", "
+     "\"2001:db8::/32\"]",
+     "", F "consumer: missing key \"ip_allowlist\""},
+    /* rights */
+    {"\"rights\": {", "\"rights\": {\"annees\": 1, ", F "rights.annees: unknown key"},
+    {"\"api_opale_creances\"", "\"api_opale_foo\"",
+     F "rights.scopes[1]: unknown scope \"api_opale_foo\""},
+    {"\"api_opale_creances\"", "\"api\\nopale\"",
+     F "rights.scopes[1]: unknown scope \"api?opale\""},
+    {"\"api_opale_creances\"", "\"api_opale_declarations\"",
+     F "rights.scopes[1]: duplicate of rights.scopes[0]"},
+    {"\"scopes\": [\"api_opale_declarations\", \"api_opale_creances\"]", "\"scopes\": []",
+     F "rights.scopes: must have between 1 and 32 entries"},
+    {"\"scopes\": [\"api_opale_declarations\", \"api_opale_creances\"]",
+     "\"scopes\": [<<33|\"s#\">>]", F "rights.scopes: must have between 1 and 32 entries"},
+    {"\"scopes\": [\"api_opale_declarations\", \"api_opale_creances\"]", "\"scopes\": [1]",
+     F "rights.scopes[0]: must be a string"},
+    {"\"from\": 2019", "\"from\": 1989", F "rights.years.from: must be between 1990 and 2100"},
+    {"\"to\": 2025", "\"to\": 2101", F "rights.years.to: must be between 1990 and 2100"},
+    {"\"to\": 2025", "\"to\": 2018", F "rights.years.to: must not be less than from"},
+    {"\"from\": 2019, ", "", F "rights.years: missing key \"from\""},
+    {",\n    \"years\": {\"from\": 2019, \"to\": 2025}", "", F "rights: missing key \"years\""},
+    {"\"years\": {\"from\": 2019, \"to\": 2025}", "\"years\": [2019, 2025]",
+     F "rights.years: must be an object"},
+    /* quota */
+    {"\"per_minute\": 75", "\"per_minute\": 0",
+     F "quota.per_minute: must be between 1 and 1000000"},
+    {"\"per_minute\": 75", "\"per_minute\": 1000001",
+     F "quota.per_minute: must be between 1 and 1000000"},
+    {"\"per_minute\": 75", "\"per_minute\": 1.5", F "quota.per_minute: must be an integer"},
+    {"{\"per_minute\": 75}", "{}", F "quota: missing key \"per_minute\""},
+    {"{\"per_minute\": 75}", "{\"per_minute\": 75, \"burst\": 5}", F "quota.burst: unknown key"},
+    {"{\"per_minute\": 75}", "50", F "quota: must be an object"},
+    /* every error is collected, in file order */
+    {"\"id\": \"H456\", \"definition\": \"api_opale_sandbox\"",
+     "\"id\": \"h456\", \"definition\": \"api_opale_prod\", \"x\": 1",
+     F "habilitation.x: unknown key\n" F "habilitation.id: must match H[1-9][0-9]{0,9}\n" F
+       "habilitation.definition: must be \"api_opale_sandbox\" or \"api_opale\""},
+};
+
+START_TEST(t_bad)
+{
+    gw_errlist errs = {0};
+    char *text =
+        bad[_i].from != NULL ? edit(base, bad[_i].from, bad[_i].to) : edit(bad[_i].to, "", "");
+    gw_policy *p = gw_policy_parse("policies/x.json", text, &rules, &errs);
+    ck_assert_ptr_null(p);
+    char *got = NULL;
+    size_t glen = 0;
+    FILE *m = open_memstream(&got, &glen);
+    for (size_t k = 0; k < errs.n; k++)
+        fprintf(m, "%s%s", k ? "\n" : "", errs.msgs[k]);
+    fclose(m);
+    ck_assert_msg(strcmp(got, bad[_i].want) == 0, "case %d:\n got: %s\nwant: %s", _i, got,
+                  bad[_i].want);
+    free(got);
+    free(text);
+    gw_errlist_clear(&errs);
+}
+END_TEST
+
+START_TEST(t_no_rules)
+{
+    /* Without rules (no route table), scopes are only checked for syntax. */
+    gw_errlist errs = {0};
+    char *t = edit(base, "\"api_opale_creances\"", "\"any_scope\"");
+    gw_policy *p = gw_policy_parse("x.json", t, NULL, &errs);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p->scopes[1], "any_scope");
+    gw_policy_free(p);
+    free(t);
+    t = edit(base, "\"api_opale_creances\"", "\"a b\"");
+    ck_assert_ptr_null(gw_policy_parse("x.json", t, NULL, &errs));
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert_str_eq(errs.msgs[0], "x.json: rights.scopes[1]: must be 1 to 128 printable ASCII "
+                                   "characters, without space, '\"' or '\\'");
+    free(t);
+    gw_errlist_clear(&errs);
+    ck_assert_ptr_null(gw_policy_parse("x.json", NULL, NULL, &errs));
+    ck_assert_str_eq(errs.msgs[0], "x.json: $: cannot read: Invalid argument");
+    gw_errlist_clear(&errs);
+}
+END_TEST
+
+/* ---- small value rules ---- */
+
+static const struct {
+    const char *s;
+    int r, ymd;
+} dates[] = {
+    {"2025-01-01", 0, 20250101}, {"2024-02-29", 0, 20240229}, {"2000-02-29", 0, 20000229},
+    {"1900-02-29", -2, 0},       {"2025-02-29", -2, 0},       {"2025-04-31", -2, 0},
+    {"2025-00-10", -2, 0},       {"2025-12-32", -2, 0},       {"0000-01-01", -2, 0},
+    {"2025-1-01", -1, 0},        {"2025/01/01", -1, 0},       {"2025-01-01T", -1, 0},
+    {"20250101", -1, 0},         {"2025-0a-01", -1, 0},       {"", -1, 0},
+};
+
+START_TEST(t_dates)
+{
+    int ymd = 0;
+    ck_assert_int_eq(gw_date_parse(dates[_i].s, &ymd), dates[_i].r);
+    if (dates[_i].r == 0)
+        ck_assert_int_eq(ymd, dates[_i].ymd);
+}
+END_TEST
+
+static const struct {
+    const char *s;
+    const char *want;
+} sirets[] = {
+    {"21990000800018", NULL},
+    {"21920023500014", NULL},
+    {"77990000000018", NULL},
+    {"35600000000010", NULL}, /* La Poste: digit sum 15, Luhn would refuse it */
+    {"35600000000048", "invalid SIRET (La Poste: digit sum not a multiple of 5)"},
+    {"21990000800019", "invalid SIRET (Luhn checksum)"},
+    {"00000000000000", "invalid SIRET (SIREN 000000000)"},
+    {"2199000080001", "must be 14 digits"},
+    {"219900008000180", "must be 14 digits"},
+    {"2199000080001 ", "must be 14 digits"},
+    {"", "must be 14 digits"},
+};
+
+START_TEST(t_sirets)
+{
+    const char *got = gw_siret_check(sirets[_i].s);
+    if (sirets[_i].want == NULL)
+        ck_assert_msg(got == NULL, "%s: %s", sirets[_i].s, got);
+    else
+        ck_assert_msg(got != NULL && strcmp(got, sirets[_i].want) == 0, "%s: %s", sirets[_i].s,
+                      got != NULL ? got : "(valid)");
+}
+END_TEST
+
+START_TEST(t_sirens)
+{
+    ck_assert_int_eq(gw_siren_valid("732829320", 9), 1);
+    ck_assert_int_eq(gw_siren_valid("404833048", 9), 1);
+    ck_assert_int_eq(gw_siren_valid("356000000", 9), 1);
+    ck_assert_int_eq(gw_siren_valid("404833047", 9), 0);
+    ck_assert_int_eq(gw_siren_valid("000000000", 9), 0);
+    ck_assert_int_eq(gw_siren_valid("73282932", 8), 0);
+    ck_assert_int_eq(gw_siren_valid("7328293200", 10), 0);
+    ck_assert_int_eq(gw_siren_valid("73282932a", 9), 0);
+    ck_assert_int_eq(gw_siren_valid("7328293201", 9), 1); /* only <len> bytes count */
+}
+END_TEST
+
+/* ---- CIDR ---- */
+
+static const struct {
+    const char *s, *err;
+    int family;
+    unsigned prefix;
+    const char *net; /* the stored network, printed back */
+} cidrs[] = {
+    {"192.0.2.0/24", NULL, AF_INET, 24, "192.0.2.0"},
+    {"192.0.2.7", NULL, AF_INET, 32, "192.0.2.7"},
+    {"0.0.0.0/0", NULL, AF_INET, 0, "0.0.0.0"},
+    {"10.1.2.3/32", NULL, AF_INET, 32, "10.1.2.3"},
+    {"2001:db8::/32", NULL, AF_INET6, 32, "2001:db8::"},
+    {"::/0", NULL, AF_INET6, 0, "::"},
+    {"::1", NULL, AF_INET6, 128, "::1"},
+    {"2001:db8::1/128", NULL, AF_INET6, 128, "2001:db8::1"},
+    {"::ffff:192.0.2.0/120", NULL, AF_INET, 24, "192.0.2.0"},
+    {"::ffff:c000:200/120", NULL, AF_INET, 24, "192.0.2.0"},
+    {"::ffff:192.0.2.1", NULL, AF_INET, 32, "192.0.2.1"},
+    {"::ffff:0.0.0.0/96", NULL, AF_INET, 0, "0.0.0.0"},
+    {"::ffff:0:0/95", "host bits set", 0, 0, NULL},
+    {"::ffff:192.0.3.0/119", "host bits set", 0, 0, NULL},
+    {"10.0.0.1/8", "host bits set", 0, 0, NULL},
+    {"192.0.2.128/24", "host bits set", 0, 0, NULL},
+    {"2001:db8::1/64", "host bits set", 0, 0, NULL},
+    {"10.0.0.0/33", "prefix out of range", 0, 0, NULL},
+    {"::/129", "prefix out of range", 0, 0, NULL},
+    {"::ffff:10.0.0.0/129", "prefix out of range", 0, 0, NULL},
+    {"10.0.0.0/", "not a CIDR", 0, 0, NULL},
+    {"10.0.0.0/08", "not a CIDR", 0, 0, NULL},
+    {"10.0.0.0/-1", "not a CIDR", 0, 0, NULL},
+    {"10.0.0.0/8/9", "not a CIDR", 0, 0, NULL},
+    {"10.0.0.0 /8", "not a CIDR", 0, 0, NULL},
+    {"10.0.0/8", "not a CIDR", 0, 0, NULL},
+    {"010.0.0.0/8", "not a CIDR", 0, 0, NULL},
+    {"fe80::1%eth0", "not a CIDR", 0, 0, NULL},
+    {"/24", "not a CIDR", 0, 0, NULL},
+    {"", "not a CIDR", 0, 0, NULL},
+    {"localhost", "not a CIDR", 0, 0, NULL},
+    {"1.2.3.4/1000", "not a CIDR", 0, 0, NULL},
+};
+
+START_TEST(t_cidr_parse)
+{
+    gw_cidr c;
+    memset(&c, 0xAB, sizeof(c));
+    const char *e = gw_cidr_parse(cidrs[_i].s, &c);
+    if (cidrs[_i].err != NULL) {
+        ck_assert_msg(e != NULL && strcmp(e, cidrs[_i].err) == 0, "%s: got %s", cidrs[_i].s,
+                      e != NULL ? e : "(ok)");
+        ck_assert_int_eq(c.addr[0], 0xAB); /* untouched on error */
+        return;
+    }
+    ck_assert_msg(e == NULL, "%s: %s", cidrs[_i].s, e);
+    ck_assert_int_eq(c.family, cidrs[_i].family);
+    ck_assert_uint_eq(c.prefix, cidrs[_i].prefix);
+    char buf[INET6_ADDRSTRLEN];
+    ck_assert_ptr_nonnull(inet_ntop(c.family, c.addr, buf, sizeof(buf)));
+    ck_assert_str_eq(buf, cidrs[_i].net);
+    if (c.family == AF_INET) {
+        for (int k = 4; k < 16; k++)
+            ck_assert_int_eq(c.addr[k], 0);
+    }
+}
+END_TEST
+
+static const struct {
+    const char *cidr, *addr;
+    int want;
+} matches[] = {
+    {"192.0.2.0/24", "192.0.2.0", 1},
+    {"192.0.2.0/24", "192.0.2.255", 1},
+    {"192.0.2.0/24", "192.0.3.0", 0},
+    {"192.0.2.0/24", "192.0.1.255", 0},
+    {"192.0.2.0/24", "::ffff:192.0.2.9", 1}, /* mapped client, IPv4 network */
+    {"192.0.2.0/24", "::ffff:192.0.3.9", 0},
+    {"192.0.2.0/24", "::192.0.2.9", 0}, /* IPv4-compatible is not mapped */
+    {"192.0.2.0/24", "2001:db8::1", 0},
+    {"::ffff:192.0.2.0/120", "192.0.2.9", 1},
+    {"0.0.0.0/0", "255.255.255.255", 1},
+    {"0.0.0.0/0", "::ffff:1.2.3.4", 1},
+    {"0.0.0.0/0", "::1", 0},
+    {"::/0", "2001:db8::1", 1},
+    {"::/0", "::1", 1},
+    {"::/0", "1.2.3.4", 0},
+    {"::/0", "::ffff:1.2.3.4", 0}, /* mapped is matched as IPv4 */
+    {"10.1.2.3/32", "10.1.2.3", 1},
+    {"10.1.2.3/32", "10.1.2.2", 0},
+    {"10.128.0.0/9", "10.200.0.1", 1},
+    {"10.128.0.0/9", "10.127.255.255", 0},
+    {"2001:db8::/32", "2001:db8:ffff:ffff::1", 1},
+    {"2001:db8::/32", "2001:db9::", 0},
+    {"2001:db8::1/128", "2001:db8::1", 1},
+    {"2001:db8::1/128", "2001:db8::2", 0},
+    {"2001:db8:8000::/33", "2001:db8:7fff::1", 0},
+    {"2001:db8:8000::/33", "2001:db8:8000::1", 1},
+    {"::1/128", "::1", 1},
+    {"::1/128", "127.0.0.1", 0},
+};
+
+START_TEST(t_cidr_match)
+{
+    gw_cidr c;
+    unsigned char a[16];
+    ck_assert_ptr_null(gw_cidr_parse(matches[_i].cidr, &c));
+    int fam = strchr(matches[_i].addr, ':') != NULL ? AF_INET6 : AF_INET;
+    ck_assert_int_eq(inet_pton(fam, matches[_i].addr, a), 1);
+    ck_assert_msg(gw_cidr_match(&c, fam, a) == matches[_i].want, "%s in %s: want %d",
+                  matches[_i].addr, matches[_i].cidr, matches[_i].want);
+}
+END_TEST
+
+/* ---- the set ---- */
+
+/* The base policy with its identity changed: habilitation <id>, client_id
+ * <cid>, one certificate entry <certjson>. */
+static char *variant(const char *id, const char *cid, const char *certjson)
+{
+    char a[64], b[160];
+    snprintf(a, sizeof(a), "\"id\": \"%s\"", id);
+    snprintf(b, sizeof(b), "\"client_id\": \"%s\"", cid);
+    char *t1 = edit(base, "\"id\": \"H456\"", a);
+    char *t2 = edit(t1, "\"client_id\": \"commune-exemple-sandbox\"", b);
+    char *t3 = edit(t2, "{\"sha256\": \"" FP2_COLONS "\"}, {\"sha256\": \"" FP1 "\"}", certjson);
+    free(t1);
+    free(t2);
+    return t3;
+}
+
+static void put_variant(const char *rel, const char *id, const char *cid, const char *certjson)
+{
+    char *t = variant(id, cid, certjson);
+    write_t(rel, t);
+    free(t);
+}
+
+static char *join_errs(const gw_errlist *e)
+{
+    char *got = NULL;
+    size_t glen = 0;
+    FILE *m = open_memstream(&got, &glen);
+    for (size_t k = 0; k < e->n; k++)
+        fprintf(m, "%s%s", k ? "\n" : "", e->msgs[k]);
+    fclose(m);
+    return got;
+}
+
+static void assert_errs(const gw_errlist *e, const char *want_fmt)
+{
+    char *want = NULL;
+    ck_assert_int_ge(asprintf(&want, want_fmt, tmp_root, tmp_root, tmp_root, tmp_root, tmp_root,
+                              tmp_root, tmp_root, tmp_root),
+                     0);
+    char *got = join_errs(e);
+    ck_assert_msg(strcmp(got, want) == 0, "\n got: %s\nwant: %s", got, want);
+    free(got);
+    free(want);
+}
+
+#define C1 "{\"sha256\": \"1111111111111111111111111111111111111111111111111111111111111111\"}"
+#define C2 "{\"sha256\": \"2222222222222222222222222222222222222222222222222222222222222222\"}"
+#define C3 "{\"sha256\": \"3333333333333333333333333333333333333333333333333333333333333333\"}"
+
+START_TEST(t_set_good)
+{
+    gw_errlist errs = {0};
+    mkdir_t("p");
+    put_variant("p/b.json", "H2", "bbb-sandbox", C2);
+    put_variant("p/a.json", "H1", "aaa-sandbox", C1 ", " C3);
+    write_t("p/README.md", "not a policy");
+    write_t("p/.hidden.json", "not JSON at all");
+    write_t("p/c.json.bak", "not JSON at all");
+    char *dir = tpath("p");
+    gw_policy_set *s = gw_policy_set_load(dir, &rules, &errs);
+    ck_assert_msg(s != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_uint_eq(errs.n, 0);
+    ck_assert_uint_eq(gw_policy_set_count(s), 2);
+    const gw_policy *a = gw_policy_set_at(s, 0), *b = gw_policy_set_at(s, 1);
+    ck_assert_str_eq(a->id, "H1"); /* sorted by file name */
+    ck_assert_str_eq(b->id, "H2");
+    ck_assert_ptr_null(gw_policy_set_at(s, 2));
+    char *af = tpath("p/a.json");
+    ck_assert_str_eq(a->file, af);
+    free(af);
+    ck_assert_ptr_eq(gw_policy_by_client_id(s, "aaa-sandbox"), a);
+    ck_assert_ptr_eq(gw_policy_by_client_id(s, "bbb-sandbox"), b);
+    ck_assert_ptr_null(gw_policy_by_client_id(s, "ccc-sandbox"));
+    ck_assert_ptr_null(gw_policy_by_client_id(s, NULL));
+    ck_assert_ptr_eq(
+        gw_policy_by_cert(s, "1111111111111111111111111111111111111111111111111111111111111111"),
+        a);
+    ck_assert_ptr_eq(
+        gw_policy_by_cert(s, "3333333333333333333333333333333333333333333333333333333333333333"),
+        a);
+    ck_assert_ptr_eq(
+        gw_policy_by_cert(s, "2222222222222222222222222222222222222222222222222222222222222222"),
+        b);
+    ck_assert_ptr_null(
+        gw_policy_by_cert(s, "4444444444444444444444444444444444444444444444444444444444444444"));
+    gw_policy_set_unref(s);
+
+    /* A trailing slash does not double in the file names. */
+    char *dirslash = NULL;
+    ck_assert_int_ge(asprintf(&dirslash, "%s/", dir), 0);
+    s = gw_policy_set_load(dirslash, &rules, &errs);
+    ck_assert_ptr_nonnull(s);
+    af = tpath("p/a.json");
+    ck_assert_str_eq(gw_policy_set_at(s, 0)->file, af);
+    free(af);
+    gw_policy_set_unref(s);
+    free(dirslash);
+    free(dir);
+}
+END_TEST
+
+START_TEST(t_set_empty)
+{
+    gw_errlist errs = {0};
+    mkdir_t("p");
+    char *dir = tpath("p");
+    gw_policy_set *s = gw_policy_set_load(dir, &rules, &errs);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(errs.n, 0);
+    ck_assert_uint_eq(gw_policy_set_count(s), 0);
+    ck_assert_ptr_null(gw_policy_by_client_id(s, "aaa-sandbox"));
+    ck_assert_ptr_null(gw_policy_by_cert(s, FP1));
+    gw_policy_set_unref(s);
+    s = gw_policy_set_empty();
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(gw_policy_set_count(s), 0);
+    ck_assert_ptr_null(gw_policy_by_cert(s, FP1));
+    gw_policy_set_unref(s);
+    ck_assert_uint_eq(gw_policy_set_count(NULL), 0);
+    ck_assert_ptr_null(gw_policy_by_cert(NULL, FP1));
+    gw_policy_set_unref(NULL);
+    free(dir);
+}
+END_TEST
+
+/* Set-level errors: each case writes a.json (and b.json), expects messages
+ * with %1$s the temp root. */
+static const struct {
+    const char *a_id, *a_cid, *a_cert;
+    const char *b_id, *b_cid, *b_cert;
+    const char *want;
+} set_bad[] = {
+    {"H1", "aaa-sandbox", C1, "H2", "bbb-sandbox", C2 ", " C1,
+     "%1$s/p/b.json: consumer.certificates[1]: fingerprint already used by %1$s/p/a.json"},
+    {"H1", "aaa-sandbox", C1, "H2", "aaa-sandbox", C2,
+     "%1$s/p/b.json: consumer.client_id: already used by %1$s/p/a.json"},
+    {"H1", "aaa-sandbox", C1, "H1", "bbb-sandbox", C2,
+     "%1$s/p/b.json: habilitation.id: already used by %1$s/p/a.json"},
+    {"H1", "aaa-sandbox", C1 ", " C2, "H1", "aaa-sandbox", C3 ", " C2,
+     "%1$s/p/b.json: habilitation.id: already used by %1$s/p/a.json\n"
+     "%1$s/p/b.json: consumer.client_id: already used by %1$s/p/a.json\n"
+     "%1$s/p/b.json: consumer.certificates[1]: fingerprint already used by %1$s/p/a.json"},
+    /* A bad file: its own errors only; the cross-file rules wait until every
+     * file is valid. */
+    {"H1", "aaa-sandbox", C1, "H0", "aaa-sandbox", C1,
+     "%1$s/p/b.json: habilitation.id: must match H[1-9][0-9]{0,9}"},
+};
+
+START_TEST(t_set_bad)
+{
+    gw_errlist errs = {0};
+    mkdir_t("p");
+    put_variant("p/a.json", set_bad[_i].a_id, set_bad[_i].a_cid, set_bad[_i].a_cert);
+    put_variant("p/b.json", set_bad[_i].b_id, set_bad[_i].b_cid, set_bad[_i].b_cert);
+    char *dir = tpath("p");
+    ck_assert_ptr_null(gw_policy_set_load(dir, &rules, &errs));
+    assert_errs(&errs, set_bad[_i].want);
+    gw_errlist_clear(&errs);
+    free(dir);
+}
+END_TEST
+
+START_TEST(t_set_unreadable)
+{
+    gw_errlist errs = {0};
+    char *dir = tpath("nope");
+    ck_assert_ptr_null(gw_policy_set_load(dir, &rules, &errs));
+    assert_errs(&errs, "%s/nope: $: cannot read: No such file or directory");
+    gw_errlist_clear(&errs);
+    free(dir);
+
+    write_t("file", "x");
+    dir = tpath("file");
+    ck_assert_ptr_null(gw_policy_set_load(dir, &rules, &errs));
+    assert_errs(&errs, "%s/file: $: cannot read: Not a directory");
+    gw_errlist_clear(&errs);
+    free(dir);
+
+    /* A directory named *.json, a file that is not JSON, and a good one. */
+    mkdir_t("p");
+    mkdir_t("p/sub.json");
+    write_t("p/bad.json", "{\"habilitation\": ");
+    put_variant("p/good.json", "H1", "aaa-sandbox", C1);
+    dir = tpath("p");
+    ck_assert_ptr_null(gw_policy_set_load(dir, &rules, &errs));
+    assert_errs(&errs, "%1$s/p/bad.json: $: invalid JSON at line 1, column 17: unexpected "
+                       "token near end of file\n"
+                       "%1$s/p/sub.json: $: cannot read: Is a directory");
+    gw_errlist_clear(&errs);
+    free(dir);
+}
+END_TEST
+
+/* ---- the "file" certificate extension ---- */
+
+START_TEST(t_cert_file)
+{
+    gw_errlist errs = {0};
+    mkdir_t("pki");
+    mkdir_t("policies");
+    char *fp = make_cert("pki/client.crt", "client-a");
+    write_t("pki/garbage.crt", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+    write_t("pki/key-only.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+
+    /* relative to the policy file's directory, with "../" */
+    put_variant("policies/a.json", "H1", "aaa-sandbox", "{\"file\": \"../pki/client.crt\"}");
+    char *dir = tpath("policies");
+    gw_policy_set *s = gw_policy_set_load(dir, &rules, &errs);
+    ck_assert_msg(s != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_str_eq(gw_policy_set_at(s, 0)->certs[0], fp);
+    ck_assert_ptr_eq(gw_policy_by_cert(s, fp), gw_policy_set_at(s, 0));
+    gw_policy_set_unref(s);
+
+    /* the same certificate by "sha256" in another file: a duplicate */
+    char upper[96];
+    for (size_t k = 0; k < 64; k++)
+        upper[k] = (char)(fp[k] >= 'a' ? fp[k] - 'a' + 'A' : fp[k]);
+    upper[64] = '\0';
+    char entry[160];
+    snprintf(entry, sizeof(entry), "{\"sha256\": \"%s\"}", upper);
+    put_variant("policies/b.json", "H2", "bbb-sandbox", entry);
+    ck_assert_ptr_null(gw_policy_set_load(dir, &rules, &errs));
+    assert_errs(&errs, "%1$s/policies/b.json: consumer.certificates[0]: fingerprint already used "
+                       "by %1$s/policies/a.json");
+    gw_errlist_clear(&errs);
+
+    /* gw_policy_parse: relative to the named file's directory; absolute */
+    char *pa = tpath("policies/c.json");
+    char *t = variant("H3", "ccc-sandbox", "{\"file\": \"./../pki/client.crt\"}");
+    gw_policy *p = gw_policy_parse(pa, t, &rules, &errs);
+    ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_str_eq(p->certs[0], fp);
+    gw_policy_free(p);
+    free(t);
+    char abs[PATH_MAX + 64];
+    snprintf(abs, sizeof(abs), "{\"file\": \"%s/pki/client.crt\"}", tmp_root);
+    t = variant("H3", "ccc-sandbox", abs);
+    p = gw_policy_parse("elsewhere/c.json", t, &rules, &errs);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p->certs[0], fp);
+    gw_policy_free(p);
+    free(t);
+
+    /* errors, at the "file" path, with the resolved absolute path */
+    static const struct {
+        const char *entry, *want;
+    } fbad[] = {
+        {"{\"file\": \"../pki/missing.crt\"}",
+         "%1$s/policies/c.json: consumer.certificates[0].file: cannot read "
+         "\"%1$s/pki/missing.crt\": No such file or directory"},
+        {"{\"file\": \"../pki\"}", "%1$s/policies/c.json: consumer.certificates[0].file: cannot "
+                                   "read \"%1$s/pki\": Is a directory"},
+        {"{\"file\": \"../pki/garbage.crt\"}",
+         "%1$s/policies/c.json: consumer.certificates[0].file: \"%1$s/pki/garbage.crt\" is not "
+         "a PEM certificate"},
+        {"{\"file\": \"../pki/key-only.pem\"}",
+         "%1$s/policies/c.json: consumer.certificates[0].file: \"%1$s/pki/key-only.pem\" is not "
+         "a PEM certificate"},
+        {"{\"file\": \"../pki/client.crt.key\"}",
+         "%1$s/policies/c.json: consumer.certificates[0].file: \"%1$s/pki/client.crt.key\" is "
+         "not a PEM certificate"},
+        {"{\"file\": 7}", "%1$s/policies/c.json: consumer.certificates[0].file: must be a string"},
+    };
+    for (size_t k = 0; k < sizeof(fbad) / sizeof(fbad[0]); k++) {
+        t = variant("H3", "ccc-sandbox", fbad[k].entry);
+        ck_assert_ptr_null(gw_policy_parse(pa, t, &rules, &errs));
+        assert_errs(&errs, fbad[k].want);
+        gw_errlist_clear(&errs);
+        free(t);
+    }
+    free(pa);
+    free(dir);
+    free(fp);
+}
+END_TEST
+
+/* ---- the example policies of policies/ ---- */
+
+static const char *srcdir(void)
+{
+    const char *s = getenv("SRCDIR");
+    return s != NULL && s[0] != '\0' ? s : ".";
+}
+
+START_TEST(t_examples)
+{
+    gw_errlist errs = {0};
+    char *p = NULL;
+
+    /* The route table's scopes, from the sandbox config. */
+    ck_assert_int_ge(asprintf(&p, "%s/deploy/sandbox/gateway.json", srcdir()), 0);
+    json_error_t je;
+    json_t *conf = json_load_file(p, 0, &je);
+    ck_assert_msg(conf != NULL, "%s: %s", p, je.text);
+    free(p);
+    const char *known[64];
+    size_t nknown = 0;
+    json_t *r;
+    size_t k;
+    json_array_foreach(json_object_get(conf, "routes"), k, r)
+    {
+        const char *sc = json_string_value(json_object_get(r, "scope"));
+        if (sc != NULL && nknown < 64)
+            known[nknown++] = sc;
+    }
+    ck_assert_uint_eq(nknown, 7);
+    gw_policy_rules sandbox = {known, nknown};
+
+    /* policies/ and the dev PKI next to it, as in the source tree. */
+    mkdir_t("policies");
+    mkdir_t("deploy");
+    mkdir_t("deploy/sandbox");
+    mkdir_t("deploy/sandbox/pki");
+    static const char *const names[] = {"commune-exemple", "caisse-secu", "organisme-prive"};
+    static const char *const certs[] = {"client-commune", "client-secu", "client-prive"};
+    char *fps[3];
+    for (int i = 0; i < 3; i++) {
+        char rel[128];
+        snprintf(rel, sizeof(rel), "deploy/sandbox/pki/%s.crt", certs[i]);
+        fps[i] = make_cert(rel, certs[i]);
+        ck_assert_int_ge(asprintf(&p, "%s/policies/%s.json", srcdir(), names[i]), 0);
+        char *text = read_all(p);
+        free(p);
+        snprintf(rel, sizeof(rel), "policies/%s.json", names[i]);
+        write_t(rel, text);
+        free(text);
+    }
+    char *dir = tpath("policies");
+    gw_policy_set *s = gw_policy_set_load(dir, &sandbox, &errs);
+    ck_assert_msg(s != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_uint_eq(gw_policy_set_count(s), 3);
+
+    const gw_policy *c = gw_policy_by_cert(s, fps[0]);
+    const gw_policy *secu = gw_policy_by_cert(s, fps[1]);
+    const gw_policy *prive = gw_policy_by_cert(s, fps[2]);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(secu);
+    ck_assert_ptr_nonnull(prive);
+    ck_assert_str_eq(c->id, "H456");
+    ck_assert_str_eq(c->client_id, "commune-exemple-sandbox");
+    ck_assert_str_eq(c->id_teleservice, "TS-0001");
+    ck_assert_int_eq(c->env, GW_ENV_SANDBOX);
+    ck_assert_int_eq(c->state, GW_HAB_ACTIVE);
+    ck_assert_uint_eq(c->nscopes, 2);
+    ck_assert(gw_policy_has_scope(c, "api_opale_declarations"));
+    ck_assert(gw_policy_has_scope(c, "api_opale_creances"));
+    ck_assert_int_eq(c->year_from, 2019);
+    ck_assert_int_eq(c->year_to, 2025);
+    ck_assert_uint_eq(c->quota_per_minute, 50);
+    ck_assert_str_eq(secu->id, "H457");
+    ck_assert_str_eq(secu->client_id, "caisse-secu-sandbox");
+    ck_assert_str_eq(secu->id_teleservice, "TS-0002");
+    ck_assert_uint_eq(secu->nscopes, 4);
+    ck_assert(gw_policy_has_scope(secu, "api_opale_bancaires"));
+    ck_assert(gw_policy_has_scope(secu, "api_opale_paiements"));
+    ck_assert(gw_policy_has_scope(secu, "api_opale_remboursements"));
+    ck_assert(gw_policy_has_scope(secu, "api_opale_obligations_fiscales"));
+    ck_assert_int_eq(secu->year_from, 2021);
+    ck_assert_int_eq(secu->year_to, 2025);
+    ck_assert_str_eq(prive->id, "H458");
+    ck_assert_str_eq(prive->client_id, "organisme-prive-sandbox");
+    ck_assert_str_eq(prive->id_teleservice, "TS-0003");
+    ck_assert_uint_eq(prive->nscopes, 1);
+    ck_assert(gw_policy_has_scope(prive, "api_opale_habilitations"));
+    ck_assert_int_eq(prive->year_from, 2023);
+    ck_assert_int_eq(prive->year_to, 2024);
+
+    unsigned char lo4[4], lo6[16], lo4b[4], doc[4];
+    inet_pton(AF_INET, "127.0.0.1", lo4);
+    inet_pton(AF_INET, "127.0.0.2", lo4b);
+    inet_pton(AF_INET6, "::1", lo6);
+    inet_pton(AF_INET, "192.0.2.10", doc);
+    ck_assert_int_eq(gw_policy_ip_allowed(c, AF_INET, lo4), 1);
+    ck_assert_int_eq(gw_policy_ip_allowed(c, AF_INET, lo4b), 0);
+    ck_assert_int_eq(gw_policy_ip_allowed(c, AF_INET6, lo6), 1);
+    ck_assert_int_eq(gw_policy_ip_allowed(secu, AF_INET, lo4b), 1);
+    ck_assert_int_eq(gw_policy_ip_allowed(secu, AF_INET6, lo6), 1);
+    ck_assert_int_eq(gw_policy_ip_allowed(prive, AF_INET, lo4), 0); /* the demo's IP denial */
+    ck_assert_int_eq(gw_policy_ip_allowed(prive, AF_INET6, lo6), 0);
+    ck_assert_int_eq(gw_policy_ip_allowed(prive, AF_INET, doc), 1);
+    /* distinct SIRETs, all valid */
+    ck_assert_str_ne(c->org_siret, secu->org_siret);
+    ck_assert_str_ne(secu->org_siret, prive->org_siret);
+    gw_policy_set_unref(s);
+    for (int i = 0; i < 3; i++)
+        free(fps[i]);
+    free(dir);
+    json_decref(conf);
+}
+END_TEST
+
+/* ---- 10,000 policies ---- */
+
+#define NBIG 10000
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(t_big_set)
+{
+    gw_errlist errs = {0};
+    mkdir_t("p");
+    char *tmpl = variant("H@", "partner-@-sandbox", "{\"sha256\": \"~\"}");
+    for (int i = 0; i < NBIG; i++) {
+        char rel[64], id[16], fp[65], *text = NULL;
+        snprintf(id, sizeof(id), "%d", 100000 + i);
+        snprintf(fp, sizeof(fp), "%064x", i * 7919 + 1);
+        size_t len = 0;
+        FILE *m = open_memstream(&text, &len);
+        for (const char *q = tmpl; *q != '\0'; q++) {
+            if (*q == '@')
+                fputs(id, m);
+            else if (*q == '~')
+                fputs(fp, m);
+            else
+                fputc(*q, m);
+        }
+        fclose(m);
+        snprintf(rel, sizeof(rel), "p/h%05d.json", i);
+        write_t(rel, text);
+        free(text);
+    }
+    free(tmpl);
+    char *dir = tpath("p");
+    double t0 = now_s();
+    gw_policy_set *s = gw_policy_set_load(dir, &rules, &errs);
+    double t1 = now_s();
+    ck_assert_msg(s != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_uint_eq(gw_policy_set_count(s), NBIG);
+    fprintf(stderr, "test_policy: %d policies loaded and indexed in %.3f s\n", NBIG, t1 - t0);
+
+    /* every policy is found by both keys, and is the right one */
+    static char fps[NBIG][65], cids[NBIG][64];
+    for (int i = 0; i < NBIG; i++) {
+        snprintf(fps[i], sizeof(fps[i]), "%064x", i * 7919 + 1);
+        snprintf(cids[i], sizeof(cids[i]), "partner-%d-sandbox", 100000 + i);
+    }
+    size_t found = 0;
+    double t2 = now_s();
+    for (int i = 0; i < NBIG; i++) {
+        const gw_policy *a = gw_policy_by_cert(s, fps[i]);
+        found += a != NULL && a == gw_policy_by_client_id(s, cids[i]) &&
+                 a == gw_policy_set_at(s, (size_t)i);
+    }
+    double t3 = now_s();
+    ck_assert_uint_eq(found, NBIG);
+    fprintf(stderr, "test_policy: %d lookups (by certificate, then client_id) in %.3f ms\n",
+            2 * NBIG, (t3 - t2) * 1e3);
+    ck_assert_ptr_null(gw_policy_by_cert(s, FP1));
+    ck_assert_ptr_null(gw_policy_by_client_id(s, "partner-99-sandbox"));
+    gw_policy_set_unref(s);
+    free(dir);
+}
+END_TEST
+
+/* ---- reference count ---- */
+
+static void *reader(void *arg)
+{
+    gw_policy_set *s = arg;
+    for (int i = 0; i < 20000; i++) {
+        gw_policy_set *r = gw_policy_set_ref(s);
+        if (gw_policy_by_client_id(r, "aaa-sandbox") == NULL)
+            return (void *)1;
+        gw_policy_set_unref(r);
+    }
+    gw_policy_set_unref(s); /* the reference the thread was given */
+    return NULL;
+}
+
+START_TEST(t_refcount)
+{
+    gw_errlist errs = {0};
+    mkdir_t("p");
+    put_variant("p/a.json", "H1", "aaa-sandbox", C1);
+    char *dir = tpath("p");
+    gw_policy_set *s = gw_policy_set_load(dir, &rules, &errs);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_eq(gw_policy_set_ref(s), s);
+    gw_policy_set_unref(s); /* back to 1: still usable */
+    ck_assert_ptr_nonnull(gw_policy_by_client_id(s, "aaa-sandbox"));
+    ck_assert_ptr_null(gw_policy_set_ref(NULL));
+
+    /* Threads hold their own references; the loader drops its one first,
+     * as a reload does. The last unref frees (LeakSanitizer checks that). */
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, reader, gw_policy_set_ref(s)), 0);
+    gw_policy_set_unref(s);
+    for (int i = 0; i < 4; i++) {
+        void *rv = (void *)2;
+        ck_assert_int_eq(pthread_join(th[i], &rv), 0);
+        ck_assert_ptr_null(rv);
+    }
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("policy");
+    TCase *tc = tcase_create("policy");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, t_good);
+    tcase_add_loop_test(tc, t_defaults, 0, (int)(sizeof(defaults) / sizeof(defaults[0])));
+    tcase_add_loop_test(tc, t_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, t_no_rules);
+    tcase_add_loop_test(tc, t_dates, 0, (int)(sizeof(dates) / sizeof(dates[0])));
+    tcase_add_loop_test(tc, t_sirets, 0, (int)(sizeof(sirets) / sizeof(sirets[0])));
+    tcase_add_test(tc, t_sirens);
+    tcase_add_loop_test(tc, t_cidr_parse, 0, (int)(sizeof(cidrs) / sizeof(cidrs[0])));
+    tcase_add_loop_test(tc, t_cidr_match, 0, (int)(sizeof(matches) / sizeof(matches[0])));
+    tcase_add_test(tc, t_set_good);
+    tcase_add_test(tc, t_set_empty);
+    tcase_add_loop_test(tc, t_set_bad, 0, (int)(sizeof(set_bad) / sizeof(set_bad[0])));
+    tcase_add_test(tc, t_set_unreadable);
+    tcase_add_test(tc, t_cert_file);
+    tcase_add_test(tc, t_examples);
+    tcase_add_test(tc, t_big_set);
+    tcase_add_test(tc, t_refcount);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,479 @@
+/* Unit tests for gateway/policy/suspend.c: suspend, resume and list; the
+ * file written, read back after a "restart", and left without temp files;
+ * bad files with their exact messages; a write that fails (its directory
+ * replaced by a regular file) keeps the change in memory and a retry
+ * persists it; readers on several threads while a writer toggles. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "policy/suspend.h"
+
+static char tmp_root[PATH_MAX];
+
+static void setup(void)
+{
+    char tmpl[] = "/tmp/gw-test-suspend.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(tmpl));
+    ck_assert_ptr_nonnull(realpath(tmpl, tmp_root));
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static void teardown(void)
+{
+    if (tmp_root[0] != '\0')
+        nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tmp_root[0] = '\0';
+}
+
+static char *tpath(const char *rel)
+{
+    char *p = NULL;
+    ck_assert_int_ge(asprintf(&p, "%s/%s", tmp_root, rel), 0);
+    return p;
+}
+
+static void write_t(const char *rel, const char *text)
+{
+    char *p = tpath(rel);
+    FILE *f = fopen(p, "w");
+    ck_assert_msg(f != NULL, "fopen %s: %s", p, strerror(errno));
+    ck_assert_int_ge(fputs(text, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    free(p);
+}
+
+static json_t *load_t(const char *rel)
+{
+    char *p = tpath(rel);
+    json_error_t je;
+    json_t *j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+    ck_assert_msg(j != NULL, "%s: %s", p, je.text);
+    free(p);
+    return j;
+}
+
+/* Entries of the directory whose name contains ".tmp." */
+static int temp_files(const char *rel)
+{
+    char *p = tpath(rel);
+    DIR *d = opendir(p);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += strstr(de->d_name, ".tmp.") != NULL;
+    closedir(d);
+    free(p);
+    return n;
+}
+
+START_TEST(t_set_list_persist)
+{
+    char *err = NULL;
+    char *path = tpath("suspensions.json");
+    gw_suspensions *s = gw_suspensions_open(path, &err);
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_ptr_null(err);
+    ck_assert_uint_eq(gw_suspensions_list(s, NULL, 0), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "commune-exemple-sandbox"), 0);
+    ck_assert_int_eq(access(path, F_OK), -1); /* nothing written until a change */
+
+    time_t t0 = time(NULL);
+    ck_assert_int_eq(gw_suspensions_set(s, "commune-exemple-sandbox", 1, "incident #42", &err), 0);
+    time_t t1 = time(NULL);
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "commune-exemple-sandbox"), 1);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "caisse-secu-sandbox"), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, NULL), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(NULL, "commune-exemple-sandbox"), 0);
+
+    gw_suspension_info info[4];
+    memset(info, 0, sizeof(info));
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 4), 1);
+    ck_assert_str_eq(info[0].client_id, "commune-exemple-sandbox");
+    ck_assert_str_eq(info[0].why, "incident #42");
+    ck_assert_int_ge(info[0].since, t0);
+    ck_assert_int_le(info[0].since, t1);
+
+    /* the file */
+    json_t *j = load_t("suspensions.json");
+    json_t *a = json_object_get(j, "suspended");
+    ck_assert_uint_eq(json_object_size(j), 1);
+    ck_assert_uint_eq(json_array_size(a), 1);
+    json_t *e = json_array_get(a, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "client_id")), "commune-exemple-sandbox");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "why")), "incident #42");
+    char since[32];
+    struct tm tm;
+    gmtime_r(&info[0].since, &tm);
+    strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "since")), since);
+    json_decref(j);
+
+    /* suspending again changes nothing (first since and why kept) */
+    time_t first = info[0].since;
+    ck_assert_int_eq(gw_suspensions_set(s, "commune-exemple-sandbox", 1, "other", &err), 0);
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 4), 1);
+    ck_assert_str_eq(info[0].why, "incident #42");
+    ck_assert_int_eq(info[0].since, first);
+
+    /* two more, in order; NULL why is "" */
+    ck_assert_int_eq(gw_suspensions_set(s, "caisse-secu-sandbox", 1, NULL, &err), 0);
+    ck_assert_int_eq(gw_suspensions_set(s, "organisme-prive-sandbox", 1, "audit", &err), 0);
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 4), 3);
+    ck_assert_str_eq(info[1].client_id, "caisse-secu-sandbox");
+    ck_assert_str_eq(info[1].why, "");
+    ck_assert_str_eq(info[2].client_id, "organisme-prive-sandbox");
+    /* a short buffer: the total is still returned, only <cap> copied */
+    memset(info, 0, sizeof(info));
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 1), 3);
+    ck_assert_str_eq(info[0].client_id, "commune-exemple-sandbox");
+    ck_assert_str_eq(info[1].client_id, "");
+
+    /* resume the middle one; resuming an unknown one is a no-op */
+    ck_assert_int_eq(gw_suspensions_set(s, "caisse-secu-sandbox", 0, NULL, &err), 0);
+    ck_assert_int_eq(gw_suspensions_set(s, "never-suspended", 0, NULL, &err), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "caisse-secu-sandbox"), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "organisme-prive-sandbox"), 1);
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 4), 2);
+    ck_assert_str_eq(info[1].client_id, "organisme-prive-sandbox");
+    ck_assert_int_eq(temp_files(""), 0);
+    gw_suspensions_free(s);
+
+    /* "restart": the same set from the file */
+    s = gw_suspensions_open(path, &err);
+    ck_assert_msg(s != NULL, "%s", err);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "commune-exemple-sandbox"), 1);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "organisme-prive-sandbox"), 1);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "caisse-secu-sandbox"), 0);
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 4), 2);
+    ck_assert_int_eq(info[0].since, first);
+    ck_assert_str_eq(info[0].why, "incident #42");
+    ck_assert_str_eq(info[1].why, "audit");
+
+    /* resume all: the file holds an empty list */
+    ck_assert_int_eq(gw_suspensions_set(s, "commune-exemple-sandbox", 0, NULL, &err), 0);
+    ck_assert_int_eq(gw_suspensions_set(s, "organisme-prive-sandbox", 0, NULL, &err), 0);
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 4), 0);
+    j = load_t("suspensions.json");
+    ck_assert(json_is_array(json_object_get(j, "suspended")));
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "suspended")), 0);
+    json_decref(j);
+    gw_suspensions_free(s);
+    gw_suspensions_free(NULL);
+    free(path);
+}
+END_TEST
+
+START_TEST(t_read_given_file)
+{
+    char *err = NULL;
+    write_t("s.json", "{\"suspended\": [\n"
+                      " {\"client_id\": \"commune-exemple-sandbox\", \"since\": "
+                      "\"2026-11-27T22:00:00Z\", \"why\": \"CGU 8\"},\n"
+                      " {\"client_id\": \"x.y_z-1\", \"since\": \"2024-02-29T00:00:59Z\"}]}\n");
+    char *path = tpath("s.json");
+    gw_suspensions *s = gw_suspensions_open(path, &err);
+    ck_assert_msg(s != NULL, "%s", err);
+    gw_suspension_info info[2];
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 2), 2);
+    ck_assert_str_eq(info[0].client_id, "commune-exemple-sandbox");
+    ck_assert_int_eq(info[0].since, 1795816800);
+    ck_assert_str_eq(info[0].why, "CGU 8");
+    ck_assert_str_eq(info[1].client_id, "x.y_z-1");
+    ck_assert_int_eq(info[1].since, 1709164859);
+    ck_assert_str_eq(info[1].why, "");
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "x.y_z-1"), 1);
+    gw_suspensions_free(s);
+    free(path);
+}
+END_TEST
+
+START_TEST(t_long_values)
+{
+    char *err = NULL;
+    char *path = tpath("s.json");
+    gw_suspensions *s = gw_suspensions_open(path, &err);
+    ck_assert_ptr_nonnull(s);
+    /* a 128-byte client_id is valid; a 129-byte one is not */
+    char id[130];
+    memset(id, 'a', 129);
+    id[129] = '\0';
+    ck_assert_int_eq(gw_suspensions_set(s, id, 1, NULL, &err), -1);
+    ck_assert_str_eq(err, "client_id must match [A-Za-z0-9._-]{3,128}");
+    free(err);
+    ck_assert_uint_eq(gw_suspensions_list(s, NULL, 0), 0);
+    ck_assert_int_eq(gw_suspensions_set(s, "a b", 1, NULL, &err), -1);
+    free(err);
+    ck_assert_int_eq(gw_suspensions_set(s, "ab", 1, NULL, &err), -1);
+    free(err);
+    ck_assert_uint_eq(gw_suspensions_list(s, NULL, 0), 0);
+    id[128] = '\0';
+    /* a long why: kept in full up to 512 bytes in the file, cut in the info */
+    char why[700];
+    for (size_t i = 0; i < sizeof(why) - 1; i++)
+        why[i] = (char)('a' + i % 26);
+    why[sizeof(why) - 1] = '\0';
+    ck_assert_int_eq(gw_suspensions_set(s, id, 1, why, &err), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, id), 1);
+    gw_suspension_info info[1];
+    ck_assert_uint_eq(gw_suspensions_list(s, info, 1), 1);
+    ck_assert_uint_eq(strlen(info[0].client_id), 127); /* the struct holds 127 + NUL */
+    ck_assert_int_eq(strncmp(info[0].client_id, id, 127), 0);
+    ck_assert_uint_eq(strlen(info[0].why), 127);
+    ck_assert_int_eq(strncmp(info[0].why, why, 127), 0);
+    json_t *j = load_t("s.json");
+    json_t *e = json_array_get(json_object_get(j, "suspended"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "client_id")), id);
+    ck_assert_uint_eq(strlen(json_string_value(json_object_get(e, "why"))), 512);
+    json_decref(j);
+    gw_suspensions_free(s);
+    free(path);
+}
+END_TEST
+
+/* Bad files: the exact message ("%s" is the file's path). */
+static const struct {
+    const char *text, *want;
+} bad[] = {
+    {"not json", "%s: $: invalid JSON at line 1, column 3: '[' or '{' expected near 'not'"},
+    {"", "%s: $: invalid JSON at line 1, column 0: '[' or '{' expected near end of file"},
+    {"{\"suspended\": [], \"suspended\": []}",
+     "%s: $: invalid JSON at line 1, column 29: duplicate object key near '\"suspended\"'"},
+    {"[]", "%s: $: must be an object"},
+    {"{}", "%s: $: missing key \"suspended\""},
+    {"{\"suspended\": [], \"x\": 1}", "%s: x: unknown key"},
+    {"{\"suspended\": [], \"a\\u0001b\": 1}", "%s: a?b: unknown key"},
+    {"{\"suspended\": {}}", "%s: suspended: must be an array"},
+    {"{\"suspended\": [1]}", "%s: suspended[0]: must be an object"},
+    {"{\"suspended\": [{\"since\": \"2026-11-27T22:00:00Z\"}]}",
+     "%s: suspended[0]: missing key \"client_id\""},
+    {"{\"suspended\": [{\"client_id\": 5, \"since\": \"2026-11-27T22:00:00Z\"}]}",
+     "%s: suspended[0].client_id: must be a string"},
+    {"{\"suspended\": [{\"client_id\": \"a b\", \"since\": \"2026-11-27T22:00:00Z\"}]}",
+     "%s: suspended[0].client_id: must match [A-Za-z0-9._-]{3,128}"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27T22:00:00Z\"},"
+     " {\"client_id\": \"abc\", \"since\": \"2026-11-27T22:00:00Z\"}]}",
+     "%s: suspended[1].client_id: duplicate of suspended[0].client_id"},
+    {"{\"suspended\": [{\"client_id\": \"abc\"}]}", "%s: suspended[0]: missing key \"since\""},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": 1795816800}]}",
+     "%s: suspended[0].since: must be a string"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27 22:00:00Z\"}]}",
+     "%s: suspended[0].since: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27T22:00:00+01:00\"}]}",
+     "%s: suspended[0].since: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-02-30T22:00:00Z\"}]}",
+     "%s: suspended[0].since: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27T24:00:00Z\"}]}",
+     "%s: suspended[0].since: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27T22:00:00Z\", "
+     "\"why\": 1}]}",
+     "%s: suspended[0].why: must be a string"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27T22:00:00Z\", "
+     "\"who\": \"me\"}]}",
+     "%s: suspended[0].who: unknown key"},
+};
+
+START_TEST(t_bad_file)
+{
+    char *err = NULL, *want = NULL;
+    write_t("s.json", bad[_i].text);
+    char *path = tpath("s.json");
+    ck_assert_ptr_null(gw_suspensions_open(path, &err));
+    ck_assert_int_ge(asprintf(&want, bad[_i].want, path), 0);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_str_eq(err, want);
+    free(err);
+    free(want);
+    free(path);
+}
+END_TEST
+
+START_TEST(t_unreadable)
+{
+    char *err = NULL, *want = NULL;
+    char *path = tpath("");
+    ck_assert_ptr_null(gw_suspensions_open(path, &err));
+    ck_assert_int_ge(asprintf(&want, "%s: $: cannot read: Is a directory", path), 0);
+    ck_assert_str_eq(err, want);
+    free(err);
+    free(want);
+    free(path);
+
+    write_t("file", "x");
+    path = tpath("file/s.json");
+    ck_assert_ptr_null(gw_suspensions_open(path, &err));
+    ck_assert_int_ge(asprintf(&want, "%s: $: cannot read: Not a directory", path), 0);
+    ck_assert_str_eq(err, want);
+    free(err);
+    free(want);
+    free(path);
+
+    ck_assert_ptr_null(gw_suspensions_open(NULL, &err));
+    ck_assert_str_eq(err, "-: $: cannot read: Invalid argument");
+    free(err);
+}
+END_TEST
+
+/* The file's directory becomes a regular file after open (root ignores
+ * permission bits, so chmod would not make it fail): the write fails, the
+ * suspension is in effect anyway; once the directory is back, the next call
+ * (even one that changes nothing) writes the whole set. */
+START_TEST(t_persist_failure)
+{
+    char *err = NULL, *want = NULL;
+    char *sub = tpath("sub");
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    char *path = tpath("sub/s.json");
+    gw_suspensions *s = gw_suspensions_open(path, &err);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(rmdir(sub), 0);
+    write_t("sub", "now a regular file\n");
+
+    ck_assert_int_eq(gw_suspensions_set(s, "commune-exemple-sandbox", 1, "incident", &err), -1);
+    ck_assert_int_ge(asprintf(&want, "%s: cannot create a temporary file: Not a directory", path),
+                     0);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_str_eq(err, want);
+    free(err);
+    free(want);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "commune-exemple-sandbox"), 1);
+
+    ck_assert_int_eq(unlink(sub), 0);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    ck_assert_int_eq(gw_suspensions_set(s, "commune-exemple-sandbox", 1, NULL, &err), 0);
+    ck_assert_ptr_null(err);
+    json_t *j = load_t("sub/s.json");
+    json_t *e = json_array_get(json_object_get(j, "suspended"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "client_id")), "commune-exemple-sandbox");
+    ck_assert_str_eq(json_string_value(json_object_get(e, "why")), "incident");
+    json_decref(j);
+    ck_assert_int_eq(temp_files("sub"), 0);
+
+    /* the target is a directory: rename fails, the temp file is removed */
+    gw_suspensions_free(s);
+    char *dpath = tpath("sub/d.json");
+    s = gw_suspensions_open(dpath, &err);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(mkdir(dpath, 0755), 0);
+    ck_assert_int_eq(gw_suspensions_set(s, "abc", 1, NULL, &err), -1);
+    ck_assert_int_ge(asprintf(&want, "%s: cannot rename the temporary file: Is a directory", dpath),
+                     0);
+    ck_assert_str_eq(err, want);
+    free(err);
+    free(want);
+    ck_assert_int_eq(temp_files("sub"), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "abc"), 1);
+    gw_suspensions_free(s);
+    free(dpath);
+    free(path);
+    free(sub);
+}
+END_TEST
+
+/* ---- readers while a writer toggles ---- */
+
+static gw_suspensions *shared;
+static atomic_int stop;
+static atomic_long seen_on, seen_off;
+
+static void *reader(void *arg)
+{
+    (void)arg;
+    long nbad = 0;
+    gw_suspension_info info[8];
+    while (!atomic_load(&stop)) {
+        if (gw_suspensions_is_suspended(shared, "always-sandbox") != 1)
+            nbad++;
+        if (gw_suspensions_is_suspended(shared, "never-sandbox") != 0)
+            nbad++;
+        if (gw_suspensions_is_suspended(shared, "toggled-sandbox"))
+            atomic_fetch_add(&seen_on, 1);
+        else
+            atomic_fetch_add(&seen_off, 1);
+        size_t n = gw_suspensions_list(shared, info, 8);
+        if (n < 1 || n > 2 || strcmp(info[0].client_id, "always-sandbox") != 0)
+            nbad++;
+        if (n == 2 && strcmp(info[1].client_id, "toggled-sandbox") != 0)
+            nbad++;
+    }
+    return (void *)nbad;
+}
+
+START_TEST(t_concurrent)
+{
+    char *err = NULL;
+    char *path = tpath("s.json");
+    shared = gw_suspensions_open(path, &err);
+    ck_assert_ptr_nonnull(shared);
+    ck_assert_int_eq(gw_suspensions_set(shared, "always-sandbox", 1, "x", &err), 0);
+    atomic_store(&stop, 0);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, reader, NULL), 0);
+    for (int k = 0; k < 100; k++) {
+        ck_assert_int_eq(gw_suspensions_set(shared, "toggled-sandbox", k % 2 == 0, "t", &err), 0);
+        /* the writer's own next read sees its change */
+        ck_assert_int_eq(gw_suspensions_is_suspended(shared, "toggled-sandbox"), k % 2 == 0);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 4; i++) {
+        void *rv = (void *)-1;
+        ck_assert_int_eq(pthread_join(th[i], &rv), 0);
+        ck_assert_msg(rv == NULL, "reader %d saw %ld inconsistent states", i, (long)rv);
+    }
+    fprintf(stderr, "test_suspend: readers saw toggled-sandbox on %ld and off %ld times\n",
+            atomic_load(&seen_on), atomic_load(&seen_off));
+    ck_assert_int_gt(atomic_load(&seen_on) + atomic_load(&seen_off), 0);
+    /* last toggle (k = 99) resumed it; the file agrees */
+    gw_suspensions_free(shared);
+    shared = gw_suspensions_open(path, &err);
+    ck_assert_ptr_nonnull(shared);
+    ck_assert_int_eq(gw_suspensions_is_suspended(shared, "toggled-sandbox"), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(shared, "always-sandbox"), 1);
+    gw_suspensions_free(shared);
+    ck_assert_int_eq(temp_files(""), 0);
+    free(path);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("suspend");
+    TCase *tc = tcase_create("suspend");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, t_set_list_persist);
+    tcase_add_test(tc, t_read_given_file);
+    tcase_add_test(tc, t_long_values);
+    tcase_add_loop_test(tc, t_bad_file, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, t_unreadable);
+    tcase_add_test(tc, t_persist_failure);
+    tcase_add_test(tc, t_concurrent);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
