@@ -336,13 +336,13 @@ static json_t *data_declarations(struct gen *g, const char *siren, int y)
 {
     static const char *const statuts[] = {"déposée", "déposée", "déposée", "acceptée", "rectifiée"};
     json_t *list = json_array();
-    char per[8], depot[11];
+    char per[32], depot[32];
     bool monthly = gen_below(g, 4) != 0; /* TVA CA3 (monthly) or CA12 (annual) */
 
     if (monthly) {
         int n = gen_range(g, 3, 6);
         for (int mo = 1; mo <= n; mo++) {
-            snprintf(per, sizeof(per), "%04d-%02d", y, mo);
+            snprintf(per, sizeof(per), "%04d-%02d", y % 10000, mo % 100);
             fmt_date(depot, mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, gen_range(g, 15, 24));
             json_array_append_new(list,
                                   json_pack("{s:s,s:s,s:s,s:f,s:s}", "type", "TVA CA3", "periode",
