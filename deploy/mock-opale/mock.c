@@ -10,6 +10,10 @@
  * is lenient as an HTTP parser; that is acceptable here because the mock only
  * ever sits behind the gateway or is called directly by tests.
  *
+ * With --jwks, it also verifies the JWT that the gateway signs for the backend
+ * (X-JWT-Assertion) with its own small verifier (OpenSSL 3 EVP + jansson), so
+ * that a request which bypasses the gateway gets nothing.
+ *
  * See docs/mock-opale.md for the contract.
  */
 #include <errno.h>
@@ -27,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/queue.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,13 +48,27 @@
 
 #include <jansson.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
+
 #define MOCK_NAME "opale-mock"
 #define MOCK_MAX_LATENCY_MS 600000L /* 10 minutes */
 #define MOCK_MAX_BODY 65536
 #define MOCK_MAX_HEADERS 65536
 #define MOCK_MAX_PATHS 1024 /* distinct keys kept in stats.by_path */
 #define MOCK_OTHER_PATHS "(autres)"
-#define MOCK_CONN_TIMEOUT_S 60 /* evhttp read/write/idle timeout per connection */
+#define MOCK_CONN_TIMEOUT_S 60      /* evhttp read/write/idle timeout per connection */
+#define MOCK_MAX_JWKS (1024 * 1024) /* bytes of the --jwks file */
+#define MOCK_MAX_ASSERTION 16384    /* bytes of an X-JWT-Assertion */
+#define MOCK_MAX_KID 256
+#define MOCK_LEEWAY_S 5         /* on exp, iat and nbf */
+#define MOCK_JWKS_RETRY_MS 1000 /* unknown kid: at most one re-read per second */
+#define MOCK_DEFAULT_AUD "opale-backend"
 
 #define CT_JSON "application/json; charset=utf-8"
 #define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
@@ -70,6 +89,36 @@ enum outcome {
 
 struct mock;
 
+/* The backend assertion's verifier. The four algorithms it accepts; each key
+ * of the JWKS has exactly one. */
+enum jws_alg {
+    ALG_ES256,
+    ALG_RS256,
+    ALG_PS256,
+    ALG_EDDSA,
+};
+
+static const char *const alg_names[] = {"ES256", "RS256", "PS256", "EdDSA"};
+
+struct jwk {
+    char *kid;
+    enum jws_alg alg;
+    EVP_PKEY *pkey;
+};
+
+struct keyset {
+    struct jwk *keys;
+    size_t n;
+};
+
+struct verifier {
+    const char *jwks_path; /* NULL: no verification */
+    const char *aud;
+    const char *iss; /* NULL: not checked */
+    struct keyset ks;
+    uint64_t last_load_ms; /* CLOCK_MONOTONIC, last (re)load attempt */
+};
+
 /* A reply held back by the latency timer (or a reset, which is always
  * deferred to the next loop turn so evhttp is never freed under its own
  * read callback). Owned by the mock's pending list; <req> is owned by evhttp
@@ -88,13 +137,15 @@ struct mock {
     struct event_base *base;
     struct evhttp *http;
     struct fault fault;
-    uint64_t seed; /* fault-injection seed: --seed, or "seed" in /__mock/config */
-    uint64_t rng;  /* fault-injection PRNG state (splitmix64) */
-    uint64_t requests;
+    uint64_t seed;     /* fault-injection seed: --seed, or "seed" in /__mock/config */
+    uint64_t rng;      /* fault-injection PRNG state (splitmix64) */
+    uint64_t requests; /* served: with --jwks, refused assertions are not counted */
     uint64_t connections;
+    uint64_t assertion_refused;
     json_t *by_path; /* path -> count */
     json_t *last;    /* last non-/__mock/ request, or NULL */
     struct pending *pending;
+    struct verifier v;
     bool quiet;
 };
 
@@ -208,12 +259,14 @@ static void echo_ids(struct evhttp_request *req)
     }
 }
 
-/* Sends <body> (consumed; may be NULL for an empty 204) with status <code>. */
-static void send_json(struct mock *m, struct evhttp_request *req, int code, json_t *body)
+/* Sends <body> (consumed; may be NULL for an empty 204) with status <code>;
+ * <note>, if any, goes to the access log only. */
+static void send_json_note(struct mock *m, struct evhttp_request *req, int code, json_t *body,
+                           const char *note)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     struct evbuffer *buf = NULL;
-    char what[16];
+    char what[192];
 
     echo_ids(req);
     if (body) {
@@ -228,11 +281,19 @@ static void send_json(struct mock *m, struct evhttp_request *req, int code, json
         }
         free(text);
     }
-    snprintf(what, sizeof(what), "%d", code);
+    if (note)
+        snprintf(what, sizeof(what), "%d (%s)", code, note);
+    else
+        snprintf(what, sizeof(what), "%d", code);
     access_log(m, req, what);
     evhttp_send_reply(req, code, NULL, buf);
     if (buf)
         evbuffer_free(buf);
+}
+
+static void send_json(struct mock *m, struct evhttp_request *req, int code, json_t *body)
+{
+    send_json_note(m, req, code, body, NULL);
 }
 
 static json_t *error_body(const char *code, const char *message)
@@ -247,12 +308,18 @@ static json_t *error_body(const char *code, const char *message)
                      now);
 }
 
-static void send_error(struct mock *m, struct evhttp_request *req, int status, const char *code,
-                       const char *message)
+static void send_error_note(struct mock *m, struct evhttp_request *req, int status,
+                            const char *code, const char *message, const char *note)
 {
     if (status == 405)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
-    send_json(m, req, status, error_body(code, message));
+    send_json_note(m, req, status, error_body(code, message), note);
+}
+
+static void send_error(struct mock *m, struct evhttp_request *req, int status, const char *code,
+                       const char *message)
+{
+    send_error_note(m, req, status, code, message, NULL);
 }
 
 /* The mock's error codes; docs/mock-opale.md lists them. Messages are
@@ -261,6 +328,7 @@ static void send_error(struct mock *m, struct evhttp_request *req, int status, c
 #define E400_SIREN 400, "400001", "Le SIREN doit comporter 9 chiffres"
 #define E400_ANNEE 400, "400002", "Le paramètre annee est obligatoire (format AAAA)"
 #define E400_CONFIG 400, "400003", "Configuration invalide"
+#define E401_ASSERTION 401, "401001", "Assertion de la passerelle absente ou invalide"
 #define E404_PATH 404, "404000", "Ressource inconnue"
 #define E404_SIREN 404, "404001", "Entreprise inconnue"
 #define E404_NOLAST 404, "404002", "Aucune requête reçue"
@@ -736,9 +804,645 @@ static int defer(struct mock *m, struct evhttp_request *req, enum outcome o, lon
     return 0;
 }
 
+/* ---- backend assertion (X-JWT-Assertion) ---------------------------------
+ *
+ * With --jwks, every OPALE request must carry the JWT that the gateway signs
+ * for the backend. The verifier is deliberately small and strict: compact JWS
+ * only, four asymmetric algorithms, keys only from the JWKS file (never from
+ * the token: jwk, jku, x5u and x5c are ignored), "crit" refused. */
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int b64url_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes <n> characters of strict base64url (RFC 7515 §2): only the URL-safe
+ * alphabet, no padding, no whitespace, and the unused low bits of the last
+ * character zero, so that every byte string has exactly one encoding. Returns
+ * a malloc'd buffer with a NUL after its <*outlen> bytes, or NULL (also for
+ * an empty input). */
+static unsigned char *b64url_decode(const char *s, size_t n, size_t *outlen)
+{
+    unsigned char *out;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t o = 0;
+
+    if (n == 0 || n % 4 == 1)
+        return NULL;
+    out = malloc(n / 4 * 3 + 3);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64url_val((unsigned char)s[i]);
+        if (v < 0) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0) { /* non-zero leftover bits: not the canonical encoding */
+        free(out);
+        return NULL;
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return out;
+}
+
+static void keyset_free(struct keyset *ks)
+{
+    for (size_t i = 0; i < ks->n; i++) {
+        free(ks->keys[i].kid);
+        EVP_PKEY_free(ks->keys[i].pkey);
+    }
+    free(ks->keys);
+    ks->keys = NULL;
+    ks->n = 0;
+}
+
+static const struct jwk *keyset_find(const struct keyset *ks, const char *kid)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        if (strcmp(ks->keys[i].kid, kid) == 0)
+            return &ks->keys[i];
+    return NULL;
+}
+
+/* The base64url member <name> of JWK <k>, decoded. */
+static unsigned char *jwk_member(json_t *k, const char *name, size_t *len)
+{
+    const char *s = json_string_value(json_object_get(k, name));
+
+    return s ? b64url_decode(s, strlen(s), len) : NULL;
+}
+
+/* A public key from OSSL_PARAMs, for EVP_PKEY type <type>. */
+static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld)
+{
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *ctx = params ? EVP_PKEY_CTX_new_from_name(NULL, type, NULL) : NULL;
+    EVP_PKEY *pkey = NULL;
+
+    if (!ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    return pkey;
+}
+
+/* P-256 public key from the JWK's x and y (32 bytes each), checked to be a
+ * point of the curve. */
+static EVP_PKEY *jwk_ec_p256(json_t *k, const char **err)
+{
+    unsigned char pub[65];
+    unsigned char *x = NULL, *y = NULL;
+    size_t xlen = 0, ylen = 0;
+    OSSL_PARAM_BLD *bld = NULL;
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *check = NULL;
+
+    x = jwk_member(k, "x", &xlen);
+    y = jwk_member(k, "y", &ylen);
+    if (!x || !y || xlen != 32 || ylen != 32) {
+        *err = "EC key: x and y must be base64url of 32 bytes each";
+        goto out;
+    }
+    pub[0] = 0x04; /* uncompressed point */
+    memcpy(pub + 1, x, 32);
+    memcpy(pub + 33, y, 32);
+    bld = OSSL_PARAM_BLD_new();
+    if (!bld || !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) ||
+        !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub))) {
+        *err = "out of memory";
+        goto out;
+    }
+    pkey = pkey_fromdata("EC", bld);
+    check = pkey ? EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL) : NULL;
+    if (!check || EVP_PKEY_public_check(check) != 1) {
+        *err = "EC key: not a point of P-256";
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+out:
+    EVP_PKEY_CTX_free(check);
+    OSSL_PARAM_BLD_free(bld);
+    free(x);
+    free(y);
+    return pkey;
+}
+
+/* RSA public key from the JWK's n and e (unsigned big-endian, no leading
+ * zero octet, RFC 7518 §6.3.1); n of 2048 to 16384 bits. */
+static EVP_PKEY *jwk_rsa(json_t *k, const char **err)
+{
+    unsigned char *n = NULL, *e = NULL;
+    size_t nlen = 0, elen = 0;
+    BIGNUM *bn_n = NULL, *bn_e = NULL;
+    OSSL_PARAM_BLD *bld = NULL;
+    EVP_PKEY *pkey = NULL;
+
+    n = jwk_member(k, "n", &nlen);
+    e = jwk_member(k, "e", &elen);
+    if (!n || !e || n[0] == 0 || e[0] == 0 || elen > 8) {
+        *err = "RSA key: n and e must be base64url unsigned integers without leading zeros";
+        goto out;
+    }
+    if (nlen < 256 || nlen > 2048 || !(n[nlen - 1] & 1) || !(e[elen - 1] & 1) ||
+        (elen == 1 && e[0] < 3)) {
+        *err = "RSA key: n must have 2048 to 16384 bits, n and e must be odd, e >= 3";
+        goto out;
+    }
+    bn_n = BN_bin2bn(n, (int)nlen, NULL);
+    bn_e = BN_bin2bn(e, (int)elen, NULL);
+    bld = OSSL_PARAM_BLD_new();
+    if (!bn_n || !bn_e || !bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e)) {
+        *err = "out of memory";
+        goto out;
+    }
+    pkey = pkey_fromdata("RSA", bld);
+    if (!pkey)
+        *err = "RSA key: refused by OpenSSL";
+out:
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(bn_n);
+    BN_free(bn_e);
+    free(n);
+    free(e);
+    return pkey;
+}
+
+static EVP_PKEY *jwk_ed25519(json_t *k, const char **err)
+{
+    size_t xlen = 0;
+    unsigned char *x = jwk_member(k, "x", &xlen);
+    EVP_PKEY *pkey = NULL;
+
+    if (!x || xlen != 32)
+        *err = "OKP key: x must be base64url of 32 bytes";
+    else if (!(pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, x, xlen)))
+        *err = "OKP key: refused by OpenSSL";
+    free(x);
+    return pkey;
+}
+
+/* Parses one JWK. Returns 1 with <out> filled; 0 for a key to skip (a kty or
+ * curve the mock does not verify with, or "use" other than "sig"); -1 with
+ * <*err> set when a key of a supported kind is malformed. */
+static int jwk_parse(json_t *k, struct jwk *out, const char **err)
+{
+    static const char *const private_members[] = {"d", "p", "q", "dp", "dq", "qi", "oth"};
+    const char *kty, *crv, *kid, *alg = NULL;
+    json_t *v;
+    enum jws_alg want;
+    EVP_PKEY *pkey;
+
+    if (!json_is_object(k)) {
+        *err = "a key is not a JSON object";
+        return -1;
+    }
+    kty = json_string_value(json_object_get(k, "kty"));
+    if (!kty) {
+        *err = "a key has no string \"kty\"";
+        return -1;
+    }
+    v = json_object_get(k, "use");
+    if (v && !json_is_string(v)) {
+        *err = "\"use\" is not a string";
+        return -1;
+    }
+    if (v && strcmp(json_string_value(v), "sig") != 0)
+        return 0;
+    crv = json_string_value(json_object_get(k, "crv"));
+    if (strcmp(kty, "EC") == 0 && crv && strcmp(crv, "P-256") == 0)
+        want = ALG_ES256;
+    else if (strcmp(kty, "OKP") == 0 && crv && strcmp(crv, "Ed25519") == 0)
+        want = ALG_EDDSA;
+    else if (strcmp(kty, "RSA") == 0)
+        want = ALG_RS256; /* or PS256: decided by "alg" below */
+    else
+        return 0;
+
+    v = json_object_get(k, "alg");
+    if (v && !json_is_string(v)) {
+        *err = "\"alg\" is not a string";
+        return -1;
+    }
+    alg = json_string_value(v);
+    if (want == ALG_RS256) {
+        if (alg && strcmp(alg, "PS256") == 0)
+            want = ALG_PS256;
+        else if (!alg || strcmp(alg, "RS256") != 0) {
+            *err = "an RSA key needs \"alg\" RS256 or PS256";
+            return -1;
+        }
+    } else if (alg && strcmp(alg, alg_names[want]) != 0) {
+        *err = want == ALG_ES256 ? "an EC P-256 key can only be ES256"
+                                 : "an Ed25519 key can only be EdDSA";
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(private_members) / sizeof(private_members[0]); i++)
+        if (json_object_get(k, private_members[i])) {
+            *err = "private key material in the JWKS";
+            return -1;
+        }
+    kid = json_string_value(json_object_get(k, "kid"));
+    if (!kid || !*kid || strlen(kid) > MOCK_MAX_KID) {
+        *err = "a key needs a \"kid\" string of 1 to 256 bytes";
+        return -1;
+    }
+
+    if (want == ALG_ES256)
+        pkey = jwk_ec_p256(k, err);
+    else if (want == ALG_EDDSA)
+        pkey = jwk_ed25519(k, err);
+    else
+        pkey = jwk_rsa(k, err);
+    ERR_clear_error();
+    if (!pkey)
+        return -1;
+    out->kid = strdup(kid);
+    if (!out->kid) {
+        EVP_PKEY_free(pkey);
+        *err = "out of memory";
+        return -1;
+    }
+    out->alg = want;
+    out->pkey = pkey;
+    return 1;
+}
+
+/* Reads the JWKS document at <path> into <out> (all or nothing). Returns 0,
+ * or -1 with a message in <err>. A document without a usable key is refused. */
+static int jwks_load(const char *path, struct keyset *out, size_t *skipped, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    char *text = NULL;
+    size_t len = 0, nkeys;
+    json_t *root = NULL, *keys;
+    json_error_t jerr;
+    struct keyset ks = {0};
+    int rc = -1;
+
+    *skipped = 0;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        snprintf(err, errsz, "%s", strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > MOCK_MAX_JWKS) {
+        snprintf(err, errsz, "not a regular file of at most %d bytes", MOCK_MAX_JWKS);
+        goto out;
+    }
+    text = malloc((size_t)st.st_size + 1);
+    if (!text) {
+        snprintf(err, errsz, "out of memory");
+        goto out;
+    }
+    len = fread(text, 1, (size_t)st.st_size + 1, f);
+    if (ferror(f) || len > (size_t)st.st_size) {
+        snprintf(err, errsz, "read error or file growing");
+        goto out;
+    }
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errsz, "invalid JSON at line %d: %s", jerr.line, jerr.text);
+        goto out;
+    }
+    keys = json_object_get(root, "keys");
+    if (!json_is_object(root) || !json_is_array(keys)) {
+        snprintf(err, errsz, "expected a JSON object with a \"keys\" array");
+        goto out;
+    }
+    nkeys = json_array_size(keys);
+    ks.keys = calloc(nkeys ? nkeys : 1, sizeof(*ks.keys));
+    if (!ks.keys) {
+        snprintf(err, errsz, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        const char *why = NULL;
+        struct jwk k = {0};
+        int r = jwk_parse(json_array_get(keys, i), &k, &why);
+        if (r < 0) {
+            snprintf(err, errsz, "keys[%zu]: %s", i, why);
+            goto out;
+        }
+        if (r == 0) {
+            (*skipped)++;
+            continue;
+        }
+        if (keyset_find(&ks, k.kid)) {
+            snprintf(err, errsz, "keys[%zu]: duplicate kid", i);
+            free(k.kid);
+            EVP_PKEY_free(k.pkey);
+            goto out;
+        }
+        ks.keys[ks.n++] = k;
+    }
+    if (ks.n == 0) {
+        snprintf(err, errsz, "no usable key (EC P-256, RSA or OKP Ed25519, \"use\" absent or sig)");
+        goto out;
+    }
+    *out = ks;
+    ks = (struct keyset){0};
+    rc = 0;
+out:
+    keyset_free(&ks);
+    json_decref(root);
+    free(text);
+    if (f)
+        fclose(f);
+    return rc;
+}
+
+/* Re-reads the JWKS file; on failure the current keys stay. */
+static void jwks_reload(struct mock *m, const char *why)
+{
+    struct keyset ks;
+    size_t skipped;
+    char err[256];
+
+    m->v.last_load_ms = monotonic_ms();
+    if (jwks_load(m->v.jwks_path, &ks, &skipped, err, sizeof(err)) != 0) {
+        fprintf(stderr, MOCK_NAME ": jwks reload (%s) failed, keeping %zu key(s): %s: %s\n", why,
+                m->v.ks.n, m->v.jwks_path, err);
+        return;
+    }
+    keyset_free(&m->v.ks);
+    m->v.ks = ks;
+    if (!m->quiet)
+        fprintf(stderr, MOCK_NAME ": jwks reloaded (%s): %zu key(s), %zu skipped\n", why, ks.n,
+                skipped);
+}
+
+/* The value of the one <name> header of <req>; NULL if absent or repeated. */
+static const char *single_header(struct evhttp_request *req, const char *name)
+{
+    struct evkeyval *kv;
+    const char *found = NULL;
+
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+    {
+        if (evutil_ascii_strcasecmp(kv->key, name) != 0)
+            continue;
+        if (found)
+            return NULL;
+        found = kv->value;
+    }
+    return found;
+}
+
+/* ES256 signatures are R || S, 32 bytes each (RFC 7518 §3.4); OpenSSL wants
+ * the DER ECDSA-Sig-Value. Returns the DER length, or 0. */
+static int es256_to_der(const unsigned char *sig, unsigned char **der)
+{
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
+    int len = 0;
+
+    if (es && r && s && ECDSA_SIG_set0(es, r, s) == 1) {
+        r = s = NULL; /* owned by <es> now */
+        len = i2d_ECDSA_SIG(es, der);
+        if (len < 0)
+            len = 0;
+    }
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(es);
+    return len;
+}
+
+static bool verify_signature(const struct jwk *k, const unsigned char *tbs, size_t tbslen,
+                             const unsigned char *sig, size_t siglen)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    unsigned char *der = NULL;
+    bool ok = false;
+
+    switch (k->alg) {
+    case ALG_ES256:
+    case ALG_EDDSA:
+        if (siglen != 64)
+            goto out;
+        break;
+    case ALG_RS256:
+    case ALG_PS256:
+        if (siglen != (size_t)EVP_PKEY_get_size(k->pkey))
+            goto out;
+        break;
+    }
+    if (!md || EVP_DigestVerifyInit(md, &pctx, k->alg == ALG_EDDSA ? NULL : EVP_sha256(), NULL,
+                                    k->pkey) != 1)
+        goto out;
+    if (k->alg == ALG_RS256 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)
+        goto out;
+    if (k->alg == ALG_PS256 && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                                EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1 ||
+                                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) != 1))
+        goto out;
+    if (k->alg == ALG_ES256) {
+        int derlen = es256_to_der(sig, &der);
+        if (derlen <= 0)
+            goto out;
+        sig = der;
+        siglen = (size_t)derlen;
+    }
+    ok = EVP_DigestVerify(md, sig, siglen, tbs, tbslen) == 1;
+out:
+    OPENSSL_free(der);
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Checks the verified payload <c> against the configuration and against this
+ * request. Returns NULL, or why it is refused (a constant: never input). */
+static const char *check_claims(const struct verifier *v, json_t *c, struct evhttp_request *req)
+{
+    json_int_t now = (json_int_t)time(NULL);
+    json_t *exp = json_object_get(c, "exp"), *iat = json_object_get(c, "iat");
+    json_t *nbf = json_object_get(c, "nbf"), *aud = json_object_get(c, "aud");
+    json_t *iss = json_object_get(c, "iss");
+    const char *client_id = json_string_value(json_object_get(c, "client_id"));
+    const char *request_id = json_string_value(json_object_get(c, "request_id"));
+    const char *h;
+    bool aud_ok = false;
+
+    if (!json_is_integer(exp))
+        return "exp absent or not an integer";
+    if (json_integer_value(exp) < now - MOCK_LEEWAY_S)
+        return "expired";
+    if (!json_is_integer(iat))
+        return "iat absent or not an integer";
+    if (json_integer_value(iat) > now + MOCK_LEEWAY_S)
+        return "iat in the future";
+    if (nbf && !json_is_integer(nbf))
+        return "nbf not an integer";
+    if (nbf && json_integer_value(nbf) > now + MOCK_LEEWAY_S)
+        return "nbf in the future";
+    if (json_is_string(aud)) {
+        aud_ok = strcmp(json_string_value(aud), v->aud) == 0;
+    } else if (json_is_array(aud)) {
+        size_t i;
+        json_t *a;
+        json_array_foreach(aud, i, a)
+        {
+            if (!json_is_string(a))
+                return "aud array holds a non-string";
+            if (strcmp(json_string_value(a), v->aud) == 0)
+                aud_ok = true;
+        }
+    }
+    if (!aud_ok)
+        return "aud absent or without the configured audience";
+    if (iss && !json_is_string(iss))
+        return "iss not a string";
+    if (v->iss && (!iss || strcmp(json_string_value(iss), v->iss) != 0))
+        return "iss absent or not the configured issuer";
+    if (!client_id || !*client_id)
+        return "client_id absent or not a string";
+    if (!request_id || !*request_id)
+        return "request_id absent or not a string";
+    h = single_header(req, "X-Request-ID");
+    if (!h || strcmp(h, request_id) != 0)
+        return "request_id differs from X-Request-ID (or header absent or repeated)";
+    h = single_header(req, "X-Consumer-Id");
+    if (!h || strcmp(h, client_id) != 0)
+        return "client_id differs from X-Consumer-Id (or header absent or repeated)";
+    return NULL;
+}
+
+/* Verifies the request's X-JWT-Assertion. Returns its claims (a new
+ * reference), or NULL with <*why> set to a constant reason for the log. */
+static json_t *verify_assertion(struct mock *m, struct evhttp_request *req, const char **why)
+{
+    const char *tok = single_header(req, "X-JWT-Assertion");
+    const char *d1, *d2, *alg, *kid;
+    size_t len, hlen = 0, plen = 0, slen = 0;
+    unsigned char *hdr = NULL, *pay = NULL, *sig = NULL;
+    json_t *header = NULL, *claims = NULL;
+    const struct jwk *key;
+    json_t *v;
+    int a;
+
+    *why = NULL;
+    if (!tok) {
+        *why = "X-JWT-Assertion absent or repeated";
+        goto out;
+    }
+    len = strlen(tok);
+    if (len > MOCK_MAX_ASSERTION) {
+        *why = "too long";
+        goto out;
+    }
+    d1 = memchr(tok, '.', len);
+    d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok)) : NULL;
+    if (!d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - tok))) {
+        *why = "not 3 segments";
+        goto out;
+    }
+    hdr = b64url_decode(tok, (size_t)(d1 - tok), &hlen);
+    pay = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &plen);
+    sig = b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - tok), &slen);
+    if (!hdr || !pay || !sig) {
+        *why = "a segment is empty or not strict base64url";
+        goto out;
+    }
+
+    header = json_loadb((const char *)hdr, hlen, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(header)) {
+        *why = "header is not a JSON object";
+        goto out;
+    }
+    alg = json_string_value(json_object_get(header, "alg"));
+    for (a = 0; alg && a < (int)(sizeof(alg_names) / sizeof(alg_names[0])); a++)
+        if (strcmp(alg, alg_names[a]) == 0)
+            break;
+    if (!alg || a == (int)(sizeof(alg_names) / sizeof(alg_names[0]))) {
+        *why = "alg absent or not ES256, RS256, PS256 or EdDSA";
+        goto out;
+    }
+    if (json_object_get(header, "crit")) {
+        *why = "crit header parameter";
+        goto out;
+    }
+    v = json_object_get(header, "kid");
+    kid = json_string_value(v);
+    if (!kid || !*kid || strlen(kid) > MOCK_MAX_KID) {
+        *why = "kid absent or not a string of 1 to 256 bytes";
+        goto out;
+    }
+    key = keyset_find(&m->v.ks, kid);
+    if (!key && monotonic_ms() - m->v.last_load_ms >= MOCK_JWKS_RETRY_MS) {
+        jwks_reload(m, "unknown kid");
+        key = keyset_find(&m->v.ks, kid);
+    }
+    if (!key) {
+        *why = "unknown kid";
+        goto out;
+    }
+    if (key->alg != (enum jws_alg)a) {
+        *why = "alg does not match the key";
+        goto out;
+    }
+    if (!verify_signature(key, (const unsigned char *)tok, (size_t)(d2 - tok), sig, slen)) {
+        *why = "bad signature";
+        goto out;
+    }
+
+    claims = json_loadb((const char *)pay, plen, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(claims)) {
+        *why = "payload is not a JSON object";
+        goto out;
+    }
+    *why = check_claims(&m->v, claims, req);
+out:
+    if (*why) {
+        json_decref(claims);
+        claims = NULL;
+    }
+    json_decref(header);
+    free(hdr);
+    free(pay);
+    free(sig);
+    return claims;
+}
+
 /* ---- /__mock/ control endpoints ------------------------------------------ */
 
-static void record(struct mock *m, struct evhttp_request *req, const char *path)
+/* Counts a served request and keeps it as "last", with <claims> (consumed;
+ * NULL without --jwks) as its verified assertion. */
+static void record(struct mock *m, struct evhttp_request *req, const char *path, json_t *claims)
 {
     struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
     struct evkeyval *kv;
@@ -765,8 +1469,9 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path)
         json_array_append_new(list, json_pack("[o,o]", jstr(kv->key), jstr(kv->value)));
     }
     json_decref(m->last);
-    m->last = json_pack("{s:s,s:o,s:o}", "method", method_name(evhttp_request_get_command(req)),
-                        "uri", jstr(evhttp_request_get_uri(req)), "headers", list);
+    m->last = json_pack("{s:s,s:o,s:o,s:o}", "method", method_name(evhttp_request_get_command(req)),
+                        "uri", jstr(evhttp_request_get_uri(req)), "headers", list, "assertion",
+                        claims ? claims : json_null());
 }
 
 /* Applies a {"latency_ms":N,"error_rate":P,"reset_rate":P,"seed":S} subset;
@@ -832,13 +1537,15 @@ static void serve_control(struct mock *m, struct evhttp_request *req, const char
         if (cmd != EVHTTP_REQ_GET)
             goto method;
         send_json(m, req, 200,
-                  json_pack("{s:I,s:I,s:O}", "requests", (json_int_t)m->requests, "connections",
-                            (json_int_t)m->connections, "by_path", m->by_path));
+                  json_pack("{s:I,s:I,s:O,s:I}", "requests", (json_int_t)m->requests, "connections",
+                            (json_int_t)m->connections, "by_path", m->by_path, "assertion_refused",
+                            (json_int_t)m->assertion_refused));
     } else if (strcmp(what, "reset") == 0) {
         if (cmd != EVHTTP_REQ_POST)
             goto method;
         m->requests = 0;
         m->connections = 0;
+        m->assertion_refused = 0;
         m->rng = m->seed; /* the fault sequence restarts too */
         json_object_clear(m->by_path);
         json_decref(m->last);
@@ -910,7 +1617,20 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
 
-    record(m, req, path);
+    if (m->v.jwks_path) {
+        /* Checked first: a refused request is not counted as served, draws
+         * nothing from the fault PRNG and is answered at once. */
+        const char *why;
+        json_t *claims = verify_assertion(m, req, &why);
+        if (!claims) {
+            m->assertion_refused++;
+            send_error_note(m, req, E401_ASSERTION, why);
+            return;
+        }
+        record(m, req, path, claims);
+    } else {
+        record(m, req, path, NULL);
+    }
     /* Two draws per request whatever the rates, so that the outcome of the
      * n-th request depends only on the seed, n and the rates. */
     u_reset = uniform01(&m->rng);
@@ -950,6 +1670,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(m->base, NULL);
 }
 
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    jwks_reload(arg, "SIGHUP");
+}
+
 /* ---- command line ---------------------------------------------------------- */
 
 struct options {
@@ -960,6 +1685,9 @@ struct options {
     double error_rate;
     double reset_rate;
     uint64_t seed;
+    const char *jwks;
+    const char *assertion_aud;
+    const char *assertion_iss;
     bool quiet;
 };
 
@@ -968,6 +1696,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: " MOCK_NAME " [--listen ADDR] --port N [--port-file FILE]\n"
                "                  [--latency-ms N] [--error-rate P] [--reset-rate P]\n"
                "                  [--seed S] [--quiet]\n"
+               "                  [--jwks FILE [--assertion-aud AUD] [--assertion-iss ISS]]\n"
                "  --listen ADDR     IPv4 or IPv6 literal to bind (default 127.0.0.1)\n"
                "  --port N          TCP port, 0 for an ephemeral one\n"
                "  --port-file FILE  write the bound port there (atomically)\n"
@@ -975,7 +1704,12 @@ static void usage(FILE *f)
                "  --error-rate P    fraction of OPALE requests answered 500 (0..1)\n"
                "  --reset-rate P    fraction of OPALE requests reset without reply (0..1)\n"
                "  --seed S          seed of the fault-injection PRNG, 0..2^63-1 (default 1)\n"
-               "  --quiet           no access log on stderr\n");
+               "  --quiet           no access log on stderr\n"
+               "  --jwks FILE       require a valid X-JWT-Assertion signed by a key of this\n"
+               "                    JWKS file (re-read on SIGHUP and on an unknown kid)\n"
+               "  --assertion-aud AUD  audience the assertion must name (default " MOCK_DEFAULT_AUD
+               ")\n"
+               "  --assertion-iss ISS  issuer the assertion must name (default: not checked)\n");
 }
 
 static bool parse_long(const char *s, long lo, long hi, long *out)
@@ -1031,6 +1765,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"reset-rate", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
+        {"jwks", required_argument, NULL, 'J'},
+        {"assertion-aud", required_argument, NULL, 'A'},
+        {"assertion-iss", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1080,6 +1817,18 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'q':
             o->quiet = true;
             break;
+        case 'J':
+        case 'A':
+        case 'I':
+            if (!*optarg) {
+                fprintf(stderr, MOCK_NAME ": --%s: empty value\n",
+                        c == 'J'   ? "jwks"
+                        : c == 'A' ? "assertion-aud"
+                                   : "assertion-iss");
+                return -1;
+            }
+            *(c == 'J' ? &o->jwks : c == 'A' ? &o->assertion_aud : &o->assertion_iss) = optarg;
+            break;
         case 'h':
             return 1;
         case ':':
@@ -1096,6 +1845,10 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     if (o->port < 0) {
         fprintf(stderr, MOCK_NAME ": --port is required\n");
+        return -1;
+    }
+    if (!o->jwks && (o->assertion_aud || o->assertion_iss)) {
+        fprintf(stderr, MOCK_NAME ": --assertion-aud and --assertion-iss need --jwks\n");
         return -1;
     }
     return 0;
@@ -1167,7 +1920,7 @@ int main(int argc, char **argv)
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     struct evconnlistener *lev = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     char host[INET6_ADDRSTRLEN];
     unsigned port;
     int rc = 1;
@@ -1183,6 +1936,22 @@ int main(int argc, char **argv)
     if (parse_addr(opt.listen, opt.port, &ss, &sslen) != 0) {
         fprintf(stderr, MOCK_NAME ": --listen: not an IPv4 or IPv6 literal: %s\n", opt.listen);
         return 2;
+    }
+
+    if (opt.jwks) {
+        char err[256];
+        size_t skipped;
+        if (jwks_load(opt.jwks, &m.v.ks, &skipped, err, sizeof(err)) != 0) {
+            fprintf(stderr, MOCK_NAME ": --jwks %s: %s\n", opt.jwks, err);
+            return 2;
+        }
+        m.v.jwks_path = opt.jwks;
+        m.v.aud = opt.assertion_aud ? opt.assertion_aud : MOCK_DEFAULT_AUD;
+        m.v.iss = opt.assertion_iss;
+        m.v.last_load_ms = monotonic_ms();
+        if (!opt.quiet)
+            fprintf(stderr, MOCK_NAME ": jwks %s: %zu key(s), %zu skipped\n", opt.jwks, m.v.ks.n,
+                    skipped);
     }
 
     signal(SIGPIPE, SIG_IGN);
@@ -1244,6 +2013,13 @@ int main(int argc, char **argv)
         fprintf(stderr, MOCK_NAME ": cannot install signal handlers\n");
         goto out;
     }
+    if (m.v.jwks_path) { /* without --jwks, SIGHUP keeps its default action */
+        sighup = evsignal_new(m.base, SIGHUP, on_sighup, &m);
+        if (!sighup || evsignal_add(sighup, NULL)) {
+            fprintf(stderr, MOCK_NAME ": cannot install signal handlers\n");
+            goto out;
+        }
+    }
 
     if (opt.port_file && write_port_file(opt.port_file, port) != 0)
         goto out;
@@ -1273,9 +2049,12 @@ out:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sighup)
+        event_free(sighup);
     if (m.base)
         event_base_free(m.base);
     json_decref(m.by_path);
     json_decref(m.last);
+    keyset_free(&m.v.ks);
     return rc;
 }
