@@ -22,6 +22,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: opale-gateway -c FILE        run the gateway\n"
                "       opale-gateway -t -c FILE     check the configuration and every policy\n"
+               "       opale-gateway --export-jwks -c FILE\n"
+               "                                    check, then print the token keys' JWKS\n"
                "       opale-gateway --import-datapass FILE\n"
                "                                    print a policy skeleton from a DataPass "
                "habilitation\n"
@@ -137,11 +139,15 @@ int main(int argc, char **argv)
 {
     const char *conf_path = NULL;
     int test_only = 0;
+    int export_jwks = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
             conf_path = argv[++i];
         } else if (strcmp(argv[i], "--import-datapass") == 0 && i + 1 < argc) {
             return import_datapass(argv[i + 1]);
+        } else if (strcmp(argv[i], "--export-jwks") == 0) {
+            test_only = 1;
+            export_jwks = 1;
         } else if (strcmp(argv[i], "-t") == 0) {
             test_only = 1;
         } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
@@ -166,12 +172,10 @@ int main(int argc, char **argv)
     if (check_config(conf_path, &conf) < 0)
         return 1;
     char *err = NULL;
-    gw_stage_confs *confs = NULL;
-    gw_policy_set *policies = NULL;
-    gw_suspensions *susp = NULL;
+    gw_access_state st;
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
-    int access_rc = gw_access_load(conf, &confs, &policies, &susp, &errs);
+    int access_rc = gw_access_load(conf, &st, &errs);
     print_errs(&errs);
     gw_errlist_clear(&errs);
     if (test_only) {
@@ -185,12 +189,12 @@ int main(int argc, char **argv)
         }
         if (rc == 0)
             fprintf(stderr, "%s: configuration is valid (%zu habilitations)\n", conf_path,
-                    gw_policy_set_count(policies));
+                    gw_policy_set_count(st.policies));
+        if (rc == 0 && export_jwks)
+            printf("%s\n", st.oauth->jwks_json);
         free(err);
         gw_server_free(s);
-        gw_stage_confs_free(confs);
-        gw_policy_set_unref(policies);
-        gw_suspensions_free(susp);
+        gw_access_state_clear(&st);
         gw_conf_free(conf);
         return rc;
     }
@@ -213,14 +217,12 @@ int main(int argc, char **argv)
     a.srv = gw_server_new(conf, a.journal, &err);
     if (a.srv == NULL) {
         fprintf(stderr, "%s: %s\n", conf_path, err);
-        gw_stage_confs_free(confs);
-        gw_policy_set_unref(policies);
-        gw_suspensions_free(susp);
+        gw_access_state_clear(&st);
         goto out;
     }
-    gw_server_set_access(a.srv, confs, policies, susp);
     fprintf(stderr, "opale-gateway: %zu habilitations loaded from %s\n",
-            gw_policy_set_count(policies), conf->policies_dir);
+            gw_policy_set_count(st.policies), conf->policies_dir);
+    gw_server_set_access(a.srv, &st);
     a.base = event_base_new();
     if (a.base == NULL)
         goto out;

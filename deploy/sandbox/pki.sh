@@ -22,6 +22,8 @@
 #   unknown-ca.crt/.key               a second, unrelated CA
 #   client-unknown-ca.crt/.key        client certificate signed by unknown-ca
 #   crl.pem                           CRL of the dev CA (nextUpdate +365 days)
+#   token-es256.key                   token-signing key (P-256, ES256), the sandbox's active one
+#   token-ed25519.key token-rsa.key   more signing keys (EdDSA, RS256/PS256) for rotation
 #   fingerprints.txt                  "NAME SHA256HEX" (SHA-256 of the DER certificate)
 #   admin.token                       admin bearer token (32 random bytes, hex)
 #   ca-db/                            the `openssl ca` database (index.txt, serial,
@@ -65,7 +67,8 @@ fi
 
 # A PKI from an older version of this script (without every certificate the
 # example policies name) is made again.
-if [[ -e "$outdir/ca.crt" && -e "$outdir/client-prive.crt" && $force -eq 0 ]]; then
+if [[ -e "$outdir/ca.crt" && -e "$outdir/client-prive.crt" && -e "$outdir/token-rsa.key" &&
+    $force -eq 0 ]]; then
     echo "PKI already present in $outdir"
     exit 0
 fi
@@ -233,6 +236,11 @@ ossl x509 -req -sha256 -days 825 -in "$stage/client-unknown-ca.csr" \
     -CA "$stage/unknown-ca.crt" -CAkey "$stage/unknown-ca.key" -set_serial "0x$(openssl rand -hex 12)" \
     -extfile "$cnf" -extensions ext_client -out "$stage/client-unknown-ca.crt"
 rm -f "$stage/client-unknown-ca.csr"
+
+# 5b. Token-signing keys of the gateway (OAuth2 access tokens, X-JWT-Assertion).
+key_ec token-es256
+ossl genpkey -algorithm ED25519 -out "$stage/token-ed25519.key"
+key_rsa token-rsa
 
 # 6. Fingerprints (SHA-256 of the DER certificate, lowercase hex) and the
 #    admin token.

@@ -1107,7 +1107,7 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
 {
     static const char *const keys[] = {
         "workers", "policies_dir", "listeners", "upstreams", "routes",
-        "limits",  "timeouts",     "journal",   "admin",     "access", NULL};
+        "limits",  "timeouts",     "journal",   "admin",     "access", "oauth", NULL};
     long long w = 0;
     const char *s;
 
@@ -1144,6 +1144,12 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
         c->access = json_deep_copy(acc);
         if (c->access == NULL)
             err(x, "access", "out of memory");
+    }
+    json_t *oa = get_obj(x, root, "$", "oauth", 0);
+    if (oa != NULL) {
+        c->oauth = json_deep_copy(oa);
+        if (c->oauth == NULL)
+            err(x, "oauth", "out of memory");
     }
 }
 
@@ -1284,6 +1290,7 @@ void gw_conf_free(gw_conf *c)
     free(c->admin.token_file);
     free(c->policies_dir);
     json_decref(c->access);
+    json_decref(c->oauth);
     free(c->path);
     free(c->dir);
     free(c);

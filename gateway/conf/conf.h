@@ -118,6 +118,9 @@ typedef struct gw_conf {
      * (gateway/stages/confs.c) which knows their keys; NULL when absent.
      * A private deep copy, owned by the conf. */
     struct json_t *access;
+    /* "oauth": token endpoint, bearer validation and backend assertion
+     * settings, validated by gateway/token/oauth.c; NULL when absent. */
+    struct json_t *oauth;
 } gw_conf;
 
 gw_conf *gw_conf_load(const char *path, gw_errlist *errs);

@@ -36,7 +36,9 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "core/worker.h"
+#include "stages/confs.h"
 #include "stages/stages.h"
+#include "token/endpoint.h"
 
 #define GW_LINGER_MS 2000
 
@@ -61,8 +63,10 @@ typedef struct gw_req {
     long upstream_ms;
     long bytes_in;
     long bytes_out;
-    char teleservice[65]; /* ID_Teleservice as sent, for the journal */
-    gw_access a;          /* what the access stages know and decided */
+    char teleservice[65];    /* ID_Teleservice as sent, for the journal */
+    const char *local_route; /* "token" or "jwks" for the gateway's own routes */
+    char token_jti[37];      /* of a token issued by /token */
+    gw_access a;             /* what the access stages know and decided */
 } gw_req;
 
 typedef struct gw_conn {
@@ -82,6 +86,7 @@ typedef struct gw_conn {
     unsigned char pp_buf[16 + 216];
     size_t pp_len;
     int proxied; /* the PROXY header gave the client address */
+    char proxy_ip[INET6_ADDRSTRLEN];
     int proxy_family;
     unsigned char proxy_addr[16];
     gw_http_parser *parser;
@@ -114,7 +119,9 @@ static void journal_submit(gw_conn *c, gw_journal_rec *r, const char *client_ip)
     r->ts = ts;
     r->env = gw_env_name(c->lis->conf->env);
     r->listener = c->lis->conf->name;
-    r->client_ip = client_ip != NULL && client_ip[0] ? client_ip : c->client_ip;
+    r->client_ip = client_ip != NULL && client_ip[0] ? client_ip
+                   : c->proxied                      ? c->proxy_ip
+                                                     : c->client_ip;
     r->client_port = c->client_port;
     r->tls_version = c->peer.version[0] ? c->peer.version : NULL;
     r->tls_cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL;
@@ -158,11 +165,20 @@ static void journal_request(gw_conn *c, gw_req *q)
     }
     r.teleservice = q->teleservice[0] ? q->teleservice : NULL;
     r.scope = q->a.route != NULL ? q->a.route->scope : NULL;
+    if (q->a.has_token) {
+        r.token_jti = q->a.claims.jti;
+        r.token_client_id = q->a.claims.client_id;
+    } else if (q->token_jti[0]) {
+        r.token_jti = q->token_jti;
+        r.token_client_id = q->a.policy ? q->a.policy->client_id : NULL;
+    }
+    if (q->local_route != NULL)
+        r.route = q->local_route;
     if (q->http != NULL) {
         r.method = q->http->method;
         char *path = strndup(q->http->path, q->http->path_len);
         r.path = path;
-        r.route = q->route ? q->route->name : NULL;
+        r.route = q->route ? q->route->name : q->local_route;
         r.siren = q->siren[0] ? q->siren : NULL;
         r.annee = q->annee[0] ? q->annee : NULL;
         r.status = q->status;
@@ -370,14 +386,25 @@ static void forward(gw_conn *c, gw_req *q)
     const gw_http_request *http = q->http;
     const gw_route *route = a->route;
     const gw_upstream *up = &c->w->srv->upstreams[route->upstream_idx];
-    gw_extra_header extra[GW_ACCESS_MAX_HEADERS + 3];
+    gw_extra_header extra[GW_ACCESS_MAX_HEADERS + 4];
     size_t n = 0;
     for (size_t i = 0; i < a->nup_headers; i++)
         extra[n++] = a->up_headers[i];
+    char *assertion = NULL;
     if (a->policy != NULL) {
         extra[n++] = (gw_extra_header){"X-Consumer-Id", a->policy->client_id};
         extra[n++] = (gw_extra_header){"X-Habilitation-Id", a->policy->id};
         extra[n++] = (gw_extra_header){"X-Opale-Env", gw_env_name(a->env)};
+        if (a->oauth != NULL) {
+            assertion =
+                gw_assertion_sign(a->oauth, a->policy, a->env, a->has_token ? a->claims.scope : "",
+                                  q->request_id, a->now);
+            if (assertion == NULL) {
+                respond_error(c, GW_ERR_INTERNAL, "assertion.sign", 1);
+                return;
+            }
+            extra[n++] = (gw_extra_header){"X-JWT-Assertion", assertion};
+        }
     }
     gw_fwd_req_ctx fc = {
         .host = up->host_header,
@@ -390,6 +417,7 @@ static void forward(gw_conn *c, gw_req *q)
     };
     size_t len = 0;
     char *bytes = gw_forward_request(http, &fc, &len);
+    free(assertion);
     if (bytes == NULL) {
         respond_error(c, GW_ERR_INTERNAL, NULL, 1);
         return;
@@ -420,6 +448,97 @@ static void access_done(gw_access *a, gw_verdict v)
         return;
     }
     forward(c, q);
+}
+
+/* The gateway's own routes: POST /token and GET /.well-known/jwks.json.
+ * Returns 1 when the request was one of them (and is being answered). */
+static int local_route(gw_conn *c, gw_req *q)
+{
+    gw_access *a = &q->a;
+    const gw_http_request *http = q->http;
+    int is_token = http->path_len == 6 && memcmp(http->path, "/token", 6) == 0;
+    int is_jwks = http->path_len == 22 && memcmp(http->path, "/.well-known/jwks.json", 22) == 0;
+    if ((!is_token && !is_jwks) || a->oauth == NULL)
+        return 0;
+    q->local_route = is_token ? "token" : "jwks";
+    gw_fwd_resp_ctx rc = {
+        .request_id = q->request_id,
+        .correlation_id = q->has_corr ? q->correlation_id : NULL,
+        .close = c->close_after,
+        .head = strcmp(http->method, "HEAD") == 0,
+    };
+    size_t len = 0;
+    char *bytes = NULL;
+    if (is_jwks) {
+        if (strcmp(http->method, "GET") != 0 && strcmp(http->method, "HEAD") != 0) {
+            gw_access_resp_header(a, "Allow", "GET, HEAD");
+            respond_error(c, GW_ERR_METHOD_NOT_ALLOWED, NULL, 0);
+            return 1;
+        }
+        bytes = gw_local_response(200, "application/jwk-set+json", a->oauth->jwks_json,
+                                  strlen(a->oauth->jwks_json), &rc, &len);
+        if (bytes == NULL) {
+            respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+            return 1;
+        }
+        send_bytes(c, bytes, len, 200);
+        return 1;
+    }
+    /* /token: the certificate's policy, the caller's address, the kill switch */
+    if (a->has_cert && a->policies != NULL)
+        a->policy = gw_policy_by_cert(a->policies, a->cert_sha256);
+    int ip_ok = 0;
+    if (a->policy != NULL && gw_ipallow_resolve(a) == 0)
+        ip_ok = gw_policy_ip_allowed(a->policy, a->client_family, a->client_addr);
+    gw_tz tz = a->confs ? a->confs->tz : GW_TZ_PARIS;
+    time_t local = a->now + gw_tz_offset(tz, a->now);
+    struct tm tm;
+    gmtime_r(&local, &tm);
+    gw_token_in in = {
+        .http = http,
+        .policy = a->policy,
+        .cert_sha256 = a->has_cert ? a->cert_sha256 : NULL,
+        .ip_allowed = ip_ok,
+        .killswitch = a->policy != NULL && a->suspensions != NULL &&
+                      gw_suspensions_is_suspended(a->suspensions, a->policy->client_id),
+        .env = a->env,
+        .now = a->now,
+        .today = (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday,
+        .now_ms = gw_now_ms(),
+        .rate = c->w->srv->token_rate,
+    };
+    gw_token_out out;
+    gw_token_endpoint(a->oauth, &in, &out);
+    gw_extra_header hdr[3];
+    size_t nh = 0;
+    hdr[nh++] = (gw_extra_header){"Pragma", "no-cache"};
+    if (out.www_authenticate != NULL)
+        hdr[nh++] = (gw_extra_header){"WWW-Authenticate", out.www_authenticate};
+    if (out.retry_after[0])
+        hdr[nh++] = (gw_extra_header){"Retry-After", out.retry_after};
+    rc.extra = hdr;
+    rc.nextra = nh;
+    if (out.status == 200) {
+        memcpy(q->token_jti, out.jti, sizeof(q->token_jti));
+        atomic_fetch_add_explicit(&stats(c)->tokens_issued, 1, memory_order_relaxed);
+    } else {
+        /* journal the refusal with the table's closest row and the precise reason */
+        q->err = out.status == 429   ? GW_ERR_THROTTLED
+                 : out.status == 401 ? GW_ERR_TOKEN_INVALID
+                 : out.status >= 500 ? GW_ERR_INTERNAL
+                                     : GW_ERR_BAD_REQUEST;
+        q->reason = out.reason;
+    }
+    if (out.body != NULL)
+        bytes = gw_local_response(out.status, "application/json;charset=UTF-8", out.body,
+                                  strlen(out.body), &rc, &len);
+    free(out.body);
+    if (bytes == NULL) {
+        respond_error(c, GW_ERR_INTERNAL, NULL, 1);
+        return 1;
+    }
+    send_bytes(c, bytes, len, out.status);
+    return 1;
 }
 
 static void dispatch(gw_conn *c, gw_http_request *http)
@@ -462,7 +581,11 @@ static void dispatch(gw_conn *c, gw_http_request *http)
     a->policies = c->w->policies != NULL ? gw_policy_set_ref(c->w->policies) : NULL;
     a->suspensions = srv->susp;
     a->confs = srv->confs;
+    a->oauth = srv->oauth;
+    a->token_cache = c->w->token_cache;
     a->on_done = access_done;
+    if (local_route(c, q))
+        return;
     a->owner = q;
     gw_verdict v = gw_pipeline_run(a);
     if (v != GW_STAGE_SUSPEND)
@@ -789,6 +912,8 @@ static void proxy_readcb(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
+    if (c->proxied)
+        inet_ntop(c->proxy_family, c->proxy_addr, c->proxy_ip, sizeof(c->proxy_ip));
     event_free(c->pp_ev);
     c->pp_ev = NULL;
     start_tls(c);

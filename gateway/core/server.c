@@ -14,6 +14,7 @@
 
 #include "core/tls.h"
 #include "core/worker.h"
+#include "token/cache.h"
 
 const unsigned gw_latency_bounds_ms[11] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 
@@ -38,6 +39,9 @@ gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
     s->conf = conf;
     s->journal = journal;
     pthread_mutex_init(&s->policies_lock, NULL);
+    s->token_rate = gw_memlog_new();
+    if (s->token_rate == NULL)
+        goto oom;
     s->listeners = calloc(conf->nlisteners, sizeof(*s->listeners));
     s->upstreams = calloc(conf->nupstreams, sizeof(*s->upstreams));
     if (s->listeners == NULL || s->upstreams == NULL)
@@ -201,8 +205,10 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
     w->policies_ev = event_new(w->base, -1, 0, policies_cb, w);
+    w->token_cache = gw_token_cache_new(s->oauth ? s->oauth->cache_entries : 16);
     w->policies = gw_server_policies(s);
-    if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL) {
+    if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL ||
+        w->token_cache == NULL) {
         *err = strdup("out of memory");
         return -1;
     }
@@ -294,6 +300,7 @@ void gw_server_free(gw_server *s)
         if (w->policies_ev != NULL)
             event_free(w->policies_ev);
         gw_policy_set_unref(w->policies);
+        gw_token_cache_free(w->token_cache);
         free(w->lis);
         free(w->pools);
         event_base_free(w->base);
@@ -308,6 +315,8 @@ void gw_server_free(gw_server *s)
     gw_policy_set_unref(s->policies);
     gw_stage_confs_free(s->confs);
     gw_suspensions_free(s->susp);
+    gw_oauth_free(s->oauth);
+    gw_memlog_free(s->token_rate);
     pthread_mutex_destroy(&s->policies_lock);
     free(s);
 }
@@ -328,38 +337,43 @@ gw_policy_set *gw_policies_load(const gw_conf *conf, gw_errlist *errs)
     return gw_policy_set_load(conf->policies_dir, &rules, errs);
 }
 
-int gw_access_load(const gw_conf *conf, gw_stage_confs **confs, gw_policy_set **policies,
-                   gw_suspensions **susp, gw_errlist *errs)
+void gw_access_state_clear(gw_access_state *st)
 {
-    *confs = gw_stage_confs_load(conf, errs);
-    *policies = gw_policies_load(conf, errs);
-    *susp = NULL;
-    if (*confs != NULL) {
+    gw_stage_confs_free(st->confs);
+    gw_policy_set_unref(st->policies);
+    gw_suspensions_free(st->susp);
+    gw_oauth_free(st->oauth);
+    memset(st, 0, sizeof(*st));
+}
+
+int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs)
+{
+    memset(st, 0, sizeof(*st));
+    st->confs = gw_stage_confs_load(conf, errs);
+    st->policies = gw_policies_load(conf, errs);
+    st->oauth = gw_oauth_load(conf, errs);
+    if (st->confs != NULL) {
         char *err = NULL;
-        *susp = gw_suspensions_open((*confs)->suspensions_file, &err);
-        if (*susp == NULL) {
+        st->susp = gw_suspensions_open(st->confs->suspensions_file, &err);
+        if (st->susp == NULL) {
             gw_errlist_add(errs, "%s", err ? err : "suspensions: out of memory");
             free(err);
         }
     }
-    if (*confs == NULL || *policies == NULL || *susp == NULL) {
-        gw_stage_confs_free(*confs);
-        gw_policy_set_unref(*policies);
-        gw_suspensions_free(*susp);
-        *confs = NULL;
-        *policies = NULL;
-        *susp = NULL;
+    if (st->confs == NULL || st->policies == NULL || st->susp == NULL || st->oauth == NULL) {
+        gw_access_state_clear(st);
         return -1;
     }
     return 0;
 }
 
-void gw_server_set_access(gw_server *s, gw_stage_confs *confs, gw_policy_set *policies,
-                          gw_suspensions *susp)
+void gw_server_set_access(gw_server *s, gw_access_state *st)
 {
-    s->confs = confs;
-    s->policies = policies;
-    s->susp = susp;
+    s->confs = st->confs;
+    s->policies = st->policies;
+    s->susp = st->susp;
+    s->oauth = st->oauth;
+    memset(st, 0, sizeof(*st));
 }
 
 gw_policy_set *gw_server_policies(gw_server *s)

@@ -22,6 +22,7 @@
 #include "policy/policy.h"
 #include "policy/suspend.h"
 #include "stages/confs.h"
+#include "token/oauth.h"
 
 /* Counters read by the admin listener (relaxed atomics: a metric may be a
  * request behind, never wrong in total). */
@@ -38,6 +39,9 @@ typedef struct gw_stats {
     /* latency histogram of whole requests, milliseconds upper bounds */
     atomic_ulong latency_bucket[12];
     atomic_ulong latency_sum_ms;
+    atomic_ulong tokens_issued;
+    atomic_ulong token_cache_hits;
+    atomic_ulong token_cache_misses;
     atomic_ulong reloads_ok;
     atomic_ulong reloads_failed;
 } gw_stats;
@@ -71,14 +75,20 @@ void gw_server_free(gw_server *s);
 /* Load what the access stages need from <conf>: their settings, the policy
  * set (every file validated) and the kill-switch state. Every error goes to
  * <errs> as "file: json.path: message". Returns 0 or -1. Used by -t too. */
-int gw_access_load(const gw_conf *conf, gw_stage_confs **confs, gw_policy_set **policies,
-                   gw_suspensions **susp, gw_errlist *errs);
+typedef struct gw_access_state {
+    gw_stage_confs *confs;
+    gw_policy_set *policies;
+    gw_suspensions *susp;
+    gw_oauth *oauth;
+} gw_access_state;
+
+int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs);
+void gw_access_state_clear(gw_access_state *st);
 /* Load only the policy set (reload). */
 gw_policy_set *gw_policies_load(const gw_conf *conf, gw_errlist *errs);
 
 /* Hand the access state to the server (before gw_server_start); it owns it. */
-void gw_server_set_access(gw_server *s, gw_stage_confs *confs, gw_policy_set *policies,
-                          gw_suspensions *susp);
+void gw_server_set_access(gw_server *s, gw_access_state *st);
 
 /* Reload the policies: build and validate a new set, then swap it in; every
  * worker picks it up at its next loop pass, requests in flight finish on the

@@ -9,6 +9,7 @@
 #include <event2/listener.h>
 
 #include "core/server.h"
+#include "quota/memlog.h"
 
 struct gw_conn;
 TAILQ_HEAD(gw_conn_list, gw_conn);
@@ -26,9 +27,10 @@ typedef struct gw_worker {
     size_t nconns;
     int accept_paused; /* max_connections reached */
     int draining;
-    gw_pool **pools;           /* one per upstream */
-    gw_policy_set *policies;   /* this worker's reference to the current set */
-    struct event *policies_ev; /* activated by a reload: take the new set */
+    gw_pool **pools;                    /* one per upstream */
+    gw_policy_set *policies;            /* this worker's reference to the current set */
+    struct event *policies_ev;          /* activated by a reload: take the new set */
+    struct gw_token_cache *token_cache; /* verified tokens of this worker */
 } gw_worker;
 
 struct gw_server {
@@ -46,6 +48,8 @@ struct gw_server {
     gw_suspensions *susp;
     pthread_mutex_t policies_lock;
     gw_policy_set *policies; /* current set, under policies_lock */
+    gw_oauth *oauth;
+    gw_memlog *token_rate; /* token requests per client, all workers */
 };
 
 /* conn.c */

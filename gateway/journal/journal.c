@@ -729,6 +729,8 @@ char *gw_journal_format(const gw_journal_rec *r, size_t *len)
     put_str(o, "siren", r->siren, &fail);
     put_str(o, "annee", r->annee, &fail);
     put_str(o, "scope", r->scope, &fail);
+    put_str(o, "token_jti", r->token_jti, &fail);
+    put_str(o, "client_id", r->token_client_id, &fail);
     put_str(o, "decision", r->decision, &fail);
     put_str(o, "reason", r->reason, &fail);
     put_str(o, "code", r->code, &fail);

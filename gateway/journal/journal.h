@@ -62,10 +62,12 @@ typedef struct gw_journal_rec {
     const char *path;  /* request path without query */
     const char *siren;
     const char *annee;
-    const char *scope;    /* the route's scope, once the rights stage ran */
-    const char *decision; /* "allow" | "deny" | "error" */
-    const char *reason;   /* denial/err label, NULL when allowed */
-    const char *code;     /* error code sent, NULL when none */
+    const char *scope;           /* the route's scope */
+    const char *token_jti;       /* jti of the verified access token (never the token) */
+    const char *token_client_id; /* client_id claim of that token */
+    const char *decision;        /* "allow" | "deny" | "error" */
+    const char *reason;          /* denial/err label, NULL when allowed */
+    const char *code;            /* error code sent, NULL when none */
     int status;
     const char *upstream_addr;
     int upstream_status;

@@ -804,8 +804,8 @@ static void parse_ips(ctx *x, json_t *o, gw_policy *p)
 
 static void parse_consumer(ctx *x, json_t *root, gw_policy *p)
 {
-    static const char *const keys[] = {"client_id", "id_teleservice", "certificates",
-                                       "ip_allowlist", NULL};
+    static const char *const keys[] = {"client_id",    "id_teleservice",       "certificates",
+                                       "ip_allowlist", "client_secret_sha256", NULL};
     static const char *const P = "consumer";
     const char *s;
 
@@ -825,6 +825,17 @@ static void parse_consumer(ctx *x, json_t *root, gw_policy *p)
         else
             err(x, "consumer.id_teleservice",
                 "must be 1 to 64 printable ASCII characters, without space");
+    }
+    /* Optional client_secret_basic on top of the certificate at /token: the
+     * SHA-256 (hex) of a high-entropy random secret, never the secret. */
+    if (get_str(x, o, P, "client_secret_sha256", 0, &s) == SET) {
+        char hex[65];
+        if (norm_sha256(s, hex) == 0) {
+            memcpy(p->secret_sha256, hex, sizeof(hex));
+            p->has_secret = 1;
+        } else {
+            err(x, "consumer.client_secret_sha256", "must be 64 hexadecimal characters");
+        }
     }
     parse_certs(x, o, p);
     parse_ips(x, o, p);

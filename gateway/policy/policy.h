@@ -60,6 +60,8 @@ typedef struct gw_policy {
     int year_from;
     int year_to;
     unsigned quota_per_minute; /* default 50 sandbox / 500 production */
+    int has_secret;            /* consumer.client_secret_sha256 given */
+    char secret_sha256[65];    /* lowercase hex SHA-256 of the client secret */
 } gw_policy;
 
 typedef struct gw_policy_set gw_policy_set;

@@ -27,6 +27,10 @@
 #include "core/route.h"
 #include "policy/policy.h"
 #include "policy/suspend.h"
+#include "token/jose.h"
+
+struct gw_oauth;
+struct gw_token_cache;
 
 #define GW_STAGE_MAX 12
 #define GW_ACCESS_MAX_HEADERS 8
@@ -55,6 +59,8 @@ typedef struct gw_access {
     gw_policy_set *policies; /* a reference held for the request's life */
     gw_suspensions *suspensions;
     const struct gw_stage_confs *confs;
+    const struct gw_oauth *oauth;       /* keys and rules for the bearer stage */
+    struct gw_token_cache *token_cache; /* this worker's verified tokens */
 
     /* outputs */
     const gw_policy *policy; /* set by the mtls stage */
@@ -71,6 +77,8 @@ typedef struct gw_access {
     gw_extra_header up_headers[GW_ACCESS_MAX_HEADERS]; /* to the upstream */
     size_t nup_headers;
     char retry_after[16];
+    int has_token;    /* a bearer token was verified and bound */
+    gw_claims claims; /* its claims */
     char *local_body; /* a stage answers itself (etatSante in maintenance) */
     int local_status;
 

@@ -11,6 +11,7 @@ extern const gw_stage gw_stage_maintenance;
 extern const gw_stage gw_stage_ipallow;
 extern const gw_stage gw_stage_correlation;
 extern const gw_stage gw_stage_teleservice;
+extern const gw_stage gw_stage_bearer;
 extern const gw_stage gw_stage_rights;
 
 /* The ordered list (pipeline.c) and its length. */

@@ -10,8 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "stages/confs.h"
 #include "stages/stages.h"
+#include "token/cache.h"
+#include "token/oauth.h"
 
 #define FP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define FP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -24,6 +29,49 @@ static gw_policy_set *set;
 static gw_suspensions *susp;
 static gw_route_table routes;
 static gw_conf conf;
+static gw_oauth *oauth;
+static gw_token_cache *cache;
+static gw_jwk attacker;
+
+/* A token as /token would issue it, with fields overridable for the attack
+ * cases: <client>/<hab> of the caller, <cnf_fp> the certificate it is bound
+ * to (hex), <keytype>, <scope>, <exp_in> seconds from now. */
+static time_t token_now; /* 0: the real clock */
+
+static char *make_token(const char *client, const char *hab, const char *cnf_fp,
+                        const char *keytype, const char *scope, long exp_in, const gw_jwk *key)
+{
+    unsigned char raw[32];
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        sscanf(cnf_fp + 2 * i, "%2x", &v);
+        raw[i] = (unsigned char)v;
+    }
+    char *x5t = gw_b64url_encode(raw, 32);
+    time_t now = token_now ? token_now : time(NULL);
+    json_t *c =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:{s:s}}", "iss", "https://gw.test",
+                  "sub", client, "client_id", client, "aud", "api-opale", "exp",
+                  (json_int_t)(now + exp_in), "iat", (json_int_t)now, "jti", "jti-1", "scope",
+                  scope, "habilitation", hab, "keytype", keytype, "cnf", "x5t#S256", x5t);
+    char *t = gw_jws_sign(key ? key : oauth->active, "at+jwt", c);
+    json_decref(c);
+    free(x5t);
+    return t;
+}
+
+static const char *client_of(const char *fp)
+{
+    return fp == NULL || fp[0] == 'a' ? "client-a"
+           : fp[0] == 'b'             ? "client-b"
+           : fp[0] == 'c'             ? "client-c"
+                                      : "client-d";
+}
+
+static const char *hab_of(const char *fp)
+{
+    return fp == NULL || fp[0] == 'a' ? "H1" : fp[0] == 'b' ? "H2" : fp[0] == 'c' ? "H3" : "H4";
+}
 
 static const char *policy_json(const char *id, const char *client, const char *def,
                                const char *state, const char *from, const char *until,
@@ -98,10 +146,35 @@ static void setup(void)
     memset(&conf, 0, sizeof(conf));
     conf.path = "gw.json";
     conf.dir = tmpdir;
+    const char *names[] = {"tok.pem", "evil.pem"};
+    for (int i = 0; i < 2; i++) {
+        EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+        char kp[128];
+        snprintf(kp, sizeof(kp), "%s/%s", tmpdir, names[i]);
+        FILE *f = fopen(kp, "w");
+        ck_assert_int_eq(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
+        fclose(f);
+        EVP_PKEY_free(k);
+    }
+    json_error_t je;
+    conf.oauth = json_loads("{\"issuer\":\"https://gw.test\",\"signing_keys\":[{\"kid\":"
+                            "\"k1\",\"file\":\"tok.pem\",\"active\":true}]}",
+                            0, &je);
+    oauth = gw_oauth_load(&conf, &errs);
+    json_decref(conf.oauth);
+    conf.oauth = NULL;
+    ck_assert_ptr_nonnull(oauth);
+    char ep[128], *kerr = NULL;
+    snprintf(ep, sizeof(ep), "%s/evil.pem", tmpdir);
+    ck_assert_int_eq(gw_jwk_load_pem(&attacker, ep, "k1", GW_ALG_ES256, &kerr), 0);
+    cache = gw_token_cache_new(64);
 }
 
 static void teardown(void)
 {
+    gw_oauth_free(oauth);
+    gw_token_cache_free(cache);
+    gw_jwk_clear(&attacker);
     gw_policy_set_unref(set);
     gw_suspensions_free(susp);
     for (size_t i = 0; i < routes.n; i++)
@@ -134,9 +207,18 @@ typedef struct outcome {
 } outcome;
 
 /* Run the whole pipeline on <raw> from <peer> with certificate <fp>. */
-static outcome run(const char *raw, const char *fp, const char *peer, gw_env env,
-                   const gw_stage_confs *confs, time_t now)
+/* Run the pipeline with an explicit Authorization value (NULL: none). */
+static outcome run_auth(const char *raw0, const char *fp, const char *peer, gw_env env,
+                        const gw_stage_confs *confs, time_t now, const char *auth)
 {
+    char raw[8192];
+    size_t l0 = strlen(raw0);
+    ck_assert_uint_lt(l0 + (auth ? strlen(auth) : 0) + 32, sizeof(raw));
+    memcpy(raw, raw0, l0 - 2); /* before the final CRLF */
+    size_t l = l0 - 2;
+    if (auth != NULL)
+        l += (size_t)sprintf(raw + l, "Authorization: %s\r\n", auth);
+    strcpy(raw + l, "\r\n");
     gw_http_limits lim = {16384, 100, 4096};
     gw_http_parser *p = gw_http_parser_new(0, &lim);
     size_t used = 0;
@@ -160,6 +242,8 @@ static outcome run(const char *raw, const char *fp, const char *peer, gw_env env
     a.policies = set;
     a.suspensions = susp;
     a.confs = confs;
+    a.oauth = oauth;
+    a.token_cache = cache;
     outcome o;
     memset(&o, 0, sizeof(o));
     o.v = gw_pipeline_run(&a);
@@ -174,6 +258,22 @@ static outcome run(const char *raw, const char *fp, const char *peer, gw_env env
     free(a.local_body);
     gw_http_request_free(http);
     return o;
+}
+
+/* The same with the token /token would have issued to the certificate's
+ * consumer on this listener. */
+static outcome run(const char *raw, const char *fp, const char *peer, gw_env env,
+                   const gw_stage_confs *confs, time_t now)
+{
+    token_now = now;
+    char *tok = make_token(client_of(fp), hab_of(fp), fp ? fp : FP_A,
+                           env == GW_ENV_PRODUCTION ? "PRODUCTION" : "SANDBOX",
+                           "api_opale_declarations", 3600, NULL);
+    char auth[4096];
+    snprintf(auth, sizeof(auth), "Bearer %s", tok);
+    free(tok);
+    token_now = 0;
+    return run_auth(raw, fp, peer, env, confs, now, auth);
 }
 
 #define REQ(path, extra)                                                                           \
@@ -233,8 +333,8 @@ static const pcase pcases[] = {
      GW_STAGE_REJECT, GW_ERR_ENVIRONMENT, NULL},
     {"sandbox habilitation on production", REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_PRODUCTION,
      GW_STAGE_REJECT, GW_ERR_ENVIRONMENT, NULL},
-    {"scope not granted", REQ("/opale/v1/entreprises/732829320/habilitations", ""), FP_A,
-     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SCOPE, NULL},
+    {"scope not in the token", REQ("/opale/v1/entreprises/732829320/habilitations", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SCOPE, "bearer.scope"},
     {"annee missing", REQ("/opale/v1/entreprises/732829320/declarations", ""), FP_A, "127.0.0.1",
      GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, "rights.missing_year"},
     {"annee 20x4", REQ("/opale/v1/entreprises/732829320/declarations?annee=20x4", ""), FP_A,
@@ -272,6 +372,99 @@ START_TEST(pipeline_outcomes)
         ck_assert_str_eq(o.siren, "732829320");
         ck_assert_str_eq(o.annee, "2021");
     }
+}
+END_TEST
+
+typedef struct bcase {
+    const char *name;
+    const char *client, *hab, *cnf_fp, *keytype, *scope;
+    long exp_in;
+    int evil_key;
+    const char *auth; /* literal Authorization value instead of a token */
+    int no_auth;
+    gw_err_id err;
+    const char *reason;
+} bcase;
+
+static const bcase bcases[] = {
+    {"valid", "client-a", "H1", FP_A, "SANDBOX", "api_opale_declarations", 3600, 0, NULL, 0, GW_OK,
+     NULL},
+    {"missing", NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, 1, GW_ERR_TOKEN_MISSING, NULL},
+    {"basic scheme", NULL, NULL, NULL, NULL, NULL, 0, 0, "Basic YTpi", 0, GW_ERR_TOKEN_INVALID,
+     "bearer.scheme"},
+    {"garbage", NULL, NULL, NULL, NULL, NULL, 0, 0, "Bearer abc", 0, GW_ERR_TOKEN_INVALID,
+     "jws.malformed"},
+    {"signed by another key with our kid", "client-a", "H1", FP_A, "SANDBOX",
+     "api_opale_declarations", 3600, 1, NULL, 0, GW_ERR_TOKEN_INVALID, "jws.signature"},
+    {"expired", "client-a", "H1", FP_A, "SANDBOX", "api_opale_declarations", -120, 0, NULL, 0,
+     GW_ERR_TOKEN_INVALID, "jwt.expired"},
+    {"cnf of another certificate", "client-a", "H1", FP_B, "SANDBOX", "api_opale_declarations",
+     3600, 0, NULL, 0, GW_ERR_TOKEN_INVALID, "bearer.cnf_mismatch"},
+    {"token of another consumer", "client-b", "H2", FP_A, "SANDBOX", "api_opale_declarations", 3600,
+     0, NULL, 0, GW_ERR_TOKEN_INVALID, "bearer.client_mismatch"},
+    {"habilitation of another", "client-a", "H2", FP_A, "SANDBOX", "api_opale_declarations", 3600,
+     0, NULL, 0, GW_ERR_TOKEN_INVALID, "bearer.habilitation_mismatch"},
+    {"production token on sandbox", "client-a", "H1", FP_A, "PRODUCTION", "api_opale_declarations",
+     3600, 0, NULL, 0, GW_ERR_TOKEN_INVALID, "bearer.keytype"},
+    {"route scope not in the token", "client-a", "H1", FP_A, "SANDBOX", "api_opale_creances", 3600,
+     0, NULL, 0, GW_ERR_SCOPE, "bearer.scope"},
+};
+
+START_TEST(bearer_outcomes)
+{
+    const bcase *b = &bcases[_i];
+    char auth[4096];
+    const char *use = NULL;
+    if (b->auth != NULL) {
+        use = b->auth;
+    } else if (!b->no_auth) {
+        char *t = make_token(b->client, b->hab, b->cnf_fp, b->keytype, b->scope, b->exp_in,
+                             b->evil_key ? &attacker : NULL);
+        snprintf(auth, sizeof(auth), "Bearer %s", t);
+        free(t);
+        use = auth;
+    }
+    outcome o = run_auth(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0, use);
+    ck_assert_msg(o.err == b->err, "%s: err %d", b->name, o.err);
+    if (b->reason)
+        ck_assert_str_eq(o.reason, b->reason);
+    ck_assert_int_eq(o.v, b->err == GW_OK ? GW_STAGE_NEXT : GW_STAGE_REJECT);
+}
+END_TEST
+
+/* Defence in depth: a token carrying a scope the habilitation lacks. */
+START_TEST(scope_in_token_but_not_in_habilitation)
+{
+    char *t = make_token("client-a", "H1", FP_A, "SANDBOX",
+                         "api_opale_declarations api_opale_habilitations", 3600, NULL);
+    char auth[4096];
+    snprintf(auth, sizeof(auth), "Bearer %s", t);
+    free(t);
+    outcome o = run_auth(REQ("/opale/v1/entreprises/732829320/habilitations", ""), FP_A,
+                         "127.0.0.1", GW_ENV_SANDBOX, NULL, 0, auth);
+    ck_assert_int_eq(o.err, GW_ERR_SCOPE);
+    ck_assert_ptr_null(o.reason); /* the rights stage's, not the bearer's */
+}
+END_TEST
+
+/* A cached token is verified once, but bound on every request. */
+START_TEST(cache_hit_still_bound)
+{
+    char *t = make_token("client-a", "H1", FP_A, "SANDBOX", "api_opale_declarations", 3600, NULL);
+    char auth[4096];
+    snprintf(auth, sizeof(auth), "Bearer %s", t);
+    free(t);
+    size_t before = gw_token_cache_size(cache);
+    outcome o = run_auth(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0, auth);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    ck_assert_uint_eq(gw_token_cache_size(cache), before + 1);
+    o = run_auth(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0, auth);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    ck_assert_uint_eq(gw_token_cache_size(cache), before + 1);
+    /* the same (cached) token presented with client-d's certificate */
+    o = run_auth(REQ(DECL, ""), FP_D, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0, auth);
+    ck_assert_int_eq(o.err, GW_ERR_TOKEN_INVALID);
+    ck_assert_str_eq(o.reason, "bearer.cnf_mismatch");
 }
 END_TEST
 
@@ -495,6 +688,9 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, pipeline_outcomes, 0, sizeof(pcases) / sizeof(pcases[0]));
     tcase_add_test(tc, policies_missing_denies);
+    tcase_add_loop_test(tc, bearer_outcomes, 0, sizeof(bcases) / sizeof(bcases[0]));
+    tcase_add_test(tc, scope_in_token_but_not_in_habilitation);
+    tcase_add_test(tc, cache_hit_still_bound);
     tcase_add_test(tc, kill_switch);
     tcase_add_test(tc, trusted_proxy_forwarded_for);
     tcase_add_test(tc, maintenance_slots);

@@ -1,0 +1,33 @@
+/*
+ * Verified-token cache, one per worker (no locks): SHA-256 of the token ->
+ * its verified claims, until the token's exp (+ leeway). Bounded: at most
+ * <cap> entries, the least recently used one is evicted first. A hit skips
+ * the signature and claim checks only; binding, scope and habilitation checks
+ * run on every request.
+ */
+#ifndef GW_TOKEN_CACHE_H
+#define GW_TOKEN_CACHE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "token/jose.h"
+
+typedef struct gw_token_cache gw_token_cache;
+
+gw_token_cache *gw_token_cache_new(size_t cap);
+void gw_token_cache_free(gw_token_cache *c);
+
+/* Copy the cached claims of <key> into <out> and return 1, or 0 on a miss or
+ * when the entry has expired (<now> > <expires>; the entry is dropped). */
+int gw_token_cache_get(gw_token_cache *c, const unsigned char key[32], time_t now, gw_claims *out,
+                       int *own);
+void gw_token_cache_put(gw_token_cache *c, const unsigned char key[32], const gw_claims *cl,
+                        int own, time_t expires);
+
+/* Copy claims, fixing the scope pointers to the copy's own buffer. */
+void gw_claims_copy(gw_claims *dst, const gw_claims *src);
+
+size_t gw_token_cache_size(const gw_token_cache *c);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * OAuth2 settings and keys: the "oauth" object of the gateway config.
+ *
+ *   "oauth": {
+ *     "issuer": "https://localhost:8443",          iss of the tokens we issue (required)
+ *     "audience": "api-opale",                     aud of access tokens
+ *     "assertion_audience": "opale-backend",       aud of X-JWT-Assertion
+ *     "token_lifetime_s": 3600, "assertion_lifetime_s": 60, "leeway_s": 60,
+ *     "algorithms": ["ES256", "RS256", "PS256", "EdDSA"],   accepted on verify
+ *     "signing_keys": [{"kid": "2026-11", "file": "pki/token-es256.key",
+ *                       "alg": "ES256", "active": true}],   exactly one active
+ *     "external_issuers": [{"issuer": "https://…", "jwks_file": "….json"}],
+ *     "token_requests_per_minute": 20,             per client, at /token
+ *     "token_cache_entries": 10000                 verified tokens per worker
+ *   }
+ */
+#ifndef GW_OAUTH_H
+#define GW_OAUTH_H
+
+#include <stddef.h>
+
+#include "conf/conf.h"
+#include "token/jose.h"
+
+#define GW_OAUTH_MAX_EXT 8
+
+typedef struct gw_oauth {
+    char *issuer;
+    char *audience;
+    char *assertion_audience;
+    unsigned token_lifetime_s;
+    unsigned assertion_lifetime_s;
+    long leeway_s;
+    gw_alg algs[4];
+    size_t nalgs;
+    gw_keyset own;        /* our keys; own.issuer == issuer */
+    const gw_jwk *active; /* signs tokens and assertions */
+    gw_keyset ext[GW_OAUTH_MAX_EXT];
+    size_t next;
+    const gw_keyset *sets[1 + GW_OAUTH_MAX_EXT]; /* own first */
+    size_t nsets;
+    unsigned token_rate_per_minute;
+    size_t cache_entries;
+    char *jwks_json; /* our public keys, served at /.well-known/jwks.json */
+} gw_oauth;
+
+/* Parse and load <c->oauth>; errors "FILE: oauth.…: message" into <errs>.
+ * NULL on error (or when the section is missing: "oauth: required"). */
+gw_oauth *gw_oauth_load(const gw_conf *c, gw_errlist *errs);
+void gw_oauth_free(gw_oauth *o);
+
+#endif
