@@ -33,12 +33,21 @@ for u in c["upstreams"]:
     u["servers"] = ["127.0.0.1:%s" % mp]
 c["journal"]["path"] = os.path.join(work, "journal", "access.jsonl")
 if "policies_dir" in c: c["policies_dir"] = fix(c["policies_dir"])
+for k in c.get("oauth", {}).get("signing_keys", []):
+    k["file"] = fix(k["file"])
+for x in c.get("oauth", {}).get("external_issuers", []):
+    x["jwks_file"] = fix(x["jwks_file"])
+c.get("oauth", {})["issuer"] = "https://localhost:%s" % gp
 c["admin"] = {"address": "127.0.0.1", "port": int(ap), "token_file": os.path.join(pki, "admin.token")}
 c.setdefault("access", {})["suspensions_file"] = os.path.join(work, "suspensions.json")
 json.dump(c, open(dst, "w"), indent=1)
 PY
 
-"$mock" --listen 127.0.0.1 --port "$mp" --quiet &
+if ! "$gw" --export-jwks -c "$work/gateway.json" >"$work/jwks.json"; then
+  echo "demo: invalid configuration" >&2
+  exit 1
+fi
+"$mock" --listen 127.0.0.1 --port "$mp" --quiet --jwks "$work/jwks.json" &
 mock_pid=$!
 "$gw" -c "$work/gateway.json" 2>"$work/gateway.log" &
 gw_pid=$!
@@ -49,6 +58,11 @@ cleanup() {
 }
 trap cleanup EXIT
 for _ in $(seq 1 50); do grep -q ready "$work/gateway.log" && break; sleep 0.1; done
+if ! grep -q ready "$work/gateway.log"; then
+  echo "demo: the gateway did not start:" >&2
+  cat "$work/gateway.log" >&2
+  exit 1
+fi
 
 url="https://localhost:$gp"
 uuid() { cat /proc/sys/kernel/random/uuid; }
@@ -78,10 +92,20 @@ admin() { # method path
   echo
 }
 C=(-H "X-Correlation-ID: $(uuid)")
-T=(-H "ID_Teleservice: TS-0001")
 D="/opale/v1/entreprises/732829320/declarations"
+token() { # cert -> access token
+  curl -s --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/$1.crt" --key "$pki/$1.key" \
+    -d grant_type=client_credentials "$url/token" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin).get("access_token",""))'
+}
 
 echo "opale-gateway demo: gateway https://localhost:$gp, mock 127.0.0.1:$mp"
+echo
+echo "== OAuth2: the commune obtains a token with its certificate (client_credentials)"
+echo "   curl --cert client-commune.crt -d grant_type=client_credentials $url/token"
+TOK=$(token client-commune)
+echo "   -> access_token ${TOK:0:40}... (ES256 JWT bound to the certificate)"
+T=(-H "ID_Teleservice: TS-0001" -H "Authorization: Bearer $TOK")
 echo
 call "Allowed: declarations of SIREN 732829320 for 2023 (commune, TS-0001)" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
 call "Health of the API" client-commune "/opale/v1/etatSante" "${C[@]}"
@@ -91,6 +115,10 @@ call "Caller IP outside the habilitation's allowlist (organisme-prive allows 192
 call "X-Correlation-ID missing" client-commune "$D?annee=2023" "${T[@]}"
 call "ID_Teleservice missing" client-commune "$D?annee=2023" "${C[@]}"
 call "ID_Teleservice of another habilitation" client-commune "$D?annee=2023" "${C[@]}" -H "ID_Teleservice: TS-0002"
+call "No token" client-commune "$D?annee=2023" "${C[@]}" -H "ID_Teleservice: TS-0001"
+call "A forged token" client-commune "$D?annee=2023" "${C[@]}" -H "ID_Teleservice: TS-0001" -H "Authorization: Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
+TOKS=$(token client-secu)
+call "The commune replays the caisse's token (bound to another certificate)" client-commune "$D?annee=2023" "${C[@]}" -H "ID_Teleservice: TS-0001" -H "Authorization: Bearer $TOKS"
 call "Scope not granted (the commune has no bank-account scope)" client-commune "/opale/v1/entreprises/732829320/comptes-bancaires" "${C[@]}" "${T[@]}"
 call "Year outside the granted period (2019-2025)" client-commune "$D?annee=2026" "${C[@]}" "${T[@]}"
 call "Year malformed" client-commune "$D?annee=20x4" "${C[@]}" "${T[@]}"
@@ -110,6 +138,13 @@ raw "Request smuggling: Content-Length and Transfer-Encoding together" \
 raw "Whitespace before the colon" 'GET /opale/v1/etatSante HTTP/1.1\r\nHost : x\r\n\r\n'
 sleep 0.5
 echo "== The journal (one record per request and per refused handshake):"
-sed 's/^/   /' "$work/journal/access.jsonl" | cut -c1-220
+python3 - "$work/journal/access.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print("   %-3s %-6s %-26s %-16s %-28s %s" % (
+        r.get("status", "-"), r.get("decision", ""), r.get("reason", ""), r.get("route", ""),
+        r.get("consumer", ""), (r.get("tls") or {}).get("cert_sha256", "")[:16]))
+PY
 echo
-echo "OAuth2 bearer tokens and quotas arrive with the next issues."
+echo "Quotas arrive with the next issue."

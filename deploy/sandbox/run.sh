@@ -11,8 +11,10 @@ mock="$build/deploy/mock-opale/opale-mock"
 mkdir -p "$here/journal"
 
 "$gw" -t -c "$here/gateway.json"
+# The mock trusts only requests carrying the gateway's signed X-JWT-Assertion.
+"$gw" --export-jwks -c "$here/gateway.json" 2>/dev/null >"$here/journal/gateway-jwks.json"
 
-"$mock" --listen 127.0.0.1 --port 9080 --quiet &
+"$mock" --listen 127.0.0.1 --port 9080 --quiet --jwks "$here/journal/gateway-jwks.json" &
 mock_pid=$!
 gw_pid=
 cleanup() {
@@ -39,7 +41,10 @@ opale-gateway (sandbox) is up:
   journal               deploy/sandbox/journal/access.jsonl
 
 Try (from $top):
-  curl --cert $pki/client-commune.crt --key $pki/client-commune.key --cacert $pki/ca.crt \\
+  C="--cert $pki/client-commune.crt --key $pki/client-commune.key --cacert $pki/ca.crt"
+  TOKEN=\$(curl -s \$C -d grant_type=client_credentials https://localhost:8443/token \\
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl \$C -H "Authorization: Bearer \$TOKEN" \\
        -H "X-Correlation-ID: \$(cat /proc/sys/kernel/random/uuid)" -H "ID_Teleservice: TS-0001" \\
        "https://localhost:8443/opale/v1/entreprises/732829320/declarations?annee=2023"
 
