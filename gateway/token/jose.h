@@ -83,7 +83,7 @@ void gw_jwk_clear(gw_jwk *k);
 void gw_keyset_clear(gw_keyset *ks); /* frees issuer, keys, their pkeys */
 
 /* RFC 7638 thumbprint is not needed; SHA-256 helpers are: */
-/* base64url(SHA-256(<der>)) into <out> (44 chars + NUL), for cnf.x5t#S256. */
+/* base64url(SHA-256(<der>)) into <out> (43 chars + NUL), for cnf.x5t#S256. */
 void gw_x5t_s256(const unsigned char *der, size_t n, char out[48]);
 
 /* ---- JWS compact ---- */
