@@ -128,6 +128,19 @@ echo "   $(admin POST /admin/consumers/commune-exemple-sandbox/suspend)"
 call "  ... its next call" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
 echo "   $(admin POST /admin/consumers/commune-exemple-sandbox/resume)"
 call "  ... resumed" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
+echo "== Quota: the commune may make 50 calls per rolling minute (exact sliding window)"
+ok=0; throttled=0; first429=""
+for i in $(seq 1 55); do
+  out=$(curl -s -i --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/client-commune.crt" --key "$pki/client-commune.key" \
+        "${C[@]}" "${T[@]}" "$url$D?annee=2023")
+  case "$out" in
+    "HTTP/1.1 200"*) ok=$((ok+1)) ;;
+    "HTTP/1.1 429"*) throttled=$((throttled+1)); [ -z "$first429" ] && first429="$out" ;;
+  esac
+done
+echo "   55 more calls: $ok answered 200, $throttled refused 429"
+echo "$first429" | grep -iE '^(HTTP|RateLimit|Retry-After)|erreur' | sed 's/^/   /' | tr -d '\r'
+echo
 call "No client certificate" "" "/opale/v1/etatSante"
 call "Expired client certificate" client-expired "/opale/v1/etatSante"
 call "Client certificate from an unknown CA" client-unknown-ca "/opale/v1/etatSante"
@@ -147,4 +160,4 @@ for line in open(sys.argv[1]):
         r.get("consumer", ""), (r.get("tls") or {}).get("cert_sha256", "")[:16]))
 PY
 echo
-echo "Quotas arrive with the next issue."
+echo "Quotas are per habilitation and per instance (in-memory store); the shared Redis store is the next step."

@@ -1107,7 +1107,7 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
 {
     static const char *const keys[] = {
         "workers", "policies_dir", "listeners", "upstreams", "routes",
-        "limits",  "timeouts",     "journal",   "admin",     "access", "oauth", NULL};
+        "limits",  "timeouts",     "journal",   "admin",     "access", "oauth", "quota", NULL};
     long long w = 0;
     const char *s;
 
@@ -1144,6 +1144,12 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
         c->access = json_deep_copy(acc);
         if (c->access == NULL)
             err(x, "access", "out of memory");
+    }
+    json_t *qa = get_obj(x, root, "$", "quota", 0);
+    if (qa != NULL) {
+        c->quota = json_deep_copy(qa);
+        if (c->quota == NULL)
+            err(x, "quota", "out of memory");
     }
     json_t *oa = get_obj(x, root, "$", "oauth", 0);
     if (oa != NULL) {
@@ -1291,6 +1297,7 @@ void gw_conf_free(gw_conf *c)
     free(c->policies_dir);
     json_decref(c->access);
     json_decref(c->oauth);
+    json_decref(c->quota);
     free(c->path);
     free(c->dir);
     free(c);

@@ -121,6 +121,8 @@ typedef struct gw_conf {
     /* "oauth": token endpoint, bearer validation and backend assertion
      * settings, validated by gateway/token/oauth.c; NULL when absent. */
     struct json_t *oauth;
+    /* "quota": the quota store settings (gateway/quota/quota.c); NULL: defaults */
+    struct json_t *quota;
 } gw_conf;
 
 gw_conf *gw_conf_load(const char *path, gw_errlist *errs);

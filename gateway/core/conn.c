@@ -165,6 +165,11 @@ static void journal_request(gw_conn *c, gw_req *q)
     }
     r.teleservice = q->teleservice[0] ? q->teleservice : NULL;
     r.scope = q->a.route != NULL ? q->a.route->scope : NULL;
+    if (q->a.quota_ran) {
+        r.quota_limit = (long)q->a.quota_limit;
+        r.quota_remaining = (long)q->a.quota_remaining;
+        r.quota_store = q->a.quota_store;
+    }
     if (q->a.has_token) {
         r.token_jti = q->a.claims.jti;
         r.token_client_id = q->a.claims.client_id;
@@ -583,6 +588,8 @@ static void dispatch(gw_conn *c, gw_http_request *http)
     a->confs = srv->confs;
     a->oauth = srv->oauth;
     a->token_cache = c->w->token_cache;
+    a->quota = srv->quota;
+    a->deny_cache = c->w->deny_cache;
     a->on_done = access_done;
     if (local_route(c, q))
         return;

@@ -206,9 +206,10 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
     w->policies_ev = event_new(w->base, -1, 0, policies_cb, w);
     w->token_cache = gw_token_cache_new(s->oauth ? s->oauth->cache_entries : 16);
+    w->deny_cache = gw_deny_cache_new(4096);
     w->policies = gw_server_policies(s);
     if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL ||
-        w->token_cache == NULL) {
+        w->token_cache == NULL || w->deny_cache == NULL) {
         *err = strdup("out of memory");
         return -1;
     }
@@ -301,6 +302,7 @@ void gw_server_free(gw_server *s)
             event_free(w->policies_ev);
         gw_policy_set_unref(w->policies);
         gw_token_cache_free(w->token_cache);
+        gw_deny_cache_free(w->deny_cache);
         free(w->lis);
         free(w->pools);
         event_base_free(w->base);
@@ -316,6 +318,7 @@ void gw_server_free(gw_server *s)
     gw_stage_confs_free(s->confs);
     gw_suspensions_free(s->susp);
     gw_oauth_free(s->oauth);
+    gw_quota_free(s->quota);
     gw_memlog_free(s->token_rate);
     pthread_mutex_destroy(&s->policies_lock);
     free(s);
@@ -343,6 +346,7 @@ void gw_access_state_clear(gw_access_state *st)
     gw_policy_set_unref(st->policies);
     gw_suspensions_free(st->susp);
     gw_oauth_free(st->oauth);
+    gw_quota_free(st->quota);
     memset(st, 0, sizeof(*st));
 }
 
@@ -352,6 +356,7 @@ int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs)
     st->confs = gw_stage_confs_load(conf, errs);
     st->policies = gw_policies_load(conf, errs);
     st->oauth = gw_oauth_load(conf, errs);
+    st->quota = gw_quota_load(conf, errs);
     if (st->confs != NULL) {
         char *err = NULL;
         st->susp = gw_suspensions_open(st->confs->suspensions_file, &err);
@@ -360,7 +365,8 @@ int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs)
             free(err);
         }
     }
-    if (st->confs == NULL || st->policies == NULL || st->susp == NULL || st->oauth == NULL) {
+    if (st->confs == NULL || st->policies == NULL || st->susp == NULL || st->oauth == NULL ||
+        st->quota == NULL) {
         gw_access_state_clear(st);
         return -1;
     }
@@ -373,6 +379,7 @@ void gw_server_set_access(gw_server *s, gw_access_state *st)
     s->policies = st->policies;
     s->susp = st->susp;
     s->oauth = st->oauth;
+    s->quota = st->quota;
     memset(st, 0, sizeof(*st));
 }
 

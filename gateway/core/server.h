@@ -22,6 +22,7 @@
 #include "policy/policy.h"
 #include "policy/suspend.h"
 #include "stages/confs.h"
+#include "quota/quota.h"
 #include "token/oauth.h"
 
 /* Counters read by the admin listener (relaxed atomics: a metric may be a
@@ -80,6 +81,7 @@ typedef struct gw_access_state {
     gw_policy_set *policies;
     gw_suspensions *susp;
     gw_oauth *oauth;
+    gw_quota *quota;
 } gw_access_state;
 
 int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs);

@@ -31,6 +31,7 @@ typedef struct gw_worker {
     gw_policy_set *policies;            /* this worker's reference to the current set */
     struct event *policies_ev;          /* activated by a reload: take the new set */
     struct gw_token_cache *token_cache; /* verified tokens of this worker */
+    struct gw_deny_cache *deny_cache;   /* quota refusals known to this worker */
 } gw_worker;
 
 struct gw_server {
@@ -49,6 +50,7 @@ struct gw_server {
     pthread_mutex_t policies_lock;
     gw_policy_set *policies; /* current set, under policies_lock */
     gw_oauth *oauth;
+    gw_quota *quota;
     gw_memlog *token_rate; /* token requests per client, all workers */
 };
 

@@ -11,6 +11,7 @@ const gw_stage *const gw_pipeline[] = {
     &gw_stage_teleservice, /* 3. the caller's technical identifier */
     &gw_stage_bearer,      /* 4. the consumer's identity (OAuth2, bound to the cert) */
     &gw_stage_rights,      /* 5. rights on the data for the period */
+    &gw_stage_quota,       /*    50/min sandbox, 500/min production (CGU §9.2) */
 };
 const size_t gw_pipeline_len = sizeof(gw_pipeline) / sizeof(gw_pipeline[0]);
 

@@ -31,9 +31,11 @@
 
 struct gw_oauth;
 struct gw_token_cache;
+struct gw_quota;
+struct gw_deny_cache;
 
 #define GW_STAGE_MAX 12
-#define GW_ACCESS_MAX_HEADERS 8
+#define GW_ACCESS_MAX_HEADERS 12
 
 typedef enum { GW_STAGE_NEXT = 0, GW_STAGE_REJECT = 1, GW_STAGE_SUSPEND = 2 } gw_verdict;
 
@@ -61,6 +63,9 @@ typedef struct gw_access {
     const struct gw_stage_confs *confs;
     const struct gw_oauth *oauth;       /* keys and rules for the bearer stage */
     struct gw_token_cache *token_cache; /* this worker's verified tokens */
+    const struct gw_quota *quota;       /* the quota store */
+    struct gw_deny_cache *deny_cache;   /* this worker's known refusals */
+    uint64_t now_ms;                    /* monotonic clock, 0: read it */
 
     /* outputs */
     const gw_policy *policy; /* set by the mtls stage */
@@ -77,6 +82,12 @@ typedef struct gw_access {
     gw_extra_header up_headers[GW_ACCESS_MAX_HEADERS]; /* to the upstream */
     size_t nup_headers;
     char retry_after[16];
+    int quota_ran; /* the quota stage decided: its figures below */
+    unsigned quota_limit;
+    unsigned quota_remaining;
+    const char *quota_store;
+    int quota_deny_cached;
+    char rl_limit[16], rl_remaining[16], rl_reset[16];
     int has_token;    /* a bearer token was verified and bound */
     gw_claims claims; /* its claims */
     char *local_body; /* a stage answers itself (etatSante in maintenance) */

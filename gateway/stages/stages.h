@@ -13,6 +13,7 @@ extern const gw_stage gw_stage_correlation;
 extern const gw_stage gw_stage_teleservice;
 extern const gw_stage gw_stage_bearer;
 extern const gw_stage gw_stage_rights;
+extern const gw_stage gw_stage_quota;
 
 /* The ordered list (pipeline.c) and its length. */
 extern const gw_stage *const gw_pipeline[];

@@ -15,6 +15,7 @@
 
 #include "stages/confs.h"
 #include "stages/stages.h"
+#include "quota/quota.h"
 #include "token/cache.h"
 #include "token/oauth.h"
 
@@ -31,6 +32,9 @@ static gw_route_table routes;
 static gw_conf conf;
 static gw_oauth *oauth;
 static gw_token_cache *cache;
+static gw_quota *quota;
+static gw_deny_cache *deny;
+static uint64_t quota_now_ms; /* 0: the real clock */
 static gw_jwk attacker;
 
 /* A token as /token would issue it, with fields overridable for the attack
@@ -168,12 +172,18 @@ static void setup(void)
     snprintf(ep, sizeof(ep), "%s/evil.pem", tmpdir);
     ck_assert_int_eq(gw_jwk_load_pem(&attacker, ep, "k1", GW_ALG_ES256, &kerr), 0);
     cache = gw_token_cache_new(64);
+    quota = gw_quota_load(&conf, &errs);
+    ck_assert_ptr_nonnull(quota);
+    deny = gw_deny_cache_new(64);
+    quota_now_ms = 0;
 }
 
 static void teardown(void)
 {
     gw_oauth_free(oauth);
     gw_token_cache_free(cache);
+    gw_quota_free(quota);
+    gw_deny_cache_free(deny);
     gw_jwk_clear(&attacker);
     gw_policy_set_unref(set);
     gw_suspensions_free(susp);
@@ -204,6 +214,9 @@ typedef struct outcome {
     char siren[10];
     char retry_after[16];
     int has_local_body;
+    int quota_remaining;
+    int deny_cached;
+    char rl_reset[16];
 } outcome;
 
 /* Run the whole pipeline on <raw> from <peer> with certificate <fp>. */
@@ -244,6 +257,9 @@ static outcome run_auth(const char *raw0, const char *fp, const char *peer, gw_e
     a.confs = confs;
     a.oauth = oauth;
     a.token_cache = cache;
+    a.quota = quota;
+    a.deny_cache = deny;
+    a.now_ms = quota_now_ms;
     outcome o;
     memset(&o, 0, sizeof(o));
     o.v = gw_pipeline_run(&a);
@@ -254,6 +270,11 @@ static outcome run_auth(const char *raw0, const char *fp, const char *peer, gw_e
     strcpy(o.siren, a.siren);
     strcpy(o.retry_after, a.retry_after);
     o.has_local_body = a.local_body != NULL;
+    o.quota_remaining = a.quota_ran ? (int)a.quota_remaining : -1;
+    o.deny_cached = a.quota_deny_cached;
+    for (size_t i = 0; i < a.nresp_headers; i++)
+        if (strcmp(a.resp_headers[i].name, "RateLimit-Reset") == 0)
+            snprintf(o.rl_reset, sizeof(o.rl_reset), "%s", a.resp_headers[i].value);
     gw_pipeline_done(&a);
     free(a.local_body);
     gw_http_request_free(http);
@@ -465,6 +486,76 @@ START_TEST(cache_hit_still_bound)
     o = run_auth(REQ(DECL, ""), FP_D, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0, auth);
     ck_assert_int_eq(o.err, GW_ERR_TOKEN_INVALID);
     ck_assert_str_eq(o.reason, "bearer.cnf_mismatch");
+}
+END_TEST
+
+/* 50 per minute (the sandbox default): exactly 50 admitted, then 429 with
+ * Retry-After exact to when the first admission leaves the window; refused
+ * calls do not extend the refusal; the deny cache answers repeats. */
+START_TEST(quota_exact)
+{
+    quota_now_ms = 1000000;
+    for (int i = 0; i < 50; i++) {
+        quota_now_ms = 1000000 + (uint64_t)i * 100;
+        outcome o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+        ck_assert_msg(o.v == GW_STAGE_NEXT, "request %d refused", i);
+        ck_assert_int_eq(o.quota_remaining, 49 - i);
+    }
+    quota_now_ms = 1010000; /* 10 s after the first admission */
+    outcome o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.err, GW_ERR_THROTTLED);
+    ck_assert_str_eq(o.retry_after, "50");
+    ck_assert_str_eq(o.rl_reset, "50");
+    ck_assert_int_eq(o.quota_remaining, 0);
+    ck_assert(!o.deny_cached);
+    quota_now_ms = 1059999; /* refused repeats: from the deny cache, not extended */
+    o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.err, GW_ERR_THROTTLED);
+    ck_assert(o.deny_cached);
+    ck_assert_str_eq(o.retry_after, "1");
+    quota_now_ms = 1060000; /* the first admission leaves: one slot */
+    o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    ck_assert_int_eq(o.quota_remaining, 0);
+    o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.err, GW_ERR_THROTTLED);
+    ck_assert_str_eq(o.retry_after, "1"); /* the second one leaves at 1060100 */
+    /* etatSante has no quota */
+    o = run("GET /opale/v1/etatSante HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n\r\n",
+            FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    ck_assert_int_eq(o.quota_remaining, -1);
+    /* another habilitation is independent */
+    o = run(REQ(DECL, ""), FP_D, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_ne(o.err, GW_ERR_THROTTLED);
+}
+END_TEST
+
+typedef struct qcase {
+    const char *json;
+    const char *msg;
+} qcase;
+
+static const qcase qcases[] = {
+    {"{\"store\":\"redis\"}",
+     "gw.json: quota.store: must be \"memory\" (the Redis store is not part of this version)"},
+    {"{\"window_s\":0}", "gw.json: quota.window_s: must be an integer between 1 and 86400"},
+    {"{\"x\":1}", "gw.json: quota.x: unknown key"},
+};
+
+START_TEST(quota_config_errors)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    json_error_t je;
+    conf.quota = json_loads(qcases[_i].json, 0, &je);
+    gw_quota *q = gw_quota_load(&conf, &errs);
+    json_decref(conf.quota);
+    conf.quota = NULL;
+    ck_assert_ptr_null(q);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert_str_eq(errs.msgs[0], qcases[_i].msg);
+    gw_errlist_clear(&errs);
 }
 END_TEST
 
@@ -688,6 +779,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, pipeline_outcomes, 0, sizeof(pcases) / sizeof(pcases[0]));
     tcase_add_test(tc, policies_missing_denies);
+    tcase_add_test(tc, quota_exact);
+    tcase_add_loop_test(tc, quota_config_errors, 0, sizeof(qcases) / sizeof(qcases[0]));
     tcase_add_loop_test(tc, bearer_outcomes, 0, sizeof(bcases) / sizeof(bcases[0]));
     tcase_add_test(tc, scope_in_token_but_not_in_habilitation);
     tcase_add_test(tc, cache_hit_still_bound);

@@ -1,0 +1,42 @@
+/*
+ * Quotas (CGU §9.2): an exact sliding window per habilitation, "never more
+ * than N admissions in any rolling window", N = the policy's
+ * quota.per_minute (50 sandbox / 500 production by default).
+ *
+ * Settings, the "quota" object of the gateway config:
+ *   "quota": {"store": "memory", "window_s": 60}
+ * "memory" (the default) is the in-process log shared by the workers of one
+ * instance (gateway/quota/memlog.c). A Redis store shared by several
+ * instances is the quota issue's next step (docs/quotas.md).
+ */
+#ifndef GW_QUOTA_H
+#define GW_QUOTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "quota/memlog.h"
+
+typedef enum { GW_QSTORE_MEMORY = 0 } gw_qstore_kind;
+
+typedef struct gw_quota {
+    gw_qstore_kind kind;
+    uint64_t window_ms;
+    gw_memlog *mem; /* the in-process store */
+} gw_quota;
+
+/* Parse <c->quota> (NULL: defaults); errors "FILE: quota.…: message". */
+gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs);
+void gw_quota_free(gw_quota *q);
+
+/* Per-worker cache of refusals: "refused until T" per key, exact because no
+ * admission can leave the window before T. */
+typedef struct gw_deny_cache gw_deny_cache;
+gw_deny_cache *gw_deny_cache_new(size_t cap);
+void gw_deny_cache_free(gw_deny_cache *d);
+/* 1 and <*until_ms> when <key> is refused until a later time than <now_ms>. */
+int gw_deny_cache_get(gw_deny_cache *d, const char *key, uint64_t now_ms, uint64_t *until_ms);
+void gw_deny_cache_put(gw_deny_cache *d, const char *key, uint64_t until_ms);
+
+#endif
