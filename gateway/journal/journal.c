@@ -729,6 +729,13 @@ char *gw_journal_format(const gw_journal_rec *r, size_t *len)
     put_str(o, "siren", r->siren, &fail);
     put_str(o, "annee", r->annee, &fail);
     put_str(o, "scope", r->scope, &fail);
+    if (r->quota_store != NULL) {
+        json_t *qo = json_object();
+        put(qo, "limit", json_integer(r->quota_limit), &fail);
+        put(qo, "remaining", json_integer(r->quota_remaining), &fail);
+        put_str(qo, "store", r->quota_store, &fail);
+        put(o, "quota", qo, &fail);
+    }
     put_str(o, "token_jti", r->token_jti, &fail);
     put_str(o, "client_id", r->token_client_id, &fail);
     put_str(o, "decision", r->decision, &fail);
