@@ -105,6 +105,46 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "opale_request_duration_ms_bucket{le=\"+Inf\"} %lu\n", cum);
     evbuffer_add_printf(b, "opale_request_duration_ms_sum %lu\n", LD(s->latency_sum_ms));
     evbuffer_add_printf(b, "opale_request_duration_ms_count %lu\n", cum);
+    metric(b, "opale_quota_decisions_total", "Quota decisions by outcome.", "counter");
+    evbuffer_add_printf(b, "opale_quota_decisions_total{outcome=\"admitted\"} %lu\n",
+                        LD(s->quota_admitted));
+    evbuffer_add_printf(b, "opale_quota_decisions_total{outcome=\"refused\"} %lu\n",
+                        LD(s->quota_refused));
+    metric(b, "opale_quota_degraded_total", "Quota decisions taken without the shared store.",
+           "counter");
+    evbuffer_add_printf(b, "opale_quota_degraded_total %lu\n", LD(s->quota_degraded));
+    metric(b, "opale_quota_deny_cache_hits_total", "Refusals answered from the deny cache.",
+           "counter");
+    evbuffer_add_printf(b, "opale_quota_deny_cache_hits_total %lu\n", LD(s->quota_deny_cache_hits));
+    metric(b, "opale_quota_store_degraded", "1 when the last quota decision was degraded.",
+           "gauge");
+    evbuffer_add_printf(b, "opale_quota_store_degraded %d\n",
+                        atomic_load_explicit(&s->quota_store_degraded, memory_order_relaxed));
+    gw_redis_stats rs;
+    if (gw_server_redis_stats(a->srv, &rs)) {
+        metric(b, "opale_redis_up", "1 when every Redis connection is ready.", "gauge");
+        evbuffer_add_printf(b, "opale_redis_up %d\n", rs.up);
+        metric(b, "opale_redis_commands_total", "Redis commands by outcome.", "counter");
+        evbuffer_add_printf(b,
+                            "opale_redis_commands_total{outcome=\"sent\"} %llu\n"
+                            "opale_redis_commands_total{outcome=\"replied\"} %llu\n"
+                            "opale_redis_commands_total{outcome=\"timeout\"} %llu\n"
+                            "opale_redis_commands_total{outcome=\"error\"} %llu\n",
+                            (unsigned long long)rs.commands, (unsigned long long)rs.replies,
+                            (unsigned long long)rs.timeouts, (unsigned long long)rs.errors);
+        metric(b, "opale_redis_reconnects_total", "Redis reconnections.", "counter");
+        evbuffer_add_printf(b, "opale_redis_reconnects_total %llu\n",
+                            (unsigned long long)rs.reconnects);
+        metric(b, "opale_redis_redirects_total", "Redis Cluster redirections.", "counter");
+        evbuffer_add_printf(b,
+                            "opale_redis_redirects_total{kind=\"moved\"} %llu\n"
+                            "opale_redis_redirects_total{kind=\"ask\"} %llu\n",
+                            (unsigned long long)rs.moved, (unsigned long long)rs.ask);
+        metric(b, "opale_redis_latency_us_sum", "Sum of Redis round trips (microseconds).",
+               "counter");
+        evbuffer_add_printf(b, "opale_redis_latency_us_sum %llu\n",
+                            (unsigned long long)rs.latency_us_sum);
+    }
     metric(b, "opale_policy_reloads_total", "Policy reloads by outcome.", "counter");
     evbuffer_add_printf(b, "opale_policy_reloads_total{outcome=\"ok\"} %lu\n", LD(s->reloads_ok));
     evbuffer_add_printf(b, "opale_policy_reloads_total{outcome=\"refused\"} %lu\n",
@@ -304,9 +344,18 @@ static void handle(struct evhttp_request *req, void *arg)
         gw_policy_set *ps = gw_server_policies(a->srv);
         int ready = gw_server_ready(a->srv) && ps != NULL && gw_journal_healthy(a->journal);
         gw_policy_set_unref(ps);
-        evbuffer_add_printf(b, "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu}\n",
+        gw_redis_stats rs;
+        const char *qstate = "memory";
+        if (gw_server_redis_stats(a->srv, &rs))
+            qstate = rs.up ? "redis" : "degraded";
+        gw_stats *st = gw_server_stats(a->srv);
+        if (atomic_load_explicit(&st->quota_store_degraded, memory_order_relaxed))
+            qstate = "degraded";
+        evbuffer_add_printf(b,
+                            "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,"
+                            "\"quota_store\":\"%s\"}\n",
                             ready ? "true" : "false", ready ? "\"up\"" : "\"draining\"",
-                            (unsigned long long)js.queued);
+                            (unsigned long long)js.queued, qstate);
         reply(req, ready ? 200 : 503, "application/json", b);
     } else if (!authorized(a, req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",

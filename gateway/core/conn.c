@@ -223,6 +223,16 @@ static void record_stats(gw_conn *c, gw_req *q)
         atomic_fetch_add_explicit(&s->responses_by_class[cls], 1, memory_order_relaxed);
     if (q->err != GW_OK)
         atomic_fetch_add_explicit(&s->denials[q->err], 1, memory_order_relaxed);
+    if (q->a.quota_ran || q->a.quota_degraded) {
+        int refused = q->err == GW_ERR_THROTTLED || q->err == GW_ERR_QUOTA_UNAVAILABLE;
+        atomic_fetch_add_explicit(refused ? &s->quota_refused : &s->quota_admitted, 1,
+                                  memory_order_relaxed);
+        if (q->a.quota_deny_cached)
+            atomic_fetch_add_explicit(&s->quota_deny_cache_hits, 1, memory_order_relaxed);
+        if (q->a.quota_degraded)
+            atomic_fetch_add_explicit(&s->quota_degraded, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->quota_store_degraded, q->a.quota_degraded, memory_order_relaxed);
+    }
     unsigned long ms = (unsigned long)(gw_now_ms() - q->t0);
     size_t b = 0;
     while (b < 11 && ms > gw_latency_bounds_ms[b])
@@ -590,6 +600,8 @@ static void dispatch(gw_conn *c, gw_http_request *http)
     a->token_cache = c->w->token_cache;
     a->quota = srv->quota;
     a->deny_cache = c->w->deny_cache;
+    a->redis = c->w->redis;
+    a->request_id = q->request_id;
     a->on_done = access_done;
     if (local_route(c, q))
         return;

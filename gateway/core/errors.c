@@ -88,6 +88,9 @@ static const gw_err_def table[GW_ERR__COUNT] = {
                                    "killswitch.suspended"},
     [GW_ERR_MAINTENANCE] = {GW_ERR_MAINTENANCE, "910220", 503,
                             "L'API est en maintenance programmée", "maintenance.slot"},
+    [GW_ERR_QUOTA_UNAVAILABLE] = {GW_ERR_QUOTA_UNAVAILABLE, "910230", 503,
+                                  "Décision de quota impossible : stockage indisponible",
+                                  "quota.store_unavailable"},
     [GW_ERR_CLIENT_CLOSED] = {GW_ERR_CLIENT_CLOSED, "910499", 499, "Connexion fermée par le client",
                               "client.closed"},
 };

@@ -207,6 +207,13 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->policies_ev = event_new(w->base, -1, 0, policies_cb, w);
     w->token_cache = gw_token_cache_new(s->oauth ? s->oauth->cache_entries : 16);
     w->deny_cache = gw_deny_cache_new(4096);
+    if (s->quota != NULL && s->quota->kind == GW_QSTORE_REDIS) {
+        w->redis = gw_redis_new(w->base, &s->quota->redis);
+        if (w->redis == NULL) {
+            *err = strdup("quota.redis: cannot create the Redis client");
+            return -1;
+        }
+    }
     w->policies = gw_server_policies(s);
     if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL ||
         w->token_cache == NULL || w->deny_cache == NULL) {
@@ -303,6 +310,7 @@ void gw_server_free(gw_server *s)
         gw_policy_set_unref(w->policies);
         gw_token_cache_free(w->token_cache);
         gw_deny_cache_free(w->deny_cache);
+        gw_redis_free(w->redis);
         free(w->lis);
         free(w->pools);
         event_base_free(w->base);
@@ -413,6 +421,32 @@ int gw_server_reload_policies(gw_server *s, gw_errlist *errs)
             event_active(s->workers[i].policies_ev, EV_READ, 0);
     atomic_fetch_add_explicit(&s->stats.reloads_ok, 1, memory_order_relaxed);
     return 0;
+}
+
+int gw_server_redis_stats(gw_server *s, gw_redis_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->quota == NULL || s->quota->kind != GW_QSTORE_REDIS)
+        return 0;
+    out->up = 1;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        gw_redis_stats st;
+        if (s->workers[i].redis == NULL)
+            continue;
+        /* figures read from another thread: counters, a view that may be
+         * a little behind */
+        gw_redis_get_stats(s->workers[i].redis, &st);
+        out->commands += st.commands;
+        out->replies += st.replies;
+        out->timeouts += st.timeouts;
+        out->errors += st.errors;
+        out->reconnects += st.reconnects;
+        out->moved += st.moved;
+        out->ask += st.ask;
+        out->latency_us_sum += st.latency_us_sum;
+        out->up = out->up && st.up;
+    }
+    return 1;
 }
 
 gw_stats *gw_server_stats(gw_server *s)

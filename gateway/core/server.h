@@ -40,6 +40,11 @@ typedef struct gw_stats {
     /* latency histogram of whole requests, milliseconds upper bounds */
     atomic_ulong latency_bucket[12];
     atomic_ulong latency_sum_ms;
+    atomic_ulong quota_admitted;
+    atomic_ulong quota_refused;
+    atomic_ulong quota_degraded; /* decisions taken without the shared store */
+    atomic_ulong quota_deny_cache_hits;
+    atomic_int quota_store_degraded; /* the last decision was degraded */
     atomic_ulong tokens_issued;
     atomic_ulong token_cache_hits;
     atomic_ulong token_cache_misses;
@@ -101,6 +106,9 @@ int gw_server_reload_policies(gw_server *s, gw_errlist *errs);
 /* A reference to the current set (caller unrefs) and the kill switch. */
 gw_policy_set *gw_server_policies(gw_server *s);
 gw_suspensions *gw_server_suspensions(gw_server *s);
+
+/* Sum of the workers' Redis client figures (quota store); 0 when memory. */
+int gw_server_redis_stats(gw_server *s, gw_redis_stats *out);
 
 gw_stats *gw_server_stats(gw_server *s);
 const gw_conf *gw_server_conf(const gw_server *s);

@@ -32,6 +32,7 @@ typedef struct gw_worker {
     struct event *policies_ev;          /* activated by a reload: take the new set */
     struct gw_token_cache *token_cache; /* verified tokens of this worker */
     struct gw_deny_cache *deny_cache;   /* quota refusals known to this worker */
+    struct gw_redis *redis;             /* this worker's Redis client (redis store) */
 } gw_worker;
 
 struct gw_server {

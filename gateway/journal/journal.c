@@ -1,5 +1,5 @@
 /*
- * Access journal, first version: one writer thread behind a bounded queue.
+ * Access journal: one writer thread behind a bounded queue.
  *
  * Workers format a record (gw_journal_format) and hand the line over with
  * gw_journal_submit(), which only takes the mutex, appends a pointer and
@@ -11,13 +11,26 @@
  * swaps <q> with its own empty array <wq> under the lock, so it takes every
  * queued line at once and the lock is never held across a system call.
  *
- * See docs/journal.md for the record schema and the durability model.
+ * Chained journals (gw_journal_open_opts without <raw>): the writer thread is
+ * the one place where records get their order, so it assigns "seq" and
+ * chains each line to the one written before it, just before the writev().
+ * A line goes out as two iovecs: the worker's bytes without their final
+ * "}\n", then a suffix ,"seq":N,"prev":"…","hash":"…"}\n built in a writer
+ * array, so chaining allocates nothing. The head (seq and hash of the last
+ * record written) only moves past lines that reached the file in full: after
+ * a failed write the next record links to the last good one. The writer also
+ * rotates files, applies retention and writes checkpoints, each as a chained
+ * record of its own.
+ *
+ * See docs/journal.md for the record schema, the chain and the durability
+ * model.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* GNU strerror_r, vasprintf, pthread_setname_np */
+#define _GNU_SOURCE /* GNU strerror_r, vasprintf, pthread_setname_np, renameat2 */
 #endif
 #include "journal/journal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -29,13 +42,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "core/util.h"
+#include "journal/verify.h"
+#include "token/jose.h"
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
@@ -45,6 +62,17 @@
 #define OPEN_MODE 0640
 /* stderr reports of drops and write errors: at most one of each per second. */
 #define REPORT_INTERVAL_MS 1000
+/* ,"seq":<20 digits>,"prev":"<64>","hash":"<64>"}\n is 197 bytes. */
+#define SUFFIX_MAX 200
+/* Lines per writev() in a chained journal: two iovecs each, one spare for
+ * the '\n' that ends a torn line. */
+#define CHAIN_GROUP ((IOV_MAX - 1) / 2)
+/* Retention runs at open and then once per hour. */
+#define RETENTION_PERIOD_MS (3600u * 1000u)
+/* A rotation that failed (rename, open) is retried after this long. */
+#define ROTATE_RETRY_MS (60u * 1000u)
+/* How much of a file's end is read, at most, to find its last record. */
+#define TAIL_MAX (16u << 20)
 
 struct jline {
     char *p;
@@ -53,11 +81,22 @@ struct jline {
 
 struct gw_journal {
     char *path;
+    char *dir;        /* directory of <path> */
+    const char *base; /* file name part of <path> */
     size_t cap;
     unsigned sync_ms;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv; /* wakes the writer */
+
+    /* Set at open, read-only afterwards. */
+    int chain;
+    uint64_t rotate_bytes;
+    int rotate_daily;
+    unsigned retention_days;
+    unsigned checkpoint_s;
+    int has_signer;
+    gw_jwk signer; /* our own reference to the key */
 
     /* Under <mu>. */
     struct jline *q;
@@ -72,14 +111,16 @@ struct gw_journal {
     uint64_t write_errors;
     uint64_t dropped_full;   /* queue full */
     uint64_t dropped_closed; /* submitted after close started */
-    uint64_t dropped_null;   /* NULL line (the caller's format failed) */
+    uint64_t dropped_null;   /* NULL line (the caller's format failed) or not one object */
     uint64_t dropped_write;  /* lost in a failed write */
     int write_ok;
     int sync_ok;
     int last_errno;
     const char *last_op;
+    uint64_t st_seq, st_rotations, st_checkpoints, st_deleted;
+    long long test_now;
 
-    /* Writer thread only (and gw_journal_close() after the join). */
+    /* Writer thread only (and open/close around it). */
     struct jline *wq;
     int fd;
     int no_sync; /* <fd> cannot be synced (pipe, FIFO, character device) */
@@ -90,7 +131,21 @@ struct gw_journal {
     uint64_t next_error_report_ms;
     uint64_t reported_dropped;
     uint64_t reported_errors;
+    /* chain */
+    int regular;       /* <fd> is a regular file: rotation and retention apply */
+    uint64_t seq;      /* head: seq of the last record written, 0 before the first */
+    char head[65];     /* head: its hash (the genesis value before the first) */
+    int head_is_cp;    /* the head is a checkpoint record */
+    uint64_t cur_size; /* bytes in the current file */
+    long long file_day; /* UTC day (days since the epoch) the current file belongs to */
+    uint64_t next_cp_ms, next_ret_ms, rotate_retry_ms;
+    time_t last_stamp; /* newest rotation stamp: names never go back in time */
+    char *restart_from; /* rotate record to write first: the chain continues from this file */
+    EVP_MD_CTX *md;
+    char (*sfx)[SUFFIX_MAX]; /* CHAIN_GROUP suffixes */
 };
+
+static int dump_cb(const char *p, size_t n, void *data);
 
 static uint64_t mono_ms(void)
 {
@@ -114,6 +169,43 @@ static void set_err(char **err, const char *fmt, ...)
 static uint64_t dropped_total(const gw_journal *j)
 {
     return j->dropped_full + j->dropped_closed + j->dropped_null + j->dropped_write;
+}
+
+/* The writer's wall clock: real, or the unit tests' fixed time. */
+static time_t wall(gw_journal *j, int *ms)
+{
+    long long t;
+    pthread_mutex_lock(&j->mu);
+    t = j->test_now;
+    pthread_mutex_unlock(&j->mu);
+    if (t != 0) {
+        if (ms)
+            *ms = 0;
+        return (time_t)t;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ms)
+        *ms = (int)(ts.tv_nsec / 1000000L);
+    return ts.tv_sec;
+}
+
+static long long utc_day(time_t t)
+{
+    long long d = (long long)t / 86400;
+    return (long long)t < 0 && (long long)t % 86400 != 0 ? d - 1 : d;
+}
+
+/* "2025-03-21T09:00:00.123Z" */
+static void wall_iso(gw_journal *j, char out[32])
+{
+    int ms;
+    time_t t = wall(j, &ms);
+    struct tm tm;
+    char base[24];
+    gmtime_r(&t, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%.20s.%03dZ", base, ms % 1000);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -158,28 +250,75 @@ static int writev_all(int fd, struct iovec *iov, int cnt, size_t *done)
     return 0;
 }
 
+/* Chain one line: <sfx> gets ,"seq":<seq>,"prev":"<prev>","hash":"<h>"}\n
+ * where h = SHA-256(<l> without its "}\n" || the suffix up to the closing
+ * quote of prev). Returns the suffix length; the hash is its last 67..3
+ * bytes. */
+static size_t chain_line(gw_journal *j, const struct jline *l, uint64_t seq, const char *prev,
+                         char *sfx)
+{
+    unsigned char md[EVP_MAX_MD_SIZE] = {0};
+    unsigned int mdlen = 0;
+    int n = snprintf(sfx, SUFFIX_MAX, ",\"seq\":%" PRIu64 ",\"prev\":\"%.64s\"", seq, prev);
+
+    if (EVP_DigestInit_ex(j->md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(j->md, l->p, l->len - 2) != 1 ||
+        EVP_DigestUpdate(j->md, sfx, (size_t)n) != 1 || EVP_DigestFinal_ex(j->md, md, &mdlen) != 1)
+        memset(md, 0, sizeof(md)); /* cannot happen with the default provider */
+    memcpy(sfx + n, ",\"hash\":\"", 9);
+    gw_hex(md, 32, sfx + n + 9);
+    memcpy(sfx + n + 9 + 64, "\"}\n", 3);
+    return (size_t)n + 9 + 64 + 3;
+}
+
+static void maybe_rotate(gw_journal *j);
+
 /* Write the lines <v>[0..<n>) to the current fd in writev() groups of at most
- * IOV_MAX, then free them. On the first error the rest of <v> is counted as
- * dropped: retrying every group against ENOSPC would only repeat the error.
- * A line cut by a failed write is terminated by a '\n' before the next write,
- * so the fragment cannot corrupt the next good record. */
-static void write_lines(gw_journal *j, struct jline *v, size_t n)
+ * IOV_MAX iovecs, then free them. On the first error the rest of <v> is
+ * counted as dropped: retrying every group against ENOSPC would only repeat
+ * the error. A line cut by a failed write is terminated by a '\n' before the
+ * next write, so the fragment cannot corrupt the next good record.
+ * In a chained journal each line is chained just before its group is written.
+ * <counted>: the lines are workers' (stats.written, dropped), and a rotation
+ * may start a group; 0 for the writer's own records, which never trigger a
+ * rotation (a checkpoint must follow the head it signs). */
+static void write_lines(gw_journal *j, struct jline *v, size_t n, int counted)
 {
     static char nl[] = "\n";
     size_t i = 0;
 
     while (i < n) {
         struct iovec iov[IOV_MAX];
+        size_t wl[IOV_MAX];
         int cnt = 0;
+
+        if (j->chain && counted)
+            maybe_rotate(j);
         int prefix = j->torn;
-        size_t first = i;
-        size_t done;
+        size_t first = i, acc = 0, done;
+        uint64_t seq = j->seq;
+        const char *prev = j->head;
 
         if (prefix)
             iov[cnt++] = (struct iovec){.iov_base = nl, .iov_len = 1};
-        while (i < n && cnt < IOV_MAX) {
-            iov[cnt++] = (struct iovec){.iov_base = v[i].p, .iov_len = v[i].len};
+        while (i < n && (j->chain ? cnt < IOV_MAX - 1 && i - first < CHAIN_GROUP : cnt < IOV_MAX)) {
+            size_t g = i - first;
+            if (j->chain) {
+                char *sfx = j->sfx[g];
+                size_t sl = chain_line(j, &v[i], ++seq, prev, sfx);
+                prev = sfx + sl - 67;
+                iov[cnt++] = (struct iovec){.iov_base = v[i].p, .iov_len = v[i].len - 2};
+                iov[cnt++] = (struct iovec){.iov_base = sfx, .iov_len = sl};
+                wl[g] = v[i].len - 2 + sl;
+            } else {
+                iov[cnt++] = (struct iovec){.iov_base = v[i].p, .iov_len = v[i].len};
+                wl[g] = v[i].len;
+            }
+            acc += wl[g];
             i++;
+            if (j->chain && j->rotate_bytes > 0 && j->regular &&
+                j->cur_size + acc >= j->rotate_bytes)
+                break;
         }
         int err = writev_all(j->fd, iov, cnt, &done);
 
@@ -193,22 +332,35 @@ static void write_lines(gw_journal *j, struct jline *v, size_t n)
                 rem--;
         }
         size_t k = first;
-        while (k < i && rem >= v[k].len) {
-            rem -= v[k].len;
+        while (k < i && rem >= wl[k - first]) {
+            rem -= wl[k - first];
             k++;
         }
         if (rem > 0)
             torn = 1;
         if (done > 0)
             j->dirty = 1;
+        j->cur_size += done;
+        if (j->chain && k > first) {
+            /* The head moves past the lines written in full only. */
+            const char *h = j->sfx[k - 1 - first] + (wl[k - 1 - first] - (v[k - 1].len - 2)) - 67;
+            j->seq += k - first;
+            memcpy(j->head, h, 64);
+            j->head_is_cp = 0;
+        }
 
         pthread_mutex_lock(&j->mu);
-        j->written += k - first;
-        j->inflight -= k - first;
+        if (counted) {
+            j->written += k - first;
+            j->inflight -= k - first;
+        }
+        j->st_seq = j->seq;
         if (err) {
             j->write_errors++;
-            j->dropped_write += n - k;
-            j->inflight -= n - k;
+            if (counted) {
+                j->dropped_write += n - k;
+                j->inflight -= n - k;
+            }
             j->write_ok = 0;
             j->last_errno = err;
             j->last_op = "write";
@@ -227,9 +379,10 @@ static void write_lines(gw_journal *j, struct jline *v, size_t n)
     }
 }
 
-static void sync_file(gw_journal *j)
+/* Returns 0, or -1 when fdatasync() failed. */
+static int sync_file(gw_journal *j)
 {
-    int r = 0;
+    int r = 0, rc = 0;
 
     if (!j->no_sync) {
         do
@@ -248,6 +401,7 @@ static void sync_file(gw_journal *j)
         j->last_errno = e;
         j->last_op = "fdatasync";
         pthread_mutex_unlock(&j->mu);
+        rc = -1;
     } else if (!j->no_sync) {
         pthread_mutex_lock(&j->mu);
         j->sync_ok = 1;
@@ -257,11 +411,220 @@ static void sync_file(gw_journal *j)
      * retry would not bring the data back: the file is no longer dirty. */
     j->dirty = 0;
     j->last_sync_ms = mono_ms();
+    return rc;
+}
+
+static void sync_dir(const gw_journal *j)
+{
+    int d = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d >= 0) {
+        fsync(d);
+        close(d);
+    }
+}
+
+/* One of the writer's own records, chained and written at once: 0 when it
+ * reached the file. Takes <o>. */
+static int emit(gw_journal *j, json_t *o)
+{
+    gw_buf b = {0};
+    struct jline l;
+    uint64_t before = j->seq;
+
+    if (o == NULL)
+        return -1;
+    if (json_dump_callback(o, dump_cb, &b, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || b.oom) {
+        gw_buf_free(&b);
+        json_decref(o);
+        return -1;
+    }
+    json_decref(o);
+    gw_buf_append(&b, "\n", 1);
+    l.p = gw_buf_take(&b, &l.len);
+    if (l.p == NULL)
+        return -1;
+    write_lines(j, &l, 1, 0);
+    return j->seq == before + 1 ? 0 : -1;
+}
+
+/* {"v":1,"type":<type>,"ts":<ts>} to which the caller adds its members. */
+static json_t *own_record(const char *type, const char *ts)
+{
+    json_t *o = json_object();
+    if (o != NULL && (json_object_set_new(o, "v", json_integer(GW_JOURNAL_SCHEMA_VERSION)) != 0 ||
+                      json_object_set_new(o, "type", json_string(type)) != 0 ||
+                      json_object_set_new(o, "ts", json_string(ts)) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
+/* The name, in <j->dir>, of the file with <st>'s inode (where logrotate or an
+ * operator moved the current file). malloc'd, or NULL. */
+static char *name_by_inode(const gw_journal *j, const struct stat *st)
+{
+    DIR *d = opendir(j->dir);
+    struct dirent *de;
+    char *name = NULL;
+    if (d == NULL)
+        return NULL;
+    while (name == NULL && (de = readdir(d)) != NULL) {
+        struct stat s;
+        if (de->d_ino == st->st_ino && fstatat(dirfd(d), de->d_name, &s, AT_SYMLINK_NOFOLLOW) == 0 &&
+            s.st_dev == st->st_dev && s.st_ino == st->st_ino)
+            name = strdup(de->d_name);
+    }
+    closedir(d);
+    return name;
+}
+
+/* The chain moves to <fd>, a new file at <path>: end the old file on a line
+ * boundary, sync and close it, then write the rotate record, the first record
+ * of the new file, naming the old one (<from>, NULL when unknown). */
+static void switch_file(gw_journal *j, int fd, const char *reason, const char *from)
+{
+    struct stat st;
+    char ts[32];
+
+    if (j->torn) {
+        ssize_t w;
+        do
+            w = write(j->fd, "\n", 1);
+        while (w < 0 && errno == EINTR);
+    }
+    sync_file(j);
+    close(j->fd);
+    j->fd = fd;
+    j->no_sync = 0;
+    j->torn = 0;
+    j->dirty = 0;
+    j->regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    j->cur_size = j->regular ? (uint64_t)st.st_size : 0;
+    j->file_day = utc_day(wall(j, NULL));
+    sync_dir(j);
+    pthread_mutex_lock(&j->mu);
+    j->st_rotations++;
+    pthread_mutex_unlock(&j->mu);
+
+    wall_iso(j, ts);
+    json_t *o = own_record("rotate", ts);
+    if (o != NULL && (json_object_set_new(o, "reason", json_string(reason)) != 0 ||
+                      json_object_set_new(o, "from", from ? json_string(from) : json_null()) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    emit(j, o);
+}
+
+/* Rename <path> to <path>.<stamp>[-N] without replacing anything. 0 and the
+ * malloc'd new name, or an errno value. */
+static int rename_unique(gw_journal *j, char **target)
+{
+    char stamp[32];
+    struct tm tm;
+    time_t now = wall(j, NULL);
+    int e = 0;
+
+    /* Chain order is name order: a wall clock stepped back must not give a
+     * newer file an older name. */
+    if (now < j->last_stamp)
+        now = j->last_stamp;
+    j->last_stamp = now;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    *target = NULL;
+    for (unsigned k = 0; k < 100000; k++) {
+        char *t = NULL;
+        if ((k ? asprintf(&t, "%s.%s-%u", j->path, stamp, k)
+               : asprintf(&t, "%s.%s", j->path, stamp)) < 0)
+            return ENOMEM;
+        int r = renameat2(AT_FDCWD, j->path, AT_FDCWD, t, RENAME_NOREPLACE);
+        if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* A filesystem without RENAME_NOREPLACE: check, then rename. */
+            r = access(t, F_OK) == 0 ? (errno = EEXIST, -1) : rename(j->path, t);
+        }
+        if (r == 0) {
+            *target = t;
+            return 0;
+        }
+        e = errno;
+        free(t);
+        if (e != EEXIST)
+            return e;
+    }
+    return EEXIST;
+}
+
+/* Rotate: rename the current file (when it is still at <path>), open a new
+ * <path>, switch. A failure leaves the journal writing where it was and is
+ * retried after ROTATE_RETRY_MS. */
+static void rotate_file(gw_journal *j, const char *reason)
+{
+    struct stat a, b;
+    char *target = NULL, *found = NULL;
+    const char *from;
+    char ebuf[128];
+
+    if (fstat(j->fd, &a) != 0)
+        return;
+    if (stat(j->path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+        int e = rename_unique(j, &target);
+        if (e != 0) {
+            fprintf(stderr, "opale-gateway: journal %s: rotation failed: rename: %s\n", j->path,
+                    strerror_r(e, ebuf, sizeof(ebuf)));
+            j->rotate_retry_ms = mono_ms() + ROTATE_RETRY_MS;
+            return;
+        }
+        from = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+    } else {
+        /* Someone moved it already: keep its new name for the record. */
+        found = name_by_inode(j, &a);
+        from = found;
+    }
+    int fd = open(j->path, OPEN_FLAGS, OPEN_MODE);
+    if (fd < 0) {
+        fprintf(stderr,
+                "opale-gateway: journal %s: rotation failed: cannot open a new file: %s; still "
+                "writing to %s\n",
+                j->path, strerror_r(errno, ebuf, sizeof(ebuf)), from ? from : "the old file");
+        j->rotate_retry_ms = mono_ms() + ROTATE_RETRY_MS;
+    } else {
+        j->rotate_retry_ms = 0;
+        switch_file(j, fd, reason, from);
+    }
+    free(target);
+    free(found);
+}
+
+/* Before a group of lines: rotate if the file is full or from another day. */
+static void maybe_rotate(gw_journal *j)
+{
+    if (!j->regular || (j->rotate_bytes == 0 && !j->rotate_daily))
+        return;
+    if (j->rotate_retry_ms != 0 && mono_ms() < j->rotate_retry_ms)
+        return;
+    const char *why = NULL;
+    if (j->rotate_bytes > 0 && j->cur_size >= j->rotate_bytes) {
+        why = "size";
+    } else if (j->rotate_daily) {
+        long long day = utc_day(wall(j, NULL));
+        if (day != j->file_day) {
+            if (j->cur_size == 0)
+                j->file_day = day; /* nothing of the old day to move away */
+            else
+                why = "day";
+        }
+    }
+    if (why != NULL)
+        rotate_file(j, why);
 }
 
 /* logrotate renamed the file: open <path> again. The new file is opened
  * before the old one is closed, so a failure leaves the journal writing to
- * the old file (and says so) rather than to nothing. */
+ * the old file (and says so) rather than to nothing. A chained journal
+ * continues its chain in the new file after a rotate record; if <path> is
+ * still the current file, nothing changes. */
 static void reopen_file(gw_journal *j)
 {
     int fd = open(j->path, OPEN_FLAGS, OPEN_MODE);
@@ -270,6 +633,18 @@ static void reopen_file(gw_journal *j)
         fprintf(stderr,
                 "opale-gateway: journal %s: reopen failed: %s; still writing to the old file\n",
                 j->path, strerror_r(errno, buf, sizeof(buf)));
+        return;
+    }
+    if (j->chain) {
+        struct stat a, b;
+        if (fstat(j->fd, &a) == 0 && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino) {
+            close(fd); /* not rotated: same file */
+            return;
+        }
+        char *from = a.st_nlink > 0 ? name_by_inode(j, &a) : NULL;
+        switch_file(j, fd, "reopen", from);
+        free(from);
         return;
     }
     if (j->torn) {
@@ -285,6 +660,252 @@ static void reopen_file(gw_journal *j)
     j->no_sync = 0;
     j->torn = 0;
     j->dirty = 0;
+}
+
+/* ---- reading a journal file's ends (open, retention) ---- */
+
+struct file_end {
+    int found;        /* <last> is set */
+    gw_journal_link last;
+    int last_is_cp;   /* the last record is a checkpoint */
+    int hash_bad;     /* its hash does not recompute */
+    int torn;         /* the file does not end in '\n' */
+    int foreign;      /* complete lines without the chain members were seen */
+    int any_complete; /* the file has at least one complete line */
+};
+
+static int is_cp_line(const char *p, size_t n)
+{
+    static const char t[] = "\"type\":\"checkpoint\"";
+    return memmem(p, n, t, sizeof(t) - 1) != NULL;
+}
+
+/* The last chained record of the file open on <fd> (<size> bytes). A final
+ * line without '\n' counts when it is a complete record (only the newline is
+ * missing). Reads at most TAIL_MAX bytes from the end. Returns 0 or an errno
+ * value. */
+static int read_end(int fd, uint64_t size, struct file_end *fe)
+{
+    memset(fe, 0, sizeof(*fe));
+    if (size == 0)
+        return 0;
+    size_t win = 65536;
+    for (;;) {
+        if (win > size)
+            win = (size_t)size;
+        uint64_t start = size - win;
+        char *buf = malloc(win);
+        if (buf == NULL)
+            return ENOMEM;
+        size_t got = 0;
+        while (got < win) {
+            ssize_t r = pread(fd, buf + got, win - got, (off_t)(start + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                int e = r < 0 ? errno : EIO;
+                free(buf);
+                return e;
+            }
+            got += (size_t)r;
+        }
+        memset(fe, 0, sizeof(*fe));
+        size_t end = win; /* lines end before <end> */
+        fe->torn = buf[win - 1] != '\n';
+        int incomplete = 0;
+        if (fe->torn) {
+            const char *nl = memrchr(buf, '\n', win);
+            size_t ls = nl ? (size_t)(nl - buf) + 1 : 0;
+            if (ls == 0 && start > 0)
+                incomplete = 1; /* the cut line starts before the window */
+            if (ls > 0 || start == 0) {
+                gw_journal_link l;
+                if (gw_journal_parse_link(buf + ls, win - ls, &l) == 0 &&
+                    gw_journal_link_ok(buf + ls, &l)) {
+                    fe->found = 1;
+                    fe->last = l;
+                    fe->last_is_cp = is_cp_line(buf + ls, win - ls);
+                    free(buf);
+                    return 0;
+                }
+            }
+            end = ls;
+        }
+        /* Complete lines, from the last one back. */
+        while (end > 0 && !incomplete) {
+            const char *nl = end >= 2 ? memrchr(buf, '\n', end - 1) : NULL;
+            size_t ls = nl ? (size_t)(nl - buf) + 1 : 0;
+            if (ls == 0 && start > 0) {
+                incomplete = 1; /* the line may start before the window */
+                break;
+            }
+            fe->any_complete = 1;
+            gw_journal_link l;
+            if (gw_journal_parse_link(buf + ls, end - ls, &l) == 0) {
+                fe->found = 1;
+                fe->last = l;
+                fe->last_is_cp = is_cp_line(buf + ls, end - ls);
+                fe->hash_bad = !gw_journal_link_ok(buf + ls, &l);
+                break;
+            }
+            fe->foreign = 1;
+            end = ls;
+        }
+        free(buf);
+        if (!incomplete || win == size || win >= TAIL_MAX)
+            return 0;
+        win = win * 4 > TAIL_MAX ? TAIL_MAX : win * 4;
+    }
+}
+
+/* seq of the first chained record among the first 64 KiB of <fd>, or 0. */
+static uint64_t read_first_seq(int fd)
+{
+    char buf[65536];
+    ssize_t n;
+    do
+        n = pread(fd, buf, sizeof(buf), 0);
+    while (n < 0 && errno == EINTR);
+    size_t off = 0;
+    while (n > 0 && off < (size_t)n) {
+        const char *nl = memchr(buf + off, '\n', (size_t)n - off);
+        if (nl == NULL)
+            break;
+        gw_journal_link l;
+        if (gw_journal_parse_link(buf + off, (size_t)(nl - (buf + off)), &l) == 0)
+            return l.seq;
+        off = (size_t)(nl - buf) + 1;
+    }
+    return 0;
+}
+
+/* ---- retention ---- */
+
+/* Delete the rotated files older than retention_days, oldest first. Each
+ * deletion is preceded by a chained "retention" record naming the file and
+ * the end of the chain it held, synced to disk: a file is never deleted
+ * without its record. */
+static void run_retention(gw_journal *j)
+{
+    char **files = NULL;
+    size_t n = 0;
+    char ebuf[128];
+    struct stat cur;
+
+    if (!j->regular || gw_journal_list_files(j->path, &files, &n, NULL) != 0)
+        return;
+    time_t now = wall(j, NULL);
+    time_t limit = now - (time_t)j->retention_days * 86400;
+    int have_cur = fstat(j->fd, &cur) == 0;
+    int deleted = 0;
+    for (size_t i = 0; i < n; i++) {
+        time_t stamp;
+        if (!gw_journal_rotated_name(files[i], NULL, &stamp, NULL))
+            continue;
+        if (stamp >= limit)
+            break; /* sorted oldest first: the rest are younger */
+        int fd = open(files[i], O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            fprintf(stderr, "opale-gateway: journal %s: retention: cannot read %s: %s\n", j->path,
+                    files[i], strerror_r(errno, ebuf, sizeof(ebuf)));
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (have_cur && st.st_dev == cur.st_dev && st.st_ino == cur.st_ino) {
+            close(fd);
+            continue; /* the file being written (a rotation that could not reopen) */
+        }
+        struct file_end fe;
+        uint64_t first = 0;
+        int e = read_end(fd, (uint64_t)st.st_size, &fe);
+        if (e == 0)
+            first = read_first_seq(fd);
+        close(fd);
+        if (e != 0) {
+            fprintf(stderr, "opale-gateway: journal %s: retention: cannot read %s: %s\n", j->path,
+                    files[i], strerror_r(e, ebuf, sizeof(ebuf)));
+            continue;
+        }
+        const char *name = strrchr(files[i], '/') ? strrchr(files[i], '/') + 1 : files[i];
+        char ts[32];
+        maybe_rotate(j);
+        wall_iso(j, ts);
+        json_t *o = own_record("retention", ts);
+        int fail = o == NULL || json_object_set_new(o, "deleted", json_string(name)) != 0;
+        if (!fail && first > 0)
+            fail = json_object_set_new(o, "first_seq", json_integer((json_int_t)first)) != 0;
+        if (!fail && fe.found)
+            fail = json_object_set_new(o, "last_seq", json_integer((json_int_t)fe.last.seq)) != 0 ||
+                   json_object_set_new(o, "last_hash", json_string(fe.last.hash)) != 0;
+        if (fail) {
+            json_decref(o);
+            break;
+        }
+        if (emit(j, o) != 0 || sync_file(j) != 0) {
+            fprintf(stderr,
+                    "opale-gateway: journal %s: retention: the record of %s could not be "
+                    "written; not deleted\n",
+                    j->path, name);
+            break;
+        }
+        if (unlink(files[i]) != 0) {
+            fprintf(stderr, "opale-gateway: journal %s: retention: cannot delete %s: %s\n",
+                    j->path, files[i], strerror_r(errno, ebuf, sizeof(ebuf)));
+            continue;
+        }
+        deleted = 1;
+        pthread_mutex_lock(&j->mu);
+        j->st_deleted++;
+        pthread_mutex_unlock(&j->mu);
+    }
+    if (deleted)
+        sync_dir(j);
+    gw_journal_free_files(files, n);
+}
+
+/* ---- checkpoints ---- */
+
+/* A signed checkpoint over the head, unless the head is one already (an
+ * idle journal gets no new checkpoint). */
+static void write_checkpoint(gw_journal *j)
+{
+    char ts[32];
+
+    j->next_cp_ms = mono_ms() + (uint64_t)j->checkpoint_s * 1000u;
+    if (!j->has_signer || j->seq == 0 || j->head_is_cp)
+        return;
+    maybe_rotate(j); /* before the head is read: the checkpoint must follow it */
+    wall_iso(j, ts);
+    json_t *p = json_pack("{s:s,s:I,s:s,s:s}", "purpose", "journal.checkpoint", "head_seq",
+                          (json_int_t)j->seq, "head_hash", j->head, "ts", ts);
+    char *sig = p != NULL ? gw_jws_sign(&j->signer, NULL, p) : NULL;
+    json_decref(p);
+    if (sig == NULL) {
+        fprintf(stderr, "opale-gateway: journal %s: checkpoint: signing failed\n", j->path);
+        return;
+    }
+    json_t *o = own_record("checkpoint", ts);
+    if (o != NULL &&
+        (json_object_set_new(o, "head_seq", json_integer((json_int_t)j->seq)) != 0 ||
+         json_object_set_new(o, "head_hash", json_string(j->head)) != 0 ||
+         json_object_set_new(o, "kid", json_string(j->signer.kid)) != 0 ||
+         json_object_set_new(o, "sig", json_string(sig)) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    free(sig);
+    if (emit(j, o) == 0) {
+        j->head_is_cp = 1;
+        pthread_mutex_lock(&j->mu);
+        j->st_checkpoints++;
+        pthread_mutex_unlock(&j->mu);
+        /* A copy of the head outside the file: the anchor that makes a
+         * truncation before this checkpoint detectable (--expect-head). */
+        fprintf(stderr, "opale-gateway: journal %s: checkpoint seq=%" PRIu64 " hash=%s\n",
+                j->path, j->seq, j->head);
+    }
 }
 
 /* stderr reports, at most one per kind per REPORT_INTERVAL_MS; <final> (from
@@ -333,9 +954,10 @@ static void deadline_ts(uint64_t ms, struct timespec *ts)
 }
 
 /* When the idle writer must wake up on its own: the next fdatasync() of
- * written data, or the next allowed report of unreported drops or errors.
- * UINT64_MAX when nothing is pending: an idle gateway's writer sleeps until
- * signalled. Called with <mu> held. */
+ * written data, the next allowed report of unreported drops or errors, the
+ * next checkpoint of records not yet covered by one, the next retention
+ * pass. UINT64_MAX when nothing is pending: an idle gateway's writer sleeps
+ * until signalled. Called with <mu> held. */
 static uint64_t next_deadline(const gw_journal *j)
 {
     uint64_t d = UINT64_MAX;
@@ -346,6 +968,10 @@ static uint64_t next_deadline(const gw_journal *j)
         d = j->next_drop_report_ms;
     if (j->write_errors != j->reported_errors && j->next_error_report_ms < d)
         d = j->next_error_report_ms;
+    if (j->has_signer && j->seq > 0 && !j->head_is_cp && j->next_cp_ms < d)
+        d = j->next_cp_ms;
+    if (j->retention_days > 0 && j->next_ret_ms < d)
+        d = j->next_ret_ms;
     return d;
 }
 
@@ -353,6 +979,26 @@ static void *writer_main(void *arg)
 {
     gw_journal *j = arg;
 
+    if (j->chain) {
+        if (j->restart_from != NULL) {
+            /* The current file was empty: the chain continues from the
+             * newest rotated file, and this record says so. */
+            char ts[32];
+            wall_iso(j, ts);
+            json_t *o = own_record("rotate", ts);
+            if (o != NULL &&
+                (json_object_set_new(o, "reason", json_string("restart")) != 0 ||
+                 json_object_set_new(o, "from", json_string(j->restart_from)) != 0)) {
+                json_decref(o);
+                o = NULL;
+            }
+            emit(j, o);
+        }
+        if (j->retention_days > 0)
+            run_retention(j);
+        j->next_ret_ms = mono_ms() + RETENTION_PERIOD_MS;
+        j->next_cp_ms = mono_ms() + (uint64_t)j->checkpoint_s * 1000u;
+    }
     for (;;) {
         size_t n = 0, split = 0;
         int reopen = 0, closing;
@@ -389,11 +1035,20 @@ static void *writer_main(void *arg)
 
         /* Lines queued before the reopen request go to the old file, the
          * rest to the new one. */
-        write_lines(j, j->wq, split);
+        write_lines(j, j->wq, split, 1);
         if (reopen)
             reopen_file(j);
-        write_lines(j, j->wq + split, n - split);
+        write_lines(j, j->wq + split, n - split, 1);
 
+        if (j->chain) {
+            uint64_t now = mono_ms();
+            if (j->retention_days > 0 && now >= j->next_ret_ms) {
+                run_retention(j);
+                j->next_ret_ms = now + RETENTION_PERIOD_MS;
+            }
+            if (j->has_signer && (closing || now >= j->next_cp_ms))
+                write_checkpoint(j);
+        }
         if (closing || (j->dirty && (j->sync_ms == 0 || mono_ms() - j->last_sync_ms >= j->sync_ms)))
             sync_file(j);
         if (closing)
@@ -409,9 +1064,123 @@ static void *writer_main(void *arg)
 
 gw_journal *gw_journal_open(const char *path, size_t queue_cap, unsigned sync_ms, char **err)
 {
+    gw_journal_opts o = {.path = path, .queue_cap = queue_cap, .sync_ms = sync_ms, .raw = 1};
+    return gw_journal_open_opts(&o, err);
+}
+
+/* Where the chain of a journal being opened continues. Called before the
+ * writer starts, on the open descriptor <j->fd>. Returns 0 or -1 with
+ * <*err>. */
+static int find_head(gw_journal *j, char **err)
+{
+    struct stat st;
+    struct file_end fe;
+    char ebuf[128];
+
+    memcpy(j->head, GW_JOURNAL_GENESIS, 65);
+    j->seq = 0;
+    if (fstat(j->fd, &st) != 0) {
+        set_err(err, "journal %s: cannot stat: %s", j->path, strerror_r(errno, ebuf, sizeof(ebuf)));
+        return -1;
+    }
+    j->regular = S_ISREG(st.st_mode);
+    j->file_day = utc_day(st.st_size > 0 ? st.st_mtime : time(NULL));
+    if (!j->regular)
+        return 0; /* a pipe: nothing to read back, the chain starts here */
+    j->cur_size = (uint64_t)st.st_size;
+    int rfd = open(j->path, O_RDONLY | O_CLOEXEC);
+    struct stat rst;
+    if (rfd < 0 || fstat(rfd, &rst) != 0 || rst.st_ino != st.st_ino || rst.st_dev != st.st_dev) {
+        set_err(err, "journal %s: cannot read back: %s", j->path,
+                rfd < 0 ? strerror_r(errno, ebuf, sizeof(ebuf)) : "the file changed during open");
+        if (rfd >= 0)
+            close(rfd);
+        return -1;
+    }
+    int e = read_end(rfd, (uint64_t)st.st_size, &fe);
+    close(rfd);
+    if (e != 0) {
+        set_err(err, "journal %s: cannot read back: %s", j->path, strerror_r(e, ebuf, sizeof(ebuf)));
+        return -1;
+    }
+    if (!fe.found && fe.foreign)
+        fprintf(stderr,
+                "opale-gateway: journal %s: the file ends in lines without a chain (written "
+                "without the hash chain?); the chain starts after them\n",
+                j->path);
+    if (fe.torn) {
+        /* End the cut line so that the next record starts on its own line. */
+        ssize_t w;
+        do
+            w = write(j->fd, "\n", 1);
+        while (w < 0 && errno == EINTR);
+        if (w == 1)
+            j->cur_size++;
+        else
+            j->torn = 1; /* the writer retries before its first line */
+        if (fe.found)
+            fprintf(stderr,
+                    "opale-gateway: journal %s: the last record had no newline; added, the chain "
+                    "continues from seq %" PRIu64 "\n",
+                    j->path, fe.last.seq);
+        else
+            fprintf(stderr,
+                    "opale-gateway: journal %s: the last line is incomplete (a write cut short); "
+                    "ended with a newline, the chain continues from the last complete record\n",
+                    j->path);
+    }
+    if (fe.found) {
+        if (fe.hash_bad)
+            fprintf(stderr,
+                    "opale-gateway: journal %s: the last record (seq %" PRIu64
+                    ") does not match its hash; continuing from it: run --verify-journal\n",
+                    j->path, fe.last.seq);
+        j->seq = fe.last.seq;
+        memcpy(j->head, fe.last.hash, 65);
+        j->head_is_cp = fe.last_is_cp;
+    }
+    /* The newest rotation stamp; and when there is no record here, the
+     * newest rotated file holds the head, if any. */
+    char **files = NULL;
+    size_t n = 0;
+    if (gw_journal_list_files(j->path, &files, &n, NULL) != 0)
+        return 0;
+    for (size_t i = n; i-- > 0;) {
+        if (gw_journal_rotated_name(files[i], NULL, &j->last_stamp, NULL))
+            break;
+    }
+    if (fe.found) {
+        gw_journal_free_files(files, n);
+        return 0;
+    }
+    for (size_t i = n; i-- > 0;) {
+        if (!gw_journal_rotated_name(files[i], NULL, NULL, NULL))
+            continue;
+        int fd = open(files[i], O_RDONLY | O_CLOEXEC);
+        struct stat fst;
+        if (fd >= 0 && fstat(fd, &fst) == 0 && read_end(fd, (uint64_t)fst.st_size, &fe) == 0 &&
+            fe.found) {
+            j->seq = fe.last.seq;
+            memcpy(j->head, fe.last.hash, 65);
+            j->head_is_cp = fe.last_is_cp;
+            const char *b = strrchr(files[i], '/');
+            j->restart_from = strdup(b ? b + 1 : files[i]);
+        }
+        if (fd >= 0)
+            close(fd);
+        break; /* only the newest: an older one would skip records */
+    }
+    gw_journal_free_files(files, n);
+    return 0;
+}
+
+gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
+{
     gw_journal *j = NULL;
     int mu_ok = 0, cv_ok = 0;
     pthread_condattr_t ca;
+    const char *path = o ? o->path : NULL;
+    size_t queue_cap = o ? o->queue_cap : 0;
 
     if (err)
         *err = NULL;
@@ -424,6 +1193,17 @@ gw_journal *gw_journal_open(const char *path, size_t queue_cap, unsigned sync_ms
                 SIZE_MAX / sizeof(struct jline));
         goto fail;
     }
+    if (o->raw && (o->rotate_bytes || o->rotate_daily || o->retention_days || o->checkpoint_s)) {
+        set_err(err, "journal %s: rotation, retention and checkpoints need a chained journal",
+                path);
+        goto fail;
+    }
+    if (o->checkpoint_s > 0 && (o->signer == NULL || !o->signer->can_sign ||
+                                o->signer->pkey == NULL || o->signer->kid[0] == '\0')) {
+        set_err(err, "journal %s: checkpoints need a signing key (a private key with a kid)",
+                path);
+        goto fail;
+    }
     j = calloc(1, sizeof(*j));
     if (j == NULL) {
         set_err(err, "journal %s: out of memory", path);
@@ -431,7 +1211,12 @@ gw_journal *gw_journal_open(const char *path, size_t queue_cap, unsigned sync_ms
     }
     j->fd = -1;
     j->cap = queue_cap;
-    j->sync_ms = sync_ms;
+    j->sync_ms = o->sync_ms;
+    j->chain = !o->raw;
+    j->rotate_bytes = o->rotate_bytes;
+    j->rotate_daily = o->rotate_daily != 0;
+    j->retention_days = o->retention_days;
+    j->checkpoint_s = o->checkpoint_s;
     j->write_ok = 1;
     j->sync_ok = 1;
     j->path = strdup(path);
@@ -441,12 +1226,41 @@ gw_journal *gw_journal_open(const char *path, size_t queue_cap, unsigned sync_ms
         set_err(err, "journal %s: out of memory", path);
         goto fail;
     }
+    char *slash = strrchr(j->path, '/');
+    j->dir = slash == NULL ? strdup(".")
+             : slash == j->path ? strdup("/")
+                                : strndup(j->path, (size_t)(slash - j->path));
+    j->base = slash == NULL ? j->path : slash + 1;
+    if (j->dir == NULL) {
+        set_err(err, "journal %s: out of memory", path);
+        goto fail;
+    }
+    if (j->chain) {
+        j->md = EVP_MD_CTX_new();
+        j->sfx = calloc(CHAIN_GROUP, sizeof(*j->sfx));
+        if (j->md == NULL || j->sfx == NULL) {
+            set_err(err, "journal %s: out of memory", path);
+            goto fail;
+        }
+    }
+    if (o->checkpoint_s > 0) {
+        j->signer = *o->signer;
+        if (EVP_PKEY_up_ref(j->signer.pkey) != 1) {
+            j->signer.pkey = NULL;
+            set_err(err, "journal %s: cannot take a reference to the signing key", path);
+            goto fail;
+        }
+        j->has_signer = 1;
+    }
     j->fd = open(path, OPEN_FLAGS, OPEN_MODE);
     if (j->fd < 0) {
         char buf[128];
         set_err(err, "journal %s: cannot open: %s", path, strerror_r(errno, buf, sizeof(buf)));
         goto fail;
     }
+    if (j->chain && find_head(j, err) != 0)
+        goto fail;
+    j->st_seq = j->seq;
     if (pthread_mutex_init(&j->mu, NULL) != 0) {
         set_err(err, "journal %s: cannot create mutex", path);
         goto fail;
@@ -489,12 +1303,30 @@ fail:
             pthread_mutex_destroy(&j->mu);
         if (j->fd >= 0)
             close(j->fd);
+        EVP_MD_CTX_free(j->md);
+        EVP_PKEY_free(j->signer.pkey);
+        free(j->sfx);
+        free(j->restart_from);
         free(j->q);
         free(j->wq);
+        free(j->dir);
         free(j->path);
         free(j);
     }
     return NULL;
+}
+
+/* A chained journal takes one non-empty JSON object on one line: "{...}\n"
+ * with no other newline. (Its content is the worker's business.) */
+static int object_line(const char *p, size_t len)
+{
+    if (len < 3 || p[0] != '{' || p[len - 2] != '}' || p[len - 1] != '\n' ||
+        memchr(p, '\n', len - 1) != NULL)
+        return 0;
+    size_t k = len - 2;
+    while (k > 1 && (p[k - 1] == ' ' || p[k - 1] == '\t' || p[k - 1] == '\r'))
+        k--;
+    return p[k - 1] != '{';
 }
 
 int gw_journal_submit(gw_journal *j, char *line, size_t len)
@@ -505,8 +1337,9 @@ int gw_journal_submit(gw_journal *j, char *line, size_t len)
         free(line);
         return -1;
     }
+    int bad = line != NULL && j->chain && !object_line(line, len);
     pthread_mutex_lock(&j->mu);
-    if (line == NULL) {
+    if (line == NULL || bad) {
         j->dropped_null++;
     } else if (j->closing) {
         j->dropped_closed++;
@@ -552,6 +1385,10 @@ void gw_journal_get_stats(gw_journal *j, gw_journal_stats *st)
     st->dropped = dropped_total(j);
     st->write_errors = j->write_errors;
     st->queued = j->qlen + j->inflight;
+    st->seq = j->st_seq;
+    st->rotations = j->st_rotations;
+    st->checkpoints = j->st_checkpoints;
+    st->files_deleted = j->st_deleted;
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -577,6 +1414,15 @@ void gw_journal_test_pause(gw_journal *j, int pause)
     pthread_mutex_unlock(&j->mu);
 }
 
+void gw_journal_test_set_time(gw_journal *j, long long t)
+{
+    if (j == NULL)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->test_now = t;
+    pthread_mutex_unlock(&j->mu);
+}
+
 /* The caller must have stopped every submitting thread before this returns:
  * lines that arrive while it drains are refused and counted, but <j> is freed
  * at the end. */
@@ -596,8 +1442,13 @@ void gw_journal_close(gw_journal *j)
         free(j->q[i].p);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
+    EVP_MD_CTX_free(j->md);
+    EVP_PKEY_free(j->signer.pkey);
+    free(j->sfx);
+    free(j->restart_from);
     free(j->q);
     free(j->wq);
+    free(j->dir);
     free(j->path);
     free(j);
 }

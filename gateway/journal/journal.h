@@ -1,5 +1,5 @@
 /*
- * Access journal, first version: JSON Lines written by one writer thread.
+ * Access journal: JSON Lines written by one writer thread.
  *
  * Workers never touch the file: they format a record (gw_journal_format) and
  * hand the line to gw_journal_submit(), which only takes a mutex to append to
@@ -7,6 +7,13 @@
  * writes it with writev() and fdatasync()s at most once per sync interval and
  * on close. A full queue refuses the line (counted in stats.dropped and
  * reported on stderr) instead of blocking the event loop.
+ *
+ * A journal opened with gw_journal_open_opts() is hash-chained: the writer,
+ * the single ordering point, appends "seq", "prev" and "hash" to every line
+ * (verify.h has the exact bytes), rotates by size and by UTC day with the
+ * chain continuing in the new file, deletes rotated files past the retention
+ * period with a record of each deletion, and writes signed checkpoints.
+ * gw_journal_open() keeps the first version's behaviour: lines verbatim.
  */
 #ifndef GW_JOURNAL_H
 #define GW_JOURNAL_H
@@ -22,15 +29,59 @@ typedef struct gw_journal_stats {
     uint64_t dropped;      /* lines refused (queue full) or lost on write error */
     uint64_t write_errors; /* failed write()/fdatasync() calls */
     uint64_t queued;       /* lines waiting now */
+    /* Chained journals (0 otherwise). */
+    uint64_t seq;           /* seq of the last record written (the head) */
+    uint64_t rotations;     /* files switched by the writer (size, day, reopen) */
+    uint64_t checkpoints;   /* checkpoint records written */
+    uint64_t files_deleted; /* rotated files deleted by retention */
 } gw_journal_stats;
 
 /* Open (append, create 0640) <path> and start the writer thread. Returns NULL
  * and sets <*err> to a malloc'd message on failure. */
 gw_journal *gw_journal_open(const char *path, size_t queue_cap, unsigned sync_ms, char **err);
 
+struct gw_jwk; /* token/jose.h */
+
+/* Options of gw_journal_open_opts(). A zeroed struct plus path and queue_cap
+ * is a chained journal without rotation, retention or checkpoints. */
+typedef struct gw_journal_opts {
+    const char *path;
+    size_t queue_cap;
+    unsigned sync_ms;
+    /* 1: write lines verbatim, no chain (what gw_journal_open does). The four
+     * options below need a chained journal. */
+    int raw;
+    /* Rotate when the file has reached this many bytes (checked before each
+     * batch of lines, so a file ends at most one batch past it). 0: never. */
+    uint64_t rotate_bytes;
+    /* Rotate at the first write of each new UTC day. */
+    int rotate_daily;
+    /* At open and every hour, delete the rotated files <path>.<stamp> whose
+     * stamp is more than this many days old, oldest first, each after a
+     * chained "retention" record. 0: keep everything. */
+    unsigned retention_days;
+    /* Write a signed "checkpoint" record every this many seconds while
+     * records are written, and at close. 0: none. Needs <signer>. */
+    unsigned checkpoint_s;
+    /* The checkpoint signing key (a private key). The journal keeps its own
+     * reference to the key: the caller may free <signer> after open. */
+    const struct gw_jwk *signer;
+} gw_journal_opts;
+
+/* Open <o->path> as gw_journal_open() does and start the writer. A chained
+ * journal continues the chain found at the end of the file (or, when the
+ * file is empty, at the end of its newest rotated file): seq and prev carry
+ * on across restarts. A last line cut by a crash is reported on stderr and
+ * ended with a newline; the chain continues from the last complete record.
+ * Refused (NULL, <*err>) when the file holds lines but no chained record at
+ * its end (written by gw_journal_open or another program), and for option
+ * errors. */
+gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err);
+
 /* Queue one line. Takes ownership of <line> (malloc'd, <len> bytes, ending
  * in '\n') in every case. Returns 0 when queued, -1 when refused. Thread-safe;
- * never blocks on I/O. */
+ * never blocks on I/O. A chained journal also refuses (and counts as "no
+ * line") a line that is not one non-empty JSON object "{...}\n" on one line. */
 int gw_journal_submit(gw_journal *j, char *line, size_t len);
 
 /* Ask the writer to reopen the file at its next pass (logrotate, SIGUSR1).
@@ -80,7 +131,8 @@ typedef struct gw_journal_rec {
     long bytes_out;
 } gw_journal_rec;
 
-/* Format <r> as one JSON object + '\n'. Returns malloc'd line or NULL (OOM). */
+/* Format <r> as one JSON object + '\n'. Returns malloc'd line or NULL (OOM).
+ * Never emits "seq", "prev", "hash" or "type": the writer owns those. */
 char *gw_journal_format(const gw_journal_rec *r, size_t *len);
 
 /* Schema version written in every record's "v" field. */
@@ -96,5 +148,10 @@ int gw_journal_healthy(gw_journal *j);
  * 0, or until gw_journal_close(), which always drains. A write already in
  * progress finishes. Lets a test fill the queue deterministically. */
 void gw_journal_test_pause(gw_journal *j, int pause);
+
+/* FOR UNIT TESTS ONLY. The writer's wall clock (rotation stamps and days,
+ * retention ages, "ts" of the writer's own records) reads <t> instead of the
+ * real time; 0 restores the real clock. */
+void gw_journal_test_set_time(gw_journal *j, long long t);
 
 #endif

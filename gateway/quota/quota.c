@@ -11,6 +11,63 @@ static void e(gw_errlist *errs, const gw_conf *c, const char *path, const char *
     gw_errlist_add(errs, "%s: %s: %s", c->path, path, msg);
 }
 
+static void parse_redis(gw_errlist *errs, const gw_conf *c, json_t *r, gw_quota *q)
+{
+    gw_redis_conf *rc = &q->redis;
+    if (!json_is_object(r)) {
+        e(errs, c, "quota.redis", "must be an object");
+        return;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(r, k, v)
+    {
+        char p[96];
+        snprintf(p, sizeof(p), "quota.redis.%.64s", k);
+        unsigned *dst = strcmp(k, "timeout_ms") == 0           ? &rc->timeout_ms
+                        : strcmp(k, "connect_timeout_ms") == 0 ? &rc->connect_timeout_ms
+                        : strcmp(k, "max_inflight") == 0       ? &rc->max_inflight
+                        : strcmp(k, "backoff_min_ms") == 0     ? &rc->backoff_min_ms
+                        : strcmp(k, "backoff_max_ms") == 0     ? &rc->backoff_max_ms
+                                                               : NULL;
+        if (dst != NULL) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 600000)
+                e(errs, c, p, "must be an integer between 1 and 600000");
+            else
+                *dst = (unsigned)json_integer_value(v);
+        } else if (strcmp(k, "cluster") == 0) {
+            if (!json_is_boolean(v))
+                e(errs, c, p, "must be a boolean");
+            else
+                rc->cluster = json_is_true(v);
+        } else if (strcmp(k, "nodes") == 0) {
+            if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 64) {
+                e(errs, c, p, "must be an array of 1 to 64 \"host:port\" strings");
+                continue;
+            }
+            rc->nodes = calloc(json_array_size(v), sizeof(char *));
+            size_t i;
+            json_t *n;
+            json_array_foreach(v, i, n)
+            {
+                char pi[160];
+                snprintf(pi, sizeof(pi), "%s[%zu]", p, i);
+                const char *sv = json_string_value(n);
+                const char *colon = sv ? strrchr(sv, ':') : NULL;
+                long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+                if (sv == NULL || colon == NULL || colon == sv || port < 1 || port > 65535)
+                    e(errs, c, pi, "must be \"host:port\" with a numeric address");
+                else if (rc->nodes != NULL)
+                    rc->nodes[rc->nnodes++] = strdup(sv);
+            }
+        } else {
+            e(errs, c, p, "unknown key");
+        }
+    }
+    if (rc->nnodes == 0 && json_object_get(r, "nodes") == NULL)
+        e(errs, c, "quota.redis.nodes", "required");
+}
+
 gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
 {
     size_t before = errs->n + errs->dropped;
@@ -21,7 +78,15 @@ gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
     }
     q->kind = GW_QSTORE_MEMORY;
     q->window_ms = 60000;
+    q->on_failure = GW_QFAIL_LOCAL;
+    q->instances = 1;
+    q->redis.timeout_ms = 50;
+    q->redis.connect_timeout_ms = 500;
+    q->redis.max_inflight = 1024;
+    q->redis.backoff_min_ms = 100;
+    q->redis.backoff_max_ms = 5000;
     json_t *j = c->quota;
+    json_t *redis = NULL;
     if (j != NULL) {
         const char *k;
         json_t *v;
@@ -30,20 +95,46 @@ gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
             char p[96];
             snprintf(p, sizeof(p), "quota.%.64s", k);
             if (strcmp(k, "store") == 0) {
-                if (!json_is_string(v) || strcmp(json_string_value(v), "memory") != 0)
-                    e(errs, c, p,
-                      "must be \"memory\" (the Redis store is not part of this version)");
+                const char *sv = json_string_value(v);
+                if (sv != NULL && strcmp(sv, "memory") == 0)
+                    q->kind = GW_QSTORE_MEMORY;
+                else if (sv != NULL && strcmp(sv, "redis") == 0)
+                    q->kind = GW_QSTORE_REDIS;
+                else
+                    e(errs, c, p, "must be \"memory\" or \"redis\"");
             } else if (strcmp(k, "window_s") == 0) {
                 if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                     json_integer_value(v) > 86400)
                     e(errs, c, p, "must be an integer between 1 and 86400");
                 else
                     q->window_ms = (uint64_t)json_integer_value(v) * 1000u;
+            } else if (strcmp(k, "instances") == 0) {
+                if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                    json_integer_value(v) > 1000)
+                    e(errs, c, p, "must be an integer between 1 and 1000");
+                else
+                    q->instances = (unsigned)json_integer_value(v);
+            } else if (strcmp(k, "on_store_failure") == 0) {
+                const char *sv = json_string_value(v);
+                if (sv != NULL && strcmp(sv, "local") == 0)
+                    q->on_failure = GW_QFAIL_LOCAL;
+                else if (sv != NULL && strcmp(sv, "deny") == 0)
+                    q->on_failure = GW_QFAIL_DENY;
+                else if (sv != NULL && strcmp(sv, "allow") == 0)
+                    q->on_failure = GW_QFAIL_ALLOW;
+                else
+                    e(errs, c, p, "must be \"local\", \"deny\" or \"allow\"");
+            } else if (strcmp(k, "redis") == 0) {
+                redis = v;
             } else {
                 e(errs, c, p, "unknown key");
             }
         }
     }
+    if (redis != NULL)
+        parse_redis(errs, c, redis, q);
+    else if (q->kind == GW_QSTORE_REDIS)
+        e(errs, c, "quota.redis", "required when quota.store is \"redis\"");
     q->mem = gw_memlog_new();
     if (q->mem == NULL)
         e(errs, c, "quota", "out of memory");
@@ -59,6 +150,9 @@ void gw_quota_free(gw_quota *q)
     if (q == NULL)
         return;
     gw_memlog_free(q->mem);
+    for (size_t i = 0; i < q->redis.nnodes; i++)
+        free(q->redis.nodes[i]);
+    free(q->redis.nodes);
     free(q);
 }
 

@@ -4,10 +4,14 @@
  * quota.per_minute (50 sandbox / 500 production by default).
  *
  * Settings, the "quota" object of the gateway config:
- *   "quota": {"store": "memory", "window_s": 60}
+ *   "quota": {"store": "memory" | "redis", "window_s": 60,
+ *             "on_store_failure": "local" | "deny" | "allow", "instances": 1,
+ *             "redis": {"nodes": ["127.0.0.1:6379"], "cluster": false,
+ *                       "timeout_ms": 50, "connect_timeout_ms": 500,
+ *                       "max_inflight": 1024}}
  * "memory" (the default) is the in-process log shared by the workers of one
- * instance (gateway/quota/memlog.c). A Redis store shared by several
- * instances is the quota issue's next step (docs/quotas.md).
+ * instance (gateway/quota/memlog.c); "redis" shares the log between
+ * instances (gateway/quota/redis.c). See docs/quotas.md.
  */
 #ifndef GW_QUOTA_H
 #define GW_QUOTA_H
@@ -17,13 +21,23 @@
 
 #include "conf/conf.h"
 #include "quota/memlog.h"
+#include "quota/redis.h"
 
-typedef enum { GW_QSTORE_MEMORY = 0 } gw_qstore_kind;
+typedef enum { GW_QSTORE_MEMORY = 0, GW_QSTORE_REDIS = 1 } gw_qstore_kind;
+
+typedef enum {
+    GW_QFAIL_LOCAL = 0, /* fall back to the in-process log, limit ceil(N / instances) */
+    GW_QFAIL_DENY = 1,  /* 503: no data without a quota decision */
+    GW_QFAIL_ALLOW = 2  /* admit, marked degraded (unsafe) */
+} gw_qfail;
 
 typedef struct gw_quota {
     gw_qstore_kind kind;
     uint64_t window_ms;
-    gw_memlog *mem; /* the in-process store */
+    gw_memlog *mem; /* the in-process store (and the "local" fallback) */
+    gw_qfail on_failure;
+    unsigned instances;  /* gateway instances sharing the Redis store */
+    gw_redis_conf redis; /* with kind == GW_QSTORE_REDIS */
 } gw_quota;
 
 /* Parse <c->quota> (NULL: defaults); errors "FILE: quota.…: message". */

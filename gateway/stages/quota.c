@@ -5,6 +5,7 @@
  * A refusal is remembered per worker until that time (deny cache), so
  * repeated refused calls do not touch the store. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -38,6 +39,82 @@ static gw_verdict refuse(gw_access *a, unsigned limit, uint64_t wait_ms)
     return gw_access_reject(a, GW_ERR_THROTTLED, NULL);
 }
 
+/* The store could not decide: on_store_failure says what happens. */
+static gw_verdict store_failed(gw_access *a, const char *key, unsigned limit)
+{
+    const gw_quota *q = a->quota;
+    a->quota_store = "degraded";
+    a->quota_degraded = 1;
+    if (q->on_failure == GW_QFAIL_DENY) {
+        snprintf(a->retry_after, sizeof(a->retry_after), "1");
+        gw_access_resp_header(a, "Retry-After", a->retry_after);
+        return gw_access_reject(a, GW_ERR_QUOTA_UNAVAILABLE, NULL);
+    }
+    if (q->on_failure == GW_QFAIL_ALLOW) {
+        headers(a, limit, limit, 0);
+        return GW_STAGE_NEXT;
+    }
+    /* local: this instance's share of the limit, exact in process */
+    unsigned share = (limit + q->instances - 1) / q->instances;
+    gw_memlog_result r;
+    char lkey[96];
+    snprintf(lkey, sizeof(lkey), "local:%s", key);
+    gw_memlog_admit(q->mem, lkey, share, q->window_ms, a->now_ms ? a->now_ms : gw_now_ms(), &r);
+    if (!r.admitted)
+        return refuse(a, share, r.reset_ms);
+    headers(a, share, r.remaining, r.reset_ms);
+    return GW_STAGE_NEXT;
+}
+
+typedef struct qwait {
+    gw_access *a;
+    gw_redis_call *call;
+    unsigned limit;
+    char key[80];
+} qwait;
+
+static size_t my_index(void)
+{
+    for (size_t i = 0; i < gw_pipeline_len; i++)
+        if (gw_pipeline[i] == &gw_stage_quota)
+            return i;
+    return 0;
+}
+
+static void redis_done(void *arg, const gw_redis_reply *rep)
+{
+    qwait *w = arg;
+    gw_access *a = w->a;
+    w->call = NULL;
+    gw_verdict v;
+    if (!rep->ok) {
+        a->quota_store_reason = rep->reason;
+        v = store_failed(a, w->key, w->limit);
+    } else if (!rep->admitted) {
+        a->quota_store = "redis";
+        uint64_t now = gw_now_ms();
+        if (a->deny_cache != NULL)
+            gw_deny_cache_put(a->deny_cache, w->key, now + rep->reset_ms);
+        v = refuse(a, w->limit, rep->reset_ms);
+    } else {
+        a->quota_store = "redis";
+        headers(a, w->limit, rep->remaining, rep->reset_ms);
+        v = GW_STAGE_NEXT;
+    }
+    gw_pipeline_resume(a, v);
+}
+
+static void done(gw_access *a)
+{
+    qwait *w = a->state[my_index()];
+    if (w == NULL)
+        return;
+    a->state[my_index()] = NULL;
+    if (w->call != NULL)
+        gw_redis_cancel(w->call); /* the request ends before Redis answered */
+    free(w);
+}
+
 static gw_verdict run(gw_access *a)
 {
     if (a->route->scope == NULL)
@@ -49,11 +126,26 @@ static gw_verdict run(gw_access *a)
     char key[80];
     snprintf(key, sizeof(key), "opale:q:{%s}", a->policy->id);
     uint64_t now = a->now_ms ? a->now_ms : gw_now_ms();
-    a->quota_store = "memory";
+    a->quota_store = q->kind == GW_QSTORE_REDIS ? "redis" : "memory";
     uint64_t until = 0;
     if (a->deny_cache != NULL && gw_deny_cache_get(a->deny_cache, key, now, &until)) {
         a->quota_deny_cached = 1;
         return refuse(a, limit, until - now);
+    }
+    if (q->kind == GW_QSTORE_REDIS) {
+        if (a->redis == NULL)
+            return store_failed(a, key, limit);
+        qwait *w = calloc(1, sizeof(*w));
+        if (w == NULL)
+            return gw_access_reject(a, GW_ERR_INTERNAL, "quota.oom");
+        w->a = a;
+        w->limit = limit;
+        snprintf(w->key, sizeof(w->key), "%s", key);
+        a->state[my_index()] = w;
+        w->call = gw_redis_quota(a->redis, key, limit, q->window_ms, a->request_id, redis_done, w);
+        if (w->call == NULL)
+            return store_failed(a, key, limit);
+        return GW_STAGE_SUSPEND;
     }
     gw_memlog_result r;
     gw_memlog_admit(q->mem, key, limit, q->window_ms, now, &r);
@@ -66,4 +158,4 @@ static gw_verdict run(gw_access *a)
     return GW_STAGE_NEXT;
 }
 
-const gw_stage gw_stage_quota = {"quota", run, NULL};
+const gw_stage gw_stage_quota = {"quota", run, done};

@@ -33,6 +33,7 @@ struct gw_oauth;
 struct gw_token_cache;
 struct gw_quota;
 struct gw_deny_cache;
+struct gw_redis;
 
 #define GW_STAGE_MAX 12
 #define GW_ACCESS_MAX_HEADERS 12
@@ -65,6 +66,7 @@ typedef struct gw_access {
     struct gw_token_cache *token_cache; /* this worker's verified tokens */
     const struct gw_quota *quota;       /* the quota store */
     struct gw_deny_cache *deny_cache;   /* this worker's known refusals */
+    struct gw_redis *redis;             /* this worker's Redis client (redis store) */
     uint64_t now_ms;                    /* monotonic clock, 0: read it */
 
     /* outputs */
@@ -85,7 +87,10 @@ typedef struct gw_access {
     int quota_ran; /* the quota stage decided: its figures below */
     unsigned quota_limit;
     unsigned quota_remaining;
-    const char *quota_store;
+    const char *quota_store;        /* "memory", "redis" or "degraded" */
+    const char *quota_store_reason; /* why the store failed, when degraded */
+    int quota_degraded;
+    const char *request_id; /* unique member of the Redis log */
     int quota_deny_cached;
     char rl_limit[16], rl_remaining[16], rl_reset[16];
     int has_token;    /* a bearer token was verified and bound */

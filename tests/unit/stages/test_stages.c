@@ -537,8 +537,17 @@ typedef struct qcase {
 } qcase;
 
 static const qcase qcases[] = {
-    {"{\"store\":\"redis\"}",
-     "gw.json: quota.store: must be \"memory\" (the Redis store is not part of this version)"},
+    {"{\"store\":\"redis\"}", "gw.json: quota.redis: required when quota.store is \"redis\""},
+    {"{\"store\":\"disk\"}", "gw.json: quota.store: must be \"memory\" or \"redis\""},
+    {"{\"on_store_failure\":\"maybe\"}",
+     "gw.json: quota.on_store_failure: must be \"local\", \"deny\" or \"allow\""},
+    {"{\"instances\":0}", "gw.json: quota.instances: must be an integer between 1 and 1000"},
+    {"{\"store\":\"redis\",\"redis\":{\"nodes\":[\"localhost\"]}}",
+     "gw.json: quota.redis.nodes[0]: must be \"host:port\" with a numeric address"},
+    {"{\"store\":\"redis\",\"redis\":{\"nodes\":[\"127.0.0.1:6379\"],\"timeout_ms\":0}}",
+     "gw.json: quota.redis.timeout_ms: must be an integer between 1 and 600000"},
+    {"{\"store\":\"redis\",\"redis\":{\"nodes\":[\"127.0.0.1:6379\"],\"db\":1}}",
+     "gw.json: quota.redis.db: unknown key"},
     {"{\"window_s\":0}", "gw.json: quota.window_s: must be an integer between 1 and 86400"},
     {"{\"x\":1}", "gw.json: quota.x: unknown key"},
 };

@@ -1,0 +1,766 @@
+/*
+ * The Redis quota store (see redis.h): hiredis async on the worker's
+ * event_base, our own per-command and connect timeouts, reconnection with
+ * backoff and jitter, and a small Redis Cluster router (CLUSTER SLOTS, MOVED,
+ * ASK). Every call object lives until both its caller is done with it
+ * (reported, timed out or cancelled) and hiredis has dropped its reference
+ * (reply, or NULL reply on disconnect/free), so a late reply never touches
+ * freed memory and never reaches the caller.
+ */
+#include "quota/redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+
+#define NSLOTS 16384
+#define HOST_MAX 64
+
+/* The Redis 7 Function. An entry at t leaves the window at t + window
+ * (ZREMRANGEBYSCORE removes score <= now - window), as in memlog.c. Members
+ * are made unique inside the function (member, member#1, ...) so that a
+ * repeated member never under-counts. When refused, the slot frees when the
+ * (n - limit)-th oldest entry leaves (n == limit normally: the oldest; n >
+ * limit after a lowered limit, as memlog keeps the newest entries that fit). */
+static const char FUNCTION_CODE[] =
+    "#!lua name=opale\n"
+    "local function quota(keys, args)\n"
+    "  local key = keys[1]\n"
+    "  local limit = tonumber(args[1])\n"
+    "  local window = tonumber(args[2])\n"
+    "  local t = redis.call('TIME')\n"
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  if limit < 1 then return {0, 0, window} end\n"
+    "  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)\n"
+    "  local n = redis.call('ZCARD', key)\n"
+    "  if n < limit then\n"
+    "    local m, i = args[3], 0\n"
+    "    while redis.call('ZADD', key, 'NX', now, m) == 0 do\n"
+    "      i = i + 1\n"
+    "      m = args[3] .. '#' .. i\n"
+    "    end\n"
+    "    redis.call('PEXPIRE', key, window)\n"
+    "    local o = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')\n"
+    "    return {1, limit - n - 1, tonumber(o[2]) + window - now}\n"
+    "  end\n"
+    "  local o = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')\n"
+    "  return {0, 0, tonumber(o[2]) + window - now}\n"
+    "end\n"
+    "redis.register_function('opale_quota', quota)\n";
+
+enum { C_DOWN, C_CONNECTING, C_UP };
+enum { TRIED_MOVED = 1, TRIED_ASK = 2, TRIED_RELOAD = 4 };
+
+typedef struct conn {
+    gw_redis *r;
+    char host[HOST_MAX];
+    unsigned port;
+    redisAsyncContext *ac; /* NULL while down */
+    int state;
+    int loaded;          /* FUNCTION LOAD answered OK on this connection */
+    unsigned attempts;   /* failures since the last successful connect */
+    unsigned inflight;   /* FCALLs waiting for a reply */
+    struct event *timer; /* connect timeout (connecting) or backoff (down) */
+} conn;
+
+struct gw_redis_call {
+    gw_redis *r;
+    gw_redis_call *prev, *next; /* r->calls */
+    conn *c;                    /* while on the wire */
+    gw_redis_cb cb;
+    void *arg;
+    struct event *ev;  /* the command timeout, or a 0-timeout failure report */
+    const char *fail;  /* the reason <ev> reports, NULL: timeout */
+    int done;          /* reported or cancelled: the callback never runs again */
+    int on_wire;       /* hiredis holds a callback with this call */
+    int tried;         /* TRIED_*: each retry at most once */
+    uint64_t sent_us;
+    unsigned limit;
+    uint64_t window_ms;
+    size_t keylen;
+    char *member;
+    char key[];
+};
+
+struct gw_redis {
+    struct event_base *base;
+    int cluster;
+    unsigned timeout_ms, connect_timeout_ms, max_inflight, backoff_min_ms, backoff_max_ms;
+    conn **conns;
+    size_t nconns, capconns;
+    conn **slots; /* cluster: slot -> master (NULL: unknown) */
+    int refreshing, need_refresh, closing;
+    gw_redis_call *calls;
+    gw_redis_stats st;
+    uint64_t rng;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static struct timeval ms_tv(unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+static uint32_t rnd(gw_redis *r)
+{
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 7;
+    r->rng ^= r->rng << 17;
+    return (uint32_t)(r->rng >> 32);
+}
+
+/* ---- slots and addresses -------------------------------------------- */
+
+static uint16_t crc16_xmodem(const unsigned char *p, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)(p[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+unsigned gw_redis_slot(const char *key, size_t len)
+{
+    const char *open = memchr(key, '{', len);
+    if (open != NULL) {
+        size_t rest = len - (size_t)(open - key) - 1;
+        const char *close = memchr(open + 1, '}', rest);
+        if (close != NULL && close > open + 1)
+            return crc16_xmodem((const unsigned char *)open + 1, (size_t)(close - open - 1)) &
+                   (NSLOTS - 1);
+    }
+    return crc16_xmodem((const unsigned char *)key, len) & (NSLOTS - 1);
+}
+
+static int parse_uint(const char *s, size_t n, unsigned max, unsigned *out)
+{
+    unsigned v = 0;
+    if (n == 0 || n > 5)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "host:port", "[v6]:port" or (as Redis writes redirects) "v6:port"; an
+ * empty host is allowed here (Redis' "unknown endpoint"). */
+static int split_addr(const char *s, size_t n, char *host, size_t hostlen, unsigned *port)
+{
+    const char *colon = NULL;
+    for (size_t i = n; i > 0; i--)
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    if (colon == NULL)
+        return -1;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= hostlen || memchr(h, '[', hl) != NULL || memchr(h, ']', hl) != NULL)
+        return -1;
+    for (size_t i = 0; i < hl; i++)
+        if (h[i] <= ' ' || h[i] == 0x7f)
+            return -1;
+    if (parse_uint(colon + 1, n - (size_t)(colon + 1 - s), 65535, port) < 0 || *port == 0)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    return 0;
+}
+
+int gw_redis_parse_addr(const char *s, char *host, size_t hostlen, unsigned *port)
+{
+    if (s == NULL || split_addr(s, strlen(s), host, hostlen, port) < 0 || host[0] == '\0')
+        return -1;
+    return 0;
+}
+
+int gw_redis_parse_redirect(const char *err, unsigned *slot, char *host, size_t hostlen,
+                            unsigned *port)
+{
+    int kind;
+    const char *p;
+    if (err == NULL)
+        return 0;
+    if (strncmp(err, "MOVED ", 6) == 0) {
+        kind = 1;
+        p = err + 6;
+    } else if (strncmp(err, "ASK ", 4) == 0) {
+        kind = 2;
+        p = err + 4;
+    } else {
+        return 0;
+    }
+    const char *sp = strchr(p, ' ');
+    if (sp == NULL || parse_uint(p, (size_t)(sp - p), NSLOTS - 1, slot) < 0)
+        return 0;
+    const char *a = sp + 1;
+    size_t n = strcspn(a, " \r\n");
+    if (a[n] != '\0' || split_addr(a, n, host, hostlen, port) < 0)
+        return 0;
+    return kind;
+}
+
+/* ---- connections ---------------------------------------------------- */
+
+static void conn_connect(conn *c);
+static void refresh_maybe(gw_redis *r);
+
+static void conn_backoff(conn *c)
+{
+    gw_redis *r = c->r;
+    if (r->closing)
+        return;
+    unsigned b = r->backoff_min_ms;
+    for (unsigned i = 0; i < c->attempts && b < r->backoff_max_ms; i++)
+        b *= 2;
+    if (b > r->backoff_max_ms)
+        b = r->backoff_max_ms;
+    c->attempts++;
+    /* "equal jitter": uniform in [b/2, b] */
+    unsigned d = b / 2 + rnd(r) % (b - b / 2 + 1);
+    struct timeval tv = ms_tv(d);
+    evtimer_add(c->timer, &tv);
+}
+
+static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
+{
+    conn *c = priv;
+    redisReply *rep = reply;
+    if (rep == NULL || c->ac != ac || c->r->closing)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        c->loaded = 0;
+        c->r->st.errors++;
+        return;
+    }
+    c->loaded = 1;
+}
+
+static int load_function(conn *c)
+{
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", FUNCTION_CODE};
+    const size_t lens[] = {8, 4, 7, sizeof(FUNCTION_CODE) - 1};
+    return redisAsyncCommandArgv(c->ac, on_loaded, c, 4, argv, lens);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    conn *c = cac->data;
+    if (c == NULL || c->ac != cac)
+        return;
+    evtimer_del(c->timer);
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback: forget it only */
+        c->ac = NULL;
+        c->state = C_DOWN;
+        c->loaded = 0;
+        conn_backoff(c);
+        return;
+    }
+    c->state = C_UP;
+    c->attempts = 0;
+    refresh_maybe(c->r);
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    (void)status;
+    conn *c = cac->data;
+    if (c == NULL || c->ac != cac)
+        return; /* a context we freed on purpose */
+    gw_redis *r = c->r;
+    c->ac = NULL;
+    c->state = C_DOWN;
+    c->loaded = 0;
+    if (r->closing)
+        return;
+    conn_backoff(c);
+    if (r->cluster) {
+        r->need_refresh = 1;
+        refresh_maybe(r);
+    }
+}
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    if (c->state == C_CONNECTING && c->ac != NULL) {
+        /* connect timeout: outside any hiredis callback, so freeing is safe;
+         * the pending commands get a NULL reply (redis.down) */
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        c->state = C_DOWN;
+        c->loaded = 0;
+        redisAsyncFree(ac);
+        conn_backoff(c);
+    } else if (c->state == C_DOWN) {
+        c->r->st.reconnects++;
+        conn_connect(c);
+    }
+}
+
+static void conn_connect(conn *c)
+{
+    gw_redis *r = c->r;
+    redisAsyncContext *ac = redisAsyncConnect(c->host, (int)c->port);
+    if (ac == NULL) {
+        conn_backoff(c);
+        return;
+    }
+    if (ac->err != 0 || redisLibeventAttach(ac, r->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        conn_backoff(c);
+        return;
+    }
+    ac->data = c;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+    c->state = C_CONNECTING;
+    c->loaded = 0;
+    /* first on the wire: no FCALL can precede the function's load */
+    load_function(c);
+    struct timeval tv = ms_tv(r->connect_timeout_ms);
+    evtimer_add(c->timer, &tv);
+}
+
+/* The connection to host:port, created (and connecting) when new. */
+static conn *conn_get(gw_redis *r, const char *host, unsigned port)
+{
+    for (size_t i = 0; i < r->nconns; i++)
+        if (r->conns[i]->port == port && strcmp(r->conns[i]->host, host) == 0)
+            return r->conns[i];
+    if (strlen(host) >= HOST_MAX || host[0] == '\0')
+        return NULL;
+    if (r->nconns == r->capconns) {
+        size_t cap = r->capconns ? r->capconns * 2 : 4;
+        conn **a = realloc(r->conns, cap * sizeof(*a));
+        if (a == NULL)
+            return NULL;
+        r->conns = a;
+        r->capconns = cap;
+    }
+    conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->r = r;
+    strcpy(c->host, host);
+    c->port = port;
+    c->state = C_DOWN;
+    c->timer = evtimer_new(r->base, on_conn_timer, c);
+    if (c->timer == NULL) {
+        free(c);
+        return NULL;
+    }
+    r->conns[r->nconns++] = c;
+    conn_connect(c);
+    return c;
+}
+
+/* ---- cluster map ---------------------------------------------------- */
+
+static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
+{
+    conn *c = priv;
+    gw_redis *r = c->r;
+    redisReply *rep = reply;
+    if (r->closing)
+        return;
+    r->refreshing = 0;
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep == NULL && c->ac == ac)
+            c->state = C_DOWN; /* dying: do not pick it again */
+        r->need_refresh = 1;
+        if (rep != NULL)
+            r->st.errors++;
+        refresh_maybe(r);
+        return;
+    }
+    memset(r->slots, 0, sizeof(conn *) * NSLOTS);
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
+            continue;
+        redisReply *m = e->element[2];
+        if (m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_INTEGER)
+            continue;
+        long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+        long long port = m->element[1]->integer;
+        if (lo < 0 || hi >= NSLOTS || lo > hi || port < 1 || port > 65535)
+            continue;
+        /* "" or "?": the endpoint of the node that answered */
+        const char *host = m->element[0]->str;
+        if (host[0] == '\0' || strcmp(host, "?") == 0)
+            host = c->host;
+        conn *t = conn_get(r, host, (unsigned)port);
+        for (long long s = lo; s <= hi; s++)
+            r->slots[s] = t;
+    }
+    refresh_maybe(r);
+}
+
+static void refresh_maybe(gw_redis *r)
+{
+    if (!r->cluster || r->refreshing || !r->need_refresh || r->closing)
+        return;
+    for (size_t i = 0; i < r->nconns; i++) {
+        conn *c = r->conns[i];
+        if (c->state == C_UP && c->ac != NULL &&
+            redisAsyncCommand(c->ac, on_slots, c, "CLUSTER SLOTS") == REDIS_OK) {
+            r->refreshing = 1;
+            r->need_refresh = 0;
+            return;
+        }
+    }
+}
+
+/* ---- calls ---------------------------------------------------------- */
+
+static void call_maybe_free(gw_redis_call *k)
+{
+    if (!k->done || k->on_wire)
+        return;
+    gw_redis *r = k->r;
+    if (k->prev != NULL)
+        k->prev->next = k->next;
+    else
+        r->calls = k->next;
+    if (k->next != NULL)
+        k->next->prev = k->prev;
+    event_free(k->ev);
+    free(k);
+}
+
+/* Report once (from a timer or a hiredis callback, never from
+ * gw_redis_quota itself), then free when hiredis no longer holds it. */
+static void call_finish(gw_redis_call *k, const gw_redis_reply *rep)
+{
+    if (!k->done) {
+        k->done = 1;
+        event_del(k->ev);
+        if (!k->r->closing)
+            k->cb(k->arg, rep);
+    }
+    call_maybe_free(k);
+}
+
+static void call_fail(gw_redis_call *k, const char *reason)
+{
+    gw_redis_reply rep = {0, reason, 0, 0, 0};
+    call_finish(k, &rep);
+}
+
+static void call_fail_async(gw_redis_call *k, const char *reason)
+{
+    struct timeval tv = {0, 0};
+    k->fail = reason;
+    evtimer_add(k->ev, &tv);
+}
+
+static void on_fcall(redisAsyncContext *ac, void *reply, void *priv);
+
+/* Send the FCALL on <c>; NULL, or the reason it could not be sent. */
+static const char *call_send(gw_redis_call *k, conn *c, int asking)
+{
+    gw_redis *r = k->r;
+    if (c == NULL || c->state == C_DOWN || c->ac == NULL)
+        return "redis.down";
+    if (c->inflight >= r->max_inflight)
+        return "redis.busy";
+    char lim[24], win[24];
+    snprintf(lim, sizeof(lim), "%u", k->limit);
+    snprintf(win, sizeof(win), "%llu", (unsigned long long)k->window_ms);
+    const char *argv[] = {"FCALL", "opale_quota", "1", k->key, lim, win, k->member};
+    const size_t lens[] = {5, 11, 1, k->keylen, strlen(lim), strlen(win), strlen(k->member)};
+    if (asking && redisAsyncCommand(c->ac, NULL, NULL, "ASKING") != REDIS_OK)
+        return "redis.down";
+    if (redisAsyncCommandArgv(c->ac, on_fcall, k, 7, argv, lens) != REDIS_OK)
+        return "redis.down";
+    k->c = c;
+    k->on_wire = 1;
+    k->sent_us = now_us();
+    c->inflight++;
+    r->st.commands++;
+    return NULL;
+}
+
+static void on_call_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_redis_call *k = arg;
+    if (k->fail != NULL) {
+        call_fail(k, k->fail);
+        return;
+    }
+    k->r->st.timeouts++;
+    call_fail(k, "redis.timeout"); /* stays alive while on the wire */
+}
+
+/* A redirect or a lost function: retry once per kind; 1 when handled. */
+static int call_retry(gw_redis_call *k, conn *c, const char *err)
+{
+    gw_redis *r = k->r;
+    unsigned slot, port;
+    char host[HOST_MAX];
+    int kind = gw_redis_parse_redirect(err, &slot, host, sizeof(host), &port);
+    const char *why;
+    if (kind == 1 && !(k->tried & TRIED_MOVED)) {
+        k->tried |= TRIED_MOVED;
+        r->st.moved++;
+        conn *t = conn_get(r, host[0] ? host : c->host, port);
+        if (r->cluster && t != NULL) {
+            r->slots[slot] = t;
+            r->need_refresh = 1;
+            refresh_maybe(r);
+        }
+        why = call_send(k, t, 0);
+    } else if (kind == 2 && !(k->tried & TRIED_ASK)) {
+        k->tried |= TRIED_ASK;
+        r->st.ask++;
+        why = call_send(k, conn_get(r, host[0] ? host : c->host, port), 1);
+    } else if (kind == 0 && !(k->tried & TRIED_RELOAD) &&
+               (strncmp(err, "NOSCRIPT", 8) == 0 || strstr(err, "Function not found") != NULL)) {
+        /* Redis lost the function (restart without persistence, FUNCTION
+         * FLUSH): load it again, then the FCALL behind it on the same
+         * connection */
+        k->tried |= TRIED_RELOAD;
+        c->loaded = 0;
+        why = (c->ac != NULL && load_function(c) == REDIS_OK) ? call_send(k, c, 0) : "redis.down";
+    } else {
+        return 0;
+    }
+    if (why != NULL)
+        call_fail(k, why);
+    return 1;
+}
+
+static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
+{
+    gw_redis_call *k = priv;
+    gw_redis *r = k->r;
+    conn *c = k->c;
+    redisReply *rep = reply;
+    k->on_wire = 0;
+    k->c = NULL;
+    c->inflight--;
+    if (rep == NULL) {
+        /* connection lost (or closed by us): hiredis flushes every callback */
+        if (c->ac == ac)
+            c->state = C_DOWN;
+        call_fail(k, "redis.down");
+        return;
+    }
+    r->st.replies++;
+    r->st.latency_us_sum += now_us() - k->sent_us;
+    if (k->done) {
+        call_maybe_free(k); /* a late reply after a timeout or a cancel */
+        return;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        if (call_retry(k, c, rep->str))
+            return;
+        r->st.errors++;
+        call_fail(k, "redis.error");
+        return;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER ||
+        rep->element[2]->type != REDIS_REPLY_INTEGER || rep->element[1]->integer < 0 ||
+        rep->element[2]->integer < 0) {
+        r->st.errors++;
+        call_fail(k, "redis.error");
+        return;
+    }
+    gw_redis_reply out = {1, NULL, rep->element[0]->integer != 0,
+                          (unsigned)rep->element[1]->integer, (uint64_t)rep->element[2]->integer};
+    call_finish(k, &out);
+}
+
+static conn *route(gw_redis *r, const char *key, size_t len)
+{
+    if (!r->cluster)
+        return r->conns[0];
+    conn *c = r->slots[gw_redis_slot(key, len)];
+    if (c != NULL)
+        return c;
+    /* no map yet: any node answers, or redirects with MOVED */
+    for (size_t i = 0; i < r->nconns; i++)
+        if (r->conns[i]->state == C_UP)
+            return r->conns[i];
+    for (size_t i = 0; i < r->nconns; i++)
+        if (r->conns[i]->state == C_CONNECTING)
+            return r->conns[i];
+    return NULL;
+}
+
+gw_redis_call *gw_redis_quota(gw_redis *r, const char *key, unsigned limit, uint64_t window_ms,
+                              const char *member, gw_redis_cb cb, void *arg)
+{
+    size_t kl = strlen(key), ml = strlen(member);
+    gw_redis_call *k = calloc(1, sizeof(*k) + kl + ml + 2);
+    if (k == NULL)
+        return NULL;
+    k->ev = evtimer_new(r->base, on_call_timer, k);
+    if (k->ev == NULL) {
+        free(k);
+        return NULL;
+    }
+    k->r = r;
+    k->cb = cb;
+    k->arg = arg;
+    k->limit = limit;
+    k->window_ms = window_ms;
+    k->keylen = kl;
+    memcpy(k->key, key, kl + 1);
+    k->member = k->key + kl + 1;
+    memcpy(k->member, member, ml + 1);
+    k->next = r->calls;
+    if (r->calls != NULL)
+        r->calls->prev = k;
+    r->calls = k;
+    if (window_ms == 0 || kl == 0) {
+        r->st.errors++;
+        call_fail_async(k, "redis.error");
+        return k;
+    }
+    const char *why = call_send(k, route(r, key, kl), 0);
+    if (why != NULL) {
+        call_fail_async(k, why);
+        return k;
+    }
+    struct timeval tv = ms_tv(r->timeout_ms);
+    evtimer_add(k->ev, &tv);
+    return k;
+}
+
+void gw_redis_cancel(gw_redis_call *k)
+{
+    if (k == NULL || k->done)
+        return;
+    k->done = 1;
+    event_del(k->ev);
+    call_maybe_free(k);
+}
+
+/* ---- client --------------------------------------------------------- */
+
+gw_redis *gw_redis_new(struct event_base *base, const gw_redis_conf *cf)
+{
+    if (base == NULL || cf == NULL || cf->nodes == NULL || cf->nnodes == 0 ||
+        (!cf->cluster && cf->nnodes != 1))
+        return NULL;
+    char host[HOST_MAX];
+    unsigned port;
+    for (size_t i = 0; i < cf->nnodes; i++)
+        if (gw_redis_parse_addr(cf->nodes[i], host, sizeof(host), &port) < 0)
+            return NULL;
+    gw_redis *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->base = base;
+    r->cluster = cf->cluster != 0;
+    r->timeout_ms = cf->timeout_ms ? cf->timeout_ms : 50;
+    r->connect_timeout_ms = cf->connect_timeout_ms ? cf->connect_timeout_ms : 500;
+    r->max_inflight = cf->max_inflight ? cf->max_inflight : 1024;
+    r->backoff_min_ms = cf->backoff_min_ms ? cf->backoff_min_ms : 100;
+    r->backoff_max_ms = cf->backoff_max_ms ? cf->backoff_max_ms : 5000;
+    if (r->backoff_max_ms < r->backoff_min_ms)
+        r->backoff_max_ms = r->backoff_min_ms;
+    r->rng = (now_us() ^ (uint64_t)(uintptr_t)r) | 1;
+    if (r->cluster) {
+        r->slots = calloc(NSLOTS, sizeof(conn *));
+        if (r->slots == NULL) {
+            free(r);
+            return NULL;
+        }
+        r->need_refresh = 1;
+    }
+    for (size_t i = 0; i < cf->nnodes; i++) {
+        gw_redis_parse_addr(cf->nodes[i], host, sizeof(host), &port);
+        if (conn_get(r, host, port) == NULL) {
+            gw_redis_free(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+void gw_redis_free(gw_redis *r)
+{
+    if (r == NULL)
+        return;
+    r->closing = 1;
+    for (size_t i = 0; i < r->nconns; i++) {
+        conn *c = r->conns[i];
+        if (c->ac != NULL) {
+            /* every pending callback runs now with a NULL reply */
+            redisAsyncContext *ac = c->ac;
+            c->ac = NULL;
+            redisAsyncFree(ac);
+        }
+    }
+    /* calls still waiting for their failure report (not cancelled: the
+     * caller broke the contract) are dropped without a callback */
+    while (r->calls != NULL) {
+        r->calls->done = 1;
+        r->calls->on_wire = 0;
+        call_maybe_free(r->calls);
+    }
+    for (size_t i = 0; i < r->nconns; i++) {
+        event_free(r->conns[i]->timer);
+        free(r->conns[i]);
+    }
+    free(r->conns);
+    free(r->slots);
+    free(r);
+}
+
+void gw_redis_get_stats(const gw_redis *r, gw_redis_stats *st)
+{
+    *st = r->st;
+    st->up = 0;
+    if (!r->cluster) {
+        st->up = r->conns[0]->state == C_UP && r->conns[0]->loaded;
+        return;
+    }
+    for (unsigned s = 0; s < NSLOTS; s++) {
+        const conn *c = r->slots[s];
+        if (c == NULL || c->state != C_UP || !c->loaded)
+            return;
+    }
+    st->up = 1;
+}
