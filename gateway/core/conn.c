@@ -170,7 +170,7 @@ static void journal_request(gw_conn *c, gw_req *q)
         r.quota_remaining = (long)q->a.quota_remaining;
         r.quota_store = q->a.quota_store;
     }
-    if (q->a.has_token) {
+    if (q->a.has_token || q->a.token_identified) {
         r.token_jti = q->a.claims.jti;
         r.token_client_id = q->a.claims.client_id;
     } else if (q->token_jti[0]) {

@@ -132,14 +132,14 @@ struct gw_journal {
     uint64_t reported_dropped;
     uint64_t reported_errors;
     /* chain */
-    int regular;       /* <fd> is a regular file: rotation and retention apply */
-    uint64_t seq;      /* head: seq of the last record written, 0 before the first */
-    char head[65];     /* head: its hash (the genesis value before the first) */
-    int head_is_cp;    /* the head is a checkpoint record */
-    uint64_t cur_size; /* bytes in the current file */
+    int regular;        /* <fd> is a regular file: rotation and retention apply */
+    uint64_t seq;       /* head: seq of the last record written, 0 before the first */
+    char head[65];      /* head: its hash (the genesis value before the first) */
+    int head_is_cp;     /* the head is a checkpoint record */
+    uint64_t cur_size;  /* bytes in the current file */
     long long file_day; /* UTC day (days since the epoch) the current file belongs to */
     uint64_t next_cp_ms, next_ret_ms, rotate_retry_ms;
-    time_t last_stamp; /* newest rotation stamp: names never go back in time */
+    time_t last_stamp;  /* newest rotation stamp: names never go back in time */
     char *restart_from; /* rotate record to write first: the chain continues from this file */
     EVP_MD_CTX *md;
     char (*sfx)[SUFFIX_MAX]; /* CHAIN_GROUP suffixes */
@@ -471,8 +471,9 @@ static char *name_by_inode(const gw_journal *j, const struct stat *st)
         return NULL;
     while (name == NULL && (de = readdir(d)) != NULL) {
         struct stat s;
-        if (de->d_ino == st->st_ino && fstatat(dirfd(d), de->d_name, &s, AT_SYMLINK_NOFOLLOW) == 0 &&
-            s.st_dev == st->st_dev && s.st_ino == st->st_ino)
+        if (de->d_ino == st->st_ino &&
+            fstatat(dirfd(d), de->d_name, &s, AT_SYMLINK_NOFOLLOW) == 0 && s.st_dev == st->st_dev &&
+            s.st_ino == st->st_ino)
             name = strdup(de->d_name);
     }
     closedir(d);
@@ -509,8 +510,9 @@ static void switch_file(gw_journal *j, int fd, const char *reason, const char *f
 
     wall_iso(j, ts);
     json_t *o = own_record("rotate", ts);
-    if (o != NULL && (json_object_set_new(o, "reason", json_string(reason)) != 0 ||
-                      json_object_set_new(o, "from", from ? json_string(from) : json_null()) != 0)) {
+    if (o != NULL &&
+        (json_object_set_new(o, "reason", json_string(reason)) != 0 ||
+         json_object_set_new(o, "from", from ? json_string(from) : json_null()) != 0)) {
         json_decref(o);
         o = NULL;
     }
@@ -665,11 +667,12 @@ static void reopen_file(gw_journal *j)
 /* ---- reading a journal file's ends (open, retention) ---- */
 
 struct file_end {
-    int found;        /* <last> is set */
+    int found; /* <last> is set */
     gw_journal_link last;
     int last_is_cp;   /* the last record is a checkpoint */
     int hash_bad;     /* its hash does not recompute */
     int torn;         /* the file does not end in '\n' */
+    int tail_record;  /* ... but its last line is a complete record */
     int foreign;      /* complete lines without the chain members were seen */
     int any_complete; /* the file has at least one complete line */
 };
@@ -723,6 +726,7 @@ static int read_end(int fd, uint64_t size, struct file_end *fe)
                 if (gw_journal_parse_link(buf + ls, win - ls, &l) == 0 &&
                     gw_journal_link_ok(buf + ls, &l)) {
                     fe->found = 1;
+                    fe->tail_record = 1;
                     fe->last = l;
                     fe->last_is_cp = is_cp_line(buf + ls, win - ls);
                     free(buf);
@@ -851,8 +855,8 @@ static void run_retention(gw_journal *j)
             break;
         }
         if (unlink(files[i]) != 0) {
-            fprintf(stderr, "opale-gateway: journal %s: retention: cannot delete %s: %s\n",
-                    j->path, files[i], strerror_r(errno, ebuf, sizeof(ebuf)));
+            fprintf(stderr, "opale-gateway: journal %s: retention: cannot delete %s: %s\n", j->path,
+                    files[i], strerror_r(errno, ebuf, sizeof(ebuf)));
             continue;
         }
         deleted = 1;
@@ -887,11 +891,10 @@ static void write_checkpoint(gw_journal *j)
         return;
     }
     json_t *o = own_record("checkpoint", ts);
-    if (o != NULL &&
-        (json_object_set_new(o, "head_seq", json_integer((json_int_t)j->seq)) != 0 ||
-         json_object_set_new(o, "head_hash", json_string(j->head)) != 0 ||
-         json_object_set_new(o, "kid", json_string(j->signer.kid)) != 0 ||
-         json_object_set_new(o, "sig", json_string(sig)) != 0)) {
+    if (o != NULL && (json_object_set_new(o, "head_seq", json_integer((json_int_t)j->seq)) != 0 ||
+                      json_object_set_new(o, "head_hash", json_string(j->head)) != 0 ||
+                      json_object_set_new(o, "kid", json_string(j->signer.kid)) != 0 ||
+                      json_object_set_new(o, "sig", json_string(sig)) != 0)) {
         json_decref(o);
         o = NULL;
     }
@@ -903,8 +906,8 @@ static void write_checkpoint(gw_journal *j)
         pthread_mutex_unlock(&j->mu);
         /* A copy of the head outside the file: the anchor that makes a
          * truncation before this checkpoint detectable (--expect-head). */
-        fprintf(stderr, "opale-gateway: journal %s: checkpoint seq=%" PRIu64 " hash=%s\n",
-                j->path, j->seq, j->head);
+        fprintf(stderr, "opale-gateway: journal %s: checkpoint seq=%" PRIu64 " hash=%s\n", j->path,
+                j->seq, j->head);
     }
 }
 
@@ -986,9 +989,8 @@ static void *writer_main(void *arg)
             char ts[32];
             wall_iso(j, ts);
             json_t *o = own_record("rotate", ts);
-            if (o != NULL &&
-                (json_object_set_new(o, "reason", json_string("restart")) != 0 ||
-                 json_object_set_new(o, "from", json_string(j->restart_from)) != 0)) {
+            if (o != NULL && (json_object_set_new(o, "reason", json_string("restart")) != 0 ||
+                              json_object_set_new(o, "from", json_string(j->restart_from)) != 0)) {
                 json_decref(o);
                 o = NULL;
             }
@@ -1100,7 +1102,8 @@ static int find_head(gw_journal *j, char **err)
     int e = read_end(rfd, (uint64_t)st.st_size, &fe);
     close(rfd);
     if (e != 0) {
-        set_err(err, "journal %s: cannot read back: %s", j->path, strerror_r(e, ebuf, sizeof(ebuf)));
+        set_err(err, "journal %s: cannot read back: %s", j->path,
+                strerror_r(e, ebuf, sizeof(ebuf)));
         return -1;
     }
     if (!fe.found && fe.foreign)
@@ -1118,7 +1121,7 @@ static int find_head(gw_journal *j, char **err)
             j->cur_size++;
         else
             j->torn = 1; /* the writer retries before its first line */
-        if (fe.found)
+        if (fe.tail_record)
             fprintf(stderr,
                     "opale-gateway: journal %s: the last record had no newline; added, the chain "
                     "continues from seq %" PRIu64 "\n",
@@ -1200,8 +1203,7 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
     }
     if (o->checkpoint_s > 0 && (o->signer == NULL || !o->signer->can_sign ||
                                 o->signer->pkey == NULL || o->signer->kid[0] == '\0')) {
-        set_err(err, "journal %s: checkpoints need a signing key (a private key with a kid)",
-                path);
+        set_err(err, "journal %s: checkpoints need a signing key (a private key with a kid)", path);
         goto fail;
     }
     j = calloc(1, sizeof(*j));
@@ -1227,7 +1229,7 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
         goto fail;
     }
     char *slash = strrchr(j->path, '/');
-    j->dir = slash == NULL ? strdup(".")
+    j->dir = slash == NULL      ? strdup(".")
              : slash == j->path ? strdup("/")
                                 : strndup(j->path, (size_t)(slash - j->path));
     j->base = slash == NULL ? j->path : slash + 1;

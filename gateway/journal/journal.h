@@ -118,10 +118,10 @@ typedef struct gw_journal_rec {
     const char *token_client_id; /* client_id claim of that token */
     long quota_limit;            /* with quota_store: the quota decision */
     long quota_remaining;
-    const char *quota_store;     /* "memory", ...; NULL when the quota stage did not run */
-    const char *decision;        /* "allow" | "deny" | "error" */
-    const char *reason;          /* denial/err label, NULL when allowed */
-    const char *code;            /* error code sent, NULL when none */
+    const char *quota_store; /* "memory", ...; NULL when the quota stage did not run */
+    const char *decision;    /* "allow" | "deny" | "error" */
+    const char *reason;      /* denial/err label, NULL when allowed */
+    const char *code;        /* error code sent, NULL when none */
     int status;
     const char *upstream_addr;
     int upstream_status;

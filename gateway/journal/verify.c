@@ -158,8 +158,8 @@ int gw_journal_rotated_name(const char *name, size_t *base_len, time_t *stamp, u
         return 0;
     if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || s > 59)
         return 0;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D,
-                    .tm_hour = h,        .tm_min = m,     .tm_sec = s};
+    struct tm tm = {
+        .tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = s};
     time_t t = timegm(&tm);
     struct tm back;
     if (t == (time_t)-1 || gmtime_r(&t, &back) == NULL || back.tm_mday != D || back.tm_mon != M - 1)
@@ -238,7 +238,7 @@ int gw_journal_list_files(const char *path, char ***files, size_t *n, char **err
     *files = NULL;
     *n = 0;
     const char *slash = strrchr(path, '/');
-    char *dir = slash == NULL ? strdup(".")
+    char *dir = slash == NULL   ? strdup(".")
                 : slash == path ? strdup("/")
                                 : strndup(path, (size_t)(slash - path));
     const char *base = slash == NULL ? path : slash + 1;
@@ -454,9 +454,9 @@ static int find(const struct vctx *v, struct pos ps, enum find_mode m, uint64_t 
 {
     for (int i = 0; i < LOOKAHEAD && next_rec(v, &ps, out); i++) {
         const gw_journal_link *l = &out->l;
-        int hit = m == FIND_LINK    ? out->hash_ok && l->seq == a && strcmp(l->prev, h) == 0
-                  : m == FIND_HASH  ? out->hash_ok && strcmp(l->hash, h) == 0
-                                    : l->seq >= a && l->seq < b;
+        int hit = m == FIND_LINK   ? out->hash_ok && l->seq == a && strcmp(l->prev, h) == 0
+                  : m == FIND_HASH ? out->hash_ok && strcmp(l->hash, h) == 0
+                                   : l->seq >= a && l->seq < b;
         if (hit)
             return 1;
     }
@@ -513,8 +513,24 @@ static void classify(struct vctx *v, const struct rec *last, const struct rec *r
     struct rec n, m;
     char rb[96];
 
+    const struct ring_ent *re = &v->ring[s % RING];
+    int copy = r->hash_ok && s < e && re->seq == s && strcmp(re->hash, r->l.hash) == 0;
+
     if (r->hash_ok && links && s == e)
         return; /* continues the chain */
+    if (copy) {
+        problem(v, GW_JV_INSERTED, r->f, r->line,
+                "this line is a copy of record seq %" PRIu64 " (%s:%zu)", s, v->f[re->f].name,
+                re->line);
+        return;
+    }
+    if (r->f != last->f && s < e && r->hash_ok) {
+        problem(v, GW_JV_REORDERED, r->f, r->line,
+                "this file starts at seq %" PRIu64 ", after seq %" PRIu64
+                " (%s:%zu): files not in chain order, or a new chain",
+                s, last->l.seq, v->f[last->f].name, last->line);
+        return;
+    }
     if (r->hash_ok && s == 1 && strcmp(r->l.prev, GW_JOURNAL_GENESIS) == 0) {
         problem(v, GW_JV_START, r->f, r->line,
                 "a new chain starts here at seq 1 (the records before belong to another chain)");
@@ -565,9 +581,8 @@ static void classify(struct vctx *v, const struct rec *last, const struct rec *r
         if (t != NULL && strcmp(t, "rotate") == 0)
             from = jstr(o, "from");
         if (from != NULL && strcmp(from, lastname) != 0)
-            problem(v, GW_JV_MISSING, r->f, r->line,
-                    "%s missing after %s:%zu: file %s is missing", rb, v->f[last->f].name,
-                    last->line, from);
+            problem(v, GW_JV_MISSING, r->f, r->line, "%s missing after %s:%zu: file %s is missing",
+                    rb, v->f[last->f].name, last->line, from);
         else
             problem(v, GW_JV_MISSING, r->f, r->line,
                     "%s missing after %s:%zu (truncated tail of %s, deleted head of %s, or a "
@@ -577,7 +592,6 @@ static void classify(struct vctx *v, const struct rec *last, const struct rec *r
     } else {
         /* s < e: this position is already taken. */
         struct pos p2 = after;
-        const struct ring_ent *re = &v->ring[s % RING];
         if (s == last->l.seq && strcmp(r->l.prev, last->l.prev) == 0) {
             /* Two records for one position: the one the next links to is genuine. */
             if (next_rec(v, &p2, &n) && strcmp(n.l.prev, r->l.hash) == 0)
@@ -590,10 +604,6 @@ static void classify(struct vctx *v, const struct rec *last, const struct rec *r
                         "this line (seq %" PRIu64 ") is not part of the chain: seq %" PRIu64
                         " is at %s:%zu",
                         s, s, v->f[last->f].name, last->line);
-        } else if (re->seq == s && strcmp(re->hash, r->l.hash) == 0) {
-            problem(v, GW_JV_INSERTED, r->f, r->line,
-                    "this line is a copy of record seq %" PRIu64 " (%s:%zu)", s,
-                    v->f[re->f].name, re->line);
         } else {
             problem(v, GW_JV_REORDERED, r->f, r->line,
                     "record seq %" PRIu64 " comes after seq %" PRIu64 " (%s:%zu)", s, last->l.seq,
@@ -659,9 +669,9 @@ static int check_record(struct vctx *v, const struct rec *r, int *is_cp)
                        *ph = jstr(jws.payload, "head_hash"), *pt = jstr(jws.payload, "ts");
             uint64_t ps;
             int same = pk != NULL && strcmp(pk, kid) == 0 && pp != NULL &&
-                       strcmp(pp, "journal.checkpoint") == 0 && ph != NULL &&
-                       strcmp(ph, hh) == 0 && pt != NULL && strcmp(pt, ts) == 0 &&
-                       jseq(jws.payload, "head_seq", &ps) && ps == hs;
+                       strcmp(pp, "journal.checkpoint") == 0 && ph != NULL && strcmp(ph, hh) == 0 &&
+                       pt != NULL && strcmp(pt, ts) == 0 && jseq(jws.payload, "head_seq", &ps) &&
+                       ps == hs;
             gw_jws_clear(&jws);
             if (!same) {
                 problem(v, GW_JV_CHECKPOINT, r->f, r->line,
@@ -751,8 +761,9 @@ static void check_start(struct vctx *v, const struct rec *r)
     for (size_t i = 0; i < v->nret; i++) {
         if (v->ret[i].last_seq == l->seq - 1 && strcmp(v->ret[i].last_hash, l->prev) == 0) {
             v->res->start_covered = 1;
-            say(v, "info: chain starts at seq %" PRIu64 " after the records deleted by retention "
-                   "(%s:%zu)",
+            say(v,
+                "info: chain starts at seq %" PRIu64 " after the records deleted by retention "
+                "(%s:%zu)",
                 l->seq, v->f[v->ret[i].f].name, v->ret[i].line);
             return;
         }
@@ -890,8 +901,8 @@ static void walk(struct vctx *v)
             warned - MAX_WARN_LINES);
     if (!have) {
         if (o->expect_seq != 0)
-            problem(v, GW_JV_TRUNCATED, v->nf - 1, 0,
-                    "no record; seq %" PRIu64 " was expected", o->expect_seq);
+            problem(v, GW_JV_TRUNCATED, v->nf - 1, 0, "no record; seq %" PRIu64 " was expected",
+                    o->expect_seq);
         else
             say(v, "info: no record");
         return;
@@ -901,19 +912,21 @@ static void walk(struct vctx *v)
     if (o->expect_seq != 0 && !expect_seen) {
         if (o->expect_seq > last.l.seq)
             problem(v, GW_JV_TRUNCATED, last.f, last.line,
-                    "the journal ends at seq %" PRIu64 "; seq %" PRIu64 " was expected",
-                    last.l.seq, o->expect_seq);
+                    "the journal ends at seq %" PRIu64 "; seq %" PRIu64 " was expected", last.l.seq,
+                    o->expect_seq);
         else
             problem(v, GW_JV_START, last.f, 0,
-                    "the expected record seq %" PRIu64 " is before the start of the chain (seq %" PRIu64 ")",
+                    "the expected record seq %" PRIu64
+                    " is before the start of the chain (seq %" PRIu64 ")",
                     o->expect_seq, res->first_seq);
         return;
     }
     if (o->expect_seq != 0)
         say(v, "info: expected record seq %" PRIu64 " found", o->expect_seq);
     if (res->checkpoints == 0)
-        say(v, "info: no checkpoint: none of the %" PRIu64
-               " records is signed; a truncation would not be detectable",
+        say(v,
+            "info: no checkpoint: none of the %" PRIu64
+            " records is signed; a truncation would not be detectable",
             res->records);
     else if (o->keys != NULL)
         say(v, "info: checkpoints: %" PRIu64 ", signatures verified", res->checkpoints);
@@ -921,8 +934,9 @@ static void walk(struct vctx *v)
         say(v, "info: checkpoints: %" PRIu64 ", signatures not checked (no keys)",
             res->checkpoints);
     if (res->checkpoints > 0 && res->after_checkpoint > 0)
-        say(v, "info: %" PRIu64 " records after the last checkpoint: a truncation of these would "
-               "not be detectable",
+        say(v,
+            "info: %" PRIu64 " records after the last checkpoint: a truncation of these would "
+            "not be detectable",
             res->after_checkpoint);
     say(v, "info: head seq=%" PRIu64 " hash=%s", last.l.seq, last.l.hash);
 }

@@ -104,10 +104,10 @@ typedef struct gw_journal_verify_opts {
 } gw_journal_verify_opts;
 
 typedef struct gw_journal_verify_result {
-    gw_jv_kind kind;   /* the first problem, GW_JV_OK when intact */
-    size_t file;       /* its file (index into the caller's array) */
-    size_t line;       /* its line, 1-based (0: not tied to a line) */
-    uint64_t records;  /* chained records verified */
+    gw_jv_kind kind;  /* the first problem, GW_JV_OK when intact */
+    size_t file;      /* its file (index into the caller's array) */
+    size_t line;      /* its line, 1-based (0: not tied to a line) */
+    uint64_t records; /* chained records verified */
     uint64_t first_seq, last_seq;
     char last_hash[65];
     uint64_t checkpoints;          /* checkpoint records in the verified chain */
@@ -128,7 +128,6 @@ int gw_journal_verify_ex(const char *const *files, size_t nfiles,
                          gw_journal_verify_result *res);
 
 /* gw_journal_verify_ex with only <keys> (may be NULL) and no result. */
-int gw_journal_verify(const char *const *files, size_t nfiles, const gw_keyset *keys,
-                      FILE *report);
+int gw_journal_verify(const char *const *files, size_t nfiles, const gw_keyset *keys, FILE *report);
 
 #endif

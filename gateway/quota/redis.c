@@ -21,6 +21,11 @@
 
 #define NSLOTS 16384
 #define HOST_MAX 64
+/* A connection with commands in flight and no reply for this long (at
+ * least, and at least 10 command timeouts) is dropped and reconnected: a
+ * peer that vanished without a RST (failover, partition) would otherwise
+ * hold it until TCP gives up, many minutes later. */
+#define STALL_MIN_MS 1000
 
 /* The Redis 7 Function. An entry at t leaves the window at t + window
  * (ZREMRANGEBYSCORE removes score <= now - window), as in memlog.c. Members
@@ -66,6 +71,7 @@ typedef struct conn {
     int loaded;          /* FUNCTION LOAD answered OK on this connection */
     unsigned attempts;   /* failures since the last successful connect */
     unsigned inflight;   /* FCALLs waiting for a reply */
+    uint64_t last_us;    /* the last reply, or when replies began to be awaited */
     struct event *timer; /* connect timeout (connecting) or backoff (down) */
 } conn;
 
@@ -75,11 +81,11 @@ struct gw_redis_call {
     conn *c;                    /* while on the wire */
     gw_redis_cb cb;
     void *arg;
-    struct event *ev;  /* the command timeout, or a 0-timeout failure report */
-    const char *fail;  /* the reason <ev> reports, NULL: timeout */
-    int done;          /* reported or cancelled: the callback never runs again */
-    int on_wire;       /* hiredis holds a callback with this call */
-    int tried;         /* TRIED_*: each retry at most once */
+    struct event *ev; /* the command timeout, or a 0-timeout failure report */
+    const char *fail; /* the reason <ev> reports, NULL: timeout */
+    int done;         /* reported or cancelled: the callback never runs again */
+    int on_wire;      /* hiredis holds a callback with this call */
+    int tried;        /* TRIED_*: each retry at most once */
     uint64_t sent_us;
     unsigned limit;
     uint64_t window_ms;
@@ -96,6 +102,8 @@ struct gw_redis {
     size_t nconns, capconns;
     conn **slots; /* cluster: slot -> master (NULL: unknown) */
     int refreshing, need_refresh, closing;
+    struct event *refresh_timer; /* retries a failed or incomplete CLUSTER SLOTS */
+    uint64_t stall_us;
     gw_redis_call *calls;
     gw_redis_stats st;
     uint64_t rng;
@@ -286,6 +294,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
     }
     c->state = C_UP;
     c->attempts = 0;
+    c->last_us = now_us();
+    redisEnableKeepAlive((redisContext *)&cac->c);
     refresh_maybe(c->r);
 }
 
@@ -308,20 +318,29 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     }
 }
 
+/* Close a connection from a timer (never from a hiredis callback): every
+ * pending command gets a NULL reply (redis.down); reconnect after backoff. */
+static void conn_drop(conn *c)
+{
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    c->state = C_DOWN;
+    c->loaded = 0;
+    redisAsyncFree(ac);
+    conn_backoff(c);
+    if (c->r->cluster) {
+        c->r->need_refresh = 1;
+        refresh_maybe(c->r);
+    }
+}
+
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     conn *c = arg;
     if (c->state == C_CONNECTING && c->ac != NULL) {
-        /* connect timeout: outside any hiredis callback, so freeing is safe;
-         * the pending commands get a NULL reply (redis.down) */
-        redisAsyncContext *ac = c->ac;
-        c->ac = NULL;
-        c->state = C_DOWN;
-        c->loaded = 0;
-        redisAsyncFree(ac);
-        conn_backoff(c);
+        conn_drop(c); /* connect timeout */
     } else if (c->state == C_DOWN) {
         c->r->st.reconnects++;
         conn_connect(c);
@@ -388,6 +407,24 @@ static conn *conn_get(gw_redis *r, const char *host, unsigned port)
 
 /* ---- cluster map ---------------------------------------------------- */
 
+static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_redis *r = arg;
+    r->need_refresh = 1;
+    refresh_maybe(r);
+}
+
+/* Try CLUSTER SLOTS again later (not at once: no loop on a node that keeps
+ * failing it). */
+static void refresh_later(gw_redis *r)
+{
+    struct timeval tv = ms_tv(r->backoff_min_ms);
+    if (!r->closing)
+        evtimer_add(r->refresh_timer, &tv);
+}
+
 static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
 {
     conn *c = priv;
@@ -399,13 +436,13 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
         if (rep == NULL && c->ac == ac)
             c->state = C_DOWN; /* dying: do not pick it again */
-        r->need_refresh = 1;
         if (rep != NULL)
             r->st.errors++;
-        refresh_maybe(r);
+        refresh_later(r);
         return;
     }
     memset(r->slots, 0, sizeof(conn *) * NSLOTS);
+    size_t covered = 0;
     for (size_t i = 0; i < rep->elements; i++) {
         redisReply *e = rep->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
@@ -427,7 +464,10 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
         conn *t = conn_get(r, host, (unsigned)port);
         for (long long s = lo; s <= hi; s++)
             r->slots[s] = t;
+        covered += t != NULL ? (size_t)(hi - lo + 1) : 0;
     }
+    if (covered < NSLOTS)
+        refresh_later(r); /* a cluster still forming, or slots unassigned */
     refresh_maybe(r);
 }
 
@@ -511,7 +551,8 @@ static const char *call_send(gw_redis_call *k, conn *c, int asking)
     k->c = c;
     k->on_wire = 1;
     k->sent_us = now_us();
-    c->inflight++;
+    if (c->inflight++ == 0)
+        c->last_us = k->sent_us; /* waiting for replies from now on */
     r->st.commands++;
     return NULL;
 }
@@ -525,8 +566,13 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
         call_fail(k, k->fail);
         return;
     }
-    k->r->st.timeouts++;
+    gw_redis *r = k->r;
+    conn *c = k->on_wire ? k->c : NULL;
+    r->st.timeouts++;
     call_fail(k, "redis.timeout"); /* stays alive while on the wire */
+    /* <k> may be freed below: not touched again */
+    if (c != NULL && c->state == C_UP && c->ac != NULL && now_us() - c->last_us > r->stall_us)
+        conn_drop(c);
 }
 
 /* A redirect or a lost function: retry once per kind; 1 when handled. */
@@ -583,8 +629,10 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
         call_fail(k, "redis.down");
         return;
     }
+    uint64_t t = now_us();
+    c->last_us = t;
     r->st.replies++;
-    r->st.latency_us_sum += now_us() - k->sent_us;
+    r->st.latency_us_sum += t - k->sent_us;
     if (k->done) {
         call_maybe_free(k); /* a late reply after a timeout or a cancel */
         return;
@@ -700,10 +748,16 @@ gw_redis *gw_redis_new(struct event_base *base, const gw_redis_conf *cf)
     r->backoff_max_ms = cf->backoff_max_ms ? cf->backoff_max_ms : 5000;
     if (r->backoff_max_ms < r->backoff_min_ms)
         r->backoff_max_ms = r->backoff_min_ms;
+    r->stall_us =
+        1000u * (uint64_t)(10 * r->timeout_ms > STALL_MIN_MS ? 10 * r->timeout_ms : STALL_MIN_MS);
     r->rng = (now_us() ^ (uint64_t)(uintptr_t)r) | 1;
     if (r->cluster) {
         r->slots = calloc(NSLOTS, sizeof(conn *));
-        if (r->slots == NULL) {
+        r->refresh_timer = evtimer_new(base, on_refresh_timer, r);
+        if (r->slots == NULL || r->refresh_timer == NULL) {
+            free(r->slots);
+            if (r->refresh_timer != NULL)
+                event_free(r->refresh_timer);
             free(r);
             return NULL;
         }
@@ -746,6 +800,8 @@ void gw_redis_free(gw_redis *r)
     }
     free(r->conns);
     free(r->slots);
+    if (r->refresh_timer != NULL)
+        event_free(r->refresh_timer);
     free(r);
 }
 

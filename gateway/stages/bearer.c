@@ -62,6 +62,13 @@ static gw_verdict run(gw_access *a)
     }
     if (n < 8 || strncasecmp(h, "Bearer ", 7) != 0)
         return invalid(a, "bearer.scheme");
+    /* two credentials are ambiguous: refuse rather than pick one */
+    size_t count = 0;
+    for (size_t i = 0; i < a->http->nheaders; i++)
+        if (gw_strcaseeq(a->http->headers[i].name, a->http->headers[i].name_len, "Authorization"))
+            count++;
+    if (count > 1)
+        return invalid(a, "bearer.ambiguous");
     const char *tok = h + 7;
     size_t tlen = n - 7;
     const gw_oauth *o = a->oauth;
@@ -88,11 +95,16 @@ static gw_verdict run(gw_access *a)
         };
         why = gw_jwt_check(jws.payload, &rr, cl);
         gw_jws_clear(&jws);
+        /* the signature held: the claims name the token in the journal even
+         * when a claim check fails (unless the claims are malformed) */
+        if (why == NULL || strcmp(why, "jwt.claims") != 0)
+            a->token_identified = 1;
         if (why != NULL)
             return invalid(a, why);
         if (a->token_cache != NULL)
             gw_token_cache_put(a->token_cache, key, cl, own, cl->exp + o->leeway_s);
     }
+    a->token_identified = 1;
     char x5t[48];
     if (cl->has_cnf && (cert_x5t(a->cert_sha256, x5t) < 0 || strcmp(cl->cnf_x5t, x5t) != 0))
         return invalid(a, "bearer.cnf_mismatch");

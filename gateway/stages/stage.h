@@ -93,9 +93,10 @@ typedef struct gw_access {
     const char *request_id; /* unique member of the Redis log */
     int quota_deny_cached;
     char rl_limit[16], rl_remaining[16], rl_reset[16];
-    int has_token;    /* a bearer token was verified and bound */
-    gw_claims claims; /* its claims */
-    char *local_body; /* a stage answers itself (etatSante in maintenance) */
+    int has_token;        /* a bearer token was verified and bound */
+    int token_identified; /* its signature held: claims.jti/client_id are real */
+    gw_claims claims;     /* its claims */
+    char *local_body;     /* a stage answers itself (etatSante in maintenance) */
     int local_status;
 
     /* pipeline bookkeeping */

@@ -5,6 +5,15 @@ It starts real processes on loopback ports chosen at run time: opale-mock
 deploy/sandbox/pki.sh into a temporary directory, and gives the tests small
 helpers to speak raw HTTP/1.1 over real TLS.
 
+OAuth2 (issue 4): the generated config has an "oauth" section (the gateway
+refuses to start without one) signing with pki/token-es256.key (kid
+"it-es256"); the mock runs with --jwks, the gateway's public keys exported
+with `opale-gateway --export-jwks` before the mock starts, so the mock serves
+only requests that carry the gateway's X-JWT-Assertion. Stack.token() gets a
+client_credentials token from POST /token over mTLS and caches it per
+(certificate, scope); Stack.request() and Stack.build_request() add
+"Authorization: Bearer <token>" for the client certificate by default.
+
 Environment (set by tests/CMakeLists.txt):
   GW_BIN       opale-gateway binary
   GW_MOCK_BIN  opale-mock binary
@@ -18,6 +27,7 @@ latest (SIGTERM, then SIGKILL after 10 s).
 """
 
 import atexit
+import base64
 import copy
 import hashlib
 import http.client
@@ -34,6 +44,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 import uuid
 import warnings
 import weakref
@@ -51,6 +62,13 @@ STOP_TIMEOUT = 10.0
 JOURNAL_WAIT = 5.0
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# OAuth2: the signing key of every stack unless a test says otherwise.
+TOKEN_KID = "it-es256"
+TOKEN_KEY = {"kid": TOKEN_KID, "file": "pki/token-es256.key", "alg": "ES256", "active": True}
+TOKEN_AUDIENCE = "api-opale"            # the gateway's default oauth.audience
+ASSERTION_AUDIENCE = "opale-backend"    # the gateway's default oauth.assertion_audience
+HIGH_TOKEN_RATE = 100000                # token_requests_per_minute of stacks that hammer /token
+
 HORODATAGE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 # The 8 public routes of DESIGN.md.
@@ -268,6 +286,41 @@ def issue_client_cert(name, cn, org="Partenaire de Test", pki=None):
         fp = der_sha256(ssl.PEM_cert_to_DER_cert(f.read()))
     _issued[key] = fp
     return fp
+
+
+# --------------------------------------------------------------------------
+# JOSE helpers (decoding only: the tests never trust what they decode)
+
+
+def b64url_encode(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text):
+    """Strict base64url without padding (RFC 7515 §2); ValueError otherwise."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii")
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text) or len(text) % 4 == 1:
+        raise ValueError("not base64url: %r" % text[:40])
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwt_decode(token):
+    """(header, claims) of a compact JWS, NOT verified."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a compact JWS: %d segments" % len(parts))
+    return json.loads(b64url_decode(parts[0])), json.loads(b64url_decode(parts[1]))
+
+
+def cert_x5t_s256(cert_name, pki=None):
+    """base64url(SHA-256(DER of the certificate)), the RFC 8705 cnf member,
+    computed from the PEM file."""
+    with open(os.path.join(pki or pki_dir(), cert_name + ".crt")) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return b64url_encode(hashlib.sha256(der).digest())
 
 
 # --------------------------------------------------------------------------
@@ -520,11 +573,13 @@ def new_uuid():
 
 
 def build_request(target="/opale/v1/etatSante", method="GET", headers=(), body=None, host="localhost",
-                  correlation_id=True, version="HTTP/1.1", teleservice=TELESERVICE):
+                  correlation_id=True, version="HTTP/1.1", teleservice=TELESERVICE, bearer=None):
     """Bytes of one request. <correlation_id>: True = a fresh UUID, a string =
     that value, None/False = no header. <teleservice>: the ID_Teleservice
-    value (the commune's by default), None = no header. Content-Length is
-    added for <body>."""
+    value (the commune's by default), None = no header. <bearer>: an access
+    token, sent as "Authorization: Bearer <bearer>" (None = no header; see
+    Stack.build_request, which adds the client certificate's token).
+    Content-Length is added for <body>."""
     lines = ["%s %s %s" % (method, target, version)]
     if host is not None:
         lines.append("Host: %s" % host)
@@ -534,6 +589,8 @@ def build_request(target="/opale/v1/etatSante", method="GET", headers=(), body=N
         lines.append("X-Correlation-ID: %s" % correlation_id)
     if teleservice is not None:
         lines.append("ID_Teleservice: %s" % teleservice)
+    if bearer:
+        lines.append("Authorization: Bearer %s" % bearer)
     for n, v in headers:
         lines.append("%s: %s" % (n, v))
     if body is not None:
@@ -587,6 +644,47 @@ def _wait_file(path, proc, timeout, what):
     raise RuntimeError("%s did not write %s within %.0f s" % (what, path, timeout))
 
 
+class TokenError(Exception):
+    """POST /token did not give a token; .response is the Response."""
+
+    def __init__(self, msg, response=None):
+        super().__init__(msg)
+        self.response = response
+
+
+_reference_mock = {}
+
+
+def reference_mock_port():
+    """Port of an opale-mock WITHOUT --jwks, started once per process. Its
+    data is deterministic (docs/mock-opale.md: byte-identical bodies whatever
+    the process), so it tells what a stack's mock serves for a target without
+    calling that mock directly, which --jwks refuses (and would count)."""
+    if "port" not in _reference_mock:
+        d = make_tmpdir("refmock")
+        port_file = os.path.join(d, "mock.port")
+        proc = subprocess.Popen([GW_MOCK_BIN, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file,
+                                 "--quiet"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=d)
+        _register(proc)
+        _reference_mock["proc"] = proc
+        _reference_mock["port"] = int(_wait_file(port_file, proc, START_TIMEOUT, "reference opale-mock"))
+    return _reference_mock["port"]
+
+
+def plain_http(port, method, target, headers=None, body=None, timeout=DEFAULT_TIMEOUT):
+    """(status, headers dict (lower-case names), body bytes) of one plain
+    HTTP/1.1 request to 127.0.0.1:<port> on a fresh connection."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, target, body=body, headers=dict(headers or {}))
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
 class Stack:
     """One opale-mock and one opale-gateway in a temporary directory.
 
@@ -596,15 +694,29 @@ class Stack:
     replaces the upstream's server list (e.g. a closed port). <mock>=False
     starts no mock.
 
+    <oauth> updates the config's "oauth" section (e.g.
+    {"token_requests_per_minute": 3}); conf_hook runs after, on the whole
+    config. The mock runs with --jwks (DIR/jwks.json, exported from the
+    gateway's config before the mock starts) unless <mock_jwks>=False. So
+    build_conf() and conf_hook may run more than once per start: a hook must
+    only edit the dict it is given (and may set attributes on the stack).
+
     Typical use in a TestCase:
         cls.stack = Stack("proxy"); cls.addClassCleanup(cls.stack.stop); cls.stack.start()
     """
 
     _n = 0
 
-    def __init__(self, name="stack", conf_hook=None, mock=True, upstream_servers=None, policy_hook=None):
+    def __init__(self, name="stack", conf_hook=None, mock=True, upstream_servers=None, policy_hook=None,
+                 oauth=None, mock_jwks=True):
         Stack._n += 1
         self.name = name
+        self.oauth_over = dict(oauth or {})
+        self.mock_jwks = mock_jwks
+        self.jwks_path = None       # DIR/jwks.json once exported
+        self.tokens = {}            # (cert_name, scope) -> access token
+        self.last_token_error = None
+        self._policy_fps = None     # certificate fingerprints named by the written policies
         self.conf_hook = conf_hook
         self.policy_hook = policy_hook
         self.use_mock = mock
@@ -658,9 +770,22 @@ class Stack:
             "journal": {"path": "journal/access.jsonl", "sync_ms": 200},
             "admin": {"address": "127.0.0.1", "port": self.admin_port, "token_file": "pki/admin.token"},
         }
+        conf["oauth"] = self.build_oauth()
         if self.conf_hook:
             self.conf_hook(conf, self)
         return conf
+
+    @property
+    def issuer(self):
+        return "https://localhost:%d" % self.port
+
+    def build_oauth(self):
+        """The "oauth" section: ES256 key "it-es256" active, a token rate high
+        enough for the stacks that hammer /token; <oauth> overrides."""
+        o = {"issuer": self.issuer, "signing_keys": [dict(TOKEN_KEY)],
+             "token_requests_per_minute": HIGH_TOKEN_RATE}
+        o.update(copy.deepcopy(self.oauth_over))
+        return o
 
     def build_policies(self):
         pols = {p["file"]: make_policy(name, self.fp[name]) for name, p in PARTNERS.items()}
@@ -669,6 +794,13 @@ class Stack:
         return pols
 
     def write_policies(self, policies):
+        fps = set()
+        for pol in policies.values():
+            if isinstance(pol, dict):
+                for c in ((pol.get("consumer") or {}).get("certificates") or []):
+                    if isinstance(c, dict) and isinstance(c.get("sha256"), str):
+                        fps.add(c["sha256"].lower())
+        self._policy_fps = fps
         for f in os.listdir(self.policies_dir):
             os.unlink(os.path.join(self.policies_dir, f))
         for name, pol in policies.items():
@@ -684,10 +816,10 @@ class Stack:
     # -- processes
 
     def start(self):
-        if self.use_mock:
-            self.start_mock()
         self.port = free_port()
         self.admin_port = free_port()
+        if self.use_mock:
+            self.start_mock()
         self.conf = self.build_conf()
         self.write_conf()
         self.policies = self.build_policies()
@@ -695,13 +827,39 @@ class Stack:
         self.start_gateway()
         return self
 
+    def export_jwks(self, conf=None):
+        """`opale-gateway --export-jwks -c` on <conf> (default: self.conf, or
+        a config built now, its upstream possibly a placeholder port); writes
+        the JWKS to DIR/jwks.json atomically and returns it parsed."""
+        if self.port is None:
+            self.port = free_port()
+        if self.admin_port is None:
+            self.admin_port = free_port()
+        if conf is None:
+            conf = self.conf if self.conf is not None else self.build_conf()
+        path = self.write_conf(conf, os.path.join(self.dir, "gateway-export.json"))
+        r = subprocess.run([GW_BIN, "--export-jwks", "-c", path], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, cwd=self.dir)
+        if r.returncode != 0:
+            raise RuntimeError("opale-gateway --export-jwks failed (rc=%d):\n%s"
+                               % (r.returncode, r.stderr.decode(errors="replace")))
+        jwks = json.loads(r.stdout.decode())
+        self.jwks_path = os.path.join(self.dir, "jwks.json")
+        with open(self.jwks_path + ".tmp", "w") as f:
+            json.dump(jwks, f)
+        os.rename(self.jwks_path + ".tmp", self.jwks_path)
+        return jwks
+
     def start_mock(self):
         port_file = os.path.join(self.dir, "mock.port")
+        args = [GW_MOCK_BIN, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file, "--quiet"]
+        if self.mock_jwks:
+            self.export_jwks()
+            args += ["--jwks", self.jwks_path, "--assertion-iss", self.issuer]
         log = open(self.mock_log_path, "ab")
         try:
-            self.mock_proc = subprocess.Popen(
-                [GW_MOCK_BIN, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file, "--quiet"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+            self.mock_proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                              stderr=subprocess.STDOUT, cwd=self.dir)
         finally:
             log.close()
         _register(self.mock_proc)
@@ -752,6 +910,21 @@ class Stack:
         rc = stop_process(self.gw, sig=sig)
         return rc
 
+    def restart_gateway(self, conf=None):
+        """SIGTERM the gateway (exit code returned), write <conf> (default:
+        self.conf) and start it again on the same ports. With a --jwks mock,
+        the JWKS is exported again and the mock told to re-read it (SIGHUP)
+        before the gateway starts."""
+        rc = self.stop_gateway(signal.SIGTERM)
+        if conf is not None:
+            self.conf = conf
+        self.write_conf()
+        if self.mock_proc is not None and self.mock_jwks:
+            self.export_jwks(self.conf)
+            self.mock_proc.send_signal(signal.SIGHUP)
+        self.start_gateway()
+        return rc
+
     def stop(self):
         """Idempotent; stops everything this stack started."""
         if self._ctl is not None:
@@ -795,15 +968,102 @@ class Stack:
     def tls_connect(self, cert_name="client-commune", **kw):
         return tls_connect(self.port, cert_name=cert_name, pki=self.pki, **kw)
 
-    def request(self, target="/opale/v1/etatSante", cert_name="client-commune", timeout=DEFAULT_TIMEOUT, **kw):
-        """One request (build_request(<target>, **kw)) on a fresh connection; returns the Response."""
-        data = build_request(target, **kw)
+    def request(self, target="/opale/v1/etatSante", cert_name="client-commune", timeout=DEFAULT_TIMEOUT,
+                token=True, **kw):
+        """One request (self.build_request(<target>, <cert_name>, <token>,
+        **kw)) on a fresh connection; returns the Response."""
+        data = self.build_request(target, cert_name=cert_name, token=token, **kw)
         s = self.tls_connect(cert_name)
         try:
             send_raw(s, data)
             return read_response(s, timeout=timeout)
         finally:
             s.close()
+
+    def build_request(self, target="/opale/v1/etatSante", cert_name="client-commune", token=True, **kw):
+        """build_request() with the bearer token of <cert_name>: <token> True
+        = self.token(cert_name) when a written policy names that certificate
+        and /token gives one (otherwise no Authorization header, the reason
+        in self.last_token_error); a string = that token; None/False = no
+        header. An Authorization header in <headers> always wins."""
+        if "bearer" not in kw:
+            if any(n.lower() == "authorization" for n, _ in kw.get("headers", ())):
+                token = None
+            elif token is True:
+                token = self.default_token(cert_name)
+            kw["bearer"] = token or None
+        return build_request(target, **kw)
+
+    # -- OAuth2 client side
+
+    def cert_fp(self, cert_name):
+        fp = self.fp.get(cert_name) or _issued.get((self.pki, cert_name))
+        if fp is None:
+            path = os.path.join(self.pki, cert_name + ".crt")
+            if os.path.exists(path):
+                with open(path) as f:
+                    fp = der_sha256(ssl.PEM_cert_to_DER_cert(f.read()))
+        return fp
+
+    def default_token(self, cert_name):
+        """The cached or a fresh token of <cert_name>, or None (no policy
+        names the certificate, or /token refused it: last_token_error)."""
+        if cert_name is None:
+            return None
+        if self._policy_fps is not None and (self.cert_fp(cert_name) or "").lower() not in self._policy_fps:
+            self.last_token_error = "no written policy names %s" % cert_name
+            return None
+        try:
+            return self.token(cert_name)
+        except TokenError as e:
+            self.last_token_error = str(e)
+            return None
+
+    def token_request(self, cert_name="client-commune", form=None, body=None, method="POST",
+                      content_type="application/x-www-form-urlencoded", headers=(), target="/token",
+                      timeout=DEFAULT_TIMEOUT, **kw):
+        """One raw call of the token endpoint; returns the Response. <form>:
+        a list of (name, value) urlencoded as the body (default
+        grant_type=client_credentials); <body> (bytes/str) wins over <form>;
+        <content_type> None = no Content-Type."""
+        if body is None:
+            if form is None:
+                form = [("grant_type", "client_credentials")]
+            body = urllib.parse.urlencode(form)
+        hdrs = list(headers)
+        if content_type is not None:
+            hdrs.insert(0, ("Content-Type", content_type))
+        if method in ("GET", "HEAD") and not body:
+            body = None
+        kw.setdefault("teleservice", None)
+        data = build_request(target, method=method, headers=hdrs, body=body, **kw)
+        s = self.tls_connect(cert_name)
+        try:
+            send_raw(s, data)
+            return read_response(s, timeout=timeout, head_request=method == "HEAD")
+        finally:
+            s.close()
+
+    def token(self, cert_name="client-commune", scope=None, headers=(), fresh=False):
+        """An access token for <cert_name> from POST /token over mTLS
+        (client_credentials, <scope> if given), cached per (cert, scope)
+        unless <fresh>. <headers> go with the token request (e.g. an
+        X-Forwarded-For from a trusted proxy). Raises TokenError."""
+        key = (cert_name, scope)
+        if not fresh and key in self.tokens:
+            return self.tokens[key]
+        form = [("grant_type", "client_credentials")]
+        if scope is not None:
+            form.append(("scope", scope))
+        resp = self.token_request(cert_name, form=form, headers=headers)
+        if resp.status != 200:
+            raise TokenError("POST /token for %s (scope %r): %d %r" % (cert_name, scope, resp.status, resp.body[:300]),
+                             resp)
+        tok = resp.json().get("access_token")
+        if not isinstance(tok, str) or tok.count(".") != 2:
+            raise TokenError("POST /token for %s: no access_token in %r" % (cert_name, resp.body[:300]), resp)
+        self.tokens[key] = tok
+        return tok
 
     def refused_or_response(self, cert_name=None, **kw):
         return refused_or_response(self.port, cert_name=cert_name, pki=self.pki, **kw)
@@ -877,8 +1137,16 @@ class Stack:
                         {"latency_ms": latency_ms, "error_rate": error_rate, "reset_rate": reset_rate})
 
     def mock_get(self, target):
-        """GET <target> straight from the mock; returns (status, body bytes)."""
-        return self._mock_call("GET", target, headers={"X-Correlation-ID": new_uuid()}, check=False)
+        """(status, body bytes) the mock serves for GET <target>, from the
+        process's reference mock (no --jwks): calling this stack's mock
+        directly is refused (401 401001) and counted as assertion_refused."""
+        st, _, body = plain_http(reference_mock_port(), "GET", target, {"X-Correlation-ID": new_uuid()})
+        return st, body
+
+    def mock_direct(self, method, target, headers=None):
+        """(status, headers, body) of one call straight to this stack's mock,
+        on a fresh connection (not the control one)."""
+        return plain_http(self.mock_port, method, target, headers)
 
     # -- journal
 
@@ -963,6 +1231,28 @@ class GatewayTestCase(unittest.TestCase):
         self.assertIsNotNone(rid, "no X-Request-ID in %r" % resp)
         self.assertRegex(rid, UUID_RE)
         return rid
+
+    def assertBackendAssertion(self, last, request_id, client_id, habilitation, scope=None):
+        """/__mock/last (<last>) shows that the backend got exactly one
+        X-JWT-Assertion, verified by the mock (--jwks), whose claims name
+        <client_id>, <habilitation> and <request_id> (the X-Request-ID the
+        client got back). Returns the claims."""
+        jwts = [v for n, v in last["headers"] if n.lower() == "x-jwt-assertion"]
+        self.assertEqual(len(jwts), 1, "the backend must get one X-JWT-Assertion: %r" % last["headers"])
+        a = last.get("assertion")
+        self.assertIsInstance(a, dict, "the mock verified no assertion: %r" % last)
+        self.assertEqual(a.get("client_id"), client_id, a)
+        self.assertEqual(a.get("sub"), client_id, a)
+        self.assertEqual(a.get("habilitation"), habilitation, a)
+        self.assertEqual(a.get("request_id"), request_id, a)
+        self.assertEqual(a.get("keytype"), "SANDBOX", a)
+        self.assertEqual(a.get("aud"), ASSERTION_AUDIENCE, a)
+        self.assertEqual(a.get("iss"), self.stack.issuer, a)
+        if scope is not None:
+            self.assertEqual(a.get("scope"), scope, a)
+        # what the mock verified is what was sent
+        self.assertEqual(jwt_decode(jwts[0])[1], a)
+        return a
 
     def assertJournal(self, request_id, **expected):
         rec = self.stack.journal_by_request_id(request_id)

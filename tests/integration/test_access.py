@@ -32,14 +32,19 @@ def partner(name, i):
             "teleservice": "TS-95%02d" % i, "siret": harness.make_siret(100 + i), "name": "Partenaire %d" % i}
 
 
-def policy_hook(pols, stack):
+def policy_hook(pols, stack, final=True):
+    """The policies of the tests (<final>), or the same partners still active
+    with every scope (not <final>): the stack starts with those, so that each
+    partner gets its access token, then reloads the final set. A token lives
+    on after a policy change; the access stages must refuse it at once."""
     commune = pols["commune-exemple.json"]
-    commune["rights"] = {"scopes": ["api_opale_declarations", "api_opale_creances"],
-                         "years": {"from": 2019, "to": 2025}}
+    if final:
+        commune["rights"] = {"scopes": ["api_opale_declarations", "api_opale_creances"],
+                             "years": {"from": 2019, "to": 2025}}
     pols["departement-test.json"]["consumer"]["ip_allowlist"] = ["10.0.0.0/8"]
     for i, (name, over) in enumerate(sorted(EXTRA.items())):
         p = partner(name, i)
-        pols[p["file"]] = harness.make_policy(name, stack.fp[name], partner=p, **over)
+        pols[p["file"]] = harness.make_policy(name, stack.fp[name], partner=p, **(over if final else {}))
 
 
 class TestAccess(GatewayTestCase):
@@ -51,12 +56,21 @@ class TestAccess(GatewayTestCase):
         fps = {"client-nopolicy": harness.issue_client_cert("client-nopolicy", "nopolicy-sandbox")}
         for name in EXTRA:
             fps[name] = harness.issue_client_cert(name, name[len("client-"):] + "-sandbox")
-        cls.stack = Stack(cls.__name__, policy_hook=policy_hook)
-        cls.stack.fp.update(fps)
-        cls.addClassCleanup(cls.stack.stop)
-        cls.stack.start()
+        st = cls.stack = Stack(cls.__name__, policy_hook=lambda pols, stack: policy_hook(pols, stack, final=False))
+        st.fp.update(fps)
+        cls.addClassCleanup(st.stop)
+        st.start()
         cls.partners = {name: partner(name, i) for i, name in enumerate(sorted(EXTRA))}
-        assert pki == cls.stack.pki
+        assert pki == st.pki
+        # Tokens while every habilitation is active and the commune has every
+        # scope, then the final policies.
+        cls.tokens = {name: st.token(name) for name in ["client-commune"] + sorted(EXTRA)}
+        st.policy_hook = policy_hook
+        st.policies = st.build_policies()
+        st.write_policies(st.policies)
+        status, body = st.admin_call("POST", "/admin/reload")
+        if status != 200:
+            raise RuntimeError("reload of the final policies: %d %r" % (status, body))
 
     def denied(self, target, status, code, reason=None, cert="client-commune", **kw):
         """The request is refused with <status>/<code>, nothing reaches the
@@ -147,7 +161,19 @@ class TestAccess(GatewayTestCase):
     # -- 5. rights
 
     def test_scope_not_granted_403_900910(self):
+        # The commune's token (issued before its habilitation lost the scope)
+        # still lists api_opale_habilitations: the rights stage refuses.
+        self.assertIn("api_opale_habilitations",
+                      harness.jwt_decode(self.tokens["client-commune"])[1]["scope"].split())
         self.denied(HABIL, 403, "900910", "rights.scope")
+
+    def test_scope_not_in_token_403_900910(self):
+        # A token narrowed to one scope: the bearer stage refuses the others,
+        # even those the habilitation grants.
+        tok = self.stack.token("client-commune", scope="api_opale_declarations")
+        self.denied("/opale/v1/entreprises/%s/creances?annee=2019" % SIREN, 403, "900910", "bearer.scope",
+                    token=tok)
+        self.allowed(DECL % (SIREN, 2023), token=tok)
 
     def test_second_granted_scope_allowed(self):
         self.allowed("/opale/v1/entreprises/%s/creances?annee=2019" % SIREN)
@@ -211,12 +237,12 @@ class TestAccess(GatewayTestCase):
         cid = self.partners["client-killswitch"]["client_id"]
         self.addCleanup(st.admin_call, "POST", "/admin/consumers/%s/resume" % cid)
         with st.tls_connect(ex["cert"]) as s:
-            send_raw(s, build_request(ex["target"], teleservice=ex["teleservice"]))
+            send_raw(s, st.build_request(ex["target"], cert_name=ex["cert"], teleservice=ex["teleservice"]))
             self.assertEqual(read_response(s).status, 200)
             status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid)
             self.assertEqual(status, 200, body)
             st.mock_reset()
-            send_raw(s, build_request(ex["target"], teleservice=ex["teleservice"]))
+            send_raw(s, st.build_request(ex["target"], cert_name=ex["cert"], teleservice=ex["teleservice"]))
             resp = read_response(s)
             self.assertErrorBody(resp, 403, "910213")
             self.assertEqual(st.mock_stats()["requests"], 0)
@@ -226,7 +252,7 @@ class TestAccess(GatewayTestCase):
             self.assertEqual(status, 200, body)
             if harness.is_closed(s, timeout=0.2):
                 self.fail("a 403 must not close the connection")
-            send_raw(s, build_request(ex["target"], teleservice=ex["teleservice"]))
+            send_raw(s, st.build_request(ex["target"], cert_name=ex["cert"], teleservice=ex["teleservice"]))
             self.assertEqual(read_response(s).status, 200)
 
     def test_admin_unknown_consumer_not_200(self):
@@ -325,6 +351,11 @@ class TestPolicyReload(unittest.TestCase):
         resp = self.wait_status(HABIL, 403)
         self.assertEqual(resp.status, 403, "scope removal not applied after SIGHUP: %r" % resp)
         self.assertEqual(resp.json()["erreur"]["code"], "900910")
+        # The token issued before the reload still lists the scope: the
+        # habilitation (rights stage) refuses it, not the token.
+        self.assertIn("api_opale_habilitations", harness.jwt_decode(st.token())[1]["scope"].split())
+        rec = st.journal_by_request_id(resp.header("X-Request-ID"))
+        self.assertEqual((rec or {}).get("reason"), "rights.scope", rec)
 
         # An invalid set: one bad file among good ones. Refused as a whole.
         pols["commune-exemple.json"]["rights"]["scopes"].append("api_opale_habilitations")

@@ -113,7 +113,7 @@ def proxied_request(stack, port, header, cert, target=DECL, **kw):
         raise
     try:
         s.settimeout(harness.DEFAULT_TIMEOUT)
-        send_raw(s, build_request(target, **kw))
+        send_raw(s, stack.build_request(target, cert_name=cert, **kw))
         return read_response(s)
     finally:
         s.close()
@@ -141,7 +141,7 @@ def closed_by_peer(sock, timeout=3.0):
 def request_on(stack, port, cert, target=DECL, host="127.0.0.1", **kw):
     s = harness.tls_connect(port, cert_name=cert, pki=stack.pki, host=host)
     try:
-        send_raw(s, build_request(target, **kw))
+        send_raw(s, stack.build_request(target, cert_name=cert, **kw))
         return read_response(s)
     finally:
         s.close()
@@ -160,10 +160,13 @@ class IdentityCase(GatewayTestCase):
         resp = do_request()
         self.assertEqual(resp.status, 200, resp)
         self.assertEqual(st.mock_stats()["requests"], 1, "the allowed request did not reach the backend once")
-        rec = self.assertJournal(resp.header("X-Request-ID"), decision="allow", status=200,
-                                 client_ip=client_ip, listener=listener)
+        rid = resp.header("X-Request-ID")
+        rec = self.assertJournal(rid, decision="allow", status=200, client_ip=client_ip, listener=listener)
         if consumer is not None:
             self.assertEqual(rec.get("consumer"), consumer, rec)
+        # the backend got the gateway's assertion for this request and consumer
+        self.assertBackendAssertion(st.mock_last(), rid, rec.get("consumer"), rec.get("habilitation"))
+        self.assertEqual(rec.get("client_id"), rec.get("consumer"), rec)
         return resp, rec
 
     def expect_denied(self, do_request, status, code, reason, client_ip, listener="public-sandbox"):
@@ -228,6 +231,11 @@ class TestClientAddress(IdentityCase):
         # valid, chains to the CA, named by no policy
         harness.issue_client_cert("client-nopolicy", "nopolicy-sandbox")
         super().setUpClass()
+        # The partners behind a proxy get their tokens through it too: /token
+        # checks the caller's address like the ipallow stage.
+        st = cls.stack
+        st.token(XFF["cert"], headers=[("X-Forwarded-For", "192.0.2.7")])
+        st.token(V6NET["cert"], headers=[("X-Forwarded-For", "2001:db8::9")])
 
     # -- 1. IPv6 listener
 
@@ -371,7 +379,7 @@ class TestClientAddress(IdentityCase):
             except (ssl.SSLError, ConnectionError, OSError):
                 return
             try:
-                send_raw(s, build_request(DECL))
+                send_raw(s, st.build_request(DECL))
                 resp = read_response(s, timeout=3.0)
                 self.fail("a client without PROXY header was served: %r" % resp)
             except (harness.PeerClosed, ssl.SSLError, ConnectionError, OSError):
@@ -539,7 +547,7 @@ class LoadClient(threading.Thread):
                 try:
                     if s is None:
                         s = self.stack.tls_connect("client-commune")
-                    send_raw(s, build_request(DECL))
+                    send_raw(s, self.stack.build_request(DECL))
                     resp = read_response(s)
                     self.statuses.append((time.monotonic(), resp.status))
                     self.rids.append(resp.header("X-Request-ID"))
@@ -653,7 +661,8 @@ class TestReloadUnderLoad(IdentityCase):
         wanted = set(rids)
         deadline = time.monotonic() + harness.JOURNAL_WAIT
         while True:
-            recs = [r for r in st.journal_lines() if r.get("listener") != "admin"]
+            # the token requests (route "token") are not in <rids>
+            recs = [r for r in st.journal_lines() if r.get("listener") != "admin" and r.get("route") != "token"]
             seen = collections.Counter(r.get("request_id") for r in recs)
             if wanted <= set(seen) or time.monotonic() > deadline:
                 break
@@ -827,9 +836,9 @@ class TestTenThousandPolicies(IdentityCase):
         st = cls.stack = Stack(cls.__name__, policy_hook=bulk_policies)
         cls.addClassCleanup(st.stop)
         # Stack.start(), split to time -t and the gateway's start on their own.
-        st.start_mock()
         st.port = harness.free_port()
         st.admin_port = harness.free_port()
+        st.start_mock()
         st.conf = st.build_conf()
         st.write_conf()
         t0 = time.monotonic()

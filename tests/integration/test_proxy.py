@@ -40,20 +40,25 @@ class TestProxy(GatewayTestCase):
         s = st.tls_connect("client-commune")
         with s:
             client_port = s.getsockname()[1]
-            data = build_request(target, correlation_id=corr)
+            data = self.stack.build_request(target, correlation_id=corr)
             send_raw(s, data)
             resp = read_response(s)
         self.assertEqual(resp.status, 200, resp)
-        mock_status, mock_body = st.mock_get(target)
+        mock_status, mock_body = st.mock_get(target)  # the reference mock: same data
         self.assertEqual(mock_status, 200)
         self.assertEqual(resp.json(), json.loads(mock_body), "the client did not get the mock's JSON")
         self.assertEqual(resp.header("X-Correlation-ID"), corr)
         rid = self.assertRequestId(resp)
-        self.assertEqual(st.mock_stats()["requests"], 2)  # ours + the direct mock_get
+        stats = st.mock_stats()
+        self.assertEqual((stats["requests"], stats["assertion_refused"]), (1, 0), stats)
+        # The backend got the gateway's assertion for this very request.
+        self.assertBackendAssertion(st.mock_last(), rid, "commune-exemple-sandbox", "H9001")
+        jti = harness.jwt_decode(st.token("client-commune"))[1]["jti"]
 
         rec = self.assertJournal(rid, status=200, decision="allow", route="declarations", method="GET",
                                  correlation_id=corr, env="sandbox", listener="public-sandbox",
-                                 client_ip="127.0.0.1", client_port=client_port)
+                                 client_ip="127.0.0.1", client_port=client_port, token_jti=jti,
+                                 client_id="commune-exemple-sandbox")
         self.assertEqual(str(rec.get("siren")), SIREN, rec)
         self.assertEqual(str(rec.get("annee")), "2023", rec)
         self.assertEqual(rec.get("path"), "/opale/v1/entreprises/%s/declarations" % SIREN, rec)
@@ -89,8 +94,10 @@ class TestProxy(GatewayTestCase):
                 st.mock_reset()
                 resp = st.request(target)
                 self.assertEqual(resp.status, 200, resp)
-                self.assertEqual(st.mock_last()["uri"], target)
+                last = st.mock_last()
+                self.assertEqual(last["uri"], target)
                 self.assertEqual(st.mock_stats()["requests"], 1)
+                self.assertBackendAssertion(last, resp.header("X-Request-ID"), "commune-exemple-sandbox", "H9001")
                 self.assertJournal(resp.header("X-Request-ID"), route=name, status=200)
 
     def test_etat_sante_body(self):
@@ -116,8 +123,11 @@ class TestProxy(GatewayTestCase):
         self.assertEqual(resp.status, 200, resp)
         rid = self.assertRequestId(resp)
         self.assertNotEqual(rid, forged)
-        sent = hdr_all(st.mock_last()["headers"], "X-Request-ID")
+        last = st.mock_last()
+        sent = hdr_all(last["headers"], "X-Request-ID")
         self.assertEqual(sent, [rid], "the backend must see only the gateway's X-Request-ID")
+        a = self.assertBackendAssertion(last, rid, "commune-exemple-sandbox", "H9001")
+        self.assertEqual(a.get("jti"), rid, a)
 
     # -- the re-serialised request
 
@@ -125,8 +135,9 @@ class TestProxy(GatewayTestCase):
         st = self.stack
         st.mock_reset()
         corr = harness.new_uuid()
+        token = st.token("client-commune")
         headers = [
-            ("Authorization", "Bearer SECRET-TOKEN-123"),
+            ("Authorization", "Bearer " + token),
             ("Connection", "keep-alive, X-Drop-Me"),
             ("X-Drop-Me", "must-not-pass"),
             ("Keep-Alive", "timeout=5"),
@@ -148,6 +159,8 @@ class TestProxy(GatewayTestCase):
         h = last["headers"]
         names = [n.lower() for n, _ in h]
         self.assertNotIn("authorization", names, h)
+        self.assertNotIn(token, json.dumps(h), "the client's token reached the backend")
+        self.assertBackendAssertion(last, rid, "commune-exemple-sandbox", "H9001")
         for name in ("keep-alive", "te", "trailer", "upgrade", "proxy-authorization", "proxy-connection",
                      "proxy-foo", "x-drop-me"):
             self.assertNotIn(name, names, "%s forwarded: %r" % (name, h))
@@ -165,30 +178,41 @@ class TestProxy(GatewayTestCase):
         st.mock_reset()
         resp = st.request(headers=[("Upgrade", "h2c")])
         self.assertEqual(resp.status, 200, resp)
-        names = [n.lower() for n, _ in st.mock_last()["headers"]]
+        last = st.mock_last()
+        names = [n.lower() for n, _ in last["headers"]]
         self.assertNotIn("upgrade", names)
+        self.assertBackendAssertion(last, resp.header("X-Request-ID"), "commune-exemple-sandbox", "H9001")
 
     def test_x_forwarded_for_replaced_not_appended(self):
         st = self.stack
         st.mock_reset()
         resp = st.request(headers=[("X-Forwarded-For", "10.0.0.1, 6.6.6.6"), ("X-Forwarded-For", "7.7.7.7")])
         self.assertEqual(resp.status, 200, resp)
-        self.assertEqual(hdr_all(st.mock_last()["headers"], "X-Forwarded-For"), ["127.0.0.1"])
+        last = st.mock_last()
+        self.assertEqual(hdr_all(last["headers"], "X-Forwarded-For"), ["127.0.0.1"])
+        self.assertBackendAssertion(last, resp.header("X-Request-ID"), "commune-exemple-sandbox", "H9001")
 
     def test_authorization_never_in_journal_or_logs(self):
         st = self.stack
+        token = st.token("client-commune")  # a real one, sent by default
         secret = "SECRET-TOKEN-123"
-        resp = st.request(DECL % (SIREN, 2020), headers=[("Authorization", "Bearer " + secret)])
+        resp = st.request(DECL % (SIREN, 2020))
         self.assertEqual(resp.status, 200, resp)
         self.assertJournal(resp.header("X-Request-ID"))
-        # A denied request with a token, too.
+        self.assertNotIn(token, json.dumps(st.mock_last()), "the client's token reached the backend")
+        # Refused requests with a token, too: an invalid one (401) and an unknown route (404).
+        resp401 = st.request(DECL % (SIREN, 2020), headers=[("Authorization", "Bearer " + secret)])
+        self.assertErrorBody(resp401, 401, "900901")
+        self.assertJournal(resp401.header("X-Request-ID"))
         resp404 = st.request("/opale/v1/nope", headers=[("Authorization", "Bearer " + secret)])
         self.assertEqual(resp404.status, 404, resp404)
         self.assertJournal(resp404.header("X-Request-ID"))
-        self.assertNotIn(secret, st.journal_text())
-        self.assertNotIn(secret, st.gateway_stderr())
-        self.assertNotIn(secret, st._read(st.stdout_path))
-        self.assertNotIn(secret.encode(), resp.body + resp404.body)
+        for text, where in ((st.journal_text(), "journal"), (st.gateway_stderr(), "stderr"),
+                            (st._read(st.stdout_path), "stdout")):
+            self.assertNotIn(secret, text, where)
+            self.assertNotIn(token, text, where)
+            self.assertNotIn(token.split(".")[2], text, where)  # not even the signature
+        self.assertNotIn(secret.encode(), resp.body + resp401.body + resp404.body)
 
     def test_query_string_passed_verbatim(self):
         st = self.stack
@@ -206,7 +230,7 @@ class TestProxy(GatewayTestCase):
         st.mock_reset()
         with st.tls_connect() as s:
             for i in range(10):
-                send_raw(s, build_request(DECL % (SIREN, 2015 + i)))
+                send_raw(s, self.stack.build_request(DECL % (SIREN, 2015 + i)))
                 resp = read_response(s)
                 self.assertEqual(resp.status, 200, "request %d: %r" % (i, resp))
                 self.assertNotIn("close", (resp.header("Connection") or "").lower(), resp)
@@ -220,7 +244,7 @@ class TestProxy(GatewayTestCase):
         st.mock_reset()
         targets = ["/opale/v1/etatSante", DECL % (SIREN, 2023), DECL % (SIREN_B, 2022)]
         corrs = [harness.new_uuid() for _ in targets]
-        data = b"".join(build_request(t, correlation_id=c) for t, c in zip(targets, corrs))
+        data = b"".join(self.stack.build_request(t, correlation_id=c) for t, c in zip(targets, corrs))
         with st.tls_connect() as s:
             send_raw(s, data)
             resps = [read_response(s) for _ in targets]
@@ -235,8 +259,8 @@ class TestProxy(GatewayTestCase):
         # good, unknown route (404 keeps the connection), good.
         st = self.stack
         st.mock_reset()
-        data = (build_request("/opale/v1/etatSante") + build_request("/opale/v1/nope")
-                + build_request(DECL % (SIREN, 2023)))
+        data = (self.stack.build_request("/opale/v1/etatSante") + self.stack.build_request("/opale/v1/nope")
+                + self.stack.build_request(DECL % (SIREN, 2023)))
         with st.tls_connect() as s:
             send_raw(s, data)
             statuses = [read_response(s).status for _ in range(3)]
@@ -245,7 +269,7 @@ class TestProxy(GatewayTestCase):
 
     def test_client_connection_close_honoured(self):
         with self.stack.tls_connect() as s:
-            send_raw(s, build_request(headers=[("Connection", "close")]))
+            send_raw(s, self.stack.build_request(headers=[("Connection", "close")]))
             resp = read_response(s)
             self.assertEqual(resp.status, 200, resp)
             self.assertIn("close", (resp.header("Connection") or "").lower(), resp)
@@ -263,7 +287,7 @@ class TestProxy(GatewayTestCase):
                 with st.tls_connect() as s:
                     for i in range(5):
                         sr = sirens[(n + i) % 3]
-                        send_raw(s, build_request(DECL % (sr, 2023)))
+                        send_raw(s, self.stack.build_request(DECL % (sr, 2023)))
                         r = read_response(s)
                         if r.status != 200 or r.json() != expected[sr]:
                             errors.append("client %d request %d: %r" % (n, i, r))
@@ -282,7 +306,7 @@ class TestProxy(GatewayTestCase):
         st = self.stack
         st.mock_reset()
         corrs = [harness.new_uuid() for _ in range(50)]
-        data = b"".join(build_request(DECL % (SIREN, 1990 + i % 30), correlation_id=c)
+        data = b"".join(self.stack.build_request(DECL % (SIREN, 1990 + i % 30), correlation_id=c)
                         for i, c in enumerate(corrs))
         with st.tls_connect() as s:
             send_raw(s, data)
@@ -302,13 +326,13 @@ class TestProxy(GatewayTestCase):
             harness.socket.create_connection(("127.0.0.1", st.port), timeout=2).close()
             st.tls_connect().close()
             with st.tls_connect() as s:
-                send_raw(s, build_request(DECL % (SIREN, 2023)))
+                send_raw(s, self.stack.build_request(DECL % (SIREN, 2023)))
             with st.tls_connect() as s:
-                send_raw(s, build_request(DECL % (SIREN, 2023))[:40])
+                send_raw(s, self.stack.build_request(DECL % (SIREN, 2023))[:40])
         st.mock_config(latency_ms=500)
         for _ in range(3):
             with st.tls_connect() as s:
-                send_raw(s, build_request(DECL % (SIREN, 2023)))
+                send_raw(s, self.stack.build_request(DECL % (SIREN, 2023)))
                 time.sleep(0.05)
         time.sleep(0.8)
         st.mock_config()
@@ -385,15 +409,15 @@ class TestProxy(GatewayTestCase):
         # The client connection survives an upstream failure.
         st = self.stack
         with st.tls_connect() as s:
-            send_raw(s, build_request(DECL % (SIREN, 2023)))
+            send_raw(s, self.stack.build_request(DECL % (SIREN, 2023)))
             self.assertEqual(read_response(s).status, 200)
             st.mock_config(reset_rate=1.0)
-            send_raw(s, build_request(DECL % (SIREN, 2023)))
+            send_raw(s, self.stack.build_request(DECL % (SIREN, 2023)))
             self.assertErrorBody(read_response(s), 502, "910502")
             st.mock_config()
             if harness.is_closed(s, timeout=0.3):
                 return  # closing after a 502 is allowed
-            send_raw(s, build_request(DECL % (SIREN_C, 2023)))
+            send_raw(s, self.stack.build_request(DECL % (SIREN_C, 2023)))
             self.assertEqual(read_response(s).status, 200)
 
     def test_upstream_slow_504_then_recovers(self):
@@ -510,7 +534,7 @@ class TestScriptedUpstream(GatewayTestCase):
 
     def test_truncated_response_not_passed_as_complete(self):
         with self.stack.tls_connect() as s:
-            send_raw(s, build_request(DECL % (SIREN_C, 2002)))
+            send_raw(s, self.stack.build_request(DECL % (SIREN_C, 2002)))
             try:
                 resp = read_response(s)
             except harness.PeerClosed:
@@ -528,7 +552,7 @@ class TestScriptedUpstream(GatewayTestCase):
         # The upstream's "Connection: close" concerns the upstream hop only.
         with self.stack.tls_connect() as s:
             for i in range(3):
-                send_raw(s, build_request(DECL % (SIREN_C, 2023)))
+                send_raw(s, self.stack.build_request(DECL % (SIREN_C, 2023)))
                 resp = read_response(s)
                 self.assertEqual(resp.status, 200, resp)
                 self.assertEqual(resp.json(), {"ok": True})

@@ -1,5 +1,8 @@
-/* Unit tests for gateway/journal/journal.c: record format and writer thread. */
+/* Unit tests for gateway/journal/journal.c: record format, writer thread,
+ * and the hash chain as the writer produces it (seq, prev, hash, rotation,
+ * retention, checkpoints). The verifier on crafted files is test_verify.c. */
 #include "journal/journal.h"
+#include "journal/verify.h"
 
 #include <check.h>
 #include <errno.h>
@@ -17,6 +20,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "token/jose.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -537,6 +545,37 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* Writer                                                                   */
 /* ------------------------------------------------------------------------ */
+
+/* seq, prev, hash and type belong to the writer: a worker's record never
+ * has them, at any depth. */
+static void check_no_writer_keys(json_t *o)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        ck_assert_msg(strcmp(k, "seq") != 0 && strcmp(k, "prev") != 0 && strcmp(k, "hash") != 0 &&
+                          strcmp(k, "type") != 0,
+                      "the formatter wrote the writer's member \"%s\"", k);
+        if (json_is_object(v))
+            check_no_writer_keys(v);
+    }
+}
+
+START_TEST(format_no_chain_members)
+{
+    gw_journal_rec r = full_rec();
+    r.consumer = "acme", r.habilitation = "H456", r.teleservice = "TS1", r.scope = "liasse";
+    r.token_jti = "jti-1", r.token_client_id = "acme-prod";
+    char *line;
+    json_t *o = format_parse(&r, &line);
+    check_no_writer_keys(o);
+    ck_assert_ptr_null(strstr(line, "\"seq\""));
+    ck_assert_ptr_null(strstr(line, "\"hash\""));
+    json_decref(o);
+    free(line);
+}
+END_TEST
 
 START_TEST(open_errors)
 {
@@ -1106,6 +1145,784 @@ START_TEST(refused_after_close_and_drained)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Hash chain: what the writer produces                                     */
+/* ------------------------------------------------------------------------ */
+
+static const char zeros64[] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/* SHA-256 hex, computed here with OpenSSL's one-shot SHA256(), independently
+ * of verify.c. */
+static void sha_hex(const void *p, size_t n, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(p, n, md);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* One chained line taken apart by the test itself. */
+struct tline {
+    char body[8192]; /* the object before ,"seq": */
+    unsigned long long seq;
+    char prev[65];
+    char hash[65];
+    char recomputed[65]; /* SHA-256 of the bytes up to the closing quote of prev */
+};
+
+static int split_line(const char *l, struct tline *t)
+{
+    const char *k = NULL, *p = l;
+    int used = 0;
+    while ((p = strstr(p, ",\"seq\":")) != NULL)
+        k = p++;
+    if (k == NULL || (size_t)(k - l) >= sizeof(t->body))
+        return 0;
+    if (sscanf(k, ",\"seq\":%llu,\"prev\":\"%64[0-9a-f]\",\"hash\":\"%64[0-9a-f]\"}%n", &t->seq,
+               t->prev, t->hash, &used) != 3 ||
+        k[used] != '\0' || strlen(t->prev) != 64 || strlen(t->hash) != 64)
+        return 0;
+    memcpy(t->body, l, (size_t)(k - l));
+    t->body[k - l] = '\0';
+    const char *he = strstr(k, ",\"hash\":\"");
+    sha_hex(l, (size_t)(he - l), t->recomputed);
+    return 1;
+}
+
+struct cstate {
+    unsigned long long seq;
+    char hash[65];
+    size_t records;
+};
+
+static void cstate_init(struct cstate *cs)
+{
+    memset(cs, 0, sizeof(*cs));
+    strcpy(cs->hash, zeros64);
+}
+
+/* Check every line of <path> continues the chain in <cs>: the hash
+ * recomputes, prev is the previous hash, seq the previous + 1. */
+static void check_file_chain(const char *path, struct cstate *cs)
+{
+    char *s = slurp(path, NULL);
+    char *save = NULL;
+    ck_assert_msg(s != NULL, "%s: missing", path);
+    for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        struct tline t;
+        ck_assert_msg(split_line(l, &t), "%s: not a chained line: %s", path, l);
+        ck_assert_msg(strcmp(t.recomputed, t.hash) == 0, "%s: seq %llu: hash does not recompute",
+                      path, t.seq);
+        ck_assert_uint_eq(t.seq, cs->seq + 1);
+        ck_assert_str_eq(t.prev, cs->hash);
+        cs->seq = t.seq;
+        strcpy(cs->hash, t.hash);
+        cs->records++;
+    }
+    free(s);
+}
+
+/* Line <n> (1-based) of <path>, parsed; NULL when absent. Caller frees. */
+static json_t *line_json(const char *path, int n)
+{
+    char *s = slurp(path, NULL), *save = NULL, *l;
+    json_t *o = NULL;
+    if (s == NULL)
+        return NULL;
+    l = strtok_r(s, "\n", &save);
+    for (int i = 1; l != NULL && i < n; i++)
+        l = strtok_r(NULL, "\n", &save);
+    if (l != NULL)
+        o = json_loads(l, JSON_REJECT_DUPLICATES, NULL);
+    free(s);
+    return o;
+}
+
+static const char *jget_str(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static gw_journal *open_chain(gw_journal_opts o)
+{
+    char *err = NULL;
+    if (o.queue_cap == 0)
+        o.queue_cap = 1000;
+    gw_journal *j = gw_journal_open_opts(&o, &err);
+    ck_assert_msg(j != NULL, "gw_journal_open_opts(%s): %s", o.path, err ? err : "(no message)");
+    return j;
+}
+
+static void submit_rec(gw_journal *j, int n)
+{
+    char *l = NULL;
+    int len = asprintf(&l, "{\"v\":1,\"n\":%d,\"path\":\"/opale/v1/liasses/732829320/2024\"}\n", n);
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_eq(gw_journal_submit(j, l, (size_t)len), 0);
+}
+
+static gw_jwk test_key(const char *kid)
+{
+    gw_jwk k;
+    memset(&k, 0, sizeof(k));
+    snprintf(k.kid, sizeof(k.kid), "%s", kid);
+    k.alg = GW_ALG_ES256;
+    k.can_sign = 1;
+    k.pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    ck_assert_ptr_nonnull(k.pkey);
+    return k;
+}
+
+static int verify_files(char **files, size_t n, const gw_journal_verify_opts *o,
+                        gw_journal_verify_result *res)
+{
+    return gw_journal_verify_ex((const char *const *)files, n, o, stderr, res);
+}
+
+static char **list_ok(const char *path, size_t *n)
+{
+    char **f = NULL, *err = NULL;
+    ck_assert_msg(gw_journal_list_files(path, &f, n, &err) == 0, "list: %s", err ? err : "");
+    return f;
+}
+
+static const char *base_of(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Known answer: the hashes below were computed with Python's hashlib over the
+ * exact canonical bytes, e.g. {"v":1,"seq":1,"prev":"000…0"} for the first. */
+START_TEST(chain_known_answer)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    ck_assert_int_eq(submit_str(j, strdup("{\"v\":1}\n")), 0);
+    ck_assert_int_eq(submit_str(j, strdup("{\"v\":1,\"ts\":\"2025-03-21T09:00:00.123Z\"}\n")), 0);
+    gw_journal_close(j);
+    char *s = slurp(p, NULL);
+    ck_assert_str_eq(
+        s, "{\"v\":1,\"seq\":1,\"prev\":\"0000000000000000000000000000000000000000000000000000000"
+           "000000000\",\"hash\":\"c4932dffa24f7fc636c1321fc46ccd133450723f91a7dfdb2baa4d8441abd2"
+           "51\"}\n"
+           "{\"v\":1,\"ts\":\"2025-03-21T09:00:00.123Z\",\"seq\":2,\"prev\":\"c4932dffa24f7fc636c1"
+           "321fc46ccd133450723f91a7dfdb2baa4d8441abd251\",\"hash\":\"e9d7cac9155fa1bff4629317716a"
+           "07d6a476f7cd61cdc22912799c2926438550\"}\n");
+    free(s);
+}
+END_TEST
+
+/* Real records from gw_journal_format: each line is the worker's line with
+ * the chain members inserted before its final brace, and the chain holds. */
+START_TEST(chain_values_recomputed)
+{
+    enum { N = 50 };
+    const char *p = tpath("j.log");
+    char *sent[N];
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    for (int i = 0; i < N; i++) {
+        gw_journal_rec r = full_rec();
+        r.status = 200 + i;
+        r.path = i % 2 ? "/opale/v1/\xC3\xA9t\xC3\xA9\"\\" : "/x";
+        size_t len;
+        char *l = gw_journal_format(&r, &len);
+        ck_assert_ptr_nonnull(l);
+        sent[i] = strndup(l, len - 2); /* without "}\n" */
+        ck_assert_int_eq(gw_journal_submit(j, l, len), 0);
+    }
+    gw_journal_close(j);
+
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(p, &cs);
+    ck_assert_uint_eq(cs.records, N);
+    char *s = slurp(p, NULL), *save = NULL;
+    int i = 0;
+    for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save), i++) {
+        struct tline t;
+        ck_assert(split_line(l, &t));
+        ck_assert_str_eq(t.body, sent[i]);
+        ck_assert_uint_eq(t.seq, (unsigned long long)i + 1);
+        json_t *o = json_loads(l, JSON_REJECT_DUPLICATES, NULL);
+        ck_assert_msg(o != NULL, "line %d is not JSON without duplicates", i + 1);
+        ck_assert_int_eq(json_integer_value(json_object_get(o, "status")), 200 + i);
+        json_decref(o);
+        free(sent[i]);
+    }
+    ck_assert_int_eq(i, N);
+    free(s);
+}
+END_TEST
+
+/* A chained journal only takes single JSON objects on one line. */
+static const char *const bad_lines[] = {
+    "first\n",      "{}\n", "{ \t}\n", "{\"a\":1}\n{\"b\":2}\n", "{\"a\":1}", "[1]\n",
+    "{\"a\":1} \n", "\n",   "}\n",
+};
+#define N_BAD_LINES (sizeof(bad_lines) / sizeof(bad_lines[0]))
+
+START_TEST(chain_refuses_non_objects)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    ck_assert_int_eq(submit_str(j, strdup(bad_lines[_i])), -1);
+    ck_assert_int_eq(submit_str(j, strdup("{\"ok\":1}\n")), 0);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.submitted, 1);
+    ck_assert_uint_eq(st.dropped, 1);
+    gw_journal_close(j);
+    char *s = slurp(p, NULL);
+    ck_assert_uint_eq(count_lines(s), 1);
+    ck_assert_ptr_nonnull(strstr(s, "{\"ok\":1,\"seq\":1,"));
+    free(s);
+}
+END_TEST
+
+START_TEST(chain_continues_across_restart)
+{
+    const char *p = tpath("j.log");
+    gw_journal_stats st;
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    for (int i = 0; i < 3; i++)
+        submit_rec(j, i);
+    gw_journal_close(j);
+
+    j = open_chain((gw_journal_opts){.path = p});
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.seq, 3); /* read back from the file */
+    for (int i = 3; i < 5; i++)
+        submit_rec(j, i);
+    wait_idle(j);
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.seq, 5);
+    gw_journal_close(j);
+
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(p, &cs);
+    ck_assert_uint_eq(cs.records, 5);
+    ck_assert_uint_eq(cs.seq, 5);
+}
+END_TEST
+
+/* _i == 0: a crash cut the last record: the fragment is ended with a newline
+ * and the chain continues from the last complete record.
+ * _i == 1: only the final newline is missing: the record is complete and the
+ * chain continues from it. */
+START_TEST(chain_torn_last_line)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    for (int i = 0; i < 3; i++)
+        submit_rec(j, i);
+    gw_journal_close(j);
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(p, &cs);
+    char head3[65];
+    strcpy(head3, cs.hash);
+
+    if (_i == 0) {
+        FILE *f = fopen(p, "a");
+        fputs("{\"v\":1,\"n\":99,\"seq\":4,\"pr", f);
+        fclose(f);
+    } else {
+        struct stat st;
+        ck_assert_int_eq(stat(p, &st), 0);
+        ck_assert_int_eq(truncate(p, st.st_size - 1), 0);
+    }
+    capture_stderr(tpath("stderr"));
+    j = open_chain((gw_journal_opts){.path = p});
+    submit_rec(j, 3);
+    gw_journal_close(j);
+
+    fflush(stderr);
+    char *e = slurp(tpath("stderr"), NULL);
+    ck_assert_msg(strstr(e, _i == 0 ? "the last line is incomplete" : "had no newline") != NULL,
+                  "no report of the cut line: [%s]", e);
+    free(e);
+
+    char *s = slurp(p, NULL), *save = NULL;
+    ck_assert_ptr_nonnull(strtok_r(s, "\n", &save)); /* records 1 to 3 */
+    for (int i = 1; i < 3; i++)
+        ck_assert_ptr_nonnull(strtok_r(NULL, "\n", &save));
+    char *l = strtok_r(NULL, "\n", &save);
+    if (_i == 0) {
+        ck_assert_str_eq(l, "{\"v\":1,\"n\":99,\"seq\":4,\"pr"); /* the fragment, on its own */
+        l = strtok_r(NULL, "\n", &save);
+    }
+    struct tline t;
+    ck_assert_ptr_nonnull(l);
+    ck_assert(split_line(l, &t));
+    ck_assert_uint_eq(t.seq, 4);
+    ck_assert_str_eq(t.prev, head3);
+    ck_assert_str_eq(t.hash, t.recomputed);
+    ck_assert_ptr_null(strtok_r(NULL, "\n", &save));
+    free(s);
+
+    gw_journal_verify_result res;
+    char *files[] = {(char *)p};
+    ck_assert_int_eq(verify_files(files, 1, NULL, &res), 0);
+    ck_assert_uint_eq(res.records, 4);
+    ck_assert_uint_eq(res.warnings, _i == 0 ? 1 : 0);
+}
+END_TEST
+
+START_TEST(rotation_by_size)
+{
+    enum { N = 30, LIMIT = 1000 };
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .rotate_bytes = LIMIT});
+    for (int i = 0; i < N; i++) {
+        submit_rec(j, i);
+        if (i % 7 == 0)
+            wait_idle(j); /* batches of several sizes */
+    }
+    gw_journal_close(j);
+
+    size_t n;
+    char **f = list_ok(p, &n);
+    ck_assert_uint_ge(n, 8);
+    ck_assert_str_eq(f[n - 1], p);
+    struct cstate cs;
+    cstate_init(&cs);
+    for (size_t i = 0; i < n; i++) {
+        check_file_chain(f[i], &cs);
+        if (i > 0) {
+            json_t *o = line_json(f[i], 1);
+            ck_assert_ptr_nonnull(o);
+            ck_assert_str_eq(jget_str(o, "type"), "rotate");
+            ck_assert_str_eq(jget_str(o, "reason"), "size");
+            ck_assert_str_eq(jget_str(o, "from"), base_of(f[i - 1]));
+            json_decref(o);
+        }
+        if (i < n - 1) {
+            /* Full when rotated, and by less than one record more. */
+            size_t len;
+            char *s = slurp(f[i], &len);
+            ck_assert_uint_ge(len, LIMIT);
+            s[len - 1] = '\0';
+            const char *last = strrchr(s, '\n');
+            ck_assert_uint_lt(len - strlen(last ? last + 1 : s) - 1, LIMIT);
+            free(s);
+        }
+    }
+    ck_assert_uint_eq(cs.records, N + (n - 1)); /* one rotate record per new file */
+    gw_journal_verify_result res;
+    ck_assert_int_eq(verify_files(f, n, NULL, &res), 0);
+    ck_assert_uint_eq(res.records, cs.records);
+    gw_journal_free_files(f, n);
+}
+END_TEST
+
+START_TEST(rotation_daily)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .rotate_daily = 1});
+    gw_journal_test_set_time(j, 1742551200); /* 2025-03-21T10:00:00Z */
+    submit_rec(j, 0);
+    wait_idle(j);
+    gw_journal_test_set_time(j, 1742598000); /* 23:00, same day: no rotation */
+    submit_rec(j, 1);
+    wait_idle(j);
+    gw_journal_test_set_time(j, 1742601601); /* 2025-03-22T00:00:01Z */
+    submit_rec(j, 2);
+    wait_idle(j);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.rotations, 1);
+    gw_journal_close(j);
+
+    size_t n;
+    char **f = list_ok(p, &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(base_of(f[0]), "j.log.20250322T000001Z");
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(f[0], &cs);
+    ck_assert_uint_eq(cs.records, 2);
+    check_file_chain(f[1], &cs);
+    ck_assert_uint_eq(cs.records, 4);
+    json_t *o = line_json(p, 1);
+    ck_assert_str_eq(jget_str(o, "type"), "rotate");
+    ck_assert_str_eq(jget_str(o, "reason"), "day");
+    ck_assert_str_eq(jget_str(o, "from"), "j.log.20250322T000001Z");
+    ck_assert_str_eq(jget_str(o, "ts"), "2025-03-22T00:00:01.000Z");
+    json_decref(o);
+    gw_journal_free_files(f, n);
+}
+END_TEST
+
+/* logrotate renames the file and sends SIGUSR1: the new file starts with a
+ * rotate record naming the old one, and the chain continues. A reopen when
+ * nothing was renamed changes nothing. */
+START_TEST(reopen_continues_chain)
+{
+    const char *p = tpath("j.log"), *old = tpath("j.log.1");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    submit_rec(j, 0);
+    wait_idle(j);
+    gw_journal_reopen(j); /* not renamed */
+    submit_rec(j, 1);
+    wait_idle(j);
+    ck_assert_int_eq(rename(p, old), 0);
+    gw_journal_reopen(j);
+    submit_rec(j, 2);
+    submit_rec(j, 3);
+    gw_journal_close(j);
+
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(old, &cs);
+    ck_assert_uint_eq(cs.records, 2);
+    check_file_chain(p, &cs);
+    ck_assert_uint_eq(cs.records, 5);
+    json_t *o = line_json(p, 1);
+    ck_assert_str_eq(jget_str(o, "type"), "rotate");
+    ck_assert_str_eq(jget_str(o, "reason"), "reopen");
+    ck_assert_str_eq(jget_str(o, "from"), "j.log.1");
+    json_decref(o);
+    char *files[] = {(char *)old, (char *)p};
+    ck_assert_int_eq(verify_files(files, 2, NULL, NULL), 0);
+}
+END_TEST
+
+/* The current file is gone (or empty) at start: the chain continues from the
+ * newest rotated file, and the first record says so. */
+START_TEST(restart_continues_from_rotated)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .rotate_bytes = 600});
+    for (int i = 0; i < 6; i++)
+        submit_rec(j, i);
+    gw_journal_close(j);
+    size_t n;
+    char **f = list_ok(p, &n);
+    ck_assert_uint_ge(n, 3);
+    struct cstate cs;
+    cstate_init(&cs);
+    for (size_t i = 0; i + 1 < n; i++)
+        check_file_chain(f[i], &cs);
+    char newest[300];
+    snprintf(newest, sizeof(newest), "%s", base_of(f[n - 2]));
+    gw_journal_free_files(f, n);
+    ck_assert_int_eq(unlink(p), 0);
+
+    j = open_chain((gw_journal_opts){.path = p, .rotate_bytes = 600});
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.seq, cs.seq);
+    submit_rec(j, 6);
+    gw_journal_close(j);
+    check_file_chain(p, &cs);
+    json_t *o = line_json(p, 1);
+    ck_assert_str_eq(jget_str(o, "type"), "rotate");
+    ck_assert_str_eq(jget_str(o, "reason"), "restart");
+    ck_assert_str_eq(jget_str(o, "from"), newest);
+    json_decref(o);
+}
+END_TEST
+
+static void stamp_name(char *out, size_t n, const char *path, time_t t)
+{
+    struct tm tm;
+    char st[32];
+    gmtime_r(&t, &tm);
+    strftime(st, sizeof(st), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(out, n, "%s.%s", path, st);
+}
+
+/* Rotated files older than retention_days are deleted at open, oldest first,
+ * each after a retention record with its name and the end of its chain; the
+ * retained chain then verifies and its start is accounted for. */
+START_TEST(retention_deletes_and_records)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .rotate_bytes = 700});
+    for (int i = 0; i < 16; i++)
+        submit_rec(j, i);
+    gw_journal_close(j);
+    size_t n;
+    char **f = list_ok(p, &n);
+    ck_assert_uint_ge(n, 4);
+
+    /* Give the three oldest rotated files the stamps of 10, 5 and 1 days ago
+     * (order kept), and remember where their chains end. */
+    time_t now = time(NULL);
+    const int age[3] = {10, 5, 1};
+    char named[3][300];
+    struct {
+        unsigned long long first, last;
+        char hash[65];
+    } end[3];
+    for (int k = 0; k < 3; k++) {
+        char *s = slurp(f[k], NULL), *save = NULL;
+        struct tline t;
+        int first = 1;
+        for (char *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            ck_assert(split_line(l, &t));
+            if (first)
+                end[k].first = t.seq;
+            first = 0;
+            end[k].last = t.seq;
+            strcpy(end[k].hash, t.hash);
+        }
+        free(s);
+        stamp_name(named[k], sizeof(named[k]), p, now - age[k] * 86400 - 60);
+        ck_assert_int_eq(rename(f[k], named[k]), 0);
+    }
+    gw_journal_free_files(f, n); /* the younger ones keep their stamps of today */
+
+    j = open_chain((gw_journal_opts){.path = p, .retention_days = 3});
+    gw_journal_stats st;
+    for (int i = 0; i < 500; i++) {
+        gw_journal_get_stats(j, &st);
+        if (st.files_deleted >= 2)
+            break;
+        usleep(10000);
+    }
+    ck_assert_uint_eq(st.files_deleted, 2);
+    gw_journal_close(j);
+    ck_assert_int_eq(access(named[0], F_OK), -1);
+    ck_assert_int_eq(access(named[1], F_OK), -1);
+    ck_assert_int_eq(access(named[2], F_OK), 0);
+
+    /* The two retention records, oldest first, at the end of the current file. */
+    char *s = slurp(p, NULL);
+    size_t lines = count_lines(s);
+    free(s);
+    for (int k = 0; k < 2; k++) {
+        json_t *o = line_json(p, (int)lines - 1 + k);
+        ck_assert_ptr_nonnull(o);
+        ck_assert_str_eq(jget_str(o, "type"), "retention");
+        ck_assert_str_eq(jget_str(o, "deleted"), base_of(named[k]));
+        ck_assert_uint_eq(json_integer_value(json_object_get(o, "first_seq")), end[k].first);
+        ck_assert_uint_eq(json_integer_value(json_object_get(o, "last_seq")), end[k].last);
+        ck_assert_str_eq(jget_str(o, "last_hash"), end[k].hash);
+        json_decref(o);
+    }
+
+    f = list_ok(p, &n);
+    ck_assert_str_eq(f[0], named[2]);
+    gw_journal_verify_result res;
+    ck_assert_int_eq(verify_files(f, n, NULL, &res), 0);
+    ck_assert_int_eq(res.start_covered, 1);
+    ck_assert_uint_eq(res.first_seq, end[1].last + 1);
+    j = open_chain((gw_journal_opts){.path = p, .retention_days = 3});
+    gw_journal_close(j);
+    s = slurp(p, NULL);
+    ck_assert_uint_eq(count_lines(s), lines); /* nothing more to delete, nothing recorded */
+    free(s);
+    gw_journal_free_files(f, n);
+}
+END_TEST
+
+/* A checkpoint at close signs the head; the verifier checks it with the key,
+ * and the stderr line gives the head to compare with later. A journal that
+ * is reopened and closed without new records gets no second checkpoint. */
+START_TEST(checkpoint_at_close)
+{
+    const char *p = tpath("j.log");
+    gw_jwk k = test_key("jrn-1");
+    gw_keyset ks = {.keys = &k, .n = 1};
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .checkpoint_s = 3600, .signer = &k});
+    for (int i = 0; i < 5; i++)
+        submit_rec(j, i);
+    gw_journal_close(j);
+
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(p, &cs);
+    ck_assert_uint_eq(cs.records, 6);
+    json_t *o5 = line_json(p, 5), *o = line_json(p, 6);
+    ck_assert_str_eq(jget_str(o, "type"), "checkpoint");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "head_seq")), 5);
+    ck_assert_str_eq(jget_str(o, "head_hash"), jget_str(o5, "hash"));
+    ck_assert_str_eq(jget_str(o, "kid"), "jrn-1");
+    /* The signature covers the head (checked through jose, not verify.c). */
+    const gw_keyset *sets[1] = {&ks};
+    const gw_alg algs[] = {GW_ALG_ES256};
+    gw_jws_rules rules = {.algs = algs, .nalgs = 1};
+    gw_jws jws;
+    const char *sig = jget_str(o, "sig");
+    ck_assert_ptr_null(gw_jws_verify(sig, strlen(sig), sets, 1, &rules, &jws));
+    ck_assert_str_eq(jget_str(jws.payload, "head_hash"), jget_str(o5, "hash"));
+    ck_assert_int_eq(json_integer_value(json_object_get(jws.payload, "head_seq")), 5);
+    ck_assert_str_eq(jget_str(jws.payload, "ts"), jget_str(o, "ts"));
+    gw_jws_clear(&jws);
+    json_decref(o5);
+    json_decref(o);
+
+    fflush(stderr);
+    char *e = slurp(tpath("stderr"), NULL), want[200];
+    snprintf(want, sizeof(want), "checkpoint seq=6 hash=%s\n", cs.hash);
+    ck_assert_msg(strstr(e, want) != NULL, "no checkpoint line [%s] in [%s]", want, e);
+    free(e);
+
+    char *files[] = {(char *)p};
+    gw_journal_verify_result res;
+    gw_journal_verify_opts vo = {.keys = &ks, .expect_seq = 6, .expect_hash = cs.hash};
+    ck_assert_int_eq(verify_files(files, 1, &vo, &res), 0);
+    ck_assert_uint_eq(res.checkpoints, 1);
+    ck_assert_uint_eq(res.checkpoints_verified, 1);
+    ck_assert_uint_eq(res.after_checkpoint, 0);
+
+    j = open_chain((gw_journal_opts){.path = p, .checkpoint_s = 3600, .signer = &k});
+    gw_journal_close(j);
+    char *s = slurp(p, NULL);
+    ck_assert_uint_eq(count_lines(s), 6);
+    free(s);
+    EVP_PKEY_free(k.pkey);
+}
+END_TEST
+
+static uint64_t wait_checkpoints(gw_journal *j, uint64_t want, int ms)
+{
+    gw_journal_stats st;
+    for (int i = 0; i < ms / 10; i++) {
+        gw_journal_get_stats(j, &st);
+        if (st.checkpoints >= want)
+            break;
+        usleep(10000);
+    }
+    gw_journal_get_stats(j, &st);
+    return st.checkpoints;
+}
+
+/* Every checkpoint_s while records are written; none while idle. */
+START_TEST(checkpoint_periodic)
+{
+    const char *p = tpath("j.log");
+    gw_jwk k = test_key("jrn-1");
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .checkpoint_s = 1, .signer = &k});
+    EVP_PKEY_free(k.pkey); /* the journal holds its own reference */
+    submit_rec(j, 0);
+    ck_assert_uint_eq(wait_checkpoints(j, 1, 3000), 1);
+    usleep(1500 * 1000); /* idle: the head is a checkpoint already */
+    ck_assert_uint_eq(wait_checkpoints(j, 1, 0), 1);
+    submit_rec(j, 1);
+    ck_assert_uint_eq(wait_checkpoints(j, 2, 3000), 2);
+    gw_journal_close(j);
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(p, &cs);
+    ck_assert_uint_eq(cs.records, 4); /* rec, cp, rec, cp: nothing more at close */
+}
+END_TEST
+
+START_TEST(open_opts_errors)
+{
+    char *err = NULL;
+    gw_jwk pub = test_key("pub-1");
+    pub.can_sign = 0;
+    const gw_journal_opts bad[] = {
+        {.path = tpath("j.log"), .queue_cap = 8, .raw = 1, .rotate_bytes = 100},
+        {.path = tpath("j.log"), .queue_cap = 8, .raw = 1, .retention_days = 1},
+        {.path = tpath("j.log"), .queue_cap = 8, .checkpoint_s = 60},
+        {.path = tpath("j.log"), .queue_cap = 8, .checkpoint_s = 60, .signer = &pub},
+        {.path = tpath("j.log"), .queue_cap = 0},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err = NULL;
+        ck_assert_msg(gw_journal_open_opts(&bad[i], &err) == NULL, "case %zu opened", i);
+        ck_assert_ptr_nonnull(err);
+        free(err);
+    }
+    ck_assert_int_eq(access(tpath("j.log"), F_OK), -1);
+    EVP_PKEY_free(pub.pkey);
+}
+END_TEST
+
+/* Records lost to a write error never take a seq: the chain continues from
+ * the last record that reached the file. */
+START_TEST(chain_write_error_keeps_head)
+{
+    if (access("/dev/full", W_OK) != 0) {
+        fprintf(stderr, "chain_write_error_keeps_head: SKIPPED: /dev/full is not writable here\n");
+        return;
+    }
+    const char *p = tpath("j.log");
+    ck_assert_int_eq(symlink("/dev/full", p), 0);
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    for (int i = 0; i < 3; i++)
+        submit_rec(j, i);
+    wait_idle(j);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.dropped, 3);
+    ck_assert_uint_eq(st.seq, 0);
+    ck_assert_int_eq(unlink(p), 0);
+    gw_journal_reopen(j);
+    submit_rec(j, 3);
+    submit_rec(j, 4);
+    gw_journal_close(j);
+
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(p, &cs); /* starts at the genesis */
+    ck_assert_uint_eq(cs.records, 3);
+    json_t *o = line_json(p, 1);
+    ck_assert_str_eq(jget_str(o, "type"), "rotate");
+    ck_assert(json_is_null(json_object_get(o, "from")));
+    json_decref(o);
+}
+END_TEST
+
+/* RLIMIT_FSIZE cuts a batch inside its third record: two records are in, the
+ * head is the second, the fragment is ended by the next write, and the next
+ * records link to the second. */
+START_TEST(chain_partial_write_rolls_back_head)
+{
+    const char *p = tpath("j.log");
+    struct rlimit old, lim;
+    char body[300];
+    memset(body, 'x', sizeof(body));
+    body[sizeof(body) - 1] = '\0';
+
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    gw_journal_test_pause(j, 1);
+    size_t wlen = 0;
+    for (int i = 0; i < 5; i++) {
+        char *l = NULL;
+        int n = asprintf(&l, "{\"v\":1,\"n\":%d,\"pad\":\"%s\"}\n", i, body);
+        wlen = (size_t)n - 2 + 158; /* ,"seq":N (one digit),"prev":"…","hash":"…"}\n */
+        ck_assert_int_eq(gw_journal_submit(j, l, (size_t)n), 0);
+    }
+    lim = old;
+    lim.rlim_cur = 2 * wlen + 100;
+    int set_rc = setrlimit(RLIMIT_FSIZE, &lim);
+    gw_journal_test_pause(j, 0);
+    int idle = drained(j);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+
+    ck_assert_int_eq(set_rc, 0);
+    ck_assert(idle);
+    ck_assert_uint_eq(st.written, 2);
+    ck_assert_uint_eq(st.dropped, 3);
+    ck_assert_uint_eq(st.seq, 2);
+    submit_rec(j, 5);
+    submit_rec(j, 6);
+    gw_journal_close(j);
+
+    char *files[] = {(char *)p};
+    gw_journal_verify_result res;
+    ck_assert_int_eq(verify_files(files, 1, NULL, &res), 0);
+    ck_assert_uint_eq(res.records, 4);
+    ck_assert_uint_eq(res.last_seq, 4);
+    ck_assert_uint_eq(res.warnings, 1); /* the 100-byte fragment */
+}
+END_TEST
+
 static Suite *journal_suite(void)
 {
     Suite *s = suite_create("journal");
@@ -1120,6 +1937,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, format_escapes);
     tcase_add_loop_test(tc, format_invalid_utf8, 0, N_UTF8);
     tcase_add_test(tc, format_no_credentials);
+    tcase_add_test(tc, format_no_chain_members);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("writer");
@@ -1138,6 +1956,26 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, partial_write_then_error);
     tcase_add_test(tc, partial_writes_resumed);
     tcase_add_test(tc, refused_after_close_and_drained);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("chain");
+    tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, chain_known_answer);
+    tcase_add_test(tc, chain_values_recomputed);
+    tcase_add_loop_test(tc, chain_refuses_non_objects, 0, N_BAD_LINES);
+    tcase_add_test(tc, chain_continues_across_restart);
+    tcase_add_loop_test(tc, chain_torn_last_line, 0, 2);
+    tcase_add_test(tc, rotation_by_size);
+    tcase_add_test(tc, rotation_daily);
+    tcase_add_test(tc, reopen_continues_chain);
+    tcase_add_test(tc, restart_continues_from_rotated);
+    tcase_add_test(tc, retention_deletes_and_records);
+    tcase_add_test(tc, checkpoint_at_close);
+    tcase_add_test(tc, checkpoint_periodic);
+    tcase_add_test(tc, open_opts_errors);
+    tcase_add_test(tc, chain_write_error_keeps_head);
+    tcase_add_test(tc, chain_partial_write_rolls_back_head);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -236,8 +236,7 @@ static void srv_start(srv *s)
         int st;
         ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "redis-server on port %u exited (see %s)",
                       s->port, log);
-        ck_assert_msg(now_ms() < deadline, "redis-server on port %u not answering in 5 s",
-                      s->port);
+        ck_assert_msg(now_ms() < deadline, "redis-server on port %u not answering in 5 s", s->port);
         sleep_ms(10);
     }
 }
@@ -427,8 +426,8 @@ static const struct {
     {"NOSCRIPT No matching script", 0, 0, NULL, 0},
     {"CLUSTERDOWN The cluster is down", 0, 0, NULL, 0},
     {"", 0, 0, NULL, 0},
-    {"MOVED 12 averyveryveryveryveryveryveryveryveryveryveryveryveryveryverylonghostname:1", 0,
-     0, NULL, 0},
+    {"MOVED 12 averyveryveryveryveryveryveryveryveryveryveryveryveryveryverylonghostname:1", 0, 0,
+     NULL, 0},
 };
 
 START_TEST(parse_redirect_table)
@@ -443,8 +442,8 @@ START_TEST(parse_redirect_table)
             continue;
         ck_assert_msg(slot == redirects[i].slot, "\"%s\": slot %u", redirects[i].in, slot);
         ck_assert_msg(port == redirects[i].port, "\"%s\": port %u", redirects[i].in, port);
-        ck_assert_msg(strcmp(host, redirects[i].host) == 0, "\"%s\": host \"%s\"",
-                      redirects[i].in, host);
+        ck_assert_msg(strcmp(host, redirects[i].host) == 0, "\"%s\": host \"%s\"", redirects[i].in,
+                      host);
     }
     /* a host buffer too small is not a redirect we can follow */
     unsigned slot, port;
@@ -464,11 +463,18 @@ START_TEST(parse_addr_and_bad_conf)
     ck_assert_int_eq(gw_redis_parse_addr("[::1]:7000", host, sizeof(host), &port), 0);
     ck_assert_str_eq(host, "::1");
     ck_assert_uint_eq(port, 7000);
-    const char *bad[] = {"", ":6379", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0",
-                         "127.0.0.1:65536", "127.0.0.1:-1", "[::1:6379", "a b:1", "[]:1"};
+    const char *bad[] = {"",
+                         ":6379",
+                         "127.0.0.1",
+                         "127.0.0.1:",
+                         "127.0.0.1:0",
+                         "127.0.0.1:65536",
+                         "127.0.0.1:-1",
+                         "[::1:6379",
+                         "a b:1",
+                         "[]:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(gw_redis_parse_addr(bad[i], host, sizeof(host), &port) < 0, "\"%s\"",
-                      bad[i]);
+        ck_assert_msg(gw_redis_parse_addr(bad[i], host, sizeof(host), &port) < 0, "\"%s\"", bad[i]);
 
     struct event_base *base = event_base_new();
     char *one[] = {"127.0.0.1:1"}, *two[] = {"127.0.0.1:1", "127.0.0.1:2"}, *worse[] = {"nope"};
@@ -622,7 +628,7 @@ START_TEST(standalone_slot_frees_at_oldest_plus_window)
     ck_assert_int_le(sc, sa + (long long)w + 50); /* resumed promptly */
     ck_assert_uint_eq(x.rep.remaining, 0);
     ck_assert_uint_eq(x.rep.reset_ms, (uint64_t)(sb + (long long)w - sc)); /* oldest is b now */
-    ck_assert_int_eq(rint_(s.port, "ZSCORE %s a", key), -999);               /* a left */
+    ck_assert_int_eq(rint_(s.port, "ZSCORE %s a", key), -999);             /* a left */
     ck_assert_int_eq(rint_(s.port, "ZCARD %s", key), 2);
     fprintf(stderr,
             "test_redis: boundary: %u polls, %u in the last ms before it, admitted at "
@@ -747,6 +753,9 @@ START_TEST(standalone_timeout_then_late_reply)
     gw_redis *r = client(&l, s.port, &c);
     WAIT(&l, is_up(r), 3000);
     ck_assert(is_up(r));
+    /* idle for longer than the stall limit (1 s): one timeout after a quiet
+     * period must not be taken for a dead connection */
+    run_for(&l, 1100);
     ck_assert_int_eq(kill(s.pid, SIGSTOP), 0);
     rec a = {0}, b = {0};
     uint64_t t0 = now_us();
@@ -766,6 +775,7 @@ START_TEST(standalone_timeout_then_late_reply)
     gw_redis_stats st = stats(r);
     ck_assert_uint_eq(st.timeouts, 1);
     ck_assert_uint_eq(st.replies, 0);
+    ck_assert_uint_eq(st.reconnects, 0);
     ck_assert_int_eq(kill(s.pid, SIGCONT), 0);
     WAIT(&l, stats(r).replies == 2, 3000);
     ck_assert_uint_eq(stats(r).replies, 2);
@@ -776,6 +786,53 @@ START_TEST(standalone_timeout_then_late_reply)
     rec d = call1(&l, r, "opale:q:{slow}", 10, 60000, "d");
     ck_assert(d.rep.ok && d.rep.admitted);
     ck_assert_uint_eq(d.rep.remaining, 7);
+    gw_redis_free(r);
+    loop_done(&l);
+    srv_stop(&s);
+}
+END_TEST
+
+/* Paused for longer than the stall limit (max(1 s, 10 timeouts)): the
+ * connection is dropped (no RST would ever come from a vanished peer) and
+ * re-established; calls answer timeout or down meanwhile, then succeed. */
+START_TEST(standalone_paused_long_reconnects)
+{
+    srv s = {0};
+    loop l;
+    srv_start(&s);
+    loop_init(&l);
+    gw_redis_conf c = {.timeout_ms = 100, .backoff_min_ms = 50, .backoff_max_ms = 200};
+    gw_redis *r = client(&l, s.port, &c);
+    WAIT(&l, is_up(r), 3000);
+    ck_assert(is_up(r));
+    ck_assert_int_eq(kill(s.pid, SIGSTOP), 0);
+    uint64_t t0 = now_ms();
+    int timeouts = 0, downs = 0;
+    while (now_ms() < t0 + 1600) {
+        rec x = call1(&l, r, "opale:q:{pause}", 100, 60000, "p");
+        ck_assert(!x.rep.ok);
+        if (strcmp(x.rep.reason, "redis.timeout") == 0)
+            timeouts++;
+        else if (strcmp(x.rep.reason, "redis.down") == 0)
+            downs++;
+        else
+            ck_abort_msg("unexpected %s", x.rep.reason);
+    }
+    ck_assert_int_ge(timeouts, 5);
+    ck_assert_uint_ge(stats(r).reconnects, 1); /* dropped after ~1 s, reconnected */
+    ck_assert_int_eq(kill(s.pid, SIGCONT), 0);
+    rec ok = {0};
+    uint64_t t1 = now_ms();
+    while (now_ms() < t1 + 3000) {
+        ok = call1(&l, r, "opale:q:{pause}", 100, 60000, "q");
+        if (ok.rep.ok)
+            break;
+        run_for(&l, 20);
+    }
+    ck_assert_msg(ok.rep.ok, "not back within 3 s: %s", ok.rep.reason);
+    ck_assert(ok.rep.admitted);
+    fprintf(stderr, "test_redis: paused 1.6 s: %d timeouts, %d down, back %llu ms after SIGCONT\n",
+            timeouts, downs, (unsigned long long)(now_ms() - t1));
     gw_redis_free(r);
     loop_done(&l);
     srv_stop(&s);
@@ -997,6 +1054,34 @@ START_TEST(standalone_connect_timeout)
 }
 END_TEST
 
+/* Cluster mode pointed at a non-cluster server: CLUSTER SLOTS fails; it is
+ * retried every backoff_min_ms (no busy loop), the client never reports up,
+ * and calls still go to the seed. */
+START_TEST(standalone_cluster_mode_without_cluster)
+{
+    srv s = {0};
+    loop l;
+    srv_start(&s);
+    loop_init(&l);
+    char addr[32], *nodes[1] = {addr};
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", s.port);
+    gw_redis_conf c = {.nodes = nodes, .nnodes = 1, .cluster = 1, .backoff_min_ms = 100};
+    gw_redis *r = gw_redis_new(l.base, &c);
+    ck_assert_ptr_nonnull(r);
+    run_for(&l, 550);
+    gw_redis_stats st = stats(r);
+    ck_assert(!st.up);
+    ck_assert_uint_ge(st.errors, 3); /* at 0, ~100, ~200, ... ms */
+    ck_assert_uint_le(st.errors, 8);
+    rec x = call1(&l, r, "opale:q:{nc}", 5, 60000, "a");
+    ck_assert_msg(x.rep.ok, "%s", x.rep.reason);
+    ck_assert(x.rep.admitted);
+    gw_redis_free(r);
+    loop_done(&l);
+    srv_stop(&s);
+}
+END_TEST
+
 /* Pipelining keeps counts exact; measures the round trips. */
 START_TEST(standalone_pipelined_exact_and_latency)
 {
@@ -1036,8 +1121,7 @@ START_TEST(standalone_pipelined_exact_and_latency)
     fprintf(stderr,
             "test_redis: %d pipelined calls in %llu us (%.1f us each); sequential round trip "
             "%.1f us (client-measured), Redis latency %.1f us avg\n",
-            N + 10, (unsigned long long)pipelined, (double)pipelined / (N + 10),
-            (double)seq / 300,
+            N + 10, (unsigned long long)pipelined, (double)pipelined / (N + 10), (double)seq / 300,
             (double)(st.latency_us_sum - st0.latency_us_sum) / (double)(st.replies - st0.replies));
     gw_redis_free(r);
     loop_done(&l);
@@ -1382,11 +1466,13 @@ int main(void)
         tcase_add_test(t, standalone_key_expires);
         tcase_add_test(t, standalone_function_flush_reloaded);
         tcase_add_test(t, standalone_timeout_then_late_reply);
+        tcase_add_test(t, standalone_paused_long_reconnects);
         tcase_add_test(t, standalone_down_then_restarted);
         tcase_add_test(t, standalone_cancel);
         tcase_add_test(t, standalone_max_inflight_busy);
         tcase_add_test(t, standalone_nothing_listens);
         tcase_add_test(t, standalone_connect_timeout);
+        tcase_add_test(t, standalone_cluster_mode_without_cluster);
         tcase_add_test(t, standalone_pipelined_exact_and_latency);
         suite_add_tcase(s, t);
         t = tcase_create("cluster");
