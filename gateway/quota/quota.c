@@ -53,9 +53,9 @@ static void parse_redis(gw_errlist *errs, const gw_conf *c, json_t *r, gw_quota 
                 char pi[160];
                 snprintf(pi, sizeof(pi), "%s[%zu]", p, i);
                 const char *sv = json_string_value(n);
-                const char *colon = sv ? strrchr(sv, ':') : NULL;
-                long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-                if (sv == NULL || colon == NULL || colon == sv || port < 1 || port > 65535)
+                char host[64];
+                unsigned port = 0;
+                if (sv == NULL || gw_redis_parse_addr(sv, host, sizeof(host), &port) < 0)
                     e(errs, c, pi, "must be \"host:port\" with a numeric address");
                 else if (rc->nodes != NULL)
                     rc->nodes[rc->nnodes++] = strdup(sv);
@@ -66,6 +66,8 @@ static void parse_redis(gw_errlist *errs, const gw_conf *c, json_t *r, gw_quota 
     }
     if (rc->nnodes == 0 && json_object_get(r, "nodes") == NULL)
         e(errs, c, "quota.redis.nodes", "required");
+    if (rc->nnodes > 1 && !rc->cluster)
+        e(errs, c, "quota.redis.nodes", "one node unless \"cluster\" is true");
 }
 
 gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)

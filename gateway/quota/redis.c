@@ -663,8 +663,13 @@ static conn *route(gw_redis *r, const char *key, size_t len)
     if (!r->cluster)
         return r->conns[0];
     conn *c = r->slots[gw_redis_slot(key, len)];
-    if (c != NULL)
+    if (c != NULL) {
+        /* its master is down: the map may be stale (a failover under way),
+         * ask again every backoff_min_ms while calls keep landing there */
+        if (c->state == C_DOWN && !evtimer_pending(r->refresh_timer, NULL))
+            refresh_later(r);
         return c;
+    }
     /* no map yet: any node answers, or redirects with MOVED */
     for (size_t i = 0; i < r->nconns; i++)
         if (r->conns[i]->state == C_UP)
