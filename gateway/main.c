@@ -15,6 +15,7 @@
 #include "core/server.h"
 #include "core/util.h"
 #include "journal/journal.h"
+#include "journal/verify.h"
 
 #define GW_VERSION "0.1.0"
 
@@ -24,6 +25,8 @@ static void usage(FILE *f)
                "       opale-gateway -t -c FILE     check the configuration and every policy\n"
                "       opale-gateway --export-jwks -c FILE\n"
                "                                    check, then print the token keys' JWKS\n"
+               "       opale-gateway --verify-journal [-c FILE | --jwks FILE] JOURNAL...\n"
+               "                                    check a journal's hash chain and checkpoints\n"
                "       opale-gateway --import-datapass FILE\n"
                "                                    print a policy skeleton from a DataPass "
                "habilitation\n"
@@ -115,6 +118,100 @@ static int import_datapass(const char *path)
     return 0;
 }
 
+/* --verify-journal [-c CONF | --jwks FILE] FILE...: check the chain (and,
+ * with keys, the checkpoint signatures) of a journal and its rotated files. */
+static int verify_journal(int argc, char **argv, int first)
+{
+    const char *conf_path = NULL, *jwks = NULL, *expect = NULL;
+    const char **files = calloc((size_t)argc, sizeof(char *));
+    char **listed = NULL;
+    size_t nlisted = 0;
+    size_t n = 0;
+    int rc = 2;
+    gw_keyset ks;
+    memset(&ks, 0, sizeof(ks));
+    const gw_keyset *keys = NULL;
+    gw_conf *conf = NULL;
+    gw_oauth *o = NULL;
+    if (files == NULL)
+        return 2;
+    for (int i = first; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            conf_path = argv[++i];
+        else if (strcmp(argv[i], "--jwks") == 0 && i + 1 < argc)
+            jwks = argv[++i];
+        else if (strcmp(argv[i], "--expect-head") == 0 && i + 1 < argc)
+            expect = argv[++i];
+        else
+            files[n++] = argv[i];
+    }
+    if (n == 0) {
+        fprintf(stderr, "usage: opale-gateway --verify-journal [-c CONF | --jwks FILE] "
+                        "[--expect-head SEQ:HASH] FILE...\n");
+        goto out;
+    }
+    if (conf_path != NULL) {
+        gw_errlist errs;
+        memset(&errs, 0, sizeof(errs));
+        conf = gw_conf_load(conf_path, &errs);
+        o = conf ? gw_oauth_load(conf, &errs) : NULL;
+        print_errs(&errs);
+        gw_errlist_clear(&errs);
+        if (o == NULL)
+            goto out;
+        keys = &o->own;
+    } else if (jwks != NULL) {
+        FILE *f = fopen(jwks, "rb");
+        char buf[65536];
+        size_t len = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[len] = '\0';
+        char *err = NULL;
+        if (f == NULL || gw_jwks_parse(buf, len, &ks, &err) < 0) {
+            fprintf(stderr, "%s: $: %s\n", jwks, err ? err : "cannot read");
+            free(err);
+            goto out;
+        }
+        keys = &ks;
+    }
+    if (n == 1) {
+        /* the current file: take its rotated files too */
+        char *err = NULL;
+        if (gw_journal_list_files(files[0], &listed, &nlisted, &err) == 0 && nlisted > 0) {
+            free(files);
+            files = calloc(nlisted, sizeof(char *));
+            if (files == NULL)
+                goto out;
+            for (size_t i = 0; i < nlisted; i++)
+                files[i] = listed[i];
+            n = nlisted;
+        }
+        free(err);
+    }
+    gw_journal_sort_files(files, n);
+    gw_journal_verify_opts vo = {.keys = keys};
+    char hash[65] = "";
+    if (expect != NULL) {
+        unsigned long long seq = 0;
+        if (sscanf(expect, "%llu:%64s", &seq, hash) != 2 || strlen(hash) != 64) {
+            fprintf(stderr, "--expect-head: SEQ:HASH expected\n");
+            goto out;
+        }
+        vo.expect_seq = seq;
+        vo.expect_hash = hash;
+    }
+    gw_journal_verify_result res;
+    rc = gw_journal_verify_ex(files, n, &vo, stdout, &res);
+out:
+    gw_journal_free_files(listed, nlisted);
+    gw_keyset_clear(&ks);
+    gw_oauth_free(o);
+    gw_conf_free(conf);
+    free(files);
+    return rc;
+}
+
 static int check_config(const char *path, gw_conf **out)
 {
     gw_errlist errs;
@@ -143,6 +240,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
             conf_path = argv[++i];
+        } else if (strcmp(argv[i], "--verify-journal") == 0) {
+            return verify_journal(argc, argv, i + 1);
         } else if (strcmp(argv[i], "--import-datapass") == 0 && i + 1 < argc) {
             return import_datapass(argv[i + 1]);
         } else if (strcmp(argv[i], "--export-jwks") == 0) {
@@ -208,10 +307,20 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     gw_admin *admin = NULL;
     struct event *ev_term = NULL, *ev_int = NULL, *ev_usr1 = NULL, *ev_hup = NULL;
-    a.journal =
-        gw_journal_open(conf->journal.path, conf->journal.queue_size, conf->journal.sync_ms, &err);
+    gw_journal_opts jo = {
+        .path = conf->journal.path,
+        .queue_cap = conf->journal.queue_size,
+        .sync_ms = conf->journal.sync_ms,
+        .rotate_bytes = conf->journal.rotate_bytes,
+        .rotate_daily = conf->journal.rotate_daily,
+        .retention_days = conf->journal.retention_days,
+        .checkpoint_s = conf->journal.checkpoint_s,
+        .signer = st.oauth->active, /* checkpoints signed with the token key */
+    };
+    a.journal = gw_journal_open_opts(&jo, &err);
     if (a.journal == NULL) {
         fprintf(stderr, "%s: journal.path: %s\n", conf_path, err);
+        gw_access_state_clear(&st);
         goto out;
     }
     a.srv = gw_server_new(conf, a.journal, &err);

@@ -160,6 +160,17 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                         (unsigned long long)js.written);
     evbuffer_add_printf(b, "opale_journal_records_total{outcome=\"dropped\"} %llu\n",
                         (unsigned long long)(js.dropped + LD(s->journal_refused)));
+    metric(b, "opale_journal_seq", "Sequence number of the last chained record.", "gauge");
+    evbuffer_add_printf(b, "opale_journal_seq %llu\n", (unsigned long long)js.seq);
+    metric(b, "opale_journal_events_total", "Journal file events.", "counter");
+    evbuffer_add_printf(b,
+                        "opale_journal_events_total{event=\"rotation\"} %llu\n"
+                        "opale_journal_events_total{event=\"checkpoint\"} %llu\n"
+                        "opale_journal_events_total{event=\"retention_delete\"} %llu\n",
+                        (unsigned long long)js.rotations, (unsigned long long)js.checkpoints,
+                        (unsigned long long)js.files_deleted);
+    metric(b, "opale_journal_healthy", "1 while the journal writes normally.", "gauge");
+    evbuffer_add_printf(b, "opale_journal_healthy %d\n", gw_journal_healthy(a->journal));
     metric(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge");
     evbuffer_add_printf(b, "opale_journal_queue %llu\n", (unsigned long long)js.queued);
 }
@@ -342,7 +353,7 @@ static void handle(struct evhttp_request *req, void *arg)
         gw_journal_stats js;
         gw_journal_get_stats(a->journal, &js);
         gw_policy_set *ps = gw_server_policies(a->srv);
-        int ready = gw_server_ready(a->srv) && ps != NULL && gw_journal_healthy(a->journal);
+        int ready = gw_server_ready(a->srv) && ps != NULL && gw_server_journal_ok(a->srv);
         gw_policy_set_unref(ps);
         gw_redis_stats rs;
         const char *qstate = "memory";

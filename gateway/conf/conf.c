@@ -600,7 +600,7 @@ static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listene
 
 static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l)
 {
-    static const char *const keys[] = {"name", "address", "port", "environment",
+    static const char *const keys[] = {"name", "address",        "port", "environment",
                                        "tls",  "proxy_protocol", NULL};
     char pk[PATH_SZ];
     const char *s;
@@ -1006,12 +1006,17 @@ static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
 
 static void parse_journal(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {"path", "queue_size", "sync_ms", NULL};
+    static const char *const keys[] = {"path",         "queue_size",   "sync_ms",
+                                       "rotate_bytes", "rotate_daily", "retention_days",
+                                       "checkpoint_s", "on_failure",   NULL};
     char cb[512];
     const char *s;
 
     c->journal.queue_size = 65536;
     c->journal.sync_ms = 1000;
+    c->journal.checkpoint_s = 60;
+    c->journal.rotate_daily = 1;
+    c->journal.retention_days = 365;
     json_t *o = get_obj(x, root, "$", "journal", 1);
     if (o == NULL)
         return;
@@ -1042,6 +1047,20 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
     }
     opt_size(x, o, "journal", "queue_size", 1, 16777216, &c->journal.queue_size);
     opt_uint(x, o, "journal", "sync_ms", 1, 60000, &c->journal.sync_ms);
+    size_t rb = 0;
+    opt_size(x, o, "journal", "rotate_bytes", 0, (long long)1 << 40, &rb);
+    c->journal.rotate_bytes = rb;
+    opt_bool(x, o, "journal", "rotate_daily", &c->journal.rotate_daily);
+    opt_uint(x, o, "journal", "retention_days", 0, 3650, &c->journal.retention_days);
+    opt_uint(x, o, "journal", "checkpoint_s", 0, 86400, &c->journal.checkpoint_s);
+    if (get_str(x, o, "journal", "on_failure", 0, &s) == SET) {
+        if (strcmp(s, "deny") == 0)
+            c->journal.on_failure_continue = 0;
+        else if (strcmp(s, "continue") == 0)
+            c->journal.on_failure_continue = 1;
+        else
+            err(x, "journal.on_failure", "must be \"deny\" or \"continue\"");
+    }
 }
 
 /* 0 when the file at <abs> holds something other than white space in its
@@ -1106,8 +1125,8 @@ static void parse_admin(ctx *x, json_t *root, gw_conf *c)
 static void parse_root(ctx *x, json_t *root, gw_conf *c)
 {
     static const char *const keys[] = {
-        "workers", "policies_dir", "listeners", "upstreams", "routes",
-        "limits",  "timeouts",     "journal",   "admin",     "access", "oauth", "quota", NULL};
+        "workers", "policies_dir", "listeners", "upstreams", "routes", "limits", "timeouts",
+        "journal", "admin",        "access",    "oauth",     "quota",  NULL};
     long long w = 0;
     const char *s;
 

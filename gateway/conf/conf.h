@@ -88,9 +88,14 @@ typedef struct gw_conf_timeouts {
 } gw_conf_timeouts;
 
 typedef struct gw_conf_journal {
-    char *path;        /* absolute path of the JSON Lines journal */
-    size_t queue_size; /* records queued before submit fails, default 65536 */
-    unsigned sync_ms;  /* fdatasync period of the writer, default 1000 */
+    char *path;              /* absolute path of the JSON Lines journal */
+    size_t queue_size;       /* records queued before submit fails, default 65536 */
+    uint64_t rotate_bytes;   /* rotate past this size, 0: never (default) */
+    int rotate_daily;        /* rotate at each new UTC day, default 1 */
+    unsigned retention_days; /* delete rotated files older than this (default 365), 0: keep */
+    unsigned checkpoint_s;   /* signed checkpoint interval, default 60, 0: none */
+    int on_failure_continue; /* 0 "deny" (default): no exchange without a record */
+    unsigned sync_ms;        /* fdatasync period of the writer, default 1000 */
 } gw_conf_journal;
 
 typedef struct gw_conf_admin {

@@ -395,9 +395,29 @@ static void find_query_param(const gw_http_request *r, const char *name, char *d
 
 /* Send the admitted request upstream, with the identity the stages
  * established. */
+/* No exchange without a record (journal.on_failure "deny", the default):
+ * while the journal cannot write, or its queue is nearly full, nothing is
+ * forwarded. */
+static int journal_refuses(gw_conn *c)
+{
+    const gw_conf *conf = c->w->srv->conf;
+    if (conf->journal.on_failure_continue)
+        return 0;
+    gw_journal *j = c->w->srv->journal;
+    if (!gw_journal_healthy(j))
+        return 1;
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    return st.queued >= conf->journal.queue_size - conf->journal.queue_size / 10;
+}
+
 static void forward(gw_conn *c, gw_req *q)
 {
     gw_access *a = &q->a;
+    if (journal_refuses(c)) {
+        respond_error(c, GW_ERR_JOURNAL_UNAVAILABLE, NULL, 0);
+        return;
+    }
     const gw_http_request *http = q->http;
     const gw_route *route = a->route;
     const gw_upstream *up = &c->w->srv->upstreams[route->upstream_idx];

@@ -91,6 +91,10 @@ static const gw_err_def table[GW_ERR__COUNT] = {
     [GW_ERR_QUOTA_UNAVAILABLE] = {GW_ERR_QUOTA_UNAVAILABLE, "910230", 503,
                                   "Décision de quota impossible : stockage indisponible",
                                   "quota.store_unavailable"},
+    [GW_ERR_JOURNAL_UNAVAILABLE] = {GW_ERR_JOURNAL_UNAVAILABLE, "910240", 503,
+                                    "Journal des accès indisponible : aucune donnée n'est "
+                                    "transmise",
+                                    "journal.unavailable"},
     [GW_ERR_CLIENT_CLOSED] = {GW_ERR_CLIENT_CLOSED, "910499", 499, "Connexion fermée par le client",
                               "client.closed"},
 };

@@ -459,6 +459,13 @@ const gw_conf *gw_server_conf(const gw_server *s)
     return s->conf;
 }
 
+int gw_server_journal_ok(gw_server *s)
+{
+    if (s->conf->journal.on_failure_continue)
+        return 1;
+    return gw_journal_healthy(s->journal);
+}
+
 int gw_server_ready(const gw_server *s)
 {
     return atomic_load(&((gw_server *)s)->running);

@@ -113,5 +113,7 @@ int gw_server_redis_stats(gw_server *s, gw_redis_stats *out);
 gw_stats *gw_server_stats(gw_server *s);
 const gw_conf *gw_server_conf(const gw_server *s);
 int gw_server_ready(const gw_server *s);
+/* 1 when the journal can take records (or on_failure is "continue"). */
+int gw_server_journal_ok(gw_server *s);
 
 #endif

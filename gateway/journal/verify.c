@@ -401,7 +401,10 @@ static void problem(struct vctx *v, gw_jv_kind k, size_t f, size_t line, const c
     v->res->line = line;
     if (v->out == NULL)
         return;
-    fprintf(v->out, "%s:%zu: %s: ", v->f[f].name, line, gw_jv_kind_name(k));
+    if (line > 0)
+        fprintf(v->out, "%s:%zu: %s: ", v->f[f].name, line, gw_jv_kind_name(k));
+    else
+        fprintf(v->out, "%s: %s: ", v->f[f].name, gw_jv_kind_name(k));
     va_start(ap, fmt);
     vfprintf(v->out, fmt, ap);
     va_end(ap);
@@ -531,11 +534,6 @@ static void classify(struct vctx *v, const struct rec *last, const struct rec *r
                 s, last->l.seq, v->f[last->f].name, last->line);
         return;
     }
-    if (r->hash_ok && s == 1 && strcmp(r->l.prev, GW_JOURNAL_GENESIS) == 0) {
-        problem(v, GW_JV_START, r->f, r->line,
-                "a new chain starts here at seq 1 (the records before belong to another chain)");
-        return;
-    }
     /* Does a later record continue the chain from <last>? Then <r> (and what
      * follows it up to that record) is out of place. */
     if (find(v, after, FIND_LINK, e, 0, last->l.hash, &n)) {
@@ -604,6 +602,10 @@ static void classify(struct vctx *v, const struct rec *last, const struct rec *r
                         "this line (seq %" PRIu64 ") is not part of the chain: seq %" PRIu64
                         " is at %s:%zu",
                         s, s, v->f[last->f].name, last->line);
+        } else if (r->hash_ok && s == 1 && strcmp(r->l.prev, GW_JOURNAL_GENESIS) == 0) {
+            problem(v, GW_JV_START, r->f, r->line,
+                    "a new chain starts here at seq 1 (the records before belong to another "
+                    "chain)");
         } else {
             problem(v, GW_JV_REORDERED, r->f, r->line,
                     "record seq %" PRIu64 " comes after seq %" PRIu64 " (%s:%zu)", s, last->l.seq,

@@ -694,6 +694,10 @@ class Stack:
     replaces the upstream's server list (e.g. a closed port). <mock>=False
     starts no mock.
 
+    <quota> is the config's "quota" section (docs/quotas.md; default: none,
+    i.e. the gateway's default memory store); set stack.quota and
+    restart_gateway(stack.build_conf()) to change it. conf_hook runs after.
+
     <oauth> updates the config's "oauth" section (e.g.
     {"token_requests_per_minute": 3}); conf_hook runs after, on the whole
     config. The mock runs with --jwks (DIR/jwks.json, exported from the
@@ -708,9 +712,10 @@ class Stack:
     _n = 0
 
     def __init__(self, name="stack", conf_hook=None, mock=True, upstream_servers=None, policy_hook=None,
-                 oauth=None, mock_jwks=True):
+                 oauth=None, mock_jwks=True, quota=None):
         Stack._n += 1
         self.name = name
+        self.quota = quota          # the config's "quota" section (None: none, the gateway's default)
         self.oauth_over = dict(oauth or {})
         self.mock_jwks = mock_jwks
         self.jwks_path = None       # DIR/jwks.json once exported
@@ -771,6 +776,8 @@ class Stack:
             "admin": {"address": "127.0.0.1", "port": self.admin_port, "token_file": "pki/admin.token"},
         }
         conf["oauth"] = self.build_oauth()
+        if self.quota is not None:
+            conf["quota"] = copy.deepcopy(self.quota)
         if self.conf_hook:
             self.conf_hook(conf, self)
         return conf

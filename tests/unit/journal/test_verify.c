@@ -524,6 +524,13 @@ static void m_insert_forged_after(struct lines *L, const struct jn *j)
     lines_insert(L, 4, f);
     free(f);
 }
+static void m_insert_top(struct lines *L, const struct jn *j)
+{
+    char h[65];
+    char *f = chain_obj("{\"v\":1,\"n\":0}", 1, zeros64, h);
+    lines_insert(L, 0, f);
+    free(f);
+}
 static void m_insert_copy(struct lines *L, const struct jn *j)
 {
     lines_insert(L, 5, j->l[1]);
@@ -595,6 +602,8 @@ static const struct tamper {
      "inserted: this line (seq 4) is not part of the chain"},
     {"inserted after", m_insert_forged_after, GW_JV_INSERTED, 5,
      "inserted: this line (seq 4) is not part of the chain"},
+    {"inserted at the top", m_insert_top, GW_JV_INSERTED, 1,
+     "inserted: this line (seq 1) is not part of the chain"},
     {"inserted copy", m_insert_copy, GW_JV_INSERTED, 6,
      "inserted: this line is a copy of record seq 2"},
     {"inserted bad hash", m_insert_bad_hash, GW_JV_INSERTED, 4,
