@@ -14,6 +14,7 @@
 #include "conf/conf.h"
 #include "core/server.h"
 #include "core/util.h"
+#include "journal/events.h"
 #include "journal/journal.h"
 #include "journal/verify.h"
 
@@ -37,6 +38,7 @@ typedef struct app {
     struct event_base *base;
     gw_server *srv;
     gw_journal *journal;
+    gw_events *events; /* security events (journal/events.h) */
     int stopping;
 } app;
 
@@ -55,6 +57,7 @@ static void on_usr1(evutil_socket_t sig, short what, void *arg)
 {
     app *a = arg;
     gw_journal_reopen(a->journal);
+    gw_events_reopen(a->events);
     fprintf(stderr, "opale-gateway: journal reopen requested\n");
 }
 
@@ -63,15 +66,21 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     app *a = arg;
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
+    gw_event_admin ea = {.by = "SIGHUP", .habilitations = -1, .errors = -1, .persisted = -1};
     if (gw_server_reload_policies(a->srv, &errs) == 0) {
         gw_policy_set *p = gw_server_policies(a->srv);
         fprintf(stderr, "opale-gateway: SIGHUP: policies reloaded (%zu habilitations)\n",
                 gw_policy_set_count(p));
+        ea.habilitations = (long)gw_policy_set_count(p);
         gw_policy_set_unref(p);
+        gw_events_admin(a->events, GW_EV_ADMIN_RELOAD, &ea);
     } else {
         for (size_t i = 0; i < errs.n; i++)
             fprintf(stderr, "%s\n", errs.msgs[i]);
         fprintf(stderr, "opale-gateway: SIGHUP: reload refused, the previous policies stay\n");
+        ea.errors = (long)(errs.n + errs.dropped);
+        ea.error = errs.n > 0 ? errs.msgs[0] : NULL;
+        gw_events_admin(a->events, GW_EV_ADMIN_RELOAD_REFUSED, &ea);
     }
     gw_errlist_clear(&errs);
 }
@@ -116,6 +125,60 @@ static int import_datapass(const char *path)
     free(out);
     gw_errlist_clear(&errs);
     return 0;
+}
+
+/* The chain order of journal files is the order of their first records
+ * seq, whatever their names (PATH.<stamp> from the gateway, PATH.1 from
+ * logrotate, copies): read each file's first chained record. Files without
+ * one keep their relative order at the end. */
+typedef struct seqfile {
+    const char *name;
+    uint64_t seq;
+    int has;
+    size_t pos;
+} seqfile;
+
+static int cmp_seqfile(const void *pa, const void *pb)
+{
+    const seqfile *a = pa, *b = pb;
+    if (a->has != b->has)
+        return a->has ? -1 : 1;
+    if (a->has && a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+static void sort_by_first_seq(const char **files, size_t n)
+{
+    seqfile *sf = calloc(n, sizeof(*sf));
+    if (sf == NULL) {
+        gw_journal_sort_files(files, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sf[i].name = files[i];
+        sf[i].pos = i;
+        FILE *f = fopen(files[i], "r");
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        int lines = 0;
+        while (f != NULL && lines++ < 16 && (len = getline(&line, &cap, f)) > 0) {
+            gw_journal_link l;
+            if (gw_journal_parse_link(line, (size_t)len, &l) == 0) {
+                sf[i].seq = l.seq;
+                sf[i].has = 1;
+                break;
+            }
+        }
+        free(line);
+        if (f != NULL)
+            fclose(f);
+    }
+    qsort(sf, n, sizeof(*sf), cmp_seqfile);
+    for (size_t i = 0; i < n; i++)
+        files[i] = sf[i].name;
+    free(sf);
 }
 
 /* --verify-journal [-c CONF | --jwks FILE] FILE...: check the chain (and,
@@ -189,7 +252,7 @@ static int verify_journal(int argc, char **argv, int first)
         }
         free(err);
     }
-    gw_journal_sort_files(files, n);
+    sort_by_first_seq(files, n);
     gw_journal_verify_opts vo = {.keys = keys};
     char hash[65] = "";
     if (expect != NULL) {
@@ -323,12 +386,36 @@ int main(int argc, char **argv)
         gw_access_state_clear(&st);
         goto out;
     }
+    /* security events: a second chained stream with the same settings */
+    const gw_conf_events *ce = &conf->journal.events;
+    gw_events_opts eo = {
+        .journal = jo,
+        .auth_threshold = ce->auth_threshold,
+        .auth_window_s = ce->auth_window_s,
+        .enum_distinct = ce->enum_distinct,
+        .enum_window_s = ce->enum_window_s,
+        .storm_refusals = ce->storm_refusals,
+        .storm_window_s = ce->storm_window_s,
+        .cert_expiry_days = ce->cert_expiry_days,
+        .cert_expiry_off = ce->cert_expiry_days == 0,
+        .alert_command = ce->alert_command,
+        .alert_min_severity = (gw_event_severity)ce->alert_min_severity,
+        .alert_max_per_minute = ce->alert_max_per_minute,
+    };
+    eo.journal.path = ce->path;
+    a.events = gw_events_open(&eo, &err);
+    if (a.events == NULL) {
+        fprintf(stderr, "%s: journal.events.path: %s\n", conf_path, err);
+        gw_access_state_clear(&st);
+        goto out;
+    }
     a.srv = gw_server_new(conf, a.journal, &err);
     if (a.srv == NULL) {
         fprintf(stderr, "%s: %s\n", conf_path, err);
         gw_access_state_clear(&st);
         goto out;
     }
+    gw_server_set_events(a.srv, a.events);
     fprintf(stderr, "opale-gateway: %zu habilitations loaded from %s\n",
             gw_policy_set_count(st.policies), conf->policies_dir);
     gw_server_set_access(a.srv, &st);
@@ -374,6 +461,7 @@ out:
     gw_server_free(a.srv);
     if (a.journal != NULL)
         gw_journal_close(a.journal);
+    gw_events_close(a.events);
     if (ev_term)
         event_free(ev_term);
     if (ev_int)

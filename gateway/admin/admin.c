@@ -68,6 +68,42 @@ static void metric(struct evbuffer *b, const char *name, const char *help, const
 
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* Security events (journal/events.h). */
+static void security_metrics(gw_admin *a, struct evbuffer *b)
+{
+    gw_events *ev = gw_server_events(a->srv);
+    if (ev == NULL)
+        return;
+    gw_events_stats es;
+    gw_events_get_stats(ev, &es);
+    metric(b, "opale_security_events_total", "Security events raised, by type.", "counter");
+    for (int i = 0; i < GW_EV__COUNT; i++)
+        evbuffer_add_printf(b, "opale_security_events_total{event=\"%s\"} %llu\n",
+                            gw_event_type_name((gw_event_type)i),
+                            (unsigned long long)es.by_type[i]);
+    metric(b, "opale_security_events_unwritten_total",
+           "Security event records the stream refused or could not write.", "counter");
+    gw_journal_stats js;
+    gw_journal_get_stats(gw_events_journal(ev), &js);
+    evbuffer_add_printf(b, "opale_security_events_unwritten_total %llu\n",
+                        (unsigned long long)(es.refused + js.dropped));
+    metric(b, "opale_security_events_subjects", "Subjects tracked by the detectors.", "gauge");
+    evbuffer_add_printf(b, "opale_security_events_subjects %llu\n", (unsigned long long)es.tracked);
+    metric(b, "opale_security_events_evicted_total",
+           "Subjects evicted from the detectors to stay within their caps.", "counter");
+    evbuffer_add_printf(b, "opale_security_events_evicted_total %llu\n",
+                        (unsigned long long)es.evicted);
+    metric(b, "opale_security_alerts_total", "Alert hook runs by outcome.", "counter");
+    evbuffer_add_printf(b,
+                        "opale_security_alerts_total{outcome=\"run\"} %llu\n"
+                        "opale_security_alerts_total{outcome=\"failed\"} %llu\n"
+                        "opale_security_alerts_total{outcome=\"rate_limited\"} %llu\n"
+                        "opale_security_alerts_total{outcome=\"dropped\"} %llu\n",
+                        (unsigned long long)es.alerts_run, (unsigned long long)es.alerts_failed,
+                        (unsigned long long)es.alerts_rate_limited,
+                        (unsigned long long)es.alerts_dropped);
+}
+
 static void metrics(gw_admin *a, struct evbuffer *b)
 {
     gw_stats *s = gw_server_stats(a->srv);
@@ -173,6 +209,7 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "opale_journal_healthy %d\n", gw_journal_healthy(a->journal));
     metric(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge");
     evbuffer_add_printf(b, "opale_journal_queue %llu\n", (unsigned long long)js.queued);
+    security_metrics(a, b);
 }
 
 static void admin_journal(gw_admin *a, const char *path, const char *reason, const char *consumer,
@@ -203,6 +240,23 @@ static void admin_journal(gw_admin *a, const char *path, const char *reason, con
     if (line != NULL)
         gw_journal_submit(a->journal, line, len);
 }
+
+/* ---- security events (journal/events.h): admin actions ---- */
+
+static void admin_event(gw_admin *a, struct evhttp_request *req, gw_event_type type,
+                        gw_event_admin *e)
+{
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn != NULL)
+        evhttp_connection_get_peer(conn, &addr, &port);
+    e->by = "admin API";
+    e->client_ip = addr;
+    gw_events_admin(gw_server_events(a->srv), type, e);
+}
+
+/* ---- end of security events ---- */
 
 static void json_reply(struct evhttp_request *req, int code, json_t *o)
 {
@@ -250,6 +304,13 @@ static void do_reload(gw_admin *a, struct evhttp_request *req)
         o = json_pack("{s:b,s:o}", "reloaded", 0, "errors", arr);
         fprintf(stderr, "opale-gateway: admin: reload refused, the previous policies stay\n");
     }
+    gw_event_admin ea = {.habilitations = -1, .errors = (long)(errs.n + errs.dropped)};
+    gw_policy_set *ps = rc == 0 ? gw_server_policies(a->srv) : NULL;
+    if (ps != NULL)
+        ea.habilitations = (long)gw_policy_set_count(ps);
+    gw_policy_set_unref(ps);
+    ea.error = rc != 0 && errs.n > 0 ? errs.msgs[0] : NULL;
+    admin_event(a, req, rc == 0 ? GW_EV_ADMIN_RELOAD : GW_EV_ADMIN_RELOAD_REFUSED, &ea);
     gw_errlist_clear(&errs);
     admin_journal(a, "/admin/reload", rc == 0 ? "admin.reload" : "admin.reload_refused", NULL,
                   rc == 0 ? 200 : 422);
@@ -277,6 +338,13 @@ static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path
     }
     fprintf(stderr, "opale-gateway: admin: consumer %s %s\n", pol->client_id,
             on ? "suspended" : "resumed");
+    gw_event_admin ea = {.consumer = pol->client_id,
+                         .habilitation = pol->id,
+                         .habilitations = -1,
+                         .errors = -1,
+                         .error = rc < 0 ? (err ? err : "cannot persist") : NULL,
+                         .persisted = rc == 0};
+    admin_event(a, req, on ? GW_EV_ADMIN_SUSPEND : GW_EV_ADMIN_RESUME, &ea);
     admin_journal(a, path, on ? "admin.suspend" : "admin.resume", pol->client_id,
                   rc == 0 ? 200 : 500);
     free(err);
@@ -365,7 +433,8 @@ static void handle(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(b,
                             "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,"
                             "\"quota_store\":\"%s\"}\n",
-                            ready ? "true" : "false", ready ? "\"up\"" : "\"draining\"",
+                            ready ? "true" : "false",
+                            gw_server_ready(a->srv) ? "\"up\"" : "\"draining\"",
                             (unsigned long long)js.queued, qstate);
         reply(req, ready ? 200 : 503, "application/json", b);
     } else if (!authorized(a, req)) {

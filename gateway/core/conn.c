@@ -18,6 +18,7 @@
  * conn_free() cancels, so no callback ever sees a freed request.
  */
 #include <arpa/inet.h>
+#include <sys/statvfs.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -128,8 +129,12 @@ static void journal_submit(gw_conn *c, gw_journal_rec *r, const char *client_ip)
     r->tls_subject = c->peer.has_cert ? c->peer.subject : NULL;
     size_t len = 0;
     char *line = gw_journal_format(r, &len);
-    if (line == NULL || gw_journal_submit(c->w->srv->journal, line, len) < 0)
+    /* a refused submit is counted by the journal itself (stats.dropped);
+     * journal_refused counts only the records that could not be formatted */
+    if (line == NULL)
         atomic_fetch_add_explicit(&stats(c)->journal_refused, 1, memory_order_relaxed);
+    else
+        gw_journal_submit(c->w->srv->journal, line, len);
 }
 
 /* "error" (the gateway or the backend failed) rather than "deny" (a control
@@ -150,8 +155,56 @@ static int is_failure(gw_err_id e)
     }
 }
 
+/* ---- security events (journal/events.h) ---- */
+
+static void events_request(gw_conn *c, gw_req *q)
+{
+    gw_server *srv = c->w->srv;
+    if (srv->events == NULL)
+        return;
+    gw_event_request e;
+    memset(&e, 0, sizeof(e));
+    e.client_ip = q->a.client_ip[0] ? q->a.client_ip : c->proxied ? c->proxy_ip : c->client_ip;
+    e.cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL;
+    e.cert_subject = c->peer.has_cert ? c->peer.subject : NULL;
+    if (q->a.policy != NULL) {
+        e.consumer = q->a.policy->client_id;
+        e.habilitation = q->a.policy->id;
+    }
+    e.siren = q->siren[0] ? q->siren : NULL;
+    e.reason = q->reason ? q->reason : gw_err(q->err)->reason;
+    /* mtls.* (910201), bearer.* (900901/900902), /token's invalid_client */
+    e.auth_failure = q->err == GW_ERR_CERT_UNKNOWN || q->err == GW_ERR_TOKEN_INVALID ||
+                     q->err == GW_ERR_TOKEN_MISSING;
+    e.cert_unknown = c->peer.has_cert && q->a.policy == NULL &&
+                     (q->err == GW_ERR_CERT_UNKNOWN ||
+                      (q->local_route != NULL && q->err == GW_ERR_TOKEN_INVALID));
+    e.throttled = q->status == 429;
+    time_t end = 0;
+    if (q->err == GW_ERR_MAINTENANCE && srv->confs != NULL &&
+        gw_maintenance_active(srv->confs, q->a.now, &end))
+        e.maintenance_until = (long long)end;
+    gw_events_request(srv->events, &e);
+}
+
+/* <refused>: the journal reason of a refused handshake; NULL: completed. */
+static void events_handshake(gw_conn *c, const char *refused)
+{
+    gw_event_handshake h = {
+        .client_ip = c->proxied ? c->proxy_ip : c->client_ip,
+        .cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL,
+        .cert_subject = c->peer.has_cert ? c->peer.subject : NULL,
+        .not_after = c->peer.not_after,
+        .refused = refused,
+    };
+    gw_events_handshake(c->w->srv->events, &h);
+}
+
+/* ---- end of security events ---- */
+
 static void journal_request(gw_conn *c, gw_req *q)
 {
+    events_request(c, q);
     gw_journal_rec r;
     memset(&r, 0, sizeof(r));
     r.client_port = -1;
@@ -405,6 +458,18 @@ static int journal_refuses(gw_conn *c)
         return 0;
     gw_journal *j = c->w->srv->journal;
     if (!gw_journal_healthy(j))
+        return 1;
+    /* Space is checked before a write can fail: a request forwarded now
+     * must find room for its record. statvfs at most every 100 ms. */
+    uint64_t now = gw_now_ms();
+    if (now - c->w->journal_space_checked_ms >= 100) {
+        c->w->journal_space_checked_ms = now;
+        struct statvfs vs;
+        c->w->journal_low_space =
+            statvfs(c->w->srv->journal_dir, &vs) == 0 &&
+            (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize < GW_JOURNAL_RESERVE_BYTES;
+    }
+    if (c->w->journal_low_space)
         return 1;
     gw_journal_stats st;
     gw_journal_get_stats(j, &st);
@@ -767,6 +832,7 @@ static void handshake_refused(gw_conn *c, unsigned long ssl_err)
     r.decision = "deny";
     r.reason = gw_tls_refusal_reason(&c->peer, ssl_err);
     journal_submit(c, &r, NULL);
+    events_handshake(c, r.reason);
 }
 
 static void eventcb(struct bufferevent *bev, short what, void *arg)
@@ -775,6 +841,7 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
         gw_tls_peer_complete(ssl, &c->peer);
+        events_handshake(c, NULL);
         c->state = CS_IDLE;
         arm(c, c->w->srv->conf->timeouts.keepalive_ms);
         return;

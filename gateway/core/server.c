@@ -39,6 +39,10 @@ gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
     s->conf = conf;
     s->journal = journal;
     pthread_mutex_init(&s->policies_lock, NULL);
+    snprintf(s->journal_dir, sizeof(s->journal_dir), "%s", conf->journal.path);
+    char *slash = strrchr(s->journal_dir, '/');
+    if (slash != NULL)
+        *(slash == s->journal_dir ? slash + 1 : slash) = '\0';
     s->token_rate = gw_memlog_new();
     if (s->token_rate == NULL)
         goto oom;
@@ -464,6 +468,16 @@ int gw_server_journal_ok(gw_server *s)
     if (s->conf->journal.on_failure_continue)
         return 1;
     return gw_journal_healthy(s->journal);
+}
+
+void gw_server_set_events(gw_server *s, gw_events *ev)
+{
+    s->events = ev;
+}
+
+gw_events *gw_server_events(gw_server *s)
+{
+    return s->events;
 }
 
 int gw_server_ready(const gw_server *s)

@@ -18,7 +18,12 @@
 #include "conf/conf.h"
 #include "core/errors.h"
 #include "core/proxy.h"
+#include "journal/events.h"
 #include "journal/journal.h"
+
+/* With journal.on_failure "deny", nothing is forwarded while the journal's
+ * filesystem has less than this free: the record of the exchange must fit. */
+#define GW_JOURNAL_RESERVE_BYTES (64u * 1024u)
 #include "policy/policy.h"
 #include "policy/suspend.h"
 #include "stages/confs.h"
@@ -115,5 +120,10 @@ const gw_conf *gw_server_conf(const gw_server *s);
 int gw_server_ready(const gw_server *s);
 /* 1 when the journal can take records (or on_failure is "continue"). */
 int gw_server_journal_ok(gw_server *s);
+
+/* The security-events stream (journal/events.h), set before gw_server_start;
+ * not owned (main closes it after the workers stopped). NULL: none. */
+void gw_server_set_events(gw_server *s, gw_events *ev);
+gw_events *gw_server_events(gw_server *s);
 
 #endif

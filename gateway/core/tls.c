@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -62,6 +63,11 @@ static void describe_cert(X509 *x, gw_tls_peer *p)
         p->subject[n > 0 ? n : 0] = '\0';
         BIO_free(b);
     }
+    /* notAfter, for the cert.expiring security event */
+    struct tm tm;
+    const ASN1_TIME *na = X509_get0_notAfter(x);
+    if (na != NULL && ASN1_TIME_to_tm(na, &tm) == 1)
+        p->not_after = (long long)timegm(&tm);
 }
 
 /* Records what the chain check found without changing its verdict: the

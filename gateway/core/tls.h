@@ -19,6 +19,8 @@ typedef struct gw_tls_peer {
     char subject[256]; /* RFC 2253 one-line form, truncated */
     int verify_err;    /* first X509_V_ERR_* seen at depth 0..n, 0 when none */
     char version[16];  /* "TLSv1.3" */
+    /* the certificate's notAfter (Unix time), 0 when unknown */
+    long long not_after;
 } gw_tls_peer;
 
 /* Build the server context for <l>. Returns NULL and a malloc'd <*err>

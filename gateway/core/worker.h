@@ -32,12 +32,15 @@ typedef struct gw_worker {
     struct event *policies_ev;          /* activated by a reload: take the new set */
     struct gw_token_cache *token_cache; /* verified tokens of this worker */
     struct gw_deny_cache *deny_cache;   /* quota refusals known to this worker */
+    uint64_t journal_space_checked_ms;  /* last statvfs of the journal's filesystem */
+    int journal_low_space;              /* under GW_JOURNAL_RESERVE_BYTES free */
     struct gw_redis *redis;             /* this worker's Redis client (redis store) */
 } gw_worker;
 
 struct gw_server {
     const gw_conf *conf;
     gw_journal *journal;
+    gw_events *events; /* security events, NULL: none (not owned) */
     gw_listener_rt *listeners;
     size_t nlisteners;
     gw_upstream *upstreams;
@@ -52,7 +55,8 @@ struct gw_server {
     gw_policy_set *policies; /* current set, under policies_lock */
     gw_oauth *oauth;
     gw_quota *quota;
-    gw_memlog *token_rate; /* token requests per client, all workers */
+    gw_memlog *token_rate;  /* token requests per client, all workers */
+    char journal_dir[4096]; /* directory of the journal file, for statvfs */
 };
 
 /* conn.c */

@@ -46,6 +46,7 @@ static gw_verdict store_failed(gw_access *a, const char *key, unsigned limit)
     a->quota_store = "degraded";
     a->quota_degraded = 1;
     if (q->on_failure == GW_QFAIL_DENY) {
+        headers(a, limit, 0, 1000); /* no decision: nothing left, retry in 1 s */
         snprintf(a->retry_after, sizeof(a->retry_after), "1");
         gw_access_resp_header(a, "Retry-After", a->retry_after);
         return gw_access_reject(a, GW_ERR_QUOTA_UNAVAILABLE, NULL);
