@@ -1004,11 +1004,150 @@ static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
     opt_uint(x, o, "timeouts", "drain_ms", 1, 3600000, &t->drain_ms);
 }
 
+/* ---- journal.events (gateway/journal/events.h) ---- */
+
+/* A journal file path <s> at <p>: absolute, not a directory, in a directory
+ * that exists. Returns the malloc'd path, or NULL with the error reported. */
+static char *events_file(ctx *x, const char *p, const char *s)
+{
+    char cb[512];
+    struct stat st;
+    if (s[0] == '\0') {
+        err(x, p, "must not be empty");
+        return NULL;
+    }
+    char *abs = resolve(x->dir, s);
+    char *slash = abs != NULL ? strrchr(abs, '/') : NULL;
+    if (slash == NULL) {
+        err(x, p, "out of memory");
+        free(abs);
+        return NULL;
+    }
+    if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode)) {
+        err(x, p, "\"%s\" is a directory", clean(cb, sizeof(cb), abs, 400));
+        free(abs);
+        return NULL;
+    }
+    char *d = slash == abs ? strdup("/") : strndup(abs, (size_t)(slash - abs));
+    if (d == NULL || check_dir(x, p, d) < 0) {
+        if (d == NULL)
+            err(x, p, "out of memory");
+        free(abs);
+        abs = NULL;
+    }
+    free(d);
+    return abs;
+}
+
+static void parse_events(ctx *x, json_t *jo, gw_conf *c)
+{
+    static const char *const keys[] = {
+        "path", "auth_failures", "enumeration", "quota_storm", "cert_expiry_days", "alert", NULL};
+    static const char *const auth_keys[] = {"threshold", "window_s", NULL};
+    static const char *const enum_keys[] = {"distinct_sirens", "window_s", NULL};
+    static const char *const storm_keys[] = {"refusals", "window_s", NULL};
+    static const char *const alert_keys[] = {"command", "min_severity", "max_per_minute", NULL};
+    static const char *const sev[] = {"low", "medium", "high", "critical"};
+    gw_conf_events *e = &c->journal.events;
+    char cb[512];
+    const char *s;
+    int path_given = 0;
+
+    e->auth_threshold = 10;
+    e->auth_window_s = 60;
+    e->enum_distinct = 100;
+    e->enum_window_s = 300;
+    e->storm_refusals = 100;
+    e->storm_window_s = 60;
+    e->cert_expiry_days = 30;
+    e->alert_min_severity = 2;
+    e->alert_max_per_minute = 10;
+    json_t *o = get_obj(x, jo, "journal", "events", 0);
+    if (o != NULL) {
+        check_keys(x, o, "journal.events", keys);
+        int r = get_str(x, o, "journal.events", "path", 0, &s);
+        path_given = r != ABSENT;
+        if (r == SET)
+            e->path = events_file(x, "journal.events.path", s);
+        json_t *a = get_obj(x, o, "journal.events", "auth_failures", 0);
+        if (a != NULL) {
+            check_keys(x, a, "journal.events.auth_failures", auth_keys);
+            opt_uint(x, a, "journal.events.auth_failures", "threshold", 1, 10000,
+                     &e->auth_threshold);
+            opt_uint(x, a, "journal.events.auth_failures", "window_s", 1, 86400, &e->auth_window_s);
+        }
+        a = get_obj(x, o, "journal.events", "enumeration", 0);
+        if (a != NULL) {
+            check_keys(x, a, "journal.events.enumeration", enum_keys);
+            opt_uint(x, a, "journal.events.enumeration", "distinct_sirens", 2, 10000,
+                     &e->enum_distinct);
+            opt_uint(x, a, "journal.events.enumeration", "window_s", 1, 86400, &e->enum_window_s);
+        }
+        a = get_obj(x, o, "journal.events", "quota_storm", 0);
+        if (a != NULL) {
+            check_keys(x, a, "journal.events.quota_storm", storm_keys);
+            opt_uint(x, a, "journal.events.quota_storm", "refusals", 1, 100000, &e->storm_refusals);
+            opt_uint(x, a, "journal.events.quota_storm", "window_s", 1, 86400, &e->storm_window_s);
+        }
+        opt_uint(x, o, "journal.events", "cert_expiry_days", 0, 365, &e->cert_expiry_days);
+        a = get_obj(x, o, "journal.events", "alert", 0);
+        if (a != NULL) {
+            check_keys(x, a, "journal.events.alert", alert_keys);
+            if (get_str(x, a, "journal.events.alert", "command", 1, &s) == SET) {
+                char *abs = s[0] ? resolve(x->dir, s) : NULL;
+                const char *why = NULL;
+                struct stat st;
+                if (abs != NULL && stat(abs, &st) < 0)
+                    why = strerror(errno);
+                else if (abs != NULL && !S_ISREG(st.st_mode))
+                    why = "not a regular file";
+                else if (abs != NULL && access(abs, X_OK) < 0)
+                    why = strerror(errno);
+                if (s[0] == '\0')
+                    err(x, "journal.events.alert.command", "must not be empty");
+                else if (abs == NULL)
+                    err(x, "journal.events.alert.command", "out of memory");
+                else if (why != NULL)
+                    err(x, "journal.events.alert.command", "cannot execute \"%s\": %s",
+                        clean(cb, sizeof(cb), abs, 400), why);
+                else {
+                    e->alert_command = abs;
+                    abs = NULL;
+                }
+                free(abs);
+            }
+            if (get_str(x, a, "journal.events.alert", "min_severity", 0, &s) == SET) {
+                int i = 0;
+                while (i < 4 && strcmp(s, sev[i]) != 0)
+                    i++;
+                if (i == 4)
+                    err(x, "journal.events.alert.min_severity",
+                        "must be \"low\", \"medium\", \"high\" or \"critical\"");
+                else
+                    e->alert_min_severity = i;
+            }
+            opt_uint(x, a, "journal.events.alert", "max_per_minute", 1, 1000,
+                     &e->alert_max_per_minute);
+        }
+    }
+    if (!path_given && c->journal.path != NULL) {
+        const char *slash = strrchr(c->journal.path, '/');
+        if (asprintf(&e->path, "%.*s/events.jsonl", (int)(slash - c->journal.path),
+                     c->journal.path) < 0) {
+            e->path = NULL;
+            err(x, "journal.events.path", "out of memory");
+        }
+    }
+    if (e->path != NULL && c->journal.path != NULL && strcmp(e->path, c->journal.path) == 0)
+        err(x, "journal.events.path", "must not be the access journal's path (\"%s\")",
+            clean(cb, sizeof(cb), e->path, 400));
+}
+
 static void parse_journal(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {"path",         "queue_size",   "sync_ms",
-                                       "rotate_bytes", "rotate_daily", "retention_days",
-                                       "checkpoint_s", "on_failure",   NULL};
+    static const char *const keys[] = {
+        "path",           "queue_size",   "sync_ms",    "rotate_bytes", "rotate_daily",
+        "retention_days", "checkpoint_s", "on_failure", "events",       NULL};
     char cb[512];
     const char *s;
 
@@ -1061,6 +1200,7 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
         else
             err(x, "journal.on_failure", "must be \"deny\" or \"continue\"");
     }
+    parse_events(x, o, c);
 }
 
 /* 0 when the file at <abs> holds something other than white space in its
@@ -1311,6 +1451,8 @@ void gw_conf_free(gw_conf *c)
         gw_route_free(&c->routes.routes[i]);
     free(c->routes.routes);
     free(c->journal.path);
+    free(c->journal.events.path);
+    free(c->journal.events.alert_command);
     free(c->admin.address);
     free(c->admin.token_file);
     free(c->policies_dir);

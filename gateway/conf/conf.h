@@ -87,6 +87,21 @@ typedef struct gw_conf_timeouts {
     unsigned drain_ms;     /* SIGTERM drain deadline, default 30000 */
 } gw_conf_timeouts;
 
+/* journal.events: the security-events stream (journal/events.h). */
+typedef struct gw_conf_events {
+    char *path;                    /* absolute; default <journal.path's directory>/events.jsonl */
+    unsigned auth_threshold;       /* auth_failures.threshold, default 10 */
+    unsigned auth_window_s;        /* auth_failures.window_s, default 60 */
+    unsigned enum_distinct;        /* enumeration.distinct_sirens, default 100 */
+    unsigned enum_window_s;        /* enumeration.window_s, default 300 */
+    unsigned storm_refusals;       /* quota_storm.refusals, default 100 */
+    unsigned storm_window_s;       /* quota_storm.window_s, default 60 */
+    unsigned cert_expiry_days;     /* default 30, 0: no cert.expiring events */
+    char *alert_command;           /* alert.command, absolute; NULL: no hook */
+    int alert_min_severity;        /* alert.min_severity: 0 low .. 3 critical, default 2 high */
+    unsigned alert_max_per_minute; /* alert.max_per_minute, default 10 */
+} gw_conf_events;
+
 typedef struct gw_conf_journal {
     char *path;              /* absolute path of the JSON Lines journal */
     size_t queue_size;       /* records queued before submit fails, default 65536 */
@@ -96,6 +111,7 @@ typedef struct gw_conf_journal {
     unsigned checkpoint_s;   /* signed checkpoint interval, default 60, 0: none */
     int on_failure_continue; /* 0 "deny" (default): no exchange without a record */
     unsigned sync_ms;        /* fdatasync period of the writer, default 1000 */
+    gw_conf_events events;   /* "events": the security-events stream */
 } gw_conf_journal;
 
 typedef struct gw_conf_admin {

@@ -1,0 +1,186 @@
+/*
+ * Security events: a second chained JSON Lines stream (CGU §8, issue 6
+ * point 7), next to the access journal and written by the same writer
+ * (gw_journal_open_opts: same chain, rotation, retention and checkpoints,
+ * verifiable with `opale-gateway --verify-journal`).
+ *
+ * The workers report what they see when a request or a TLS handshake ends
+ * (gw_events_request, gw_events_handshake); the main thread reports admin
+ * actions (gw_events_admin). Detectors keep small bounded state shared by the
+ * workers (16 mutex-striped hash tables per detector, least recently seen
+ * subject evicted past the caps, evictions counted) and write one record per
+ * event:
+ *
+ *   {"v":1,"type":"security_event","ts":"…","event":"auth.failures",
+ *    "severity":"high", …details…,"seq":N,"prev":"…","hash":"…"}
+ *
+ * Events at or above a severity can run an alert command, from a dedicated
+ * thread (posix_spawn, rate-limited, children reaped): a worker only appends
+ * to a bounded queue. docs/journal.md, "Security events", has the types,
+ * their details, the detectors' exact rules and the hook's contract.
+ *
+ * Every function accepts a NULL gw_events and then does nothing, so a server
+ * without an events stream needs no checks at the call sites.
+ */
+#ifndef GW_JOURNAL_EVENTS_H
+#define GW_JOURNAL_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal/journal.h"
+
+typedef struct gw_events gw_events;
+
+/* Stable type names (gw_event_type_name): part of the record format. */
+typedef enum gw_event_type {
+    GW_EV_AUTH_FAILURES = 0,    /* "auth.failures" */
+    GW_EV_CERT_UNKNOWN,         /* "cert.unknown" */
+    GW_EV_SIREN_ENUMERATION,    /* "siren.enumeration" */
+    GW_EV_QUOTA_STORM,          /* "quota.storm" */
+    GW_EV_MAINTENANCE_ACCESS,   /* "maintenance.access" */
+    GW_EV_CERT_EXPIRING,        /* "cert.expiring" */
+    GW_EV_ADMIN_RELOAD,         /* "admin.reload" */
+    GW_EV_ADMIN_RELOAD_REFUSED, /* "admin.reload_refused" */
+    GW_EV_ADMIN_SUSPEND,        /* "admin.suspend" */
+    GW_EV_ADMIN_RESUME,         /* "admin.resume" */
+    GW_EV__COUNT
+} gw_event_type;
+
+/* In increasing order; the config's journal.events.alert.min_severity stores
+ * the same numbers (0 low .. 3 critical). */
+typedef enum gw_event_severity {
+    GW_SEV_LOW = 0,
+    GW_SEV_MEDIUM = 1,
+    GW_SEV_HIGH = 2,
+    GW_SEV_CRITICAL = 3
+} gw_event_severity;
+
+const char *gw_event_type_name(gw_event_type t);         /* NULL when out of range */
+const char *gw_event_severity_name(gw_event_severity s); /* NULL when out of range */
+/* "low" .. "critical" -> 0..3; -1 for anything else. */
+int gw_event_severity_parse(const char *s);
+
+/* Defaults, used for the zero members of gw_events_opts. */
+#define GW_EVENTS_AUTH_THRESHOLD 10
+#define GW_EVENTS_AUTH_WINDOW_S 60
+#define GW_EVENTS_ENUM_DISTINCT 100
+#define GW_EVENTS_ENUM_WINDOW_S 300
+#define GW_EVENTS_STORM_REFUSALS 100
+#define GW_EVENTS_STORM_WINDOW_S 60
+#define GW_EVENTS_CERT_EXPIRY_DAYS 30
+#define GW_EVENTS_ALERT_PER_MINUTE 10
+#define GW_EVENTS_MAX_SUBJECTS 100000    /* per detector */
+#define GW_EVENTS_MAX_SLOTS 2000000      /* remembered timestamps per detector */
+#define GW_EVENTS_ALERT_TIMEOUT_MS 30000 /* an alert command running longer is killed */
+
+typedef struct gw_events_opts {
+    /* The stream: path, queue, rotation, retention, checkpoints and signer,
+     * exactly as for the access journal. Must be chained (raw = 0). */
+    gw_journal_opts journal;
+    /* auth.failures: >= auth_threshold failures from one IP, or with one
+     * certificate, within auth_window_s. */
+    unsigned auth_threshold, auth_window_s;
+    /* siren.enumeration: one consumer, >= enum_distinct SIRENs in enum_window_s. */
+    unsigned enum_distinct, enum_window_s;
+    /* quota.storm: >= storm_refusals 429s for one habilitation in storm_window_s. */
+    unsigned storm_refusals, storm_window_s;
+    /* cert.expiring: a certificate expiring within this many days; 0 uses
+     * the default, cert_expiry_off disables the check. */
+    unsigned cert_expiry_days;
+    int cert_expiry_off;
+    /* Alert hook: NULL or "" for none. Run as: command TYPE SEVERITY, with the
+     * event's JSON in OPALE_EVENT, for events >= alert_min_severity, at most
+     * alert_max_per_minute per minute (sliding). */
+    const char *alert_command;
+    gw_event_severity alert_min_severity;
+    unsigned alert_max_per_minute;
+    unsigned alert_timeout_ms; /* 0: GW_EVENTS_ALERT_TIMEOUT_MS */
+    /* Memory caps per detector; 0: the defaults above. */
+    size_t max_subjects;
+    size_t max_slots;
+} gw_events_opts;
+
+/* Open the stream (gw_journal_open_opts) and start the alert thread when a
+ * command is set. NULL and a malloc'd <*err> on failure. */
+gw_events *gw_events_open(const gw_events_opts *o, char **err);
+
+/* Stop the alert thread (queued alerts still run; running commands get a few
+ * seconds, then are killed; every child is reaped), then close the stream
+ * (drain, fdatasync). The callers of the report functions must have stopped. */
+void gw_events_close(gw_events *ev);
+
+/* SIGUSR1: reopen the stream's file (gw_journal_reopen). Main loop only. */
+void gw_events_reopen(gw_events *ev);
+
+/* The underlying chained journal (stats, health), or NULL. */
+gw_journal *gw_events_journal(gw_events *ev);
+
+/* A request has ended (its access record is being written). Strings may be
+ * NULL. Thread-safe; takes at most one stripe lock per detector concerned and
+ * never does I/O. */
+typedef struct gw_event_request {
+    const char *client_ip;       /* effective client address */
+    const char *cert_sha256;     /* presented certificate (hex), NULL when none */
+    const char *cert_subject;    /* its subject DN */
+    const char *consumer;        /* client_id of the identified habilitation */
+    const char *habilitation;    /* its id */
+    const char *siren;           /* SIREN of the path, when the route has one */
+    const char *reason;          /* journal reason of a refusal */
+    int auth_failure;            /* mtls.*, bearer.* (900901/900902), token.invalid_client */
+    int cert_unknown;            /* a verified certificate bound to no habilitation */
+    int throttled;               /* answered 429 */
+    long long maintenance_until; /* > 0: refused by a maintenance slot ending then (Unix s) */
+} gw_event_request;
+
+void gw_events_request(gw_events *ev, const gw_event_request *r);
+
+/* A TLS handshake has ended: refused (<refused> = the journal reason, an
+ * authentication failure) or completed (<refused> NULL: the certificate's
+ * expiry is checked). Thread-safe, no I/O. */
+typedef struct gw_event_handshake {
+    const char *client_ip;
+    const char *cert_sha256; /* NULL when no certificate was presented */
+    const char *cert_subject;
+    long long not_after; /* the certificate's notAfter (Unix s), 0 when unknown */
+    const char *refused;
+} gw_event_handshake;
+
+void gw_events_handshake(gw_events *ev, const gw_event_handshake *h);
+
+/* An admin action (type GW_EV_ADMIN_*): written at once. Members that do not
+ * apply: NULL, or -1 for the numbers. */
+typedef struct gw_event_admin {
+    const char *by;           /* "admin API" or "SIGHUP" */
+    const char *client_ip;    /* the admin API caller */
+    const char *consumer;     /* suspend/resume: the client_id */
+    const char *habilitation; /* its habilitation id */
+    long habilitations;       /* reload: habilitations now loaded */
+    long errors;              /* reload refused: number of errors */
+    const char *error;        /* reload refused: the first error; suspend: why not persisted */
+    int persisted;            /* suspend/resume: 1 saved to the suspensions file, 0 not */
+} gw_event_admin;
+
+void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a);
+
+typedef struct gw_events_stats {
+    uint64_t by_type[GW_EV__COUNT]; /* events raised, by type */
+    uint64_t refused;               /* records the stream refused (queue full, OOM) */
+    uint64_t tracked;               /* subjects held now, all detectors */
+    uint64_t evicted;               /* subjects evicted to stay within the caps */
+    uint64_t alerts_run;            /* alert commands started */
+    uint64_t alerts_failed;         /* could not start, exited non-zero, signalled, timed out */
+    uint64_t alerts_rate_limited;   /* not run: over max_per_minute */
+    uint64_t alerts_dropped;        /* not run: queue full or closing */
+    uint64_t alerts_running;        /* children not reaped yet */
+} gw_events_stats;
+
+/* Consistent enough for metrics (each counter exact, read one by one). */
+void gw_events_get_stats(gw_events *ev, gw_events_stats *st);
+
+/* FOR UNIT TESTS ONLY: the detectors' clock reads <ms> (milliseconds; the
+ * wall clock for certificate expiry is ms / 1000); 0 restores the real
+ * clocks. */
+void gw_events_test_set_time(gw_events *ev, long long ms);
+
+#endif
