@@ -857,3 +857,57 @@ class TestSigtermUnderLoad(JournalCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# --------------------------------------------------------------------------
+# Security events: the second chained stream and the alert hook
+
+
+class TestSecurityEvents(JournalCase):
+
+    def test_enumeration_raises_one_event_and_the_hook_runs(self):
+        require_binaries()
+        hook_out = os.path.join(make_tmpdir("events-hook"), "hook.log")
+        hook = os.path.join(os.path.dirname(hook_out), "hook.sh")
+        with open(hook, "w") as f:
+            f.write("#!/bin/sh\necho \"$1 $2 $OPALE_EVENT\" >> %s\n" % hook_out)
+        os.chmod(hook, 0o755)
+        events = {"enumeration": {"distinct_sirens": 3, "window_s": 300},
+                  "alert": {"command": hook, "min_severity": "medium", "max_per_minute": 10}}
+        st = Stack("events", conf_hook=conf_journal(checkpoint_s=1, events=events))
+        self.addCleanup(st.stop)
+        st.start()
+        events_path = os.path.join(os.path.dirname(st.journal_path), "events.jsonl")
+        sirens = ["732829320", "404833048", "356000000", "552100554"]
+        for s in sirens:
+            r = st.request("/opale/v1/entreprises/%s/comptes-bancaires" % s)
+            self.assertIn(r.status, (200, 403, 404), r.status)
+
+        def enum_events():
+            if not os.path.exists(events_path):
+                return []
+            out = []
+            for line in raw_lines(events_path):
+                p = parse_chained(line)
+                if p and p[0].get("event") == "siren.enumeration":
+                    out.append(p[0])
+            return out
+        self.assertTrue(wait_until(lambda: len(enum_events()) >= 1, WAIT),
+                        "no siren.enumeration event in %s" % events_path)
+        time.sleep(0.5)
+        evs = enum_events()
+        # four distinct SIRENs over a threshold of three: one event per window
+        self.assertEqual(len(evs), 1, evs)
+        self.assertEqual(evs[0].get("type"), "security_event")
+        self.assertIn(evs[0].get("severity"), ("medium", "high", "critical"))
+        def hook_ran():
+            if not os.path.exists(hook_out):
+                return False
+            with open(hook_out) as f:
+                return "siren.enumeration" in f.read()
+        self.assertTrue(wait_until(hook_ran, WAIT), "the alert hook did not run")
+        # the stream is chained like the access journal and verifies
+        time.sleep(1.5)
+        self.assertChain([events_path])
+        rc, out, err = verify_cli(st, events_path)
+        self.assertEqual(rc, 0, out + err)
