@@ -41,6 +41,20 @@ c.get("oauth", {})["issuer"] = "https://localhost:%s" % gp
 c["admin"] = {"address": "127.0.0.1", "port": int(ap), "token_file": os.path.join(pki, "admin.token")}
 c.setdefault("access", {})["suspensions_file"] = os.path.join(work, "suspensions.json")
 json.dump(c, open(dst, "w"), indent=1)
+# A second configuration, for the maintenance tour: a forced slot around now.
+import time
+m = json.loads(json.dumps(c))
+now = time.gmtime()
+start = (now.tm_hour * 60 + now.tm_min - 1) % 1440
+end = (start + 30) % 1440
+m["listeners"][0]["port"] = int(gp) + 0  # replaced by the shell below
+m.pop("admin", None)
+m["journal"]["path"] = os.path.join(work, "journal", "maintenance.jsonl")
+m["journal"]["events"] = {"path": os.path.join(work, "journal", "maintenance-events.jsonl")}
+m["access"]["suspensions_file"] = os.path.join(work, "suspensions-maint.json")
+m["access"]["maintenance"] = {"timezone": "UTC", "force": True,
+    "slots": [{"daily": "%02d:%02d-%02d:%02d" % (start // 60, start % 60, end // 60, end % 60)}]}
+json.dump(m, open(os.path.join(work, "gateway-maint.json"), "w"), indent=1)
 PY
 
 if ! "$gw" --export-jwks -c "$work/gateway.json" >"$work/jwks.json"; then
@@ -140,6 +154,24 @@ for i in $(seq 1 55); do
 done
 echo "   55 more calls: $ok answered 200, $throttled refused 429"
 echo "$first429" | grep -iE '^(HTTP|RateLimit|Retry-After)|erreur' | sed 's/^/   /' | tr -d '\r'
+echo
+echo "== Maintenance: a second gateway with a (forced) maintenance slot in progress"
+mp2=$(free_port)
+python3 - "$work/gateway-maint.json" "$mp2" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["listeners"][0]["port"] = int(sys.argv[2])
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PY
+"$gw" -c "$work/gateway-maint.json" 2>"$work/gateway-maint.log" &
+gw2_pid=$!
+for _ in $(seq 1 50); do grep -q ready "$work/gateway-maint.log" && break; sleep 0.1; done
+for path in "$D?annee=2023" "/opale/v1/etatSante"; do
+  out=$(curl -s -i --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/client-commune.crt" --key "$pki/client-commune.key" \
+        "${C[@]}" "${T[@]}" "https://localhost:$mp2$path")
+  echo "   GET $path"
+  echo "$out" | grep -iE '^(HTTP|Retry-After)|erreur|maintenance' | sed 's/^/   -> /' | tr -d '\r'
+done
+kill -TERM "$gw2_pid" 2>/dev/null; wait "$gw2_pid" 2>/dev/null
 echo
 call "No client certificate" "" "/opale/v1/etatSante"
 call "Expired client certificate" client-expired "/opale/v1/etatSante"
