@@ -104,6 +104,21 @@ static void security_metrics(gw_admin *a, struct evbuffer *b)
                         (unsigned long long)es.alerts_dropped);
 }
 
+static void consumer_metric(void *arg, const char *id, const gw_consumer_counts *c)
+{
+    struct evbuffer *b = arg;
+    for (int k = 1; k < 6; k++)
+        if (c->by_class[k] > 0)
+            evbuffer_add_printf(b,
+                                "opale_consumer_requests_total{consumer=\"%s\",class=\"%dxx\"} "
+                                "%lu\n",
+                                id, k, c->by_class[k]);
+    evbuffer_add_printf(b, "opale_consumer_quota_total{consumer=\"%s\",outcome=\"admitted\"} %lu\n",
+                        id, c->quota_admitted);
+    evbuffer_add_printf(b, "opale_consumer_quota_total{consumer=\"%s\",outcome=\"refused\"} %lu\n",
+                        id, c->quota_refused);
+}
+
 static void metrics(gw_admin *a, struct evbuffer *b)
 {
     gw_stats *s = gw_server_stats(a->srv);
@@ -127,6 +142,34 @@ static void metrics(gw_admin *a, struct evbuffer *b)
         evbuffer_add_printf(b, "opale_denials_total{reason=\"%s\",code=\"%s\"} %lu\n", d->reason,
                             d->code, LD(s->denials[i]));
     }
+    metric(b, "opale_route_requests_total", "Requests by route and status class.", "counter");
+    const gw_conf *conf = gw_server_conf(a->srv);
+    for (size_t r = 0; r < conf->routes.n && r < GW_ROUTE_MAX_ROUTES + 3; r++)
+        for (int k = 1; k < 6; k++)
+            evbuffer_add_printf(b, "opale_route_requests_total{route=\"%s\",class=\"%dxx\"} %lu\n",
+                                conf->routes.routes[r].name, k, LD(s->route_class[r][k]));
+    static const char *const local_names[] = {"token", "jwks", "(none)"};
+    for (size_t r = 0; r < 3; r++)
+        for (int k = 1; k < 6; k++)
+            evbuffer_add_printf(b, "opale_route_requests_total{route=\"%s\",class=\"%dxx\"} %lu\n",
+                                local_names[r], k, LD(s->route_class[GW_ROUTE_MAX_ROUTES + r][k]));
+    metric(b, "opale_consumer_requests_total", "Requests by consumer and status class.", "counter");
+    gw_consumer_each(a->srv, consumer_metric, b);
+    metric(b, "opale_tls_refusals_total", "Refused handshakes by reason.", "counter");
+    for (size_t r = 0; r < GW_TLS_REASONS; r++)
+        evbuffer_add_printf(b, "opale_tls_refusals_total{reason=\"%s\"} %lu\n",
+                            gw_tls_reason_names[r], LD(s->handshake_reason[r]));
+    metric(b, "opale_upstream_duration_ms", "Upstream exchange latency.", "histogram");
+    unsigned long ucum = 0;
+    for (int i = 0; i < 11; i++) {
+        ucum += LD(s->upstream_latency_bucket[i]);
+        evbuffer_add_printf(b, "opale_upstream_duration_ms_bucket{le=\"%u\"} %lu\n",
+                            gw_latency_bounds_ms[i], ucum);
+    }
+    ucum += LD(s->upstream_latency_bucket[11]);
+    evbuffer_add_printf(b, "opale_upstream_duration_ms_bucket{le=\"+Inf\"} %lu\n", ucum);
+    evbuffer_add_printf(b, "opale_upstream_duration_ms_sum %lu\n", LD(s->upstream_latency_sum_ms));
+    evbuffer_add_printf(b, "opale_upstream_duration_ms_count %lu\n", ucum);
     metric(b, "opale_upstream_errors_total", "Upstream connect, reset, timeout or protocol errors.",
            "counter");
     evbuffer_add_printf(b, "opale_upstream_errors_total %lu\n", LD(s->upstream_errors));
@@ -205,6 +248,12 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                         "opale_journal_events_total{event=\"retention_delete\"} %llu\n",
                         (unsigned long long)js.rotations, (unsigned long long)js.checkpoints,
                         (unsigned long long)js.files_deleted);
+    metric(b, "opale_journal_write_us", "Journal batch writes (writev), microseconds.", "summary");
+    evbuffer_add_printf(b,
+                        "opale_journal_write_us_sum %llu\nopale_journal_write_us_count %llu\n"
+                        "opale_journal_write_us_max %llu\n",
+                        (unsigned long long)js.write_us_sum, (unsigned long long)js.write_batches,
+                        (unsigned long long)js.write_us_max);
     metric(b, "opale_journal_healthy", "1 while the journal writes normally.", "gauge");
     evbuffer_add_printf(b, "opale_journal_healthy %d\n", gw_journal_healthy(a->journal));
     metric(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge");

@@ -286,6 +286,27 @@ static void record_stats(gw_conn *c, gw_req *q)
             atomic_fetch_add_explicit(&s->quota_degraded, 1, memory_order_relaxed);
         atomic_store_explicit(&s->quota_store_degraded, q->a.quota_degraded, memory_order_relaxed);
     }
+    size_t ri = GW_ROUTE_MAX_ROUTES + 2; /* none */
+    if (q->a.route != NULL)
+        ri = (size_t)(q->a.route - c->w->srv->conf->routes.routes);
+    else if (q->local_route != NULL)
+        ri = GW_ROUTE_MAX_ROUTES + (q->local_route[0] == 't' ? 0 : 1);
+    if (ri < GW_ROUTE_MAX_ROUTES + 3 && cls >= 0 && cls < 6)
+        atomic_fetch_add_explicit(&s->route_class[ri][cls], 1, memory_order_relaxed);
+    if (q->a.policy != NULL) {
+        int qo = 0;
+        if (q->a.quota_ran || q->a.quota_degraded)
+            qo = (q->err == GW_ERR_THROTTLED || q->err == GW_ERR_QUOTA_UNAVAILABLE) ? -1 : 1;
+        gw_consumer_count(c->w->srv, q->a.policy->client_id, q->status, qo);
+    }
+    if (q->upstream_addr[0] && q->upstream_ms >= 0) {
+        size_t ub = 0;
+        while (ub < 11 && (unsigned long)q->upstream_ms > gw_latency_bounds_ms[ub])
+            ub++;
+        atomic_fetch_add_explicit(&s->upstream_latency_bucket[ub], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->upstream_latency_sum_ms, (unsigned long)q->upstream_ms,
+                                  memory_order_relaxed);
+    }
     unsigned long ms = (unsigned long)(gw_now_ms() - q->t0);
     size_t b = 0;
     while (b < 11 && ms > gw_latency_bounds_ms[b])
@@ -831,6 +852,8 @@ static void handshake_refused(gw_conn *c, unsigned long ssl_err)
     r.request_id = rid;
     r.decision = "deny";
     r.reason = gw_tls_refusal_reason(&c->peer, ssl_err);
+    atomic_fetch_add_explicit(&stats(c)->handshake_reason[gw_tls_reason_index(r.reason)], 1,
+                              memory_order_relaxed);
     journal_submit(c, &r, NULL);
     events_handshake(c, r.reason);
 }
@@ -936,6 +959,8 @@ static void start_tls(gw_conn *c)
 
 static void proxy_refused(gw_conn *c, const char *reason)
 {
+    atomic_fetch_add_explicit(&stats(c)->handshake_reason[gw_tls_reason_index(reason)], 1,
+                              memory_order_relaxed);
     gw_journal_rec r;
     memset(&r, 0, sizeof(r));
     r.client_port = -1;

@@ -18,6 +18,104 @@
 
 const unsigned gw_latency_bounds_ms[11] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 
+const char *const gw_tls_reason_names[GW_TLS_REASONS] = {
+    "tls.no_cert",          "tls.cert_expired", "tls.cert_not_yet_valid",
+    "tls.cert_unknown_ca",  "tls.cert_revoked", "tls.crl",
+    "tls.cert_invalid",     "tls.protocol",     "tls.handshake",
+    "proxy.untrusted_peer", "proxy.bad_header", "other"};
+
+size_t gw_tls_reason_index(const char *reason)
+{
+    for (size_t i = 0; reason != NULL && i < GW_TLS_REASONS - 1; i++)
+        if (strcmp(reason, gw_tls_reason_names[i]) == 0)
+            return i;
+    return GW_TLS_REASONS - 1;
+}
+
+/* ---- per-consumer counters: one mutex, a chained hash (bounded) ---- */
+
+typedef struct centry {
+    struct centry *next;
+    char id[129];
+    gw_consumer_counts c;
+} centry;
+
+typedef struct cstats {
+    pthread_mutex_t mu;
+    centry *b[4096];
+    size_t n;
+    gw_consumer_counts other;
+} cstats;
+
+static cstats *cstats_get(gw_server *s)
+{
+    return s->cstats;
+}
+
+void gw_consumer_count(gw_server *s, const char *client_id, int status, int quota_outcome)
+{
+    cstats *cs = cstats_get(s);
+    if (cs == NULL || client_id == NULL)
+        return;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = client_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    pthread_mutex_lock(&cs->mu);
+    centry *e = cs->b[h % 4096];
+    while (e != NULL && strcmp(e->id, client_id) != 0)
+        e = e->next;
+    if (e == NULL && cs->n < GW_CONSUMER_STATS_MAX && strlen(client_id) < sizeof(e->id)) {
+        e = calloc(1, sizeof(*e));
+        if (e != NULL) {
+            strcpy(e->id, client_id);
+            e->next = cs->b[h % 4096];
+            cs->b[h % 4096] = e;
+            cs->n++;
+        }
+    }
+    gw_consumer_counts *c = e ? &e->c : &cs->other;
+    int cls = status / 100;
+    if (cls >= 0 && cls < 6)
+        c->by_class[cls]++;
+    if (quota_outcome > 0)
+        c->quota_admitted++;
+    else if (quota_outcome < 0)
+        c->quota_refused++;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+void gw_consumer_each(gw_server *s,
+                      void (*cb)(void *arg, const char *client_id, const gw_consumer_counts *c),
+                      void *arg)
+{
+    cstats *cs = cstats_get(s);
+    if (cs == NULL)
+        return;
+    pthread_mutex_lock(&cs->mu);
+    for (size_t i = 0; i < 4096; i++)
+        for (centry *e = cs->b[i]; e != NULL; e = e->next)
+            cb(arg, e->id, &e->c);
+    if (cs->n >= GW_CONSUMER_STATS_MAX)
+        cb(arg, "(other)", &cs->other);
+    pthread_mutex_unlock(&cs->mu);
+}
+
+static void cstats_free(cstats *cs)
+{
+    if (cs == NULL)
+        return;
+    for (size_t i = 0; i < 4096; i++) {
+        centry *e = cs->b[i];
+        while (e != NULL) {
+            centry *n = e->next;
+            free(e);
+            e = n;
+        }
+    }
+    pthread_mutex_destroy(&cs->mu);
+    free(cs);
+}
+
 static char *errdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *errdup(const char *fmt, ...)
 {
@@ -39,6 +137,10 @@ gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
     s->conf = conf;
     s->journal = journal;
     pthread_mutex_init(&s->policies_lock, NULL);
+    s->cstats = calloc(1, sizeof(cstats));
+    if (s->cstats == NULL)
+        goto oom;
+    pthread_mutex_init(&((cstats *)s->cstats)->mu, NULL);
     snprintf(s->journal_dir, sizeof(s->journal_dir), "%s", conf->journal.path);
     char *slash = strrchr(s->journal_dir, '/');
     if (slash != NULL)
@@ -333,6 +435,7 @@ void gw_server_free(gw_server *s)
     gw_quota_free(s->quota);
     gw_memlog_free(s->token_rate);
     pthread_mutex_destroy(&s->policies_lock);
+    cstats_free(s->cstats);
     free(s);
 }
 

@@ -30,6 +30,12 @@
 #include "quota/quota.h"
 #include "token/oauth.h"
 
+#define GW_ROUTE_MAX_ROUTES 256
+#define GW_TLS_REASONS 12
+/* The refused-handshake reasons counted in gw_stats.handshake_reason. */
+extern const char *const gw_tls_reason_names[GW_TLS_REASONS];
+size_t gw_tls_reason_index(const char *reason);
+
 /* Counters read by the admin listener (relaxed atomics: a metric may be a
  * request behind, never wrong in total). */
 typedef struct gw_stats {
@@ -53,6 +59,12 @@ typedef struct gw_stats {
     atomic_ulong tokens_issued;
     atomic_ulong token_cache_hits;
     atomic_ulong token_cache_misses;
+    /* by route (index in the route table; then "token", "jwks", none) and
+     * status class */
+    atomic_ulong route_class[GW_ROUTE_MAX_ROUTES + 3][6];
+    atomic_ulong handshake_reason[GW_TLS_REASONS];
+    atomic_ulong upstream_latency_bucket[12];
+    atomic_ulong upstream_latency_sum_ms;
     atomic_ulong reloads_ok;
     atomic_ulong reloads_failed;
 } gw_stats;
@@ -125,5 +137,19 @@ int gw_server_journal_ok(gw_server *s);
  * not owned (main closes it after the workers stopped). NULL: none. */
 void gw_server_set_events(gw_server *s, gw_events *ev);
 gw_events *gw_server_events(gw_server *s);
+
+/* Per-consumer counters (requests by status class, quota decisions), for
+ * /metrics; at most GW_CONSUMER_STATS_MAX consumers, the rest counted under
+ * "(other)". Thread-safe. */
+#define GW_CONSUMER_STATS_MAX 100000
+typedef struct gw_consumer_counts {
+    unsigned long by_class[6];
+    unsigned long quota_admitted, quota_refused;
+} gw_consumer_counts;
+void gw_consumer_count(gw_server *s, const char *client_id, int status, int quota_outcome);
+/* Call <cb> for each consumer seen (under a lock: <cb> must not block). */
+void gw_consumer_each(gw_server *s,
+                      void (*cb)(void *arg, const char *client_id, const gw_consumer_counts *c),
+                      void *arg);
 
 #endif

@@ -57,6 +57,7 @@ struct gw_server {
     gw_quota *quota;
     gw_memlog *token_rate;  /* token requests per client, all workers */
     char journal_dir[4096]; /* directory of the journal file, for statvfs */
+    void *cstats;           /* per-consumer counters (server.c) */
 };
 
 /* conn.c */

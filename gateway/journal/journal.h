@@ -34,6 +34,9 @@ typedef struct gw_journal_stats {
     uint64_t rotations;     /* files switched by the writer (size, day, reopen) */
     uint64_t checkpoints;   /* checkpoint records written */
     uint64_t files_deleted; /* rotated files deleted by retention */
+    uint64_t write_us_sum;  /* time spent writing batches (writev), microseconds */
+    uint64_t write_batches; /* batches written */
+    uint64_t write_us_max;  /* the slowest batch */
 } gw_journal_stats;
 
 /* Open (append, create 0640) <path> and start the writer thread. Returns NULL

@@ -59,3 +59,36 @@ class TestMaxConnections(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestMetrics(unittest.TestCase):
+
+    def test_metric_families_count_what_happened(self):
+        require_binaries()
+        st = Stack("metrics")
+        self.addCleanup(st.stop)
+        st.start()
+        ok = st.request("/opale/v1/entreprises/732829320/declarations?annee=2023")
+        self.assertEqual(ok.status, 200)
+        self.assertEqual(st.request("/opale/v1/nope").status, 404)
+        with self.assertRaises((ssl.SSLError, OSError, harness.PeerClosed)):
+            s = st.tls_connect(cert_name=None)
+            send_raw(s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            read_response(s)
+        status, text = st.admin_call("GET", "/metrics")
+        self.assertEqual(status, 200)
+
+        def value(prefix):
+            lines = [l for l in text.splitlines() if l.startswith(prefix + " ")]
+            self.assertEqual(len(lines), 1, prefix)
+            return int(lines[0].rsplit(" ", 1)[1])
+        self.assertEqual(value('opale_route_requests_total{route="declarations",class="2xx"}'), 1)
+        self.assertGreaterEqual(value('opale_route_requests_total{route="token",class="2xx"}'), 1)
+        self.assertEqual(value('opale_route_requests_total{route="(none)",class="4xx"}'), 1)
+        self.assertGreaterEqual(
+            value('opale_consumer_requests_total{consumer="commune-exemple-sandbox",class="2xx"}'), 2)
+        self.assertEqual(
+            value('opale_consumer_quota_total{consumer="commune-exemple-sandbox",outcome="admitted"}'), 1)
+        self.assertEqual(value('opale_tls_refusals_total{reason="tls.no_cert"}'), 1)
+        self.assertEqual(value("opale_upstream_duration_ms_count"), 1)
+        self.assertGreaterEqual(value("opale_journal_write_us_count"), 1)
