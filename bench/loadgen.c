@@ -286,7 +286,7 @@ struct options {
     long conns, threads;
     double duration, rate, timeout;
     uint64_t max_requests; /* 0: no bound but the duration */
-    const char *cert, *key, *cacert, *sni;
+    const char *cert, *key, *cacert, *sni, *sigalgs, *groups;
     int insecure, plain, new_conn, correlation_id, progress;
     const char *headers[MAX_HEADERS];
     int nheaders;
@@ -473,8 +473,9 @@ static void usage(FILE *f)
             "                         an IPv4 literal, [IPv6] or localhost\n"
             "  -c, --connections N    connections (default 10)\n"
             "  -t, --threads N        threads, one event loop each (default 1, at most -c)\n"
-            "  -d, --duration S       run for S seconds (default 10, at most 3600)\n"
-            "  -n, --requests N       stop after N requests (with -d as an upper bound)\n"
+            "  -d, --duration S       measure for S seconds (default 10, or 3600 with -n;\n"
+            "                         at most 3600), after the connections are open\n"
+            "  -n, --requests N       stop after N requests (-d still bounds the run)\n"
             "      --rate R           open loop: R requests/s in total, on a timetable; latency\n"
             "                         is measured from the scheduled time (default: closed loop)\n"
             "      --new-conn         a new connection (TLS handshake) per request\n"
@@ -483,6 +484,9 @@ static void usage(FILE *f)
             "      --insecure         do not verify the server certificate\n"
             "      --sni NAME         SNI and name checked in the server certificate\n"
             "                         (default localhost)\n"
+            "      --sigalgs LIST     TLS signature algorithms offered (OpenSSL syntax, e.g.\n"
+            "                         rsa_pss_rsae_sha256 to get an RSA server certificate)\n"
+            "      --groups LIST      TLS key-exchange groups offered (e.g. P-256:X25519)\n"
             "  -H, --header 'N: v'    add a request header (repeatable)\n"
             "      --correlation-id   a fresh UUID v4 X-Correlation-ID per request\n"
             "      --path P           request path; repeatable: rotate through them\n"
@@ -490,7 +494,8 @@ static void usage(FILE *f)
             "                         client certificate) and send the access_token as\n"
             "                         'Authorization: Bearer'\n"
             "      --token-scope S    add scope=S to that POST\n"
-            "      --timeout S        per connection attempt and per request (default 5)\n"
+            "      --timeout S        bounds each connection attempt, each request and the\n"
+            "                         connect phase (default 5)\n"
             "      --json FILE        write the results as JSON\n"
             "      --progress         a progress line each second on stderr\n"
             "      --plain            plain HTTP (http:// URL), for cross-checks\n"
@@ -515,7 +520,9 @@ static void parse_options(int argc, char **argv)
         OPT_TIMEOUT,
         OPT_JSON,
         OPT_PROGRESS,
-        OPT_PLAIN
+        OPT_PLAIN,
+        OPT_SIGALGS,
+        OPT_GROUPS
     };
     static const struct option lo[] = {
         {"url", required_argument, NULL, 'u'},
@@ -539,6 +546,8 @@ static void parse_options(int argc, char **argv)
         {"json", required_argument, NULL, OPT_JSON},
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"plain", no_argument, NULL, OPT_PLAIN},
+        {"sigalgs", required_argument, NULL, OPT_SIGALGS},
+        {"groups", required_argument, NULL, OPT_GROUPS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -648,6 +657,12 @@ static void parse_options(int argc, char **argv)
         case OPT_PLAIN:
             o->plain = 1;
             break;
+        case OPT_SIGALGS:
+            o->sigalgs = optarg;
+            break;
+        case OPT_GROUPS:
+            o->groups = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -675,8 +690,9 @@ static void parse_options(int argc, char **argv)
         usage_error("-t %ld: more threads than connections (-c %ld)", o->threads, o->conns);
     if ((o->cert == NULL) != (o->key == NULL))
         usage_error("--cert and --key go together");
-    if (o->plain && (o->cert || o->cacert || o->insecure))
-        usage_error("--plain takes no TLS option (--cert, --key, --cacert, --insecure)");
+    if (o->plain && (o->cert || o->cacert || o->insecure || o->sigalgs || o->groups))
+        usage_error("--plain takes no TLS option (--cert, --key, --cacert, --insecure, "
+                    "--sigalgs, --groups)");
     if (o->insecure && o->cacert)
         usage_error("--insecure and --cacert exclude each other");
     if (o->npaths == 0)
@@ -1666,6 +1682,10 @@ static void tls_setup(void)
     SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(g_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(g_ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (g_opt.sigalgs && SSL_CTX_set1_sigalgs_list(g_ctx, g_opt.sigalgs) != 1)
+        tls_die("--sigalgs");
+    if (g_opt.groups && SSL_CTX_set1_groups_list(g_ctx, g_opt.groups) != 1)
+        tls_die("--groups");
     static const unsigned char alpn[] = "\x08http/1.1";
     SSL_CTX_set_alpn_protos(g_ctx, alpn, sizeof alpn - 1);
     if (g_opt.cert) {
