@@ -71,8 +71,7 @@ typedef struct gw_policy_rules {
     size_t nknown_scopes;
 } gw_policy_rules;
 
-gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules,
-                                  gw_errlist *errs);
+gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules, gw_errlist *errs);
 /* Parse one policy file's text (for tests and --import-datapass checks). The
  * cross-file rules are not applied. Returns NULL with errors in <errs>. */
 gw_policy *gw_policy_parse(const char *file, const char *text, const gw_policy_rules *rules,

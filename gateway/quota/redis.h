@@ -29,14 +29,14 @@
 #include <event2/event.h>
 
 typedef struct gw_redis_conf {
-    char **nodes;          /* "host:port" (numeric IPv4/IPv6, "[::1]:6379") */
-    size_t nnodes;         /* standalone: 1; cluster: the seed nodes */
-    int cluster;           /* Redis Cluster routing (CLUSTER SLOTS, MOVED, ASK) */
-    unsigned timeout_ms;   /* per command (hiredis 0.14 has none), default 50 */
+    char **nodes;                /* "host:port" (numeric IPv4/IPv6, "[::1]:6379") */
+    size_t nnodes;               /* standalone: 1; cluster: the seed nodes */
+    int cluster;                 /* Redis Cluster routing (CLUSTER SLOTS, MOVED, ASK) */
+    unsigned timeout_ms;         /* per command (hiredis 0.14 has none), default 50 */
     unsigned connect_timeout_ms; /* default 500 */
-    unsigned max_inflight; /* commands waiting for a reply per connection, default 1024 */
-    unsigned backoff_min_ms; /* reconnect backoff with jitter, default 100 */
-    unsigned backoff_max_ms; /* default 5000 */
+    unsigned max_inflight;       /* commands waiting for a reply per connection, default 1024 */
+    unsigned backoff_min_ms;     /* reconnect backoff with jitter, default 100 */
+    unsigned backoff_max_ms;     /* default 5000 */
 } gw_redis_conf;
 
 typedef struct gw_redis gw_redis;
@@ -46,7 +46,7 @@ typedef struct gw_redis_reply {
     const char *reason; /* "redis.down", "redis.timeout", "redis.error", "redis.busy", ... */
     int admitted;
     unsigned remaining;
-    uint64_t reset_ms;  /* until the oldest entry leaves the window */
+    uint64_t reset_ms; /* until the oldest entry leaves the window */
 } gw_redis_reply;
 
 typedef void (*gw_redis_cb)(void *arg, const gw_redis_reply *r);

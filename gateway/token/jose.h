@@ -99,11 +99,11 @@ typedef struct gw_jws_rules {
 } gw_jws_rules;
 
 typedef struct gw_jws {
-    json_t *header;        /* owned */
-    json_t *payload;       /* owned */
+    json_t *header;  /* owned */
+    json_t *payload; /* owned */
     gw_alg alg;
-    const gw_jwk *key;     /* the key that verified it (in one of the sets) */
-    const gw_keyset *set;  /* the set the key came from */
+    const gw_jwk *key;    /* the key that verified it (in one of the sets) */
+    const gw_keyset *set; /* the set the key came from */
 } gw_jws;
 
 /* Verify <token>: parse strictly, find the key by "kid" in <sets> (first
@@ -114,18 +114,18 @@ typedef struct gw_jws {
  *   object, duplicate key), "jws.alg" (missing/unknown/not allowed, incl.
  *   "none" and HS*), "jws.kid" (missing or not a string), "jws.unknown_kid",
  *   "jws.alg_key_mismatch", "jws.crit", "jws.signature". */
-const char *gw_jws_verify(const char *token, size_t len, const gw_keyset *const *sets,
-                          size_t nsets, const gw_jws_rules *rules, gw_jws *out);
+const char *gw_jws_verify(const char *token, size_t len, const gw_keyset *const *sets, size_t nsets,
+                          const gw_jws_rules *rules, gw_jws *out);
 void gw_jws_clear(gw_jws *j);
 
 /* ---- JWT claims (RFC 7519, RFC 9068) ---- */
 
 typedef struct gw_jwt_rules {
     time_t now;
-    long leeway_s;           /* for exp, nbf, iat */
-    const char *issuer;      /* required "iss" (the key set's issuer) */
-    const char *audience;    /* must be "aud" or one of its array elements */
-    int require_cnf;         /* tokens of this gateway must carry cnf.x5t#S256 */
+    long leeway_s;        /* for exp, nbf, iat */
+    const char *issuer;   /* required "iss" (the key set's issuer) */
+    const char *audience; /* must be "aud" or one of its array elements */
+    int require_cnf;      /* tokens of this gateway must carry cnf.x5t#S256 */
 } gw_jwt_rules;
 
 #define GW_JWT_MAX_SCOPES 32
@@ -137,7 +137,7 @@ typedef struct gw_claims {
     char jti[129];
     char habilitation[32];
     char keytype[16];
-    char scope[1024]; /* space-separated as in the token */
+    char scope[1024];                /* space-separated as in the token */
     char *scopes[GW_JWT_MAX_SCOPES]; /* point into a private copy */
     size_t nscopes;
     char scope_buf[1024];
