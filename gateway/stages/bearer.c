@@ -25,31 +25,6 @@ static gw_verdict invalid(gw_access *a, const char *reason)
     return gw_access_reject(a, GW_ERR_TOKEN_INVALID, reason);
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* base64url(SHA-256(DER)) of the presented certificate, from its hex form. */
-static int cert_x5t(const char *hex, char out[48])
-{
-    unsigned char raw[32];
-    if (hex == NULL || strlen(hex) != 64)
-        return -1;
-    for (size_t i = 0; i < 32; i++) {
-        int h = hexval(hex[2 * i]), l = hexval(hex[2 * i + 1]);
-        if (h < 0 || l < 0)
-            return -1;
-        raw[i] = (unsigned char)(h << 4 | l);
-    }
-    char *b = gw_b64url_encode(raw, 32);
-    if (b == NULL)
-        return -1;
-    snprintf(out, 48, "%s", b);
-    free(b);
-    return 0;
-}
-
 static gw_verdict run(gw_access *a)
 {
     if (a->route->scope == NULL)
@@ -106,7 +81,7 @@ static gw_verdict run(gw_access *a)
     }
     a->token_identified = 1;
     char x5t[48];
-    if (cl->has_cnf && (cert_x5t(a->cert_sha256, x5t) < 0 || strcmp(cl->cnf_x5t, x5t) != 0))
+    if (cl->has_cnf && (gw_x5t_from_hex(a->cert_sha256, x5t) < 0 || strcmp(cl->cnf_x5t, x5t) != 0))
         return invalid(a, "bearer.cnf_mismatch");
     if (strcmp(cl->client_id, a->policy->client_id) != 0)
         return invalid(a, "bearer.client_mismatch");

@@ -163,30 +163,6 @@ static int basic_auth(const gw_http_request *r, const gw_policy *p)
     return CRYPTO_memcmp(hex, p->secret_sha256, 64) == 0;
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static int x5t_of(const char *hex, char out[48])
-{
-    unsigned char raw[32];
-    if (hex == NULL || strlen(hex) != 64)
-        return -1;
-    for (size_t i = 0; i < 32; i++) {
-        int h = hexval(hex[2 * i]), l = hexval(hex[2 * i + 1]);
-        if (h < 0 || l < 0)
-            return -1;
-        raw[i] = (unsigned char)(h << 4 | l);
-    }
-    char *b = gw_b64url_encode(raw, 32);
-    if (b == NULL)
-        return -1;
-    snprintf(out, 48, "%s", b);
-    free(b);
-    return 0;
-}
-
 /* granted = requested ∩ habilitation (all of the habilitation's when absent);
  * a requested scope outside the habilitation is an error. */
 static int grant_scopes(const gw_policy *p, const char *req, char *out, size_t cap)
@@ -334,7 +310,7 @@ void gw_token_endpoint(const gw_oauth *o, const gw_token_in *in, gw_token_out *o
         goto done;
     }
     char x5t[48];
-    if (x5t_of(in->cert_sha256, x5t) < 0) {
+    if (gw_x5t_from_hex(in->cert_sha256, x5t) < 0) {
         answer(out, 401, "invalid_client", "no client certificate", "token.invalid_client");
         goto done;
     }

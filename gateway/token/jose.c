@@ -376,6 +376,30 @@ void gw_x5t_s256(const unsigned char *der, size_t n, char out[48])
     b64url_encode_into(md, sizeof(md), out);
 }
 
+int gw_x5t_from_hex(const char *hex, char out[48])
+{
+    unsigned char raw[32];
+    if (hex == NULL || strlen(hex) != 64)
+        return -1;
+    for (size_t i = 0; i < 32; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = hex[2 * i + (size_t)k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v << 4 | d;
+        }
+        raw[i] = (unsigned char)v;
+    }
+    char *b = gw_b64url_encode(raw, 32);
+    if (b == NULL)
+        return -1;
+    snprintf(out, 48, "%s", b);
+    free(b);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ JWKS */
 
 static const char *const private_members[] = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"};

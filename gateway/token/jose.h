@@ -85,6 +85,10 @@ void gw_keyset_clear(gw_keyset *ks); /* frees issuer, keys, their pkeys */
 /* RFC 7638 thumbprint is not needed; SHA-256 helpers are: */
 /* base64url(SHA-256(<der>)) into <out> (43 chars + NUL), for cnf.x5t#S256. */
 void gw_x5t_s256(const unsigned char *der, size_t n, char out[48]);
+/* The same from the certificate's fingerprint as 64 lowercase hex chars (the
+ * form the TLS layer keeps): base64url of those 32 bytes. 0, or -1 when
+ * <hex> is NULL or not 64 lowercase hex chars. */
+int gw_x5t_from_hex(const char *hex, char out[48]);
 
 /* ---- JWS compact ---- */
 
