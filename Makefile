@@ -6,7 +6,8 @@ JOBS       ?= 2
 CTEST_ARGS ?=
 
 DEPS       = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
-             libhiredis-dev check node-llhttp redis-server redis-tools openssl python3 curl ca-certificates
+             libhiredis-dev check node-llhttp redis-server redis-tools openssl python3 curl ca-certificates \
+             nginx-light
 BENCH_DEPS = nginx-light wrk gnuplot-nox
 FUZZ_DEPS  = clang libclang-rt-14-dev
 BUILD_FUZZ ?= build-fuzz

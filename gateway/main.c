@@ -446,9 +446,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "opale-gateway: admin on %s:%u\n", conf->admin.address, conf->admin.port);
     }
     for (size_t i = 0; i < conf->nlisteners; i++)
-        fprintf(stderr, "opale-gateway: listener %s on %s:%u (%s)\n", conf->listeners[i].name,
+        fprintf(stderr, "opale-gateway: listener %s on %s:%u (%s)%s\n", conf->listeners[i].name,
                 conf->listeners[i].address, conf->listeners[i].port,
-                gw_env_name(conf->listeners[i].env));
+                gw_env_name(conf->listeners[i].env),
+                conf->listeners[i].access_off
+                    ? " WARNING: access \"off\", no access control (bench only)"
+                    : "");
     fprintf(stderr, "opale-gateway: ready (%u workers)\n", conf->workers);
     event_base_dispatch(a.base);
     gw_admin_stop(admin);

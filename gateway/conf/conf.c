@@ -600,8 +600,8 @@ static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listene
 
 static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l)
 {
-    static const char *const keys[] = {"name", "address",        "port", "environment",
-                                       "tls",  "proxy_protocol", NULL};
+    static const char *const keys[] = {"name", "address",        "port",   "environment",
+                                       "tls",  "proxy_protocol", "access", NULL};
     char pk[PATH_SZ];
     const char *s;
 
@@ -643,6 +643,24 @@ static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l
         parse_listener_tls(x, t, pk, l);
     }
     opt_bool(x, v, p, "proxy_protocol", &l->proxy_protocol);
+    /* "access": "off" is the bench's pass-through (S1 of bench/README.md):
+     * only the route stage runs. Refused unless the listener is a sandbox
+     * one without client certificates, so that it cannot switch off the
+     * controls of a listener that serves partners. */
+    if (get_str(x, v, p, "access", 0, &s) == SET) {
+        path_key(pk, p, "access");
+        if (strcmp(s, "enforce") == 0) {
+            l->access_off = 0;
+        } else if (strcmp(s, "off") == 0) {
+            l->access_off = 1;
+            if (l->env != GW_ENV_SANDBOX)
+                err(x, pk, "\"off\" is only allowed on a sandbox listener");
+            else if (l->client_auth != GW_CLIENT_AUTH_NONE)
+                err(x, pk, "\"off\" requires tls.client_auth \"none\" (bench only)");
+        } else {
+            err(x, pk, "must be \"enforce\" or \"off\"");
+        }
+    }
 }
 
 static void parse_listeners(ctx *x, json_t *root, gw_conf *c)

@@ -48,6 +48,7 @@ typedef struct gw_conf_listener {
     gw_client_auth client_auth; /* "required" (default) or "none" (bench only) */
     int session_tickets;        /* default 1 */
     int proxy_protocol;         /* expect a PROXY protocol v2 header (trusted proxies only) */
+    int access_off;             /* "access": "off": bench pass-through, route stage only */
 } gw_conf_listener;
 
 typedef struct gw_conf_upstream_server {

@@ -691,6 +691,7 @@ static void dispatch(gw_conn *c, gw_http_request *http)
     a->http = http;
     a->routes = &srv->conf->routes;
     a->env = c->lis->conf->env;
+    a->route_only = c->lis->conf->access_off;
     a->has_cert = c->peer.has_cert;
     a->cert_sha256 = c->peer.sha256;
     a->peer_family = c->peer_family;

@@ -19,6 +19,10 @@ gw_verdict gw_pipeline_run(gw_access *a)
 {
     while (a->next < gw_pipeline_len) {
         const gw_stage *s = gw_pipeline[a->next];
+        if (a->route_only && s != &gw_stage_route) {
+            a->next++;
+            continue;
+        }
         if (a->ran <= a->next)
             a->ran = a->next + 1;
         gw_verdict v = s->run(a);

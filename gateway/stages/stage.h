@@ -100,8 +100,9 @@ typedef struct gw_access {
     int local_status;
 
     /* pipeline bookkeeping */
-    size_t next; /* index of the next stage to run */
-    size_t ran;  /* stages whose done() must be called */
+    int route_only; /* listener "access": "off" (bench): the route stage alone */
+    size_t next;    /* index of the next stage to run */
+    size_t ran;     /* stages whose done() must be called */
     void *state[GW_STAGE_MAX];
     void (*on_done)(struct gw_access *a, gw_verdict v); /* set by core */
     void *owner;
