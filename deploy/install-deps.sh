@@ -19,5 +19,17 @@ else
   SUDO=
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Packages with a service (nginx, redis-server) must not start it: the tests
+# and the bench start their own instances on free loopback ports, and a
+# failed start (port 80 taken, no init system) must not fail the install.
+# A policy-rc.d that answers 101 ("action forbidden") does that; it is
+# removed afterwards unless one was there before.
+guard=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  guard=1
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
