@@ -374,6 +374,7 @@ int main(int argc, char **argv)
         .path = conf->journal.path,
         .queue_cap = conf->journal.queue_size,
         .sync_ms = conf->journal.sync_ms,
+        .batch_ms = conf->journal.batch_ms,
         .rotate_bytes = conf->journal.rotate_bytes,
         .rotate_daily = conf->journal.rotate_daily,
         .retention_days = conf->journal.retention_days,

@@ -1163,14 +1163,23 @@ static void parse_events(ctx *x, json_t *jo, gw_conf *c)
 
 static void parse_journal(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {
-        "path",           "queue_size",   "sync_ms",    "rotate_bytes", "rotate_daily",
-        "retention_days", "checkpoint_s", "on_failure", "events",       NULL};
+    static const char *const keys[] = {"path",
+                                       "queue_size",
+                                       "sync_ms",
+                                       "rotate_bytes",
+                                       "rotate_daily",
+                                       "retention_days",
+                                       "checkpoint_s",
+                                       "on_failure",
+                                       "events",
+                                       "batch_ms",
+                                       NULL};
     char cb[512];
     const char *s;
 
     c->journal.queue_size = 65536;
     c->journal.sync_ms = 1000;
+    c->journal.batch_ms = 2;
     c->journal.checkpoint_s = 60;
     c->journal.rotate_daily = 1;
     c->journal.retention_days = 365;
@@ -1204,6 +1213,7 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
     }
     opt_size(x, o, "journal", "queue_size", 1, 16777216, &c->journal.queue_size);
     opt_uint(x, o, "journal", "sync_ms", 1, 60000, &c->journal.sync_ms);
+    opt_uint(x, o, "journal", "batch_ms", 0, 1000, &c->journal.batch_ms);
     size_t rb = 0;
     opt_size(x, o, "journal", "rotate_bytes", 0, (long long)1 << 40, &rb);
     c->journal.rotate_bytes = rb;

@@ -112,6 +112,7 @@ typedef struct gw_conf_journal {
     unsigned checkpoint_s;   /* signed checkpoint interval, default 60, 0: none */
     int on_failure_continue; /* 0 "deny" (default): no exchange without a record */
     unsigned sync_ms;        /* fdatasync period of the writer, default 1000 */
+    unsigned batch_ms;       /* writer batching linger, default 2, 0: none */
     gw_conf_events events;   /* "events": the security-events stream */
 } gw_conf_journal;
 

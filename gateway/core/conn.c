@@ -33,6 +33,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include "core/bev.h"
 #include "core/forward.h"
 #include "core/tls.h"
 #include "core/util.h"
@@ -351,6 +352,8 @@ static void send_bytes(gw_conn *c, char *bytes, size_t len, int status)
     bufferevent_enable(c->bev, EV_WRITE);
     if (bufferevent_write(c->bev, bytes, len) < 0)
         c->close_after = 1;
+    else
+        gw_bev_write_now(c->bev);
     free(bytes);
 }
 

@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "core/bev.h"
 #include "core/tls.h"
 #include "core/util.h"
 
@@ -417,6 +418,8 @@ static int start(gw_proxy_call *call, int fresh)
         return -1;
     }
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    if (uc->connected || uc->reused)
+        gw_bev_write_now(uc->bev);
     arm(uc, uc->connected || uc->reused ? p->up->conf->response_timeout_ms
                                         : p->up->conf->connect_timeout_ms);
     return 0;

@@ -51,6 +51,11 @@ typedef struct gw_journal_opts {
     const char *path;
     size_t queue_cap;
     unsigned sync_ms;
+    /* Batching: once a line is queued, the writer waits up to this many
+     * milliseconds (or until JOURNAL_BATCH_LINES lines are queued) before it
+     * takes the batch, so that a busy gateway wakes it once per batch rather
+     * than once per record. 0: take every line at once. */
+    unsigned batch_ms;
     /* 1: write lines verbatim, no chain (what gw_journal_open does). The four
      * options below need a chained journal. */
     int raw;

@@ -154,6 +154,64 @@ class TestConfigCheck(unittest.TestCase):
         rc, out, err = run_gw("-t", "-c", conf)
         self.assertEqual(rc, 0, err)
 
+    # -- listeners[i].access: "off" only on a sandbox listener without client certificates
+
+    def _bench_listener(self, c, environment="sandbox", client_auth="none", access="off"):
+        """Append a second listener (so that the index in the messages is
+        checked) and return its index."""
+        lis = json.loads(json.dumps(c["listeners"][0]))
+        lis.update(name="bench", port=harness.free_port(), environment=environment)
+        lis["tls"]["client_auth"] = client_auth
+        if access is not None:
+            lis["access"] = access
+        c["listeners"].append(lis)
+        return len(c["listeners"]) - 1
+
+    def test_access_off_accepted_on_sandbox_without_client_auth(self):
+        path = self.bad(lambda c: self._bench_listener(c), "access-off-good.json")
+        rc, out, err = run_gw("-t", "-c", path)
+        self.assertEqual(rc, 0, err)
+        path = self.bad(lambda c: self._bench_listener(c, client_auth="required", access="enforce"),
+                        "access-enforce-good.json")
+        rc, out, err = run_gw("-t", "-c", path)
+        self.assertEqual(rc, 0, err)
+
+    def test_access_off_refused_on_production(self):
+        path = self.bad(lambda c: self._bench_listener(c, environment="production"), "access-off-prod.json")
+        rc, out, err = run_gw("-t", "-c", path)
+        self.assertEqual(rc, 1, err)
+        self.assertLocated(err, path, "listeners[1].access", '"off" is only allowed on a sandbox listener')
+
+    def test_access_off_refused_with_client_auth_required(self):
+        path = self.bad(lambda c: c["listeners"][0].__setitem__("access", "off"), "access-off-required.json")
+        rc, out, err = run_gw("-t", "-c", path)
+        self.assertEqual(rc, 1, err)
+        self.assertLocated(err, path, "listeners[0].access", '"off" requires tls.client_auth "none" (bench only)')
+        # client_auth absent means "required"
+        path = self.bad(lambda c: (c["listeners"][0]["tls"].pop("client_auth"),
+                                   c["listeners"][0].__setitem__("access", "off")), "access-off-default.json")
+        rc, out, err = run_gw("-t", "-c", path)
+        self.assertEqual(rc, 1, err)
+        self.assertLocated(err, path, "listeners[0].access", '"off" requires tls.client_auth "none" (bench only)')
+
+    def test_access_bad_value_refused(self):
+        for i, value in enumerate(("on", "OFF", "")):
+            path = self.bad(lambda c: self._bench_listener(c, access=value), "access-bad-%d.json" % i)
+            rc, out, err = run_gw("-t", "-c", path)
+            self.assertEqual(rc, 1, err)
+            self.assertLocated(err, path, "listeners[1].access", 'must be "enforce" or "off"')
+        path = self.bad(lambda c: self._bench_listener(c, access=False), "access-bad-type.json")
+        rc, out, err = run_gw("-t", "-c", path)
+        self.assertEqual(rc, 1, err)
+        self.assertLocated(err, path, "listeners[1].access", "must be a string")
+
+    def test_access_off_refused_at_start(self):
+        path = self.bad(lambda c: self._bench_listener(c, environment="production"), "access-off-start.json")
+        rc, out, err = run_gw("-c", path)
+        self.assertEqual(rc, 1, err)
+        self.assertLocated(err, path, "listeners[1].access", '"off" is only allowed on a sandbox listener')
+        self.assertNotIn("ready", err)
+
     def test_start_with_bad_config_exits_1(self):
         path = self.bad(lambda c: c["listeners"][0]["tls"].__setitem__("foo", 1), "bad-start.json")
         rc, out, err = run_gw("-c", path)

@@ -219,6 +219,7 @@ START_TEST(t_good)
     assert_path(l->crl, "%D/pki/crl.pem");
     ck_assert_int_eq(l->client_auth, GW_CLIENT_AUTH_REQUIRED);
     ck_assert_int_eq(l->session_tickets, 0);
+    ck_assert_int_eq(l->access_off, 0);
     l = &c->listeners[1];
     ck_assert_str_eq(l->name, "prod.v6");
     ck_assert_str_eq(l->address, "::1");
@@ -230,6 +231,7 @@ START_TEST(t_good)
     ck_assert_ptr_null(l->crl);
     ck_assert_int_eq(l->client_auth, GW_CLIENT_AUTH_NONE);
     ck_assert_int_eq(l->session_tickets, 1);
+    ck_assert_int_eq(l->access_off, 0);
 
     ck_assert_uint_eq(c->nupstreams, 2);
     const gw_conf_upstream *u = &c->upstreams[0];
@@ -364,6 +366,7 @@ START_TEST(t_defaults)
     ck_assert_str_eq(c->journal.path, "/tmp/j.jsonl"); /* absolute stays as written */
     ck_assert_uint_eq(c->journal.queue_size, 65536);
     ck_assert_uint_eq(c->journal.sync_ms, 1000);
+    ck_assert_uint_eq(c->journal.batch_ms, 2);
     ck_assert_int_eq(c->admin.enabled, 0);
     ck_assert_ptr_null(c->admin.address);
     ck_assert_ptr_null(c->admin.token_file);
@@ -489,6 +492,7 @@ static const bad_case bad[] = {
      {{"journal.queue_size", "0"}},
      {"%F: journal.queue_size: must be between 1 and 16777216"}},
     {NULL, {{"journal.sync_ms", "60001"}}, {"%F: journal.sync_ms: must be between 1 and 60000"}},
+    {NULL, {{"journal.batch_ms", "1001"}}, {"%F: journal.batch_ms: must be between 0 and 1000"}},
     {NULL,
      {{"timeouts.header_ms", "0"}},
      {"%F: timeouts.header_ms: must be between 1 and 3600000"}},
@@ -511,6 +515,20 @@ static const bad_case bad[] = {
     {NULL,
      {{"listeners[0].tls.client_auth", "\"optional\""}},
      {"%F: listeners[0].tls.client_auth: must be \"required\" or \"none\""}},
+    /* "access": "off" only on a sandbox listener without client certificates */
+    {NULL,
+     {{"listeners[1].access", "\"off\""}},
+     {"%F: listeners[1].access: \"off\" is only allowed on a sandbox listener"}},
+    {NULL,
+     {{"listeners[0].access", "\"off\""}},
+     {"%F: listeners[0].access: \"off\" requires tls.client_auth \"none\" (bench only)"}},
+    {NULL,
+     {{"listeners[0].access", "\"off\""}, {"listeners[0].tls.client_auth", NULL}},
+     {"%F: listeners[0].access: \"off\" requires tls.client_auth \"none\" (bench only)"}},
+    {NULL,
+     {{"listeners[1].environment", "\"sandbox\""}, {"listeners[1].access", "\"on\""}},
+     {"%F: listeners[1].access: must be \"enforce\" or \"off\""}},
+    {NULL, {{"listeners[0].access", "true"}}, {"%F: listeners[0].access: must be a string"}},
     {NULL,
      {{"upstreams[0].servers[0]", "\"localhost:9080\""}},
      {"%F: upstreams[0].servers[0]: must be \"IPv4:port\" or \"[IPv6]:port\""}},
@@ -747,6 +765,30 @@ START_TEST(t_bad)
 }
 END_TEST
 
+/* "access": "off" is accepted on a sandbox listener with client_auth "none";
+ * "enforce" is the default and is accepted anywhere. */
+START_TEST(t_access_off)
+{
+    gw_errlist errs = {0};
+    char *path = put_config("access.json", base_conf);
+    json_t *root = json_load_file(path, 0, NULL);
+    ck_assert_ptr_nonnull(root);
+    edit(root, "listeners[0].access", "\"enforce\"");
+    edit(root, "listeners[1].environment", "\"sandbox\"");
+    edit(root, "listeners[1].access", "\"off\"");
+    ck_assert_int_eq(json_dump_file(root, path, JSON_INDENT(2)), 0);
+    json_decref(root);
+    gw_conf *c = gw_conf_load(path, &errs);
+    ck_assert_msg(c != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_int_eq(c->listeners[0].access_off, 0);
+    ck_assert_int_eq(c->listeners[1].access_off, 1);
+    ck_assert_int_eq(c->listeners[1].env, GW_ENV_SANDBOX);
+    ck_assert_int_eq(c->listeners[1].client_auth, GW_CLIENT_AUTH_NONE);
+    gw_conf_free(c);
+    free(path);
+}
+END_TEST
+
 /* ---- the rest of the contract ---- */
 
 START_TEST(t_cannot_read)
@@ -966,6 +1008,7 @@ int main(void)
     tcase_add_test(tc, t_defaults);
     tcase_add_test(tc, t_workers_zero_admin_default);
     tcase_add_loop_test(tc, t_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+    tcase_add_test(tc, t_access_off);
     tcase_add_test(tc, t_cannot_read);
     tcase_add_test(tc, t_relative_file);
     tcase_add_test(tc, t_parse_text);

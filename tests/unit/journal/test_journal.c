@@ -1722,6 +1722,60 @@ END_TEST
 /* A checkpoint at close signs the head; the verifier checks it with the key,
  * and the stderr line gives the head to compare with later. A journal that
  * is reopened and closed without new records gets no second checkpoint. */
+/* Batching (batch_ms): lines queued while the writer lingers go out in one
+ * batch; a full batch (256 lines) wakes it before its linger ends; close
+ * writes what is still lingering. */
+START_TEST(batch_lines_written_together)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .batch_ms = 200});
+    for (int i = 0; i < 3; i++)
+        submit_rec(j, i);
+    wait_idle(j);
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.written, 3);
+    ck_assert_uint_eq(st.write_batches, 1);
+    gw_journal_close(j);
+}
+END_TEST
+
+START_TEST(batch_full_batch_wakes_writer)
+{
+    const char *p = tpath("j.log");
+    /* The linger is the maximum: only the full-batch signal can make the
+     * writer take the 256 lines before it ends. */
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .batch_ms = 1000});
+    for (int i = 0; i < 256; i++)
+        submit_rec(j, i);
+    gw_journal_stats st;
+    int waited = 0;
+    for (; waited < 700; waited++) {
+        gw_journal_get_stats(j, &st);
+        if (st.written == 256)
+            break;
+        usleep(1000);
+    }
+    ck_assert_msg(st.written == 256, "a full batch did not wake the writer (%llu written)",
+                  (unsigned long long)st.written);
+    ck_assert_uint_eq(st.write_batches, 1);
+    gw_journal_close(j);
+}
+END_TEST
+
+START_TEST(batch_close_writes_lingering_lines)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .batch_ms = 1000});
+    submit_rec(j, 7);
+    gw_journal_close(j);
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(p, &cs);
+    ck_assert_uint_eq(cs.records, 1);
+}
+END_TEST
+
 START_TEST(checkpoint_at_close)
 {
     const char *p = tpath("j.log");
@@ -1972,6 +2026,9 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, restart_continues_from_rotated);
     tcase_add_test(tc, retention_deletes_and_records);
     tcase_add_test(tc, checkpoint_at_close);
+    tcase_add_test(tc, batch_lines_written_together);
+    tcase_add_test(tc, batch_full_batch_wakes_writer);
+    tcase_add_test(tc, batch_close_writes_lingering_lines);
     tcase_add_test(tc, checkpoint_periodic);
     tcase_add_test(tc, open_opts_errors);
     tcase_add_test(tc, chain_write_error_keeps_head);

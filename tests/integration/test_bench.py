@@ -1,0 +1,595 @@
+"""Smoke test of the bench tooling, so that the bench never rots.
+
+- bench/nginx/genconf.py renders the nginx baseline, `nginx -t` accepts it,
+  and refuses a render whose certificates do not exist (the check can fail);
+- opale-loadgen (docs/loadgen.md) for about a second each: plain HTTP against
+  the mock (closed loop, then open loop at a fixed rate); mTLS and TLS through
+  the nginx baseline (with and without a client certificate); mTLS through
+  the gateway with a token from /token. Each time the JSON is parsed and
+  checked against the options, its own invariants and what the other side
+  counted (the mock's /__mock/stats, nginx's answers, the gateway's journal);
+- the listener key "access": "off" (the bench's S1 pass-through): only the
+  route stage runs, and a "none" listener without it still refuses.
+
+Environment: GW_LOADGEN_BIN (set by tests/CMakeLists.txt), plus the harness'
+variables; GW_NGINX_BIN overrides the nginx binary (default: nginx on PATH,
+else /usr/sbin/nginx). The nginx checks need nginx (Debian package
+nginx-light, in the Makefile's DEPS); they are skipped, and only they, when it
+is missing. Each loadgen run lasts RUN_S (1 s); the module takes ~15-30 s.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+import harness
+from harness import (SRCDIR, Stack, build_request, free_port, read_response, require_binaries, send_raw,
+                     stop_process, tls_connect)
+
+GW_LOADGEN_BIN = os.environ.get("GW_LOADGEN_BIN", "")
+NGINX_BIN = os.environ.get("GW_NGINX_BIN") or shutil.which("nginx") or "/usr/sbin/nginx"
+
+sys.path.insert(0, os.path.join(SRCDIR, "bench", "nginx"))
+import genconf  # noqa: E402  (bench/nginx/genconf.py)
+
+ETAT = "/opale/v1/etatSante"
+SIREN = "732829320"
+DECL = "/opale/v1/entreprises/%s/declarations?annee=2023" % SIREN
+RUN_S = 1.0            # measured duration of each loadgen run
+LOADGEN_TIMEOUT = 30   # wall-clock bound of one loadgen process
+JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.")
+
+
+def require_loadgen():
+    require_binaries()
+    if not GW_LOADGEN_BIN or not os.access(GW_LOADGEN_BIN, os.X_OK):
+        raise unittest.SkipTest("prerequisite missing: GW_LOADGEN_BIN=%r" % GW_LOADGEN_BIN)
+
+
+def require_nginx():
+    # Deliberately not the harness' "prerequisite missing" phrase: CTest would
+    # then report the whole module as skipped, hiding the other classes.
+    if not os.access(NGINX_BIN, os.X_OK):
+        raise unittest.SkipTest("nginx not installed (%s; Debian package nginx-light, in the Makefile's DEPS): "
+                                "the nginx baseline checks cannot run" % NGINX_BIN)
+
+
+def run_loadgen(workdir, args, timeout=LOADGEN_TIMEOUT):
+    """Run opale-loadgen with <args> plus --json; returns (rc, stdout,
+    stderr, parsed JSON or None). The process is registered with the harness
+    and killed if it outlives <timeout>."""
+    path = os.path.join(workdir, "loadgen-%d.json" % time.monotonic_ns())
+    proc = subprocess.Popen([GW_LOADGEN_BIN, *args, "--json", path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir)
+    harness._register(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process(proc, timeout=2.0)
+        out, err = proc.communicate()
+        raise AssertionError("opale-loadgen %s did not end within %d s; stderr:\n%s"
+                             % (" ".join(args), timeout, err.decode(errors="replace")))
+    finally:
+        stop_process(proc, timeout=2.0)
+    out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    doc = None
+    if os.path.exists(path):
+        with open(path) as f:
+            doc = json.load(f)
+    return proc.returncode, out, err, doc
+
+
+class LoadgenCase(unittest.TestCase):
+    maxDiff = 4000
+
+    def loadgen(self, args, workdir):
+        rc, out, err, doc = run_loadgen(workdir, args)
+        ctx = "opale-loadgen %s\nrc=%s\nstdout:\n%s\nstderr:\n%s" % (" ".join(args), rc, out, err[-3000:])
+        self.assertEqual(rc, 0, ctx)
+        self.assertIsInstance(doc, dict, "no JSON written; " + ctx)
+        # The summary on stdout and the JSON tell the same story.
+        m = re.search(r"requests\s+(\d+) completed, (\d+) failed, (\d+) unfinished", out)
+        self.assertIsNotNone(m, ctx)
+        self.assertEqual([int(g) for g in m.groups()],
+                         [doc["requests"][k] for k in ("completed", "failed", "unfinished")], ctx)
+        # Tokens never reach the output.
+        for text in (out, err, json.dumps(doc)):
+            self.assertNotRegex(text, JWT_RE)
+        return doc, ctx
+
+    def assertConfig(self, doc, **want):
+        cfg = doc["config"]
+        for k, v in want.items():
+            self.assertEqual(cfg.get(k), v, "config.%s: %r" % (k, cfg))
+
+    def assertSound(self, doc, ctx="", duration=RUN_S):
+        """The invariants of docs/loadgen.md, whatever the target answered."""
+        self.assertEqual(doc.get("tool"), "opale-loadgen", ctx)
+        req, resp, errs, lat = doc["requests"], doc["responses"], doc["errors"], doc["latency_us"]
+        self.assertGreater(req["completed"], 0, ctx)
+        self.assertEqual(req["started"], req["completed"] + req["failed"] + req["unfinished"], req)
+        self.assertLessEqual(req["sent"], req["started"], req)
+        self.assertEqual(sum(resp[k] for k in ("2xx", "3xx", "4xx", "5xx")), req["completed"], resp)
+        self.assertEqual(errs["total"], sum(errs[k] for k in ("connect", "tls", "closed", "parse", "timeout")),
+                         errs)
+        # elapsed: the -d asked for (a little more with scheduling delays)
+        self.assertGreaterEqual(doc["elapsed_s"], duration * 0.95, doc["elapsed_s"])
+        self.assertLess(doc["elapsed_s"], duration + 2.0, doc["elapsed_s"])
+        self.assertAlmostEqual(doc["throughput_rps"], req["completed"] / doc["elapsed_s"],
+                               delta=max(1.0, doc["throughput_rps"] * 0.01))
+        self.assertEqual(lat["count"], req["completed"], lat)
+        self.assertLessEqual(lat["min"], lat["p50"], lat)
+        self.assertLessEqual(lat["p50"], lat["p90"], lat)
+        self.assertLessEqual(lat["p90"], lat["p99"], lat)
+        self.assertLessEqual(lat["p99"], lat["p99_9"], lat)
+        self.assertLessEqual(lat["p99_9"], lat["max"], lat)
+        self.assertLessEqual(lat["min"], lat["mean"], lat)
+        self.assertLessEqual(lat["mean"], lat["max"], lat)
+        self.assertEqual(sum(b[2] for b in lat["histogram"]), lat["count"], "histogram does not add up")
+        self.assertGreater(doc["bytes_in"], 0, ctx)
+        conns = doc["connections"]
+        self.assertGreaterEqual(conns["attempts"], conns["established"], conns)
+        self.assertGreaterEqual(conns["established"], 1, conns)
+
+    def assertAll2xx(self, doc, ctx=""):
+        self.assertSound(doc, ctx)
+        self.assertEqual(doc["responses"]["2xx"], doc["requests"]["completed"], ctx)
+        self.assertEqual(doc["requests"]["failed"], 0, ctx)
+        self.assertEqual(doc["errors"]["total"], 0, ctx)
+
+
+def plain_mock(name):
+    """A Stack holding only an opale-mock without --jwks (no gateway): its
+    control helpers (mock_stats, mock_reset...) and stop() are the harness'."""
+    st = Stack(name, mock_jwks=False)
+    st.start_mock()
+    return st
+
+
+# --------------------------------------------------------------------------
+# opale-loadgen against the mock, plain HTTP
+
+
+class TestLoadgenMock(LoadgenCase):
+    @classmethod
+    def setUpClass(cls):
+        require_loadgen()
+        cls.mock = plain_mock("bench-mock")
+        cls.addClassCleanup(cls.mock.stop)
+        cls.url = "http://127.0.0.1:%d%s" % (cls.mock.mock_port, ETAT)
+
+    def test_closed_loop_plain(self):
+        m = self.mock
+        m.mock_stats()          # opens the control connection before the reset
+        m.mock_reset()
+        doc, ctx = self.loadgen(["--plain", "-u", self.url, "-c", "4", "-t", "2", "-d", "%g" % RUN_S,
+                                 "-H", "ID_Teleservice: TS-0001", "--correlation-id"], m.dir)
+        self.assertConfig(doc, url=self.url, tls=False, client_cert=False, verify=False, connections=4,
+                          threads=2, duration_s=RUN_S, max_requests=0, mode="closed", rate=0.0, new_conn=False,
+                          correlation_id=True, bearer_from_token_url=False, paths=[ETAT],
+                          headers=["ID_Teleservice: TS-0001"])
+        self.assertAll2xx(doc, ctx)
+        self.assertEqual(doc["connections"]["tls_handshakes"], 0, doc["connections"])
+        # The mock counted at least every completed request (and at most
+        # every one sent), on the keep-alive connections only.
+        stats = m.mock_stats()
+        self.assertGreaterEqual(stats["requests"], doc["requests"]["completed"], stats)
+        self.assertLessEqual(stats["requests"], doc["requests"]["sent"], stats)
+        self.assertEqual(stats["by_path"].get(ETAT), stats["requests"], stats)
+        self.assertEqual(stats["connections"], doc["connections"]["attempts"], stats)
+        # the last request carried the options
+        last = m.mock_last()
+        names = {n.lower(): v for n, v in last["headers"]}
+        self.assertEqual(names.get("id_teleservice"), "TS-0001", last)
+        self.assertRegex(names.get("x-correlation-id", ""), harness.UUID_RE)
+        self.assertEqual(names.get("host"), "127.0.0.1:%d" % m.mock_port, last)
+
+    def test_path_rotation_and_status_classes(self):
+        """--path rotates; a 404 of the mock is a response (4xx), not an error."""
+        m = self.mock
+        m.mock_stats()
+        m.mock_reset()
+        p404 = "/opale/v1/entreprises/999000001/declarations?annee=2023"
+        doc, ctx = self.loadgen(["--plain", "-u", "http://127.0.0.1:%d/" % m.mock_port, "-c", "1", "-d", "0.5",
+                                 "--path", ETAT, "--path", p404], m.dir)
+        self.assertSound(doc, ctx, duration=0.5)
+        self.assertEqual(doc["config"]["paths"], [ETAT, p404], doc["config"])
+        r = doc["responses"]
+        self.assertEqual(doc["errors"]["total"], 0, ctx)
+        self.assertLessEqual(abs(r["2xx"] - r["4xx"]), 1, r)   # one connection alternates
+        stats = m.mock_stats()
+        self.assertLessEqual(abs(stats["by_path"].get(ETAT, 0)
+                                 - stats["by_path"].get("/opale/v1/entreprises/999000001/declarations", 0)), 2,
+                             stats)
+
+    def test_open_loop_rate(self):
+        m = self.mock
+        m.mock_stats()
+        m.mock_reset()
+        doc, ctx = self.loadgen(["--plain", "-u", self.url, "-c", "4", "--rate", "200", "-d", "%g" % RUN_S],
+                                m.dir)
+        self.assertConfig(doc, mode="open", rate=200.0, connections=4, duration_s=RUN_S)
+        self.assertAll2xx(doc, ctx)
+        done = doc["requests"]["completed"]
+        self.assertGreaterEqual(done, 150, ctx)
+        self.assertLessEqual(done, 250, ctx)
+        self.assertIn("open loop at 200.0 req/s", ctx)
+        stats = m.mock_stats()
+        self.assertGreaterEqual(stats["requests"], done, stats)
+        self.assertLessEqual(stats["requests"], 250 + 4, stats)
+
+    def test_bad_command_line_exits_2(self):
+        r = subprocess.run([GW_LOADGEN_BIN, "-u", self.url], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=10)    # http:// without --plain
+        self.assertEqual(r.returncode, 2, r)
+        r = subprocess.run([GW_LOADGEN_BIN, "--plain", "-u", self.url, "-d", "3601"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(r.returncode, 2, r)
+
+    def test_dead_target_exits_1(self):
+        doc_dir = self.mock.dir
+        rc, out, err, doc = run_loadgen(doc_dir, ["--plain", "-u", "http://127.0.0.1:%d/" % harness.closed_port(),
+                                                  "-c", "1", "-d", "0.3", "--timeout", "1"])
+        self.assertEqual(rc, 1, (out, err))
+        self.assertIsInstance(doc, dict, err)
+        self.assertEqual(doc["requests"]["completed"], 0, doc["requests"])
+        self.assertGreater(doc["errors"]["connect"], 0, doc["errors"])
+
+
+# --------------------------------------------------------------------------
+# the nginx baseline
+
+
+class TestNginxConf(unittest.TestCase):
+    """genconf renders a config nginx -t accepts, and nginx -t is a real check."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_nginx()
+        cls.pki = harness.pki_dir()
+        cls.dir = harness.make_tmpdir("nginx-conf")
+
+    def render(self, sub, pki):
+        d = os.path.join(self.dir, sub)
+        os.makedirs(d)
+        return genconf.render(d, pki, free_port(), free_port(), free_port(), workers=1, worker_connections=1024,
+                              nofile=4096, upstream_keepalive=64)
+
+    def test_rendered_config_passes_nginx_t(self):
+        path = self.render("good", self.pki)
+        with open(path) as f:
+            text = f.read()
+        self.assertNotRegex(text, r"@[A-Z_]+@")
+        self.assertIn("%s/server-ecdsa.crt" % os.path.abspath(self.pki), text)
+        self.assertIn("ssl_verify_client on;", text)
+        rc, out = genconf.check(NGINX_BIN, path)
+        self.assertEqual(rc, 0, out)
+
+    def test_broken_config_refused_by_nginx_t(self):
+        empty_pki = os.path.join(self.dir, "no-pki")
+        os.makedirs(empty_pki)
+        path = self.render("broken", empty_pki)
+        rc, out = genconf.check(NGINX_BIN, path)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn(os.path.join(empty_pki, "server-ecdsa.crt"), out)
+
+    def test_cli_check(self):
+        d = os.path.join(self.dir, "cli")
+        os.makedirs(d)
+        r = subprocess.run([sys.executable, genconf.__file__, "--dir", d, "--pki", self.pki, "--mock-port", "9080",
+                            "--port-tls", str(free_port()), "--port-mtls", str(free_port()), "--check", NGINX_BIN],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(r.stdout.decode().strip(), os.path.join(d, "nginx.conf"))
+
+
+class TestLoadgenNginx(LoadgenCase):
+    """opale-loadgen through the nginx baseline (TLS and mTLS ports) to the mock."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_loadgen()
+        require_nginx()
+        cls.mock = plain_mock("bench-nginx")
+        cls.addClassCleanup(cls.mock.stop)
+        cls.pki = cls.mock.pki
+        cls.dir = os.path.join(cls.mock.dir, "nginx")
+        os.makedirs(cls.dir)
+        cls.port_tls, cls.port_mtls = free_port(), free_port()
+        cls.conf = genconf.render(cls.dir, cls.pki, cls.mock.mock_port, cls.port_tls, cls.port_mtls, workers=1,
+                                  worker_connections=1024, nofile=4096, upstream_keepalive=64)
+        rc, out = genconf.check(NGINX_BIN, cls.conf)
+        if rc != 0:
+            raise AssertionError("nginx -t refused the rendered config:\n" + out)
+        cls.nginx = subprocess.Popen([NGINX_BIN, "-c", cls.conf], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cls.dir)
+        harness._register(cls.nginx)
+        cls.addClassCleanup(cls._stop_nginx)
+        cls._wait_nginx()
+
+    @classmethod
+    def _stop_nginx(cls):
+        # SIGTERM: fast shutdown, the master stops its workers and exits.
+        rc = stop_process(cls.nginx)
+        if rc not in (0, -signal.SIGTERM):
+            raise AssertionError("nginx exited with %s; error.log:\n%s" % (rc, cls.error_log()))
+
+    @classmethod
+    def error_log(cls):
+        return Stack._read(os.path.join(cls.dir, "error.log"))
+
+    @classmethod
+    def _wait_nginx(cls):
+        deadline = time.monotonic() + harness.START_TIMEOUT
+        pending = [cls.port_tls, cls.port_mtls]
+        while pending:
+            if cls.nginx.poll() is not None:
+                raise RuntimeError("nginx exited (rc=%s) during start-up; error.log:\n%s"
+                                   % (cls.nginx.returncode, cls.error_log()))
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx not listening on %s; error.log:\n%s" % (pending, cls.error_log()))
+            try:
+                with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5):
+                    pending.pop(0)
+            except OSError:
+                time.sleep(0.05)
+
+    def certs(self, cert=True):
+        args = ["--cacert", os.path.join(self.pki, "ca.crt")]
+        if cert:
+            args += ["--cert", os.path.join(self.pki, "client-commune.crt"),
+                     "--key", os.path.join(self.pki, "client-commune.key")]
+        return args
+
+    def run_port(self, port, cert, conns=2):
+        m = self.mock
+        m.mock_stats()          # control connection opened before the reset: not counted after it
+        m.mock_reset()
+        url = "https://localhost:%d%s" % (port, ETAT)
+        doc, ctx = self.loadgen(["-u", url, "-c", str(conns), "-d", "%g" % RUN_S, *self.certs(cert)], m.dir)
+        self.assertConfig(doc, url=url, tls=True, client_cert=cert, verify=True, connections=conns, mode="closed")
+        return doc, ctx, m.mock_stats()
+
+    def test_mtls_with_client_certificate(self):
+        doc, ctx, stats = self.run_port(self.port_mtls, cert=True)
+        self.assertAll2xx(doc, ctx)
+        self.assertEqual(doc["connections"]["tls_handshakes"], doc["connections"]["established"], ctx)
+        self.assertGreaterEqual(stats["requests"], doc["requests"]["completed"], stats)
+        # nginx verified the certificate and said so to the backend
+        hdrs = {n.lower(): v for n, v in self.mock.mock_last()["headers"]}
+        self.assertEqual(hdrs.get("x-client-verify"), "SUCCESS", hdrs)
+        self.assertIn("commune-exemple-sandbox", hdrs.get("x-client-dn", ""), hdrs)
+
+    def test_mtls_without_client_certificate_is_400(self):
+        # nginx completes the handshake and answers "400 No required SSL
+        # certificate was sent" itself, with Connection: close.
+        doc, ctx, stats = self.run_port(self.port_mtls, cert=False)
+        self.assertSound(doc, ctx)
+        self.assertEqual(doc["responses"]["4xx"], doc["requests"]["completed"], ctx)
+        self.assertEqual(doc["responses"]["2xx"], 0, ctx)
+        self.assertEqual(doc["errors"]["total"], 0, ctx)
+        self.assertEqual(doc["connections"]["server_closes"], doc["requests"]["completed"], ctx)
+        self.assertEqual(stats["requests"], 0, "nginx forwarded a request without certificate: %r" % stats)
+
+    def test_tls_port_without_client_certificate(self):
+        doc, ctx, stats = self.run_port(self.port_tls, cert=False)
+        self.assertAll2xx(doc, ctx)
+        self.assertGreaterEqual(stats["requests"], doc["requests"]["completed"], stats)
+        # the baseline keeps its upstream connections alive (keepalive 64)
+        self.assertLessEqual(stats["connections"], 8, "nginx did not reuse upstream connections: %r" % stats)
+
+    def test_mtls_port_keeps_upstream_connections_alive(self):
+        """The mTLS server's location has its own proxy_set_header lines, so
+        the http-level ones (Connection "", Host $host) are not inherited
+        (nginx's rule for array directives) unless repeated there: without
+        them nginx sends "Connection: close" upstream and opens a new
+        connection to the mock per request, a slower baseline than it
+        should be."""
+        doc, ctx, stats = self.run_port(self.port_mtls, cert=True)
+        self.assertAll2xx(doc, ctx)
+        hdrs = {n.lower(): v for n, v in self.mock.mock_last()["headers"]}
+        self.assertNotEqual(hdrs.get("connection", "").lower(), "close", hdrs)
+        self.assertLessEqual(stats["connections"], 8, "nginx did not reuse upstream connections: %r" % stats)
+
+
+# --------------------------------------------------------------------------
+# opale-loadgen against the gateway: mTLS, token, the full chain
+
+
+class TestLoadgenGateway(LoadgenCase):
+    @classmethod
+    def setUpClass(cls):
+        require_loadgen()
+        cls.stack = Stack("bench-gw")
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+
+    def test_mtls_token_full_chain(self):
+        """etatSante (public) and declarations (scope, year: needs the
+        token) in rotation, with a token from /token, an ID_Teleservice and a
+        fresh correlation id per request."""
+        st = self.stack
+        st.mock_stats()
+        st.mock_reset()
+        since = st.journal_count()
+        url = "https://localhost:%d/" % st.port
+        doc, ctx = self.loadgen([
+            "-u", url, "-c", "2", "-d", "%g" % RUN_S, "--path", ETAT, "--path", DECL,
+            "--cert", os.path.join(st.pki, "client-commune.crt"), "--key", os.path.join(st.pki, "client-commune.key"),
+            "--cacert", os.path.join(st.pki, "ca.crt"),
+            "--token-url", "https://localhost:%d/token" % st.port,
+            "-H", "ID_Teleservice: TS-0001", "--correlation-id"], st.dir)
+        self.assertConfig(doc, url=url, tls=True, client_cert=True, verify=True, correlation_id=True,
+                          bearer_from_token_url=True, paths=[ETAT, DECL])
+        self.assertIn("ID_Teleservice: TS-0001", doc["config"]["headers"])
+        self.assertAll2xx(doc, ctx)
+        done = doc["requests"]["completed"]
+        # The mock (with --jwks) served only requests with a valid assertion.
+        stats = st.mock_stats()
+        self.assertGreaterEqual(stats["requests"], done, stats)
+        self.assertEqual(stats["assertion_refused"], 0, stats)
+        self.assertGreaterEqual(stats["by_path"].get(ETAT, 0), done // 2 - 2, stats)
+        self.assertGreaterEqual(stats["by_path"].get(DECL.split("?")[0], 0), done // 2 - 2, stats)
+        # Every completed request is journaled as allowed, with its own
+        # correlation id, for the commune's certificate.
+        fp = st.fp["client-commune"]
+
+        def allowed():
+            return [r for r in st.journal_lines()[since:]
+                    if r.get("route") in ("etatSante", "declarations") and r.get("decision") == "allow"]
+        deadline = time.monotonic() + harness.JOURNAL_WAIT
+        recs = allowed()
+        while len(recs) < done and time.monotonic() < deadline:
+            time.sleep(0.2)
+            recs = allowed()
+        self.assertGreaterEqual(len(recs), done, "journal: %d allow records for %d completed requests"
+                                % (len(recs), done))
+        for r in recs:
+            self.assertEqual((r.get("status"), r.get("listener"), r.get("consumer")),
+                             (200, "public-sandbox", harness.PARTNERS["client-commune"]["client_id"]), r)
+            self.assertEqual((r.get("tls") or {}).get("cert_sha256"), fp, r)
+            self.assertEqual(r.get("teleservice"), "TS-0001", r)
+            self.assertRegex(r.get("correlation_id", ""), harness.UUID_RE)
+        self.assertEqual(len({r["correlation_id"] for r in recs}), len(recs), "correlation ids repeat")
+        decl = [r for r in recs if r["route"] == "declarations"]
+        self.assertGreaterEqual(len(decl), done // 2 - 2, "declarations records")
+        jtis = {r.get("token_jti") for r in decl}
+        self.assertEqual(len(jtis), 1, "one token for the whole run: %r" % jtis)
+        self.assertTrue(next(iter(jtis)), decl[0])
+        # ... the one /token issued just before the run
+        issued = [r for r in st.journal_lines()[since:] if r.get("path") == "/token"]
+        self.assertEqual(len(issued), 1, issued)
+        self.assertEqual((issued[0].get("decision"), issued[0].get("token_jti")), ("allow", next(iter(jtis))),
+                         issued[0])
+
+
+# --------------------------------------------------------------------------
+# listener "access": "off" (bench pass-through)
+
+
+class TestAccessOff(unittest.TestCase):
+    """A sandbox listener with client_auth "none" and "access": "off" runs
+    only the route stage; the same listener without "access" (enforce)
+    refuses. The mock runs without --jwks: an access-off request names no
+    consumer, so the gateway signs no assertion."""
+
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls):
+        require_binaries()
+        cls.off_port, cls.enforce_port = free_port(), free_port()
+
+        def hook(conf, st):
+            base = conf["listeners"][0]
+            tls = {"certificates": base["tls"]["certificates"], "client_auth": "none"}
+            conf["listeners"] += [
+                {"name": "bench-off", "address": "127.0.0.1", "port": cls.off_port, "environment": "sandbox",
+                 "tls": dict(tls), "access": "off"},
+                {"name": "bench-enforce", "address": "127.0.0.1", "port": cls.enforce_port,
+                 "environment": "sandbox", "tls": dict(tls)},
+            ]
+        cls.stack = Stack("access-off", conf_hook=hook, mock_jwks=False)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+
+    def request(self, port, target, **kw):
+        s = tls_connect(port, pki=self.stack.pki)
+        try:
+            send_raw(s, build_request(target, **kw))
+            return read_response(s)
+        finally:
+            s.close()
+
+    def error_code(self, resp):
+        return resp.json()["erreur"]["code"]
+
+    def test_startup_warning(self):
+        err = self.stack.gateway_stderr()
+        self.assertRegex(err, re.compile(
+            r"^opale-gateway: listener bench-off on 127\.0\.0\.1:%d \(sandbox\) "
+            r"WARNING: access \"off\", no access control \(bench only\)$" % self.off_port, re.M))
+        self.assertRegex(err, re.compile(r"^opale-gateway: listener bench-enforce on 127\.0\.0\.1:%d \(sandbox\)$"
+                                         % self.enforce_port, re.M))
+        self.assertRegex(err, re.compile(r"^opale-gateway: listener public-sandbox on .*\(sandbox\)$", re.M))
+
+    def test_public_route_forwarded_without_certificate(self):
+        st = self.stack
+        st.mock_reset()
+        resp = self.request(self.off_port, ETAT, correlation_id=None, teleservice=None)
+        self.assertEqual(resp.status, 200, resp)
+        self.assertIn("message", resp.json())
+        self.assertEqual(st.mock_stats()["by_path"], {ETAT: 1})
+        rec = st.journal_by_request_id(resp.header("X-Request-ID"))
+        self.assertIsNotNone(rec, st.journal_text()[-2000:])
+        self.assertEqual((rec.get("decision"), rec.get("status"), rec.get("listener"), rec.get("route")),
+                         ("allow", 200, "bench-off", "etatSante"), rec)
+
+    def test_guarded_route_forwarded_without_certificate_or_token(self):
+        st = self.stack
+        st.mock_reset()
+        resp = self.request(self.off_port, DECL)
+        self.assertEqual(resp.status, 200, resp)
+        body = resp.json()
+        self.assertEqual((body.get("siren"), body.get("annee")), (SIREN, 2023), body)
+        self.assertIsInstance(body.get("declarations"), list, body)
+        last = st.mock_last()
+        self.assertEqual(last["uri"], DECL, last)
+        names = {n.lower() for n, _ in last["headers"]}
+        # no consumer was identified: nothing is asserted to the backend
+        for h in ("x-jwt-assertion", "x-consumer-id", "x-habilitation-id", "authorization"):
+            self.assertNotIn(h, names, last)
+        self.assertEqual(st.mock_stats()["requests"], 1)
+        rec = st.journal_by_request_id(resp.header("X-Request-ID"))
+        self.assertIsNotNone(rec, st.journal_text()[-2000:])
+        self.assertEqual((rec.get("decision"), rec.get("status"), rec.get("listener"), rec.get("route")),
+                         ("allow", 200, "bench-off", "declarations"), rec)
+        self.assertEqual(rec.get("siren"), SIREN, rec)
+        self.assertNotIn("consumer", rec)
+        self.assertNotIn("quota", rec)
+        self.assertEqual((rec.get("upstream") or {}).get("status"), 200, rec)
+
+    def test_unknown_path_still_404(self):
+        st = self.stack
+        st.mock_reset()
+        resp = self.request(self.off_port, "/opale/v1/nope")
+        self.assertEqual(resp.status, 404, resp)
+        self.assertEqual(self.error_code(resp), "910404", resp)
+        resp = self.request(self.off_port, ETAT, method="POST", body=b"")
+        self.assertEqual(resp.status, 405, resp)
+        self.assertEqual(st.mock_stats()["requests"], 0)
+        rec = st.journal_by_request_id(resp.header("X-Request-ID"))
+        self.assertIsNotNone(rec)
+        self.assertEqual((rec.get("decision"), rec.get("listener")), ("deny", "bench-off"), rec)
+
+    def test_enforce_listener_without_certificate_refuses(self):
+        st = self.stack
+        st.mock_reset()
+        for target in (DECL, ETAT):
+            resp = self.request(self.enforce_port, target)
+            self.assertEqual(resp.status, 401, resp)
+            self.assertEqual(self.error_code(resp), "910201", resp)
+            rec = st.journal_by_request_id(resp.header("X-Request-ID"))
+            self.assertIsNotNone(rec)
+            self.assertEqual((rec.get("decision"), rec.get("listener"), rec.get("code")),
+                             ("deny", "bench-enforce", "910201"), rec)
+        self.assertEqual(st.mock_stats()["requests"], 0)
+
+    def test_required_listener_unchanged(self):
+        """The stack's own mTLS listener still runs the whole chain."""
+        resp = self.stack.request(DECL)
+        self.assertEqual(resp.status, 200, resp)
+        rec = self.stack.journal_by_request_id(resp.header("X-Request-ID"))
+        self.assertEqual((rec.get("decision"), rec.get("listener"), rec.get("consumer")),
+                         ("allow", "public-sandbox", harness.PARTNERS["client-commune"]["client_id"]), rec)
+
+
+if __name__ == "__main__":
+    unittest.main()
