@@ -532,6 +532,21 @@ static void call_fail_async(gw_redis_call *k, const char *reason)
 static void on_fcall(redisAsyncContext *ac, void *reply, void *priv);
 
 /* Send the FCALL on <c>; NULL, or the reason it could not be sent. */
+/* hiredis's libevent adapter writes only from its EV_WRITE callback: one
+ * epoll_ctl to add EV_WRITE, one loop round trip, one epoll_ctl to remove it
+ * per command. Activating that callback by hand writes later in this loop
+ * iteration instead, every command queued by then in one write() (requests
+ * of the same iteration are pipelined), and with the worker's epoll
+ * changelist the add and remove cancel out. Only once connected: before,
+ * the callback is what completes the connect(). */
+static void write_soon(conn *c)
+{
+    redisLibeventEvents *e = c->ac->ev.data;
+    if ((c->ac->c.flags & REDIS_CONNECTED) && e != NULL && e->wev != NULL &&
+        event_pending(e->wev, EV_WRITE, NULL))
+        event_active(e->wev, EV_WRITE, 1);
+}
+
 static const char *call_send(gw_redis_call *k, conn *c, int asking)
 {
     gw_redis *r = k->r;
@@ -548,6 +563,7 @@ static const char *call_send(gw_redis_call *k, conn *c, int asking)
         return "redis.down";
     if (redisAsyncCommandArgv(c->ac, on_fcall, k, 7, argv, lens) != REDIS_OK)
         return "redis.down";
+    write_soon(c);
     k->c = c;
     k->on_wire = 1;
     k->sent_us = now_us();
