@@ -7,7 +7,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 
 static int buf_reserve(gw_buf *b, size_t extra)
 {
@@ -174,4 +176,28 @@ int gw_strcaseeq(const char *a, size_t an, const char *b)
 {
     size_t bn = strlen(b);
     return an == bn && strncasecmp(a, b, an) == 0;
+}
+
+static const EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    /* Kept for the life of the process (one object, reachable). */
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha256_md = md != NULL ? md : EVP_sha256();
+}
+
+const EVP_MD *gw_sha256_md(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md;
+}
+
+int gw_sha256(const void *p, size_t n, unsigned char out[32])
+{
+    unsigned int len = 0;
+    if (EVP_Digest(p, n, out, &len, gw_sha256_md(), NULL) != 1 || len != 32)
+        return -1;
+    return 0;
 }

@@ -39,4 +39,13 @@ void gw_hex(const unsigned char *in, size_t n, char *out /* 2n+1 */);
 /* Case-insensitive comparison of <a>/<an> with NUL-terminated <b>. */
 int gw_strcaseeq(const char *a, size_t an, const char *b);
 
+/* SHA-256 as an EVP_MD fetched once (OpenSSL 3): EVP_sha256() is looked up
+ * in the provider tables at every digest init, a measurable cost per
+ * request (docs/architecture.md, "hot path"). Thread-safe; never NULL. */
+struct evp_md_st;
+const struct evp_md_st *gw_sha256_md(void);
+
+/* SHA-256 of <n> bytes into <out> with gw_sha256_md(); 0 or -1. */
+int gw_sha256(const void *p, size_t n, unsigned char out[32]);
+
 #endif

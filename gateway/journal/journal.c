@@ -267,7 +267,7 @@ static size_t chain_line(gw_journal *j, const struct jline *l, uint64_t seq, con
     unsigned int mdlen = 0;
     int n = snprintf(sfx, SUFFIX_MAX, ",\"seq\":%" PRIu64 ",\"prev\":\"%.64s\"", seq, prev);
 
-    if (EVP_DigestInit_ex(j->md, EVP_sha256(), NULL) != 1 ||
+    if (EVP_DigestInit_ex(j->md, gw_sha256_md(), NULL) != 1 ||
         EVP_DigestUpdate(j->md, l->p, l->len - 2) != 1 ||
         EVP_DigestUpdate(j->md, sfx, (size_t)n) != 1 || EVP_DigestFinal_ex(j->md, md, &mdlen) != 1)
         memset(md, 0, sizeof(md)); /* cannot happen with the default provider */

@@ -16,6 +16,7 @@
 
 #include "token/cache.h"
 #include "token/oauth.h"
+#include "core/util.h"
 #include "stages/stages.h"
 
 static gw_verdict invalid(gw_access *a, const char *reason)
@@ -51,7 +52,8 @@ static gw_verdict run(gw_access *a)
         return invalid(a, "bearer.no_keys");
 
     unsigned char key[32];
-    SHA256((const unsigned char *)tok, tlen, key);
+    if (gw_sha256(tok, tlen, key) != 0)
+        return invalid(a, "bearer.internal");
     int own = 0;
     gw_claims *cl = &a->claims;
     if (a->token_cache == NULL || !gw_token_cache_get(a->token_cache, key, a->now, cl, &own)) {

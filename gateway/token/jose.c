@@ -12,6 +12,7 @@
 #define _GNU_SOURCE /* vasprintf */
 #endif
 #include "token/jose.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -770,7 +771,7 @@ int gw_jws_sign_input(const gw_jwk *key, const unsigned char *in, size_t n, unsi
     size_t rl = max > 0 ? (size_t)max : 0;
     int rc = -1;
     if (mc == NULL || raw == NULL ||
-        EVP_DigestSignInit(mc, &pctx, key->alg == GW_ALG_EDDSA ? NULL : EVP_sha256(), NULL,
+        EVP_DigestSignInit(mc, &pctx, key->alg == GW_ALG_EDDSA ? NULL : gw_sha256_md(), NULL,
                            key->pkey) != 1 ||
         !rsa_params(pctx, key->alg) ||
         EVP_DigestSign(mc, raw, &rl, in ? in : (const void *)"", n) != 1)
@@ -851,7 +852,7 @@ int gw_jws_check_sig(const gw_jwk *key, const unsigned char *in, size_t n, const
     }
     mc = EVP_MD_CTX_new();
     if (mc == NULL ||
-        EVP_DigestVerifyInit(mc, &pctx, key->alg == GW_ALG_EDDSA ? NULL : EVP_sha256(), NULL,
+        EVP_DigestVerifyInit(mc, &pctx, key->alg == GW_ALG_EDDSA ? NULL : gw_sha256_md(), NULL,
                              key->pkey) != 1 ||
         !rsa_params(pctx, key->alg))
         goto out;
