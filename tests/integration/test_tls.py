@@ -65,6 +65,60 @@ class TestTLS(GatewayTestCase):
 
     # -- versions
 
+    def _same_flight_exchange(self, version):
+        """Handshake through memory BIOs; the client's last handshake flight
+        and the first request leave in ONE send(), so the gateway finds the
+        request already in its socket buffer when the handshake completes.
+        Returns the HTTP response bytes."""
+        ctx = harness.tls_context(cert_name="client-commune", min_version=version, max_version=version)
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+        sock = socket.create_connection(("127.0.0.1", self.stack.port), timeout=5)
+        self.addCleanup(sock.close)
+        deadline = time.monotonic() + 5
+        while True:
+            self.assertLess(time.monotonic(), deadline, "handshake did not complete")
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pending = out.read()
+                if pending:
+                    sock.sendall(pending)
+                chunk = sock.recv(65536)
+                self.assertTrue(chunk, "the gateway closed during the handshake")
+                inc.write(chunk)
+        tls.write(build_request(OK_TARGET, correlation_id=harness.new_uuid()))
+        sock.sendall(out.read())  # client Finished (TLS 1.3) + the request
+        data = b""
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if m and len(body) >= int(m.group(1)):
+                    return data
+            self.assertLess(time.monotonic(), deadline, "no whole response within 5 s: %r" % data[:300])
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                self.fail("no response: the request sent with the handshake was never served")
+            self.assertTrue(chunk, "closed before a whole response: %r" % data[:300])
+            inc.write(chunk)
+            try:
+                while True:
+                    data += tls.read(65536)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                pass
+
+    def test_request_in_the_handshake_flight_is_served(self):
+        """Regression (bench S5 set-up): with OpenSSL read-ahead, a request
+        that arrived with the client's Finished was read into OpenSSL's
+        buffer during the handshake and never handed to HTTP."""
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version.name):
+                resp = self._same_flight_exchange(version)
+                self.assertTrue(resp.startswith(b"HTTP/1.1 200 "), resp[:200])
+
     def test_tls12_accepted(self):
         s = self.stack.tls_connect("client-commune", max_version=ssl.TLSVersion.TLSv1_2)
         with s:
