@@ -10,10 +10,13 @@ DEPS       = build-essential cmake pkg-config libevent-dev libssl-dev libjansson
              nginx-light
 BENCH_DEPS = nginx-light wrk gnuplot-nox
 FUZZ_DEPS  = clang libclang-rt-14-dev
+PERF_DEPS  = linux-perf
 BUILD_FUZZ ?= build-fuzz
+BUILD_BENCH ?= build-bench
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build build-asan pki run demo test test-unit fuzz-smoke format check-format clean
+.PHONY: all deps build build-asan pki run demo test test-unit fuzz-smoke format check-format clean \
+        bench bench-quick bench-build
 
 all: build
 
@@ -56,6 +59,22 @@ fuzz-smoke: deps
 	  grep -E '^(Done|stat::)|ERROR|SUMMARY' $(BUILD_FUZZ)/fuzz_http1.log; \
 	  if [ $$rc -ne 0 ]; then tail -n 60 $(BUILD_FUZZ)/fuzz_http1.log; fi; \
 	  echo "fuzz_http1: exit $$rc"; exit $$rc
+
+# The side-by-side bench against nginx (bench/bench.py; docs/loadgen.md):
+# Release build, proxies on CPU 0, load on CPU 1; writes
+# bench/results/<date>-<host>[-quick].md, its plots and raw data.
+# bench: ~20-25 min (5 rounds, 10 s runs, perf profile); bench-quick: < 5 min.
+bench-build:
+	@deploy/install-deps.sh $(DEPS) $(BENCH_DEPS)
+	cmake -S . -B $(BUILD_BENCH) -DCMAKE_BUILD_TYPE=Release -DGW_WERROR=ON >/dev/null
+	cmake --build $(BUILD_BENCH) -j$(JOBS)
+
+bench: bench-build
+	@deploy/install-deps.sh $(PERF_DEPS)
+	python3 bench/bench.py --build $(BUILD_BENCH) --profile
+
+bench-quick: bench-build
+	python3 bench/bench.py --build $(BUILD_BENCH) --quick
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

@@ -63,6 +63,7 @@ enum {
 #define TICK_MS 100
 #define BACKOFF_NS (10ULL * 1000 * 1000) /* after a failed connection attempt */
 #define MAX_DURATION_S 3600.0
+#define HOLD_WINDOW 256 /* --hold: connections being set up at once, all threads */
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -285,6 +286,7 @@ struct options {
     struct url url;
     long conns, threads;
     double duration, rate, timeout;
+    double hold;           /* --hold S: hold the connections idle for S s (0: off) */
     uint64_t max_requests; /* 0: no bound but the duration */
     const char *cert, *key, *cacert, *sni, *sigalgs, *groups;
     int insecure, plain, new_conn, correlation_id, progress;
@@ -479,6 +481,9 @@ static void usage(FILE *f)
             "      --rate R           open loop: R requests/s in total, on a timetable; latency\n"
             "                         is measured from the scheduled time (default: closed loop)\n"
             "      --new-conn         a new connection (TLS handshake) per request\n"
+            "      --hold S           open -c connections (one request each, at most %d\n"
+            "                         being set up at once), then keep them open and idle\n"
+            "                         for S seconds, then exit (memory per connection)\n"
             "      --cert F --key F   client certificate and key (PEM)\n"
             "      --cacert F         verify the server against these CA certificates (PEM)\n"
             "      --insecure         do not verify the server certificate\n"
@@ -500,7 +505,8 @@ static void usage(FILE *f)
             "      --progress         a progress line each second on stderr\n"
             "      --plain            plain HTTP (http:// URL), for cross-checks\n"
             "  -h, --help             this help\n"
-            "  -V, --version          version\n");
+            "  -V, --version          version\n",
+            HOLD_WINDOW);
 }
 
 static void parse_options(int argc, char **argv)
@@ -522,7 +528,8 @@ static void parse_options(int argc, char **argv)
         OPT_PROGRESS,
         OPT_PLAIN,
         OPT_SIGALGS,
-        OPT_GROUPS
+        OPT_GROUPS,
+        OPT_HOLD
     };
     static const struct option lo[] = {
         {"url", required_argument, NULL, 'u'},
@@ -548,6 +555,7 @@ static void parse_options(int argc, char **argv)
         {"plain", no_argument, NULL, OPT_PLAIN},
         {"sigalgs", required_argument, NULL, OPT_SIGALGS},
         {"groups", required_argument, NULL, OPT_GROUPS},
+        {"hold", required_argument, NULL, OPT_HOLD},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -663,6 +671,9 @@ static void parse_options(int argc, char **argv)
         case OPT_GROUPS:
             o->groups = optarg;
             break;
+        case OPT_HOLD:
+            o->hold = parse_num("--hold", optarg, 0.1, MAX_DURATION_S, 1);
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -697,6 +708,12 @@ static void parse_options(int argc, char **argv)
         usage_error("--insecure and --cacert exclude each other");
     if (o->npaths == 0)
         o->paths[o->npaths++] = o->url.path;
+    if (o->hold > 0) {
+        if (duration_set || o->max_requests || o->rate > 0 || o->new_conn)
+            usage_error("--hold excludes -d, -n, --rate and --new-conn (it opens the "
+                        "connections, sends one request on each, then holds them)");
+        o->duration = o->hold;
+    }
     if (o->max_requests && !duration_set)
         o->duration = MAX_DURATION_S;
     if (o->rate > 0 && o->rate / (double)o->conns > 1e6)
@@ -1087,6 +1104,10 @@ struct worker {
     unsigned phase_ready;   /* connect phase: connections that have been up */
     unsigned up_at_start;   /* connections up when the clock started */
     struct event *phase_ev; /* end of the connect phase */
+    unsigned hold_next;     /* --hold: next connection to open */
+    unsigned hold_active;   /* --hold: connections being set up */
+    unsigned held_end;      /* --hold: connections still open at the end */
+    int hold_filling;       /* --hold: inside hold_fill (no recursion) */
     _Atomic uint64_t pub_completed, pub_errors;
 };
 
@@ -1145,6 +1166,7 @@ static int requests_left(void)
 static void conn_open(struct conn *c);
 static void slot_next(struct conn *c);
 static void phase_done(struct worker *w);
+static void hold_settled(struct conn *c);
 
 static void check_done(struct worker *w)
 {
@@ -1209,6 +1231,10 @@ static void conn_fail(struct conn *c, enum err_kind kind)
     }
     conn_close(c);
     publish(w);
+    if (g_opt.hold > 0) {
+        hold_settled(c); /* --hold: never reopened */
+        return;
+    }
     if (w->stopping)
         return;
     if (kind != E_NONE && never_answered) {
@@ -1330,6 +1356,17 @@ static void conn_ready(struct conn *c)
             w->st.handshakes_run++;
     }
     h_add(&w->st.conn, (now - c->t_connect) / 1000);
+    if (g_opt.hold > 0) {
+        /* --hold: one request on the new connection, then it stays idle. */
+        if (!w->running && !c->phase_seen && !c->busy) {
+            c->busy = 1;
+            w->busy++;
+            w->st.claimed++;
+            c->t_origin = now;
+            send_request(c);
+        }
+        return;
+    }
     if (!w->running) {
         /* Connect phase: over once every connection has been up once. */
         if (!c->phase_seen) {
@@ -1381,7 +1418,13 @@ static void on_read(struct bufferevent *bev, void *arg)
         conn_fail(c, E_PARSE);
         return;
     }
-    if (c->rp.close || g_opt.new_conn) {
+    if (g_opt.hold > 0) {
+        if (c->rp.close) {
+            w->st.server_closes++;
+            conn_close(c);
+        }
+        hold_settled(c);
+    } else if (c->rp.close || g_opt.new_conn) {
         if (c->rp.close)
             w->st.server_closes++;
         conn_close(c);
@@ -1534,6 +1577,39 @@ static void conn_open(struct conn *c)
     }
 }
 
+/* --hold: open connections while fewer than the window are being set up
+ * (HOLD_WINDOW over all threads), so that the target is not flooded. */
+static void hold_fill(struct worker *w)
+{
+    unsigned window = HOLD_WINDOW / (unsigned)g_opt.threads;
+    if (window == 0)
+        window = 1;
+    if (w->hold_filling)
+        return; /* a failed conn_open below settles at once: the loop goes on */
+    w->hold_filling = 1;
+    while (!w->running && !w->stopping && w->hold_active < window && w->hold_next < w->nconns) {
+        struct conn *c = &w->conns[w->hold_next++];
+        w->hold_active++;
+        conn_open(c); /* may settle c at once (socket or connect failure) */
+    }
+    w->hold_filling = 0;
+}
+
+/* --hold: connection c is done with its setup (answered once, or failed),
+ * or, once the hold has started, was closed. Nothing is reopened. */
+static void hold_settled(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (w->running || c->phase_seen)
+        return;
+    c->phase_seen = 1;
+    w->hold_active--;
+    if (++w->phase_ready >= w->nconns)
+        phase_done(w);
+    else
+        hold_fill(w);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -1599,6 +1675,24 @@ static void phase_done(struct worker *w)
     if (w->running || w->stopping)
         return;
     event_del(w->phase_ev);
+    if (g_opt.hold > 0) {
+        /* Setup over (or its --timeout expired): what is not up and idle by
+         * now is given up, counted as a timeout, and nothing more opens. */
+        w->hold_next = w->nconns;
+        for (unsigned i = 0; i < w->nconns; i++) {
+            struct conn *c = &w->conns[i];
+            if (c->state != CS_DOWN && (c->state != CS_READY || c->inflight)) {
+                w->st.err[E_TIMEOUT]++;
+                if (c->busy) {
+                    c->busy = 0;
+                    w->busy--;
+                    w->st.failed++;
+                }
+                conn_close(c);
+            }
+        }
+        publish(w);
+    }
     for (unsigned i = 0; i < w->nconns; i++)
         w->up_at_start += w->conns[i].state == CS_READY;
     atomic_fetch_add(&g_ready, 1);
@@ -1613,6 +1707,8 @@ static void phase_done(struct worker *w)
     uint64_t now = now_ns();
     struct timeval tv = ns_to_tv(g_deadline > now ? g_deadline - now : 0);
     event_add(w->deadline, &tv);
+    if (g_opt.hold > 0)
+        return; /* --hold: the connections stay idle until the deadline */
     for (unsigned i = 0; i < w->nconns; i++) {
         struct conn *c = &w->conns[i];
         if (g_opt.rate > 0)
@@ -1633,6 +1729,12 @@ static void *worker_main(void *arg)
     event_add(w->tick, &tick);
     if (g_opt.new_conn) {
         phase_done(w); /* a connection per request: no connect phase */
+    } else if (g_opt.hold > 0) {
+        /* --hold: open the connections a window at a time, one request
+         * each; the whole setup is bounded by --timeout. */
+        struct timeval tv = ns_to_tv((uint64_t)(g_opt.timeout * (double)NS_PER_S));
+        event_add(w->phase_ev, &tv);
+        hold_fill(w);
     } else {
         /* Keep-alive: open every connection before the clock starts, so
          * that the handshakes do not weigh on the first requests. */
@@ -1645,6 +1747,8 @@ static void *worker_main(void *arg)
         event_base_dispatch(w->base);
     w->stopping = 1;
     w->t_end = now_ns();
+    for (unsigned i = 0; i < w->nconns; i++)
+        w->held_end += w->conns[i].state == CS_READY;
     if (g_opt.rate > 0 && w->running) {
         /* Open loop: requests whose scheduled time came before the end but
          * that never started (the slot was still busy with earlier ones). */
@@ -2084,7 +2188,7 @@ static void json_hist(FILE *f, const struct hist *h, int full)
 
 struct totals {
     struct stats st;
-    uint64_t unfinished, missed, up_at_start;
+    uint64_t unfinished, missed, up_at_start, held_end;
     double connect_phase;
     double elapsed;
     char started[32];
@@ -2114,9 +2218,12 @@ static int write_json(const char *path, const struct totals *t)
             "    \"bearer_from_token_url\": %s,\n    \"paths\": [",
             o->url.tls ? "true" : "false", o->cert ? "true" : "false",
             o->url.tls ? (o->insecure ? "false" : "true") : "false", o->conns, o->threads,
-            o->duration, o->max_requests, o->rate > 0 ? "open" : "closed", o->rate,
-            o->new_conn ? "true" : "false", o->timeout, o->correlation_id ? "true" : "false",
-            g_bearer ? "true" : "false");
+            o->duration, o->max_requests,
+            o->hold > 0   ? "hold"
+            : o->rate > 0 ? "open"
+                          : "closed",
+            o->rate, o->new_conn ? "true" : "false", o->timeout,
+            o->correlation_id ? "true" : "false", g_bearer ? "true" : "false");
     for (int i = 0; i < o->npaths; i++) {
         fputs(i ? ", " : "", f);
         json_str(f, o->paths[i]);
@@ -2164,7 +2271,14 @@ static int write_json(const char *path, const struct totals *t)
             s->conn_attempts, s->conn_established, t->up_at_start, s->handshakes, s->handshakes_run,
             s->handshakes_run / el, s->server_closes, s->idle_closes);
     json_hist(f, &s->conn, 0);
-    fprintf(f, "}\n}\n");
+    fprintf(f, "}");
+    if (o->hold > 0)
+        fprintf(f,
+                ",\n  \"hold\": {\"seconds\": %.3f, \"setup_s\": %.6f, \"held\": %" PRIu64
+                ", \"held_at_end\": %" PRIu64 ", \"closed_during_hold\": %" PRIu64 "}",
+                o->hold, t->connect_phase, t->up_at_start, t->held_end,
+                t->up_at_start > t->held_end ? t->up_at_start - t->held_end : 0);
+    fprintf(f, "\n}\n");
     int bad = ferror(f) != 0;
     if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
         unlink(tmp);
@@ -2193,7 +2307,9 @@ static void print_summary(const struct totals *t)
         errs += s->err[i];
     printf(LG_NAME " %s: %ld connections, %ld threads, %.1f s, ", o->url_arg, o->conns, o->threads,
            t->elapsed);
-    if (o->rate > 0)
+    if (o->hold > 0)
+        printf("hold, ");
+    else if (o->rate > 0)
         printf("open loop at %.1f req/s, ", o->rate);
     else
         printf("closed loop, ");
@@ -2230,6 +2346,10 @@ static void print_summary(const struct totals *t)
         printf(", %" PRIu64 " TLS handshakes (%.1f/s during the run)", s->handshakes,
                s->handshakes_run / el);
     printf(", connect p50 %s p99 %s\n", a[0], a[1]);
+    if (o->hold > 0)
+        printf("  hold         %" PRIu64 " connections held idle for %.1f s (%" PRIu64
+               " still open at the end), set up in %.2f s\n",
+               t->up_at_start, t->elapsed, t->held_end, t->connect_phase);
 }
 
 static void on_signal(int sig)
@@ -2336,6 +2456,15 @@ int main(int argc, char **argv)
     g_deadline = g_t0 + (uint64_t)(g_opt.duration * (double)NS_PER_S);
     t.connect_phase = (double)(g_t0 - t_phase) / 1e9;
     atomic_store(&g_go, 1);
+    if (g_opt.hold > 0) {
+        /* Each worker counted its connections up before it reported ready;
+         * a worker that stopped early (signal) counts what it had. */
+        uint64_t up = 0;
+        for (int i = 0; i < nt; i++)
+            up += ws[i].up_at_start;
+        fprintf(stderr, LG_NAME ": holding %" PRIu64 " connections for %g s (set up in %.2f s)\n",
+                up, g_opt.hold, t.connect_phase);
+    }
 
     /* Wait, with a progress line each second; bounded by the deadline plus
      * a grace period even if a worker were stuck. */
@@ -2398,6 +2527,7 @@ int main(int argc, char **argv)
         h_merge(&t.st.conn, &s->conn);
         t.unfinished += w->busy;
         t.up_at_start += w->up_at_start;
+        t.held_end += w->held_end;
         t.missed += w->missed;
     }
     /* A run stopped by its deadline lasted exactly the duration (a worker

@@ -83,9 +83,9 @@ typedef struct gw_conn {
     int client_port;
     int peer_family; /* AF_INET / AF_INET6, v4-mapped stored as AF_INET */
     unsigned char peer_addr[16];
-    evutil_socket_t fd;  /* until the bufferevent owns it, else -1 */
-    struct event *pp_ev; /* reading a PROXY v2 header */
-    unsigned char pp_buf[16 + 216];
+    evutil_socket_t fd;    /* until the bufferevent owns it, else -1 */
+    struct event *pp_ev;   /* reading a PROXY v2 header */
+    unsigned char *pp_buf; /* PP2_MAX bytes, only while reading a PROXY header */
     size_t pp_len;
     int proxied; /* the PROXY header gave the client address */
     char proxy_ip[INET6_ADDRSTRLEN];
@@ -817,6 +817,7 @@ static void finish_request(gw_conn *c)
     }
     c->state = CS_IDLE;
     arm(c, c->w->srv->conf->timeouts.keepalive_ms);
+    gw_evbuffer_release(bufferevent_get_input(c->bev));
     bufferevent_enable(c->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         process_input(c);
@@ -926,6 +927,7 @@ static void conn_free(gw_conn *c)
         event_free(c->timer);
     if (c->pp_ev != NULL)
         event_free(c->pp_ev);
+    free(c->pp_buf);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     else if (c->fd >= 0)
@@ -992,11 +994,15 @@ static void proxy_refused(gw_conn *c, const char *reason)
 static const unsigned char pp2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
                                           0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
 
+/* signature, version/command, family, length (16) + the longest address
+ * block accepted (216: AF_UNIX's, the largest of the specification) */
+#define PP2_MAX (16 + 216)
+
 static void proxy_readcb(evutil_socket_t fd, short what, void *arg)
 {
     gw_conn *c = arg;
     size_t need = c->pp_len < 16 ? 16 : 16 + (size_t)((c->pp_buf[14] << 8) | c->pp_buf[15]);
-    if (need > sizeof(c->pp_buf)) {
+    if (need > PP2_MAX) {
         proxy_refused(c, "proxy.bad_header");
         return;
     }
@@ -1015,7 +1021,7 @@ static void proxy_readcb(evutil_socket_t fd, short what, void *arg)
     if (c->pp_len < 16)
         return;
     need = 16 + (size_t)((c->pp_buf[14] << 8) | c->pp_buf[15]);
-    if (need > sizeof(c->pp_buf)) {
+    if (need > PP2_MAX) {
         proxy_refused(c, "proxy.bad_header");
         return;
     }
@@ -1051,6 +1057,8 @@ static void proxy_readcb(evutil_socket_t fd, short what, void *arg)
         inet_ntop(c->proxy_family, c->proxy_addr, c->proxy_ip, sizeof(c->proxy_ip));
     event_free(c->pp_ev);
     c->pp_ev = NULL;
+    free(c->pp_buf); /* an idle connection keeps no PROXY buffer */
+    c->pp_buf = NULL;
     start_tls(c);
 }
 
@@ -1116,7 +1124,9 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
             return;
         }
         c->state = CS_PROXY;
-        c->pp_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, proxy_readcb, c);
+        c->pp_buf = malloc(PP2_MAX);
+        c->pp_ev = c->pp_buf != NULL ? event_new(w->base, fd, EV_READ | EV_PERSIST, proxy_readcb, c)
+                                     : NULL;
         if (c->pp_ev == NULL || event_add(c->pp_ev, NULL) < 0) {
             conn_free(c);
             return;
