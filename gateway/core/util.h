@@ -48,4 +48,9 @@ const struct evp_md_st *gw_sha256_md(void);
 /* SHA-256 of <n> bytes into <out> with gw_sha256_md(); 0 or -1. */
 int gw_sha256(const void *p, size_t n, unsigned char out[32]);
 
+/* Length (1..4) of the well-formed UTF-8 sequence at <s>, which has <n> > 0
+ * bytes left, or 0: as strict as jansson (no overlong forms, no surrogates,
+ * nothing above U+10FFFF). The journals replace what it refuses by U+FFFD. */
+size_t gw_utf8_len(const unsigned char *s, size_t n);
+
 #endif

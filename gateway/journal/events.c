@@ -446,36 +446,6 @@ void gw_events_test_set_time(gw_events *ev, long long ms)
 
 /* ---- records ---- */
 
-/* Length of the well-formed UTF-8 sequence at <s> (<n> bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    uint32_t cp, min;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, cp = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* A JSON string from untrusted bytes (a certificate subject): invalid UTF-8
  * becomes U+FFFD, as in the access journal, so the record is never lost. */
 static json_t *jstr(const char *s)
@@ -485,7 +455,7 @@ static json_t *jstr(const char *s)
     gw_buf b = {0};
 
     while (i < n) {
-        l = utf8_len(u + i, n - i);
+        l = gw_utf8_len(u + i, n - i);
         if (l == 0) {
             gw_buf_append(&b, "\xEF\xBF\xBD", 3);
             i++;

@@ -1501,38 +1501,6 @@ void gw_journal_close(gw_journal *j)
 /* Record formatting                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Length (1..4) of the well-formed UTF-8 sequence at <s>, which has <n> bytes
- * left, or 0. As strict as jansson: no overlong forms, no surrogates, nothing
- * above U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    uint32_t cp, min;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, cp = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* The access record is written straight into a buffer, not built as a jansson
  * object and dumped: this runs once per request, and jansson's dump (one
  * callback per escaped run, an object per field) cost as much as the rest
@@ -1569,7 +1537,7 @@ static void json_put_str(gw_buf *b, const char *s)
             esc = "\\r";
         else if (c == '\t')
             esc = "\\t";
-        else if (c >= 0x80 && (l = utf8_len(u + i, n - i)) == 0)
+        else if (c >= 0x80 && (l = gw_utf8_len(u + i, n - i)) == 0)
             esc = "\xEF\xBF\xBD";
         if (esc == NULL && c < 0x20) {
             memcpy(ubuf, "\\u00", 4);

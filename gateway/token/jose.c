@@ -367,9 +367,7 @@ int gw_jwk_load_pem(gw_jwk *k, const char *path, const char *kid, gw_alg alg, ch
 void gw_x5t_s256(const unsigned char *der, size_t n, char out[48])
 {
     unsigned char md[32];
-    unsigned int mdlen = 0;
-    if ((der == NULL && n > 0) || EVP_Digest(der, n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-        mdlen != sizeof(md)) {
+    if ((der == NULL && n > 0) || gw_sha256(der, n, md) != 0) {
         ERR_clear_error();
         out[0] = '\0';
         return;
