@@ -1,6 +1,7 @@
 /* Unit tests for gateway/core/errors.c: the one table of refusals. */
 #include <check.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +90,72 @@ START_TEST(uuid_and_buf)
 }
 END_TEST
 
+/* Reads <path> whole (NUL-terminated); NULL when it cannot be read. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, cap + 1);
+            ck_assert_ptr_nonnull(nb);
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* docs/errors.md documents every row of the table: a Markdown table line
+ * "| CODE | STATUS | MESSAGE | ... `REASON` ..." with the exact message and
+ * status (499, journal only, is written as such). The doc cannot drift from
+ * the program: a code added to errors.c without its row fails here. */
+START_TEST(every_code_documented)
+{
+    const char *src = getenv("SRCDIR");
+    ck_assert_msg(src != NULL, "SRCDIR is not set (ctest sets it)");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/docs/errors.md", src);
+    char *doc = slurp(path);
+    ck_assert_msg(doc != NULL, "cannot read %s", path);
+    for (int i = 1; i < GW_ERR__COUNT; i++) {
+        const gw_err_def *d = gw_err((gw_err_id)i);
+        char head[96];
+        snprintf(head, sizeof head, "\n| %s | %d | ", d->code, d->status);
+        const char *row = strstr(doc, head);
+        ck_assert_msg(row != NULL, "docs/errors.md: no row \"| %s | %d | ...\" for %s", d->code,
+                      d->status, d->reason);
+        const char *eol = strchr(row + 1, '\n');
+        size_t rowlen = eol ? (size_t)(eol - row) : strlen(row);
+        char *line = strndup(row + 1, rowlen - 1);
+        ck_assert_ptr_nonnull(line);
+        const char *msg = line + strlen(head) - 1;
+        ck_assert_msg(strncmp(msg, d->message, strlen(d->message)) == 0 &&
+                          strncmp(msg + strlen(d->message), " |", 2) == 0,
+                      "docs/errors.md: row %s: message differs from errors.c (\"%s\")", d->code,
+                      d->message);
+        char reason[96];
+        snprintf(reason, sizeof reason, "`%s`", d->reason);
+        ck_assert_msg(strstr(line, reason) != NULL,
+                      "docs/errors.md: row %s does not name the journal reason %s", d->code,
+                      reason);
+        free(line);
+        /* one row per code */
+        ck_assert_msg(strstr(row + 1, head) == NULL, "docs/errors.md: two rows for %s", d->code);
+    }
+    free(doc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("errors");
@@ -97,6 +164,7 @@ int main(void)
     tcase_add_test(tc, dgfip_codes);
     tcase_add_test(tc, body_shape);
     tcase_add_test(tc, uuid_and_buf);
+    tcase_add_test(tc, every_code_documented);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
