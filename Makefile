@@ -7,7 +7,7 @@ CTEST_ARGS ?=
 
 DEPS       = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
              libhiredis-dev check node-llhttp redis-server redis-tools openssl python3 curl ca-certificates \
-             nginx-light
+             nginx-light prometheus python3-jsonschema
 BENCH_DEPS = nginx-light wrk gnuplot-nox
 FUZZ_DEPS  = clang libclang-rt-14-dev
 PERF_DEPS  = linux-perf

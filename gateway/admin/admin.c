@@ -49,16 +49,31 @@ static int authorized(gw_admin *a, struct evhttp_request *req)
     return n == a->token_len && CRYPTO_memcmp(t, a->token, n) == 0;
 }
 
+static const char *status_phrase(int code)
+{
+    switch (code) {
+    case 200:
+        return "OK";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 422:
+        return "Unprocessable Content";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
+    }
+}
+
 static void reply(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *b)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-    evhttp_send_reply(req, code,
-                      code == 200   ? "OK"
-                      : code == 401 ? "Unauthorized"
-                      : code == 404 ? "Not Found"
-                                    : "Service Unavailable",
-                      b);
+    evhttp_send_reply(req, code, status_phrase(code), b);
 }
 
 static void metric(struct evbuffer *b, const char *name, const char *help, const char *type)
@@ -104,7 +119,9 @@ static void security_metrics(gw_admin *a, struct evbuffer *b)
                         (unsigned long long)es.alerts_dropped);
 }
 
-static void consumer_metric(void *arg, const char *id, const gw_consumer_counts *c)
+/* One family per pass over the consumers: the exposition format wants the
+ * samples of a family together, after its HELP and TYPE. */
+static void consumer_requests_metric(void *arg, const char *id, const gw_consumer_counts *c)
 {
     struct evbuffer *b = arg;
     for (int k = 1; k < 6; k++)
@@ -113,10 +130,39 @@ static void consumer_metric(void *arg, const char *id, const gw_consumer_counts 
                                 "opale_consumer_requests_total{consumer=\"%s\",class=\"%dxx\"} "
                                 "%lu\n",
                                 id, k, c->by_class[k]);
-    evbuffer_add_printf(b, "opale_consumer_quota_total{consumer=\"%s\",outcome=\"admitted\"} %lu\n",
-                        id, c->quota_admitted);
-    evbuffer_add_printf(b, "opale_consumer_quota_total{consumer=\"%s\",outcome=\"refused\"} %lu\n",
+}
+
+static void consumer_quota_metric(void *arg, const char *id, const gw_consumer_counts *c)
+{
+    struct evbuffer *b = arg;
+    evbuffer_add_printf(
+        b,
+        "opale_consumer_quota_decisions_total{consumer=\"%s\",outcome=\"admitted\"} "
+        "%lu\n",
+        id, c->quota_admitted);
+    evbuffer_add_printf(b,
+                        "opale_consumer_quota_decisions_total{consumer=\"%s\",outcome=\"refused\"} "
+                        "%lu\n",
                         id, c->quota_refused);
+}
+
+/* A latency histogram kept in milliseconds (gw_latency_bounds_ms), exposed
+ * in seconds, the base unit. <bucket> holds 12 non-cumulative counts, the
+ * last one above the largest bound. */
+static void duration_histogram(struct evbuffer *b, const char *name, const char *help,
+                               const atomic_ulong *bucket, unsigned long sum_ms)
+{
+    metric(b, name, help, "histogram");
+    unsigned long cum = 0;
+    for (int i = 0; i < 11; i++) {
+        cum += atomic_load_explicit(&bucket[i], memory_order_relaxed);
+        evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %lu\n", name, gw_latency_bounds_ms[i] / 1000.0,
+                            cum);
+    }
+    cum += atomic_load_explicit(&bucket[11], memory_order_relaxed);
+    evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %lu\n", name, cum);
+    evbuffer_add_printf(b, "%s_sum %.3f\n", name, sum_ms / 1000.0);
+    evbuffer_add_printf(b, "%s_count %lu\n", name, cum);
 }
 
 static void metrics(gw_admin *a, struct evbuffer *b)
@@ -132,6 +178,9 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                         LD(s->connections_refused));
     metric(b, "opale_tls_handshake_failures_total", "Refused or failed TLS handshakes.", "counter");
     evbuffer_add_printf(b, "opale_tls_handshake_failures_total %lu\n", LD(s->handshakes_failed));
+    metric(b, "opale_tcp_probes_total",
+           "Client connections that ended before their first TLS byte (port probes).", "counter");
+    evbuffer_add_printf(b, "opale_tcp_probes_total %lu\n", LD(s->tcp_probes));
     metric(b, "opale_requests_total", "Requests answered, by status class.", "counter");
     for (int i = 1; i < 6; i++)
         evbuffer_add_printf(b, "opale_requests_total{class=\"%dxx\"} %lu\n", i,
@@ -154,36 +203,21 @@ static void metrics(gw_admin *a, struct evbuffer *b)
             evbuffer_add_printf(b, "opale_route_requests_total{route=\"%s\",class=\"%dxx\"} %lu\n",
                                 local_names[r], k, LD(s->route_class[GW_ROUTE_MAX_ROUTES + r][k]));
     metric(b, "opale_consumer_requests_total", "Requests by consumer and status class.", "counter");
-    gw_consumer_each(a->srv, consumer_metric, b);
+    gw_consumer_each(a->srv, consumer_requests_metric, b);
+    metric(b, "opale_consumer_quota_decisions_total", "Quota decisions by consumer and outcome.",
+           "counter");
+    gw_consumer_each(a->srv, consumer_quota_metric, b);
     metric(b, "opale_tls_refusals_total", "Refused handshakes by reason.", "counter");
     for (size_t r = 0; r < GW_TLS_REASONS; r++)
         evbuffer_add_printf(b, "opale_tls_refusals_total{reason=\"%s\"} %lu\n",
                             gw_tls_reason_names[r], LD(s->handshake_reason[r]));
-    metric(b, "opale_upstream_duration_ms", "Upstream exchange latency.", "histogram");
-    unsigned long ucum = 0;
-    for (int i = 0; i < 11; i++) {
-        ucum += LD(s->upstream_latency_bucket[i]);
-        evbuffer_add_printf(b, "opale_upstream_duration_ms_bucket{le=\"%u\"} %lu\n",
-                            gw_latency_bounds_ms[i], ucum);
-    }
-    ucum += LD(s->upstream_latency_bucket[11]);
-    evbuffer_add_printf(b, "opale_upstream_duration_ms_bucket{le=\"+Inf\"} %lu\n", ucum);
-    evbuffer_add_printf(b, "opale_upstream_duration_ms_sum %lu\n", LD(s->upstream_latency_sum_ms));
-    evbuffer_add_printf(b, "opale_upstream_duration_ms_count %lu\n", ucum);
+    duration_histogram(b, "opale_upstream_duration_seconds", "Upstream exchange latency.",
+                       s->upstream_latency_bucket, LD(s->upstream_latency_sum_ms));
     metric(b, "opale_upstream_errors_total", "Upstream connect, reset, timeout or protocol errors.",
            "counter");
     evbuffer_add_printf(b, "opale_upstream_errors_total %lu\n", LD(s->upstream_errors));
-    metric(b, "opale_request_duration_ms", "Whole-request latency.", "histogram");
-    unsigned long cum = 0;
-    for (int i = 0; i < 11; i++) {
-        cum += LD(s->latency_bucket[i]);
-        evbuffer_add_printf(b, "opale_request_duration_ms_bucket{le=\"%u\"} %lu\n",
-                            gw_latency_bounds_ms[i], cum);
-    }
-    cum += LD(s->latency_bucket[11]);
-    evbuffer_add_printf(b, "opale_request_duration_ms_bucket{le=\"+Inf\"} %lu\n", cum);
-    evbuffer_add_printf(b, "opale_request_duration_ms_sum %lu\n", LD(s->latency_sum_ms));
-    evbuffer_add_printf(b, "opale_request_duration_ms_count %lu\n", cum);
+    duration_histogram(b, "opale_request_duration_seconds", "Whole-request latency.",
+                       s->latency_bucket, LD(s->latency_sum_ms));
     metric(b, "opale_quota_decisions_total", "Quota decisions by outcome.", "counter");
     evbuffer_add_printf(b, "opale_quota_decisions_total{outcome=\"admitted\"} %lu\n",
                         LD(s->quota_admitted));
@@ -219,10 +253,12 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                             "opale_redis_redirects_total{kind=\"moved\"} %llu\n"
                             "opale_redis_redirects_total{kind=\"ask\"} %llu\n",
                             (unsigned long long)rs.moved, (unsigned long long)rs.ask);
-        metric(b, "opale_redis_latency_us_sum", "Sum of Redis round trips (microseconds).",
-               "counter");
-        evbuffer_add_printf(b, "opale_redis_latency_us_sum %llu\n",
-                            (unsigned long long)rs.latency_us_sum);
+        metric(b, "opale_redis_command_duration_seconds", "Round trips of replied Redis commands.",
+               "summary");
+        evbuffer_add_printf(b,
+                            "opale_redis_command_duration_seconds_sum %.6f\n"
+                            "opale_redis_command_duration_seconds_count %llu\n",
+                            rs.latency_us_sum / 1e6, (unsigned long long)rs.replies);
     }
     metric(b, "opale_policy_reloads_total", "Policy reloads by outcome.", "counter");
     evbuffer_add_printf(b, "opale_policy_reloads_total{outcome=\"ok\"} %lu\n", LD(s->reloads_ok));
@@ -248,12 +284,14 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                         "opale_journal_events_total{event=\"retention_delete\"} %llu\n",
                         (unsigned long long)js.rotations, (unsigned long long)js.checkpoints,
                         (unsigned long long)js.files_deleted);
-    metric(b, "opale_journal_write_us", "Journal batch writes (writev), microseconds.", "summary");
+    metric(b, "opale_journal_write_duration_seconds", "Journal batch writes (writev).", "summary");
     evbuffer_add_printf(b,
-                        "opale_journal_write_us_sum %llu\nopale_journal_write_us_count %llu\n"
-                        "opale_journal_write_us_max %llu\n",
-                        (unsigned long long)js.write_us_sum, (unsigned long long)js.write_batches,
-                        (unsigned long long)js.write_us_max);
+                        "opale_journal_write_duration_seconds_sum %.6f\n"
+                        "opale_journal_write_duration_seconds_count %llu\n",
+                        js.write_us_sum / 1e6, (unsigned long long)js.write_batches);
+    metric(b, "opale_journal_write_max_seconds", "The slowest journal batch write since start.",
+           "gauge");
+    evbuffer_add_printf(b, "opale_journal_write_max_seconds %.6f\n", js.write_us_max / 1e6);
     metric(b, "opale_journal_healthy", "1 while the journal writes normally.", "gauge");
     evbuffer_add_printf(b, "opale_journal_healthy %d\n", gw_journal_healthy(a->journal));
     metric(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge");
@@ -324,11 +362,7 @@ static void json_reply(struct evhttp_request *req, int code, json_t *o)
     json_decref(o);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-    const char *phrase = code == 200   ? "OK"
-                         : code == 404 ? "Not Found"
-                         : code == 422 ? "Unprocessable Content"
-                                       : "Internal Server Error";
-    evhttp_send_reply(req, code, phrase, b);
+    evhttp_send_reply(req, code, status_phrase(code), b);
     evbuffer_free(b);
 }
 
@@ -421,86 +455,182 @@ static void do_consumers(gw_admin *a, struct evhttp_request *req)
     json_reply(req, 200, json_pack("{s:o}", "consumers", arr));
 }
 
-static void handle(struct evhttp_request *req, void *arg)
+/* ---- routing ---- */
+
+static void error_reply(struct evhttp_request *req, int code, const char *msg)
 {
-    gw_admin *a = arg;
-    const char *uri = evhttp_request_get_uri(req);
+    json_reply(req, code, json_pack("{s:s}", "error", msg));
+}
+
+/* The one place a request without the right token is answered. */
+static void unauthorized(gw_admin *a, struct evhttp_request *req)
+{
+    (void)a;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                      "Bearer realm=\"opale-admin\"");
+    error_reply(req, 401, "unauthorized");
+}
+
+static void on_healthz(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)a;
+    (void)id;
+    json_reply(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
     struct evbuffer *b = evbuffer_new();
     if (b == NULL) {
         evhttp_send_error(req, 500, NULL);
         return;
     }
+    gw_journal_stats js;
+    gw_journal_get_stats(a->journal, &js);
+    gw_policy_set *ps = gw_server_policies(a->srv);
+    int ready = gw_server_ready(a->srv) && ps != NULL && gw_server_journal_ok(a->srv);
+    gw_policy_set_unref(ps);
+    gw_redis_stats rs;
+    const char *qstate = "memory";
+    if (gw_server_redis_stats(a->srv, &rs))
+        qstate = rs.up ? "redis" : "degraded";
+    gw_stats *st = gw_server_stats(a->srv);
+    if (atomic_load_explicit(&st->quota_store_degraded, memory_order_relaxed))
+        qstate = "degraded";
+    evbuffer_add_printf(b,
+                        "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,"
+                        "\"quota_store\":\"%s\"}\n",
+                        ready ? "true" : "false",
+                        gw_server_ready(a->srv) ? "\"up\"" : "\"draining\"",
+                        (unsigned long long)js.queued, qstate);
+    reply(req, ready ? 200 : 503, "application/json", b);
+    evbuffer_free(b);
+}
+
+static void on_metrics(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    metrics(a, b);
+    reply(req, 200, "text/plain; version=0.0.4", b);
+    evbuffer_free(b);
+}
+
+static void on_consumers(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    do_consumers(a, req);
+}
+
+static void on_reload(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    do_reload(a, req);
+}
+
+static void on_suspend(gw_admin *a, struct evhttp_request *req, const char *id)
+{
     char path[256];
+    snprintf(path, sizeof(path), "/admin/consumers/%s/suspend", id);
+    do_suspend(a, req, path, id, 1);
+}
+
+static void on_resume(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/admin/consumers/%s/resume", id);
+    do_suspend(a, req, path, id, 0);
+}
+
+/* One endpoint: a path (or <prefix>{id}<suffix> when <suffix> is set), one
+ * method, whether it needs the token, and its handler. */
+typedef struct admin_route {
+    const char *path;
+    const char *suffix;
+    enum evhttp_cmd_type method;
+    const char *method_name;
+    int open;
+    void (*fn)(gw_admin *a, struct evhttp_request *req, const char *id);
+} admin_route;
+
+/* Every endpoint of the admin listener (docs/openapi/admin.json). */
+static const admin_route admin_routes[] = {
+    {"/healthz", NULL, EVHTTP_REQ_GET, "GET", 1, on_healthz},
+    {"/readyz", NULL, EVHTTP_REQ_GET, "GET", 1, on_readyz},
+    {"/metrics", NULL, EVHTTP_REQ_GET, "GET", 0, on_metrics},
+    {"/admin/consumers", NULL, EVHTTP_REQ_GET, "GET", 0, on_consumers},
+    {"/admin/reload", NULL, EVHTTP_REQ_POST, "POST", 0, on_reload},
+    {"/admin/consumers/", "/suspend", EVHTTP_REQ_POST, "POST", 0, on_suspend},
+    {"/admin/consumers/", "/resume", EVHTTP_REQ_POST, "POST", 0, on_resume},
+};
+
+#define ADMIN_ID_MAX 160
+
+/* Whether <path> names route <r>; for a templated route, the {id} segment
+ * (non-empty, no '/') is copied into <id>. */
+static int route_match(const admin_route *r, const char *path, char id[ADMIN_ID_MAX])
+{
+    id[0] = '\0';
+    if (r->suffix == NULL)
+        return strcmp(path, r->path) == 0;
+    size_t pl = strlen(r->path), sl = strlen(r->suffix), n = strlen(path);
+    if (n <= pl + sl || strncmp(path, r->path, pl) != 0 || strcmp(path + n - sl, r->suffix) != 0)
+        return 0;
+    size_t idlen = n - pl - sl;
+    if (idlen >= ADMIN_ID_MAX || memchr(path + pl, '/', idlen) != NULL)
+        return 0;
+    memcpy(id, path + pl, idlen);
+    id[idlen] = '\0';
+    return 1;
+}
+
+/*
+ * Dispatch, in this order: a path that no endpoint has and that is not an
+ * open probe needs the token before it learns anything (401), then 404 for
+ * an unknown path, 405 with Allow for a known path and another method, else
+ * the endpoint's handler. The query string is ignored.
+ */
+static void handle(struct evhttp_request *req, void *arg)
+{
+    gw_admin *a = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    char path[256], id[ADMIN_ID_MAX];
     size_t plen = strcspn(uri, "?");
     snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) ? plen : sizeof(path) - 1), uri);
-    int is_get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
-    int is_post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
-    if (is_post && strncmp(path, "/admin/", 7) == 0) {
-        if (!authorized(a, req)) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                              "Bearer realm=\"opale-admin\"");
-            evbuffer_add_printf(b, "{\"error\":\"unauthorized\"}\n");
-            reply(req, 401, "application/json", b);
-        } else if (strcmp(path, "/admin/reload") == 0) {
-            do_reload(a, req);
-        } else if (strncmp(path, "/admin/consumers/", 17) == 0) {
-            const char *id = path + 17;
-            const char *slash = strrchr(id, '/');
-            char cid[160];
-            if (slash != NULL && (size_t)(slash - id) < sizeof(cid) && slash > id &&
-                (strcmp(slash, "/suspend") == 0 || strcmp(slash, "/resume") == 0)) {
-                memcpy(cid, id, (size_t)(slash - id));
-                cid[slash - id] = '\0';
-                do_suspend(a, req, path, cid, strcmp(slash, "/suspend") == 0);
-            } else {
-                evbuffer_add_printf(b, "{\"error\":\"not found\"}\n");
-                reply(req, 404, "application/json", b);
-            }
-        } else {
-            evbuffer_add_printf(b, "{\"error\":\"not found\"}\n");
-            reply(req, 404, "application/json", b);
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    const admin_route *hit = NULL;
+    int known = 0, open = 0;
+    char allow[64] = "";
+    for (size_t i = 0; i < sizeof(admin_routes) / sizeof(admin_routes[0]); i++) {
+        const admin_route *r = &admin_routes[i];
+        char rid[ADMIN_ID_MAX];
+        if (!route_match(r, path, rid))
+            continue;
+        known = 1;
+        open |= r->open;
+        if (strstr(allow, r->method_name) == NULL)
+            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
+                     allow[0] ? ", " : "", r->method_name);
+        if (r->method == method && hit == NULL) {
+            hit = r;
+            memcpy(id, rid, sizeof(id));
         }
-    } else if (!is_get) {
-        evbuffer_add_printf(b, "{\"error\":\"method not allowed\"}\n");
-        reply(req, 405, "application/json", b);
-    } else if (strcmp(uri, "/healthz") == 0) {
-        evbuffer_add_printf(b, "{\"status\":\"ok\"}\n");
-        reply(req, 200, "application/json", b);
-    } else if (strcmp(uri, "/readyz") == 0) {
-        gw_journal_stats js;
-        gw_journal_get_stats(a->journal, &js);
-        gw_policy_set *ps = gw_server_policies(a->srv);
-        int ready = gw_server_ready(a->srv) && ps != NULL && gw_server_journal_ok(a->srv);
-        gw_policy_set_unref(ps);
-        gw_redis_stats rs;
-        const char *qstate = "memory";
-        if (gw_server_redis_stats(a->srv, &rs))
-            qstate = rs.up ? "redis" : "degraded";
-        gw_stats *st = gw_server_stats(a->srv);
-        if (atomic_load_explicit(&st->quota_store_degraded, memory_order_relaxed))
-            qstate = "degraded";
-        evbuffer_add_printf(b,
-                            "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,"
-                            "\"quota_store\":\"%s\"}\n",
-                            ready ? "true" : "false",
-                            gw_server_ready(a->srv) ? "\"up\"" : "\"draining\"",
-                            (unsigned long long)js.queued, qstate);
-        reply(req, ready ? 200 : 503, "application/json", b);
-    } else if (!authorized(a, req)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
-                          "Bearer realm=\"opale-admin\"");
-        evbuffer_add_printf(b, "{\"error\":\"unauthorized\"}\n");
-        reply(req, 401, "application/json", b);
-    } else if (strcmp(path, "/metrics") == 0) {
-        metrics(a, b);
-        reply(req, 200, "text/plain; version=0.0.4", b);
-    } else if (strcmp(path, "/admin/consumers") == 0) {
-        do_consumers(a, req);
-    } else {
-        evbuffer_add_printf(b, "{\"error\":\"not found\"}\n");
-        reply(req, 404, "application/json", b);
     }
-    evbuffer_free(b);
+    if (!open && !authorized(a, req)) {
+        unauthorized(a, req);
+    } else if (!known) {
+        error_reply(req, 404, "not found");
+    } else if (hit == NULL) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        error_reply(req, 405, "method not allowed");
+    } else {
+        hit->fn(a, req, id);
+    }
 }
 
 gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server *srv,
@@ -540,6 +670,11 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
     evhttp_set_max_headers_size(a->http, 8192);
     evhttp_set_max_body_size(a->http, 65536);
     evhttp_set_timeout(a->http, 10);
+    /* every method evhttp knows reaches handle(), which answers 405 itself */
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(a->http, handle, a);
     return a;
 }

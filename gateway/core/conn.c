@@ -837,13 +837,27 @@ static void writecb(struct bufferevent *bev, void *arg)
         finish_request(c);
 }
 
+/* Whether the client sent no TLS byte at all: a TCP connect-and-close or an
+ * idle socket (a load balancer's TCP check, a readiness probe). A PROXY
+ * header read before TLS does not count, the TLS read BIO never saw it. */
+static int tls_silent(gw_conn *c)
+{
+    SSL *ssl = c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+    BIO *rbio = ssl != NULL ? SSL_get_rbio(ssl) : NULL;
+    return rbio == NULL || BIO_number_read(rbio) == 0;
+}
+
+/* A handshake that did not complete. A port probe (no TLS byte) is only
+ * counted (tcp_probes): no journal record, no security event, not a
+ * handshake failure. Anything else is a refusal: journalled with its
+ * reason, counted, and reported to the detectors (auth.failures). */
 static void handshake_refused(gw_conn *c, unsigned long ssl_err)
 {
-    atomic_fetch_add_explicit(&stats(c)->handshakes_failed, 1, memory_order_relaxed);
-    /* A bare TCP connect-and-close (port probe) says nothing worth a record;
-     * any certificate problem or TLS error does. */
-    if (ssl_err == 0 && c->peer.verify_err == 0 && !c->peer.has_cert)
+    if (tls_silent(c)) {
+        atomic_fetch_add_explicit(&stats(c)->tcp_probes, 1, memory_order_relaxed);
         return;
+    }
+    atomic_fetch_add_explicit(&stats(c)->handshakes_failed, 1, memory_order_relaxed);
     gw_journal_rec r;
     memset(&r, 0, sizeof(r));
     r.client_port = -1;
@@ -897,6 +911,11 @@ static void timercb(evutil_socket_t fd, short what, void *arg)
     case CS_BODY:
         bufferevent_disable(c->bev, EV_READ);
         respond_error(c, GW_ERR_REQUEST_TIMEOUT, NULL, 1);
+        break;
+    case CS_HANDSHAKE:
+        /* silent until handshake_ms: a probe; a stalled handshake: a refusal */
+        handshake_refused(c, 0);
+        conn_free(c);
         break;
     default:
         conn_free(c);

@@ -43,6 +43,7 @@ typedef struct gw_stats {
     atomic_ulong connections_open;
     atomic_ulong connections_refused; /* max_connections reached */
     atomic_ulong handshakes_failed;
+    atomic_ulong tcp_probes; /* ended before their first TLS byte: no record */
     atomic_ulong requests;
     atomic_ulong responses_by_class[6]; /* index status/100 */
     atomic_ulong denials[GW_ERR__COUNT];

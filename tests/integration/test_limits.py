@@ -88,7 +88,7 @@ class TestMetrics(unittest.TestCase):
         self.assertGreaterEqual(
             value('opale_consumer_requests_total{consumer="commune-exemple-sandbox",class="2xx"}'), 2)
         self.assertEqual(
-            value('opale_consumer_quota_total{consumer="commune-exemple-sandbox",outcome="admitted"}'), 1)
+            value('opale_consumer_quota_decisions_total{consumer="commune-exemple-sandbox",outcome="admitted"}'), 1)
         self.assertEqual(value('opale_tls_refusals_total{reason="tls.no_cert"}'), 1)
-        self.assertEqual(value("opale_upstream_duration_ms_count"), 1)
-        self.assertGreaterEqual(value("opale_journal_write_us_count"), 1)
+        self.assertEqual(value("opale_upstream_duration_seconds_count"), 1)
+        self.assertGreaterEqual(value("opale_journal_write_duration_seconds_count"), 1)
