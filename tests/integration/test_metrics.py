@@ -15,25 +15,15 @@ import shutil
 import socket
 import struct
 import subprocess
-import time
 import unittest
 
-import harness
 from harness import Stack, require_binaries
+from test_journal_it import wait_until
 from test_quota import RedisServer, redis_quota, require_redis
 
 WAIT = 5.0          # seconds, the bound of every wait here
 PROBES = 12         # more than the default auth_failures threshold (10)
 GARBAGE = 10        # exactly the default threshold
-
-
-def wait_until(pred, timeout=WAIT, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(step)
 
 
 def scrape(stack):
@@ -44,6 +34,7 @@ def scrape(stack):
 
 
 def samples(text):
+    """{sample name with labels: value} of a scrape."""
     out = {}
     for ln in text.splitlines():
         if ln and not ln.startswith("#"):
