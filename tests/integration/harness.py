@@ -902,8 +902,8 @@ class Stack:
                                    % (self.gw.returncode, self.gateway_stderr(), self._read(self.conf_path)))
             if time.monotonic() >= next_probe:
                 # Fallback when no 'ready' line is printed. Leave time for a
-                # late 'ready' line first: a bare TCP probe is journaled by the
-                # gateway as a failed handshake.
+                # late 'ready' line first: a bare TCP probe is counted by the
+                # gateway (opale_tcp_probes_total), though not journalled.
                 next_probe = time.monotonic() + 0.5
                 try:
                     with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
