@@ -18,6 +18,7 @@ import subprocess
 import unittest
 
 from harness import Stack, require_binaries
+from test_identity import extra_listener, free_port_other_than, pp2_local
 from test_journal_it import wait_until
 from test_quota import RedisServer, redis_quota, require_redis
 
@@ -133,6 +134,33 @@ class TestPortProbes(unittest.TestCase):
                 pass
         self.assertTrue(wait_until(lambda: samples(scrape(st))["opale_tcp_probes_total"] == probes0 + 1))
         self.assertEqual(tls_denials(st), [])
+
+
+def pp_conf(conf, stack):
+    stack.pp_port = free_port_other_than({stack.port, stack.admin_port, stack.mock_port})
+    extra_listener(conf, "public-pp", stack.pp_port, proxy_protocol=True)
+    conf["access"] = {"trusted_proxies": ["127.0.0.1/32"]}
+
+
+class TestProxyProbes(unittest.TestCase):
+
+    def test_proxy_health_check_without_tls_is_a_probe(self):
+        # a load balancer's LOCAL header then close: no TLS byte was read
+        require_binaries()
+        st = Stack("probe-pp", conf_hook=pp_conf)
+        self.addCleanup(st.stop)
+        st.start()
+        probes0 = samples(scrape(st))["opale_tcp_probes_total"]
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", st.pp_port), timeout=WAIT)
+            with s:
+                s.sendall(pp2_local())
+        self.assertTrue(wait_until(lambda: samples(scrape(st))["opale_tcp_probes_total"] == probes0 + 3))
+        self.assertEqual(st.request().status, 200)
+        self.assertTrue(wait_until(lambda: any(r.get("path") == "/opale/v1/etatSante"
+                                               for r in st.journal_lines())))
+        self.assertEqual([r for r in st.journal_lines() if r.get("decision") == "deny"], [])
+        self.assertEqual(samples(scrape(st))["opale_tls_handshake_failures_total"], 0)
 
 
 def small_quota(pols, stack):
