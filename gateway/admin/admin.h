@@ -1,7 +1,10 @@
 /*
  * Admin listener (evhttp, loopback only, on the main thread's event loop).
- * GET /healthz and /readyz are open (probes); /metrics and the /admin/ routes need
- * "Authorization: Bearer <token>" with the token from admin.token_file.
+ * GET /healthz and /readyz are open (probes); every other path needs
+ * "Authorization: Bearer <token>" with the token from admin.token_file (401
+ * first, even for an unknown path), then 404 for an unknown path and 405 with
+ * Allow for a known one with another method. The endpoints are the table
+ * admin_routes[] in admin.c; their reference is docs/openapi/admin.json.
  */
 #ifndef GW_ADMIN_H
 #define GW_ADMIN_H
