@@ -2,8 +2,18 @@
 # Dev PKI for the opale-gateway sandbox stack and the integration tests.
 #
 # Usage: deploy/sandbox/pki.sh [OUTDIR] [--force]
-#   OUTDIR   where to write the PKI (default: deploy/sandbox/pki next to this script)
+#        deploy/sandbox/pki.sh [OUTDIR] issue NAME [--subject SUBJECT]
+#   OUTDIR   where the PKI is (default: deploy/sandbox/pki next to this script)
 #   --force  regenerate even when OUTDIR/ca.crt already exists
+#   issue NAME
+#            issue one more client certificate from the existing dev CA in
+#            OUTDIR: OUTDIR/NAME.key (P-256), OUTDIR/NAME.crt (clientAuth,
+#            825 days), the CSR removed once signed; appends "NAME SHA256HEX"
+#            to OUTDIR/fingerprints.txt and prints that line (the SHA-256 of
+#            the DER certificate, what a policy's consumer.certificates[].sha256
+#            takes). SUBJECT defaults to "/O=OPALE Dev Partner/CN=NAME". NAME is
+#            [A-Za-z0-9._-]+ and must not exist yet. Nothing else changes:
+#            the other certificates, the CRL and the running gateway stay.
 #
 # Needs only the openssl 3.0 command line tool. Everything here is for
 # development and tests: the keys are unencrypted and the CA is throw-away.
@@ -29,29 +39,46 @@
 #   ca-db/                            the `openssl ca` database (index.txt, serial,
 #                                     crlnumber, openssl.cnf, newcerts/)
 #
-# To issue or revoke more certificates later:
+# To revoke certificates later (or issue with other options than `issue`):
 #   OPALE_PKI_DIR=OUTDIR openssl ca -config OUTDIR/ca-db/openssl.cnf ...
 set -euo pipefail
 
 usage() {
     echo "usage: $0 [OUTDIR] [--force]" >&2
+    echo "       $0 [OUTDIR] issue NAME [--subject SUBJECT]" >&2
     exit 2
 }
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 outdir=""
 force=0
-for arg in "$@"; do
+issue_name=""
+subject=""
+mode=create
+while [[ $# -gt 0 ]]; do
+    arg=$1
+    shift
     case "$arg" in
     --force) force=1 ;;
+    --subject)
+        [[ $# -gt 0 ]] || usage
+        subject=$1
+        shift
+        ;;
     -h | --help) usage ;;
     -*)
         echo "$0: unknown option: $arg" >&2
         usage
         ;;
+    issue)
+        if [[ $mode == issue || $# -eq 0 ]]; then usage; fi
+        mode=issue
+        issue_name=$1
+        shift
+        ;;
     *)
-        if [[ -n "$outdir" ]]; then
-            echo "$0: more than one OUTDIR given" >&2
+        if [[ -n "$outdir" || $mode == issue ]]; then
+            echo "$0: unexpected argument: $arg (OUTDIR comes first)" >&2
             usage
         fi
         outdir="$arg"
@@ -59,10 +86,56 @@ for arg in "$@"; do
     esac
 done
 [[ -n "$outdir" ]] || outdir="$script_dir/pki"
+if [[ $mode == create && -n "$subject" ]]; then
+    echo "$0: --subject goes with issue NAME" >&2
+    usage
+fi
 
 if ! command -v openssl >/dev/null 2>&1; then
     echo "$0: openssl not found (apt-get install openssl)" >&2
     exit 1
+fi
+
+# issue NAME: one more client certificate from the CA already in OUTDIR.
+if [[ $mode == issue ]]; then
+    if [[ ! $issue_name =~ ^[A-Za-z0-9._-]+$ || $issue_name == .* ]]; then
+        echo "$0: issue: NAME must match [A-Za-z0-9._-]+ and not start with a dot" >&2
+        exit 2
+    fi
+    for f in ca.crt ca.key ca-db/openssl.cnf ca-db/index.txt; do
+        if [[ ! -e "$outdir/$f" ]]; then
+            echo "$0: issue: no dev CA in $outdir ($f missing): run $0${outdir:+ $outdir} first" >&2
+            exit 1
+        fi
+    done
+    outdir=$(cd "$outdir" && pwd)
+    if [[ -e "$outdir/$issue_name.crt" || -e "$outdir/$issue_name.key" ]]; then
+        echo "$0: issue: $outdir/$issue_name.crt or .key already exists" >&2
+        exit 1
+    fi
+    [[ -n "$subject" ]] || subject="/O=OPALE Dev Partner/CN=$issue_name"
+    export OPALE_PKI_DIR="$outdir"
+    log=$(mktemp)
+    csr="$outdir/.$issue_name.csr"
+    trap 'rm -f "$log" "$csr"' EXIT
+    umask 077
+    run() {
+        if ! openssl "$@" >"$log" 2>&1; then
+            echo "$0: openssl $1 failed:" >&2
+            cat "$log" >&2
+            rm -f "$outdir/$issue_name.key" "$outdir/$issue_name.crt"
+            exit 1
+        fi
+    }
+    run genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$outdir/$issue_name.key"
+    run req -new -config "$outdir/ca-db/openssl.cnf" -key "$outdir/$issue_name.key" -subj "$subject" -out "$csr"
+    run ca -batch -notext -config "$outdir/ca-db/openssl.cnf" -extensions ext_client -in "$csr" \
+        -out "$outdir/$issue_name.crt"
+    chmod 644 "$outdir/$issue_name.crt"
+    fp=$(openssl x509 -in "$outdir/$issue_name.crt" -outform DER | sha256sum | cut -d' ' -f1)
+    echo "$issue_name $fp" >>"$outdir/fingerprints.txt"
+    echo "$issue_name $fp"
+    exit 0
 fi
 
 # A PKI from an older version of this script (without every certificate the
