@@ -5,9 +5,14 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= 2
 CTEST_ARGS ?=
 
-DEPS       = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
-             libhiredis-dev check node-llhttp redis-server redis-tools openssl python3 curl ca-certificates \
-             nginx-light prometheus python3-jsonschema
+# RUN_DEPS: build the gateway and the mock, and the tools the docs' examples
+# use (make run, make demo). DEPS: everything, for the whole build and suite
+# (redis-server for the quota tests, nginx for the bench tooling's tests,
+# prometheus for promtool, python3-jsonschema for the OpenAPI checks,
+# iproute2 for the doc test's network namespace).
+RUN_DEPS   = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
+             libhiredis-dev check node-llhttp openssl python3 curl ca-certificates jq
+DEPS       = $(RUN_DEPS) redis-server redis-tools nginx-light prometheus python3-jsonschema iproute2
 BENCH_DEPS = nginx-light wrk gnuplot-nox
 FUZZ_DEPS  = clang libclang-rt-14-dev
 PERF_DEPS  = linux-perf
@@ -15,13 +20,16 @@ BUILD_FUZZ ?= build-fuzz
 BUILD_BENCH ?= build-bench
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build build-asan pki run demo test test-unit fuzz-smoke format check-format clean \
+.PHONY: all deps run-deps run-build build build-asan pki run demo test test-unit fuzz-smoke format check-format clean \
         bench bench-quick bench-build
 
 all: build
 
 deps:
 	@deploy/install-deps.sh $(DEPS)
+
+run-deps:
+	@deploy/install-deps.sh $(RUN_DEPS)
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_WERROR=ON >/dev/null
@@ -31,21 +39,30 @@ build-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=ON -DGW_WERROR=ON >/dev/null
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
 
-pki: deps
+pki: run-deps
 	deploy/sandbox/pki.sh
 
-run: build pki
+# make run and make demo build only the gateway and the mock.
+run-build: run-deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_WERROR=ON >/dev/null
+	cmake --build $(BUILD) -j$(JOBS) --target opale-gateway opale-mock
+
+run: run-build pki
 	deploy/sandbox/run.sh $(BUILD)
 
-demo: build pki
+demo: run-build pki
 	deploy/sandbox/demo.sh $(BUILD)
 
 # The whole suite: unit + integration on the release build, then the same
-# suite on the ASan+UBSan build, then a short libFuzzer smoke.
-test: build build-asan
+# suite on the ASan+UBSan build, then make demo (every step must get the
+# answer it announces; its output is kept in $(BUILD)/demo.log), then a short
+# libFuzzer smoke.
+test: build build-asan pki
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+	@if deploy/sandbox/demo.sh $(BUILD) >$(BUILD)/demo.log 2>&1; then tail -n 2 $(BUILD)/demo.log; \
+	  else cat $(BUILD)/demo.log; echo "make test: make demo failed" >&2; exit 1; fi
 	$(MAKE) --no-print-directory fuzz-smoke
 
 # libFuzzer smoke: each target for FUZZ_SECONDS on the committed corpus.
