@@ -243,19 +243,18 @@ step "403 910210" "Year outside the granted period (2019-2025)" client-commune "
 step "400 910211" "Year malformed" client-commune "$D?annee=20x4" "${C[@]}" "${T[@]}"
 step "400 910212" "SIREN with a wrong check digit" client-commune "/opale/v1/entreprises/404833047/declarations?annee=2023" "${C[@]}" "${T[@]}"
 
-echo "== Kill switch: the operator cuts the commune off"
-echo "   curl -X POST -H 'Authorization: Bearer \$(cat admin.token)' http://127.0.0.1:$ap/admin/consumers/commune-exemple-sandbox/suspend"
-out=$(admin POST /admin/consumers/commune-exemple-sandbox/suspend)
-echo "   -> $out"
-case "$out" in *'"suspended":true'* | *'"suspended": true'*) ;; *) fail "expected \"suspended\": true" ;; esac
-echo
+admin_step() { # title action(suspend|resume) expected-suspended(true|false)
+  echo "== $1"
+  echo "   curl -X POST -H \"Authorization: Bearer \$(cat admin.token)\" http://127.0.0.1:$ap/admin/consumers/commune-exemple-sandbox/$2"
+  local out
+  out=$(admin POST "/admin/consumers/commune-exemple-sandbox/$2")
+  echo "   -> $out"
+  case "$out" in *"\"suspended\":$3"*) ;; *) fail "expected \"suspended\":$3" ;; esac
+  echo
+}
+admin_step "Kill switch: the operator cuts the commune off" suspend true
 step "403 910213" "  ... its next call" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
-echo "== The operator lifts it"
-echo "   curl -X POST -H 'Authorization: Bearer \$(cat admin.token)' http://127.0.0.1:$ap/admin/consumers/commune-exemple-sandbox/resume"
-out=$(admin POST /admin/consumers/commune-exemple-sandbox/resume)
-echo "   -> $out"
-case "$out" in *'"suspended":false'* | *'"suspended": false'*) ;; *) fail "expected \"suspended\": false" ;; esac
-echo
+admin_step "The operator lifts it" resume false
 step 200 "  ... resumed" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
 
 # The quota tour uses the caisse, whose window is still empty of data calls:
