@@ -58,6 +58,7 @@ static void setup(void)
     for (size_t i = 0; files[i] != NULL; i++)
         write_file(files[i], "not parsed by the loader\n");
     write_file("admin.token", "s3cr3t\n");
+    write_file("pki/admin.token", "s3cr3t\n"); /* where pki.sh writes it (the sandbox config) */
     write_file("empty.token", " \n");
 }
 
@@ -964,7 +965,7 @@ START_TEST(t_sandbox_example)
     ck_assert_int_eq(c->admin.enabled, 1);
     ck_assert_str_eq(c->admin.address, "127.0.0.1");
     ck_assert_uint_eq(c->admin.port, 9901);
-    assert_path(c->admin.token_file, "%D/admin.token");
+    assert_path(c->admin.token_file, "%D/pki/admin.token");
 
     static const char *const want[8][4] = {
         {"etatSante", "/opale/v1/etatSante", NULL, "0"},
