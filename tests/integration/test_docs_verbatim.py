@@ -435,6 +435,9 @@ class TestDocsVerbatim(unittest.TestCase):
             if "adm GET /readyz" in text:
                 self.assertIn('"ready":true', out)
                 seen["readyz"] = True
+            if "adm GET /metrics" in text:
+                self.assertRegex(out, r"(?m)^opale_journal_healthy 1$")
+                seen["metrics"] = True
             if "/suspend" in text:
                 self.assertIn('"suspended":true', out)
                 self.assertIn('"client_id":"commune-exemple-sandbox"', out)
@@ -462,7 +465,7 @@ class TestDocsVerbatim(unittest.TestCase):
                 seen["resume"] = True
 
         self.run_doc("operations", after)
-        self.assertEqual(set(seen), {"readyz", "suspend", "reload", "verify", "jq", "resume"},
+        self.assertEqual(set(seen), {"readyz", "metrics", "suspend", "reload", "verify", "jq", "resume"},
                          "a runbook command this test checks is gone from docs/operations.md")
         self.assertQuotaRespected()
 
