@@ -61,22 +61,41 @@ static void on_usr1(evutil_socket_t sig, short what, void *arg)
     fprintf(stderr, "opale-gateway: journal reopen requested\n");
 }
 
+/* The files a policy load rejected, one line each, after their errors. */
+static void log_rejected(const char *who, const gw_policy_set *p)
+{
+    for (size_t i = 0; i < gw_policy_set_nrejected(p); i++) {
+        const gw_policy_rejected *r = gw_policy_set_rejected_at(p, i);
+        fprintf(stderr, "opale-gateway: %s: %s rejected, %s\n", who, r->file,
+                r->kept ? "its previous version stays" : "left out (its partner is refused)");
+    }
+    if (gw_policy_set_count(p) == 0)
+        fprintf(stderr,
+                "opale-gateway: %s: WARNING: no valid policy, every guarded request "
+                "is refused\n",
+                who);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     app *a = arg;
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
     gw_event_admin ea = {.by = "SIGHUP", .habilitations = -1, .errors = -1, .persisted = -1};
-    if (gw_server_reload_policies(a->srv, &errs) == 0) {
+    int rc = gw_server_reload_policies(a->srv, "SIGHUP", &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    if (rc == 0) {
         gw_policy_set *p = gw_server_policies(a->srv);
-        fprintf(stderr, "opale-gateway: SIGHUP: policies reloaded (%zu habilitations)\n",
-                gw_policy_set_count(p));
+        fprintf(stderr,
+                "opale-gateway: SIGHUP: policies reloaded (%zu habilitations, %zu files "
+                "rejected)\n",
+                gw_policy_set_count(p), gw_policy_set_nrejected(p));
+        log_rejected("SIGHUP", p);
         ea.habilitations = (long)gw_policy_set_count(p);
         gw_policy_set_unref(p);
         gw_events_admin(a->events, GW_EV_ADMIN_RELOAD, &ea);
     } else {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msgs[i]);
         fprintf(stderr, "opale-gateway: SIGHUP: reload refused, the previous policies stay\n");
         ea.errors = (long)(errs.n + errs.dropped);
         ea.error = errs.n > 0 ? errs.msgs[0] : NULL;
@@ -275,22 +294,31 @@ out:
     return rc;
 }
 
-static int check_config(const char *path, gw_conf **out)
+/* Read the config and check every section in one pass: the config file's
+ * own keys, then what the access stages, the token service, the quota store
+ * and the policies make of it, even when the file has errors, so that -t
+ * shows all of them at once. Prints every error. 0 with <*out> and <*st>
+ * filled (policy files may have been rejected: see the set), or -1. */
+static int check_config(const char *path, gw_conf **out, gw_access_state *st)
 {
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
-    gw_conf *c = gw_conf_load(path, &errs);
-    if (c == NULL) {
-        for (size_t i = 0; i < errs.n; i++)
-            fprintf(stderr, "%s\n", errs.msgs[i]);
-        if (errs.dropped)
-            fprintf(stderr, "%s: $: %zu more errors not shown\n", path, errs.dropped);
-        if (errs.n == 0)
-            fprintf(stderr, "%s: $: invalid configuration\n", path);
-        gw_errlist_clear(&errs);
+    memset(st, 0, sizeof(*st));
+    size_t nerrs = 0;
+    gw_conf *c = gw_conf_load_check(path, &errs, &nerrs);
+    int access_rc = c != NULL ? gw_access_load(c, st, &errs) : -1;
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    if (errs.dropped)
+        fprintf(stderr, "%s: $: %zu more errors not shown\n", path, errs.dropped);
+    if (errs.n == 0 && errs.dropped == 0 && (c == NULL || nerrs > 0 || access_rc < 0))
+        fprintf(stderr, "%s: $: invalid configuration\n", path);
+    gw_errlist_clear(&errs);
+    if (c == NULL || nerrs > 0 || access_rc < 0) {
+        gw_access_state_clear(st);
+        gw_conf_free(c);
         return -1;
     }
-    gw_errlist_clear(&errs);
     *out = c;
     return 0;
 }
@@ -331,20 +359,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     gw_conf *conf = NULL;
-    if (check_config(conf_path, &conf) < 0)
+    gw_access_state st;
+    if (check_config(conf_path, &conf, &st) < 0)
         return 1;
     char *err = NULL;
-    gw_access_state st;
-    gw_errlist errs;
-    memset(&errs, 0, sizeof(errs));
-    int access_rc = gw_access_load(conf, &st, &errs);
-    print_errs(&errs);
-    gw_errlist_clear(&errs);
     if (test_only) {
         /* Also build every TLS context: a key that does not match its
-         * certificate must fail -t, not the first start. */
+         * certificate must fail -t, not the first start. Any rejected
+         * policy file fails -t (its errors are printed above). */
         gw_server *s = gw_server_new(conf, NULL, &err);
-        int rc = access_rc < 0 ? 1 : 0;
+        int rc = gw_policy_set_nrejected(st.policies) > 0 ? 1 : 0;
         if (s == NULL) {
             fprintf(stderr, "%s: %s\n", conf_path, err);
             rc = 1;
@@ -359,10 +383,6 @@ int main(int argc, char **argv)
         gw_access_state_clear(&st);
         gw_conf_free(conf);
         return rc;
-    }
-    if (access_rc < 0) {
-        gw_conf_free(conf);
-        return 1;
     }
 
     int rc = 1;
@@ -417,8 +437,11 @@ int main(int argc, char **argv)
         goto out;
     }
     gw_server_set_events(a.srv, a.events);
-    fprintf(stderr, "opale-gateway: %zu habilitations loaded from %s\n",
-            gw_policy_set_count(st.policies), conf->policies_dir);
+    fprintf(stderr, "opale-gateway: %zu habilitations loaded from %s (%zu files rejected)\n",
+            gw_policy_set_count(st.policies), conf->policies_dir,
+            gw_policy_set_nrejected(st.policies));
+    log_rejected("start", st.policies);
+    gw_server_report_rejected(a.srv, st.policies, "start");
     gw_server_set_access(a.srv, &st);
     a.base = event_base_new();
     if (a.base == NULL)

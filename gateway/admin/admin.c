@@ -267,6 +267,10 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     gw_policy_set *ps = gw_server_policies(a->srv);
     metric(b, "opale_policies", "Habilitations in the current policy set.", "gauge");
     evbuffer_add_printf(b, "opale_policies %zu\n", ps ? gw_policy_set_count(ps) : 0);
+    metric(b, "opale_policy_files_rejected",
+           "Policy files rejected by the last load (left out or kept at their previous version).",
+           "gauge");
+    evbuffer_add_printf(b, "opale_policy_files_rejected %zu\n", gw_policy_set_nrejected(ps));
     gw_policy_set_unref(ps);
     gw_journal_stats js;
     gw_journal_get_stats(a->journal, &js);
@@ -366,33 +370,54 @@ static void json_reply(struct evhttp_request *req, int code, json_t *o)
     evbuffer_free(b);
 }
 
+/* The files the current set rejected: [{"file", "error", "kept_previous"}]. */
+static json_t *rejected_json(const gw_policy_set *p)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < gw_policy_set_nrejected(p); i++) {
+        const gw_policy_rejected *r = gw_policy_set_rejected_at(p, i);
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:b}", "file", r->file, "error", r->error,
+                                             "kept_previous", r->kept));
+    }
+    return arr;
+}
+
+/* 200 when a new set is in place, even with rejected files (they are listed:
+ * a script checks "rejected" is empty); 422 when the directory could not be
+ * read and nothing changed. */
 static void do_reload(gw_admin *a, struct evhttp_request *req)
 {
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
-    int rc = gw_server_reload_policies(a->srv, &errs);
+    int rc = gw_server_reload_policies(a->srv, "admin API", &errs);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < errs.n; i++) {
+        json_array_append_new(arr, json_string(errs.msgs[i]));
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    }
     json_t *o;
+    gw_event_admin ea = {.habilitations = -1, .errors = (long)(errs.n + errs.dropped)};
     if (rc == 0) {
         gw_policy_set *p = gw_server_policies(a->srv);
-        o = json_pack("{s:b,s:I}", "reloaded", 1, "habilitations",
-                      (json_int_t)gw_policy_set_count(p));
-        gw_policy_set_unref(p);
-        fprintf(stderr, "opale-gateway: admin: policies reloaded\n");
-    } else {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < errs.n; i++) {
-            json_array_append_new(arr, json_string(errs.msgs[i]));
-            fprintf(stderr, "%s\n", errs.msgs[i]);
+        o = json_pack("{s:b,s:I,s:o,s:o}", "reloaded", 1, "habilitations",
+                      (json_int_t)gw_policy_set_count(p), "rejected", rejected_json(p), "errors",
+                      arr);
+        fprintf(stderr,
+                "opale-gateway: admin: policies reloaded (%zu habilitations, %zu files "
+                "rejected)\n",
+                gw_policy_set_count(p), gw_policy_set_nrejected(p));
+        for (size_t i = 0; i < gw_policy_set_nrejected(p); i++) {
+            const gw_policy_rejected *r = gw_policy_set_rejected_at(p, i);
+            fprintf(stderr, "opale-gateway: admin: %s rejected, %s\n", r->file,
+                    r->kept ? "its previous version stays" : "left out (its partner is refused)");
         }
+        ea.habilitations = (long)gw_policy_set_count(p);
+        gw_policy_set_unref(p);
+    } else {
         o = json_pack("{s:b,s:o}", "reloaded", 0, "errors", arr);
         fprintf(stderr, "opale-gateway: admin: reload refused, the previous policies stay\n");
+        ea.error = errs.n > 0 ? errs.msgs[0] : NULL;
     }
-    gw_event_admin ea = {.habilitations = -1, .errors = (long)(errs.n + errs.dropped)};
-    gw_policy_set *ps = rc == 0 ? gw_server_policies(a->srv) : NULL;
-    if (ps != NULL)
-        ea.habilitations = (long)gw_policy_set_count(ps);
-    gw_policy_set_unref(ps);
-    ea.error = rc != 0 && errs.n > 0 ? errs.msgs[0] : NULL;
     admin_event(a, req, rc == 0 ? GW_EV_ADMIN_RELOAD : GW_EV_ADMIN_RELOAD_REFUSED, &ea);
     gw_errlist_clear(&errs);
     admin_journal(a, "/admin/reload", rc == 0 ? "admin.reload" : "admin.reload_refused", NULL,
@@ -489,7 +514,13 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
     gw_journal_stats js;
     gw_journal_get_stats(a->journal, &js);
     gw_policy_set *ps = gw_server_policies(a->srv);
+    /* rejected policy files do not make the instance unready: the other
+     * partners are served (docs/policies.md, "When a file is rejected") */
     int ready = gw_server_ready(a->srv) && ps != NULL && gw_server_journal_ok(a->srv);
+    json_t *pol = json_pack("{s:I,s:o}", "loaded", (json_int_t)gw_policy_set_count(ps), "rejected",
+                            rejected_json(ps));
+    char *pols = pol != NULL ? json_dumps(pol, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(pol);
     gw_policy_set_unref(ps);
     gw_redis_stats rs;
     const char *qstate = "memory";
@@ -500,10 +531,11 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
         qstate = "degraded";
     evbuffer_add_printf(b,
                         "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,"
-                        "\"quota_store\":\"%s\"}\n",
+                        "\"quota_store\":\"%s\",\"policies\":%s}\n",
                         ready ? "true" : "false",
                         gw_server_ready(a->srv) ? "\"up\"" : "\"draining\"",
-                        (unsigned long long)js.queued, qstate);
+                        (unsigned long long)js.queued, qstate, pols != NULL ? pols : "null");
+    free(pols);
     reply(req, ready ? 200 : 503, "application/json", b);
     evbuffer_free(b);
 }

@@ -1319,9 +1319,12 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
             free(abs);
         }
     }
+    c->policies_dir_bad = c->policies_dir == NULL && json_object_get(root, "policies_dir") != NULL;
     parse_listeners(x, root, c);
+    size_t before_routes = x->nerrs;
     int upstreams_ok = parse_upstreams(x, root, c);
     parse_routes(x, root, c, upstreams_ok);
+    c->routes_bad = x->nerrs > before_routes;
     parse_limits(x, root, c);
     parse_timeouts(x, root, c);
     parse_journal(x, root, c);
@@ -1348,7 +1351,10 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
 
 /* ---- entry points ---- */
 
-static gw_conf *parse_buf(const char *path, const char *text, size_t len, gw_errlist *errs)
+/* The conf, or NULL; with <nerrs> non-NULL a conf that holds errors is
+ * returned too (its count in <*nerrs>), for gw_conf_load_check(). */
+static gw_conf *parse_buf(const char *path, const char *text, size_t len, gw_errlist *errs,
+                          size_t *nerrs)
 {
     ctx x = {.file = path != NULL ? path : "-", .errs = errs};
     json_error_t je;
@@ -1365,8 +1371,7 @@ static gw_conf *parse_buf(const char *path, const char *text, size_t len, gw_err
         goto out;
     }
     x.dir = c->dir;
-    const char *base = strrchr(x.file, '/');
-    c->path = resolve(c->dir, base != NULL ? base + 1 : x.file);
+    c->path = strdup(x.file);
     if (c->path == NULL) {
         err(&x, "$", "out of memory");
         goto out;
@@ -1386,6 +1391,12 @@ static gw_conf *parse_buf(const char *path, const char *text, size_t len, gw_err
     parse_root(&x, root, c);
 
 out:
+    if (nerrs != NULL && root != NULL && json_is_object(root) && c->path != NULL) {
+        json_decref(root);
+        *nerrs = x.nerrs;
+        c->nerrs = x.nerrs;
+        return c;
+    }
     json_decref(root);
     if (x.nerrs > 0) {
         gw_conf_free(c);
@@ -1400,10 +1411,10 @@ gw_conf *gw_conf_parse(const char *path, const char *text, gw_errlist *errs)
         gw_errlist_add(errs, "%s: $: cannot read: %s", path != NULL ? path : "-", strerror(EINVAL));
         return NULL;
     }
-    return parse_buf(path, text, strlen(text), errs);
+    return parse_buf(path, text, strlen(text), errs, NULL);
 }
 
-gw_conf *gw_conf_load(const char *path, gw_errlist *errs)
+static gw_conf *load(const char *path, gw_errlist *errs, size_t *nerrs)
 {
     gw_conf *c = NULL;
     gw_buf b = {0};
@@ -1438,12 +1449,23 @@ gw_conf *gw_conf_load(const char *path, gw_errlist *errs)
     }
     close(fd);
     if (e == 0)
-        c = parse_buf(path, b.data != NULL ? b.data : "", b.len, errs);
+        c = parse_buf(path, b.data != NULL ? b.data : "", b.len, errs, nerrs);
 out:
     if (e != 0)
         gw_errlist_add(errs, "%s: $: cannot read: %s", file, strerror(e));
     gw_buf_free(&b);
     return c;
+}
+
+gw_conf *gw_conf_load(const char *path, gw_errlist *errs)
+{
+    return load(path, errs, NULL);
+}
+
+gw_conf *gw_conf_load_check(const char *path, gw_errlist *errs, size_t *nerrs)
+{
+    *nerrs = 0;
+    return load(path, errs, nerrs);
 }
 
 void gw_conf_free(gw_conf *c)

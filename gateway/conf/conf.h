@@ -124,7 +124,7 @@ typedef struct gw_conf_admin {
 } gw_conf_admin;
 
 typedef struct gw_conf {
-    char *path;       /* the file this came from */
+    char *path;       /* the file this came from, as given (messages name it so) */
     char *dir;        /* its directory, for relative paths */
     unsigned workers; /* 0 in the file means "number of cores", resolved at load */
     gw_conf_listener *listeners;
@@ -146,9 +146,21 @@ typedef struct gw_conf {
     struct json_t *oauth;
     /* "quota": the quota store settings (gateway/quota/quota.c); NULL: defaults */
     struct json_t *quota;
+    /* Errors found by the load; non-zero only in a conf from
+     * gw_conf_load_check(), which keeps what could be read so that the
+     * sections checked elsewhere (access, oauth, quota, policies) are checked
+     * in the same pass. Such a conf only serves that check. */
+    size_t nerrs;
+    int routes_bad;       /* upstreams or routes had errors: the route scopes are incomplete */
+    int policies_dir_bad; /* policies_dir given but unusable (already reported) */
 } gw_conf;
 
 gw_conf *gw_conf_load(const char *path, gw_errlist *errs);
+/* Like gw_conf_load(), but a file that could be read and holds a JSON object
+ * always gives a conf, errors or not: <*nerrs> (and the conf's nerrs) count
+ * the errors appended to <errs>. With errors, the conf is only good for the
+ * checks of the other sections (gw_access_load), never to run. */
+gw_conf *gw_conf_load_check(const char *path, gw_errlist *errs, size_t *nerrs);
 /* Same as gw_conf_load but from an in-memory JSON text; <path> only names it
  * in messages and anchors relative paths. */
 gw_conf *gw_conf_parse(const char *path, const char *text, gw_errlist *errs);

@@ -451,11 +451,12 @@ void gw_server_free(gw_server *s)
     free(s);
 }
 
-gw_policy_set *gw_policies_load(const gw_conf *conf, gw_errlist *errs)
+gw_policy_set *gw_policies_load(const gw_conf *conf, const gw_policy_set *prev, gw_errlist *errs)
 {
     if (conf->policies_dir == NULL) {
-        gw_errlist_add(errs, "%s: policies_dir: required (the directory of partner policies)",
-                       conf->path);
+        if (!conf->policies_dir_bad)
+            gw_errlist_add(errs, "%s: policies_dir: required (the directory of partner policies)",
+                           conf->path);
         return NULL;
     }
     const char *scopes[GW_ROUTE_MAX_SCOPES];
@@ -464,7 +465,9 @@ gw_policy_set *gw_policies_load(const gw_conf *conf, gw_errlist *errs)
         if (conf->routes.routes[i].scope != NULL)
             scopes[n++] = conf->routes.routes[i].scope;
     gw_policy_rules rules = {scopes, n};
-    return gw_policy_set_load(conf->policies_dir, &rules, errs);
+    /* with route errors (already reported) the known scopes are unknown:
+     * check their syntax only */
+    return gw_policy_set_build(conf->policies_dir, conf->routes_bad ? NULL : &rules, prev, errs);
 }
 
 void gw_access_state_clear(gw_access_state *st)
@@ -481,7 +484,7 @@ int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs)
 {
     memset(st, 0, sizeof(*st));
     st->confs = gw_stage_confs_load(conf, errs);
-    st->policies = gw_policies_load(conf, errs);
+    st->policies = gw_policies_load(conf, NULL, errs);
     st->oauth = gw_oauth_load(conf, errs);
     st->quota = gw_quota_load(conf, errs);
     if (st->confs != NULL) {
@@ -523,9 +526,19 @@ gw_suspensions *gw_server_suspensions(gw_server *s)
     return s->susp;
 }
 
-int gw_server_reload_policies(gw_server *s, gw_errlist *errs)
+void gw_server_report_rejected(gw_server *s, const gw_policy_set *p, const char *by)
 {
-    gw_policy_set *n = gw_policies_load(s->conf, errs);
+    for (size_t i = 0; i < gw_policy_set_nrejected(p); i++) {
+        const gw_policy_rejected *r = gw_policy_set_rejected_at(p, i);
+        gw_events_policy_rejected(s->events, by, r->file, r->error, r->kept);
+    }
+}
+
+int gw_server_reload_policies(gw_server *s, const char *by, gw_errlist *errs)
+{
+    gw_policy_set *cur = gw_server_policies(s);
+    gw_policy_set *n = gw_policies_load(s->conf, cur, errs);
+    gw_policy_set_unref(cur);
     if (n == NULL) {
         atomic_fetch_add_explicit(&s->stats.reloads_failed, 1, memory_order_relaxed);
         return -1;
@@ -539,6 +552,7 @@ int gw_server_reload_policies(gw_server *s, gw_errlist *errs)
         if (s->workers[i].policies_ev != NULL)
             event_active(s->workers[i].policies_ev, EV_READ, 0);
     atomic_fetch_add_explicit(&s->stats.reloads_ok, 1, memory_order_relaxed);
+    gw_server_report_rejected(s, n, by);
     return 0;
 }
 

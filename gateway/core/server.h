@@ -97,8 +97,11 @@ void gw_server_join(gw_server *s);
 void gw_server_free(gw_server *s);
 
 /* Load what the access stages need from <conf>: their settings, the policy
- * set (every file validated) and the kill-switch state. Every error goes to
- * <errs> as "file: json.path: message". Returns 0 or -1. Used by -t too. */
+ * set (every file validated; a rejected file is left out and listed in the
+ * set, gw_policy_set_build) and the kill-switch state. Every error goes to
+ * <errs> as "file: json.path: message". Returns 0 or -1. Used by -t too,
+ * also on a conf that holds errors (gw_conf_load_check), so that every
+ * section is checked in one pass. */
 typedef struct gw_access_state {
     gw_stage_confs *confs;
     gw_policy_set *policies;
@@ -109,17 +112,23 @@ typedef struct gw_access_state {
 
 int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs);
 void gw_access_state_clear(gw_access_state *st);
-/* Load only the policy set (reload). */
-gw_policy_set *gw_policies_load(const gw_conf *conf, gw_errlist *errs);
+/* Load only the policy set; <prev>: the set a reload replaces (a rejected
+ * file keeps its version there), NULL at start. */
+gw_policy_set *gw_policies_load(const gw_conf *conf, const gw_policy_set *prev, gw_errlist *errs);
 
 /* Hand the access state to the server (before gw_server_start); it owns it. */
 void gw_server_set_access(gw_server *s, gw_access_state *st);
 
-/* Reload the policies: build and validate a new set, then swap it in; every
- * worker picks it up at its next loop pass, requests in flight finish on the
- * set they started with. On error the old set stays and <errs> says why.
- * Main thread only. */
-int gw_server_reload_policies(gw_server *s, gw_errlist *errs);
+/* Reload the policies: build a new set, file by file (a rejected file keeps
+ * its version of the current set, if any; see gw_policy_set_build), then
+ * swap it in; every worker picks it up at its next loop pass, requests in
+ * flight finish on the set they started with. A "policy.rejected" security
+ * event is raised per rejected file (<by>: "SIGHUP", "admin API"); the new
+ * set lists them. -1 only when the directory cannot be read: the old set
+ * stays. <errs> gets every error. Main thread only. */
+int gw_server_reload_policies(gw_server *s, const char *by, gw_errlist *errs);
+/* One "policy.rejected" security event per file <p> rejected. */
+void gw_server_report_rejected(gw_server *s, const gw_policy_set *p, const char *by);
 
 /* A reference to the current set (caller unrefs) and the kill switch. */
 gw_policy_set *gw_server_policies(gw_server *s);

@@ -73,6 +73,7 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_ADMIN_RELOAD_REFUSED] = "admin.reload_refused",
     [GW_EV_ADMIN_SUSPEND] = "admin.suspend",
     [GW_EV_ADMIN_RESUME] = "admin.resume",
+    [GW_EV_POLICY_REJECTED] = "policy.rejected",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -822,6 +823,24 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
             put(o, "persisted", json_boolean(a->persisted > 0), &fail);
     }
     emit(ev, type, sev, o, fail);
+}
+
+void gw_events_policy_rejected(gw_events *ev, const char *by, const char *file, const char *error,
+                               int kept)
+{
+    if (ev == NULL)
+        return;
+    int fail = 0;
+    json_t *o = new_event(GW_EV_POLICY_REJECTED, GW_SEV_HIGH, &fail);
+    if (o != NULL) {
+        char cut[512];
+        put_str(o, "by", by, &fail);
+        put_str(o, "file", file, &fail);
+        snprintf(cut, sizeof(cut), "%s", error != NULL ? error : "");
+        put_str(o, "error", cut, &fail);
+        put(o, "kept_previous", json_boolean(kept), &fail);
+    }
+    emit(ev, GW_EV_POLICY_REJECTED, GW_SEV_HIGH, o, fail);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -44,6 +44,7 @@ typedef enum gw_event_type {
     GW_EV_ADMIN_RELOAD_REFUSED, /* "admin.reload_refused" */
     GW_EV_ADMIN_SUSPEND,        /* "admin.suspend" */
     GW_EV_ADMIN_RESUME,         /* "admin.resume" */
+    GW_EV_POLICY_REJECTED,      /* "policy.rejected" */
     GW_EV__COUNT
 } gw_event_type;
 
@@ -162,6 +163,13 @@ typedef struct gw_event_admin {
 } gw_event_admin;
 
 void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a);
+
+/* A policy file was rejected at start or at a reload (<by>: "start",
+ * "SIGHUP", "admin API"): its partner is refused (<kept> 0) or keeps its
+ * previous version (<kept> 1). <error> is the file's first error. Written at
+ * once, severity high. */
+void gw_events_policy_rejected(gw_events *ev, const char *by, const char *file, const char *error,
+                               int kept);
 
 typedef struct gw_events_stats {
     uint64_t by_type[GW_EV__COUNT]; /* events raised, by type */

@@ -37,6 +37,7 @@
 #define PATH_SZ 256                /* a JSON path in a message */
 #define POLICY_MAX_FILE (1u << 20) /* a policy file larger than this is refused */
 #define CERT_MAX_FILE (1u << 20)   /* a PEM certificate file, likewise */
+#define MAX_CERTS 16               /* consumer.certificates entries */
 #define HAB_ID_RULE "H[1-9][0-9]{0,9}"
 #define CLIENT_ID_RULE "[A-Za-z0-9._-]{3,128}"
 #define TOKEN_RULE "must be 1 to 128 printable ASCII characters, without space, '\"' or '\\'"
@@ -740,7 +741,7 @@ static void parse_certs(ctx *x, json_t *o, gw_policy *p)
     static const char *const P = "consumer.certificates";
     char pe[PATH_SZ];
 
-    json_t *a = get_array(x, o, "consumer", "certificates", 1, 1, 16);
+    json_t *a = get_array(x, o, "consumer", "certificates", 1, 1, MAX_CERTS);
     if (a == NULL || json_array_size(a) == 0)
         return;
     size_t n = json_array_size(a);
@@ -998,6 +999,7 @@ void gw_policy_free(gw_policy *p)
     free(p->org_name);
     free(p->client_id);
     free(p->id_teleservice);
+    free(p->contact_technical);
     free(p->certs);
     free(p->ips);
     for (size_t i = 0; p->scopes != NULL && i < p->nscopes; i++)
@@ -1033,6 +1035,7 @@ int gw_policy_has_scope(const gw_policy *p, const char *scope)
 typedef struct slot {
     const char *key; /* points into the policy; NULL = empty */
     const gw_policy *p;
+    size_t idx; /* while a snapshot is built: the file's index */
 } slot;
 
 typedef struct htab {
@@ -1075,6 +1078,24 @@ static const gw_policy *htab_put(htab *t, const char *key, const gw_policy *p)
     return NULL;
 }
 
+/* Insert <key> -> <p> (index <idx>); 1 with <*other> the index of the
+ * entry already holding <key>, else 0. */
+static int htab_put_idx(htab *t, const char *key, const gw_policy *p, size_t idx, size_t *other)
+{
+    size_t i = (size_t)fnv1a(key) & t->mask;
+    while (t->slots[i].key != NULL) {
+        if (strcmp(t->slots[i].key, key) == 0) {
+            *other = t->slots[i].idx;
+            return 1;
+        }
+        i = (i + 1) & t->mask;
+    }
+    t->slots[i].key = key;
+    t->slots[i].p = p;
+    t->slots[i].idx = idx;
+    return 0;
+}
+
 static const gw_policy *htab_get(const htab *t, const char *key)
 {
     if (t->slots == NULL || key == NULL)
@@ -1092,21 +1113,34 @@ static const gw_policy *htab_get(const htab *t, const char *key)
 
 struct gw_policy_set {
     atomic_size_t refs;
-    gw_policy **items; /* in file-name order */
+    gw_policy **items; /* in file-name order; each holds a reference (set_refs) */
     size_t n;
     htab by_cert;
     htab by_client;
+    gw_policy_rejected *rejected; /* files left out, in file-name order */
+    size_t nrejected;
 };
+
+static void policy_unref(gw_policy *p)
+{
+    if (p != NULL && atomic_fetch_sub_explicit(&p->set_refs, 1, memory_order_acq_rel) == 1)
+        gw_policy_free(p);
+}
 
 static void set_free(gw_policy_set *s)
 {
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->n; i++)
-        gw_policy_free(s->items[i]);
+        policy_unref(s->items[i]);
     free(s->items);
     free(s->by_cert.slots);
     free(s->by_client.slots);
+    for (size_t i = 0; i < s->nrejected; i++) {
+        free(s->rejected[i].file);
+        free(s->rejected[i].error);
+    }
+    free(s->rejected);
     free(s);
 }
 
@@ -1166,46 +1200,23 @@ static int list_json(const char *dir, char ***names, size_t *count)
     return 0;
 }
 
-/* The cross-file rules: a habilitation id, a client_id and a certificate
- * belong to one policy only; the first file (in name order) keeps it. Builds
- * the snapshot's indexes. Returns the number of errors. */
-static size_t index_set(gw_policy_set *s, gw_errlist *errs)
+/* Builds the snapshot's indexes from its items, which obey the cross-file
+ * rules (resolve_conflicts). -1 when out of memory. */
+static int index_set(gw_policy_set *s)
 {
-    size_t bad = 0, ncerts = 0;
-    htab by_id = {0};
+    size_t ncerts = 0;
 
     for (size_t i = 0; i < s->n; i++)
         ncerts += s->items[i]->ncerts;
-    if (htab_init(&s->by_cert, ncerts) < 0 || htab_init(&s->by_client, s->n) < 0 ||
-        htab_init(&by_id, s->n) < 0) {
-        gw_errlist_add(errs, "%s: $: out of memory", s->n > 0 ? s->items[0]->file : "-");
-        free(by_id.slots);
-        return 1;
-    }
+    if (htab_init(&s->by_cert, ncerts) < 0 || htab_init(&s->by_client, s->n) < 0)
+        return -1;
     for (size_t i = 0; i < s->n; i++) {
         const gw_policy *p = s->items[i];
-        const gw_policy *o = htab_put(&by_id, p->id, p);
-        if (o != NULL) {
-            gw_errlist_add(errs, "%s: habilitation.id: already used by %s", p->file, o->file);
-            bad++;
-        }
-        o = htab_put(&s->by_client, p->client_id, p);
-        if (o != NULL) {
-            gw_errlist_add(errs, "%s: consumer.client_id: already used by %s", p->file, o->file);
-            bad++;
-        }
-        for (size_t k = 0; k < p->ncerts; k++) {
-            o = htab_put(&s->by_cert, p->certs[k], p);
-            if (o != NULL) {
-                gw_errlist_add(errs,
-                               "%s: consumer.certificates[%zu]: fingerprint already used by %s",
-                               p->file, k, o->file);
-                bad++;
-            }
-        }
+        htab_put(&s->by_client, p->client_id, p);
+        for (size_t k = 0; k < p->ncerts; k++)
+            htab_put(&s->by_cert, p->certs[k], p);
     }
-    free(by_id.slots);
-    return bad;
+    return 0;
 }
 
 gw_policy_set *gw_policy_set_empty(void)
@@ -1221,13 +1232,102 @@ gw_policy_set *gw_policy_set_empty(void)
     return s;
 }
 
-gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules, gw_errlist *errs)
+/* One file of the directory while a snapshot is built: the version it will
+ * serve (<cand>: the new one when valid, else the previous snapshot's) and,
+ * when rejected, its errors. */
+typedef struct fent {
+    char *file;
+    gw_policy *fresh;     /* parsed now, valid on its own; owned until placed */
+    const gw_policy *old; /* the previous snapshot's version of the same file */
+    const gw_policy *cand;
+    int rejected;    /* the version on disk is not served */
+    int conflict;    /* this round: involved in a cross-file conflict */
+    gw_errlist errs; /* this file's errors, in order */
+} fent;
+
+/* Record that <e->cand> shares <what> with <o->cand>; the file whose version
+ * on disk is the newer gives way: a fresh version is marked (both, when both
+ * are fresh); two previous versions never met, but if they do both go. */
+static void conflict(fent *e, const char *epath, fent *o, const char *opath, const char *what)
+{
+    int efresh = e->cand == e->fresh, ofresh = o->cand == o->fresh;
+    if (efresh || !ofresh) {
+        e->conflict = 1;
+        gw_errlist_add(&e->errs, "%s: %s: %salso used by %s", e->file, epath, what, o->file);
+    }
+    if (ofresh || !efresh) {
+        o->conflict = 1;
+        gw_errlist_add(&o->errs, "%s: %s: %salso used by %s", o->file, opath, what, e->file);
+    }
+}
+
+/* The cross-file rules: a habilitation id, a client_id and a certificate
+ * belong to one file only. Every file involved in a conflict loses its new
+ * version (it falls back to its previous one, or is left out), then the
+ * check runs again, since a previous version may now collide with another
+ * file's new one. Each round takes away at least one fresh version, so the
+ * loop ends. -1 when out of memory. */
+static int resolve_conflicts(fent *f, size_t n)
+{
+    for (size_t round = 0; round <= 2 * n + 1; round++) {
+        htab by_id = {0}, by_client = {0}, by_cert = {0};
+        size_t ncerts = 0, found = 0;
+        for (size_t i = 0; i < n; i++)
+            ncerts += f[i].cand != NULL ? f[i].cand->ncerts : 0;
+        if (htab_init(&by_id, n) < 0 || htab_init(&by_client, n) < 0 ||
+            htab_init(&by_cert, ncerts) < 0) {
+            free(by_id.slots);
+            free(by_client.slots);
+            free(by_cert.slots);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const gw_policy *p = f[i].cand;
+            if (p == NULL)
+                continue;
+            size_t j;
+            if (htab_put_idx(&by_id, p->id, p, i, &j))
+                conflict(&f[i], "habilitation.id", &f[j], "habilitation.id", "");
+            if (htab_put_idx(&by_client, p->client_id, p, i, &j))
+                conflict(&f[i], "consumer.client_id", &f[j], "consumer.client_id", "");
+            /* a certificate entry is file * MAX_CERTS + its index in the file */
+            for (size_t k = 0; k < p->ncerts; k++) {
+                if (htab_put_idx(&by_cert, p->certs[k], p, i * MAX_CERTS + k, &j)) {
+                    char pi[64], pj[64];
+                    snprintf(pi, sizeof(pi), "consumer.certificates[%zu]", k);
+                    snprintf(pj, sizeof(pj), "consumer.certificates[%zu]", j % MAX_CERTS);
+                    conflict(&f[i], pi, &f[j / MAX_CERTS], pj, "fingerprint ");
+                }
+            }
+        }
+        free(by_id.slots);
+        free(by_client.slots);
+        free(by_cert.slots);
+        for (size_t i = 0; i < n; i++) {
+            if (!f[i].conflict)
+                continue;
+            found++;
+            f[i].conflict = 0;
+            f[i].rejected = 1;
+            f[i].cand = f[i].cand == f[i].fresh ? f[i].old : NULL;
+        }
+        if (found == 0)
+            return 0;
+    }
+    return 0;
+}
+
+gw_policy_set *gw_policy_set_build(const char *dir, const gw_policy_rules *rules,
+                                   const gw_policy_set *prev, gw_errlist *errs)
 {
     char **names = NULL;
-    size_t nnames = 0, bad = 0;
+    size_t nnames = 0;
     char *absdir = NULL;
+    fent *f = NULL;
     gw_policy_set *s = NULL;
+    htab prev_files = {0};
     const char *d = dir != NULL ? dir : "-";
+    int oom = 0;
 
     int e = dir != NULL ? list_json(dir, &names, &nnames) : EINVAL;
     if (e != 0) {
@@ -1236,49 +1336,108 @@ gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules,
     }
     absdir = dir_abs(d);
     s = calloc(1, sizeof(*s));
-    if (absdir == NULL || s == NULL ||
-        (nnames > 0 && (s->items = calloc(nnames, sizeof(*s->items))) == NULL)) {
-        gw_errlist_add(errs, "%s: $: out of memory", d);
-        bad++;
-        goto out;
-    }
+    f = calloc(nnames + 1, sizeof(*f));
+    if (absdir == NULL || s == NULL || f == NULL ||
+        htab_init(&prev_files, prev != NULL ? prev->n : 0) < 0)
+        goto oom;
     atomic_init(&s->refs, 1);
+    for (size_t i = 0; prev != NULL && i < prev->n; i++)
+        htab_put(&prev_files, prev->items[i]->file, prev->items[i]);
+
     const char *sep = d[strlen(d) - 1] == '/' ? "" : "/";
     for (size_t i = 0; i < nnames; i++) {
-        char *file = NULL, *text = NULL;
+        fent *fe = &f[i];
+        char *text = NULL;
         size_t len = 0;
-        if (asprintf(&file, "%s%s%s", d, sep, names[i]) < 0) {
-            gw_errlist_add(errs, "%s: $: out of memory", d);
-            bad++;
-            continue;
+        if (asprintf(&fe->file, "%s%s%s", d, sep, names[i]) < 0) {
+            fe->file = NULL;
+            goto oom;
         }
-        e = slurp(file, POLICY_MAX_FILE, &text, &len);
-        if (e != 0) {
-            gw_errlist_add(errs, "%s: $: cannot read: %s", file,
+        e = slurp(fe->file, POLICY_MAX_FILE, &text, &len);
+        if (e != 0)
+            gw_errlist_add(&fe->errs, "%s: $: cannot read: %s", fe->file,
                            e == EINVAL ? "not a regular file" : strerror(e));
-            bad++;
-        } else {
-            gw_policy *p = parse_text(file, absdir, text, len, rules, errs);
-            if (p == NULL)
-                bad++;
-            else
-                s->items[s->n++] = p;
-        }
+        else
+            fe->fresh = parse_text(fe->file, absdir, text, len, rules, &fe->errs);
         free(text);
-        free(file);
+        fe->old = htab_get(&prev_files, fe->file);
+        fe->cand = fe->fresh != NULL ? fe->fresh : fe->old;
+        fe->rejected = fe->fresh == NULL;
     }
-    if (bad == 0)
-        bad = index_set(s, errs);
+    if (resolve_conflicts(f, nnames) < 0)
+        goto oom;
+
+    size_t nrej = 0;
+    for (size_t i = 0; i < nnames; i++)
+        nrej += f[i].rejected;
+    s->items = calloc(nnames + 1, sizeof(*s->items));
+    s->rejected = calloc(nrej + 1, sizeof(*s->rejected));
+    if (s->items == NULL || s->rejected == NULL)
+        goto oom;
+    for (size_t i = 0; i < nnames; i++) {
+        fent *fe = &f[i];
+        for (size_t k = 0; k < fe->errs.n; k++)
+            gw_errlist_add(errs, "%s", fe->errs.msgs[k]);
+        if (errs != NULL)
+            errs->dropped += fe->errs.dropped;
+        if (fe->rejected) {
+            gw_policy_rejected *r = &s->rejected[s->nrejected++];
+            r->file = strdup(fe->file);
+            r->error = strdup(fe->errs.n > 0 ? fe->errs.msgs[0] : "out of memory");
+            r->kept = fe->cand != NULL;
+            oom |= r->file == NULL || r->error == NULL;
+        }
+        if (fe->cand == NULL)
+            continue;
+        gw_policy *p = (gw_policy *)fe->cand;
+        if (p == fe->fresh) {
+            atomic_init(&p->set_refs, 1);
+            fe->fresh = NULL; /* now the snapshot's */
+        } else {
+            atomic_fetch_add_explicit(&p->set_refs, 1, memory_order_relaxed);
+        }
+        s->items[s->n++] = p;
+    }
+    if (oom || index_set(s) < 0)
+        goto oom;
+    goto out;
+oom:
+    gw_errlist_add(errs, "%s: $: out of memory", d);
+    set_free(s);
+    s = NULL;
 out:
+    for (size_t i = 0; f != NULL && i < nnames; i++) {
+        free(f[i].file);
+        gw_policy_free(f[i].fresh);
+        gw_errlist_clear(&f[i].errs);
+    }
+    free(f);
+    free(prev_files.slots);
     for (size_t i = 0; i < nnames; i++)
         free(names[i]);
     free(names);
     free(absdir);
-    if (bad > 0) {
-        set_free(s);
+    return s;
+}
+
+gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules, gw_errlist *errs)
+{
+    gw_policy_set *s = gw_policy_set_build(dir, rules, NULL, errs);
+    if (s != NULL && s->nrejected > 0) {
+        gw_policy_set_unref(s);
         s = NULL;
     }
     return s;
+}
+
+size_t gw_policy_set_nrejected(const gw_policy_set *s)
+{
+    return s != NULL ? s->nrejected : 0;
+}
+
+const gw_policy_rejected *gw_policy_set_rejected_at(const gw_policy_set *s, size_t i)
+{
+    return s != NULL && i < s->nrejected ? &s->rejected[i] : NULL;
 }
 
 gw_policy_set *gw_policy_set_ref(gw_policy_set *s)

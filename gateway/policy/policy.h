@@ -14,6 +14,7 @@
 #ifndef GW_POLICY_H
 #define GW_POLICY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,10 @@ typedef struct gw_policy {
     unsigned quota_per_minute; /* default 50 sandbox / 500 production */
     int has_secret;            /* consumer.client_secret_sha256 given */
     char secret_sha256[65];    /* lowercase hex SHA-256 of the client secret */
+    char *contact_technical;   /* contacts.technical: an e-mail address, or NULL */
+    /* Snapshots holding this policy (policy.c): a reload that keeps a
+     * rejected file's previous version shares it with the old snapshot. */
+    atomic_uint set_refs;
 } gw_policy;
 
 typedef struct gw_policy_set gw_policy_set;
@@ -71,7 +76,30 @@ typedef struct gw_policy_rules {
     size_t nknown_scopes;
 } gw_policy_rules;
 
+/* Strict: NULL as soon as one file is rejected (gw_policy_set_build). */
 gw_policy_set *gw_policy_set_load(const char *dir, const gw_policy_rules *rules, gw_errlist *errs);
+
+/* A policy file whose version on disk is not served. */
+typedef struct gw_policy_rejected {
+    char *file;  /* as in the messages: <dir>/<name> */
+    char *error; /* its first error, "FILE: json.path: message" */
+    int kept;    /* 1: its previous version (from <prev>) serves instead */
+} gw_policy_rejected;
+
+/*
+ * The unit of failure is the file. Reads every "*.json" file of <dir> like
+ * gw_policy_set_load(), but a file that fails its own checks, or a
+ * cross-file rule (a habilitation id, client_id or certificate fingerprint
+ * also used by another file: every file involved), is left out of the
+ * snapshot and listed in its rejected list. With <prev> (a reload), a
+ * rejected file keeps the version <prev> held for the same file name, if
+ * any. Every error goes to <errs>. Returns NULL only when <dir> cannot be
+ * listed or memory runs out; a snapshot may hold no policy at all.
+ */
+gw_policy_set *gw_policy_set_build(const char *dir, const gw_policy_rules *rules,
+                                   const gw_policy_set *prev, gw_errlist *errs);
+size_t gw_policy_set_nrejected(const gw_policy_set *s);
+const gw_policy_rejected *gw_policy_set_rejected_at(const gw_policy_set *s, size_t i);
 /* Parse one policy file's text (for tests and --import-datapass checks). The
  * cross-file rules are not applied. Returns NULL with errors in <errs>. */
 gw_policy *gw_policy_parse(const char *file, const char *text, const gw_policy_rules *rules,

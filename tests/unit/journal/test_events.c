@@ -202,7 +202,7 @@ START_TEST(names_stable)
     static const char *const want[GW_EV__COUNT] = {
         "auth.failures",      "cert.unknown",  "siren.enumeration", "quota.storm",
         "maintenance.access", "cert.expiring", "admin.reload",      "admin.reload_refused",
-        "admin.suspend",      "admin.resume",
+        "admin.suspend",      "admin.resume",  "policy.rejected",
     };
     for (int i = 0; i < GW_EV__COUNT; i++)
         ck_assert_str_eq(gw_event_type_name((gw_event_type)i), want[i]);
@@ -730,6 +730,31 @@ START_TEST(admin_records)
     ck_assert_str_eq(sget(r[3], "severity"), "medium");
     ck_assert(json_is_false(json_object_get(r[3], "persisted")));
     ck_assert_str_eq(sget(r[3], "error"), "cannot persist");
+    free_records(r, n);
+}
+END_TEST
+
+START_TEST(policy_rejected_records)
+{
+    gw_events_opts o = base_opts();
+    gw_events *ev = open_ev(&o);
+    gw_events_policy_rejected(ev, "start", "policies/a.json",
+                              "policies/a.json: consumer.client_id: must match x", 0);
+    gw_events_policy_rejected(ev, "SIGHUP", "policies/b.json", "policies/b.json: $: invalid", 1);
+    gw_events_policy_rejected(NULL, "SIGHUP", "x", "y", 1); /* no stream: nothing */
+    ck_assert_uint_eq(total(ev), 2);
+    gw_events_close(ev);
+    json_t *r[4];
+    size_t n = events_of(o.journal.path, r, 4);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(sget(r[0], "event"), "policy.rejected");
+    ck_assert_str_eq(sget(r[0], "severity"), "high");
+    ck_assert_str_eq(sget(r[0], "by"), "start");
+    ck_assert_str_eq(sget(r[0], "file"), "policies/a.json");
+    ck_assert_str_eq(sget(r[0], "error"), "policies/a.json: consumer.client_id: must match x");
+    ck_assert(json_is_false(json_object_get(r[0], "kept_previous")));
+    ck_assert_str_eq(sget(r[1], "by"), "SIGHUP");
+    ck_assert(json_is_true(json_object_get(r[1], "kept_previous")));
     free_records(r, n);
 }
 END_TEST
@@ -1431,6 +1456,7 @@ static Suite *events_suite(void)
     tcase_add_test(tc, cert_expiring_window_and_daily);
     tcase_add_test(tc, cert_expiring_off);
     tcase_add_test(tc, admin_records);
+    tcase_add_test(tc, policy_rejected_records);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("stream");

@@ -862,17 +862,23 @@ static const struct {
     const char *want;
 } set_bad[] = {
     {"H1", "aaa-sandbox", C1, "H2", "bbb-sandbox", C2 ", " C1,
-     "%1$s/p/b.json: consumer.certificates[1]: fingerprint already used by %1$s/p/a.json"},
+     "%1$s/p/a.json: consumer.certificates[0]: fingerprint also used by %1$s/p/b.json\n"
+     "%1$s/p/b.json: consumer.certificates[1]: fingerprint also used by %1$s/p/a.json"},
     {"H1", "aaa-sandbox", C1, "H2", "aaa-sandbox", C2,
-     "%1$s/p/b.json: consumer.client_id: already used by %1$s/p/a.json"},
+     "%1$s/p/a.json: consumer.client_id: also used by %1$s/p/b.json\n"
+     "%1$s/p/b.json: consumer.client_id: also used by %1$s/p/a.json"},
     {"H1", "aaa-sandbox", C1, "H1", "bbb-sandbox", C2,
-     "%1$s/p/b.json: habilitation.id: already used by %1$s/p/a.json"},
+     "%1$s/p/a.json: habilitation.id: also used by %1$s/p/b.json\n"
+     "%1$s/p/b.json: habilitation.id: also used by %1$s/p/a.json"},
     {"H1", "aaa-sandbox", C1 ", " C2, "H1", "aaa-sandbox", C3 ", " C2,
-     "%1$s/p/b.json: habilitation.id: already used by %1$s/p/a.json\n"
-     "%1$s/p/b.json: consumer.client_id: already used by %1$s/p/a.json\n"
-     "%1$s/p/b.json: consumer.certificates[1]: fingerprint already used by %1$s/p/a.json"},
-    /* A bad file: its own errors only; the cross-file rules wait until every
-     * file is valid. */
+     "%1$s/p/a.json: habilitation.id: also used by %1$s/p/b.json\n"
+     "%1$s/p/a.json: consumer.client_id: also used by %1$s/p/b.json\n"
+     "%1$s/p/a.json: consumer.certificates[1]: fingerprint also used by %1$s/p/b.json\n"
+     "%1$s/p/b.json: habilitation.id: also used by %1$s/p/a.json\n"
+     "%1$s/p/b.json: consumer.client_id: also used by %1$s/p/a.json\n"
+     "%1$s/p/b.json: consumer.certificates[1]: fingerprint also used by %1$s/p/a.json"},
+    /* A bad file: its own errors only; left out, it takes no part in the
+     * cross-file rules, so the good file is not touched. */
     {"H1", "aaa-sandbox", C1, "H0", "aaa-sandbox", C1,
      "%1$s/p/b.json: habilitation.id: must match H[1-9][0-9]{0,9}"},
 };
@@ -951,7 +957,9 @@ START_TEST(t_cert_file)
     snprintf(entry, sizeof(entry), "{\"sha256\": \"%s\"}", upper);
     put_variant("policies/b.json", "H2", "bbb-sandbox", entry);
     ck_assert_ptr_null(gw_policy_set_load(dir, &rules, &errs));
-    assert_errs(&errs, "%1$s/policies/b.json: consumer.certificates[0]: fingerprint already used "
+    assert_errs(&errs, "%1$s/policies/a.json: consumer.certificates[0]: fingerprint also used "
+                       "by %1$s/policies/b.json\n"
+                       "%1$s/policies/b.json: consumer.certificates[0]: fingerprint also used "
                        "by %1$s/policies/a.json");
     gw_errlist_clear(&errs);
 
