@@ -80,6 +80,32 @@ class TestConfigCheck(unittest.TestCase):
         lines = [ln for ln in err.splitlines() if ln.startswith(path + ": ")]
         self.assertGreaterEqual(len(lines), 4, err)
 
+    def test_every_section_in_one_pass(self):
+        """Errors in the config's own keys, the oauth, quota and access
+        sections are all reported by one run, each naming the file as given
+        on the command line (here relative to the working directory), in
+        that order; the same at start."""
+        def mutate(c):
+            c["workers"] = "two"
+            c["oauth"]["foo"] = 1
+            c["quota"] = {"store": "memcached"}
+            c["access"] = {"maintenance": {"timezone": "UTC",
+                                           "slots": [{"daily": "12:00-13:00"}]}}
+        self.bad(mutate, "bad-four.json")
+        want = [
+            "bad-four.json: workers: must be an integer",
+            "bad-four.json: access.maintenance.slots[0].daily: must lie within 23:00-06:00 and "
+            "last at most 2 hours (CGU), unless maintenance.force is true",
+            "bad-four.json: oauth.foo: unknown key",
+            "bad-four.json: quota.store: must be \"memory\" or \"redis\"",
+        ]
+        for args in (("-t", "-c", "bad-four.json"), ("-c", "bad-four.json")):
+            r = subprocess.run([GW_BIN, *args], cwd=self.stack.dir, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15)
+            err = r.stderr.decode(errors="replace")
+            self.assertEqual(r.returncode, 1, err)
+            self.assertEqual(err.splitlines(), want)
+
     def test_unknown_top_level_key(self):
         path = self.bad(lambda c: c.__setitem__("listners", []), "bad-top.json")
         rc, out, err = run_gw("-t", "-c", path)

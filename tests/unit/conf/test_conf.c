@@ -846,6 +846,82 @@ START_TEST(t_relative_file)
 }
 END_TEST
 
+/* gw_conf_load_check: a config with errors still gives its conf, so that the
+ * sections checked elsewhere (access, oauth, quota, policies) can be checked
+ * in the same pass; the conf says which parts are not to be trusted. */
+static const char check_conf[] =
+    "{\"workers\": \"two\", \"policies_dir\": \"nope\",\n"
+    " \"listeners\": [{\"name\": \"l\", \"address\": \"0.0.0.0\", \"port\": 443,\n"
+    "                  \"environment\": \"production\",\n"
+    "                  \"tls\": {\"certificates\": [{\"cert\": \"pki/server-rsa.crt\",\n"
+    "                                             \"key\": \"pki/server-rsa.key\"}],\n"
+    "                          \"client_ca\": \"pki/ca.crt\"}}],\n"
+    " \"upstreams\": [{\"name\": \"u\", \"servers\": [\"192.0.2.1:80\"]}],\n"
+    " \"routes\": [{\"method\": \"GET\", \"path\": \"/a/{x}\", \"upstream\": \"v\"}],\n"
+    " \"journal\": {\"path\": \"/tmp/j.jsonl\"},\n"
+    " \"access\": {\"x\": 1}, \"oauth\": {\"y\": 2}, \"quota\": {\"z\": 3}}\n";
+
+START_TEST(t_load_check)
+{
+    gw_errlist errs = {0};
+    size_t nerrs = 99;
+    char *path = put_config("check.json", check_conf);
+    ck_assert_int_eq(chdir(conf_dir), 0);
+    gw_conf *c = gw_conf_load_check("check.json", &errs, &nerrs);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(nerrs, 3);
+    ck_assert_uint_eq(c->nerrs, 3);
+    ck_assert_uint_eq(errs.n, 3);
+    char *want = subst("check.json: policies_dir: cannot use directory \"%D/nope\": No such file "
+                       "or directory",
+                       "");
+    ck_assert_str_eq(errs.msgs[0], "check.json: workers: must be an integer");
+    ck_assert_str_eq(errs.msgs[1], want);
+    ck_assert_str_eq(errs.msgs[2], "check.json: routes[0].upstream: unknown upstream \"v\"");
+    free(want);
+    ck_assert_str_eq(c->path, "check.json");
+    ck_assert_int_eq(c->routes_bad, 1);
+    ck_assert_int_eq(c->policies_dir_bad, 1);
+    ck_assert_ptr_null(c->policies_dir);
+    /* the sections checked elsewhere are there, as written */
+    ck_assert_int_eq(json_integer_value(json_object_get(c->access, "x")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(c->oauth, "y")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(c->quota, "z")), 3);
+    gw_conf_free(c);
+    gw_errlist_clear(&errs);
+
+    /* the same file through gw_conf_load: NULL, same errors */
+    ck_assert_ptr_null(gw_conf_load("check.json", &errs));
+    ck_assert_uint_eq(errs.n, 3);
+    gw_errlist_clear(&errs);
+
+    /* a valid one: no error, nothing flagged */
+    free(put_config("min.json", min_conf));
+    c = gw_conf_load_check("min.json", &errs, &nerrs);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(nerrs, 0);
+    ck_assert_uint_eq(errs.n, 0);
+    ck_assert_int_eq(c->routes_bad, 0);
+    ck_assert_int_eq(c->policies_dir_bad, 0);
+    gw_conf_free(c);
+
+    /* nothing to check further: no conf */
+    free(put_config("syntax.json", "{\"workers\": 2,,}"));
+    ck_assert_ptr_null(gw_conf_load_check("syntax.json", &errs, &nerrs));
+    ck_assert_uint_eq(nerrs, 0);
+    ck_assert_uint_eq(errs.n, 1);
+    gw_errlist_clear(&errs);
+    free(put_config("array.json", "[1]"));
+    ck_assert_ptr_null(gw_conf_load_check("array.json", &errs, &nerrs));
+    ck_assert_str_eq(errs.msgs[0], "array.json: $: must be an object");
+    gw_errlist_clear(&errs);
+    ck_assert_ptr_null(gw_conf_load_check("missing.json", &errs, &nerrs));
+    ck_assert_str_eq(errs.msgs[0], "missing.json: $: cannot read: No such file or directory");
+    gw_errlist_clear(&errs);
+    free(path);
+}
+END_TEST
+
 START_TEST(t_parse_text)
 {
     gw_errlist errs = {0};
@@ -1012,6 +1088,7 @@ int main(void)
     tcase_add_test(tc, t_access_off);
     tcase_add_test(tc, t_cannot_read);
     tcase_add_test(tc, t_relative_file);
+    tcase_add_test(tc, t_load_check);
     tcase_add_test(tc, t_parse_text);
     tcase_add_test(tc, t_errlist_append);
     tcase_add_test(tc, t_errlist_overflow);

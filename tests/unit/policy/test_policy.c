@@ -928,6 +928,209 @@ START_TEST(t_set_unreadable)
 }
 END_TEST
 
+/* ---- the unit of failure is the file (gw_policy_set_build) ---- */
+
+static const gw_policy_rejected *rejected(const gw_policy_set *s, size_t i, const char *rel)
+{
+    const gw_policy_rejected *r = gw_policy_set_rejected_at(s, i);
+    ck_assert_ptr_nonnull(r);
+    char *f = tpath(rel);
+    ck_assert_str_eq(r->file, f);
+    free(f);
+    return r;
+}
+
+/* At start: a broken file is left out, the others serve. */
+START_TEST(t_build_start)
+{
+    gw_errlist errs = {0};
+    mkdir_t("p");
+    put_variant("p/a.json", "H1", "aaa-sandbox", C1);
+    write_t("p/b.json", "{\"habilitation\": ");
+    put_variant("p/c.json", "H3", "ccc-sandbox", C3);
+    char *dir = tpath("p");
+    gw_policy_set *s = gw_policy_set_build(dir, &rules, NULL, &errs);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(gw_policy_set_count(s), 2);
+    ck_assert_ptr_nonnull(gw_policy_by_client_id(s, "aaa-sandbox"));
+    ck_assert_ptr_nonnull(gw_policy_by_client_id(s, "ccc-sandbox"));
+    ck_assert_uint_eq(gw_policy_set_nrejected(s), 1);
+    const gw_policy_rejected *r = rejected(s, 0, "p/b.json");
+    ck_assert_int_eq(r->kept, 0);
+    assert_errs(&errs, "%1$s/p/b.json: $: invalid JSON at line 1, column 17: unexpected token "
+                       "near end of file");
+    char *want = NULL;
+    ck_assert_int_ge(asprintf(&want, "%s", errs.msgs[0]), 0);
+    ck_assert_str_eq(r->error, want);
+    free(want);
+    ck_assert_ptr_null(gw_policy_set_rejected_at(s, 1));
+    gw_errlist_clear(&errs);
+    /* the strict load refuses the same directory */
+    ck_assert_ptr_null(gw_policy_set_load(dir, &rules, &errs));
+    ck_assert_uint_eq(errs.n, 1);
+    gw_errlist_clear(&errs);
+    gw_policy_set_unref(s);
+
+    /* every file broken: an empty set that lists them */
+    write_t("p/a.json", "[]");
+    write_t("p/c.json", "{}");
+    s = gw_policy_set_build(dir, &rules, NULL, &errs);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(gw_policy_set_count(s), 0);
+    ck_assert_uint_eq(gw_policy_set_nrejected(s), 3);
+    ck_assert_ptr_null(gw_policy_by_client_id(s, "aaa-sandbox"));
+    gw_policy_set_unref(s);
+    gw_errlist_clear(&errs);
+    free(dir);
+
+    /* a directory that cannot be listed: no set at all */
+    dir = tpath("nope");
+    ck_assert_ptr_null(gw_policy_set_build(dir, &rules, NULL, &errs));
+    ck_assert_uint_eq(errs.n, 1);
+    gw_errlist_clear(&errs);
+    free(dir);
+}
+END_TEST
+
+/* At reload: a broken file keeps its previous version (the very same
+ * policy, shared with the old snapshot, which may go first); the others
+ * take their edits; a removed file is gone; a new broken file is left out. */
+START_TEST(t_build_reload)
+{
+    gw_errlist errs = {0};
+    mkdir_t("p");
+    put_variant("p/a.json", "H1", "aaa-sandbox", C1);
+    put_variant("p/b.json", "H2", "bbb-sandbox", C2);
+    put_variant("p/c.json", "H3", "ccc-sandbox", C3);
+    char *dir = tpath("p");
+    gw_policy_set *s1 = gw_policy_set_build(dir, &rules, NULL, &errs);
+    ck_assert_ptr_nonnull(s1);
+    ck_assert_uint_eq(errs.n, 0);
+    const gw_policy *a1 = gw_policy_by_client_id(s1, "aaa-sandbox");
+
+    write_t("p/a.json", "{\"habilitation\": 1}");      /* broken edit */
+    put_variant("p/b.json", "H22", "bbb-sandbox", C2); /* good edit */
+    char *cf = tpath("p/c.json");
+    ck_assert_int_eq(remove(cf), 0);
+    free(cf);
+    write_t("p/d.json", "{}"); /* new and broken */
+    gw_policy_set *s2 = gw_policy_set_build(dir, &rules, s1, &errs);
+    ck_assert_ptr_nonnull(s2);
+    ck_assert_uint_eq(gw_policy_set_count(s2), 2);
+    ck_assert_ptr_eq(gw_policy_by_client_id(s2, "aaa-sandbox"), a1);
+    ck_assert_ptr_eq(
+        gw_policy_by_cert(s2, "1111111111111111111111111111111111111111111111111111111111111111"),
+        a1);
+    ck_assert_str_eq(gw_policy_by_client_id(s2, "bbb-sandbox")->id, "H22");
+    ck_assert_ptr_null(gw_policy_by_client_id(s2, "ccc-sandbox"));
+    ck_assert_uint_eq(gw_policy_set_nrejected(s2), 2);
+    const gw_policy_rejected *r = rejected(s2, 0, "p/a.json");
+    ck_assert_int_eq(r->kept, 1);
+    ck_assert_str_eq(r->error, errs.msgs[0]);
+    r = rejected(s2, 1, "p/d.json");
+    ck_assert_int_eq(r->kept, 0);
+    gw_errlist_clear(&errs);
+    /* the old snapshot goes first: the kept policy lives on in the new one */
+    gw_policy_set_unref(s1);
+    ck_assert_str_eq(gw_policy_by_client_id(s2, "aaa-sandbox")->id, "H1");
+
+    /* a third load: a still broken, its version from s2 (from s1) is kept */
+    gw_policy_set *s3 = gw_policy_set_build(dir, &rules, s2, &errs);
+    ck_assert_ptr_eq(gw_policy_by_client_id(s3, "aaa-sandbox"), a1);
+    gw_policy_set_unref(s2);
+    gw_errlist_clear(&errs);
+
+    /* a fixed: its new version */
+    put_variant("p/a.json", "H11", "aaa-sandbox", C1);
+    gw_policy_set *s4 = gw_policy_set_build(dir, &rules, s3, &errs);
+    ck_assert_uint_eq(errs.n, 4); /* d.json: "{}" misses its 4 sections */
+    ck_assert_str_eq(gw_policy_by_client_id(s4, "aaa-sandbox")->id, "H11");
+    ck_assert_uint_eq(gw_policy_set_nrejected(s4), 1);
+    gw_policy_set_unref(s3);
+    gw_policy_set_unref(s4);
+    gw_errlist_clear(&errs);
+    free(dir);
+}
+END_TEST
+
+/* Set-level rules reject every file involved, not the set; at a reload the
+ * files involved keep their previous versions. */
+START_TEST(t_build_conflicts)
+{
+    gw_errlist errs = {0};
+    mkdir_t("p");
+    put_variant("p/a.json", "H1", "aaa-sandbox", C1);
+    put_variant("p/b.json", "H2", "aaa-sandbox", C2);
+    put_variant("p/c.json", "H3", "ccc-sandbox", C3);
+    char *dir = tpath("p");
+    /* start: both duplicates left out, c serves */
+    gw_policy_set *s = gw_policy_set_build(dir, &rules, NULL, &errs);
+    ck_assert_uint_eq(gw_policy_set_count(s), 1);
+    ck_assert_str_eq(gw_policy_set_at(s, 0)->id, "H3");
+    ck_assert_ptr_null(gw_policy_by_client_id(s, "aaa-sandbox"));
+    ck_assert_ptr_null(
+        gw_policy_by_cert(s, "1111111111111111111111111111111111111111111111111111111111111111"));
+    ck_assert_uint_eq(gw_policy_set_nrejected(s), 2);
+    ck_assert_int_eq(rejected(s, 0, "p/a.json")->kept, 0);
+    ck_assert_int_eq(rejected(s, 1, "p/b.json")->kept, 0);
+    assert_errs(&errs, "%1$s/p/a.json: consumer.client_id: also used by %1$s/p/b.json\n"
+                       "%1$s/p/b.json: consumer.client_id: also used by %1$s/p/a.json");
+    gw_errlist_clear(&errs);
+    gw_policy_set_unref(s);
+
+    /* a good set, then c takes b's client_id and certificate: b and c both
+     * keep their previous versions, a is untouched */
+    put_variant("p/b.json", "H2", "bbb-sandbox", C2);
+    s = gw_policy_set_build(dir, &rules, NULL, &errs);
+    ck_assert_uint_eq(gw_policy_set_count(s), 3);
+    ck_assert_uint_eq(errs.n, 0);
+    const gw_policy *b1 = gw_policy_by_client_id(s, "bbb-sandbox");
+    const gw_policy *c1 = gw_policy_by_client_id(s, "ccc-sandbox");
+    put_variant("p/c.json", "H3", "bbb-sandbox", C2);
+    put_variant("p/a.json", "H10", "aaa-sandbox", C1);
+    gw_policy_set *s2 = gw_policy_set_build(dir, &rules, s, &errs);
+    ck_assert_uint_eq(gw_policy_set_count(s2), 3);
+    ck_assert_ptr_eq(gw_policy_by_client_id(s2, "bbb-sandbox"), b1);
+    ck_assert_ptr_eq(gw_policy_by_client_id(s2, "ccc-sandbox"), c1);
+    ck_assert_str_eq(gw_policy_by_client_id(s2, "aaa-sandbox")->id, "H10");
+    ck_assert_uint_eq(gw_policy_set_nrejected(s2), 2);
+    ck_assert_int_eq(rejected(s2, 0, "p/b.json")->kept, 1);
+    ck_assert_int_eq(rejected(s2, 1, "p/c.json")->kept, 1);
+    assert_errs(&errs,
+                "%1$s/p/b.json: consumer.client_id: also used by %1$s/p/c.json\n"
+                "%1$s/p/b.json: consumer.certificates[0]: fingerprint also used by %1$s/p/c.json\n"
+                "%1$s/p/c.json: consumer.client_id: also used by %1$s/p/b.json\n"
+                "%1$s/p/c.json: consumer.certificates[0]: fingerprint also used by %1$s/p/b.json");
+    gw_errlist_clear(&errs);
+
+    /* b broken (kept) and a new file d takes b's client_id: d gives way,
+     * b's previous version stays */
+    write_t("p/b.json", "{}");
+    put_variant("p/c.json", "H3", "ccc-sandbox", C3);
+    put_variant(
+        "p/d.json", "H4", "bbb-sandbox",
+        "{\"sha256\": \"4444444444444444444444444444444444444444444444444444444444444444\"}");
+    gw_policy_set *s3 = gw_policy_set_build(dir, &rules, s2, &errs);
+    ck_assert_uint_eq(gw_policy_set_count(s3), 3);
+    ck_assert_ptr_eq(gw_policy_by_client_id(s3, "bbb-sandbox"), b1);
+    ck_assert_str_eq(gw_policy_by_client_id(s3, "aaa-sandbox")->id, "H10");
+    ck_assert_ptr_nonnull(gw_policy_by_client_id(s3, "ccc-sandbox"));
+    ck_assert_uint_eq(gw_policy_set_nrejected(s3), 2);
+    ck_assert_int_eq(rejected(s3, 0, "p/b.json")->kept, 1);
+    ck_assert_int_eq(rejected(s3, 1, "p/d.json")->kept, 0);
+    assert_errs(&errs, "%1$s/p/b.json: $: missing key \"habilitation\"\n"
+                       "%1$s/p/b.json: $: missing key \"organization\"\n"
+                       "%1$s/p/b.json: $: missing key \"consumer\"\n"
+                       "%1$s/p/b.json: $: missing key \"rights\"\n"
+                       "%1$s/p/d.json: consumer.client_id: also used by %1$s/p/b.json");
+    gw_errlist_clear(&errs);
+    gw_policy_set_unref(s);
+    gw_policy_set_unref(s2);
+    gw_policy_set_unref(s3);
+    free(dir);
+}
+END_TEST
+
 /* ---- the "file" certificate extension ---- */
 
 START_TEST(t_cert_file)
@@ -1258,6 +1461,9 @@ int main(void)
     tcase_add_test(tc, t_set_empty);
     tcase_add_loop_test(tc, t_set_bad, 0, (int)(sizeof(set_bad) / sizeof(set_bad[0])));
     tcase_add_test(tc, t_set_unreadable);
+    tcase_add_test(tc, t_build_start);
+    tcase_add_test(tc, t_build_reload);
+    tcase_add_test(tc, t_build_conflicts);
     tcase_add_test(tc, t_cert_file);
     tcase_add_test(tc, t_examples);
     tcase_add_test(tc, t_big_set);
