@@ -1,6 +1,7 @@
 #include "stages/confs.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #define BAND_START (23 * 60)
 #define BAND_END (6 * 60)
 #define MAX_SLOT_MIN 120
+#define NIGHT_MIN ((BAND_END - BAND_START + 1440) % 1440) /* 420 minutes, 23:00-06:00 */
 
 static void e(gw_errlist *errs, const gw_conf *c, const char *path, const char *msg)
 {
@@ -105,6 +107,80 @@ static int in_band(int start, int end)
     int len = (end - start + 1440) % 1440;
     int band_len = (BAND_END - BAND_START + 1440) % 1440; /* 420 */
     return len > 0 && s + len <= band_len;
+}
+
+/* Minutes of [start, end) (minutes of the day, may cross midnight) marked in
+ * <night>, indexed by minutes after 23:00; only for slots within the band. */
+static void mark_night(unsigned char night[NIGHT_MIN], int start, int end)
+{
+    int s = (start - BAND_START + 1440) % 1440, len = (end - start + 1440) % 1440;
+    for (int i = s; i < s + len && i < NIGHT_MIN; i++)
+        night[i] = 1;
+}
+
+static int night_total(const unsigned char night[NIGHT_MIN])
+{
+    int n = 0;
+    for (int i = 0; i < NIGHT_MIN; i++)
+        n += night[i];
+    return n;
+}
+
+/* The CGU's budget is per night: overlapping slots count once, and a dated
+ * slot adds to the daily ones of its night. Every slot is known to lie in
+ * the band (<s->slots[i]> is the JSON's slots[i]). The first slot that takes
+ * a night past MAX_SLOT_MIN is named, with the night's total. */
+static void check_nights(gw_errlist *errs, const gw_conf *c, const gw_stage_confs *s)
+{
+    static const char rule[] = "; the CGU allow at most 2 hours a night (23:00-06:00), unless "
+                               "maintenance.force is true";
+    unsigned char daily[NIGHT_MIN], night[NIGHT_MIN];
+    char p[96], msg[256];
+    size_t first = SIZE_MAX;
+
+    memset(daily, 0, sizeof(daily));
+    for (size_t i = 0; i < s->nslots; i++) {
+        if (!s->slots[i].daily)
+            continue;
+        mark_night(daily, s->slots[i].start_min, s->slots[i].end_min);
+        if (first == SIZE_MAX && night_total(daily) > MAX_SLOT_MIN)
+            first = i;
+    }
+    if (first != SIZE_MAX) {
+        snprintf(p, sizeof(p), "access.maintenance.slots[%zu].daily", first);
+        snprintf(msg, sizeof(msg), "the daily slots take %d minutes a night%s", night_total(daily),
+                 rule);
+        e(errs, c, p, msg);
+        return;
+    }
+    for (size_t i = 0; i < s->nslots; i++) {
+        const gw_maint_slot *si = &s->slots[i];
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = !s->slots[j].daily && s->slots[j].night == si->night;
+        if (si->daily || seen)
+            continue;
+        memcpy(night, daily, sizeof(night));
+        first = SIZE_MAX;
+        for (size_t j = i; j < s->nslots; j++) {
+            if (s->slots[j].daily || s->slots[j].night != si->night)
+                continue;
+            mark_night(night, s->slots[j].start_min, s->slots[j].end_min);
+            if (first == SIZE_MAX && night_total(night) > MAX_SLOT_MIN)
+                first = j;
+        }
+        if (first == SIZE_MAX)
+            continue;
+        struct tm tm;
+        time_t day = (time_t)(si->night * 86400L);
+        gmtime_r(&day, &tm);
+        snprintf(p, sizeof(p), "access.maintenance.slots[%zu]", first);
+        snprintf(msg, sizeof(msg),
+                 "the night of %04d-%02d-%02d has %d minutes of maintenance (daily slots "
+                 "included)%s",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, night_total(night), rule);
+        e(errs, c, p, msg);
+    }
 }
 
 static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_stage_confs *s)
@@ -212,8 +288,14 @@ static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_
          * in the night band, away from the 02:00/03:00 switch in practice) */
         ms->from = (time_t)(lf - gw_tz_offset(s->tz, (time_t)(lf - 3600)));
         ms->until = (time_t)(lu - gw_tz_offset(s->tz, (time_t)(lu - 3600)));
+        ms->start_min = mf;
+        ms->end_min = mu;
+        /* the night is named by its evening: 01:00 belongs to the day before */
+        ms->night = lf / 86400 - (mf < BAND_START ? 1 : 0);
         s->nslots++;
     }
+    if (!s->force && s->nslots == json_array_size(slots))
+        check_nights(errs, c, s);
 }
 
 gw_stage_confs *gw_stage_confs_load(const gw_conf *c, gw_errlist *errs)

@@ -8,9 +8,14 @@
  *                                                     client address (XFF, PROXY v2)
  *     "suspensions_file": "state/suspensions.json",   kill-switch state
  *     "maintenance": {"timezone": "Europe/Paris", "force": false,
- *                     "slots": [{"daily": "02:00-04:00"},
- *                               {"from": "2026-12-24T23:00", "until": "2026-12-25T01:00"}]}
+ *                     "slots": [{"daily": "02:00-03:00"},
+ *                               {"from": "2026-12-24T23:00", "until": "2026-12-25T00:00"}]}
  *   }
+ *
+ * The CGU allow 2 hours of maintenance a night (23:00-06:00 local): each slot
+ * must lie in that band, and the slots of one night (the daily ones plus the
+ * dated ones of that night, overlaps counted once) must not exceed 2 hours,
+ * unless "force" is true.
  */
 #ifndef GW_STAGE_CONFS_H
 #define GW_STAGE_CONFS_H
@@ -25,10 +30,11 @@ typedef enum { GW_TZ_PARIS = 0, GW_TZ_UTC = 1 } gw_tz;
 
 typedef struct gw_maint_slot {
     int daily;     /* 1: every day from start_min to end_min (local time) */
-    int start_min; /* minutes after local midnight */
+    int start_min; /* minutes after local midnight (dated slots too: local start) */
     int end_min;   /* may be < start_min: crosses midnight */
     time_t from;   /* explicit slot, UTC seconds */
     time_t until;
+    long night; /* explicit slot: its night, as local days since 1970-01-01 of its evening */
 } gw_maint_slot;
 
 typedef struct gw_stage_confs {

@@ -89,13 +89,14 @@ class TestConfigCheck(unittest.TestCase):
             c["workers"] = "two"
             c["oauth"]["foo"] = 1
             c["quota"] = {"store": "memcached"}
-            c["access"] = {"maintenance": {"timezone": "UTC",
-                                           "slots": [{"daily": "12:00-13:00"}]}}
+            c["access"] = {"maintenance": {"timezone": "Europe/Paris", "slots": [
+                {"daily": "23:00-01:00"}, {"daily": "01:00-03:00"}, {"daily": "03:00-05:00"}]}}
         self.bad(mutate, "bad-four.json")
         want = [
             "bad-four.json: workers: must be an integer",
-            "bad-four.json: access.maintenance.slots[0].daily: must lie within 23:00-06:00 and "
-            "last at most 2 hours (CGU), unless maintenance.force is true",
+            "bad-four.json: access.maintenance.slots[1].daily: the daily slots take 360 minutes "
+            "a night; the CGU allow at most 2 hours a night (23:00-06:00), unless "
+            "maintenance.force is true",
             "bad-four.json: oauth.foo: unknown key",
             "bad-four.json: quota.store: must be \"memory\" or \"redis\"",
         ]

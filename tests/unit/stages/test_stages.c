@@ -659,7 +659,9 @@ START_TEST(maintenance_slots)
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
     gw_stage_confs *c = confs_from(
-        "{\"maintenance\":{\"timezone\":\"Europe/Paris\",\"slots\":[{\"daily\":\"02:00-04:00\"},"
+        /* 3.5 hours on the night of 24 December: only with "force" */
+        "{\"maintenance\":{\"timezone\":\"Europe/Paris\",\"force\":true,"
+        "\"slots\":[{\"daily\":\"02:00-04:00\"},"
         "{\"from\":\"2026-12-24T23:30\",\"until\":\"2026-12-25T01:00\"}]}}",
         &errs);
     for (size_t i = 0; i < errs.n; i++)
@@ -742,7 +744,59 @@ static const ccase ccases[] = {
     {"{\"maintenance\":{\"slots\":[{\"daily\":\"02:00-04:00\",\"from\":\"2026-12-24T23:00\"}]}}",
      "gw.json: access.maintenance.slots[0]: either \"daily\" or \"from\"/\"until\", not both"},
     {"{\"maintenance\":{\"force\":1}}", "gw.json: access.maintenance.force: must be a boolean"},
+    /* the budget is per night: three back-to-back daily 2-hour slots */
+    {"{\"maintenance\":{\"slots\":[{\"daily\":\"23:00-01:00\"},{\"daily\":\"01:00-03:00\"},"
+     "{\"daily\":\"03:00-05:00\"}]}}",
+     "gw.json: access.maintenance.slots[1].daily: the daily slots take 360 minutes a night; the "
+     "CGU "
+     "allow at most 2 hours a night (23:00-06:00), unless maintenance.force is true"},
+    {"{\"maintenance\":{\"slots\":[{\"daily\":\"05:00-06:00\"},{\"daily\":\"23:00-00:01\"}]}}",
+     "gw.json: access.maintenance.slots[1].daily: the daily slots take 121 minutes a night; the "
+     "CGU "
+     "allow at most 2 hours a night (23:00-06:00), unless maintenance.force is true"},
+    /* a dated slot adds to the daily ones of its night (named by its evening) */
+    {"{\"maintenance\":{\"slots\":[{\"daily\":\"02:00-03:30\"},"
+     "{\"from\":\"2026-12-24T23:00\",\"until\":\"2026-12-25T00:00\"}]}}",
+     "gw.json: access.maintenance.slots[1]: the night of 2026-12-24 has 150 minutes of maintenance "
+     "(daily slots included); the CGU allow at most 2 hours a night (23:00-06:00), unless "
+     "maintenance.force is true"},
+    {"{\"maintenance\":{\"timezone\":\"UTC\",\"slots\":["
+     "{\"from\":\"2026-12-25T01:00\",\"until\":\"2026-12-25T02:30\"},"
+     "{\"from\":\"2026-12-26T01:00\",\"until\":\"2026-12-26T02:00\"},"
+     "{\"from\":\"2026-12-25T04:00\",\"until\":\"2026-12-25T05:00\"}]}}",
+     "gw.json: access.maintenance.slots[2]: the night of 2026-12-24 has 150 minutes of maintenance "
+     "(daily slots included); the CGU allow at most 2 hours a night (23:00-06:00), unless "
+     "maintenance.force is true"},
+    /* each slot's own bounds come first: a slot past 06:00 */
+    {"{\"maintenance\":{\"slots\":[{\"from\":\"2026-12-25T05:00\",\"until\":\"2026-12-25T06:30\"}]}"
+     "}",
+     "gw.json: access.maintenance.slots[0]: must lie within 23:00-06:00 and last at most 2 hours "
+     "(CGU), unless maintenance.force is true"},
 };
+
+/* Within the budget: overlaps count once, nights are apart, and "force"
+ * lifts the rule. */
+static const char *const good_nights[] = {
+    "{\"maintenance\":{\"slots\":[{\"daily\":\"01:00-02:30\"},{\"daily\":\"02:00-03:00\"}]}}",
+    "{\"maintenance\":{\"slots\":[{\"daily\":\"23:00-00:00\"},{\"daily\":\"05:00-06:00\"}]}}",
+    "{\"maintenance\":{\"slots\":[{\"from\":\"2026-12-24T23:00\",\"until\":\"2026-12-25T01:00\"},"
+    "{\"from\":\"2026-12-25T23:00\",\"until\":\"2026-12-26T01:00\"}]}}",
+    "{\"maintenance\":{\"slots\":[{\"daily\":\"02:00-03:00\"},"
+    "{\"from\":\"2026-12-25T02:30\",\"until\":\"2026-12-25T03:30\"}]}}",
+    "{\"maintenance\":{\"force\":true,\"slots\":[{\"daily\":\"23:00-01:00\"},"
+    "{\"daily\":\"01:00-03:00\"},{\"daily\":\"03:00-05:00\"}]}}",
+};
+
+START_TEST(good_access_nights)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    gw_stage_confs *c = confs_from(good_nights[_i], &errs);
+    ck_assert_msg(c != NULL, "%s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_uint_eq(errs.n, 0);
+    gw_stage_confs_free(c);
+}
+END_TEST
 
 START_TEST(bad_access_config)
 {
@@ -798,6 +852,8 @@ int main(void)
     tcase_add_test(tc, maintenance_slots);
     tcase_add_loop_test(tc, bad_access_config, 0, sizeof(ccases) / sizeof(ccases[0]));
     tcase_add_test(tc, forced_slot_outside_band);
+    tcase_add_loop_test(tc, good_access_nights, 0,
+                        (int)(sizeof(good_nights) / sizeof(good_nights[0])));
     tcase_add_test(tc, paris_offset);
     tcase_add_test(tc, siren_table);
     suite_add_tcase(s, tc);
