@@ -204,10 +204,11 @@ typedef struct dp {
     const char *definition;
     int valid_from;
     const char *siret;
-    const char *org_name;
-    char *legal_basis;    /* malloc'd, or NULL */
-    long long retention;  /* 0 when absent */
-    long long per_minute; /* 0 when absent */
+    const char *org_name;          /* NULL: DataPass has none */
+    const char *contact_technical; /* data.contact_technique_email, or NULL */
+    char *legal_basis;             /* malloc'd, or NULL */
+    long long retention;           /* 0 when absent */
+    long long per_minute;          /* 0 when absent */
 } dp;
 
 /* A DataPass request (demande, "D123") rather than a habilitation: it has
@@ -316,16 +317,13 @@ static void read_org(ctx *x, json_t *root, dp *d)
         else
             d->siret = json_string_value(v);
     }
+    /* Organisation.name is nullable in the DataPass OpenAPI: absent, null or
+     * "" leave it out of the skeleton (the SIRET names the organization) */
     v = json_object_get(o, "name");
-    if (v == NULL) {
-        err(x, "organization", "missing key \"name\"");
-    } else if (!json_is_string(v)) {
-        err(x, "organization.name", "must be a string");
-    } else if (json_string_value(v)[0] == '\0') {
-        err(x, "organization.name", "must not be empty");
-    } else {
+    if (v != NULL && !json_is_null(v) && !json_is_string(v))
+        err(x, "organization.name", "must be a string or null");
+    else if (json_is_string(v) && json_string_value(v)[0] != '\0')
         d->org_name = json_string_value(v);
-    }
 }
 
 static void read_data(ctx *x, json_t *root, dp *d)
@@ -357,6 +355,15 @@ static void read_data(ctx *x, json_t *root, dp *d)
     if ((nature != NULL || url != NULL) && d->legal_basis == NULL)
         err(x, "data", "out of memory");
 
+    snprintf(p, sizeof(p), "%scontact_technique_email", P);
+    const char *mail = opt_str(x, data, "contact_technique_email", p);
+    if (mail != NULL && mail[0] != '\0') {
+        if (gw_email_valid(mail))
+            d->contact_technical = mail;
+        else
+            err(x, p, GW_EMAIL_RULE);
+    }
+
     snprintf(p, sizeof(p), "%sduree_conservation_donnees_caractere_personnel", P);
     opt_count(x, data, "duree_conservation_donnees_caractere_personnel", p, 1, 120, &d->retention);
     snprintf(p, sizeof(p), "%svolumetrie_appels_par_minute", P);
@@ -372,7 +379,7 @@ static json_t *skeleton(const dp *d)
     fmt_date(d->valid_from, from);
     fmt_date(plus_one_year(d->valid_from), until);
     snprintf(hid, sizeof(hid), "H%lld", d->id);
-    slugify(d->org_name, slug);
+    slugify(d->org_name != NULL ? d->org_name : "", slug);
     if (slug[0] == '\0')
         snprintf(slug, sizeof(slug), "h%lld", d->id);
     snprintf(client_id, sizeof(client_id), "%s-%s", slug, prod ? "production" : "sandbox");
@@ -383,16 +390,21 @@ static json_t *skeleton(const dp *d)
         json_object_set_new(hab, "legal_basis", json_string(d->legal_basis));
     if (hab != NULL && d->retention > 0)
         json_object_set_new(hab, "retention_months", json_integer(d->retention));
-    json_t *root =
-        json_pack("{s:o, s:{s:s, s:s}, s:{s:s, s:s, s:[{s:s}], s:[s]}, s:{s:[s], s:{s:s, s:s}}}",
-                  "habilitation", hab, "organization", "siret", d->siret, "name", d->org_name,
-                  "consumer", "client_id", client_id, "id_teleservice",
-                  "TODO: the ID_Teleservice issued by the DGFIP", "certificates", "sha256",
-                  "TODO: SHA-256 of the client certificate (DER), or replace this object by "
-                  "{\"file\": \"path/to/client.crt\"}",
-                  "ip_allowlist", "TODO: the partner's CIDRs, e.g. 192.0.2.0/24", "rights",
-                  "scopes", "TODO: scopes of the convention, e.g. api_opale_declarations", "years",
-                  "from", "TODO: first year granted", "to", "TODO: last year granted");
+    json_t *org = json_pack("{s:s}", "siret", d->siret);
+    if (org != NULL && d->org_name != NULL)
+        json_object_set_new(org, "name", json_string(d->org_name));
+    json_t *contacts = NULL;
+    if (d->contact_technical != NULL)
+        contacts = json_pack("{s:s}", "technical", d->contact_technical);
+    json_t *root = json_pack(
+        "{s:o, s:o, s:o*, s:{s:s, s:s, s:[{s:s}], s:[s]}, s:{s:[s], s:{s:s, s:s}}}", "habilitation",
+        hab, "organization", org, "contacts", contacts, "consumer", "client_id", client_id,
+        "id_teleservice", "TODO: the ID_Teleservice issued by the DGFIP", "certificates", "sha256",
+        "TODO: SHA-256 of the client certificate (DER), or replace this object by "
+        "{\"file\": \"path/to/client.crt\"}",
+        "ip_allowlist", "TODO: the partner's CIDRs, e.g. 192.0.2.0/24", "rights", "scopes",
+        "TODO: scopes of the convention, e.g. api_opale_declarations", "years", "from",
+        "TODO: first year granted", "to", "TODO: last year granted");
     if (root != NULL && d->per_minute > 0)
         json_object_set_new(root, "quota", json_pack("{s:I}", "per_minute", d->per_minute));
     return root;

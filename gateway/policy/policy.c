@@ -324,6 +324,36 @@ const char *gw_siret_check(const char *s)
     return luhn_ok(s, 14) ? NULL : "invalid SIRET (Luhn checksum)";
 }
 
+int gw_email_valid(const char *s)
+{
+    const char *at = s != NULL ? strchr(s, '@') : NULL;
+    if (at == NULL || strlen(s) > 254 || at == s || at - s > 64 || strchr(at + 1, '@') != NULL)
+        return 0;
+    for (const char *c = s; c < at; c++) {
+        unsigned char u = (unsigned char)*c;
+        if (u < 0x21 || u > 0x7e || strchr("\"(),:;<>[\\]", u) != NULL)
+            return 0;
+    }
+    size_t labels = 0, len = 0;
+    for (const char *c = at + 1;; c++) {
+        if (*c == '.' || *c == '\0') {
+            if (len == 0 || len > 63 || c[-1] == '-')
+                return 0;
+            labels++;
+            len = 0;
+            if (*c == '\0')
+                break;
+            continue;
+        }
+        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                 (*c == '-' && len > 0);
+        if (!ok)
+            return 0;
+        len++;
+    }
+    return labels >= 2;
+}
+
 int gw_siren_valid(const char *s, size_t len)
 {
     return s != NULL && len == 9 && all_digits(s, 9) && memcmp(s, "000000000", 9) != 0 &&
@@ -678,7 +708,7 @@ static void parse_organization(ctx *x, json_t *root, gw_policy *p)
         else
             p->org_siret = xdup(x, "organization.siret", s);
     }
-    if (get_str(x, o, P, "name", 1, &s) == SET) {
+    if (get_str(x, o, P, "name", 0, &s) == SET) {
         if (s[0] == '\0')
             err(x, "organization.name", "must not be empty");
         else
@@ -921,13 +951,32 @@ static void parse_quota(ctx *x, json_t *root, gw_policy *p)
         p->quota_per_minute = (unsigned)v;
 }
 
+/* "contacts": optional, who to call about this habilitation. */
+static void parse_contacts(ctx *x, json_t *root, gw_policy *p)
+{
+    static const char *const keys[] = {"technical", NULL};
+    const char *s;
+
+    json_t *o = get_obj(x, root, "$", "contacts", 0);
+    if (o == NULL)
+        return;
+    check_keys(x, o, "contacts", keys);
+    if (get_str(x, o, "contacts", "technical", 0, &s) == SET) {
+        if (gw_email_valid(s))
+            p->contact_technical = xdup(x, "contacts.technical", s);
+        else
+            err(x, "contacts.technical", GW_EMAIL_RULE);
+    }
+}
+
 static void parse_root(ctx *x, json_t *root, gw_policy *p)
 {
-    static const char *const keys[] = {"habilitation", "organization", "consumer",
+    static const char *const keys[] = {"habilitation", "organization", "contacts", "consumer",
                                        "rights",       "quota",        NULL};
     check_keys(x, root, "$", keys);
     parse_habilitation(x, root, p);
     parse_organization(x, root, p);
+    parse_contacts(x, root, p);
     parse_consumer(x, root, p);
     parse_rights(x, root, p);
     parse_quota(x, root, p);

@@ -49,7 +49,7 @@ typedef struct gw_policy {
     char *legal_basis;
     int retention_months; /* -1 when absent */
     char *org_siret;
-    char *org_name;
+    char *org_name; /* NULL when absent (DataPass's name is nullable) */
     char *client_id;
     char *id_teleservice;
     char (*certs)[65]; /* lowercase hex SHA-256 of the DER certificates */
@@ -142,6 +142,13 @@ int gw_date_parse(const char *s, int *out);
  * needs a digit sum divisible by 5 instead), SIREN not 000000000. Returns
  * NULL or a constant message (the ones docs/policies.md lists). */
 const char *gw_siret_check(const char *s);
+
+/* A plain e-mail address, local@domain: at most 254 bytes, one '@', a local
+ * part of 1 to 64 printable ASCII characters without space or any of
+ * "(),:;<>[\]@, a domain of at least two dot-separated labels of letters,
+ * digits and '-' (not at a label's ends). Returns 1 when valid. */
+int gw_email_valid(const char *s);
+#define GW_EMAIL_RULE "must be an e-mail address (name@domain.tld)"
 
 /* <s>/<len>: 9 digits, Luhn, not 000000000. Returns 1 when valid. */
 int gw_siren_valid(const char *s, size_t len);

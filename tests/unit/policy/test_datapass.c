@@ -68,7 +68,18 @@ static const char *sget(json_t *j, const char *a, const char *b)
 START_TEST(t_full)
 {
     json_t *j = import_ok(full);
-    ck_assert_uint_eq(json_object_size(j), 5);
+    ck_assert_uint_eq(json_object_size(j), 6);
+    /* the technical contact kept, between the organization and the consumer */
+    ck_assert_str_eq(sget(j, "contacts", "technical"), "tech@exemple.fr");
+    ck_assert_uint_eq(json_object_size(json_object_get(j, "contacts")), 1);
+    const char *keys[6];
+    size_t nk = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) keys[nk++] = k;
+    ck_assert_str_eq(keys[1], "organization");
+    ck_assert_str_eq(keys[2], "contacts");
+    ck_assert_str_eq(keys[3], "consumer");
     json_t *h = json_object_get(j, "habilitation");
     ck_assert_uint_eq(json_object_size(h), 7);
     ck_assert_str_eq(sget(j, "habilitation", "id"), "H456");
@@ -156,6 +167,8 @@ START_TEST(t_skeleton_validates_once_filled)
     ck_assert_str_eq(p->org_siret, "21990000800018");
     ck_assert_str_eq(p->client_id, "commune-d-exemple-sandbox");
     ck_assert_uint_eq(p->quota_per_minute, 500);
+    ck_assert_str_eq(p->contact_technical, "tech@exemple.fr");
+    ck_assert_str_eq(p->org_name, "Commune d'Exemple");
     gw_policy_free(p);
     free(filled);
     json_decref(j);
@@ -255,6 +268,71 @@ START_TEST(t_optional)
         ck_assert(json_is_integer(v));
         ck_assert_int_eq(json_integer_value(v), optional[_i].want_i);
     }
+    json_decref(j);
+    free(t);
+}
+END_TEST
+
+/* organization.name is nullable in the DataPass OpenAPI: null, absent or ""
+ * give a skeleton without a name, whose client_id comes from the id; once
+ * filled, it is a valid policy without a name. */
+static const struct {
+    const char *from, *to;
+} noname[] = {
+    {"\"name\": \"Commune d'Exemple\"", "\"name\": null"},
+    {"\"name\": \"Commune d'Exemple\"", "\"name\": \"\""},
+    {",\n                  \"name\": \"Commune d'Exemple\"", ""},
+};
+
+START_TEST(t_org_name_null)
+{
+    static const char *const sandbox[] = {"api_opale_declarations"};
+    gw_policy_rules rules = {sandbox, 1};
+    char *t = edit(noname[_i].from, noname[_i].to);
+    json_t *j = import_ok(t);
+    json_t *org = json_object_get(j, "organization");
+    ck_assert_uint_eq(json_object_size(org), 1);
+    ck_assert_str_eq(sget(j, "organization", "siret"), "21990000800018");
+    ck_assert_str_eq(sget(j, "consumer", "client_id"), "h456-sandbox");
+    ck_assert_str_eq(sget(j, "contacts", "technical"), "tech@exemple.fr");
+    json_t *c = json_object_get(j, "consumer");
+    json_object_set_new(c, "id_teleservice", json_string("TS-0456"));
+    json_object_set_new(
+        c, "certificates",
+        json_pack("[{s:s}]", "sha256",
+                  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"));
+    json_object_set_new(c, "ip_allowlist", json_pack("[s]", "192.0.2.0/24"));
+    json_t *r = json_object_get(j, "rights");
+    json_object_set_new(r, "scopes", json_pack("[s]", "api_opale_declarations"));
+    json_object_set_new(r, "years", json_pack("{s:i, s:i}", "from", 2020, "to", 2025));
+    char *filled = json_dumps(j, 0);
+    gw_errlist errs = {0};
+    gw_policy *p = gw_policy_parse("policies/h456.json", filled, &rules, &errs);
+    ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_ptr_null(p->org_name);
+    ck_assert_str_eq(p->org_siret, "21990000800018");
+    gw_policy_free(p);
+    free(filled);
+    json_decref(j);
+    free(t);
+}
+END_TEST
+
+/* No contact, or an empty one: no "contacts" in the skeleton. */
+static const struct {
+    const char *from, *to;
+} nocontact[] = {
+    {"\"contact_technique_email\": \"tech@exemple.fr\"", "\"contact_technique_email\": null"},
+    {"\"contact_technique_email\": \"tech@exemple.fr\"", "\"contact_technique_email\": \"\""},
+    {"\n          \"contact_technique_email\": \"tech@exemple.fr\",", ""},
+};
+
+START_TEST(t_no_contact)
+{
+    char *t = edit(nocontact[_i].from, nocontact[_i].to);
+    json_t *j = import_ok(t);
+    ck_assert_ptr_null(json_object_get(j, "contacts"));
+    ck_assert_uint_eq(json_object_size(j), 5);
     json_decref(j);
     free(t);
 }
@@ -392,10 +470,14 @@ static const struct {
     {"\"21990000800018\"", "21990000800018", H "organization.siret: must be a string"},
     {"\"21990000800018\"", "\"21990000800019\"",
      H "organization.siret: invalid SIRET (Luhn checksum)"},
-    {"\"name\": \"Commune d'Exemple\"", "\"name\": null", H "organization.name: must be a string"},
-    {"\"name\": \"Commune d'Exemple\"", "\"name\": \"\"", H "organization.name: must not be empty"},
-    {",\n                  \"name\": \"Commune d'Exemple\"", "",
-     H "organization: missing key \"name\""},
+    {"\"name\": \"Commune d'Exemple\"", "\"name\": 42",
+     H "organization.name: must be a string or null"},
+    {"\"tech@exemple.fr\"", "\"tech@exemple\"",
+     H "data.contact_technique_email: must be an e-mail address (name@domain.tld)"},
+    {"\"tech@exemple.fr\"", "\"tech exemple.fr\"",
+     H "data.contact_technique_email: must be an e-mail address (name@domain.tld)"},
+    {"\"tech@exemple.fr\"", "[\"tech@exemple.fr\"]",
+     H "data.contact_technique_email: must be a string"},
     {"\n \"data\": {", "\n \"data\": [], \"x\": {", H "data: must be an object"},
     {"\"cadre_juridique_nature\": \"Art. L.114-8 CRPA\"", "\"cadre_juridique_nature\": 3",
      H "data.cadre_juridique_nature: must be a string"},
@@ -453,6 +535,8 @@ int main(void)
     tcase_add_test(tc, t_obsolete_and_revoked);
     tcase_add_loop_test(tc, t_optional, 0, (int)(sizeof(optional) / sizeof(optional[0])));
     tcase_add_test(tc, t_no_created_at);
+    tcase_add_loop_test(tc, t_org_name_null, 0, (int)(sizeof(noname) / sizeof(noname[0])));
+    tcase_add_loop_test(tc, t_no_contact, 0, (int)(sizeof(nocontact) / sizeof(nocontact[0])));
     tcase_add_loop_test(tc, t_slugs, 0, (int)(sizeof(slugs) / sizeof(slugs[0])));
     tcase_add_test(tc, t_slug_cut);
     tcase_add_loop_test(tc, t_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));

@@ -237,6 +237,52 @@ static char *edit(const char *text, const char *from, const char *to)
 
 /* ---- a good policy ---- */
 
+/* Optional parts: no organization.name; a technical contact. */
+START_TEST(t_optional_parts)
+{
+    gw_errlist errs = {0};
+    char *t1 = edit(base, ", \"name\": \"Commune d'Exemple\"", "");
+    char *t2 = edit(t1, "\"consumer\": {",
+                    "\"contacts\": {\"technical\": \"dsi.contact@exemple-commune.fr\"}, "
+                    "\"consumer\": {");
+    gw_policy *p = gw_policy_parse("p.json", t2, &rules, &errs);
+    ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_ptr_null(p->org_name);
+    ck_assert_str_eq(p->contact_technical, "dsi.contact@exemple-commune.fr");
+    gw_policy_free(p);
+    free(t1);
+    free(t2);
+}
+END_TEST
+
+static const struct {
+    const char *s;
+    int ok;
+} emails[] = {
+    {"tech@exemple.fr", 1},
+    {"Jean.Dupont+opale@mairie-exemple.gouv.fr", 1},
+    {"a@b.co", 1},
+    {"tech@exemple", 0},
+    {"@exemple.fr", 0},
+    {"tech@", 0},
+    {"tech@@exemple.fr", 0},
+    {"te ch@exemple.fr", 0},
+    {"tech@exemple..fr", 0},
+    {"tech@-exemple.fr", 0},
+    {"tech@exemple-.fr", 0},
+    {"tech@exem_ple.fr", 0},
+    {"te<ch>@exemple.fr", 0},
+    {"tech@exemple.fr.", 0},
+    {"", 0},
+    {"x@y.z\n", 0},
+};
+
+START_TEST(t_email)
+{
+    ck_assert_msg(gw_email_valid(emails[_i].s) == emails[_i].ok, "\"%s\"", emails[_i].s);
+}
+END_TEST
+
 START_TEST(t_good)
 {
     gw_errlist errs = {0};
@@ -403,8 +449,16 @@ static const struct {
      F "organization.siret: invalid SIRET (La Poste: digit sum not a multiple of 5)"},
     {"\"21990000800018\"", "\"00000000000000\"",
      F "organization.siret: invalid SIRET (SIREN 000000000)"},
-    {", \"name\": \"Commune d'Exemple\"", "", F "organization: missing key \"name\""},
     {"\"name\": \"Commune d'Exemple\"", "\"name\": \"\"", F "organization.name: must not be empty"},
+    {"\"name\": \"Commune d'Exemple\"", "\"name\": null", F "organization.name: must be a string"},
+    /* contacts */
+    {"\"consumer\": {", "\"contacts\": [], \"consumer\": {", F "contacts: must be an object"},
+    {"\"consumer\": {", "\"contacts\": {\"phone\": \"0612345678\"}, \"consumer\": {",
+     F "contacts.phone: unknown key"},
+    {"\"consumer\": {", "\"contacts\": {\"technical\": 1}, \"consumer\": {",
+     F "contacts.technical: must be a string"},
+    {"\"consumer\": {", "\"contacts\": {\"technical\": \"tech@\"}, \"consumer\": {",
+     F "contacts.technical: must be an e-mail address (name@domain.tld)"},
     /* consumer */
     {"\"consumer\": {", "\"consumer\": {\"scopes\": [], ", F "consumer.scopes: unknown key"},
     {"\"commune-exemple-sandbox\"", "\"ab\"",
@@ -1457,6 +1511,8 @@ int main(void)
     tcase_add_test(tc, t_sirens);
     tcase_add_loop_test(tc, t_cidr_parse, 0, (int)(sizeof(cidrs) / sizeof(cidrs[0])));
     tcase_add_loop_test(tc, t_cidr_match, 0, (int)(sizeof(matches) / sizeof(matches[0])));
+    tcase_add_test(tc, t_optional_parts);
+    tcase_add_loop_test(tc, t_email, 0, (int)(sizeof(emails) / sizeof(emails[0])));
     tcase_add_test(tc, t_set_good);
     tcase_add_test(tc, t_set_empty);
     tcase_add_loop_test(tc, t_set_bad, 0, (int)(sizeof(set_bad) / sizeof(set_bad[0])));
