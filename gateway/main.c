@@ -87,10 +87,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     if (rc == 0) {
         gw_policy_set *p = gw_server_policies(a->srv);
-        fprintf(stderr,
-                "opale-gateway: SIGHUP: policies reloaded (%zu habilitations, %zu files "
-                "rejected)\n",
-                gw_policy_set_count(p), gw_policy_set_nrejected(p));
+        fprintf(stderr, "opale-gateway: SIGHUP: policies reloaded (%zu habilitations)\n",
+                gw_policy_set_count(p));
         log_rejected("SIGHUP", p);
         ea.habilitations = (long)gw_policy_set_count(p);
         gw_policy_set_unref(p);
@@ -437,9 +435,8 @@ int main(int argc, char **argv)
         goto out;
     }
     gw_server_set_events(a.srv, a.events);
-    fprintf(stderr, "opale-gateway: %zu habilitations loaded from %s (%zu files rejected)\n",
-            gw_policy_set_count(st.policies), conf->policies_dir,
-            gw_policy_set_nrejected(st.policies));
+    fprintf(stderr, "opale-gateway: %zu habilitations loaded from %s\n",
+            gw_policy_set_count(st.policies), conf->policies_dir);
     log_rejected("start", st.policies);
     gw_server_report_rejected(a.srv, st.policies, "start");
     gw_server_set_access(a.srv, &st);

@@ -402,10 +402,8 @@ static void do_reload(gw_admin *a, struct evhttp_request *req)
         o = json_pack("{s:b,s:I,s:o,s:o}", "reloaded", 1, "habilitations",
                       (json_int_t)gw_policy_set_count(p), "rejected", rejected_json(p), "errors",
                       arr);
-        fprintf(stderr,
-                "opale-gateway: admin: policies reloaded (%zu habilitations, %zu files "
-                "rejected)\n",
-                gw_policy_set_count(p), gw_policy_set_nrejected(p));
+        fprintf(stderr, "opale-gateway: admin: policies reloaded (%zu habilitations)\n",
+                gw_policy_set_count(p));
         for (size_t i = 0; i < gw_policy_set_nrejected(p); i++) {
             const gw_policy_rejected *r = gw_policy_set_rejected_at(p, i);
             fprintf(stderr, "opale-gateway: admin: %s rejected, %s\n", r->file,

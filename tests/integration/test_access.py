@@ -4,6 +4,7 @@ refusal has its DGFIP error body and code (docs/errors.md), reaches nothing
 upstream, and is journaled as a deny with its reason."""
 
 import json
+import os
 import signal
 import time
 import unittest
@@ -323,8 +324,9 @@ class TestMaintenance(GatewayTestCase):
 
 
 class TestPolicyReload(unittest.TestCase):
-    """SIGHUP and POST /admin/reload swap the policies atomically; an invalid
-    set is refused and the previous one stays."""
+    """SIGHUP and POST /admin/reload swap the policies atomically; the unit
+    of failure is the file: a bad file is rejected, the others' edits apply
+    (test_policy_units.py has the rest)."""
 
     def setUp(self):
         require_binaries()
@@ -357,20 +359,21 @@ class TestPolicyReload(unittest.TestCase):
         rec = st.journal_by_request_id(resp.header("X-Request-ID"))
         self.assertEqual((rec or {}).get("reason"), "rights.scope", rec)
 
-        # An invalid set: one bad file among good ones. Refused as a whole.
+        # One bad file among good ones: that file is rejected (a new file,
+        # so left out), the commune's edit (the scope back) applies.
         pols["commune-exemple.json"]["rights"]["scopes"].append("api_opale_habilitations")
         pols["zz-bad.json"] = {"habilitation": {"id": "H1"}, "unknown_section": 1}
         st.write_policies(pols)
         n0 = len(st.gateway_stderr())
         st.gw.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and "refused" not in st.gateway_stderr()[n0:]:
+        while time.monotonic() < deadline and "zz-bad.json rejected" not in st.gateway_stderr()[n0:]:
             time.sleep(0.1)
         err = st.gateway_stderr()[n0:]
-        self.assertIn("zz-bad.json", err, "the refused reload must name the bad file: %r" % err)
+        self.assertIn("zz-bad.json: unknown_section: unknown key", err, "the reload must name the bad file: %r" % err)
+        self.assertIn("zz-bad.json rejected, left out", err)
         self.assertIsNone(st.gw.poll(), "gateway died on a bad reload")
-        time.sleep(0.3)
-        self.assertEqual(st.request(HABIL).status, 403, "a refused reload must keep the previous policies")
+        self.assertEqual(self.wait_status(HABIL, 200).status, 200, "the good file's edit did not apply")
         self.assertEqual(st.request(DECL % (SIREN, 2023)).status, 200)
 
         # Fixed set through the admin API.
@@ -378,12 +381,15 @@ class TestPolicyReload(unittest.TestCase):
         st.write_policies(pols)
         status, body = st.admin_call("POST", "/admin/reload")
         self.assertEqual(status, 200, body)
+        self.assertEqual(body["rejected"], [], body)
         self.assertEqual(self.wait_status(HABIL, 200).status, 200)
 
-    def test_admin_reload_refused_keeps_policies(self):
+    def test_admin_reload_duplicate_certificate_keeps_policies(self):
         st = self.stack
         pols = st.build_policies()
-        # The same certificate in two habilitations is ambiguous: refused.
+        # The same certificate in two habilitations is ambiguous: both files
+        # are rejected; the commune keeps its previous version, the new file
+        # is left out.
         dup = json.loads(json.dumps(pols["departement-test.json"]))
         dup["consumer"]["certificates"] = pols["commune-exemple.json"]["consumer"]["certificates"]
         dup["consumer"]["client_id"] = "dup-sandbox"
@@ -391,8 +397,13 @@ class TestPolicyReload(unittest.TestCase):
         pols["dup.json"] = dup
         st.write_policies(pols)
         status, body = st.admin_call("POST", "/admin/reload")
-        self.assertNotEqual(status, 200, "a duplicate certificate must refuse the reload: %r" % body)
-        self.assertEqual(st.request(DECL % (SIREN, 2023)).status, 200)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(sorted((os.path.basename(r["file"]), r["kept_previous"]) for r in body["rejected"]),
+                         [("commune-exemple.json", True), ("dup.json", False)], body)
+        resp = st.request(DECL % (SIREN, 2023))
+        self.assertEqual(resp.status, 200)
+        rec = st.journal_by_request_id(resp.header("X-Request-ID"))
+        self.assertEqual((rec or {}).get("consumer"), "commune-exemple-sandbox", rec)
         self.assertIsNone(st.gw.poll())
 
 

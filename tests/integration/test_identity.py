@@ -620,13 +620,15 @@ class TestReloadUnderLoad(IdentityCase):
             resp = newcomer_request()
             self.assertEqual(resp.status, 200, "the new partner is refused after its reload: %r" % resp)
             time.sleep(0.2)
-            # 3. an invalid set: refused by the admin API and by SIGHUP, the old set stays
+            # 3. a bad file among good ones: rejected (left out) by the admin
+            # API and by SIGHUP, the other files stay in force
             st.write_policies(bad)
             status, body = st.admin_call("POST", "/admin/reload")
-            self.assertEqual((status, body.get("reloaded")), (422, False), body)
+            self.assertEqual((status, body.get("reloaded"), body.get("habilitations")), (200, True, 3), body)
+            self.assertEqual([os.path.basename(r["file"]) for r in body.get("rejected", [])], ["zz-bad.json"], body)
             self.assertTrue(any("zz-bad.json" in e for e in body.get("errors", [])), body)
-            self.sighup("SIGHUP: reload refused")
-            self.assertEqual(newcomer_request().status, 200, "a refused reload dropped the running set")
+            self.sighup("zz-bad.json rejected, left out")
+            self.assertEqual(newcomer_request().status, 200, "a rejected file dropped the running set")
             time.sleep(0.2)
             # 4. valid again, SIGHUP then the admin API
             st.write_policies(with_new)
@@ -672,8 +674,9 @@ class TestReloadUnderLoad(IdentityCase):
         self.assertEqual([k for k, n in seen.items() if n != 1], [], "requests journaled more than once")
         self.assertEqual(len(recs), len(rids), "journal records that match no request")
         admin = [r for r in st.journal_lines() if r.get("path") == "/admin/reload"]
+        # the reload with a rejected file still applied (the other files)
         self.assertEqual([(r.get("decision"), r.get("reason")) for r in admin],
-                         [("admin", "admin.reload"), ("admin", "admin.reload_refused"), ("admin", "admin.reload")],
+                         [("admin", "admin.reload"), ("admin", "admin.reload"), ("admin", "admin.reload")],
                          admin)
 
 
@@ -724,7 +727,9 @@ class TestImportDatapass(unittest.TestCase):
 
     def test_habilitation_to_skeleton(self):
         pol = self.imported("h456.json", DATAPASS)
-        self.assertEqual(set(pol), {"habilitation", "organization", "consumer", "rights", "quota"}, pol)
+        self.assertEqual(set(pol), {"habilitation", "organization", "contacts", "consumer", "rights", "quota"},
+                         pol)
+        self.assertEqual(pol["contacts"], {"technical": "tech@exemple.fr"})
         h = pol["habilitation"]
         self.assertEqual(h["id"], "H456")
         self.assertEqual(h["definition"], "api_opale_sandbox")
@@ -741,6 +746,16 @@ class TestImportDatapass(unittest.TestCase):
         self.assertTrue(pol["consumer"]["certificates"][0]["sha256"].startswith("TODO"), pol)
         self.assertTrue(pol["consumer"]["ip_allowlist"][0].startswith("TODO"), pol)
         self.assertTrue(pol["rights"]["scopes"][0].startswith("TODO"), pol)
+
+    def test_organization_name_null(self):
+        """The DataPass OpenAPI allows organization.name null: accepted, no
+        name in the skeleton, client_id from the habilitation id."""
+        doc = copy.deepcopy(DATAPASS)
+        doc["organization"]["name"] = None
+        pol = self.imported("noname.json", doc)
+        self.assertEqual(pol["organization"], {"siret": "21920023500014"})
+        self.assertEqual(pol["consumer"]["client_id"], "h456-sandbox")
+        self.assertEqual(pol["contacts"], {"technical": "tech@exemple.fr"})
 
     def test_states_and_quota_forms(self):
         cases = [
