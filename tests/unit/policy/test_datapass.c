@@ -117,6 +117,31 @@ START_TEST(t_full)
 }
 END_TEST
 
+/* The skeleton <j> with its placeholders filled, parsed as a policy (which
+ * must be valid). */
+static gw_policy *parse_filled(json_t *j)
+{
+    static const char *const sandbox[] = {"api_opale_declarations", "api_opale_creances"};
+    gw_policy_rules rules = {sandbox, 2};
+    gw_errlist errs = {0};
+    json_t *c = json_object_get(j, "consumer");
+    json_object_set_new(c, "id_teleservice", json_string("TS-0456"));
+    json_object_set_new(
+        c, "certificates",
+        json_pack("[{s:s}]", "sha256",
+                  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"));
+    json_object_set_new(c, "ip_allowlist", json_pack("[s]", "192.0.2.0/24"));
+    json_t *r = json_object_get(j, "rights");
+    json_object_set_new(r, "scopes", json_pack("[s]", "api_opale_declarations"));
+    json_object_set_new(r, "years", json_pack("{s:i, s:i}", "from", 2020, "to", 2025));
+    char *filled = json_dumps(j, 0);
+    gw_policy *p = gw_policy_parse("policies/h456.json", filled, &rules, &errs);
+    ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    free(filled);
+    gw_errlist_clear(&errs);
+    return p;
+}
+
 /* The skeleton as printed is refused, at every placeholder; filled in, it
  * is a valid policy carrying what DataPass said. */
 START_TEST(t_skeleton_validates_once_filled)
@@ -145,19 +170,7 @@ START_TEST(t_skeleton_validates_once_filled)
 
     json_t *j = json_loads(out, 0, NULL);
     free(out);
-    json_t *c = json_object_get(j, "consumer");
-    json_object_set_new(c, "id_teleservice", json_string("TS-0456"));
-    json_object_set_new(
-        c, "certificates",
-        json_pack("[{s:s}]", "sha256",
-                  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"));
-    json_object_set_new(c, "ip_allowlist", json_pack("[s]", "192.0.2.0/24"));
-    json_t *r = json_object_get(j, "rights");
-    json_object_set_new(r, "scopes", json_pack("[s]", "api_opale_declarations"));
-    json_object_set_new(r, "years", json_pack("{s:i, s:i}", "from", 2020, "to", 2025));
-    char *filled = json_dumps(j, 0);
-    gw_policy *p = gw_policy_parse("policies/h456.json", filled, &rules, &errs);
-    ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    gw_policy *p = parse_filled(j);
     ck_assert_str_eq(p->id, "H456");
     ck_assert_int_eq(p->env, GW_ENV_SANDBOX);
     ck_assert_int_eq(p->state, GW_HAB_ACTIVE);
@@ -170,7 +183,6 @@ START_TEST(t_skeleton_validates_once_filled)
     ck_assert_str_eq(p->contact_technical, "tech@exemple.fr");
     ck_assert_str_eq(p->org_name, "Commune d'Exemple");
     gw_policy_free(p);
-    free(filled);
     json_decref(j);
 }
 END_TEST
@@ -286,8 +298,6 @@ static const struct {
 
 START_TEST(t_org_name_null)
 {
-    static const char *const sandbox[] = {"api_opale_declarations"};
-    gw_policy_rules rules = {sandbox, 1};
     char *t = edit(noname[_i].from, noname[_i].to);
     json_t *j = import_ok(t);
     json_t *org = json_object_get(j, "organization");
@@ -295,24 +305,10 @@ START_TEST(t_org_name_null)
     ck_assert_str_eq(sget(j, "organization", "siret"), "21990000800018");
     ck_assert_str_eq(sget(j, "consumer", "client_id"), "h456-sandbox");
     ck_assert_str_eq(sget(j, "contacts", "technical"), "tech@exemple.fr");
-    json_t *c = json_object_get(j, "consumer");
-    json_object_set_new(c, "id_teleservice", json_string("TS-0456"));
-    json_object_set_new(
-        c, "certificates",
-        json_pack("[{s:s}]", "sha256",
-                  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"));
-    json_object_set_new(c, "ip_allowlist", json_pack("[s]", "192.0.2.0/24"));
-    json_t *r = json_object_get(j, "rights");
-    json_object_set_new(r, "scopes", json_pack("[s]", "api_opale_declarations"));
-    json_object_set_new(r, "years", json_pack("{s:i, s:i}", "from", 2020, "to", 2025));
-    char *filled = json_dumps(j, 0);
-    gw_errlist errs = {0};
-    gw_policy *p = gw_policy_parse("policies/h456.json", filled, &rules, &errs);
-    ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    gw_policy *p = parse_filled(j);
     ck_assert_ptr_null(p->org_name);
     ck_assert_str_eq(p->org_siret, "21990000800018");
     gw_policy_free(p);
-    free(filled);
     json_decref(j);
     free(t);
 }
