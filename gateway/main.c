@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -321,6 +322,95 @@ static int check_config(const char *path, gw_conf **out, gw_access_state *st)
     return 0;
 }
 
+/*
+ * RLIMIT_NOFILE against what the configuration needs (gw_fd_need_of, the
+ * formula of docs/configuration.md, "File descriptors"). Two figures:
+ *   need:  the worst case, every client connection with a request in flight
+ *          and so an upstream socket (GW_FDS_PER_CONNECTION each);
+ *   floor: one descriptor per client connection plus the rest: below it the
+ *          gateway could not even hold the connections it is told to accept.
+ * When limits.max_connections is not in the file, its default (10000) is
+ * first lowered so that <need> fits the hard limit. Then the soft limit is
+ * raised to <need>, the hard one too when <need> is above it (only with
+ * CAP_SYS_RESOURCE). Failing that: at or above <floor>, the soft limit is set
+ * to the hard one with a warning naming both numbers (a request beyond would
+ * get 502, its upstream socket refused; accept() pauses, core/server.c);
+ * below <floor>, -1 after "file: json.path: message" naming both numbers.
+ * <announce>: say on stderr what was changed.
+ */
+static int fit_nofile(gw_conf *conf, const char *path, int announce)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        fprintf(stderr, "%s: $: getrlimit(RLIMIT_NOFILE): %s\n", path, strerror(errno));
+        return -1;
+    }
+    unsigned long long hard =
+        rl.rlim_max == RLIM_INFINITY ? ~0ull : (unsigned long long)rl.rlim_max;
+    unsigned long long soft =
+        rl.rlim_cur == RLIM_INFINITY ? ~0ull : (unsigned long long)rl.rlim_cur;
+    gw_fd_need p;
+    if (!conf->limits.max_connections_set) {
+        gw_fd_need_of(conf, 1, &p);
+        unsigned long long rest = p.total - p.connections;
+        unsigned long long per = (unsigned long long)conf->workers * GW_FDS_PER_CONNECTION;
+        unsigned long long fit = hard > rest ? (hard - rest) / per : 0;
+        if (fit >= 1 && fit < conf->limits.max_connections) {
+            conf->limits.max_connections = (size_t)fit;
+            if (announce)
+                fprintf(stderr,
+                        "opale-gateway: limits.max_connections not set: %zu per worker, what "
+                        "the RLIMIT_NOFILE hard limit %llu allows\n",
+                        conf->limits.max_connections, hard);
+        }
+    }
+    unsigned long need = gw_fd_need_of(conf, 0, &p);
+    unsigned long floor = need - p.connections / GW_FDS_PER_CONNECTION;
+    if (soft >= need)
+        return 0;
+    struct rlimit n = rl;
+    n.rlim_cur = need;
+    if (hard < need)
+        n.rlim_max = need;
+    char detail[512];
+    snprintf(detail, sizeof(detail),
+             "%u workers x %zu max_connections x %d = %lu, + %lu listening sockets, + %lu pooled "
+             "upstream connections, + %lu Redis, + %lu event loops, + %lu journal, admin and "
+             "slack",
+             conf->workers, conf->limits.max_connections, GW_FDS_PER_CONNECTION, p.connections,
+             p.listeners, p.pools, p.redis, p.loops, p.fixed);
+    if (setrlimit(RLIMIT_NOFILE, &n) == 0) {
+        if (announce)
+            fprintf(stderr,
+                    "opale-gateway: RLIMIT_NOFILE raised from %llu to %lu, what the "
+                    "configuration needs (%s)\n",
+                    soft, need, detail);
+        return 0;
+    }
+    if (hard >= floor && hard < need) {
+        n.rlim_cur = rl.rlim_max;
+        n.rlim_max = rl.rlim_max;
+        if (soft < hard && setrlimit(RLIMIT_NOFILE, &n) < 0) {
+            fprintf(stderr, "%s: $: setrlimit(RLIMIT_NOFILE): %s\n", path, strerror(errno));
+            return -1;
+        }
+        fprintf(stderr,
+                "opale-gateway: warning: limits.max_connections: the configuration needs %lu "
+                "file descriptors (%s) but the RLIMIT_NOFILE hard limit is %llu; soft limit set "
+                "to %llu: with every connection busy at once, the requests beyond would get 502 "
+                "(docs/configuration.md, \"File descriptors\")\n",
+                need, detail, hard, hard);
+        return 0;
+    }
+    fprintf(stderr,
+            "%s: limits.max_connections: the configuration needs %lu file descriptors (%s), "
+            "and at least %lu with one per client connection, but the RLIMIT_NOFILE hard limit "
+            "is %llu: lower workers or limits.max_connections, or raise the limit (systemd "
+            "LimitNOFILE=, ulimit -n)\n",
+            path, need, detail, floor, hard);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf_path = NULL;
@@ -361,12 +451,14 @@ int main(int argc, char **argv)
     if (check_config(conf_path, &conf, &st) < 0)
         return 1;
     char *err = NULL;
+    /* the descriptor check (and the soft limit raised) before anything opens */
+    int nofile_rc = export_jwks ? 0 : fit_nofile(conf, conf_path, !test_only);
     if (test_only) {
         /* Also build every TLS context: a key that does not match its
          * certificate must fail -t, not the first start. Any rejected
          * policy file fails -t (its errors are printed above). */
         gw_server *s = gw_server_new(conf, NULL, &err);
-        int rc = gw_policy_set_nrejected(st.policies) > 0 ? 1 : 0;
+        int rc = gw_policy_set_nrejected(st.policies) > 0 || nofile_rc < 0 ? 1 : 0;
         if (s == NULL) {
             fprintf(stderr, "%s: %s\n", conf_path, err);
             rc = 1;
@@ -381,6 +473,11 @@ int main(int argc, char **argv)
         gw_access_state_clear(&st);
         gw_conf_free(conf);
         return rc;
+    }
+    if (nofile_rc < 0) {
+        gw_access_state_clear(&st);
+        gw_conf_free(conf);
+        return 1;
     }
 
     int rc = 1;

@@ -7,11 +7,31 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "core/util.h"
+
+/* Failed authentications by source address (docs/configuration.md,
+ * "admin"): ADMIN_AUTH_MAX_FAILURES within ADMIN_AUTH_WINDOW_S from one
+ * address and every call of it that needs the token is answered 429 for
+ * ADMIN_AUTH_BLOCK_S, the right token included (else the guessing goes on).
+ * At most ADMIN_AUTH_SOURCES addresses are tracked; past that the least
+ * recently seen one that is not blocked is forgotten. Main thread only. */
+#define ADMIN_AUTH_MAX_FAILURES 10
+#define ADMIN_AUTH_WINDOW_S 60
+#define ADMIN_AUTH_BLOCK_S 300
+#define ADMIN_AUTH_SOURCES 256
+
+typedef struct auth_source {
+    char ip[64];
+    uint64_t window_start_ms;
+    uint64_t last_ms;
+    uint64_t blocked_until_ms;
+    unsigned failures;
+} auth_source;
 
 struct gw_admin {
     struct evhttp *http;
@@ -19,6 +39,10 @@ struct gw_admin {
     gw_journal *journal;
     char token[256];
     size_t token_len;
+    auth_source srcs[ADMIN_AUTH_SOURCES];
+    size_t nsrcs;
+    unsigned long auth_failures;  /* metrics: 401 answered */
+    unsigned long auth_throttled; /* metrics: 429 answered to a blocked source */
 };
 
 static char *read_token(const char *path, size_t *len)
@@ -62,6 +86,8 @@ static const char *status_phrase(int code)
         return "Method Not Allowed";
     case 422:
         return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
     case 503:
         return "Service Unavailable";
     default:
@@ -178,6 +204,18 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                         LD(s->connections_refused));
     metric(b, "opale_tls_handshake_failures_total", "Refused or failed TLS handshakes.", "counter");
     evbuffer_add_printf(b, "opale_tls_handshake_failures_total %lu\n", LD(s->handshakes_failed));
+    metric(b, "opale_accept_fd_exhausted_total",
+           "accept() failures for want of a file descriptor (each pauses accepting).", "counter");
+    evbuffer_add_printf(b, "opale_accept_fd_exhausted_total %lu\n", LD(s->accept_fd_exhausted));
+    metric(b, "opale_handshakes_refused_per_source_total",
+           "Connections closed at once: their address held max_handshakes_per_source.", "counter");
+    evbuffer_add_printf(b, "opale_handshakes_refused_per_source_total %lu\n",
+                        LD(s->handshakes_refused_per_source));
+    metric(b, "opale_admin_auth_failures_total", "Admin API calls refused 401.", "counter");
+    evbuffer_add_printf(b, "opale_admin_auth_failures_total %lu\n", a->auth_failures);
+    metric(b, "opale_admin_auth_throttled_total",
+           "Admin API calls refused 429 (source blocked after failed authentications).", "counter");
+    evbuffer_add_printf(b, "opale_admin_auth_throttled_total %lu\n", a->auth_throttled);
     metric(b, "opale_tcp_probes_total",
            "Client connections that ended before their first TLS byte (port probes).", "counter");
     evbuffer_add_printf(b, "opale_tcp_probes_total %lu\n", LD(s->tcp_probes));
@@ -485,13 +523,85 @@ static void error_reply(struct evhttp_request *req, int code, const char *msg)
     json_reply(req, code, json_pack("{s:s}", "error", msg));
 }
 
-/* The one place a request without the right token is answered. */
-static void unauthorized(gw_admin *a, struct evhttp_request *req)
+/* ---- authentication failures: journalled, rate-limited per source ---- */
+
+static auth_source *auth_source_of(gw_admin *a, const char *ip, uint64_t now)
 {
-    (void)a;
+    auth_source *victim = NULL;
+    for (size_t i = 0; i < a->nsrcs; i++) {
+        auth_source *s = &a->srcs[i];
+        if (strcmp(s->ip, ip) == 0)
+            return s;
+        if (s->blocked_until_ms <= now && (victim == NULL || s->last_ms < victim->last_ms))
+            victim = s;
+    }
+    if (a->nsrcs < ADMIN_AUTH_SOURCES)
+        victim = &a->srcs[a->nsrcs++];
+    if (victim == NULL)
+        return NULL; /* every slot blocked: nothing forgotten early */
+    memset(victim, 0, sizeof(*victim));
+    snprintf(victim->ip, sizeof(victim->ip), "%s", ip);
+    return victim;
+}
+
+/*
+ * The one place the token is checked. 1 when <req> carries it and its
+ * source is not blocked; else the 401 or 429 is sent, the failure journalled
+ * (security events, with the source address) and 0 returned.
+ */
+static int auth_gate(gw_admin *a, struct evhttp_request *req, const char *path)
+{
+    char *ip = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn != NULL)
+        evhttp_connection_get_peer(conn, &ip, &port);
+    uint64_t now = gw_now_ms();
+    auth_source *src = auth_source_of(a, ip != NULL ? ip : "", now);
+    if (src != NULL)
+        src->last_ms = now;
+    if (src != NULL && src->blocked_until_ms > now) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%llu",
+                 (unsigned long long)((src->blocked_until_ms - now + 999) / 1000));
+        a->auth_throttled++;
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+        error_reply(req, 429, "too many failed authentications");
+        return 0;
+    }
+    if (authorized(a, req)) {
+        if (src != NULL)
+            src->failures = 0;
+        return 1;
+    }
+    a->auth_failures++;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    gw_event_admin e = {.habilitations = -1, .errors = -1, .blocked_s = -1};
+    e.method = m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_POST ? "POST" : "other";
+    e.path = path;
+    e.reason = h == NULL ? "admin.no_token" : "admin.bad_token";
+    if (src != NULL) {
+        if (now - src->window_start_ms >= ADMIN_AUTH_WINDOW_S * 1000ull) {
+            src->window_start_ms = now;
+            src->failures = 0;
+        }
+        src->failures++;
+        e.failures = src->failures;
+    }
+    admin_event(a, req, GW_EV_ADMIN_AUTH_FAILED, &e);
+    if (src != NULL && src->failures >= ADMIN_AUTH_MAX_FAILURES) {
+        src->blocked_until_ms = now + ADMIN_AUTH_BLOCK_S * 1000ull;
+        src->failures = 0;
+        src->window_start_ms = now;
+        e.reason = NULL;
+        e.blocked_s = ADMIN_AUTH_BLOCK_S;
+        admin_event(a, req, GW_EV_ADMIN_AUTH_BLOCKED, &e);
+    }
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                       "Bearer realm=\"opale-admin\"");
     error_reply(req, 401, "unauthorized");
+    return 0;
 }
 
 static void on_healthz(gw_admin *a, struct evhttp_request *req, const char *id)
@@ -651,8 +761,8 @@ static void handle(struct evhttp_request *req, void *arg)
             memcpy(id, rid, sizeof(id));
         }
     }
-    if (!open && !authorized(a, req)) {
-        unauthorized(a, req);
+    if (!open && !auth_gate(a, req, path)) {
+        /* answered: 401, or 429 for a blocked source */
     } else if (!known) {
         error_reply(req, 404, "not found");
     } else if (hit == NULL) {
@@ -661,6 +771,22 @@ static void handle(struct evhttp_request *req, void *arg)
     } else {
         hit->fn(a, req, id);
     }
+}
+
+/* accept() failed (EMFILE...): libevent would poll the listener again at
+ * once and spin the main thread; pause it for a second instead, as the
+ * workers do (core/server.c). */
+static void admin_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    evconnlistener_enable(arg);
+}
+
+static void admin_accept_error(struct evconnlistener *lis, void *arg)
+{
+    struct timeval tv = {1, 0};
+    if (event_base_once(evconnlistener_get_base(lis), -1, EV_TIMEOUT, admin_accept_resume, lis,
+                        &tv) == 0)
+        evconnlistener_disable(lis);
 }
 
 gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server *srv,
@@ -689,14 +815,18 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
     OPENSSL_cleanse(tok, n);
     free(tok);
     a->http = evhttp_new(base);
-    if (a->http == NULL ||
-        evhttp_bind_socket(a->http, conf->admin.address, conf->admin.port) != 0) {
+    struct evhttp_bound_socket *bound =
+        a->http != NULL
+            ? evhttp_bind_socket_with_handle(a->http, conf->admin.address, conf->admin.port)
+            : NULL;
+    if (bound == NULL) {
         snprintf(msg, sizeof(msg), "admin: cannot listen on %s port %u: %s", conf->admin.address,
                  conf->admin.port, strerror(errno));
         *err = strdup(msg);
         gw_admin_stop(a);
         return NULL;
     }
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), admin_accept_error);
     evhttp_set_max_headers_size(a->http, 8192);
     evhttp_set_max_body_size(a->http, 65536);
     evhttp_set_timeout(a->http, 10);

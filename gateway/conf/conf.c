@@ -600,8 +600,10 @@ static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listene
 
 static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l)
 {
-    static const char *const keys[] = {"name", "address",        "port",   "environment",
-                                       "tls",  "proxy_protocol", "access", NULL};
+    static const char *const keys[] = {
+        "name", "address",        "port",   "environment",
+        "tls",  "proxy_protocol", "access", "max_handshakes_per_source",
+        NULL};
     char pk[PATH_SZ];
     const char *s;
 
@@ -643,6 +645,8 @@ static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l
         parse_listener_tls(x, t, pk, l);
     }
     opt_bool(x, v, p, "proxy_protocol", &l->proxy_protocol);
+    l->max_handshakes_per_source = 32;
+    opt_uint(x, v, p, "max_handshakes_per_source", 0, 1000000, &l->max_handshakes_per_source);
     /* "access": "off" is the bench's pass-through (S1 of bench/README.md):
      * only the route stage runs. Refused unless the listener is a sandbox
      * one without client certificates, so that it cannot switch off the
@@ -996,6 +1000,7 @@ static void parse_limits(ctx *x, json_t *root, gw_conf *c)
     opt_size(x, o, "limits", "max_headers", 1, 1000, &l->max_headers);
     opt_size(x, o, "limits", "max_body_bytes", 1, 67108864, &l->max_body_bytes);
     opt_size(x, o, "limits", "max_connections", 1, 1000000, &l->max_connections);
+    l->max_connections_set = o != NULL && json_object_get(o, "max_connections") != NULL;
     opt_size(x, o, "limits", "max_pipeline_bytes", 1, 1048576, &l->max_pipeline_bytes);
 }
 

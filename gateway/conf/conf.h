@@ -49,6 +49,10 @@ typedef struct gw_conf_listener {
     int session_tickets;        /* default 1 */
     int proxy_protocol;         /* expect a PROXY protocol v2 header (trusted proxies only) */
     int access_off;             /* "access": "off": bench pass-through, route stage only */
+    /* TLS handshakes one source address may have in progress on one worker
+     * (the PROXY header's address on proxy_protocol listeners); beyond it a
+     * connection is closed at once. Default 32, 0: no limit. */
+    unsigned max_handshakes_per_source;
 } gw_conf_listener;
 
 typedef struct gw_conf_upstream_server {
@@ -75,7 +79,8 @@ typedef struct gw_conf_limits {
     size_t max_header_bytes;   /* request line + headers, default 16384 */
     size_t max_headers;        /* header count, default 100 */
     size_t max_body_bytes;     /* default 1 MiB */
-    size_t max_connections;    /* per worker, default 10000 */
+    size_t max_connections;    /* per worker, default 10000 (or what RLIMIT_NOFILE allows) */
+    int max_connections_set;   /* given in the file (else main.c may lower the default) */
     size_t max_pipeline_bytes; /* bytes buffered beyond the current request, default 65536 */
 } gw_conf_limits;
 

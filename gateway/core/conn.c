@@ -96,10 +96,22 @@ typedef struct gw_conn {
     int close_after;
     uint64_t t_first_byte;
     long bytes_in;
+    int hs_slot; /* holds a handshake slot of its source address (gw_worker_hs_enter) */
+    int hs_family;
+    unsigned char hs_addr[16];
+    int peer_eof; /* the client half-closed: answer what it sent, then close */
 } gw_conn;
 
 static void conn_free(gw_conn *c);
 static void process_input(gw_conn *c);
+
+static void hs_release(gw_conn *c)
+{
+    if (c->hs_slot) {
+        gw_worker_hs_leave(c->w, c->hs_family, c->hs_addr);
+        c->hs_slot = 0;
+    }
+}
 
 static gw_stats *stats(gw_conn *c)
 {
@@ -237,6 +249,13 @@ static void journal_request(gw_conn *c, gw_req *q)
         r.method = q->http->method;
         char *path = strndup(q->http->path, q->http->path_len);
         r.path = path;
+        /* the header as sent, whatever its length: the journal bounds it
+         * (GW_JOURNAL_FIELD_MAX) and records the length it had */
+        size_t tsl = 0;
+        const char *tsv = gw_http_request_header(q->http, "ID_Teleservice", &tsl);
+        char *teleservice = tsv != NULL && tsl > 0 ? strndup(tsv, tsl) : NULL;
+        if (teleservice != NULL)
+            r.teleservice = teleservice;
         r.route = q->route ? q->route->name : q->local_route;
         r.siren = q->siren[0] ? q->siren : NULL;
         r.annee = q->annee[0] ? q->annee : NULL;
@@ -255,6 +274,7 @@ static void journal_request(gw_conn *c, gw_req *q)
         r.code = q->err == GW_OK ? NULL : d->code;
         journal_submit(c, &r, q->a.client_ip);
         free(path);
+        free(teleservice);
         return;
     }
     const gw_err_def *d = gw_err(q->err);
@@ -756,7 +776,7 @@ static void process_input(gw_conn *c)
             c->state = CS_HEAD;
             c->t_first_byte = gw_now_ms();
             c->bytes_in = 0;
-            arm(c, conf->timeouts.header_ms);
+            arm(c, c->peer_eof ? 0 : conf->timeouts.header_ms);
         }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -786,7 +806,7 @@ static void process_input(gw_conn *c)
         c->bytes_in += (long)v.iov_len;
         if (c->state == CS_HEAD && gw_http_parser_head_done(c->parser)) {
             c->state = CS_BODY;
-            arm(c, conf->timeouts.body_ms);
+            arm(c, c->peer_eof ? 0 : conf->timeouts.body_ms);
         }
     }
 }
@@ -877,11 +897,29 @@ static void handshake_refused(gw_conn *c, unsigned long ssl_err)
     events_handshake(c, r.reason);
 }
 
+/* 1 when the peer sent a FIN and nothing worse: the socket is in CLOSE_WAIT.
+ * libevent reports a reset as an end of input too (dirty shutdowns are
+ * allowed), but a reset client is gone: its request is not served. */
+static int peer_half_closed(evutil_socket_t fd)
+{
+    struct tcp_info ti;
+    socklen_t tl = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    return fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+           ti.tcpi_state == TCP_CLOSE_WAIT;
+}
+
 static void eventcb(struct bufferevent *bev, short what, void *arg)
 {
     gw_conn *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        hs_release(c);
+        /* A client may half-close after its request with a bare FIN: read
+         * as the end of its input (HTTP frames the request), not as a fatal
+         * error that would forbid the response (OpenSSL 3 sends a
+         * decode_error alert and refuses to write otherwise). */
+        SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
         gw_tls_peer_complete(ssl, &c->peer);
         events_handshake(c, NULL);
         c->state = CS_IDLE;
@@ -900,12 +938,33 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
     while (bufferevent_get_openssl_error(bev) != 0)
         ;
     ERR_clear_error();
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state != CS_LINGER &&
+        peer_half_closed(bufferevent_getfd(bev))) {
+        /* The client half-closed (close_notify or a bare FIN): a request it
+         * sent completely is still answered, then the connection closes.
+         * The bytes of the last read may reach the input buffer after this
+         * event, so what is buffered is parsed from the timer (at once). */
+        c->peer_eof = 1;
+        c->close_after = 1;
+        bufferevent_disable(bev, EV_READ);
+        if (c->state != CS_BUSY && c->state != CS_WRITING)
+            arm(c, 0);
+        return;
+    }
     conn_free(c);
 }
 
 static void timercb(evutil_socket_t fd, short what, void *arg)
 {
     gw_conn *c = arg;
+    if (c->peer_eof && (c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY)) {
+        /* after a half-close: a complete request buffered is served, an
+         * incomplete one never will be */
+        process_input(c);
+        if (c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY)
+            conn_free(c);
+        return;
+    }
     switch (c->state) {
     case CS_HEAD:
     case CS_BODY:
@@ -942,6 +1001,7 @@ static void conn_free(gw_conn *c)
         record_stats(c, q);
         req_free(q);
     }
+    hs_release(c);
     if (c->timer != NULL)
         event_free(c->timer);
     if (c->pp_ev != NULL)
@@ -962,6 +1022,18 @@ static void conn_free(gw_conn *c)
 /* Hand the socket to OpenSSL; the handshake starts at once. */
 static void start_tls(gw_conn *c)
 {
+    /* One source may hold only so many handshakes on this worker: the
+     * handshake slots (max_connections) are everyone's. */
+    c->hs_family = c->proxied ? c->proxy_family : c->peer_family;
+    memcpy(c->hs_addr, c->proxied ? c->proxy_addr : c->peer_addr, sizeof(c->hs_addr));
+    if (!gw_worker_hs_enter(c->w, c->hs_family, c->hs_addr,
+                            c->lis->conf->max_handshakes_per_source)) {
+        atomic_fetch_add_explicit(&stats(c)->handshakes_refused_per_source, 1,
+                                  memory_order_relaxed);
+        conn_free(c);
+        return;
+    }
+    c->hs_slot = 1;
     SSL *ssl = SSL_new(c->lis->ctx);
     if (ssl == NULL) {
         conn_free(c);

@@ -11,8 +11,11 @@
 #include <unistd.h>
 
 #include <event2/thread.h>
+#include <jansson.h>
+#include <sys/resource.h>
 
 #include "core/tls.h"
+#include "core/util.h"
 #include "core/worker.h"
 #include "token/cache.h"
 
@@ -220,6 +223,22 @@ static int bind_listener(const gw_conf_listener *l, char **err)
     return fd;
 }
 
+/* Listening follows the pauses: enabled only while neither max_connections
+ * nor a descriptor shortage holds it, and never while draining (the
+ * listeners are gone then). */
+static void listeners_update(gw_worker *w)
+{
+    int on = !w->accept_paused && !w->fd_paused && !w->draining;
+    for (size_t i = 0; i < w->srv->nlisteners; i++) {
+        if (w->lis[i] == NULL)
+            continue;
+        if (on)
+            evconnlistener_enable(w->lis[i]);
+        else
+            evconnlistener_disable(w->lis[i]);
+    }
+}
+
 static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
@@ -232,26 +251,197 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         evutil_closesocket(fd);
         return;
     }
+    w->fd_backoff_ms = 0; /* a descriptor was there: the next shortage starts short */
     gw_conn_accept(w, &w->srv->listeners[li], fd, sa, salen);
     if (w->nconns >= w->srv->conf->limits.max_connections && !w->accept_paused) {
         /* Leave further connections in the kernel backlog until one closes,
          * as nginx does, rather than accepting and dropping them. */
         w->accept_paused = 1;
-        for (size_t i = 0; i < w->srv->nlisteners; i++)
-            evconnlistener_disable(w->lis[i]);
+        listeners_update(w);
         atomic_fetch_add_explicit(&w->srv->stats.connections_refused, 1, memory_order_relaxed);
     }
 }
 
+#define FD_BACKOFF_MIN_MS 10
+#define FD_BACKOFF_MAX_MS 1000
+#define FD_LOG_INTERVAL_MS 10000
+
+/* At most one message per FD_LOG_INTERVAL_MS for the whole process (every
+ * worker hits the same limit at once): the failures in between are counted
+ * and reported with the next message. */
+static void fd_log(gw_worker *w, int e)
+{
+    gw_server *s = w->srv;
+    uint64_t now = gw_now_ms();
+    unsigned long long last = atomic_load_explicit(&s->fd_log_ms, memory_order_relaxed);
+    if (last != 0 && now - last < FD_LOG_INTERVAL_MS) {
+        atomic_fetch_add_explicit(&s->fd_log_suppressed, 1, memory_order_relaxed);
+        return;
+    }
+    if (!atomic_compare_exchange_strong(&s->fd_log_ms, &last, now)) {
+        atomic_fetch_add_explicit(&s->fd_log_suppressed, 1, memory_order_relaxed);
+        return;
+    }
+    unsigned long more = atomic_exchange_explicit(&s->fd_log_suppressed, 0, memory_order_relaxed);
+    struct rlimit rl = {0, 0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    fprintf(stderr,
+            "opale-gateway: worker %u: accept: %s: accepting paused for up to %u ms "
+            "(RLIMIT_NOFILE %llu; %lu more such failures since the last message; "
+            "metric opale_accept_fd_exhausted_total)\n",
+            w->id, strerror(e), FD_BACKOFF_MAX_MS, (unsigned long long)rl.rlim_cur, more);
+}
+
+/*
+ * accept() failed with something else than a retriable error (libevent
+ * retries EAGAIN, EINTR and ECONNABORTED itself). Without this callback
+ * libevent logs and polls the listener again at once: on EMFILE the pending
+ * connection stays in the backlog, the socket stays readable and the worker
+ * spins. Instead the worker stops listening for a back-off (10 ms doubling
+ * to 1 s), or until one of its connections closes and frees a descriptor.
+ */
+static void accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+    gw_worker *w = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+        atomic_fetch_add_explicit(&w->srv->stats.accept_fd_exhausted, 1, memory_order_relaxed);
+    fd_log(w, e);
+    w->fd_backoff_ms = w->fd_backoff_ms == 0                       ? FD_BACKOFF_MIN_MS
+                       : w->fd_backoff_ms >= FD_BACKOFF_MAX_MS / 2 ? FD_BACKOFF_MAX_MS
+                                                                   : w->fd_backoff_ms * 2;
+    w->fd_paused = 1;
+    listeners_update(w);
+    struct timeval tv = {w->fd_backoff_ms / 1000, (w->fd_backoff_ms % 1000) * 1000};
+    evtimer_add(w->fd_timer, &tv);
+}
+
+static void fd_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_worker *w = arg;
+    w->fd_paused = 0;
+    listeners_update(w);
+}
+
 void gw_worker_conn_closed(gw_worker *w)
 {
-    if (w->accept_paused && !w->draining && w->nconns < w->srv->conf->limits.max_connections) {
+    int changed = 0;
+    if (w->accept_paused && w->nconns < w->srv->conf->limits.max_connections) {
         w->accept_paused = 0;
-        for (size_t i = 0; i < w->srv->nlisteners; i++)
-            evconnlistener_enable(w->lis[i]);
+        changed = 1;
     }
+    if (w->fd_paused) {
+        /* a descriptor is free again: try at once */
+        evtimer_del(w->fd_timer);
+        w->fd_paused = 0;
+        changed = 1;
+    }
+    if (changed)
+        listeners_update(w);
     if (w->draining && w->nconns == 0)
         event_base_loopexit(w->base, NULL);
+}
+
+/* ---- handshakes in progress by source address (one table per worker) ---- */
+
+#define HS_BUCKETS 1024
+
+typedef struct hs_entry {
+    struct hs_entry *next;
+    int family;
+    unsigned char addr[16];
+    unsigned n;
+} hs_entry;
+
+struct gw_hs_table {
+    hs_entry *b[HS_BUCKETS];
+};
+
+static hs_entry **hs_find(gw_worker *w, int family, const unsigned char *addr)
+{
+    size_t al = family == AF_INET ? 4 : 16;
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)family;
+    for (size_t i = 0; i < al; i++)
+        h = (h ^ addr[i]) * 1099511628211ull;
+    hs_entry **pp = &w->hs->b[h % HS_BUCKETS];
+    while (*pp != NULL && ((*pp)->family != family || memcmp((*pp)->addr, addr, al) != 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+int gw_worker_hs_enter(gw_worker *w, int family, const unsigned char *addr, unsigned limit)
+{
+    if (limit == 0 || w->hs == NULL || (family != AF_INET && family != AF_INET6))
+        return 1;
+    hs_entry **pp = hs_find(w, family, addr);
+    if (*pp == NULL) {
+        hs_entry *e = calloc(1, sizeof(*e));
+        if (e == NULL)
+            return 0; /* fail closed: no memory to track it */
+        e->family = family;
+        memcpy(e->addr, addr, family == AF_INET ? 4 : 16);
+        *pp = e;
+    }
+    if ((*pp)->n >= limit)
+        return 0;
+    (*pp)->n++;
+    return 1;
+}
+
+void gw_worker_hs_leave(gw_worker *w, int family, const unsigned char *addr)
+{
+    if (w->hs == NULL || (family != AF_INET && family != AF_INET6))
+        return;
+    hs_entry **pp = hs_find(w, family, addr);
+    hs_entry *e = *pp;
+    if (e == NULL)
+        return;
+    if (e->n > 0)
+        e->n--;
+    if (e->n == 0) {
+        *pp = e->next;
+        free(e);
+    }
+}
+
+static void hs_free(struct gw_hs_table *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < HS_BUCKETS; i++) {
+        hs_entry *e = t->b[i];
+        while (e != NULL) {
+            hs_entry *n = e->next;
+            free(e);
+            e = n;
+        }
+    }
+    free(t);
+}
+
+/* ---- descriptors needed ---- */
+
+unsigned long gw_fd_need_of(const gw_conf *conf, size_t max_connections, gw_fd_need *parts)
+{
+    gw_fd_need p;
+    memset(&p, 0, sizeof(p));
+    unsigned long w = conf->workers;
+    size_t mc = max_connections != 0 ? max_connections : conf->limits.max_connections;
+    p.connections = w * (unsigned long)mc * GW_FDS_PER_CONNECTION;
+    p.listeners = w * (unsigned long)conf->nlisteners;
+    unsigned long pool = 0;
+    for (size_t i = 0; i < conf->nupstreams; i++)
+        pool += conf->upstreams[i].pool_size;
+    p.pools = w * pool;
+    json_t *store = conf->quota != NULL ? json_object_get(conf->quota, "store") : NULL;
+    if (json_is_string(store) && strcmp(json_string_value(store), "redis") == 0)
+        p.redis = w * GW_FDS_REDIS_PER_WORKER;
+    p.loops = w * GW_FDS_LOOP_PER_WORKER;
+    p.fixed = GW_FDS_JOURNAL + (conf->admin.enabled ? GW_FDS_ADMIN : 0) + GW_FDS_SLACK;
+    p.total = p.connections + p.listeners + p.pools + p.redis + p.loops + p.fixed;
+    if (parts != NULL)
+        *parts = p;
+    return p.total;
 }
 
 static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -323,6 +513,8 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
     w->policies_ev = event_new(w->base, -1, 0, policies_cb, w);
+    w->fd_timer = evtimer_new(w->base, fd_timer_cb, w);
+    w->hs = calloc(1, sizeof(*w->hs));
     w->token_cache = gw_token_cache_new(s->oauth ? s->oauth->cache_entries : 16);
     w->deny_cache = gw_deny_cache_new(4096);
     if (s->quota != NULL && s->quota->kind == GW_QSTORE_REDIS) {
@@ -334,7 +526,7 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     }
     w->policies = gw_server_policies(s);
     if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL ||
-        w->token_cache == NULL || w->deny_cache == NULL) {
+        w->fd_timer == NULL || w->hs == NULL || w->token_cache == NULL || w->deny_cache == NULL) {
         *err = strdup("out of memory");
         return -1;
     }
@@ -349,12 +541,15 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
         int fd = bind_listener(s->listeners[i].conf, err);
         if (fd < 0)
             return -1;
-        w->lis[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+        /* backlog 0: the socket already listens (bind_listener's 1024); -1
+         * would make libevent call listen() again with 128 */
+        w->lis[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, 0, fd);
         if (w->lis[i] == NULL) {
             close(fd);
             *err = errdup("listener %s: cannot listen", s->listeners[i].conf->name);
             return -1;
         }
+        evconnlistener_set_error_cb(w->lis[i], accept_error_cb);
     }
     return 0;
 }
@@ -425,6 +620,9 @@ void gw_server_free(gw_server *s)
             event_free(w->drain_deadline);
         if (w->policies_ev != NULL)
             event_free(w->policies_ev);
+        if (w->fd_timer != NULL)
+            event_free(w->fd_timer);
+        hs_free(w->hs);
         gw_policy_set_unref(w->policies);
         gw_token_cache_free(w->token_cache);
         gw_deny_cache_free(w->deny_cache);

@@ -68,6 +68,12 @@ typedef struct gw_stats {
     atomic_ulong upstream_latency_sum_ms;
     atomic_ulong reloads_ok;
     atomic_ulong reloads_failed;
+    /* accept() failed for want of a descriptor (EMFILE, ENFILE, ENOBUFS,
+     * ENOMEM): each failure paused the worker's listeners for a back-off */
+    atomic_ulong accept_fd_exhausted;
+    /* connections closed at once: their source address already held
+     * listeners[].max_handshakes_per_source handshakes on the worker */
+    atomic_ulong handshakes_refused_per_source;
 } gw_stats;
 
 extern const unsigned gw_latency_bounds_ms[11];
@@ -147,6 +153,24 @@ int gw_server_journal_ok(gw_server *s);
  * not owned (main closes it after the workers stopped). NULL: none. */
 void gw_server_set_events(gw_server *s, gw_events *ev);
 gw_events *gw_server_events(gw_server *s);
+
+/* Descriptors the configuration needs (docs/configuration.md, "File
+ * descriptors"): per worker, max_connections x GW_FDS_PER_CONNECTION (the
+ * client socket and, while a request is in flight, its upstream socket), its
+ * listening sockets, its idle upstream pools, its Redis connections and its
+ * event loop; then the journal streams, the admin listener and a fixed
+ * slack. <parts> (may be NULL) receives the terms. <max_connections>
+ * overrides conf->limits.max_connections when not 0. */
+#define GW_FDS_PER_CONNECTION 2
+#define GW_FDS_REDIS_PER_WORKER 16 /* a Redis Cluster of up to 16 nodes */
+#define GW_FDS_LOOP_PER_WORKER 4   /* epoll, wake-up eventfd, spare */
+#define GW_FDS_JOURNAL 8           /* access and events files, their directories, rotation */
+#define GW_FDS_ADMIN 64            /* admin listener and its connections */
+#define GW_FDS_SLACK 64            /* stdio, main loop, signals, policy and CRL files, alerts */
+typedef struct gw_fd_need {
+    unsigned long connections, listeners, pools, redis, loops, fixed, total;
+} gw_fd_need;
+unsigned long gw_fd_need_of(const gw_conf *conf, size_t max_connections, gw_fd_need *parts);
 
 /* Per-consumer counters (requests by status class, quota decisions), for
  * /metrics; at most GW_CONSUMER_STATS_MAX consumers, the rest counted under

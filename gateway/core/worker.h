@@ -26,6 +26,10 @@ typedef struct gw_worker {
     struct gw_conn_list conns;
     size_t nconns;
     int accept_paused; /* max_connections reached */
+    int fd_paused;     /* accept() ran out of descriptors: back-off running */
+    unsigned fd_backoff_ms;
+    struct event *fd_timer; /* ends the back-off */
+    struct gw_hs_table *hs; /* handshakes in progress by source address */
     int draining;
     gw_pool **pools;                    /* one per upstream */
     gw_policy_set *policies;            /* this worker's reference to the current set */
@@ -55,9 +59,11 @@ struct gw_server {
     gw_policy_set *policies; /* current set, under policies_lock */
     gw_oauth *oauth;
     gw_quota *quota;
-    gw_memlog *token_rate;  /* token requests per client, all workers */
-    char journal_dir[4096]; /* directory of the journal file, for statvfs */
-    void *cstats;           /* per-consumer counters (server.c) */
+    gw_memlog *token_rate;          /* token requests per client, all workers */
+    char journal_dir[4096];         /* directory of the journal file, for statvfs */
+    void *cstats;                   /* per-consumer counters (server.c) */
+    atomic_ullong fd_log_ms;        /* last "out of descriptors" message (ms) */
+    atomic_ulong fd_log_suppressed; /* failures since that message */
 };
 
 /* conn.c */
@@ -69,5 +75,10 @@ void gw_conn_drain_all(gw_worker *w);
 void gw_conn_close_all(gw_worker *w);
 /* called by conn.c when a connection is gone */
 void gw_worker_conn_closed(gw_worker *w);
+/* Handshake slots by source address (server.c). enter: 1 when the address
+ * holds fewer than <limit> handshakes on this worker (0: no limit), and the
+ * slot is taken; 0 when refused. leave: give the slot back. */
+int gw_worker_hs_enter(gw_worker *w, int family, const unsigned char *addr, unsigned limit);
+void gw_worker_hs_leave(gw_worker *w, int family, const unsigned char *addr);
 
 #endif

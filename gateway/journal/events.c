@@ -74,6 +74,8 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_ADMIN_SUSPEND] = "admin.suspend",
     [GW_EV_ADMIN_RESUME] = "admin.resume",
     [GW_EV_POLICY_REJECTED] = "policy.rejected",
+    [GW_EV_ADMIN_AUTH_FAILED] = "admin.auth_failed",
+    [GW_EV_ADMIN_AUTH_BLOCKED] = "admin.auth_blocked",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -792,10 +794,12 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
     switch (type) {
     case GW_EV_ADMIN_RELOAD:
     case GW_EV_ADMIN_RESUME:
+    case GW_EV_ADMIN_AUTH_FAILED:
         sev = GW_SEV_MEDIUM;
         break;
     case GW_EV_ADMIN_RELOAD_REFUSED:
     case GW_EV_ADMIN_SUSPEND:
+    case GW_EV_ADMIN_AUTH_BLOCKED:
         sev = GW_SEV_HIGH;
         break;
     default:
@@ -821,6 +825,19 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
         }
         if (type == GW_EV_ADMIN_SUSPEND || type == GW_EV_ADMIN_RESUME)
             put(o, "persisted", json_boolean(a->persisted > 0), &fail);
+        if (type == GW_EV_ADMIN_AUTH_FAILED || type == GW_EV_ADMIN_AUTH_BLOCKED) {
+            /* the request line comes from the caller: bounded here */
+            char cut[257];
+            put_str(o, "method", a->method, &fail);
+            if (a->path != NULL) {
+                snprintf(cut, sizeof(cut), "%s", a->path);
+                put_str(o, "path", cut, &fail);
+            }
+            put_str(o, "reason", a->reason, &fail);
+            put_int(o, "failures", a->failures, &fail);
+            if (type == GW_EV_ADMIN_AUTH_BLOCKED)
+                put_int(o, "blocked_s", a->blocked_s, &fail);
+        }
     }
     emit(ev, type, sev, o, fail);
 }

@@ -45,6 +45,8 @@ typedef enum gw_event_type {
     GW_EV_ADMIN_SUSPEND,        /* "admin.suspend" */
     GW_EV_ADMIN_RESUME,         /* "admin.resume" */
     GW_EV_POLICY_REJECTED,      /* "policy.rejected" */
+    GW_EV_ADMIN_AUTH_FAILED,    /* "admin.auth_failed" */
+    GW_EV_ADMIN_AUTH_BLOCKED,   /* "admin.auth_blocked" */
     GW_EV__COUNT
 } gw_event_type;
 
@@ -160,6 +162,11 @@ typedef struct gw_event_admin {
     long errors;              /* reload refused: number of errors */
     const char *error;        /* reload refused: the first error; suspend: why not persisted */
     int persisted;            /* suspend/resume: 1 saved to the suspensions file, 0 not */
+    const char *method;       /* auth_failed/blocked: the request refused */
+    const char *path;         /* its path (without the query) */
+    const char *reason;       /* auth_failed: "admin.no_token" | "admin.bad_token" */
+    long failures;            /* auth_failed/blocked: failures of the source in the window */
+    long blocked_s;           /* auth_blocked: how long the source is refused (429) */
 } gw_event_admin;
 
 void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a);

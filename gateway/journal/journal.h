@@ -139,6 +139,17 @@ typedef struct gw_journal_rec {
     long bytes_out;
 } gw_journal_rec;
 
+/* Bounded lines (docs/journal.md, "Line size"): a string value holds at
+ * most this many bytes between its quotes, escapes included; a longer one is
+ * cut at a character, ends with "...[truncated]", and the record gets a
+ * "truncated" object giving each cut field's length in bytes. So a caller
+ * cannot grow the journal by the size of its request. */
+#define GW_JOURNAL_FIELD_MAX 192u
+#define GW_JOURNAL_PATH_MAX 1024u
+#define GW_JOURNAL_SUBJECT_MAX 512u
+/* Hence no formatted record, with the writer's seq/prev/hash, is longer. */
+#define GW_JOURNAL_LINE_MAX 8192u
+
 /* Format <r> as one JSON object + '\n'. Returns malloc'd line or NULL (OOM).
  * Never emits "seq", "prev", "hash" or "type": the writer owns those. */
 char *gw_journal_format(const gw_journal_rec *r, size_t *len);

@@ -616,6 +616,127 @@ START_TEST(format_matches_jansson_dump)
 }
 END_TEST
 
+/* A caller controls the path, its headers and (refused handshakes) the
+ * certificate subject: each value is bounded, cut at a character with the
+ * marker, and its length kept under "truncated"; the line is still what
+ * jansson writes. */
+START_TEST(format_truncates_long_values)
+{
+    size_t pl = 16384, tl = 5000;
+    char *path = malloc(pl + 1), *tele = malloc(tl * 2 + 1);
+    ck_assert_ptr_nonnull(path);
+    ck_assert_ptr_nonnull(tele);
+    memset(path, 'a', pl);
+    path[0] = '/';
+    path[pl] = '\0';
+    for (size_t i = 0; i < tl; i++)
+        memcpy(tele + 2 * i, "\xC3\xA9", 2); /* é: never cut in half */
+    tele[tl * 2] = '\0';
+    gw_journal_rec r = full_rec();
+    r.path = path;
+    r.teleservice = tele;
+    char *line = NULL;
+    json_t *o = format_parse(&r, &line);
+    ck_assert_uint_le(strlen(line), GW_JOURNAL_LINE_MAX);
+    const char *p = json_string_value(json_object_get(o, "path"));
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_le(strlen(p), GW_JOURNAL_PATH_MAX);
+    ck_assert_str_eq(p + strlen(p) - 14, "...[truncated]");
+    ck_assert_int_eq(strncmp(p, path, strlen(p) - 14), 0);
+    const char *t = json_string_value(json_object_get(o, "teleservice"));
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_le(strlen(t), GW_JOURNAL_FIELD_MAX);
+    ck_assert_int_eq((strlen(t) - 14) % 2, 0);
+    ck_assert_int_eq(strncmp(t, tele, strlen(t) - 14), 0);
+    json_t *cut = json_object_get(o, "truncated");
+    ck_assert(json_is_object(cut));
+    ck_assert_int_eq(json_object_size(cut), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(cut, "path")), (json_int_t)pl);
+    ck_assert_int_eq(json_integer_value(json_object_get(cut, "teleservice")), (json_int_t)(2 * tl));
+    char *again = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_uint_eq(strlen(again), strlen(line) - 1);
+    ck_assert_int_eq(memcmp(again, line, strlen(again)), 0);
+    free(again);
+    json_decref(o);
+    free(line);
+    /* a value that fits exactly is not cut */
+    memset(path, 'b', GW_JOURNAL_PATH_MAX);
+    path[GW_JOURNAL_PATH_MAX] = '\0';
+    r = full_rec();
+    r.path = path;
+    o = format_parse(&r, &line);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "path")), path);
+    ck_assert_ptr_null(json_object_get(o, "truncated"));
+    json_decref(o);
+    free(line);
+    free(path);
+    free(tele);
+}
+END_TEST
+
+/* The documented bound holds in the worst case: every string at 100 KB of
+ * control bytes (6 bytes each once escaped), room left for the writer's
+ * seq, prev and hash. */
+START_TEST(format_line_bound_worst_case)
+{
+    size_t n = 100000;
+    char *big = malloc(n + 1);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 0x01, n);
+    big[n] = '\0';
+    gw_journal_rec r = {
+        .ts = big,
+        .request_id = big,
+        .correlation_id = big,
+        .env = big,
+        .listener = big,
+        .client_ip = big,
+        .client_port = 65535,
+        .tls_version = big,
+        .tls_cert_sha256 = big,
+        .tls_subject = big,
+        .consumer = big,
+        .habilitation = big,
+        .teleservice = big,
+        .method = big,
+        .route = big,
+        .path = big,
+        .siren = big,
+        .annee = big,
+        .scope = big,
+        .token_jti = big,
+        .token_client_id = big,
+        .quota_limit = 2147483647,
+        .quota_remaining = 2147483647,
+        .quota_store = big,
+        .decision = big,
+        .reason = big,
+        .code = big,
+        .status = 599,
+        .upstream_addr = big,
+        .upstream_status = 599,
+        .upstream_ms = 2147483647,
+        .ms = 2147483647,
+        .bytes_in = 2147483647,
+        .bytes_out = 2147483647,
+    };
+    size_t len = 0;
+    char *line = gw_journal_format(&r, &len);
+    ck_assert_ptr_nonnull(line);
+    /* ,"seq":20 digits,"prev":"64 hex","hash":"64 hex" */
+    size_t chain = 7 + 20 + 9 + 64 + 9 + 64;
+    ck_assert_msg(len + chain <= GW_JOURNAL_LINE_MAX, "line of %zu bytes", len);
+    json_error_t e;
+    json_t *o = json_loadb(line, len - 1, 0, &e);
+    ck_assert_msg(o != NULL, "not JSON: %s", e.text);
+    ck_assert_int_eq(json_object_size(json_object_get(o, "truncated")), 25);
+    json_decref(o);
+    free(line);
+    free(big);
+}
+END_TEST
+
 START_TEST(format_no_credentials)
 {
     gw_journal_rec r = full_rec();
@@ -2066,6 +2187,8 @@ static Suite *journal_suite(void)
     TCase *tc = tcase_create("format");
     tcase_add_test(tc, format_full_exact);
     tcase_add_test(tc, format_matches_jansson_dump);
+    tcase_add_test(tc, format_truncates_long_values);
+    tcase_add_test(tc, format_line_bound_worst_case);
     tcase_add_test(tc, format_full_parses_in_order);
     tcase_add_test(tc, format_empty_record);
     tcase_add_test(tc, format_zero_numbers);
