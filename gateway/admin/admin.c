@@ -20,7 +20,7 @@
  * ADMIN_AUTH_BLOCK_S, the right token included (else the guessing goes on).
  * At most ADMIN_AUTH_SOURCES addresses are tracked; past that the least
  * recently seen one that is not blocked is forgotten. Main thread only. */
-#define ADMIN_AUTH_MAX_FAILURES 10
+#define ADMIN_AUTH_MAX_FAILURES 20
 #define ADMIN_AUTH_WINDOW_S 60
 #define ADMIN_AUTH_BLOCK_S 300
 #define ADMIN_AUTH_SOURCES 256
