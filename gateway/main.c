@@ -13,6 +13,7 @@
 
 #include "admin/admin.h"
 #include "conf/conf.h"
+#include "core/sdnotify.h"
 #include "core/server.h"
 #include "core/util.h"
 #include "journal/events.h"
@@ -39,7 +40,8 @@ typedef struct app {
     struct event_base *base;
     gw_server *srv;
     gw_journal *journal;
-    gw_events *events; /* security events (journal/events.h) */
+    gw_events *events;  /* security events (journal/events.h) */
+    gw_sdnotify notify; /* systemd (core/sdnotify.h); a no-op outside it */
     int stopping;
 } app;
 
@@ -50,6 +52,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
         return;
     a->stopping = 1;
     fprintf(stderr, "opale-gateway: signal %d: draining\n", (int)sig);
+    gw_sdnotify_send(&a->notify, "STOPPING=1\nSTATUS=draining");
     gw_server_drain(a->srv);
     event_base_loopexit(a->base, NULL);
 }
@@ -60,6 +63,21 @@ static void on_usr1(evutil_socket_t sig, short what, void *arg)
     gw_journal_reopen(a->journal);
     gw_events_reopen(a->events);
     fprintf(stderr, "opale-gateway: journal reopen requested\n");
+}
+
+/* systemd tick: WATCHDOG=1 only when every worker's loop answered the last
+ * heartbeat (a stuck worker stops the keep-alives and systemd restarts the
+ * service), and a fresh STATUS= line. */
+static void on_notify_tick(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    char msg[512];
+    size_t off = 0;
+    if (gw_sdnotify_watchdog_interval(&a->notify) > 0 && gw_server_heartbeat(a->srv))
+        off = (size_t)snprintf(msg, sizeof(msg), "WATCHDOG=1\n");
+    off += (size_t)snprintf(msg + off, sizeof(msg) - off, "STATUS=");
+    gw_server_status(a->srv, msg + off, sizeof(msg) - off);
+    gw_sdnotify_send(&a->notify, msg);
 }
 
 /* The files a policy load rejected, one line each, after their errors. */
@@ -485,6 +503,13 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     gw_admin *admin = NULL;
     struct event *ev_term = NULL, *ev_int = NULL, *ev_usr1 = NULL, *ev_hup = NULL;
+    struct event *ev_notify = NULL;
+    a.notify.fd = -1;
+    if (gw_sdnotify_init_env(&a.notify, &err) < 0) {
+        fprintf(stderr, "opale-gateway: %s (no systemd notifications)\n", err);
+        free(err);
+        err = NULL;
+    }
     gw_journal_opts jo = {
         .path = conf->journal.path,
         .queue_cap = conf->journal.queue_size,
@@ -532,6 +557,7 @@ int main(int argc, char **argv)
         goto out;
     }
     gw_server_set_events(a.srv, a.events);
+    gw_server_set_notify(a.srv, &a.notify);
     fprintf(stderr, "opale-gateway: %zu habilitations loaded from %s\n",
             gw_policy_set_count(st.policies), conf->policies_dir);
     log_rejected("start", st.policies);
@@ -571,6 +597,24 @@ int main(int argc, char **argv)
                     ? " WARNING: access \"off\", no access control (bench only)"
                     : "");
     fprintf(stderr, "opale-gateway: ready (%u workers)\n", conf->workers);
+    if (gw_sdnotify_enabled(&a.notify)) {
+        /* every listener is bound (gw_server_start) and the policies are
+         * loaded: READY=1, then a tick at half the watchdog period (or every
+         * 10 s for STATUS= alone) */
+        char msg[512] = "READY=1\nSTATUS=";
+        gw_server_status(a.srv, msg + strlen(msg), sizeof(msg) - strlen(msg));
+        gw_sdnotify_send(&a.notify, msg);
+        uint64_t us = gw_sdnotify_watchdog_interval(&a.notify);
+        if (us == 0)
+            us = 10000000;
+        struct timeval tv = {.tv_sec = (time_t)(us / 1000000),
+                             .tv_usec = (suseconds_t)(us % 1000000)};
+        ev_notify = event_new(a.base, -1, EV_PERSIST, on_notify_tick, &a);
+        if (ev_notify == NULL || event_add(ev_notify, &tv) < 0)
+            fprintf(stderr, "opale-gateway: cannot start the systemd watchdog timer\n");
+        else if (gw_sdnotify_watchdog_interval(&a.notify) > 0)
+            on_notify_tick(-1, 0, &a); /* first heartbeat asked now */
+    }
     event_base_dispatch(a.base);
     gw_admin_stop(admin);
     admin = NULL;
@@ -591,6 +635,9 @@ out:
         event_free(ev_usr1);
     if (ev_hup)
         event_free(ev_hup);
+    if (ev_notify)
+        event_free(ev_notify);
+    gw_sdnotify_close(&a.notify);
     if (a.base)
         event_base_free(a.base);
     free(err);

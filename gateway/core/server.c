@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/thread.h>
@@ -479,6 +480,12 @@ static void policies_cb(evutil_socket_t fd, short what, void *arg)
     w->policies = n;
 }
 
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_worker *w = arg;
+    atomic_fetch_add_explicit(&w->heartbeat, 1, memory_order_release);
+}
+
 static void *worker_main(void *arg)
 {
     gw_worker *w = arg;
@@ -515,6 +522,7 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->policies_ev = event_new(w->base, -1, 0, policies_cb, w);
     w->fd_timer = evtimer_new(w->base, fd_timer_cb, w);
     w->hs = calloc(1, sizeof(*w->hs));
+    w->heartbeat_ev = event_new(w->base, -1, 0, heartbeat_cb, w);
     w->token_cache = gw_token_cache_new(s->oauth ? s->oauth->cache_entries : 16);
     w->deny_cache = gw_deny_cache_new(4096);
     if (s->quota != NULL && s->quota->kind == GW_QSTORE_REDIS) {
@@ -526,7 +534,8 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     }
     w->policies = gw_server_policies(s);
     if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL ||
-        w->fd_timer == NULL || w->hs == NULL || w->token_cache == NULL || w->deny_cache == NULL) {
+        w->fd_timer == NULL || w->heartbeat_ev == NULL || w->hs == NULL || w->token_cache == NULL ||
+        w->deny_cache == NULL) {
         *err = strdup("out of memory");
         return -1;
     }
@@ -623,6 +632,8 @@ void gw_server_free(gw_server *s)
         if (w->fd_timer != NULL)
             event_free(w->fd_timer);
         hs_free(w->hs);
+        if (w->heartbeat_ev != NULL)
+            event_free(w->heartbeat_ev);
         gw_policy_set_unref(w->policies);
         gw_token_cache_free(w->token_cache);
         gw_deny_cache_free(w->deny_cache);
@@ -732,7 +743,41 @@ void gw_server_report_rejected(gw_server *s, const gw_policy_set *p, const char 
     }
 }
 
+static int reload_policies(gw_server *s, const char *by, gw_errlist *errs);
+
+/* RELOADING=1 carries the monotonic time, as systemd asks of notify-reload
+ * services; older systemd ignores the extra line. */
+static void notify_reloading(gw_server *s)
+{
+    struct timespec ts;
+    char msg[96];
+    if (!gw_sdnotify_enabled(s->notify))
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    gw_sdnotify_send(s->notify, msg);
+}
+
+static void notify_ready(gw_server *s)
+{
+    char msg[512];
+    if (!gw_sdnotify_enabled(s->notify))
+        return;
+    memcpy(msg, "READY=1\nSTATUS=", 15);
+    gw_server_status(s, msg + 15, sizeof(msg) - 15);
+    gw_sdnotify_send(s->notify, msg);
+}
+
 int gw_server_reload_policies(gw_server *s, const char *by, gw_errlist *errs)
+{
+    notify_reloading(s);
+    int rc = reload_policies(s, by, errs);
+    notify_ready(s);
+    return rc;
+}
+
+static int reload_policies(gw_server *s, const char *by, gw_errlist *errs)
 {
     gw_policy_set *cur = gw_server_policies(s);
     gw_policy_set *n = gw_policies_load(s->conf, cur, errs);
@@ -805,6 +850,42 @@ void gw_server_set_events(gw_server *s, gw_events *ev)
 gw_events *gw_server_events(gw_server *s)
 {
     return s->events;
+}
+
+void gw_server_set_notify(gw_server *s, const gw_sdnotify *n)
+{
+    s->notify = n;
+}
+
+void gw_server_status(gw_server *s, char *buf, size_t len)
+{
+    gw_policy_set *p = gw_server_policies(s);
+    unsigned long open = atomic_load_explicit(&s->stats.connections_open, memory_order_relaxed);
+    snprintf(buf, len, "%lu connections, %zu habilitations (%zu files rejected), journal %s", open,
+             p != NULL ? gw_policy_set_count(p) : 0, p != NULL ? gw_policy_set_nrejected(p) : 0,
+             s->journal == NULL               ? "off"
+             : gw_journal_healthy(s->journal) ? "ok"
+                                              : "failing");
+    gw_policy_set_unref(p);
+}
+
+int gw_server_heartbeat(gw_server *s)
+{
+    int alive = 1;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        gw_worker *w = &s->workers[i];
+        unsigned long hb = atomic_load_explicit(&w->heartbeat, memory_order_acquire);
+        if (s->heartbeat_poked && hb == w->heartbeat_seen)
+            alive = 0;
+        w->heartbeat_seen = hb;
+    }
+    /* ask again only when the previous ask was answered by all: a stuck
+     * worker must not be excused by a later answer to an older ask */
+    for (unsigned i = 0; alive && i < s->nworkers; i++)
+        if (s->workers[i].heartbeat_ev != NULL)
+            event_active(s->workers[i].heartbeat_ev, EV_READ, 0);
+    s->heartbeat_poked = 1;
+    return alive;
 }
 
 int gw_server_ready(const gw_server *s)

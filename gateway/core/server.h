@@ -172,6 +172,22 @@ typedef struct gw_fd_need {
 } gw_fd_need;
 unsigned long gw_fd_need_of(const gw_conf *conf, size_t max_connections, gw_fd_need *parts);
 
+/* systemd notifications (core/sdnotify.h), set before gw_server_start; not
+ * owned. A policy reload then sends RELOADING=1 before and READY=1 with a
+ * STATUS= line after, whoever asked for it (SIGHUP, admin API). */
+struct gw_sdnotify;
+void gw_server_set_notify(gw_server *s, const struct gw_sdnotify *n);
+
+/* The STATUS= text of a systemd notification, into <buf> (<len> bytes):
+ * open connections, policies loaded and rejected, the journal's state. */
+void gw_server_status(gw_server *s, char *buf, size_t len);
+
+/* Watchdog proof of life, main thread only, called at each watchdog tick:
+ * returns 1 when every worker's loop has run the heartbeat event asked for
+ * at the previous call (or at the first call), 0 when one has not (a loop
+ * stuck in a callback), then asks every worker for a new one. */
+int gw_server_heartbeat(gw_server *s);
+
 /* Per-consumer counters (requests by status class, quota decisions), for
  * /metrics; at most GW_CONSUMER_STATS_MAX consumers, the rest counted under
  * "(other)". Thread-safe. */

@@ -8,6 +8,7 @@
 
 #include <event2/listener.h>
 
+#include "core/sdnotify.h"
 #include "core/server.h"
 #include "quota/memlog.h"
 
@@ -39,6 +40,9 @@ typedef struct gw_worker {
     uint64_t journal_space_checked_ms;  /* last statvfs of the journal's filesystem */
     int journal_low_space;              /* under GW_JOURNAL_RESERVE_BYTES free */
     struct gw_redis *redis;             /* this worker's Redis client (redis store) */
+    struct event *heartbeat_ev;         /* activated by gw_server_heartbeat() */
+    atomic_ulong heartbeat;             /* bumped by heartbeat_ev, on this loop */
+    unsigned long heartbeat_seen;       /* main thread: the value at the last check */
 } gw_worker;
 
 struct gw_server {
@@ -64,6 +68,8 @@ struct gw_server {
     void *cstats;                   /* per-consumer counters (server.c) */
     atomic_ullong fd_log_ms;        /* last "out of descriptors" message (ms) */
     atomic_ulong fd_log_suppressed; /* failures since that message */
+    const gw_sdnotify *notify;      /* systemd notifications, NULL: none (not owned) */
+    int heartbeat_poked;            /* main thread: gw_server_heartbeat() asked once */
 };
 
 /* conn.c */
