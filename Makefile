@@ -12,7 +12,8 @@ CTEST_ARGS ?=
 # iproute2 for the doc test's network namespace).
 RUN_DEPS   = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
              libhiredis-dev check node-llhttp openssl python3 curl ca-certificates jq
-DEPS       = $(RUN_DEPS) redis-server redis-tools nginx-light prometheus python3-jsonschema iproute2
+DEPS       = $(RUN_DEPS) redis-server redis-tools nginx-light prometheus python3-jsonschema iproute2 \
+             debhelper dpkg-dev lintian fakeroot logrotate systemd
 BENCH_DEPS = nginx-light wrk gnuplot-nox
 FUZZ_DEPS  = clang libclang-rt-14-dev
 PERF_DEPS  = linux-perf
@@ -21,7 +22,7 @@ BUILD_BENCH ?= build-bench
 FUZZ_SECONDS ?= 20
 
 .PHONY: all deps run-deps run-build build build-asan pki run demo test test-unit fuzz-smoke format check-format clean \
-        bench bench-quick bench-build
+        bench bench-quick bench-build package
 
 all: build
 
@@ -92,6 +93,11 @@ bench: bench-build
 
 bench-quick: bench-build
 	python3 bench/bench.py --build $(BUILD_BENCH) --quick
+
+# The Debian package (debhelper, deploy/debian/; ~1 min): $(BUILD)/package/
+# opale-gateway_VERSION_ARCH.deb, lintian-checked (an error fails the target).
+package:
+	deploy/debian/build.sh $(BUILD)/package
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
