@@ -27,6 +27,8 @@ from harness import Stack, require_binaries
 
 WATCHDOG_USEC = 1000000  # 1 s: keep-alives expected every 0.5 s
 UNIT = os.path.join(harness.SRCDIR, "deploy", "systemd", "opale-gateway.service")
+LOGROTATE = os.path.join(harness.SRCDIR, "deploy", "logrotate", "opale-gateway")
+POSTROTATE = "systemctl kill --kill-whom=main --signal=USR1 opale-gateway.service >/dev/null 2>&1 || true"
 
 
 class NotifyListener:
@@ -276,13 +278,95 @@ class TestUnitFile(unittest.TestCase):
         with open(os.path.join(harness.SRCDIR, "deploy", "production", "gateway.json")) as f:
             prod = json.load(f)
         drain_s = prod.get("timeouts", {}).get("drain_ms", 30000) / 1000
-        self.assertGreater(int(d["TimeoutStopSec"][0]), drain_s + 5)
+        self.assertGreater(int(d["TimeoutStopSec"][0].rstrip("s")), drain_s + 5)
         # file descriptors: max_connections per worker, times the workers,
         # plus upstream connections, must fit under LimitNOFILE
         # (two per connection: the client's and its upstream's; docs/deploy.md)
         nofile = int(d["LimitNOFILE"][0])
         per_worker = prod["limits"]["max_connections"]
         self.assertGreaterEqual(nofile, 2 * per_worker * prod["workers"] + 1024)
+
+
+class TestLogrotate(unittest.TestCase):
+    """deploy/logrotate/opale-gateway, checked by `logrotate -d` and run once
+    for real against a running gateway: rotate, SIGUSR1, and the verifier
+    accepts the rotated set."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_binaries()
+        if shutil.which("logrotate") is None:
+            raise unittest.SkipTest("prerequisite missing: logrotate")
+
+    def localized(self, stack):
+        """The file with the stack's journal directory in place of
+        /var/log/opale-gateway, root in place of the service user (absent
+        here), and the postrotate command aimed at the stack's gateway
+        (systemctl has no unit to signal here)."""
+        with open(LOGROTATE) as f:
+            text = f.read()
+        self.assertIn(POSTROTATE, text)
+        self.assertIn("su opale-gateway opale-gateway", text)
+        self.assertIn("nocompress", text)
+        self.assertNotRegex(text, r"(?m)^\s*copytruncate")
+        jdir = os.path.dirname(stack.journal_path)
+        text = text.replace("/var/log/opale-gateway", jdir)
+        text = text.replace("su opale-gateway opale-gateway", "su root root")
+        text = text.replace(POSTROTATE, "kill -USR1 %d" % stack.gw.pid)
+        path = os.path.join(stack.dir, "logrotate.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_debug_then_real_rotation(self):
+        stack = Stack("logrotate")
+        self.addCleanup(stack.stop)
+        stack.start()
+        for _ in range(3):
+            r = stack.request()
+            self.assertEqual(r.status, 200)
+        conf = self.localized(stack)
+        state = os.path.join(stack.dir, "logrotate.state")
+        jdir = os.path.dirname(stack.journal_path)
+        # -d: parses, names both journals, changes nothing
+        r = subprocess.run(["logrotate", "-d", "-s", state, conf], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        out = r.stdout.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, out)
+        self.assertNotRegex(out, r"(?mi)^error")
+        self.assertIn(stack.journal_path, out)
+        self.assertIn(os.path.join(jdir, "events.jsonl"), out)
+        self.assertFalse(os.path.exists(stack.journal_path + ".1"))
+        # for real (forced: the size trigger is 2 GiB)
+        r = subprocess.run(["logrotate", "-f", "-s", state, conf], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+        self.assertTrue(os.path.exists(stack.journal_path + ".1"))
+        # the gateway reopened on SIGUSR1: a new file that starts with a
+        # rotate record naming the old one
+        deadline = time.monotonic() + harness.JOURNAL_WAIT
+        while time.monotonic() < deadline and not os.path.exists(stack.journal_path):
+            time.sleep(0.05)
+        r = stack.request()
+        self.assertEqual(r.status, 200)
+        text = ""
+        while time.monotonic() < deadline + harness.JOURNAL_WAIT:
+            text = stack.journal_text() if os.path.exists(stack.journal_path) else ""
+            if '"type":"rotate"' in text and "etatSante" in text:
+                break
+            time.sleep(0.1)
+        first = json.loads(text.splitlines()[0])
+        self.assertEqual(first.get("type"), "rotate", text[:500])
+        self.assertEqual(first.get("from"), "access.jsonl.1")
+        self.assertEqual(stack.stop_gateway(), 0)
+        # the verifier accepts the rotated set, in chain order whatever the
+        # order given
+        r = subprocess.run([harness.GW_BIN, "--verify-journal", "-c", stack.conf_path, stack.journal_path,
+                            stack.journal_path + ".1"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60, cwd=stack.dir)
+        out = r.stdout.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, out)
+        self.assertRegex(out.strip().splitlines()[-1], r"^OK")
 
 
 if __name__ == "__main__":
