@@ -585,6 +585,10 @@ int gw_server_start(gw_server *s, char **err)
             return -1;
         }
         s->workers[i].started = 1;
+        /* "gw-worker-N" in top -H, ps -L and /proc/PID/task/TID/comm */
+        char name[16];
+        snprintf(name, sizeof(name), "gw-worker-%u", i % 1000u); /* workers <= 64 */
+        pthread_setname_np(s->workers[i].thread, name);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     atomic_store(&s->running, 1);

@@ -11,6 +11,7 @@ for systemd and records every datagram with its arrival time:
 Also the unit file: `systemd-analyze verify` and its hardening directives.
 """
 
+import ctypes
 import json
 import os
 import re
@@ -110,6 +111,29 @@ class NotifyStack(Stack):
         # no wait_ready(): READY=1 on the socket is what the tests wait for
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.ptrace.restype = ctypes.c_long
+_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+
+
+def ptrace_freeze(tid):
+    """Stop one thread (not its process): seize it, interrupt it, wait
+    until it is stopped."""
+    if _libc.ptrace(PTRACE_SEIZE, tid, None, None) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    if _libc.ptrace(PTRACE_INTERRUPT, tid, None, None) != 0:
+        e = ctypes.get_errno()
+        _libc.ptrace(PTRACE_DETACH, tid, None, None)
+        raise OSError(e, os.strerror(e))
+    os.waitpid(tid, 0x40000000)  # __WALL
+
+
+def ptrace_thaw(tid):
+    _libc.ptrace(PTRACE_DETACH, tid, None, None)
+
+
 def lines_of(msgs, key):
     return [(t, m) for t, m in msgs if key in m.split("\n")]
 
@@ -197,6 +221,42 @@ class TestNotify(unittest.TestCase):
         # the whole order, once: READY before the first WATCHDOG
         allm = lst.snapshot()
         self.assertLess(i_ready, allm.index(lines_of(allm, "WATCHDOG=1")[0]))
+
+    def test_stuck_worker_stops_watchdog(self):
+        """WATCHDOG=1 proves the workers' loops run, not only the main
+        thread's: with the worker threads frozen (ptrace, thread by thread;
+        the main thread and the journal writer keep running), the STATUS=
+        lines go on but the keep-alives stop; thawed, they come back."""
+        d = harness.make_tmpdir("notify")
+        stack, lst, t0 = self.start(os.path.join(d, "n.sock"), {"WATCHDOG_USEC": str(WATCHDOG_USEC)})
+        i_ready = self.check_ready(stack, lst, t0)
+        lst.wait_for("WATCHDOG=1", after=i_ready + 1, timeout=3)
+        task = "/proc/%d/task" % stack.gw.pid
+        workers = []
+        for tid in os.listdir(task):
+            with open(os.path.join(task, tid, "comm")) as f:
+                if f.read().startswith("gw-worker-"):
+                    workers.append(int(tid))
+        self.assertEqual(len(workers), 2)  # the harness config's "workers": 2
+        frozen = []
+        try:
+            for tid in workers:
+                try:
+                    ptrace_freeze(tid)
+                except OSError as e:
+                    self.skipTest("prerequisite missing: ptrace (%s)" % e)
+                frozen.append(tid)
+            n = len(lst.snapshot())
+            time.sleep(2.5)
+            during = lst.snapshot()[n:]
+            # a tick answered just before the freeze may still send one
+            self.assertLessEqual(len(lines_of(during, "WATCHDOG=1")), 1, during)
+            self.assertGreaterEqual(sum(1 for _, m in during if "STATUS=" in m), 3, during)
+        finally:
+            for tid in frozen:
+                ptrace_thaw(tid)
+        n = len(lst.snapshot())
+        lst.wait_for("WATCHDOG=1", after=n, timeout=3)
 
     def test_abstract_socket(self):
         """'@name': the abstract namespace; no WATCHDOG_USEC, no keep-alive."""
