@@ -227,6 +227,83 @@ class TestPackage(unittest.TestCase):
         for m in re.finditer(r"deb-systemd-helper enable", post):
             self.assertIn("was-enabled", post[max(0, m.start() - 200):m.start()])
 
+    def run_script(self, name, *args, users=(), overrides=(), was_enabled=False):
+        """Run a maintainer script with the system commands it calls
+        replaced by stubs that log their arguments (and answer as a system
+        with <users> and <overrides> would). Returns (rc, calls)."""
+        d = harness.make_tmpdir("maint")
+        log = os.path.join(d, "calls")
+        stubs = {
+            "getent": 'echo "getent $*" >>"$LOG"; case " %s " in *" $2 "*) echo "$2:x:999:999::/:/bin/false";; '
+                      '*) exit 2;; esac' % " ".join(users),
+            "adduser": 'echo "adduser $*" >>"$LOG"',
+            "dpkg-statoverride": 'echo "dpkg-statoverride $*" >>"$LOG"; if [ "$1" = --list ]; then '
+                                 'case " %s " in *" $2 "*) echo "x";; *) exit 1;; esac; fi' % " ".join(overrides),
+            "deb-systemd-helper": 'echo "deb-systemd-helper $*" >>"$LOG"; case "$*" in *was-enabled*) exit %d;; '
+                                  '*debian-installed*) exit 0;; esac' % (0 if was_enabled else 1),
+            "deb-systemd-invoke": 'echo "deb-systemd-invoke $*" >>"$LOG"',
+            "systemctl": 'echo "systemctl $*" >>"$LOG"',
+            "rm": 'echo "rm $*" >>"$LOG"',
+        }
+        bindir = os.path.join(d, "bin")
+        os.makedirs(bindir)
+        for cmd, body in stubs.items():
+            with open(os.path.join(bindir, cmd), "w") as f:
+                f.write("#!/bin/sh\n" + body + "\n")
+            os.chmod(os.path.join(bindir, cmd), 0o755)
+        env = {"PATH": bindir + ":/usr/bin:/bin", "LOG": log}
+        r = subprocess.run(["sh", os.path.join(self.ctl, name), *args], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30, env=env)
+        calls = []
+        if os.path.exists(log):
+            with open(log) as f:
+                calls = f.read().splitlines()
+        return r.returncode, r.stdout.decode(errors="replace"), calls
+
+    def test_postinst_runs(self):
+        """The postinst as dpkg runs it: a first install creates the user and
+        records every owner and mode, and neither enables nor starts the
+        unit; a second configure (upgrade) changes nothing it recorded."""
+        rc, out, calls = self.run_script("postinst", "configure", "")
+        self.assertEqual(rc, 0, out)
+        adds = [c for c in calls if c.startswith("adduser ")]
+        self.assertEqual(len(adds), 1, calls)
+        self.assertRegex(adds[0], r"--system --group .*--home /var/lib/opale-gateway .*opale-gateway$")
+        recorded = sorted(c.split(" ", 3)[3] for c in calls if c.startswith("dpkg-statoverride --update --add"))
+        self.assertEqual(recorded, sorted([
+            "root opale-gateway 0750 /etc/opale-gateway",
+            "root opale-gateway 0640 /etc/opale-gateway/gateway.json",
+            "root opale-gateway 0750 /etc/opale-gateway/keys",
+            "root opale-gateway 0750 /etc/opale-gateway/tls",
+            "opale-gateway opale-gateway 0750 /var/log/opale-gateway",
+            "opale-gateway opale-gateway 0750 /var/lib/opale-gateway"]))
+        self.assertFalse([c for c in calls if c.startswith(("deb-systemd-invoke", "systemctl"))], calls)
+        self.assertFalse([c for c in calls if c.startswith("deb-systemd-helper enable")], calls)
+        # upgrade: the user and the overrides exist, the unit was enabled
+        paths = ["/etc/opale-gateway", "/etc/opale-gateway/gateway.json", "/etc/opale-gateway/keys",
+                 "/etc/opale-gateway/tls", "/var/log/opale-gateway", "/var/lib/opale-gateway"]
+        rc, out, calls = self.run_script("postinst", "configure", "0.1.0-1", users=["opale-gateway"],
+                                         overrides=paths, was_enabled=True)
+        self.assertEqual(rc, 0, out)
+        self.assertFalse([c for c in calls if c.startswith(("adduser", "dpkg-statoverride --update"))], calls)
+        self.assertIn("deb-systemd-helper enable opale-gateway.service", calls)  # kept enabled
+        self.assertFalse([c for c in calls if c.startswith(("deb-systemd-invoke", "systemctl"))], calls)
+
+    def test_postrm_purge(self):
+        """purge forgets the overrides and removes the state; the journals
+        (evidence) and the user stay."""
+        paths = ["/etc/opale-gateway", "/var/log/opale-gateway", "/var/lib/opale-gateway"]
+        rc, out, calls = self.run_script("postrm", "purge", overrides=paths)
+        self.assertEqual(rc, 0, out)
+        removed = [c.split()[-1] for c in calls if c.startswith("dpkg-statoverride --remove")]
+        self.assertEqual(sorted(removed), sorted(paths))
+        self.assertIn("rm -rf /var/lib/opale-gateway", calls)
+        self.assertFalse([c for c in calls if c.startswith("rm") and "/var/log" in c], calls)
+        self.assertFalse([c for c in calls if "deluser" in c], calls)
+        rc, out, calls = self.run_script("postrm", "remove")
+        self.assertEqual(rc, 0, out)
+        self.assertFalse([c for c in calls if c.startswith(("rm", "dpkg-statoverride --remove"))], calls)
+
     def test_lintian_no_error(self):
         if shutil.which("lintian") is None:
             self.skipTest("prerequisite missing: lintian")
