@@ -5,7 +5,8 @@
  * How a message goes through:
  *   1. HEAD: bytes are copied into <hbuf> (at most max_header_bytes) and
  *      scanned as they arrive: NUL and bare LF are refused at once, the start
- *      line is checked as soon as its CRLF is in, header lines are counted.
+ *      line is checked as soon as its CRLF is in (a status line is also
+ *      checked byte by byte as it arrives), header lines are counted.
  *   2. On the empty line, the head is copied once more into the message's own
  *      block (struct + header array + head copy) and checked line by line
  *      there; NULs are written into that copy to terminate names and values.
@@ -461,6 +462,30 @@ static perr check_status_line(gw_http_parser *p, const char *s, size_t n)
     return E_NONE;
 }
 
+/* Checks byte <c> at offset <pos> of a status line still being received, so
+ * that garbage fails on its first impossible byte instead of waiting for a
+ * LF that may never come (issue 13). The shape is the one check_status_line()
+ * enforces: "HTTP/1." [01] SP 3DIGIT, then SP or the CR of the CRLF, then
+ * field characters. A CR at offset 0 is left to the leading-CRLF check; any
+ * other CR before offset 12 cannot be valid. */
+static perr check_status_byte(unsigned char c, size_t pos)
+{
+    static const char ver[] = "HTTP/1.";
+    if (c == '\r')
+        return pos == 0 || pos >= 12 ? E_NONE : pos < 8 ? E_BAD_VERSION : E_BAD_START_LINE;
+    if (pos < 7)
+        return c == (unsigned char)ver[pos] ? E_NONE : E_BAD_VERSION;
+    if (pos == 7)
+        return c == '0' || c == '1' ? E_NONE : E_BAD_VERSION;
+    if (pos == 8)
+        return c == ' ' ? E_NONE : E_BAD_START_LINE;
+    if (pos < 12)
+        return c >= '0' && c <= '9' ? E_NONE : E_BAD_STATUS;
+    if (pos == 12)
+        return c == ' ' ? E_NONE : E_BAD_START_LINE;
+    return is_field_vchar(c) ? E_NONE : E_BAD_START_LINE;
+}
+
 /* ------------------------------------------------------------------------ */
 /* the header block                                                         */
 
@@ -701,8 +726,20 @@ static size_t take_head_bytes(gw_http_parser *p, const char *s, size_t n, int *d
             set_err(p, E_NUL);
             return i - from;
         }
-        if (c != '\n')
+        if (c != '\n') {
+            if (!p->is_response || p->nlines != 0)
+                continue;
+            /* status line: a CR must be followed by LF, and every byte must
+             * still fit the shape */
+            perr e = i > p->line_start && p->hbuf[i - 1] == '\r'
+                         ? E_BAD_START_LINE
+                         : check_status_byte((unsigned char)c, i - p->line_start);
+            if (e != E_NONE) {
+                set_err(p, e);
+                return i - from;
+            }
             continue;
+        }
         if (i == 0 || p->hbuf[i - 1] != '\r') {
             set_err(p, E_BARE_LF);
             return i - from;

@@ -957,6 +957,75 @@ START_TEST(test_resp_limits_and_eof)
 }
 END_TEST
 
+/* Issue 13: a status line that cannot be valid fails on its first impossible
+ * byte, without waiting for a LF that garbage may never send. */
+static const struct bad_case bad_status_prefixes[] = {
+    {RAW("X"), 502, "upstream.invalid_version"},
+    {RAW("HTTP/1.2"), 502, "upstream.invalid_version"},
+    {RAW("HTTP/2"), 502, "upstream.invalid_version"},
+    {RAW("HTTP/1.1x"), 502, "upstream.invalid_status_line"},
+    {RAW("HTTP/1.1 2x"), 502, "upstream.invalid_status"},
+    {RAW("HTTP/1.1 200x"), 502, "upstream.invalid_status_line"},
+    {RAW("HTTP/1.1 200 O\x01"), 502, "upstream.invalid_status_line"},
+    {RAW("HTTP/1\r"), 502, "upstream.invalid_version"},
+    {RAW("HTTP/1.1 20\r"), 502, "upstream.invalid_status_line"},
+    {RAW("HTTP/1.1 200\rX"), 502, "upstream.invalid_status_line"},
+    {RAW("HTTP/1.1 200 OK\r "), 502, "upstream.invalid_status_line"},
+};
+
+START_TEST(test_resp_status_prefix_fails_early)
+{
+    const struct bad_case *c = &bad_status_prefixes[_i];
+    gw_http_parser *p = gw_http_parser_new(1, &LIM);
+    size_t used = 0;
+    const char *reason = NULL;
+    ck_assert_int_eq(gw_http_parser_feed(p, c->raw, c->len, &used), GW_HTTP_ERROR);
+    ck_assert_int_eq(gw_http_parser_error(p, &reason), c->status);
+    ck_assert_str_eq(reason, c->reason);
+    gw_http_parser_free(p);
+}
+END_TEST
+
+START_TEST(test_resp_status_prefix_valid_waits)
+{
+    /* every prefix of valid status lines still waits for more */
+    static const char *const ok[] = {"HTTP/1.1 200 OK\r", "HTTP/1.0 404 Not Found \t\x80\r",
+                                     "HTTP/1.1 204\r", "\r"};
+    for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]); k++) {
+        for (size_t n = 1; n <= strlen(ok[k]); n++) {
+            gw_http_parser *p = gw_http_parser_new(1, &LIM);
+            size_t used = 0;
+            ck_assert_int_eq(gw_http_parser_feed(p, ok[k], n, &used), GW_HTTP_AGAIN);
+            gw_http_parser_free(p);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_resp_random_garbage_fails_at_once)
+{
+    /* seeded random replies without NUL or LF: each one fails within its
+     * bytes, whatever it holds (before, one in three waited for a LF) */
+    uint64_t x = 0x13u;
+    for (int k = 0; k < 2000; k++) {
+        char buf[64];
+        size_t n = 1 + (size_t)(k % 64);
+        for (size_t i = 0; i < n; i++) {
+            do {
+                x = x * 6364136223846793005u + 1442695040888963407u;
+                buf[i] = (char)(x >> 56);
+            } while (buf[i] == '\0' || buf[i] == '\n' ||
+                     (i == 0 && (buf[i] == 'H' || buf[i] == '\r')));
+        }
+        gw_http_parser *p = gw_http_parser_new(1, &LIM);
+        size_t used = 0;
+        ck_assert_int_eq(gw_http_parser_feed(p, buf, n, &used), GW_HTTP_ERROR);
+        ck_assert_int_eq(gw_http_parser_error(p, NULL), 502);
+        gw_http_parser_free(p);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* hop-by-hop                                                               */
 
@@ -1056,6 +1125,9 @@ static Suite *http1_suite(void)
     tcase_add_loop_test(tc, test_resp_keep_alive, 0, N(respka_cases));
     tcase_add_loop_test(tc, test_bad_response, 0, N(bad_responses));
     tcase_add_test(tc, test_resp_limits_and_eof);
+    tcase_add_loop_test(tc, test_resp_status_prefix_fails_early, 0, N(bad_status_prefixes));
+    tcase_add_test(tc, test_resp_status_prefix_valid_waits);
+    tcase_add_test(tc, test_resp_random_garbage_fails_at_once);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hop_by_hop");
