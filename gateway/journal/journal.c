@@ -1726,6 +1726,22 @@ char *gw_journal_format(const gw_journal_rec *r, size_t *len)
         if (r->upstream_status > 0)
             put_int(&b, &g, "status", r->upstream_status);
         put_num(&b, &g, "ms", r->upstream_ms);
+        if (r->upstream_nattempts > 0) {
+            json_put_key(&b, &g, "attempts");
+            gw_buf_append(&b, "[", 1);
+            for (size_t i = 0; i < r->upstream_nattempts; i++) {
+                const gw_journal_attempt *a = &r->upstream_attempts[i];
+                int h = 1;
+                gw_buf_append(&b, i ? ",{" : "{", i ? 2 : 1);
+                put_str(&b, &h, "addr", a->addr);
+                put_str(&b, &h, "outcome", a->outcome);
+                if (a->status > 0)
+                    put_int(&b, &h, "status", a->status);
+                put_num(&b, &h, "ms", a->ms);
+                gw_buf_append(&b, "}", 1);
+            }
+            gw_buf_append(&b, "]", 1);
+        }
         gw_buf_append(&b, "}", 1);
     }
     put_num(&b, &f, "ms", r->ms);

@@ -101,6 +101,17 @@ void gw_journal_get_stats(gw_journal *j, gw_journal_stats *st);
 /* Write everything queued, fdatasync, stop the thread, close, free. */
 void gw_journal_close(gw_journal *j);
 
+/* One attempt at the upstream for the record's request (a retry on a fresh
+ * connection makes two). <outcome> is a constant label: "ok", "reset",
+ * "connect_failed", "timeout", "connect_timeout", "invalid", "error"
+ * (docs/journal.md); <status> <= 0 and <ms> < 0 are omitted. */
+typedef struct gw_journal_attempt {
+    const char *addr;
+    const char *outcome;
+    int status;
+    long ms;
+} gw_journal_attempt;
+
 /* One record. Strings may be NULL (field omitted); numbers < 0 are omitted. */
 typedef struct gw_journal_rec {
     const char *ts; /* ISO 8601 UTC with ms */
@@ -134,6 +145,8 @@ typedef struct gw_journal_rec {
     const char *upstream_addr;
     int upstream_status;
     long upstream_ms;
+    const gw_journal_attempt *upstream_attempts; /* "upstream.attempts" when n > 0 */
+    size_t upstream_nattempts;
     long ms;
     long bytes_in;
     long bytes_out;

@@ -457,6 +457,37 @@ START_TEST(format_upstream_object_rules)
 }
 END_TEST
 
+/* Issue 13: a retried request carries its attempts, in order, inside
+ * "upstream"; without attempts the object is unchanged. */
+START_TEST(format_upstream_attempts)
+{
+    gw_journal_rec r = full_rec();
+    const gw_journal_attempt at[2] = {
+        {.addr = "127.0.0.1:9000", .outcome = "reset", .status = 0, .ms = 3},
+        {.addr = "127.0.0.1:9001", .outcome = "ok", .status = 200, .ms = -1},
+    };
+    r.upstream_attempts = at;
+    r.upstream_nattempts = 2;
+    char *line;
+    json_t *o = format_parse(&r, &line);
+    ck_assert_ptr_nonnull(strstr(line, "\"upstream\":{\"addr\":\"127.0.0.1:9000\",\"status\":200,"
+                                       "\"ms\":12,\"attempts\":[{\"addr\":\"127.0.0.1:9000\","
+                                       "\"outcome\":\"reset\",\"ms\":3},{\"addr\":"
+                                       "\"127.0.0.1:9001\",\"outcome\":\"ok\",\"status\":200}]},"));
+    json_t *arr = json_object_get(json_object_get(o, "upstream"), "attempts");
+    ck_assert(json_is_array(arr));
+    ck_assert_uint_eq(json_array_size(arr), 2);
+    free(line);
+    json_decref(o);
+
+    r.upstream_nattempts = 0;
+    o = format_parse(&r, &line);
+    ck_assert_ptr_null(strstr(line, "attempts"));
+    free(line);
+    json_decref(o);
+}
+END_TEST
+
 START_TEST(format_escapes)
 {
     static const char nasty[] = "/a\"b\\c\nd\re\tf\x01g\x1fh\x7fi</script>";
@@ -597,6 +628,13 @@ START_TEST(format_matches_jansson_dump)
         r.quota_store = iter % 2 ? "redis" : NULL;
         r.quota_limit = 500;
         r.quota_remaining = iter % 7 - 1;
+        gw_journal_attempt at[3] = {
+            {.addr = strs[5], .outcome = strs[6], .status = iter % 5 == 0 ? 0 : 502, .ms = 1},
+            {.addr = strs[7], .outcome = "ok", .status = 200, .ms = iter % 4 == 0 ? -1 : iter},
+            {.addr = NULL, .outcome = strs[0], .status = -1, .ms = 0},
+        };
+        r.upstream_attempts = at;
+        r.upstream_nattempts = (size_t)(iter % 4);
         size_t n = 0;
         char *line = gw_journal_format(&r, &n);
         ck_assert_ptr_nonnull(line);
@@ -2195,6 +2233,7 @@ static Suite *journal_suite(void)
     tcase_add_loop_test(tc, format_omits_field, 0, N_OMIT);
     tcase_add_test(tc, format_tls_object_rules);
     tcase_add_test(tc, format_upstream_object_rules);
+    tcase_add_test(tc, format_upstream_attempts);
     tcase_add_test(tc, format_escapes);
     tcase_add_loop_test(tc, format_invalid_utf8, 0, N_UTF8);
     tcase_add_test(tc, format_no_credentials);
