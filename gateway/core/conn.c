@@ -63,6 +63,8 @@ typedef struct gw_req {
     char upstream_addr[64];
     int upstream_status;
     long upstream_ms;
+    gw_proxy_attempt attempts[GW_PROXY_MAX_ATTEMPTS]; /* strings are constants */
+    size_t nattempts;
     long bytes_in;
     long bytes_out;
     char teleservice[65];    /* ID_Teleservice as sent, for the journal */
@@ -268,6 +270,12 @@ static void journal_request(gw_conn *c, gw_req *q)
             r.upstream_status = q->upstream_status > 0 ? q->upstream_status : -1;
             r.upstream_ms = q->upstream_ms;
         }
+        gw_journal_attempt at[GW_PROXY_MAX_ATTEMPTS];
+        for (size_t i = 0; i < q->nattempts; i++)
+            at[i] = (gw_journal_attempt){q->attempts[i].addr, q->attempts[i].outcome,
+                                         q->attempts[i].status, q->attempts[i].ms};
+        r.upstream_attempts = at;
+        r.upstream_nattempts = q->upstream_addr[0] ? q->nattempts : 0;
         const gw_err_def *d = gw_err(q->err);
         r.decision = q->err == GW_OK ? "allow" : is_failure(q->err) ? "error" : "deny";
         r.reason = q->err == GW_OK ? NULL : q->reason ? q->reason : d->reason;
@@ -435,6 +443,8 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
     q->call = NULL;
     snprintf(q->upstream_addr, sizeof(q->upstream_addr), "%s", res->addr ? res->addr : "");
     q->upstream_ms = res->ms;
+    q->nattempts = res->nattempts <= GW_PROXY_MAX_ATTEMPTS ? res->nattempts : 0;
+    memcpy(q->attempts, res->attempts, q->nattempts * sizeof(*q->attempts));
     if (res->err != GW_OK) {
         atomic_fetch_add_explicit(&stats(c)->upstream_errors, 1, memory_order_relaxed);
         respond_error(c, res->err, NULL, 0);

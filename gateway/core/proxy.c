@@ -62,6 +62,9 @@ struct gw_proxy_call {
     struct event *defer;
     gw_err_id defer_err;
     const char *defer_detail;
+    gw_proxy_attempt attempts[GW_PROXY_MAX_ATTEMPTS];
+    size_t nattempts;
+    uint64_t attempt_t0;
 };
 
 /* ---- upstream description ---- */
@@ -207,6 +210,8 @@ static void deliver(gw_proxy_call *call, gw_err_id err, gw_http_response *resp, 
         .addr = addr,
         .ms = (long)(gw_now_ms() - call->t0),
         .detail = detail,
+        .attempts = call->attempts,
+        .nattempts = call->nattempts,
     };
     call->cb(call->arg, &res);
     gw_http_response_free(resp);
@@ -214,6 +219,33 @@ static void deliver(gw_proxy_call *call, gw_err_id err, gw_http_response *resp, 
 }
 
 static int start(gw_proxy_call *call, int fresh);
+
+/* Closes the current attempt of <call> (the last one opened by start()). */
+static void attempt_end(gw_proxy_call *call, const char *outcome, int status)
+{
+    if (call->nattempts == 0)
+        return;
+    gw_proxy_attempt *a = &call->attempts[call->nattempts - 1];
+    a->outcome = outcome;
+    a->status = status;
+    a->ms = (long)(gw_now_ms() - call->attempt_t0);
+}
+
+static const char *fail_outcome(const struct uconn *uc, gw_err_id err, const char *detail)
+{
+    int on_wire = uc->connected || uc->reused;
+    switch (err) {
+    case GW_ERR_UPSTREAM_DOWN:
+        return on_wire ? "reset" : "connect_failed";
+    case GW_ERR_UPSTREAM_TIMEOUT:
+        return on_wire ? "timeout" : "connect_timeout";
+    case GW_ERR_UPSTREAM_INVALID:
+        return detail != NULL && strcmp(detail, "upstream.too_large") == 0 ? "too_large"
+                                                                           : "invalid";
+    default:
+        return "error";
+    }
+}
 
 /* The connection failed while serving <call>: discard it, then retry once on
  * a fresh connection when that is safe, else report <err>. */
@@ -224,6 +256,8 @@ static void fail(struct uconn *uc, gw_err_id err, const char *detail)
     const char *addr = up->addr_names[uc->addr_i];
     int retry = call != NULL && uc->reused && !uc->got_bytes && call->idempotent &&
                 !call->retried && err == GW_ERR_UPSTREAM_DOWN;
+    if (call != NULL)
+        attempt_end(call, fail_outcome(uc, err, detail), 0);
     uc->call = NULL;
     uconn_free(uc);
     if (call == NULL)
@@ -262,6 +296,7 @@ static void complete(struct uconn *uc, int extra_bytes)
     evtimer_del(uc->timer);
     int reusable = resp != NULL && resp->keep_alive && !extra_bytes;
     call->uc = NULL;
+    attempt_end(call, resp != NULL ? "ok" : "error", resp != NULL ? resp->status : 0);
     release(uc, reusable);
     if (resp == NULL)
         deliver(call, GW_ERR_INTERNAL, NULL, addr, "out of memory");
@@ -416,6 +451,11 @@ static int start(gw_proxy_call *call, int fresh)
         call->uc = NULL;
         uconn_free(uc);
         return -1;
+    }
+    if (call->nattempts < GW_PROXY_MAX_ATTEMPTS) {
+        call->attempts[call->nattempts++] =
+            (gw_proxy_attempt){.addr = p->up->addr_names[uc->addr_i], .outcome = "error", .ms = -1};
+        call->attempt_t0 = gw_now_ms();
     }
     bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
     if (uc->connected || uc->reused)

@@ -44,12 +44,30 @@ gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u);
 void gw_pool_free(gw_pool *p);
 size_t gw_pool_idle_count(const gw_pool *p);
 
+/* At most one retry: a pooled connection failed, a fresh one is tried. */
+#define GW_PROXY_MAX_ATTEMPTS 2
+
+/* One attempt at the upstream: a request written on one connection. Every
+ * attempt is reported, so the journal accounts for each request the backend
+ * may have received (issue 13). <outcome> is a constant: "ok", "reset"
+ * (closed or reset after the request was written, or a stale pooled
+ * connection), "connect_failed", "connect_timeout", "timeout", "invalid",
+ * "too_large" or "error". <status> is the response's status, 0 when none. */
+typedef struct gw_proxy_attempt {
+    const char *addr;
+    const char *outcome;
+    int status;
+    long ms;
+} gw_proxy_attempt;
+
 typedef struct gw_proxy_result {
-    gw_err_id err;          /* GW_OK, GW_ERR_UPSTREAM_DOWN/TIMEOUT/INVALID */
-    gw_http_response *resp; /* owned by the callee; valid only during the callback */
-    const char *addr;       /* upstream server address used */
-    long ms;                /* time from send to response or error */
-    const char *detail;     /* constant, for logs: "connect refused", ... */
+    gw_err_id err;                    /* GW_OK, GW_ERR_UPSTREAM_DOWN/TIMEOUT/INVALID */
+    gw_http_response *resp;           /* owned by the callee; valid only during the callback */
+    const char *addr;                 /* upstream server address used */
+    long ms;                          /* time from send to response or error */
+    const char *detail;               /* constant, for logs: "connect refused", ... */
+    const gw_proxy_attempt *attempts; /* valid only during the callback */
+    size_t nattempts;                 /* 0 when no connection could be used */
 } gw_proxy_result;
 
 typedef void (*gw_proxy_cb)(void *arg, const gw_proxy_result *res);

@@ -1,0 +1,229 @@
+"""Reliability under backend faults (issue 13, section 3): retries are
+journalled attempt by attempt, malformed replies fail at once, buffered
+responses are bounded per worker, and a reload that empties the policy set is
+refused unless forced."""
+
+import json
+import os
+import random
+import socket
+import threading
+import time
+import unittest
+
+import harness
+from harness import GatewayTestCase, Stack, require_binaries
+
+DECL = "/opale/v1/entreprises/732829320/declarations?annee=2023"
+
+
+class HandlerUpstream:
+    """A threaded plain-HTTP backend on loopback: for each connection, reads
+    one request head and calls <handler>(sock, head_text, index). The handler
+    owns the socket until it returns; the connection is then closed. Every
+    socket has a timeout; stop() joins the threads."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.count = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind(("127.0.0.1", 0))
+        self._lsock.listen(128)
+        self._lsock.settimeout(0.2)
+        self.port = self._lsock.getsockname()[1]
+        self._threads = []
+        self._accept = threading.Thread(target=self._accept_loop, daemon=True)
+        self._accept.start()
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                c, _ = self._lsock.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, c):
+        with c:
+            c.settimeout(harness.DEFAULT_TIMEOUT)
+            buf = b""
+            try:
+                for _ in range(100):
+                    if b"\r\n\r\n" in buf:
+                        break
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                with self._lock:
+                    idx = self.count
+                    self.count += 1
+                self.handler(c, buf.split(b"\r\n\r\n", 1)[0].decode("latin-1"), idx)
+            except OSError:
+                return
+
+    def stop(self):
+        self._stop.set()
+        try:
+            self._lsock.close()
+        except OSError:
+            pass
+        self._accept.join(timeout=5)
+        for t in self._threads:
+            t.join(timeout=harness.DEFAULT_TIMEOUT + 5)
+
+
+def hold_until_closed(c, seconds):
+    """Keeps <c> open (reading and discarding) until the peer closes it or
+    <seconds> pass; returns the time the peer took to close, or None."""
+    t0 = time.monotonic()
+    c.settimeout(0.05)
+    while time.monotonic() - t0 < seconds:
+        try:
+            if not c.recv(4096):
+                return time.monotonic() - t0
+        except (socket.timeout, TimeoutError):
+            continue
+        except OSError:
+            return time.monotonic() - t0
+    return None
+
+
+class TestRetriesJournalled(GatewayTestCase):
+    """A GET retried on a fresh connection after a pooled one failed reaches
+    the backend twice: the journal record lists both attempts, so the sum of
+    attempts over the records equals the backend's own count."""
+
+    N = 120
+
+    def test_attempts_sum_equals_backend_count(self):
+        st = self.stack
+        st.mock_config(reset_rate=0.3)
+        self.addCleanup(st.mock_config)
+        st.mock_reset()
+        st.default_token("client-commune")
+        since = st.journal_count()
+        rids = []
+        statuses = {}
+        s = None
+        # keep-alive on the client side too: the pool stays warm and
+        # requests go out on pooled connections, where retries happen
+        for i in range(self.N):
+            if s is None:
+                s = st.tls_connect()
+            try:
+                harness.send_raw(s, st.build_request(DECL))
+                resp = harness.read_response(s)
+            except (OSError, harness.PeerClosed):
+                s.close()
+                s = None
+                continue
+            statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            rids.append(resp.header("X-Request-ID"))
+            if (resp.header("Connection") or "").lower() == "close":
+                s.close()
+                s = None
+        if s is not None:
+            s.close()
+        self.assertEqual(len(rids), self.N, statuses)
+        backend = st.mock_stats()["requests"]
+        recs = [st.journal_by_request_id(r) for r in rids]
+        self.assertNotIn(None, recs)
+        data = [r for r in st.journal_lines()[since:] if r.get("route") == "declarations"]
+        self.assertEqual(len(data), self.N, "one record per client request")
+        attempts = 0
+        retried = 0
+        for rec in recs:
+            up = rec.get("upstream")
+            self.assertIsInstance(up, dict, rec)
+            at = up.get("attempts")
+            self.assertIsInstance(at, list, rec)
+            self.assertIn(len(at), (1, 2), rec)
+            for a in at:
+                self.assertEqual(set(a) - {"addr", "outcome", "status", "ms"}, set(), a)
+                self.assertEqual(a["addr"], up["addr"], rec)
+                self.assertIsInstance(a["ms"], int, a)
+            self.assertIn(at[-1]["outcome"], ("ok", "reset"), rec)
+            if at[-1]["outcome"] == "ok":
+                self.assertEqual(at[-1]["status"], rec["status"], rec)
+                self.assertEqual(up.get("status"), rec["status"], rec)
+            else:
+                self.assertEqual(rec["status"], 502, rec)
+            if len(at) == 2:
+                retried += 1
+                self.assertEqual(at[0]["outcome"], "reset", rec)
+                self.assertNotIn("status", at[0], rec)
+            attempts += len(at)
+        self.assertGreater(backend, self.N, "no retry happened: the test proves nothing")
+        self.assertGreater(retried, 0)
+        self.assertEqual(attempts, backend,
+                         "backend saw %d requests, the journal accounts for %d attempts" % (backend, attempts))
+
+
+class TestGarbageFailsAtOnce(unittest.TestCase):
+    """A backend reply that can never be a status line (random bytes, no NUL,
+    no LF) is a 502 910512 at once, not after the response timeout."""
+
+    TIMEOUT_MS = 2000
+    PAYLOADS = 40
+
+    @classmethod
+    def setUpClass(cls):
+        require_binaries()
+        rng = random.Random(1313)
+        cls.payloads = []
+        for _ in range(cls.PAYLOADS):
+            n = rng.randint(1, 200)
+            b = bytes(rng.choice([x for x in range(1, 256) if x not in (10, 13)]) for _ in range(n))
+            if b[:1] == b"H":
+                b = b"h" + b[1:]
+            cls.payloads.append(b)
+        cls.payloads[0] = b"HTTP/1.1 2OO OK"          # a near miss
+        cls.payloads[1] = b"HTTP/1.1 200 OK\r garbage"  # a CR not followed by LF
+        cls.held = []
+
+        def handler(c, head, idx):
+            c.sendall(cls.payloads[idx % len(cls.payloads)])
+            cls.held.append(hold_until_closed(c, 5.0))
+
+        cls.upstream = HandlerUpstream(handler)
+        cls.addClassCleanup(cls.upstream.stop)
+
+        def hook(conf, stack):
+            conf["upstreams"][0]["response_timeout_ms"] = cls.TIMEOUT_MS
+
+        cls.stack = Stack(cls.__name__, mock=False, conf_hook=hook,
+                          upstream_servers=["127.0.0.1:%d" % cls.upstream.port])
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+
+    def test_random_garbage_502_well_before_timeout(self):
+        st = self.stack
+        st.default_token("client-commune")
+        slow = []
+        for i in range(self.PAYLOADS):
+            t0 = time.monotonic()
+            resp = st.request(DECL)
+            dt = time.monotonic() - t0
+            self.assertEqual(resp.status, 502, (i, self.payloads[i], resp))
+            self.assertEqual(resp.json()["erreur"]["code"], "910512", (i, resp))
+            if dt > 0.5:
+                slow.append((i, round(dt, 2), self.payloads[i][:20]))
+            rec = st.journal_by_request_id(resp.header("X-Request-ID"))
+            self.assertIsNotNone(rec)
+            self.assertEqual(rec["upstream"]["attempts"][0]["outcome"], "invalid", rec)
+            self.assertTrue(rec["reason"].startswith("upstream.invalid"), rec)
+        self.assertEqual(self.upstream.count, self.PAYLOADS)
+        # bound: a tenth of the response timeout, with room for a loaded machine
+        self.assertEqual(slow, [], "replies that waited (timeout %d ms)" % self.TIMEOUT_MS)
+
+
+if __name__ == "__main__":
+    unittest.main()
