@@ -853,8 +853,8 @@ static const char *const methods[] = {"GET",    "HEAD",  "POST",    "PUT",
 static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_conf *c,
                         int upstreams_ok)
 {
-    static const char *const keys[] = {"name",  "method",     "path", "upstream",
-                                       "scope", "year_bound", NULL};
+    static const char *const keys[] = {
+        "name", "method", "path", "upstream", "scope", "year_bound", "max_response_bytes", NULL};
     char pk[PATH_SZ], cb[80];
     const char *s;
 
@@ -914,6 +914,8 @@ static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_
             r->scope = xdup(x, json_string_value(sc));
     }
     opt_bool(x, v, p, "year_bound", &r->year_bound);
+    r->max_response_bytes = GW_ROUTE_DEFAULT_MAX_RESPONSE_BYTES;
+    opt_size(x, v, p, "max_response_bytes", 1, 1073741824, &r->max_response_bytes);
 }
 
 /* 1 when every path that <a> matches, <b> matches too (same segment count,
@@ -984,14 +986,20 @@ static void parse_routes(ctx *x, json_t *root, gw_conf *c, int upstreams_ok)
 
 static void parse_limits(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {"max_header_bytes", "max_headers",        "max_body_bytes",
-                                       "max_connections",  "max_pipeline_bytes", NULL};
+    static const char *const keys[] = {"max_header_bytes",
+                                       "max_headers",
+                                       "max_body_bytes",
+                                       "max_connections",
+                                       "max_pipeline_bytes",
+                                       "max_buffered_response_bytes",
+                                       NULL};
     gw_conf_limits *l = &c->limits;
     l->max_header_bytes = 16384;
     l->max_headers = 100;
     l->max_body_bytes = 1u << 20;
     l->max_connections = 10000;
     l->max_pipeline_bytes = 65536;
+    l->max_buffered_response_bytes = (size_t)64 << 20;
     json_t *o = get_obj(x, root, "$", "limits", 0);
     if (o == NULL)
         return;
@@ -1002,6 +1010,8 @@ static void parse_limits(ctx *x, json_t *root, gw_conf *c)
     opt_size(x, o, "limits", "max_connections", 1, 1000000, &l->max_connections);
     l->max_connections_set = o != NULL && json_object_get(o, "max_connections") != NULL;
     opt_size(x, o, "limits", "max_pipeline_bytes", 1, 1048576, &l->max_pipeline_bytes);
+    opt_size(x, o, "limits", "max_buffered_response_bytes", 65536, 4294967296,
+             &l->max_buffered_response_bytes);
 }
 
 static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)

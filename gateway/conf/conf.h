@@ -82,6 +82,7 @@ typedef struct gw_conf_limits {
     size_t max_connections;    /* per worker, default 10000 (or what RLIMIT_NOFILE allows) */
     int max_connections_set;   /* given in the file (else main.c may lower the default) */
     size_t max_pipeline_bytes; /* bytes buffered beyond the current request, default 65536 */
+    size_t max_buffered_response_bytes; /* upstream bodies held per worker, default 64 MiB */
 } gw_conf_limits;
 
 typedef struct gw_conf_timeouts {

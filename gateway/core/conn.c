@@ -578,8 +578,8 @@ static void forward(gw_conn *c, gw_req *q)
     }
     int head = strcmp(http->method, "HEAD") == 0;
     int idem = head || strcmp(http->method, "GET") == 0;
-    q->call =
-        gw_proxy_send(c->w->pools[route->upstream_idx], bytes, len, head, idem, proxy_done, q);
+    q->call = gw_proxy_send(c->w->pools[route->upstream_idx], bytes, len, head, idem,
+                            route->max_response_bytes, proxy_done, q);
     free(bytes);
     if (q->call == NULL)
         respond_error(c, GW_ERR_INTERNAL, NULL, 1);

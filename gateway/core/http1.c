@@ -240,7 +240,8 @@ struct gw_http_parser {
     int complete;
     int keep_alive;
     int chunked;
-    int interim; /* 1xx responses skipped in this exchange */
+    int64_t declared_cl; /* Content-Length of a response with a body, else -1 */
+    int interim;         /* 1xx responses skipped in this exchange */
     size_t ext_bytes, trailer_bytes;
 
     perr err;
@@ -648,6 +649,10 @@ static perr build_message(gw_http_parser *p)
     if (e != E_NONE)
         goto out;
     p->chunked = hi.nte > 0; /* exactly "chunked", checked above */
+    p->declared_cl = -1;
+    if (p->is_response &&
+        !(p->status / 100 == 1 || p->status == 204 || p->status == 304 || p->no_body))
+        p->declared_cl = hi.cl;
 
     if (p->is_response) {
         gw_http_response *r = (gw_http_response *)block;
@@ -801,6 +806,7 @@ static void reset_message(gw_http_parser *p, int keep_started)
     p->complete = 0;
     p->keep_alive = 0;
     p->chunked = 0;
+    p->declared_cl = -1;
     p->ext_bytes = p->trailer_bytes = 0;
     /* The head buffer is released between messages: an idle keep-alive
      * connection then holds none (1-2 KiB each with a bearer token; the
@@ -974,6 +980,7 @@ gw_http_parser *gw_http_parser_new(int is_response, const gw_http_limits *lim)
         p->lim.max_body_bytes = DEFAULT_MAX_BODY_BYTES;
     }
     p->state = ST_HEAD;
+    p->declared_cl = -1;
     return p;
 }
 
@@ -999,6 +1006,16 @@ int gw_http_parser_started(const gw_http_parser *p)
 int gw_http_parser_head_done(const gw_http_parser *p)
 {
     return p->state == ST_BODY || p->state == ST_DONE;
+}
+
+size_t gw_http_parser_body_bytes(const gw_http_parser *p)
+{
+    return p->body.len;
+}
+
+int64_t gw_http_parser_declared_length(const gw_http_parser *p)
+{
+    return p->state == ST_BODY ? p->declared_cl : -1;
 }
 
 int gw_http_parser_error(const gw_http_parser *p, const char **reason)

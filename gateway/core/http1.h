@@ -89,6 +89,13 @@ int gw_http_parser_started(const gw_http_parser *p);
 /* 1 once the header block of the current message is complete. */
 int gw_http_parser_head_done(const gw_http_parser *p);
 
+/* Responses: bytes of body buffered so far for the current message, and the
+ * Content-Length it declared once the head is complete (-1 when none, when
+ * chunked or read until close, and for bodyless answers). Lets the proxy
+ * charge a worker-wide budget as a response grows (issue 13). */
+size_t gw_http_parser_body_bytes(const gw_http_parser *p);
+int64_t gw_http_parser_declared_length(const gw_http_parser *p);
+
 /* After ERROR: HTTP status to answer (400, 413, 431, 501, or 502 for a bad
  * response) and a constant reason label such as "http.ws_before_colon". */
 int gw_http_parser_error(const gw_http_parser *p, const char **reason);

@@ -35,6 +35,7 @@ struct uconn {
     int reused;
     int got_bytes;
     int connected;
+    size_t charged; /* bytes of the worker's response budget held */
 };
 
 TAILQ_HEAD(uconn_list, uconn);
@@ -46,6 +47,7 @@ struct gw_pool {
     size_t nidle;
     size_t rr;
     gw_http_limits lim;
+    gw_resp_budget *budget; /* the worker's, NULL: none */
 };
 
 struct gw_proxy_call {
@@ -55,6 +57,7 @@ struct gw_proxy_call {
     int no_body;
     int idempotent;
     int retried;
+    size_t max_bytes; /* response body bound for this call */
     gw_proxy_cb cb;
     void *arg;
     struct uconn *uc;
@@ -168,8 +171,41 @@ void gw_upstream_cleanup(gw_upstream *u)
 
 /* ---- connections ---- */
 
+static void budget_release(struct uconn *uc)
+{
+    gw_resp_budget *b = uc->pool->budget;
+    if (b != NULL && uc->charged > 0)
+        b->used -= uc->charged;
+    uc->charged = 0;
+}
+
+/* Charges what the response being received on <uc> may come to: its
+ * declared Content-Length, or the body received so far. Returns -1 when the
+ * worker's budget cannot hold it (nothing is then charged beyond what was). */
+static int budget_charge(struct uconn *uc)
+{
+    gw_resp_budget *b = uc->pool->budget;
+    if (b == NULL || uc->parser == NULL)
+        return 0;
+    int64_t cl = gw_http_parser_declared_length(uc->parser);
+    size_t need = gw_http_parser_body_bytes(uc->parser);
+    if (cl > 0 && (uint64_t)cl > need)
+        need = (size_t)cl;
+    if (need <= uc->charged)
+        return 0;
+    size_t more = need - uc->charged;
+    if (more > b->limit - b->used) {
+        b->refused++;
+        return -1;
+    }
+    b->used += more;
+    uc->charged = need;
+    return 0;
+}
+
 static void uconn_free(struct uconn *uc)
 {
+    budget_release(uc);
     if (uc->in_pool) {
         TAILQ_REMOVE(&uc->pool->idle, uc, link);
         uc->pool->nidle--;
@@ -240,8 +276,10 @@ static const char *fail_outcome(const struct uconn *uc, gw_err_id err, const cha
     case GW_ERR_UPSTREAM_TIMEOUT:
         return on_wire ? "timeout" : "connect_timeout";
     case GW_ERR_UPSTREAM_INVALID:
-        return detail != NULL && strcmp(detail, "upstream.too_large") == 0 ? "too_large"
-                                                                           : "invalid";
+        return detail != NULL && (strcmp(detail, "upstream.too_large") == 0 ||
+                                  strcmp(detail, "upstream.budget_exceeded") == 0)
+                   ? "too_large"
+                   : "invalid";
     default:
         return "error";
     }
@@ -279,6 +317,7 @@ static void release(struct uconn *uc, int reusable)
         uconn_free(uc);
         return;
     }
+    budget_release(uc);
     gw_http_parser_free(uc->parser);
     uc->parser = NULL;
     uc->got_bytes = 0;
@@ -332,6 +371,10 @@ static void readcb(struct bufferevent *bev, void *arg)
             return;
         }
         evbuffer_drain(in, v.iov_len);
+        if (budget_charge(uc) < 0) {
+            fail(uc, GW_ERR_UPSTREAM_INVALID, "upstream.budget_exceeded");
+            return;
+        }
     }
 }
 
@@ -438,7 +481,10 @@ static int start(gw_proxy_call *call, int fresh)
         if (uc == NULL)
             return -1;
     }
-    uc->parser = gw_http_parser_new(1, &p->lim);
+    gw_http_limits lim = p->lim;
+    if (call->max_bytes > 0 && call->max_bytes < lim.max_body_bytes)
+        lim.max_body_bytes = call->max_bytes;
+    uc->parser = gw_http_parser_new(1, &lim);
     if (uc->parser == NULL) {
         uconn_free(uc);
         return -1;
@@ -466,7 +512,7 @@ static int start(gw_proxy_call *call, int fresh)
 }
 
 gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body, int idempotent,
-                             gw_proxy_cb cb, void *arg)
+                             size_t max_bytes, gw_proxy_cb cb, void *arg)
 {
     gw_proxy_call *call = calloc(1, sizeof(*call));
     if (call == NULL)
@@ -481,6 +527,7 @@ gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_bod
     call->pool = p;
     call->no_body = no_body;
     call->idempotent = idempotent;
+    call->max_bytes = max_bytes;
     call->cb = cb;
     call->arg = arg;
     call->t0 = gw_now_ms();
@@ -510,13 +557,14 @@ void gw_proxy_cancel(gw_proxy_call *call)
     call_free(call);
 }
 
-gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u)
+gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u, gw_resp_budget *budget)
 {
     gw_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
     p->base = base;
     p->up = u;
+    p->budget = budget;
     TAILQ_INIT(&p->idle);
     p->lim.max_header_bytes = 65536;
     p->lim.max_headers = 200;

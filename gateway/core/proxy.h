@@ -39,7 +39,20 @@ void gw_upstream_cleanup(gw_upstream *u);
 
 typedef struct gw_pool gw_pool; /* per worker, per upstream */
 
-gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u);
+/* The bytes of upstream response bodies a worker may hold while they are
+ * being received (limits.max_buffered_response_bytes, issue 13). One per
+ * worker, shared by its pools, touched by that worker's thread only. A
+ * response charges max(its declared Content-Length, the bytes received so
+ * far) and gives it back when it is delivered or fails; a response that
+ * would take the total over <limit> fails at once (502 910512). */
+typedef struct gw_resp_budget {
+    size_t limit;
+    size_t used;
+    unsigned long refused; /* responses failed for the budget */
+} gw_resp_budget;
+
+/* <budget> may be NULL (no worker-wide bound); it must outlive the pool. */
+gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u, gw_resp_budget *budget);
 /* Closes idle connections; busy ones must have been cancelled before. */
 void gw_pool_free(gw_pool *p);
 size_t gw_pool_idle_count(const gw_pool *p);
@@ -76,9 +89,12 @@ typedef struct gw_proxy_call gw_proxy_call;
 
 /* Send <req>/<len> (a complete serialised request; the pool copies it).
  * <no_body>: the request was HEAD. <idempotent>: a stale pooled connection
- * may be retried once on a fresh one. */
+ * may be retried once on a fresh one. <max_bytes>: the route's bound on the
+ * response body (0: only the upstream's max_response_bytes); the smaller of
+ * the two applies, to a declared Content-Length at once and to a chunked or
+ * read-until-close body as it grows. */
 gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body, int idempotent,
-                             gw_proxy_cb cb, void *arg);
+                             size_t max_bytes, gw_proxy_cb cb, void *arg);
 
 /* Forget <call>: the callback will not run; its connection is discarded. */
 void gw_proxy_cancel(gw_proxy_call *call);

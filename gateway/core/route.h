@@ -12,6 +12,8 @@
 #define GW_ROUTE_MAX_SEGS 16
 #define GW_ROUTE_MAX_PARAMS 4
 #define GW_ROUTE_MAX_SCOPES 256
+/* routes[].max_response_bytes when absent: OPALE answers are a few KiB */
+#define GW_ROUTE_DEFAULT_MAX_RESPONSE_BYTES ((size_t)4 << 20)
 
 typedef struct gw_route {
     char *name;     /* e.g. "declarations"; defaults to the template */
@@ -21,6 +23,9 @@ typedef struct gw_route {
     size_t upstream_idx;
     char *scope;    /* NULL when none (etatSante); used by the rights stage */
     int year_bound; /* requires ?annee=YYYY */
+    /* bound on the response body; the upstream's max_response_bytes applies
+     * too (the smaller wins); 0: none of its own */
+    size_t max_response_bytes;
     /* compiled template */
     size_t nsegs;
     char *segs[GW_ROUTE_MAX_SEGS];   /* literal text, or NULL for a parameter */

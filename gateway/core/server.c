@@ -540,7 +540,8 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
         return -1;
     }
     for (size_t i = 0; i < s->nupstreams; i++) {
-        w->pools[i] = gw_pool_new(w->base, &s->upstreams[i]);
+        w->resp_budget.limit = s->conf->limits.max_buffered_response_bytes;
+        w->pools[i] = gw_pool_new(w->base, &s->upstreams[i], &w->resp_budget);
         if (w->pools[i] == NULL) {
             *err = strdup("out of memory");
             return -1;

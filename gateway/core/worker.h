@@ -43,6 +43,8 @@ typedef struct gw_worker {
     struct event *heartbeat_ev;         /* activated by gw_server_heartbeat() */
     atomic_ulong heartbeat;             /* bumped by heartbeat_ev, on this loop */
     unsigned long heartbeat_seen;       /* main thread: the value at the last check */
+    /* upstream bodies being received, all pools (limits.max_buffered_response_bytes) */
+    gw_resp_budget resp_budget;
 } gw_worker;
 
 struct gw_server {

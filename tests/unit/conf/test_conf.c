@@ -152,14 +152,16 @@ static const char base_conf[] =
     "     \"upstream\": \"opale\", \"scope\": null},\n"
     "    {\"name\": \"declarations\", \"method\": \"GET\",\n"
     "     \"path\": \"/opale/v1/entreprises/{siren}/declarations\", \"upstream\": \"opale\",\n"
-    "     \"scope\": \"api_opale_declarations\", \"year_bound\": true},\n"
+    "     \"scope\": \"api_opale_declarations\", \"year_bound\": true,\n"
+    "     \"max_response_bytes\": 65536},\n"
     "    {\"method\": \"HEAD\", \"path\": \"/opale/v1/etatSante\", \"upstream\": \"secure\",\n"
     "     \"year_bound\": false},\n"
     "    {\"name\": \"token\", \"method\": \"POST\", \"path\": \"/token\", \"upstream\": "
     "\"secure\"}\n"
     "  ],\n"
     "  \"limits\": {\"max_header_bytes\": 8192, \"max_headers\": 50, \"max_body_bytes\": 4096,\n"
-    "             \"max_connections\": 500, \"max_pipeline_bytes\": 1024},\n"
+    "             \"max_connections\": 500, \"max_pipeline_bytes\": 1024,\n"
+    "             \"max_buffered_response_bytes\": 1048576},\n"
     "  \"timeouts\": {\"handshake_ms\": 1001, \"header_ms\": 1002, \"body_ms\": 1003,\n"
     "               \"keepalive_ms\": 1004, \"send_ms\": 1005, \"drain_ms\": 1006},\n"
     "  \"journal\": {\"path\": \"journal/access.jsonl\", \"queue_size\": 1024, \"sync_ms\": 250},\n"
@@ -304,6 +306,9 @@ START_TEST(t_good)
     ck_assert_uint_eq(c->limits.max_body_bytes, 4096);
     ck_assert_uint_eq(c->limits.max_connections, 500);
     ck_assert_uint_eq(c->limits.max_pipeline_bytes, 1024);
+    ck_assert_uint_eq(c->limits.max_buffered_response_bytes, 1048576);
+    ck_assert_uint_eq(c->routes.routes[1].max_response_bytes, 65536);
+    ck_assert_uint_eq(c->routes.routes[0].max_response_bytes, 4u << 20);
     ck_assert_uint_eq(c->timeouts.handshake_ms, 1001);
     ck_assert_uint_eq(c->timeouts.header_ms, 1002);
     ck_assert_uint_eq(c->timeouts.body_ms, 1003);
@@ -358,6 +363,8 @@ START_TEST(t_defaults)
     ck_assert_uint_eq(c->limits.max_body_bytes, 1048576);
     ck_assert_uint_eq(c->limits.max_connections, 10000);
     ck_assert_uint_eq(c->limits.max_pipeline_bytes, 65536);
+    ck_assert_uint_eq(c->limits.max_buffered_response_bytes, 64u << 20);
+    ck_assert_uint_eq(r->max_response_bytes, 4u << 20);
     ck_assert_uint_eq(c->timeouts.handshake_ms, 10000);
     ck_assert_uint_eq(c->timeouts.header_ms, 10000);
     ck_assert_uint_eq(c->timeouts.body_ms, 30000);
@@ -477,6 +484,12 @@ static const bad_case bad[] = {
     {NULL,
      {{"upstreams[0].servers", "[]"}},
      {"%F: upstreams[0].servers: must have between 1 and 16 entries"}},
+    {NULL,
+     {{"limits.max_buffered_response_bytes", "1024"}},
+     {"%F: limits.max_buffered_response_bytes: must be between 65536 and 4294967296"}},
+    {NULL,
+     {{"routes[0].max_response_bytes", "0"}},
+     {"%F: routes[0].max_response_bytes: must be between 1 and 1073741824"}},
     {NULL, {{"workers", "65"}}, {"%F: workers: must be between 0 and 64"}},
     {NULL, {{"workers", "-1"}}, {"%F: workers: must be between 0 and 64"}},
     {NULL, {{"listeners[0].port", "0"}}, {"%F: listeners[0].port: must be between 1 and 65535"}},
