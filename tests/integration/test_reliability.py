@@ -225,5 +225,140 @@ class TestGarbageFailsAtOnce(unittest.TestCase):
         self.assertEqual(slow, [], "replies that waited (timeout %d ms)" % self.TIMEOUT_MS)
 
 
+def proc_status_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith(key + ":"):
+                return int(ln.split()[1])
+    return None
+
+
+def sanitized(pid):
+    """True when the process runs an ASan build (its RSS is not the
+    gateway's: the allocator's quarantine keeps freed memory)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "asan" in f.read()
+
+
+class TestResponseBudget(unittest.TestCase):
+    """32 concurrent big responses (chunked 20 MB, Content-Length 20 MB,
+    Content-Length 6 MB) from a backend that paces its sends: the 502s come
+    before the bodies are sent, and the gateway's peak RSS stays under a
+    bound derived from limits.max_buffered_response_bytes."""
+
+    BUDGET = 8 << 20        # per worker
+    ROUTE_MAX = 8 << 20     # routes[declarations].max_response_bytes
+    BIG = 20 * 1000 * 1000
+    MID = 6 * 1000 * 1000
+    N = 32
+    PIECE = 256 * 1024
+
+    @classmethod
+    def setUpClass(cls):
+        require_binaries()
+        cls.sent = {}
+        cls.lock = threading.Lock()
+
+        def handler(c, head, idx):
+            kind = int(head.split("annee=20", 1)[1][:2]) % 3
+            size = cls.MID if kind == 2 else cls.BIG
+            sent = 0
+            piece = b"x" * cls.PIECE
+            try:
+                if kind == 0:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n")
+                else:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: %d\r\n\r\n" % size)
+                for _ in range(size // cls.PIECE + 1):
+                    n = min(cls.PIECE, size - sent)
+                    if n <= 0:
+                        break
+                    if kind == 0:
+                        c.sendall(b"%x\r\n" % n + piece[:n] + b"\r\n")
+                    else:
+                        c.sendall(piece[:n])
+                    sent += n
+                    time.sleep(0.01)
+                if kind == 0:
+                    c.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass
+            with cls.lock:
+                cls.sent.setdefault(kind, []).append(sent)
+            hold_until_closed(c, 2.0)
+
+        cls.upstream = HandlerUpstream(handler)
+        cls.addClassCleanup(cls.upstream.stop)
+
+        def hook(conf, stack):
+            conf["limits"]["max_buffered_response_bytes"] = cls.BUDGET
+            conf["upstreams"][0]["response_timeout_ms"] = 20000
+            for r in conf["routes"]:
+                if r["name"] == "declarations":
+                    r["max_response_bytes"] = cls.ROUTE_MAX
+
+        cls.stack = Stack(cls.__name__, mock=False, conf_hook=hook,
+                          upstream_servers=["127.0.0.1:%d" % cls.upstream.port])
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+
+    def test_concurrent_big_responses_bounded(self):
+        st = self.stack
+        st.default_token("client-commune")
+        pid = st.gw.pid
+        workers = st.conf["workers"]
+        hwm0 = proc_status_kib(pid, "VmHWM")
+        results = {}
+
+        def one(i):
+            # annee=20KK: KK % 3 chooses the backend's answer
+            target = "/opale/v1/entreprises/732829320/declarations?annee=20%02d" % (i % 30)
+            t0 = time.monotonic()
+            try:
+                resp = st.request(target, timeout=30)
+                results[i] = (resp, time.monotonic() - t0)
+            except Exception as e:  # reported below
+                results[i] = (e, time.monotonic() - t0)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(self.N)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        hwm1 = proc_status_kib(pid, "VmHWM")
+        self.assertEqual(len(results), self.N)
+        ok = 0
+        for i, (resp, dt) in sorted(results.items()):
+            kind = (i % 30) % 3
+            self.assertIsInstance(resp, harness.Response, (i, resp))
+            if kind == 2 and resp.status == 200:
+                self.assertEqual(len(resp.body), self.MID)
+                ok += 1
+                continue
+            self.assertEqual(resp.status, 502, (i, kind, resp))
+            self.assertEqual(resp.json()["erreur"]["code"], "910512", (i, resp))
+            rec = st.journal_by_request_id(resp.header("X-Request-ID"))
+            self.assertIsNotNone(rec)
+            self.assertEqual(rec["upstream"]["attempts"][-1]["outcome"], "too_large", rec)
+        # every 20 MB body was cut short: the 502 came before it was sent
+        for kind in (0, 1):
+            sent = self.sent.get(kind, [])
+            self.assertTrue(sent, self.sent)
+            self.assertLess(max(sent), self.BIG, (kind, sent))
+        # a declared Content-Length over the route's bound fails on the head
+        self.assertLess(max(self.sent[1]), self.BIG // 2, self.sent[1])
+        grew_mib = (hwm1 - hwm0) / 1024.0
+        bound_mib = 2 * workers * self.BUDGET / (1 << 20) + 40
+        print("\nresponse budget: %d ok of %d mid-size; peak RSS %d -> %d KiB (+%.0f MiB, bound %.0f MiB)"
+              % (ok, len(self.sent.get(2, [])), hwm0, hwm1, grew_mib, bound_mib))
+        if sanitized(pid):
+            self.skipTest("ASan build: RSS is the allocator's, not the gateway's (502s checked)")
+        self.assertLess(grew_mib, bound_mib,
+                        "peak RSS grew by %.0f MiB; budget %d MiB x %d workers" %
+                        (grew_mib, self.BUDGET >> 20, workers))
+
+
 if __name__ == "__main__":
     unittest.main()
