@@ -101,13 +101,30 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
     gw_event_admin ea = {.by = "SIGHUP", .habilitations = -1, .errors = -1, .persisted = -1};
-    int rc = gw_server_reload_policies(a->srv, "SIGHUP", &errs);
+    gw_policy_diff d;
+    /* SIGHUP never forces: an emptying set needs POST /admin/reload?force=1
+     * (or a restart), so that a bad sync of the directory cannot cut every
+     * partner off by itself (docs/policies.md). */
+    int rc = gw_server_reload_policies(a->srv, "SIGHUP", 0, &d, &errs);
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
-    if (rc == 0) {
+    if (rc == -2) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "the reload would remove %zu of %zu partners (%zu left): refused, the current "
+                 "policies stay; POST /admin/reload?force=1 to apply it",
+                 d.removed, d.before, d.after);
+        fprintf(stderr, "opale-gateway: SIGHUP: %s\n", msg);
+        ea.habilitations = (long)d.before;
+        ea.errors = 0;
+        ea.error = msg;
+        gw_events_admin(a->events, GW_EV_ADMIN_RELOAD_REFUSED, &ea);
+    } else if (rc == 0) {
         gw_policy_set *p = gw_server_policies(a->srv);
         fprintf(stderr, "opale-gateway: SIGHUP: policies reloaded (%zu habilitations)\n",
                 gw_policy_set_count(p));
+        fprintf(stderr, "opale-gateway: SIGHUP: %zu added, %zu changed, %zu removed\n", d.added,
+                d.changed, d.removed);
         log_rejected("SIGHUP", p);
         ea.habilitations = (long)gw_policy_set_count(p);
         gw_policy_set_unref(p);
@@ -484,6 +501,16 @@ int main(int argc, char **argv)
         if (rc == 0)
             fprintf(stderr, "%s: configuration is valid (%zu habilitations)\n", conf_path,
                     gw_policy_set_count(st.policies));
+        /* -t sees no running gateway: it counts the directory; the
+         * comparison with the running set is the reload's answer
+         * (docs/policies.md "A reload that empties the set"). */
+        if (conf->policies_dir != NULL)
+            fprintf(stderr,
+                    "%s: policies: %zu partners, %zu files rejected in %s (a reload compares "
+                    "them with the running set and refuses to remove more than half of it "
+                    "unless forced)\n",
+                    conf_path, gw_policy_set_count(st.policies),
+                    gw_policy_set_nrejected(st.policies), conf->policies_dir);
         if (rc == 0 && export_jwks)
             printf("%s\n", st.oauth->jwks_json);
         free(err);

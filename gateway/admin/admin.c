@@ -420,26 +420,78 @@ static json_t *rejected_json(const gw_policy_set *p)
     return arr;
 }
 
+static json_t *changes_json(const gw_policy_diff *d)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "before", (json_int_t)d->before, "after",
+                     (json_int_t)d->after, "added", (json_int_t)d->added, "changed",
+                     (json_int_t)d->changed, "removed", (json_int_t)d->removed);
+}
+
+/* 1 when the query string of <req> sets <key> to "1" or "true". */
+static int query_flag(struct evhttp_request *req, const char *key)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq kv;
+    int on = 0;
+    if (q == NULL || evhttp_parse_query_str(q, &kv) != 0)
+        return 0;
+    const char *v = evhttp_find_header(&kv, key);
+    on = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+    evhttp_clear_headers(&kv);
+    return on;
+}
+
+/* A refused emptying reload: 409, the current set stays. */
+static void reload_refused_empties(gw_admin *a, struct evhttp_request *req, const gw_policy_diff *d,
+                                   json_t *errors)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg),
+             "the reload would remove %zu of %zu partners (%zu left): refused, the current "
+             "policies stay; POST /admin/reload?force=1 to apply it",
+             d->removed, d->before, d->after);
+    fprintf(stderr, "opale-gateway: admin: %s\n", msg);
+    gw_event_admin ea = {.habilitations = (long)d->before, .errors = 0, .error = msg};
+    admin_event(a, req, GW_EV_ADMIN_RELOAD_REFUSED, &ea);
+    admin_journal(a, "/admin/reload", "admin.reload_refused", NULL, 409);
+    json_reply(req, 409,
+               json_pack("{s:b,s:s,s:s,s:I,s:o,s:o}", "reloaded", 0, "refused", "empties",
+                         "message", msg, "habilitations", (json_int_t)d->before, "changes",
+                         changes_json(d), "errors", errors));
+}
+
 /* 200 when a new set is in place, even with rejected files (they are listed:
- * a script checks "rejected" is empty); 422 when the directory could not be
- * read and nothing changed. */
+ * a script checks "rejected" is empty); 409 when the new set would empty the
+ * current one (gw_policy_diff_empties) and ?force=1 was not given; 422 when
+ * the directory could not be read. On 409 and 422 nothing changed. */
 static void do_reload(gw_admin *a, struct evhttp_request *req)
 {
     gw_errlist errs;
+    gw_policy_diff d;
     memset(&errs, 0, sizeof(errs));
-    int rc = gw_server_reload_policies(a->srv, "admin API", &errs);
+    int force = query_flag(req, "force");
+    int rc = gw_server_reload_policies(a->srv, "admin API", force ? GW_RELOAD_FORCE : 0, &d, &errs);
     json_t *arr = json_array();
     for (size_t i = 0; i < errs.n; i++) {
         json_array_append_new(arr, json_string(errs.msgs[i]));
         fprintf(stderr, "%s\n", errs.msgs[i]);
     }
     json_t *o;
+    if (rc == -2) {
+        reload_refused_empties(a, req, &d, arr);
+        gw_errlist_clear(&errs);
+        return;
+    }
     gw_event_admin ea = {.habilitations = -1, .errors = (long)(errs.n + errs.dropped)};
     if (rc == 0) {
         gw_policy_set *p = gw_server_policies(a->srv);
-        o = json_pack("{s:b,s:I,s:o,s:o}", "reloaded", 1, "habilitations",
+        o = json_pack("{s:b,s:I,s:o,s:o,s:o}", "reloaded", 1, "habilitations",
                       (json_int_t)gw_policy_set_count(p), "rejected", rejected_json(p), "errors",
-                      arr);
+                      arr, "changes", changes_json(&d));
+        if (force && gw_policy_diff_empties(&d))
+            fprintf(stderr,
+                    "opale-gateway: admin: forced reload removed %zu of %zu partners (%zu left)\n",
+                    d.removed, d.before, d.after);
         fprintf(stderr, "opale-gateway: admin: policies reloaded (%zu habilitations)\n",
                 gw_policy_set_count(p));
         for (size_t i = 0; i < gw_policy_set_nrejected(p); i++) {

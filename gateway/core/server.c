@@ -748,7 +748,8 @@ void gw_server_report_rejected(gw_server *s, const gw_policy_set *p, const char 
     }
 }
 
-static int reload_policies(gw_server *s, const char *by, gw_errlist *errs);
+static int reload_policies(gw_server *s, const char *by, int flags, gw_policy_diff *diff,
+                           gw_errlist *errs);
 
 /* RELOADING=1 carries the monotonic time, as systemd asks of notify-reload
  * services; older systemd ignores the extra line. */
@@ -774,22 +775,32 @@ static void notify_ready(gw_server *s)
     gw_sdnotify_send(s->notify, msg);
 }
 
-int gw_server_reload_policies(gw_server *s, const char *by, gw_errlist *errs)
+int gw_server_reload_policies(gw_server *s, const char *by, int flags, gw_policy_diff *diff,
+                              gw_errlist *errs)
 {
     notify_reloading(s);
-    int rc = reload_policies(s, by, errs);
+    int rc = reload_policies(s, by, flags, diff, errs);
     notify_ready(s);
     return rc;
 }
 
-static int reload_policies(gw_server *s, const char *by, gw_errlist *errs)
+static int reload_policies(gw_server *s, const char *by, int flags, gw_policy_diff *diff,
+                           gw_errlist *errs)
 {
+    gw_policy_diff d;
     gw_policy_set *cur = gw_server_policies(s);
     gw_policy_set *n = gw_policies_load(s->conf, cur, errs);
+    gw_policy_set_diff(cur, n, &d);
     gw_policy_set_unref(cur);
-    if (n == NULL) {
+    if (n == NULL)
+        memset(&d, 0, sizeof(d));
+    if (diff != NULL)
+        *diff = d;
+    int empties = n != NULL && gw_policy_diff_empties(&d) && !(flags & GW_RELOAD_FORCE);
+    if (n == NULL || empties) {
+        gw_policy_set_unref(n);
         atomic_fetch_add_explicit(&s->stats.reloads_failed, 1, memory_order_relaxed);
-        return -1;
+        return n == NULL ? -1 : -2;
     }
     pthread_mutex_lock(&s->policies_lock);
     gw_policy_set *old = s->policies;

@@ -131,8 +131,14 @@ void gw_server_set_access(gw_server *s, gw_access_state *st);
  * flight finish on the set they started with. A "policy.rejected" security
  * event is raised per rejected file (<by>: "SIGHUP", "admin API"); the new
  * set lists them. -1 only when the directory cannot be read: the old set
- * stays. <errs> gets every error. Main thread only. */
-int gw_server_reload_policies(gw_server *s, const char *by, gw_errlist *errs);
+ * stays. <errs> gets every error. Main thread only.
+ * <flags>: GW_RELOAD_FORCE swaps in a set that empties the current one
+ * (gw_policy_diff_empties); without it such a set is refused: -2, the old
+ * set stays. <diff> (may be NULL) gets the comparison of the current set
+ * with the new one, whatever the outcome (zeros on -1). */
+#define GW_RELOAD_FORCE 1
+int gw_server_reload_policies(gw_server *s, const char *by, int flags, gw_policy_diff *diff,
+                              gw_errlist *errs);
 /* One "policy.rejected" security event per file <p> rejected. */
 void gw_server_report_rejected(gw_server *s, const gw_policy_set *p, const char *by);
 

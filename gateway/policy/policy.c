@@ -997,6 +997,9 @@ static gw_policy *parse_text(const char *file, const char *dir, const char *text
     }
     p->retention_months = -1;
     p->file = xdup(&x, "$", file);
+    p->text_hash = 1469598103934665603ull; /* FNV-1a 64 */
+    for (size_t i = 0; i < len; i++)
+        p->text_hash = (p->text_hash ^ (unsigned char)text[i]) * 1099511628211ull;
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
         char cb[256];
@@ -1522,4 +1525,41 @@ const gw_policy *gw_policy_by_cert(const gw_policy_set *s, const char *sha256hex
 const gw_policy *gw_policy_by_client_id(const gw_policy_set *s, const char *client_id)
 {
     return s != NULL ? htab_get(&s->by_client, client_id) : NULL;
+}
+
+/* ---- reload diff ---- */
+
+static const gw_policy *find_id(const gw_policy_set *s, const char *id)
+{
+    for (size_t i = 0; s != NULL && i < s->n; i++)
+        if (s->items[i]->id != NULL && strcmp(s->items[i]->id, id) == 0)
+            return s->items[i];
+    return NULL;
+}
+
+/* Quadratic in the number of partners: a reload runs rarely, and a few
+ * thousand partners compare in milliseconds. */
+void gw_policy_set_diff(const gw_policy_set *old, const gw_policy_set *new_set, gw_policy_diff *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->before = old != NULL ? old->n : 0;
+    d->after = new_set != NULL ? new_set->n : 0;
+    for (size_t i = 0; new_set != NULL && i < new_set->n; i++) {
+        const gw_policy *np = new_set->items[i];
+        const gw_policy *op = np->id != NULL ? find_id(old, np->id) : NULL;
+        if (op == NULL)
+            d->added++;
+        else if (op != np && op->text_hash != np->text_hash)
+            d->changed++;
+    }
+    for (size_t i = 0; old != NULL && i < old->n; i++)
+        if (old->items[i]->id == NULL || find_id(new_set, old->items[i]->id) == NULL)
+            d->removed++;
+}
+
+int gw_policy_diff_empties(const gw_policy_diff *d)
+{
+    if (d->before == 0)
+        return 0;
+    return d->after == 0 || d->removed * 2 > d->before;
 }

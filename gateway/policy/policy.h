@@ -67,6 +67,7 @@ typedef struct gw_policy {
     /* Snapshots holding this policy (policy.c): a reload that keeps a
      * rejected file's previous version shares it with the old snapshot. */
     atomic_uint set_refs;
+    uint64_t text_hash; /* FNV-1a of the file's text: "changed" in a reload's diff */
 } gw_policy;
 
 typedef struct gw_policy_set gw_policy_set;
@@ -126,6 +127,22 @@ int gw_policy_has_scope(const gw_policy *p, const char *scope);
  * in '\n') or NULL with errors "FILE: json.path: message" in <errs>.
  */
 char *gw_datapass_import(const char *file, const char *text, gw_errlist *errs);
+
+/* What a reload changes, partner by partner (a partner is a habilitation
+ * id). <changed>: same id, different file text. */
+typedef struct gw_policy_diff {
+    size_t before, after; /* partners in the old and the new set */
+    size_t added, changed, removed;
+} gw_policy_diff;
+
+/* Compares <old> (may be NULL: nothing loaded) with <new>. */
+void gw_policy_set_diff(const gw_policy_set *old, const gw_policy_set *new_set, gw_policy_diff *d);
+
+/* 1 when a reload with <d> would empty the policy set and must be refused
+ * unless forced (docs/policies.md "A reload that empties the set"): the old
+ * set had partners and the new one has none, or more than half of the old
+ * set's partners would be removed at once. */
+int gw_policy_diff_empties(const gw_policy_diff *d);
 
 /* ---- added by the policy module (used by datapass.c, the rights stage and
  * the admin listener) ---- */
