@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import tempfile
 import unittest
 
 import jsonschema
@@ -374,6 +375,20 @@ class TestLiveAnswersMatchTheDocuments(unittest.TestCase):
         finally:
             os.unlink(broken)
             self.assertEqual(self.admin(ck, "POST", "/admin/reload")[0], 200)
+        # a reload that would empty the set: 409, documented (issue 13)
+        pdir = self.stack.policies_dir
+        aside = tempfile.mkdtemp(prefix="openapi-aside-")
+        names = [n for n in os.listdir(pdir) if n.endswith(".json")]
+        for n in names:
+            os.rename(os.path.join(pdir, n), os.path.join(aside, n))
+        try:
+            status, body = self.admin(ck, "POST", "/admin/reload")
+            self.assertEqual(status, 409, body)
+        finally:
+            for n in names:
+                os.rename(os.path.join(aside, n), os.path.join(pdir, n))
+            os.rmdir(aside)
+        self.assertEqual(self.admin(ck, "POST", "/admin/reload")[0], 200)
         self.assertEqual(ck.unexercised(), [])
 
 

@@ -6,7 +6,9 @@ refused unless forced."""
 import json
 import os
 import random
+import signal
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -358,6 +360,112 @@ class TestResponseBudget(unittest.TestCase):
         self.assertLess(grew_mib, bound_mib,
                         "peak RSS grew by %.0f MiB; budget %d MiB x %d workers" %
                         (grew_mib, self.BUDGET >> 20, workers))
+
+
+class TestEmptyingReload(unittest.TestCase):
+    """A reload that would remove more than half of the partners (an empty
+    directory included) is refused unless forced; SIGHUP never forces; -t
+    counts the directory."""
+
+    def setUp(self):
+        require_binaries()
+        self.st = Stack("emptying-reload")
+        self.addCleanup(self.st.stop)
+        self.st.start()
+        self.pdir = self.st.policies_dir
+        self.aside = harness.make_tmpdir("aside")
+        self.names = sorted(n for n in os.listdir(self.pdir) if n.endswith(".json"))
+        self.assertEqual(len(self.names), 2)
+
+    def move_aside(self, names):
+        for n in names:
+            os.rename(os.path.join(self.pdir, n), os.path.join(self.aside, n))
+
+    def bring_back(self, names):
+        for n in names:
+            os.rename(os.path.join(self.aside, n), os.path.join(self.pdir, n))
+
+    def served(self):
+        return self.st.request(DECL).status
+
+    def events(self, kind):
+        path = os.path.join(os.path.dirname(self.st.journal_path), "events.jsonl")
+        out = []
+        for line in harness.Stack._read(path).splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("event") == kind:
+                out.append(rec)
+        return out
+
+    def wait(self, pred, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.05)
+        return pred()
+
+    def test_empty_directory_refused_then_forced(self):
+        st = self.st
+        st.default_token("client-commune")
+        self.assertEqual(self.served(), 200)
+        self.move_aside(self.names)
+        status, body = st.admin_call("POST", "/admin/reload")
+        self.assertEqual(status, 409, body)
+        self.assertEqual(body["reloaded"], False, body)
+        self.assertEqual(body["refused"], "empties", body)
+        self.assertEqual(body["habilitations"], 2, body)
+        self.assertEqual(body["changes"], {"before": 2, "after": 0, "added": 0, "changed": 0, "removed": 2})
+        self.assertIn("force=1", body["message"])
+        self.assertEqual(self.served(), 200, "a refused reload keeps the partners")
+        evs = self.wait(lambda: self.events("admin.reload_refused"))
+        self.assertTrue(evs)
+        self.assertEqual(evs[-1]["by"], "admin API", evs)
+        self.assertIn("remove 2 of 2 partners", evs[-1]["error"])
+        # SIGHUP never forces
+        mark = len(st.gateway_stderr())
+        st.gw.send_signal(signal.SIGHUP)
+        self.assertTrue(self.wait(lambda: "SIGHUP: the reload would remove 2 of 2 partners"
+                                  in st.gateway_stderr()[mark:]), st.gateway_stderr()[mark:])
+        self.assertEqual(self.served(), 200)
+        self.assertTrue(self.wait(lambda: [e for e in self.events("admin.reload_refused")
+                                           if e.get("by") == "SIGHUP"]))
+        # ?force=0 does not force, ?force=1 does
+        self.assertEqual(st.admin_call("POST", "/admin/reload?force=0")[0], 409)
+        status, body = st.admin_call("POST", "/admin/reload?force=1")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["habilitations"], 0, body)
+        self.assertEqual(body["changes"]["removed"], 2, body)
+        self.assertNotEqual(self.served(), 200, "the forced empty set must refuse the partner")
+        # from an empty set, nothing is ever refused
+        self.bring_back(self.names)
+        status, body = st.admin_call("POST", "/admin/reload")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["changes"], {"before": 0, "after": 2, "added": 2, "changed": 0, "removed": 0})
+        self.assertEqual(self.served(), 200)
+
+    def test_half_removed_allowed_changes_counted(self):
+        st = self.st
+        # change one file (its text), remove the other: 1 of 2 is not more than half
+        keep, drop = self.names
+        path = os.path.join(self.pdir, keep)
+        with open(path) as f:
+            pol = json.load(f)
+        with open(path, "w") as f:
+            json.dump(pol, f, indent=4)   # same policy, other text: "changed"
+        self.move_aside([drop])
+        status, body = st.admin_call("POST", "/admin/reload")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["changes"], {"before": 2, "after": 1, "added": 0, "changed": 1, "removed": 1})
+        # -t has no running gateway: it counts the directory
+        out = subprocess.run([harness.GW_BIN, "-t", "-c", st.conf_path], capture_output=True,
+                             text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("policies: 1 partners, 0 files rejected in ", out.stderr)
 
 
 if __name__ == "__main__":
