@@ -1107,6 +1107,71 @@ START_TEST(t_build_reload)
 }
 END_TEST
 
+/* Issue 13: what a reload changes, partner by partner, and when it empties
+ * the set (more than half of the partners removed, or all of them). */
+#define C4 "{\"sha256\": \"4444444444444444444444444444444444444444444444444444444444444444\"}"
+
+START_TEST(t_reload_diff)
+{
+    gw_errlist errs = {0};
+    gw_policy_diff d;
+    mkdir_t("p");
+    put_variant("p/a.json", "H1", "aaa-sandbox", C1);
+    put_variant("p/b.json", "H2", "bbb-sandbox", C2);
+    put_variant("p/c.json", "H3", "ccc-sandbox", C3);
+    char *dir = tpath("p");
+    gw_policy_set *s1 = gw_policy_set_build(dir, &rules, NULL, &errs);
+    ck_assert_ptr_nonnull(s1);
+    gw_policy_set_diff(NULL, s1, &d);
+    ck_assert_uint_eq(d.before, 0);
+    ck_assert_uint_eq(d.added, 3);
+    ck_assert_int_eq(gw_policy_diff_empties(&d), 0);
+
+    /* b: same partner, other text (one more space); c gone; d new */
+    char *bf = tpath("p/b.json");
+    FILE *f = fopen(bf, "a");
+    ck_assert_ptr_nonnull(f);
+    fputs(" ", f);
+    fclose(f);
+    free(bf);
+    char *cf = tpath("p/c.json");
+    ck_assert_int_eq(remove(cf), 0);
+    free(cf);
+    put_variant("p/d.json", "H4", "ddd-sandbox", C4);
+    gw_policy_set *s2 = gw_policy_set_build(dir, &rules, s1, &errs);
+    ck_assert_uint_eq(errs.n, 0);
+    gw_policy_set_diff(s1, s2, &d);
+    ck_assert_uint_eq(d.before, 3);
+    ck_assert_uint_eq(d.after, 3);
+    ck_assert_uint_eq(d.added, 1);
+    ck_assert_uint_eq(d.changed, 1);
+    ck_assert_uint_eq(d.removed, 1);
+    ck_assert_int_eq(gw_policy_diff_empties(&d), 0);
+    gw_policy_set_diff(s2, s2, &d);
+    ck_assert_uint_eq(d.added + d.changed + d.removed, 0);
+
+    /* an empty set empties; so does removing 2 of 3; 1 of 2 does not */
+    gw_policy_set *none = gw_policy_set_empty();
+    gw_policy_set_diff(s2, none, &d);
+    ck_assert_uint_eq(d.removed, 3);
+    ck_assert_int_eq(gw_policy_diff_empties(&d), 1);
+    gw_policy_set_diff(none, none, &d);
+    ck_assert_int_eq(gw_policy_diff_empties(&d), 0);
+    gw_policy_diff half = {.before = 2, .after = 1, .removed = 1};
+    ck_assert_int_eq(gw_policy_diff_empties(&half), 0);
+    gw_policy_diff most = {.before = 3, .after = 1, .removed = 2};
+    ck_assert_int_eq(gw_policy_diff_empties(&most), 1);
+    gw_policy_diff swap = {.before = 2, .after = 2, .added = 2, .removed = 2};
+    ck_assert_int_eq(gw_policy_diff_empties(&swap), 1);
+
+    gw_policy_set_unref(none);
+    gw_policy_set_unref(s1);
+    gw_policy_set_unref(s2);
+    gw_errlist_clear(&errs);
+    free(dir);
+}
+END_TEST
+
 /* Set-level rules reject every file involved, not the set; at a reload the
  * files involved keep their previous versions. */
 START_TEST(t_build_conflicts)
@@ -1519,6 +1584,7 @@ int main(void)
     tcase_add_test(tc, t_set_unreadable);
     tcase_add_test(tc, t_build_start);
     tcase_add_test(tc, t_build_reload);
+    tcase_add_test(tc, t_reload_diff);
     tcase_add_test(tc, t_build_conflicts);
     tcase_add_test(tc, t_cert_file);
     tcase_add_test(tc, t_examples);
