@@ -1733,8 +1733,8 @@ char *gw_journal_format(const gw_journal_rec *r, size_t *len)
                 const gw_journal_attempt *a = &r->upstream_attempts[i];
                 int h = 1;
                 gw_buf_append(&b, i ? ",{" : "{", i ? 2 : 1);
-                put_str(&b, &h, "addr", a->addr);
-                put_str(&b, &h, "outcome", a->outcome);
+                put_str_max(&b, &h, "addr", a->addr, M, &cuts, "upstream.attempts.addr");
+                put_str_max(&b, &h, "outcome", a->outcome, M, &cuts, "upstream.attempts.outcome");
                 if (a->status > 0)
                     put_int(&b, &h, "status", a->status);
                 put_num(&b, &h, "ms", a->ms);
