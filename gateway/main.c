@@ -504,13 +504,11 @@ int main(int argc, char **argv)
         /* -t sees no running gateway: it counts the directory; the
          * comparison with the running set is the reload's answer
          * (docs/policies.md "A reload that empties the set"). */
-        if (conf->policies_dir != NULL)
+        if (rc == 0 && conf->policies_dir != NULL)
             fprintf(stderr,
-                    "%s: policies: %zu partners, %zu files rejected in %s (a reload compares "
-                    "them with the running set and refuses to remove more than half of it "
-                    "unless forced)\n",
-                    conf_path, gw_policy_set_count(st.policies),
-                    gw_policy_set_nrejected(st.policies), conf->policies_dir);
+                    "%s: policies: %zu partners in %s (a reload compares them with the running "
+                    "set and refuses to remove more than half of it unless forced)\n",
+                    conf_path, gw_policy_set_count(st.policies), conf->policies_dir);
         if (rc == 0 && export_jwks)
             printf("%s\n", st.oauth->jwks_json);
         free(err);
