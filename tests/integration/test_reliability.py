@@ -19,38 +19,18 @@ from harness import GatewayTestCase, Stack, require_binaries
 DECL = "/opale/v1/entreprises/732829320/declarations?annee=2023"
 
 
-class HandlerUpstream:
-    """A threaded plain-HTTP backend on loopback: for each connection, reads
-    one request head and calls <handler>(sock, head_text, index). The handler
-    owns the socket until it returns; the connection is then closed. Every
-    socket has a timeout; stop() joins the threads."""
+class HandlerUpstream(harness.ScriptedUpstream):
+    """harness.ScriptedUpstream with a handler that owns the connection: for
+    each connection, once one request head is in, <handler>(sock, head_text,
+    index) runs; the connection is closed when it returns. A deeper listen
+    backlog, for the concurrent tests."""
 
     def __init__(self, handler):
         self.handler = handler
         self.count = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind(("127.0.0.1", 0))
+        super().__init__(responder=None)
         self._lsock.listen(128)
-        self._lsock.settimeout(0.2)
-        self.port = self._lsock.getsockname()[1]
-        self._threads = []
-        self._accept = threading.Thread(target=self._accept_loop, daemon=True)
-        self._accept.start()
-
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                c, _ = self._lsock.accept()
-            except (socket.timeout, TimeoutError):
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            t.start()
-            self._threads.append(t)
 
     def _serve(self, c):
         with c:
@@ -70,16 +50,6 @@ class HandlerUpstream:
                 self.handler(c, buf.split(b"\r\n\r\n", 1)[0].decode("latin-1"), idx)
             except OSError:
                 return
-
-    def stop(self):
-        self._stop.set()
-        try:
-            self._lsock.close()
-        except OSError:
-            pass
-        self._accept.join(timeout=5)
-        for t in self._threads:
-            t.join(timeout=harness.DEFAULT_TIMEOUT + 5)
 
 
 def hold_until_closed(c, seconds):
