@@ -19,6 +19,7 @@
 #include "journal/events.h"
 #include "journal/journal.h"
 #include "journal/verify.h"
+#include "policy/watch.h"
 
 #define GW_VERSION "0.1.0"
 
@@ -95,17 +96,18 @@ static void log_rejected(const char *who, const gw_policy_set *p)
                 who);
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+/* The policy reload of SIGHUP and of the policies_dir watch; <by> names the
+ * trigger in the messages and the security event. */
+static void reload_policies(app *a, const char *by)
 {
-    app *a = arg;
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
-    gw_event_admin ea = {.by = "SIGHUP", .habilitations = -1, .errors = -1, .persisted = -1};
+    gw_event_admin ea = {.by = by, .habilitations = -1, .errors = -1, .persisted = -1};
     gw_policy_diff d;
-    /* SIGHUP never forces: an emptying set needs POST /admin/reload?force=1
-     * (or a restart), so that a bad sync of the directory cannot cut every
-     * partner off by itself (docs/policies.md). */
-    int rc = gw_server_reload_policies(a->srv, "SIGHUP", 0, &d, &errs);
+    /* SIGHUP and the watch never force: an emptying set needs POST
+     * /admin/reload?force=1 (or a restart), so that a bad sync of the
+     * directory cannot cut every partner off by itself (docs/policies.md). */
+    int rc = gw_server_reload_policies(a->srv, by, 0, &d, &errs);
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     if (rc == -2) {
@@ -114,28 +116,38 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
                  "the reload would remove %zu of %zu partners (%zu left): refused, the current "
                  "policies stay; POST /admin/reload?force=1 to apply it",
                  d.removed, d.before, d.after);
-        fprintf(stderr, "opale-gateway: SIGHUP: %s\n", msg);
+        fprintf(stderr, "opale-gateway: %s: %s\n", by, msg);
         ea.habilitations = (long)d.before;
         ea.errors = 0;
         ea.error = msg;
         gw_events_admin(a->events, GW_EV_ADMIN_RELOAD_REFUSED, &ea);
     } else if (rc == 0) {
         gw_policy_set *p = gw_server_policies(a->srv);
-        fprintf(stderr, "opale-gateway: SIGHUP: policies reloaded (%zu habilitations)\n",
+        fprintf(stderr, "opale-gateway: %s: policies reloaded (%zu habilitations)\n", by,
                 gw_policy_set_count(p));
-        fprintf(stderr, "opale-gateway: SIGHUP: %zu added, %zu changed, %zu removed\n", d.added,
+        fprintf(stderr, "opale-gateway: %s: %zu added, %zu changed, %zu removed\n", by, d.added,
                 d.changed, d.removed);
-        log_rejected("SIGHUP", p);
+        log_rejected(by, p);
         ea.habilitations = (long)gw_policy_set_count(p);
         gw_policy_set_unref(p);
         gw_events_admin(a->events, GW_EV_ADMIN_RELOAD, &ea);
     } else {
-        fprintf(stderr, "opale-gateway: SIGHUP: reload refused, the previous policies stay\n");
+        fprintf(stderr, "opale-gateway: %s: reload refused, the previous policies stay\n", by);
         ea.errors = (long)(errs.n + errs.dropped);
         ea.error = errs.n > 0 ? errs.msgs[0] : NULL;
         gw_events_admin(a->events, GW_EV_ADMIN_RELOAD_REFUSED, &ea);
     }
     gw_errlist_clear(&errs);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    reload_policies(arg, "SIGHUP");
+}
+
+static void on_policies_changed(void *arg)
+{
+    reload_policies(arg, "policies_watch");
 }
 
 static void print_errs(gw_errlist *errs)
@@ -527,6 +539,7 @@ int main(int argc, char **argv)
     app a;
     memset(&a, 0, sizeof(a));
     gw_admin *admin = NULL;
+    gw_policy_watch *watch = NULL;
     struct event *ev_term = NULL, *ev_int = NULL, *ev_usr1 = NULL, *ev_hup = NULL;
     struct event *ev_notify = NULL;
     a.notify.fd = -1;
@@ -614,6 +627,17 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "opale-gateway: admin on %s:%u\n", conf->admin.address, conf->admin.port);
     }
+    if (conf->policies_watch) {
+        watch = gw_policy_watch_start(a.base, conf->policies_dir, GW_POLICY_WATCH_DEBOUNCE_MS,
+                                      on_policies_changed, &a, &err);
+        if (watch == NULL) {
+            fprintf(stderr, "%s: %s\n", conf_path, err);
+            gw_server_drain(a.srv);
+            gw_server_join(a.srv);
+            goto out;
+        }
+        fprintf(stderr, "opale-gateway: watching %s for policy changes\n", conf->policies_dir);
+    }
     for (size_t i = 0; i < conf->nlisteners; i++)
         fprintf(stderr, "opale-gateway: listener %s on %s:%u (%s)%s\n", conf->listeners[i].name,
                 conf->listeners[i].address, conf->listeners[i].port,
@@ -641,12 +665,15 @@ int main(int argc, char **argv)
             on_notify_tick(-1, 0, &a); /* first heartbeat asked now */
     }
     event_base_dispatch(a.base);
+    gw_policy_watch_stop(watch);
+    watch = NULL;
     gw_admin_stop(admin);
     admin = NULL;
     gw_server_join(a.srv);
     fprintf(stderr, "opale-gateway: drained, flushing journal\n");
     rc = 0;
 out:
+    gw_policy_watch_stop(watch);
     gw_admin_stop(admin);
     gw_server_free(a.srv);
     if (a.journal != NULL)

@@ -1308,8 +1308,8 @@ static void parse_admin(ctx *x, json_t *root, gw_conf *c)
 static void parse_root(ctx *x, json_t *root, gw_conf *c)
 {
     static const char *const keys[] = {
-        "workers", "policies_dir", "listeners", "upstreams", "routes", "limits", "timeouts",
-        "journal", "admin",        "access",    "oauth",     "quota",  NULL};
+        "workers", "policies_dir", "listeners", "upstreams", "routes", "limits",         "timeouts",
+        "journal", "admin",        "access",    "oauth",     "quota",  "policies_watch", NULL};
     long long w = 0;
     const char *s;
 
@@ -1335,6 +1335,9 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
         }
     }
     c->policies_dir_bad = c->policies_dir == NULL && json_object_get(root, "policies_dir") != NULL;
+    opt_bool(x, root, "$", "policies_watch", &c->policies_watch);
+    if (c->policies_watch && json_object_get(root, "policies_dir") == NULL)
+        err(x, "policies_watch", "needs policies_dir");
     parse_listeners(x, root, c);
     size_t before_routes = x->nerrs;
     int upstreams_ok = parse_upstreams(x, root, c);

@@ -143,6 +143,7 @@ typedef struct gw_conf {
     gw_conf_journal journal;
     gw_conf_admin admin;
     char *policies_dir; /* optional, absolute; used by later stages */
+    int policies_watch; /* reload on a change in policies_dir (policy/watch.h), default 0 */
     /* "access": the access stages' settings, validated by the stages module
      * (gateway/stages/confs.c) which knows their keys; NULL when absent.
      * A private deep copy, owned by the conf. */
