@@ -21,6 +21,9 @@ Steps, each timed and each a hard failure:
   9. podman stop (SIGTERM): each gateway drains and exits 0;
  10. down (containers, network, volumes removed), also on failure.
 
+OPALE_DEPLOY_COLD=1 makes the base image again and builds without the layer
+cache (the cold run time of docs/deploy.md).
+
 Needs root, podman, runc, mmdebstrap (make test-deploy installs them) and the
 Debian archive (the image builds run apt-get). Run time: see docs/deploy.md.
 """
@@ -250,11 +253,15 @@ def main():
     tmp = tempfile.mkdtemp(prefix="opale-test-deploy-")
     ok = False
     try:
-        timed("base image (mmdebstrap)", lambda: run([os.path.join(TOP, "deploy", "container", "base.sh")]))
+        cold = os.environ.get("OPALE_DEPLOY_COLD") == "1"
+        base = [os.path.join(TOP, "deploy", "container", "base.sh")] + (["--force"] if cold else [])
+        timed("base image (mmdebstrap)", lambda: run(base))
         for target, tag in IMAGES:
             args = ["podman", "build", "--format", "docker", "--network", "host", "-f", CONTAINERFILE, "-t", tag]
             if target:
                 args += ["--target", target]
+            if cold:
+                args.append("--no-cache")
             timed("build %s" % tag, lambda a=args: run(a + [TOP], timeout=1800))
         check_image()
         compose_run.down(COMPOSE, log=step)
