@@ -260,8 +260,8 @@ def main():
             args = ["podman", "build", "--format", "docker", "--network", "host", "-f", CONTAINERFILE, "-t", tag]
             if target:
                 args += ["--target", target]
-            if cold:
-                args.append("--no-cache")
+            if cold and target is None:
+                args.append("--no-cache")  # the other targets reuse its layers
             timed("build %s" % tag, lambda a=args: run(a + [TOP], timeout=1800))
         check_image()
         compose_run.down(COMPOSE, log=step)
