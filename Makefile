@@ -106,7 +106,7 @@ package:
 
 # The container image and the compose stack, built and run for real with
 # podman (not part of make test: root, the Debian archive for the image
-# builds, ~4 min cold, ~25 s with the images cached; docs/deploy.md).
+# builds; about 2 min cold, 20 s with the images built; docs/deploy.md).
 test-deploy:
 	@deploy/install-deps.sh $(DEPLOY_DEPS)
 	python3 tests/deploy/test_deploy.py
