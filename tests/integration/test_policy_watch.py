@@ -102,6 +102,22 @@ class TestPolicyWatch(WatchCase):
         self.assertEqual(st.request("/opale/v1/entreprises/%s/declarations?annee=2023" % SIREN).status, 200)
 
 
+    def test_emptied_directory_is_refused(self):
+        """Like SIGHUP, the watch never forces: a directory emptied (a bad
+        sync) removes every partner, so the reload is refused and the running
+        set stays."""
+        st = self.stack
+        n0 = len(st.gateway_stderr())
+        for f in os.listdir(st.policies_dir):
+            os.unlink(os.path.join(st.policies_dir, f))
+        msg = "policies_watch: the reload would remove 2 of 2 partners"
+        deadline = time.monotonic() + DEBOUNCE_S + BOUND_S
+        while time.monotonic() < deadline and msg not in st.gateway_stderr()[n0:]:
+            time.sleep(0.05)
+        self.assertIn(msg, st.gateway_stderr()[n0:])
+        self.assertEqual(st.request(HABIL).status, 200, "the running set must stay")
+
+
 class TestConfigMapSwap(WatchCase):
     """The layout kubelet gives a ConfigMap volume: DIR/..<ts>/ holds the
     files, DIR/..data -> ..<ts>, DIR/<file> -> ..data/<file>. An update writes
