@@ -29,6 +29,7 @@ static void parse_redis(gw_errlist *errs, const gw_conf *c, json_t *r, gw_quota 
                         : strcmp(k, "max_inflight") == 0       ? &rc->max_inflight
                         : strcmp(k, "backoff_min_ms") == 0     ? &rc->backoff_min_ms
                         : strcmp(k, "backoff_max_ms") == 0     ? &rc->backoff_max_ms
+                        : strcmp(k, "probe_ms") == 0           ? &rc->probe_ms
                                                                : NULL;
         if (dst != NULL) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 600000)
@@ -87,6 +88,7 @@ gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
     q->redis.max_inflight = 1024;
     q->redis.backoff_min_ms = 100;
     q->redis.backoff_max_ms = 5000;
+    q->redis.probe_ms = 100;
     json_t *j = c->quota;
     json_t *redis = NULL;
     if (j != NULL) {
@@ -138,7 +140,9 @@ gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
     else if (q->kind == GW_QSTORE_REDIS)
         e(errs, c, "quota.redis", "required when quota.store is \"redis\"");
     q->mem = gw_memlog_new();
-    if (q->mem == NULL)
+    q->own = gw_ownlog_new(q->window_ms);
+    q->redis.own = q->own;
+    if (q->mem == NULL || q->own == NULL)
         e(errs, c, "quota", "out of memory");
     if (errs->n + errs->dropped > before) {
         gw_quota_free(q);
@@ -152,6 +156,7 @@ void gw_quota_free(gw_quota *q)
     if (q == NULL)
         return;
     gw_memlog_free(q->mem);
+    gw_ownlog_free(q->own);
     for (size_t i = 0; i < q->redis.nnodes; i++)
         free(q->redis.nodes[i]);
     free(q->redis.nodes);
@@ -165,6 +170,7 @@ void gw_quota_free(gw_quota *q)
 typedef struct dslot {
     char key[DKEY];
     uint64_t until_ms;
+    unsigned limit; /* the limit it was refused at */
 } dslot;
 
 struct gw_deny_cache {
@@ -208,21 +214,23 @@ void gw_deny_cache_free(gw_deny_cache *d)
 
 /* One slot per hash (a direct-mapped cache): a collision just forgets the
  * older refusal, which only costs a store round trip, never correctness. */
-int gw_deny_cache_get(gw_deny_cache *d, const char *key, uint64_t now_ms, uint64_t *until_ms)
+int gw_deny_cache_get(gw_deny_cache *d, const char *key, unsigned limit, uint64_t now_ms,
+                      uint64_t *until_ms)
 {
     dslot *s = &d->slots[fnv(key) & (d->cap - 1)];
-    if (s->until_ms > now_ms && strcmp(s->key, key) == 0) {
+    if (s->until_ms > now_ms && limit <= s->limit && strcmp(s->key, key) == 0) {
         *until_ms = s->until_ms;
         return 1;
     }
     return 0;
 }
 
-void gw_deny_cache_put(gw_deny_cache *d, const char *key, uint64_t until_ms)
+void gw_deny_cache_put(gw_deny_cache *d, const char *key, unsigned limit, uint64_t until_ms)
 {
     if (strlen(key) >= DKEY)
         return;
     dslot *s = &d->slots[fnv(key) & (d->cap - 1)];
     strcpy(s->key, key);
     s->until_ms = until_ms;
+    s->limit = limit;
 }

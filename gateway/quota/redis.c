@@ -8,6 +8,7 @@
  * freed memory and never reaches the caller.
  */
 #include "quota/redis.h"
+#include "quota/ownlog.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,11 @@
  * peer that vanished without a RST (failover, partition) would otherwise
  * hold it until TCP gives up, many minutes later. */
 #define STALL_MIN_MS 1000
+/* Present while Redis holds every live gateway's admissions: set at the end
+ * of a sync, gone after a restart without persistence or a FLUSHALL. */
+#define MARKER "opale:q:live"
+/* Entries per opale_restore call. */
+#define RESTORE_CHUNK 128
 
 /* The Redis 7 Function. An entry at t leaves the window at t + window
  * (ZREMRANGEBYSCORE removes score <= now - window), as in memlog.c. Members
@@ -37,6 +43,7 @@ static const char FUNCTION_CODE[] =
     "#!lua name=opale\n"
     "local function quota(keys, args)\n"
     "  local key = keys[1]\n"
+    "  if keys[2] ~= nil and redis.call('EXISTS', keys[2]) == 0 then return {-1, 0, 0} end\n"
     "  local limit = tonumber(args[1])\n"
     "  local window = tonumber(args[2])\n"
     "  local t = redis.call('TIME')\n"
@@ -57,9 +64,31 @@ static const char FUNCTION_CODE[] =
     "  local o = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')\n"
     "  return {0, 0, tonumber(o[2]) + window - now}\n"
     "end\n"
-    "redis.register_function('opale_quota', quota)\n";
+    "local function restore(keys, args)\n"
+    "  local key = keys[1]\n"
+    "  local window = tonumber(args[1])\n"
+    "  local t = redis.call('TIME')\n"
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)\n"
+    "  local n, newest = 0, nil\n"
+    "  for i = 2, #args - 1, 2 do\n"
+    "    local age = tonumber(args[i + 1])\n"
+    "    if age ~= nil and age >= 0 and age < window then\n"
+    "      local s = now - age\n"
+    "      n = n + redis.call('ZADD', key, 'NX', s, args[i])\n"
+    "      if newest == nil or s > newest then newest = s end\n"
+    "    end\n"
+    "  end\n"
+    "  if newest ~= nil and redis.call('PTTL', key) < newest + window - now then\n"
+    "    redis.call('PEXPIRE', key, newest + window - now)\n"
+    "  end\n"
+    "  return n\n"
+    "end\n"
+    "redis.register_function('opale_quota', quota)\n"
+    "redis.register_function('opale_restore', restore)\n";
 
 enum { C_DOWN, C_CONNECTING, C_UP };
+enum { P_LOADING, P_GRACE, P_MARKING };
 enum { TRIED_MOVED = 1, TRIED_ASK = 2, TRIED_RELOAD = 4 };
 
 typedef struct conn {
@@ -69,10 +98,18 @@ typedef struct conn {
     redisAsyncContext *ac; /* NULL while down */
     int state;
     int loaded;          /* FUNCTION LOAD answered OK on this connection */
-    unsigned attempts;   /* failures since the last successful connect */
+    int ready;           /* synced: FCALLs may be sent */
+    int was_ready;       /* has been ready once: a reconnection always waits the grace */
+    int phase;           /* while up and not ready: P_LOADING, P_GRACE, P_MARKING */
+    int sync_err;        /* an error reply during this sync */
+    int audit_pending;   /* an EXISTS MARKER awaits its reply */
+    int resync;          /* a call timed out: write back at the next reply */
+    int aof;             /* INFO persistence aof_enabled: -1 unknown */
+    unsigned attempts;   /* connections that failed before ready, since the last ready */
     unsigned inflight;   /* FCALLs waiting for a reply */
     uint64_t last_us;    /* the last reply, or when replies began to be awaited */
-    struct event *timer; /* connect timeout (connecting) or backoff (down) */
+    struct event *timer; /* connect timeout (connecting), retry (down), sync grace (up,
+                            not ready) or audit (ready) */
 } conn;
 
 struct gw_redis_call {
@@ -85,6 +122,7 @@ struct gw_redis_call {
     const char *fail; /* the reason <ev> reports, NULL: timeout */
     int done;         /* reported or cancelled: the callback never runs again */
     int on_wire;      /* hiredis holds a callback with this call */
+    conn *wait_c;     /* queued until this connection (never ready yet) is ready */
     int tried;        /* TRIED_*: each retry at most once */
     uint64_t sent_us;
     unsigned limit;
@@ -98,6 +136,8 @@ struct gw_redis {
     struct event_base *base;
     int cluster;
     unsigned timeout_ms, connect_timeout_ms, max_inflight, backoff_min_ms, backoff_max_ms;
+    unsigned probe_ms;
+    gw_ownlog *own;
     conn **conns;
     size_t nconns, capconns;
     conn **slots; /* cluster: slot -> master (NULL: unknown) */
@@ -239,24 +279,56 @@ int gw_redis_parse_redirect(const char *err, unsigned *slot, char *host, size_t 
 
 static void conn_connect(conn *c);
 static void refresh_maybe(gw_redis *r);
+static void conn_drop(conn *c);
+static void grace_or_end(conn *c, int grace);
+static void sync_end(conn *c);
+static void on_marker(redisAsyncContext *ac, void *reply, void *priv);
+static void calls_flush(conn *c, int ready);
+static void conn_lost(conn *c, int before_ready);
 
-static void conn_backoff(conn *c)
+static void timer_in(conn *c, unsigned ms)
+{
+    struct timeval tv = ms_tv(ms);
+    evtimer_del(c->timer);
+    evtimer_add(c->timer, &tv);
+}
+
+/* Schedule the next connect attempt. While Redis refuses or ignores
+ * connections: a probe every probe_ms (uniform in [p/2, p]), cheap and
+ * independent of the back-off, so that the gateway is back soon after Redis
+ * accepts connections again. A connection that came up and failed before
+ * being ready (Redis loading, FUNCTION LOAD refused, a paused server): the
+ * exponential back-off with "equal jitter", attempt k waiting a uniform time
+ * in [b/2, b], b = min(backoff_max_ms, backoff_min_ms * 2^(k-1)). */
+static void conn_retry(conn *c)
 {
     gw_redis *r = c->r;
     if (r->closing)
         return;
-    unsigned b = r->backoff_min_ms;
-    for (unsigned i = 0; i < c->attempts && b < r->backoff_max_ms; i++)
-        b *= 2;
-    if (b > r->backoff_max_ms)
-        b = r->backoff_max_ms;
-    c->attempts++;
-    /* "equal jitter": uniform in [b/2, b] */
-    unsigned d = b / 2 + rnd(r) % (b - b / 2 + 1);
-    struct timeval tv = ms_tv(d);
-    evtimer_add(c->timer, &tv);
+    unsigned b = r->probe_ms;
+    if (c->attempts > 0) {
+        b = r->backoff_min_ms;
+        for (unsigned i = 1; i < c->attempts && b < r->backoff_max_ms; i++)
+            b *= 2;
+        if (b > r->backoff_max_ms)
+            b = r->backoff_max_ms;
+    }
+    timer_in(c, b / 2 + rnd(r) % (b - b / 2 + 1));
 }
 
+/* Fail the connection from its timer (never inside a hiredis callback):
+ * Redis answers but does not serve (loading, an error during a sync). */
+static void conn_fail_soon(conn *c)
+{
+    c->r->st.errors++;
+    c->attempts++;
+    c->ready = 0;
+    c->state = C_CONNECTING;
+    timer_in(c, 0);
+}
+
+/* The function's load answered. While syncing, Redis answers at last: the
+ * grace starts now (a paused server answers late). */
 static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
 {
     conn *c = priv;
@@ -265,10 +337,15 @@ static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
         return;
     if (rep->type == REDIS_REPLY_ERROR) {
         c->loaded = 0;
-        c->r->st.errors++;
+        if (c->state == C_UP)
+            conn_fail_soon(c);
+        else
+            c->sync_err = 1;
         return;
     }
     c->loaded = 1;
+    if (c->state == C_UP && !c->ready && c->phase == P_LOADING && c->r->cluster)
+        grace_or_end(c, c->was_ready);
 }
 
 static int load_function(conn *c)
@@ -278,6 +355,207 @@ static int load_function(conn *c)
     return redisAsyncCommandArgv(c->ac, on_loaded, c, 4, argv, lens);
 }
 
+/* INFO persistence: whether this node logs every write (AOF). */
+static void on_info(redisAsyncContext *ac, void *reply, void *priv)
+{
+    conn *c = priv;
+    redisReply *rep = reply;
+    if (rep == NULL || c->ac != ac || c->r->closing)
+        return;
+    if (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_STATUS)
+        return;
+    const char *p = strstr(rep->str, "aof_enabled:");
+    if (p != NULL)
+        c->aof = p[12] == '1';
+}
+
+/* ---- write-back ------------------------------------------------------ */
+
+static void on_restore(redisAsyncContext *ac, void *reply, void *priv)
+{
+    conn *c = priv;
+    redisReply *rep = reply;
+    if (rep == NULL || c->ac != ac || c->r->closing)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        c->r->st.errors++;
+        /* a stale slot map: the key's new master writes it back when its
+         * connection syncs; anything else fails the sync */
+        if (gw_redis_parse_redirect(rep->str, &(unsigned){0}, (char[HOST_MAX]){0}, HOST_MAX,
+                                    &(unsigned){0}) == 0)
+            c->sync_err = 1;
+    }
+}
+
+/* One key's entries, in chunks: FCALL opale_restore 1 key window m1 age1 ... */
+static void restore_key(void *arg, const char *key, const gw_ownlog_entry *e, size_t n)
+{
+    conn *c = arg;
+    gw_redis *r = c->r;
+    size_t kl = strlen(key);
+    if (r->cluster && r->slots[gw_redis_slot(key, kl)] != c)
+        return; /* its master writes it back (unknown slot: nowhere yet) */
+    const char *argv[5 + 2 * RESTORE_CHUNK];
+    size_t lens[5 + 2 * RESTORE_CHUNK];
+    char ages[RESTORE_CHUNK][24];
+    char win[24];
+    snprintf(win, sizeof(win), "%llu", (unsigned long long)gw_ownlog_window(r->own));
+    for (size_t off = 0; off < n; off += RESTORE_CHUNK) {
+        size_t m = n - off < RESTORE_CHUNK ? n - off : RESTORE_CHUNK;
+        int argc = 0;
+        argv[argc] = "FCALL";
+        lens[argc++] = 5;
+        argv[argc] = "opale_restore";
+        lens[argc++] = 13;
+        argv[argc] = "1";
+        lens[argc++] = 1;
+        argv[argc] = key;
+        lens[argc++] = kl;
+        argv[argc] = win;
+        lens[argc++] = strlen(win);
+        for (size_t i = 0; i < m; i++) {
+            /* one ms younger: the truncations to ms (ours, the server's)
+             * never move an entry earlier than Redis first stamped it */
+            uint64_t age = e[off + i].age_ms > 0 ? e[off + i].age_ms - 1 : 0;
+            snprintf(ages[i], sizeof(ages[i]), "%llu", (unsigned long long)age);
+            argv[argc] = e[off + i].member;
+            lens[argc++] = strlen(e[off + i].member);
+            argv[argc] = ages[i];
+            lens[argc++] = strlen(ages[i]);
+        }
+        if (redisAsyncCommandArgv(c->ac, on_restore, c, argc, argv, lens) != REDIS_OK) {
+            c->sync_err = 1;
+            return;
+        }
+        r->st.restored += m;
+    }
+}
+
+/* Queue the write-back of every own admission still in the window (before
+ * any FCALL sent after it on this connection). */
+static void restore_all(conn *c)
+{
+    gw_redis *r = c->r;
+    if (r->own == NULL || c->ac == NULL)
+        return;
+    gw_ownlog_each(r->own, now_us() / 1000u, restore_key, c);
+}
+
+/* Start a sync: not ready, own admissions written back now (queued before
+ * anything sent later on this connection). Next: the function's load
+ * answers (P_LOADING, at most stall_us), then the grace or not, then the
+ * marker (P_MARKING), then ready. */
+static void sync_begin(conn *c)
+{
+    c->ready = 0;
+    c->sync_err = 0;
+    c->resync = 0;
+    c->phase = P_LOADING;
+    c->r->st.syncs++;
+    restore_all(c);
+    if (c->loaded && c->state == C_UP)
+        grace_or_end(c, 1); /* data lost under a live connection */
+    else
+        timer_in(c, (unsigned)(c->r->stall_us / 1000u));
+}
+
+/* The grace (3 x probe_ms, so that every other gateway writes its own
+ * admissions back before anyone admits again), or none: the first
+ * connection of this client to a Redis that kept its data. */
+static void grace_or_end(conn *c, int grace)
+{
+    if (grace) {
+        c->phase = P_GRACE;
+        timer_in(c, 3 * c->r->probe_ms);
+    } else {
+        sync_end(c);
+    }
+}
+
+/* Write back again, set the marker; ready on its reply (P_MARKING, at most
+ * stall_us). An error during the sync: dropped, backing off. */
+static void sync_end(conn *c)
+{
+    if (c->sync_err || !c->loaded) {
+        conn_fail_soon(c);
+        return;
+    }
+    restore_all(c);
+    int rc = c->r->cluster ? redisAsyncCommand(c->ac, on_marker, c, "PING")
+                           : redisAsyncCommand(c->ac, on_marker, c, "SET %s 1", MARKER);
+    if (rc != REDIS_OK) {
+        conn_fail_soon(c);
+        return;
+    }
+    c->phase = P_MARKING;
+    timer_in(c, (unsigned)(c->r->stall_us / 1000u));
+}
+
+/* Standalone, after the load: is the marker there? Absent (a Redis that
+ * lost its data, or a new one), or a reconnection: the grace. */
+static void on_exists(redisAsyncContext *ac, void *reply, void *priv)
+{
+    conn *c = priv;
+    redisReply *rep = reply;
+    if (rep == NULL || c->ac != ac || c->r->closing || c->state != C_UP || c->ready ||
+        c->phase != P_LOADING)
+        return;
+    if (!c->loaded || rep->type == REDIS_REPLY_ERROR) {
+        conn_fail_soon(c);
+        return;
+    }
+    int present = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    grace_or_end(c, c->was_ready || !present);
+}
+
+static void on_marker(redisAsyncContext *ac, void *reply, void *priv)
+{
+    conn *c = priv;
+    redisReply *rep = reply;
+    if (rep == NULL || c->ac != ac || c->r->closing || c->state != C_UP || c->ready ||
+        c->phase != P_MARKING)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR || c->sync_err || !c->loaded) {
+        conn_fail_soon(c);
+        return;
+    }
+    c->ready = 1;
+    c->was_ready = 1;
+    c->attempts = 0;
+    timer_in(c, c->r->probe_ms);
+    calls_flush(c, 1);
+    if (c->r->cluster)
+        refresh_maybe(c->r);
+}
+
+/* EXISTS MARKER every probe_ms while ready (standalone): 0 means Redis lost
+ * its data (restarted without persistence behind a kept connection,
+ * FLUSHALL): sync again. */
+static void on_audit(redisAsyncContext *ac, void *reply, void *priv)
+{
+    conn *c = priv;
+    redisReply *rep = reply;
+    if (rep == NULL || c->ac != ac || c->r->closing)
+        return;
+    c->audit_pending = 0;
+    if (c->resync && c->ready) {
+        c->resync = 0;
+        restore_all(c);
+    }
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && c->ready)
+        sync_begin(c);
+}
+
+static void audit(conn *c)
+{
+    if (!c->r->cluster && !c->audit_pending &&
+        redisAsyncCommand(c->ac, on_audit, c, "EXISTS %s", MARKER) == REDIS_OK)
+        c->audit_pending = 1;
+    timer_in(c, c->r->probe_ms);
+}
+
+/* ---- connections (continued) ----------------------------------------- */
+
 static void on_connect(const redisAsyncContext *cac, int status)
 {
     conn *c = cac->data;
@@ -286,17 +564,27 @@ static void on_connect(const redisAsyncContext *cac, int status)
     evtimer_del(c->timer);
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback: forget it only */
-        c->ac = NULL;
-        c->state = C_DOWN;
-        c->loaded = 0;
-        conn_backoff(c);
+        conn_lost(c, 0);
+        conn_retry(c);
         return;
     }
     c->state = C_UP;
-    c->attempts = 0;
     c->last_us = now_us();
     redisEnableKeepAlive((redisContext *)&cac->c);
+    sync_begin(c);
     refresh_maybe(c->r);
+}
+
+static void conn_lost(conn *c, int before_ready)
+{
+    c->ac = NULL;
+    c->state = C_DOWN;
+    c->loaded = 0;
+    c->ready = 0;
+    c->audit_pending = 0;
+    if (before_ready)
+        c->attempts++;
+    calls_flush(c, 0);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -306,12 +594,10 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     if (c == NULL || c->ac != cac)
         return; /* a context we freed on purpose */
     gw_redis *r = c->r;
-    c->ac = NULL;
-    c->state = C_DOWN;
-    c->loaded = 0;
+    conn_lost(c, c->state == C_UP && !c->ready);
     if (r->closing)
         return;
-    conn_backoff(c);
+    conn_retry(c);
     if (r->cluster) {
         r->need_refresh = 1;
         refresh_maybe(r);
@@ -323,11 +609,9 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 static void conn_drop(conn *c)
 {
     redisAsyncContext *ac = c->ac;
-    c->ac = NULL;
-    c->state = C_DOWN;
-    c->loaded = 0;
+    conn_lost(c, c->state == C_UP && !c->ready);
     redisAsyncFree(ac);
-    conn_backoff(c);
+    conn_retry(c);
     if (c->r->cluster) {
         c->r->need_refresh = 1;
         refresh_maybe(c->r);
@@ -340,10 +624,19 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     conn *c = arg;
     if (c->state == C_CONNECTING && c->ac != NULL) {
-        conn_drop(c); /* connect timeout */
+        conn_drop(c); /* connect timeout, or a sync that failed */
     } else if (c->state == C_DOWN) {
         c->r->st.reconnects++;
         conn_connect(c);
+    } else if (c->state == C_UP && c->ac != NULL && !c->ready && c->phase == P_GRACE) {
+        sync_end(c);
+    } else if (c->state == C_UP && c->ac != NULL && !c->ready) {
+        /* no answer to the load or the marker for stall_us: a silent peer
+         * (paused, gone without a RST): dropped, probed again */
+        c->state = C_CONNECTING;
+        conn_drop(c);
+    } else if (c->state == C_UP && c->ac != NULL) {
+        audit(c);
     }
 }
 
@@ -352,12 +645,12 @@ static void conn_connect(conn *c)
     gw_redis *r = c->r;
     redisAsyncContext *ac = redisAsyncConnect(c->host, (int)c->port);
     if (ac == NULL) {
-        conn_backoff(c);
+        conn_retry(c);
         return;
     }
     if (ac->err != 0 || redisLibeventAttach(ac, r->base) != REDIS_OK) {
         redisAsyncFree(ac);
-        conn_backoff(c);
+        conn_retry(c);
         return;
     }
     ac->data = c;
@@ -366,10 +659,13 @@ static void conn_connect(conn *c)
     c->ac = ac;
     c->state = C_CONNECTING;
     c->loaded = 0;
+    c->ready = 0;
     /* first on the wire: no FCALL can precede the function's load */
     load_function(c);
-    struct timeval tv = ms_tv(r->connect_timeout_ms);
-    evtimer_add(c->timer, &tv);
+    redisAsyncCommand(ac, on_info, c, "INFO persistence");
+    if (!r->cluster)
+        redisAsyncCommand(ac, on_exists, c, "EXISTS %s", MARKER);
+    timer_in(c, r->connect_timeout_ms);
 }
 
 /* The connection to host:port, created (and connecting) when new. */
@@ -395,6 +691,7 @@ static conn *conn_get(gw_redis *r, const char *host, unsigned port)
     strcpy(c->host, host);
     c->port = port;
     c->state = C_DOWN;
+    c->aof = -1;
     c->timer = evtimer_new(r->base, on_conn_timer, c);
     if (c->timer == NULL) {
         free(c);
@@ -552,16 +849,35 @@ static const char *call_send(gw_redis_call *k, conn *c, int asking)
     gw_redis *r = k->r;
     if (c == NULL || c->state == C_DOWN || c->ac == NULL)
         return "redis.down";
+    if (!c->ready && (c->state == C_CONNECTING || (!c->was_ready && c->phase != P_GRACE))) {
+        k->wait_c = c; /* the first connection: sent once ready (calls_flush) */
+        return NULL;
+    }
+    if (c->state != C_UP || !c->ready)
+        return "redis.syncing"; /* writing back: no admission before the window is whole */
     if (c->inflight >= r->max_inflight)
         return "redis.busy";
     char lim[24], win[24];
     snprintf(lim, sizeof(lim), "%u", k->limit);
     snprintf(win, sizeof(win), "%llu", (unsigned long long)k->window_ms);
-    const char *argv[] = {"FCALL", "opale_quota", "1", k->key, lim, win, k->member};
-    const size_t lens[] = {5, 11, 1, k->keylen, strlen(lim), strlen(win), strlen(k->member)};
+    /* standalone: KEYS[2] is the marker, checked by the function */
+    const char *argv[] = {"FCALL", "opale_quota", r->cluster ? "1" : "2", k->key, MARKER, lim,
+                          win,     k->member};
+    const size_t lens[] = {
+        5, 11, 1, k->keylen, sizeof(MARKER) - 1, strlen(lim), strlen(win), strlen(k->member)};
+    int skip = r->cluster ? 1 : 0; /* cluster: no marker argument */
+    const char *av[8];
+    size_t al[8];
+    int n = 0;
+    for (int i = 0; i < 8; i++) {
+        if (skip && i == 4)
+            continue;
+        av[n] = argv[i];
+        al[n++] = lens[i];
+    }
     if (asking && redisAsyncCommand(c->ac, NULL, NULL, "ASKING") != REDIS_OK)
         return "redis.down";
-    if (redisAsyncCommandArgv(c->ac, on_fcall, k, 7, argv, lens) != REDIS_OK)
+    if (redisAsyncCommandArgv(c->ac, on_fcall, k, n, av, al) != REDIS_OK)
         return "redis.down";
     write_soon(c);
     k->c = c;
@@ -571,6 +887,24 @@ static const char *call_send(gw_redis_call *k, conn *c, int asking)
         c->last_us = k->sent_us; /* waiting for replies from now on */
     r->st.commands++;
     return NULL;
+}
+
+/* The calls queued on <c> (never ready before): sent now that it is ready,
+ * or failed (redis.down) when it is lost. Failures are reported from their
+ * own 0-timeout event: no callback runs inside this loop. */
+static void calls_flush(conn *c, int ready)
+{
+    gw_redis_call *k = c->r->calls;
+    while (k != NULL && k->next != NULL)
+        k = k->next;
+    for (; k != NULL; k = k->prev) { /* oldest first: the order of the calls */
+        if (k->wait_c != c || k->done)
+            continue;
+        k->wait_c = NULL;
+        const char *why = ready ? call_send(k, c, 0) : "redis.down";
+        if (why != NULL)
+            call_fail_async(k, why);
+    }
 }
 
 static void on_call_timer(evutil_socket_t fd, short what, void *arg)
@@ -585,6 +919,8 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
     gw_redis *r = k->r;
     conn *c = k->on_wire ? k->c : NULL;
     r->st.timeouts++;
+    if (c != NULL)
+        c->resync = 1;             /* a local decision may follow: write back at the next reply */
     call_fail(k, "redis.timeout"); /* stays alive while on the wire */
     /* <k> may be freed below: not touched again */
     if (c != NULL && c->state == C_UP && c->ac != NULL && now_us() - c->last_us > r->stall_us)
@@ -649,6 +985,12 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     c->last_us = t;
     r->st.replies++;
     r->st.latency_us_sum += t - k->sent_us;
+    if (c->resync && c->ready && c->ac == ac) {
+        /* Redis answers again after timeouts (paused, slow): the local
+         * decisions taken meanwhile go back before the next FCALL */
+        c->resync = 0;
+        restore_all(c);
+    }
     if (k->done) {
         call_maybe_free(k); /* a late reply after a timeout or a cancel */
         return;
@@ -669,8 +1011,18 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
         call_fail(k, "redis.error");
         return;
     }
+    if (rep->element[0]->integer < 0) {
+        /* the marker is gone: Redis lost its data (restart without
+         * persistence, FLUSHALL): nothing admitted; sync first */
+        if (c->ready && c->ac == ac)
+            sync_begin(c);
+        call_fail(k, "redis.syncing");
+        return;
+    }
     gw_redis_reply out = {1, NULL, rep->element[0]->integer != 0,
                           (unsigned)rep->element[1]->integer, (uint64_t)rep->element[2]->integer};
+    if (out.admitted && r->own != NULL)
+        gw_ownlog_record(r->own, k->key, k->limit, t / 1000u, k->member);
     call_finish(k, &out);
 }
 
@@ -687,6 +1039,9 @@ static conn *route(gw_redis *r, const char *key, size_t len)
         return c;
     }
     /* no map yet: any node answers, or redirects with MOVED */
+    for (size_t i = 0; i < r->nconns; i++)
+        if (r->conns[i]->state == C_UP && r->conns[i]->ready)
+            return r->conns[i];
     for (size_t i = 0; i < r->nconns; i++)
         if (r->conns[i]->state == C_UP)
             return r->conns[i];
@@ -767,6 +1122,8 @@ gw_redis *gw_redis_new(struct event_base *base, const gw_redis_conf *cf)
     r->max_inflight = cf->max_inflight ? cf->max_inflight : 1024;
     r->backoff_min_ms = cf->backoff_min_ms ? cf->backoff_min_ms : 100;
     r->backoff_max_ms = cf->backoff_max_ms ? cf->backoff_max_ms : 5000;
+    r->probe_ms = cf->probe_ms ? cf->probe_ms : 100;
+    r->own = cf->own;
     if (r->backoff_max_ms < r->backoff_min_ms)
         r->backoff_max_ms = r->backoff_min_ms;
     r->stall_us =
@@ -830,13 +1187,19 @@ void gw_redis_get_stats(const gw_redis *r, gw_redis_stats *st)
 {
     *st = r->st;
     st->up = 0;
+    st->persistence = 1;
+    for (size_t i = 0; i < r->nconns; i++) {
+        int a = r->conns[i]->aof;
+        if (a < st->persistence)
+            st->persistence = a;
+    }
     if (!r->cluster) {
-        st->up = r->conns[0]->state == C_UP && r->conns[0]->loaded;
+        st->up = r->conns[0]->state == C_UP && r->conns[0]->loaded && r->conns[0]->ready;
         return;
     }
     for (unsigned s = 0; s < NSLOTS; s++) {
         const conn *c = r->slots[s];
-        if (c == NULL || c->state != C_UP || !c->loaded)
+        if (c == NULL || c->state != C_UP || !c->loaded || !c->ready)
             return;
     }
     st->up = 1;

@@ -14,6 +14,15 @@
  * An entry at time t leaves the window at t + window (same boundary as the
  * in-memory log, gateway/quota/memlog.c).
  *
+ * Write-back: every (re)connection, and every sign that Redis lost its data
+ * (the marker key opale:q:live gone: a restart without persistence, FLUSHALL),
+ * starts a sync: the instance's own admissions of the window (conf.own) are
+ * written back with their ages (function "opale_restore", idempotent by
+ * member), the connection answers no FCALL for a grace of 3 x probe_ms (so
+ * that every other gateway writes its own back too), then writes them back
+ * again, sets the marker and is ready. A reply after timeouts writes them
+ * back once more (a paused Redis). See docs/quotas.md.
+ *
  * Contract: gw_redis_quota() never invokes its callback synchronously; the
  * callback runs exactly once unless the call was cancelled first
  * (gw_redis_cancel: the callback will never run, a late reply is ignored
@@ -28,6 +37,8 @@
 
 #include <event2/event.h>
 
+struct gw_ownlog;
+
 typedef struct gw_redis_conf {
     char **nodes;                /* "host:port" (numeric IPv4/IPv6, "[::1]:6379") */
     size_t nnodes;               /* standalone: 1; cluster: the seed nodes */
@@ -37,6 +48,9 @@ typedef struct gw_redis_conf {
     unsigned max_inflight;       /* commands waiting for a reply per connection, default 1024 */
     unsigned backoff_min_ms;     /* reconnect backoff with jitter, default 100 */
     unsigned backoff_max_ms;     /* default 5000 */
+    unsigned probe_ms;           /* connect attempts while down, audits while up, default 100;
+                                    the sync grace after a (re)connection is 3 x probe_ms */
+    struct gw_ownlog *own;       /* this instance's admissions (written back), NULL: none */
 } gw_redis_conf;
 
 typedef struct gw_redis gw_redis;
@@ -55,7 +69,10 @@ typedef struct gw_redis_call gw_redis_call;
 typedef struct gw_redis_stats {
     uint64_t commands, replies, timeouts, errors, reconnects, moved, ask;
     uint64_t latency_us_sum; /* of replied commands */
+    uint64_t syncs;          /* write-back rounds started (reconnection, lost data) */
+    uint64_t restored;       /* own admissions sent back to Redis */
     int up;                  /* 1 when every needed connection is ready */
+    int persistence;         /* -1 unknown, 0 appendonly no, 1 appendonly yes (every node) */
 } gw_redis_stats;
 
 /* Create the client and start connecting (asynchronously). NULL on OOM or a

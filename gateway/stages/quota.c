@@ -55,12 +55,12 @@ static gw_verdict store_failed(gw_access *a, const char *key, unsigned limit)
         headers(a, limit, limit, 0);
         return GW_STAGE_NEXT;
     }
-    /* local: this instance's share of the limit, exact in process */
+    /* local: this instance's share of the limit, counting every admission
+     * it made in the window (through Redis too); recorded, and written back
+     * to Redis when it answers again (quota/redis.c) */
     unsigned share = (limit + q->instances - 1) / q->instances;
     gw_memlog_result r;
-    char lkey[96];
-    snprintf(lkey, sizeof(lkey), "local:%s", key);
-    gw_memlog_admit(q->mem, lkey, share, q->window_ms, a->now_ms ? a->now_ms : gw_now_ms(), &r);
+    gw_ownlog_admit(q->own, key, limit, share, gw_now_ms(), a->request_id, &r);
     if (!r.admitted)
         return refuse(a, share, r.reset_ms);
     headers(a, share, r.remaining, r.reset_ms);
@@ -95,7 +95,7 @@ static void redis_done(void *arg, const gw_redis_reply *rep)
         a->quota_store = "redis";
         uint64_t now = gw_now_ms();
         if (a->deny_cache != NULL)
-            gw_deny_cache_put(a->deny_cache, w->key, now + rep->reset_ms);
+            gw_deny_cache_put(a->deny_cache, w->key, w->limit, now + rep->reset_ms);
         v = refuse(a, w->limit, rep->reset_ms);
     } else {
         a->quota_store = "redis";
@@ -129,7 +129,7 @@ static gw_verdict run(gw_access *a)
     uint64_t now = a->now_ms ? a->now_ms : gw_now_ms();
     a->quota_store = q->kind == GW_QSTORE_REDIS ? "redis" : "memory";
     uint64_t until = 0;
-    if (a->deny_cache != NULL && gw_deny_cache_get(a->deny_cache, key, now, &until)) {
+    if (a->deny_cache != NULL && gw_deny_cache_get(a->deny_cache, key, limit, now, &until)) {
         a->quota_deny_cached = 1;
         return refuse(a, limit, until - now);
     }
@@ -152,7 +152,7 @@ static gw_verdict run(gw_access *a)
     gw_memlog_admit(q->mem, key, limit, q->window_ms, now, &r);
     if (!r.admitted) {
         if (a->deny_cache != NULL)
-            gw_deny_cache_put(a->deny_cache, key, now + r.reset_ms);
+            gw_deny_cache_put(a->deny_cache, key, limit, now + r.reset_ms);
         return refuse(a, limit, r.reset_ms);
     }
     headers(a, limit, r.remaining, r.reset_ms);

@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "quota/ownlog.h"
 #include "quota/redis.h"
 
 /* ---- helpers -------------------------------------------------------- */
@@ -813,8 +814,9 @@ START_TEST(standalone_paused_long_reconnects)
         ck_assert(!x.rep.ok);
         if (strcmp(x.rep.reason, "redis.timeout") == 0)
             timeouts++;
-        else if (strcmp(x.rep.reason, "redis.down") == 0)
-            downs++;
+        else if (strcmp(x.rep.reason, "redis.down") == 0 ||
+                 strcmp(x.rep.reason, "redis.syncing") == 0)
+            downs++; /* reconnecting: connecting, or waiting for the load */
         else
             ck_abort_msg("unexpected %s", x.rep.reason);
     }
@@ -890,7 +892,10 @@ START_TEST(standalone_down_then_restarted)
         ok = call1(&l, r, "opale:q:{down}", 5, 60000, "c");
         if (ok.rep.ok)
             break;
-        ck_assert_str_eq(ok.rep.reason, "redis.down");
+        /* down, then syncing (the grace after a reconnection) */
+        ck_assert_msg(strcmp(ok.rep.reason, "redis.down") == 0 ||
+                          strcmp(ok.rep.reason, "redis.syncing") == 0,
+                      "unexpected %s", ok.rep.reason);
         run_for(&l, 20);
     }
     ck_assert_msg(ok.rep.ok, "not back within 3 s: %s", ok.rep.reason);
@@ -902,6 +907,125 @@ START_TEST(standalone_down_then_restarted)
     fprintf(stderr, "test_redis: back %llu ms after the restart (%llu reconnection attempts)\n",
             (unsigned long long)(now_ms() - t2), (unsigned long long)stats(r).reconnects);
     gw_redis_free(r);
+    loop_done(&l);
+    srv_stop(&s);
+}
+END_TEST
+
+/* Write-back (issue 13): the client's own admissions of the window (its
+ * ownlog: admitted by Redis, or locally while Redis was down) go back to a
+ * Redis restarted empty, with their scores (server time of admission, to
+ * within a round trip), exactly once each, before any new admission. */
+START_TEST(standalone_writeback_after_restart)
+{
+    srv s = {0};
+    loop l;
+    srv_start(&s);
+    loop_init(&l);
+    gw_ownlog *own = gw_ownlog_new(60000);
+    gw_redis_conf c = {.backoff_min_ms = 50, .probe_ms = 50, .own = own};
+    gw_redis *r = client(&l, s.port, &c);
+    WAIT(&l, is_up(r), 3000);
+    ck_assert(is_up(r));
+    ck_assert_int_eq(rint_(s.port, "EXISTS opale:q:live"), 1); /* the marker */
+    const char *key = "opale:q:{wb}";
+    long long sc[3];
+    for (int i = 0; i < 3; i++) {
+        char m[8];
+        snprintf(m, sizeof(m), "a%d", i);
+        rec x = call1(&l, r, key, 5, 60000, m);
+        ck_assert(x.rep.ok && x.rep.admitted);
+        sc[i] = rint_(s.port, "ZSCORE %s %s", key, m);
+        ck_assert_int_gt(sc[i], 0);
+    }
+    ck_assert_uint_eq(gw_ownlog_count(own, key, now_ms()), 3);
+    srv_kill(&s);
+    WAIT(&l, !is_up(r), 2000);
+    ck_assert(!is_up(r));
+    /* a local decision while Redis is down (what the stage's local mode does) */
+    gw_memlog_result lr;
+    gw_ownlog_admit(own, key, 5, 5, now_ms(), "local1", &lr);
+    ck_assert(lr.admitted);
+    run_for(&l, 200);
+    srv_start(&s); /* same port, empty: no key, no marker, no function */
+    ck_assert_int_eq(rint_(s.port, "EXISTS %s", key), 0);
+    uint64_t t0 = now_ms();
+    WAIT(&l, is_up(r), 3000);
+    ck_assert(is_up(r));
+    uint64_t back = now_ms() - t0;
+    /* whole again: the three admissions with their scores, the local one */
+    ck_assert_int_eq(rint_(s.port, "ZCARD %s", key), 4);
+    for (int i = 0; i < 3; i++) {
+        long long v = rint_(s.port, "ZSCORE %s a%d", key, i);
+        ck_assert_int_ge(v, sc[i]);
+        ck_assert_int_le(v, sc[i] + 100); /* reply time on the client: at most later */
+    }
+    ck_assert_int_ge(rint_(s.port, "ZSCORE %s local1", key), 0);
+    ck_assert_int_eq(rint_(s.port, "EXISTS opale:q:live"), 1);
+    ck_assert_int_gt(rint_(s.port, "PTTL %s", key), 59000);
+    gw_redis_stats st = stats(r);
+    ck_assert_uint_ge(st.restored, 8); /* at the reconnection and after the grace */
+    ck_assert_uint_ge(st.syncs, 2);
+    /* the next admission sees the four: one slot left */
+    rec y = call1(&l, r, key, 5, 60000, "after");
+    ck_assert(y.rep.ok && y.rep.admitted);
+    ck_assert_uint_eq(y.rep.remaining, 0);
+    rec z = call1(&l, r, key, 5, 60000, "refused");
+    ck_assert(z.rep.ok && !z.rep.admitted);
+    /* 3 x probe_ms of grace + the probe + the load: well under a second */
+    ck_assert_uint_lt(back, 1000);
+    fprintf(stderr, "test_redis: write-back: up %llu ms after the restart (probe 50 ms)\n",
+            (unsigned long long)back);
+    gw_redis_free(r);
+    gw_ownlog_free(own);
+    loop_done(&l);
+    srv_stop(&s);
+}
+END_TEST
+
+/* FLUSHALL under a live connection: the marker is gone, so the next FCALL
+ * admits nothing (redis.syncing) and the client writes its admissions back
+ * before admitting again; never an admission counted from an empty key. */
+START_TEST(standalone_writeback_after_flushall)
+{
+    srv s = {0};
+    loop l;
+    srv_start(&s);
+    loop_init(&l);
+    gw_ownlog *own = gw_ownlog_new(60000);
+    gw_redis_conf c = {.probe_ms = 50, .own = own};
+    gw_redis *r = client(&l, s.port, &c);
+    WAIT(&l, is_up(r), 3000);
+    const char *key = "opale:q:{fl}";
+    for (int i = 0; i < 2; i++) {
+        char m[8];
+        snprintf(m, sizeof(m), "f%d", i);
+        rec x = call1(&l, r, key, 4, 60000, m);
+        ck_assert(x.rep.ok && x.rep.admitted);
+    }
+    redisReply *fl = rcmd_(s.port, "FLUSHALL");
+    ck_assert(fl != NULL && fl->type == REDIS_REPLY_STATUS && strcmp(fl->str, "OK") == 0);
+    freeReplyObject(fl);
+    int syncing = 0;
+    rec ok = {0};
+    uint64_t t0 = now_ms();
+    while (now_ms() < t0 + 3000) {
+        ok = call1(&l, r, key, 4, 60000, "g");
+        if (ok.rep.ok)
+            break;
+        ck_assert_str_eq(ok.rep.reason, "redis.syncing");
+        syncing++;
+        run_for(&l, 10);
+    }
+    ck_assert(ok.rep.ok && ok.rep.admitted);
+    ck_assert_uint_eq(ok.rep.remaining, 1); /* f0, f1, g of 4 */
+    ck_assert_int_ge(syncing, 1);
+    ck_assert_int_eq(rint_(s.port, "ZCARD %s", key), 3);
+    ck_assert_int_ge(rint_(s.port, "ZSCORE %s f0", key), 0);
+    fprintf(stderr, "test_redis: FLUSHALL: %d calls refused while syncing, whole %llu ms later\n",
+            syncing, (unsigned long long)(now_ms() - t0));
+    gw_redis_free(r);
+    gw_ownlog_free(own);
     loop_done(&l);
     srv_stop(&s);
 }
@@ -1468,6 +1592,8 @@ int main(void)
         tcase_add_test(t, standalone_timeout_then_late_reply);
         tcase_add_test(t, standalone_paused_long_reconnects);
         tcase_add_test(t, standalone_down_then_restarted);
+        tcase_add_test(t, standalone_writeback_after_restart);
+        tcase_add_test(t, standalone_writeback_after_flushall);
         tcase_add_test(t, standalone_cancel);
         tcase_add_test(t, standalone_max_inflight_busy);
         tcase_add_test(t, standalone_nothing_listens);

@@ -1,0 +1,237 @@
+#include "quota/ownlog.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STRIPES 16
+#define BUCKETS 256
+#define KEY_MAX 160
+
+typedef struct oent {
+    uint64_t t;
+    char member[GW_OWNLOG_MEMBER];
+} oent;
+
+typedef struct okey {
+    struct okey *next;
+    char key[KEY_MAX];
+    oent *ring; /* oldest at head */
+    unsigned cap, head, count;
+} okey;
+
+typedef struct ostripe {
+    pthread_mutex_t lock;
+    okey *b[BUCKETS];
+} ostripe;
+
+struct gw_ownlog {
+    uint64_t window_ms;
+    ostripe s[STRIPES];
+};
+
+static uint64_t hash(const char *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *k; k++) {
+        h ^= (unsigned char)*k;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+gw_ownlog *gw_ownlog_new(uint64_t window_ms)
+{
+    gw_ownlog *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    o->window_ms = window_ms;
+    for (size_t i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&o->s[i].lock, NULL);
+    return o;
+}
+
+void gw_ownlog_free(gw_ownlog *o)
+{
+    if (o == NULL)
+        return;
+    for (size_t i = 0; i < STRIPES; i++) {
+        for (size_t j = 0; j < BUCKETS; j++) {
+            okey *k = o->s[i].b[j];
+            while (k != NULL) {
+                okey *n = k->next;
+                free(k->ring);
+                free(k);
+                k = n;
+            }
+        }
+        pthread_mutex_destroy(&o->s[i].lock);
+    }
+    free(o);
+}
+
+uint64_t gw_ownlog_window(const gw_ownlog *o)
+{
+    return o->window_ms;
+}
+
+/* The key's log, sized for <limit> (created or resized keeping the newest
+ * entries); NULL on OOM or an oversized key. Under the stripe lock. */
+static okey *get(ostripe *st, uint64_t h, const char *key, unsigned limit)
+{
+    okey **head = &st->b[(h / STRIPES) % BUCKETS];
+    okey *k = *head;
+    while (k != NULL && strcmp(k->key, key) != 0)
+        k = k->next;
+    if (k == NULL) {
+        if (strlen(key) >= KEY_MAX || (k = calloc(1, sizeof(*k))) == NULL)
+            return NULL;
+        strcpy(k->key, key);
+        k->next = *head;
+        *head = k;
+    }
+    if (limit == 0)
+        return NULL;
+    if (k->cap != limit) {
+        oent *r = malloc(sizeof(oent) * limit);
+        if (r == NULL)
+            return NULL;
+        unsigned keep = k->count < limit ? k->count : limit;
+        for (unsigned i = 0; i < keep; i++)
+            r[i] = k->ring[(k->head + k->count - keep + i) % k->cap];
+        free(k->ring);
+        k->ring = r;
+        k->cap = limit;
+        k->head = 0;
+        k->count = keep;
+    }
+    return k;
+}
+
+static okey *find(ostripe *st, uint64_t h, const char *key)
+{
+    okey *k = st->b[(h / STRIPES) % BUCKETS];
+    while (k != NULL && strcmp(k->key, key) != 0)
+        k = k->next;
+    return k;
+}
+
+static void prune(okey *k, uint64_t window_ms, uint64_t now_ms)
+{
+    while (k->count > 0 && k->ring[k->head].t + window_ms <= now_ms) {
+        k->head = (k->head + 1) % k->cap;
+        k->count--;
+    }
+}
+
+static void push(okey *k, uint64_t now_ms, const char *member)
+{
+    if (k->count == k->cap) {
+        k->head = (k->head + 1) % k->cap;
+        k->count--;
+    }
+    oent *e = &k->ring[(k->head + k->count) % k->cap];
+    e->t = now_ms;
+    size_t n = strlen(member);
+    if (n >= GW_OWNLOG_MEMBER)
+        n = GW_OWNLOG_MEMBER - 1;
+    memcpy(e->member, member, n);
+    e->member[n] = '\0';
+    k->count++;
+}
+
+void gw_ownlog_record(gw_ownlog *o, const char *key, unsigned limit, uint64_t now_ms,
+                      const char *member)
+{
+    uint64_t h = hash(key);
+    ostripe *st = &o->s[h % STRIPES];
+    pthread_mutex_lock(&st->lock);
+    okey *k = get(st, h, key, limit);
+    if (k != NULL) {
+        prune(k, o->window_ms, now_ms);
+        push(k, now_ms, member);
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+void gw_ownlog_admit(gw_ownlog *o, const char *key, unsigned limit, unsigned share, uint64_t now_ms,
+                     const char *member, gw_memlog_result *out)
+{
+    uint64_t h = hash(key);
+    ostripe *st = &o->s[h % STRIPES];
+    memset(out, 0, sizeof(*out));
+    if (share > limit)
+        share = limit;
+    pthread_mutex_lock(&st->lock);
+    okey *k = get(st, h, key, limit);
+    if (k == NULL || share == 0) {
+        /* no memory for the log: refuse rather than admit without a count */
+        out->reset_ms = o->window_ms;
+        pthread_mutex_unlock(&st->lock);
+        return;
+    }
+    prune(k, o->window_ms, now_ms);
+    if (k->count < share) {
+        push(k, now_ms, member);
+        out->admitted = 1;
+        out->remaining = share - k->count;
+        out->reset_ms = k->ring[k->head].t + o->window_ms - now_ms;
+    } else {
+        /* the slot frees when the (count - share + 1)-th oldest leaves */
+        unsigned idx = (k->head + k->count - share) % k->cap;
+        out->reset_ms = k->ring[idx].t + o->window_ms - now_ms;
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+unsigned gw_ownlog_count(gw_ownlog *o, const char *key, uint64_t now_ms)
+{
+    uint64_t h = hash(key);
+    ostripe *st = &o->s[h % STRIPES];
+    pthread_mutex_lock(&st->lock);
+    okey *k = find(st, h, key);
+    unsigned n = 0;
+    if (k != NULL && k->cap > 0) {
+        prune(k, o->window_ms, now_ms);
+        n = k->count;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return n;
+}
+
+size_t gw_ownlog_each(gw_ownlog *o, uint64_t now_ms, gw_ownlog_fn fn, void *arg)
+{
+    size_t total = 0;
+    gw_ownlog_entry *buf = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < STRIPES; i++) {
+        ostripe *st = &o->s[i];
+        pthread_mutex_lock(&st->lock);
+        for (size_t j = 0; j < BUCKETS; j++) {
+            for (okey *k = st->b[j]; k != NULL; k = k->next) {
+                if (k->cap == 0)
+                    continue;
+                prune(k, o->window_ms, now_ms);
+                if (k->count == 0)
+                    continue;
+                if (k->count > cap) {
+                    gw_ownlog_entry *nb = realloc(buf, sizeof(*nb) * k->count);
+                    if (nb == NULL)
+                        continue;
+                    buf = nb;
+                    cap = k->count;
+                }
+                for (unsigned m = 0; m < k->count; m++) {
+                    const oent *e = &k->ring[(k->head + m) % k->cap];
+                    memcpy(buf[m].member, e->member, GW_OWNLOG_MEMBER);
+                    buf[m].age_ms = now_ms > e->t ? now_ms - e->t : 0;
+                }
+                fn(arg, k->key, buf, k->count);
+                total += k->count;
+            }
+        }
+        pthread_mutex_unlock(&st->lock);
+    }
+    free(buf);
+    return total;
+}
