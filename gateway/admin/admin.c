@@ -683,18 +683,25 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
     json_decref(pol);
     gw_policy_set_unref(ps);
     gw_redis_stats rs;
-    const char *qstate = "memory";
-    if (gw_server_redis_stats(a->srv, &rs))
+    const char *qstate = "memory", *qwarn = NULL;
+    if (gw_server_redis_stats(a->srv, &rs)) {
         qstate = rs.up ? "redis" : "degraded";
+        /* a Redis restarted without its log forgets the window: exact only
+         * while every gateway that admitted lives to write it back
+         * (docs/quotas.md) */
+        if (rs.persistence == 0 && gw_server_quota_on_failure_relies(a->srv))
+            qwarn = "redis without persistence (appendonly no)";
+    }
     gw_stats *st = gw_server_stats(a->srv);
     if (atomic_load_explicit(&st->quota_store_degraded, memory_order_relaxed))
         qstate = "degraded";
-    evbuffer_add_printf(b,
-                        "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,"
-                        "\"quota_store\":\"%s\",\"policies\":%s}\n",
-                        ready ? "true" : "false",
-                        gw_server_ready(a->srv) ? "\"up\"" : "\"draining\"",
-                        (unsigned long long)js.queued, qstate, pols != NULL ? pols : "null");
+    evbuffer_add_printf(
+        b,
+        "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,"
+        "\"quota_store\":\"%s\"%s%s%s,\"policies\":%s}\n",
+        ready ? "true" : "false", gw_server_ready(a->srv) ? "\"up\"" : "\"draining\"",
+        (unsigned long long)js.queued, qstate, qwarn ? ",\"quota_store_warning\":\"" : "",
+        qwarn ? qwarn : "", qwarn ? "\"" : "", pols != NULL ? pols : "null");
     free(pols);
     reply(req, ready ? 200 : 503, "application/json", b);
     evbuffer_free(b);

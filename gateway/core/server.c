@@ -821,6 +821,7 @@ int gw_server_redis_stats(gw_server *s, gw_redis_stats *out)
     if (s->quota == NULL || s->quota->kind != GW_QSTORE_REDIS)
         return 0;
     out->up = 1;
+    out->persistence = 1;
     for (unsigned i = 0; i < s->nworkers; i++) {
         gw_redis_stats st;
         if (s->workers[i].redis == NULL)
@@ -836,9 +837,19 @@ int gw_server_redis_stats(gw_server *s, gw_redis_stats *out)
         out->moved += st.moved;
         out->ask += st.ask;
         out->latency_us_sum += st.latency_us_sum;
+        out->syncs += st.syncs;
+        out->restored += st.restored;
         out->up = out->up && st.up;
+        if (st.persistence < out->persistence)
+            out->persistence = st.persistence;
     }
     return 1;
+}
+
+int gw_server_quota_on_failure_relies(gw_server *s)
+{
+    return s->quota != NULL && s->quota->kind == GW_QSTORE_REDIS &&
+           s->quota->on_failure != GW_QFAIL_ALLOW;
 }
 
 gw_stats *gw_server_stats(gw_server *s)

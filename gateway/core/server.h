@@ -148,6 +148,9 @@ gw_suspensions *gw_server_suspensions(gw_server *s);
 
 /* Sum of the workers' Redis client figures (quota store); 0 when memory. */
 int gw_server_redis_stats(gw_server *s, gw_redis_stats *out);
+/* 1 when the quota mode counts on Redis keeping its data (redis store,
+ * on_store_failure local or deny): /readyz warns if it has no AOF. */
+int gw_server_quota_on_failure_relies(gw_server *s);
 
 gw_stats *gw_server_stats(gw_server *s);
 const gw_conf *gw_server_conf(const gw_server *s);
