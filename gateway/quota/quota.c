@@ -142,6 +142,7 @@ gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
     q->mem = gw_memlog_new();
     q->own = gw_ownlog_new(q->window_ms);
     q->redis.own = q->own;
+    q->redis.sync_after_timeouts = q->on_failure == GW_QFAIL_LOCAL;
     if (q->mem == NULL || q->own == NULL)
         e(errs, c, "quota", "out of memory");
     if (errs->n + errs->dropped > before) {

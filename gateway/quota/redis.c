@@ -137,6 +137,7 @@ struct gw_redis {
     int cluster;
     unsigned timeout_ms, connect_timeout_ms, max_inflight, backoff_min_ms, backoff_max_ms;
     unsigned probe_ms;
+    int sync_after_timeouts;
     gw_ownlog *own;
     conn **conns;
     size_t nconns, capconns;
@@ -528,6 +529,20 @@ static void on_marker(redisAsyncContext *ac, void *reply, void *priv)
         refresh_maybe(c->r);
 }
 
+/* Redis answers again after timeouts (paused, slow): the local decisions
+ * taken meanwhile go back before the next FCALL. With the local fallback
+ * the connection stopped deciding at the timeout (not ready, see
+ * on_call_timer): a full sync, so that the other gateways' local decisions
+ * of the pause go back too before anyone admits. */
+static void resync(conn *c)
+{
+    c->resync = 0;
+    if (c->ready)
+        restore_all(c);
+    else if (c->r->sync_after_timeouts && c->phase == P_LOADING && c->loaded)
+        sync_begin(c);
+}
+
 /* EXISTS MARKER every probe_ms while ready (standalone): 0 means Redis lost
  * its data (restarted without persistence behind a kept connection,
  * FLUSHALL): sync again. */
@@ -538,10 +553,8 @@ static void on_audit(redisAsyncContext *ac, void *reply, void *priv)
     if (rep == NULL || c->ac != ac || c->r->closing)
         return;
     c->audit_pending = 0;
-    if (c->resync && c->ready) {
-        c->resync = 0;
-        restore_all(c);
-    }
+    if (c->resync && c->state == C_UP)
+        resync(c);
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && c->ready)
         sync_begin(c);
 }
@@ -582,6 +595,7 @@ static void conn_lost(conn *c, int before_ready)
     c->loaded = 0;
     c->ready = 0;
     c->audit_pending = 0;
+    c->resync = 0;
     if (before_ready)
         c->attempts++;
     calls_flush(c, 0);
@@ -919,8 +933,17 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
     gw_redis *r = k->r;
     conn *c = k->on_wire ? k->c : NULL;
     r->st.timeouts++;
-    if (c != NULL)
-        c->resync = 1;             /* a local decision may follow: write back at the next reply */
+    if (c != NULL) {
+        c->resync = 1; /* a local decision may follow: write back at the next reply */
+        if (r->sync_after_timeouts && c->ready && c->state == C_UP) {
+            /* and decide nothing more here until Redis answers and the
+             * write-back is done: an FCALL queued behind the pause would
+             * run before the other gateways' write-back */
+            c->ready = 0;
+            c->phase = P_LOADING;
+            timer_in(c, (unsigned)(r->stall_us / 1000u));
+        }
+    }
     call_fail(k, "redis.timeout"); /* stays alive while on the wire */
     /* <k> may be freed below: not touched again */
     if (c != NULL && c->state == C_UP && c->ac != NULL && now_us() - c->last_us > r->stall_us)
@@ -985,12 +1008,8 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     c->last_us = t;
     r->st.replies++;
     r->st.latency_us_sum += t - k->sent_us;
-    if (c->resync && c->ready && c->ac == ac) {
-        /* Redis answers again after timeouts (paused, slow): the local
-         * decisions taken meanwhile go back before the next FCALL */
-        c->resync = 0;
-        restore_all(c);
-    }
+    if (c->resync && c->state == C_UP && c->ac == ac)
+        resync(c);
     if (k->done) {
         call_maybe_free(k); /* a late reply after a timeout or a cancel */
         return;
@@ -1124,6 +1143,7 @@ gw_redis *gw_redis_new(struct event_base *base, const gw_redis_conf *cf)
     r->backoff_max_ms = cf->backoff_max_ms ? cf->backoff_max_ms : 5000;
     r->probe_ms = cf->probe_ms ? cf->probe_ms : 100;
     r->own = cf->own;
+    r->sync_after_timeouts = cf->sync_after_timeouts;
     if (r->backoff_max_ms < r->backoff_min_ms)
         r->backoff_max_ms = r->backoff_min_ms;
     r->stall_us =

@@ -21,7 +21,8 @@
  * member), the connection answers no FCALL for a grace of 3 x probe_ms (so
  * that every other gateway writes its own back too), then writes them back
  * again, sets the marker and is ready. A reply after timeouts writes them
- * back once more (a paused Redis). See docs/quotas.md.
+ * back once more (a paused Redis), with a full sync when
+ * conf.sync_after_timeouts. See docs/quotas.md.
  *
  * Contract: gw_redis_quota() never invokes its callback synchronously; the
  * callback runs exactly once unless the call was cancelled first
@@ -51,6 +52,8 @@ typedef struct gw_redis_conf {
     unsigned probe_ms;           /* connect attempts while down, audits while up, default 100;
                                     the sync grace after a (re)connection is 3 x probe_ms */
     struct gw_ownlog *own;       /* this instance's admissions (written back), NULL: none */
+    int sync_after_timeouts;     /* the first reply after timeouts starts a full sync (the
+                                    grace), not only a write-back: with the local fallback */
 } gw_redis_conf;
 
 typedef struct gw_redis gw_redis;
