@@ -863,8 +863,10 @@ static const char *call_send(gw_redis_call *k, conn *c, int asking)
     gw_redis *r = k->r;
     if (c == NULL || c->state == C_DOWN || c->ac == NULL)
         return "redis.down";
-    if (!c->ready && (c->state == C_CONNECTING || (!c->was_ready && c->phase != P_GRACE))) {
-        k->wait_c = c; /* the first connection: sent once ready (calls_flush) */
+    if (!c->ready && (c->state == C_CONNECTING || !c->was_ready)) {
+        /* the first connection (its grace included): sent once ready
+         * (calls_flush), or failed by the call's own timeout */
+        k->wait_c = c;
         return NULL;
     }
     if (c->state != C_UP || !c->ready)
