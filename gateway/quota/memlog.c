@@ -27,7 +27,7 @@ struct gw_memlog {
     stripe s[STRIPES];
 };
 
-static uint64_t fnv1a(const char *k)
+uint64_t gw_memlog_hash(const char *k)
 {
     uint64_t h = 1469598103934665603ull;
     for (; *k; k++) {
@@ -85,7 +85,7 @@ static void grow(stripe *st)
         entry *e = st->buckets[i];
         while (e != NULL) {
             entry *n = e->next;
-            size_t j = (fnv1a(e->key) / STRIPES) % nb;
+            size_t j = (gw_memlog_hash(e->key) / STRIPES) % nb;
             e->next = b[j];
             b[j] = e;
             e = n;
@@ -143,7 +143,7 @@ static int resize(entry *e, unsigned cap)
 void gw_memlog_admit(gw_memlog *m, const char *key, unsigned limit, uint64_t window_ms,
                      uint64_t now_ms, gw_memlog_result *out)
 {
-    uint64_t h = fnv1a(key);
+    uint64_t h = gw_memlog_hash(key);
     stripe *st = &m->s[h % STRIPES];
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&st->lock);
@@ -168,7 +168,7 @@ void gw_memlog_admit(gw_memlog *m, const char *key, unsigned limit, uint64_t win
 
 unsigned gw_memlog_count(gw_memlog *m, const char *key, uint64_t window_ms, uint64_t now_ms)
 {
-    uint64_t h = fnv1a(key);
+    uint64_t h = gw_memlog_hash(key);
     stripe *st = &m->s[h % STRIPES];
     pthread_mutex_lock(&st->lock);
     entry *e = find(st, key, h, 0);

@@ -20,6 +20,9 @@ typedef struct gw_memlog_result {
                            (when refused: the earliest a retry can pass) */
 } gw_memlog_result;
 
+/* FNV-1a of a NUL-terminated key (the quota stores' hash). */
+uint64_t gw_memlog_hash(const char *key);
+
 gw_memlog *gw_memlog_new(void);
 void gw_memlog_free(gw_memlog *m);
 

@@ -30,16 +30,6 @@ struct gw_ownlog {
     ostripe s[STRIPES];
 };
 
-static uint64_t hash(const char *k)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *k; k++) {
-        h ^= (unsigned char)*k;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 gw_ownlog *gw_ownlog_new(uint64_t window_ms)
 {
     gw_ownlog *o = calloc(1, sizeof(*o));
@@ -143,7 +133,7 @@ static void push(okey *k, uint64_t now_ms, const char *member)
 void gw_ownlog_record(gw_ownlog *o, const char *key, unsigned limit, uint64_t now_ms,
                       const char *member)
 {
-    uint64_t h = hash(key);
+    uint64_t h = gw_memlog_hash(key);
     ostripe *st = &o->s[h % STRIPES];
     pthread_mutex_lock(&st->lock);
     okey *k = get(st, h, key, limit);
@@ -157,7 +147,7 @@ void gw_ownlog_record(gw_ownlog *o, const char *key, unsigned limit, uint64_t no
 void gw_ownlog_admit(gw_ownlog *o, const char *key, unsigned limit, unsigned share, uint64_t now_ms,
                      const char *member, gw_memlog_result *out)
 {
-    uint64_t h = hash(key);
+    uint64_t h = gw_memlog_hash(key);
     ostripe *st = &o->s[h % STRIPES];
     memset(out, 0, sizeof(*out));
     if (share > limit)
@@ -186,7 +176,7 @@ void gw_ownlog_admit(gw_ownlog *o, const char *key, unsigned limit, unsigned sha
 
 unsigned gw_ownlog_count(gw_ownlog *o, const char *key, uint64_t now_ms)
 {
-    uint64_t h = hash(key);
+    uint64_t h = gw_memlog_hash(key);
     ostripe *st = &o->s[h % STRIPES];
     pthread_mutex_lock(&st->lock);
     okey *k = find(st, h, key);

@@ -179,16 +179,6 @@ struct gw_deny_cache {
     size_t cap; /* power of two */
 };
 
-static uint64_t fnv(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 gw_deny_cache *gw_deny_cache_new(size_t cap)
 {
     gw_deny_cache *d = calloc(1, sizeof(*d));
@@ -218,7 +208,7 @@ void gw_deny_cache_free(gw_deny_cache *d)
 int gw_deny_cache_get(gw_deny_cache *d, const char *key, unsigned limit, uint64_t now_ms,
                       uint64_t *until_ms)
 {
-    dslot *s = &d->slots[fnv(key) & (d->cap - 1)];
+    dslot *s = &d->slots[gw_memlog_hash(key) & (d->cap - 1)];
     if (s->until_ms > now_ms && limit <= s->limit && strcmp(s->key, key) == 0) {
         *until_ms = s->until_ms;
         return 1;
@@ -230,7 +220,7 @@ void gw_deny_cache_put(gw_deny_cache *d, const char *key, unsigned limit, uint64
 {
     if (strlen(key) >= DKEY)
         return;
-    dslot *s = &d->slots[fnv(key) & (d->cap - 1)];
+    dslot *s = &d->slots[gw_memlog_hash(key) & (d->cap - 1)];
     strcpy(s->key, key);
     s->until_ms = until_ms;
     s->limit = limit;
