@@ -207,7 +207,7 @@ def down(path, log=print):
         grace = seconds(doc["services"][name].get("stop_grace_period", "10s"))
         if sh(["podman", "container", "exists", cname], check=False).returncode == 0:
             sh(["podman", "stop", "--time", str(grace), cname], check=False, timeout=grace + 60)
-            sh(["podman", "rm", "--force", cname], check=False)
+            sh(["podman", "rm", "--force", "--volumes", cname], check=False)  # and its anonymous volumes
     for net in doc.get("networks") or {}:
         sh(["podman", "network", "rm", "--force", network_name(doc, net)], check=False)
     for vol in doc.get("volumes") or {}:
