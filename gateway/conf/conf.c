@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -847,14 +848,168 @@ static int parse_upstreams(ctx *x, json_t *root, gw_conf *c)
     return names_ok;
 }
 
+/* ---- a route's query parameters and forwarded headers ---- */
+
+static int valid_query_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > GW_QUERY_MAX_NAME || s[0] < 'a' || s[0] > 'z')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* "query": [{"name": "annee", "syntax": "year", "required": true}, ...], and
+ * "year_bound": true, which declares annee (year, required) unless "query"
+ * already does. */
+static void parse_route_query(ctx *x, json_t *v, const char *p, gw_route *r)
+{
+    static const char *const keys[] = {"name", "syntax", "required", NULL};
+    char pe[PATH_SZ], pk[PATH_SZ], cb[80];
+    json_t *a = get_array(x, v, p, "query", 0, 0, GW_QUERY_MAX_PARAMS);
+    size_t n = a != NULL ? json_array_size(a) : 0;
+    path_key(pk, p, "query");
+    for (size_t i = 0; i < n && r->nquery < GW_QUERY_MAX_PARAMS; i++) {
+        json_t *e = json_array_get(a, i);
+        path_idx(pe, pk, i);
+        if (!json_is_object(e)) {
+            err(x, pe, "must be an object");
+            continue;
+        }
+        check_keys(x, e, pe, keys);
+        gw_query_decl d = {.syntax = GW_QSYN_TOKEN};
+        const char *s;
+        int ok = 1;
+        if (get_str(x, e, pe, "name", 1, &s) == SET) {
+            char pn[PATH_SZ];
+            path_key(pn, pe, "name");
+            if (!valid_query_name(s)) {
+                err(x, pn, "must be 1 to %d characters of a-z, 0-9, '_', starting with a letter",
+                    GW_QUERY_MAX_NAME);
+                ok = 0;
+            } else {
+                for (size_t k = 0; k < r->nquery; k++)
+                    if (strcmp(r->query[k].name, s) == 0) {
+                        err(x, pn, "duplicate parameter \"%s\"", clean(cb, sizeof(cb), s, 64));
+                        ok = 0;
+                    }
+                snprintf(d.name, sizeof(d.name), "%s", s);
+            }
+        } else {
+            ok = 0;
+        }
+        if (get_str(x, e, pe, "syntax", 1, &s) == SET) {
+            if (gw_query_syntax_parse(s, &d.syntax) != 0) {
+                char ps[PATH_SZ];
+                path_key(ps, pe, "syntax");
+                err(x, ps, "must be one of year, digits, token");
+                ok = 0;
+            }
+        } else {
+            ok = 0;
+        }
+        opt_bool(x, e, pe, "required", &d.required);
+        if (ok)
+            r->query[r->nquery++] = d;
+    }
+    if (!r->year_bound)
+        return;
+    for (size_t k = 0; k < r->nquery; k++) {
+        if (strcmp(r->query[k].name, "annee") == 0) {
+            if (r->query[k].syntax != GW_QSYN_YEAR || !r->query[k].required)
+                err(x, pk, "annee must be a required year on a year_bound route");
+            return;
+        }
+    }
+    if (r->nquery == GW_QUERY_MAX_PARAMS) {
+        err(x, pk, "no room for annee (year_bound): at most %d parameters", GW_QUERY_MAX_PARAMS);
+        return;
+    }
+    gw_query_decl d = {.syntax = GW_QSYN_YEAR, .required = 1};
+    snprintf(d.name, sizeof(d.name), "annee");
+    r->query[r->nquery++] = d;
+}
+
+/* Request headers that a route can never forward: the gateway sets them, or
+ * they are hop-by-hop (gateway/core/forward.c strips them all). */
+static const char *const reserved_headers[] = {"authorization",
+                                               "host",
+                                               "content-length",
+                                               "transfer-encoding",
+                                               "connection",
+                                               "keep-alive",
+                                               "proxy-connection",
+                                               "te",
+                                               "trailer",
+                                               "upgrade",
+                                               "expect",
+                                               "forwarded",
+                                               "x-real-ip",
+                                               "x-request-id",
+                                               "x-correlation-id",
+                                               "x-jwt-assertion",
+                                               "x-consumer-id",
+                                               "x-habilitation-id",
+                                               "x-opale-env",
+                                               "x-forwarded-for",
+                                               "x-forwarded-proto",
+                                               "x-forwarded-host",
+                                               "x-forwarded-port",
+                                               NULL};
+
+/* "headers": ["X-Foo", ...]: header names forwarded on this route besides the
+ * default allowlist (docs/configuration.md). */
+static void parse_route_headers(ctx *x, json_t *v, const char *p, gw_route *r)
+{
+    char pe[PATH_SZ], pk[PATH_SZ];
+    json_t *a = get_array(x, v, p, "headers", 0, 0, GW_ROUTE_MAX_HEADERS);
+    size_t n = a != NULL ? json_array_size(a) : 0;
+    path_key(pk, p, "headers");
+    for (size_t i = 0; i < n && r->nheaders < GW_ROUTE_MAX_HEADERS; i++) {
+        json_t *e = json_array_get(a, i);
+        path_idx(pe, pk, i);
+        const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+        size_t len = s != NULL ? strlen(s) : 0;
+        int ok = len > 0 && len <= 64;
+        for (size_t k = 0; ok && k < len; k++)
+            ok = (s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') ||
+                 (s[k] >= '0' && s[k] <= '9') || s[k] == '-';
+        if (!ok) {
+            err(x, pe, "must be a header name of 1 to 64 characters of A-Z, a-z, 0-9, '-'");
+            continue;
+        }
+        int bad = strncasecmp(s, "proxy-", 6) == 0;
+        for (size_t k = 0; !bad && reserved_headers[k] != NULL; k++)
+            bad = strcasecmp(s, reserved_headers[k]) == 0;
+        if (bad) {
+            err(x, pe, "set or removed by the gateway, cannot be forwarded");
+            continue;
+        }
+        r->headers[r->nheaders] = xdup(x, s);
+        if (r->headers[r->nheaders] != NULL)
+            r->nheaders++;
+    }
+}
+
 static const char *const methods[] = {"GET",    "HEAD",  "POST",    "PUT",
                                       "DELETE", "PATCH", "OPTIONS", NULL};
 
 static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_conf *c,
                         int upstreams_ok)
 {
-    static const char *const keys[] = {
-        "name", "method", "path", "upstream", "scope", "year_bound", "max_response_bytes", NULL};
+    static const char *const keys[] = {"name",
+                                       "method",
+                                       "path",
+                                       "upstream",
+                                       "scope",
+                                       "year_bound",
+                                       "max_response_bytes",
+                                       "query",
+                                       "headers",
+                                       "max_body_bytes",
+                                       NULL};
     char pk[PATH_SZ], cb[80];
     const char *s;
 
@@ -916,6 +1071,11 @@ static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_
     opt_bool(x, v, p, "year_bound", &r->year_bound);
     r->max_response_bytes = GW_ROUTE_DEFAULT_MAX_RESPONSE_BYTES;
     opt_size(x, v, p, "max_response_bytes", 1, 1073741824, &r->max_response_bytes);
+    parse_route_query(x, v, p, r);
+    parse_route_headers(x, v, p, r);
+    long long mb;
+    if (get_int(x, v, p, "max_body_bytes", 0, 0, 67108864, &mb) == SET)
+        r->max_body_bytes = (size_t)mb;
 }
 
 /* 1 when every path that <a> matches, <b> matches too (same segment count,

@@ -43,6 +43,9 @@
 #include "token/endpoint.h"
 
 #define GW_LINGER_MS 2000
+/* The /token form (grant_type, scope, client_id): a small body, whatever
+ * limits.max_body_bytes says. */
+#define GW_TOKEN_FORM_MAX 4096
 
 enum cstate { CS_PROXY, CS_HANDSHAKE, CS_IDLE, CS_HEAD, CS_BODY, CS_BUSY, CS_WRITING, CS_LINGER };
 
@@ -249,8 +252,13 @@ static void journal_request(gw_conn *c, gw_req *q)
         r.route = q->local_route;
     if (q->http != NULL) {
         r.method = q->http->method;
-        char *path = strndup(q->http->path, q->http->path_len);
+        /* what was asked of the backend: the canonical path and the query
+         * re-serialised from the validated values (docs/journal.md) */
+        int canon = q->a.route != NULL && q->a.path_len > 0;
+        char *path =
+            canon ? strndup(q->a.target, q->a.path_len) : strndup(q->http->path, q->http->path_len);
         r.path = path;
+        r.query = q->a.query_ok && q->a.query.canonical_len > 0 ? q->a.query.canonical : NULL;
         /* the header as sent, whatever its length: the journal bounds it
          * (GW_JOURNAL_FIELD_MAX) and records the length it had */
         size_t tsl = 0;
@@ -472,6 +480,25 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
 
 /* ---- request dispatch ---- */
 
+/* The body a request may carry, decided from its method and path as soon as
+ * its header block is parsed (gw_http_parser_set_body_limit_cb): the /token
+ * form, or what the matched route declares (max_body_bytes, 0 = none). An
+ * unknown path or method takes no body: nothing is buffered for a caller
+ * before the gateway knows what it may send. */
+static size_t body_limit(void *arg, const gw_http_request *r)
+{
+    gw_conn *c = arg;
+    const gw_server *srv = c->w->srv;
+    if (srv->oauth != NULL && r->path_len == 6 && memcmp(r->path, "/token", 6) == 0 &&
+        strcmp(r->method, "POST") == 0)
+        return GW_TOKEN_FORM_MAX;
+    gw_route_match m;
+    if (gw_route_match_path(&srv->conf->routes, r->method, r->path, r->path_len, &m) ==
+        GW_ROUTE_FOUND)
+        return m.route->max_body_bytes;
+    return 0;
+}
+
 static void copy_param(char *dst, size_t cap, const char *v, size_t n)
 {
     if (v == NULL || n == 0 || n >= cap) {
@@ -480,24 +507,6 @@ static void copy_param(char *dst, size_t cap, const char *v, size_t n)
     }
     memcpy(dst, v, n);
     dst[n] = '\0';
-}
-
-static void find_query_param(const gw_http_request *r, const char *name, char *dst, size_t cap)
-{
-    dst[0] = '\0';
-    if (r->query == NULL)
-        return;
-    size_t nl = strlen(name);
-    const char *p = r->query, *end = r->query + r->query_len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *e = amp ? amp : end;
-        if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=') {
-            copy_param(dst, cap, p + nl + 1, (size_t)(e - p - (ptrdiff_t)nl - 1));
-            return;
-        }
-        p = e + 1;
-    }
 }
 
 /* Send the admitted request upstream, with the identity the stages
@@ -561,6 +570,11 @@ static void forward(gw_conn *c, gw_req *q)
         }
     }
     gw_fwd_req_ctx fc = {
+        .target = a->target,
+        .target_len = a->target_len,
+        .allow = (const char *const *)route->headers,
+        .nallow = route->nheaders,
+        .body = route->max_body_bytes > 0,
         .host = up->host_header,
         .client_ip = a->client_ip[0] ? a->client_ip : c->client_ip,
         .request_id = q->request_id,
@@ -596,7 +610,9 @@ static void access_done(gw_access *a, gw_verdict v)
         const char *siren = gw_route_param(a->match, "siren", &sl);
         copy_param(q->siren, sizeof(q->siren), siren, sl);
     }
-    find_query_param(q->http, "annee", q->annee, sizeof(q->annee));
+    size_t yl = 0;
+    const char *annee = a->query_ok ? gw_query_get(&a->query, "annee", &yl) : NULL;
+    copy_param(q->annee, sizeof(q->annee), annee, yl);
     if (v == GW_STAGE_REJECT) {
         respond_with(c, a->err, a->reason, a->local_body, a->local_status, 0);
         return;
@@ -1203,6 +1219,8 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
     };
     c->fd = fd;
     c->parser = gw_http_parser_new(0, &lim);
+    if (c->parser != NULL)
+        gw_http_parser_set_body_limit_cb(c->parser, body_limit, c);
     c->timer = evtimer_new(w->base, timercb, c);
     if (c->parser == NULL || c->timer == NULL) {
         gw_http_parser_free(c->parser);

@@ -18,6 +18,9 @@ static const char *const request_stripped[] = {
     "X-Habilitation-Id", "X-Opale-Env",
 };
 
+/* Client headers every route forwards (docs/configuration.md, "headers"). */
+static const char *const request_default_allowed[] = {"Accept", "Accept-Language", "User-Agent"};
+
 /* Headers of the upstream response replaced by the gateway's own. */
 static const char *const response_stripped[] = {
     "Content-Length",
@@ -40,6 +43,16 @@ int gw_forward_strips_request_header(const gw_http_request *r, const gw_http_hea
     return gw_http_is_hop_by_hop(h->name, h->name_len, r->headers, r->nheaders);
 }
 
+int gw_forward_allows_request_header(const gw_http_request *r, const gw_http_header *h,
+                                     const char *const *allow, size_t nallow)
+{
+    int ok = in_list(request_default_allowed,
+                     sizeof(request_default_allowed) / sizeof(request_default_allowed[0]), h);
+    for (size_t i = 0; !ok && allow != NULL && i < nallow; i++)
+        ok = allow[i] != NULL && gw_strcaseeq(h->name, h->name_len, allow[i]);
+    return ok && !gw_forward_strips_request_header(r, h);
+}
+
 static void put_header(gw_buf *b, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     gw_buf_append(b, name, nlen);
@@ -59,12 +72,16 @@ char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size
     gw_buf b = {0};
     gw_buf_append(&b, r->method, strlen(r->method));
     gw_buf_append(&b, " ", 1);
-    gw_buf_append(&b, r->target, r->target_len);
+    if (c->target != NULL)
+        gw_buf_append(&b, c->target, c->target_len);
+    else
+        gw_buf_append(&b, r->target, r->target_len);
     gw_buf_puts(&b, " HTTP/1.1\r\n");
     put_header(&b, "Host", 4, c->host, strlen(c->host));
     for (size_t i = 0; i < r->nheaders; i++) {
         const gw_http_header *h = &r->headers[i];
-        if (gw_forward_strips_request_header(r, h))
+        int content_type = c->body && gw_strcaseeq(h->name, h->name_len, "Content-Type");
+        if (!content_type && !gw_forward_allows_request_header(r, h, c->allow, c->nallow))
             continue;
         put_header(&b, h->name, h->name_len, h->value, h->value_len);
     }
@@ -74,12 +91,12 @@ char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size
     if (c->correlation_id != NULL)
         put_header(&b, "X-Correlation-ID", 16, c->correlation_id, strlen(c->correlation_id));
     put_extra(&b, c->extra, c->nextra);
-    if (r->body_len > 0 || r->content_length >= 0 || r->chunked)
+    if (c->body && (r->body_len > 0 || r->content_length >= 0 || r->chunked))
         gw_buf_printf(&b, "Content-Length: %zu\r\n", r->body_len);
     if (c->close)
         gw_buf_puts(&b, "Connection: close\r\n");
     gw_buf_append(&b, "\r\n", 2);
-    if (r->body_len > 0)
+    if (c->body && r->body_len > 0)
         gw_buf_append(&b, r->body, r->body_len);
     return gw_buf_take(&b, len);
 }

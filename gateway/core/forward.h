@@ -17,6 +17,14 @@ typedef struct gw_extra_header {
 } gw_extra_header;
 
 typedef struct gw_fwd_req_ctx {
+    /* the canonical target (route stage); NULL: the request's own (tests) */
+    const char *target;
+    size_t target_len;
+    /* client headers forwarded besides the default allowlist (the route's
+     * "headers"); hop-by-hop and gateway-set names are never forwarded */
+    const char *const *allow;
+    size_t nallow;
+    int body;                     /* the route takes a body: forward it */
     const char *host;             /* Host sent upstream ("127.0.0.1:9080") */
     const char *client_ip;        /* becomes X-Forwarded-For (the client's own is dropped) */
     const char *request_id;       /* X-Request-ID */
@@ -42,7 +50,18 @@ typedef struct gw_fwd_resp_ctx {
  * X-Opale-Env, Expect). */
 int gw_forward_strips_request_header(const gw_http_request *r, const gw_http_header *h);
 
-/* Build the upstream request. Returns malloc'd bytes (caller frees) or NULL. */
+/* 1 when the client header <h> is forwarded: its name is in the default
+ * allowlist (Accept, Accept-Language, User-Agent) or in <allow>/<nallow>
+ * (case-insensitive), and gw_forward_strips_request_header() does not strip
+ * it. Everything else is dropped (the identity and correlation headers are
+ * the gateway's own, added by gw_forward_request). */
+int gw_forward_allows_request_header(const gw_http_request *r, const gw_http_header *h,
+                                     const char *const *allow, size_t nallow);
+
+/* Build the upstream request: request line with c->target (the canonical
+ * one), the allowlisted client headers, the gateway's own, and the body only
+ * when c->body (then with a Content-Length). Returns malloc'd bytes (caller
+ * frees) or NULL. */
 char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size_t *len);
 
 /* Build the client response from the upstream's. */

@@ -68,6 +68,11 @@
  *   http.dup_host                   -
  *   http.bad_host                   -
  *   http.bad_expect                 -
+ *   http.underscore_header          -  (a '_' in a name, ID_Teleservice aside)
+ *   http.dup_header                 -  (ID_Teleservice, X-Correlation-ID,
+ *                                       Content-Type or Authorization twice)
+ *   http.body_not_allowed           -  (a body where the body-limit callback
+ *                                       says none: refused before reading it)
  *   http.bad_chunk                  upstream.invalid_chunk
  *   http.truncated                  upstream.truncated (EOF inside a message)
  *   -                               upstream.no_response (EOF before any byte)
@@ -121,6 +126,9 @@ typedef enum perr {
     E_DUP_HOST,
     E_BAD_HOST,
     E_BAD_EXPECT,
+    E_UNDERSCORE_NAME,
+    E_DUP_HEADER,
+    E_BODY_NOT_ALLOWED,
     E_BAD_CHUNK,
     E_TRUNCATED,
     E_NO_RESPONSE,
@@ -164,6 +172,9 @@ static const struct {
     [E_DUP_HOST] = {400, "http.dup_host", "upstream.internal"},
     [E_BAD_HOST] = {400, "http.bad_host", "upstream.internal"},
     [E_BAD_EXPECT] = {400, "http.bad_expect", "upstream.internal"},
+    [E_UNDERSCORE_NAME] = {400, "http.underscore_header", "upstream.internal"},
+    [E_DUP_HEADER] = {400, "http.dup_header", "upstream.internal"},
+    [E_BODY_NOT_ALLOWED] = {400, "http.body_not_allowed", "upstream.internal"},
     [E_BAD_CHUNK] = {400, "http.bad_chunk", "upstream.invalid_chunk"},
     [E_TRUNCATED] = {400, "http.truncated", "upstream.truncated"},
     [E_NO_RESPONSE] = {400, "http.truncated", "upstream.no_response"},
@@ -219,7 +230,10 @@ struct gw_http_parser {
     gw_http_limits lim;
     enum pstate state;
     int started;
-    int no_body; /* responses: answer to HEAD */
+    int no_body;                   /* responses: answer to HEAD */
+    gw_http_body_limit_cb body_cb; /* requests: per-message body limit */
+    void *body_cb_arg;
+    size_t msg_body_max; /* this message's body limit */
 
     /* HEAD phase: raw header block as received */
     char *hbuf;
@@ -324,7 +338,7 @@ static int cb_headers_complete(llhttp_t *ll)
 static int cb_body(llhttp_t *ll, const char *at, size_t len)
 {
     gw_http_parser *p = ll->data;
-    if (len > p->lim.max_body_bytes - p->body.len) {
+    if (len > p->msg_body_max - p->body.len) {
         set_err(p, E_BODY_TOO_LARGE);
         return HPE_USER;
     }
@@ -492,6 +506,7 @@ static perr check_status_byte(unsigned char c, size_t pos)
 
 struct head_info {
     int ncl, nte, nhost, nexpect;
+    int nsingle[4]; /* single_valued[] */
     int64_t cl;
     const char *host;
     size_t host_len;
@@ -556,9 +571,32 @@ static perr parse_field_line(char *line, size_t n, gw_http_header *h)
     return E_NONE;
 }
 
+/* Request headers that must appear at most once (Host has its own rule). */
+static const char *const single_valued[4] = {"ID_Teleservice", "X-Correlation-ID", "Content-Type",
+                                             "Authorization"};
+
+/* Public-side rules on names: no '_' (CGI/WSGI backends map '_' and '-' to
+ * the same variable), except the DGFIP's own ID_Teleservice that the CGU
+ * requires; single-valued headers once. */
+static perr check_request_name(const gw_http_header *h, struct head_info *hi)
+{
+    for (size_t i = 0; i < 4; i++) {
+        if (gw_strcaseeq(h->name, h->name_len, single_valued[i]))
+            return ++hi->nsingle[i] > 1 ? E_DUP_HEADER : E_NONE;
+    }
+    if (memchr(h->name, '_', h->name_len) != NULL)
+        return E_UNDERSCORE_NAME;
+    return E_NONE;
+}
+
 /* Framing-relevant headers, common to both directions. */
 static perr check_field(gw_http_parser *p, const gw_http_header *h, struct head_info *hi)
 {
+    if (!p->is_response) {
+        perr e = check_request_name(h, hi);
+        if (e != E_NONE)
+            return e;
+    }
     if (gw_strcaseeq(h->name, h->name_len, "content-length")) {
         if (++hi->ncl > 1)
             return E_DUP_CL;
@@ -640,7 +678,8 @@ static perr build_message(gw_http_parser *p)
         e = E_TE_HTTP10;
     else if (!p->is_response && minor == 1 && hi.nhost == 0)
         e = E_MISSING_HOST;
-    else if (hi.cl > 0 && (uint64_t)hi.cl > p->lim.max_body_bytes) {
+    else if (hi.cl > 0 && (uint64_t)hi.cl > p->lim.max_body_bytes &&
+             (p->is_response || p->body_cb == NULL)) {
         int bodyless = p->is_response &&
                        (p->status / 100 == 1 || p->status == 204 || p->status == 304 || p->no_body);
         if (!bodyless)
@@ -653,6 +692,7 @@ static perr build_message(gw_http_parser *p)
     if (p->is_response &&
         !(p->status / 100 == 1 || p->status == 204 || p->status == 304 || p->no_body))
         p->declared_cl = hi.cl;
+    p->msg_body_max = p->lim.max_body_bytes;
 
     if (p->is_response) {
         gw_http_response *r = (gw_http_response *)block;
@@ -678,10 +718,22 @@ static perr build_message(gw_http_parser *p)
         r->headers = nh ? hdrs : NULL;
         r->nheaders = nh;
         r->content_length = hi.cl;
+        r->chunked = p->chunked;
         r->head_len = p->hlen;
         p->req = r;
     }
     block = NULL;
+    if (!p->is_response && p->body_cb != NULL) {
+        /* before a single body byte is read */
+        size_t max = p->body_cb(p->body_cb_arg, p->req);
+        if (max < p->msg_body_max)
+            p->msg_body_max = max;
+        int has_body = hi.cl > 0 || p->chunked;
+        if (has_body && p->msg_body_max == 0)
+            e = E_BODY_NOT_ALLOWED;
+        else if (hi.cl > 0 && (uint64_t)hi.cl > p->msg_body_max)
+            e = E_BODY_TOO_LARGE;
+    }
 out:
     free(block);
     return e;
@@ -991,6 +1043,12 @@ void gw_http_parser_free(gw_http_parser *p)
     release_message(p);
     free(p->hbuf);
     free(p);
+}
+
+void gw_http_parser_set_body_limit_cb(gw_http_parser *p, gw_http_body_limit_cb cb, void *arg)
+{
+    p->body_cb = cb;
+    p->body_cb_arg = arg;
 }
 
 void gw_http_parser_expect_no_body(gw_http_parser *p, int no_body)

@@ -6,8 +6,9 @@
  * Requests are checked twice: our own pass over the raw header block (the
  * rules llhttp 8.1 does not enforce: whitespace before ':', obs-fold, field
  * characters, request-line shape, bare LF, Transfer-Encoding other than
- * "chunked", Content-Length syntax and duplicates, Host) and then llhttp for
- * framing (Content-Length / chunked bodies, CL+TE).
+ * "chunked", Content-Length syntax and duplicates, Host, no '_' in names but
+ * ID_Teleservice's, single-valued headers once) and then llhttp for framing
+ * (Content-Length / chunked bodies, CL+TE).
  */
 #ifndef GW_HTTP1_H
 #define GW_HTTP1_H
@@ -71,6 +72,17 @@ typedef struct gw_http_parser gw_http_parser;
 /* <is_response>: 0 parses requests, 1 parses responses (upstream side). */
 gw_http_parser *gw_http_parser_new(int is_response, const gw_http_limits *lim);
 void gw_http_parser_free(gw_http_parser *p);
+
+/* Requests only: <cb>(<arg>, request) is called once per message, when its
+ * header block is complete and checked and before any body byte is read; it
+ * returns the body limit of that message (capped by max_body_bytes; 0: the
+ * message may carry no body). A message announcing a body (Content-Length >
+ * 0, or chunked) where the limit is 0 is refused at once with 400
+ * "http.body_not_allowed"; a Content-Length above the limit with 413, and a
+ * chunked body growing past it with 413. The request passed is the one
+ * gw_http_parser_take_request() will return (body not yet set). */
+typedef size_t (*gw_http_body_limit_cb)(void *arg, const gw_http_request *r);
+void gw_http_parser_set_body_limit_cb(gw_http_parser *p, gw_http_body_limit_cb cb, void *arg);
 
 /* For responses only: the request was HEAD (no body whatever the headers say). */
 void gw_http_parser_expect_no_body(gw_http_parser *p, int no_body);

@@ -38,6 +38,8 @@ const char *gw_route_compile(gw_route *r, const char *tmpl)
 
     if (tmpl == NULL || tmpl[0] != '/')
         return "must start with '/'";
+    if (strlen(tmpl) > GW_ROUTE_MAX_TEMPLATE)
+        return "too long";
 
     /* "/" alone is the root: zero segments. */
     const char *p = tmpl + 1;
@@ -168,12 +170,26 @@ static int lit_eq(const char *lit, const char *s, size_t len)
     return lit[len] == '\0';
 }
 
+static int value_ok(const char *v, size_t n)
+{
+    if (n == 0 || n > GW_ROUTE_MAX_VALUE)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_' || c == '~'))
+            return 0;
+    }
+    return 1;
+}
+
 static int route_fits(const gw_route *r, const path_segs *s)
 {
     if (r->nsegs != s->n)
         return 0;
     for (size_t k = 0; k < s->n; k++) {
-        if (r->segs[k] != NULL && !lit_eq(r->segs[k], s->p[k], s->len[k]))
+        if (r->segs[k] != NULL ? !lit_eq(r->segs[k], s->p[k], s->len[k])
+                               : !value_ok(s->p[k], s->len[k]))
             return 0;
     }
     return 1;
@@ -268,6 +284,36 @@ const char *gw_route_param(const gw_route_match *m, const char *name, size_t *le
     return NULL;
 }
 
+size_t gw_route_canonical_path(const gw_route_match *m, char *out, size_t cap)
+{
+    if (m == NULL || m->route == NULL || out == NULL || cap < 2)
+        return 0;
+    const gw_route *r = m->route;
+    size_t used = 0, pi = 0;
+    if (r->nsegs == 0) {
+        memcpy(out, "/", 2);
+        return 1;
+    }
+    for (size_t k = 0; k < r->nsegs; k++) {
+        const char *v = r->segs[k];
+        size_t n = v != NULL ? strlen(v) : 0;
+        if (v == NULL) {
+            if (pi >= m->nparams)
+                return 0;
+            v = m->params[pi].value;
+            n = m->params[pi].len;
+            pi++;
+        }
+        if (used + 1 + n + 1 > cap)
+            return 0;
+        out[used++] = '/';
+        memcpy(out + used, v, n);
+        used += n;
+    }
+    out[used] = '\0';
+    return used;
+}
+
 void gw_route_free(gw_route *r)
 {
     if (r == NULL)
@@ -281,5 +327,7 @@ void gw_route_free(gw_route *r)
         free(r->segs[i]);
         free(r->params[i]);
     }
+    for (size_t i = 0; i < r->nheaders && i < GW_ROUTE_MAX_HEADERS; i++)
+        free(r->headers[i]);
     memset(r, 0, sizeof(*r));
 }

@@ -1699,6 +1699,7 @@ char *gw_journal_format(const gw_journal_rec *r, size_t *len)
     put_str_max(&b, &f, "method", r->method, M, &cuts, NULL);
     put_str_max(&b, &f, "route", r->route, M, &cuts, NULL);
     put_str_max(&b, &f, "path", r->path, GW_JOURNAL_PATH_MAX, &cuts, NULL);
+    put_str_max(&b, &f, "query", r->query, GW_JOURNAL_PATH_MAX, &cuts, NULL);
     put_str_max(&b, &f, "siren", r->siren, M, &cuts, NULL);
     put_str_max(&b, &f, "annee", r->annee, M, &cuts, NULL);
     put_str_max(&b, &f, "scope", r->scope, M, &cuts, NULL);

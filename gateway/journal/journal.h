@@ -129,7 +129,8 @@ typedef struct gw_journal_rec {
     const char *teleservice;  /* the ID_Teleservice sent */
     const char *method;
     const char *route; /* route name, or NULL when none matched */
-    const char *path;  /* request path without query */
+    const char *path;  /* canonical path sent upstream (the raw one when no route matched) */
+    const char *query; /* query sent upstream, re-serialised; NULL when none */
     const char *siren;
     const char *annee;
     const char *scope;           /* the route's scope */

@@ -8,36 +8,6 @@
 #include "stages/confs.h"
 #include "stages/stages.h"
 
-/* annee from the query string: "" when absent; -1 when present but not
- * exactly 4 digits (or repeated). */
-int gw_query_annee(const gw_http_request *r, char out[5])
-{
-    out[0] = '\0';
-    if (r->query == NULL)
-        return 0;
-    const char *p = r->query, *end = r->query + r->query_len;
-    int found = 0;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *e = amp ? amp : end;
-        if (e - p >= 6 && memcmp(p, "annee=", 6) == 0) {
-            if (found)
-                return -1;
-            found = 1;
-            size_t n = (size_t)(e - p - 6);
-            if (n != 4)
-                return -1;
-            for (size_t i = 0; i < 4; i++)
-                if (p[6 + i] < '0' || p[6 + i] > '9')
-                    return -1;
-            memcpy(out, p + 6, 4);
-            out[4] = '\0';
-        }
-        p = e + 1;
-    }
-    return found;
-}
-
 static int today(const gw_access *a)
 {
     gw_tz tz = a->confs ? a->confs->tz : GW_TZ_PARIS;
@@ -68,10 +38,14 @@ static gw_verdict run(gw_access *a)
     a->scope = a->route->scope;
     if (!gw_policy_has_scope(p, a->route->scope))
         return gw_access_reject(a, GW_ERR_SCOPE, NULL);
-    if (a->route->year_bound) {
-        int r = gw_query_annee(a->http, a->annee);
-        if (r <= 0)
-            return gw_access_reject(a, GW_ERR_YEAR_INVALID, r == 0 ? "rights.missing_year" : NULL);
+    /* the year parsed and checked once by the route stage (core/query.h):
+     * the same value is forwarded and journalled */
+    size_t yl = 0;
+    const char *yv = a->query_ok ? gw_query_get(&a->query, "annee", &yl) : NULL;
+    if (a->route->year_bound && (yv == NULL || yl != 4))
+        return gw_access_reject(a, GW_ERR_YEAR_INVALID, "query.missing");
+    if (yv != NULL && yl == 4) {
+        memcpy(a->annee, yv, 5);
         int y = (a->annee[0] - '0') * 1000 + (a->annee[1] - '0') * 100 + (a->annee[2] - '0') * 10 +
                 (a->annee[3] - '0');
         if (y < p->year_from || y > p->year_to)

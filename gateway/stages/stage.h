@@ -50,6 +50,14 @@ typedef struct gw_access {
     const gw_route_match *match; /* set by the route stage */
     gw_route_match match_storage[1];
     char allow[64];
+    /* set by the route stage: the query parsed once against the route's
+     * declarations (every later reader uses it), and the canonical target
+     * sent upstream: target[0..path_len) is the canonical path, then
+     * '?' + query.canonical when the query is not empty */
+    gw_query query;
+    int query_ok;
+    char target[GW_ROUTE_TARGET_MAX];
+    size_t target_len, path_len;
     gw_env env;              /* the listener's */
     int has_cert;            /* verified client certificate presented */
     const char *cert_sha256; /* its fingerprint (hex) */

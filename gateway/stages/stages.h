@@ -30,7 +30,6 @@ void gw_pipeline_resume(gw_access *a, gw_verdict v);
 void gw_pipeline_done(gw_access *a);
 
 /* Helpers exported for the unit tests. */
-int gw_query_annee(const gw_http_request *r, char out[5]);
 int gw_ipallow_resolve(gw_access *a);
 
 #endif

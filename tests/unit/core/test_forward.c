@@ -93,7 +93,9 @@ START_TEST(request_strips_credentials_and_hop_by_hop)
     ck_assert(!has_name(out, "TE"));
     ck_assert(!has_name(out, "Upgrade"));
     ck_assert(!has_name(out, "Proxy-Authorization"));
-    ck_assert(has_line(out, "ID_Teleservice: TS-0001"));
+    /* an allowlist: only Accept, Accept-Language, User-Agent and the
+     * route's own headers cross; ID_Teleservice is checked, not forwarded */
+    ck_assert(!has_name(out, "ID_Teleservice"));
     ck_assert(has_line(out, "Accept: application/json"));
     ck_assert(has_line(out, "X-Forwarded-For: 192.0.2.7"));
     ck_assert(has_line(out, "X-Request-ID: 11111111-2222-4333-8444-555555555555"));
@@ -112,6 +114,7 @@ START_TEST(request_body_dechunked_with_length)
                                    "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     gw_fwd_req_ctx c = req_ctx;
     c.close = 1;
+    c.body = 1; /* a route that takes a body */
     c.correlation_id = NULL;
     gw_extra_header extra[] = {{"X-Consumer-Id", "commune-exemple"}};
     c.extra = extra;
@@ -124,6 +127,50 @@ START_TEST(request_body_dechunked_with_length)
     ck_assert(has_line(out, "X-Consumer-Id: commune-exemple"));
     ck_assert(!has_name(out, "X-Correlation-ID"));
     ck_assert(strcmp(out + len - 15, "\r\n\r\nhello world") == 0);
+    free(out);
+    gw_http_request_free(r);
+}
+END_TEST
+
+/* Issue 12: the canonical target replaces the client's, only allowlisted
+ * headers cross, and a body never goes up on a route that takes none. */
+START_TEST(request_allowlist_canonical_no_body)
+{
+    gw_http_request *r = parse_req("GET /opale/v1/entreprises/732829320/declarations?ANNEE=1990"
+                                   "&annee=2023 HTTP/1.1\r\n"
+                                   "Host: gw.example\r\n"
+                                   "X-Custom: forged1\r\n"
+                                   "X-Client-Cert: forged2\r\n"
+                                   "X-SSL-Client-Cert: forged3\r\n"
+                                   "X-Original-URL: /forged4\r\n"
+                                   "X-Rewrite-URL: /forged5\r\n"
+                                   "X-HTTP-Method-Override: DELETE\r\n"
+                                   "Accept-Language: fr\r\n"
+                                   "User-Agent: t/1\r\n"
+                                   "X-Route-Extra: kept\r\n"
+                                   "Content-Length: 5\r\n\r\nhello");
+    gw_fwd_req_ctx c = req_ctx;
+    static const char target[] = "/opale/v1/entreprises/732829320/declarations?annee=2023";
+    static const char *const allow[] = {"x-route-extra"};
+    c.target = target;
+    c.target_len = sizeof(target) - 1;
+    c.allow = allow;
+    c.nallow = 1;
+    size_t len = 0;
+    char *out = gw_forward_request(r, &c, &len);
+    ck_assert_ptr_nonnull(out);
+    ck_assert(strncmp(out,
+                      "GET /opale/v1/entreprises/732829320/declarations?annee=2023 HTTP/1.1\r\n",
+                      70) == 0);
+    ck_assert_ptr_null(strstr(out, "1990"));
+    ck_assert_ptr_null(strstr(out, "forged"));
+    ck_assert_ptr_null(strstr(out, "DELETE"));
+    ck_assert(has_line(out, "Accept-Language: fr"));
+    ck_assert(has_line(out, "User-Agent: t/1"));
+    ck_assert(has_line(out, "X-Route-Extra: kept"));
+    ck_assert(!has_name(out, "Content-Length"));
+    ck_assert_ptr_null(strstr(out, "hello"));
+    ck_assert(strcmp(out + len - 4, "\r\n\r\n") == 0);
     free(out);
     gw_http_request_free(r);
 }
@@ -191,6 +238,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, request_strips_credentials_and_hop_by_hop);
     tcase_add_test(tc, request_body_dechunked_with_length);
+    tcase_add_test(tc, request_allowlist_canonical_no_body);
     tcase_add_test(tc, response_rebuilt);
     tcase_add_test(tc, local_error_response);
     suite_add_tcase(s, tc);

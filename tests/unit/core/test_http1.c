@@ -96,6 +96,21 @@ struct bad_case {
 };
 
 static const struct bad_case bad_requests[] = {
+    /* names: no '_' but ID_Teleservice's; single-valued headers once (issue 12) */
+    {RAW("GET / HTTP/1.1\r\n" H "X_Consumer_Id: a\r\n\r\n"), 400, "http.underscore_header"},
+    {RAW("GET / HTTP/1.1\r\n" H "X-Consumer_Id: a\r\n\r\n"), 400, "http.underscore_header"},
+    {RAW("GET / HTTP/1.1\r\n" H "X_JWT_Assertion: a\r\n\r\n"), 400, "http.underscore_header"},
+    {RAW("GET / HTTP/1.1\r\n" H "ID_Teleservice_2: a\r\n\r\n"), 400, "http.underscore_header"},
+    {RAW("GET / HTTP/1.1\r\n" H "ID_Teleservice: TS-0001\r\nID_Teleservice: TS-0002\r\n\r\n"), 400,
+     "http.dup_header"},
+    {RAW("GET / HTTP/1.1\r\n" H "ID_Teleservice: TS-0001\r\nid_teleservice: TS-0002\r\n\r\n"), 400,
+     "http.dup_header"},
+    {RAW("GET / HTTP/1.1\r\n" H "X-Correlation-ID: a\r\nx-correlation-id: b\r\n\r\n"), 400,
+     "http.dup_header"},
+    {RAW("GET / HTTP/1.1\r\n" H "Content-Type: a\r\nContent-Type: a\r\n\r\n"), 400,
+     "http.dup_header"},
+    {RAW("GET / HTTP/1.1\r\n" H "Authorization: a\r\nAuthorization: b\r\n\r\n"), 400,
+     "http.dup_header"},
     /* request line */
     {RAW("GET  / HTTP/1.1\r\n" H "\r\n"), 400, "http.bad_request_line"},
     {RAW("GET / HTTP/1.1 \r\n" H "\r\n"), 400, "http.bad_request_line"},
@@ -244,6 +259,65 @@ START_TEST(test_cl_over_limit_refused_at_head)
     const char *reason = NULL;
     ck_assert_int_eq(gw_http_parser_error(p, &reason), 413);
     ck_assert_str_eq(reason, "http.body_too_large");
+    gw_http_parser_free(p);
+}
+END_TEST
+
+/* ID_Teleservice (any case) is the one name with '_' that passes. */
+START_TEST(test_id_teleservice_allowed)
+{
+    gw_http_request *r =
+        parse_req(RAW("GET / HTTP/1.1\r\n" H "ID_Teleservice: TS-0001\r\n\r\n"), 0);
+    size_t n = 0;
+    ck_assert_str_eq(gw_http_request_header(r, "ID_Teleservice", &n), "TS-0001");
+    gw_http_request_free(r);
+}
+END_TEST
+
+/* The body-limit callback decides before any body byte is read. */
+static size_t limit_cb(void *arg, const gw_http_request *r)
+{
+    int *calls = arg;
+    (*calls)++;
+    return strcmp(r->method, "POST") == 0 ? 8 : 0;
+}
+
+struct body_case {
+    const char *raw;
+    int status; /* 0: complete */
+    const char *reason;
+};
+
+static const struct body_case body_cases[] = {
+    {"GET / HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\n", 400, "http.body_not_allowed"},
+    {"GET / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n", 400, "http.body_not_allowed"},
+    {"GET / HTTP/1.1\r\n" H "Content-Length: 1000000\r\n\r\n", 400, "http.body_not_allowed"},
+    {"GET / HTTP/1.1\r\n" H "Content-Length: 0\r\n\r\n", 0, NULL},
+    {"GET / HTTP/1.1\r\n" H "\r\n", 0, NULL},
+    {"POST / HTTP/1.1\r\n" H "Content-Length: 9\r\n\r\n", 413, "http.body_too_large"},
+    {"POST / HTTP/1.1\r\n" H "Content-Length: 8\r\n\r\n12345678", 0, NULL},
+    {"POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n", 413,
+     "http.body_too_large"},
+};
+
+START_TEST(test_body_limit_cb)
+{
+    const struct body_case *c = &body_cases[_i];
+    int calls = 0;
+    gw_http_parser *p = gw_http_parser_new(0, &LIM);
+    gw_http_parser_set_body_limit_cb(p, limit_cb, &calls);
+    size_t used = 0;
+    gw_http_status st = feed_all(p, c->raw, strlen(c->raw), 0, &used);
+    ck_assert_int_eq(calls, 1);
+    if (c->status == 0) {
+        ck_assert_int_eq(st, GW_HTTP_COMPLETE);
+        gw_http_request_free(gw_http_parser_take_request(p));
+    } else {
+        ck_assert_int_eq(st, GW_HTTP_ERROR);
+        const char *reason = NULL;
+        ck_assert_int_eq(gw_http_parser_error(p, &reason), c->status);
+        ck_assert_str_eq(reason, c->reason);
+    }
     gw_http_parser_free(p);
 }
 END_TEST
@@ -1097,6 +1171,9 @@ static Suite *http1_suite(void)
     tcase_add_loop_test(tc, test_bad_request_whole, 0, N(bad_requests));
     tcase_add_loop_test(tc, test_bad_request_bytewise, 0, N(bad_requests));
     tcase_add_test(tc, test_cl_over_limit_refused_at_head);
+    tcase_add_test(tc, test_id_teleservice_allowed);
+    tcase_add_loop_test(tc, test_body_limit_cb, 0,
+                        (int)(sizeof(body_cases) / sizeof(body_cases[0])));
     tcase_add_test(tc, test_head_limit);
     tcase_add_test(tc, test_chunk_meta_limits);
     tcase_add_test(tc, test_too_many_headers);

@@ -113,6 +113,12 @@ static void add_route(const char *name, const char *path, const char *scope, int
     r->upstream = strdup("opale");
     r->scope = scope ? strdup(scope) : NULL;
     r->year_bound = year;
+    if (year) { /* what conf.c declares for year_bound */
+        snprintf(r->query[0].name, sizeof(r->query[0].name), "annee");
+        r->query[0].syntax = GW_QSYN_YEAR;
+        r->query[0].required = 1;
+        r->nquery = 1;
+    }
     ck_assert_ptr_null(gw_route_compile(r, path));
 }
 
@@ -357,13 +363,21 @@ static const pcase pcases[] = {
     {"scope not in the token", REQ("/opale/v1/entreprises/732829320/habilitations", ""), FP_A,
      "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_SCOPE, "bearer.scope"},
     {"annee missing", REQ("/opale/v1/entreprises/732829320/declarations", ""), FP_A, "127.0.0.1",
-     GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, "rights.missing_year"},
+     GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, "query.missing"},
     {"annee 20x4", REQ("/opale/v1/entreprises/732829320/declarations?annee=20x4", ""), FP_A,
-     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, NULL},
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, "query.bad_value"},
     {"annee 99999", REQ("/opale/v1/entreprises/732829320/declarations?annee=99999", ""), FP_A,
-     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, NULL},
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, "query.bad_value"},
     {"annee twice", REQ("/opale/v1/entreprises/732829320/declarations?annee=2021&annee=2022", ""),
-     FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, NULL},
+     FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_INVALID, "query.repeated"},
+    {"ANNEE then annee (issue 12)",
+     REQ("/opale/v1/entreprises/732829320/declarations?ANNEE=1990&annee=2021", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_QUERY_INVALID, "query.name_case"},
+    {"undeclared parameter", REQ("/opale/v1/entreprises/732829320/declarations?annee=2021&x=1", ""),
+     FP_A, "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_QUERY_INVALID, "query.undeclared"},
+    {"percent-encoded name",
+     REQ("/opale/v1/entreprises/732829320/declarations?%61nnee=1990&annee=2021", ""), FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_QUERY_INVALID, "query.encoded_name"},
     {"annee outside granted years",
      REQ("/opale/v1/entreprises/732829320/declarations?annee=2024", ""), FP_A, "127.0.0.1",
      GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_YEAR_NOT_GRANTED, NULL},
