@@ -42,6 +42,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -604,20 +605,33 @@ static const struct route routes[] = {
 #define PREFIX_ENTREPRISES "/opale/v1/entreprises/"
 
 /* Copies the first "annee" query parameter into <out> (size 8); false if
- * there is none. */
+ * there is none. Deliberately lenient, like common backends: names are
+ * percent-decoded and matched case-insensitively, the first one wins
+ * ("%61nnee=1990&annee=2023" and "ANNEE=1990&annee=2023" both mean 1990).
+ * The gateway must never let such a query through (tests/integration/
+ * test_canonical.py relies on this leniency). */
 static bool query_annee(const char *query, char *out, size_t outsz)
 {
     struct evkeyvalq params;
+    struct evkeyval *kv;
     bool found = false;
 
     if (!query)
         return false;
     TAILQ_INIT(&params);
     if (evhttp_parse_query_str(query, &params) == 0) {
-        const char *v = evhttp_find_header(&params, "annee");
-        if (v && strlen(v) < outsz) {
-            strcpy(out, v);
-            found = true;
+        TAILQ_FOREACH(kv, &params, next)
+        {
+            char *name = evhttp_uridecode(kv->key, 0, NULL);
+            bool match = name && evutil_ascii_strcasecmp(name, "annee") == 0;
+            free(name);
+            if (!match)
+                continue;
+            if (strlen(kv->value) < outsz) {
+                strcpy(out, kv->value);
+                found = true;
+            }
+            break;
         }
     }
     evhttp_clear_headers(&params);
@@ -1468,10 +1482,20 @@ static void record(struct mock *m, struct evhttp_request *req, const char *path,
     {
         json_array_append_new(list, json_pack("[o,o]", jstr(kv->key), jstr(kv->value)));
     }
+    /* the request line as evhttp read it, and the body's size, so that a test
+     * can prove what the backend received (and that no body came up) */
+    const char *mname = method_name(evhttp_request_get_command(req));
+    const char *uri = evhttp_request_get_uri(req);
+    char *line = NULL;
+    if (asprintf(&line, "%s %s HTTP/%d.%d", mname, uri ? uri : "", (int)req->major,
+                 (int)req->minor) < 0)
+        line = NULL;
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     json_decref(m->last);
-    m->last = json_pack("{s:s,s:o,s:o,s:o}", "method", method_name(evhttp_request_get_command(req)),
-                        "uri", jstr(evhttp_request_get_uri(req)), "headers", list, "assertion",
-                        claims ? claims : json_null());
+    m->last = json_pack("{s:s,s:o,s:o,s:o,s:o,s:I}", "method", mname, "uri", jstr(uri),
+                        "request_line", jstr(line ? line : ""), "headers", list, "assertion",
+                        claims ? claims : json_null(), "body_len", (json_int_t)body_len);
+    free(line);
 }
 
 /* Applies a {"latency_ms":N,"error_rate":P,"reset_rate":P,"seed":S} subset;
