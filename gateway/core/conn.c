@@ -482,15 +482,15 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
 
 /* The body a request may carry, decided from its method and path as soon as
  * its header block is parsed (gw_http_parser_set_body_limit_cb): the /token
- * form, or what the matched route declares (max_body_bytes, 0 = none). An
+ * form (whatever the method), or what the matched route declares (max_body_bytes, 0 = none). An
  * unknown path or method takes no body: nothing is buffered for a caller
  * before the gateway knows what it may send. */
 static size_t body_limit(void *arg, const gw_http_request *r)
 {
     gw_conn *c = arg;
     const gw_server *srv = c->w->srv;
-    if (srv->oauth != NULL && r->path_len == 6 && memcmp(r->path, "/token", 6) == 0 &&
-        strcmp(r->method, "POST") == 0)
+    /* any method: the token endpoint answers a GET with its own OAuth error */
+    if (srv->oauth != NULL && r->path_len == 6 && memcmp(r->path, "/token", 6) == 0)
         return GW_TOKEN_FORM_MAX;
     gw_route_match m;
     if (gw_route_match_path(&srv->conf->routes, r->method, r->path, r->path_len, &m) ==

@@ -22,6 +22,21 @@ def std(*extra, request_line="GET %s HTTP/1.1" % T, body=""):
     return req(request_line, "Host: localhost", "X-Correlation-ID: %s" % harness.new_uuid(), *extra, body=body)
 
 
+def conf_hook(conf, stack):
+    conf["routes"].append({"name": "etatSante_post", "method": "POST", "path": T, "upstream": "opale",
+                           "scope": None, "max_body_bytes": 4096})
+
+
+# GET routes take no body (issue 12): the body rules are exercised on a POST
+# route that takes up to limits.max_body_bytes (4096). The mock answers POST
+# etatSante with its own 405, which proves the request was forwarded.
+POST_LINE = "POST %s HTTP/1.1" % T
+
+
+def post(*extra, body=""):
+    return std(*extra, request_line=POST_LINE, body=body)
+
+
 # name -> raw bytes; each must get 400 / 910400 and a closed connection.
 BAD_REQUESTS = {
     "cl_and_te": std("Content-Length: 5", "Transfer-Encoding: chunked", body="0\r\n\r\n"),
@@ -74,12 +89,15 @@ BAD_REQUESTS = {
     "nul_in_target": std(request_line="GET /opale/v1/etat\x00Sante HTTP/1.1"),
     "non_ascii_target": std(request_line="GET /opale/v1/\xe9tatSante HTTP/1.1"),
     "trailing_space_request_line": std(request_line="GET %s HTTP/1.1 " % T),
-    "bad_chunk_size": std("Transfer-Encoding: chunked", body="zz\r\nabc\r\n0\r\n\r\n"),
-    "chunk_size_overflow": std("Transfer-Encoding: chunked", body="ffffffffffffffffff1\r\nabc\r\n0\r\n\r\n"),
+    # on the POST route (a body is allowed there), so that the chunk parser is reached
+    "bad_chunk_size": post("Transfer-Encoding: chunked", body="zz\r\nabc\r\n0\r\n\r\n"),
+    "chunk_size_overflow": post("Transfer-Encoding: chunked", body="ffffffffffffffffff1\r\nabc\r\n0\r\n\r\n"),
 }
 
 
 class TestStrict(GatewayTestCase):
+
+    stack_kwargs = {"conf_hook": conf_hook}
 
     def _send_expect(self, data, status, code, check_journal=True):
         st = self.stack
@@ -113,15 +131,24 @@ class TestStrict(GatewayTestCase):
         # The 400 cases below are built with std()/req(): without the defect
         # they must pass, or the 400s would prove nothing.
         for data in (std(), req("GET %s HTTP/1.1" % T, "Host: localhost", "X-Correlation-ID: %s" % harness.new_uuid()),
-                     std("X-Custom: value"), std("Content-Length: 3", body="abc"),
-                     std("Transfer-Encoding: Chunked", body="3\r\nabc\r\n0\r\n\r\n"),
-                     std("X-Custom:\tvalue with  inner   spaces\t"),
-                     std("Transfer-Encoding: chunked", body="3\r\nabc\r\n0\r\n\r\n")):
+                     std("X-Custom: value"),
+                     std("X-Custom:\tvalue with  inner   spaces\t")):
             with self.subTest(data=data[:80]):
                 with self.stack.tls_connect() as s:
                     send_raw(s, data)
                     resp = read_response(s)
                 self.assertEqual(resp.status, 200, resp)
+        # bodies, on the POST route: forwarded whole (the mock's 405 says it got them)
+        for data in (post("Content-Length: 3", body="abc"),
+                     post("Transfer-Encoding: Chunked", body="3\r\nabc\r\n0\r\n\r\n"),
+                     post("Transfer-Encoding: chunked", body="3\r\nabc\r\n0\r\n\r\n")):
+            with self.subTest(data=data[:80]):
+                self.stack.mock_reset()
+                with self.stack.tls_connect() as s:
+                    send_raw(s, data)
+                    resp = read_response(s)
+                self.assertEqual(resp.status, 405, resp)
+                self.assertEqual(self.stack.mock_last()["body_len"], 3)
 
     def test_http10_without_host_ok_then_closed(self):
         # Host is required in HTTP/1.1 only; HTTP/1.0 is not keep-alive by default.
@@ -202,7 +229,7 @@ class TestStrict(GatewayTestCase):
     # -- 413
 
     def test_body_too_large_content_length(self):
-        data = std("Content-Length: 5000", body="x" * 5000)
+        data = post("Content-Length: 5000", body="x" * 5000)
         self._send_expect(data, 413, "910413", check_journal=True)
 
     def test_body_too_large_content_length_announced_only(self):
@@ -210,16 +237,18 @@ class TestStrict(GatewayTestCase):
         st = self.stack
         st.mock_reset()
         with st.tls_connect() as s:
-            send_raw(s, std("Content-Length: 1000000"))
+            send_raw(s, post("Content-Length: 1000000"))
             resp = read_response(s, timeout=3.0)
             self.assertErrorBody(resp, 413, "910413")
         self.assertEqual(st.mock_stats()["requests"], 0)
 
     def test_body_at_limit_accepted_and_one_over_refused(self):
         st = self.stack
-        resp = st.request(T, body=b"b" * 4096)
-        self.assertEqual(resp.status, 200, "a body of exactly max_body_bytes: %r" % resp)
-        self._send_expect(std("Content-Length: 4097", body="b" * 4097), 413, "910413")
+        st.mock_reset()
+        resp = st.request(T, method="POST", body=b"b" * 4096)
+        self.assertEqual(resp.status, 405, "a body of exactly max_body_bytes, forwarded: %r" % resp)
+        self.assertEqual(st.mock_last()["body_len"], 4096)
+        self._send_expect(post("Content-Length: 4097", body="b" * 4097), 413, "910413")
 
     def test_request_line_too_long(self):
         # The request line counts in the header block (max_header_bytes 8192).
@@ -228,7 +257,7 @@ class TestStrict(GatewayTestCase):
 
     def test_body_too_large_chunked(self):
         body = "".join("400\r\n" + "y" * 0x400 + "\r\n" for _ in range(5)) + "0\r\n\r\n"
-        data = std("Transfer-Encoding: chunked", body=body)
+        data = post("Transfer-Encoding: chunked", body=body)
         self._send_expect(data, 413, "910413")
 
     # -- timeouts (header_ms 1500, body_ms 1500, keepalive_ms 3000)
@@ -289,7 +318,7 @@ class TestStrict(GatewayTestCase):
         self.assertEqual(st.mock_stats()["requests"], 0)
 
     def test_body_timeout(self):
-        self._expect_timeout_408_or_close(std("Content-Length: 100", body="only-a-part"), 1.5)
+        self._expect_timeout_408_or_close(post("Content-Length: 100", body="only-a-part"), 1.5)
 
     def test_idle_keepalive_closed(self):
         with self.stack.tls_connect() as s:
