@@ -157,7 +157,10 @@ static const char base_conf[] =
     "    {\"method\": \"HEAD\", \"path\": \"/opale/v1/etatSante\", \"upstream\": \"secure\",\n"
     "     \"year_bound\": false},\n"
     "    {\"name\": \"token\", \"method\": \"POST\", \"path\": \"/token\", \"upstream\": "
-    "\"secure\"}\n"
+    "\"secure\",\n"
+    "     \"query\": [{\"name\": \"page\", \"syntax\": \"digits\"},\n"
+    "               {\"name\": \"annee\", \"syntax\": \"year\", \"required\": true}],\n"
+    "     \"headers\": [\"X-Extra\"], \"max_body_bytes\": 512}\n"
     "  ],\n"
     "  \"limits\": {\"max_header_bytes\": 8192, \"max_headers\": 50, \"max_body_bytes\": 4096,\n"
     "             \"max_connections\": 500, \"max_pipeline_bytes\": 1024,\n"
@@ -287,6 +290,13 @@ START_TEST(t_good)
     ck_assert_str_eq(r->path, "/opale/v1/entreprises/{siren}/declarations");
     ck_assert_str_eq(r->scope, "api_opale_declarations");
     ck_assert_int_eq(r->year_bound, 1);
+    /* year_bound declares annee (year, required) */
+    ck_assert_uint_eq(r->nquery, 1);
+    ck_assert_str_eq(r->query[0].name, "annee");
+    ck_assert_int_eq(r->query[0].syntax, GW_QSYN_YEAR);
+    ck_assert_int_eq(r->query[0].required, 1);
+    ck_assert_uint_eq(r->max_body_bytes, 0);
+    ck_assert_uint_eq(r->nheaders, 0);
     ck_assert_uint_eq(r->nsegs, 5);
     ck_assert_ptr_null(r->segs[3]);
     ck_assert_str_eq(r->params[3], "siren");
@@ -300,6 +310,15 @@ START_TEST(t_good)
     ck_assert_str_eq(r->name, "token");
     ck_assert_str_eq(r->method, "POST");
     ck_assert_uint_eq(r->upstream_idx, 1);
+    ck_assert_uint_eq(r->nquery, 2);
+    ck_assert_str_eq(r->query[0].name, "page");
+    ck_assert_int_eq(r->query[0].syntax, GW_QSYN_DIGITS);
+    ck_assert_int_eq(r->query[0].required, 0);
+    ck_assert_str_eq(r->query[1].name, "annee");
+    ck_assert_int_eq(r->query[1].required, 1);
+    ck_assert_uint_eq(r->nheaders, 1);
+    ck_assert_str_eq(r->headers[0], "X-Extra");
+    ck_assert_uint_eq(r->max_body_bytes, 512);
 
     ck_assert_uint_eq(c->limits.max_header_bytes, 8192);
     ck_assert_uint_eq(c->limits.max_headers, 50);
@@ -446,6 +465,39 @@ static const bad_case bad[] = {
     {NULL, {{"limits", "\"x\""}}, {"%F: limits: must be an object"}},
     {NULL, {{"routes[1].scope", "5"}}, {"%F: routes[1].scope: must be a string or null"}},
     {NULL, {{"routes[1].year_bound", "\"true\""}}, {"%F: routes[1].year_bound: must be a boolean"}},
+    /* a route's query, headers and body (issue 12) */
+    {NULL, {{"routes[1].query", "{}"}}, {"%F: routes[1].query: must be an array"}},
+    {NULL, {{"routes[1].query", "[1]"}}, {"%F: routes[1].query[0]: must be an object"}},
+    {NULL,
+     {{"routes[1].query", "[{\"name\": \"Annee\", \"syntax\": \"year\"}]"}},
+     {"%F: routes[1].query[0].name: must be 1 to 32 characters of a-z, 0-9, '_', starting with "
+      "a letter"}},
+    {NULL,
+     {{"routes[1].query", "[{\"name\": \"x\", \"syntax\": \"any\"}]"}},
+     {"%F: routes[1].query[0].syntax: must be one of year, digits, token"}},
+    {NULL,
+     {{"routes[1].query", "[{\"name\": \"x\", \"syntax\": \"token\"}, {\"name\": \"x\", "
+                          "\"syntax\": \"digits\"}]"}},
+     {"%F: routes[1].query[1].name: duplicate parameter \"x\""}},
+    {NULL,
+     {{"routes[1].query", "[{\"name\": \"x\", \"syntax\": \"token\", \"extra\": 1}]"}},
+     {"%F: routes[1].query[0].extra: unknown key"}},
+    {NULL,
+     {{"routes[1].query", "[{\"name\": \"annee\", \"syntax\": \"digits\"}]"}},
+     {"%F: routes[1].query: annee must be a required year on a year_bound route"}},
+    {NULL,
+     {{"routes[1].headers", "[\"X_Extra\"]"}},
+     {"%F: routes[1].headers[0]: must be a header name of 1 to 64 characters of A-Z, a-z, 0-9, "
+      "'-'"}},
+    {NULL,
+     {{"routes[1].headers", "[\"Authorization\"]"}},
+     {"%F: routes[1].headers[0]: set or removed by the gateway, cannot be forwarded"}},
+    {NULL,
+     {{"routes[1].headers", "[\"proxy-foo\"]"}},
+     {"%F: routes[1].headers[0]: set or removed by the gateway, cannot be forwarded"}},
+    {NULL,
+     {{"routes[1].max_body_bytes", "-1"}},
+     {"%F: routes[1].max_body_bytes: must be between 0 and 67108864"}},
     {NULL,
      {{"upstreams[0].servers[0]", "9080"}},
      {"%F: upstreams[0].servers[0]: must be a string"}},
