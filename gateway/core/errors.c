@@ -79,7 +79,7 @@ static const gw_err_def table[GW_ERR__COUNT] = {
                                  "Année demandée hors de la période habilitée", "rights.year"},
     [GW_ERR_YEAR_INVALID] = {GW_ERR_YEAR_INVALID, "910211", 400,
                              "Le paramètre annee est absent ou n'est pas une année sur 4 chiffres",
-                             "rights.bad_year"},
+                             "query.bad_value"},
     [GW_ERR_SIREN_INVALID] = {GW_ERR_SIREN_INVALID, "910212", 400,
                               "Le SIREN doit comporter 9 chiffres et une clé de contrôle valide",
                               "rights.bad_siren"},
