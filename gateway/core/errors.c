@@ -86,7 +86,7 @@ static const gw_err_def table[GW_ERR__COUNT] = {
     [GW_ERR_QUERY_INVALID] = {GW_ERR_QUERY_INVALID, "910214", 400,
                               "Paramètre de requête non défini pour cette ressource, répété, "
                               "encodé ou mal formé",
-                              "query.invalid"},
+                              "query.undeclared"},
     [GW_ERR_CONSUMER_SUSPENDED] = {GW_ERR_CONSUMER_SUSPENDED, "910213", 403,
                                    "Accès du consommateur coupé par l'exploitant",
                                    "killswitch.suspended"},
