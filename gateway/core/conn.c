@@ -482,9 +482,10 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
 
 /* The body a request may carry, decided from its method and path as soon as
  * its header block is parsed (gw_http_parser_set_body_limit_cb): the /token
- * form (whatever the method), or what the matched route declares (max_body_bytes, 0 = none). An
- * unknown path or method takes no body: nothing is buffered for a caller
- * before the gateway knows what it may send. */
+ * form (whatever the method), or what the matched route declares
+ * (max_body_bytes, 0 = none). An unknown path or method takes no body:
+ * nothing is buffered for a caller before the gateway knows what it may
+ * send. */
 static size_t body_limit(void *arg, const gw_http_request *r)
 {
     gw_conn *c = arg;

@@ -35,14 +35,15 @@ static gw_verdict run(gw_access *a)
     }
     a->route = m->route;
     a->match = m;
-    if (gw_query_parse(m->route->query, m->route->nquery, a->http->query, a->http->query_len,
-                       &a->query) != GW_QUERY_OK)
-        return query_refused(a);
-    a->query_ok = 1;
     size_t n = gw_route_canonical_path(m, a->target, sizeof(a->target));
     if (n == 0)
         return gw_access_reject(a, GW_ERR_INTERNAL, "route.canonical_path");
     a->path_len = n;
+    a->target_len = n;
+    if (gw_query_parse(m->route->query, m->route->nquery, a->http->query, a->http->query_len,
+                       &a->query) != GW_QUERY_OK)
+        return query_refused(a);
+    a->query_ok = 1;
     if (a->query.canonical_len > 0) {
         /* fits: GW_ROUTE_TARGET_MAX counts the longest path and query */
         a->target[n++] = '?';

@@ -179,7 +179,9 @@ class TestCanonical(GatewayTestCase):
     def test_refused_queries(self):
         for target, (code, reason) in sorted(REFUSED_QUERIES.items()):
             with self.subTest(target=target):
-                self.assertRefusedUnseen(self.request_bytes(target), code, reason, closed=False)
+                _, _, rec = self.assertRefusedUnseen(self.request_bytes(target), code, reason, closed=False)
+                # the route matched: the journal has its canonical path, no query
+                self.assertEqual(rec.get("path"), target.split("?")[0], rec)
 
     def test_refused_query_year_outside_grant_still_refused(self):
         # the canonical value is what rights checks: 1990 is outside 2019-2025

@@ -105,11 +105,12 @@ class TestDocExamples(GatewayTestCase):
 
     def test_journal_records(self):
         s = self.stack
-        hdrs = [("ID_Teleservice", harness.TELESERVICE)]
+        # build_request sends ID_Teleservice and X-Correlation-ID once each (a
+        # second one is refused: docs/configuration.md, "Headers toward the upstream")
         target = "/opale/v1/entreprises/732829320/declarations?annee=2023"
-        ok = s.request(target, headers=hdrs + [("X-Correlation-ID", new_uuid())])
+        ok = s.request(target, teleservice=harness.TELESERVICE, correlation_id=new_uuid())
         self.assertEqual(ok.status, 200, ok)
-        denied = s.request(target, headers=hdrs + [("X-Correlation-ID", new_uuid())])
+        denied = s.request(target, teleservice=harness.TELESERVICE, correlation_id=new_uuid())
         self.assertErrorBody(denied, 429, "900804")
         for name, resp in (("journal-allow", ok), ("journal-quota", denied)):
             rec = s.journal_by_request_id(resp.header("X-Request-ID"))
@@ -123,7 +124,7 @@ class TestDocExamples(GatewayTestCase):
                 self.compare(doc, rec)
 
     def test_error_body(self):
-        r = self.stack.request("/opale/v1/nowhere", headers=[("X-Correlation-ID", new_uuid())])
+        r = self.stack.request("/opale/v1/nowhere", correlation_id=new_uuid())
         self.assertErrorBody(r, 404, "910404")
         self.compare(self.block("error-body"), r.json())
 
