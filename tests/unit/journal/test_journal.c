@@ -156,6 +156,7 @@ static gw_journal_rec full_rec(void)
         .method = "GET",
         .route = "liasse",
         .path = "/opale/v1/liasses/732829320/2024",
+        .query = "annee=2024",
         .siren = "732829320",
         .annee = "2024",
         .decision = "deny",
@@ -182,16 +183,17 @@ static const char full_line[] =
     "\"cert_sha256\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\","
     "\"subject\":\"CN=acme-prod,O=ACME,C=FR\"},"
     "\"method\":\"GET\",\"route\":\"liasse\",\"path\":\"/opale/v1/liasses/732829320/2024\","
+    "\"query\":\"annee=2024\","
     "\"siren\":\"732829320\",\"annee\":\"2024\",\"decision\":\"deny\",\"reason\":\"quota\","
     "\"code\":\"E429\",\"status\":429,"
     "\"upstream\":{\"addr\":\"127.0.0.1:9000\",\"status\":200,\"ms\":12},"
     "\"ms\":15,\"bytes_in\":0,\"bytes_out\":321}\n";
 
 static const char *top_keys[] = {
-    "v",         "ts",          "request_id", "correlation_id", "env",   "listener",
-    "client_ip", "client_port", "tls",        "method",         "route", "path",
-    "siren",     "annee",       "decision",   "reason",         "code",  "status",
-    "upstream",  "ms",          "bytes_in",   "bytes_out",
+    "v",         "ts",          "request_id", "correlation_id", "env",       "listener",
+    "client_ip", "client_port", "tls",        "method",         "route",     "path",
+    "query",     "siren",       "annee",      "decision",       "reason",    "code",
+    "status",    "upstream",    "ms",         "bytes_in",       "bytes_out",
 };
 #define N_TOP_KEYS (sizeof(top_keys) / sizeof(top_keys[0]))
 
@@ -313,7 +315,7 @@ static const struct omit_case {
     {NULL, "path"},         {NULL, "siren"},        {NULL, "annee"},          {NULL, "decision"},
     {NULL, "reason"},       {NULL, "code"},         {NULL, "status"},         {NULL, "status"},
     {NULL, "upstream"},     {"upstream", "status"}, {"upstream", "status"},   {"upstream", "ms"},
-    {NULL, "ms"},           {NULL, "bytes_in"},     {NULL, "bytes_out"},
+    {NULL, "ms"},           {NULL, "bytes_in"},     {NULL, "bytes_out"},      {NULL, "query"},
 };
 #define N_OMIT (sizeof(omit_cases) / sizeof(omit_cases[0]))
 
@@ -400,6 +402,9 @@ static void blank(gw_journal_rec *r, int i)
         break;
     case 26:
         r->bytes_out = -1;
+        break;
+    case 27:
+        r->query = NULL;
         break;
     default:
         ck_abort_msg("no case %d", i);
@@ -599,8 +604,8 @@ START_TEST(format_matches_jansson_dump)
     const size_t np = sizeof(pieces) / sizeof(pieces[0]);
     uint64_t x = 0x9E3779B97F4A7C15ull;
     for (int iter = 0; iter < 3000; iter++) {
-        char strs[8][256];
-        for (int f = 0; f < 8; f++) {
+        char strs[9][256];
+        for (int f = 0; f < 9; f++) {
             size_t len = 0;
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             int count = (int)(x % 12);
@@ -624,6 +629,7 @@ START_TEST(format_matches_jansson_dump)
         r.upstream_addr = strs[5];
         r.consumer = strs[6];
         r.annee = strs[7];
+        r.query = strs[8];
         r.client_port = iter % 3 == 0 ? -1 : iter;
         r.quota_store = iter % 2 ? "redis" : NULL;
         r.quota_limit = 500;
