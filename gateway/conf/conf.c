@@ -1009,6 +1009,7 @@ static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_
                                        "query",
                                        "headers",
                                        "max_body_bytes",
+                                       "quota",
                                        NULL};
     char pk[PATH_SZ], cb[80];
     const char *s;
@@ -1076,6 +1077,9 @@ static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_
     long long mb;
     if (get_int(x, v, p, "max_body_bytes", 0, 0, 67108864, &mb) == SET)
         r->max_body_bytes = (size_t)mb;
+    int counted = 1;
+    opt_bool(x, v, p, "quota", &counted);
+    r->no_quota = !counted;
 }
 
 /* 1 when every path that <a> matches, <b> matches too (same segment count,

@@ -40,6 +40,7 @@ typedef struct gw_route {
     size_t max_body_bytes;               /* 0: the route takes no body (refused, never forwarded) */
     char *headers[GW_ROUTE_MAX_HEADERS]; /* forwarded besides the default allowlist */
     size_t nheaders;
+    int no_quota; /* config "quota": false: calls do not count (default: they do) */
     /* compiled template */
     size_t nsegs;
     char *segs[GW_ROUTE_MAX_SEGS];   /* literal text, or NULL for a parameter */

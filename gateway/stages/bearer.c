@@ -6,7 +6,10 @@
  * client_id = the consumer the certificate identified, habilitation = that
  * consumer's, keytype = the listener's environment, and the route's scope
  * must be one of the token's (the rights stage then checks the
- * habilitation's: a policy change narrows access even for live tokens). */
+ * habilitation's: a policy change narrows access even for live tokens).
+ * A public route (no scope: etatSante) needs no token and any token sent
+ * there is ignored (not verified, not journalled): the certificate, the
+ * kill switch and the habilitation (rights stage) identify the caller. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,7 @@
 /* quota: the exact sliding window of the habilitation (CGU §9.2), last of
- * the stages so that only requests that would be served count. Guarded
- * routes only. Adds RateLimit-Limit/-Remaining/-Reset to the response; a
+ * the stages so that only requests that would be served count. Every route
+ * counts, public ones (etatSante) included, unless its config says
+ * "quota": false (gw_route.no_quota). Adds RateLimit-Limit/-Remaining/-Reset to the response; a
  * refusal is 429 (900804) with Retry-After, exact to when a slot frees.
  * A refusal is remembered per worker until that time (deny cache), so
  * repeated refused calls do not touch the store. */
@@ -118,7 +119,7 @@ static void done(gw_access *a)
 
 static gw_verdict run(gw_access *a)
 {
-    if (a->route->scope == NULL)
+    if (a->route->no_quota)
         return GW_STAGE_NEXT;
     const gw_quota *q = a->quota;
     if (q == NULL)

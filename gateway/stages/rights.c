@@ -1,7 +1,9 @@
 /* rights: the consumer's rights on the requested data for the period
  * concerned (CGU §4.5), checked in this order: habilitation state, the
  * operator's kill switch, validity dates, environment, the route's scope,
- * the year (year-bound routes), the SIREN. Guarded routes only. */
+ * the year (year-bound routes), the SIREN. On a public route (no scope:
+ * etatSante) the habilitation's state, the kill switch, the dates and the
+ * environment apply too; the data rights (scope, year, SIREN) do not. */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,8 +22,6 @@ static int today(const gw_access *a)
 static gw_verdict run(gw_access *a)
 {
     const gw_policy *p = a->policy;
-    if (a->route->scope == NULL)
-        return GW_STAGE_NEXT;
     if (p->state == GW_HAB_SUSPENDED)
         return gw_access_reject(a, GW_ERR_HAB_SUSPENDED, NULL);
     if (p->state == GW_HAB_REVOKED)
@@ -35,6 +35,8 @@ static gw_verdict run(gw_access *a)
         return gw_access_reject(a, GW_ERR_HAB_EXPIRED, NULL);
     if (p->env != a->env)
         return gw_access_reject(a, GW_ERR_ENVIRONMENT, NULL);
+    if (a->route->scope == NULL)
+        return GW_STAGE_NEXT; /* a public route: the identity checks above only */
     a->scope = a->route->scope;
     if (!gw_policy_has_scope(p, a->route->scope))
         return gw_access_reject(a, GW_ERR_SCOPE, NULL);

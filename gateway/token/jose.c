@@ -739,6 +739,35 @@ out:
 
 /* ------------------------------------------------------- signature core */
 
+/* ECDSA signatures are malleable: (r, s) and (r, n - s) both verify. The
+ * gateway signs and accepts only the low form (s <= n/2, as Bitcoin's
+ * BIP 62 and libsecp256k1 do), so one token has exactly one valid string and
+ * a token cache or a replay check keyed on the string cannot be sidestepped. */
+static const unsigned char P256_N[32] = {
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
+static const unsigned char P256_HALF_N[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8};
+
+/* 1 when the big-endian 32-byte <s> is above floor(n/2) (n is odd: never
+ * equal to n/2). Fixed-width big-endian compares like the numbers. */
+static int es256_high_s(const unsigned char s[32])
+{
+    return memcmp(s, P256_HALF_N, 32) > 0;
+}
+
+/* <s> := n - <s> (0 < s < n), in place, big-endian. */
+static void es256_negate_s(unsigned char s[32])
+{
+    unsigned borrow = 0;
+    for (int i = 31; i >= 0; i--) {
+        unsigned d = (unsigned)P256_N[i] - s[i] - borrow;
+        s[i] = (unsigned char)d;
+        borrow = (d >> 8) & 1;
+    }
+}
+
 static int rsa_params(EVP_PKEY_CTX *pctx, gw_alg alg)
 {
     if (alg == GW_ALG_RS256)
@@ -789,6 +818,8 @@ int gw_jws_sign_input(const gw_jwk *key, const unsigned char *in, size_t n, unsi
             free(o);
             goto out;
         }
+        if (es256_high_s(o + 32))
+            es256_negate_s(o + 32); /* low-S: the only form we accept */
         free(raw);
         raw = o;
         rl = 64;
@@ -824,6 +855,8 @@ int gw_jws_check_sig(const gw_jwk *key, const unsigned char *in, size_t n, const
     }
     if (siglen != want)
         return 0;
+    if (key->alg == GW_ALG_ES256 && es256_high_s(sig + 32))
+        return 0; /* the malleable twin of a valid signature */
 
     const unsigned char *vsig = sig;
     size_t vlen = siglen;

@@ -21,7 +21,9 @@ class TestTLS(GatewayTestCase):
     # -- helpers
 
     def _assert_ok_over(self, sock, cert_name):
-        send_raw(sock, build_request(OK_TARGET, correlation_id=harness.new_uuid()))
+        # etatSante needs no ID_Teleservice; one sent must be the partner's
+        tele = harness.PARTNERS[cert_name]["teleservice"]
+        send_raw(sock, build_request(OK_TARGET, correlation_id=harness.new_uuid(), teleservice=tele))
         resp = read_response(sock)
         self.assertEqual(resp.status, 200, resp)
         rid = self.assertRequestId(resp)

@@ -155,7 +155,7 @@ static const char base_conf[] =
     "     \"scope\": \"api_opale_declarations\", \"year_bound\": true,\n"
     "     \"max_response_bytes\": 65536},\n"
     "    {\"method\": \"HEAD\", \"path\": \"/opale/v1/etatSante\", \"upstream\": \"secure\",\n"
-    "     \"year_bound\": false},\n"
+    "     \"year_bound\": false, \"quota\": false},\n"
     "    {\"name\": \"token\", \"method\": \"POST\", \"path\": \"/token\", \"upstream\": "
     "\"secure\",\n"
     "     \"query\": [{\"name\": \"page\", \"syntax\": \"digits\"},\n"
@@ -284,6 +284,8 @@ START_TEST(t_good)
     ck_assert_uint_eq(r->upstream_idx, 0);
     ck_assert_ptr_null(r->scope);
     ck_assert_int_eq(r->year_bound, 0);
+    ck_assert_int_eq(r->no_quota, 0); /* counted by default */
+    ck_assert_int_eq(c->routes.routes[2].no_quota, 1);
     ck_assert_uint_eq(r->nsegs, 3);
     r = &c->routes.routes[1];
     ck_assert_str_eq(r->name, "declarations");
@@ -498,6 +500,7 @@ static const bad_case bad[] = {
     {NULL,
      {{"routes[1].max_body_bytes", "-1"}},
      {"%F: routes[1].max_body_bytes: must be between 0 and 67108864"}},
+    {NULL, {{"routes[1].quota", "1"}}, {"%F: routes[1].quota: must be a boolean"}},
     {NULL,
      {{"upstreams[0].servers[0]", "9080"}},
      {"%F: upstreams[0].servers[0]: must be a string"}},

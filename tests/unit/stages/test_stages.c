@@ -153,6 +153,8 @@ static void setup(void)
               "api_opale_declarations", 1);
     add_route("habilitations", "/opale/v1/entreprises/{siren}/habilitations",
               "api_opale_habilitations", 0);
+    add_route("ping", "/opale/v1/ping", NULL, 0); /* public, "quota": false */
+    routes.routes[routes.n - 1].no_quota = 1;
     memset(&conf, 0, sizeof(conf));
     conf.path = "gw.json";
     conf.dir = tmpdir;
@@ -307,6 +309,7 @@ static outcome run(const char *raw, const char *fp, const char *peer, gw_env env
     "GET " path " HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n"                           \
     "ID_Teleservice: TS-0001\r\n" extra "\r\n"
 #define DECL "/opale/v1/entreprises/732829320/declarations?annee=2021"
+#define ETAT "GET /opale/v1/etatSante HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n"
 
 typedef struct pcase {
     const char *name;
@@ -324,6 +327,23 @@ static const pcase pcases[] = {
     {"allowed etatSante without teleservice",
      "GET /opale/v1/etatSante HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n\r\n", FP_A,
      "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_NEXT, GW_OK, NULL},
+    /* a public route (no scope) passes every identity control */
+    {"etatSante: habilitation suspended", ETAT "\r\n", FP_C, "127.0.0.1", GW_ENV_SANDBOX,
+     GW_STAGE_REJECT, GW_ERR_HAB_SUSPENDED, NULL},
+    {"etatSante: habilitation not yet valid", ETAT "\r\n", FP_D, "127.0.0.1", GW_ENV_SANDBOX,
+     GW_STAGE_REJECT, GW_ERR_HAB_NOT_YET_VALID, NULL},
+    {"etatSante: production habilitation on sandbox", ETAT "\r\n", FP_B, "127.0.0.1",
+     GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_ENVIRONMENT, NULL},
+    {"etatSante: unknown certificate", ETAT "\r\n", FP_A "0", "127.0.0.1", GW_ENV_SANDBOX,
+     GW_STAGE_REJECT, GW_ERR_CERT_UNKNOWN, NULL},
+    {"etatSante: ip denied", ETAT "\r\n", FP_A, "10.1.2.3", GW_ENV_SANDBOX, GW_STAGE_REJECT,
+     GW_ERR_IP_DENIED, NULL},
+    {"etatSante: teleservice sent and right", ETAT "ID_Teleservice: TS-0001\r\n\r\n", FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_NEXT, GW_OK, NULL},
+    {"etatSante: teleservice sent and wrong", ETAT "ID_Teleservice: TS-0002\r\n\r\n", FP_A,
+     "127.0.0.1", GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_TELESERVICE_MISMATCH, NULL},
+    {"etatSante: teleservice sent empty", ETAT "ID_Teleservice: \r\n\r\n", FP_A, "127.0.0.1",
+     GW_ENV_SANDBOX, GW_STAGE_REJECT, GW_ERR_TELESERVICE_MISSING, NULL},
     {"allowed ipv6", REQ(DECL, ""), FP_A, "2001:db8::5", GW_ENV_SANDBOX, GW_STAGE_NEXT, GW_OK,
      NULL},
     {"allowed v4-mapped peer", REQ(DECL, ""), FP_A, "::ffff:127.0.0.1", GW_ENV_SANDBOX,
@@ -534,9 +554,13 @@ START_TEST(quota_exact)
     o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
     ck_assert_int_eq(o.err, GW_ERR_THROTTLED);
     ck_assert_str_eq(o.retry_after, "1"); /* the second one leaves at 1060100 */
-    /* etatSante has no quota */
-    o = run("GET /opale/v1/etatSante HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n\r\n",
-            FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    /* etatSante (public) shares the habilitation's window: refused too */
+    o = run(ETAT "\r\n", FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.err, GW_ERR_THROTTLED);
+    ck_assert_int_eq(o.quota_remaining, 0);
+    /* a route with "quota": false is neither counted nor refused */
+    o = run("GET /opale/v1/ping HTTP/1.1\r\nHost: x\r\nX-Correlation-ID: " UUID "\r\n\r\n", FP_A,
+            "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
     ck_assert_int_eq(o.v, GW_STAGE_NEXT);
     ck_assert_int_eq(o.quota_remaining, -1);
     /* another habilitation is independent */
@@ -600,9 +624,15 @@ START_TEST(kill_switch)
     outcome o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
     ck_assert_int_eq(o.v, GW_STAGE_REJECT);
     ck_assert_int_eq(o.err, GW_ERR_CONSUMER_SUSPENDED);
+    o = run(ETAT "\r\n", FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0); /* public routes too */
+    ck_assert_int_eq(o.v, GW_STAGE_REJECT);
+    ck_assert_int_eq(o.err, GW_ERR_CONSUMER_SUSPENDED);
     ck_assert_int_eq(gw_suspensions_set(susp, "client-a", 0, "test", &err), 0);
     o = run(REQ(DECL, ""), FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
     ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    o = run(ETAT "\r\n", FP_A, "127.0.0.1", GW_ENV_SANDBOX, NULL, 0);
+    ck_assert_int_eq(o.v, GW_STAGE_NEXT);
+    ck_assert_int_eq(o.quota_remaining, 48); /* and counted */
 }
 END_TEST
 

@@ -799,6 +799,42 @@ START_TEST(jwks_accepted_forms)
 }
 END_TEST
 
+static int evp_verify(EVP_PKEY *pk, gw_alg alg, int saltlen, const char *in,
+                      const unsigned char *sig, size_t sl);
+
+/* The P-256 group order n, from OpenSSL's curve table (not jose.c's copy). */
+static BIGNUM *p256_order(void)
+{
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    ck_assert_ptr_nonnull(g);
+    BIGNUM *n = BN_dup(EC_GROUP_get0_order(g));
+    ck_assert_ptr_nonnull(n);
+    EC_GROUP_free(g);
+    return n;
+}
+
+/* 1 when the S half of the ES256 R||S <sig> is above n/2. */
+static int is_high_s(const unsigned char sig[64])
+{
+    BIGNUM *n = p256_order(), *s = BN_bin2bn(sig + 32, 32, NULL);
+    ck_assert_int_eq(BN_rshift1(n, n), 1);
+    int high = BN_cmp(s, n) > 0;
+    BN_free(n);
+    BN_free(s);
+    return high;
+}
+
+/* Replace S by n - S: the other signature of the same (r, message), valid
+ * for plain ECDSA. */
+static void twin_s(unsigned char sig[64])
+{
+    BIGNUM *n = p256_order(), *s = BN_bin2bn(sig + 32, 32, NULL);
+    ck_assert_int_eq(BN_sub(s, n, s), 1);
+    ck_assert_int_eq(BN_bn2binpad(s, sig + 32, 32), 32);
+    BN_free(n);
+    BN_free(s);
+}
+
 /* RFC 7515 A.3 (ES256) and RFC 8037 A.4 (Ed25519) known answers. */
 #define RFC_PAYLOAD                                                                                \
     "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVl" \
@@ -823,10 +859,17 @@ START_TEST(rfc_known_answers)
     unsigned char *sig = NULL;
     size_t sl = 0;
 
-    /* ES256: the published R||S verifies; one bit off does not */
+    /* ES256: the published R||S has a high S (a valid signature that plain
+     * ECDSA accepts, refused here); its low-S twin verifies; one bit off
+     * does not */
     ck_assert_int_eq(gw_b64url_decode(RFC7515_A3_SIG, strlen(RFC7515_A3_SIG), &sig, &sl), 0);
     ck_assert_uint_eq(sl, 64);
     const unsigned char *in = (const unsigned char *)RFC7515_A3_INPUT;
+    ck_assert(is_high_s(sig));
+    ck_assert_int_eq(evp_verify(ks.keys[0].pkey, GW_ALG_ES256, 0, RFC7515_A3_INPUT, sig, sl), 1);
+    ck_assert_int_eq(gw_jws_check_sig(&ks.keys[0], in, strlen(RFC7515_A3_INPUT), sig, sl), 0);
+    twin_s(sig);
+    ck_assert(!is_high_s(sig));
     ck_assert_int_eq(gw_jws_check_sig(&ks.keys[0], in, strlen(RFC7515_A3_INPUT), sig, sl), 1);
     sig[63] ^= 1;
     ck_assert_int_eq(gw_jws_check_sig(&ks.keys[0], in, strlen(RFC7515_A3_INPUT), sig, sl), 0);
@@ -889,6 +932,8 @@ static unsigned char *evp_sign(EVP_PKEY *pk, gw_alg alg, int saltlen, const char
         ck_assert_int_eq(BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32), 32);
         ck_assert_int_eq(BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32), 32);
         ECDSA_SIG_free(es);
+        if (is_high_s(raw))
+            twin_s(raw); /* plain EVP gives either form; ours accepts the low one */
         free(sig);
         sig = raw;
         n = 64;
@@ -946,6 +991,14 @@ START_TEST(independent_evp)
     sig = evp_sign(k->pkey, k->alg, 32, in, &sl);
     ck_assert_int_eq(gw_jws_check_sig(k, (const unsigned char *)in, strlen(in), sig, sl), 1);
     ck_assert_int_eq(gw_jws_check_sig(k, (const unsigned char *)in, strlen(in) - 1, sig, sl), 0);
+    if (k->alg == GW_ALG_ES256) {
+        /* the high-S twin (s' = n - s) of that valid signature: plain ECDSA
+         * accepts it, we refuse it (one token, one valid string) */
+        twin_s(sig);
+        ck_assert(is_high_s(sig));
+        ck_assert_int_eq(evp_verify(k->pkey, k->alg, 0, in, sig, sl), 1);
+        ck_assert_int_eq(gw_jws_check_sig(k, (const unsigned char *)in, strlen(in), sig, sl), 0);
+    }
     free(sig);
     if (k->alg == GW_ALG_PS256) {
         /* another salt length is not PS256 as RFC 7518 §3.5 defines it */
@@ -966,6 +1019,50 @@ START_TEST(independent_evp)
                                       (const unsigned char *)"", 0),
                      0);
     ck_assert_msg(ERR_peek_error() == 0, "OpenSSL error queue left non-empty");
+}
+END_TEST
+
+/* ECDSA malleability: our signer always emits the low-S form, and a whole
+ * token whose signature is replaced by its high-S twin (same r, s' = n - s,
+ * valid for plain ECDSA) is refused: one token, one valid string. */
+START_TEST(ecdsa_low_s_only)
+{
+    const gw_jwk *k = &ours.keys[K_EC];
+    for (int i = 0; i < 64; i++) { /* all low by chance: 2^-64 */
+        unsigned char *sig = NULL;
+        size_t sl = 0;
+        ck_assert_int_eq(gw_jws_sign_input(k, (const unsigned char *)"a.b", 3, &sig, &sl), 0);
+        ck_assert_uint_eq(sl, 64);
+        ck_assert_msg(!is_high_s(sig), "signature %d has a high S", i);
+        free(sig);
+    }
+    json_t *pl = json_loads(PL_OK, JSON_REJECT_DUPLICATES, NULL);
+    ck_assert_ptr_nonnull(pl);
+    char *tok = gw_jws_sign(k, "at+jwt", pl);
+    json_decref(pl);
+    ck_assert_ptr_nonnull(tok);
+    const gw_keyset *sets[] = {&ours};
+    gw_jws_rules r = all_rules();
+    gw_jwt_rules jr = jwt_rules();
+    ck_assert_ptr_null(check_token(tok, strlen(tok), sets, 1, &r, &jr, NULL, NULL));
+    char *last = strrchr(tok, '.') + 1;
+    unsigned char *sig = NULL;
+    size_t sl = 0;
+    ck_assert_int_eq(gw_b64url_decode(last, strlen(last), &sig, &sl), 0);
+    twin_s(sig);
+    size_t in_len = (size_t)(last - 1 - tok);
+    char *in = strndup(tok, in_len);
+    ck_assert_int_eq(evp_verify(k->pkey, GW_ALG_ES256, 0, in, sig, sl), 1);
+    char *sb = b64s(sig, sl), *twin = NULL;
+    ck_assert_int_ge(asprintf(&twin, "%s.%s", in, sb), 0);
+    ck_assert_str_ne(twin, tok);
+    ck_assert_str_eq(check_token(twin, strlen(twin), sets, 1, &r, &jr, NULL, NULL),
+                     "jws.signature");
+    free(twin);
+    free(sb);
+    free(in);
+    free(sig);
+    free(tok);
 }
 END_TEST
 
@@ -1672,6 +1769,7 @@ static Suite *jose_suite(void)
     tcase_add_test(tc, jwks_accepted_forms);
     tcase_add_test(tc, rfc_known_answers);
     tcase_add_loop_test(tc, independent_evp, 0, K_N);
+    tcase_add_test(tc, ecdsa_low_s_only);
     tcase_add_loop_test(tc, valid_token, 0, K_N);
     tcase_add_test(tc, key_sets);
     tcase_add_loop_test(tc, attack, 0, sizeof(attacks) / sizeof(attacks[0]));
