@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         {GW_ALG_EDDSA, "ED25519", NULL, 0},
     };
     const gw_alg allow[] = {GW_ALG_ES256, GW_ALG_RS256, GW_ALG_PS256, GW_ALG_EDDSA};
-    gw_jws_rules rules = {allow, 4, 0};
+    gw_jws_rules rules = {allow, 4, 0, 0};
     gw_jwt_rules jr = {NOW, 60, "https://opale-gateway.example", "api-opale", 1};
     char *es256_token = NULL;
     double es256_verify_us = 0;

@@ -60,7 +60,7 @@ static gw_verdict run(gw_access *a)
     int own = 0;
     gw_claims *cl = &a->claims;
     if (a->token_cache == NULL || !gw_token_cache_get(a->token_cache, key, a->now, cl, &own)) {
-        gw_jws_rules jr = {o->algs, o->nalgs, 8192};
+        gw_jws_rules jr = {.algs = o->algs, .nalgs = o->nalgs, .max_len = 8192};
         gw_jws jws;
         const char *why = gw_jws_verify(tok, tlen, o->sets, o->nsets, &jr, &jws);
         if (why != NULL)

@@ -836,8 +836,8 @@ out:
     return rc;
 }
 
-int gw_jws_check_sig(const gw_jwk *key, const unsigned char *in, size_t n, const unsigned char *sig,
-                     size_t siglen)
+static int check_sig(const gw_jwk *key, const unsigned char *in, size_t n, const unsigned char *sig,
+                     size_t siglen, int allow_high_s)
 {
     char why[96];
     if (key == NULL || key->pkey == NULL || (in == NULL && n > 0) || sig == NULL ||
@@ -855,7 +855,7 @@ int gw_jws_check_sig(const gw_jwk *key, const unsigned char *in, size_t n, const
     }
     if (siglen != want)
         return 0;
-    if (key->alg == GW_ALG_ES256 && es256_high_s(sig + 32))
+    if (key->alg == GW_ALG_ES256 && !allow_high_s && es256_high_s(sig + 32))
         return 0; /* the malleable twin of a valid signature */
 
     const unsigned char *vsig = sig;
@@ -894,6 +894,12 @@ out:
     ECDSA_SIG_free(es);
     ERR_clear_error();
     return ok;
+}
+
+int gw_jws_check_sig(const gw_jwk *key, const unsigned char *in, size_t n, const unsigned char *sig,
+                     size_t siglen)
+{
+    return check_sig(key, in, n, sig, siglen, 0);
 }
 
 /* ------------------------------------------------------------ JWS compact */
@@ -1042,7 +1048,8 @@ const char *gw_jws_verify(const char *token, size_t len, const gw_keyset *const 
         reason = "jws.alg_key_mismatch";
         goto out;
     }
-    if (!gw_jws_check_sig(key, (const unsigned char *)token, hl + 1 + pl, sig, sign)) {
+    if (!check_sig(key, (const unsigned char *)token, hl + 1 + pl, sig, sign,
+                   rules->allow_high_s)) {
         reason = "jws.signature";
         goto out;
     }

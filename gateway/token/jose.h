@@ -99,7 +99,10 @@ char *gw_jws_sign(const gw_jwk *key, const char *typ, const json_t *payload);
 typedef struct gw_jws_rules {
     const gw_alg *algs; /* allowlist */
     size_t nalgs;
-    size_t max_len; /* whole token; 0 = 8192 */
+    size_t max_len;   /* whole token; 0 = 8192 */
+    int allow_high_s; /* ES256: accept s > n/2 too (0: refused, the default);
+                       * only for checking journals signed before signatures
+                       * were normalised to low-S, never for tokens */
 } gw_jws_rules;
 
 typedef struct gw_jws {
@@ -170,7 +173,9 @@ int gw_claims_has_scope(const gw_claims *c, const char *scope);
 int gw_jws_sign_input(const gw_jwk *key, const unsigned char *in, size_t n, unsigned char **sig,
                       size_t *siglen);
 /* 1 when <sig>/<siglen> (JWS form, exact length required) is <key>'s
- * signature of <in>/<n> under key->alg; else 0. gw_jws_verify uses it. */
+ * signature of <in>/<n> under key->alg; else 0. An ES256 signature with a
+ * high S (s > n/2, the malleable twin of a low-S one) is refused: 0.
+ * gw_jws_verify uses it. */
 int gw_jws_check_sig(const gw_jwk *key, const unsigned char *in, size_t n, const unsigned char *sig,
                      size_t siglen);
 

@@ -258,7 +258,7 @@ START_TEST(token_endpoint)
         ck_assert_str_eq(json_string_value(json_object_get(body, "scope")), c->scope);
         const char *tok = json_string_value(json_object_get(body, "access_token"));
         gw_alg algs[] = {GW_ALG_ES256};
-        gw_jws_rules jr = {algs, 1, 0};
+        gw_jws_rules jr = {algs, 1, 0, 0};
         gw_jws jws;
         ck_assert_ptr_null(gw_jws_verify(tok, strlen(tok), oauth->sets, oauth->nsets, &jr, &jws));
         ck_assert_str_eq(json_string_value(json_object_get(jws.header, "kid")), "k-es");
@@ -326,7 +326,7 @@ START_TEST(assertion)
                                 "11111111-2222-4333-8444-555555555555", NOW);
     ck_assert_ptr_nonnull(a);
     gw_alg algs[] = {GW_ALG_ES256};
-    gw_jws_rules jr = {algs, 1, 0};
+    gw_jws_rules jr = {algs, 1, 0, 0};
     gw_jws jws;
     ck_assert_ptr_null(gw_jws_verify(a, strlen(a), oauth->sets, oauth->nsets, &jr, &jws));
     json_t *p = jws.payload;
