@@ -24,7 +24,8 @@ FUZZ_DEPS  = clang libclang-rt-14-dev
 PERF_DEPS  = linux-perf
 BUILD_FUZZ ?= build-fuzz
 BUILD_BENCH ?= build-bench
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 15
+FUZZ_TARGETS ?= http1 jose policy
 
 .PHONY: all deps run-deps run-build build build-asan pki run demo test test-unit fuzz-smoke format check-format clean \
         bench bench-quick bench-build package test-deploy
@@ -71,17 +72,20 @@ test: build build-asan pki
 	  else cat $(BUILD)/demo.log; echo "make test: make demo failed" >&2; exit 1; fi
 	$(MAKE) --no-print-directory fuzz-smoke
 
-# libFuzzer smoke: each target for FUZZ_SECONDS on the committed corpus.
+# libFuzzer smoke: each target for FUZZ_SECONDS on the committed corpus
+# (tests/fuzz/corpus/<name>) plus what earlier runs found (build-fuzz/corpus).
 fuzz-smoke: deps
 	@deploy/install-deps.sh $(FUZZ_DEPS)
 	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DGW_FUZZ=ON >/dev/null
-	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target fuzz_http1
-	mkdir -p $(BUILD_FUZZ)/corpus/http1
-	@rc=0; $(BUILD_FUZZ)/tests/fuzz/fuzz_http1 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  $(BUILD_FUZZ)/corpus/http1 tests/fuzz/corpus/http1 >$(BUILD_FUZZ)/fuzz_http1.log 2>&1 || rc=$$?; \
-	  grep -E '^(Done|stat::)|ERROR|SUMMARY' $(BUILD_FUZZ)/fuzz_http1.log; \
-	  if [ $$rc -ne 0 ]; then tail -n 60 $(BUILD_FUZZ)/fuzz_http1.log; fi; \
-	  echo "fuzz_http1: exit $$rc"; exit $$rc
+	cmake --build $(BUILD_FUZZ) -j$(JOBS) $(foreach t,$(FUZZ_TARGETS),--target fuzz_$(t))
+	@rc=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD_FUZZ)/corpus/$$t; r=0; \
+	  $(BUILD_FUZZ)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD_FUZZ)/corpus/$$t tests/fuzz/corpus/$$t >$(BUILD_FUZZ)/fuzz_$$t.log 2>&1 || r=$$?; \
+	  grep -E '^(Done|stat::)|ERROR|SUMMARY' $(BUILD_FUZZ)/fuzz_$$t.log; \
+	  if [ $$r -ne 0 ]; then tail -n 60 $(BUILD_FUZZ)/fuzz_$$t.log; rc=$$r; fi; \
+	  echo "fuzz_$$t: exit $$r"; \
+	done; exit $$rc
 
 # The side-by-side bench against nginx (bench/bench.py; docs/loadgen.md):
 # Release build, proxies on CPU 0, load on CPU 1; writes
