@@ -826,8 +826,10 @@ int gw_server_redis_stats(gw_server *s, gw_redis_stats *out)
         gw_redis_stats st;
         if (s->workers[i].redis == NULL)
             continue;
-        /* figures read from another thread: counters, a view that may be
-         * a little behind */
+        /* read from the admin thread: w->redis is set before the workers
+         * start and freed after they are joined; the figures are the ones
+         * the worker publishes atomically (quota/redis.c, STAT_ADD and
+         * publish_up), never its connection states or slot map */
         gw_redis_get_stats(s->workers[i].redis, &st);
         out->commands += st.commands;
         out->replies += st.replies;

@@ -146,9 +146,21 @@ struct gw_redis {
     struct event *refresh_timer; /* retries a failed or incomplete CLUSTER SLOTS */
     uint64_t stall_us;
     gw_redis_call *calls;
-    gw_redis_stats st;
+    gw_redis_stats st;   /* counters: written by the worker only (STAT_ADD) */
+    int up, persistence; /* published by publish_up(), read by gw_redis_get_stats */
     uint64_t rng;
 };
+
+/* The admin thread reads a worker's counters and figures (gw_redis_get_stats,
+ * through gw_server_redis_stats) while the worker updates them. The worker is
+ * the only writer: a relaxed atomic load and store is an exact increment (no
+ * lock prefix on the hot path), and the reader's relaxed loads are defined,
+ * each figure a little behind at worst. The connection states and the slot
+ * map stay the worker's alone: it publishes what the admin needs of them,
+ * "up" and "persistence", with publish_up() after each change. */
+#define STAT_ADD(r, f, v)                                                                          \
+    __atomic_store_n(&(r)->st.f, __atomic_load_n(&(r)->st.f, __ATOMIC_RELAXED) + (v),              \
+                     __ATOMIC_RELAXED)
 
 static uint64_t now_us(void)
 {
@@ -287,6 +299,30 @@ static void on_marker(redisAsyncContext *ac, void *reply, void *priv);
 static void calls_flush(conn *c, int ready);
 static void conn_lost(conn *c, int before_ready);
 
+/* Recompute, from the worker's own state, "every needed connection is
+ * ready" and the weakest persistence of the nodes, and publish both. The
+ * worker calls it after each change of a connection's state, load,
+ * readiness or persistence, or of the slot map. */
+static void publish_up(gw_redis *r)
+{
+    int up = 0, pers = 1;
+    for (size_t i = 0; i < r->nconns; i++)
+        if (r->conns[i]->aof < pers)
+            pers = r->conns[i]->aof;
+    if (!r->cluster) {
+        const conn *c = r->nconns > 0 ? r->conns[0] : NULL;
+        up = c != NULL && c->state == C_UP && c->loaded && c->ready;
+    } else if (r->slots != NULL) {
+        up = 1;
+        for (unsigned s = 0; s < NSLOTS && up; s++) {
+            const conn *c = r->slots[s];
+            up = c != NULL && c->state == C_UP && c->loaded && c->ready;
+        }
+    }
+    __atomic_store_n(&r->up, up, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->persistence, pers, __ATOMIC_RELAXED);
+}
+
 static void timer_in(conn *c, unsigned ms)
 {
     struct timeval tv = ms_tv(ms);
@@ -321,10 +357,11 @@ static void conn_retry(conn *c)
  * Redis answers but does not serve (loading, an error during a sync). */
 static void conn_fail_soon(conn *c)
 {
-    c->r->st.errors++;
+    STAT_ADD(c->r, errors, 1);
     c->attempts++;
     c->ready = 0;
     c->state = C_CONNECTING;
+    publish_up(c->r);
     timer_in(c, 0);
 }
 
@@ -338,6 +375,7 @@ static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
         return;
     if (rep->type == REDIS_REPLY_ERROR) {
         c->loaded = 0;
+        publish_up(c->r);
         if (c->state == C_UP)
             conn_fail_soon(c);
         else
@@ -345,6 +383,7 @@ static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
         return;
     }
     c->loaded = 1;
+    publish_up(c->r);
     if (c->state == C_UP && !c->ready && c->phase == P_LOADING && c->r->cluster)
         grace_or_end(c, c->was_ready);
 }
@@ -368,6 +407,7 @@ static void on_info(redisAsyncContext *ac, void *reply, void *priv)
     const char *p = strstr(rep->str, "aof_enabled:");
     if (p != NULL)
         c->aof = p[12] == '1';
+    publish_up(c->r);
 }
 
 /* ---- write-back ------------------------------------------------------ */
@@ -379,7 +419,7 @@ static void on_restore(redisAsyncContext *ac, void *reply, void *priv)
     if (rep == NULL || c->ac != ac || c->r->closing)
         return;
     if (rep->type == REDIS_REPLY_ERROR) {
-        c->r->st.errors++;
+        STAT_ADD(c->r, errors, 1);
         /* a stale slot map: the key's new master writes it back when its
          * connection syncs; anything else fails the sync */
         if (gw_redis_parse_redirect(rep->str, &(unsigned){0}, (char[HOST_MAX]){0}, HOST_MAX,
@@ -428,7 +468,7 @@ static void restore_key(void *arg, const char *key, const gw_ownlog_entry *e, si
             c->sync_err = 1;
             return;
         }
-        r->st.restored += m;
+        STAT_ADD(r, restored, m);
     }
 }
 
@@ -449,10 +489,11 @@ static void restore_all(conn *c)
 static void sync_begin(conn *c)
 {
     c->ready = 0;
+    publish_up(c->r);
     c->sync_err = 0;
     c->resync = 0;
     c->phase = P_LOADING;
-    c->r->st.syncs++;
+    STAT_ADD(c->r, syncs, 1);
     restore_all(c);
     if (c->loaded && c->state == C_UP)
         grace_or_end(c, 1); /* data lost under a live connection */
@@ -523,6 +564,7 @@ static void on_marker(redisAsyncContext *ac, void *reply, void *priv)
     c->ready = 1;
     c->was_ready = 1;
     c->attempts = 0;
+    publish_up(c->r);
     timer_in(c, c->r->probe_ms);
     calls_flush(c, 1);
     if (c->r->cluster)
@@ -598,6 +640,7 @@ static void conn_lost(conn *c, int before_ready)
     c->resync = 0;
     if (before_ready)
         c->attempts++;
+    publish_up(c->r);
     calls_flush(c, 0);
 }
 
@@ -640,7 +683,7 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
     if (c->state == C_CONNECTING && c->ac != NULL) {
         conn_drop(c); /* connect timeout, or a sync that failed */
     } else if (c->state == C_DOWN) {
-        c->r->st.reconnects++;
+        STAT_ADD(c->r, reconnects, 1);
         conn_connect(c);
     } else if (c->state == C_UP && c->ac != NULL && !c->ready && c->phase == P_GRACE) {
         sync_end(c);
@@ -674,6 +717,7 @@ static void conn_connect(conn *c)
     c->state = C_CONNECTING;
     c->loaded = 0;
     c->ready = 0;
+    publish_up(r);
     /* first on the wire: no FCALL can precede the function's load */
     load_function(c);
     redisAsyncCommand(ac, on_info, c, "INFO persistence");
@@ -747,8 +791,9 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
         if (rep == NULL && c->ac == ac)
             c->state = C_DOWN; /* dying: do not pick it again */
+        publish_up(r);
         if (rep != NULL)
-            r->st.errors++;
+            STAT_ADD(r, errors, 1);
         refresh_later(r);
         return;
     }
@@ -779,6 +824,7 @@ static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (covered < NSLOTS)
         refresh_later(r); /* a cluster still forming, or slots unassigned */
+    publish_up(r);
     refresh_maybe(r);
 }
 
@@ -901,7 +947,7 @@ static const char *call_send(gw_redis_call *k, conn *c, int asking)
     k->sent_us = now_us();
     if (c->inflight++ == 0)
         c->last_us = k->sent_us; /* waiting for replies from now on */
-    r->st.commands++;
+    STAT_ADD(r, commands, 1);
     return NULL;
 }
 
@@ -934,7 +980,7 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
     }
     gw_redis *r = k->r;
     conn *c = k->on_wire ? k->c : NULL;
-    r->st.timeouts++;
+    STAT_ADD(r, timeouts, 1);
     if (c != NULL) {
         c->resync = 1; /* a local decision may follow: write back at the next reply */
         if (r->sync_after_timeouts && c->ready && c->state == C_UP) {
@@ -943,6 +989,7 @@ static void on_call_timer(evutil_socket_t fd, short what, void *arg)
              * run before the other gateways' write-back */
             c->ready = 0;
             c->phase = P_LOADING;
+            publish_up(r);
             timer_in(c, (unsigned)(r->stall_us / 1000u));
         }
     }
@@ -962,17 +1009,18 @@ static int call_retry(gw_redis_call *k, conn *c, const char *err)
     const char *why;
     if (kind == 1 && !(k->tried & TRIED_MOVED)) {
         k->tried |= TRIED_MOVED;
-        r->st.moved++;
+        STAT_ADD(r, moved, 1);
         conn *t = conn_get(r, host[0] ? host : c->host, port);
         if (r->cluster && t != NULL) {
             r->slots[slot] = t;
+            publish_up(r);
             r->need_refresh = 1;
             refresh_maybe(r);
         }
         why = call_send(k, t, 0);
     } else if (kind == 2 && !(k->tried & TRIED_ASK)) {
         k->tried |= TRIED_ASK;
-        r->st.ask++;
+        STAT_ADD(r, ask, 1);
         why = call_send(k, conn_get(r, host[0] ? host : c->host, port), 1);
     } else if (kind == 0 && !(k->tried & TRIED_RELOAD) &&
                (strncmp(err, "NOSCRIPT", 8) == 0 || strstr(err, "Function not found") != NULL)) {
@@ -981,6 +1029,7 @@ static int call_retry(gw_redis_call *k, conn *c, const char *err)
          * connection */
         k->tried |= TRIED_RELOAD;
         c->loaded = 0;
+        publish_up(r);
         why = (c->ac != NULL && load_function(c) == REDIS_OK) ? call_send(k, c, 0) : "redis.down";
     } else {
         return 0;
@@ -1001,15 +1050,17 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     c->inflight--;
     if (rep == NULL) {
         /* connection lost (or closed by us): hiredis flushes every callback */
-        if (c->ac == ac)
+        if (c->ac == ac) {
             c->state = C_DOWN;
+            publish_up(r);
+        }
         call_fail(k, "redis.down");
         return;
     }
     uint64_t t = now_us();
     c->last_us = t;
-    r->st.replies++;
-    r->st.latency_us_sum += t - k->sent_us;
+    STAT_ADD(r, replies, 1);
+    STAT_ADD(r, latency_us_sum, t - k->sent_us);
     if (c->resync && c->state == C_UP && c->ac == ac)
         resync(c);
     if (k->done) {
@@ -1019,7 +1070,7 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     if (rep->type == REDIS_REPLY_ERROR) {
         if (call_retry(k, c, rep->str))
             return;
-        r->st.errors++;
+        STAT_ADD(r, errors, 1);
         call_fail(k, "redis.error");
         return;
     }
@@ -1028,7 +1079,7 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
         rep->element[1]->type != REDIS_REPLY_INTEGER ||
         rep->element[2]->type != REDIS_REPLY_INTEGER || rep->element[1]->integer < 0 ||
         rep->element[2]->integer < 0) {
-        r->st.errors++;
+        STAT_ADD(r, errors, 1);
         call_fail(k, "redis.error");
         return;
     }
@@ -1098,7 +1149,7 @@ gw_redis_call *gw_redis_quota(gw_redis *r, const char *key, unsigned limit, uint
         r->calls->prev = k;
     r->calls = k;
     if (window_ms == 0 || kl == 0) {
-        r->st.errors++;
+        STAT_ADD(r, errors, 1);
         call_fail_async(k, "redis.error");
         return k;
     }
@@ -1207,22 +1258,17 @@ void gw_redis_free(gw_redis *r)
 
 void gw_redis_get_stats(const gw_redis *r, gw_redis_stats *st)
 {
-    *st = r->st;
-    st->up = 0;
-    st->persistence = 1;
-    for (size_t i = 0; i < r->nconns; i++) {
-        int a = r->conns[i]->aof;
-        if (a < st->persistence)
-            st->persistence = a;
-    }
-    if (!r->cluster) {
-        st->up = r->conns[0]->state == C_UP && r->conns[0]->loaded && r->conns[0]->ready;
-        return;
-    }
-    for (unsigned s = 0; s < NSLOTS; s++) {
-        const conn *c = r->slots[s];
-        if (c == NULL || c->state != C_UP || !c->loaded || !c->ready)
-            return;
-    }
-    st->up = 1;
+    /* any thread: only the figures the worker publishes atomically */
+    st->commands = __atomic_load_n(&r->st.commands, __ATOMIC_RELAXED);
+    st->replies = __atomic_load_n(&r->st.replies, __ATOMIC_RELAXED);
+    st->timeouts = __atomic_load_n(&r->st.timeouts, __ATOMIC_RELAXED);
+    st->errors = __atomic_load_n(&r->st.errors, __ATOMIC_RELAXED);
+    st->reconnects = __atomic_load_n(&r->st.reconnects, __ATOMIC_RELAXED);
+    st->moved = __atomic_load_n(&r->st.moved, __ATOMIC_RELAXED);
+    st->ask = __atomic_load_n(&r->st.ask, __ATOMIC_RELAXED);
+    st->latency_us_sum = __atomic_load_n(&r->st.latency_us_sum, __ATOMIC_RELAXED);
+    st->syncs = __atomic_load_n(&r->st.syncs, __ATOMIC_RELAXED);
+    st->restored = __atomic_load_n(&r->st.restored, __ATOMIC_RELAXED);
+    st->up = __atomic_load_n(&r->up, __ATOMIC_RELAXED);
+    st->persistence = __atomic_load_n(&r->persistence, __ATOMIC_RELAXED);
 }

@@ -947,7 +947,7 @@ class Stack:
             self._sanitizer_reported = True
             raise AssertionError("sanitizer report in %s output:\n%s" % (self.name, report[-6000:]))
 
-    SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: ")
+    SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|WARNING: ThreadSanitizer|runtime error: ")
 
     def sanitizer_report(self):
         for text in (self.gateway_stderr(), self.mock_log()):

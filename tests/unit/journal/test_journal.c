@@ -1861,7 +1861,12 @@ START_TEST(restart_continues_from_rotated)
     j = open_chain((gw_journal_opts){.path = p, .rotate_bytes = 600});
     gw_journal_stats st;
     gw_journal_get_stats(j, &st);
-    ck_assert_uint_eq(st.seq, cs.seq);
+    /* the head continues from the rotated file: its last seq, or one more
+     * when the writer thread has already written its "restart" record (a
+     * race the test cannot order; seen under ThreadSanitizer). The chain
+     * check below follows the seqs exactly. */
+    ck_assert_msg(st.seq == cs.seq || st.seq == cs.seq + 1, "seq %llu after %llu",
+                  (unsigned long long)st.seq, (unsigned long long)cs.seq);
     submit_rec(j, 6);
     gw_journal_close(j);
     check_file_chain(p, &cs);
