@@ -2,6 +2,7 @@
 # packages installs the missing ones itself (Debian 12, as root).
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 JOBS       ?= 2
 CTEST_ARGS ?=
 
@@ -27,7 +28,7 @@ BUILD_BENCH ?= build-bench
 FUZZ_SECONDS ?= 15
 FUZZ_TARGETS ?= http1 jose policy
 
-.PHONY: all deps run-deps run-build build build-asan pki run demo test test-unit fuzz-smoke format check-format clean \
+.PHONY: all deps run-deps run-build build build-asan build-tsan pki run demo test test-unit fuzz-smoke format check-format clean \
         bench bench-quick bench-build package test-deploy
 
 all: build
@@ -46,6 +47,13 @@ build-asan: deps
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=ON -DGW_WERROR=ON >/dev/null
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
 
+# ThreadSanitizer build (not combinable with ASan): the unit and integration
+# suites again, every data race an error (tests/tsan.supp lists the
+# third-party false positives, each justified).
+build-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DGW_TSAN=ON -DGW_WERROR=ON >/dev/null
+	cmake --build $(BUILD_TSAN) -j$(JOBS)
+
 pki: run-deps
 	deploy/sandbox/pki.sh
 
@@ -61,13 +69,15 @@ demo: run-build pki
 	deploy/sandbox/demo.sh $(BUILD)
 
 # The whole suite: unit + integration on the release build, then the same
-# suite on the ASan+UBSan build, then make demo (every step must get the
-# answer it announces; its output is kept in $(BUILD)/demo.log), then a short
-# libFuzzer smoke.
-test: build build-asan pki
+# suite on the ASan+UBSan build and on the TSan build, then make demo (every
+# step must get the answer it announces; its output is kept in
+# $(BUILD)/demo.log), then a short libFuzzer smoke.
+test: build build-asan build-tsan pki
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
+	  ctest -j$(JOBS) --output-on-failure $(CTEST_ARGS)
 	@if deploy/sandbox/demo.sh $(BUILD) >$(BUILD)/demo.log 2>&1; then tail -n 2 $(BUILD)/demo.log; \
 	  else cat $(BUILD)/demo.log; echo "make test: make demo failed" >&2; exit 1; fi
 	$(MAKE) --no-print-directory fuzz-smoke
@@ -125,4 +135,4 @@ check-format:
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

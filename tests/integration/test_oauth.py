@@ -78,8 +78,13 @@ def extra_policies(pols, stack):
 # JWS signing with the openssl CLI (forged tokens and assertions)
 
 
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
 def _der_ecdsa_to_raw(der, n=32):
-    """ECDSA-Sig-Value (DER SEQUENCE of two INTEGERs) -> R || S (RFC 7518 §3.4)."""
+    """ECDSA-Sig-Value (DER SEQUENCE of two INTEGERs) -> R || S (RFC 7518 §3.4),
+    S in its low form (S <= n/2): the gateway refuses the high-S twin of a
+    signature (one token, one valid text), and the openssl CLI gives either."""
     if der[0] != 0x30:
         raise ValueError("not a DER sequence")
     i = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
@@ -91,6 +96,9 @@ def _der_ecdsa_to_raw(der, n=32):
         v = der[i + 2:i + 2 + ln].lstrip(b"\x00")
         out += v.rjust(n, b"\x00")
         i += 2 + ln
+    s = int.from_bytes(out[n:], "big")
+    if s > P256_ORDER // 2:
+        out = out[:n] + (P256_ORDER - s).to_bytes(n, "big")
     return out
 
 
