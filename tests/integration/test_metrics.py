@@ -196,7 +196,7 @@ class TestPromtool(unittest.TestCase):
         st.token("client-departement", fresh=True)
         # upstream error: the mock resets every connection
         st.mock_config(reset_rate=1.0)
-        r = st.request(cert_name="client-departement")
+        r = st.request(cert_name="client-departement", teleservice=None)  # etatSante: none needed
         self.assertGreaterEqual(r.status, 500)
         st.mock_config()
         # a policy reload
