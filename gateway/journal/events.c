@@ -932,18 +932,21 @@ static void spawn_alert(gw_events *ev, alert_state *as, struct alert *a)
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                       POSIX_SPAWN_SETPGROUP);
     pid_t pid = -1;
+    /* counted as running before it can run: a reader that sees what the
+     * hook did never sees it neither running nor run */
+    atomic_fetch_add(&ev->running, 1);
     int rc = posix_spawn(&pid, ev->cmd, &fa, &at, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     free(env_event);
     if (rc != 0) {
+        atomic_fetch_sub(&ev->running, 1);
         atomic_fetch_add(&ev->failed, 1);
         fprintf(stderr, "opale-gateway: events: alert hook %s: cannot run: %s (event %s)\n",
                 ev->cmd, strerror(rc), type_names[a->type]);
         return;
     }
     atomic_fetch_add(&ev->run, 1);
-    atomic_fetch_add(&ev->running, 1);
     as->ch[as->n++] = (struct child){pid, mono_ms(), a->type, 0};
 }
 
