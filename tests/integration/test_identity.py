@@ -866,6 +866,12 @@ class TestTenThousandPolicies(IdentityCase):
         t0 = time.monotonic()
         st.start_gateway()
         t_start = time.monotonic() - t0
+        with open("/proc/%d/maps" % st.gw.pid) as f:
+            if "libtsan" in f.read():
+                # a scale test: the ThreadSanitizer build reloads 10,000
+                # policies in more than the admin's 10 s; the reload's
+                # threading is exercised by test_access and test_policy_units
+                raise unittest.SkipTest("ThreadSanitizer build: too slow for a 10,000-policy reload")
         t0 = time.monotonic()
         cls.reload = st.admin_call("POST", "/admin/reload")
         t_reload = time.monotonic() - t0
