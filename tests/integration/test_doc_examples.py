@@ -13,7 +13,8 @@ unchecked), and so does a known NAME whose block is gone.
 
 Checked: the journal records of docs/journal.md (an allowed call and a
 quota refusal), the error body of docs/errors.md, the /token answer of
-docs/oauth2.md.
+docs/oauth2.md. Also: every test, test class, test module and fuzz target
+that docs/security.md names as covering an attack exists.
 """
 
 import json
@@ -136,6 +137,47 @@ class TestDocExamples(GatewayTestCase):
         live = r.json()
         # the doc's lifetime is the default (3600 s), as the test stack's
         self.compare(doc, live)
+
+
+class TestSecurityDocNamesRealTests(unittest.TestCase):
+    """docs/security.md's attack table names the tests that cover each
+    attack; a renamed or deleted test must not leave the table pointing at
+    nothing."""
+
+    def test_every_named_test_exists(self):
+        with open(os.path.join(DOCS, "security.md"), encoding="utf-8") as f:
+            doc = f.read()
+        tests_dir = os.path.join(harness.SRCDIR, "tests")
+        corpus = []
+        for root, _dirs, files in os.walk(tests_dir):
+            for fn in files:
+                if fn.endswith((".py", ".c")):
+                    with open(os.path.join(root, fn), encoding="utf-8", errors="replace") as f:
+                        corpus.append((fn, f.read()))
+        names = set(re.findall(r"`((?:test_|Test|fuzz_)[A-Za-z0-9_]+(?:\.py)?)`", doc))
+        names |= set(re.findall(r"`([a-z][a-z0-9_]+)`", doc)) & {"ecdsa_low_s_only", "independent_evp"}
+        self.assertGreater(len(names), 20, "docs/security.md names too few tests: %s" % sorted(names))
+        files = {fn for fn, _t in corpus}
+
+        def defined(n):
+            return any(re.search(r"(def %s\(|START_TEST\(%s\))" % (re.escape(n), re.escape(n)), text)
+                       for _fn, text in corpus)
+
+        missing = []
+        for n in sorted(names):
+            if n.endswith(".py"):
+                ok = n in files
+            elif n.startswith("Test"):
+                ok = any(re.search(r"^class %s\b" % re.escape(n), text, re.M) for _fn, text in corpus)
+            elif n.startswith("fuzz_"):
+                ok = n + ".c" in files
+            elif n.startswith("test_"):
+                ok = defined(n) or n + ".py" in files  # a test, or a module named without .py
+            else:
+                ok = defined(n)
+            if not ok:
+                missing.append(n)
+        self.assertFalse(missing, "docs/security.md names tests that do not exist: %s" % missing)
 
 
 if __name__ == "__main__":
