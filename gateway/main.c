@@ -2,6 +2,7 @@
  * opale-gateway: argv, -t, signals; starts the workers and the admin listener.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 #include "policy/watch.h"
 
 #define GW_VERSION "0.1.0"
+/* After the drain, how long the journal gets to write what is queued. */
+#define GW_JOURNAL_FLUSH_MS 5000u
 
 static void usage(FILE *f)
 {
@@ -676,8 +679,17 @@ out:
     gw_policy_watch_stop(watch);
     gw_admin_stop(admin);
     gw_server_free(a.srv);
-    if (a.journal != NULL)
-        gw_journal_close(a.journal);
+    if (a.journal != NULL) {
+        /* bounded: a stalled journal device must not hold the stop forever
+         * (docs/journal.md, "Stopping") */
+        int late = 0;
+        uint64_t unwritten = gw_journal_close_within(a.journal, GW_JOURNAL_FLUSH_MS, &late);
+        if (unwritten > 0 || late) {
+            fprintf(stderr, "opale-gateway: journal: %" PRIu64 " records could not be written%s\n",
+                    unwritten, late ? " (flush deadline passed)" : "");
+            rc = 1;
+        }
+    }
     gw_events_close(a.events);
     if (ev_term)
         event_free(ev_term);

@@ -18,7 +18,6 @@
  * conn_free() cancels, so no callback ever sees a freed request.
  */
 #include <arpa/inet.h>
-#include <sys/statvfs.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -73,6 +72,8 @@ typedef struct gw_req {
     char teleservice[65];    /* ID_Teleservice as sent, for the journal */
     const char *local_route; /* "token" or "jwks" for the gateway's own routes */
     char token_jti[37];      /* of a token issued by /token */
+    int journal_rsv;         /* holds a journal reservation (gw_journal_reserve) */
+    int journal_unreserved;  /* forwarded without one (journal.on_failure \"continue\") */
     gw_access a;             /* what the access stages know and decided */
 } gw_req;
 
@@ -131,7 +132,10 @@ static void arm(gw_conn *c, unsigned ms)
 
 /* ---- journal ---- */
 
-static void journal_submit(gw_conn *c, gw_journal_rec *r, const char *client_ip)
+/* <q>: the request whose record this is, NULL for a handshake. A request
+ * holding a reservation submits against it (never refused for room); any
+ * other record is a refusal, which the journal may summarise instead. */
+static void journal_submit(gw_conn *c, gw_journal_rec *r, const char *client_ip, gw_req *q)
 {
     char ts[32];
     gw_time_iso_ms(ts);
@@ -149,10 +153,22 @@ static void journal_submit(gw_conn *c, gw_journal_rec *r, const char *client_ip)
     char *line = gw_journal_format(r, &len);
     /* a refused submit is counted by the journal itself (stats.dropped);
      * journal_refused counts only the records that could not be formatted */
-    if (line == NULL)
+    gw_journal *j = c->w->srv->journal;
+    if (q != NULL && q->journal_rsv) {
+        q->journal_rsv = 0;
+        if (line == NULL) {
+            gw_journal_release(j);
+            atomic_fetch_add_explicit(&stats(c)->journal_refused, 1, memory_order_relaxed);
+        } else {
+            gw_journal_submit_reserved(j, line, len);
+        }
+    } else if (line == NULL) {
         atomic_fetch_add_explicit(&stats(c)->journal_refused, 1, memory_order_relaxed);
-    else
-        gw_journal_submit(c->w->srv->journal, line, len);
+    } else if (q != NULL && q->journal_unreserved) {
+        gw_journal_submit(j, line, len); /* "continue": written if it can, else counted lost */
+    } else {
+        gw_journal_submit_refusal(j, line, len, r->reason != NULL ? r->reason : r->decision);
+    }
 }
 
 /* "error" (the gateway or the backend failed) rather than "deny" (a control
@@ -288,7 +304,7 @@ static void journal_request(gw_conn *c, gw_req *q)
         r.decision = q->err == GW_OK ? "allow" : is_failure(q->err) ? "error" : "deny";
         r.reason = q->err == GW_OK ? NULL : q->reason ? q->reason : d->reason;
         r.code = q->err == GW_OK ? NULL : d->code;
-        journal_submit(c, &r, q->a.client_ip);
+        journal_submit(c, &r, q->a.client_ip, q);
         free(path);
         free(teleservice);
         return;
@@ -301,7 +317,7 @@ static void journal_request(gw_conn *c, gw_req *q)
     r.decision = q->err == GW_OK || is_failure(q->err) ? "error" : "deny";
     r.reason = q->reason ? q->reason : d->reason;
     r.code = q->err == GW_OK ? NULL : d->code;
-    journal_submit(c, &r, NULL);
+    journal_submit(c, &r, NULL, q);
 }
 
 static void record_stats(gw_conn *c, gw_req *q)
@@ -357,6 +373,8 @@ static void req_free(gw_req *q)
     if (q == NULL)
         return;
     gw_proxy_cancel(q->call);
+    if (q->journal_rsv)
+        gw_journal_release(q->conn->w->srv->journal);
     gw_pipeline_done(&q->a);
     free(q->a.local_body);
     gw_policy_set_unref(q->a.policies);
@@ -513,37 +531,29 @@ static void copy_param(char *dst, size_t cap, const char *v, size_t n)
 /* Send the admitted request upstream, with the identity the stages
  * established. */
 /* No exchange without a record (journal.on_failure "deny", the default):
- * while the journal cannot write, or its queue is nearly full, nothing is
- * forwarded. */
-static int journal_refuses(gw_conn *c)
+ * the request (or the token) gets a journal reservation before anything is
+ * forwarded (or issued), held until its record is written, so that the
+ * record cannot be dropped for room once the backend has answered
+ * (docs/journal.md, "No exchange without a record"). 1: refused, answer
+ * 910240. With "continue", a request that finds no room goes on without. */
+static int journal_refuses(gw_conn *c, gw_req *q)
 {
-    const gw_conf *conf = c->w->srv->conf;
-    if (conf->journal.on_failure_continue)
+    if (q->journal_rsv)
         return 0;
-    gw_journal *j = c->w->srv->journal;
-    if (!gw_journal_healthy(j))
-        return 1;
-    /* Space is checked before a write can fail: a request forwarded now
-     * must find room for its record. statvfs at most every 100 ms. */
-    uint64_t now = gw_now_ms();
-    if (now - c->w->journal_space_checked_ms >= 100) {
-        c->w->journal_space_checked_ms = now;
-        struct statvfs vs;
-        c->w->journal_low_space =
-            statvfs(c->w->srv->journal_dir, &vs) == 0 &&
-            (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize < GW_JOURNAL_RESERVE_BYTES;
+    if (gw_journal_reserve(c->w->srv->journal) == 0) {
+        q->journal_rsv = 1;
+        return 0;
     }
-    if (c->w->journal_low_space)
+    if (!c->w->srv->conf->journal.on_failure_continue)
         return 1;
-    gw_journal_stats st;
-    gw_journal_get_stats(j, &st);
-    return st.queued >= conf->journal.queue_size - conf->journal.queue_size / 10;
+    q->journal_unreserved = 1;
+    return 0;
 }
 
 static void forward(gw_conn *c, gw_req *q)
 {
     gw_access *a = &q->a;
-    if (journal_refuses(c)) {
+    if (journal_refuses(c, q)) {
         respond_error(c, GW_ERR_JOURNAL_UNAVAILABLE, NULL, 0);
         return;
     }
@@ -678,6 +688,11 @@ static int local_route(gw_conn *c, gw_req *q)
         .now_ms = gw_now_ms(),
         .rate = c->w->srv->token_rate,
     };
+    /* a token is issued only with room for its record, as data is */
+    if (journal_refuses(c, q)) {
+        respond_error(c, GW_ERR_JOURNAL_UNAVAILABLE, NULL, 0);
+        return 1;
+    }
     gw_token_out out;
     gw_token_endpoint(a->oauth, &in, &out);
     gw_extra_header hdr[3];
@@ -920,7 +935,7 @@ static void handshake_refused(gw_conn *c, unsigned long ssl_err)
     r.reason = gw_tls_refusal_reason(&c->peer, ssl_err);
     atomic_fetch_add_explicit(&stats(c)->handshake_reason[gw_tls_reason_index(r.reason)], 1,
                               memory_order_relaxed);
-    journal_submit(c, &r, NULL);
+    journal_submit(c, &r, NULL, NULL);
     events_handshake(c, r.reason);
 }
 
@@ -1098,7 +1113,7 @@ static void proxy_refused(gw_conn *c, const char *reason)
     r.request_id = rid;
     r.decision = "deny";
     r.reason = reason;
-    journal_submit(c, &r, NULL);
+    journal_submit(c, &r, NULL, NULL);
     conn_free(c);
 }
 

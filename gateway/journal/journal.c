@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,7 +80,20 @@
 struct jline {
     char *p;
     size_t len;
+    const char *reason; /* a refusal's reason: may be summarised instead (see reserve) */
+    int reserved;       /* queued against a reservation */
 };
+
+/* Room the writer keeps for its own records (rotate, checkpoint, gap,
+ * summary, retention) besides the reservations. */
+#define OWN_RESERVE_BYTES (64u * 1024u)
+/* Free space is read again (statvfs) at most this often by reserve. */
+#define AVAIL_REFRESH_MS 50
+/* A write() or fdatasync() that has not returned after this long makes the
+ * journal "stalled": no new reservation until it returns. */
+#define STALL_MS 1000
+/* Distinct refusal reasons counted in one summary; more share "other". */
+#define SUMMARY_REASONS 32
 
 struct gw_journal {
     char *path;
@@ -125,6 +139,28 @@ struct gw_journal {
     const char *last_op;
     uint64_t st_seq, st_rotations, st_checkpoints, st_deleted;
     long long test_now;
+    /* Reservations (gw_journal_reserve): taken and not yet submitted, and
+     * held (taken, not yet written or lost: submitted ones included). */
+    size_t rsv_pending;
+    size_t rsv_held;
+    uint64_t avail;         /* free bytes of the journal's filesystem, last read */
+    uint64_t avail_ms;      /* when */
+    uint64_t io_started_ms; /* a write or fdatasync in progress since; 0 none */
+    uint64_t rsv_refused;   /* reservations refused */
+    int state_dirty;        /* reservations changed: the writer refreshes the state file */
+    int exited;             /* the writer thread returned */
+    int check_space;        /* set at open: a regular file, whose free space counts */
+    pthread_cond_t done_cv; /* signalled when <exited> is set */
+    /* Refusals not written (no room without touching reservations, or a
+     * full queue): counted by reason, written as one "summary" record once
+     * the journal has room again. */
+    const char *sum_reason[SUMMARY_REASONS];
+    uint64_t sum_count[SUMMARY_REASONS];
+    uint64_t sum_total, sum_other, st_summarised;
+    char sum_from[32];
+    /* Records lost on a write error since the last gap record: the writer
+     * writes a "gap" record as soon as a write succeeds again. */
+    uint64_t lost_pending;
 
     /* Writer thread only (and open/close around it). */
     struct jline *wq;
@@ -149,6 +185,18 @@ struct gw_journal {
     char *restart_from; /* rotate record to write first: the chain continues from this file */
     EVP_MD_CTX *md;
     char (*sfx)[SUFFIX_MAX]; /* CHAIN_GROUP suffixes */
+    /* The state file <path>.state (regular chained journals): while the
+     * journal is open it holds the head seq and the reservations held; a
+     * clean close removes it. Found at open: the previous process stopped
+     * without closing, and a "gap" record says how many may be lost. */
+    char *state_path;
+    int state_fd;
+    uint64_t state_seq;
+    size_t state_held;
+    int state_written;
+    uint64_t prev_state_seq; /* found at open */
+    uint64_t prev_state_held;
+    int prev_unclean;
 };
 
 static int dump_cb(const char *p, size_t n, void *data);
@@ -348,7 +396,9 @@ static void write_lines_inner(gw_journal *j, struct jline *v, size_t n, int coun
                 j->cur_size + acc >= j->rotate_bytes)
                 break;
         }
+        __atomic_store_n(&j->io_started_ms, mono_ms(), __ATOMIC_RELAXED);
         int err = writev_all(j->fd, iov, cnt, &done);
+        __atomic_store_n(&j->io_started_ms, 0, __ATOMIC_RELAXED);
 
         /* Which lines made it in full? */
         size_t rem = done;
@@ -388,6 +438,7 @@ static void write_lines_inner(gw_journal *j, struct jline *v, size_t n, int coun
             if (counted) {
                 j->dropped_write += n - k;
                 j->inflight -= n - k;
+                j->lost_pending += n - k;
             }
             j->write_ok = 0;
             j->last_errno = err;
@@ -401,9 +452,17 @@ static void write_lines_inner(gw_journal *j, struct jline *v, size_t n, int coun
         if (err)
             break;
     }
+    size_t held = 0;
     for (i = 0; i < n; i++) {
+        held += v[i].reserved != 0;
         free(v[i].p);
         v[i].p = NULL;
+    }
+    if (held > 0) {
+        /* written or lost: either way the reservation's room is free */
+        pthread_mutex_lock(&j->mu);
+        j->rsv_held -= held;
+        pthread_mutex_unlock(&j->mu);
     }
 }
 
@@ -413,9 +472,11 @@ static int sync_file(gw_journal *j)
     int r = 0, rc = 0;
 
     if (!j->no_sync) {
+        __atomic_store_n(&j->io_started_ms, mono_ms(), __ATOMIC_RELAXED);
         do
             r = fdatasync(j->fd);
         while (r < 0 && errno == EINTR);
+        __atomic_store_n(&j->io_started_ms, 0, __ATOMIC_RELAXED);
     }
     if (r < 0 && (errno == EINVAL || errno == EROFS)) {
         /* A pipe, FIFO or character device (journal on stdout, tests on
@@ -1006,6 +1067,204 @@ static uint64_t next_deadline(const gw_journal *j)
     return d;
 }
 
+/* Free bytes for the journal's file system (UINT64_MAX when unknown: a
+ * pipe, or statvfs failed). */
+static uint64_t fs_avail(const gw_journal *j)
+{
+    struct statvfs vs;
+    if (statvfs(j->dir, &vs) != 0)
+        return UINT64_MAX;
+    return (uint64_t)vs.f_bavail * (uint64_t)vs.f_frsize;
+}
+
+/* Count one refusal under <reason> for the next summary record. <mu> held. */
+static void summary_add(gw_journal *j, const char *reason, uint64_t n)
+{
+    size_t i = 0;
+    if (j->sum_total == 0) {
+        gw_time_iso_ms(j->sum_from); /* real clock: <mu> is held, wall() takes it */
+        memset(j->sum_reason, 0, sizeof(j->sum_reason));
+        memset(j->sum_count, 0, sizeof(j->sum_count));
+        j->sum_other = 0;
+    }
+    j->sum_total += n;
+    while (i < SUMMARY_REASONS && j->sum_reason[i] != NULL && strcmp(j->sum_reason[i], reason) != 0)
+        i++;
+    if (i == SUMMARY_REASONS) {
+        j->sum_other += n;
+        return;
+    }
+    j->sum_reason[i] = reason;
+    j->sum_count[i] += n;
+}
+
+static void summary_count(gw_journal *j, const char *reason)
+{
+    j->st_summarised++;
+    summary_add(j, reason, 1);
+}
+
+/* Drop from the batch wq[0..*n) the refusal lines that do not fit in the
+ * free space left once the reservations held and the writer's own room are
+ * set aside (and the refusals kept before them), counting them for a
+ * summary. Keeps the order; moves *split (the reopen point) along. Returns
+ * how many were dropped. */
+static int summarise_refusals(gw_journal *j, size_t *n, size_t *split)
+{
+    int any = 0;
+    for (size_t i = 0; i < *n; i++)
+        any |= j->wq[i].reason != NULL;
+    if (!any || !j->check_space)
+        return 0;
+    uint64_t avail = fs_avail(j);
+    pthread_mutex_lock(&j->mu);
+    __atomic_store_n(&j->avail, avail, __ATOMIC_RELAXED);
+    __atomic_store_n(&j->avail_ms, mono_ms(), __ATOMIC_RELAXED);
+    uint64_t need = (uint64_t)j->rsv_held * GW_JOURNAL_LINE_MAX + 2u * OWN_RESERVE_BYTES;
+    size_t out = 0, nsplit = *split;
+    int skipped = 0;
+    for (size_t i = 0; i < *n; i++) {
+        struct jline *l = &j->wq[i];
+        if (l->reason != NULL) {
+            uint64_t cost = l->len + SUFFIX_MAX;
+            if (avail < need + cost) {
+                summary_count(j, l->reason);
+                j->inflight--;
+                free(l->p);
+                skipped++;
+                if (i < *split)
+                    nsplit--;
+                continue;
+            }
+            need += cost;
+        }
+        j->wq[out++] = *l;
+    }
+    pthread_mutex_unlock(&j->mu);
+    *n = out;
+    *split = nsplit;
+    return skipped;
+}
+
+/* After a pass: a "gap" record for the records lost on write errors since
+ * the last one, once a write succeeds again; a "summary" of the refusals
+ * not written, once the pass had room for all of its refusals. */
+static void write_gap_and_summary(gw_journal *j, int skipped)
+{
+    pthread_mutex_lock(&j->mu);
+    uint64_t lost = j->lost_pending;
+    int ok = j->write_ok;
+    pthread_mutex_unlock(&j->mu);
+    if (lost > 0 && ok) {
+        char ts[32];
+        wall_iso(j, ts);
+        json_t *o = own_record("gap", ts);
+        if (o != NULL && (json_object_set_new(o, "reason", json_string("write_error")) != 0 ||
+                          json_object_set_new(o, "lost", json_integer((json_int_t)lost)) != 0)) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (emit(j, o) == 0) {
+            pthread_mutex_lock(&j->mu);
+            j->lost_pending -= lost;
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    if (skipped)
+        return;
+    char ts[32];
+    wall_iso(j, ts);
+    uint64_t avail = j->check_space ? fs_avail(j) : UINT64_MAX;
+    pthread_mutex_lock(&j->mu);
+    uint64_t total = j->sum_total;
+    int room = avail >= (uint64_t)j->rsv_held * GW_JOURNAL_LINE_MAX + 2u * OWN_RESERVE_BYTES +
+                            GW_JOURNAL_LINE_MAX;
+    json_t *o = NULL;
+    if (total > 0 && room && j->write_ok) {
+        o = own_record("summary", ts);
+        json_t *r = json_object();
+        int bad = o == NULL || r == NULL;
+        for (size_t i = 0; !bad && i < SUMMARY_REASONS && j->sum_reason[i] != NULL; i++)
+            bad = json_object_set_new(r, j->sum_reason[i],
+                                      json_integer((json_int_t)j->sum_count[i])) != 0;
+        if (!bad && j->sum_other > 0)
+            bad = json_object_set_new(r, "other", json_integer((json_int_t)j->sum_other)) != 0;
+        if (bad) {
+            json_decref(r);
+            json_decref(o);
+            o = NULL;
+        } else if (json_object_set_new(o, "from", json_string(j->sum_from)) != 0 ||
+                   json_object_set_new(o, "unwritten", json_integer((json_int_t)total)) != 0 ||
+                   json_object_set_new(o, "reasons", r) != 0) { /* steals <r> in any case */
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    /* Take the counts out; put them back if the record is not written. */
+    const char *reason[SUMMARY_REASONS];
+    uint64_t count[SUMMARY_REASONS], other = j->sum_other;
+    memcpy(reason, j->sum_reason, sizeof(reason));
+    memcpy(count, j->sum_count, sizeof(count));
+    char from[32];
+    memcpy(from, j->sum_from, sizeof(from));
+    if (o != NULL)
+        j->sum_total = 0;
+    pthread_mutex_unlock(&j->mu);
+    if (o == NULL || emit(j, o) == 0)
+        return;
+    pthread_mutex_lock(&j->mu);
+    uint64_t since = j->sum_total;
+    for (size_t i = 0; i < SUMMARY_REASONS && reason[i] != NULL; i++)
+        summary_add(j, reason[i], count[i]);
+    if (other > 0)
+        summary_add(j, "other", other);
+    if (since == 0)
+        memcpy(j->sum_from, from, sizeof(from));
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* The state file: "<head seq> <records pending>\n", fixed width, rewritten
+ * in place when either changed. Pending: reservations taken and lines
+ * queued or being written, everything a kill now could lose. */
+static void write_state(gw_journal *j)
+{
+    if (j->state_fd < 0)
+        return;
+    pthread_mutex_lock(&j->mu);
+    size_t pending = j->rsv_pending + j->qlen + j->inflight;
+    pthread_mutex_unlock(&j->mu);
+    if (j->state_written && j->state_seq == j->seq && j->state_held == pending)
+        return;
+    char buf[48];
+    int len = snprintf(buf, sizeof(buf), "%020" PRIu64 " %020zu\n", j->seq, pending);
+    if (pwrite(j->state_fd, buf, (size_t)len, 0) == len) {
+        j->state_written = 1;
+        j->state_seq = j->seq;
+        j->state_held = pending;
+    }
+}
+
+/* First record after an unclean stop (the state file was there at open). */
+static void write_restart_gap(gw_journal *j)
+{
+    char ts[32];
+    wall_iso(j, ts);
+    json_t *o = own_record("gap", ts);
+    if (o != NULL &&
+        (json_object_set_new(o, "reason", json_string("unclean_stop")) != 0 ||
+         json_object_set_new(o, "state_seq", json_integer((json_int_t)j->prev_state_seq)) != 0 ||
+         json_object_set_new(o, "lost_max", json_integer((json_int_t)j->prev_state_held)) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
+    if (emit(j, o) == 0)
+        fprintf(stderr,
+                "opale-gateway: journal %s: the previous run stopped without closing the journal "
+                "(head seq %" PRIu64 ", up to %" PRIu64 " records pending): gap record seq %" PRIu64
+                "\n",
+                j->path, j->prev_state_seq, j->prev_state_held, j->seq);
+}
+
 static void *writer_main(void *arg)
 {
     gw_journal *j = arg;
@@ -1024,6 +1283,8 @@ static void *writer_main(void *arg)
             }
             emit(j, o);
         }
+        if (j->prev_unclean)
+            write_restart_gap(j);
         if (j->retention_days > 0)
             run_retention(j);
         j->next_ret_ms = mono_ms() + RETENTION_PERIOD_MS;
@@ -1034,7 +1295,8 @@ static void *writer_main(void *arg)
         int reopen = 0, closing;
 
         pthread_mutex_lock(&j->mu);
-        while (!j->closing && (j->paused || (j->qlen == 0 && !j->reopen_pending))) {
+        while (!j->closing &&
+               (j->paused || (j->qlen == 0 && !j->reopen_pending && !j->state_dirty))) {
             uint64_t d = next_deadline(j);
             if (d == UINT64_MAX) {
                 pthread_cond_wait(&j->cv, &j->mu);
@@ -1071,7 +1333,12 @@ static void *writer_main(void *arg)
                 j->reopen_pending = 0;
             }
         }
+        j->state_dirty = 0;
         pthread_mutex_unlock(&j->mu);
+
+        /* Refusals that would eat into the reserved room are counted for
+         * a summary record instead of written. */
+        int skipped = summarise_refusals(j, &n, &split);
 
         /* Lines queued before the reopen request go to the old file, the
          * rest to the new one. */
@@ -1089,12 +1356,19 @@ static void *writer_main(void *arg)
             if (j->has_signer && (closing || now >= j->next_cp_ms))
                 write_checkpoint(j);
         }
+        if (j->chain)
+            write_gap_and_summary(j, skipped);
         if (closing || (j->dirty && (j->sync_ms == 0 || mono_ms() - j->last_sync_ms >= j->sync_ms)))
             sync_file(j);
+        write_state(j);
         if (closing)
             break; /* submit refuses lines once closing is set: nothing is left */
         report(j, 0);
     }
+    pthread_mutex_lock(&j->mu);
+    j->exited = 1;
+    pthread_cond_broadcast(&j->done_cv);
+    pthread_mutex_unlock(&j->mu);
     return NULL;
 }
 
@@ -1215,6 +1489,37 @@ static int find_head(gw_journal *j, char **err)
     return 0;
 }
 
+/* <path>.state: read what a previous run left (it did not close the
+ * journal), then keep it open for write_state(). 0 or -1 with <*err>. */
+static int open_state(gw_journal *j, char **err)
+{
+    char ebuf[128];
+    if (asprintf(&j->state_path, "%s.state", j->path) < 0) {
+        j->state_path = NULL;
+        set_err(err, "journal %s: out of memory", j->path);
+        return -1;
+    }
+    j->state_fd = open(j->state_path, O_RDWR | O_CREAT | O_CLOEXEC, OPEN_MODE);
+    if (j->state_fd < 0) {
+        set_err(err, "journal %s: cannot open %s: %s", j->path, j->state_path,
+                strerror_r(errno, ebuf, sizeof(ebuf)));
+        return -1;
+    }
+    char buf[64] = {0};
+    ssize_t n = pread(j->state_fd, buf, sizeof(buf) - 1, 0);
+    if (n > 0) {
+        unsigned long long seq = 0, held = 0;
+        j->prev_unclean = 1;
+        if (sscanf(buf, "%llu %llu", &seq, &held) == 2) {
+            j->prev_state_seq = seq;
+            j->prev_state_held = held;
+        } else {
+            j->prev_state_seq = j->seq; /* unreadable: at least the stop is recorded */
+        }
+    }
+    return 0;
+}
+
 gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
 {
     gw_journal *j = NULL;
@@ -1250,6 +1555,8 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
         goto fail;
     }
     j->fd = -1;
+    j->state_fd = -1;
+    j->avail = UINT64_MAX;
     j->cap = queue_cap;
     j->sync_ms = o->sync_ms;
     j->batch_ms = o->batch_ms;
@@ -1301,6 +1608,9 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
     }
     if (j->chain && find_head(j, err) != 0)
         goto fail;
+    if (j->chain && j->regular && open_state(j, err) != 0)
+        goto fail;
+    j->check_space = j->chain && j->regular;
     j->st_seq = j->seq;
     if (pthread_mutex_init(&j->mu, NULL) != 0) {
         set_err(err, "journal %s: cannot create mutex", path);
@@ -1312,6 +1622,10 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
     if (pthread_condattr_init(&ca) == 0) {
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         cv_ok = pthread_cond_init(&j->cv, &ca) == 0;
+        if (cv_ok && pthread_cond_init(&j->done_cv, &ca) != 0) {
+            pthread_cond_destroy(&j->cv);
+            cv_ok = 0;
+        }
         pthread_condattr_destroy(&ca);
     }
     if (!cv_ok) {
@@ -1338,8 +1652,13 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
 
 fail:
     if (j != NULL) {
-        if (cv_ok)
+        if (cv_ok) {
             pthread_cond_destroy(&j->cv);
+            pthread_cond_destroy(&j->done_cv);
+        }
+        if (j->state_fd >= 0)
+            close(j->state_fd);
+        free(j->state_path);
         if (mu_ok)
             pthread_mutex_destroy(&j->mu);
         if (j->fd >= 0)
@@ -1370,7 +1689,8 @@ static int object_line(const char *p, size_t len)
     return p[k - 1] != '{';
 }
 
-int gw_journal_submit(gw_journal *j, char *line, size_t len)
+/* <kind>: 0 a line, 1 against a reservation, 2 a refusal under <reason>. */
+static int submit(gw_journal *j, char *line, size_t len, int kind, const char *reason)
 {
     int rc = -1;
 
@@ -1380,12 +1700,24 @@ int gw_journal_submit(gw_journal *j, char *line, size_t len)
     }
     int bad = line != NULL && j->chain && !object_line(line, len);
     pthread_mutex_lock(&j->mu);
+    if (kind == 1) {
+        /* the reservation ends here; its room stays held until written */
+        j->rsv_pending--;
+        if (line == NULL || bad || j->closing)
+            j->rsv_held--;
+    }
     if (line == NULL || bad) {
         j->dropped_null++;
     } else if (j->closing) {
         j->dropped_closed++;
-    } else if (j->qlen == j->cap) {
-        j->dropped_full++;
+    } else if (kind != 1 && j->qlen + j->rsv_pending >= j->cap) {
+        /* the slots of the reservations are not ours to take */
+        if (kind == 2 && j->chain) {
+            summary_count(j, reason);
+            rc = 0;
+        } else {
+            j->dropped_full++;
+        }
     } else {
         /* The writer waits on an empty queue, or lingers on a short one
          * (batch_ms) until it holds a full batch. */
@@ -1393,6 +1725,8 @@ int gw_journal_submit(gw_journal *j, char *line, size_t len)
             pthread_cond_signal(&j->cv);
         j->q[j->qlen].p = line;
         j->q[j->qlen].len = len;
+        j->q[j->qlen].reason = kind == 2 && j->chain ? reason : NULL;
+        j->q[j->qlen].reserved = kind == 1;
         j->qlen++;
         j->submitted++;
         line = NULL;
@@ -1401,6 +1735,75 @@ int gw_journal_submit(gw_journal *j, char *line, size_t len)
     pthread_mutex_unlock(&j->mu);
     free(line); /* refused: still ours to free, outside the lock */
     return rc;
+}
+
+int gw_journal_submit(gw_journal *j, char *line, size_t len)
+{
+    return submit(j, line, len, 0, NULL);
+}
+
+int gw_journal_submit_reserved(gw_journal *j, char *line, size_t len)
+{
+    return submit(j, line, len, 1, NULL);
+}
+
+int gw_journal_submit_refusal(gw_journal *j, char *line, size_t len, const char *reason)
+{
+    return submit(j, line, len, 2, reason != NULL ? reason : "unknown");
+}
+
+/* The free space, read again when older than AVAIL_REFRESH_MS (by one
+ * caller at a time; the others use the last figure, or the writer's).
+ * UINT64_MAX for a journal that is not a regular file. */
+static uint64_t cached_avail(gw_journal *j, uint64_t now)
+{
+    if (!j->check_space)
+        return UINT64_MAX;
+    uint64_t am = __atomic_load_n(&j->avail_ms, __ATOMIC_RELAXED);
+    if (now - am >= AVAIL_REFRESH_MS &&
+        __atomic_compare_exchange_n(&j->avail_ms, &am, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        __atomic_store_n(&j->avail, fs_avail(j), __ATOMIC_RELAXED);
+    return __atomic_load_n(&j->avail, __ATOMIC_RELAXED);
+}
+
+int gw_journal_reserve(gw_journal *j)
+{
+    if (j == NULL)
+        return -1;
+    uint64_t now = mono_ms();
+    uint64_t avail = cached_avail(j, now);
+    uint64_t io = __atomic_load_n(&j->io_started_ms, __ATOMIC_RELAXED);
+    int rc = -1;
+    pthread_mutex_lock(&j->mu);
+    size_t used = j->qlen + j->inflight + j->rsv_pending;
+    if (!j->closing && j->write_ok && j->sync_ok && !(io != 0 && now - io >= STALL_MS) &&
+        used + 1 <= j->cap - j->cap / 10 &&
+        avail >= (uint64_t)(j->rsv_held + 1) * GW_JOURNAL_LINE_MAX + OWN_RESERVE_BYTES) {
+        j->rsv_pending++;
+        j->rsv_held++;
+        rc = 0;
+        /* the state file must count it before a response can leave: wake an
+         * idle writer (a busy one refreshes it at its next pass) */
+        if (!j->state_dirty && j->state_fd >= 0) {
+            j->state_dirty = 1;
+            if (j->qlen == 0)
+                pthread_cond_signal(&j->cv);
+        }
+    } else {
+        j->rsv_refused++;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+void gw_journal_release(gw_journal *j)
+{
+    if (j == NULL)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->rsv_pending--;
+    j->rsv_held--;
+    pthread_mutex_unlock(&j->mu);
 }
 
 void gw_journal_reopen(gw_journal *j)
@@ -1434,6 +1837,10 @@ void gw_journal_get_stats(gw_journal *j, gw_journal_stats *st)
     st->write_us_sum = __atomic_load_n(&j->write_us_sum, __ATOMIC_RELAXED);
     st->write_batches = __atomic_load_n(&j->write_batches, __ATOMIC_RELAXED);
     st->write_us_max = __atomic_load_n(&j->write_us_max, __ATOMIC_RELAXED);
+    st->reserved = j->rsv_held;
+    st->reserve_refused = j->rsv_refused;
+    st->summarised = j->st_summarised;
+    st->gap_pending = j->lost_pending;
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -1443,8 +1850,12 @@ int gw_journal_healthy(gw_journal *j)
 
     if (j == NULL)
         return 0;
+    uint64_t now = mono_ms();
+    uint64_t avail = cached_avail(j, now);
+    uint64_t io = __atomic_load_n(&j->io_started_ms, __ATOMIC_RELAXED);
     pthread_mutex_lock(&j->mu);
-    ok = j->write_ok && j->sync_ok;
+    ok = j->write_ok && j->sync_ok && !(io != 0 && now - io >= STALL_MS) &&
+         avail >= (uint64_t)(j->rsv_held + 1) * GW_JOURNAL_LINE_MAX + OWN_RESERVE_BYTES;
     pthread_mutex_unlock(&j->mu);
     return ok;
 }
@@ -1471,31 +1882,71 @@ void gw_journal_test_set_time(gw_journal *j, long long t)
 /* The caller must have stopped every submitting thread before this returns:
  * lines that arrive while it drains are refused and counted, but <j> is freed
  * at the end. */
-void gw_journal_close(gw_journal *j)
+uint64_t gw_journal_close_within(gw_journal *j, unsigned ms, int *timed_out)
 {
+    if (timed_out)
+        *timed_out = 0;
     if (j == NULL)
-        return;
+        return 0;
+    uint64_t before;
     pthread_mutex_lock(&j->mu);
+    before = dropped_total(j);
     j->closing = 1;
     pthread_cond_signal(&j->cv);
+    if (ms > 0) {
+        struct timespec ts;
+        deadline_ts(mono_ms() + ms, &ts);
+        while (!j->exited)
+            if (pthread_cond_timedwait(&j->done_cv, &j->mu, &ts) == ETIMEDOUT)
+                break;
+    }
+    if (ms > 0 && !j->exited) {
+        /* The writer is stuck in a write or fdatasync (a stalled device):
+         * it is left behind, with the journal, for the process exit. The
+         * state file stays, so the next start records a gap. */
+        uint64_t left = j->qlen + j->inflight + j->rsv_pending + j->lost_pending + j->sum_total;
+        pthread_mutex_unlock(&j->mu);
+        if (timed_out)
+            *timed_out = 1;
+        fprintf(stderr,
+                "opale-gateway: journal %s: not flushed within %u ms (a write has not returned): "
+                "%" PRIu64 " records could not be written\n",
+                j->path, ms, left);
+        return left;
+    }
     pthread_mutex_unlock(&j->mu);
     pthread_join(j->thread, NULL);
 
     report(j, 1);
+    /* records neither written nor accounted for by a gap or summary record */
+    uint64_t left = j->lost_pending + j->sum_total + (dropped_total(j) - before);
     close(j->fd);
+    if (j->state_fd >= 0) {
+        close(j->state_fd);
+        if (left == 0)
+            unlink(j->state_path); /* a clean stop: nothing to account for */
+    }
     for (size_t i = 0; i < j->qlen; i++) /* none: the writer took all */
         free(j->q[i].p);
+    pthread_cond_destroy(&j->done_cv);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
     EVP_MD_CTX_free(j->md);
     EVP_PKEY_free(j->signer.pkey);
     free(j->sfx);
     free(j->restart_from);
+    free(j->state_path);
     free(j->q);
     free(j->wq);
     free(j->dir);
     free(j->path);
     free(j);
+    return left;
+}
+
+void gw_journal_close(gw_journal *j)
+{
+    gw_journal_close_within(j, 0, NULL);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -30,13 +30,17 @@ typedef struct gw_journal_stats {
     uint64_t write_errors; /* failed write()/fdatasync() calls */
     uint64_t queued;       /* lines waiting now */
     /* Chained journals (0 otherwise). */
-    uint64_t seq;           /* seq of the last record written (the head) */
-    uint64_t rotations;     /* files switched by the writer (size, day, reopen) */
-    uint64_t checkpoints;   /* checkpoint records written */
-    uint64_t files_deleted; /* rotated files deleted by retention */
-    uint64_t write_us_sum;  /* time spent writing batches (writev), microseconds */
-    uint64_t write_batches; /* batches written */
-    uint64_t write_us_max;  /* the slowest batch */
+    uint64_t seq;             /* seq of the last record written (the head) */
+    uint64_t rotations;       /* files switched by the writer (size, day, reopen) */
+    uint64_t checkpoints;     /* checkpoint records written */
+    uint64_t files_deleted;   /* rotated files deleted by retention */
+    uint64_t write_us_sum;    /* time spent writing batches (writev), microseconds */
+    uint64_t write_batches;   /* batches written */
+    uint64_t write_us_max;    /* the slowest batch */
+    uint64_t reserved;        /* reservations held (taken, record not yet written) */
+    uint64_t reserve_refused; /* gw_journal_reserve() refusals */
+    uint64_t summarised;      /* refusals counted in summary records instead of written */
+    uint64_t gap_pending;     /* records lost on write errors, gap record not yet written */
 } gw_journal_stats;
 
 /* Open (append, create 0640) <path> and start the writer thread. Returns NULL
@@ -92,6 +96,29 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err);
  * line") a line that is not one non-empty JSON object "{...}\n" on one line. */
 int gw_journal_submit(gw_journal *j, char *line, size_t len);
 
+/* Reserve room for the record of a request about to be forwarded (or a
+ * token about to be issued): a queue slot and GW_JOURNAL_LINE_MAX bytes of
+ * the file system's free space, held until that record is written. 0 when
+ * reserved: the record is then submitted with gw_journal_submit_reserved(),
+ * which never refuses it for room, or the reservation is given back with
+ * gw_journal_release(). -1 (nothing to give back) while the journal cannot
+ * write (a failed write or fdatasync, one not returned after 1 s), when the
+ * queue is 90 % taken, or when the free space does not cover the
+ * reservations held plus this one plus 64 KiB for the writer's own records.
+ * Thread-safe; a statvfs() at most every 50 ms, otherwise no I/O. */
+int gw_journal_reserve(gw_journal *j);
+int gw_journal_submit_reserved(gw_journal *j, char *line, size_t len);
+void gw_journal_release(gw_journal *j);
+
+/* Queue a refusal's record (nothing was forwarded). It never takes the
+ * room of a reservation: when the queue has no free slot besides the
+ * reservations', or when writing it would leave less free space than the
+ * reservations held need (plus 128 KiB), it is not written but counted
+ * under <reason> (a constant string), and a chained journal writes one
+ * "summary" record of these counts once it has room again. Returns 0 when
+ * queued or counted, -1 when refused (raw journal, closing, bad line). */
+int gw_journal_submit_refusal(gw_journal *j, char *line, size_t len, const char *reason);
+
 /* Ask the writer to reopen the file at its next pass (logrotate, SIGUSR1).
  * Async-signal-safe is NOT required: call it from the main loop. */
 void gw_journal_reopen(gw_journal *j);
@@ -100,6 +127,16 @@ void gw_journal_get_stats(gw_journal *j, gw_journal_stats *st);
 
 /* Write everything queued, fdatasync, stop the thread, close, free. */
 void gw_journal_close(gw_journal *j);
+
+/* gw_journal_close(), waiting at most <ms> milliseconds (0: no limit) for
+ * the writer. Returns the records that could not be written: lost or
+ * refused during the close, counted but not yet in a gap or summary record,
+ * and, when the writer did not finish in time (*timed_out set to 1), those
+ * still queued or reserved. A timed-out journal is left to the process exit
+ * (the writer may be blocked in the kernel), not freed, and its state file
+ * stays so that the next start records the gap. A clean close (0 returned)
+ * removes the state file. */
+uint64_t gw_journal_close_within(gw_journal *j, unsigned ms, int *timed_out);
 
 /* One attempt at the upstream for the record's request (a retry on a fresh
  * connection makes two). <outcome> is a constant label: "ok", "reset",

@@ -692,6 +692,25 @@ static int check_record(struct vctx *v, const struct rec *r, int *is_cp)
                     "retention record seq %" PRIu64 ": \"deleted\" missing", r->l.seq);
             goto out;
         }
+    } else if (t != NULL && strcmp(t, "gap") == 0) {
+        /* records the gateway knows it lost, or may have lost: reported,
+         * and the exit status says so (3) */
+        const char *why = jstr(o, "reason");
+        uint64_t n = 0;
+        int exact = jseq(o, "lost", &n);
+        if (!exact && !jseq(o, "lost_max", &n))
+            n = 0;
+        v->res->gaps++;
+        v->res->gap_records += n;
+        say(v, "gap: %s:%zu: seq %" PRIu64 ": %s%" PRIu64 " records lost (%s)", v->f[r->f].name,
+            r->line, r->l.seq, exact ? "" : "up to ", n, why ? why : "?");
+    } else if (t != NULL && strcmp(t, "summary") == 0) {
+        uint64_t n = 0;
+        jseq(o, "unwritten", &n);
+        v->res->summarised += n;
+        say(v,
+            "info: %s:%zu: seq %" PRIu64 ": %" PRIu64 " refusals counted, not written one by one",
+            v->f[r->f].name, r->line, r->l.seq, n);
     }
     rc = 0;
 out:
@@ -1006,6 +1025,14 @@ int gw_journal_verify_ex(const char *const *files, size_t nfiles,
                 fprintf(report, "FAIL: %s: %s\n", v.f[v.res->file].name,
                         gw_jv_kind_name(v.res->kind));
         }
+    } else if (v.res->gaps > 0) {
+        rc = 3;
+        if (report)
+            fprintf(report,
+                    "LOSS: %" PRIu64 " records in %zu file%s, chain intact, %" PRIu64
+                    " gap record%s: up to %" PRIu64 " records lost\n",
+                    v.res->records, nfiles, nfiles == 1 ? "" : "s", v.res->gaps,
+                    v.res->gaps == 1 ? "" : "s", v.res->gap_records);
     } else if (report) {
         fprintf(report, "OK: %" PRIu64 " records in %zu file%s, chain intact\n", v.res->records,
                 nfiles, nfiles == 1 ? "" : "s");

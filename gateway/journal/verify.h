@@ -114,7 +114,10 @@ typedef struct gw_journal_verify_result {
     uint64_t checkpoints_verified; /* of which signatures verified (keys given) */
     uint64_t after_checkpoint;     /* records after the last checkpoint */
     uint64_t warnings;             /* torn / foreign lines skipped */
-    int start_covered; /* the chain starts at seq 1, or right after a retention record */
+    int start_covered;    /* the chain starts at seq 1, or right after a retention record */
+    uint64_t gaps;        /* "gap" records: losses the gateway recorded */
+    uint64_t gap_records; /* records they say were lost (an upper bound for "lost_max") */
+    uint64_t summarised;  /* refusals counted by "summary" records */
 } gw_journal_verify_result;
 
 /* Verify the journal made of <files> (in chain order, e.g. from
