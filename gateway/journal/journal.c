@@ -517,7 +517,7 @@ static void sync_dir(const gw_journal *j)
 static int emit(gw_journal *j, json_t *o)
 {
     gw_buf b = {0};
-    struct jline l;
+    struct jline l = {0};
     uint64_t before = j->seq;
 
     if (o == NULL)

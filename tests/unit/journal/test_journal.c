@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2172,10 +2173,16 @@ START_TEST(chain_write_error_keeps_head)
     struct cstate cs;
     cstate_init(&cs);
     check_file_chain(p, &cs); /* starts at the genesis */
-    ck_assert_uint_eq(cs.records, 3);
+    ck_assert_uint_eq(cs.records, 4);
     json_t *o = line_json(p, 1);
     ck_assert_str_eq(jget_str(o, "type"), "rotate");
     ck_assert(json_is_null(json_object_get(o, "from")));
+    json_decref(o);
+    /* once a write succeeds again, a gap record counts the three lost */
+    o = line_json(p, 4);
+    ck_assert_str_eq(jget_str(o, "type"), "gap");
+    ck_assert_str_eq(jget_str(o, "reason"), "write_error");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "lost")), 3);
     json_decref(o);
 }
 END_TEST
@@ -2223,10 +2230,164 @@ START_TEST(chain_partial_write_rolls_back_head)
 
     char *files[] = {(char *)p};
     gw_journal_verify_result res;
-    ck_assert_int_eq(verify_files(files, 1, NULL, &res), 0);
-    ck_assert_uint_eq(res.records, 4);
-    ck_assert_uint_eq(res.last_seq, 4);
+    /* intact, but the gap record of the three lost lines is reported: 3 */
+    ck_assert_int_eq(verify_files(files, 1, NULL, &res), 3);
+    ck_assert_uint_eq(res.records, 5); /* 1, 2, then 5, 6 and the gap record */
+    ck_assert_uint_eq(res.last_seq, 5);
+    ck_assert_uint_eq(res.gaps, 1);
+    ck_assert_uint_eq(res.gap_records, 3);
     ck_assert_uint_eq(res.warnings, 1); /* the 100-byte fragment */
+}
+END_TEST
+
+/* Reservations take at most 90 % of the queue; a refusal never takes the
+ * slot of a reservation (it is counted for a summary instead); a line
+ * submitted against a reservation is always queued; the summary record is
+ * written once there is room again. */
+START_TEST(reserve_budget_and_summary)
+{
+    const char *p = tpath("j.log");
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .queue_cap = 10});
+    gw_journal_test_pause(j, 1);
+    for (int i = 0; i < 9; i++)
+        ck_assert_int_eq(gw_journal_reserve(j), 0);
+    ck_assert_int_eq(gw_journal_reserve(j), -1); /* 9 of 10: the rest is for refusals */
+    /* one free slot besides the reservations': one refusal queued, the next
+     * two counted */
+    for (int i = 0; i < 3; i++) {
+        char *l = mkline("{\"v\":1,\"refusal\":%d,\"n\":%d}\n", i, i);
+        ck_assert_int_eq(gw_journal_submit_refusal(j, l, strlen(l), "quota.exceeded"), 0);
+    }
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.summarised, 2);
+    ck_assert_uint_eq(st.reserved, 9);
+    ck_assert_uint_eq(st.reserve_refused, 1);
+    for (int i = 0; i < 9; i++) {
+        char *l = mkline("{\"v\":1,\"allow\":%d,\"n\":%d}\n", i, i);
+        ck_assert_int_eq(gw_journal_submit_reserved(j, l, strlen(l)), 0);
+    }
+    gw_journal_test_pause(j, 0);
+    wait_idle(j);
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.reserved, 0);
+    ck_assert_uint_eq(st.dropped, 0);
+    ck_assert_uint_eq(st.written, 10);
+    ck_assert_int_eq(gw_journal_reserve(j), 0);
+    gw_journal_release(j);
+    gw_journal_close(j);
+
+    /* 10 lines, then the summary of the two refusals not written */
+    json_t *o = line_json(p, 11);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(jget_str(o, "type"), "summary");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "unwritten")), 2);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(o, "reasons"), "quota.exceeded")), 2);
+    ck_assert_ptr_nonnull(jget_str(o, "from"));
+    json_decref(o);
+    char *files[] = {(char *)p};
+    gw_journal_verify_result res;
+    ck_assert_int_eq(verify_files(files, 1, NULL, &res), 0); /* a summary is not a loss */
+    ck_assert_uint_eq(res.summarised, 2);
+    ck_assert_int_eq(access(tpath("j.log.state"), F_OK), -1); /* clean close */
+}
+END_TEST
+
+/* A process that dies with the journal open (state file left behind) gets a
+ * gap record at the next start, with the records it had pending, and the
+ * verifier reports it with status 3. */
+START_TEST(unclean_stop_gap_record)
+{
+    const char *p = tpath("j.log");
+    capture_stderr(tpath("stderr"));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        gw_journal *j = open_chain((gw_journal_opts){.path = p, .queue_cap = 100});
+        submit_rec(j, 1);
+        if (!drained(j))
+            _exit(2);
+        for (int i = 0; i < 3; i++)
+            if (gw_journal_reserve(j) != 0)
+                _exit(3);
+        /* the writer refreshes the state file promptly */
+        for (int i = 0; i < 2000; i++) {
+            size_t n = 0;
+            char *st = slurp(tpath("j.log.state"), &n);
+            int ok = st != NULL && strstr(st, " 00000000000000000003\n") != NULL;
+            free(st);
+            if (ok)
+                _exit(0); /* like kill -9: no close */
+            usleep(1000);
+        }
+        _exit(4);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    ck_assert_int_eq(access(tpath("j.log.state"), F_OK), 0);
+
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    submit_rec(j, 2);
+    gw_journal_close(j);
+    json_t *o = line_json(p, 2);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(jget_str(o, "type"), "gap");
+    ck_assert_str_eq(jget_str(o, "reason"), "unclean_stop");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "lost_max")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "state_seq")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "seq")), 2);
+    json_decref(o);
+    char *files[] = {(char *)p};
+    gw_journal_verify_result res;
+    ck_assert_int_eq(verify_files(files, 1, NULL, &res), 3);
+    ck_assert_uint_eq(res.gaps, 1);
+    ck_assert_uint_eq(res.gap_records, 3);
+    ck_assert_uint_eq(res.records, 3);
+    ck_assert_int_eq(access(tpath("j.log.state"), F_OK), -1);
+}
+END_TEST
+
+/* A writer blocked in write() (a FIFO nobody reads) makes the journal
+ * unhealthy and refuses reservations after 1 s; closing within a deadline
+ * returns after it and counts what could not be written. */
+START_TEST(close_within_stalled_writer)
+{
+    const char *p = tpath("fifo");
+    ck_assert_int_eq(mkfifo(p, 0600), 0);
+    int rd = open(p, O_RDONLY | O_NONBLOCK);
+    ck_assert_int_ge(rd, 0);
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .queue_cap = 10000});
+    char pad[1001];
+    memset(pad, 'x', 1000);
+    pad[1000] = '\0';
+    for (int i = 0; i < 200; i++) { /* 200 KB: more than a pipe holds */
+        char *l = NULL;
+        int n = asprintf(&l, "{\"v\":1,\"n\":%d,\"pad\":\"%s\"}\n", i, pad);
+        ck_assert_int_eq(gw_journal_submit(j, l, (size_t)n), 0);
+    }
+    int unhealthy = 0;
+    for (int i = 0; i < 300 && !unhealthy; i++) {
+        usleep(10000);
+        unhealthy = !gw_journal_healthy(j);
+    }
+    ck_assert_msg(unhealthy, "a writer blocked for 3 s still looks healthy");
+    ck_assert_int_eq(gw_journal_reserve(j), -1);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int late = 0;
+    uint64_t left = gw_journal_close_within(j, 300, &late);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    ck_assert_int_eq(late, 1);
+    ck_assert_uint_gt(left, 0);
+    ck_assert_uint_le(left, 200); /* a batch in a write that never returns counts whole */
+    ck_assert_int_ge(ms, 250);
+    ck_assert_int_lt(ms, 2000);
+    /* the process exit takes the blocked writer (the test's fork ends) */
 }
 END_TEST
 
@@ -2290,6 +2451,9 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, open_opts_errors);
     tcase_add_test(tc, chain_write_error_keeps_head);
     tcase_add_test(tc, chain_partial_write_rolls_back_head);
+    tcase_add_test(tc, reserve_budget_and_summary);
+    tcase_add_test(tc, unclean_stop_gap_record);
+    tcase_add_test(tc, close_within_stalled_writer);
     suite_add_tcase(s, tc);
     return s;
 }
