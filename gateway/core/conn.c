@@ -73,7 +73,7 @@ typedef struct gw_req {
     const char *local_route; /* "token" or "jwks" for the gateway's own routes */
     char token_jti[37];      /* of a token issued by /token */
     int journal_rsv;         /* holds a journal reservation (gw_journal_reserve) */
-    int journal_unreserved;  /* forwarded without one (journal.on_failure \"continue\") */
+    int journal_unreserved;  /* forwarded without one (journal.on_failure "continue") */
     gw_access a;             /* what the access stages know and decided */
 } gw_req;
 

@@ -20,10 +20,6 @@
 #include "core/proxy.h"
 #include "journal/events.h"
 #include "journal/journal.h"
-
-/* With journal.on_failure "deny", nothing is forwarded while the journal's
- * filesystem has less than this free: the record of the exchange must fit. */
-#define GW_JOURNAL_RESERVE_BYTES (64u * 1024u)
 #include "policy/policy.h"
 #include "policy/suspend.h"
 #include "stages/confs.h"

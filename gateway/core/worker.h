@@ -37,8 +37,6 @@ typedef struct gw_worker {
     struct event *policies_ev;          /* activated by a reload: take the new set */
     struct gw_token_cache *token_cache; /* verified tokens of this worker */
     struct gw_deny_cache *deny_cache;   /* quota refusals known to this worker */
-    uint64_t journal_space_checked_ms;  /* last statvfs of the journal's filesystem */
-    int journal_low_space;              /* under GW_JOURNAL_RESERVE_BYTES free */
     struct gw_redis *redis;             /* this worker's Redis client (redis store) */
     struct event *heartbeat_ev;         /* activated by gw_server_heartbeat() */
     atomic_ulong heartbeat;             /* bumped by heartbeat_ev, on this loop */

@@ -178,6 +178,23 @@ class JournalFaults(unittest.TestCase):
             conf.setdefault("timeouts", {})["drain_ms"] = 1000
         return Stack(name, conf_hook=hook)
 
+    def fifo_stack(self, name):
+        """A started stack whose journal path is a FIFO read by a FifoReader;
+        (stack, reader, token)."""
+        st = self.stack(name, checkpoint_s=0, rotate_daily=False, retention_days=0)
+        reader = FifoReader(st.journal_path)
+        self.addCleanup(reader.close)
+        self.addCleanup(st.stop)
+        st.start()
+        return st, reader, st.token("client-commune")
+
+    @staticmethod
+    def verify(st):
+        """(exit status, output) of --verify-journal on the stack's journal."""
+        r = subprocess.run([st.gw.args[0], "--verify-journal", "-c", st.conf_path, st.journal_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, cwd=st.dir)
+        return r.returncode, r.stdout.decode()
+
     def assert_equal_counts(self, st, answers, recs, mock0, what, journal0=0):
         ok = sum(1 for s, _ in answers if s == 200)
         backend = st.mock_stats()["requests"] - mock0
@@ -231,17 +248,11 @@ class JournalFaults(unittest.TestCase):
         written_503 = sum(1 for x in recs if x.get("status") == 503 and x.get("path") == GUARDED)
         self.assertGreaterEqual(written_503 + sum(x["unwritten"] for x in summaries), refused)
         st.stop_gateway()
-        r = subprocess.run([st.gw.args[0], "--verify-journal", "-c", st.conf_path, st.journal_path],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, cwd=st.dir)
-        self.assertEqual(r.returncode, 0, r.stdout.decode())
+        rc, out = self.verify(st)
+        self.assertEqual(rc, 0, out)
 
     def test_stalled_journal_no_response_without_record(self):
-        st = self.stack("jf-stall", checkpoint_s=0, rotate_daily=False, retention_days=0)
-        reader = FifoReader(st.journal_path)
-        self.addCleanup(reader.close)
-        self.addCleanup(st.stop)
-        st.start()
-        token = st.token("client-commune")
+        st, reader, token = self.fifo_stack("jf-stall")
         st.mock_config(latency_ms=500)
         mock0 = st.mock_stats()["requests"]
         answers = []
@@ -300,22 +311,15 @@ class JournalFaults(unittest.TestCase):
         self.assertIn("stopped without closing the journal", st.gateway_stderr())
         self.assertEqual(st.stop_gateway(), 0)
         self.assertFalse(os.path.exists(st.journal_path + ".state"), "state file left after a clean stop")
-        r = subprocess.run([st.gw.args[0], "--verify-journal", "-c", st.conf_path, st.journal_path],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, cwd=st.dir)
-        out = r.stdout.decode()
-        self.assertEqual(r.returncode, 3, out)
+        rc, out = self.verify(st)
+        self.assertEqual(rc, 3, out)
         self.assertRegex(out, r"(?m)^gap: .*access\.jsonl:\d+: seq %d: up to %d records lost \(unclean_stop\)$"
                          % (gap["seq"], gap["lost_max"]))
         self.assertRegex(out, r"(?m)^LOSS: \d+ records in 1 file, chain intact, 1 gap record: up to %d records lost$"
                          % gap["lost_max"])
 
     def test_sigterm_stalled_journal_bounded(self):
-        st = self.stack("jf-term", checkpoint_s=0, rotate_daily=False, retention_days=0)
-        reader = FifoReader(st.journal_path)
-        self.addCleanup(reader.close)
-        self.addCleanup(st.stop)
-        st.start()
-        token = st.token("client-commune")
+        st, reader, token = self.fifo_stack("jf-term")
         reader.reading.clear()
         answers = load(st, GUARDED, clients=4, seconds=2, token=token)
         self.assertTrue(answers)
