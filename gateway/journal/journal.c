@@ -185,7 +185,7 @@ struct gw_journal {
     char *restart_from; /* rotate record to write first: the chain continues from this file */
     EVP_MD_CTX *md;
     char (*sfx)[SUFFIX_MAX]; /* CHAIN_GROUP suffixes */
-    /* The state file <path>.state (regular chained journals): while the
+    /* The state file DIR/.NAME.state (regular chained journals): while the
      * journal is open it holds the head seq and the reservations held; a
      * clean close removes it. Found at open: the previous process stopped
      * without closing, and a "gap" record says how many may be lost. */
@@ -1489,12 +1489,13 @@ static int find_head(gw_journal *j, char **err)
     return 0;
 }
 
-/* <path>.state: read what a previous run left (it did not close the
+/* DIR/.NAME.state (hidden, so that a glob NAME* for the journal's files
+ * does not take it): read what a previous run left (it did not close the
  * journal), then keep it open for write_state(). 0 or -1 with <*err>. */
 static int open_state(gw_journal *j, char **err)
 {
     char ebuf[128];
-    if (asprintf(&j->state_path, "%s.state", j->path) < 0) {
+    if (asprintf(&j->state_path, "%s/.%s.state", j->dir, j->base) < 0) {
         j->state_path = NULL;
         set_err(err, "journal %s: out of memory", j->path);
         return -1;

@@ -75,6 +75,12 @@ def fill_leaving(directory, leave):
     return path
 
 
+def state_path(st):
+    """The journal's state file (docs/journal.md, gap records)."""
+    d, name = os.path.split(st.journal_path)
+    return os.path.join(d, "." + name + ".state")
+
+
 def records(text):
     out = []
     for ln in text.split("\n")[:-1]:
@@ -299,7 +305,7 @@ class JournalFaults(unittest.TestCase):
         for t in threads:
             t.join(30)
         self.assertFalse([a for a in answers if a[0] == 200], answers)
-        with open(st.journal_path + ".state") as f:
+        with open(state_path(st)) as f:
             state = f.read().split()
         self.assertGreaterEqual(int(state[1]), 5, state)
         st.mock_config(latency_ms=0)
@@ -310,7 +316,7 @@ class JournalFaults(unittest.TestCase):
         self.assertGreaterEqual(gap["lost_max"], 5, gap)
         self.assertIn("stopped without closing the journal", st.gateway_stderr())
         self.assertEqual(st.stop_gateway(), 0)
-        self.assertFalse(os.path.exists(st.journal_path + ".state"), "state file left after a clean stop")
+        self.assertFalse(os.path.exists(state_path(st)), "state file left after a clean stop")
         rc, out = self.verify(st)
         self.assertEqual(rc, 3, out)
         self.assertRegex(out, r"(?m)^gap: .*access\.jsonl:\d+: seq %d: up to %d records lost \(unclean_stop\)$"
@@ -337,7 +343,7 @@ class JournalFaults(unittest.TestCase):
         m = re.search(r"journal: (\d+) records could not be written \(flush deadline passed\)", err)
         self.assertIsNotNone(m, err)
         self.assertGreater(int(m.group(1)), 0, err)
-        self.assertTrue(os.path.exists(st.journal_path) and not os.path.exists(st.journal_path + ".state"))
+        self.assertTrue(os.path.exists(st.journal_path) and not os.path.exists(state_path(st)))
 
 
 if __name__ == "__main__":

@@ -2291,7 +2291,7 @@ START_TEST(reserve_budget_and_summary)
     gw_journal_verify_result res;
     ck_assert_int_eq(verify_files(files, 1, NULL, &res), 0); /* a summary is not a loss */
     ck_assert_uint_eq(res.summarised, 2);
-    ck_assert_int_eq(access(tpath("j.log.state"), F_OK), -1); /* clean close */
+    ck_assert_int_eq(access(tpath(".j.log.state"), F_OK), -1); /* clean close */
 }
 END_TEST
 
@@ -2315,7 +2315,7 @@ START_TEST(unclean_stop_gap_record)
         /* the writer refreshes the state file promptly */
         for (int i = 0; i < 2000; i++) {
             size_t n = 0;
-            char *st = slurp(tpath("j.log.state"), &n);
+            char *st = slurp(tpath(".j.log.state"), &n);
             int ok = st != NULL && strstr(st, " 00000000000000000003\n") != NULL;
             free(st);
             if (ok)
@@ -2327,7 +2327,7 @@ START_TEST(unclean_stop_gap_record)
     int status = 0;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
-    ck_assert_int_eq(access(tpath("j.log.state"), F_OK), 0);
+    ck_assert_int_eq(access(tpath(".j.log.state"), F_OK), 0);
 
     gw_journal *j = open_chain((gw_journal_opts){.path = p});
     submit_rec(j, 2);
@@ -2346,7 +2346,7 @@ START_TEST(unclean_stop_gap_record)
     ck_assert_uint_eq(res.gaps, 1);
     ck_assert_uint_eq(res.gap_records, 3);
     ck_assert_uint_eq(res.records, 3);
-    ck_assert_int_eq(access(tpath("j.log.state"), F_OK), -1);
+    ck_assert_int_eq(access(tpath(".j.log.state"), F_OK), -1);
 }
 END_TEST
 
