@@ -2178,12 +2178,22 @@ START_TEST(chain_write_error_keeps_head)
     ck_assert_str_eq(jget_str(o, "type"), "rotate");
     ck_assert(json_is_null(json_object_get(o, "from")));
     json_decref(o);
-    /* once a write succeeds again, a gap record counts the three lost */
-    o = line_json(p, 4);
-    ck_assert_str_eq(jget_str(o, "type"), "gap");
-    ck_assert_str_eq(jget_str(o, "reason"), "write_error");
-    ck_assert_int_eq(json_integer_value(json_object_get(o, "lost")), 3);
-    json_decref(o);
+    /* once a write succeeds again (after the rotate record, before or
+     * after records 3 and 4 depending on the writer's passes), one gap
+     * record counts the three lost */
+    int gaps = 0;
+    for (int ln = 2; ln <= 4; ln++) {
+        o = line_json(p, ln);
+        ck_assert_ptr_nonnull(o);
+        const char *t = jget_str(o, "type");
+        if (t != NULL && strcmp(t, "gap") == 0) {
+            gaps++;
+            ck_assert_str_eq(jget_str(o, "reason"), "write_error");
+            ck_assert_int_eq(json_integer_value(json_object_get(o, "lost")), 3);
+        }
+        json_decref(o);
+    }
+    ck_assert_int_eq(gaps, 1);
 }
 END_TEST
 
