@@ -338,6 +338,20 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "opale_journal_healthy %d\n", gw_journal_healthy(a->journal));
     metric(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge");
     evbuffer_add_printf(b, "opale_journal_queue %llu\n", (unsigned long long)js.queued);
+    metric(b, "opale_journal_reservations",
+           "Journal slots held for requests in flight (record not yet written).", "gauge");
+    evbuffer_add_printf(b, "opale_journal_reservations %llu\n", (unsigned long long)js.reserved);
+    metric(b, "opale_journal_reservations_refused_total",
+           "Requests refused (503 910240) because no journal slot could be reserved.", "counter");
+    evbuffer_add_printf(b, "opale_journal_reservations_refused_total %llu\n",
+                        (unsigned long long)js.reserve_refused);
+    metric(b, "opale_journal_refusals_summarised_total",
+           "Refusal records counted in a summary record instead of written one by one.", "counter");
+    evbuffer_add_printf(b, "opale_journal_refusals_summarised_total %llu\n",
+                        (unsigned long long)js.summarised);
+    metric(b, "opale_journal_lost_pending",
+           "Records lost on a write error whose gap record is not yet written.", "gauge");
+    evbuffer_add_printf(b, "opale_journal_lost_pending %llu\n", (unsigned long long)js.gap_pending);
     security_metrics(a, b);
 }
 
