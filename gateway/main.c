@@ -32,12 +32,14 @@ static void usage(FILE *f)
                "       opale-gateway -t -c FILE     check the configuration and every policy\n"
                "       opale-gateway --export-jwks -c FILE\n"
                "                                    check, then print the token keys' JWKS\n"
-               "       opale-gateway --verify-journal [-c FILE | --jwks FILE] JOURNAL...\n"
+               "       opale-gateway --verify-journal [-c FILE | --jwks FILE] "
+               "[--expect-head SEQ:HASH] JOURNAL...\n"
                "                                    check a journal's hash chain and checkpoints\n"
                "       opale-gateway --import-datapass FILE\n"
                "                                    print a policy skeleton from a DataPass "
                "habilitation\n"
-               "       opale-gateway -v             print the version\n");
+               "       opale-gateway -v             print the version\n"
+               "       opale-gateway -h, --help     print this summary\n");
 }
 
 typedef struct app {

@@ -911,6 +911,15 @@ static void parse_route_query(ctx *x, json_t *v, const char *p, gw_route *r)
             ok = 0;
         }
         opt_bool(x, e, pe, "required", &d.required);
+        /* annee bounds the data: the rights stage checks it against the
+         * granted years, which needs the year syntax on every route */
+        if (ok && strcmp(d.name, "annee") == 0 && d.syntax != GW_QSYN_YEAR) {
+            char ps[PATH_SZ];
+            path_key(ps, pe, "syntax");
+            err(x, ps,
+                "annee must be a year (the rights stage checks it against the granted years)");
+            ok = 0;
+        }
         if (ok)
             r->query[r->nquery++] = d;
     }

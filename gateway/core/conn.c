@@ -105,7 +105,9 @@ typedef struct gw_conn {
     int hs_slot; /* holds a handshake slot of its source address (gw_worker_hs_enter) */
     int hs_family;
     unsigned char hs_addr[16];
-    int peer_eof; /* the client half-closed: answer what it sent, then close */
+    int peer_eof;     /* the client half-closed: answer what it sent, then close */
+    int in_input;     /* inside process_input() called from timercb: conn_free() defers */
+    int free_pending; /* conn_free() was called while in_input */
 } gw_conn;
 
 static void conn_free(gw_conn *c);
@@ -656,6 +658,12 @@ static int local_route(gw_conn *c, gw_req *q)
             respond_error(c, GW_ERR_METHOD_NOT_ALLOWED, NULL, 0);
             return 1;
         }
+        /* an answer, not a refusal: its record has room held like any other
+         * allowed exchange (never summarised) */
+        if (journal_refuses(c, q)) {
+            respond_error(c, GW_ERR_JOURNAL_UNAVAILABLE, NULL, 0);
+            return 1;
+        }
         bytes = gw_local_response(200, "application/jwk-set+json", a->oauth->jwks_json,
                                   strlen(a->oauth->jwks_json), &rc, &len);
         if (bytes == NULL) {
@@ -1002,8 +1010,10 @@ static void timercb(evutil_socket_t fd, short what, void *arg)
     if (c->peer_eof && (c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY)) {
         /* after a half-close: a complete request buffered is served, an
          * incomplete one never will be */
-        process_input(c);
-        if (c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY)
+        c->in_input = 1;
+        process_input(c); /* may end the connection (an allocation failure) */
+        c->in_input = 0;
+        if (c->free_pending || c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY)
             conn_free(c);
         return;
     }
@@ -1026,6 +1036,11 @@ static void timercb(evutil_socket_t fd, short what, void *arg)
 
 static void conn_free(gw_conn *c)
 {
+    if (c->in_input) {
+        /* timercb still holds <c>: it frees it once process_input() returns */
+        c->free_pending = 1;
+        return;
+    }
     gw_worker *w = c->w;
     if (c->req != NULL) {
         /* The request ends without its response on the wire (the client

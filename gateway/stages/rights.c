@@ -44,8 +44,10 @@ static gw_verdict run(gw_access *a)
      * the same value is forwarded and journalled */
     size_t yl = 0;
     const char *yv = a->query_ok ? gw_query_get(&a->query, "annee", &yl) : NULL;
-    if (a->route->year_bound && (yv == NULL || yl != 4))
+    if (a->route->year_bound && yv == NULL)
         return gw_access_reject(a, GW_ERR_YEAR_INVALID, "query.missing");
+    if (yv != NULL && yl != 4) /* the year syntax guarantees 4 digits: defence in depth */
+        return gw_access_reject(a, GW_ERR_YEAR_INVALID, "query.bad_value");
     if (yv != NULL && yl == 4) {
         memcpy(a->annee, yv, 5);
         int y = (a->annee[0] - '0') * 1000 + (a->annee[1] - '0') * 100 + (a->annee[2] - '0') * 10 +

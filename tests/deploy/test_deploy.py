@@ -233,7 +233,7 @@ def stop_gateways(ips):
     for name in sorted(ips):
         cname = "opale-" + name
         t0 = time.monotonic()
-        run(["podman", "stop", "--time", "15", cname], timeout=120)
+        run(["podman", "stop", "--time", "20", cname], timeout=120)
         dt = time.monotonic() - t0
         code = run(["podman", "inspect", "--format", "{{.State.ExitCode}}", cname]).stdout.strip()
         logs = run(["podman", "logs", cname]).stderr

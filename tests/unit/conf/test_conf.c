@@ -485,8 +485,12 @@ static const bad_case bad[] = {
      {{"routes[1].query", "[{\"name\": \"x\", \"syntax\": \"token\", \"extra\": 1}]"}},
      {"%F: routes[1].query[0].extra: unknown key"}},
     {NULL,
-     {{"routes[1].query", "[{\"name\": \"annee\", \"syntax\": \"digits\"}]"}},
+     {{"routes[1].query", "[{\"name\": \"annee\", \"syntax\": \"year\"}]"}},
      {"%F: routes[1].query: annee must be a required year on a year_bound route"}},
+    {NULL,
+     {{"routes[2].query", "[{\"name\": \"annee\", \"syntax\": \"digits\"}]"}},
+     {"%F: routes[2].query[0].syntax: annee must be a year (the rights stage checks it against "
+      "the granted years)"}},
     {NULL,
      {{"routes[1].headers", "[\"X_Extra\"]"}},
      {"%F: routes[1].headers[0]: must be a header name of 1 to 64 characters of A-Z, a-z, 0-9, "
