@@ -76,7 +76,7 @@ test: build build-asan build-tsan pki
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
-	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
+	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	  ctest -j$(JOBS) --output-on-failure $(CTEST_ARGS)
 	@if deploy/sandbox/demo.sh $(BUILD) >$(BUILD)/demo.log 2>&1; then tail -n 2 $(BUILD)/demo.log; \
 	  else cat $(BUILD)/demo.log; echo "make test: make demo failed" >&2; exit 1; fi

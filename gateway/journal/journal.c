@@ -1635,6 +1635,12 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
     }
     j->last_sync_ms = mono_ms();
 
+    /* OpenSSL's global state for the chain's digest is created here, by the
+     * opening thread, not lazily by the writer: a writer still blocked at
+     * process exit (a stalled device after a timed-out close) then holds
+     * nothing that OpenSSL's exit handler frees behind its back. */
+    (void)gw_sha256_md();
+
     /* The writer blocks every signal: SIGHUP/SIGUSR1/SIGTERM belong to the
      * main loop, and a SIGPIPE on a journal pipe becomes an EPIPE error. */
     sigset_t all, old;
