@@ -1157,6 +1157,21 @@ class Stack:
 
     # -- journal
 
+    def security_events(self, kind):
+        """The complete records of the security-events stream (events.jsonl
+        next to the access journal) whose "event" is <kind>; a line still
+        being written is skipped."""
+        path = os.path.join(os.path.dirname(self.journal_path), "events.jsonl")
+        out = []
+        for line in self._read(path).split("\n")[:-1]:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("event") == kind:
+                out.append(rec)
+        return out
+
     def journal_text(self):
         return self._read(self.journal_path)
 

@@ -45,19 +45,7 @@ def samples(text):
 
 
 def events(stack, kind):
-    path = os.path.join(os.path.dirname(stack.journal_path), "events.jsonl")
-    if not os.path.exists(path):
-        return []
-    out = []
-    with open(path, "rb") as f:
-        for line in f.read().split(b"\n")[:-1]:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("event") == kind:
-                out.append(rec)
-    return out
+    return stack.security_events(kind)
 
 
 def tls_denials(stack):

@@ -80,16 +80,7 @@ class PolicyUnitCase(GatewayTestCase):
         self.fail("no %s in /metrics" % name)
 
     def events(self, kind):
-        path = os.path.join(os.path.dirname(self.st.journal_path), "events.jsonl")
-        out = []
-        for line in harness.Stack._read(path).splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("event") == kind:
-                out.append(rec)
-        return out
+        return self.st.security_events(kind)
 
     def get(self, cert_name):
         return self.st.request(DECL, cert_name=cert_name,

@@ -361,16 +361,7 @@ class TestEmptyingReload(unittest.TestCase):
         return self.st.request(DECL).status
 
     def events(self, kind):
-        path = os.path.join(os.path.dirname(self.st.journal_path), "events.jsonl")
-        out = []
-        for line in harness.Stack._read(path).splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("event") == kind:
-                out.append(rec)
-        return out
+        return self.st.security_events(kind)
 
     def wait(self, pred, timeout=5.0):
         deadline = time.monotonic() + timeout
