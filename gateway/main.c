@@ -16,7 +16,7 @@
 #include "conf/conf.h"
 #include "core/sdnotify.h"
 #include "core/server.h"
-#include "core/util.h"
+#include "lib/util.h"
 #include "journal/events.h"
 #include "journal/journal.h"
 #include "journal/verify.h"

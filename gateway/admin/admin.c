@@ -12,7 +12,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 /* Failed authentications by source address (docs/configuration.md,
  * "admin"): ADMIN_AUTH_MAX_FAILURES within ADMIN_AUTH_WINDOW_S from one

@@ -20,7 +20,7 @@
 
 #include <jansson.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 #define PATH_SZ 256              /* a JSON path in a message */
 #define CONF_MAX_FILE (4u << 20) /* a config file larger than this is refused */
@@ -942,7 +942,7 @@ static void parse_route_query(ctx *x, json_t *v, const char *p, gw_route *r)
 }
 
 /* Request headers that a route can never forward: the gateway sets them, or
- * they are hop-by-hop (gateway/core/forward.c strips them all). */
+ * they are hop-by-hop (gateway/lib/forward.c strips them all). */
 static const char *const reserved_headers[] = {"authorization",
                                                "host",
                                                "content-length",

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/route.h"
+#include "lib/route.h"
 
 #define GW_CONF_MAX_ERRORS 64
 

@@ -33,9 +33,9 @@
 #include <openssl/err.h>
 
 #include "core/bev.h"
-#include "core/forward.h"
+#include "lib/forward.h"
 #include "core/tls.h"
-#include "core/util.h"
+#include "lib/util.h"
 #include "core/worker.h"
 #include "stages/confs.h"
 #include "stages/stages.h"
@@ -679,10 +679,6 @@ static int local_route(gw_conn *c, gw_req *q)
     int ip_ok = 0;
     if (a->policy != NULL && gw_ipallow_resolve(a) == 0)
         ip_ok = gw_policy_ip_allowed(a->policy, a->client_family, a->client_addr);
-    gw_tz tz = a->confs ? a->confs->tz : GW_TZ_PARIS;
-    time_t local = a->now + gw_tz_offset(tz, a->now);
-    struct tm tm;
-    gmtime_r(&local, &tm);
     gw_token_in in = {
         .http = http,
         .policy = a->policy,
@@ -692,7 +688,7 @@ static int local_route(gw_conn *c, gw_req *q)
                       gw_suspensions_is_suspended(a->suspensions, a->policy->client_id),
         .env = a->env,
         .now = a->now,
-        .today = (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday,
+        .today = gw_local_yyyymmdd(a->confs ? a->confs->tz : GW_TZ_PARIS, a->now),
         .now_ms = gw_now_ms(),
         .rate = c->w->srv->token_rate,
     };

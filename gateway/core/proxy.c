@@ -17,7 +17,7 @@
 
 #include "core/bev.h"
 #include "core/tls.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 /* Idle pooled connections are closed after this long, before a typical
  * backend (nginx: 75 s, evhttp: 50 s) closes them under our feet. */

@@ -19,8 +19,8 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
-#include "core/errors.h"
-#include "core/http1.h"
+#include "lib/errors.h"
+#include "lib/http1.h"
 
 /* Shared, read-only after start: one per configured upstream. */
 typedef struct gw_upstream {

@@ -16,7 +16,8 @@
 #include <sys/resource.h>
 
 #include "core/tls.h"
-#include "core/util.h"
+#include "lib/hash.h"
+#include "lib/util.h"
 #include "core/worker.h"
 #include "token/cache.h"
 
@@ -61,9 +62,7 @@ void gw_consumer_count(gw_server *s, const char *client_id, int status, int quot
     cstats *cs = cstats_get(s);
     if (cs == NULL || client_id == NULL)
         return;
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = client_id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    uint64_t h = gw_fnv1a64_str(client_id);
     pthread_mutex_lock(&cs->mu);
     centry *e = cs->b[h % 4096];
     while (e != NULL && strcmp(e->id, client_id) != 0)
@@ -361,9 +360,8 @@ struct gw_hs_table {
 static hs_entry **hs_find(gw_worker *w, int family, const unsigned char *addr)
 {
     size_t al = family == AF_INET ? 4 : 16;
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)family;
-    for (size_t i = 0; i < al; i++)
-        h = (h ^ addr[i]) * 1099511628211ull;
+    unsigned char fam = (unsigned char)family;
+    uint64_t h = gw_fnv1a64_add(gw_fnv1a64(&fam, 1), addr, al);
     hs_entry **pp = &w->hs->b[h % HS_BUCKETS];
     while (*pp != NULL && ((*pp)->family != family || memcmp((*pp)->addr, addr, al) != 0))
         pp = &(*pp)->next;

@@ -16,7 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
-#include "core/errors.h"
+#include "lib/errors.h"
 #include "core/proxy.h"
 #include "journal/events.h"
 #include "journal/journal.h"

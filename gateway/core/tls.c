@@ -10,7 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 static int peer_idx = -1;
 static pthread_once_t peer_idx_once = PTHREAD_ONCE_INIT;

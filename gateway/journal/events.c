@@ -51,7 +51,8 @@
 
 #include <jansson.h>
 
-#include "core/util.h"
+#include "lib/hash.h"
+#include "lib/util.h"
 
 #define NSTRIPES 16
 #define KEY_MAX 200
@@ -136,16 +137,6 @@ typedef struct table {
 } table;
 
 enum { TB_AUTH, TB_UNKNOWN, TB_EXPIRING, TB_ENUM, TB_STORM, TB_MAINT, TB__COUNT };
-
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 static int table_init(table *t, enum tkind kind, uint32_t ring, uint64_t window_ms,
                       size_t max_subjects, size_t max_slots)
@@ -564,7 +555,7 @@ static stripe *stripe_of(table *t, uint64_t h)
  * reached, silent period over), with the count in <*count>. */
 static int count_fire(gw_events *ev, table *t, const char *key, uint32_t *count)
 {
-    uint64_t h = fnv1a(key);
+    uint64_t h = gw_fnv1a64_str(key);
     stripe *s = stripe_of(t, h);
     int fire = 0;
     pthread_mutex_lock(&s->mu);
@@ -586,7 +577,7 @@ static int count_fire(gw_events *ev, table *t, const char *key, uint32_t *count)
  * <period_ms>. */
 static int once_fire(gw_events *ev, table *t, const char *key, uint64_t period_ms)
 {
-    uint64_t h = fnv1a(key);
+    uint64_t h = gw_fnv1a64_str(key);
     stripe *s = stripe_of(t, h);
     int fire = 0;
     pthread_mutex_lock(&s->mu);
@@ -651,7 +642,7 @@ static void cert_unknown(gw_events *ev, const gw_event_request *r)
 static void enumeration(gw_events *ev, const gw_event_request *r)
 {
     table *t = &ev->t[TB_ENUM];
-    uint64_t h = fnv1a(r->consumer);
+    uint64_t h = gw_fnv1a64_str(r->consumer);
     stripe *s = stripe_of(t, h);
     uint32_t n = 0;
     int fire = 0;
@@ -659,7 +650,7 @@ static void enumeration(gw_events *ev, const gw_event_request *r)
     uint64_t now = ev_now(ev);
     ent *e = lookup(t, s, r->consumer, h);
     if (e != NULL) {
-        n = distinct_hit(t, s, e, fnv1a(r->siren), now);
+        n = distinct_hit(t, s, e, gw_fnv1a64_str(r->siren), now);
         if (n >= t->ring && now >= e->next_ok) {
             e->next_ok = now + t->window_ms;
             fire = 1;
@@ -713,7 +704,7 @@ static void maintenance(gw_events *ev, const gw_event_request *r)
     else
         return;
     table *t = &ev->t[TB_MAINT];
-    uint64_t h = fnv1a(key);
+    uint64_t h = gw_fnv1a64_str(key);
     stripe *s = stripe_of(t, h);
     int fire = 0;
     pthread_mutex_lock(&s->mu);

@@ -51,7 +51,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 #include "journal/verify.h"
 #include "token/jose.h"
 

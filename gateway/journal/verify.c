@@ -30,7 +30,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 /* How far the classification of a problem looks ahead, in records. */
 #define LOOKAHEAD 4096

@@ -32,7 +32,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "core/util.h"
+#include "lib/hash.h"
+#include "lib/util.h"
 
 #define PATH_SZ 256                /* a JSON path in a message */
 #define POLICY_MAX_FILE (1u << 20) /* a policy file larger than this is refused */
@@ -997,9 +998,7 @@ static gw_policy *parse_text(const char *file, const char *dir, const char *text
     }
     p->retention_months = -1;
     p->file = xdup(&x, "$", file);
-    p->text_hash = 1469598103934665603ull; /* FNV-1a 64 */
-    for (size_t i = 0; i < len; i++)
-        p->text_hash = (p->text_hash ^ (unsigned char)text[i]) * 1099511628211ull;
+    p->text_hash = gw_fnv1a64(text, len);
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL) {
         char cb[256];
@@ -1095,16 +1094,6 @@ typedef struct htab {
     size_t mask; /* capacity - 1, capacity a power of two */
 } htab;
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* Room for <n> keys with the table at most half full. */
 static int htab_init(htab *t, size_t n)
 {
@@ -1119,7 +1108,7 @@ static int htab_init(htab *t, size_t n)
 /* Insert <key> -> <p>, or return the policy already holding <key>. */
 static const gw_policy *htab_put(htab *t, const char *key, const gw_policy *p)
 {
-    size_t i = (size_t)fnv1a(key) & t->mask;
+    size_t i = (size_t)gw_fnv1a64_str(key) & t->mask;
     while (t->slots[i].key != NULL) {
         if (strcmp(t->slots[i].key, key) == 0)
             return t->slots[i].p;
@@ -1134,7 +1123,7 @@ static const gw_policy *htab_put(htab *t, const char *key, const gw_policy *p)
  * entry already holding <key>, else 0. */
 static int htab_put_idx(htab *t, const char *key, const gw_policy *p, size_t idx, size_t *other)
 {
-    size_t i = (size_t)fnv1a(key) & t->mask;
+    size_t i = (size_t)gw_fnv1a64_str(key) & t->mask;
     while (t->slots[i].key != NULL) {
         if (strcmp(t->slots[i].key, key) == 0) {
             *other = t->slots[i].idx;
@@ -1152,7 +1141,7 @@ static const gw_policy *htab_get(const htab *t, const char *key)
 {
     if (t->slots == NULL || key == NULL)
         return NULL;
-    size_t i = (size_t)fnv1a(key) & t->mask;
+    size_t i = (size_t)gw_fnv1a64_str(key) & t->mask;
     while (t->slots[i].key != NULL) {
         if (strcmp(t->slots[i].key, key) == 0)
             return t->slots[i].p;

@@ -24,7 +24,8 @@
 
 #include <jansson.h>
 
-#include "core/util.h"
+#include "lib/hash.h"
+#include "lib/util.h"
 #include "policy/policy.h"
 
 #define SUSP_MAX_FILE (4u << 20)
@@ -47,16 +48,6 @@ struct gw_suspensions {
     size_t mask;
 };
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 14695981039346656037ULL;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static int valid_client_id(const char *s)
 {
     size_t n = strlen(s);
@@ -69,7 +60,7 @@ static long find(const gw_suspensions *s, const char *client_id)
 {
     if (s->idx == NULL)
         return -1;
-    size_t i = (size_t)fnv1a(client_id) & s->mask;
+    size_t i = (size_t)gw_fnv1a64_str(client_id) & s->mask;
     while (s->idx[i] != 0) {
         const entry *e = &s->v[s->idx[i] - 1];
         if (strcmp(e->client_id, client_id) == 0)
@@ -90,7 +81,7 @@ static int reindex(gw_suspensions *s)
     if (idx == NULL)
         return -1;
     for (size_t k = 0; k < s->n; k++) {
-        size_t i = (size_t)fnv1a(s->v[k].client_id) & (cap - 1);
+        size_t i = (size_t)gw_fnv1a64_str(s->v[k].client_id) & (cap - 1);
         while (idx[i] != 0)
             i = (i + 1) & (cap - 1);
         idx[i] = k + 1;

@@ -1,5 +1,7 @@
 #include "quota/memlog.h"
 
+#include "lib/hash.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +31,7 @@ struct gw_memlog {
 
 uint64_t gw_memlog_hash(const char *k)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *k; k++) {
-        h ^= (unsigned char)*k;
-        h *= 1099511628211ull;
-    }
-    return h;
+    return gw_fnv1a64_str(k);
 }
 
 gw_memlog *gw_memlog_new(void)

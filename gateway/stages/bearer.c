@@ -19,7 +19,7 @@
 
 #include "token/cache.h"
 #include "token/oauth.h"
-#include "core/util.h"
+#include "lib/util.h"
 #include "stages/stages.h"
 
 static gw_verdict invalid(gw_access *a, const char *reason)

@@ -53,16 +53,6 @@ static int parse_hhmm(const char *s, int *min)
     return 0;
 }
 
-static long days_from_civil(long y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    long era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long)doe - 719468;
-}
-
 /* "YYYY-MM-DDTHH:MM" as local seconds (seconds since epoch as if UTC). */
 static int parse_local(const char *s, long *out, int *minute_of_day)
 {
@@ -79,25 +69,9 @@ static int parse_local(const char *s, long *out, int *minute_of_day)
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo == 2 && d == 29 && !leap)
         return -1;
-    *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400L + h * 3600L + mi * 60L;
+    *out = gw_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400L + h * 3600L + mi * 60L;
     *minute_of_day = h * 60 + mi;
     return 0;
-}
-
-long gw_tz_offset(gw_tz tz, time_t t)
-{
-    if (tz == GW_TZ_UTC)
-        return 0;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    long y = tm.tm_year + 1900;
-    /* last Sunday of March / October, 01:00 UTC */
-    long mar31 = days_from_civil(y, 3, 31), oct31 = days_from_civil(y, 10, 31);
-    long mar_last_sun = mar31 - ((mar31 + 4) % 7 + 7) % 7;
-    long oct_last_sun = oct31 - ((oct31 + 4) % 7 + 7) % 7;
-    time_t dst_start = (time_t)(mar_last_sun * 86400L + 3600);
-    time_t dst_end = (time_t)(oct_last_sun * 86400L + 3600);
-    return (t >= dst_start && t < dst_end) ? 7200 : 3600;
 }
 
 static int in_band(int start, int end)

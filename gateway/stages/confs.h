@@ -24,9 +24,8 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "lib/civil.h"
 #include "policy/policy.h"
-
-typedef enum { GW_TZ_PARIS = 0, GW_TZ_UTC = 1 } gw_tz;
 
 typedef struct gw_maint_slot {
     int daily;     /* 1: every day from start_min to end_min (local time) */
@@ -54,7 +53,6 @@ void gw_stage_confs_free(gw_stage_confs *s);
 
 /* Offset of local time from UTC at <t> for <tz> (Europe/Paris: CET/CEST by
  * the EU rule, last Sunday of March and of October at 01:00 UTC). */
-long gw_tz_offset(gw_tz tz, time_t t);
 
 /* When <now> lies in a slot: 1, with <*end> the slot's end (UTC). */
 int gw_maintenance_active(const gw_stage_confs *s, time_t now, time_t *end);

@@ -1,6 +1,6 @@
 /* correlation: X-Correlation-ID is required and must be a UUID (DGFIP code
  * 910000). A valid one is echoed on every response by core. */
-#include "core/util.h"
+#include "lib/util.h"
 #include "stages/stages.h"
 
 static gw_verdict run(gw_access *a)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 #include "quota/quota.h"
 #include "stages/stages.h"
 

@@ -12,11 +12,7 @@
 
 static int today(const gw_access *a)
 {
-    gw_tz tz = a->confs ? a->confs->tz : GW_TZ_PARIS;
-    time_t local = a->now + gw_tz_offset(tz, a->now);
-    struct tm tm;
-    gmtime_r(&local, &tm);
-    return (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+    return gw_local_yyyymmdd(a->confs ? a->confs->tz : GW_TZ_PARIS, a->now);
 }
 
 static gw_verdict run(gw_access *a)
@@ -40,7 +36,7 @@ static gw_verdict run(gw_access *a)
     a->scope = a->route->scope;
     if (!gw_policy_has_scope(p, a->route->scope))
         return gw_access_reject(a, GW_ERR_SCOPE, NULL);
-    /* the year parsed and checked once by the route stage (core/query.h):
+    /* the year parsed and checked once by the route stage (lib/query.h):
      * the same value is forwarded and journalled */
     size_t yl = 0;
     const char *yv = a->query_ok ? gw_query_get(&a->query, "annee", &yl) : NULL;

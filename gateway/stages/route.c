@@ -1,7 +1,7 @@
 /* route: the request must name a route of the table (404, or 405 with Allow).
  * It runs after mtls so that an unknown certificate learns nothing of the
  * route table. It then parses the query once against the route's declared
- * parameters (core/query.h) and builds the canonical target the backend will
+ * parameters (lib/query.h) and builds the canonical target the backend will
  * get: the route's template with the matched values, and the re-serialised
  * query. Any undeclared, repeated, differently cased, percent-encoded or
  * malformed parameter is refused here (910214; 910211 for a year). */

@@ -21,10 +21,10 @@
 #include <jansson.h>
 
 #include "conf/conf.h"
-#include "core/errors.h"
-#include "core/forward.h"
-#include "core/http1.h"
-#include "core/route.h"
+#include "lib/errors.h"
+#include "lib/forward.h"
+#include "lib/http1.h"
+#include "lib/route.h"
 #include "policy/policy.h"
 #include "policy/suspend.h"
 #include "token/jose.h"

@@ -2,7 +2,7 @@
 #ifndef GW_STAGES_H
 #define GW_STAGES_H
 
-#include "core/util.h"
+#include "lib/util.h"
 #include "stages/stage.h"
 
 extern const gw_stage gw_stage_mtls;

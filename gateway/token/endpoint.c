@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 #define MAX_PARAMS 8
 

@@ -11,7 +11,7 @@
 
 #include <time.h>
 
-#include "core/http1.h"
+#include "lib/http1.h"
 #include "policy/policy.h"
 #include "quota/memlog.h"
 #include "token/oauth.h"

@@ -12,7 +12,7 @@
 #define _GNU_SOURCE /* vasprintf */
 #endif
 #include "token/jose.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 #include <errno.h>
 #include <stdarg.h>

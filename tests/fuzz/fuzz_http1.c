@@ -1,11 +1,11 @@
-/* libFuzzer target for gateway/core/http1.c: requests and responses, fed in
+/* libFuzzer target for gateway/lib/http1.c: requests and responses, fed in
  * pieces whose sizes come from the input, with the parser's invariants
  * checked (ASan/UBSan catch the rest). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/http1.h"
+#include "lib/http1.h"
 
 static void check_request(const gw_http_request *r)
 {

@@ -1,5 +1,5 @@
-/* libFuzzer target for the request canonicaliser: gateway/core/query.c (the
- * query parser) and the path side of gateway/core/route.c (matching and
+/* libFuzzer target for the request canonicaliser: gateway/lib/query.c (the
+ * query parser) and the path side of gateway/lib/route.c (matching and
  * gw_route_canonical_path). The input is a request target "path?query";
  * the route table is the OPALE one (DESIGN.md), with annee a required year
  * on the year-bound routes and two optional parameters on one route.
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/query.h"
-#include "core/route.h"
+#include "lib/query.h"
+#include "lib/route.h"
 
 static gw_route routes_storage[8];
 static gw_route_table table = {routes_storage, 0};

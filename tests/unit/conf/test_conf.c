@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "conf/conf.h"
-#include "core/util.h"
+#include "lib/util.h"
 
 static char tmp_root[PATH_MAX]; /* %T: canonical temp dir */
 static char conf_dir[PATH_MAX]; /* %D: %T/deploy/sandbox, where the configs go */

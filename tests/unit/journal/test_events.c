@@ -4,6 +4,7 @@
  * environment, severity filter, rate limit, failures, timeout, reaping), and
  * the "journal.events" config keys (gateway/conf/conf.c). The detectors run
  * on the test clock (gw_events_test_set_time). */
+#include "lib/hash.h"
 #include "journal/events.h"
 
 #include <check.h>
@@ -861,15 +862,10 @@ END_TEST
 /* Bounded memory                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* The stripe of a subject: events.c's FNV-1a 64, top 4 bits. */
+/* The stripe of a subject: the gateway's FNV-1a 64 (lib/hash.h), top 4 bits. */
 static unsigned stripe_of_key(const char *k)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *k; k++) {
-        h ^= (unsigned char)*k;
-        h *= 1099511628211ull;
-    }
-    return (unsigned)(h >> 60);
+    return (unsigned)(gw_fnv1a64_str(k) >> 60);
 }
 
 START_TEST(subjects_capped_and_counted)

@@ -1,11 +1,11 @@
-/* Unit tests for gateway/core/forward.c: what crosses the gateway and what
+/* Unit tests for gateway/lib/forward.c: what crosses the gateway and what
  * does not, in both directions. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/forward.h"
+#include "lib/forward.h"
 
 static gw_http_request *parse_req(const char *raw)
 {

@@ -1,11 +1,11 @@
-/* Unit tests for gateway/core/query.c (the query parser and canonicaliser)
+/* Unit tests for gateway/lib/query.c (the query parser and canonicaliser)
  * and gw_route_canonical_path(), table-driven. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/query.h"
-#include "core/route.h"
+#include "lib/query.h"
+#include "lib/route.h"
 
 /* declared on the test route: annee (year, required), page (digits),
  * code (token) */

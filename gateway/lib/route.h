@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "core/query.h"
+#include "lib/query.h"
 
 #define GW_ROUTE_MAX_SEGS 16
 #define GW_ROUTE_MAX_PARAMS 4
@@ -34,7 +34,7 @@ typedef struct gw_route {
     /* bound on the response body; the upstream's max_response_bytes applies
      * too (the smaller wins); 0: none of its own */
     size_t max_response_bytes;
-    /* declared query parameters (core/query.h); nothing else is accepted */
+    /* declared query parameters (lib/query.h); nothing else is accepted */
     gw_query_decl query[GW_QUERY_MAX_PARAMS];
     size_t nquery;
     size_t max_body_bytes;               /* 0: the route takes no body (refused, never forwarded) */

@@ -1,4 +1,4 @@
-#include "core/route.h"
+#include "lib/route.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,10 @@
-/* Unit tests for gateway/core/http1.c: strict request/response parsing. */
+/* Unit tests for gateway/lib/http1.c: strict request/response parsing. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/http1.h"
+#include "lib/http1.h"
 
 #define RAW(s) s, sizeof(s) - 1
 

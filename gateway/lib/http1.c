@@ -81,14 +81,14 @@
  *   http.llhttp_<errno>             upstream.llhttp_<errno> (anything llhttp
  *                                   refuses that passed our checks)
  */
-#include "core/http1.h"
+#include "lib/http1.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <llhttp.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 #define DEFAULT_MAX_HEADER_BYTES 8192
 #define DEFAULT_MAX_HEADERS 100

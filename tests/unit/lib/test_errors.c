@@ -1,12 +1,12 @@
-/* Unit tests for gateway/core/errors.c: the one table of refusals. */
+/* Unit tests for gateway/lib/errors.c: the one table of refusals. */
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/errors.h"
-#include "core/util.h"
+#include "lib/errors.h"
+#include "lib/util.h"
 
 START_TEST(table_complete_and_unique)
 {

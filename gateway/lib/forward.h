@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "core/http1.h"
+#include "lib/http1.h"
 
 typedef struct gw_extra_header {
     const char *name;

@@ -1,10 +1,10 @@
-/* Unit tests for gateway/core/route.c: template compilation and matching,
+/* Unit tests for gateway/lib/route.c: template compilation and matching,
  * table-driven. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/route.h"
+#include "lib/route.h"
 
 /* ---- compile ---- */
 

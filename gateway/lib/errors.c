@@ -1,11 +1,11 @@
-#include "core/errors.h"
+#include "lib/errors.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "core/util.h"
+#include "lib/util.h"
 
 /* Keep in step with docs/errors.md. Messages are constants: an error body
  * never echoes request input. */

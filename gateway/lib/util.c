@@ -1,4 +1,4 @@
-#include "core/util.h"
+#include "lib/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>

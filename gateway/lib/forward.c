@@ -1,11 +1,11 @@
-#include "core/forward.h"
+#include "lib/forward.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/errors.h"
-#include "core/util.h"
+#include "lib/errors.h"
+#include "lib/util.h"
 
 static const char *const request_stripped[] = {
     "Authorization",     "Host",

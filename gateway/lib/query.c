@@ -1,4 +1,4 @@
-#include "core/query.h"
+#include "lib/query.h"
 
 #include <string.h>
 

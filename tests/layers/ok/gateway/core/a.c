@@ -1,0 +1,2 @@
+#include "lib/util.h"
+#include <stdio.h>
