@@ -19,6 +19,7 @@
 #include "lib/util.h"
 #include "journal/events.h"
 #include "journal/journal.h"
+#include "journal/order.h"
 #include "journal/verify.h"
 #include "policy/watch.h"
 
@@ -197,60 +198,6 @@ static int import_datapass(const char *path)
     return 0;
 }
 
-/* The chain order of journal files is the order of their first records
- * seq, whatever their names (PATH.<stamp> from the gateway, PATH.1 from
- * logrotate, copies): read each file's first chained record. Files without
- * one keep their relative order at the end. */
-typedef struct seqfile {
-    const char *name;
-    uint64_t seq;
-    int has;
-    size_t pos;
-} seqfile;
-
-static int cmp_seqfile(const void *pa, const void *pb)
-{
-    const seqfile *a = pa, *b = pb;
-    if (a->has != b->has)
-        return a->has ? -1 : 1;
-    if (a->has && a->seq != b->seq)
-        return a->seq < b->seq ? -1 : 1;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
-}
-
-static void sort_by_first_seq(const char **files, size_t n)
-{
-    seqfile *sf = calloc(n, sizeof(*sf));
-    if (sf == NULL) {
-        gw_journal_sort_files(files, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sf[i].name = files[i];
-        sf[i].pos = i;
-        FILE *f = fopen(files[i], "r");
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        int lines = 0;
-        while (f != NULL && lines++ < 16 && (len = getline(&line, &cap, f)) > 0) {
-            gw_journal_link l;
-            if (gw_journal_parse_link(line, (size_t)len, &l) == 0) {
-                sf[i].seq = l.seq;
-                sf[i].has = 1;
-                break;
-            }
-        }
-        free(line);
-        if (f != NULL)
-            fclose(f);
-    }
-    qsort(sf, n, sizeof(*sf), cmp_seqfile);
-    for (size_t i = 0; i < n; i++)
-        files[i] = sf[i].name;
-    free(sf);
-}
-
 /* --verify-journal [-c CONF | --jwks FILE] FILE...: check the chain (and,
  * with keys, the checkpoint signatures) of a journal and its rotated files. */
 static int verify_journal(int argc, char **argv, int first)
@@ -322,7 +269,7 @@ static int verify_journal(int argc, char **argv, int first)
         }
         free(err);
     }
-    sort_by_first_seq(files, n);
+    gw_journal_order_by_first_seq(files, n);
     gw_journal_verify_opts vo = {.keys = keys};
     char hash[65] = "";
     if (expect != NULL) {
