@@ -34,6 +34,7 @@
 
 #include "core/bev.h"
 #include "lib/forward.h"
+#include "lib/proxyv2.h"
 #include "core/tls.h"
 #include "lib/util.h"
 #include "core/worker.h"
@@ -91,7 +92,7 @@ typedef struct gw_conn {
     unsigned char peer_addr[16];
     evutil_socket_t fd;    /* until the bufferevent owns it, else -1 */
     struct event *pp_ev;   /* reading a PROXY v2 header */
-    unsigned char *pp_buf; /* PP2_MAX bytes, only while reading a PROXY header */
+    unsigned char *pp_buf; /* GW_PP2_MAX bytes, only while reading a PROXY header */
     size_t pp_len;
     int proxied; /* the PROXY header gave the client address */
     char proxy_ip[INET6_ADDRSTRLEN];
@@ -1129,76 +1130,39 @@ static void proxy_refused(gw_conn *c, const char *reason)
 }
 
 /*
- * PROXY protocol v2 (HAProxy's binary header), read from the raw socket
- * before TLS, exactly as many bytes as it announces so that no TLS byte is
- * consumed: 12-byte signature, version/command, family, 16-bit length, then
- * the addresses. Only PROXY over TCP/IPv4 or TCP/IPv6 is used; LOCAL (health
- * checks) keeps the peer's address.
+ * PROXY protocol v2, read from the raw socket before TLS, exactly as many
+ * bytes as the header needs so that no TLS byte is consumed; the bytes are
+ * judged by gateway/lib/proxyv2.c. Every refusal is journalled and counted
+ * as proxy.bad_header (the parser's finer reason is not a journal reason).
  */
-static const unsigned char pp2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
-                                          0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
-
-/* signature, version/command, family, length (16) + the longest address
- * block accepted (216: AF_UNIX's, the largest of the specification) */
-#define PP2_MAX (16 + 216)
-
 static void proxy_readcb(evutil_socket_t fd, short what, void *arg)
 {
     gw_conn *c = arg;
-    size_t need = c->pp_len < 16 ? 16 : 16 + (size_t)((c->pp_buf[14] << 8) | c->pp_buf[15]);
-    if (need > PP2_MAX) {
-        proxy_refused(c, "proxy.bad_header");
-        return;
-    }
-    ssize_t n = recv(fd, c->pp_buf + c->pp_len, need - c->pp_len, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        conn_free(c);
-        return;
-    }
-    if (n < 0)
-        return;
-    c->pp_len += (size_t)n;
-    if (c->pp_len >= 12 && memcmp(c->pp_buf, pp2_sig, 12) != 0) {
-        proxy_refused(c, "proxy.bad_header");
-        return;
-    }
-    if (c->pp_len < 16)
-        return;
-    need = 16 + (size_t)((c->pp_buf[14] << 8) | c->pp_buf[15]);
-    if (need > PP2_MAX) {
-        proxy_refused(c, "proxy.bad_header");
-        return;
-    }
-    if (c->pp_len < need)
-        return;
-    unsigned char vc = c->pp_buf[12], fam = c->pp_buf[13];
-    if ((vc >> 4) != 2 || ((vc & 15) != 0 && (vc & 15) != 1)) {
-        proxy_refused(c, "proxy.bad_header");
-        return;
-    }
-    if ((vc & 15) == 1) { /* PROXY */
-        const unsigned char *p = c->pp_buf + 16;
-        if (fam == 0x11 && need >= 16 + 12) {
-            c->proxied = 1;
-            c->proxy_family = AF_INET;
-            memcpy(c->proxy_addr, p, 4);
-        } else if (fam == 0x21 && need >= 16 + 36) {
-            static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-            c->proxied = 1;
-            if (memcmp(p, mapped, 12) == 0) {
-                c->proxy_family = AF_INET;
-                memcpy(c->proxy_addr, p + 12, 4);
-            } else {
-                c->proxy_family = AF_INET6;
-                memcpy(c->proxy_addr, p, 16);
-            }
-        } else if (fam != 0x00) {
-            proxy_refused(c, "proxy.bad_header");
+    gw_pp2_result pp;
+    gw_pp2_status st = gw_pp2_parse(c->pp_buf, c->pp_len, &pp);
+    if (st == GW_PP2_MORE) {
+        ssize_t n = recv(fd, c->pp_buf + c->pp_len, pp.need - c->pp_len, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            conn_free(c);
             return;
         }
+        if (n < 0)
+            return;
+        c->pp_len += (size_t)n;
+        st = gw_pp2_parse(c->pp_buf, c->pp_len, &pp);
     }
-    if (c->proxied)
+    if (st == GW_PP2_REFUSED) {
+        proxy_refused(c, "proxy.bad_header");
+        return;
+    }
+    if (st == GW_PP2_MORE)
+        return;
+    if (pp.proxied) {
+        c->proxied = 1;
+        c->proxy_family = pp.family;
+        memcpy(c->proxy_addr, pp.addr, sizeof(c->proxy_addr));
         inet_ntop(c->proxy_family, c->proxy_addr, c->proxy_ip, sizeof(c->proxy_ip));
+    }
     event_free(c->pp_ev);
     c->pp_ev = NULL;
     free(c->pp_buf); /* an idle connection keeps no PROXY buffer */
@@ -1270,7 +1234,7 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
             return;
         }
         c->state = CS_PROXY;
-        c->pp_buf = malloc(PP2_MAX);
+        c->pp_buf = malloc(GW_PP2_MAX);
         c->pp_ev = c->pp_buf != NULL ? event_new(w->base, fd, EV_READ | EV_PERSIST, proxy_readcb, c)
                                      : NULL;
         if (c->pp_ev == NULL || event_add(c->pp_ev, NULL) < 0) {

@@ -79,13 +79,19 @@ def extra_listener(conf, name, port, address="127.0.0.1", **over):
 PP2_SIG = b"\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a"
 
 
-def pp2_proxy(src, dst, sport=40001, dport=443):
-    """A v2 PROXY header (TCP over IPv4 or IPv6)."""
+def pp2_tlv(kind, value):
+    """One TLV of a v2 header: type, 16-bit length, value."""
+    return bytes([kind]) + struct.pack("!H", len(value)) + value
+
+
+def pp2_proxy(src, dst, sport=40001, dport=443, tlvs=b""):
+    """A v2 PROXY header (TCP over IPv4 or IPv6), then <tlvs>."""
     if ":" in src:
         fam, af = 0x21, socket.AF_INET6
     else:
         fam, af = 0x11, socket.AF_INET
     body = socket.inet_pton(af, src) + socket.inet_pton(af, dst) + struct.pack("!HH", sport, dport)
+    body += tlvs
     return PP2_SIG + bytes([0x21, fam]) + struct.pack("!H", len(body)) + body
 
 
@@ -369,6 +375,30 @@ class TestClientAddress(IdentityCase):
         hdr[12] = 0x11  # version 1
         self.expect_connection_refused(lambda: self._send_and_expect_close(bytes(hdr)),
                                        "proxy.bad_header", "public-pp")
+
+    def test_proxy_v2_tlvs_skipped(self):
+        # A balancer's TLVs after the addresses (ALPN, authority, a vendor
+        # one) are skipped: the address before them is the client's.
+        st = self.stack
+        hdr = pp2_proxy("192.0.2.9", "127.0.0.1",
+                        tlvs=pp2_tlv(0x01, b"http/1.1") + pp2_tlv(0x02, b"api.example")
+                        + pp2_tlv(0xEA, b"\x01vpce-0123456789"))
+        self.expect_allowed(self.pp(hdr), client_ip="192.0.2.9", listener="public-pp",
+                            consumer=XFF["client_id"])
+        self.assertEqual(hdr_all(st.mock_last()["headers"], "X-Forwarded-For"), ["192.0.2.9"])
+
+    def test_proxy_v2_unsupported_or_malformed_closed_bad_header(self):
+        # UDP, a UNIX socket, a TLV running past the header's end: refused
+        # before any TLS byte is read.
+        udp = bytearray(pp2_proxy("192.0.2.9", "127.0.0.1"))
+        udp[13] = 0x12
+        unix = PP2_SIG + bytes([0x21, 0x31]) + struct.pack("!H", 216) + b"u" * 216
+        body = socket.inet_pton(socket.AF_INET, "192.0.2.9") * 2 + struct.pack("!HH", 1, 2)
+        body += bytes([0x01]) + struct.pack("!H", 40) + b"h2"
+        cut = PP2_SIG + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+        for hdr in (bytes(udp), unix, cut):
+            self.expect_connection_refused(lambda h=hdr: self._send_and_expect_close(h),
+                                           "proxy.bad_header", "public-pp")
 
     def test_tls_without_proxy_header_refused(self):
         st = self.stack
