@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,54 +19,18 @@
 
 #include <jansson.h>
 
+#include "lib/jsonv.h"
 #include "lib/util.h"
 
-#define PATH_SZ 256              /* a JSON path in a message */
 #define CONF_MAX_FILE (4u << 20) /* a config file larger than this is refused */
 #define TOKEN_PROBE 4096         /* bytes of the admin token file looked at */
 #define NAME_RULE "[A-Za-z0-9_.-]{1,64}"
 #define TOKEN_MAX 128 /* route names and scopes */
 
-enum { ABSENT = 0, SET = 1, BAD = -1 };
-
 typedef struct ctx {
-    const char *file; /* as given to gw_conf_load(), for messages */
-    const char *dir;  /* absolute directory of the file */
-    gw_errlist *errs;
-    size_t nerrs; /* errors found by this load (<errs> may hold older ones) */
+    gw_jsonv v;      /* messages name the file as given to gw_conf_load() */
+    const char *dir; /* absolute directory of the file */
 } ctx;
-
-/* ---- error list ---- */
-
-void gw_errlist_add(gw_errlist *e, const char *fmt, ...)
-{
-    char *msg = NULL;
-    va_list ap;
-
-    if (e == NULL)
-        return;
-    if (e->n >= GW_CONF_MAX_ERRORS) {
-        e->dropped++;
-        return;
-    }
-    va_start(ap, fmt);
-    int r = vasprintf(&msg, fmt, ap);
-    va_end(ap);
-    if (r < 0) {
-        e->dropped++;
-        return;
-    }
-    e->msgs[e->n++] = msg;
-}
-
-void gw_errlist_clear(gw_errlist *e)
-{
-    if (e == NULL)
-        return;
-    for (size_t i = 0; i < e->n; i++)
-        free(e->msgs[i]);
-    memset(e, 0, sizeof(*e));
-}
 
 const char *gw_env_name(gw_env env)
 {
@@ -78,88 +41,6 @@ const char *gw_env_name(gw_env env)
         return "production";
     }
     return "unknown";
-}
-
-/* ---- messages ---- */
-
-static void err(ctx *x, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void err(ctx *x, const char *path, const char *fmt, ...)
-{
-    char *msg = NULL;
-    va_list ap;
-
-    x->nerrs++;
-    va_start(ap, fmt);
-    int r = vasprintf(&msg, fmt, ap);
-    va_end(ap);
-    if (r < 0) {
-        gw_errlist_add(x->errs, "%s: %s: out of memory", x->file, path);
-        return;
-    }
-    gw_errlist_add(x->errs, "%s: %s: %s", x->file, path, msg);
-    free(msg);
-}
-
-/* Copy <s> into <buf> for a message: control bytes become '?' and a text
- * longer than <max> bytes is cut (on a UTF-8 boundary) and ends in "...".
- * Config text may end up on a terminal (-t), so it is never echoed raw. */
-static const char *clean(char *buf, size_t bufsz, const char *s, size_t max)
-{
-    size_t n = strlen(s), cut = n;
-    if (max > bufsz - 4)
-        max = bufsz - 4;
-    if (n > max) {
-        cut = max;
-        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-            cut--;
-    }
-    for (size_t i = 0; i < cut; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (cut < n) {
-        memcpy(buf + cut, "...", 4);
-    } else {
-        buf[cut] = '\0';
-    }
-    return buf;
-}
-
-/* Child paths: the root is "$", its members are plain names ("listeners"). */
-static void path_key(char out[PATH_SZ], const char *parent, const char *key)
-{
-    int r;
-    if (strcmp(parent, "$") == 0)
-        r = snprintf(out, PATH_SZ, "%s", key);
-    else
-        r = snprintf(out, PATH_SZ, "%s.%s", parent, key);
-    if (r < 0 || r >= PATH_SZ)
-        memcpy(out + PATH_SZ - 4, "...", 4);
-}
-
-static void path_idx(char out[PATH_SZ], const char *parent, size_t i)
-{
-    int r = snprintf(out, PATH_SZ, "%s[%zu]", parent, i);
-    if (r < 0 || r >= PATH_SZ)
-        memcpy(out + PATH_SZ - 4, "...", 4);
-}
-
-static char *xdup(ctx *x, const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        err(x, "$", "out of memory");
-    return d;
-}
-
-static void *xcalloc(ctx *x, size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (p == NULL)
-        err(x, "$", "out of memory");
-    return p;
 }
 
 /* ---- paths on disk ---- */
@@ -249,7 +130,7 @@ static int check_file(ctx *x, const char *p, const char *abs)
     }
     if (why == NULL)
         return 0;
-    err(x, p, "cannot read \"%s\": %s", clean(cb, sizeof(cb), abs, 400), why);
+    gw_jsonv_err(&x->v, p, "cannot read \"%s\": %s", gw_jsonv_clean(cb, sizeof(cb), abs, 400), why);
     return -1;
 }
 
@@ -265,66 +146,19 @@ static int check_dir(ctx *x, const char *p, const char *abs)
         why = strerror(ENOTDIR);
     if (why == NULL)
         return 0;
-    err(x, p, "cannot use directory \"%s\": %s", clean(cb, sizeof(cb), abs, 400), why);
+    gw_jsonv_err(&x->v, p, "cannot use directory \"%s\": %s",
+                 gw_jsonv_clean(cb, sizeof(cb), abs, 400), why);
     return -1;
 }
 
 /* ---- typed members ---- */
-
-static void check_keys(ctx *x, json_t *obj, const char *path, const char *const *known)
-{
-    const char *key;
-    json_t *v;
-    char kb[80], p[PATH_SZ];
-
-    json_object_foreach(obj, key, v)
-    {
-        size_t i = 0;
-        while (known[i] != NULL && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL) {
-            path_key(p, path, clean(kb, sizeof(kb), key, 64));
-            err(x, p, "unknown key");
-        }
-    }
-}
-
-/* The member <key> of <obj>, or NULL; reports a missing required key. */
-static json_t *member(ctx *x, json_t *obj, const char *path, const char *key, int required)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL && required)
-        err(x, path, "missing key \"%s\"", key);
-    return v;
-}
-
-static int get_int(ctx *x, json_t *obj, const char *path, const char *key, int required,
-                   long long min, long long max, long long *out)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, required);
-    if (v == NULL)
-        return required ? BAD : ABSENT;
-    path_key(p, path, key);
-    if (!json_is_integer(v)) {
-        err(x, p, "must be an integer");
-        return BAD;
-    }
-    long long i = json_integer_value(v);
-    if (i < min || i > max) {
-        err(x, p, "must be between %lld and %lld", min, max);
-        return BAD;
-    }
-    *out = i;
-    return SET;
-}
 
 /* Optional integers into their field, which already holds the default. */
 static void opt_uint(ctx *x, json_t *obj, const char *path, const char *key, long long min,
                      long long max, unsigned *dst)
 {
     long long v;
-    if (get_int(x, obj, path, key, 0, min, max, &v) == SET)
+    if (gw_jsonv_int(&x->v, obj, path, key, 0, min, max, &v) == GW_JSONV_SET)
         *dst = (unsigned)v;
 }
 
@@ -332,82 +166,17 @@ static void opt_size(ctx *x, json_t *obj, const char *path, const char *key, lon
                      long long max, size_t *dst)
 {
     long long v;
-    if (get_int(x, obj, path, key, 0, min, max, &v) == SET)
+    if (gw_jsonv_int(&x->v, obj, path, key, 0, min, max, &v) == GW_JSONV_SET)
         *dst = (size_t)v;
 }
 
 static int get_port(ctx *x, json_t *obj, const char *path, const char *key, uint16_t *out)
 {
     long long v;
-    int r = get_int(x, obj, path, key, 1, 1, 65535, &v);
-    if (r == SET)
+    int r = gw_jsonv_int(&x->v, obj, path, key, 1, 1, 65535, &v);
+    if (r == GW_JSONV_SET)
         *out = (uint16_t)v;
     return r;
-}
-
-static int get_str(ctx *x, json_t *obj, const char *path, const char *key, int required,
-                   const char **out)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, required);
-    if (v == NULL)
-        return required ? BAD : ABSENT;
-    if (!json_is_string(v)) {
-        path_key(p, path, key);
-        err(x, p, "must be a string");
-        return BAD;
-    }
-    *out = json_string_value(v);
-    return SET;
-}
-
-static void opt_bool(ctx *x, json_t *obj, const char *path, const char *key, int *dst)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, 0);
-    if (v == NULL)
-        return;
-    if (!json_is_boolean(v)) {
-        path_key(p, path, key);
-        err(x, p, "must be a boolean");
-        return;
-    }
-    *dst = json_is_true(v);
-}
-
-/* A nested object, or NULL when absent or not an object (reported). */
-static json_t *get_obj(ctx *x, json_t *obj, const char *path, const char *key, int required)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, required);
-    if (v == NULL)
-        return NULL;
-    if (!json_is_object(v)) {
-        path_key(p, path, key);
-        err(x, p, "must be an object");
-        return NULL;
-    }
-    return v;
-}
-
-/* An array of <min>..<max> entries. A count out of bounds is reported but the
- * array is still returned so that its entries get checked too. */
-static json_t *get_array(ctx *x, json_t *obj, const char *path, const char *key, int required,
-                         size_t min, size_t max)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, required);
-    if (v == NULL)
-        return NULL;
-    path_key(p, path, key);
-    if (!json_is_array(v)) {
-        err(x, p, "must be an array");
-        return NULL;
-    }
-    size_t n = json_array_size(v);
-    if (n < min || n > max)
-        err(x, p, "must have between %zu and %zu entries", min, max);
-    return v;
 }
 
 /* A file path: a non-empty string, made absolute, naming a readable regular
@@ -415,27 +184,27 @@ static json_t *get_array(ctx *x, json_t *obj, const char *path, const char *key,
 static int get_file(ctx *x, json_t *obj, const char *path, const char *key, int required,
                     char **out)
 {
-    char p[PATH_SZ];
+    char p[GW_JSONV_PATH];
     const char *s;
-    int r = get_str(x, obj, path, key, required, &s);
-    if (r != SET)
+    int r = gw_jsonv_str(&x->v, obj, path, key, required, &s);
+    if (r != GW_JSONV_SET)
         return r;
-    path_key(p, path, key);
+    gw_jsonv_path_key(p, path, key);
     if (s[0] == '\0') {
-        err(x, p, "must not be empty");
-        return BAD;
+        gw_jsonv_err(&x->v, p, "must not be empty");
+        return GW_JSONV_BAD;
     }
     char *abs = resolve(x->dir, s);
     if (abs == NULL) {
-        err(x, p, "out of memory");
-        return BAD;
+        gw_jsonv_err(&x->v, p, "out of memory");
+        return GW_JSONV_BAD;
     }
     if (check_file(x, p, abs) < 0) {
         free(abs);
-        return BAD;
+        return GW_JSONV_BAD;
     }
     *out = abs;
-    return SET;
+    return GW_JSONV_SET;
 }
 
 /* ---- value rules ---- */
@@ -544,10 +313,10 @@ static void parse_certpair(ctx *x, json_t *v, const char *p, gw_conf_certpair *c
 {
     static const char *const keys[] = {"cert", "key", NULL};
     if (!json_is_object(v)) {
-        err(x, p, "must be an object");
+        gw_jsonv_err(&x->v, p, "must be an object");
         return;
     }
-    check_keys(x, v, p, keys);
+    gw_jsonv_keys(&x->v, v, p, keys);
     get_file(x, v, p, "cert", 1, &c->cert);
     get_file(x, v, p, "key", 1, &c->key);
 }
@@ -556,20 +325,20 @@ static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listene
 {
     static const char *const keys[] = {"certificates", "client_ca",       "crl",
                                        "client_auth",  "session_tickets", NULL};
-    char pa[PATH_SZ], pe[PATH_SZ];
+    char pa[GW_JSONV_PATH], pe[GW_JSONV_PATH];
     const char *s;
 
-    check_keys(x, t, p, keys);
-    json_t *certs = get_array(x, t, p, "certificates", 1, 1, 4);
+    gw_jsonv_keys(&x->v, t, p, keys);
+    json_t *certs = gw_jsonv_array(&x->v, t, p, "certificates", 1, 1, 4);
     if (certs != NULL && json_array_size(certs) > 0) {
         l->ncerts = json_array_size(certs);
-        l->certs = xcalloc(x, l->ncerts, sizeof(*l->certs));
+        l->certs = gw_jsonv_calloc(&x->v, "$", l->ncerts, sizeof(*l->certs));
         if (l->certs == NULL) {
             l->ncerts = 0;
         } else {
-            path_key(pa, p, "certificates");
+            gw_jsonv_path_key(pa, p, "certificates");
             for (size_t i = 0; i < l->ncerts; i++) {
-                path_idx(pe, pa, i);
+                gw_jsonv_path_idx(pe, pa, i);
                 parse_certpair(x, json_array_get(certs, i), pe, &l->certs[i]);
             }
         }
@@ -577,26 +346,27 @@ static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listene
 
     l->client_auth = GW_CLIENT_AUTH_REQUIRED;
     int auth_ok = 1;
-    if (get_str(x, t, p, "client_auth", 0, &s) == SET) {
+    if (gw_jsonv_str(&x->v, t, p, "client_auth", 0, &s) == GW_JSONV_SET) {
         if (strcmp(s, "required") == 0) {
             l->client_auth = GW_CLIENT_AUTH_REQUIRED;
         } else if (strcmp(s, "none") == 0) {
             l->client_auth = GW_CLIENT_AUTH_NONE;
         } else {
-            path_key(pa, p, "client_auth");
-            err(x, pa, "must be \"required\" or \"none\"");
+            gw_jsonv_path_key(pa, p, "client_auth");
+            gw_jsonv_err(&x->v, pa, "must be \"required\" or \"none\"");
             auth_ok = 0;
         }
     }
     if (json_object_get(t, "client_ca") == NULL) {
         if (auth_ok && l->client_auth == GW_CLIENT_AUTH_REQUIRED)
-            err(x, p, "missing key \"client_ca\" (required when client_auth is \"required\")");
+            gw_jsonv_err(&x->v, p,
+                         "missing key \"client_ca\" (required when client_auth is \"required\")");
     } else {
         get_file(x, t, p, "client_ca", 0, &l->client_ca);
     }
     get_file(x, t, p, "crl", 0, &l->crl);
     l->session_tickets = 1;
-    opt_bool(x, t, p, "session_tickets", &l->session_tickets);
+    gw_jsonv_bool(&x->v, t, p, "session_tickets", GW_JSONV_OPTIONAL, &l->session_tickets);
 }
 
 static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l)
@@ -605,81 +375,81 @@ static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l
         "name", "address",        "port",   "environment",
         "tls",  "proxy_protocol", "access", "max_handshakes_per_source",
         NULL};
-    char pk[PATH_SZ];
+    char pk[GW_JSONV_PATH];
     const char *s;
 
     if (!json_is_object(v)) {
-        err(x, p, "must be an object");
+        gw_jsonv_err(&x->v, p, "must be an object");
         return;
     }
-    check_keys(x, v, p, keys);
-    if (get_str(x, v, p, "name", 1, &s) == SET) {
+    gw_jsonv_keys(&x->v, v, p, keys);
+    if (gw_jsonv_str(&x->v, v, p, "name", 1, &s) == GW_JSONV_SET) {
         if (valid_name(s)) {
-            l->name = xdup(x, s);
+            l->name = gw_jsonv_strdup(&x->v, "$", s);
         } else {
-            path_key(pk, p, "name");
-            err(x, pk, "must match " NAME_RULE);
+            gw_jsonv_path_key(pk, p, "name");
+            gw_jsonv_err(&x->v, pk, "must match " NAME_RULE);
         }
     }
-    if (get_str(x, v, p, "address", 1, &s) == SET) {
+    if (gw_jsonv_str(&x->v, v, p, "address", 1, &s) == GW_JSONV_SET) {
         if (parse_addr(s).family != 0) {
-            l->address = xdup(x, s);
+            l->address = gw_jsonv_strdup(&x->v, "$", s);
         } else {
-            path_key(pk, p, "address");
-            err(x, pk, "must be a numeric IPv4 or IPv6 address");
+            gw_jsonv_path_key(pk, p, "address");
+            gw_jsonv_err(&x->v, pk, "must be a numeric IPv4 or IPv6 address");
         }
     }
     get_port(x, v, p, "port", &l->port);
-    if (get_str(x, v, p, "environment", 1, &s) == SET) {
+    if (gw_jsonv_str(&x->v, v, p, "environment", 1, &s) == GW_JSONV_SET) {
         if (strcmp(s, "sandbox") == 0) {
             l->env = GW_ENV_SANDBOX;
         } else if (strcmp(s, "production") == 0) {
             l->env = GW_ENV_PRODUCTION;
         } else {
-            path_key(pk, p, "environment");
-            err(x, pk, "must be \"sandbox\" or \"production\"");
+            gw_jsonv_path_key(pk, p, "environment");
+            gw_jsonv_err(&x->v, pk, "must be \"sandbox\" or \"production\"");
         }
     }
-    json_t *t = get_obj(x, v, p, "tls", 1);
+    json_t *t = gw_jsonv_obj(&x->v, v, p, "tls", 1);
     if (t != NULL) {
-        path_key(pk, p, "tls");
+        gw_jsonv_path_key(pk, p, "tls");
         parse_listener_tls(x, t, pk, l);
     }
-    opt_bool(x, v, p, "proxy_protocol", &l->proxy_protocol);
+    gw_jsonv_bool(&x->v, v, p, "proxy_protocol", GW_JSONV_OPTIONAL, &l->proxy_protocol);
     l->max_handshakes_per_source = 32;
     opt_uint(x, v, p, "max_handshakes_per_source", 0, 1000000, &l->max_handshakes_per_source);
     /* "access": "off" is the bench's pass-through (S1 of bench/README.md):
      * only the route stage runs. Refused unless the listener is a sandbox
      * one without client certificates, so that it cannot switch off the
      * controls of a listener that serves partners. */
-    if (get_str(x, v, p, "access", 0, &s) == SET) {
-        path_key(pk, p, "access");
+    if (gw_jsonv_str(&x->v, v, p, "access", 0, &s) == GW_JSONV_SET) {
+        gw_jsonv_path_key(pk, p, "access");
         if (strcmp(s, "enforce") == 0) {
             l->access_off = 0;
         } else if (strcmp(s, "off") == 0) {
             l->access_off = 1;
             if (l->env != GW_ENV_SANDBOX)
-                err(x, pk, "\"off\" is only allowed on a sandbox listener");
+                gw_jsonv_err(&x->v, pk, "\"off\" is only allowed on a sandbox listener");
             else if (l->client_auth != GW_CLIENT_AUTH_NONE)
-                err(x, pk, "\"off\" requires tls.client_auth \"none\" (bench only)");
+                gw_jsonv_err(&x->v, pk, "\"off\" requires tls.client_auth \"none\" (bench only)");
         } else {
-            err(x, pk, "must be \"enforce\" or \"off\"");
+            gw_jsonv_err(&x->v, pk, "must be \"enforce\" or \"off\"");
         }
     }
 }
 
 static void parse_listeners(ctx *x, json_t *root, gw_conf *c)
 {
-    char pe[PATH_SZ];
-    json_t *a = get_array(x, root, "$", "listeners", 1, 1, 16);
+    char pe[GW_JSONV_PATH];
+    json_t *a = gw_jsonv_array(&x->v, root, "$", "listeners", 1, 1, 16);
     if (a == NULL || json_array_size(a) == 0)
         return;
-    c->listeners = xcalloc(x, json_array_size(a), sizeof(*c->listeners));
+    c->listeners = gw_jsonv_calloc(&x->v, "$", json_array_size(a), sizeof(*c->listeners));
     if (c->listeners == NULL)
         return;
     c->nlisteners = json_array_size(a);
     for (size_t i = 0; i < c->nlisteners; i++) {
-        path_idx(pe, "listeners", i);
+        gw_jsonv_path_idx(pe, "listeners", i);
         parse_listener(x, json_array_get(a, i), pe, &c->listeners[i]);
     }
     /* Uniqueness, among the entries whose value was valid. */
@@ -688,7 +458,7 @@ static void parse_listeners(ctx *x, json_t *root, gw_conf *c)
         for (size_t j = 0; l->name != NULL && j < i; j++) {
             if (c->listeners[j].name != NULL && strcmp(c->listeners[j].name, l->name) == 0) {
                 snprintf(pe, sizeof(pe), "listeners[%zu].name", i);
-                err(x, pe, "duplicate of listeners[%zu].name", j);
+                gw_jsonv_err(&x->v, pe, "duplicate of listeners[%zu].name", j);
                 break;
             }
         }
@@ -701,8 +471,8 @@ static void parse_listeners(ctx *x, json_t *root, gw_conf *c)
                 continue;
             addr aj = parse_addr(o->address);
             if (addr_eq(&ai, &aj)) {
-                path_idx(pe, "listeners", i);
-                err(x, pe, "address and port already used by listeners[%zu]", j);
+                gw_jsonv_path_idx(pe, "listeners", i);
+                gw_jsonv_err(&x->v, pe, "address and port already used by listeners[%zu]", j);
                 break;
             }
         }
@@ -712,30 +482,30 @@ static void parse_listeners(ctx *x, json_t *root, gw_conf *c)
 static void parse_upstream_tls(ctx *x, json_t *t, const char *p, gw_conf_upstream *u)
 {
     static const char *const keys[] = {"ca", "cert", "key", "server_name", NULL};
-    char pk[PATH_SZ];
+    char pk[GW_JSONV_PATH];
     const char *s;
 
-    check_keys(x, t, p, keys);
+    gw_jsonv_keys(&x->v, t, p, keys);
     u->tls = 1;
     get_file(x, t, p, "ca", 1, &u->tls_ca);
     int has_cert = json_object_get(t, "cert") != NULL;
     int has_key = json_object_get(t, "key") != NULL;
     if (has_cert && !has_key)
-        err(x, p, "missing key \"key\" (required with \"cert\")");
+        gw_jsonv_err(&x->v, p, "missing key \"key\" (required with \"cert\")");
     if (has_key && !has_cert)
-        err(x, p, "missing key \"cert\" (required with \"key\")");
+        gw_jsonv_err(&x->v, p, "missing key \"cert\" (required with \"key\")");
     get_file(x, t, p, "cert", 0, &u->tls_cert);
     get_file(x, t, p, "key", 0, &u->tls_key);
-    if (get_str(x, t, p, "server_name", 0, &s) == SET) {
+    if (gw_jsonv_str(&x->v, t, p, "server_name", 0, &s) == GW_JSONV_SET) {
         size_t n = strlen(s);
         int ok = n > 0 && n <= 253 &&
                  strspn(s, "abcdefghijklmnopqrstuvwxyz"
                            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
         if (ok) {
-            u->tls_server_name = xdup(x, s);
+            u->tls_server_name = gw_jsonv_strdup(&x->v, "$", s);
         } else {
-            path_key(pk, p, "server_name");
-            err(x, pk, "must be a host name");
+            gw_jsonv_path_key(pk, p, "server_name");
+            gw_jsonv_err(&x->v, pk, "must be a host name");
         }
     }
 }
@@ -750,7 +520,7 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
                                        "response_timeout_ms",
                                        "max_response_bytes",
                                        NULL};
-    char pk[PATH_SZ], pe[PATH_SZ];
+    char pk[GW_JSONV_PATH], pe[GW_JSONV_PATH];
     const char *s;
 
     u->pool_size = 32;
@@ -758,37 +528,37 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
     u->response_timeout_ms = 10000;
     u->max_response_bytes = 8u << 20;
     if (!json_is_object(v)) {
-        err(x, p, "must be an object");
+        gw_jsonv_err(&x->v, p, "must be an object");
         return;
     }
-    check_keys(x, v, p, keys);
-    if (get_str(x, v, p, "name", 1, &s) == SET) {
+    gw_jsonv_keys(&x->v, v, p, keys);
+    if (gw_jsonv_str(&x->v, v, p, "name", 1, &s) == GW_JSONV_SET) {
         if (valid_name(s)) {
-            u->name = xdup(x, s);
+            u->name = gw_jsonv_strdup(&x->v, "$", s);
         } else {
-            path_key(pk, p, "name");
-            err(x, pk, "must match " NAME_RULE);
+            gw_jsonv_path_key(pk, p, "name");
+            gw_jsonv_err(&x->v, pk, "must match " NAME_RULE);
         }
     }
-    json_t *a = get_array(x, v, p, "servers", 1, 1, 16);
+    json_t *a = gw_jsonv_array(&x->v, v, p, "servers", 1, 1, 16);
     if (a != NULL && json_array_size(a) > 0) {
-        u->servers = xcalloc(x, json_array_size(a), sizeof(*u->servers));
+        u->servers = gw_jsonv_calloc(&x->v, "$", json_array_size(a), sizeof(*u->servers));
         u->nservers = u->servers != NULL ? json_array_size(a) : 0;
-        path_key(pk, p, "servers");
+        gw_jsonv_path_key(pk, p, "servers");
         for (size_t i = 0; i < u->nservers; i++) {
             json_t *e = json_array_get(a, i);
-            path_idx(pe, pk, i);
+            gw_jsonv_path_idx(pe, pk, i);
             if (!json_is_string(e)) {
-                err(x, pe, "must be a string");
+                gw_jsonv_err(&x->v, pe, "must be a string");
                 continue;
             }
             int r = parse_server(json_string_value(e), &u->servers[i].host, &u->servers[i].port);
             if (r == -1)
-                err(x, pe, "must be \"IPv4:port\" or \"[IPv6]:port\"");
+                gw_jsonv_err(&x->v, pe, "must be \"IPv4:port\" or \"[IPv6]:port\"");
             else if (r == -2)
-                err(x, pe, "port must be between 1 and 65535");
+                gw_jsonv_err(&x->v, pe, "port must be between 1 and 65535");
             else if (r == -3)
-                err(x, pe, "out of memory");
+                gw_jsonv_err(&x->v, pe, "out of memory");
             if (r != 0)
                 continue;
             addr ai = parse_addr(u->servers[i].host);
@@ -797,15 +567,15 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
                     continue;
                 addr aj = parse_addr(u->servers[j].host);
                 if (addr_eq(&ai, &aj)) {
-                    err(x, pe, "duplicate of %s[%zu]", pk, j);
+                    gw_jsonv_err(&x->v, pe, "duplicate of %s[%zu]", pk, j);
                     break;
                 }
             }
         }
     }
-    json_t *t = get_obj(x, v, p, "tls", 0);
+    json_t *t = gw_jsonv_obj(&x->v, v, p, "tls", 0);
     if (t != NULL) {
-        path_key(pk, p, "tls");
+        gw_jsonv_path_key(pk, p, "tls");
         parse_upstream_tls(x, t, pk, u);
     }
     opt_uint(x, v, p, "pool_size", 0, 4096, &u->pool_size);
@@ -818,19 +588,19 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
  * be checked without cascading errors. */
 static int parse_upstreams(ctx *x, json_t *root, gw_conf *c)
 {
-    char pe[PATH_SZ];
+    char pe[GW_JSONV_PATH];
     int names_ok = 1;
-    json_t *a = get_array(x, root, "$", "upstreams", 1, 1, 32);
+    json_t *a = gw_jsonv_array(&x->v, root, "$", "upstreams", 1, 1, 32);
     if (a == NULL)
         return 0;
     if (json_array_size(a) == 0)
         return 1;
-    c->upstreams = xcalloc(x, json_array_size(a), sizeof(*c->upstreams));
+    c->upstreams = gw_jsonv_calloc(&x->v, "$", json_array_size(a), sizeof(*c->upstreams));
     if (c->upstreams == NULL)
         return 0;
     c->nupstreams = json_array_size(a);
     for (size_t i = 0; i < c->nupstreams; i++) {
-        path_idx(pe, "upstreams", i);
+        gw_jsonv_path_idx(pe, "upstreams", i);
         parse_upstream(x, json_array_get(a, i), pe, &c->upstreams[i]);
         if (c->upstreams[i].name == NULL) {
             names_ok = 0;
@@ -840,7 +610,7 @@ static int parse_upstreams(ctx *x, json_t *root, gw_conf *c)
             if (c->upstreams[j].name != NULL &&
                 strcmp(c->upstreams[j].name, c->upstreams[i].name) == 0) {
                 snprintf(pe, sizeof(pe), "upstreams[%zu].name", i);
-                err(x, pe, "duplicate of upstreams[%zu].name", j);
+                gw_jsonv_err(&x->v, pe, "duplicate of upstreams[%zu].name", j);
                 break;
             }
         }
@@ -867,32 +637,34 @@ static int valid_query_name(const char *s)
 static void parse_route_query(ctx *x, json_t *v, const char *p, gw_route *r)
 {
     static const char *const keys[] = {"name", "syntax", "required", NULL};
-    char pe[PATH_SZ], pk[PATH_SZ], cb[80];
-    json_t *a = get_array(x, v, p, "query", 0, 0, GW_QUERY_MAX_PARAMS);
+    char pe[GW_JSONV_PATH], pk[GW_JSONV_PATH], cb[80];
+    json_t *a = gw_jsonv_array(&x->v, v, p, "query", 0, 0, GW_QUERY_MAX_PARAMS);
     size_t n = a != NULL ? json_array_size(a) : 0;
-    path_key(pk, p, "query");
+    gw_jsonv_path_key(pk, p, "query");
     for (size_t i = 0; i < n && r->nquery < GW_QUERY_MAX_PARAMS; i++) {
         json_t *e = json_array_get(a, i);
-        path_idx(pe, pk, i);
+        gw_jsonv_path_idx(pe, pk, i);
         if (!json_is_object(e)) {
-            err(x, pe, "must be an object");
+            gw_jsonv_err(&x->v, pe, "must be an object");
             continue;
         }
-        check_keys(x, e, pe, keys);
+        gw_jsonv_keys(&x->v, e, pe, keys);
         gw_query_decl d = {.syntax = GW_QSYN_TOKEN};
         const char *s;
         int ok = 1;
-        if (get_str(x, e, pe, "name", 1, &s) == SET) {
-            char pn[PATH_SZ];
-            path_key(pn, pe, "name");
+        if (gw_jsonv_str(&x->v, e, pe, "name", 1, &s) == GW_JSONV_SET) {
+            char pn[GW_JSONV_PATH];
+            gw_jsonv_path_key(pn, pe, "name");
             if (!valid_query_name(s)) {
-                err(x, pn, "must be 1 to %d characters of a-z, 0-9, '_', starting with a letter",
-                    GW_QUERY_MAX_NAME);
+                gw_jsonv_err(&x->v, pn,
+                             "must be 1 to %d characters of a-z, 0-9, '_', starting with a letter",
+                             GW_QUERY_MAX_NAME);
                 ok = 0;
             } else {
                 for (size_t k = 0; k < r->nquery; k++)
                     if (strcmp(r->query[k].name, s) == 0) {
-                        err(x, pn, "duplicate parameter \"%s\"", clean(cb, sizeof(cb), s, 64));
+                        gw_jsonv_err(&x->v, pn, "duplicate parameter \"%s\"",
+                                     gw_jsonv_clean(cb, sizeof(cb), s, 64));
                         ok = 0;
                     }
                 snprintf(d.name, sizeof(d.name), "%s", s);
@@ -900,23 +672,24 @@ static void parse_route_query(ctx *x, json_t *v, const char *p, gw_route *r)
         } else {
             ok = 0;
         }
-        if (get_str(x, e, pe, "syntax", 1, &s) == SET) {
+        if (gw_jsonv_str(&x->v, e, pe, "syntax", 1, &s) == GW_JSONV_SET) {
             if (gw_query_syntax_parse(s, &d.syntax) != 0) {
-                char ps[PATH_SZ];
-                path_key(ps, pe, "syntax");
-                err(x, ps, "must be one of year, digits, token");
+                char ps[GW_JSONV_PATH];
+                gw_jsonv_path_key(ps, pe, "syntax");
+                gw_jsonv_err(&x->v, ps, "must be one of year, digits, token");
                 ok = 0;
             }
         } else {
             ok = 0;
         }
-        opt_bool(x, e, pe, "required", &d.required);
+        gw_jsonv_bool(&x->v, e, pe, "required", GW_JSONV_OPTIONAL, &d.required);
         /* annee bounds the data: the rights stage checks it against the
          * granted years, which needs the year syntax on every route */
         if (ok && strcmp(d.name, "annee") == 0 && d.syntax != GW_QSYN_YEAR) {
-            char ps[PATH_SZ];
-            path_key(ps, pe, "syntax");
-            err(x, ps,
+            char ps[GW_JSONV_PATH];
+            gw_jsonv_path_key(ps, pe, "syntax");
+            gw_jsonv_err(
+                &x->v, ps,
                 "annee must be a year (the rights stage checks it against the granted years)");
             ok = 0;
         }
@@ -928,12 +701,13 @@ static void parse_route_query(ctx *x, json_t *v, const char *p, gw_route *r)
     for (size_t k = 0; k < r->nquery; k++) {
         if (strcmp(r->query[k].name, "annee") == 0) {
             if (r->query[k].syntax != GW_QSYN_YEAR || !r->query[k].required)
-                err(x, pk, "annee must be a required year on a year_bound route");
+                gw_jsonv_err(&x->v, pk, "annee must be a required year on a year_bound route");
             return;
         }
     }
     if (r->nquery == GW_QUERY_MAX_PARAMS) {
-        err(x, pk, "no room for annee (year_bound): at most %d parameters", GW_QUERY_MAX_PARAMS);
+        gw_jsonv_err(&x->v, pk, "no room for annee (year_bound): at most %d parameters",
+                     GW_QUERY_MAX_PARAMS);
         return;
     }
     gw_query_decl d = {.syntax = GW_QSYN_YEAR, .required = 1};
@@ -972,13 +746,13 @@ static const char *const reserved_headers[] = {"authorization",
  * default allowlist (docs/configuration.md). */
 static void parse_route_headers(ctx *x, json_t *v, const char *p, gw_route *r)
 {
-    char pe[PATH_SZ], pk[PATH_SZ];
-    json_t *a = get_array(x, v, p, "headers", 0, 0, GW_ROUTE_MAX_HEADERS);
+    char pe[GW_JSONV_PATH], pk[GW_JSONV_PATH];
+    json_t *a = gw_jsonv_array(&x->v, v, p, "headers", 0, 0, GW_ROUTE_MAX_HEADERS);
     size_t n = a != NULL ? json_array_size(a) : 0;
-    path_key(pk, p, "headers");
+    gw_jsonv_path_key(pk, p, "headers");
     for (size_t i = 0; i < n && r->nheaders < GW_ROUTE_MAX_HEADERS; i++) {
         json_t *e = json_array_get(a, i);
-        path_idx(pe, pk, i);
+        gw_jsonv_path_idx(pe, pk, i);
         const char *s = json_is_string(e) ? json_string_value(e) : NULL;
         size_t len = s != NULL ? strlen(s) : 0;
         int ok = len > 0 && len <= 64;
@@ -986,17 +760,18 @@ static void parse_route_headers(ctx *x, json_t *v, const char *p, gw_route *r)
             ok = (s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') ||
                  (s[k] >= '0' && s[k] <= '9') || s[k] == '-';
         if (!ok) {
-            err(x, pe, "must be a header name of 1 to 64 characters of A-Z, a-z, 0-9, '-'");
+            gw_jsonv_err(&x->v, pe,
+                         "must be a header name of 1 to 64 characters of A-Z, a-z, 0-9, '-'");
             continue;
         }
         int bad = strncasecmp(s, "proxy-", 6) == 0;
         for (size_t k = 0; !bad && reserved_headers[k] != NULL; k++)
             bad = strcasecmp(s, reserved_headers[k]) == 0;
         if (bad) {
-            err(x, pe, "set or removed by the gateway, cannot be forwarded");
+            gw_jsonv_err(&x->v, pe, "set or removed by the gateway, cannot be forwarded");
             continue;
         }
-        r->headers[r->nheaders] = xdup(x, s);
+        r->headers[r->nheaders] = gw_jsonv_strdup(&x->v, "$", s);
         if (r->headers[r->nheaders] != NULL)
             r->nheaders++;
     }
@@ -1020,74 +795,75 @@ static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_
                                        "max_body_bytes",
                                        "quota",
                                        NULL};
-    char pk[PATH_SZ], cb[80];
+    char pk[GW_JSONV_PATH], cb[80];
     const char *s;
 
     if (!json_is_object(v)) {
-        err(x, p, "must be an object");
+        gw_jsonv_err(&x->v, p, "must be an object");
         return;
     }
-    check_keys(x, v, p, keys);
-    if (get_str(x, v, p, "name", 0, &s) == SET) {
+    gw_jsonv_keys(&x->v, v, p, keys);
+    if (gw_jsonv_str(&x->v, v, p, "name", 0, &s) == GW_JSONV_SET) {
         if (valid_token(s)) {
-            r->name = xdup(x, s);
+            r->name = gw_jsonv_strdup(&x->v, "$", s);
         } else {
-            path_key(pk, p, "name");
-            err(x, pk, TOKEN_RULE);
+            gw_jsonv_path_key(pk, p, "name");
+            gw_jsonv_err(&x->v, pk, TOKEN_RULE);
         }
     }
-    if (get_str(x, v, p, "method", 1, &s) == SET) {
+    if (gw_jsonv_str(&x->v, v, p, "method", 1, &s) == GW_JSONV_SET) {
         size_t i = 0;
         while (methods[i] != NULL && strcmp(methods[i], s) != 0)
             i++;
         if (methods[i] != NULL) {
-            r->method = xdup(x, s);
+            r->method = gw_jsonv_strdup(&x->v, "$", s);
         } else {
-            path_key(pk, p, "method");
-            err(x, pk, "must be one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+            gw_jsonv_path_key(pk, p, "method");
+            gw_jsonv_err(&x->v, pk, "must be one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
         }
     }
-    if (get_str(x, v, p, "path", 1, &s) == SET) {
+    if (gw_jsonv_str(&x->v, v, p, "path", 1, &s) == GW_JSONV_SET) {
         const char *why = gw_route_compile(r, s);
         if (why == NULL) {
-            r->path = xdup(x, s);
+            r->path = gw_jsonv_strdup(&x->v, "$", s);
             if (r->name == NULL && json_object_get(v, "name") == NULL)
-                r->name = xdup(x, s);
+                r->name = gw_jsonv_strdup(&x->v, "$", s);
         } else {
-            path_key(pk, p, "path");
-            err(x, pk, "%s", why);
+            gw_jsonv_path_key(pk, p, "path");
+            gw_jsonv_err(&x->v, pk, "%s", why);
         }
     }
-    if (get_str(x, v, p, "upstream", 1, &s) == SET) {
+    if (gw_jsonv_str(&x->v, v, p, "upstream", 1, &s) == GW_JSONV_SET) {
         const gw_conf_upstream *u = gw_conf_find_upstream(c, s);
         if (u != NULL) {
-            r->upstream = xdup(x, s);
+            r->upstream = gw_jsonv_strdup(&x->v, "$", s);
             r->upstream_idx = (size_t)(u - c->upstreams);
         } else if (upstreams_ok) {
-            path_key(pk, p, "upstream");
-            err(x, pk, "unknown upstream \"%s\"", clean(cb, sizeof(cb), s, 64));
+            gw_jsonv_path_key(pk, p, "upstream");
+            gw_jsonv_err(&x->v, pk, "unknown upstream \"%s\"",
+                         gw_jsonv_clean(cb, sizeof(cb), s, 64));
         }
     }
-    json_t *sc = member(x, v, p, "scope", 0);
+    json_t *sc = gw_jsonv_member(&x->v, v, p, "scope", 0);
     if (sc != NULL && !json_is_null(sc)) {
-        path_key(pk, p, "scope");
+        gw_jsonv_path_key(pk, p, "scope");
         if (!json_is_string(sc))
-            err(x, pk, "must be a string or null");
+            gw_jsonv_err(&x->v, pk, "must be a string or null");
         else if (!valid_token(json_string_value(sc)))
-            err(x, pk, TOKEN_RULE);
+            gw_jsonv_err(&x->v, pk, TOKEN_RULE);
         else
-            r->scope = xdup(x, json_string_value(sc));
+            r->scope = gw_jsonv_strdup(&x->v, "$", json_string_value(sc));
     }
-    opt_bool(x, v, p, "year_bound", &r->year_bound);
+    gw_jsonv_bool(&x->v, v, p, "year_bound", GW_JSONV_OPTIONAL, &r->year_bound);
     r->max_response_bytes = GW_ROUTE_DEFAULT_MAX_RESPONSE_BYTES;
     opt_size(x, v, p, "max_response_bytes", 1, 1073741824, &r->max_response_bytes);
     parse_route_query(x, v, p, r);
     parse_route_headers(x, v, p, r);
     long long mb;
-    if (get_int(x, v, p, "max_body_bytes", 0, 0, 67108864, &mb) == SET)
+    if (gw_jsonv_int(&x->v, v, p, "max_body_bytes", 0, 0, 67108864, &mb) == GW_JSONV_SET)
         r->max_body_bytes = (size_t)mb;
     int counted = 1;
-    opt_bool(x, v, p, "quota", &counted);
+    gw_jsonv_bool(&x->v, v, p, "quota", GW_JSONV_OPTIONAL, &counted);
     r->no_quota = !counted;
 }
 
@@ -1108,16 +884,16 @@ static int covers(const gw_route *b, const gw_route *a)
 
 static void parse_routes(ctx *x, json_t *root, gw_conf *c, int upstreams_ok)
 {
-    char pe[PATH_SZ];
-    json_t *a = get_array(x, root, "$", "routes", 1, 1, 256);
+    char pe[GW_JSONV_PATH];
+    json_t *a = gw_jsonv_array(&x->v, root, "$", "routes", 1, 1, 256);
     if (a == NULL || json_array_size(a) == 0)
         return;
-    c->routes.routes = xcalloc(x, json_array_size(a), sizeof(gw_route));
+    c->routes.routes = gw_jsonv_calloc(&x->v, "$", json_array_size(a), sizeof(gw_route));
     if (c->routes.routes == NULL)
         return;
     c->routes.n = json_array_size(a);
     for (size_t i = 0; i < c->routes.n; i++) {
-        path_idx(pe, "routes", i);
+        gw_jsonv_path_idx(pe, "routes", i);
         parse_route(x, json_array_get(a, i), pe, &c->routes.routes[i], c, upstreams_ok);
     }
     for (size_t i = 0; i < c->routes.n; i++) {
@@ -1129,10 +905,11 @@ static void parse_routes(ctx *x, json_t *root, gw_conf *c, int upstreams_ok)
                 continue;
             if (json_object_get(ri, "name") != NULL) {
                 snprintf(pe, sizeof(pe), "routes[%zu].name", i);
-                err(x, pe, "duplicate of routes[%zu].name", j);
+                gw_jsonv_err(&x->v, pe, "duplicate of routes[%zu].name", j);
             } else {
-                path_idx(pe, "routes", i);
-                err(x, pe,
+                gw_jsonv_path_idx(pe, "routes", i);
+                gw_jsonv_err(
+                    &x->v, pe,
                     "missing key \"name\" (the default, its path, is already used by routes[%zu])",
                     j);
             }
@@ -1146,11 +923,11 @@ static void parse_routes(ctx *x, json_t *root, gw_conf *c, int upstreams_ok)
                 !covers(o, r))
                 continue;
             if (covers(r, o)) {
-                path_idx(pe, "routes", i);
-                err(x, pe, "method and path already used by routes[%zu]", j);
+                gw_jsonv_path_idx(pe, "routes", i);
+                gw_jsonv_err(&x->v, pe, "method and path already used by routes[%zu]", j);
             } else {
                 snprintf(pe, sizeof(pe), "routes[%zu].path", i);
-                err(x, pe, "unreachable, routes[%zu] matches first", j);
+                gw_jsonv_err(&x->v, pe, "unreachable, routes[%zu] matches first", j);
             }
             break;
         }
@@ -1173,10 +950,10 @@ static void parse_limits(ctx *x, json_t *root, gw_conf *c)
     l->max_connections = 10000;
     l->max_pipeline_bytes = 65536;
     l->max_buffered_response_bytes = (size_t)64 << 20;
-    json_t *o = get_obj(x, root, "$", "limits", 0);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", "limits", 0);
     if (o == NULL)
         return;
-    check_keys(x, o, "limits", keys);
+    gw_jsonv_keys(&x->v, o, "limits", keys);
     opt_size(x, o, "limits", "max_header_bytes", 1, 1048576, &l->max_header_bytes);
     opt_size(x, o, "limits", "max_headers", 1, 1000, &l->max_headers);
     opt_size(x, o, "limits", "max_body_bytes", 1, 67108864, &l->max_body_bytes);
@@ -1198,10 +975,10 @@ static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
     t->keepalive_ms = 60000;
     t->send_ms = 30000;
     t->drain_ms = 30000;
-    json_t *o = get_obj(x, root, "$", "timeouts", 0);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", "timeouts", 0);
     if (o == NULL)
         return;
-    check_keys(x, o, "timeouts", keys);
+    gw_jsonv_keys(&x->v, o, "timeouts", keys);
     opt_uint(x, o, "timeouts", "handshake_ms", 1, 3600000, &t->handshake_ms);
     opt_uint(x, o, "timeouts", "header_ms", 1, 3600000, &t->header_ms);
     opt_uint(x, o, "timeouts", "body_ms", 1, 3600000, &t->body_ms);
@@ -1219,25 +996,25 @@ static char *events_file(ctx *x, const char *p, const char *s)
     char cb[512];
     struct stat st;
     if (s[0] == '\0') {
-        err(x, p, "must not be empty");
+        gw_jsonv_err(&x->v, p, "must not be empty");
         return NULL;
     }
     char *abs = resolve(x->dir, s);
     char *slash = abs != NULL ? strrchr(abs, '/') : NULL;
     if (slash == NULL) {
-        err(x, p, "out of memory");
+        gw_jsonv_err(&x->v, p, "out of memory");
         free(abs);
         return NULL;
     }
     if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode)) {
-        err(x, p, "\"%s\" is a directory", clean(cb, sizeof(cb), abs, 400));
+        gw_jsonv_err(&x->v, p, "\"%s\" is a directory", gw_jsonv_clean(cb, sizeof(cb), abs, 400));
         free(abs);
         return NULL;
     }
     char *d = slash == abs ? strdup("/") : strndup(abs, (size_t)(slash - abs));
     if (d == NULL || check_dir(x, p, d) < 0) {
         if (d == NULL)
-            err(x, p, "out of memory");
+            gw_jsonv_err(&x->v, p, "out of memory");
         free(abs);
         abs = NULL;
     }
@@ -1268,38 +1045,38 @@ static void parse_events(ctx *x, json_t *jo, gw_conf *c)
     e->cert_expiry_days = 30;
     e->alert_min_severity = 2;
     e->alert_max_per_minute = 10;
-    json_t *o = get_obj(x, jo, "journal", "events", 0);
+    json_t *o = gw_jsonv_obj(&x->v, jo, "journal", "events", 0);
     if (o != NULL) {
-        check_keys(x, o, "journal.events", keys);
-        int r = get_str(x, o, "journal.events", "path", 0, &s);
-        path_given = r != ABSENT;
-        if (r == SET)
+        gw_jsonv_keys(&x->v, o, "journal.events", keys);
+        int r = gw_jsonv_str(&x->v, o, "journal.events", "path", 0, &s);
+        path_given = r != GW_JSONV_ABSENT;
+        if (r == GW_JSONV_SET)
             e->path = events_file(x, "journal.events.path", s);
-        json_t *a = get_obj(x, o, "journal.events", "auth_failures", 0);
+        json_t *a = gw_jsonv_obj(&x->v, o, "journal.events", "auth_failures", 0);
         if (a != NULL) {
-            check_keys(x, a, "journal.events.auth_failures", auth_keys);
+            gw_jsonv_keys(&x->v, a, "journal.events.auth_failures", auth_keys);
             opt_uint(x, a, "journal.events.auth_failures", "threshold", 1, 10000,
                      &e->auth_threshold);
             opt_uint(x, a, "journal.events.auth_failures", "window_s", 1, 86400, &e->auth_window_s);
         }
-        a = get_obj(x, o, "journal.events", "enumeration", 0);
+        a = gw_jsonv_obj(&x->v, o, "journal.events", "enumeration", 0);
         if (a != NULL) {
-            check_keys(x, a, "journal.events.enumeration", enum_keys);
+            gw_jsonv_keys(&x->v, a, "journal.events.enumeration", enum_keys);
             opt_uint(x, a, "journal.events.enumeration", "distinct_sirens", 2, 10000,
                      &e->enum_distinct);
             opt_uint(x, a, "journal.events.enumeration", "window_s", 1, 86400, &e->enum_window_s);
         }
-        a = get_obj(x, o, "journal.events", "quota_storm", 0);
+        a = gw_jsonv_obj(&x->v, o, "journal.events", "quota_storm", 0);
         if (a != NULL) {
-            check_keys(x, a, "journal.events.quota_storm", storm_keys);
+            gw_jsonv_keys(&x->v, a, "journal.events.quota_storm", storm_keys);
             opt_uint(x, a, "journal.events.quota_storm", "refusals", 1, 100000, &e->storm_refusals);
             opt_uint(x, a, "journal.events.quota_storm", "window_s", 1, 86400, &e->storm_window_s);
         }
         opt_uint(x, o, "journal.events", "cert_expiry_days", 0, 365, &e->cert_expiry_days);
-        a = get_obj(x, o, "journal.events", "alert", 0);
+        a = gw_jsonv_obj(&x->v, o, "journal.events", "alert", 0);
         if (a != NULL) {
-            check_keys(x, a, "journal.events.alert", alert_keys);
-            if (get_str(x, a, "journal.events.alert", "command", 1, &s) == SET) {
+            gw_jsonv_keys(&x->v, a, "journal.events.alert", alert_keys);
+            if (gw_jsonv_str(&x->v, a, "journal.events.alert", "command", 1, &s) == GW_JSONV_SET) {
                 char *abs = s[0] ? resolve(x->dir, s) : NULL;
                 const char *why = NULL;
                 struct stat st;
@@ -1310,25 +1087,26 @@ static void parse_events(ctx *x, json_t *jo, gw_conf *c)
                 else if (abs != NULL && access(abs, X_OK) < 0)
                     why = strerror(errno);
                 if (s[0] == '\0')
-                    err(x, "journal.events.alert.command", "must not be empty");
+                    gw_jsonv_err(&x->v, "journal.events.alert.command", "must not be empty");
                 else if (abs == NULL)
-                    err(x, "journal.events.alert.command", "out of memory");
+                    gw_jsonv_err(&x->v, "journal.events.alert.command", "out of memory");
                 else if (why != NULL)
-                    err(x, "journal.events.alert.command", "cannot execute \"%s\": %s",
-                        clean(cb, sizeof(cb), abs, 400), why);
+                    gw_jsonv_err(&x->v, "journal.events.alert.command", "cannot execute \"%s\": %s",
+                                 gw_jsonv_clean(cb, sizeof(cb), abs, 400), why);
                 else {
                     e->alert_command = abs;
                     abs = NULL;
                 }
                 free(abs);
             }
-            if (get_str(x, a, "journal.events.alert", "min_severity", 0, &s) == SET) {
+            if (gw_jsonv_str(&x->v, a, "journal.events.alert", "min_severity", 0, &s) ==
+                GW_JSONV_SET) {
                 int i = 0;
                 while (i < 4 && strcmp(s, sev[i]) != 0)
                     i++;
                 if (i == 4)
-                    err(x, "journal.events.alert.min_severity",
-                        "must be \"low\", \"medium\", \"high\" or \"critical\"");
+                    gw_jsonv_err(&x->v, "journal.events.alert.min_severity",
+                                 "must be \"low\", \"medium\", \"high\" or \"critical\"");
                 else
                     e->alert_min_severity = i;
             }
@@ -1341,12 +1119,12 @@ static void parse_events(ctx *x, json_t *jo, gw_conf *c)
         if (asprintf(&e->path, "%.*s/events.jsonl", (int)(slash - c->journal.path),
                      c->journal.path) < 0) {
             e->path = NULL;
-            err(x, "journal.events.path", "out of memory");
+            gw_jsonv_err(&x->v, "journal.events.path", "out of memory");
         }
     }
     if (e->path != NULL && c->journal.path != NULL && strcmp(e->path, c->journal.path) == 0)
-        err(x, "journal.events.path", "must not be the access journal's path (\"%s\")",
-            clean(cb, sizeof(cb), e->path, 400));
+        gw_jsonv_err(&x->v, "journal.events.path", "must not be the access journal's path (\"%s\")",
+                     gw_jsonv_clean(cb, sizeof(cb), e->path, 400));
 }
 
 static void parse_journal(ctx *x, json_t *root, gw_conf *c)
@@ -1371,25 +1149,26 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
     c->journal.checkpoint_s = 60;
     c->journal.rotate_daily = 1;
     c->journal.retention_days = 365;
-    json_t *o = get_obj(x, root, "$", "journal", 1);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", "journal", 1);
     if (o == NULL)
         return;
-    check_keys(x, o, "journal", keys);
-    if (get_str(x, o, "journal", "path", 1, &s) == SET) {
+    gw_jsonv_keys(&x->v, o, "journal", keys);
+    if (gw_jsonv_str(&x->v, o, "journal", "path", 1, &s) == GW_JSONV_SET) {
         if (s[0] == '\0') {
-            err(x, "journal.path", "must not be empty");
+            gw_jsonv_err(&x->v, "journal.path", "must not be empty");
         } else {
             char *abs = resolve(x->dir, s);
             char *slash = abs != NULL ? strrchr(abs, '/') : NULL;
             struct stat st;
             if (slash == NULL) {
-                err(x, "journal.path", "out of memory");
+                gw_jsonv_err(&x->v, "journal.path", "out of memory");
             } else if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode)) {
-                err(x, "journal.path", "\"%s\" is a directory", clean(cb, sizeof(cb), abs, 400));
+                gw_jsonv_err(&x->v, "journal.path", "\"%s\" is a directory",
+                             gw_jsonv_clean(cb, sizeof(cb), abs, 400));
             } else {
                 char *d = slash == abs ? strdup("/") : strndup(abs, (size_t)(slash - abs));
                 if (d == NULL)
-                    err(x, "journal.path", "out of memory");
+                    gw_jsonv_err(&x->v, "journal.path", "out of memory");
                 else if (check_dir(x, "journal.path", d) == 0) {
                     c->journal.path = abs;
                     abs = NULL;
@@ -1405,16 +1184,16 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
     size_t rb = 0;
     opt_size(x, o, "journal", "rotate_bytes", 0, (long long)1 << 40, &rb);
     c->journal.rotate_bytes = rb;
-    opt_bool(x, o, "journal", "rotate_daily", &c->journal.rotate_daily);
+    gw_jsonv_bool(&x->v, o, "journal", "rotate_daily", GW_JSONV_OPTIONAL, &c->journal.rotate_daily);
     opt_uint(x, o, "journal", "retention_days", 0, 3650, &c->journal.retention_days);
     opt_uint(x, o, "journal", "checkpoint_s", 0, 86400, &c->journal.checkpoint_s);
-    if (get_str(x, o, "journal", "on_failure", 0, &s) == SET) {
+    if (gw_jsonv_str(&x->v, o, "journal", "on_failure", 0, &s) == GW_JSONV_SET) {
         if (strcmp(s, "deny") == 0)
             c->journal.on_failure_continue = 0;
         else if (strcmp(s, "continue") == 0)
             c->journal.on_failure_continue = 1;
         else
-            err(x, "journal.on_failure", "must be \"deny\" or \"continue\"");
+            gw_jsonv_err(&x->v, "journal.on_failure", "must be \"deny\" or \"continue\"");
     }
     parse_events(x, o, c);
 }
@@ -1442,24 +1221,24 @@ static void parse_admin(ctx *x, json_t *root, gw_conf *c)
     char cb[512];
     const char *s = "127.0.0.1";
 
-    json_t *o = get_obj(x, root, "$", "admin", 0);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", "admin", 0);
     if (o == NULL)
         return;
-    check_keys(x, o, "admin", keys);
-    if (get_str(x, o, "admin", "address", 0, &s) != BAD) {
+    gw_jsonv_keys(&x->v, o, "admin", keys);
+    if (gw_jsonv_str(&x->v, o, "admin", "address", 0, &s) != GW_JSONV_BAD) {
         addr a = parse_addr(s);
         if (a.family == 0)
-            err(x, "admin.address", "must be a numeric IPv4 or IPv6 address");
+            gw_jsonv_err(&x->v, "admin.address", "must be a numeric IPv4 or IPv6 address");
         else if (!addr_is_loopback(&a))
-            err(x, "admin.address", "must be a loopback address");
+            gw_jsonv_err(&x->v, "admin.address", "must be a loopback address");
         else
-            c->admin.address = xdup(x, s);
+            c->admin.address = gw_jsonv_strdup(&x->v, "$", s);
     }
     get_port(x, o, "admin", "port", &c->admin.port);
-    if (get_file(x, o, "admin", "token_file", 1, &c->admin.token_file) == SET &&
+    if (get_file(x, o, "admin", "token_file", 1, &c->admin.token_file) == GW_JSONV_SET &&
         !token_nonempty(c->admin.token_file)) {
-        err(x, "admin.token_file", "file \"%s\" is empty",
-            clean(cb, sizeof(cb), c->admin.token_file, 400));
+        gw_jsonv_err(&x->v, "admin.token_file", "file \"%s\" is empty",
+                     gw_jsonv_clean(cb, sizeof(cb), c->admin.token_file, 400));
     }
     c->admin.enabled = 1;
 
@@ -1472,7 +1251,7 @@ static void parse_admin(ctx *x, json_t *root, gw_conf *c)
             continue;
         addr al = parse_addr(l->address);
         if (addr_eq(&aa, &al)) {
-            err(x, "admin", "address and port already used by listeners[%zu]", i);
+            gw_jsonv_err(&x->v, "admin", "address and port already used by listeners[%zu]", i);
             break;
         }
     }
@@ -1486,20 +1265,20 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
     long long w = 0;
     const char *s;
 
-    check_keys(x, root, "$", keys);
-    get_int(x, root, "$", "workers", 0, 0, 64, &w);
+    gw_jsonv_keys(&x->v, root, "$", keys);
+    gw_jsonv_int(&x->v, root, "$", "workers", 0, 0, 64, &w);
     if (w == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         w = n < 1 ? 1 : n > 64 ? 64 : n;
     }
     c->workers = (unsigned)w;
-    if (get_str(x, root, "$", "policies_dir", 0, &s) == SET) {
+    if (gw_jsonv_str(&x->v, root, "$", "policies_dir", 0, &s) == GW_JSONV_SET) {
         if (s[0] == '\0') {
-            err(x, "policies_dir", "must not be empty");
+            gw_jsonv_err(&x->v, "policies_dir", "must not be empty");
         } else {
             char *abs = resolve(x->dir, s);
             if (abs == NULL)
-                err(x, "policies_dir", "out of memory");
+                gw_jsonv_err(&x->v, "policies_dir", "out of memory");
             else if (check_dir(x, "policies_dir", abs) == 0) {
                 c->policies_dir = abs;
                 abs = NULL;
@@ -1508,35 +1287,35 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
         }
     }
     c->policies_dir_bad = c->policies_dir == NULL && json_object_get(root, "policies_dir") != NULL;
-    opt_bool(x, root, "$", "policies_watch", &c->policies_watch);
+    gw_jsonv_bool(&x->v, root, "$", "policies_watch", GW_JSONV_OPTIONAL, &c->policies_watch);
     if (c->policies_watch && json_object_get(root, "policies_dir") == NULL)
-        err(x, "policies_watch", "needs policies_dir");
+        gw_jsonv_err(&x->v, "policies_watch", "needs policies_dir");
     parse_listeners(x, root, c);
-    size_t before_routes = x->nerrs;
+    size_t before_routes = x->v.nerrs;
     int upstreams_ok = parse_upstreams(x, root, c);
     parse_routes(x, root, c, upstreams_ok);
-    c->routes_bad = x->nerrs > before_routes;
+    c->routes_bad = x->v.nerrs > before_routes;
     parse_limits(x, root, c);
     parse_timeouts(x, root, c);
     parse_journal(x, root, c);
     parse_admin(x, root, c);
-    json_t *acc = get_obj(x, root, "$", "access", 0);
+    json_t *acc = gw_jsonv_obj(&x->v, root, "$", "access", 0);
     if (acc != NULL) {
         c->access = json_deep_copy(acc);
         if (c->access == NULL)
-            err(x, "access", "out of memory");
+            gw_jsonv_err(&x->v, "access", "out of memory");
     }
-    json_t *qa = get_obj(x, root, "$", "quota", 0);
+    json_t *qa = gw_jsonv_obj(&x->v, root, "$", "quota", 0);
     if (qa != NULL) {
         c->quota = json_deep_copy(qa);
         if (c->quota == NULL)
-            err(x, "quota", "out of memory");
+            gw_jsonv_err(&x->v, "quota", "out of memory");
     }
-    json_t *oa = get_obj(x, root, "$", "oauth", 0);
+    json_t *oa = gw_jsonv_obj(&x->v, root, "$", "oauth", 0);
     if (oa != NULL) {
         c->oauth = json_deep_copy(oa);
         if (c->oauth == NULL)
-            err(x, "oauth", "out of memory");
+            gw_jsonv_err(&x->v, "oauth", "out of memory");
     }
 }
 
@@ -1547,36 +1326,31 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
 static gw_conf *parse_buf(const char *path, const char *text, size_t len, gw_errlist *errs,
                           size_t *nerrs)
 {
-    ctx x = {.file = path != NULL ? path : "-", .errs = errs};
-    json_error_t je;
+    ctx x = {.v = gw_jsonv_init(path, errs)};
     json_t *root = NULL;
     gw_conf *c = calloc(1, sizeof(*c));
 
     if (c == NULL) {
-        err(&x, "$", "out of memory");
+        gw_jsonv_err(&x.v, "$", "out of memory");
         return NULL;
     }
-    c->dir = conf_dir(x.file);
+    c->dir = conf_dir(x.v.file);
     if (c->dir == NULL) {
-        err(&x, "$", "out of memory");
+        gw_jsonv_err(&x.v, "$", "out of memory");
         goto out;
     }
     x.dir = c->dir;
-    c->path = strdup(x.file);
+    c->path = strdup(x.v.file);
     if (c->path == NULL) {
-        err(&x, "$", "out of memory");
+        gw_jsonv_err(&x.v, "$", "out of memory");
         goto out;
     }
 
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL) {
-        char cb[256];
-        err(&x, "$", "invalid JSON at line %d, column %d: %s", je.line, je.column,
-            clean(cb, sizeof(cb), je.text, 160));
+    root = gw_jsonv_parse(&x.v, text, len);
+    if (root == NULL)
         goto out;
-    }
     if (!json_is_object(root)) {
-        err(&x, "$", "must be an object");
+        gw_jsonv_err(&x.v, "$", "must be an object");
         goto out;
     }
     parse_root(&x, root, c);
@@ -1584,12 +1358,12 @@ static gw_conf *parse_buf(const char *path, const char *text, size_t len, gw_err
 out:
     if (nerrs != NULL && root != NULL && json_is_object(root) && c->path != NULL) {
         json_decref(root);
-        *nerrs = x.nerrs;
-        c->nerrs = x.nerrs;
+        *nerrs = x.v.nerrs;
+        c->nerrs = x.v.nerrs;
         return c;
     }
     json_decref(root);
-    if (x.nerrs > 0) {
+    if (x.v.nerrs > 0) {
         gw_conf_free(c);
         c = NULL;
     }

@@ -13,18 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/jsonv.h" /* gw_errlist */
 #include "lib/route.h"
 
-#define GW_CONF_MAX_ERRORS 64
-
-typedef struct gw_errlist {
-    char *msgs[GW_CONF_MAX_ERRORS];
-    size_t n;
-    size_t dropped; /* errors beyond GW_CONF_MAX_ERRORS, counted */
-} gw_errlist;
-
-void gw_errlist_add(gw_errlist *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void gw_errlist_clear(gw_errlist *e);
+#define GW_CONF_MAX_ERRORS GW_ERRLIST_MAX
 
 typedef enum { GW_ENV_SANDBOX = 0, GW_ENV_PRODUCTION = 1 } gw_env;
 const char *gw_env_name(gw_env env); /* "sandbox" / "production" */

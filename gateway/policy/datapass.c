@@ -13,7 +13,6 @@
 #include "policy/policy.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,79 +20,29 @@
 
 #include <jansson.h>
 
-#define PATH_SZ 128
+#include "lib/jsonv.h"
+
 #define SLUG_MAX 116 /* + "-production" stays within client_id's 128 */
 
-typedef struct ctx {
-    const char *file;
-    gw_errlist *errs;
-    size_t nerrs;
-} ctx;
-
-static void err(ctx *x, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void err(ctx *x, const char *path, const char *fmt, ...)
+/* The optional string <key> of data (absent or null: NULL). */
+static const char *data_str(gw_jsonv *x, json_t *data, const char *key)
 {
-    char *msg = NULL;
-    va_list ap;
-
-    x->nerrs++;
-    va_start(ap, fmt);
-    int r = vasprintf(&msg, fmt, ap);
-    va_end(ap);
-    if (r < 0) {
-        gw_errlist_add(x->errs, "%s: %s: out of memory", x->file, path);
-        return;
-    }
-    gw_errlist_add(x->errs, "%s: %s: %s", x->file, path, msg);
-    free(msg);
-}
-
-/* Control bytes to '?', cut after <max> bytes (UTF-8 boundary) with "...". */
-static const char *clean(char *buf, size_t bufsz, const char *s, size_t max)
-{
-    size_t n = strlen(s), cut = n;
-    if (max > bufsz - 4)
-        max = bufsz - 4;
-    if (n > max) {
-        cut = max;
-        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-            cut--;
-    }
-    for (size_t i = 0; i < cut; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (cut < n)
-        memcpy(buf + cut, "...", 4);
-    else
-        buf[cut] = '\0';
-    return buf;
-}
-
-/* A string member: NULL when absent or null; reports another type. */
-static const char *opt_str(ctx *x, json_t *obj, const char *key, const char *path)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v))
-        return NULL;
-    if (!json_is_string(v)) {
-        err(x, path, "must be a string");
-        return NULL;
-    }
-    return json_string_value(v);
+    const char *s = NULL;
+    gw_jsonv_str(x, data, "data", key, GW_JSONV_NULL_ABSENT, &s);
+    return s;
 }
 
 /* A count in data: an integer, or a string of digits (DataPass form values
  * are often strings). 1 when set, 0 when absent/null/"", -1 on error. */
-static int opt_count(ctx *x, json_t *data, const char *key, const char *path, long long min,
-                     long long max, long long *out)
+static int data_count(gw_jsonv *x, json_t *data, const char *key, long long min, long long max,
+                      long long *out)
 {
-    json_t *v = json_object_get(data, key);
+    char path[GW_JSONV_PATH];
+    json_t *v = gw_jsonv_member(x, data, "data", key, GW_JSONV_NULL_ABSENT);
     long long n;
-    if (v == NULL || json_is_null(v))
+    if (v == NULL)
         return 0;
+    gw_jsonv_path_key(path, "data", key);
     if (json_is_integer(v)) {
         n = json_integer_value(v);
     } else if (json_is_string(v)) {
@@ -102,16 +51,16 @@ static int opt_count(ctx *x, json_t *data, const char *key, const char *path, lo
         if (len == 0)
             return 0;
         if (len > 12 || strspn(s, "0123456789") != len) {
-            err(x, path, "must be an integer");
+            gw_jsonv_err(x, path, "must be an integer");
             return -1;
         }
         n = strtoll(s, NULL, 10);
     } else {
-        err(x, path, "must be an integer");
+        gw_jsonv_err(x, path, "must be an integer");
         return -1;
     }
     if (n < min || n > max) {
-        err(x, path, "must be between %lld and %lld", min, max);
+        gw_jsonv_err(x, path, "must be between %lld and %lld", min, max);
         return -1;
     }
     *out = n;
@@ -224,57 +173,44 @@ static int looks_like_request(json_t *root)
     return 0;
 }
 
-static void read_head(ctx *x, json_t *root, dp *d)
+static void read_head(gw_jsonv *x, json_t *root, dp *d)
 {
     char cb[96];
     const char *s;
 
     json_t *v = json_object_get(root, "id");
     if (v == NULL) {
-        err(x, "$", "missing key \"id\"");
+        gw_jsonv_err(x, "$", "missing key \"id\"");
     } else if (json_is_string(v) && json_string_value(v)[0] == 'D') {
-        err(x, "id", "\"%s\" is a DataPass request id, not a habilitation id",
-            clean(cb, sizeof(cb), json_string_value(v), 32));
+        gw_jsonv_err(x, "id", "\"%s\" is a DataPass request id, not a habilitation id",
+                     gw_jsonv_clean(cb, sizeof(cb), json_string_value(v), 32));
     } else if (!json_is_integer(v) || json_integer_value(v) < 1) {
-        err(x, "id", "must be a positive integer");
+        gw_jsonv_err(x, "id", "must be a positive integer");
     } else if (json_integer_value(v) > 9999999999LL) {
-        err(x, "id", "must be between 1 and 9999999999");
+        gw_jsonv_err(x, "id", "must be between 1 and 9999999999");
     } else {
         d->id = json_integer_value(v);
     }
 
-    v = json_object_get(root, "state");
-    if (v == NULL) {
-        err(x, "$", "missing key \"state\"");
-    } else if (!json_is_string(v)) {
-        err(x, "state", "must be a string");
-    } else {
-        s = json_string_value(v);
+    if (gw_jsonv_str(x, root, "$", "state", GW_JSONV_REQUIRED, &s) == GW_JSONV_SET) {
         if (strcmp(s, "active") == 0)
             d->state = "active";
         else if (strcmp(s, "obsolete") == 0 || strcmp(s, "revoked") == 0)
             d->state = "revoked";
         else
-            err(x, "state", "must be \"active\", \"obsolete\" or \"revoked\"");
+            gw_jsonv_err(x, "state", "must be \"active\", \"obsolete\" or \"revoked\"");
     }
-    v = json_object_get(root, "revoked");
-    if (v != NULL && !json_is_boolean(v))
-        err(x, "revoked", "must be a boolean");
-    else if (json_is_true(v))
+    int revoked = 0;
+    if (gw_jsonv_bool(x, root, "$", "revoked", GW_JSONV_OPTIONAL, &revoked) == GW_JSONV_SET &&
+        revoked)
         d->state = "revoked"; /* DataPass: this boolean is authoritative */
 
-    v = json_object_get(root, "definition_id");
-    if (v == NULL) {
-        err(x, "$", "missing key \"definition_id\"");
-    } else if (!json_is_string(v)) {
-        err(x, "definition_id", "must be a string");
-    } else {
-        s = json_string_value(v);
+    if (gw_jsonv_str(x, root, "$", "definition_id", GW_JSONV_REQUIRED, &s) == GW_JSONV_SET) {
         if (strcmp(s, "api_opale_sandbox") == 0 || strcmp(s, "api_opale") == 0)
             d->definition = s;
         else
-            err(x, "definition_id", "not an API OPALE habilitation (\"%s\")",
-                clean(cb, sizeof(cb), s, 64));
+            gw_jsonv_err(x, "definition_id", "not an API OPALE habilitation (\"%s\")",
+                         gw_jsonv_clean(cb, sizeof(cb), s, 64));
     }
 
     d->valid_from = today_utc();
@@ -290,58 +226,41 @@ static void read_head(ctx *x, json_t *root, dp *d)
             ok = gw_date_parse(day, &d->valid_from) == 0;
         }
         if (!ok)
-            err(x, "created_at", "must be a date-time (YYYY-MM-DDThh:mm:ss...)");
+            gw_jsonv_err(x, "created_at", "must be a date-time (YYYY-MM-DDThh:mm:ss...)");
     }
 }
 
-static void read_org(ctx *x, json_t *root, dp *d)
+static void read_org(gw_jsonv *x, json_t *root, dp *d)
 {
-    json_t *o = json_object_get(root, "organization");
-    if (o == NULL) {
-        err(x, "$", "missing key \"organization\"");
+    const char *siret;
+    json_t *o = gw_jsonv_obj(x, root, "$", "organization", GW_JSONV_REQUIRED);
+    if (o == NULL)
         return;
-    }
-    if (!json_is_object(o)) {
-        err(x, "organization", "must be an object");
-        return;
-    }
-    json_t *v = json_object_get(o, "siret");
-    if (v == NULL) {
-        err(x, "organization", "missing key \"siret\"");
-    } else if (!json_is_string(v)) {
-        err(x, "organization.siret", "must be a string");
-    } else {
-        const char *why = gw_siret_check(json_string_value(v));
+    if (gw_jsonv_str(x, o, "organization", "siret", GW_JSONV_REQUIRED, &siret) == GW_JSONV_SET) {
+        const char *why = gw_siret_check(siret);
         if (why != NULL)
-            err(x, "organization.siret", "%s", why);
+            gw_jsonv_err(x, "organization.siret", "%s", why);
         else
-            d->siret = json_string_value(v);
+            d->siret = siret;
     }
+    json_t *v;
     /* Organisation.name is nullable in the DataPass OpenAPI: absent, null or
      * "" leave it out of the skeleton (the SIRET names the organization) */
     v = json_object_get(o, "name");
     if (v != NULL && !json_is_null(v) && !json_is_string(v))
-        err(x, "organization.name", "must be a string or null");
+        gw_jsonv_err(x, "organization.name", "must be a string or null");
     else if (json_is_string(v) && json_string_value(v)[0] != '\0')
         d->org_name = json_string_value(v);
 }
 
-static void read_data(ctx *x, json_t *root, dp *d)
+static void read_data(gw_jsonv *x, json_t *root, dp *d)
 {
-    static const char *const P = "data.";
-    char p[PATH_SZ];
-    json_t *data = json_object_get(root, "data");
+    json_t *data = gw_jsonv_obj(x, root, "$", "data", GW_JSONV_NULL_ABSENT);
 
-    if (data == NULL || json_is_null(data))
+    if (data == NULL)
         return;
-    if (!json_is_object(data)) {
-        err(x, "data", "must be an object");
-        return;
-    }
-    snprintf(p, sizeof(p), "%scadre_juridique_nature", P);
-    const char *nature = opt_str(x, data, "cadre_juridique_nature", p);
-    snprintf(p, sizeof(p), "%scadre_juridique_url", P);
-    const char *url = opt_str(x, data, "cadre_juridique_url", p);
+    const char *nature = data_str(x, data, "cadre_juridique_nature");
+    const char *url = data_str(x, data, "cadre_juridique_url");
     if (nature != NULL && nature[0] == '\0')
         nature = NULL;
     if (url != NULL && url[0] == '\0')
@@ -353,21 +272,18 @@ static void read_data(ctx *x, json_t *root, dp *d)
         d->legal_basis = strdup(nature != NULL ? nature : url);
     }
     if ((nature != NULL || url != NULL) && d->legal_basis == NULL)
-        err(x, "data", "out of memory");
+        gw_jsonv_err(x, "data", "out of memory");
 
-    snprintf(p, sizeof(p), "%scontact_technique_email", P);
-    const char *mail = opt_str(x, data, "contact_technique_email", p);
+    const char *mail = data_str(x, data, "contact_technique_email");
     if (mail != NULL && mail[0] != '\0') {
         if (gw_email_valid(mail))
             d->contact_technical = mail;
         else
-            err(x, p, GW_EMAIL_RULE);
+            gw_jsonv_err(x, "data.contact_technique_email", GW_EMAIL_RULE);
     }
 
-    snprintf(p, sizeof(p), "%sduree_conservation_donnees_caractere_personnel", P);
-    opt_count(x, data, "duree_conservation_donnees_caractere_personnel", p, 1, 120, &d->retention);
-    snprintf(p, sizeof(p), "%svolumetrie_appels_par_minute", P);
-    opt_count(x, data, "volumetrie_appels_par_minute", p, 1, 1000000, &d->per_minute);
+    data_count(x, data, "duree_conservation_donnees_caractere_personnel", 1, 120, &d->retention);
+    data_count(x, data, "volumetrie_appels_par_minute", 1, 1000000, &d->per_minute);
 }
 
 /* The skeleton, keys in the order of docs/policies.md. */
@@ -412,38 +328,33 @@ static json_t *skeleton(const dp *d)
 
 char *gw_datapass_import(const char *file, const char *text, gw_errlist *errs)
 {
-    ctx x = {.file = file != NULL ? file : "-", .errs = errs};
+    gw_jsonv x = gw_jsonv_init(file, errs);
     dp d;
-    json_error_t je;
     json_t *root = NULL, *out = NULL;
     char *res = NULL;
 
     memset(&d, 0, sizeof(d));
     if (text == NULL) {
-        err(&x, "$", "cannot read: %s", strerror(EINVAL));
+        gw_jsonv_err(&x, "$", "cannot read: %s", strerror(EINVAL));
         return NULL;
     }
-    root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL) {
-        char cb[256];
-        err(&x, "$", "invalid JSON at line %d, column %d: %s", je.line, je.column,
-            clean(cb, sizeof(cb), je.text, 160));
+    root = gw_jsonv_parse(&x, text, strlen(text));
+    if (root == NULL)
         goto out;
-    }
     if (json_is_array(root)) {
-        err(&x, "$",
-            "must be one habilitation (an object), not a list: export it with "
-            "GET /api/v1/habilitations/{id}");
+        gw_jsonv_err(&x, "$",
+                     "must be one habilitation (an object), not a list: export it with "
+                     "GET /api/v1/habilitations/{id}");
         goto out;
     }
     if (!json_is_object(root)) {
-        err(&x, "$", "must be an object");
+        gw_jsonv_err(&x, "$", "must be an object");
         goto out;
     }
     if (looks_like_request(root)) {
-        err(&x, "$",
-            "a DataPass request (demande), not a habilitation: export the habilitation "
-            "with GET /api/v1/habilitations/{id}");
+        gw_jsonv_err(&x, "$",
+                     "a DataPass request (demande), not a habilitation: export the habilitation "
+                     "with GET /api/v1/habilitations/{id}");
         goto out;
     }
     read_head(&x, root, &d);
@@ -455,7 +366,7 @@ char *gw_datapass_import(const char *file, const char *text, gw_errlist *errs)
     char *json = out != NULL ? json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     if (json == NULL || asprintf(&res, "%s\n", json) < 0) {
         res = NULL;
-        err(&x, "$", "out of memory");
+        gw_jsonv_err(&x, "$", "out of memory");
     }
     free(json);
 out:

@@ -2,7 +2,7 @@
  * Policy files -> one immutable snapshot. Every object is checked against its
  * list of known keys, every value against its type and bounds, and every
  * error is collected (not just the first) as "FILE: JSON.PATH: MESSAGE", with
- * the same wording as the gateway config (gateway/conf/conf.c).
+ * the wording of the validation toolkit (gateway/lib/jsonv.h).
  * docs/policies.md lists every message; keep the two in step.
  *
  * The snapshot holds the policies in file-name order plus two open-addressing
@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +32,9 @@
 #include <openssl/x509.h>
 
 #include "lib/hash.h"
+#include "lib/jsonv.h"
 #include "lib/util.h"
 
-#define PATH_SZ 256                /* a JSON path in a message */
 #define POLICY_MAX_FILE (1u << 20) /* a policy file larger than this is refused */
 #define CERT_MAX_FILE (1u << 20)   /* a PEM certificate file, likewise */
 #define MAX_CERTS 16               /* consumer.certificates entries */
@@ -43,194 +42,11 @@
 #define CLIENT_ID_RULE "[A-Za-z0-9._-]{3,128}"
 #define TOKEN_RULE "must be 1 to 128 printable ASCII characters, without space, '\"' or '\\'"
 
-enum { ABSENT = 0, SET = 1, BAD = -1 };
-
 typedef struct ctx {
-    const char *file; /* as given, for messages */
-    const char *dir;  /* absolute directory of the file, for "file" certificates */
+    gw_jsonv v;      /* this file's errors, named as given */
+    const char *dir; /* absolute directory of the file, for "file" certificates */
     const gw_policy_rules *rules;
-    gw_errlist *errs;
-    size_t nerrs; /* errors found in this file */
 } ctx;
-
-/* ---- messages ---- */
-
-static void err(ctx *x, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void err(ctx *x, const char *path, const char *fmt, ...)
-{
-    char *msg = NULL;
-    va_list ap;
-
-    x->nerrs++;
-    va_start(ap, fmt);
-    int r = vasprintf(&msg, fmt, ap);
-    va_end(ap);
-    if (r < 0) {
-        gw_errlist_add(x->errs, "%s: %s: out of memory", x->file, path);
-        return;
-    }
-    gw_errlist_add(x->errs, "%s: %s: %s", x->file, path, msg);
-    free(msg);
-}
-
-/* Text from a policy file, made safe for a terminal: control bytes become
- * '?', and beyond <max> bytes it is cut on a UTF-8 boundary and ends in
- * "...". */
-static const char *clean(char *buf, size_t bufsz, const char *s, size_t max)
-{
-    size_t n = strlen(s), cut = n;
-    if (max > bufsz - 4)
-        max = bufsz - 4;
-    if (n > max) {
-        cut = max;
-        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-            cut--;
-    }
-    for (size_t i = 0; i < cut; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (cut < n)
-        memcpy(buf + cut, "...", 4);
-    else
-        buf[cut] = '\0';
-    return buf;
-}
-
-static void path_key(char out[PATH_SZ], const char *parent, const char *key)
-{
-    int r;
-    if (strcmp(parent, "$") == 0)
-        r = snprintf(out, PATH_SZ, "%s", key);
-    else
-        r = snprintf(out, PATH_SZ, "%s.%s", parent, key);
-    if (r < 0 || r >= PATH_SZ)
-        memcpy(out + PATH_SZ - 4, "...", 4);
-}
-
-static void path_idx(char out[PATH_SZ], const char *parent, size_t i)
-{
-    int r = snprintf(out, PATH_SZ, "%s[%zu]", parent, i);
-    if (r < 0 || r >= PATH_SZ)
-        memcpy(out + PATH_SZ - 4, "...", 4);
-}
-
-static char *xdup(ctx *x, const char *path, const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        err(x, path, "out of memory");
-    return d;
-}
-
-static void *xcalloc(ctx *x, const char *path, size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (p == NULL)
-        err(x, path, "out of memory");
-    return p;
-}
-
-/* ---- typed members (same wording as conf.c) ---- */
-
-static void check_keys(ctx *x, json_t *obj, const char *path, const char *const *known)
-{
-    const char *key;
-    json_t *v;
-    char kb[80], p[PATH_SZ];
-
-    json_object_foreach(obj, key, v)
-    {
-        size_t i = 0;
-        while (known[i] != NULL && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL) {
-            path_key(p, path, clean(kb, sizeof(kb), key, 64));
-            err(x, p, "unknown key");
-        }
-    }
-}
-
-static json_t *member(ctx *x, json_t *obj, const char *path, const char *key, int required)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL && required)
-        err(x, path, "missing key \"%s\"", key);
-    return v;
-}
-
-static int get_int(ctx *x, json_t *obj, const char *path, const char *key, int required,
-                   long long min, long long max, long long *out)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, required);
-    if (v == NULL)
-        return required ? BAD : ABSENT;
-    path_key(p, path, key);
-    if (!json_is_integer(v)) {
-        err(x, p, "must be an integer");
-        return BAD;
-    }
-    long long i = json_integer_value(v);
-    if (i < min || i > max) {
-        err(x, p, "must be between %lld and %lld", min, max);
-        return BAD;
-    }
-    *out = i;
-    return SET;
-}
-
-static int get_str(ctx *x, json_t *obj, const char *path, const char *key, int required,
-                   const char **out)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, required);
-    if (v == NULL)
-        return required ? BAD : ABSENT;
-    if (!json_is_string(v)) {
-        path_key(p, path, key);
-        err(x, p, "must be a string");
-        return BAD;
-    }
-    *out = json_string_value(v);
-    return SET;
-}
-
-static json_t *get_obj(ctx *x, json_t *obj, const char *path, const char *key, int required)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, required);
-    if (v == NULL)
-        return NULL;
-    if (!json_is_object(v)) {
-        path_key(p, path, key);
-        err(x, p, "must be an object");
-        return NULL;
-    }
-    return v;
-}
-
-/* The array, or NULL when absent or not an array. A size out of bounds is
- * reported and the array still returned, so that its entries are checked. */
-static json_t *get_array(ctx *x, json_t *obj, const char *path, const char *key, int required,
-                         size_t min, size_t max)
-{
-    char p[PATH_SZ];
-    json_t *v = member(x, obj, path, key, required);
-    if (v == NULL)
-        return NULL;
-    path_key(p, path, key);
-    if (!json_is_array(v)) {
-        err(x, p, "must be an array");
-        return NULL;
-    }
-    size_t n = json_array_size(v);
-    if (n < min || n > max)
-        err(x, p, "must have between %zu and %zu entries", min, max);
-    return v;
-}
 
 /* ---- value rules ---- */
 
@@ -631,30 +447,31 @@ static void parse_habilitation(ctx *x, json_t *root, gw_policy *p)
         "id",          "definition",       "state", "valid_from", "valid_until",
         "legal_basis", "retention_months", NULL};
     static const char *const P = "habilitation";
-    char pk[PATH_SZ];
+    char pk[GW_JSONV_PATH];
     const char *s;
     long long v;
     int from_ok = 0, until_ok = 0;
 
-    json_t *o = get_obj(x, root, "$", P, 1);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", P, 1);
     if (o == NULL)
         return;
-    check_keys(x, o, P, keys);
-    if (get_str(x, o, P, "id", 1, &s) == SET) {
+    gw_jsonv_keys(&x->v, o, P, keys);
+    if (gw_jsonv_str(&x->v, o, P, "id", 1, &s) == GW_JSONV_SET) {
         if (valid_hab_id(s))
-            p->id = xdup(x, "habilitation.id", s);
+            p->id = gw_jsonv_strdup(&x->v, "habilitation.id", s);
         else
-            err(x, "habilitation.id", "must match " HAB_ID_RULE);
+            gw_jsonv_err(&x->v, "habilitation.id", "must match " HAB_ID_RULE);
     }
-    if (get_str(x, o, P, "definition", 1, &s) == SET) {
+    if (gw_jsonv_str(&x->v, o, P, "definition", 1, &s) == GW_JSONV_SET) {
         if (strcmp(s, "api_opale_sandbox") == 0 || strcmp(s, "api_opale") == 0) {
             p->env = s[9] == '\0' ? GW_ENV_PRODUCTION : GW_ENV_SANDBOX;
-            p->definition = xdup(x, "habilitation.definition", s);
+            p->definition = gw_jsonv_strdup(&x->v, "habilitation.definition", s);
         } else {
-            err(x, "habilitation.definition", "must be \"api_opale_sandbox\" or \"api_opale\"");
+            gw_jsonv_err(&x->v, "habilitation.definition",
+                         "must be \"api_opale_sandbox\" or \"api_opale\"");
         }
     }
-    if (get_str(x, o, P, "state", 1, &s) == SET) {
+    if (gw_jsonv_str(&x->v, o, P, "state", 1, &s) == GW_JSONV_SET) {
         if (strcmp(s, "active") == 0)
             p->state = GW_HAB_ACTIVE;
         else if (strcmp(s, "suspended") == 0)
@@ -662,33 +479,34 @@ static void parse_habilitation(ctx *x, json_t *root, gw_policy *p)
         else if (strcmp(s, "revoked") == 0)
             p->state = GW_HAB_REVOKED;
         else
-            err(x, "habilitation.state", "must be \"active\", \"suspended\" or \"revoked\"");
+            gw_jsonv_err(&x->v, "habilitation.state",
+                         "must be \"active\", \"suspended\" or \"revoked\"");
     }
     static const char *const dates[2] = {"valid_from", "valid_until"};
     int *dst[2] = {&p->valid_from, &p->valid_until};
     int *ok[2] = {&from_ok, &until_ok};
     for (int i = 0; i < 2; i++) {
-        if (get_str(x, o, P, dates[i], 1, &s) != SET)
+        if (gw_jsonv_str(&x->v, o, P, dates[i], 1, &s) != GW_JSONV_SET)
             continue;
-        path_key(pk, P, dates[i]);
+        gw_jsonv_path_key(pk, P, dates[i]);
         int r = gw_date_parse(s, dst[i]);
         if (r == -1)
-            err(x, pk, "must be a date YYYY-MM-DD");
+            gw_jsonv_err(&x->v, pk, "must be a date YYYY-MM-DD");
         else if (r == -2)
-            err(x, pk, "must be a real calendar date");
+            gw_jsonv_err(&x->v, pk, "must be a real calendar date");
         else
             *ok[i] = 1;
     }
     if (from_ok && until_ok && p->valid_from > p->valid_until)
-        err(x, "habilitation.valid_until", "must not be before valid_from");
-    if (get_str(x, o, P, "legal_basis", 0, &s) == SET) {
+        gw_jsonv_err(&x->v, "habilitation.valid_until", "must not be before valid_from");
+    if (gw_jsonv_str(&x->v, o, P, "legal_basis", 0, &s) == GW_JSONV_SET) {
         if (s[0] == '\0')
-            err(x, "habilitation.legal_basis", "must not be empty");
+            gw_jsonv_err(&x->v, "habilitation.legal_basis", "must not be empty");
         else
-            p->legal_basis = xdup(x, "habilitation.legal_basis", s);
+            p->legal_basis = gw_jsonv_strdup(&x->v, "habilitation.legal_basis", s);
     }
     p->retention_months = -1;
-    if (get_int(x, o, P, "retention_months", 0, 1, 120, &v) == SET)
+    if (gw_jsonv_int(&x->v, o, P, "retention_months", 0, 1, 120, &v) == GW_JSONV_SET)
         p->retention_months = (int)v;
 }
 
@@ -698,68 +516,71 @@ static void parse_organization(ctx *x, json_t *root, gw_policy *p)
     static const char *const P = "organization";
     const char *s;
 
-    json_t *o = get_obj(x, root, "$", P, 1);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", P, 1);
     if (o == NULL)
         return;
-    check_keys(x, o, P, keys);
-    if (get_str(x, o, P, "siret", 1, &s) == SET) {
+    gw_jsonv_keys(&x->v, o, P, keys);
+    if (gw_jsonv_str(&x->v, o, P, "siret", 1, &s) == GW_JSONV_SET) {
         const char *why = gw_siret_check(s);
         if (why != NULL)
-            err(x, "organization.siret", "%s", why);
+            gw_jsonv_err(&x->v, "organization.siret", "%s", why);
         else
-            p->org_siret = xdup(x, "organization.siret", s);
+            p->org_siret = gw_jsonv_strdup(&x->v, "organization.siret", s);
     }
-    if (get_str(x, o, P, "name", 0, &s) == SET) {
+    if (gw_jsonv_str(&x->v, o, P, "name", 0, &s) == GW_JSONV_SET) {
         if (s[0] == '\0')
-            err(x, "organization.name", "must not be empty");
+            gw_jsonv_err(&x->v, "organization.name", "must not be empty");
         else
-            p->org_name = xdup(x, "organization.name", s);
+            p->org_name = gw_jsonv_strdup(&x->v, "organization.name", s);
     }
 }
 
 static void parse_cert(ctx *x, json_t *v, const char *pe, char out[65], int *ok)
 {
     static const char *const keys[] = {"sha256", "file", NULL};
-    char pk[PATH_SZ], cb[512], why[128];
+    char pk[GW_JSONV_PATH], cb[512], why[128];
     const char *s;
 
     if (!json_is_object(v)) {
-        err(x, pe, "must be an object");
+        gw_jsonv_err(&x->v, pe, "must be an object");
         return;
     }
-    check_keys(x, v, pe, keys);
+    gw_jsonv_keys(&x->v, v, pe, keys);
     int has_sha = json_object_get(v, "sha256") != NULL;
     int has_file = json_object_get(v, "file") != NULL;
     if (has_sha && has_file) {
-        err(x, pe, "must have \"sha256\" or \"file\", not both");
+        gw_jsonv_err(&x->v, pe, "must have \"sha256\" or \"file\", not both");
     } else if (!has_sha && !has_file) {
-        err(x, pe, "missing key \"sha256\" or \"file\"");
+        gw_jsonv_err(&x->v, pe, "missing key \"sha256\" or \"file\"");
     } else if (has_sha) {
-        if (get_str(x, v, pe, "sha256", 1, &s) != SET)
+        if (gw_jsonv_str(&x->v, v, pe, "sha256", 1, &s) != GW_JSONV_SET)
             return;
-        path_key(pk, pe, "sha256");
+        gw_jsonv_path_key(pk, pe, "sha256");
         if (norm_sha256(s, out) < 0)
-            err(x, pk, "must be 64 hexadecimal characters (SHA-256), optionally ':'-separated");
+            gw_jsonv_err(&x->v, pk,
+                         "must be 64 hexadecimal characters (SHA-256), optionally ':'-separated");
         else
             *ok = 1;
     } else {
-        if (get_str(x, v, pe, "file", 1, &s) != SET)
+        if (gw_jsonv_str(&x->v, v, pe, "file", 1, &s) != GW_JSONV_SET)
             return;
-        path_key(pk, pe, "file");
+        gw_jsonv_path_key(pk, pe, "file");
         if (s[0] == '\0') {
-            err(x, pk, "must not be empty");
+            gw_jsonv_err(&x->v, pk, "must not be empty");
             return;
         }
         char *abs = x->dir != NULL ? resolve(x->dir, s) : NULL;
         if (abs == NULL) {
-            err(x, pk, "out of memory");
+            gw_jsonv_err(&x->v, pk, "out of memory");
             return;
         }
         if (cert_file_sha256(abs, out, why, sizeof(why)) != NULL) {
             if (strcmp(why, "not a PEM certificate") == 0)
-                err(x, pk, "\"%s\" is not a PEM certificate", clean(cb, sizeof(cb), abs, 400));
+                gw_jsonv_err(&x->v, pk, "\"%s\" is not a PEM certificate",
+                             gw_jsonv_clean(cb, sizeof(cb), abs, 400));
             else
-                err(x, pk, "cannot read \"%s\": %s", clean(cb, sizeof(cb), abs, 400), why);
+                gw_jsonv_err(&x->v, pk, "cannot read \"%s\": %s",
+                             gw_jsonv_clean(cb, sizeof(cb), abs, 400), why);
         } else {
             *ok = 1;
         }
@@ -770,25 +591,25 @@ static void parse_cert(ctx *x, json_t *v, const char *pe, char out[65], int *ok)
 static void parse_certs(ctx *x, json_t *o, gw_policy *p)
 {
     static const char *const P = "consumer.certificates";
-    char pe[PATH_SZ];
+    char pe[GW_JSONV_PATH];
 
-    json_t *a = get_array(x, o, "consumer", "certificates", 1, 1, MAX_CERTS);
+    json_t *a = gw_jsonv_array(&x->v, o, "consumer", "certificates", 1, 1, MAX_CERTS);
     if (a == NULL || json_array_size(a) == 0)
         return;
     size_t n = json_array_size(a);
-    char(*certs)[65] = xcalloc(x, P, n, sizeof(*certs));
-    int *ok = xcalloc(x, P, n, sizeof(int));
+    char(*certs)[65] = gw_jsonv_calloc(&x->v, P, n, sizeof(*certs));
+    int *ok = gw_jsonv_calloc(&x->v, P, n, sizeof(int));
     if (certs == NULL || ok == NULL) {
         free(certs);
         free(ok);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        path_idx(pe, P, i);
+        gw_jsonv_path_idx(pe, P, i);
         parse_cert(x, json_array_get(a, i), pe, certs[i], &ok[i]);
         for (size_t j = 0; ok[i] && j < i; j++) {
             if (ok[j] && strcmp(certs[i], certs[j]) == 0) {
-                err(x, pe, "duplicate of consumer.certificates[%zu]", j);
+                gw_jsonv_err(&x->v, pe, "duplicate of consumer.certificates[%zu]", j);
                 break;
             }
         }
@@ -801,31 +622,31 @@ static void parse_certs(ctx *x, json_t *o, gw_policy *p)
 static void parse_ips(ctx *x, json_t *o, gw_policy *p)
 {
     static const char *const P = "consumer.ip_allowlist";
-    char pe[PATH_SZ];
+    char pe[GW_JSONV_PATH];
 
-    json_t *a = get_array(x, o, "consumer", "ip_allowlist", 1, 1, 256);
+    json_t *a = gw_jsonv_array(&x->v, o, "consumer", "ip_allowlist", 1, 1, 256);
     if (a == NULL || json_array_size(a) == 0)
         return;
     size_t n = json_array_size(a);
-    gw_cidr *ips = xcalloc(x, P, n, sizeof(*ips));
+    gw_cidr *ips = gw_jsonv_calloc(&x->v, P, n, sizeof(*ips));
     if (ips == NULL)
         return;
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(a, i);
-        path_idx(pe, P, i);
+        gw_jsonv_path_idx(pe, P, i);
         if (!json_is_string(v)) {
-            err(x, pe, "must be a string");
+            gw_jsonv_err(&x->v, pe, "must be a string");
             continue;
         }
         const char *why = gw_cidr_parse(json_string_value(v), &ips[i]);
         if (why != NULL) {
-            err(x, pe, "%s", why);
+            gw_jsonv_err(&x->v, pe, "%s", why);
             continue;
         }
         for (size_t j = 0; j < i; j++) {
             if (ips[j].family == ips[i].family && ips[j].prefix == ips[i].prefix &&
                 memcmp(ips[j].addr, ips[i].addr, 16) == 0) {
-                err(x, pe, "duplicate of consumer.ip_allowlist[%zu]", j);
+                gw_jsonv_err(&x->v, pe, "duplicate of consumer.ip_allowlist[%zu]", j);
                 break;
             }
         }
@@ -841,32 +662,33 @@ static void parse_consumer(ctx *x, json_t *root, gw_policy *p)
     static const char *const P = "consumer";
     const char *s;
 
-    json_t *o = get_obj(x, root, "$", P, 1);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", P, 1);
     if (o == NULL)
         return;
-    check_keys(x, o, P, keys);
-    if (get_str(x, o, P, "client_id", 1, &s) == SET) {
+    gw_jsonv_keys(&x->v, o, P, keys);
+    if (gw_jsonv_str(&x->v, o, P, "client_id", 1, &s) == GW_JSONV_SET) {
         if (valid_client_id(s))
-            p->client_id = xdup(x, "consumer.client_id", s);
+            p->client_id = gw_jsonv_strdup(&x->v, "consumer.client_id", s);
         else
-            err(x, "consumer.client_id", "must match " CLIENT_ID_RULE);
+            gw_jsonv_err(&x->v, "consumer.client_id", "must match " CLIENT_ID_RULE);
     }
-    if (get_str(x, o, P, "id_teleservice", 1, &s) == SET) {
+    if (gw_jsonv_str(&x->v, o, P, "id_teleservice", 1, &s) == GW_JSONV_SET) {
         if (valid_printable(s, 64, ""))
-            p->id_teleservice = xdup(x, "consumer.id_teleservice", s);
+            p->id_teleservice = gw_jsonv_strdup(&x->v, "consumer.id_teleservice", s);
         else
-            err(x, "consumer.id_teleservice",
-                "must be 1 to 64 printable ASCII characters, without space");
+            gw_jsonv_err(&x->v, "consumer.id_teleservice",
+                         "must be 1 to 64 printable ASCII characters, without space");
     }
     /* Optional client_secret_basic on top of the certificate at /token: the
      * SHA-256 (hex) of a high-entropy random secret, never the secret. */
-    if (get_str(x, o, P, "client_secret_sha256", 0, &s) == SET) {
+    if (gw_jsonv_str(&x->v, o, P, "client_secret_sha256", 0, &s) == GW_JSONV_SET) {
         char hex[65];
         if (norm_sha256(s, hex) == 0) {
             memcpy(p->secret_sha256, hex, sizeof(hex));
             p->has_secret = 1;
         } else {
-            err(x, "consumer.client_secret_sha256", "must be 64 hexadecimal characters");
+            gw_jsonv_err(&x->v, "consumer.client_secret_sha256",
+                         "must be 64 hexadecimal characters");
         }
     }
     parse_certs(x, o, p);
@@ -887,52 +709,53 @@ static void parse_rights(ctx *x, json_t *root, gw_policy *p)
     static const char *const keys[] = {"scopes", "years", NULL};
     static const char *const ykeys[] = {"from", "to", NULL};
     static const char *const P = "rights";
-    char pe[PATH_SZ], cb[96];
+    char pe[GW_JSONV_PATH], cb[96];
     long long from = 0, to = 0;
 
-    json_t *o = get_obj(x, root, "$", P, 1);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", P, 1);
     if (o == NULL)
         return;
-    check_keys(x, o, P, keys);
-    json_t *a = get_array(x, o, P, "scopes", 1, 1, 32);
+    gw_jsonv_keys(&x->v, o, P, keys);
+    json_t *a = gw_jsonv_array(&x->v, o, P, "scopes", 1, 1, 32);
     if (a != NULL && json_array_size(a) > 0) {
         size_t n = json_array_size(a);
-        p->scopes = xcalloc(x, "rights.scopes", n, sizeof(char *));
+        p->scopes = gw_jsonv_calloc(&x->v, "rights.scopes", n, sizeof(char *));
         for (size_t i = 0; p->scopes != NULL && i < n; i++) {
             json_t *v = json_array_get(a, i);
-            path_idx(pe, "rights.scopes", i);
+            gw_jsonv_path_idx(pe, "rights.scopes", i);
             if (!json_is_string(v)) {
-                err(x, pe, "must be a string");
+                gw_jsonv_err(&x->v, pe, "must be a string");
                 continue;
             }
             const char *s = json_string_value(v);
             if (x->rules != NULL && !known_scope(x->rules, s)) {
-                err(x, pe, "unknown scope \"%s\"", clean(cb, sizeof(cb), s, 64));
+                gw_jsonv_err(&x->v, pe, "unknown scope \"%s\"",
+                             gw_jsonv_clean(cb, sizeof(cb), s, 64));
                 continue;
             }
             if (x->rules == NULL && !valid_printable(s, 128, "\"\\")) {
-                err(x, pe, TOKEN_RULE);
+                gw_jsonv_err(&x->v, pe, TOKEN_RULE);
                 continue;
             }
             size_t j = 0;
             while (j < i && (p->scopes[j] == NULL || strcmp(p->scopes[j], s) != 0))
                 j++;
             if (j < i) {
-                err(x, pe, "duplicate of rights.scopes[%zu]", j);
+                gw_jsonv_err(&x->v, pe, "duplicate of rights.scopes[%zu]", j);
                 continue;
             }
-            p->scopes[i] = xdup(x, pe, s);
+            p->scopes[i] = gw_jsonv_strdup(&x->v, pe, s);
         }
         if (p->scopes != NULL)
             p->nscopes = n;
     }
-    json_t *y = get_obj(x, o, P, "years", 1);
+    json_t *y = gw_jsonv_obj(&x->v, o, P, "years", 1);
     if (y != NULL) {
-        check_keys(x, y, "rights.years", ykeys);
-        int rf = get_int(x, y, "rights.years", "from", 1, 1990, 2100, &from);
-        int rt = get_int(x, y, "rights.years", "to", 1, 1990, 2100, &to);
-        if (rf == SET && rt == SET && from > to)
-            err(x, "rights.years.to", "must not be less than from");
+        gw_jsonv_keys(&x->v, y, "rights.years", ykeys);
+        int rf = gw_jsonv_int(&x->v, y, "rights.years", "from", 1, 1990, 2100, &from);
+        int rt = gw_jsonv_int(&x->v, y, "rights.years", "to", 1, 1990, 2100, &to);
+        if (rf == GW_JSONV_SET && rt == GW_JSONV_SET && from > to)
+            gw_jsonv_err(&x->v, "rights.years.to", "must not be less than from");
         p->year_from = (int)from;
         p->year_to = (int)to;
     }
@@ -944,11 +767,11 @@ static void parse_quota(ctx *x, json_t *root, gw_policy *p)
     long long v;
 
     p->quota_per_minute = p->env == GW_ENV_PRODUCTION ? 500 : 50;
-    json_t *o = get_obj(x, root, "$", "quota", 0);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", "quota", 0);
     if (o == NULL)
         return;
-    check_keys(x, o, "quota", keys);
-    if (get_int(x, o, "quota", "per_minute", 1, 1, 1000000, &v) == SET)
+    gw_jsonv_keys(&x->v, o, "quota", keys);
+    if (gw_jsonv_int(&x->v, o, "quota", "per_minute", 1, 1, 1000000, &v) == GW_JSONV_SET)
         p->quota_per_minute = (unsigned)v;
 }
 
@@ -958,15 +781,15 @@ static void parse_contacts(ctx *x, json_t *root, gw_policy *p)
     static const char *const keys[] = {"technical", NULL};
     const char *s;
 
-    json_t *o = get_obj(x, root, "$", "contacts", 0);
+    json_t *o = gw_jsonv_obj(&x->v, root, "$", "contacts", 0);
     if (o == NULL)
         return;
-    check_keys(x, o, "contacts", keys);
-    if (get_str(x, o, "contacts", "technical", 0, &s) == SET) {
+    gw_jsonv_keys(&x->v, o, "contacts", keys);
+    if (gw_jsonv_str(&x->v, o, "contacts", "technical", 0, &s) == GW_JSONV_SET) {
         if (gw_email_valid(s))
-            p->contact_technical = xdup(x, "contacts.technical", s);
+            p->contact_technical = gw_jsonv_strdup(&x->v, "contacts.technical", s);
         else
-            err(x, "contacts.technical", GW_EMAIL_RULE);
+            gw_jsonv_err(&x->v, "contacts.technical", GW_EMAIL_RULE);
     }
 }
 
@@ -974,7 +797,7 @@ static void parse_root(ctx *x, json_t *root, gw_policy *p)
 {
     static const char *const keys[] = {"habilitation", "organization", "contacts", "consumer",
                                        "rights",       "quota",        NULL};
-    check_keys(x, root, "$", keys);
+    gw_jsonv_keys(&x->v, root, "$", keys);
     parse_habilitation(x, root, p);
     parse_organization(x, root, p);
     parse_contacts(x, root, p);
@@ -987,33 +810,28 @@ static void parse_root(ctx *x, json_t *root, gw_policy *p)
 static gw_policy *parse_text(const char *file, const char *dir, const char *text, size_t len,
                              const gw_policy_rules *rules, gw_errlist *errs)
 {
-    ctx x = {.file = file, .dir = dir, .rules = rules, .errs = errs};
-    json_error_t je;
+    ctx x = {.v = gw_jsonv_init(file, errs), .dir = dir, .rules = rules};
     json_t *root = NULL;
     gw_policy *p = calloc(1, sizeof(*p));
 
     if (p == NULL) {
-        err(&x, "$", "out of memory");
+        gw_jsonv_err(&x.v, "$", "out of memory");
         return NULL;
     }
     p->retention_months = -1;
-    p->file = xdup(&x, "$", file);
+    p->file = gw_jsonv_strdup(&x.v, "$", file);
     p->text_hash = gw_fnv1a64(text, len);
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL) {
-        char cb[256];
-        err(&x, "$", "invalid JSON at line %d, column %d: %s", je.line, je.column,
-            clean(cb, sizeof(cb), je.text, 160));
+    root = gw_jsonv_parse(&x.v, text, len);
+    if (root == NULL)
         goto out;
-    }
     if (!json_is_object(root)) {
-        err(&x, "$", "must be an object");
+        gw_jsonv_err(&x.v, "$", "must be an object");
         goto out;
     }
     parse_root(&x, root, p);
 out:
     json_decref(root);
-    if (x.nerrs > 0) {
+    if (x.v.nerrs > 0) {
         gw_policy_free(p);
         p = NULL;
     }

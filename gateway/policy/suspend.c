@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "lib/hash.h"
+#include "lib/jsonv.h"
 #include "lib/util.h"
 #include "policy/policy.h"
 
@@ -170,29 +171,6 @@ static void fmt_since(time_t t, char out[32])
 
 /* ---- loading ---- */
 
-/* Text from the file, for a message: control bytes become '?', and beyond
- * <max> bytes it is cut on a UTF-8 boundary and ends in "...". */
-static const char *clean(char *buf, size_t bufsz, const char *s, size_t max)
-{
-    size_t n = strlen(s), cut = n;
-    if (max > bufsz - 4)
-        max = bufsz - 4;
-    if (n > max) {
-        cut = max;
-        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-            cut--;
-    }
-    for (size_t i = 0; i < cut; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (cut < n)
-        memcpy(buf + cut, "...", 4);
-    else
-        buf[cut] = '\0';
-    return buf;
-}
-
 static char *msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *msg(const char *fmt, ...)
@@ -205,62 +183,66 @@ static char *msg(const char *fmt, ...)
     return r < 0 ? NULL : m;
 }
 
-/* Fill <s> from the parsed file. Returns NULL or the first problem as
- * "json.path: message" (malloc'd). */
-static char *load_json(gw_suspensions *s, json_t *root)
+/* Fill <s> from the parsed file. Stops at the first problem, reported
+ * through <v>; returns 0 or -1. */
+static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
 {
-    const char *key;
-    json_t *v;
-    char kb[80];
+    static const char *const keys[] = {"suspended", NULL};
+    static const char *const ekeys[] = {"client_id", "since", "why", NULL};
+    char pe[GW_JSONV_PATH], pk[GW_JSONV_PATH];
 
-    if (!json_is_object(root))
-        return msg("$: must be an object");
-    json_object_foreach(root, key, v)
-    {
-        if (strcmp(key, "suspended") != 0)
-            return msg("%s: unknown key", clean(kb, sizeof(kb), key, 64));
+    if (!json_is_object(root)) {
+        gw_jsonv_err(v, "$", "must be an object");
+        return -1;
     }
-    json_t *a = json_object_get(root, "suspended");
+    gw_jsonv_keys(v, root, "$", keys);
+    if (v->nerrs > 0)
+        return -1;
+    json_t *a = gw_jsonv_member(v, root, "$", "suspended", GW_JSONV_REQUIRED);
     if (a == NULL)
-        return msg("$: missing key \"suspended\"");
-    if (!json_is_array(a))
-        return msg("suspended: must be an array");
+        return -1;
+    if (!json_is_array(a)) {
+        gw_jsonv_err(v, "suspended", "must be an array");
+        return -1;
+    }
     for (size_t i = 0; i < json_array_size(a); i++) {
         json_t *o = json_array_get(a, i);
+        const char *client_id, *since_s, *why = "";
         time_t since;
-        if (!json_is_object(o))
-            return msg("suspended[%zu]: must be an object", i);
-        json_object_foreach(o, key, v)
-        {
-            if (strcmp(key, "client_id") != 0 && strcmp(key, "since") != 0 &&
-                strcmp(key, "why") != 0)
-                return msg("suspended[%zu].%s: unknown key", i, clean(kb, sizeof(kb), key, 64));
+        gw_jsonv_path_idx(pe, "suspended", i);
+        if (!json_is_object(o)) {
+            gw_jsonv_err(v, pe, "must be an object");
+            return -1;
         }
-        json_t *c = json_object_get(o, "client_id");
-        json_t *t = json_object_get(o, "since");
-        json_t *w = json_object_get(o, "why");
-        if (c == NULL)
-            return msg("suspended[%zu]: missing key \"client_id\"", i);
-        if (!json_is_string(c))
-            return msg("suspended[%zu].client_id: must be a string", i);
-        if (!valid_client_id(json_string_value(c)))
-            return msg("suspended[%zu].client_id: must match " CLIENT_ID_RULE, i);
-        long j = find(s, json_string_value(c));
-        if (j >= 0)
-            return msg("suspended[%zu].client_id: duplicate of suspended[%ld].client_id", i, j);
-        if (t == NULL)
-            return msg("suspended[%zu]: missing key \"since\"", i);
-        if (!json_is_string(t))
-            return msg("suspended[%zu].since: must be a string", i);
-        if (parse_since(json_string_value(t), &since) < 0)
-            return msg("suspended[%zu].since: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ", i);
-        if (w != NULL && !json_is_string(w))
-            return msg("suspended[%zu].why: must be a string", i);
-        if (push(s, json_string_value(c), since, w != NULL ? json_string_value(w) : "") < 0 ||
-            reindex(s) < 0)
-            return msg("$: out of memory");
+        gw_jsonv_keys(v, o, pe, ekeys);
+        if (v->nerrs > 0 ||
+            gw_jsonv_str(v, o, pe, "client_id", GW_JSONV_REQUIRED, &client_id) != GW_JSONV_SET)
+            return -1;
+        gw_jsonv_path_key(pk, pe, "client_id");
+        if (!valid_client_id(client_id)) {
+            gw_jsonv_err(v, pk, "must match " CLIENT_ID_RULE);
+            return -1;
+        }
+        long j = find(s, client_id);
+        if (j >= 0) {
+            gw_jsonv_err(v, pk, "duplicate of suspended[%ld].client_id", j);
+            return -1;
+        }
+        if (gw_jsonv_str(v, o, pe, "since", GW_JSONV_REQUIRED, &since_s) != GW_JSONV_SET)
+            return -1;
+        if (parse_since(since_s, &since) < 0) {
+            gw_jsonv_path_key(pk, pe, "since");
+            gw_jsonv_err(v, pk, "must be a UTC date-time YYYY-MM-DDThh:mm:ssZ");
+            return -1;
+        }
+        if (gw_jsonv_str(v, o, pe, "why", GW_JSONV_OPTIONAL, &why) == GW_JSONV_BAD)
+            return -1;
+        if (push(s, client_id, since, why) < 0 || reindex(s) < 0) {
+            gw_jsonv_err(v, "$", "out of memory");
+            return -1;
+        }
     }
-    return NULL;
+    return 0;
 }
 
 static int read_all(const char *path, gw_buf *b)
@@ -308,10 +290,9 @@ static void free_entries(gw_suspensions *s)
 gw_suspensions *gw_suspensions_open(const char *path, char **err)
 {
     gw_buf b = {0};
-    char *why = NULL;
+    gw_errlist errs = {0};
+    gw_jsonv v = gw_jsonv_init(path, &errs);
     json_t *root = NULL;
-    json_error_t je;
-    char cb[256];
 
     *err = NULL;
     if (path == NULL || path[0] == '\0') {
@@ -327,28 +308,26 @@ gw_suspensions *gw_suspensions_open(const char *path, char **err)
     pthread_rwlock_init(&s->lock, NULL);
     pthread_mutex_init(&s->persist, NULL);
     if (reindex(s) < 0) {
-        why = msg("$: out of memory");
+        gw_jsonv_err(&v, "$", "out of memory");
         goto out;
     }
     int e = read_all(path, &b);
     if (e == ENOENT)
         goto out; /* no file yet: nobody is suspended */
     if (e != 0) {
-        why = msg("$: cannot read: %s", strerror(e));
+        gw_jsonv_err(&v, "$", "cannot read: %s", strerror(e));
         goto out;
     }
-    root = json_loadb(b.data != NULL ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &je);
-    if (root == NULL)
-        why = msg("$: invalid JSON at line %d, column %d: %s", je.line, je.column,
-                  clean(cb, sizeof(cb), je.text, 160));
-    else
-        why = load_json(s, root);
+    root = gw_jsonv_parse(&v, b.data != NULL ? b.data : "", b.len);
+    if (root != NULL)
+        load_json(s, root, &v);
 out:
     json_decref(root);
     gw_buf_free(&b);
-    if (why != NULL) {
-        *err = msg("%s: %s", path, why);
-        free(why);
+    if (v.nerrs > 0) {
+        /* the first problem only: the admin API answers with one message */
+        *err = errs.n > 0 ? strdup(errs.msgs[0]) : msg("%s: $: out of memory", path);
+        gw_errlist_clear(&errs);
         gw_suspensions_free(s);
         return NULL;
     }

@@ -6,24 +6,33 @@
 
 #include <jansson.h>
 
-static void e(gw_errlist *errs, const gw_conf *c, const char *path, const char *msg)
+#include "lib/jsonv.h"
+
+/* "<parent>.<key>: unknown key", the key cleaned for the message. */
+static void unknown_key(gw_jsonv *v, const char *parent, const char *key)
 {
-    gw_errlist_add(errs, "%s: %s: %s", c->path, path, msg);
+    char kb[80], p[GW_JSONV_PATH];
+    gw_jsonv_path_key(p, parent, gw_jsonv_clean(kb, sizeof(kb), key, 64));
+    gw_jsonv_err(v, p, "unknown key");
 }
 
-static void parse_redis(gw_errlist *errs, const gw_conf *c, json_t *r, gw_quota *q)
+/* The members are read in the object's order, so that the messages come in
+ * the order of the file. */
+static void parse_redis(gw_jsonv *v, json_t *r, gw_quota *q)
 {
+    static const char *const P = "quota.redis";
     gw_redis_conf *rc = &q->redis;
     if (!json_is_object(r)) {
-        e(errs, c, "quota.redis", "must be an object");
+        gw_jsonv_err(v, P, "must be an object");
         return;
     }
     const char *k;
-    json_t *v;
-    json_object_foreach(r, k, v)
+    json_t *m;
+    json_object_foreach(r, k, m)
     {
-        char p[96];
-        snprintf(p, sizeof(p), "quota.redis.%.64s", k);
+        char p[GW_JSONV_PATH];
+        long long n;
+        int b;
         unsigned *dst = strcmp(k, "timeout_ms") == 0           ? &rc->timeout_ms
                         : strcmp(k, "connect_timeout_ms") == 0 ? &rc->connect_timeout_ms
                         : strcmp(k, "max_inflight") == 0       ? &rc->max_inflight
@@ -32,51 +41,49 @@ static void parse_redis(gw_errlist *errs, const gw_conf *c, json_t *r, gw_quota 
                         : strcmp(k, "probe_ms") == 0           ? &rc->probe_ms
                                                                : NULL;
         if (dst != NULL) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 600000)
-                e(errs, c, p, "must be an integer between 1 and 600000");
-            else
-                *dst = (unsigned)json_integer_value(v);
+            if (gw_jsonv_int_in(v, r, P, k, GW_JSONV_OPTIONAL, 1, 600000, &n) == GW_JSONV_SET)
+                *dst = (unsigned)n;
         } else if (strcmp(k, "cluster") == 0) {
-            if (!json_is_boolean(v))
-                e(errs, c, p, "must be a boolean");
-            else
-                rc->cluster = json_is_true(v);
+            if (gw_jsonv_bool(v, r, P, k, GW_JSONV_OPTIONAL, &b) == GW_JSONV_SET)
+                rc->cluster = b;
         } else if (strcmp(k, "nodes") == 0) {
-            if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 64) {
-                e(errs, c, p, "must be an array of 1 to 64 \"host:port\" strings");
+            gw_jsonv_path_key(p, P, k);
+            if (!json_is_array(m) || json_array_size(m) == 0 || json_array_size(m) > 64) {
+                gw_jsonv_err(v, p, "must be an array of 1 to 64 \"host:port\" strings");
                 continue;
             }
-            rc->nodes = calloc(json_array_size(v), sizeof(char *));
+            rc->nodes = calloc(json_array_size(m), sizeof(char *));
             size_t i;
-            json_t *n;
-            json_array_foreach(v, i, n)
+            json_t *node;
+            json_array_foreach(m, i, node)
             {
-                char pi[160];
-                snprintf(pi, sizeof(pi), "%s[%zu]", p, i);
-                const char *sv = json_string_value(n);
+                char pi[GW_JSONV_PATH];
+                gw_jsonv_path_idx(pi, p, i);
+                const char *sv = json_string_value(node);
                 char host[64];
                 unsigned port = 0;
                 if (sv == NULL || gw_redis_parse_addr(sv, host, sizeof(host), &port) < 0)
-                    e(errs, c, pi, "must be \"host:port\" with a numeric address");
+                    gw_jsonv_err(v, pi, "must be \"host:port\" with a numeric address");
                 else if (rc->nodes != NULL)
                     rc->nodes[rc->nnodes++] = strdup(sv);
             }
         } else {
-            e(errs, c, p, "unknown key");
+            unknown_key(v, P, k);
         }
     }
     if (rc->nnodes == 0 && json_object_get(r, "nodes") == NULL)
-        e(errs, c, "quota.redis.nodes", "required");
+        gw_jsonv_err(v, "quota.redis.nodes", "required");
     if (rc->nnodes > 1 && !rc->cluster)
-        e(errs, c, "quota.redis.nodes", "one node unless \"cluster\" is true");
+        gw_jsonv_err(v, "quota.redis.nodes", "one node unless \"cluster\" is true");
 }
 
 gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
 {
-    size_t before = errs->n + errs->dropped;
+    static const char *const P = "quota";
+    gw_jsonv v = gw_jsonv_init(c->path, errs);
     gw_quota *q = calloc(1, sizeof(*q));
     if (q == NULL) {
-        e(errs, c, "quota", "out of memory");
+        gw_jsonv_err(&v, P, "out of memory");
         return NULL;
     }
     q->kind = GW_QSTORE_MEMORY;
@@ -93,33 +100,28 @@ gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
     json_t *redis = NULL;
     if (j != NULL) {
         const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
+        json_t *m;
+        json_object_foreach(j, k, m)
         {
-            char p[96];
-            snprintf(p, sizeof(p), "quota.%.64s", k);
+            char p[GW_JSONV_PATH];
+            long long n;
+            gw_jsonv_path_key(p, P, k);
             if (strcmp(k, "store") == 0) {
-                const char *sv = json_string_value(v);
+                const char *sv = json_string_value(m);
                 if (sv != NULL && strcmp(sv, "memory") == 0)
                     q->kind = GW_QSTORE_MEMORY;
                 else if (sv != NULL && strcmp(sv, "redis") == 0)
                     q->kind = GW_QSTORE_REDIS;
                 else
-                    e(errs, c, p, "must be \"memory\" or \"redis\"");
+                    gw_jsonv_err(&v, p, "must be \"memory\" or \"redis\"");
             } else if (strcmp(k, "window_s") == 0) {
-                if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-                    json_integer_value(v) > 86400)
-                    e(errs, c, p, "must be an integer between 1 and 86400");
-                else
-                    q->window_ms = (uint64_t)json_integer_value(v) * 1000u;
+                if (gw_jsonv_int_in(&v, j, P, k, GW_JSONV_OPTIONAL, 1, 86400, &n) == GW_JSONV_SET)
+                    q->window_ms = (uint64_t)n * 1000u;
             } else if (strcmp(k, "instances") == 0) {
-                if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-                    json_integer_value(v) > 1000)
-                    e(errs, c, p, "must be an integer between 1 and 1000");
-                else
-                    q->instances = (unsigned)json_integer_value(v);
+                if (gw_jsonv_int_in(&v, j, P, k, GW_JSONV_OPTIONAL, 1, 1000, &n) == GW_JSONV_SET)
+                    q->instances = (unsigned)n;
             } else if (strcmp(k, "on_store_failure") == 0) {
-                const char *sv = json_string_value(v);
+                const char *sv = json_string_value(m);
                 if (sv != NULL && strcmp(sv, "local") == 0)
                     q->on_failure = GW_QFAIL_LOCAL;
                 else if (sv != NULL && strcmp(sv, "deny") == 0)
@@ -127,25 +129,25 @@ gw_quota *gw_quota_load(const gw_conf *c, gw_errlist *errs)
                 else if (sv != NULL && strcmp(sv, "allow") == 0)
                     q->on_failure = GW_QFAIL_ALLOW;
                 else
-                    e(errs, c, p, "must be \"local\", \"deny\" or \"allow\"");
+                    gw_jsonv_err(&v, p, "must be \"local\", \"deny\" or \"allow\"");
             } else if (strcmp(k, "redis") == 0) {
-                redis = v;
+                redis = m;
             } else {
-                e(errs, c, p, "unknown key");
+                unknown_key(&v, P, k);
             }
         }
     }
     if (redis != NULL)
-        parse_redis(errs, c, redis, q);
+        parse_redis(&v, redis, q);
     else if (q->kind == GW_QSTORE_REDIS)
-        e(errs, c, "quota.redis", "required when quota.store is \"redis\"");
+        gw_jsonv_err(&v, "quota.redis", "required when quota.store is \"redis\"");
     q->mem = gw_memlog_new();
     q->own = gw_ownlog_new(q->window_ms);
     q->redis.own = q->own;
     q->redis.sync_after_timeouts = q->on_failure == GW_QFAIL_LOCAL;
     if (q->mem == NULL || q->own == NULL)
-        e(errs, c, "quota", "out of memory");
-    if (errs->n + errs->dropped > before) {
+        gw_jsonv_err(&v, P, "out of memory");
+    if (v.nerrs > 0) {
         gw_quota_free(q);
         return NULL;
     }
