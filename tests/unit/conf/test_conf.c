@@ -3,7 +3,6 @@
  * fixture lives in a mkdtemp directory made for the test. */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,8 @@
 #include "conf/conf.h"
 #include "lib/util.h"
 
+#include "../common.h"
+
 static char tmp_root[PATH_MAX]; /* %T: canonical temp dir */
 static char conf_dir[PATH_MAX]; /* %D: %T/deploy/sandbox, where the configs go */
 
@@ -23,26 +24,21 @@ static char conf_dir[PATH_MAX]; /* %D: %T/deploy/sandbox, where the configs go *
 
 static void write_file(const char *rel, const char *text)
 {
-    char p[PATH_MAX * 2];
-    snprintf(p, sizeof(p), "%s/%s", conf_dir, rel);
-    FILE *f = fopen(p, "w");
-    ck_assert_msg(f != NULL, "fopen %s: %s", p, strerror(errno));
-    ck_assert_int_eq(fputs(text, f) >= 0, 1);
-    ck_assert_int_eq(fclose(f), 0);
+    char *p = gw_test_path(conf_dir, rel);
+    gw_test_write(p, text);
+    free(p);
 }
 
 static void mkdir_in(const char *base, const char *rel)
 {
-    char p[PATH_MAX * 2];
-    snprintf(p, sizeof(p), "%s/%s", base, rel);
-    ck_assert_msg(mkdir(p, 0755) == 0, "mkdir %s: %s", p, strerror(errno));
+    char *p = gw_test_path(base, rel);
+    gw_test_mkdir(p);
+    free(p);
 }
 
 static void setup(void)
 {
-    char tmpl[] = "/tmp/gw-test-conf.XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(tmpl));
-    ck_assert_ptr_nonnull(realpath(tmpl, tmp_root));
+    gw_test_mkdtemp(tmp_root, "conf");
     mkdir_in(tmp_root, "policies");
     mkdir_in(tmp_root, "deploy");
     mkdir_in(tmp_root, "deploy/sandbox");
@@ -62,19 +58,9 @@ static void setup(void)
     write_file("empty.token", " \n");
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 static void teardown(void)
 {
-    if (tmp_root[0] != '\0')
-        nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    tmp_root[0] = '\0';
+    gw_test_rmtree(tmp_root);
 }
 
 /* <s> with %T, %D and %F (the config file <file>) replaced. Caller frees. */
@@ -1074,9 +1060,8 @@ END_TEST
  * since the real ones are generated later by a script). */
 START_TEST(t_sandbox_example)
 {
-    const char *src = getenv("SRCDIR");
     char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/deploy/sandbox/gateway.json", src != NULL ? src : ".");
+    snprintf(p, sizeof(p), "%s/deploy/sandbox/gateway.json", gw_test_srcdir());
     json_error_t je;
     json_t *root = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
     ck_assert_msg(root != NULL, "%s: %s", p, je.text);
@@ -1167,9 +1152,5 @@ int main(void)
     tcase_add_test(tc, t_env_name);
     tcase_add_test(tc, t_sandbox_example);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gw_test_run(s);
 }

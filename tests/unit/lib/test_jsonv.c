@@ -7,6 +7,8 @@
 
 #include "lib/jsonv.h"
 
+#include "../common.h"
+
 static gw_errlist errs;
 static gw_jsonv v;
 
@@ -296,9 +298,5 @@ int main(void)
     tcase_add_test(tc, t_obj_array);
     tcase_add_test(tc, t_alloc);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gw_test_run(s);
 }

@@ -13,6 +13,8 @@
 
 #include "policy/policy.h"
 
+#include "../common.h"
+
 /* A habilitation as GET /api/v1/habilitations/{id} returns it (schema
  * HabilitationDetailed), with keys the importer does not use. */
 static const char full[] =
@@ -497,12 +499,7 @@ START_TEST(t_bad)
     char *text = bad[_i].from != NULL ? edit(bad[_i].from, bad[_i].to) : strdup(bad[_i].to);
     char *out = gw_datapass_import("h.json", text, &errs);
     ck_assert_ptr_null(out);
-    char *got = NULL;
-    size_t glen = 0;
-    FILE *m = open_memstream(&got, &glen);
-    for (size_t k = 0; k < errs.n; k++)
-        fprintf(m, "%s%s", k ? "\n" : "", errs.msgs[k]);
-    fclose(m);
+    char *got = gw_test_errs_join(&errs);
     ck_assert_msg(strcmp(got, bad[_i].want) == 0, "case %d:\n got: %s\nwant: %s", _i, got,
                   bad[_i].want);
     free(got);
@@ -538,9 +535,5 @@ int main(void)
     tcase_add_loop_test(tc, t_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, t_null_text);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return gw_test_run(s);
 }

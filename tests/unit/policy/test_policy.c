@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,108 +21,46 @@
 
 #include "policy/policy.h"
 
+#include "../common.h"
+
 static char tmp_root[PATH_MAX];
 
-/* ---- fixtures ---- */
+/* ---- fixtures (tests/unit/common.h, rooted at the test's directory) ---- */
 
 static void setup(void)
 {
-    char tmpl[] = "/tmp/gw-test-policy.XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(tmpl));
-    ck_assert_ptr_nonnull(realpath(tmpl, tmp_root));
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
+    gw_test_mkdtemp(tmp_root, "policy");
 }
 
 static void teardown(void)
 {
-    if (tmp_root[0] != '\0')
-        nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    tmp_root[0] = '\0';
+    gw_test_rmtree(tmp_root);
 }
 
 static char *tpath(const char *rel)
 {
-    char *p = NULL;
-    ck_assert_int_ge(asprintf(&p, "%s/%s", tmp_root, rel), 0);
-    return p;
+    return gw_test_path(tmp_root, rel);
 }
 
 static void mkdir_t(const char *rel)
 {
     char *p = tpath(rel);
-    ck_assert_msg(mkdir(p, 0755) == 0, "mkdir %s: %s", p, strerror(errno));
+    gw_test_mkdir(p);
     free(p);
 }
 
 static void write_t(const char *rel, const char *text)
 {
     char *p = tpath(rel);
-    FILE *f = fopen(p, "w");
-    ck_assert_msg(f != NULL, "fopen %s: %s", p, strerror(errno));
-    ck_assert_int_ge(fputs(text, f), 0);
-    ck_assert_int_eq(fclose(f), 0);
+    gw_test_write(p, text);
     free(p);
 }
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "fopen %s: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            buf = realloc(buf, cap);
-            ck_assert_ptr_nonnull(buf);
-        }
-        size_t r = fread(buf + n, 1, 4096, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
-/* Run a shell command; its whole stdout, trailing white space cut. */
-static char *run(const char *cmd)
-{
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, p);
-    int st = pclose(p);
-    ck_assert_msg(st == 0, "command failed (%d): %s", st, cmd);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    return strdup(buf);
-}
-
-/* A self-signed P-256 certificate at <rel> (PEM); returns the SHA-256 of its
- * DER as computed by `openssl x509 -outform DER | sha256sum`. */
+/* A self-signed certificate at <rel>; the SHA-256 of its DER (hex). */
 static char *make_cert(const char *rel, const char *cn)
 {
-    char *crt = tpath(rel), *cmd = NULL;
-    ck_assert_int_ge(asprintf(&cmd,
-                              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-                              "-nodes -keyout '%s.key' -out '%s' -subj '/CN=%s' -days 2 "
-                              ">/dev/null 2>&1 && openssl x509 -in '%s' -outform DER | sha256sum "
-                              "| cut -d' ' -f1",
-                              crt, crt, cn, crt),
-                     0);
-    char *fp = run(cmd);
-    ck_assert_uint_eq(strlen(fp), 64);
-    free(cmd);
+    char *crt = tpath(rel);
+    char *fp = gw_test_make_cert(crt, cn);
     free(crt);
     return fp;
 }
@@ -360,15 +297,10 @@ static const struct {
 START_TEST(t_defaults)
 {
     gw_errlist errs = {0};
-    char *a = edit(base, ",\n  \"quota\": {\"per_minute\": 75}", "");
-    char *b =
-        edit(a, ",\n    \"legal_basis\": \"Art. L.114-8 CRPA\", \"retention_months\": 36", "");
-    char def[64], st[64];
-    snprintf(def, sizeof(def), "\"definition\": \"%s\"", defaults[_i].definition);
-    snprintf(st, sizeof(st), "\"state\": \"%s\"", defaults[_i].state);
-    char *c = edit(b, "\"definition\": \"api_opale_sandbox\"", def);
-    char *d = edit(c, "\"state\": \"active\"", st);
-    gw_policy *p = gw_policy_parse("x.json", d, &rules, &errs);
+    /* only the required keys (tests/unit/common.h) */
+    gw_test_policy tp = {.definition = defaults[_i].definition, .state = defaults[_i].state};
+    char *text = gw_test_policy_json(&tp);
+    gw_policy *p = gw_policy_parse("x.json", text, &rules, &errs);
     ck_assert_msg(p != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
     ck_assert_str_eq(p->definition, defaults[_i].definition);
     ck_assert_int_eq(p->env, defaults[_i].env);
@@ -376,11 +308,11 @@ START_TEST(t_defaults)
     ck_assert_uint_eq(p->quota_per_minute, defaults[_i].quota);
     ck_assert_ptr_null(p->legal_basis);
     ck_assert_int_eq(p->retention_months, -1);
+    ck_assert_ptr_null(p->org_name);
+    ck_assert_ptr_null(p->contact_technical);
+    ck_assert_int_eq(p->has_secret, 0);
     gw_policy_free(p);
-    free(a);
-    free(b);
-    free(c);
-    free(d);
+    free(text);
 }
 END_TEST
 
@@ -568,12 +500,7 @@ START_TEST(t_bad)
         bad[_i].from != NULL ? edit(base, bad[_i].from, bad[_i].to) : edit(bad[_i].to, "", "");
     gw_policy *p = gw_policy_parse("policies/x.json", text, &rules, &errs);
     ck_assert_ptr_null(p);
-    char *got = NULL;
-    size_t glen = 0;
-    FILE *m = open_memstream(&got, &glen);
-    for (size_t k = 0; k < errs.n; k++)
-        fprintf(m, "%s%s", k ? "\n" : "", errs.msgs[k]);
-    fclose(m);
+    char *got = gw_test_errs_join(&errs);
     ck_assert_msg(strcmp(got, bad[_i].want) == 0, "case %d:\n got: %s\nwant: %s", _i, got,
                   bad[_i].want);
     free(got);
@@ -805,24 +732,13 @@ static void put_variant(const char *rel, const char *id, const char *cid, const 
     free(t);
 }
 
-static char *join_errs(const gw_errlist *e)
-{
-    char *got = NULL;
-    size_t glen = 0;
-    FILE *m = open_memstream(&got, &glen);
-    for (size_t k = 0; k < e->n; k++)
-        fprintf(m, "%s%s", k ? "\n" : "", e->msgs[k]);
-    fclose(m);
-    return got;
-}
-
 static void assert_errs(const gw_errlist *e, const char *want_fmt)
 {
     char *want = NULL;
     ck_assert_int_ge(asprintf(&want, want_fmt, tmp_root, tmp_root, tmp_root, tmp_root, tmp_root,
                               tmp_root, tmp_root, tmp_root),
                      0);
-    char *got = join_errs(e);
+    char *got = gw_test_errs_join(e);
     ck_assert_msg(strcmp(got, want) == 0, "\n got: %s\nwant: %s", got, want);
     free(got);
     free(want);
@@ -1337,19 +1253,13 @@ END_TEST
 
 /* ---- the example policies of policies/ ---- */
 
-static const char *srcdir(void)
-{
-    const char *s = getenv("SRCDIR");
-    return s != NULL && s[0] != '\0' ? s : ".";
-}
-
 START_TEST(t_examples)
 {
     gw_errlist errs = {0};
     char *p = NULL;
 
     /* The route table's scopes, from the sandbox config. */
-    ck_assert_int_ge(asprintf(&p, "%s/deploy/sandbox/gateway.json", srcdir()), 0);
+    ck_assert_int_ge(asprintf(&p, "%s/deploy/sandbox/gateway.json", gw_test_srcdir()), 0);
     json_error_t je;
     json_t *conf = json_load_file(p, 0, &je);
     ck_assert_msg(conf != NULL, "%s: %s", p, je.text);
@@ -1379,8 +1289,8 @@ START_TEST(t_examples)
         char rel[128];
         snprintf(rel, sizeof(rel), "deploy/sandbox/pki/%s.crt", certs[i]);
         fps[i] = make_cert(rel, certs[i]);
-        ck_assert_int_ge(asprintf(&p, "%s/policies/%s.json", srcdir(), names[i]), 0);
-        char *text = read_all(p);
+        ck_assert_int_ge(asprintf(&p, "%s/policies/%s.json", gw_test_srcdir(), names[i]), 0);
+        char *text = gw_test_read(p);
         free(p);
         snprintf(rel, sizeof(rel), "policies/%s.json", names[i]);
         write_t(rel, text);
@@ -1591,9 +1501,5 @@ int main(void)
     tcase_add_test(tc, t_big_set);
     tcase_add_test(tc, t_refcount);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return gw_test_run(s);
 }

@@ -6,7 +6,6 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,44 +20,29 @@
 
 #include "policy/suspend.h"
 
+#include "../common.h"
+
 static char tmp_root[PATH_MAX];
 
 static void setup(void)
 {
-    char tmpl[] = "/tmp/gw-test-suspend.XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(tmpl));
-    ck_assert_ptr_nonnull(realpath(tmpl, tmp_root));
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
+    gw_test_mkdtemp(tmp_root, "suspend");
 }
 
 static void teardown(void)
 {
-    if (tmp_root[0] != '\0')
-        nftw(tmp_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    tmp_root[0] = '\0';
+    gw_test_rmtree(tmp_root);
 }
 
 static char *tpath(const char *rel)
 {
-    char *p = NULL;
-    ck_assert_int_ge(asprintf(&p, "%s/%s", tmp_root, rel), 0);
-    return p;
+    return gw_test_path(tmp_root, rel);
 }
 
 static void write_t(const char *rel, const char *text)
 {
     char *p = tpath(rel);
-    FILE *f = fopen(p, "w");
-    ck_assert_msg(f != NULL, "fopen %s: %s", p, strerror(errno));
-    ck_assert_int_ge(fputs(text, f), 0);
-    ck_assert_int_eq(fclose(f), 0);
+    gw_test_write(p, text);
     free(p);
 }
 
@@ -471,9 +455,5 @@ int main(void)
     tcase_add_test(tc, t_persist_failure);
     tcase_add_test(tc, t_concurrent);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return gw_test_run(s);
 }
