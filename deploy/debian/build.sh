@@ -26,7 +26,7 @@ rm -rf "$out/src"
 mkdir -p "$src"
 # the tree without build directories or VCS data
 (cd "$top" && tar -cf - --exclude='./build*' --exclude=./.git --exclude='./deploy/sandbox/pki' \
-    CMakeLists.txt Makefile README.md gateway deploy docs tests bench policies) |
+    CMakeLists.txt Makefile README.md cmake gateway deploy docs tests bench policies) |
     tar -xf - -C "$src"
 cp -r "$here" "$src/debian"
 rm -f "$src/debian/build.sh"
