@@ -16,6 +16,7 @@
 #include "conf/conf.h"
 #include "core/sdnotify.h"
 #include "core/server.h"
+#include "datapass/datapass.h"
 #include "lib/util.h"
 #include "journal/events.h"
 #include "journal/journal.h"
@@ -88,6 +89,20 @@ static void on_notify_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The files a policy load rejected, one line each, after their errors. */
+/* The pending policies (created by a DataPass approval, waiting for an
+ * operator: docs/datapass.md) are listed, not errors. */
+static void log_pending(const char *who, const char *dir)
+{
+    size_t n = 0;
+    char **v = gw_dp_pending_list(dir, &n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr,
+                "%s: pending policy %s/%s: approved by DataPass, refused until an operator adds "
+                "its certificates and ID_Teleservice and renames it to .json\n",
+                who, dir, v[i]);
+    gw_dp_pending_free(v, n);
+}
+
 static void log_rejected(const char *who, const gw_policy_set *p)
 {
     for (size_t i = 0; i < gw_policy_set_nrejected(p); i++) {
@@ -297,7 +312,7 @@ out:
  * and the policies make of it, even when the file has errors, so that -t
  * shows all of them at once. Prints every error. 0 with <*out> and <*st>
  * filled (policy files may have been rejected: see the set), or -1. */
-static int check_config(const char *path, gw_conf **out, gw_access_state *st)
+static int check_config(const char *path, gw_conf **out, gw_access_state *st, gw_dp_conf *dpc)
 {
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
@@ -305,6 +320,8 @@ static int check_config(const char *path, gw_conf **out, gw_access_state *st)
     size_t nerrs = 0;
     gw_conf *c = gw_conf_load_check(path, &errs, &nerrs);
     int access_rc = c != NULL ? gw_access_load(c, st, &errs) : -1;
+    if (c != NULL && gw_dp_conf_load(c, dpc, &errs) < 0)
+        access_rc = -1;
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     if (errs.dropped)
@@ -313,6 +330,7 @@ static int check_config(const char *path, gw_conf **out, gw_access_state *st)
         fprintf(stderr, "%s: $: invalid configuration\n", path);
     gw_errlist_clear(&errs);
     if (c == NULL || nerrs > 0 || access_rc < 0) {
+        gw_dp_conf_clear(dpc);
         gw_access_state_clear(st);
         gw_conf_free(c);
         return -1;
@@ -447,7 +465,9 @@ int main(int argc, char **argv)
 
     gw_conf *conf = NULL;
     gw_access_state st;
-    if (check_config(conf_path, &conf, &st) < 0)
+    gw_dp_conf dpc;
+    memset(&dpc, 0, sizeof(dpc));
+    if (check_config(conf_path, &conf, &st, &dpc) < 0)
         return 1;
     char *err = NULL;
     /* the descriptor check (and the soft limit raised) before anything opens */
@@ -475,6 +495,8 @@ int main(int argc, char **argv)
                     conf_path, gw_policy_set_count(st.policies), conf->policies_dir);
         if (rc == 0 && export_jwks)
             printf("%s\n", st.oauth->jwks_json);
+        log_pending(conf_path, conf->policies_dir);
+        gw_dp_conf_clear(&dpc);
         free(err);
         gw_server_free(s);
         gw_access_state_clear(&st);
@@ -482,6 +504,7 @@ int main(int argc, char **argv)
         return rc;
     }
     if (nofile_rc < 0) {
+        gw_dp_conf_clear(&dpc);
         gw_access_state_clear(&st);
         gw_conf_free(conf);
         return 1;
@@ -491,6 +514,7 @@ int main(int argc, char **argv)
     app a;
     memset(&a, 0, sizeof(a));
     gw_admin *admin = NULL;
+    gw_dp_receiver *dprecv = NULL;
     gw_policy_watch *watch = NULL;
     struct event *ev_term = NULL, *ev_int = NULL, *ev_usr1 = NULL, *ev_hup = NULL;
     struct event *ev_notify = NULL;
@@ -579,6 +603,21 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "opale-gateway: admin on %s:%u\n", conf->admin.address, conf->admin.port);
     }
+    if (dpc.webhook) {
+        char *addr = strdup(dpc.address);
+        unsigned port = dpc.port;
+        dprecv = gw_dp_receiver_start(a.base, conf, &dpc, a.srv, &err);
+        if (dprecv == NULL) {
+            fprintf(stderr, "%s: %s\n", conf_path, err);
+            free(addr);
+            gw_server_drain(a.srv);
+            gw_server_join(a.srv);
+            goto out;
+        }
+        fprintf(stderr, "opale-gateway: datapass webhook on %s:%u\n", addr ? addr : "?", port);
+        free(addr);
+    }
+    log_pending("opale-gateway", conf->policies_dir);
     if (conf->policies_watch) {
         watch = gw_policy_watch_start(a.base, conf->policies_dir, GW_POLICY_WATCH_DEBOUNCE_MS,
                                       on_policies_changed, &a, &err);
@@ -621,12 +660,16 @@ int main(int argc, char **argv)
     watch = NULL;
     gw_admin_stop(admin);
     admin = NULL;
+    gw_dp_receiver_stop(dprecv);
+    dprecv = NULL;
     gw_server_join(a.srv);
     fprintf(stderr, "opale-gateway: drained, flushing journal\n");
     rc = 0;
 out:
     gw_policy_watch_stop(watch);
     gw_admin_stop(admin);
+    gw_dp_receiver_stop(dprecv);
+    gw_dp_conf_clear(&dpc);
     gw_server_free(a.srv);
     if (a.journal != NULL) {
         /* bounded: a stalled journal device must not hold the stop forever

@@ -1259,9 +1259,10 @@ static void parse_admin(ctx *x, json_t *root, gw_conf *c)
 
 static void parse_root(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {
-        "workers", "policies_dir", "listeners", "upstreams", "routes", "limits",         "timeouts",
-        "journal", "admin",        "access",    "oauth",     "quota",  "policies_watch", NULL};
+    static const char *const keys[] = {"workers",        "policies_dir", "listeners", "upstreams",
+                                       "routes",         "limits",       "timeouts",  "journal",
+                                       "admin",          "access",       "oauth",     "quota",
+                                       "policies_watch", "datapass",     NULL};
     long long w = 0;
     const char *s;
 
@@ -1304,6 +1305,12 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
         c->access = json_deep_copy(acc);
         if (c->access == NULL)
             gw_jsonv_err(&x->v, "access", "out of memory");
+    }
+    json_t *dpa = gw_jsonv_obj(&x->v, root, "$", "datapass", 0);
+    if (dpa != NULL) {
+        c->datapass = json_deep_copy(dpa);
+        if (c->datapass == NULL)
+            gw_jsonv_err(&x->v, "datapass", "out of memory");
     }
     json_t *qa = gw_jsonv_obj(&x->v, root, "$", "quota", 0);
     if (qa != NULL) {
@@ -1474,6 +1481,7 @@ void gw_conf_free(gw_conf *c)
     json_decref(c->access);
     json_decref(c->oauth);
     json_decref(c->quota);
+    json_decref(c->datapass);
     free(c->path);
     free(c->dir);
     free(c);

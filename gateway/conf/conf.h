@@ -145,6 +145,9 @@ typedef struct gw_conf {
     struct json_t *oauth;
     /* "quota": the quota store settings (gateway/quota/quota.c); NULL: defaults */
     struct json_t *quota;
+    /* "datapass": webhook receiver and sync (gateway/datapass/dpconf.c);
+     * NULL when absent. */
+    struct json_t *datapass;
     /* Errors found by the load; non-zero only in a conf from
      * gw_conf_load_check(), which keeps what could be read so that the
      * sections checked elsewhere (access, oauth, quota, policies) are checked

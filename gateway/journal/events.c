@@ -77,6 +77,8 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_POLICY_REJECTED] = "policy.rejected",
     [GW_EV_ADMIN_AUTH_FAILED] = "admin.auth_failed",
     [GW_EV_ADMIN_AUTH_BLOCKED] = "admin.auth_blocked",
+    [GW_EV_DATAPASS_WEBHOOK] = "datapass.webhook",
+    [GW_EV_DATAPASS_SYNC] = "datapass.sync",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -828,6 +830,36 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
             put_int(o, "failures", a->failures, &fail);
             if (type == GW_EV_ADMIN_AUTH_BLOCKED)
                 put_int(o, "blocked_s", a->blocked_s, &fail);
+        }
+    }
+    emit(ev, type, sev, o, fail);
+}
+
+void gw_events_datapass(gw_events *ev, gw_event_type type, const gw_event_datapass *d)
+{
+    if (ev == NULL || d == NULL || (type != GW_EV_DATAPASS_WEBHOOK && type != GW_EV_DATAPASS_SYNC))
+        return;
+    gw_event_severity sev = d->high ? GW_SEV_HIGH : GW_SEV_MEDIUM;
+    int fail = 0;
+    char cut[512];
+    json_t *o = new_event(type, sev, &fail);
+    if (o != NULL) {
+        put_str(o, "outcome", d->outcome, &fail);
+        put_str(o, "datapass_event", d->event, &fail);
+        put_str(o, "event_id", d->event_id, &fail);
+        put_str(o, "habilitation", d->habilitation, &fail);
+        put_str(o, "environment", d->environment, &fail);
+        put_str(o, "client_ip", d->client_ip, &fail);
+        put_str(o, "consumer", d->consumer, &fail);
+        put_str(o, "contact", d->contact, &fail);
+        put_str(o, "file", d->file, &fail);
+        if (d->detail != NULL) {
+            snprintf(cut, sizeof(cut), "%s", d->detail);
+            put_str(o, "detail", cut, &fail);
+        }
+        if (type == GW_EV_DATAPASS_SYNC) {
+            put_int(o, "changed", d->changed, &fail);
+            put_int(o, "differences", d->differences, &fail);
         }
     }
     emit(ev, type, sev, o, fail);

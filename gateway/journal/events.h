@@ -47,6 +47,8 @@ typedef enum gw_event_type {
     GW_EV_POLICY_REJECTED,      /* "policy.rejected" */
     GW_EV_ADMIN_AUTH_FAILED,    /* "admin.auth_failed" */
     GW_EV_ADMIN_AUTH_BLOCKED,   /* "admin.auth_blocked" */
+    GW_EV_DATAPASS_WEBHOOK,     /* "datapass.webhook" */
+    GW_EV_DATAPASS_SYNC,        /* "datapass.sync" */
     GW_EV__COUNT
 } gw_event_type;
 
@@ -177,6 +179,26 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
  * once, severity high. */
 void gw_events_policy_rejected(gw_events *ev, const char *by, const char *file, const char *error,
                                int kept);
+
+/* A DataPass webhook accepted or refused, or a sync's outcome
+ * (docs/datapass.md). Members that do not apply: NULL, or -1. */
+typedef struct gw_event_datapass {
+    const char *outcome;      /* gw_dp_outcome's name, or the sync's "ok" | "failed" */
+    const char *event;        /* the DataPass event name ("approve", ...) */
+    const char *event_id;     /* its id */
+    const char *habilitation; /* "H456" */
+    const char *environment;  /* X-App-Environment */
+    const char *client_ip;    /* the webhook's source address */
+    const char *consumer;     /* the client_id of the policy concerned */
+    const char *contact;      /* its technical contact (contacts.technical) */
+    const char *file;         /* the policy file written */
+    const char *detail;       /* why refused, or what changed */
+    long changed;             /* sync: policy files written */
+    long differences;         /* sync: differences found */
+    int high;                 /* 1: severity high (refused signature, revocation) */
+} gw_event_datapass;
+
+void gw_events_datapass(gw_events *ev, gw_event_type type, const gw_event_datapass *d);
 
 typedef struct gw_events_stats {
     uint64_t by_type[GW_EV__COUNT]; /* events raised, by type */

@@ -201,10 +201,10 @@ static size_t events_of(const char *path, json_t **out, size_t max)
 START_TEST(names_stable)
 {
     static const char *const want[GW_EV__COUNT] = {
-        "auth.failures",      "cert.unknown",  "siren.enumeration", "quota.storm",
-        "maintenance.access", "cert.expiring", "admin.reload",      "admin.reload_refused",
-        "admin.suspend",      "admin.resume",  "policy.rejected",   "admin.auth_failed",
-        "admin.auth_blocked",
+        "auth.failures",      "cert.unknown",     "siren.enumeration", "quota.storm",
+        "maintenance.access", "cert.expiring",    "admin.reload",      "admin.reload_refused",
+        "admin.suspend",      "admin.resume",     "policy.rejected",   "admin.auth_failed",
+        "admin.auth_blocked", "datapass.webhook", "datapass.sync",
     };
     for (int i = 0; i < GW_EV__COUNT; i++)
         ck_assert_str_eq(gw_event_type_name((gw_event_type)i), want[i]);
