@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "datapass/datapass.h"
 #include "lib/util.h"
 
 /* Failed authentications by source address (docs/configuration.md,
@@ -693,6 +694,16 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
     int ready = gw_server_ready(a->srv) && ps != NULL && gw_server_journal_ok(a->srv);
     json_t *pol = json_pack("{s:I,s:o}", "loaded", (json_int_t)gw_policy_set_count(ps), "rejected",
                             rejected_json(ps));
+    /* approved by DataPass, waiting for an operator (docs/datapass.md) */
+    json_t *pend = json_array();
+    size_t npend = 0;
+    char **pv = gw_dp_pending_list(gw_server_conf(a->srv)->policies_dir, &npend);
+    for (size_t i = 0; pend != NULL && i < npend; i++)
+        json_array_append_new(pend, json_string(pv[i]));
+    gw_dp_pending_free(pv, npend);
+    if (pol != NULL && pend != NULL)
+        json_object_set(pol, "pending", pend);
+    json_decref(pend);
     char *pols = pol != NULL ? json_dumps(pol, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(pol);
     gw_policy_set_unref(ps);
@@ -730,6 +741,7 @@ static void on_metrics(gw_admin *a, struct evhttp_request *req, const char *id)
         return;
     }
     metrics(a, b);
+    gw_dp_metrics(b);
     reply(req, 200, "text/plain; version=0.0.4", b);
     evbuffer_free(b);
 }
