@@ -65,10 +65,11 @@ void gw_dp_count(gw_dp_outcome o)
 
 void gw_dp_metrics(struct evbuffer *b)
 {
-    evbuffer_add_printf(b, "# HELP gw_datapass_webhooks_total DataPass webhooks by outcome.\n"
-                           "# TYPE gw_datapass_webhooks_total counter\n");
+    evbuffer_add_printf(b, "# HELP opale_datapass_webhooks_total DataPass webhooks by outcome.\n"
+                           "# TYPE opale_datapass_webhooks_total counter\n");
     for (int i = 0; i < GW_DP_OUT__COUNT; i++)
-        evbuffer_add_printf(b, "gw_datapass_webhooks_total{outcome=\"%s\"} %lu\n", outcome_names[i],
+        evbuffer_add_printf(b, "opale_datapass_webhooks_total{outcome=\"%s\"} %lu\n",
+                            outcome_names[i],
                             atomic_load_explicit(&counts[i], memory_order_relaxed));
 }
 

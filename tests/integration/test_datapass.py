@@ -153,7 +153,7 @@ class TestRevoke(DataPassCase):
         st.restart_gateway()
         self.assertEqual(self.call(st, COMMUNE, "client-commune").status, 403)
         status, text = st.admin_call("GET", "/metrics")
-        self.assertIn('gw_datapass_webhooks_total{outcome="applied"} 0', text)  # counters restart at 0
+        self.assertIn('opale_datapass_webhooks_total{outcome="applied"} 0', text)  # counters restart at 0
 
 
 class TestWebhooks(DataPassCase):
@@ -206,7 +206,7 @@ class TestWebhooks(DataPassCase):
         self.assertEqual(status, 403, body)
         self.assertEqual(read_policy(st, DEPT), before)
         status, text = st.admin_call("GET", "/metrics")
-        self.assertIn('gw_datapass_webhooks_total{outcome="bad_signature"} 3', text)
+        self.assertIn('opale_datapass_webhooks_total{outcome="bad_signature"} 3', text)
 
     def test_replayed_id_is_answered_without_effect(self):
         st = self.st
