@@ -1,0 +1,82 @@
+/*
+ * The backend assertion's verifier (docs/mock-opale.md, "Backend assertion").
+ *
+ * Verifies the compact JWS the gateway sends in X-JWT-Assertion against the
+ * keys of a JWKS file, with OpenSSL 3 (EVP) and jansson only. It knows
+ * nothing of HTTP or of the rest of the mock: the caller hands it the values
+ * of the headers it binds, so it can be unit-tested without a server
+ * (tests/unit/mock/test_assertion.c) and replaced on its own.
+ */
+#ifndef MOCK_ASSERTION_H
+#define MOCK_ASSERTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#define MOCK_MAX_JWKS (1024 * 1024) /* bytes of the --jwks file */
+#define MOCK_MAX_ASSERTION 16384    /* bytes of an X-JWT-Assertion */
+#define MOCK_MAX_KID 256
+#define MOCK_LEEWAY_S 5         /* on exp, iat and nbf */
+#define MOCK_JWKS_RETRY_MS 1000 /* unknown kid: at most one re-read per second */
+#define MOCK_DEFAULT_AUD "opale-backend"
+
+struct mock_jwk;
+
+/* The usable keys of one JWKS document; owns its keys. */
+struct mock_keyset {
+    struct mock_jwk *keys;
+    size_t n;
+};
+
+struct mock_verifier {
+    const char *jwks_path; /* NULL: no verification (borrowed) */
+    const char *aud;       /* borrowed */
+    const char *iss;       /* NULL: not checked (borrowed) */
+    struct mock_keyset ks;
+    uint64_t last_load_ms; /* CLOCK_MONOTONIC, last (re)load attempt */
+    bool quiet;
+};
+
+/* What the verifier reads from one request: the value of its one
+ * X-JWT-Assertion, X-Request-ID and X-Consumer-Id header, each NULL when
+ * the header is absent or repeated. */
+struct mock_assertion_req {
+    const char *token;
+    const char *request_id;
+    const char *consumer_id;
+};
+
+/* Reads the JWKS document at <path> into <out> (all or nothing; <out> is
+ * untouched on failure). Returns 0 with <*skipped> set to the number of keys
+ * of a kind it does not verify with, or -1 with a message in <err>. A
+ * document without a usable key is refused. */
+int mock_jwks_load(const char *path, struct mock_keyset *out, size_t *skipped, char *err,
+                   size_t errsz);
+
+void mock_keyset_free(struct mock_keyset *ks);
+
+/* Loads <path> and sets <v> up to verify against it (<aud> NULL: the
+ * default audience). Logs the key count on stderr unless <quiet>. Returns 0,
+ * or -1 with the reason in <err> and <v> left empty. */
+int mock_verifier_open(struct mock_verifier *v, const char *path, const char *aud, const char *iss,
+                       bool quiet, char *err, size_t errsz);
+
+/* Re-reads the JWKS file (<why> goes to the log); on failure the current keys
+ * stay and the failure is logged, even when quiet. */
+void mock_verifier_reload(struct mock_verifier *v, const char *why);
+
+void mock_verifier_close(struct mock_verifier *v);
+
+/* Verifies the assertion of request <r> at time <now> (seconds since the
+ * epoch). May re-read the JWKS when the token names an unknown kid (at most
+ * once per MOCK_JWKS_RETRY_MS). Returns the token's claims (a new reference,
+ * the caller's), or NULL with <*why> set to a constant reason for the log
+ * (never request input). */
+json_t *mock_assertion_verify(struct mock_verifier *v, const struct mock_assertion_req *r,
+                              time_t now, const char **why);
+
+#endif

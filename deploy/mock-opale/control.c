@@ -1,0 +1,175 @@
+/*
+ * opale-mock: the /__mock/ control endpoints and the counters they show
+ * (mock.h; docs/mock-opale.md, "Control endpoints").
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
+#include <event2/keyvalq_struct.h>
+
+#include "mock.h"
+
+void mock_record(struct mock *m, struct evhttp_request *req, const char *path, json_t *claims)
+{
+    struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
+    struct evkeyval *kv;
+    json_t *list = json_array();
+    json_t *cnt;
+    char *key = mock_utf8_copy(path);
+
+    m->requests++;
+    if (key) {
+        cnt = json_object_get(m->by_path, key);
+        if (!cnt && json_object_size(m->by_path) >= MOCK_MAX_PATHS) {
+            free(key);
+            key = strdup(MOCK_OTHER_PATHS);
+        }
+    }
+    if (key) {
+        cnt = json_object_get(m->by_path, key);
+        json_object_set_new(m->by_path, key, json_integer(cnt ? json_integer_value(cnt) + 1 : 1));
+        free(key);
+    }
+
+    TAILQ_FOREACH(kv, hdrs, next)
+    {
+        json_array_append_new(list, json_pack("[o,o]", mock_jstr(kv->key), mock_jstr(kv->value)));
+    }
+    /* the request line as evhttp read it, and the body's size, so that a test
+     * can prove what the backend received (and that no body came up) */
+    const char *mname = mock_method_name(evhttp_request_get_command(req));
+    const char *uri = evhttp_request_get_uri(req);
+    char *line = NULL;
+    if (asprintf(&line, "%s %s HTTP/%d.%d", mname, uri ? uri : "", (int)req->major,
+                 (int)req->minor) < 0)
+        line = NULL;
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    json_decref(m->last);
+    m->last = json_pack("{s:s,s:o,s:o,s:o,s:o,s:I}", "method", mname, "uri", mock_jstr(uri),
+                        "request_line", mock_jstr(line ? line : ""), "headers", list, "assertion",
+                        claims ? claims : json_null(), "body_len", (json_int_t)body_len);
+    free(line);
+}
+
+/* Applies a {"latency_ms":N,"error_rate":P,"reset_rate":P,"seed":S} subset;
+ * all or nothing. Returns NULL on success, else a constant message. */
+static const char *apply_config(struct mock *m, const char *data, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    struct fault f = m->fault;
+    const char *key, *err = NULL;
+    json_t *v, *seed = NULL;
+
+    if (!root || !json_is_object(root)) {
+        err = "un objet JSON est attendu";
+        goto out;
+    }
+    json_object_foreach(root, key, v)
+    {
+        if (strcmp(key, "latency_ms") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > MOCK_MAX_LATENCY_MS) {
+                err = "latency_ms : entier entre 0 et 600000 attendu";
+                goto out;
+            }
+            f.latency_ms = (long)json_integer_value(v);
+        } else if (strcmp(key, "error_rate") == 0 || strcmp(key, "reset_rate") == 0) {
+            double r = json_is_number(v) ? json_number_value(v) : -1;
+            if (!(r >= 0.0 && r <= 1.0)) {
+                err = key[0] == 'e' ? "error_rate : nombre entre 0 et 1 attendu"
+                                    : "reset_rate : nombre entre 0 et 1 attendu";
+                goto out;
+            }
+            if (key[0] == 'e')
+                f.error_rate = r;
+            else
+                f.reset_rate = r;
+        } else if (strcmp(key, "seed") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0) {
+                err = "seed : entier positif ou nul attendu";
+                goto out;
+            }
+            seed = v;
+        } else {
+            err = "clé inconnue (latency_ms, error_rate, reset_rate, seed)";
+            goto out;
+        }
+    }
+    m->fault = f;
+    if (seed) {
+        m->seed = (uint64_t)json_integer_value(seed);
+        m->rng = m->seed;
+    }
+out:
+    json_decref(root);
+    return err;
+}
+
+void mock_serve_control(struct mock *m, struct evhttp_request *req, const char *what)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+    if (strcmp(what, "stats") == 0) {
+        if (cmd != EVHTTP_REQ_GET)
+            goto method;
+        mock_send_json(m, req, 200,
+                       json_pack("{s:I,s:I,s:O,s:I}", "requests", (json_int_t)m->requests,
+                                 "connections", (json_int_t)m->connections, "by_path", m->by_path,
+                                 "assertion_refused", (json_int_t)m->assertion_refused));
+    } else if (strcmp(what, "reset") == 0) {
+        if (cmd != EVHTTP_REQ_POST)
+            goto method;
+        m->requests = 0;
+        m->connections = 0;
+        m->assertion_refused = 0;
+        m->rng = m->seed; /* the fault sequence restarts too */
+        json_object_clear(m->by_path);
+        json_decref(m->last);
+        m->last = NULL;
+        mock_send_json(m, req, 204, NULL);
+    } else if (strcmp(what, "last") == 0) {
+        if (cmd != EVHTTP_REQ_GET)
+            goto method;
+        if (!m->last)
+            mock_send_error(m, req, E404_NOLAST);
+        else
+            mock_send_json(m, req, 200, json_incref(m->last));
+    } else if (strcmp(what, "config") == 0) {
+        if (cmd == EVHTTP_REQ_GET) {
+            mock_send_json(m, req, 200,
+                           json_pack("{s:I,s:f,s:f,s:I}", "latency_ms",
+                                     (json_int_t)m->fault.latency_ms, "error_rate",
+                                     m->fault.error_rate, "reset_rate", m->fault.reset_rate, "seed",
+                                     (json_int_t)m->seed));
+        } else if (cmd == EVHTTP_REQ_POST) {
+            struct evbuffer *in = evhttp_request_get_input_buffer(req);
+            size_t len = evbuffer_get_length(in);
+            const char *data = (const char *)evbuffer_pullup(in, -1);
+            const char *err = apply_config(m, data ? data : "", len);
+            if (err) {
+                if (!m->quiet)
+                    fprintf(stderr, MOCK_NAME ": config refused: %s\n", err);
+                mock_send_error(m, req, E400_CONFIG);
+            } else {
+                if (!m->quiet)
+                    fprintf(stderr,
+                            MOCK_NAME ": config latency_ms=%ld error_rate=%g reset_rate=%g\n",
+                            m->fault.latency_ms, m->fault.error_rate, m->fault.reset_rate);
+                mock_send_json(m, req, 204, NULL);
+            }
+        } else {
+            goto method;
+        }
+    } else {
+        mock_send_error(m, req, E404_PATH);
+    }
+    return;
+method:
+    mock_send_error(m, req, E405);
+}

@@ -1,0 +1,147 @@
+/*
+ * opale-mock: JSON replies, error bodies and the access log (mock.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "mock.h"
+
+#define CT_JSON "application/json; charset=utf-8"
+#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* A copy of <s> that jansson accepts: <s> itself when it is valid UTF-8,
+ * else <s> with every non-ASCII byte replaced by '?'. Caller frees. */
+char *mock_utf8_copy(const char *s)
+{
+    json_t *probe = json_string(s);
+    char *c = strdup(s);
+
+    if (!probe && c)
+        for (char *p = c; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+    json_decref(probe);
+    return c;
+}
+
+json_t *mock_jstr(const char *s)
+{
+    char *c = mock_utf8_copy(s);
+    json_t *j = json_string(c ? c : "");
+
+    free(c);
+    return j;
+}
+
+const char *mock_method_name(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "UNKNOWN";
+}
+
+void mock_access_log(struct mock *m, struct evhttp_request *req, const char *what)
+{
+    if (m->quiet)
+        return;
+    fprintf(stderr, MOCK_NAME ": %s %s -> %s\n", mock_method_name(evhttp_request_get_command(req)),
+            evhttp_request_get_uri(req), what);
+}
+
+static void echo_ids(struct evhttp_request *req)
+{
+    static const char *const names[] = {"X-Request-ID", "X-Correlation-ID"};
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = evhttp_find_header(in, names[i]);
+        if (v)
+            evhttp_add_header(out, names[i], v); /* refuses CR/LF itself */
+    }
+}
+
+void mock_send_json_note(struct mock *m, struct evhttp_request *req, int code, json_t *body,
+                         const char *note)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    struct evbuffer *buf = NULL;
+    char what[192];
+
+    echo_ids(req);
+    if (body) {
+        char *text = json_dumps(body, JSON_FLAGS);
+        json_decref(body);
+        buf = evbuffer_new();
+        if (text && buf) {
+            evbuffer_add(buf, text, strlen(text));
+            evhttp_add_header(out, "Content-Type", CT_JSON);
+        } else {
+            code = 500;
+        }
+        free(text);
+    }
+    if (note)
+        snprintf(what, sizeof(what), "%d (%s)", code, note);
+    else
+        snprintf(what, sizeof(what), "%d", code);
+    mock_access_log(m, req, what);
+    evhttp_send_reply(req, code, NULL, buf);
+    if (buf)
+        evbuffer_free(buf);
+}
+
+void mock_send_json(struct mock *m, struct evhttp_request *req, int code, json_t *body)
+{
+    mock_send_json_note(m, req, code, body, NULL);
+}
+
+static json_t *error_body(const char *code, const char *message)
+{
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_pack("{s:{s:s,s:s,s:s}}", "erreur", "code", code, "message", message, "horodatage",
+                     now);
+}
+
+void mock_send_error_note(struct mock *m, struct evhttp_request *req, int status, const char *code,
+                          const char *message, const char *note)
+{
+    if (status == 405)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET");
+    mock_send_json_note(m, req, status, error_body(code, message), note);
+}
+
+void mock_send_error(struct mock *m, struct evhttp_request *req, int status, const char *code,
+                     const char *message)
+{
+    mock_send_error_note(m, req, status, code, message, NULL);
+}
