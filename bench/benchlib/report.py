@@ -1,0 +1,586 @@
+"""The bench's report: medians and ranges over rounds, the summary and detail
+tables, the machine description, the gnuplot figures and the Markdown file
+with its raw data."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+from benchlib.common import (
+    ETAT, HAB_S7, PATHS, QUOTA_S7, SAT_PCT, SRCDIR, T0, fmt, fmt_us, med, mn, mx, rng_txt)
+
+
+class Report:
+    """Bench mixin: summaries, tables, plots (gnuplot) and the Markdown report."""
+
+    # ----------------------------------------------------------------------
+    # analysis and report
+
+    def pair_summary(self, s, metric):
+        runs = self.runs.get(s, [])
+        a_role, b_role = self.PAIRS[s]
+        by = {}
+        for x in runs:
+            by.setdefault(x["round"], {})[x["role"]] = x
+        A = [x.get(metric) for x in runs if x["role"] == a_role]
+        B = [x.get(metric) for x in runs if x["role"] == b_role]
+        ratios = []
+        for rd in sorted(by):
+            pa, pb = by[rd].get(a_role), by[rd].get(b_role)
+            if pa and pb and pa.get(metric) and pb.get(metric):
+                if s == "S6":
+                    ratios.append(pb[metric] / pa[metric])
+                else:
+                    ratios.append(pa[metric] / pb[metric])
+        flagged = sum(1 for x in runs if x["flag_errors"])
+        return {"a": A, "b": B, "ratios": ratios, "flagged": flagged, "runs": len(runs),
+                "others0": med([x.get("core0_other_pct") for x in runs])}
+
+    def summary_rows(self):
+        rows = []
+
+        def row(s, what, a_label, a, b_label, b, ratio_label, ratios, target, met, flagged, nd=0, unit=""):
+            rows.append({"scenario": s, "what": what, "a_label": a_label, "a_med": med(a), "a_min": mn(a),
+                         "a_max": mx(a), "b_label": b_label, "b_med": med(b), "b_min": mn(b), "b_max": mx(b),
+                         "ratio_label": ratio_label, "ratio_med": med(ratios), "ratio_min": mn(ratios),
+                         "ratio_max": mx(ratios), "target": target, "met": met, "flagged": flagged, "nd": nd,
+                         "unit": unit})
+
+        titles = {"S1": "pass-through, TLS, keep-alive, 64 conns", "S2": "full chain, mTLS, keep-alive, 64 conns",
+                  "S4": "new mTLS connection per request, 16 conns", "S6": "policy count, S2 load"}
+        for s in ("S1", "S2", "S4", "S6"):
+            if s not in self.runs or not self.runs[s]:
+                continue
+            metric = "handshake_rate" if s == "S4" else "throughput_rps"
+            ps = self.pair_summary(s, metric)
+            eff = self.pair_summary(s, "req_per_proxy_cpu_s")
+            fl = "%d of %d runs flagged" % (ps["flagged"], ps["runs"]) if ps["flagged"] else ""
+            if ps["others0"] is not None:
+                fl = (fl + "; " if fl else "") + "others on core 0: %.0f%% (median)" % ps["others0"]
+            if s == "S6":
+                r = med(ps["ratios"])
+                met = None if r is None else ("met" if r >= 0.98 else "NOT met (%.3f, %.1f%% short)" % (
+                    r, 100 * (0.98 - r) / 0.98))
+                row(s, titles[s] + ": req/s", "GW-FULL (1 policy)", ps["a"], "GW-10K", ps["b"], "10k / 1",
+                    ps["ratios"], "≥ 0.98", met, fl)
+                row(s, "requests per proxy CPU-second", "GW-FULL", eff["a"], "GW-10K", eff["b"], "10k / 1",
+                    eff["ratios"], "", None, fl)
+            else:
+                unit = "handshakes/s" if s == "S4" else "req/s"
+                row(s, titles[s] + ": " + unit, "gateway", ps["a"], "nginx", ps["b"], "gw / nginx", ps["ratios"],
+                    "— (reported)", None, fl)
+                row(s, "requests per proxy CPU-second", "gateway", eff["a"], "nginx", eff["b"], "gw / nginx",
+                    eff["ratios"], "", None, fl)
+        if self.runs.get("S3"):
+            runs = self.runs["S3"]
+            by = {}
+            for x in runs:
+                by.setdefault(x["round"], {})[x["role"]] = x
+            add_gw, add_ng = [], []
+            for rd in sorted(by):
+                d = by[rd].get("direct")
+                if d and d.get("p99") is not None:
+                    if by[rd].get("gw") and by[rd]["gw"].get("p99") is not None:
+                        add_gw.append(by[rd]["gw"]["p99"] - d["p99"])
+                    if by[rd].get("nginx") and by[rd]["nginx"].get("p99") is not None:
+                        add_ng.append(by[rd]["nginx"]["p99"] - d["p99"])
+            self.s3_added = (add_gw, add_ng)
+            m = med(add_gw)
+            met = None if m is None else ("met" if m <= 1000 else "NOT met (+%s over)" % fmt_us(m - 1000))
+            fl = sum(1 for x in runs if x["flag_errors"])
+            fl = "%d of %d runs flagged" % (fl, len(runs)) if fl else ""
+            o0 = med([x.get("core0_other_pct") for x in runs if x["role"] != "direct"])
+            if o0 is not None:
+                fl = (fl + "; " if fl else "") + "others on core 0: %.0f%% (median)" % o0
+            row("S3", "open loop at %s req/s: added p99 vs direct (µs)" % fmt(self.s3_rate), "gateway", add_gw,
+                "nginx", add_ng, "", [], "gateway ≤ 1 ms", met, fl)
+        if self.s5:
+            g = [x["per_conn_kb"] for x in self.s5 if x["role"] == "gw"]
+            n = [x["per_conn_kb"] for x in self.s5 if x["role"] == "nginx"]
+            by = {}
+            for x in self.s5:
+                by.setdefault(x["round"], {})[x["role"]] = x
+            ratios = [by[r]["gw"]["per_conn_kb"] / by[r]["nginx"]["per_conn_kb"] for r in sorted(by)
+                      if "gw" in by[r] and "nginx" in by[r] and by[r]["gw"]["per_conn_kb"] is not None
+                      and by[r]["nginx"]["per_conn_kb"]]
+            r = med(ratios)
+            met = None if r is None else ("met" if r <= 1.0 else "NOT met (%.2f×, %.0f%% over)" % (r, 100 * (r - 1)))
+            fl = sum(1 for x in self.s5 if x["flag_errors"])
+            row("S5", "RSS per idle mTLS connection (KiB), %s conns" % fmt(self.s5_conns), "gateway", g, "nginx", n,
+                "gw / nginx", ratios, "≤ 1.0", met, "%d of %d runs" % (fl, len(self.s5)) if fl else "", nd=2)
+        if self.s7:
+            s7 = self.s7
+            met = "met" if s7["met"] else "NOT met (max %s, expected %d)" % (s7["max_window_redis"], QUOTA_S7)
+            fl = sum(1 for x in s7["per_gateway"] if x["flag_errors"]) + (1 if s7["other"] else 0)
+            row("S7", "quota: max admissions in any rolling %d s window (Redis admission times)" % s7["window_s"],
+                "3 gateways", [s7["max_window_redis"]], "expected", [QUOTA_S7], "", [], "= 50 exactly", met,
+                "%d flags" % fl if fl else "")
+        return rows
+
+    def summary_table(self, rows):
+        out = ["| scenario | figure | A: median (min–max) | B: median (min–max) | ratio: median of pairs (min–max) "
+               "| target | verdict | flags, noise |", "|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            nd = r["nd"]
+            a = "%s: **%s** (%s)" % (r["a_label"], fmt(r["a_med"], nd), rng_txt([r["a_min"], r["a_max"]], nd)) \
+                if r["a_med"] is not None else "—"
+            b = "%s: **%s** (%s)" % (r["b_label"], fmt(r["b_med"], nd), rng_txt([r["b_min"], r["b_max"]], nd)) \
+                if r["b_med"] is not None else "—"
+            if r["ratio_med"] is not None:
+                ratio = "%s: **%.3f** (%.3f–%.3f)" % (r["ratio_label"], r["ratio_med"], r["ratio_min"], r["ratio_max"])
+            else:
+                ratio = "—"
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["scenario"], r["what"], a, b, ratio, r["target"] or "", r["met"] or "", r["flagged"] or ""))
+        return out
+
+    def detail_table(self, s, roles, metric_label="req/s", metric="throughput_rps"):
+        out = ["| round | target | %s | p50 | p99 | proxy CPU %% | req / proxy CPU-s | generator CPU %% "
+               "| core 1 %% (gen+mock+redis) | core 0 %% used by others | non-2xx | errors | flags |" % metric_label,
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for x in sorted(self.runs.get(s, []), key=lambda x: (x["round"], self.runs[s].index(x))):
+            resp = x.get("responses") or {}
+            nb = resp.get("3xx", 0) + resp.get("4xx", 0) + resp.get("5xx", 0) if resp else "—"
+            err = x.get("errors", {}).get("total", "—") if x.get("errors") else "—"
+            flags = "; ".join(["**%s**" % e for e in x["flag_errors"]] + x["flag_notes"])
+            out.append("| %d | %s | %s | %s | %s | %.0f | %s | %s | %.0f | %s | %s | %s | %s |" % (
+                x["round"], roles.get(x["role"], x["role"]), fmt(x.get(metric)), fmt_us(x.get("p50")),
+                fmt_us(x.get("p99")), x["proxy_cpu_pct"], fmt(x.get("req_per_proxy_cpu_s")),
+                fmt(x.get("gen_cpu_pct")) if x.get("gen_cpu_pct") is not None else "—", x["core1_pct"],
+                fmt(x.get("core0_other_pct")), nb, err, flags))
+        return out
+
+    def machine(self):
+        def cmd(argv):
+            try:
+                r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   timeout=30)
+                return r.stdout.decode(errors="replace").strip().splitlines()[0]
+            except (OSError, subprocess.SubprocessError, IndexError):
+                return "?"
+        model = "?"
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        model = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        mem = "?"
+        try:
+            with open("/proc/meminfo") as f:
+                mem = "%.1f GiB" % (int(f.readline().split()[1]) / 1048576)
+        except (OSError, ValueError, IndexError):
+            pass
+        git = cmd(["git", "-C", SRCDIR, "rev-parse", "--short", "HEAD"])
+        dirty = subprocess.run(["git", "-C", SRCDIR, "status", "--porcelain", "--untracked-files=no"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode().strip()
+        return {
+            "hostname": socket.gethostname(), "nproc": os.cpu_count(), "cpu_model": model, "memory": mem,
+            "kernel": os.uname().release, "os": cmd(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+            "nginx": cmd([self.nginx_bin, "-v"]), "openssl": cmd(["openssl", "version"]),
+            "redis": cmd(["redis-server", "--version"]), "gateway": cmd([self.gw_bin, "-v"]),
+            "loadgen": cmd([self.lg_bin, "-V"]), "gnuplot": cmd(["gnuplot", "--version"]),
+            "git": git + (" (with uncommitted changes)" if dirty else ""),
+            "load_before": self.load_before, "load_after": self.load_after,
+        }
+
+    # -- plots
+
+    def plots(self, stem_path):
+        made = {}
+        if not shutil.which("gnuplot"):
+            self.notes.append("gnuplot not installed: no plots")
+            return made
+        term = "pngcairo size %d,%d font 'Sans,10'"
+        if subprocess.run(["gnuplot", "-e", "set terminal pngcairo"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            term = "png size %d,%d"
+        pdir = os.path.join(self.tmp, "plots")
+        os.makedirs(pdir, exist_ok=True)
+        # (1) throughput
+        panels = []
+        for s, title, ylabel, la, lb in (
+                ("S1", "S1 pass-through (TLS)", "requests/s", "opale-gateway", "nginx"),
+                ("S2", "S2 full chain (mTLS)", "requests/s", "opale-gateway", "nginx"),
+                ("S4", "S4 new mTLS connection per request", "handshakes/s", "opale-gateway", "nginx"),
+                ("S6", "S6 policy count (S2 load)", "requests/s", "1 policy", "10,000 policies")):
+            if not self.runs.get(s):
+                continue
+            ps = self.pair_summary(s, "handshake_rate" if s == "S4" else "throughput_rps")
+            if med(ps["a"]) is None or med(ps["b"]) is None:
+                continue
+            panels.append((s, title, ylabel, la, lb, ps))
+        if panels:
+            dat = os.path.join(pdir, "throughput.dat")
+            with open(dat, "w") as f:
+                for s, title, ylabel, la, lb, ps in panels:
+                    f.write('"%s" %f %f %f %f %f %f\n\n\n' % (
+                        s, med(ps["a"]), mn(ps["a"]), mx(ps["a"]), med(ps["b"]), mn(ps["b"]), mx(ps["b"])))
+            png = stem_path + "-throughput.png"
+            gp = ["set terminal " + term % (max(820, 360 * len(panels) + 100), 540), "set output '%s'" % png,
+                  "set multiplot layout 1,%d title 'Throughput, proxy on 1 core: medians over %d rounds, "
+                  "bars = min-max'" % (len(panels), self.rounds),
+                  "set style data histogram", "set style histogram errorbars gap 1 lw 1.5",
+                  "set style fill solid 0.85 border -1", "set boxwidth 0.9", "set yrange [0:*]", "set grid ytics",
+                  "set key top left Left reverse samplen 2", "set offsets 0,0,graph 0.25,0", "set format y '%.0f'"]
+            for i, (s, title, ylabel, la, lb, ps) in enumerate(panels):
+                gp += ["set title '%s'" % title, "set ylabel '%s'" % ylabel,
+                       "plot '%s' index %d using 2:3:4:xtic(1) title '%s' lc rgb '#1f77b4', "
+                       "'' index %d using 5:6:7 title '%s' lc rgb '#ff7f0e'" % (dat, i, la, i, lb)]
+            gp.append("unset multiplot")
+            if self.gnuplot(gp, os.path.join(pdir, "throughput.gp")):
+                made["throughput"] = png
+        # (2) latency curves from S3: pointwise median over rounds
+        if self.runs.get("S3"):
+            series = []
+            for role, label in (("gw", "opale-gateway (GW-FULL)"), ("nginx", "nginx (mTLS)"),
+                                ("direct", "mock directly")):
+                curves = [x.get("percentiles") for x in self.runs["S3"] if x["role"] == role and x.get("percentiles")]
+                if not curves:
+                    continue
+                pts = []
+                for i, (p, _) in enumerate(curves[0]):
+                    if p >= 100:
+                        continue
+                    vals = [c[i][1] for c in curves if len(c) > i]
+                    pts.append((1.0 / (1.0 - p / 100.0), statistics.median(vals)))
+                series.append((label, pts))
+            if series:
+                dat = os.path.join(pdir, "latency.dat")
+                with open(dat, "w") as f:
+                    for label, pts in series:
+                        for x, y in pts:
+                            f.write("%g %g\n" % (x, y))
+                        f.write("\n\n")
+                png = stem_path + "-latency.png"
+                gp = ["set terminal " + term % (1000, 600), "set output '%s'" % png,
+                      "set title 'S3 open loop at %s req/s, 64 connections: latency by percentile (median of %d "
+                      "rounds), from the scheduled time'" % (fmt(self.s3_rate), self.rounds),
+                      "set logscale x", "set logscale y", "set grid xtics ytics mytics",
+                      "set xlabel 'percentile'", "set ylabel 'latency (µs)'",
+                      # tic labels are formats for gnuplot: %% is a percent sign
+                      "set xtics ('0%%' 1, '50%%' 2, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000, "
+                      "'99.999%%' 100000, '99.9999%%' 1000000)",
+                      "set xrange [1:3e6]", "set key top left"]
+                plots = []
+                colors = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+                for i, (label, _) in enumerate(series):
+                    plots.append("'%s' index %d using 1:2 with linespoints pt 7 ps 0.6 lw 2 lc rgb '%s' title '%s'"
+                                 % (dat, i, colors[i], label))
+                gp.append("plot " + ", ".join(plots))
+                if self.gnuplot(gp, os.path.join(pdir, "latency.gp")):
+                    made["latency"] = png
+        return made
+
+    def gnuplot(self, lines, path):
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = subprocess.run(["gnuplot", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0:
+            self.notes.append("gnuplot %s failed: %s" % (os.path.basename(path), r.stdout.decode(errors="replace")[-300:]))
+            return False
+        return True
+
+    # -- the report
+
+    def report(self):
+        os.makedirs(self.out_dir, exist_ok=True)
+        os.makedirs(self.raw_dir, exist_ok=True)
+        stem_path = os.path.join(self.out_dir, self.stem)
+        mach = self.machine()
+        rows = self.summary_rows()
+        pngs = self.plots(stem_path)
+        elapsed = time.monotonic() - T0
+        mode = "quick" if self.quick else "full"
+        L = []
+        L.append("# opale-gateway bench, %s (%s run)" % (self.started_wall.strftime("%Y-%m-%d"), mode))
+        L.append("")
+        L.append("Generated by `bench/bench.py %s`. Started %s UTC, ended %s UTC: **%.1f min** "
+                 "end to end (setup, every scenario, report)." % (
+                     " ".join(a if re.fullmatch(r"[\w./,=:-]+", a) else "'%s'" % a for a in sys.argv[1:]),
+                     self.started_wall.strftime("%H:%M:%S"), self.ended_wall.strftime("%H:%M:%S"), elapsed / 60))
+        L.append("Rounds: %d (S1–S4, S6), %g s per measured run; S5: %d round(s) of %s connections; S7: %g s, "
+                 "window %d s.%s" % (self.rounds, self.duration, self.s5_rounds, fmt(self.s5_conns),
+                                     self.s7_duration, self.s7_window,
+                                     " Only: %s." % ", ".join(sorted(self.only)) if self.only else ""))
+        src = None
+        try:
+            with open(os.path.join(self.build, "CMakeCache.txt")) as f:
+                m = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", f.read(), re.M)
+                src = m.group(1) if m else None
+        except OSError:
+            pass
+        L.append("Binaries: `%s`%s." % (self.build, " (built from `%s`)" % src if src else ""))
+        if self.args.note:
+            L.append("")
+            L.append("**Note:** " + self.args.note)
+        L.append("")
+        L.append("## Machine")
+        L.append("")
+        L.append("| | |")
+        L.append("|---|---|")
+        for k, label in (("hostname", "host"), ("cpu_model", "CPU"), ("nproc", "CPUs (nproc)"), ("memory", "memory"),
+                         ("os", "OS"), ("kernel", "kernel"), ("nginx", "nginx"), ("openssl", "OpenSSL"),
+                         ("redis", "Redis"), ("gateway", "gateway"), ("loadgen", "load generator"),
+                         ("git", "source (git)")):
+            L.append("| %s | %s |" % (label, mach[k]))
+        L.append("| load average before | %s |" % " ".join("%.2f" % x for x in mach["load_before"]))
+        L.append("| load average after | %s |" % " ".join("%.2f" % x for x in mach["load_after"]))
+        L.append("")
+        L.append("The machine is shared with other work: the load average says how much. Runs alternate "
+                 "(A B, then B A) so that drift hits both sides, and ratios are taken pair by pair.")
+        L.append("")
+        L.append("## Placement and method")
+        L.append("")
+        L.append("| process | CPU (`taskset -c`) |")
+        L.append("|---|---|")
+        L.append("| nginx (master + 1 worker), every gateway (1 worker each) | 0 |")
+        L.append("| opale-loadgen, opale-mock, redis-server | 1 |")
+        L.append("")
+        L.append("- All proxies stay up for the whole run; only the one being measured gets load.")
+        L.append("- **opale-mock runs without `--jwks`**: with it, the mock would serve only requests carrying the "
+                 "gateway's signed `X-JWT-Assertion`, which nginx cannot produce. So the gateway still signs an "
+                 "assertion for each request (its cost is measured), but nobody verifies it.")
+        L.append("- nginx: `bench/nginx/nginx.conf.in` (1 worker, TLS 1.3, keep-alive upstream pool of 64, buffered "
+                 "JSON access log); a TLS-only server (S1) and an mTLS server with the CRL (S2–S5). "
+                 "worker_connections %s, worker_rlimit_nofile %s (the hard limit)." % (
+                     fmt(float(self.targets["nginx"].worker_connections)),
+                     fmt(float(self.targets["nginx"].nofile))))
+        L.append("- Gateways: 1 worker, upstream pool 64, journal on (hash-chained), admin listener, OAuth signing "
+                 "key ES256; GW-S1: `client_auth: none`, `access: off` (route stage only), no policy; GW-FULL: mTLS "
+                 "+ CRL, one policy (client-commune, TS-0001, 127.0.0.1/32, scopes declarations + creances, "
+                 "2019–2025, quota 1,000,000/min, so it runs on every request and is never hit), quota store "
+                 "Redis; GW-10K: the same plus 9,999 made-up partners.")
+        L.append("- Full-chain requests: client certificate, a bearer token (the generator fetches it from the "
+                 "gateway's `/token`; nginx gets the same `Authorization` header with a token from GW-FULL), a "
+                 "fresh `X-Correlation-ID`, `ID_Teleservice: TS-0001`, alternating `%s` and `%s`." % tuple(PATHS))
+        if self.s4_path:
+            L.append("- S4 path: %s." % self.s4_why)
+        L.append("- CPU: utime + stime from `/proc/PID/stat` (nginx: master + worker) of the proxy under test, of "
+                 "the mock and Redis, and the generator's own (wait4), over the generator's lifetime (its 64 "
+                 "connections' handshakes and the token request included: < 2%% of a 10 s run). "
+                 "*Proxy CPU %%* is of one core; *requests per proxy CPU-second* = responses / proxy CPU time, an "
+                 "efficiency figure that stays meaningful when the proxy is not saturated. *Core 1 %%* = generator "
+                 "+ mock + Redis: at ≥ %.0f%% the load side, not the proxy, may be the limit. *Core 0 %% used by others* "
+                 "= how busy core 0 was (`/proc/stat`) minus the proxy under test: CPU that other work on the "
+                 "machine took from the proxy during the run (noted when ≥ 15%%)." % SAT_PCT)
+        L.append("- A run is **flagged** (bold in the tables) when the generator saw an error, a non-2xx answer "
+                 "(429 allowed only in S7), fell behind its open-loop schedule, or the proxy died. Flagged runs "
+                 "stay in the medians; the summary says how many there were.")
+        L.append("")
+        L.append("## Summary")
+        L.append("")
+        L.extend(self.summary_table(rows))
+        L.append("")
+        for s, e in sorted(self.failures.items()):
+            L.append("- **%s failed**: %s" % (s, e))
+        if self.failures:
+            L.append("")
+        if pngs:
+            L.append("## Plots")
+            L.append("")
+            for k in ("throughput", "latency"):
+                if k in pngs:
+                    L.append("![%s](%s)" % (k, os.path.basename(pngs[k])))
+                    L.append("")
+        names = {"gw": "gateway", "nginx": "nginx", "direct": "mock directly", "gw1": "GW-FULL (1 policy)",
+                 "gw10k": "GW-10K"}
+        sections = (("S1", "S1 pass-through: GW-S1 vs nginx TLS-only (closed loop, keep-alive, 64 connections, 1 "
+                           "thread, `%s`, no client certificate)" % ETAT, "req/s", "throughput_rps"),
+                    ("S2", "S2 full chain: GW-FULL vs nginx mTLS (closed loop, keep-alive, 64 connections)", "req/s",
+                     "throughput_rps"),
+                    ("S4", "S4 handshakes: a new mTLS connection per request, 16 connections", "handshakes/s",
+                     "handshake_rate"),
+                    ("S6", "S6 policy count: GW-FULL (1 policy) vs GW-10K (10,000 policies), S2 load", "req/s",
+                     "throughput_rps"))
+        for s, title, ml, metric in sections:
+            if not self.runs.get(s):
+                continue
+            L.append("## " + title)
+            L.append("")
+            L.extend(self.detail_table(s, names, ml, metric))
+            L.append("")
+            if s == "S4":
+                sat = [x for x in self.runs[s] if x.get("gen_cpu_pct") and x["gen_cpu_pct"] >= SAT_PCT]
+                gen = med([x.get("gen_cpu_pct") for x in self.runs[s]])
+                L.append("The generator pays about 1 ms of CPU per mTLS handshake (docs/loadgen.md). Its median "
+                         "CPU here: %s%% of core 1%s." % (
+                             fmt(gen), "; **it was saturated in %d of %d runs: there the figure is a floor set by the "
+                                       "generator, not the proxy's maximum**" % (len(sat), len(self.runs[s]))
+                             if sat else "; it was not saturated, so the proxy (core 0) set the rate"))
+                L.append("")
+        if self.runs.get("S3"):
+            L.append("## S3 open-loop latency")
+            L.append("")
+            L.append("Rate %s req/s (50%% of %s), 64 connections, %g s per run, latency from the scheduled time "
+                     "(no coordinated omission). Order rotated each round. Medians over %d rounds (min–max)." % (
+                         fmt(self.s3_rate), self.s3_rate_src, self.s3_duration, self.rounds))
+            L.append("")
+            L.append("| target | p50 | p90 | p99 | p99.9 | max | proxy CPU % | flagged |")
+            L.append("|---|---|---|---|---|---|---|---|")
+            for role in ("gw", "nginx", "direct"):
+                rs = [x for x in self.runs["S3"] if x["role"] == role]
+                if not rs:
+                    continue
+                cells = []
+                for k in ("p50", "p90", "p99", "p99_9", "max"):
+                    v = [x.get(k) for x in rs]
+                    cells.append("%s (%s–%s)" % (fmt_us(med(v)), fmt_us(mn(v)), fmt_us(mx(v))))
+                fl = sum(1 for x in rs if x["flag_errors"])
+                L.append("| %s | %s | %s | %s |" % (names[role], " | ".join(cells),
+                                                     fmt(med([x["proxy_cpu_pct"] for x in rs])) if role != "direct"
+                                                     else "—", fl or ""))
+            L.append("")
+            add_gw, add_ng = getattr(self, "s3_added", ([], []))
+            L.append("Added p99 = p99(proxy) − p99(direct), per round then median: gateway **%s** (%s–%s), nginx "
+                     "**%s** (%s–%s). Target: gateway ≤ 1 ms." % (
+                         fmt_us(med(add_gw)), fmt_us(mn(add_gw)), fmt_us(mx(add_gw)), fmt_us(med(add_ng)),
+                         fmt_us(mn(add_ng)), fmt_us(mx(add_ng))))
+            L.append("")
+            L.extend(self.detail_table("S3", names))
+            L.append("")
+        if self.s5:
+            L.append("## S5 memory: idle mTLS keep-alive connections")
+            L.append("")
+            L.append("Each round starts a **fresh** proxy of each kind (a process that has held 10,000 connections "
+                     "keeps much of that memory in its allocator, which would hide the cost the second time), warms "
+                     "it with 1 s of S2 load, then: RSS before (VmRSS, nginx = master + worker, median of 3 "
+                     "samples); `opale-loadgen --hold` opens the connections (≤ 256 being set up at once, 4 threads), "
+                     "each completes its handshake and one full-chain request, then all stay idle; RSS while held "
+                     "(median of 3 samples, ~%.1f s into the hold). Per connection = (with − before) / held." %
+                     min(2.0, self.s5_hold / 3))
+            L.append("")
+            L.append("| round | proxy | connections held | setup (s) | RSS before (KiB) | RSS while held (KiB) | "
+                     "RSS after close (KiB) | per connection (KiB) | flags |")
+            L.append("|---|---|---|---|---|---|---|---|---|")
+            for x in self.s5:
+                L.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    x["round"], names[x["role"]], fmt(float(x["held"])), fmt(x["setup_s"], 1), fmt(x["rss_before_kb"]),
+                    fmt(x["rss_with_kb"]), fmt(x["rss_after_kb"]), fmt(x["per_conn_kb"], 2),
+                    "; ".join("**%s**" % e for e in x["flag_errors"])))
+            L.append("")
+        if self.s7:
+            s7 = self.s7
+            L.append("## S7 quota exactness")
+            L.append("")
+            L.append("Three gateways (GW-Q1..3, 1 worker each, CPU 0), one Redis, `quota.instances: 3`, window "
+                     "`quota.window_s` = %d s, one policy for client-commune (`%s`) with `quota.per_minute: %d` "
+                     "(the limit per window). Demand: %g req/s open loop on each gateway (4 connections), for "
+                     "%g s: far above the limit." % (s7["window_s"], HAB_S7, QUOTA_S7, s7["rate_per_gateway"],
+                                                     s7["duration_s"]))
+            L.append("")
+            L.append("| gateway | requests journalled | admitted (200) | refused 429 (quota) | other | flags |")
+            L.append("|---|---|---|---|---|---|")
+            for g in s7["per_gateway"]:
+                L.append("| %s | %d | %d | %d | %d | %s |" % (g["gateway"], g["requests"], g["admitted"],
+                                                               g["refused_quota"], g["other"],
+                                                               "; ".join("**%s**" % e for e in g["flag_errors"])))
+            L.append("")
+            L.append("| figure | value |")
+            L.append("|---|---|")
+            L.append("| total admitted: Redis (its window log, polled every 0.5 s) / journals | %d / %d |" % (
+                s7["admitted_redis"], s7["admitted_journal"]))
+            L.append("| admissions in the journals but not seen in Redis / in Redis but not in the journals | "
+                     "%d / %d |" % (s7["journal_not_in_redis"], s7["redis_not_in_journal"]))
+            L.append("| the most a %d s sliding window can admit over the %s s the admissions span | %s |" % (
+                s7["window_s"], fmt(s7["span_s"], 1), s7.get("ceiling", "—")))
+            L.append("| **max admissions in any rolling %d s window, Redis admission times** (authoritative) | "
+                     "**%s** (expected %d: %s) |" % (s7["window_s"], s7["max_window_redis"], QUOTA_S7,
+                                                     "met" if s7["met"] else "NOT met"))
+            L.append("| shortest span of %d consecutive admissions, Redis (must be ≥ %d ms) | %s ms |" % (
+                QUOTA_S7 + 1, s7["window_s"] * 1000, s7["min_span_redis_ms"]))
+            L.append("| max admissions in any rolling %d s window, journal `ts` (completion time) | %s |" % (
+                s7["window_s"], s7["max_window_journal"]))
+            L.append("| shortest span of %d consecutive admissions, journal `ts` | %s ms |" % (
+                QUOTA_S7 + 1, s7["min_span_journal_ms"]))
+            L.append("| journal `ts` − Redis admission time, same request: median / max | %s / %s ms |" % (
+                s7["lag_ms_median"], s7["lag_ms_max"]))
+            L.append("")
+            L.append("How the window is measured: the journal's `quota` object carries `{limit, remaining, store}` "
+                     "but no decision time (docs/journal.md), and its `ts` is the time the response *completed*, "
+                     "in milliseconds. The authoritative admission time is the one the quota itself uses: the "
+                     "Redis Function stamps each admission with the Redis server's `TIME` (ms) as the score of the "
+                     "request id in the sorted set `opale:q:{%s}`, and an admission at t leaves the window at "
+                     "exactly t + window (docs/quotas.md). The bench polls that set twice a second during the run "
+                     "(an entry stays %d s, so none is missed) and keeps every (request id, score). The maximum is "
+                     "taken over every window [t, t + %d s) starting at an admission (the count can only rise at an "
+                     "admission). The journals give the same figure from completion times, which lag the decision "
+                     "by the upstream round trip and the journal queue (median and max lag above): since a slot "
+                     "that frees at a window's edge is taken again within milliseconds (the demand is far above "
+                     "the limit), a jitter of a few ms in completion times moves admissions across the edge, and a "
+                     "window of completion times can hold a few more than the limit although no decision window "
+                     "did. So the journals are a cross-check (same request ids, same count), not the verdict." % (
+                         HAB_S7, s7["window_s"], s7["window_s"]))
+            if s7["other"]:
+                L.append("")
+                L.append("**Other outcomes in the S7 journals**: %d, e.g. %s." % (s7["other"], s7["other_examples"]))
+            L.append("")
+        if self.args.profile:
+            L.append("## Profile of S2")
+            L.append("")
+            if self.profile_lines:
+                pr = getattr(self, "profile_run", {})
+                L.append("GW-FULL under S2 load (64 connections, 10 s, %s req/s), `perf record -e cpu-clock -F 999 -g "
+                         "-p PID` (no hardware counters on this VM: cpu-clock sampling), then `perf report --stdio "
+                         "--no-children --sort symbol -g none` (self time per symbol, call chains omitted), top 30:"
+                         % fmt(pr.get("throughput_rps")))
+                L.append("")
+                L.append("```")
+                L.extend(self.profile_lines)
+                L.append("```")
+                if getattr(self, "profile_dso_lines", None):
+                    L.append("")
+                    L.append("The same samples per library (`--sort dso`): Debian's libcrypto carries no symbols, "
+                             "so its share (the ES256 signature of each `X-JWT-Assertion`, TLS records, SHA-256) "
+                             "is readable only here; `[kernel.kallsyms]` is the loopback TCP path and the "
+                             "hypervisor's interrupt handling (`pvm_irq_enable`).")
+                    L.append("")
+                    L.append("```")
+                    L.extend(self.profile_dso_lines)
+                    L.append("```")
+            else:
+                L.append("No profile: %s" % self.failures.get("profile", "perf gave nothing"))
+            L.append("")
+        L.append("## Anomalies")
+        L.append("")
+        flagged = [x for s in self.runs.values() for x in s if x["flag_errors"]]
+        if not flagged and not self.notes and not self.failures and not any(x["flag_errors"] for x in self.s5):
+            L.append("None: every measured run had 2xx answers only (429 in S7), no generator error, and every "
+                     "process stayed up.")
+        for x in flagged:
+            L.append("- %s: %s" % (x["key"], "; ".join(x["flag_errors"])))
+        for x in self.s5:
+            if x["flag_errors"]:
+                L.append("- S5 round %d %s: %s" % (x["round"], x["role"], "; ".join(x["flag_errors"])))
+        for n in self.notes:
+            L.append("- " + n)
+        L.append("")
+        L.append("Raw data: [`%s/`](%s/) (one loadgen JSON per run, `summary.json`)." % (self.stem, self.stem))
+        L.append("")
+        md_path = stem_path + ".md"
+        with open(md_path + ".tmp", "w") as f:
+            f.write("\n".join(L))
+        os.rename(md_path + ".tmp", md_path)
+        summary = {"mode": mode, "started": self.started_wall.isoformat(), "elapsed_s": elapsed, "machine": mach,
+                   "rounds": self.rounds, "duration_s": self.duration, "summary": rows, "failures": self.failures,
+                   "notes": self.notes, "s3_rate": self.s3_rate, "s4_path": self.s4_path, "s5": self.s5, "s7": self.s7,
+                   "runs": {s: [{k: v for k, v in x.items() if k != "percentiles"} for x in rs]
+                            for s, rs in self.runs.items()},
+                   "profile": self.profile_lines, "plots": pngs, "report": md_path}
+        with open(os.path.join(self.raw_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1, default=str)
+        print("\n".join(self.summary_table(rows)))
+        for s, e in sorted(self.failures.items()):
+            print("%s failed: %s" % (s, e))
+        print("\nReport: %s (%.1f min)" % (md_path, elapsed / 60))
+        for k, v in pngs.items():
+            print("Plot:   %s" % v)

@@ -1,0 +1,626 @@
+"""The bench's scenarios: preflight checks, one measured opale-loadgen run,
+S1/S2/S4/S6 in alternating pairs, S3 (open-loop latency), S5 (memory per
+idle connection), S7 (quota exactness), the perf profile, and the run that
+sequences them."""
+
+import datetime
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import time
+import traceback
+import uuid
+
+from benchlib.common import (
+    CLIENT, ETAT, HAB_FULL, HAB_S7, LOAD_CPU, PATHS, PROXY_CPU, QUOTA_S7, SAT_PCT, SCOPES,
+    TELESERVICE, SetupError, fmt, fmt_us, log, max_in_window, med, min_span, mx, ts_ms)
+from benchlib.processes import (
+    core_jiffies, core_pct, https, journal_records, plain_get, read_text, reap, spawn, stop,
+    wait_exit)
+
+
+class Scenarios:
+    """Bench mixin: the checks before measuring, one measured loadgen run, the
+    scenarios S1..S7 and the profile, and the whole run."""
+
+    # -- manual checks before measuring
+
+    def https_retry(self, port, method, target, pki, **kw):
+        """https() for the preflight: a request that gets no answer (or a
+        broken connection) is noted as an anomaly and tried once more, so
+        that one stuck first request does not hide whether the stack serves
+        the bench's requests at all."""
+        name = {t.port if t.kind != "nginx" else None: t.name for t in self.targets.values()}.get(port)
+        if name is None:
+            ng = self.targets.get("nginx")
+            name = "nginx" if ng is not None and port in (ng.port_tls, ng.port_mtls) else "port %d" % port
+        for attempt in (1, 2):
+            try:
+                return https(port, method, target, pki, timeout=5, **kw)
+            except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+                msg = ("preflight: %s %s on %s (a fresh connection, sent right after the handshake): %s: %s%s"
+                       % (method, target, name, type(e).__name__, e or "no answer within 5 s",
+                          "; retried" if attempt == 1 else "; failed twice"))
+                self.notes.append(msg)
+                log(msg)
+                if attempt == 2:
+                    raise SetupError(msg)
+                time.sleep(0.2)
+
+    def get_token(self, port):
+        body = "grant_type=client_credentials&scope=" + "+".join(SCOPES)
+        st, data = self.https_retry(port, "POST", "/token", self.pki, body=body,
+                         headers={"Content-Type": "application/x-www-form-urlencoded",
+                                  "X-Correlation-ID": str(uuid.uuid4())})
+        if st != 200:
+            raise SetupError("POST /token on %d: %d %r" % (port, st, data[:300]))
+        return json.loads(data)["access_token"]
+
+    def full_headers(self, token, cid=None):
+        return {"Authorization": "Bearer " + token, "X-Correlation-ID": cid or str(uuid.uuid4()),
+                "ID_Teleservice": TELESERVICE}
+
+    def preflight(self):
+        """One request of each kind, by hand, before any measurement: every
+        one must be 200. Decides the S4 path (etatSante only if it passes
+        the whole chain, quota included)."""
+        log("preflight: a request of each kind by hand")
+        problems = []
+        for path in PATHS + [ETAT]:
+            st, body = plain_get(self.mock_port, path, {"X-Correlation-ID": str(uuid.uuid4())})
+            if st != 200:
+                problems.append("mock direct %s: %d %r" % (path, st, body[:200]))
+        ng = self.targets["nginx"]
+        st, body = self.https_retry(ng.port_tls, "GET", ETAT, self.pki, cert=False)
+        if st != 200:
+            problems.append("nginx TLS %s: %d %r" % (ETAT, st, body[:200]))
+        if "gw-s1" in self.targets:
+            st, body = self.https_retry(self.targets["gw-s1"].port, "GET", ETAT, self.pki, cert=False)
+            if st != 200:
+                problems.append("GW-S1 %s: %d %r" % (ETAT, st, body[:200]))
+        full = self.targets.get("gw-full")
+        if full is not None:
+            self.token = self.get_token(full.port)
+            for path in PATHS:
+                st, body = self.https_retry(ng.port_mtls, "GET", path, self.pki, headers=self.full_headers(self.token))
+                if st != 200:
+                    problems.append("nginx mTLS %s: %d %r" % (path, st, body[:200]))
+            for name in ("gw-full", "gw-10k"):
+                t = self.targets.get(name)
+                if t is None:
+                    continue
+                tok = self.get_token(t.port)
+                for path in PATHS:
+                    st, body = self.https_retry(t.port, "GET", path, self.pki, headers=self.full_headers(tok))
+                    if st != 200:
+                        problems.append("%s %s: %d %r" % (name, path, st, body[:200]))
+            # etatSante: through the whole chain (the journal record has
+            # the consumer and a quota decision)?
+            cid = str(uuid.uuid4())
+            st, body = self.https_retry(full.port, "GET", ETAT, self.pki, headers=self.full_headers(self.token, cid))
+            rec = None
+            deadline = time.monotonic() + 5
+            while rec is None and time.monotonic() < deadline:
+                for r in journal_records(full.journal_dir):
+                    if r.get("correlation_id") == cid:
+                        rec = r
+                time.sleep(0.1)
+            if st == 200 and rec is not None and "quota" in rec and rec.get("consumer"):
+                self.s4_path = ETAT
+                self.s4_why = ("`%s` with the token: 200, and its journal record names the consumer and "
+                               "carries a quota decision, so it passes the whole chain" % ETAT)
+            else:
+                self.s4_path = PATHS[0]
+                self.s4_why = ("`%s` answered %d and its journal record %s: it does not pass the whole chain "
+                               "(the quota stage, or more, is skipped on a public route), so S4 uses `%s`"
+                               % (ETAT, st, "has no quota decision" if rec is not None else "was not found",
+                                  PATHS[0]))
+            log("S4 path: %s" % self.s4_path)
+        for i in (1, 2, 3):
+            t = self.targets.get("gw-q%d" % i)
+            if t is not None:
+                tok = self.get_token(t.port)
+                st, body = self.https_retry(t.port, "GET", ETAT, self.pki, headers=self.full_headers(tok))
+                if st != 200:
+                    problems.append("GW-Q%d %s: %d %r" % (i, ETAT, st, body[:200]))
+        if problems:
+            raise SetupError("preflight failed:\n  " + "\n  ".join(problems))
+
+    # -- loadgen arguments
+
+    def lg_tls(self, cert=True):
+        a = ["--cacert", os.path.join(self.pki, "ca.crt")]
+        if cert:
+            a += ["--cert", os.path.join(self.pki, CLIENT + ".crt"), "--key", os.path.join(self.pki, CLIENT + ".key")]
+        return a
+
+    def full_chain_args(self, t, paths=None):
+        """The full-chain request to <t>: a gateway fetches its token itself
+        (--token-url); nginx gets the same headers, with a token from
+        GW-FULL (it ignores them, but the requests are the same bytes)."""
+        paths = paths or PATHS
+        if t.kind == "nginx":
+            a = ["-u", "https://localhost:%d/" % t.port_mtls] + self.lg_tls() + \
+                ["-H", "Authorization: Bearer " + self.token]
+        else:
+            a = ["-u", "https://localhost:%d/" % t.port] + self.lg_tls() + \
+                ["--token-url", "https://localhost:%d/token" % t.port, "--token-scope", " ".join(SCOPES)]
+        a += ["--correlation-id", "-H", "ID_Teleservice: " + TELESERVICE]
+        for p in paths:
+            a += ["--path", p]
+        return a
+
+    def direct_args(self):
+        a = ["--plain", "-u", "http://127.0.0.1:%d/" % self.mock_port, "--correlation-id",
+             "-H", "ID_Teleservice: " + TELESERVICE]
+        for p in PATHS:
+            a += ["--path", p]
+        return a
+
+    # -- one measured run
+
+    def run_lg(self, scenario, rnd, role, target, args, duration, allow_4xx=False, keep=True):
+        """Run the generator (CPU 1) against <target> and record: its JSON,
+        the CPU time of the proxy, the generator, the mock and Redis over the
+        generator's lifetime, and the flags (errors, non-2xx, behind
+        schedule, saturation)."""
+        key = "%s-r%d-%s" % (scenario, rnd, role)
+        os.makedirs(self.raw_dir, exist_ok=True)
+        lgdir = os.path.join(self.tmp, "loadgen")
+        os.makedirs(lgdir, exist_ok=True)
+        jpath = os.path.join(self.raw_dir if keep else lgdir, key + ".json")
+        if os.path.exists(jpath):
+            os.unlink(jpath)
+        helpers = [self.mock, self.redis_t]
+        c0 = (target.cpu(), [h.cpu() for h in helpers])
+        j0 = core_jiffies()
+        alive0 = target.alive()
+        t0 = time.monotonic()
+        p = spawn([self.lg_bin] + args + ["--json", jpath], cpu=LOAD_CPU, out=os.path.join(lgdir, key + ".out"),
+                  err=os.path.join(lgdir, key + ".err"))
+        ru = wait_exit(p, t0 + duration + 90)
+        wall = time.monotonic() - t0
+        c1 = (target.cpu(), [h.cpu() for h in helpers])
+        j1 = core_jiffies()
+        res = None
+        try:
+            with open(jpath) as f:
+                res = json.load(f)
+        except (OSError, ValueError):
+            pass
+        gen_cpu = (ru.ru_utime + ru.ru_stime) if ru is not None else None
+        rec = {"key": key, "scenario": scenario, "round": rnd, "role": role, "target": target.name,
+               "rc": p.returncode, "wall_s": wall,
+               "proxy_cpu_s": c1[0] - c0[0], "gen_cpu_s": gen_cpu,
+               "mock_cpu_s": c1[1][0] - c0[1][0], "redis_cpu_s": c1[1][1] - c0[1][1]}
+        rec["proxy_cpu_pct"] = 100.0 * rec["proxy_cpu_s"] / wall
+        rec["gen_cpu_pct"] = 100.0 * gen_cpu / wall if gen_cpu is not None else None
+        rec["mock_cpu_pct"] = 100.0 * rec["mock_cpu_s"] / wall
+        rec["redis_cpu_pct"] = 100.0 * rec["redis_cpu_s"] / wall
+        rec["core1_pct"] = (rec["gen_cpu_pct"] or 0) + rec["mock_cpu_pct"] + rec["redis_cpu_pct"]
+        # How busy each core was, whoever used it: what the bench's own
+        # processes did not use went to other work on the machine.
+        rec["core0_busy_pct"] = core_pct(j0, j1, "cpu" + PROXY_CPU)
+        rec["core1_busy_pct"] = core_pct(j0, j1, "cpu" + LOAD_CPU)
+        proxy_on_0 = rec["proxy_cpu_pct"] if target.kind in ("gateway", "nginx") else 0.0
+        rec["core0_other_pct"] = max(0.0, rec["core0_busy_pct"] - proxy_on_0) \
+            if rec["core0_busy_pct"] is not None else None
+        errors, notes = [], []
+        if res is None:
+            errors.append("no JSON from the generator (rc %s): %s" % (
+                p.returncode, read_text(os.path.join(lgdir, key + ".err"))[-300:].strip()))
+        else:
+            lat = res["latency_us"]
+            resp = res["responses"]
+            rec.update({
+                "throughput_rps": res["throughput_rps"], "handshake_rate": res["connections"]["handshake_rate"],
+                "p50": lat["p50"], "p90": lat["p90"], "p99": lat["p99"], "p99_9": lat["p99_9"], "max": lat["max"],
+                "completed": res["requests"]["completed"], "missed": res["requests"]["missed"],
+                "responses": resp, "errors": res["errors"], "elapsed_s": res["elapsed_s"],
+                "percentiles": lat.get("percentiles", []),
+            })
+            rec["req_per_proxy_cpu_s"] = (rec["completed"] / rec["proxy_cpu_s"]) if rec["proxy_cpu_s"] > 0 else None
+            if res["errors"]["total"]:
+                e = res["errors"]
+                errors.append("errors %d (%s)" % (e["total"], ", ".join("%s %d" % (k, v) for k, v in e.items()
+                                                                         if k != "total" and v)))
+            bad = resp["3xx"] + resp["5xx"] + (0 if allow_4xx else resp["4xx"])
+            if bad:
+                errors.append("non-2xx responses: %d (3xx %d, 4xx %d, 5xx %d)" % (bad, resp["3xx"], resp["4xx"],
+                                                                                   resp["5xx"]))
+            if rec["completed"] == 0:
+                errors.append("no response")
+            if rec["missed"]:
+                errors.append("open loop behind schedule: %d requests due but never started" % rec["missed"])
+        if p.returncode not in (0, None):
+            errors.append("generator exit status %s" % p.returncode)
+        if alive0 and not target.alive():
+            errors.append("%s EXITED during the run (rc %s)" % (target.name, target.proc.returncode))
+            self.notes.append("%s exited during %s" % (target.name, key))
+        if rec["gen_cpu_pct"] is not None and rec["gen_cpu_pct"] >= SAT_PCT:
+            notes.append("generator CPU saturated (%.0f%%)" % rec["gen_cpu_pct"])
+        elif rec["core1_pct"] >= SAT_PCT:
+            notes.append("core 1 saturated (generator + mock + redis %.0f%%)" % rec["core1_pct"])
+        if rec["core0_other_pct"] is not None and rec["core0_other_pct"] >= 15:
+            notes.append("core 0 shared: other processes used %.0f%% of it" % rec["core0_other_pct"])
+        rec["flag_errors"] = errors
+        rec["flag_notes"] = notes
+        if errors:
+            log("  %s: FLAGGED: %s" % (key, "; ".join(errors)))
+        tp = rec.get("throughput_rps")
+        log("  %-22s %9s req/s  p99 %-9s proxy CPU %3.0f%%  gen CPU %3.0f%%%s" % (
+            key, fmt(tp), fmt_us(rec.get("p99")), rec["proxy_cpu_pct"], rec["gen_cpu_pct"] or 0,
+            ("  [" + "; ".join(errors + notes) + "]") if errors or notes else ""))
+        time.sleep(0.3)  # let the journal writer / access log settle between runs
+        return rec
+
+    # -- scenarios
+
+    def pair_args(self, scenario, role):
+        d = "%g" % self.duration
+        t = self.targets
+        if scenario == "S1":
+            tgt = t["gw-s1"] if role == "gw" else t["nginx"]
+            port = tgt.port if role == "gw" else tgt.port_tls
+            return tgt, ["-u", "https://localhost:%d%s" % (port, ETAT)] + self.lg_tls(cert=False) + \
+                ["-c", "64", "-t", "1", "-d", d]
+        if scenario == "S2":
+            tgt = t["gw-full"] if role == "gw" else t["nginx"]
+            return tgt, self.full_chain_args(tgt) + ["-c", "64", "-t", "1", "-d", d]
+        if scenario == "S4":
+            tgt = t["gw-full"] if role == "gw" else t["nginx"]
+            return tgt, self.full_chain_args(tgt, [self.s4_path]) + ["--new-conn", "-c", "16", "-t", "1", "-d", d]
+        if scenario == "S6":
+            tgt = t["gw-full"] if role == "gw1" else t["gw-10k"]
+            return tgt, self.full_chain_args(tgt) + ["-c", "64", "-t", "1", "-d", d]
+        raise ValueError(scenario)
+
+    PAIRS = {
+        "S1": ("gw", "nginx"),
+        "S2": ("gw", "nginx"),
+        "S4": ("gw", "nginx"),
+        "S6": ("gw1", "gw10k"),
+    }
+
+    def phase_pairs(self):
+        scen = [s for s in ("S1", "S2", "S4", "S6") if self.want(s)]
+        if not scen:
+            return
+        for s in scen:
+            self.runs.setdefault(s, [])
+        for r in range(1, self.rounds + 1):
+            for s in scen:
+                if s in self.failures:
+                    continue
+                a, b = self.PAIRS[s]
+                order = (a, b) if r % 2 == 1 else (b, a)
+                log("%s round %d/%d: %s then %s" % (s, r, self.rounds, order[0], order[1]))
+                try:
+                    for role in order:
+                        tgt, args = self.pair_args(s, role)
+                        self.runs[s].append(self.run_lg(s, r, role, tgt, args, self.duration))
+                except Exception as e:
+                    self.fail(s, e)
+
+    def fail(self, s, e):
+        self.failures[s] = "%s: %s" % (type(e).__name__, e)
+        log("%s FAILED: %s\n%s" % (s, e, traceback.format_exc()))
+
+    def phase_s3(self):
+        self.runs["S3"] = []
+        ng_s2 = [x.get("throughput_rps") for x in self.runs.get("S2", []) if x["role"] == "nginx"]
+        if ng_s2 and med(ng_s2):
+            base = med(ng_s2)
+            self.s3_rate_src = "median nginx S2 throughput of this run (%s req/s)" % fmt(base)
+        else:
+            log("S3: no S2 in this run: calibrating on nginx mTLS (S2 load, %g s)" % self.duration)
+            ng = self.targets["nginx"]
+            cal = self.run_lg("S3cal", 0, "nginx", ng, self.full_chain_args(ng) + ["-c", "64", "-t", "1", "-d",
+                                                                                  "%g" % self.duration],
+                              self.duration)
+            base = cal.get("throughput_rps") or 0
+            self.s3_rate_src = "an nginx S2 calibration run made for S3 (%s req/s)" % fmt(base)
+        if not base:
+            raise RuntimeError("no nginx S2 throughput to set the S3 rate")
+        self.s3_rate = round(base * 0.5)
+        log("S3 rate: %d req/s" % self.s3_rate)
+        roles = ["gw", "nginx", "direct"]
+        for r in range(1, self.rounds + 1):
+            k = (r - 1) % 3
+            order = roles[k:] + roles[:k]
+            log("S3 round %d/%d: %s" % (r, self.rounds, " ".join(order)))
+            for role in order:
+                common = ["-c", "64", "-t", "1", "-d", "%g" % self.s3_duration, "--rate", str(self.s3_rate)]
+                if role == "direct":
+                    self.runs["S3"].append(self.run_lg("S3", r, role, self.mock, self.direct_args() + common,
+                                                       self.s3_duration))
+                else:
+                    tgt = self.targets["gw-full"] if role == "gw" else self.targets["nginx"]
+                    self.runs["S3"].append(self.run_lg("S3", r, role, tgt, self.full_chain_args(tgt) + common,
+                                                       self.s3_duration))
+
+    def rss_samples(self, t, n=3, gap=0.4):
+        out = []
+        for i in range(n):
+            out.append(t.rss())
+            if i + 1 < n:
+                time.sleep(gap)
+        return statistics.median(out)
+
+    def phase_s5(self):
+        """Fresh proxies each round (a process that has already held 10,000
+        connections keeps much of that memory in its allocator, which would
+        hide the cost the second time), warmed with 1 s of S2 load, then
+        RSS before, and while the generator holds the connections idle."""
+        for r in range(1, self.s5_rounds + 1):
+            order = ("gw", "nginx") if r % 2 == 1 else ("nginx", "gw")
+            for role in order:
+                log("S5 round %d/%d: %s, %d connections" % (r, self.s5_rounds, role, self.s5_conns))
+                name = "s5-%s-r%d" % (role, r)
+                if role == "gw":
+                    t = self.start_gateway(name, policies={"commune-exemple.json": self.commune_policy(HAB_FULL,
+                                                                                                  1000000)},
+                                           quota=self.redis_quota())
+                else:
+                    t = self.start_nginx(name)
+                try:
+                    self.s5.append(self.s5_one(r, role, t))
+                finally:
+                    stop(t.proc, sig=signal.SIGTERM)
+
+    def s5_one(self, r, role, t):
+        warm = self.run_lg("S5warm", r, role, t, self.full_chain_args(t) + ["-c", "64", "-t", "1", "-d", "1"], 1,
+                           keep=False)
+        time.sleep(1.0)
+        before = self.rss_samples(t)
+        key = "S5-r%d-%s" % (r, role)
+        jpath = os.path.join(self.raw_dir, key + ".json")
+        errp = os.path.join(self.tmp, "loadgen", key + ".err")
+        setup_timeout = 120 if self.s5_conns > 5000 else 60
+        args = self.full_chain_args(t) + ["-c", str(self.s5_conns), "-t", "4", "--hold", "%g" % self.s5_hold,
+                                          "--timeout", str(setup_timeout), "--json", jpath]
+        t0 = time.monotonic()
+        p = spawn([self.lg_bin] + args, cpu=LOAD_CPU, out=os.path.join(self.tmp, "loadgen", key + ".out"), err=errp)
+        deadline = t0 + setup_timeout + 30
+        m = None
+        while m is None:
+            m = re.search(r"holding (\d+) connections", read_text(errp))
+            if m is None:
+                if reap(p) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+        during = peak = None
+        if m is not None:
+            time.sleep(min(2.0, self.s5_hold / 3))
+            during = self.rss_samples(t)
+            peak = t.rss()
+        ru = wait_exit(p, time.monotonic() + self.s5_hold + 60)
+        time.sleep(0.5)
+        after = t.rss()
+        res = None
+        try:
+            with open(jpath) as f:
+                res = json.load(f)
+        except (OSError, ValueError):
+            pass
+        errors = []
+        held = res["hold"]["held"] if res and "hold" in res else (int(m.group(1)) if m else 0)
+        if m is None:
+            errors.append("the generator never reached its hold phase: %s" % read_text(errp)[-300:].strip())
+        if res is None:
+            errors.append("no JSON from the generator (rc %s)" % p.returncode)
+        else:
+            if res["errors"]["total"]:
+                errors.append("errors %d (%s)" % (res["errors"]["total"], ", ".join(
+                    "%s %d" % (k, v) for k, v in res["errors"].items() if k != "total" and v)))
+            nb = res["responses"]["3xx"] + res["responses"]["4xx"] + res["responses"]["5xx"]
+            if nb:
+                errors.append("non-2xx responses: %d" % nb)
+            if held != self.s5_conns:
+                errors.append("held %d of %d connections" % (held, self.s5_conns))
+            if res["hold"]["closed_during_hold"]:
+                errors.append("%d connections closed by the server during the hold" % res["hold"]["closed_during_hold"])
+        if not t.alive():
+            errors.append("%s EXITED (rc %s)" % (t.name, t.proc.returncode))
+            self.notes.append("%s exited during S5" % t.name)
+        per = (during - before) / held if (during is not None and held) else None
+        rec = {"round": r, "role": role, "target": t.name, "conns": self.s5_conns, "held": held,
+               "rss_before_kb": before, "rss_with_kb": during, "rss_peak_kb": peak, "rss_after_kb": after,
+               "per_conn_kb": per, "setup_s": res["hold"]["setup_s"] if res and "hold" in res else None,
+               "gen_cpu_s": (ru.ru_utime + ru.ru_stime) if ru else None,
+               "warm_flags": warm["flag_errors"], "flag_errors": errors}
+        log("  %s: RSS %s -> %s KiB, %.2f KiB/conn%s" % (key, fmt(before), fmt(during), per or 0,
+                                                         ("  [" + "; ".join(errors) + "]") if errors else ""))
+        return rec
+
+    def phase_s7(self):
+        W, D = self.s7_window, self.s7_duration
+        qs = [self.targets["gw-q%d" % i] for i in (1, 2, 3)]
+        key = "opale:q:{%s}" % HAB_S7
+        self.redis.cmd("DEL", key)
+        # the preflight's etatSante calls went through the quota stage
+        for t in qs:
+            t.s7_start = len(journal_records(t.journal_dir))
+        log("S7: 3 gateways x %g req/s open loop, %g s, window %d s, limit %d" % (self.s7_rate, D, W, QUOTA_S7))
+        procs = []
+        lgdir = os.path.join(self.tmp, "loadgen")
+        os.makedirs(lgdir, exist_ok=True)
+        for i, t in enumerate(qs, 1):
+            jpath = os.path.join(self.raw_dir, "S7-gw-q%d.json" % i)
+            args = self.full_chain_args(t) + ["-c", "4", "-t", "1", "-d", "%g" % D, "--rate", "%g" % self.s7_rate,
+                                              "--json", jpath]
+            p = spawn([self.lg_bin] + args, cpu=LOAD_CPU, out=os.path.join(lgdir, "S7-%d.out" % i),
+                      err=os.path.join(lgdir, "S7-%d.err" % i))
+            procs.append((t, p, jpath))
+        # Redis's own admission times: the window holds every admission of
+        # the last W seconds, so polling it twice a second sees them all.
+        admitted = {}
+        deadline = time.monotonic() + D + 90
+        polls = 0
+        while True:
+            done = all(reap(p) for _, p, _ in procs)
+            try:
+                z = self.redis.cmd("ZRANGE", key, 0, -1, "WITHSCORES") or []
+                for m, s in zip(z[0::2], z[1::2]):
+                    admitted[m.decode()] = int(float(s))
+                polls += 1
+            except (OSError, RuntimeError) as e:
+                self.redis.close()
+                self.notes.append("S7: a Redis poll failed: %s" % e)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                for _, p, _ in procs:
+                    stop(p)
+                break
+            time.sleep(0.5)
+        time.sleep(1.5)  # the journals' writer threads
+        per_gw = []
+        allow_ts, allow_ids, deny_quota, other = [], set(), 0, []
+        lag = []
+        for i, (t, p, jpath) in enumerate(procs, 1):
+            res = None
+            try:
+                with open(jpath) as f:
+                    res = json.load(f)
+            except (OSError, ValueError):
+                pass
+            recs = [x for x in journal_records(t.journal_dir)[t.s7_start:]
+                    if str(x.get("path", "")).startswith("/opale/v1/entreprises/")]
+            a, dq, o = [], [], []
+            for x in recs:
+                if x.get("decision") == "allow" and x.get("status") == 200:
+                    a.append(x)
+                elif x.get("status") == 429 and str(x.get("reason", "")).startswith("quota"):
+                    dq.append(x)
+                else:
+                    o.append(x)
+            for x in a:
+                ms = ts_ms(x["ts"])
+                allow_ts.append(ms)
+                allow_ids.add(x.get("request_id"))
+                if x.get("request_id") in admitted:
+                    lag.append(ms - admitted[x["request_id"]])
+            deny_quota += len(dq)
+            other += o
+            gen_err = []
+            if res is None:
+                gen_err.append("no JSON (rc %s)" % p.returncode)
+            else:
+                if res["errors"]["total"]:
+                    gen_err.append("errors %d" % res["errors"]["total"])
+                r5 = res["responses"]["3xx"] + res["responses"]["5xx"]
+                if r5:
+                    gen_err.append("3xx/5xx responses: %d" % r5)
+                if res["requests"]["missed"]:
+                    gen_err.append("behind schedule: %d missed" % res["requests"]["missed"])
+            per_gw.append({"gateway": t.name, "requests": len(recs), "admitted": len(a), "refused_quota": len(dq),
+                           "other": len(o), "generator": {
+                               "completed": res["requests"]["completed"] if res else None,
+                               "responses": res["responses"] if res else None,
+                               "errors": res["errors"]["total"] if res else None},
+                           "flag_errors": gen_err})
+        rtimes = sorted(admitted.values())
+        members = set(m.split("#")[0] for m in admitted)
+        res = {
+            "window_s": W, "duration_s": D, "limit": QUOTA_S7, "rate_per_gateway": self.s7_rate, "polls": polls,
+            "per_gateway": per_gw,
+            "admitted_journal": len(allow_ts), "admitted_redis": len(admitted),
+            "refused_quota": deny_quota, "other": len(other),
+            "other_examples": [{k: x.get(k) for k in ("decision", "reason", "status", "code")} for x in other[:5]],
+            "max_window_redis": max_in_window(rtimes, W * 1000) if rtimes else None,
+            "max_window_journal": max_in_window(allow_ts, W * 1000) if allow_ts else None,
+            "min_span_redis_ms": min_span(rtimes, QUOTA_S7),
+            "min_span_journal_ms": min_span(allow_ts, QUOTA_S7),
+            "journal_not_in_redis": len([i for i in allow_ids if i not in members]),
+            "redis_not_in_journal": len([m for m in members if m not in allow_ids]),
+            "lag_ms_median": med(lag), "lag_ms_max": mx(lag),
+            "span_s": ((rtimes[-1] - rtimes[0]) / 1000.0) if rtimes else None,
+        }
+        # the most a sliding window can admit over the span of the admissions
+        if rtimes:
+            res["ceiling"] = QUOTA_S7 * (int((rtimes[-1] - rtimes[0]) // (W * 1000)) + 1)
+        res["met"] = res["max_window_redis"] == QUOTA_S7
+        self.s7 = res
+        with open(os.path.join(self.raw_dir, "S7-analysis.json"), "w") as f:
+            json.dump(dict(res, admissions_redis_ms=rtimes, admissions_journal_ms=sorted(allow_ts)), f)
+        log("S7: admitted %d (Redis) / %d (journals), max in any %d s window: %s (Redis), %s (journals)" % (
+            len(admitted), len(allow_ts), W, res["max_window_redis"], res["max_window_journal"]))
+
+    def phase_profile(self):
+        if not shutil.which("perf"):
+            self.failures["profile"] = "perf not installed"
+            return
+        t = self.targets["gw-full"]
+        D = 10.0
+        data = os.path.join(self.tmp, "perf.data")
+        perr = os.path.join(self.tmp, "perf.err")
+        log("profile: perf record of GW-FULL (pid %d) under S2 load, %g s" % (t.proc.pid, D))
+        pp = spawn(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-p", t.proc.pid, "-o", data,
+                    "--", "sleep", "%g" % (D + 2)], cpu=LOAD_CPU, out=os.path.join(self.tmp, "perf.out"), err=perr)
+        time.sleep(1.0)
+        self.profile_run = self.run_lg("profile", 1, "gw", t, self.full_chain_args(t) +
+                                       ["-c", "64", "-t", "1", "-d", "%g" % D], D)
+        wait_exit(pp, time.monotonic() + 60)
+        if not os.path.exists(data):
+            self.failures["profile"] = "perf record failed: " + read_text(perr)[-500:]
+            return
+        r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol",
+                            "-g", "none"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=300)
+        lines = [re.sub(r"(\s+-)+\s*$", "", ln.rstrip()) for ln in r.stdout.decode(errors="replace").splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+        self.profile_lines = lines[:30]
+        self.profile_samples = re.findall(r"# Samples: (\S+)", r.stdout.decode(errors="replace"))
+        # The same samples by library: Debian's libcrypto has no symbols, so
+        # its share (the assertion signature, TLS records, hashes) is spread
+        # over anonymous addresses above and only readable per library.
+        r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso",
+                            "-g", "none"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=300)
+        lines = [re.sub(r"(\s+-)+\s*$", "", ln.rstrip()) for ln in r.stdout.decode(errors="replace").splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+        self.profile_dso_lines = lines[:12]
+
+    # -- the whole run
+
+    def run(self):
+        self.setup()
+        os.makedirs(self.raw_dir, exist_ok=True)
+        self.phase_pairs()
+        for s, fn in (("S3", self.phase_s3), ("S5", self.phase_s5), ("S7", self.phase_s7)):
+            if self.want(s):
+                try:
+                    fn()
+                except Exception as e:
+                    self.fail(s, e)
+        if self.args.profile:
+            try:
+                self.phase_profile()
+            except Exception as e:
+                self.fail("profile", e)
+        for name, t in self.targets.items():
+            if not t.alive():
+                self.notes.append("%s is not running at the end (rc %s); stderr tail: %s" % (
+                    name, t.proc.returncode, read_text(os.path.join(t.dir, "stderr"))[-500:]))
+            elif t.kind == "gateway":
+                errs = [ln for ln in read_text(os.path.join(t.dir, "stderr")).splitlines()
+                        if re.search(r"error|fail|drop|assert|abort", ln, re.I)]
+                if errs:
+                    self.notes.append("%s stderr: %d line(s) mentioning error/fail/drop, e.g. `%s`" % (
+                        name, len(errs), errs[0][:200]))
+        ng = self.targets.get("nginx")
+        if ng is not None:
+            el = [ln for ln in read_text(os.path.join(ng.dir, "error.log")).splitlines()
+                  if "[error]" in ln or "[crit]" in ln or "[alert]" in ln or "[emerg]" in ln]
+            if el:
+                self.notes.append("nginx error.log: %d error line(s), e.g. `%s`" % (len(el), el[0][:200]))
+        self.load_after = os.getloadavg()
+        self.ended_wall = datetime.datetime.now(datetime.timezone.utc)
+        self.report()
