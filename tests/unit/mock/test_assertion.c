@@ -275,25 +275,43 @@ START_TEST(claims_checked)
     ck_assert_str_eq(why, "client_id differs from X-Consumer-Id (or header absent or repeated)");
     free(p);
     free(t);
-    p = strdup("{\"aud\":[\"x\",\"opale-backend\"],\"iss\":\"https://gw.test\",\"iat\":1750000000,"
-               "\"exp\":1750000060.0,\"client_id\":\"c1\",\"request_id\":\"r1\"}");
-    t = token(K_EC, h, p);
-    ck_assert_str_eq(verify_at(t, NOW), "exp absent or not an integer");
-    free(p);
-    free(t);
-    p = strdup("{\"aud\":\"other\",\"iss\":\"https://gw.test\",\"iat\":1750000000,"
-               "\"exp\":1750000060,\"client_id\":\"c1\",\"request_id\":\"r1\"}");
-    t = token(K_EC, h, p);
-    ck_assert_str_eq(verify_at(t, NOW), "aud absent or without the configured audience");
-    free(p);
-    free(t);
-    p = strdup("{\"aud\":\"opale-backend\",\"iss\":\"https://evil.test\",\"iat\":1750000000,"
-               "\"exp\":1750000060,\"client_id\":\"c1\",\"request_id\":\"r1\"}");
-    t = token(K_EC, h, p);
-    ck_assert_str_eq(verify_at(t, NOW), "iss absent or not the configured issuer");
-    free(p);
-    free(t);
     free(h);
+}
+END_TEST
+
+/* One claim rule each, on an otherwise valid payload at NOW. */
+#define CLAIMS(aud, iss, extra)                                                                    \
+    "{\"aud\":" aud ",\"iss\":\"" iss "\",\"iat\":1750000000,\"client_id\":\"c1\","                \
+    "\"request_id\":\"r1\",\"habilitation\":\"H1\"" extra "}"
+static const struct {
+    const char *payload, *why;
+} claim_cases[] = {
+    {CLAIMS("[\"x\",\"opale-backend\"]", "https://gw.test", ",\"exp\":1750000060"), NULL},
+    {CLAIMS("\"opale-backend\"", "https://gw.test", ",\"exp\":1750000060.0"),
+     "exp absent or not an integer"},
+    {CLAIMS("\"other\"", "https://gw.test", ",\"exp\":1750000060"),
+     "aud absent or without the configured audience"},
+    {CLAIMS("[\"opale-backend\",1]", "https://gw.test", ",\"exp\":1750000060"),
+     "aud array holds a non-string"},
+    {CLAIMS("\"opale-backend\"", "https://evil.test", ",\"exp\":1750000060"),
+     "iss absent or not the configured issuer"},
+    {CLAIMS("\"opale-backend\"", "https://gw.test", ",\"exp\":1750000060,\"nbf\":1750000006"),
+     "nbf in the future"},
+    {CLAIMS("\"opale-backend\"", "https://gw.test", ",\"exp\":1750000060,\"client_id\":\"\""),
+     "payload is not a JSON object"}, /* a duplicate member */
+};
+
+START_TEST(claim_rules)
+{
+    char *h = header_of(K_EC), *t = token(K_EC, h, claim_cases[_i].payload);
+    const char *why = verify_at(t, NOW);
+
+    if (claim_cases[_i].why)
+        ck_assert_str_eq(why ? why : "(accepted)", claim_cases[_i].why);
+    else
+        ck_assert_msg(why == NULL, "refused: %s", why);
+    free(h);
+    free(t);
 }
 END_TEST
 
@@ -393,6 +411,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, valid_token_accepted, 0, K_N);
     tcase_add_loop_test(tc, altered_token_refused, 0, K_N);
     tcase_add_test(tc, claims_checked);
+    tcase_add_loop_test(tc, claim_rules, 0, sizeof(claim_cases) / sizeof(claim_cases[0]));
     tcase_add_test(tc, header_checked);
     tcase_add_test(tc, unknown_kid_rereads_jwks);
     tcase_add_test(tc, jwks_refusals);
