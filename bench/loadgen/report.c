@@ -32,6 +32,23 @@ static json_t *jreal(double x, int decimals)
     return json_real(round(x * scale) / scale);
 }
 
+/* <s> as a JSON string; if it is not valid UTF-8 (a -H value may hold any
+ * byte), with each byte >= 0x80 shown as '?'. */
+static json_t *jstr(const char *s)
+{
+    json_t *j = json_string(s);
+    char *c;
+
+    if (j || !(c = strdup(s)))
+        return j;
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(c);
+    free(c);
+    return j;
+}
+
 static json_t *juint(uint64_t v)
 {
     return json_integer((json_int_t)v);
@@ -73,26 +90,26 @@ static json_t *json_config(void)
     json_t *paths = json_array(), *headers = json_array();
 
     for (int i = 0; i < o->npaths; i++)
-        json_array_append_new(paths, json_string(o->paths[i]));
+        json_array_append_new(paths, jstr(o->paths[i]));
     for (int i = 0; i < o->nheaders; i++) {
         char red[128];
         if (secret_header(o->headers[i]))
             snprintf(red, sizeof red, "%.*s: (redacted)", (int)lg_header_name_len(o->headers[i]),
                      o->headers[i]);
-        json_array_append_new(headers,
-                              json_string(secret_header(o->headers[i]) ? red : o->headers[i]));
+        json_array_append_new(headers, jstr(secret_header(o->headers[i]) ? red : o->headers[i]));
     }
-    return json_pack(
-        "{s:s,s:b,s:b,s:b,s:I,s:I,s:o,s:o,s:s,s:o,s:b,s:o,s:b,s:b,s:o,s:o}", "url", o->url_arg,
-        "tls", o->url.tls, "client_cert", o->cert != NULL, "verify", o->url.tls && !o->insecure,
-        "connections", (json_int_t)o->conns, "threads", (json_int_t)o->threads, "duration_s",
-        jreal(o->duration, 3), "max_requests", juint(o->max_requests), "mode",
-        o->hold > 0   ? "hold"
-        : o->rate > 0 ? "open"
-                      : "closed",
-        "rate", jreal(o->rate, 3), "new_conn", o->new_conn, "timeout_s", jreal(o->timeout, 3),
-        "correlation_id", o->correlation_id, "bearer_from_token_url", lg_bearer != NULL, "paths",
-        paths, "headers", headers);
+    return json_pack("{s:o,s:b,s:b,s:b,s:I,s:I,s:o,s:o,s:s,s:o,s:b,s:o,s:b,s:b,s:o,s:o}", "url",
+                     jstr(o->url_arg), "tls", o->url.tls, "client_cert", o->cert != NULL, "verify",
+                     o->url.tls && !o->insecure, "connections", (json_int_t)o->conns, "threads",
+                     (json_int_t)o->threads, "duration_s", jreal(o->duration, 3), "max_requests",
+                     juint(o->max_requests), "mode",
+                     o->hold > 0   ? "hold"
+                     : o->rate > 0 ? "open"
+                                   : "closed",
+                     "rate", jreal(o->rate, 3), "new_conn", o->new_conn, "timeout_s",
+                     jreal(o->timeout, 3), "correlation_id", o->correlation_id,
+                     "bearer_from_token_url", lg_bearer != NULL, "paths", paths, "headers",
+                     headers);
 }
 
 /* The whole --json document of run <t>. */
