@@ -6,7 +6,8 @@
  *   cli.c     the command line and URL parsing
  *   tls.c     the client TLS context
  *   conn.c    one connection: TCP, TLS handshake, request out, response in
- *   http.c    the requests' bytes and the response parser
+ *   request.c the requests' bytes, built once
+ *   http.c    the response parser
  *   sched.c   the workers: closed loop, open loop (fixed rate), --hold
  *   hist.c    the latency histogram and its percentiles
  *   report.c  the summary on stdout and the --json file (jansson)
@@ -226,14 +227,19 @@ void lg_parse_options(int argc, char **argv);
 
 /* http.c */
 
+/* Ready for the next response (keeps <consumed> and <capture>). */
 void lg_rp_reset(struct rparser *p);
 /* Consume from IN. Returns 1 when a whole response has been read (the
  * parser must then be reset), 0 when more input is needed, -1 on error.
  * Every iteration consumes input or returns: bounded by the input length. */
 int lg_rp_feed(struct rparser *p, struct evbuffer *in);
+
+/* request.c */
+
 extern char *lg_req[MAX_PATHS]; /* "GET path HTTP/1.1\r\n" + fixed headers */
 extern size_t lg_req_len[MAX_PATHS];
 extern size_t lg_req_max;
+/* Builds lg_req from lg_opt and lg_bearer; exits on failure. */
 void lg_build_requests(void);
 
 /* conn.c */
