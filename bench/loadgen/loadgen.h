@@ -196,9 +196,12 @@ struct totals {
 
 /* util.c */
 
+/* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t lg_now_ns(void);
 struct timeval lg_ns_to_tv(uint64_t ns);
+/* "opale-loadgen: <message>" on stderr, then exit 1 (runtime failure). */
 void lg_die(const char *fmt, ...);
+/* The same for a bad command line: exit 2, with a pointer to --help. */
 void lg_usage_error(const char *fmt, ...);
 int lg_is_tchar(unsigned char ch);
 /* A UUID version 4 (RFC 9562), 36 characters, lower case, no NUL. */
@@ -206,8 +209,10 @@ void lg_uuid_v4(uint64_t s[4], char out[36]);
 
 /* hist.c */
 
+/* The smallest and largest value of bucket <i> (0 <= i < H_NB). */
 uint64_t lg_h_lower(unsigned i);
 uint64_t lg_h_upper(unsigned i);
+/* Records <v> (clamped to H_VMAX). */
 void lg_h_add(struct hist *h, uint64_t v);
 void lg_h_merge(struct hist *dst, const struct hist *src);
 /* The value at percentile p (0..100): the highest value equivalent to the
@@ -223,6 +228,7 @@ extern struct options lg_opt;
 size_t lg_header_name_len(const char *h);
 int lg_header_is(const char *h, const char *name);
 int lg_have_header(const char *name);
+/* Fills lg_opt (URL resolved, defaults applied); a bad command line exits 2. */
 void lg_parse_options(int argc, char **argv);
 
 /* http.c */
@@ -244,12 +250,20 @@ void lg_build_requests(void);
 
 /* conn.c */
 
+/* Describes the first error of kind <k> on stderr (the later ones are only
+ * counted); any thread. */
 void lg_report_first(enum err_kind k, const char *fmt, ...);
+/* Publishes <w>'s counters for the main thread's progress line. */
 void lg_publish(struct worker *w);
 void lg_arm_timer(struct conn *c, uint64_t delay_ns);
 void lg_conn_close(struct conn *c);
+/* Closes <c> after an error of <kind> (E_NONE: a normal close), fails its
+ * request if one was claimed, then reopens it (after a back-off if it never
+ * answered) unless the worker is stopping or --hold is on. */
 void lg_conn_fail(struct conn *c, enum err_kind kind);
+/* Writes the next request (path rotation, X-Correlation-ID) on ready <c>. */
 void lg_send_request(struct conn *c);
+/* Starts a non-blocking connect for <c> (then the TLS handshake). */
 void lg_conn_open(struct conn *c);
 
 /* sched.c */
@@ -280,21 +294,28 @@ void lg_on_tick(evutil_socket_t fd, short what, void *arg);
  * (bounded by --timeout) is over. */
 void lg_phase_done(struct worker *w);
 void lg_on_phase_end(evutil_socket_t fd, short what, void *arg);
+/* A worker thread (<arg>: its struct worker): runs its event loop until the
+ * deadline, -n or a stop. */
 void *lg_worker_main(void *arg);
 
 /* tls.c */
 
 extern SSL_CTX *lg_ctx;
 void lg_tls_die(const char *what);
+/* Builds lg_ctx from lg_opt (certificate, CA, SNI check, groups); exits 1
+ * on failure. */
 void lg_tls_setup(void);
 
 /* token.c */
 
 extern char *lg_bearer; /* from --token-url */
+/* --token-url: sets lg_bearer from one POST, or exits 1. */
 void lg_fetch_token(void);
 
 /* report.c */
 
+/* Writes the --json document of <t> to <path> atomically (temp + rename).
+ * Returns 0, or -1 with errno set. */
 int lg_write_json(const char *path, const struct totals *t);
 void lg_print_summary(const struct totals *t);
 
