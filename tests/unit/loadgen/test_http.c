@@ -84,7 +84,9 @@ START_TEST(valid_responses)
         ck_assert_int_eq(p.status, good[_i].status);
         ck_assert_int_eq(p.close, good[_i].close);
         ck_assert_uint_eq(evbuffer_get_length(cap), strlen(good[_i].body));
-        ck_assert_int_eq(memcmp(evbuffer_pullup(cap, -1), good[_i].body, strlen(good[_i].body)), 0);
+        if (*good[_i].body) /* (an empty evbuffer pulls up to NULL) */
+            ck_assert_int_eq(memcmp(evbuffer_pullup(cap, -1), good[_i].body, strlen(good[_i].body)),
+                             0);
         evbuffer_free(in);
         evbuffer_free(cap);
     }
