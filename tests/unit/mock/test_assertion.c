@@ -361,6 +361,20 @@ START_TEST(unknown_kid_rereads_jwks)
 END_TEST
 
 /* The JWKS file: each refusal with its message, keys of other kinds skipped. */
+/* Writes <keys> (consumed) as the JWKS file and loads it, which must fail;
+ * returns the error (a static buffer) and checks nothing was kept. */
+static const char *jwks_refusal(json_t *keys)
+{
+    static char err[256];
+    struct mock_keyset ks = {0};
+    size_t skipped;
+
+    write_jwks(keys);
+    ck_assert_int_eq(mock_jwks_load(jwks_path, &ks, &skipped, err, sizeof(err)), -1);
+    ck_assert_ptr_null(ks.keys);
+    return err;
+}
+
 START_TEST(jwks_refusals)
 {
     struct mock_keyset ks = {0};
@@ -375,28 +389,19 @@ START_TEST(jwks_refusals)
     mock_keyset_free(&ks);
 
     json_object_set_new(priv, "d", json_string("AAAA"));
-    write_jwks(json_pack("[o]", priv));
-    ck_assert_int_eq(mock_jwks_load(jwks_path, &ks, &skipped, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "keys[0]: private key material in the JWKS");
-
-    write_jwks(json_pack("[o,o]", public_jwk(K_EC, NULL), public_jwk(K_ED, "ec-1")));
-    ck_assert_int_eq(mock_jwks_load(jwks_path, &ks, &skipped, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "keys[1]: duplicate kid");
-
-    write_jwks(
-        json_pack("[{s:s,s:s,s:s,s:s}]", "kty", "RSA", "kid", "r", "n", "AQAB", "e", "AQAB"));
-    ck_assert_int_eq(mock_jwks_load(jwks_path, &ks, &skipped, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "keys[0]: an RSA key needs \"alg\" RS256 or PS256");
-
-    write_jwks(
-        json_pack("[{s:s,s:s,s:s,s:s}]", "kty", "OKP", "crv", "Ed25519", "kid", "e", "x", "AAAA"));
-    ck_assert_int_eq(mock_jwks_load(jwks_path, &ks, &skipped, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "keys[0]: OKP key: x must be base64url of 32 bytes");
-
-    write_jwks(json_pack("[{s:s,s:s}]", "kty", "EC", "crv", "P-384"));
-    ck_assert_int_eq(mock_jwks_load(jwks_path, &ks, &skipped, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "no usable key (EC P-256, RSA or OKP Ed25519, \"use\" absent or sig)");
-    ck_assert_ptr_null(ks.keys);
+    ck_assert_str_eq(jwks_refusal(json_pack("[o]", priv)),
+                     "keys[0]: private key material in the JWKS");
+    ck_assert_str_eq(
+        jwks_refusal(json_pack("[o,o]", public_jwk(K_EC, NULL), public_jwk(K_ED, "ec-1"))),
+        "keys[1]: duplicate kid");
+    ck_assert_str_eq(jwks_refusal(json_pack("[{s:s,s:s,s:s,s:s}]", "kty", "RSA", "kid", "r", "n",
+                                            "AQAB", "e", "AQAB")),
+                     "keys[0]: an RSA key needs \"alg\" RS256 or PS256");
+    ck_assert_str_eq(jwks_refusal(json_pack("[{s:s,s:s,s:s,s:s}]", "kty", "OKP", "crv", "Ed25519",
+                                            "kid", "e", "x", "AAAA")),
+                     "keys[0]: OKP key: x must be base64url of 32 bytes");
+    ck_assert_str_eq(jwks_refusal(json_pack("[{s:s,s:s}]", "kty", "EC", "crv", "P-384")),
+                     "no usable key (EC P-256, RSA or OKP Ed25519, \"use\" absent or sig)");
 }
 END_TEST
 
