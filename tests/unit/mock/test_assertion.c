@@ -361,15 +361,15 @@ START_TEST(unknown_kid_rereads_jwks)
 END_TEST
 
 /* The JWKS file: each refusal with its message, keys of other kinds skipped. */
-/* Writes <keys> (consumed) as the JWKS file and loads it, which must fail;
+/* Writes <keyarray> (consumed) as the JWKS file and loads it, which must fail;
  * returns the error (a static buffer) and checks nothing was kept. */
-static const char *jwks_refusal(json_t *keys)
+static const char *jwks_refusal(json_t *keyarray)
 {
     static char err[256];
     struct mock_keyset ks = {0};
     size_t skipped;
 
-    write_jwks(keys);
+    write_jwks(keyarray);
     ck_assert_int_eq(mock_jwks_load(jwks_path, &ks, &skipped, err, sizeof(err)), -1);
     ck_assert_ptr_null(ks.keys);
     return err;
