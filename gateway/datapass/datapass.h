@@ -11,6 +11,7 @@
 
 #include "conf/conf.h"
 #include "core/server.h"
+#include "datapass/webhook.h"
 
 struct event_base;
 struct evbuffer;
@@ -60,20 +61,6 @@ gw_dp_receiver *gw_dp_receiver_start(struct event_base *base, const gw_conf *con
                                      gw_server *srv, char **err);
 void gw_dp_receiver_stop(gw_dp_receiver *r); /* NULL accepted */
 
-/* Webhook outcomes, the "outcome" of the security event and the metric's
- * label. */
-typedef enum {
-    GW_DP_OUT_APPLIED = 0, /* policy changed (or pending created), reloaded */
-    GW_DP_OUT_ACKED,       /* an event without effect, journalled */
-    GW_DP_OUT_REPLAY,      /* id seen before: 200 without effect */
-    GW_DP_OUT_BAD_SIGNATURE,
-    GW_DP_OUT_BAD_ENVIRONMENT,
-    GW_DP_OUT_BAD_REQUEST, /* content type, JSON, fields, definition */
-    GW_DP_OUT_TOO_LARGE,
-    GW_DP_OUT_TOO_OLD, /* fired_at before the replay window */
-    GW_DP_OUT_FAILED,  /* could not write the file or the store */
-    GW_DP_OUT__COUNT
-} gw_dp_outcome;
 const char *gw_dp_outcome_name(gw_dp_outcome o);
 
 /* The Prometheus lines of the webhook and sync counters (process-wide),

@@ -165,119 +165,28 @@ static void refuse(verdict *v, gw_dp_outcome o, int status, const char *detail)
     snprintf(v->detail, sizeof(v->detail), "%s", detail);
 }
 
-/* The policy of <hab_id> in the current set, or NULL. */
-static const gw_policy *find_policy(const gw_policy_set *set, const char *hab_id)
-{
-    for (size_t i = 0; set != NULL && i < gw_policy_set_count(set); i++) {
-        const gw_policy *p = gw_policy_set_at(set, i);
-        if (strcmp(p->id, hab_id) == 0)
-            return p;
-    }
-    return NULL;
-}
-
-/* Lift a suspension that a DataPass revocation set (and only such a one:
- * an operator's suspension stays until an operator resumes). */
-static void lift_datapass_suspension(gw_dp_receiver *r, const char *client_id)
-{
-    gw_suspensions *s = gw_server_suspensions(r->srv);
-    gw_suspension_info info[64];
-    size_t n = gw_suspensions_list(s, info, 64);
-    for (size_t i = 0; i < n && i < 64; i++)
-        if (strcmp(info[i].client_id, client_id) == 0 && strncmp(info[i].why, "datapass", 8) == 0) {
-            char *err = NULL;
-            gw_suspensions_set(s, client_id, 0, "datapass approval", &err);
-            free(err);
-        }
-}
-
-/* Apply <ev> (GW_DP_REVOKE or GW_DP_UPDATE) to the policy files. */
+/* Apply <ev> through gw_dp_apply, then reload when a policy file changed. */
 static void apply(gw_dp_receiver *r, const gw_dp_event *ev, verdict *v)
 {
-    gw_errlist errs;
-    memset(&errs, 0, sizeof(errs));
-    char *old = NULL, *text = NULL, *err = NULL;
-    char target[512];
     gw_policy_set *set = gw_server_policies(r->srv);
-    const gw_policy *p = find_policy(set, ev->hab_id);
-    int pending = p == NULL;
-
-    if (p != NULL) {
-        snprintf(target, sizeof(target), "%s", p->file);
-        snprintf(v->consumer, sizeof(v->consumer), "%s", p->client_id);
-        if (p->contact_technical != NULL)
-            snprintf(v->contact, sizeof(v->contact), "%s", p->contact_technical);
-    } else {
-        snprintf(target, sizeof(target), "%s/%s.json.pending", r->conf->policies_dir, ev->hab_id);
-    }
-    snprintf(v->file, sizeof(v->file), "%s", target);
-    old = gw_dp_read_file(target, NULL);
-    if (old == NULL && errno != ENOENT) {
-        refuse(v, GW_DP_OUT_FAILED, 500, "cannot read the policy file");
-        goto out;
-    }
-    if (ev->action == GW_DP_REVOKE) {
-        if (p != NULL) {
-            /* the kill switch first: the very next request is refused on
-             * every worker, keep-alive connections included, before the
-             * file and the reload follow */
-            char why[128];
-            snprintf(why, sizeof(why), "datapass %s %s", ev->name, ev->hab_id);
-            gw_suspensions_set(gw_server_suspensions(r->srv), p->client_id, 1, why, &err);
-            free(err);
-            err = NULL;
-        }
-        if (old == NULL) {
-            refuse(v, GW_DP_OUT_ACKED, 200, "no policy for this habilitation");
-            v->file[0] = '\0';
-            goto out;
-        }
-    }
-    text = gw_dp_policy_rewrite(target, old, ev, &errs);
-    if (text == NULL) {
-        refuse(v, GW_DP_OUT_FAILED, 422, errs.n > 0 ? errs.msgs[0] : "cannot rewrite the policy");
-        goto out;
-    }
-    if (!pending) {
-        /* never write a file the loader would reject: the partner would
-         * keep its old version in memory and a restart would drop it */
-        gw_policy *np = gw_policy_parse(target, text, NULL, &errs);
-        if (np == NULL) {
-            refuse(v, GW_DP_OUT_FAILED, 422, errs.n > 0 ? errs.msgs[0] : "invalid policy");
-            goto out;
-        }
-        if (np->contact_technical != NULL)
-            snprintf(v->contact, sizeof(v->contact), "%s", np->contact_technical);
-        gw_policy_free(np);
-    }
-    if (old != NULL && strcmp(old, text) == 0) {
-        refuse(v, GW_DP_OUT_APPLIED, 200, "no change");
-        goto out;
-    }
-    if (gw_dp_write_atomic(target, text, r->crash_before_rename, &err) < 0) {
-        refuse(v, GW_DP_OUT_FAILED, 500, err != NULL ? err : "cannot write the policy file");
-        goto out;
-    }
-    if (pending) {
-        refuse(v, GW_DP_OUT_APPLIED, 200,
-               old == NULL ? "pending policy created" : "pending policy updated");
-        goto out;
-    }
-    if (ev->action == GW_DP_UPDATE && strstr(text, "\"state\": \"active\"") != NULL)
-        lift_datapass_suspension(r, p->client_id);
-    gw_errlist rerrs;
-    memset(&rerrs, 0, sizeof(rerrs));
-    int rc = gw_server_reload_policies(r->srv, "datapass webhook", 0, NULL, &rerrs);
-    gw_errlist_clear(&rerrs);
-    refuse(v, GW_DP_OUT_APPLIED, 200,
-           rc == 0 ? (ev->action == GW_DP_REVOKE ? "revoked" : "policy updated")
-                   : "policy written, reload refused");
-out:
+    gw_dp_apply_ctx c = {r->conf->policies_dir, set, gw_server_suspensions(r->srv),
+                         r->crash_before_rename};
+    gw_dp_applied a;
+    gw_dp_apply(&c, ev, &a);
     gw_policy_set_unref(set);
-    gw_errlist_clear(&errs);
-    free(old);
-    free(text);
-    free(err);
+    v->outcome = a.outcome;
+    v->status = a.status;
+    memcpy(v->detail, a.detail, sizeof(v->detail));
+    memcpy(v->consumer, a.consumer, sizeof(v->consumer));
+    memcpy(v->contact, a.contact, sizeof(v->contact));
+    memcpy(v->file, a.file, sizeof(v->file));
+    if (a.written && !a.pending) {
+        gw_errlist rerrs;
+        memset(&rerrs, 0, sizeof(rerrs));
+        if (gw_server_reload_policies(r->srv, "datapass webhook", 0, NULL, &rerrs) != 0)
+            snprintf(v->detail, sizeof(v->detail), "policy written, reload refused");
+        gw_errlist_clear(&rerrs);
+    }
 }
 
 static int served(const gw_conf *c, gw_dp_env e)

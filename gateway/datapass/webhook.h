@@ -13,6 +13,20 @@
 
 #include "conf/conf.h"
 
+/* Webhook outcomes, the "outcome" of the security event and the metric's
+ * label. */
+typedef enum {
+    GW_DP_OUT_APPLIED = 0, /* policy changed (or pending created), reloaded */
+    GW_DP_OUT_ACKED,       /* an event without effect, journalled */
+    GW_DP_OUT_REPLAY,      /* id seen before: 200 without effect */
+    GW_DP_OUT_BAD_SIGNATURE,
+    GW_DP_OUT_BAD_ENVIRONMENT,
+    GW_DP_OUT_BAD_REQUEST, /* content type, JSON, fields, definition */
+    GW_DP_OUT_TOO_LARGE,
+    GW_DP_OUT_TOO_OLD, /* fired_at before the replay window */
+    GW_DP_OUT_FAILED,  /* could not write the file or the store */
+    GW_DP_OUT__COUNT
+} gw_dp_outcome;
 /* What an event does to the policies. */
 typedef enum gw_dp_action {
     GW_DP_OTHER = 0, /* journalled and acknowledged, nothing else */
@@ -77,6 +91,41 @@ char *gw_dp_policy_rewrite(const char *file, const char *old_text, const gw_dp_e
  * ends the process with status 86 once the temporary file is synced.
  */
 int gw_dp_write_atomic(const char *path, const char *text, int crash_before_rename, char **err);
+
+struct gw_policy_set;
+struct gw_suspensions;
+
+/* Where an event is applied. */
+typedef struct gw_dp_apply_ctx {
+    const char *policies_dir;        /* absolute */
+    const struct gw_policy_set *set; /* the policies in force (habilitation id -> file) */
+    struct gw_suspensions *susp;     /* the kill switch; NULL: none (--sync-datapass) */
+    int crash_before_rename;         /* tests only: gw_dp_write_atomic */
+} gw_dp_apply_ctx;
+
+/* What applying one event did. */
+typedef struct gw_dp_applied {
+    gw_dp_outcome outcome; /* APPLIED, ACKED or FAILED */
+    int status;            /* the webhook's HTTP answer: 200, 422, 500 */
+    int written;           /* a file was rewritten */
+    int pending;           /* that file is a pending policy (no reload needed) */
+    char detail[512];
+    char consumer[129];
+    char contact[255];
+    char file[512];
+} gw_dp_applied;
+
+/*
+ * Apply <ev> (GW_DP_REVOKE or GW_DP_UPDATE) to the policy files of <c>:
+ * a revocation puts the consumer in the kill switch first (when <c>->susp),
+ * then writes "revoked"; an update rewrites the DataPass-owned fields (a
+ * rewrite the policy loader would refuse is not written: 422), or creates
+ * or updates "<id>.json.pending" when no policy has the habilitation; an
+ * update to "active" lifts a suspension that a DataPass revocation set.
+ * Every file is written with gw_dp_write_atomic. The caller reloads the
+ * policies when <out>->written && !<out>->pending.
+ */
+void gw_dp_apply(const gw_dp_apply_ctx *c, const gw_dp_event *ev, gw_dp_applied *out);
 
 /* Read a whole file; NULL with errno set. */
 char *gw_dp_read_file(const char *path, size_t *len);
