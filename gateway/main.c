@@ -17,6 +17,7 @@
 #include "core/sdnotify.h"
 #include "core/server.h"
 #include "datapass/datapass.h"
+#include "datapass/sync.h"
 #include "lib/util.h"
 #include "journal/events.h"
 #include "journal/journal.h"
@@ -40,6 +41,9 @@ static void usage(FILE *f)
                "       opale-gateway --import-datapass FILE\n"
                "                                    print a policy skeleton from a DataPass "
                "habilitation\n"
+               "       opale-gateway --sync-datapass -c FILE\n"
+               "                                    apply the DataPass API's habilitations to "
+               "the policy files\n"
                "       opale-gateway -v             print the version\n"
                "       opale-gateway -h, --help     print this summary\n");
 }
@@ -89,6 +93,47 @@ static void on_notify_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The files a policy load rejected, one line each, after their errors. */
+/* --sync-datapass: read the habilitations from the DataPass API, apply them
+ * to the policy files (docs/datapass.md, "Sync"), print the report (JSON) on
+ * stdout. The running gateway is not told: it applies the files at its
+ * next reload (SIGHUP, POST /admin/reload, policies_watch). Exit 0, or 1
+ * when the API cannot be read or a change could not be applied. */
+static int sync_datapass_once(const char *path, const gw_conf *conf, const gw_policy_set *set,
+                              const gw_dp_conf *dpc)
+{
+    if (!dpc->api) {
+        fprintf(stderr, "%s: datapass.api: required for --sync-datapass\n", path);
+        return 1;
+    }
+    char *err = NULL;
+    json_t *habs = gw_dp_fetch_habilitations(dpc, &err);
+    if (habs == NULL) {
+        fprintf(stderr, "%s: datapass.api: %s\n", path, err != NULL ? err : "fetch failed");
+        free(err);
+        return 1;
+    }
+    gw_dp_apply_ctx c = {conf->policies_dir, set, NULL, 0};
+    gw_dp_sync_report rep;
+    gw_dp_sync_apply(&c, habs, &rep);
+    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:O}", "habilitations", (json_int_t)rep.fetched,
+                          "changed", (json_int_t)rep.changed, "differences",
+                          (json_int_t)rep.differences, "revoked", (json_int_t)rep.revoked, "failed",
+                          (json_int_t)rep.failed, "changes", rep.changes);
+    char *text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    if (text != NULL)
+        printf("%s\n", text);
+    if (rep.changed > 0)
+        fprintf(stderr,
+                "opale-gateway: %ld policy files written; a running gateway applies them at its "
+                "next reload (SIGHUP or POST /admin/reload)\n",
+                rep.changed);
+    free(text);
+    json_decref(o);
+    json_decref(rep.changes);
+    json_decref(habs);
+    return rep.failed > 0 || text == NULL ? 1 : 0;
+}
+
 /* The pending policies (created by a DataPass approval, waiting for an
  * operator: docs/datapass.md) are listed, not errors. */
 static void log_pending(const char *who, const char *dir)
@@ -433,6 +478,7 @@ int main(int argc, char **argv)
     const char *conf_path = NULL;
     int test_only = 0;
     int export_jwks = 0;
+    int sync_datapass = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
             conf_path = argv[++i];
@@ -443,6 +489,8 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--export-jwks") == 0) {
             test_only = 1;
             export_jwks = 1;
+        } else if (strcmp(argv[i], "--sync-datapass") == 0) {
+            sync_datapass = 1;
         } else if (strcmp(argv[i], "-t") == 0) {
             test_only = 1;
         } else if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
@@ -469,6 +517,13 @@ int main(int argc, char **argv)
     memset(&dpc, 0, sizeof(dpc));
     if (check_config(conf_path, &conf, &st, &dpc) < 0)
         return 1;
+    if (sync_datapass) {
+        int rc = sync_datapass_once(conf_path, conf, st.policies, &dpc);
+        gw_dp_conf_clear(&dpc);
+        gw_access_state_clear(&st);
+        gw_conf_free(conf);
+        return rc;
+    }
     char *err = NULL;
     /* the descriptor check (and the soft limit raised) before anything opens */
     int nofile_rc = export_jwks ? 0 : fit_nofile(conf, conf_path, !test_only);
@@ -515,6 +570,7 @@ int main(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     gw_admin *admin = NULL;
     gw_dp_receiver *dprecv = NULL;
+    gw_dp_syncer *dpsync = NULL;
     gw_policy_watch *watch = NULL;
     struct event *ev_term = NULL, *ev_int = NULL, *ev_usr1 = NULL, *ev_hup = NULL;
     struct event *ev_notify = NULL;
@@ -603,6 +659,17 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "opale-gateway: admin on %s:%u\n", conf->admin.address, conf->admin.port);
     }
+    if (dpc.api && dpc.sync_interval_s > 0) {
+        dpsync = gw_dp_syncer_start(a.base, conf, &dpc, a.srv, &err);
+        if (dpsync == NULL) {
+            fprintf(stderr, "%s: %s\n", conf_path, err);
+            gw_server_drain(a.srv);
+            gw_server_join(a.srv);
+            goto out;
+        }
+        fprintf(stderr, "opale-gateway: datapass sync every %ld s from %s\n", dpc.sync_interval_s,
+                dpc.api_url);
+    }
     if (dpc.webhook) {
         char *addr = strdup(dpc.address);
         unsigned port = dpc.port;
@@ -662,6 +729,8 @@ int main(int argc, char **argv)
     admin = NULL;
     gw_dp_receiver_stop(dprecv);
     dprecv = NULL;
+    gw_dp_syncer_stop(dpsync);
+    dpsync = NULL;
     gw_server_join(a.srv);
     fprintf(stderr, "opale-gateway: drained, flushing journal\n");
     rc = 0;
@@ -669,6 +738,7 @@ out:
     gw_policy_watch_stop(watch);
     gw_admin_stop(admin);
     gw_dp_receiver_stop(dprecv);
+    gw_dp_syncer_stop(dpsync);
     gw_dp_conf_clear(&dpc);
     gw_server_free(a.srv);
     if (a.journal != NULL) {

@@ -31,6 +31,7 @@
 
 #include "datapass/datapass.h"
 #include "datapass/seen.h"
+#include "datapass/sync.h"
 #include "datapass/webhook.h"
 #include "journal/events.h"
 #include "policy/policy.h"
@@ -71,6 +72,13 @@ void gw_dp_metrics(struct evbuffer *b)
         evbuffer_add_printf(b, "opale_datapass_webhooks_total{outcome=\"%s\"} %lu\n",
                             outcome_names[i],
                             atomic_load_explicit(&counts[i], memory_order_relaxed));
+    evbuffer_add_printf(
+        b,
+        "# HELP opale_datapass_syncs_total Syncs with the DataPass API by outcome.\n"
+        "# TYPE opale_datapass_syncs_total counter\n"
+        "opale_datapass_syncs_total{outcome=\"ok\"} %lu\n"
+        "opale_datapass_syncs_total{outcome=\"failed\"} %lu\n",
+        gw_dp_sync_counted(1), gw_dp_sync_counted(0));
 }
 
 struct gw_dp_receiver {

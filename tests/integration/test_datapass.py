@@ -14,6 +14,7 @@ import os
 import signal
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -321,6 +322,183 @@ class TestCrashBeforeRename(DataPassCase):
         r = self.call(st, DEPT, "client-departement")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.header("RateLimit-Limit"), str(json.loads(before)["quota"]["per_minute"]))
+
+
+MOCK_DATAPASS = os.path.join(harness.SRCDIR, "deploy", "mock-datapass", "mock_datapass.py")
+API_CLIENT_ID = "opale-gateway-tests"
+API_SECRET = "api-client-secret-for-the-tests"
+
+
+class MockDataPass:
+    """deploy/mock-datapass/ on a port chosen now, firing at <stack>'s
+    webhook listener."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.port = harness.free_port()
+        self.proc = None
+
+    def start(self):
+        st = self.stack
+        with open(os.path.join(st.dir, "dp-api.secret"), "w") as f:
+            f.write(API_SECRET + "\n")
+        habs = [habilitation(p, per_minute=100000) for p in (COMMUNE, DEPT)]
+        with open(os.path.join(st.dir, "dp-habilitations.json"), "w") as f:
+            json.dump(habs, f)
+        port_file = os.path.join(st.dir, "mock-datapass.port")
+        log = open(os.path.join(st.dir, "mock-datapass.log"), "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, MOCK_DATAPASS, "--port", str(self.port), "--port-file", port_file,
+                 "--cert", os.path.join(st.pki, "server-ecdsa.crt"), "--key", os.path.join(st.pki, "server-ecdsa.key"),
+                 "--client-id", API_CLIENT_ID, "--client-secret-file", os.path.join(st.dir, "dp-api.secret"),
+                 "--secret", "sandbox=" + os.path.join(st.dir, "dp-sandbox.secret"),
+                 "--webhook-url", "https://127.0.0.1:%d/datapass/webhook" % st.dp_port,
+                 "--webhook-ca", os.path.join(st.pki, "ca.crt"),
+                 "--data", os.path.join(st.dir, "dp-habilitations.json"), "--quiet"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=st.dir)
+        finally:
+            log.close()
+        harness._register(self.proc)
+        harness._wait_file(port_file, self.proc, harness.START_TIMEOUT, "mock-datapass")
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            harness.stop_process(self.proc)
+
+    def call(self, method, path, body=None):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.stack.pki, "ca.crt"))
+        ctx.check_hostname = False
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=harness.DEFAULT_TIMEOUT)
+        try:
+            c.request(method, path, body=None if body is None else json.dumps(body).encode(),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            return r.status, json.loads(r.read() or b"null")
+        finally:
+            c.close()
+
+    def put(self, hab):
+        status, body = self.call("PUT", "/__control/habilitations/%d" % hab["id"], hab)
+        assert status == 200, (status, body)
+
+    def fire(self, event, p, deliver=True):
+        status, body = self.call("POST", "/__control/fire",
+                                 {"event": event, "habilitation": int(p["id"][1:]), "deliver": deliver})
+        assert status == 200, (status, body)
+        return body
+
+
+def sync_stack(name, interval):
+    """A stack whose gateway reads the mock DataPass every <interval> s
+    (0: on demand only), and the mock, started."""
+    require_binaries()
+    holder = {}
+
+    def hook(conf, stack):
+        datapass_hook(conf, stack)
+        if "mock" not in holder:
+            holder["mock"] = MockDataPass(stack)
+        conf["datapass"]["api"] = {"url": "https://127.0.0.1:%d/api/v1" % holder["mock"].port,
+                                   "client_id": API_CLIENT_ID, "client_secret_file": "dp-api.secret",
+                                   "ca": "pki/ca.crt", "sync_interval_s": interval}
+        with open(os.path.join(stack.dir, "dp-api.secret"), "w") as f:
+            f.write(API_SECRET + "\n")
+
+    st = Stack(name, conf_hook=hook)
+    st.start()
+    mock = holder["mock"].start()
+    return st, mock
+
+
+class TestWithMockDataPass(DataPassCase):
+    """The mock DataPass, webhooks and no periodic sync."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.st, cls.mock = sync_stack("dp-mock", 0)
+        cls.addClassCleanup(cls.st.stop)
+        cls.addClassCleanup(cls.mock.stop)
+
+    def test_revocation_in_mock_is_effective_through_the_webhook_within_one_second(self):
+        st, mock = self.st, self.mock
+        self.assertEqual(self.call(st, COMMUNE, "client-commune").status, 200)
+        mock.put(habilitation(COMMUNE, state="revoked"))
+        t0 = time.monotonic()
+        fired = mock.fire("revoke", COMMUNE)
+        self.assertEqual(fired["status"], 200, fired)
+        r = self.call(st, COMMUNE, "client-commune")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertEqual(r.status, 403)
+        self.assertEqual(json.loads(read_policy(st, COMMUNE))["habilitation"]["state"], "revoked")
+
+    def test_sync_datapass_command_applies_the_api(self):
+        st, mock = self.st, self.mock
+        mock.put(habilitation(DEPT, per_minute=42, contact="sync@dept.fr"))
+        r = subprocess.run([GW_BIN, "--sync-datapass", "-c", st.conf_path], cwd=st.dir, capture_output=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rep = json.loads(r.stdout)
+        self.assertGreaterEqual(rep["habilitations"], 2, rep)
+        hits = [c for c in rep["changes"] if c["habilitation"] == DEPT["id"]]
+        self.assertEqual(len(hits), 1, rep)
+        self.assertEqual(hits[0]["action"], "update", rep)
+        pol = json.loads(read_policy(st, DEPT))
+        self.assertEqual(pol["quota"]["per_minute"], 42)
+        self.assertEqual(pol["contacts"]["technical"], "sync@dept.fr")
+        self.assertEqual(pol["consumer"]["certificates"][0]["sha256"], st.fp["client-departement"])
+        self.assertIn(b"next reload", r.stderr)
+        # the running gateway applies it at its reload
+        status, body = st.admin_call("POST", "/admin/reload")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.call(st, DEPT, "client-departement").header("RateLimit-Limit"), "42")
+        # a second run finds nothing to change
+        r = subprocess.run([GW_BIN, "--sync-datapass", "-c", st.conf_path], cwd=st.dir, capture_output=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([c for c in json.loads(r.stdout)["changes"] if c["habilitation"] == DEPT["id"]], [])
+
+    def test_sync_datapass_command_fails_on_a_bad_client_secret(self):
+        st = self.st
+        conf = json.loads(json.dumps(st.conf))
+        with open(os.path.join(st.dir, "bad-api.secret"), "w") as f:
+            f.write("not-the-secret\n")
+        conf["datapass"]["api"]["client_secret_file"] = "bad-api.secret"
+        path = st.write_conf(conf, os.path.join(st.dir, "gateway-badsecret.json"))
+        before = read_policy(st, DEPT)
+        r = subprocess.run([GW_BIN, "--sync-datapass", "-c", path], cwd=st.dir, capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"datapass.api: token endpoint answered 401", r.stderr)
+        self.assertEqual(read_policy(st, DEPT), before)
+
+
+class TestPeriodicSync(DataPassCase):
+    def test_missed_webhook_and_absent_habilitation_caught_by_the_sync(self):
+        st, mock = sync_stack("dp-sync", 1)
+        self.addCleanup(st.stop)
+        self.addCleanup(mock.stop)
+        self.assertEqual(self.call(st, COMMUNE, "client-commune").status, 200)
+        # revoked in DataPass, its webhook lost
+        mock.put(habilitation(COMMUNE, state="revoked"))
+        self.assertFalse(mock.fire("revoke", COMMUNE, deliver=False)["delivered"])
+        t0 = time.monotonic()
+        self.assertTrue(wait_for(lambda: self.call(st, COMMUNE, "client-commune").status == 403, timeout=10))
+        self.assertLess(time.monotonic() - t0, 5.0)  # one sync period (1 s) plus the load's slack
+        self.assertEqual(json.loads(read_policy(st, COMMUNE))["habilitation"]["state"], "revoked")
+        # gone from DataPass: refused too
+        self.assertEqual(self.call(st, DEPT, "client-departement").status, 200)
+        status, body = mock.call("DELETE", "/__control/habilitations/%s" % DEPT["id"][1:])
+        self.assertEqual(status, 200, body)
+        self.assertTrue(wait_for(lambda: self.call(st, DEPT, "client-departement").status == 403, timeout=10))
+        evs = [e for e in st.security_events("datapass.sync") if (e.get("changed") or 0) > 0]
+        self.assertGreaterEqual(len(evs), 2, st.security_events("datapass.sync"))
+        self.assertEqual(evs[0]["outcome"], "ok", evs)
+        self.assertIn(COMMUNE["id"], evs[0]["detail"])
+        self.assertIn(DEPT["id"], evs[-1]["detail"])
+        self.assertEqual(evs[-1]["severity"], "high")
+        status, text = st.admin_call("GET", "/metrics")
+        self.assertRegex(text, r'opale_datapass_syncs_total\{outcome="ok"\} [1-9]')
 
 
 if __name__ == "__main__":
