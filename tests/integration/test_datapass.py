@@ -491,6 +491,11 @@ class TestPeriodicSync(DataPassCase):
         status, body = mock.call("DELETE", "/__control/habilitations/%s" % DEPT["id"][1:])
         self.assertEqual(status, 200, body)
         self.assertTrue(wait_for(lambda: self.call(st, DEPT, "client-departement").status == 403, timeout=10))
+        # the event follows the reload that refused the call: wait for it
+        changed = lambda: [e for e in st.security_events("datapass.sync")
+                           if (e.get("changed") or 0) > 0 and DEPT["id"] in e.get("detail", "")
+                           and '"revoke' in e["detail"].split(DEPT["id"], 1)[1][:40]]
+        self.assertTrue(wait_for(changed, timeout=10), st.security_events("datapass.sync"))
         evs = [e for e in st.security_events("datapass.sync") if (e.get("changed") or 0) > 0]
         self.assertGreaterEqual(len(evs), 2, st.security_events("datapass.sync"))
         self.assertEqual(evs[0]["outcome"], "ok", evs)
