@@ -485,7 +485,9 @@ class TestPeriodicSync(DataPassCase):
         t0 = time.monotonic()
         self.assertTrue(wait_for(lambda: self.call(st, COMMUNE, "client-commune").status == 403, timeout=10))
         self.assertLess(time.monotonic() - t0, 5.0)  # one sync period (1 s) plus the load's slack
-        self.assertEqual(json.loads(read_policy(st, COMMUNE))["habilitation"]["state"], "revoked")
+        # the kill switch refuses first, the file follows within the same sync
+        state = lambda: json.loads(read_policy(st, COMMUNE))["habilitation"]["state"] == "revoked"
+        self.assertTrue(wait_for(state, timeout=5))
         # gone from DataPass: refused too
         self.assertEqual(self.call(st, DEPT, "client-departement").status, 200)
         status, body = mock.call("DELETE", "/__control/habilitations/%s" % DEPT["id"][1:])
