@@ -18,6 +18,7 @@
 #include "core/server.h"
 #include "datapass/datapass.h"
 #include "datapass/sync.h"
+#include "evidence/evidence.h"
 #include "lib/util.h"
 #include "journal/events.h"
 #include "journal/journal.h"
@@ -38,6 +39,16 @@ static void usage(FILE *f)
                "       opale-gateway --verify-journal [-c FILE | --jwks FILE] "
                "[--expect-head SEQ:HASH] JOURNAL...\n"
                "                                    check a journal's hash chain and checkpoints\n"
+               "       opale-gateway --recette CLIENT_ID -c FILE [--criteria FILE] "
+               "[--format md|json|html] JOURNAL...\n"
+               "                                    signed sandbox acceptance report\n"
+               "       opale-gateway --availability -c FILE [--from ISO] [--to ISO] "
+               "[--format md|json] JOURNAL...\n"
+               "                                    availability (CGU 11) from verified journals\n"
+               "       opale-gateway --extract -c FILE [--consumer ID] [--siren S] [--from ISO] "
+               "[--to ISO] JOURNAL...\n"
+               "       opale-gateway --verify-extract -c FILE EXTRACT\n"
+               "       opale-gateway --verify-report -c FILE REPORT\n"
                "       opale-gateway --import-datapass FILE\n"
                "                                    print a policy skeleton from a DataPass "
                "habilitation\n"
@@ -484,6 +495,16 @@ int main(int argc, char **argv)
             conf_path = argv[++i];
         } else if (strcmp(argv[i], "--verify-journal") == 0) {
             return verify_journal(argc, argv, i + 1);
+        } else if (strcmp(argv[i], "--recette") == 0) {
+            return gw_evidence_recette_main(argc, argv, i + 1);
+        } else if (strcmp(argv[i], "--availability") == 0) {
+            return gw_evidence_availability_main(argc, argv, i + 1);
+        } else if (strcmp(argv[i], "--extract") == 0) {
+            return gw_evidence_extract_main(argc, argv, i + 1);
+        } else if (strcmp(argv[i], "--verify-extract") == 0) {
+            return gw_evidence_verify_extract_main(argc, argv, i + 1);
+        } else if (strcmp(argv[i], "--verify-report") == 0) {
+            return gw_evidence_verify_report_main(argc, argv, i + 1);
         } else if (strcmp(argv[i], "--import-datapass") == 0 && i + 1 < argc) {
             return import_datapass(argv[i + 1]);
         } else if (strcmp(argv[i], "--export-jwks") == 0) {
