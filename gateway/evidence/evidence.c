@@ -349,7 +349,7 @@ char *gw_ev_sign(const gw_jwk *key, const char *purpose, const char *body, size_
     clock_gettime(CLOCK_REALTIME, &now);
     gw_ev_format_time((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
     json_t *p = json_pack("{s:s,s:s,s:s}", "purpose", purpose, "sha256", hex, "ts", ts);
-    char *jws = p ? gw_jws_sign(key, "opale-evidence", p) : NULL;
+    char *jws = p ? gw_jws_sign(key, NULL, p) : NULL;
     json_decref(p);
     if (jws == NULL)
         return NULL;

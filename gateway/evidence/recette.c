@@ -292,8 +292,12 @@ json_t *gw_recette_analyse(const gw_ev_rec *recs, size_t n, const char *consumer
         met[ci]++;
         if (ci == GW_RC_EXPIRED_TOKEN && first_expiry < 0)
             first_expiry = (long long)k;
-        if (k + 1 < m) {
-            const gw_ev_rec *nx = mine[k + 1];
+        /* the consumer's next data call (a /token call in between is not a retry) */
+        size_t nk = k + 1;
+        while (nk < m && is_token_route(mine[nk]))
+            nk++;
+        if (nk < m) {
+            const gw_ev_rec *nx = mine[nk];
             if (case_of(gw_ev_str(nx->obj, "reason")) == ci && r->ts_ms >= 0 && nx->ts_ms >= 0 &&
                 nx->ts_ms - r->ts_ms < c->cases[ci].min_wait_ms)
                 at_once[ci]++;
