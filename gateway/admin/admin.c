@@ -111,6 +111,14 @@ static void metric(struct evbuffer *b, const char *name, const char *help, const
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 /* Security events (journal/events.h). */
+/* The /readyz verdict. Rejected policy files do not make the instance
+ * unready: the other partners are served (docs/policies.md, "When a file is
+ * rejected"). */
+static int is_ready(gw_admin *a, const gw_policy_set *ps)
+{
+    return gw_server_ready(a->srv) && ps != NULL && gw_server_journal_ok(a->srv);
+}
+
 static void security_metrics(gw_admin *a, struct evbuffer *b)
 {
     gw_events *ev = gw_server_events(a->srv);
@@ -337,6 +345,17 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "opale_journal_write_max_seconds %.6f\n", js.write_us_max / 1e6);
     metric(b, "opale_journal_healthy", "1 while the journal writes normally.", "gauge");
     evbuffer_add_printf(b, "opale_journal_healthy %d\n", gw_journal_healthy(a->journal));
+    /* availability as CGU section 11 counts it (docs/availability.md) */
+    gw_policy_set *rps = gw_server_policies(a->srv);
+    int ready = is_ready(a, rps), maint = gw_server_in_maintenance(a->srv);
+    gw_policy_set_unref(rps);
+    metric(b, "opale_ready", "1 while /readyz answers 200.", "gauge");
+    evbuffer_add_printf(b, "opale_ready %d\n", ready);
+    metric(b, "opale_maintenance", "1 while a maintenance slot is active (answers 503 910220).",
+           "gauge");
+    evbuffer_add_printf(b, "opale_maintenance %d\n", maint);
+    metric(b, "opale_up", "1 when ready and outside maintenance slots.", "gauge");
+    evbuffer_add_printf(b, "opale_up %d\n", ready && !maint);
     metric(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge");
     evbuffer_add_printf(b, "opale_journal_queue %llu\n", (unsigned long long)js.queued);
     metric(b, "opale_journal_reservations",
@@ -689,9 +708,7 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
     gw_journal_stats js;
     gw_journal_get_stats(a->journal, &js);
     gw_policy_set *ps = gw_server_policies(a->srv);
-    /* rejected policy files do not make the instance unready: the other
-     * partners are served (docs/policies.md, "When a file is rejected") */
-    int ready = gw_server_ready(a->srv) && ps != NULL && gw_server_journal_ok(a->srv);
+    int ready = is_ready(a, ps);
     json_t *pol = json_pack("{s:I,s:o}", "loaded", (json_int_t)gw_policy_set_count(ps), "rejected",
                             rejected_json(ps));
     /* approved by DataPass, waiting for an operator (docs/datapass.md) */

@@ -915,6 +915,12 @@ int gw_server_heartbeat(gw_server *s)
     return alive;
 }
 
+int gw_server_in_maintenance(const gw_server *s)
+{
+    time_t end;
+    return s->confs != NULL && gw_maintenance_active(s->confs, time(NULL), &end);
+}
+
 int gw_server_ready(const gw_server *s)
 {
     return atomic_load(&((gw_server *)s)->running);

@@ -153,6 +153,9 @@ const gw_conf *gw_server_conf(const gw_server *s);
 int gw_server_ready(const gw_server *s);
 /* 1 when the journal can take records (or on_failure is "continue"). */
 int gw_server_journal_ok(gw_server *s);
+/* 1 while a slot of access.maintenance is active (the maintenance stage
+ * answers 503 910220): the opale_maintenance metric. */
+int gw_server_in_maintenance(const gw_server *s);
 
 /* The security-events stream (journal/events.h), set before gw_server_start;
  * not owned (main closes it after the workers stopped). NULL: none. */
