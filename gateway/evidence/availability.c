@@ -101,13 +101,17 @@ static int add_list(json_t *arr, const gw_ivals *s, const char *cause)
 
 static void md_figure(FILE *o, const char *label, json_t *f)
 {
-    fprintf(o, "| %s | %.4f %% | %.3f s | %s | %.4f %% | %.3f s | %s |\n", label,
+    fprintf(o, "| %s | %.4f %% | %.3f s | %s | ", label,
             json_real_value(json_object_get(f, "availability_pct")),
             (double)json_integer_value(json_object_get(f, "unavailable_ms")) / 1000.0,
-            json_string_value(json_object_get(f, "verdict")),
-            json_real_value(json_object_get(f, "coverage_availability_pct")),
-            (double)json_integer_value(json_object_get(f, "coverage_unavailable_ms")) / 1000.0,
-            json_string_value(json_object_get(f, "coverage_verdict")));
+            json_string_value(json_object_get(f, "verdict")));
+    if (gw_ev_int(f, "coverage_seconds") == 0 && gw_ev_int(f, "coverage_unavailable_ms") == 0)
+        fprintf(o, "- | - | n/a |\n");
+    else
+        fprintf(o, "%.4f %% | %.3f s | %s |\n",
+                json_real_value(json_object_get(f, "coverage_availability_pct")),
+                (double)json_integer_value(json_object_get(f, "coverage_unavailable_ms")) / 1000.0,
+                json_string_value(json_object_get(f, "coverage_verdict")));
 }
 
 static void render_md(FILE *o, json_t *r)
@@ -118,9 +122,14 @@ static void render_md(FILE *o, json_t *r)
                "7:00-20:00 Europe/Paris)\n",
             gw_ev_str(r, "from"), gw_ev_str(r, "to"));
     fprintf(o, "- Target: %.2f %%\n", GW_AVAIL_TARGET);
-    fprintf(o, "- Journal: %s records, head seq %lld hash `%s`, verified\n",
+    fprintf(o, "- Journal verified (%s): head seq %lld hash `%s`\n",
             json_string_value(json_object_get(j, "status")), gw_ev_int(j, "head_seq"),
             gw_ev_str(j, "head_hash"));
+    json_t *per = json_object_get(r, "period");
+    if (gw_ev_int(per, "unobserved_ms") > 0)
+        fprintf(o, "- Not covered by the journal (before its first or after its last record): "
+                   "%.3f s, not counted as unavailable\n",
+                (double)gw_ev_int(per, "unobserved_ms") / 1000.0);
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(j, "files"), i, v)
@@ -205,8 +214,10 @@ int gw_evidence_availability_main(int argc, char **argv, int first)
     gw_ivals_add(&unobs, from, first_ts < 0 ? to : (first_ts < to ? first_ts : to));
     gw_ivals_add(&unobs, last_ts > from ? last_ts : from, to);
     gw_ivals_normalize(&unobs);
-    const gw_ivals *parts[] = {&maint, &up, &down, &unobs};
-    for (size_t p = 0; p < 4; p++)
+    /* the journal's silence is not unavailability (an idle gateway writes
+     * nothing): reported, not counted */
+    const gw_ivals *parts[] = {&maint, &up, &down};
+    for (size_t p = 0; p < 3; p++)
         for (size_t i = 0; i < parts[p]->n; i++)
             gw_ivals_add(&all, parts[p]->v[i].a, parts[p]->v[i].b);
     gw_ivals_normalize(&all);
@@ -216,8 +227,10 @@ int gw_evidence_availability_main(int argc, char **argv, int first)
     gw_ev_format_time(to, ts);
     gw_avail_figure fig;
     gw_avail_compute(&all, from, to, &fig);
+    json_t *pf = figure_json(&fig);
+    json_object_set_new(pf, "unobserved_ms", json_integer((json_int_t)gw_ivals_within(&unobs, from, to)));
     r = json_pack("{s:s,s:i,s:s,s:s,s:f,s:o}", "report", "availability", "v", 1, "from", fs, "to",
-                  ts, "target_pct", GW_AVAIL_TARGET, "period", figure_json(&fig));
+                  ts, "target_pct", GW_AVAIL_TARGET, "period", pf);
     json_t *jf = json_array();
     for (size_t i = 0; i < j.nfiles; i++)
         json_array_append_new(jf, json_string(j.files[i]));
@@ -244,7 +257,7 @@ int gw_evidence_availability_main(int argc, char **argv, int first)
     add_list(iv, &maint, "maintenance");
     add_list(iv, &up, "upstream");
     add_list(iv, &down, "gateway_down");
-    add_list(iv, &unobs, "unobserved");
+    add_list(iv, &unobs, "unobserved (not counted)");
     json_object_set_new(r, "intervals", iv);
 
     char *body = NULL;

@@ -313,47 +313,58 @@ class EvidenceRun(unittest.TestCase):
 
     # -- availability
 
-    def test_availability_with_an_outage_and_a_maintenance_slot(self):
-        r = run(["--availability", "-c", self.maint_conf_path, "--format", "json", self.st.journal_path])
-        self.assertEqual(r.returncode, 0, r.stderr.decode())
-        lines = r.stdout.decode().splitlines()
-        rep = json.loads(lines[0])
-        ts = [iso_ms(x["ts"]) for x in self.records]
-        p0, p1 = ts[0], ts[-1]
-        # the outage by the definition: first failing forwarded request (its
-        # start) to the next request the backend answered
+    def outage(self):
+        """the outage by the definition: from the start of the first failing
+        forwarded request to the next request the backend answered"""
         acc = [x for x in self.records if "type" not in x]
         i = next(k for k, x in enumerate(acc) if x.get("reason") == "upstream.unavailable")
         out0 = iso_ms(acc[i]["ts"]) - acc[i].get("ms", 0)
         rec = next(x for x in acc[i:] if (x.get("upstream") or {}).get("status"))
-        out1 = iso_ms(rec["ts"])
+        return out0, iso_ms(rec["ts"])
+
+    def test_availability_with_an_outage_and_a_maintenance_slot(self):
+        p0, p1 = iso_ms(self.records[0]["ts"]), iso_ms(self.records[-1]["ts"])
+        out0, out1 = self.outage()
         # measured from outside: the mock was down from mock_stopped to mock_restarted
         self.assertGreaterEqual(out1 - out0, (self.mock_restarted - self.mock_stopped) * 1000 - 1500)
         self.assertLessEqual(out1 - out0, (self.recovered - self.mock_stopped) * 1000 + 1000)
-        m0 = calendar.timegm(self.slot[0].timetuple()) * 1000
-        m1 = calendar.timegm(self.slot[1].timetuple()) * 1000
-        ivs = sorted([(max(out0, p0), min(out1, p1)), (max(m0, p0), min(m1, p1))])
-        unavail = 0
-        end = p0
-        for a, b in ivs:
-            a = max(a, end)
-            if b > a:
-                unavail += b - a
-                end = b
+        # a calendar with a 2-minute slot after the run, and a period that
+        # ends one minute after the slot
+        m0 = (p1 // 60000 + 1) * 60000
+        m1 = m0 + 120000
+        start = datetime.datetime.utcfromtimestamp(m0 / 1000)
+        conf = json.loads(json.dumps(self.plain_conf))
+        conf["access"] = {"maintenance": {"timezone": "UTC", "force": True, "slots": [
+            {"from": start.strftime("%Y-%m-%dT%H:%M"),
+             "until": (start + datetime.timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")}]}}
+        cal = self.write("calendar.json", json.dumps(conf).encode())
+        to = datetime.datetime.utcfromtimestamp((m1 + 60000) / 1000).strftime("%Y-%m-%dT%H:%M:%SZ")
+        frm = self.records[0]["ts"]
+        r = run(["--availability", "-c", cal, "--from", frm, "--to", to, "--format", "json",
+                 self.st.journal_path])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        rep = json.loads(r.stdout.decode().splitlines()[0])
         per = rep["period"]
+        total = m1 + 60000 - p0
+        unavail = (out1 - out0) + 120000
         self.assertEqual(per["unavailable_ms"], unavail)
-        self.assertEqual(per["seconds"], (p1 - p0) // 1000)
-        self.assertAlmostEqual(per["availability_pct"], 100.0 * (p1 - p0 - unavail) / (p1 - p0), places=6)
+        self.assertEqual(per["seconds"], total // 1000)
+        self.assertEqual(per["unobserved_ms"], m1 + 60000 - p1)
+        self.assertAlmostEqual(per["availability_pct"], 100.0 * (total - unavail) / total, places=9)
         self.assertEqual(per["verdict"], "meets" if per["availability_pct"] >= 97.16 else "below")
         causes = {x["cause"]: x for x in rep["intervals"]}
         self.assertEqual(causes["upstream"]["ms"], out1 - out0)
-        self.assertEqual(set(causes), {"upstream", "maintenance"})
+        self.assertEqual(causes["maintenance"]["ms"], 120000)
+        self.assertEqual(set(causes), {"upstream", "maintenance", "unobserved (not counted)"})
         self.assertEqual(sum(d["unavailable_ms"] for d in rep["days"]), unavail)
         self.assertEqual(rep["journal"]["head_hash"], self.records[-1]["hash"])
-        # without the slot in the calendar, only the outage counts
+        # without the slot in the calendar, only the outage counts; the
+        # default period is the journal's span
         r = run(["--availability", "-c", self.st.conf_path, "--format", "json", self.st.journal_path])
-        self.assertEqual(json.loads(r.stdout.decode().splitlines()[0])["period"]["unavailable_ms"],
-                         min(out1, p1) - max(out0, p0))
+        per = json.loads(r.stdout.decode().splitlines()[0])["period"]
+        self.assertEqual(per["unavailable_ms"], out1 - out0)
+        self.assertEqual(per["unobserved_ms"], 0)
+        self.assertEqual(per["seconds"], (p1 - p0) // 1000)
 
     def test_availability_period_and_markdown(self):
         p0 = iso_ms(self.records[0]["ts"])
@@ -362,7 +373,8 @@ class EvidenceRun(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         text = r.stdout.decode()
         self.assertIn("# Availability (CGU §11)", text)
-        self.assertIn("| unobserved | %s" % frm.replace("Z", ".000Z"), text)
+        self.assertIn("| unobserved (not counted) | %s" % frm.replace("Z", ".000Z"), text)
+        self.assertIn("not counted as unavailable", text)
         self.assertRegex(text, r"\| \*\*Period\*\* \| \d+\.\d{4} % \|")
         v = run(["--verify-report", "-c", self.st.conf_path, self.write("avail.md", r.stdout)])
         self.assertEqual(v.returncode, 0, v.stdout.decode())
