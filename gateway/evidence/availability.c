@@ -10,9 +10,9 @@
 static int is_upstream_failure(const gw_ev_rec *r)
 {
     const char *reason = gw_ev_str(r->obj, "reason");
-    return reason != NULL && (strcmp(reason, "upstream.unavailable") == 0 ||
-                              strcmp(reason, "upstream.timeout") == 0 ||
-                              strcmp(reason, "upstream.invalid") == 0);
+    return reason != NULL &&
+           (strcmp(reason, "upstream.unavailable") == 0 ||
+            strcmp(reason, "upstream.timeout") == 0 || strcmp(reason, "upstream.invalid") == 0);
 }
 
 int gw_avail_from_records(const gw_ev_rec *recs, size_t n, gw_ivals *upstream, gw_ivals *down)
@@ -77,14 +77,15 @@ static double pct(int64_t total, int64_t un)
 static json_t *figure_json(const gw_avail_figure *f)
 {
     double a = pct(f->total_ms, f->unavail_ms), c = pct(f->cov_total_ms, f->cov_unavail_ms);
-    return json_pack("{s:I,s:I,s:f,s:s,s:I,s:I,s:f,s:s}", "seconds", (json_int_t)(f->total_ms / 1000),
-                     "unavailable_ms", (json_int_t)f->unavail_ms, "availability_pct", a, "verdict",
-                     a >= GW_AVAIL_TARGET ? "meets" : "below", "coverage_seconds",
-                     (json_int_t)(f->cov_total_ms / 1000), "coverage_unavailable_ms",
-                     (json_int_t)f->cov_unavail_ms, "coverage_availability_pct", c,
-                     "coverage_verdict", f->cov_total_ms == 0 ? "n/a"
-                                         : c >= GW_AVAIL_TARGET ? "meets"
-                                                                : "below");
+    return json_pack("{s:I,s:I,s:f,s:s,s:I,s:I,s:f,s:s}", "seconds",
+                     (json_int_t)(f->total_ms / 1000), "unavailable_ms", (json_int_t)f->unavail_ms,
+                     "availability_pct", a, "verdict", a >= GW_AVAIL_TARGET ? "meets" : "below",
+                     "coverage_seconds", (json_int_t)(f->cov_total_ms / 1000),
+                     "coverage_unavailable_ms", (json_int_t)f->cov_unavail_ms,
+                     "coverage_availability_pct", c, "coverage_verdict",
+                     f->cov_total_ms == 0   ? "n/a"
+                     : c >= GW_AVAIL_TARGET ? "meets"
+                                            : "below");
 }
 
 static int add_list(json_t *arr, const gw_ivals *s, const char *cause)
@@ -118,8 +119,9 @@ static void render_md(FILE *o, json_t *r)
 {
     json_t *j = json_object_get(r, "journal");
     fprintf(o, "# Availability (CGU §11)\n\n");
-    fprintf(o, "- Period: %s to %s (opening hours 0:00-24:00 every day; coverage hours "
-               "7:00-20:00 Europe/Paris)\n",
+    fprintf(o,
+            "- Period: %s to %s (opening hours 0:00-24:00 every day; coverage hours "
+            "7:00-20:00 Europe/Paris)\n",
             gw_ev_str(r, "from"), gw_ev_str(r, "to"));
     fprintf(o, "- Target: %.2f %%\n", GW_AVAIL_TARGET);
     fprintf(o, "- Journal verified (%s): head seq %lld hash `%s`\n",
@@ -127,8 +129,9 @@ static void render_md(FILE *o, json_t *r)
             gw_ev_str(j, "head_hash"));
     json_t *per = json_object_get(r, "period");
     if (gw_ev_int(per, "unobserved_ms") > 0)
-        fprintf(o, "- Not covered by the journal (before its first or after its last record): "
-                   "%.3f s, not counted as unavailable\n",
+        fprintf(o,
+                "- Not covered by the journal (before its first or after its last record): "
+                "%.3f s, not counted as unavailable\n",
                 (double)gw_ev_int(per, "unobserved_ms") / 1000.0);
     size_t i;
     json_t *v;
@@ -136,10 +139,10 @@ static void render_md(FILE *o, json_t *r)
         fprintf(o, "- File: `%s`\n", json_string_value(v));
     fprintf(o, "\n| Day (Europe/Paris) | Availability | Unavailable | Verdict | 7:00-20:00 | "
                "Unavailable | Verdict |\n|---|---|---|---|---|---|---|\n");
-    json_array_foreach(json_object_get(r, "days"), i, v)
-        md_figure(o, gw_ev_str(v, "day"), v);
+    json_array_foreach(json_object_get(r, "days"), i, v) md_figure(o, gw_ev_str(v, "day"), v);
     md_figure(o, "**Period**", json_object_get(r, "period"));
-    fprintf(o, "\n## Unavailable intervals\n\n| Cause | From | To | Seconds |\n|---|---|---|---|\n");
+    fprintf(o,
+            "\n## Unavailable intervals\n\n| Cause | From | To | Seconds |\n|---|---|---|---|\n");
     json_array_foreach(json_object_get(r, "intervals"), i, v)
         fprintf(o, "| %s | %s | %s | %.3f |\n", gw_ev_str(v, "cause"), gw_ev_str(v, "from"),
                 gw_ev_str(v, "to"), (double)gw_ev_int(v, "ms") / 1000.0);
@@ -165,14 +168,17 @@ int gw_evidence_availability_main(int argc, char **argv, int first)
             files[nf++] = argv[i];
     }
     int64_t from = -1, to = -1;
-    if (conf_path == NULL || nf == 0 || (strcmp(format, "md") != 0 && strcmp(format, "json") != 0)) {
+    if (conf_path == NULL || nf == 0 ||
+        (strcmp(format, "md") != 0 && strcmp(format, "json") != 0)) {
         fprintf(stderr, "usage: opale-gateway --availability -c FILE [--from ISO] [--to ISO] "
                         "[--format md|json] JOURNAL...\n");
         free(files);
         return 2;
     }
-    if ((from_s && gw_ev_parse_time(from_s, &from) < 0) || (to_s && gw_ev_parse_time(to_s, &to) < 0)) {
-        fprintf(stderr, "--from/--to: a UTC date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM:SSZ) expected\n");
+    if ((from_s && gw_ev_parse_time(from_s, &from) < 0) ||
+        (to_s && gw_ev_parse_time(to_s, &to) < 0)) {
+        fprintf(stderr,
+                "--from/--to: a UTC date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM:SSZ) expected\n");
         free(files);
         return 2;
     }
@@ -228,18 +234,18 @@ int gw_evidence_availability_main(int argc, char **argv, int first)
     gw_avail_figure fig;
     gw_avail_compute(&all, from, to, &fig);
     json_t *pf = figure_json(&fig);
-    json_object_set_new(pf, "unobserved_ms", json_integer((json_int_t)gw_ivals_within(&unobs, from, to)));
+    json_object_set_new(pf, "unobserved_ms",
+                        json_integer((json_int_t)gw_ivals_within(&unobs, from, to)));
     r = json_pack("{s:s,s:i,s:s,s:s,s:f,s:o}", "report", "availability", "v", 1, "from", fs, "to",
                   ts, "target_pct", GW_AVAIL_TARGET, "period", pf);
     json_t *jf = json_array();
     for (size_t i = 0; i < j.nfiles; i++)
         json_array_append_new(jf, json_string(j.files[i]));
-    json_object_set_new(
-        r, "journal",
-        json_pack("{s:o,s:I,s:s,s:s,s:I}", "files", jf, "head_seq", (json_int_t)j.res.last_seq,
-                  "head_hash", j.res.last_hash, "status",
-                  j.verify_rc == 3 ? "intact with gap records" : "intact", "gaps",
-                  (json_int_t)j.res.gaps));
+    json_object_set_new(r, "journal",
+                        json_pack("{s:o,s:I,s:s,s:s,s:I}", "files", jf, "head_seq",
+                                  (json_int_t)j.res.last_seq, "head_hash", j.res.last_hash,
+                                  "status", j.verify_rc == 3 ? "intact with gap records" : "intact",
+                                  "gaps", (json_int_t)j.res.gaps));
     json_t *days = json_array();
     for (long d = gw_paris_day(from); d <= gw_paris_day(to - 1); d++) {
         int64_t a = gw_paris_local(d, 0), b = gw_paris_local(d + 1, 0);
@@ -273,9 +279,9 @@ int gw_evidence_availability_main(int argc, char **argv, int first)
     }
     fclose(o);
     size_t slen = 0;
-    char *signed_doc = gw_ev_sign(c.oauth->active, "evidence.availability", body, blen,
-                                  strcmp(format, "json") == 0 ? GW_EV_SIG_JSON : GW_EV_SIG_HTML,
-                                  &slen);
+    char *signed_doc =
+        gw_ev_sign(c.oauth->active, "evidence.availability", body, blen,
+                   strcmp(format, "json") == 0 ? GW_EV_SIG_JSON : GW_EV_SIG_HTML, &slen);
     free(body);
     if (signed_doc == NULL) {
         fprintf(stderr, "opale-gateway: availability: cannot sign the report\n");

@@ -179,8 +179,9 @@ void gw_ev_format_time(int64_t ms, char out[32])
     /* years 0..9999: the journal's range; the cast keeps the compiler's
      * width analysis within 32 bytes */
     snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)(tm.tm_year + 1900) % 10000u,
-             (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
-             (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u, (unsigned)frac % 1000u);
+             (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u,
+             (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u,
+             (unsigned)frac % 1000u);
 }
 
 void gw_ev_rec_clear(gw_ev_rec *r)
@@ -386,7 +387,8 @@ const char *gw_ev_verify_signed(const char *doc, size_t len, const gw_keyset *ke
     if (ll > strlen(SIG_HTML_OPEN) && memcmp(line, SIG_HTML_OPEN, strlen(SIG_HTML_OPEN)) == 0) {
         open = SIG_HTML_OPEN;
         close = SIG_HTML_CLOSE;
-    } else if (ll > strlen(SIG_JSON_OPEN) && memcmp(line, SIG_JSON_OPEN, strlen(SIG_JSON_OPEN)) == 0) {
+    } else if (ll > strlen(SIG_JSON_OPEN) &&
+               memcmp(line, SIG_JSON_OPEN, strlen(SIG_JSON_OPEN)) == 0) {
         open = SIG_JSON_OPEN;
         close = SIG_JSON_CLOSE;
     } else {
@@ -439,12 +441,23 @@ void gw_ev_html_escape(FILE *b, const char *s)
 {
     for (; s != NULL && *s; s++) {
         switch (*s) {
-        case '&': fputs("&amp;", b); break;
-        case '<': fputs("&lt;", b); break;
-        case '>': fputs("&gt;", b); break;
-        case '"': fputs("&quot;", b); break;
-        case '\'': fputs("&#39;", b); break;
-        default: fputc(*s, b);
+        case '&':
+            fputs("&amp;", b);
+            break;
+        case '<':
+            fputs("&lt;", b);
+            break;
+        case '>':
+            fputs("&gt;", b);
+            break;
+        case '"':
+            fputs("&quot;", b);
+            break;
+        case '\'':
+            fputs("&#39;", b);
+            break;
+        default:
+            fputc(*s, b);
         }
     }
 }

@@ -27,9 +27,9 @@
 
 /* One chained record of a verified journal. */
 typedef struct gw_ev_rec {
-    char *line;       /* the record's bytes, without the final '\n' (owned) */
+    char *line; /* the record's bytes, without the final '\n' (owned) */
     size_t len;
-    json_t *obj;      /* parsed (owned) */
+    json_t *obj; /* parsed (owned) */
     uint64_t seq;
     char hash[65];
     char prev[65];

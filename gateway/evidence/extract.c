@@ -70,7 +70,8 @@ static int parse_filter_args(int argc, char **argv, int first, ex_filter *f, con
     }
     if ((from_s && gw_ev_parse_time(from_s, &f->from) < 0) ||
         (to_s && gw_ev_parse_time(to_s, &f->to) < 0)) {
-        fprintf(stderr, "--from/--to: a UTC date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM:SSZ) expected\n");
+        fprintf(stderr,
+                "--from/--to: a UTC date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM:SSZ) expected\n");
         return -1;
     }
     return 0;
@@ -125,8 +126,8 @@ int gw_evidence_extract_main(int argc, char **argv, int first)
             json_array_append_new(ms, json_integer((json_int_t)r->seq));
             nmatch++;
         } else if (seg_start != SIZE_MAX && r->type != NULL && strcmp(r->type, "checkpoint") == 0) {
-            json_array_append_new(segs, json_pack("[I,I]", (json_int_t)j.recs[seg_start].seq,
-                                                  (json_int_t)r->seq));
+            json_array_append_new(
+                segs, json_pack("[I,I]", (json_int_t)j.recs[seg_start].seq, (json_int_t)r->seq));
             seg_start = SIZE_MAX;
         }
     }
@@ -143,10 +144,10 @@ int gw_evidence_extract_main(int argc, char **argv, int first)
         json_array_append_new(jf, json_string(j.files[i]));
     hdr = json_pack("{s:s,s:i,s:s,s:{s:s?,s:s?,s:s?,s:s?},s:{s:o,s:I,s:s},s:o,s:o,s:I}", "type",
                     "opale.extract", "v", 1, "created", now, "filter", "consumer", f.consumer,
-                    "siren", f.siren, "from", f.from >= 0 ? fs : NULL, "to",
-                    f.to >= 0 ? ts : NULL, "journal", "files", jf, "head_seq",
-                    (json_int_t)j.res.last_seq, "head_hash", j.res.last_hash, "segments", segs,
-                    "matches", ms, "uncovered", (json_int_t)uncovered);
+                    "siren", f.siren, "from", f.from >= 0 ? fs : NULL, "to", f.to >= 0 ? ts : NULL,
+                    "journal", "files", jf, "head_seq", (json_int_t)j.res.last_seq, "head_hash",
+                    j.res.last_hash, "segments", segs, "matches", ms, "uncovered",
+                    (json_int_t)uncovered);
     o = open_memstream(&body, &blen);
     if (hdr == NULL || o == NULL)
         goto out;
@@ -249,8 +250,10 @@ static int verify_extract(const char *name, const char *doc, size_t len, const g
         why = "the first line is not an extract header";
         goto out;
     }
-    ex_filter f = {.consumer = gw_ev_str(filt, "consumer"), .siren = gw_ev_str(filt, "siren"),
-                   .from = -1, .to = -1};
+    ex_filter f = {.consumer = gw_ev_str(filt, "consumer"),
+                   .siren = gw_ev_str(filt, "siren"),
+                   .from = -1,
+                   .to = -1};
     if ((gw_ev_str(filt, "from") && gw_ev_parse_time(gw_ev_str(filt, "from"), &f.from) < 0) ||
         (gw_ev_str(filt, "to") && gw_ev_parse_time(gw_ev_str(filt, "to"), &f.to) < 0)) {
         why = "the header's filter is invalid";
@@ -270,7 +273,8 @@ static int verify_extract(const char *name, const char *doc, size_t len, const g
         }
         gw_journal_link l;
         if (gw_journal_parse_link(doc + pos, end - pos, &l) < 0 ||
-            !gw_journal_link_ok(doc + pos, &l) || gw_ev_rec_parse(doc + pos, end - pos, &recs[n]) < 0) {
+            !gw_journal_link_ok(doc + pos, &l) ||
+            gw_ev_rec_parse(doc + pos, end - pos, &recs[n]) < 0) {
             why = "a record does not match its hash";
             goto out;
         }
@@ -304,8 +308,8 @@ static int verify_extract(const char *name, const char *doc, size_t len, const g
             }
         }
         const gw_ev_rec *cp = &recs[k - 1];
-        if (cp->seq != b || cp->type == NULL || strcmp(cp->type, "checkpoint") != 0 ||
-            k - 1 == 0 || recs[k - 2].seq + 1 != b) {
+        if (cp->seq != b || cp->type == NULL || strcmp(cp->type, "checkpoint") != 0 || k - 1 == 0 ||
+            recs[k - 2].seq + 1 != b) {
             why = "a segment does not end in a checkpoint";
             goto out;
         }

@@ -15,14 +15,22 @@ static const struct {
 } CASES[GW_RC_NCASES] = {
     [GW_RC_QUOTA] = {"quota", "Quota exceeded (429 900804, Retry-After)", {"quota.exceeded"}, 1},
     [GW_RC_SIREN] = {"invalid_siren", "Invalid SIREN (400 910212)", {"rights.bad_siren"}, 1},
-    [GW_RC_YEAR] = {"year_out_of_rights", "Year out of the rights (403 910210)", {"rights.year"}, 1},
+    [GW_RC_YEAR] = {"year_out_of_rights",
+                    "Year out of the rights (403 910210)",
+                    {"rights.year"},
+                    1},
     [GW_RC_CORRELATION] = {"missing_correlation_id",
                            "Missing or invalid X-Correlation-ID (400 910000)",
                            {"correlation.missing", "correlation.invalid"},
                            1},
-    [GW_RC_EXPIRED_TOKEN] = {"expired_token", "Expired access token (401 900901)", {"jwt.expired"}, 1},
-    [GW_RC_MAINTENANCE] = {"maintenance", "Maintenance (503 910220, Retry-After)",
-                           {"maintenance.slot"}, 0},
+    [GW_RC_EXPIRED_TOKEN] = {"expired_token",
+                             "Expired access token (401 900901)",
+                             {"jwt.expired"},
+                             1},
+    [GW_RC_MAINTENANCE] = {"maintenance",
+                           "Maintenance (503 910220, Retry-After)",
+                           {"maintenance.slot"},
+                           0},
     [GW_RC_BACKEND] = {"backend_error",
                        "Backend errors (502 910502, 502 910512, 504 910514)",
                        {"upstream.unavailable", "upstream.timeout", "upstream.invalid"},
@@ -318,8 +326,9 @@ json_t *gw_recette_analyse(const gw_ev_rec *recs, size_t n, const char *consumer
                      c->cases[i].required ? " (required)" : " (not required)");
         } else {
             verdict = handled ? "pass" : "fail";
-            int n2 = snprintf(detail, sizeof(detail), "met %lld times; %lld retried at once (< %lld ms)",
-                              met[i], at_once[i], c->cases[i].min_wait_ms);
+            int n2 =
+                snprintf(detail, sizeof(detail), "met %lld times; %lld retried at once (< %lld ms)",
+                         met[i], at_once[i], c->cases[i].min_wait_ms);
             if (i == GW_RC_EXPIRED_TOKEN && n2 > 0 && (size_t)n2 < sizeof(detail))
                 snprintf(detail + n2, sizeof(detail) - (size_t)n2, "; %s",
                          renewed_after_expiry ? "a new token was requested from /token"
@@ -327,11 +336,11 @@ json_t *gw_recette_analyse(const gw_ev_rec *recs, size_t n, const char *consumer
         }
         if (strcmp(verdict, "fail") == 0)
             overall = 0;
-        json_array_append_new(cases, json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:s}", "case",
-                                               CASES[i].name, "label", CASES[i].label, "met",
-                                               (json_int_t)met[i], "retried_at_once",
-                                               (json_int_t)at_once[i], "handled", handled,
-                                               "required", c->cases[i].required, "verdict", verdict));
+        json_array_append_new(
+            cases, json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:s}", "case", CASES[i].name, "label",
+                             CASES[i].label, "met", (json_int_t)met[i], "retried_at_once",
+                             (json_int_t)at_once[i], "handled", handled, "required",
+                             c->cases[i].required, "verdict", verdict));
         char id[64];
         snprintf(id, sizeof(id), "case.%s", CASES[i].name);
         json_array_append_new(crit, criterion(id, CASES[i].label, verdict, detail));
@@ -339,28 +348,34 @@ json_t *gw_recette_analyse(const gw_ev_rec *recs, size_t n, const char *consumer
     double per_token = token_issued > 0 ? (double)data_with_token / (double)token_issued : 0.0;
     char d[256];
     int hyg = token_issued <= 1 || per_token >= c->min_calls_per_token;
-    snprintf(d, sizeof(d), "%lld tokens from /token for %lld data calls with a token (%.2f calls a token; at least %.2f required)",
+    snprintf(d, sizeof(d),
+             "%lld tokens from /token for %lld data calls with a token (%.2f calls a token; at "
+             "least %.2f required)",
              token_issued, data_with_token, per_token, c->min_calls_per_token);
     json_array_append_new(crit, criterion("token_hygiene", "Tokens reused for their lifetime",
                                           hyg ? "pass" : "fail", d));
     overall &= hyg;
     int cu = dup_corr <= c->max_duplicate_correlation_ids;
-    snprintf(d, sizeof(d), "%lld calls reused a correlation id (at most %lld allowed); %lld calls without one",
+    snprintf(d, sizeof(d),
+             "%lld calls reused a correlation id (at most %lld allowed); %lld calls without one",
              dup_corr, c->max_duplicate_correlation_ids, no_corr);
-    json_array_append_new(crit, criterion("correlation_ids_unique", "A new X-Correlation-ID per call",
-                                          cu ? "pass" : "fail", d));
+    json_array_append_new(crit,
+                          criterion("correlation_ids_unique", "A new X-Correlation-ID per call",
+                                    cu ? "pass" : "fail", d));
     overall &= cu;
     int ts_ok = !c->require_teleservice || no_ts == 0;
     snprintf(d, sizeof(d), "%lld of %lld data calls without ID_Teleservice", no_ts, data_calls);
     json_array_append_new(crit, criterion("teleservice_always_sent", "ID_Teleservice on every call",
-                                          !c->require_teleservice ? "n/a" : ts_ok ? "pass" : "fail",
+                                          !c->require_teleservice ? "n/a"
+                                          : ts_ok                 ? "pass"
+                                                                  : "fail",
                                           d));
     overall &= ts_ok;
     int ac = allowed_calls >= c->min_allowed_calls;
     snprintf(d, sizeof(d), "%lld allowed calls (at least %lld required)", allowed_calls,
              c->min_allowed_calls);
-    json_array_append_new(crit, criterion("allowed_calls", "Successful calls",
-                                          ac ? "pass" : "fail", d));
+    json_array_append_new(crit,
+                          criterion("allowed_calls", "Successful calls", ac ? "pass" : "fail", d));
     overall &= ac;
 
     json_t *rarr = json_array();
@@ -371,8 +386,7 @@ json_t *gw_recette_analyse(const gw_ev_rec *recs, size_t n, const char *consumer
         long long total = 0;
         const char *ok;
         json_t *ov;
-        json_object_foreach(rv, ok, ov)
-            total += json_integer_value(ov);
+        json_object_foreach(rv, ok, ov) total += json_integer_value(ov);
         json_array_append_new(rarr, json_pack("{s:s,s:I,s:O}", "route", rk, "calls",
                                               (json_int_t)total, "outcomes", rv));
     }
@@ -424,13 +438,13 @@ json_t *gw_recette_analyse(const gw_ev_rec *recs, size_t n, const char *consumer
                   "distinct_tokens_used", (json_int_t)json_object_size(seen_jti), "data_calls",
                   (json_int_t)data_calls, "data_calls_with_token", (json_int_t)data_with_token,
                   "calls_per_token", per_token, "duplicate_correlation_ids", (json_int_t)dup_corr,
-                  "calls_without_correlation_id", (json_int_t)no_corr,
-                  "calls_without_teleservice", (json_int_t)no_ts));
+                  "calls_without_correlation_id", (json_int_t)no_corr, "calls_without_teleservice",
+                  (json_int_t)no_ts));
     json_object_set_new(rep, "criteria", crit);
     json_object_set_new(rep, "verdict", json_string(overall ? "pass" : "fail"));
-    json_object_set_new(rep, "timeline",
-                        json_pack("{s:s,s:I,s:o}", "start", t0s, "bucket_ms", (json_int_t)width,
-                                  "series", series));
+    json_object_set_new(
+        rep, "timeline",
+        json_pack("{s:s,s:I,s:o}", "start", t0s, "bucket_ms", (json_int_t)width, "series", series));
     json_decref(routes);
     json_decref(seen_corr);
     json_decref(seen_jti);
@@ -451,7 +465,8 @@ fail:
 static void md(FILE *o, const char *s)
 {
     for (; s != NULL && *s; s++) {
-        if (*s == '|' || *s == '`' || *s == '*' || *s == '_' || *s == '[' || *s == ']' || *s == '\\')
+        if (*s == '|' || *s == '`' || *s == '*' || *s == '_' || *s == '[' || *s == ']' ||
+            *s == '\\')
             fputc('\\', o);
         if (*s == '<')
             fputs("&lt;", o);
@@ -473,7 +488,8 @@ static void render_md(FILE *o, json_t *r)
     json_t *j = json_object_get(r, "journal");
     fputs("# Recette report: ", o);
     md(o, gw_ev_str(r, "consumer"));
-    fprintf(o, "\n\n**Overall verdict: %s**\n\n", strcmp(gw_ev_str(r, "verdict"), "pass") == 0 ? "PASS" : "FAIL");
+    fprintf(o, "\n\n**Overall verdict: %s**\n\n",
+            strcmp(gw_ev_str(r, "verdict"), "pass") == 0 ? "PASS" : "FAIL");
     fputs("- Generated: ", o);
     md(o, gw_ev_str(r, "generated"));
     fputs("\n- Calls from ", o);
@@ -492,7 +508,9 @@ static void render_md(FILE *o, json_t *r)
     }
     json_t *cp = json_object_get(j, "checkpoint");
     if (json_is_object(cp))
-        fprintf(o, "- Signed checkpoint relied on: seq %lld (%s, kid %s) covering up to seq %lld hash `%s`; %lld records after it\n",
+        fprintf(o,
+                "- Signed checkpoint relied on: seq %lld (%s, kid %s) covering up to seq %lld hash "
+                "`%s`; %lld records after it\n",
                 gw_ev_int(cp, "seq"), gw_ev_str(cp, "ts"), gw_ev_str(cp, "kid"),
                 gw_ev_int(cp, "head_seq"), gw_ev_str(cp, "head_hash"),
                 gw_ev_int(j, "after_checkpoint"));
@@ -528,9 +546,11 @@ static void render_md(FILE *o, json_t *r)
         fputs(" |\n", o);
     }
     json_t *h = json_object_get(r, "hygiene");
-    fprintf(o, "\n## Hygiene\n\n- /token calls: %lld; distinct tokens used: %lld; data calls: %lld (%lld with a token)\n"
-               "- Calls per token: %.2f\n- Correlation ids reused: %lld; calls without one: %lld\n"
-               "- Calls without ID_Teleservice: %lld\n",
+    fprintf(o,
+            "\n## Hygiene\n\n- /token calls: %lld; distinct tokens used: %lld; data calls: %lld "
+            "(%lld with a token)\n"
+            "- Calls per token: %.2f\n- Correlation ids reused: %lld; calls without one: %lld\n"
+            "- Calls without ID_Teleservice: %lld\n",
             gw_ev_int(h, "token_requests"), gw_ev_int(h, "distinct_tokens_used"),
             gw_ev_int(h, "data_calls"), gw_ev_int(h, "data_calls_with_token"),
             json_real_value(json_object_get(h, "calls_per_token")),
@@ -552,23 +572,29 @@ static void render_svg(FILE *o, json_t *tl)
             maxv = s;
     }
     const int W = 960, H = 240, bw = W / GW_RC_BUCKETS;
-    fprintf(o, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\" "
-               "aria-label=\"calls over time by outcome\">\n",
+    fprintf(o,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\" "
+            "aria-label=\"calls over time by outcome\">\n",
             W, H + 40);
     for (int b = 0; b < GW_RC_BUCKETS; b++) {
         double y = H;
         for (int c = 0; c < 4; c++) {
-            long long v = json_integer_value(json_array_get(json_object_get(series, CATS[c]), (size_t)b));
+            long long v =
+                json_integer_value(json_array_get(json_object_get(series, CATS[c]), (size_t)b));
             if (v == 0)
                 continue;
             double hh = (double)v * (H - 10) / (double)maxv;
             y -= hh;
-            fprintf(o, "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s: %lld</title></rect>\n",
+            fprintf(o,
+                    "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>%s: "
+                    "%lld</title></rect>\n",
                     b * bw, y, bw - 1, hh, COLORS[c], CATS[c], v);
         }
     }
     for (int c = 0; c < 4; c++)
-        fprintf(o, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/><text x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n",
+        fprintf(o,
+                "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/><text x=\"%d\" "
+                "y=\"%d\" font-size=\"12\">%s</text>\n",
                 c * 160, H + 18, COLORS[c], c * 160 + 16, H + 29, CATS[c]);
     fprintf(o, "</svg>\n");
 }
@@ -600,7 +626,8 @@ static void render_html(FILE *o, json_t *r)
     {
         fputs("<li>File <code>", o);
         gw_ev_html_escape(o, gw_ev_str(v, "name"));
-        fprintf(o, "</code>: seq %lld..%lld</li>\n", gw_ev_int(v, "first_seq"), gw_ev_int(v, "last_seq"));
+        fprintf(o, "</code>: seq %lld..%lld</li>\n", gw_ev_int(v, "first_seq"),
+                gw_ev_int(v, "last_seq"));
     }
     json_t *cp = json_object_get(j, "checkpoint");
     if (json_is_object(cp)) {
@@ -610,7 +637,8 @@ static void render_html(FILE *o, json_t *r)
     }
     fputs("</ul>\n<h2>Calls over time by outcome</h2>\n", o);
     render_svg(o, json_object_get(r, "timeline"));
-    fputs("<h2>Criteria</h2>\n<table><tr><th>Criterion</th><th>Verdict</th><th>Detail</th></tr>\n", o);
+    fputs("<h2>Criteria</h2>\n<table><tr><th>Criterion</th><th>Verdict</th><th>Detail</th></tr>\n",
+          o);
     json_array_foreach(json_object_get(r, "criteria"), i, v)
     {
         fputs("<tr><td>", o);
@@ -623,7 +651,9 @@ static void render_html(FILE *o, json_t *r)
         gw_ev_html_escape(o, gw_ev_str(v, "detail"));
         fputs("</td></tr>\n", o);
     }
-    fputs("</table>\n<h2>Routes</h2>\n<table><tr><th>Route</th><th>Calls</th><th>Outcomes</th></tr>\n", o);
+    fputs("</table>\n<h2>Routes</h2>\n<table><tr><th>Route</th><th>Calls</th><th>Outcomes</th></"
+          "tr>\n",
+          o);
     json_array_foreach(json_object_get(r, "routes"), i, v)
     {
         fputs("<tr><td>", o);
@@ -652,10 +682,10 @@ static json_t *journal_json(const gw_ev_journal *j)
                     first = &j->recs[i];
                 last = &j->recs[i];
             }
-        json_array_append_new(files, json_pack("{s:s,s:I,s:I,s:s}", "name", j->files[f], "first_seq",
-                                               (json_int_t)(first ? first->seq : 0), "last_seq",
-                                               (json_int_t)(last ? last->seq : 0), "last_hash",
-                                               last ? last->hash : ""));
+        json_array_append_new(files, json_pack("{s:s,s:I,s:I,s:s}", "name", j->files[f],
+                                               "first_seq", (json_int_t)(first ? first->seq : 0),
+                                               "last_seq", (json_int_t)(last ? last->seq : 0),
+                                               "last_hash", last ? last->hash : ""));
     }
     json_t *cp = json_null();
     if (j->last_checkpoint != SIZE_MAX) {
@@ -665,12 +695,12 @@ static json_t *journal_json(const gw_ev_journal *j)
                        (json_int_t)gw_ev_int(c->obj, "head_seq"), "head_hash",
                        gw_ev_str(c->obj, "head_hash"), "kid", gw_ev_str(c->obj, "kid"));
     }
-    return json_pack("{s:o,s:I,s:s,s:o,s:I,s:s,s:I}", "files", files, "head_seq",
-                     (json_int_t)j->res.last_seq, "head_hash", j->res.last_hash, "checkpoint", cp,
-                     "after_checkpoint",
-                     (json_int_t)(j->last_checkpoint == SIZE_MAX ? j->n : j->n - 1 - j->last_checkpoint),
-                     "status", j->verify_rc == 3 ? "intact with gap records" : "intact", "gaps",
-                     (json_int_t)j->res.gaps);
+    return json_pack(
+        "{s:o,s:I,s:s,s:o,s:I,s:s,s:I}", "files", files, "head_seq", (json_int_t)j->res.last_seq,
+        "head_hash", j->res.last_hash, "checkpoint", cp, "after_checkpoint",
+        (json_int_t)(j->last_checkpoint == SIZE_MAX ? j->n : j->n - 1 - j->last_checkpoint),
+        "status", j->verify_rc == 3 ? "intact with gap records" : "intact", "gaps",
+        (json_int_t)j->res.gaps);
 }
 
 int gw_evidence_recette_main(int argc, char **argv, int first)
@@ -692,7 +722,10 @@ int gw_evidence_recette_main(int argc, char **argv, int first)
         else
             files[nf++] = argv[i];
     }
-    int fmt = strcmp(format, "md") == 0 ? 0 : strcmp(format, "json") == 0 ? 1 : strcmp(format, "html") == 0 ? 2 : -1;
+    int fmt = strcmp(format, "md") == 0     ? 0
+              : strcmp(format, "json") == 0 ? 1
+              : strcmp(format, "html") == 0 ? 2
+                                            : -1;
     if (conf_path == NULL || consumer == NULL || nf == 0 || fmt < 0) {
         fprintf(stderr, "usage: opale-gateway --recette CLIENT_ID -c FILE [--criteria FILE] "
                         "[--format md|json|html] JOURNAL...\n");

@@ -26,13 +26,13 @@ const char *gw_recette_case_name(gw_rc_case c);
 
 typedef struct gw_recette_criteria {
     struct {
-        int required;        /* must be met (and handled) for the overall pass */
+        int required;          /* must be met (and handled) for the overall pass */
         long long min_wait_ms; /* a retry sooner than this that meets the same case
                                 * again is a retry "at once" */
     } cases[GW_RC_NCASES];
-    double min_calls_per_token;      /* token hygiene */
+    double min_calls_per_token; /* token hygiene */
     long long max_duplicate_correlation_ids;
-    int require_teleservice;         /* ID_Teleservice on every data call */
+    int require_teleservice; /* ID_Teleservice on every data call */
     long long min_allowed_calls;
 } gw_recette_criteria;
 

@@ -111,7 +111,8 @@ START_TEST(maintenance_calendar)
     c.slots = slots;
     c.nslots = 2;
     gw_ivals m = {0};
-    ck_assert_int_eq(gw_maint_intervals(&c, T("2026-12-02T12:00:00Z"), T("2026-12-03T12:00:00Z"), &m), 0);
+    ck_assert_int_eq(
+        gw_maint_intervals(&c, T("2026-12-02T12:00:00Z"), T("2026-12-03T12:00:00Z"), &m), 0);
     ck_assert_uint_eq(m.n, 2);
     ck_assert_int_eq(m.v[0].a, T("2026-12-02T22:30:00Z"));
     ck_assert_int_eq(m.v[0].b, T("2026-12-02T23:30:00Z"));
@@ -119,7 +120,8 @@ START_TEST(maintenance_calendar)
     ck_assert_int_eq(m.v[1].b, T("2026-12-03T02:00:00Z"));
     gw_ivals_clear(&m);
     /* clipped to a period that starts inside a slot */
-    ck_assert_int_eq(gw_maint_intervals(&c, T("2026-12-02T23:00:00.500Z"), T("2026-12-03T01:30:00Z"), &m), 0);
+    ck_assert_int_eq(
+        gw_maint_intervals(&c, T("2026-12-02T23:00:00.500Z"), T("2026-12-03T01:30:00Z"), &m), 0);
     ck_assert_uint_eq(m.n, 2);
     ck_assert_int_eq(m.v[0].a, T("2026-12-02T23:00:00.500Z"));
     ck_assert_int_eq(gw_ivals_within(&m, T("2026-12-02T00:00:00Z"), T("2026-12-04T00:00:00Z")),

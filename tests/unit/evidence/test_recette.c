@@ -52,9 +52,8 @@ static const char *verdict(json_t *rep, const char *id)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(rep, "criteria"), i, v)
-        if (strcmp(gw_ev_str(v, "id"), id) == 0)
-            return gw_ev_str(v, "verdict");
+    json_array_foreach(json_object_get(rep, "criteria"), i,
+                       v) if (strcmp(gw_ev_str(v, "id"), id) == 0) return gw_ev_str(v, "verdict");
     return "(none)";
 }
 
@@ -185,13 +184,15 @@ typedef struct critcase {
 } critcase;
 
 static const critcase critcases[] = {
-    {"{\"cases\":{\"quota\":{\"required\":false,\"min_wait_ms\":60000}},\"min_calls_per_token\":5}", NULL},
+    {"{\"cases\":{\"quota\":{\"required\":false,\"min_wait_ms\":60000}},\"min_calls_per_token\":5}",
+     NULL},
     {"{\"cases\":{\"quota\":{\"min_wait\":1}}}", "cases.quota.min_wait: unknown key"},
     {"{\"cases\":{\"teapot\":{}}}", "cases.teapot: unknown case"},
     {"{\"cases\":{\"quota\":{\"required\":1}}}", "cases.quota.required: must be a boolean"},
     {"{\"cases\":{\"quota\":{\"min_wait_ms\":-1}}}",
      "cases.quota.min_wait_ms: must be an integer between 0 and 86400000"},
-    {"{\"min_calls_per_token\":\"2\"}", "min_calls_per_token: must be a number between 0 and 1000000"},
+    {"{\"min_calls_per_token\":\"2\"}",
+     "min_calls_per_token: must be a number between 0 and 1000000"},
     {"{\"verdict\":\"pass\"}", "verdict: unknown key"},
     {"[]", "$: must be an object"},
 };
@@ -252,7 +253,8 @@ START_TEST(signed_documents)
     for (size_t i = 0; i < n; i++) {
         char saved = doc[i];
         doc[i] = saved == 'A' ? 'B' : 'A';
-        ck_assert_msg(gw_ev_verify_signed(doc, n, &ks, NULL, NULL, NULL, NULL) != NULL, "byte %zu", i);
+        ck_assert_msg(gw_ev_verify_signed(doc, n, &ks, NULL, NULL, NULL, NULL) != NULL, "byte %zu",
+                      i);
         doc[i] = saved;
     }
     free(doc);
