@@ -150,52 +150,25 @@ static void render_md(FILE *o, json_t *r)
 
 int gw_evidence_availability_main(int argc, char **argv, int first)
 {
-    const char *conf_path = NULL, *from_s = NULL, *to_s = NULL, *format = "md";
-    const char **files = calloc((size_t)argc + 1, sizeof(char *));
-    size_t nf = 0;
-    if (files == NULL)
-        return 2;
-    for (int i = first; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            conf_path = argv[++i];
-        else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
-            from_s = argv[++i];
-        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
-            to_s = argv[++i];
-        else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
-            format = argv[++i];
-        else
-            files[nf++] = argv[i];
-    }
-    int64_t from = -1, to = -1;
-    if (conf_path == NULL || nf == 0 ||
-        (strcmp(format, "md") != 0 && strcmp(format, "json") != 0)) {
+    gw_ev_args args;
+    if (gw_ev_parse_args(argc, argv, first, "-c --from --to --format", 0, &args) < 0 ||
+        args.conf == NULL || args.nfiles == 0 ||
+        (args.format != NULL && strcmp(args.format, "md") != 0 &&
+         strcmp(args.format, "json") != 0)) {
         fprintf(stderr, "usage: opale-gateway --availability -c FILE [--from ISO] [--to ISO] "
                         "[--format md|json] JOURNAL...\n");
-        free(files);
+        gw_ev_args_clear(&args);
         return 2;
     }
-    if ((from_s && gw_ev_parse_time(from_s, &from) < 0) ||
-        (to_s && gw_ev_parse_time(to_s, &to) < 0)) {
-        fprintf(stderr,
-                "--from/--to: a UTC date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM:SSZ) expected\n");
-        free(files);
-        return 2;
-    }
+    int json_out = args.format != NULL && strcmp(args.format, "json") == 0;
+    int64_t from = args.from, to = args.to;
     gw_ev_conf c;
-    if (gw_ev_conf_load(conf_path, &c) < 0) {
-        free(files);
-        return 2;
-    }
     gw_ev_journal j;
-    char *err = NULL;
-    int rc = gw_ev_journal_load(files, nf, &c.oauth->own, stderr, &j, &err);
     gw_ivals up = {0}, down = {0}, maint = {0}, unobs = {0}, all = {0};
     json_t *r = NULL;
-    if (rc != 0) {
-        fprintf(stderr, "opale-gateway: availability: %s\n", err ? err : "cannot load the journal");
+    int rc = gw_ev_open("availability", &args, &c, &j);
+    if (rc != 0)
         goto out;
-    }
     rc = 1;
     int64_t first_ts = -1, last_ts = -1;
     for (size_t i = 0; i < j.n; i++) {
@@ -271,28 +244,18 @@ int gw_evidence_availability_main(int argc, char **argv, int first)
     FILE *o = open_memstream(&body, &blen);
     if (o == NULL)
         goto out;
-    if (strcmp(format, "json") == 0) {
+    if (json_out) {
         json_dumpf(r, o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         fputc('\n', o);
     } else {
         render_md(o, r);
     }
     fclose(o);
-    size_t slen = 0;
-    char *signed_doc =
-        gw_ev_sign(c.oauth->active, "evidence.availability", body, blen,
-                   strcmp(format, "json") == 0 ? GW_EV_SIG_JSON : GW_EV_SIG_HTML, &slen);
+    rc = gw_ev_emit(&c, "availability", "evidence.availability", body, blen,
+                    json_out ? GW_EV_SIG_JSON : GW_EV_SIG_HTML);
     free(body);
-    if (signed_doc == NULL) {
-        fprintf(stderr, "opale-gateway: availability: cannot sign the report\n");
-        goto out;
-    }
-    fwrite(signed_doc, 1, slen, stdout);
-    free(signed_doc);
-    rc = fflush(stdout) == 0 ? 0 : 1;
 out:
     json_decref(r);
-    free(err);
     gw_ivals_clear(&up);
     gw_ivals_clear(&down);
     gw_ivals_clear(&maint);
@@ -300,6 +263,6 @@ out:
     gw_ivals_clear(&all);
     gw_ev_journal_clear(&j);
     gw_ev_conf_clear(&c);
-    free(files);
+    gw_ev_args_clear(&args);
     return rc;
 }

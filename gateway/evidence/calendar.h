@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/civil.h"
 #include "stages/confs.h"
 
 typedef struct gw_ival {

@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "journal/order.h"
 #include "token/jose.h"
 
 int gw_ev_conf_load(const char *path, gw_ev_conf *c)
@@ -317,7 +318,7 @@ int gw_ev_journal_load(const char *const *paths, size_t npaths, const gw_keyset 
             }
         }
         j->nfiles = npaths;
-        gw_journal_sort_files((const char **)j->files, npaths);
+        gw_journal_order_by_first_seq((const char **)j->files, npaths);
     }
     gw_journal_verify_opts vo = {.keys = keys};
     int rc = gw_journal_verify_ex((const char *const *)j->files, j->nfiles, &vo, report, &j->res);
@@ -346,9 +347,7 @@ char *gw_ev_sign(const gw_jwk *key, const char *purpose, const char *body, size_
 {
     char hex[65], ts[32];
     gw_journal_sha256_hex(body, len, hex);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gw_ev_format_time((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
+    gw_ev_now(ts);
     json_t *p = json_pack("{s:s,s:s,s:s}", "purpose", purpose, "sha256", hex, "ts", ts);
     char *jws = p ? gw_jws_sign(key, NULL, p) : NULL;
     json_decref(p);
@@ -462,45 +461,138 @@ void gw_ev_html_escape(FILE *b, const char *s)
     }
 }
 
+int gw_ev_parse_args(int argc, char **argv, int first, const char *allowed, int positional,
+                     gw_ev_args *a)
+{
+    static const char *names[] = {"-c",      "--criteria", "--format", "--consumer",
+                                  "--siren", "--from",     "--to"};
+    const char *from_s = NULL, *to_s = NULL;
+    const char **slots[] = {&a->conf,  &a->criteria, &a->format, &a->consumer,
+                            &a->siren, &from_s,      &to_s};
+    memset(a, 0, sizeof(*a));
+    a->from = a->to = -1;
+    a->files = calloc((size_t)argc + 1, sizeof(char *));
+    if (a->files == NULL)
+        return -1;
+    for (int i = first; i < argc; i++) {
+        int opt = -1;
+        for (int k = 0; k < 7; k++)
+            if (strcmp(argv[i], names[k]) == 0)
+                opt = k;
+        if (opt >= 0) {
+            const char *p = strstr(allowed, names[opt]);
+            size_t nl = strlen(names[opt]);
+            if (p == NULL || (p[nl] != ' ' && p[nl] != '\0') || (p != allowed && p[-1] != ' ') ||
+                i + 1 >= argc)
+                return -1;
+            *slots[opt] = argv[++i];
+        } else if (positional && a->positional == NULL) {
+            a->positional = argv[i];
+        } else {
+            a->files[a->nfiles++] = argv[i];
+        }
+    }
+    if ((from_s && gw_ev_parse_time(from_s, &a->from) < 0) ||
+        (to_s && gw_ev_parse_time(to_s, &a->to) < 0)) {
+        fprintf(stderr,
+                "--from/--to: a UTC date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM:SSZ) expected\n");
+        return -1;
+    }
+    return 0;
+}
+
+void gw_ev_args_clear(gw_ev_args *a)
+{
+    free(a->files);
+    memset(a, 0, sizeof(*a));
+}
+
+int gw_ev_open(const char *cmd, const gw_ev_args *a, gw_ev_conf *c, gw_ev_journal *j)
+{
+    memset(j, 0, sizeof(*j));
+    if (gw_ev_conf_load(a->conf, c) < 0)
+        return 2;
+    char *err = NULL;
+    int rc = gw_ev_journal_load(a->files, a->nfiles, &c->oauth->own, stderr, j, &err);
+    if (rc != 0)
+        fprintf(stderr, "opale-gateway: %s: %s\n", cmd, err ? err : "cannot load the journal");
+    free(err);
+    return rc;
+}
+
+int gw_ev_emit(const gw_ev_conf *c, const char *cmd, const char *purpose, const char *body,
+               size_t len, gw_ev_sig_style style)
+{
+    size_t slen = 0;
+    char *doc = gw_ev_sign(c->oauth->active, purpose, body, len, style, &slen);
+    if (doc == NULL) {
+        fprintf(stderr, "opale-gateway: %s: cannot sign the output\n", cmd);
+        return 1;
+    }
+    size_t w = fwrite(doc, 1, slen, stdout);
+    free(doc);
+    if (w != slen || fflush(stdout) != 0) {
+        fprintf(stderr, "opale-gateway: %s: cannot write the output: %s\n", cmd, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+void gw_ev_now(char out[32])
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gw_ev_format_time((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, out);
+}
+
+/* The "-c FILE DOCUMENT" arguments of the single-file commands, then the
+ * configuration and the document read. Returns 0, or the exit status 2. */
+int gw_ev_open_document(int argc, char **argv, int first, const char *usage, gw_ev_conf *c,
+                        const char **file, char **doc, size_t *len)
+{
+    gw_ev_args a;
+    int ok = gw_ev_parse_args(argc, argv, first, "-c", 1, &a) == 0 && a.conf != NULL &&
+             a.positional != NULL && a.nfiles == 0;
+    *file = a.positional;
+    *doc = NULL;
+    memset(c, 0, sizeof(*c));
+    const char *conf = a.conf;
+    gw_ev_args_clear(&a);
+    if (!ok) {
+        fprintf(stderr, "usage: %s\n", usage);
+        return 2;
+    }
+    if (gw_ev_conf_load(conf, c) < 0)
+        return 2;
+    *doc = gw_ev_read_file(*file, len);
+    if (*doc == NULL) {
+        fprintf(stderr, "%s: cannot read: %s\n", *file, strerror(errno));
+        return 2;
+    }
+    return 0;
+}
+
 /* --verify-report -c FILE REPORT */
 int gw_evidence_verify_report_main(int argc, char **argv, int first)
 {
-    const char *conf_path = NULL, *file = NULL;
-    for (int i = first; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            conf_path = argv[++i];
-        else if (file == NULL)
-            file = argv[i];
-        else
-            file = "";
-    }
-    if (conf_path == NULL || file == NULL || *file == '\0') {
-        fprintf(stderr, "usage: opale-gateway --verify-report -c FILE REPORT\n");
-        return 2;
-    }
     gw_ev_conf c;
-    if (gw_ev_conf_load(conf_path, &c) < 0)
-        return 2;
+    const char *file;
+    char *doc = NULL;
     size_t len = 0;
-    char *doc = gw_ev_read_file(file, &len);
-    int rc = 2;
-    if (doc == NULL) {
-        fprintf(stderr, "%s: cannot read: %s\n", file, strerror(errno));
-        goto out;
+    int rc = gw_ev_open_document(argc, argv, first, "opale-gateway --verify-report -c FILE REPORT",
+                                 &c, &file, &doc, &len);
+    if (rc == 0) {
+        char *purpose = NULL, *kid = NULL, *ts = NULL;
+        const char *why = gw_ev_verify_signed(doc, len, &c.oauth->own, &purpose, &kid, &ts, NULL);
+        if (why != NULL)
+            printf("FAIL: %s: %s\n", file, why);
+        else
+            printf("OK: %s: %s signed by kid %s at %s\n", file, purpose, kid, ts);
+        rc = why != NULL;
+        free(purpose);
+        free(kid);
+        free(ts);
     }
-    char *purpose = NULL, *kid = NULL, *ts = NULL;
-    const char *why = gw_ev_verify_signed(doc, len, &c.oauth->own, &purpose, &kid, &ts, NULL);
-    if (why != NULL) {
-        printf("FAIL: %s: %s\n", file, why);
-        rc = 1;
-    } else {
-        printf("OK: %s: %s signed by kid %s at %s\n", file, purpose, kid, ts);
-        rc = 0;
-    }
-    free(purpose);
-    free(kid);
-    free(ts);
-out:
     free(doc);
     gw_ev_conf_clear(&c);
     return rc;

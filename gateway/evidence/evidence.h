@@ -112,6 +112,48 @@ char *gw_ev_read_file(const char *path, size_t *len);
 /* Append <s> HTML-escaped (& < > " ') to <b>. */
 void gw_ev_html_escape(FILE *b, const char *s);
 
+/* ---- command lines ---- */
+
+typedef struct gw_ev_args {
+    const char *conf, *criteria, *format, *consumer, *siren;
+    const char *positional; /* the argument before the journals (--recette's CLIENT_ID) */
+    int64_t from, to;       /* -1: not given */
+    const char **files;     /* the journals (malloc'd array, strings are argv's) */
+    size_t nfiles;
+} gw_ev_args;
+
+/* Parse <argv>[<first>..] into <a>: the options named in <allowed> (a
+ * space-separated list among "-c --criteria --format --consumer --siren
+ * --from --to", each taking a value), with <positional> set the first other
+ * argument in <a->positional>, the rest in <a->files>. Returns 0; -1 on an
+ * option not allowed, a missing value or a bad time (a message on stderr
+ * for the time). Free with gw_ev_args_clear. */
+int gw_ev_parse_args(int argc, char **argv, int first, const char *allowed, int positional,
+                     gw_ev_args *a);
+void gw_ev_args_clear(gw_ev_args *a);
+
+/* Load the configuration <a->conf>, then verify and load the journal
+ * <a->files> with its keys (the verifier's report on stderr). Returns 0, or
+ * the exit status: 2 configuration or unreadable file, 1 journal refused
+ * (stderr: "opale-gateway: <cmd>: REASON"). <c> and <j> are set either way
+ * and must be cleared. */
+int gw_ev_open(const char *cmd, const gw_ev_args *a, gw_ev_conf *c, gw_ev_journal *j);
+
+/* Sign <body>/<len> with the active key of <c> (gw_ev_sign) and write the
+ * document to stdout. 0, or 1 (stderr says why). */
+int gw_ev_emit(const gw_ev_conf *c, const char *cmd, const char *purpose, const char *body,
+               size_t len, gw_ev_sig_style style);
+
+/* "-c FILE DOCUMENT" (--verify-report, --verify-extract): parse, load the
+ * configuration into <c> and read the document (malloc'd <*doc>). Returns 0,
+ * or the exit status 2 (usage <usage>, configuration, unreadable file). <c>
+ * must be cleared and <*doc> freed either way. */
+int gw_ev_open_document(int argc, char **argv, int first, const char *usage, gw_ev_conf *c,
+                        const char **file, char **doc, size_t *len);
+
+/* The current UTC time as gw_ev_format_time writes it. */
+void gw_ev_now(char out[32]);
+
 /* Entry points of the commands; <argv>[<first>..] are the command's
  * arguments (after the option that named it). Return the exit status. */
 int gw_evidence_recette_main(int argc, char **argv, int first);

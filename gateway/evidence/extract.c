@@ -48,66 +48,27 @@ static int matches(const json_t *o, int64_t ts_ms, const ex_filter *f)
     return 1;
 }
 
-static int parse_filter_args(int argc, char **argv, int first, ex_filter *f, const char **conf,
-                             const char **files, size_t *nf)
-{
-    const char *from_s = NULL, *to_s = NULL;
-    memset(f, 0, sizeof(*f));
-    f->from = f->to = -1;
-    for (int i = first; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            *conf = argv[++i];
-        else if (strcmp(argv[i], "--consumer") == 0 && i + 1 < argc)
-            f->consumer = argv[++i];
-        else if (strcmp(argv[i], "--siren") == 0 && i + 1 < argc)
-            f->siren = argv[++i];
-        else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
-            from_s = argv[++i];
-        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
-            to_s = argv[++i];
-        else
-            files[(*nf)++] = argv[i];
-    }
-    if ((from_s && gw_ev_parse_time(from_s, &f->from) < 0) ||
-        (to_s && gw_ev_parse_time(to_s, &f->to) < 0)) {
-        fprintf(stderr,
-                "--from/--to: a UTC date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM:SSZ) expected\n");
-        return -1;
-    }
-    return 0;
-}
-
 int gw_evidence_extract_main(int argc, char **argv, int first)
 {
-    const char *conf_path = NULL;
-    const char **files = calloc((size_t)argc + 1, sizeof(char *));
-    size_t nf = 0;
-    ex_filter f;
-    if (files == NULL)
-        return 2;
-    if (parse_filter_args(argc, argv, first, &f, &conf_path, files, &nf) < 0 || conf_path == NULL ||
-        nf == 0) {
+    gw_ev_args args;
+    if (gw_ev_parse_args(argc, argv, first, "-c --consumer --siren --from --to", 0, &args) < 0 ||
+        args.conf == NULL || args.nfiles == 0) {
         fprintf(stderr, "usage: opale-gateway --extract -c FILE [--consumer ID] [--siren S] "
                         "[--from ISO] [--to ISO] JOURNAL...\n");
-        free(files);
+        gw_ev_args_clear(&args);
         return 2;
     }
+    ex_filter f = {
+        .consumer = args.consumer, .siren = args.siren, .from = args.from, .to = args.to};
     gw_ev_conf c;
-    if (gw_ev_conf_load(conf_path, &c) < 0) {
-        free(files);
-        return 2;
-    }
     gw_ev_journal j;
-    char *err = NULL;
-    int rc = gw_ev_journal_load(files, nf, &c.oauth->own, stderr, &j, &err);
     json_t *hdr = NULL;
     char *body = NULL;
     size_t blen = 0;
     FILE *o = NULL;
-    if (rc != 0) {
-        fprintf(stderr, "opale-gateway: extract: %s\n", err ? err : "cannot load the journal");
+    int rc = gw_ev_open("extract", &args, &c, &j);
+    if (rc != 0)
         goto out;
-    }
     rc = 1;
     /* segments: from a matching record to the first checkpoint after it
      * (and after every match in between) */
@@ -132,9 +93,7 @@ int gw_evidence_extract_main(int argc, char **argv, int first)
         }
     }
     char now[32], fs[32] = "", ts[32] = "";
-    struct timespec tn;
-    clock_gettime(CLOCK_REALTIME, &tn);
-    gw_ev_format_time((int64_t)tn.tv_sec * 1000 + tn.tv_nsec / 1000000, now);
+    gw_ev_now(now);
     if (f.from >= 0)
         gw_ev_format_time(f.from, fs);
     if (f.to >= 0)
@@ -169,28 +128,23 @@ int gw_evidence_extract_main(int argc, char **argv, int first)
     }
     fclose(o);
     o = NULL;
-    size_t slen = 0;
-    char *doc = gw_ev_sign(c.oauth->active, "evidence.extract", body, blen, GW_EV_SIG_JSON, &slen);
-    if (doc == NULL)
+    rc = gw_ev_emit(&c, "extract", "evidence.extract", body, blen, GW_EV_SIG_JSON);
+    if (rc != 0)
         goto out;
-    fwrite(doc, 1, slen, stdout);
-    free(doc);
     if (uncovered > 0)
         fprintf(stderr,
                 "opale-gateway: extract: %zu matching records after the last signed checkpoint "
                 "are left out (no checkpoint proves them yet)\n",
                 uncovered);
     fprintf(stderr, "opale-gateway: extract: %zu matching records\n", nmatch);
-    rc = fflush(stdout) == 0 ? 0 : 1;
 out:
     if (o != NULL)
         fclose(o);
     free(body);
     json_decref(hdr);
-    free(err);
     gw_ev_journal_clear(&j);
     gw_ev_conf_clear(&c);
-    free(files);
+    gw_ev_args_clear(&args);
     return rc;
 }
 
@@ -353,32 +307,14 @@ out:
 
 int gw_evidence_verify_extract_main(int argc, char **argv, int first)
 {
-    const char *conf_path = NULL, *file = NULL;
-    int extra = 0;
-    for (int i = first; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            conf_path = argv[++i];
-        else if (file == NULL)
-            file = argv[i];
-        else
-            extra = 1;
-    }
-    if (conf_path == NULL || file == NULL || extra) {
-        fprintf(stderr, "usage: opale-gateway --verify-extract -c FILE EXTRACT\n");
-        return 2;
-    }
     gw_ev_conf c;
-    if (gw_ev_conf_load(conf_path, &c) < 0)
-        return 2;
+    const char *file;
+    char *doc = NULL;
     size_t len = 0;
-    char *doc = gw_ev_read_file(file, &len);
-    int rc;
-    if (doc == NULL) {
-        fprintf(stderr, "%s: cannot read it\n", file);
-        rc = 2;
-    } else {
+    int rc = gw_ev_open_document(
+        argc, argv, first, "opale-gateway --verify-extract -c FILE EXTRACT", &c, &file, &doc, &len);
+    if (rc == 0)
         rc = verify_extract(file, doc, len, &c.oauth->own);
-    }
     free(doc);
     gw_ev_conf_clear(&c);
     return rc;

@@ -705,64 +705,43 @@ static json_t *journal_json(const gw_ev_journal *j)
 
 int gw_evidence_recette_main(int argc, char **argv, int first)
 {
-    const char *conf_path = NULL, *crit_path = NULL, *format = "md", *consumer = NULL;
-    const char **files = calloc((size_t)argc + 1, sizeof(char *));
-    size_t nf = 0;
-    if (files == NULL)
-        return 2;
-    for (int i = first; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            conf_path = argv[++i];
-        else if (strcmp(argv[i], "--criteria") == 0 && i + 1 < argc)
-            crit_path = argv[++i];
-        else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
-            format = argv[++i];
-        else if (consumer == NULL)
-            consumer = argv[i];
-        else
-            files[nf++] = argv[i];
-    }
+    gw_ev_args args;
+    int ok = gw_ev_parse_args(argc, argv, first, "-c --criteria --format", 1, &args) == 0;
+    const char *format = args.format != NULL ? args.format : "md";
     int fmt = strcmp(format, "md") == 0     ? 0
               : strcmp(format, "json") == 0 ? 1
               : strcmp(format, "html") == 0 ? 2
                                             : -1;
-    if (conf_path == NULL || consumer == NULL || nf == 0 || fmt < 0) {
+    if (!ok || args.conf == NULL || args.positional == NULL || args.nfiles == 0 || fmt < 0) {
         fprintf(stderr, "usage: opale-gateway --recette CLIENT_ID -c FILE [--criteria FILE] "
                         "[--format md|json|html] JOURNAL...\n");
-        free(files);
+        gw_ev_args_clear(&args);
         return 2;
     }
+    const char *consumer = args.positional;
     gw_recette_criteria crit;
     gw_recette_criteria_default(&crit);
     char *err = NULL;
-    if (crit_path != NULL && gw_recette_criteria_load(crit_path, &crit, &err) < 0) {
+    if (args.criteria != NULL && gw_recette_criteria_load(args.criteria, &crit, &err) < 0) {
         fprintf(stderr, "%s\n", err ? err : "cannot read the criteria");
         free(err);
-        free(files);
+        gw_ev_args_clear(&args);
         return 2;
     }
     gw_ev_conf c;
-    if (gw_ev_conf_load(conf_path, &c) < 0) {
-        free(files);
-        return 2;
-    }
     gw_ev_journal j;
-    int rc = gw_ev_journal_load(files, nf, &c.oauth->own, stderr, &j, &err);
     json_t *rep = NULL;
     char *body = NULL;
     size_t blen = 0;
-    if (rc != 0) {
-        fprintf(stderr, "opale-gateway: recette: %s\n", err ? err : "cannot load the journal");
+    int rc = gw_ev_open("recette", &args, &c, &j);
+    if (rc != 0)
         goto out;
-    }
     rc = 1;
     rep = gw_recette_analyse(j.recs, j.n, consumer, &crit);
     if (rep == NULL)
         goto out;
     char now[32];
-    struct timespec tn;
-    clock_gettime(CLOCK_REALTIME, &tn);
-    gw_ev_format_time((int64_t)tn.tv_sec * 1000 + tn.tv_nsec / 1000000, now);
+    gw_ev_now(now);
     json_object_set_new(rep, "generated", json_string(now));
     json_object_set_new(rep, "journal", journal_json(&j));
     FILE *o = open_memstream(&body, &blen);
@@ -777,22 +756,13 @@ int gw_evidence_recette_main(int argc, char **argv, int first)
         render_md(o, rep);
     }
     fclose(o);
-    size_t slen = 0;
-    char *doc = gw_ev_sign(c.oauth->active, "evidence.recette", body, blen,
-                           fmt == 1 ? GW_EV_SIG_JSON : GW_EV_SIG_HTML, &slen);
-    if (doc == NULL) {
-        fprintf(stderr, "opale-gateway: recette: cannot sign the report\n");
-        goto out;
-    }
-    fwrite(doc, 1, slen, stdout);
-    free(doc);
-    rc = fflush(stdout) == 0 ? 0 : 1;
+    rc = gw_ev_emit(&c, "recette", "evidence.recette", body, blen,
+                    fmt == 1 ? GW_EV_SIG_JSON : GW_EV_SIG_HTML);
 out:
     free(body);
     json_decref(rep);
-    free(err);
     gw_ev_journal_clear(&j);
     gw_ev_conf_clear(&c);
-    free(files);
+    gw_ev_args_clear(&args);
     return rc;
 }
