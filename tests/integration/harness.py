@@ -857,9 +857,13 @@ class Stack:
         os.rename(self.jwks_path + ".tmp", self.jwks_path)
         return jwks
 
-    def start_mock(self):
+    def start_mock(self, port=0):
+        """Start opale-mock on <port> (0: one chosen by the system; a given
+        port brings a stopped mock back where the gateway expects it)."""
         port_file = os.path.join(self.dir, "mock.port")
-        args = [GW_MOCK_BIN, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file, "--quiet"]
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        args = [GW_MOCK_BIN, "--listen", "127.0.0.1", "--port", str(port), "--port-file", port_file, "--quiet"]
         if self.mock_jwks:
             self.export_jwks()
             args += ["--jwks", self.jwks_path, "--assertion-iss", self.issuer]

@@ -18,7 +18,6 @@ import datetime
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 import unittest
@@ -89,27 +88,6 @@ class EvidenceRun(unittest.TestCase):
         return sign_jws(os.path.join(cls.st.pki, "token-es256.key"), hdr, c)
 
     @classmethod
-    def restart_mock(cls):
-        st = cls.st
-        args = [harness.GW_MOCK_BIN, "--listen", "127.0.0.1", "--port", str(st.mock_port), "--quiet",
-                "--jwks", st.jwks_path, "--assertion-iss", st.issuer]
-        log = open(st.mock_log_path, "ab")
-        try:
-            st.mock_proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, cwd=st.dir)
-        finally:
-            log.close()
-        harness._register(st.mock_proc)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", st.mock_port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("opale-mock did not come back on port %d" % st.mock_port)
-
-    @classmethod
     def drive(cls, st):
         decl = "/opale/v1/entreprises/%s/declarations?annee=2023" % SIREN
         bad_siren = "/opale/v1/entreprises/%s/declarations?annee=2023" % BAD_SIREN
@@ -146,7 +124,7 @@ class EvidenceRun(unittest.TestCase):
         for _ in range(3):
             assert cls.call(BAD, decl).status == 502
         time.sleep(1.0)
-        cls.restart_mock()
+        st.start_mock(port=st.mock_port)
         cls.mock_restarted = time.time()
         deadline = time.monotonic() + 10
         while cls.call(GOOD, decl).status != 200:
