@@ -604,7 +604,7 @@ static void render_html(FILE *o, json_t *r)
     size_t i;
     json_t *v;
     json_t *j = json_object_get(r, "journal");
-    fputs("<!DOCTYPE html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Recette ", o);
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Recette ", o);
     gw_ev_html_escape(o, gw_ev_str(r, "consumer"));
     fputs("</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #999;padding:4px 8px}.pass{color:#2e7d32}.fail{color:#c62828}"
