@@ -295,8 +295,9 @@ out:
         printf("FAIL: %s: %s\n", name, why);
     } else {
         printf("OK: %s: %zu matching records, %zu records in %zu segments, %zu checkpoints "
-               "verified (kid %s), extract signature verified\n",
-               name, nm, n, json_array_size(segs), ncp, kid);
+               "verified%s%s%s, extract signature verified\n",
+               name, nm, n, json_array_size(segs), ncp, ncp ? " (kid " : "", ncp ? kid : "",
+               ncp ? ")" : "");
     }
     for (size_t x = 0; x < n; x++)
         gw_ev_rec_clear(&recs[x]);

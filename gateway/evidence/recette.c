@@ -80,7 +80,10 @@ int gw_recette_criteria_load(const char *path, gw_recette_criteria *c, char **er
     *err = NULL;
     if (root == NULL) {
         char m[256];
-        snprintf(m, sizeof(m), "line %d: %s", je.line, je.text);
+        if (je.line > 0)
+            snprintf(m, sizeof(m), "line %d: %s", je.line, je.text);
+        else
+            snprintf(m, sizeof(m), "%s", je.text);
         *err = fmt_err(path, "$", m);
         return -1;
     }
