@@ -4,7 +4,9 @@
  */
 #include "evidence/recette.h"
 
-#include <math.h>
+#include "lib/jsonv.h"
+
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,127 +57,65 @@ void gw_recette_criteria_default(gw_recette_criteria *c)
     c->min_allowed_calls = 1;
 }
 
-static char *fmt_err(const char *path, const char *jpath, const char *msg)
+int gw_recette_criteria_load(const char *path, gw_recette_criteria *c, gw_errlist *errs)
 {
-    size_t n = strlen(path) + strlen(jpath) + strlen(msg) + 8;
-    char *e = malloc(n);
-    if (e != NULL)
-        snprintf(e, n, "%s: %s: %s", path, jpath, msg);
-    return e;
-}
-
-static int get_int(json_t *v, long long lo, long long hi, long long *out)
-{
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return -1;
-    *out = json_integer_value(v);
-    return 0;
-}
-
-int gw_recette_criteria_load(const char *path, gw_recette_criteria *c, char **err)
-{
-    json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    char jp[160];
-    *err = NULL;
-    if (root == NULL) {
-        char m[256];
-        if (je.line > 0)
-            snprintf(m, sizeof(m), "line %d: %s", je.line, je.text);
-        else
-            snprintf(m, sizeof(m), "%s", je.text);
-        *err = fmt_err(path, "$", m);
+    gw_jsonv v = gw_jsonv_init(path, errs);
+    size_t len = 0;
+    char *text = gw_ev_read_file(path, &len);
+    if (text == NULL) {
+        gw_jsonv_err(&v, "$", "cannot read: %s", strerror(errno));
         return -1;
     }
-    const char *key;
-    json_t *v;
-    int rc = -1;
+    json_t *root = gw_jsonv_parse(&v, text, len);
+    free(text);
+    if (root == NULL)
+        return -1;
     if (!json_is_object(root)) {
-        *err = fmt_err(path, "$", "must be an object");
-        goto out;
+        gw_jsonv_err(&v, "$", "must be an object");
+        json_decref(root);
+        return -1;
     }
-    json_object_foreach(root, key, v)
-    {
-        long long x;
-        if (strcmp(key, "min_calls_per_token") == 0) {
-            if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e6) {
-                *err = fmt_err(path, key, "must be a number between 0 and 1000000");
-                goto out;
-            }
-            c->min_calls_per_token = json_number_value(v);
-        } else if (strcmp(key, "max_duplicate_correlation_ids") == 0) {
-            if (get_int(v, 0, 1000000000, &x) < 0) {
-                *err = fmt_err(path, key, "must be an integer between 0 and 1000000000");
-                goto out;
-            }
-            c->max_duplicate_correlation_ids = x;
-        } else if (strcmp(key, "min_allowed_calls") == 0) {
-            if (get_int(v, 0, 1000000000, &x) < 0) {
-                *err = fmt_err(path, key, "must be an integer between 0 and 1000000000");
-                goto out;
-            }
-            c->min_allowed_calls = x;
-        } else if (strcmp(key, "require_teleservice") == 0) {
-            if (!json_is_boolean(v)) {
-                *err = fmt_err(path, key, "must be a boolean");
-                goto out;
-            }
-            c->require_teleservice = json_is_true(v);
-        } else if (strcmp(key, "cases") == 0) {
-            if (!json_is_object(v)) {
-                *err = fmt_err(path, key, "must be an object");
-                goto out;
-            }
-            const char *ck;
-            json_t *cv;
-            json_object_foreach(v, ck, cv)
-            {
-                int ci = -1;
-                for (int i = 0; i < GW_RC_NCASES; i++)
-                    if (strcmp(ck, CASES[i].name) == 0)
-                        ci = i;
-                snprintf(jp, sizeof(jp), "cases.%.100s", ck);
-                if (ci < 0) {
-                    *err = fmt_err(path, jp, "unknown case");
-                    goto out;
-                }
-                if (!json_is_object(cv)) {
-                    *err = fmt_err(path, jp, "must be an object");
-                    goto out;
-                }
-                const char *mk;
-                json_t *mv;
-                json_object_foreach(cv, mk, mv)
-                {
-                    snprintf(jp, sizeof(jp), "cases.%.100s.%.40s", ck, mk);
-                    if (strcmp(mk, "required") == 0) {
-                        if (!json_is_boolean(mv)) {
-                            *err = fmt_err(path, jp, "must be a boolean");
-                            goto out;
-                        }
-                        c->cases[ci].required = json_is_true(mv);
-                    } else if (strcmp(mk, "min_wait_ms") == 0) {
-                        if (get_int(mv, 0, 86400000, &x) < 0) {
-                            *err = fmt_err(path, jp, "must be an integer between 0 and 86400000");
-                            goto out;
-                        }
-                        c->cases[ci].min_wait_ms = x;
-                    } else {
-                        *err = fmt_err(path, jp, "unknown key");
-                        goto out;
-                    }
-                }
-            }
-        } else {
-            snprintf(jp, sizeof(jp), "%.100s", key);
-            *err = fmt_err(path, jp, "unknown key");
-            goto out;
+    static const char *const top[] = {"cases",
+                                      "min_calls_per_token",
+                                      "max_duplicate_correlation_ids",
+                                      "require_teleservice",
+                                      "min_allowed_calls",
+                                      NULL};
+    gw_jsonv_keys(&v, root, "$", top);
+    json_t *cases = gw_jsonv_obj(&v, root, "$", "cases", GW_JSONV_OPTIONAL);
+    if (cases != NULL) {
+        const char *names[GW_RC_NCASES + 1];
+        for (int i = 0; i < GW_RC_NCASES; i++)
+            names[i] = CASES[i].name;
+        names[GW_RC_NCASES] = NULL;
+        gw_jsonv_keys(&v, cases, "cases", names);
+        for (int i = 0; i < GW_RC_NCASES; i++) {
+            char p[GW_JSONV_PATH];
+            gw_jsonv_path_key(p, "cases", CASES[i].name);
+            json_t *co = gw_jsonv_obj(&v, cases, "cases", CASES[i].name, GW_JSONV_OPTIONAL);
+            if (co == NULL)
+                continue;
+            static const char *const ck[] = {"required", "min_wait_ms", NULL};
+            gw_jsonv_keys(&v, co, p, ck);
+            gw_jsonv_bool(&v, co, p, "required", GW_JSONV_OPTIONAL, &c->cases[i].required);
+            gw_jsonv_int_in(&v, co, p, "min_wait_ms", GW_JSONV_OPTIONAL, 0, 86400000,
+                            &c->cases[i].min_wait_ms);
         }
     }
-    rc = 0;
-out:
+    json_t *mc = json_object_get(root, "min_calls_per_token");
+    if (mc != NULL) {
+        if (!json_is_number(mc) || json_number_value(mc) < 0 || json_number_value(mc) > 1e6)
+            gw_jsonv_err(&v, "min_calls_per_token", "must be a number between 0 and 1000000");
+        else
+            c->min_calls_per_token = json_number_value(mc);
+    }
+    gw_jsonv_int_in(&v, root, "$", "max_duplicate_correlation_ids", GW_JSONV_OPTIONAL, 0,
+                    1000000000, &c->max_duplicate_correlation_ids);
+    gw_jsonv_int_in(&v, root, "$", "min_allowed_calls", GW_JSONV_OPTIONAL, 0, 1000000000,
+                    &c->min_allowed_calls);
+    gw_jsonv_bool(&v, root, "$", "require_teleservice", GW_JSONV_OPTIONAL, &c->require_teleservice);
     json_decref(root);
-    return rc;
+    return v.nerrs > 0 ? -1 : 0;
 }
 
 /* ---- analysis ---- */
@@ -724,12 +664,17 @@ int gw_evidence_recette_main(int argc, char **argv, int first)
     const char *consumer = args.positional;
     gw_recette_criteria crit;
     gw_recette_criteria_default(&crit);
-    char *err = NULL;
-    if (args.criteria != NULL && gw_recette_criteria_load(args.criteria, &crit, &err) < 0) {
-        fprintf(stderr, "%s\n", err ? err : "cannot read the criteria");
-        free(err);
-        gw_ev_args_clear(&args);
-        return 2;
+    if (args.criteria != NULL) {
+        gw_errlist errs;
+        memset(&errs, 0, sizeof(errs));
+        int bad = gw_recette_criteria_load(args.criteria, &crit, &errs) < 0;
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        gw_errlist_clear(&errs);
+        if (bad) {
+            gw_ev_args_clear(&args);
+            return 2;
+        }
     }
     gw_ev_conf c;
     gw_ev_journal j;

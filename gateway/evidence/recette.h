@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "evidence/evidence.h"
+#include "lib/jsonv.h"
 
 /* The refusal cases, in report order. */
 typedef enum {
@@ -39,9 +40,9 @@ typedef struct gw_recette_criteria {
 /* The documented defaults (docs/recette.md, "Criteria"). */
 void gw_recette_criteria_default(gw_recette_criteria *c);
 
-/* Read a criteria file over the defaults in <c>. Returns 0, or -1 with a
- * malloc'd "FILE: json.path: message" in <*err>. */
-int gw_recette_criteria_load(const char *path, gw_recette_criteria *c, char **err);
+/* Read a criteria file over the defaults in <c> (lib/jsonv.h: every
+ * problem as "FILE: json.path: message" in <errs>). Returns 0 or -1. */
+int gw_recette_criteria_load(const char *path, gw_recette_criteria *c, gw_errlist *errs);
 
 /* The report (a JSON object, caller owns it) for <consumer> from the
  * verified records <recs>/<n> in chain order: routes, cases, hygiene,

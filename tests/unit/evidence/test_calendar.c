@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common.h"
 #include "evidence/availability.h"
 #include "evidence/calendar.h"
 #include "evidence/evidence.h"
@@ -157,9 +158,5 @@ int main(void)
     tcase_add_test(tc, maintenance_calendar);
     tcase_add_test(tc, times);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return gw_test_run(s);
 }

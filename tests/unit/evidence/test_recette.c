@@ -9,6 +9,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 
+#include "../common.h"
 #include "evidence/evidence.h"
 #include "evidence/recette.h"
 #include "token/jose.h"
@@ -168,57 +169,65 @@ START_TEST(hygiene_criteria)
 }
 END_TEST
 
-static char *tmpfile_with(const char *text)
-{
-    static char path[64];
-    snprintf(path, sizeof(path), "/tmp/gw-crit-XXXXXX");
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    return path;
-}
-
 typedef struct critcase {
-    const char *text, *msg; /* msg NULL: accepted */
+    const char *text, *msg; /* msg NULL: accepted; else every message, one a line */
 } critcase;
 
 static const critcase critcases[] = {
     {"{\"cases\":{\"quota\":{\"required\":false,\"min_wait_ms\":60000}},\"min_calls_per_token\":5}",
      NULL},
     {"{\"cases\":{\"quota\":{\"min_wait\":1}}}", "cases.quota.min_wait: unknown key"},
-    {"{\"cases\":{\"teapot\":{}}}", "cases.teapot: unknown case"},
+    {"{\"cases\":{\"teapot\":{}}}", "cases.teapot: unknown key"},
     {"{\"cases\":{\"quota\":{\"required\":1}}}", "cases.quota.required: must be a boolean"},
     {"{\"cases\":{\"quota\":{\"min_wait_ms\":-1}}}",
      "cases.quota.min_wait_ms: must be an integer between 0 and 86400000"},
     {"{\"min_calls_per_token\":\"2\"}",
      "min_calls_per_token: must be a number between 0 and 1000000"},
-    {"{\"verdict\":\"pass\"}", "verdict: unknown key"},
+    {"{\"verdict\":\"pass\",\"min_allowed_calls\":-3}",
+     "verdict: unknown key\nmin_allowed_calls: must be an integer between 0 and 1000000000"},
     {"[]", "$: must be an object"},
 };
 
 START_TEST(criteria_file)
 {
     const critcase *k = &critcases[_i];
-    char *path = tmpfile_with(k->text);
+    char dir[PATH_MAX];
+    gw_test_mkdtemp(dir, "crit");
+    char *path = gw_test_path(dir, "crit.json");
+    gw_test_write(path, k->text);
     gw_recette_criteria c;
     gw_recette_criteria_default(&c);
-    char *err = NULL;
-    int rc = gw_recette_criteria_load(path, &c, &err);
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    int rc = gw_recette_criteria_load(path, &c, &errs);
+    char *got = gw_test_errs_join(&errs);
     if (k->msg == NULL) {
         ck_assert_int_eq(rc, 0);
+        ck_assert_str_eq(got, "");
         ck_assert_int_eq(c.cases[GW_RC_QUOTA].required, 0);
         ck_assert_int_eq(c.cases[GW_RC_QUOTA].min_wait_ms, 60000);
         ck_assert(c.min_calls_per_token == 5.0);
         ck_assert_int_eq(c.cases[GW_RC_SIREN].min_wait_ms, 1000); /* default kept */
     } else {
         ck_assert_int_eq(rc, -1);
-        char want[256];
-        snprintf(want, sizeof(want), "%s: %s", path, k->msg);
-        ck_assert_str_eq(err, want);
+        /* every line is "FILE: <message>" */
+        char *want = NULL;
+        size_t wl = 0;
+        FILE *m = open_memstream(&want, &wl);
+        for (const char *p = k->msg; *p;) {
+            const char *e = strchr(p, '\n');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            fprintf(m, "%s%s: %.*s", p == k->msg ? "" : "\n", path, (int)n, p);
+            p += n + (e != NULL);
+        }
+        fclose(m);
+        ck_assert_str_eq(got, want);
+        free(want);
     }
-    free(err);
-    unlink(path);
+    free(got);
+    gw_errlist_clear(&errs);
+    free(path);
+    gw_test_rmtree(dir);
 }
 END_TEST
 
@@ -293,9 +302,5 @@ int main(void)
     tcase_add_test(tc, signed_documents);
     tcase_add_test(tc, html_escape);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return gw_test_run(s);
 }
