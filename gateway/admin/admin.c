@@ -570,6 +570,7 @@ static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path
             on ? "suspended" : "resumed");
     gw_event_admin ea = {.consumer = pol->client_id,
                          .habilitation = pol->id,
+                         .contact = pol->contact_technical,
                          .habilitations = -1,
                          .errors = -1,
                          .error = rc < 0 ? (err ? err : "cannot persist") : NULL,

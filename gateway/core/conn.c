@@ -207,6 +207,7 @@ static void events_request(gw_conn *c, gw_req *q)
     if (q->a.policy != NULL) {
         e.consumer = q->a.policy->client_id;
         e.habilitation = q->a.policy->id;
+        e.contact = q->a.policy->contact_technical;
     }
     e.siren = q->siren[0] ? q->siren : NULL;
     e.reason = q->reason ? q->reason : gw_err(q->err)->reason;

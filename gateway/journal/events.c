@@ -666,6 +666,7 @@ static void enumeration(gw_events *ev, const gw_event_request *r)
     if (o != NULL) {
         put_str(o, "consumer", r->consumer, &fail);
         put_str(o, "habilitation", r->habilitation, &fail);
+        put_str(o, "contact", r->contact, &fail);
         put_str(o, "client_ip", r->client_ip, &fail);
         put_str(o, "cert_sha256", r->cert_sha256, &fail);
         put_int(o, "distinct_sirens", n, &fail);
@@ -685,6 +686,7 @@ static void quota_storm(gw_events *ev, const gw_event_request *r)
     json_t *o = new_event(GW_EV_QUOTA_STORM, GW_SEV_MEDIUM, &fail);
     if (o != NULL) {
         put_str(o, "habilitation", r->habilitation, &fail);
+        put_str(o, "contact", r->contact, &fail);
         put_str(o, "consumer", r->consumer, &fail);
         put_str(o, "client_ip", r->client_ip, &fail);
         put_int(o, "refusals", n, &fail);
@@ -725,6 +727,7 @@ static void maintenance(gw_events *ev, const gw_event_request *r)
     if (o != NULL) {
         put_str(o, "consumer", r->consumer, &fail);
         put_str(o, "habilitation", r->habilitation, &fail);
+        put_str(o, "contact", r->contact, &fail);
         put_str(o, "client_ip", r->client_ip, &fail);
         put_str(o, "cert_sha256", r->cert_sha256, &fail);
         put_str(o, "slot_end", until, &fail);
@@ -807,6 +810,7 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
         put_str(o, "client_ip", a->client_ip, &fail);
         put_str(o, "consumer", a->consumer, &fail);
         put_str(o, "habilitation", a->habilitation, &fail);
+        put_str(o, "contact", a->contact, &fail);
         if (type == GW_EV_ADMIN_RELOAD)
             put_int(o, "habilitations", a->habilitations, &fail);
         if (type == GW_EV_ADMIN_RELOAD_REFUSED)

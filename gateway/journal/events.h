@@ -130,6 +130,7 @@ typedef struct gw_event_request {
     const char *cert_subject;    /* its subject DN */
     const char *consumer;        /* client_id of the identified habilitation */
     const char *habilitation;    /* its id */
+    const char *contact;         /* its technical contact (contacts.technical), or NULL */
     const char *siren;           /* SIREN of the path, when the route has one */
     const char *reason;          /* journal reason of a refusal */
     int auth_failure;            /* mtls.*, bearer.* (900901/900902), token.invalid_client */
@@ -160,6 +161,7 @@ typedef struct gw_event_admin {
     const char *client_ip;    /* the admin API caller */
     const char *consumer;     /* suspend/resume: the client_id */
     const char *habilitation; /* its habilitation id */
+    const char *contact;      /* suspend/resume: its technical contact, or NULL */
     long habilitations;       /* reload: habilitations now loaded */
     long errors;              /* reload refused: number of errors */
     const char *error;        /* reload refused: the first error; suspend: why not persisted */
