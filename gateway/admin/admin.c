@@ -12,67 +12,21 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "admin/auth.h"
+#include "admin/routes.h"
 #include "datapass/datapass.h"
 #include "lib/util.h"
-
-/* Failed authentications by source address (docs/configuration.md,
- * "admin"): ADMIN_AUTH_MAX_FAILURES within ADMIN_AUTH_WINDOW_S from one
- * address and every call of it that needs the token is answered 429 for
- * ADMIN_AUTH_BLOCK_S, the right token included (else the guessing goes on).
- * At most ADMIN_AUTH_SOURCES addresses are tracked; past that the least
- * recently seen one that is not blocked is forgotten. Main thread only. */
-#define ADMIN_AUTH_MAX_FAILURES 20
-#define ADMIN_AUTH_WINDOW_S 60
-#define ADMIN_AUTH_BLOCK_S 300
-#define ADMIN_AUTH_SOURCES 256
-
-typedef struct auth_source {
-    char ip[64];
-    uint64_t window_start_ms;
-    uint64_t last_ms;
-    uint64_t blocked_until_ms;
-    unsigned failures;
-} auth_source;
 
 struct gw_admin {
     struct evhttp *http;
     gw_server *srv;
     gw_journal *journal;
-    char token[256];
+    char token[GW_ADMIN_TOKEN_MAX + 1];
     size_t token_len;
-    auth_source srcs[ADMIN_AUTH_SOURCES];
-    size_t nsrcs;
+    gw_admin_auth auth;           /* failed authentications by source (admin/auth.h) */
     unsigned long auth_failures;  /* metrics: 401 answered */
     unsigned long auth_throttled; /* metrics: 429 answered to a blocked source */
 };
-
-static char *read_token(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    char buf[256];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        n--;
-    if (n == 0)
-        return NULL;
-    buf[n] = '\0';
-    *len = n;
-    return strdup(buf);
-}
-
-/* Constant-time comparison of the presented bearer token. */
-static int authorized(gw_admin *a, struct evhttp_request *req)
-{
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-        return 0;
-    const char *t = h + 7;
-    size_t n = strlen(t);
-    return n == a->token_len && CRYPTO_memcmp(t, a->token, n) == 0;
-}
 
 static const char *status_phrase(int code)
 {
@@ -612,29 +566,11 @@ static void error_reply(struct evhttp_request *req, int code, const char *msg)
 
 /* ---- authentication failures: journalled, rate-limited per source ---- */
 
-static auth_source *auth_source_of(gw_admin *a, const char *ip, uint64_t now)
-{
-    auth_source *victim = NULL;
-    for (size_t i = 0; i < a->nsrcs; i++) {
-        auth_source *s = &a->srcs[i];
-        if (strcmp(s->ip, ip) == 0)
-            return s;
-        if (s->blocked_until_ms <= now && (victim == NULL || s->last_ms < victim->last_ms))
-            victim = s;
-    }
-    if (a->nsrcs < ADMIN_AUTH_SOURCES)
-        victim = &a->srcs[a->nsrcs++];
-    if (victim == NULL)
-        return NULL; /* every slot blocked: nothing forgotten early */
-    memset(victim, 0, sizeof(*victim));
-    snprintf(victim->ip, sizeof(victim->ip), "%s", ip);
-    return victim;
-}
-
 /*
  * The one place the token is checked. 1 when <req> carries it and its
  * source is not blocked; else the 401 or 429 is sent, the failure journalled
- * (security events, with the source address) and 0 returned.
+ * (security events, with the source address) and 0 returned. The decision
+ * is gw_admin_auth_decide's (admin/auth.h).
  */
 static int auth_gate(gw_admin *a, struct evhttp_request *req, const char *path)
 {
@@ -643,46 +579,30 @@ static int auth_gate(gw_admin *a, struct evhttp_request *req, const char *path)
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     if (conn != NULL)
         evhttp_connection_get_peer(conn, &ip, &port);
-    uint64_t now = gw_now_ms();
-    auth_source *src = auth_source_of(a, ip != NULL ? ip : "", now);
-    if (src != NULL)
-        src->last_ms = now;
-    if (src != NULL && src->blocked_until_ms > now) {
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    gw_admin_auth_verdict v = gw_admin_auth_decide(
+        &a->auth, ip, gw_admin_token_ok(h, a->token, a->token_len), gw_now_ms());
+    if (v.status == 0)
+        return 1;
+    if (v.status == 429) {
         char ra[24];
-        snprintf(ra, sizeof(ra), "%llu",
-                 (unsigned long long)((src->blocked_until_ms - now + 999) / 1000));
+        snprintf(ra, sizeof(ra), "%u", v.retry_after_s);
         a->auth_throttled++;
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
         error_reply(req, 429, "too many failed authentications");
         return 0;
     }
-    if (authorized(a, req)) {
-        if (src != NULL)
-            src->failures = 0;
-        return 1;
-    }
     a->auth_failures++;
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     gw_event_admin e = {.habilitations = -1, .errors = -1, .blocked_s = -1};
     e.method = m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_POST ? "POST" : "other";
     e.path = path;
     e.reason = h == NULL ? "admin.no_token" : "admin.bad_token";
-    if (src != NULL) {
-        if (now - src->window_start_ms >= ADMIN_AUTH_WINDOW_S * 1000ull) {
-            src->window_start_ms = now;
-            src->failures = 0;
-        }
-        src->failures++;
-        e.failures = src->failures;
-    }
+    e.failures = v.failures;
     admin_event(a, req, GW_EV_ADMIN_AUTH_FAILED, &e);
-    if (src != NULL && src->failures >= ADMIN_AUTH_MAX_FAILURES) {
-        src->blocked_until_ms = now + ADMIN_AUTH_BLOCK_S * 1000ull;
-        src->failures = 0;
-        src->window_start_ms = now;
+    if (v.blocked_s > 0) {
         e.reason = NULL;
-        e.blocked_s = ADMIN_AUTH_BLOCK_S;
+        e.blocked_s = (long)v.blocked_s;
         admin_event(a, req, GW_EV_ADMIN_AUTH_BLOCKED, &e);
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
@@ -790,89 +710,63 @@ static void on_resume(gw_admin *a, struct evhttp_request *req, const char *id)
     do_suspend(a, req, path, id, 0);
 }
 
-/* One endpoint: a path (or <prefix>{id}<suffix> when <suffix> is set), one
- * method, whether it needs the token, and its handler. */
-typedef struct admin_route {
-    const char *path;
-    const char *suffix;
-    enum evhttp_cmd_type method;
-    const char *method_name;
-    int open;
-    void (*fn)(gw_admin *a, struct evhttp_request *req, const char *id);
-} admin_route;
-
-/* Every endpoint of the admin listener (docs/openapi/admin.json). */
-static const admin_route admin_routes[] = {
-    {"/healthz", NULL, EVHTTP_REQ_GET, "GET", 1, on_healthz},
-    {"/readyz", NULL, EVHTTP_REQ_GET, "GET", 1, on_readyz},
-    {"/metrics", NULL, EVHTTP_REQ_GET, "GET", 0, on_metrics},
-    {"/admin/consumers", NULL, EVHTTP_REQ_GET, "GET", 0, on_consumers},
-    {"/admin/reload", NULL, EVHTTP_REQ_POST, "POST", 0, on_reload},
-    {"/admin/consumers/", "/suspend", EVHTTP_REQ_POST, "POST", 0, on_suspend},
-    {"/admin/consumers/", "/resume", EVHTTP_REQ_POST, "POST", 0, on_resume},
+/* The handlers, by endpoint (admin/routes.h holds the table). */
+typedef void (*admin_handler)(gw_admin *a, struct evhttp_request *req, const char *id);
+static const admin_handler admin_handlers[GW_ADMIN_EP__COUNT] = {
+    [GW_ADMIN_EP_HEALTHZ] = on_healthz, [GW_ADMIN_EP_READYZ] = on_readyz,
+    [GW_ADMIN_EP_METRICS] = on_metrics, [GW_ADMIN_EP_CONSUMERS] = on_consumers,
+    [GW_ADMIN_EP_RELOAD] = on_reload,   [GW_ADMIN_EP_SUSPEND] = on_suspend,
+    [GW_ADMIN_EP_RESUME] = on_resume,
 };
 
-#define ADMIN_ID_MAX 160
-
-/* Whether <path> names route <r>; for a templated route, the {id} segment
- * (non-empty, no '/') is copied into <id>. */
-static int route_match(const admin_route *r, const char *path, char id[ADMIN_ID_MAX])
+static const char *method_name(enum evhttp_cmd_type m)
 {
-    id[0] = '\0';
-    if (r->suffix == NULL)
-        return strcmp(path, r->path) == 0;
-    size_t pl = strlen(r->path), sl = strlen(r->suffix), n = strlen(path);
-    if (n <= pl + sl || strncmp(path, r->path, pl) != 0 || strcmp(path + n - sl, r->suffix) != 0)
-        return 0;
-    size_t idlen = n - pl - sl;
-    if (idlen >= ADMIN_ID_MAX || memchr(path + pl, '/', idlen) != NULL)
-        return 0;
-    memcpy(id, path + pl, idlen);
-    id[idlen] = '\0';
-    return 1;
+    switch (m) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "";
+    }
 }
 
-/*
- * Dispatch, in this order: a path that no endpoint has and that is not an
- * open probe needs the token before it learns anything (401), then 404 for
- * an unknown path, 405 with Allow for a known path and another method, else
- * the endpoint's handler. The query string is ignored.
- */
+/* Dispatch (the order is admin/routes.h's): the token first for a path that
+ * is not open (auth_gate answers 401 or 429 itself), then 404, 405 with
+ * Allow, else the endpoint's handler. */
 static void handle(struct evhttp_request *req, void *arg)
 {
     gw_admin *a = arg;
-    const char *uri = evhttp_request_get_uri(req);
-    char path[256], id[ADMIN_ID_MAX];
-    size_t plen = strcspn(uri, "?");
-    snprintf(path, sizeof(path), "%.*s", (int)(plen < sizeof(path) ? plen : sizeof(path) - 1), uri);
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
-    const admin_route *hit = NULL;
-    int known = 0, open = 0;
-    char allow[64] = "";
-    for (size_t i = 0; i < sizeof(admin_routes) / sizeof(admin_routes[0]); i++) {
-        const admin_route *r = &admin_routes[i];
-        char rid[ADMIN_ID_MAX];
-        if (!route_match(r, path, rid))
-            continue;
-        known = 1;
-        open |= r->open;
-        if (strstr(allow, r->method_name) == NULL)
-            snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
-                     allow[0] ? ", " : "", r->method_name);
-        if (r->method == method && hit == NULL) {
-            hit = r;
-            memcpy(id, rid, sizeof(id));
-        }
-    }
-    if (!open && !auth_gate(a, req, path)) {
-        /* answered: 401, or 429 for a blocked source */
-    } else if (!known) {
+    gw_admin_dispatch d;
+    gw_admin_dispatch_of(evhttp_request_get_uri(req), method_name(evhttp_request_get_command(req)),
+                         &d);
+    if (!d.open && !auth_gate(a, req, d.path))
+        return;
+    switch (gw_admin_verdict(&d, 1)) {
+    case 404:
         error_reply(req, 404, "not found");
-    } else if (hit == NULL) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        break;
+    case 405:
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", d.allow);
         error_reply(req, 405, "method not allowed");
-    } else {
-        hit->fn(a, req, id);
+        break;
+    default:
+        admin_handlers[d.ep](a, req, d.id);
+        break;
     }
 }
 
@@ -904,8 +798,8 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
     a->srv = srv;
     a->journal = journal;
     size_t n = 0;
-    char *tok = read_token(conf->admin.token_file, &n);
-    if (tok == NULL || n >= sizeof(a->token)) {
+    char *tok = gw_admin_token_read(conf->admin.token_file, &n);
+    if (tok == NULL) {
         snprintf(msg, sizeof(msg), "admin.token_file: cannot read a token from %s",
                  conf->admin.token_file);
         *err = strdup(msg);
