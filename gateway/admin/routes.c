@@ -23,8 +23,9 @@ static const admin_route admin_routes[] = {
     {GW_ADMIN_EP_CONSUMERS, "/admin/consumers", NULL, "GET", 0, "/admin/consumers"},
     {GW_ADMIN_EP_RELOAD, "/admin/reload", NULL, "POST", 0, "/admin/reload"},
     {GW_ADMIN_EP_SUSPEND, "/admin/consumers/", "/suspend", "POST", 0,
-     "/admin/consumers/{id}/suspend"},
-    {GW_ADMIN_EP_RESUME, "/admin/consumers/", "/resume", "POST", 0, "/admin/consumers/{id}/resume"},
+     "/admin/consumers/{client_id}/suspend"},
+    {GW_ADMIN_EP_RESUME, "/admin/consumers/", "/resume", "POST", 0,
+     "/admin/consumers/{client_id}/resume"},
 };
 #define NROUTES (sizeof(admin_routes) / sizeof(admin_routes[0]))
 

@@ -45,7 +45,7 @@ void gw_admin_dispatch_of(const char *uri, const char *method, gw_admin_dispatch
 int gw_admin_verdict(const gw_admin_dispatch *d, int authorized);
 
 /* The endpoint's method and path as documented ("POST",
- * "/admin/consumers/{id}/suspend"), for tests and logs. */
+ * "/admin/consumers/{client_id}/suspend"), for tests and logs. */
 const char *gw_admin_ep_method(gw_admin_ep ep);
 const char *gw_admin_ep_template(gw_admin_ep ep);
 

@@ -27,7 +27,7 @@ from harness import (DEFAULT_TIMEOUT, PARTNERS, Stack, build_request, read_respo
 SRC = os.environ.get("GW_SRCDIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DOCS = os.path.join(SRC, "docs", "openapi")
 SANDBOX_CONF = os.path.join(SRC, "deploy", "sandbox", "gateway.json")
-ADMIN_C = os.path.join(SRC, "gateway", "admin", "admin.c")
+ADMIN_C = os.path.join(SRC, "gateway", "admin", "routes.c")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -69,13 +69,15 @@ def sandbox_routes():
 
 
 def admin_table():
-    """(method, path template) of every entry of admin_routes[] in admin.c."""
+    """(method, path template) of every entry of admin_routes[] in
+    gateway/admin/routes.c."""
     with open(ADMIN_C) as f:
         src = f.read()
     m = re.search(r"admin_routes\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
     assert m, "admin_routes[] not found in %s" % ADMIN_C
     out = []
-    for path, suffix, method in re.findall(r'\{"([^"]+)",\s*(NULL|"[^"]*"),\s*EVHTTP_REQ_([A-Z]+)', m.group(1)):
+    for path, suffix, method in re.findall(r'\{GW_ADMIN_EP_[A-Z_]+,\s*"([^"]+)",\s*(NULL|"[^"]*"),\s*"([A-Z]+)"',
+                                           m.group(1)):
         if suffix != "NULL":
             path = path + "{client_id}" + suffix.strip('"')
         out.append((method.lower(), path))

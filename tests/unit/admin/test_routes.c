@@ -116,9 +116,9 @@ START_TEST(t_every_endpoint)
         const char *tmpl = gw_admin_ep_template((gw_admin_ep)ep);
         ck_assert_ptr_nonnull(tmpl);
         char uri[256];
-        const char *brace = strstr(tmpl, "{id}");
+        const char *brace = strstr(tmpl, "{client_id}");
         if (brace != NULL)
-            snprintf(uri, sizeof(uri), "%.*sc-42%s", (int)(brace - tmpl), tmpl, brace + 4);
+            snprintf(uri, sizeof(uri), "%.*sc-42%s", (int)(brace - tmpl), tmpl, brace + 11);
         else
             snprintf(uri, sizeof(uri), "%s", tmpl);
         gw_admin_dispatch d;
