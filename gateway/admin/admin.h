@@ -4,7 +4,7 @@
  * "Authorization: Bearer <token>" with the token from admin.token_file (401
  * first, even for an unknown path), then 404 for an unknown path and 405 with
  * Allow for a known one with another method. The endpoints are the table
- * admin_routes[] in admin.c; their reference is docs/openapi/admin.json.
+ * admin_routes[] in admin/routes.c; their reference is docs/openapi/admin.json.
  */
 #ifndef GW_ADMIN_H
 #define GW_ADMIN_H

@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <sys/resource.h>
 
+#include "core/hstable.h"
 #include "core/tls.h"
 #include "lib/hash.h"
 #include "lib/util.h"
@@ -37,86 +38,18 @@ size_t gw_tls_reason_index(const char *reason)
     return GW_TLS_REASONS - 1;
 }
 
-/* ---- per-consumer counters: one mutex, a chained hash (bounded) ---- */
-
-typedef struct centry {
-    struct centry *next;
-    char id[129];
-    gw_consumer_counts c;
-} centry;
-
-typedef struct cstats {
-    pthread_mutex_t mu;
-    centry *b[4096];
-    size_t n;
-    gw_consumer_counts other;
-} cstats;
-
-static cstats *cstats_get(gw_server *s)
-{
-    return s->cstats;
-}
+/* ---- per-consumer counters (core/consumers.c) ---- */
 
 void gw_consumer_count(gw_server *s, const char *client_id, int status, int quota_outcome)
 {
-    cstats *cs = cstats_get(s);
-    if (cs == NULL || client_id == NULL)
-        return;
-    uint64_t h = gw_fnv1a64_str(client_id);
-    pthread_mutex_lock(&cs->mu);
-    centry *e = cs->b[h % 4096];
-    while (e != NULL && strcmp(e->id, client_id) != 0)
-        e = e->next;
-    if (e == NULL && cs->n < GW_CONSUMER_STATS_MAX && strlen(client_id) < sizeof(e->id)) {
-        e = calloc(1, sizeof(*e));
-        if (e != NULL) {
-            strcpy(e->id, client_id);
-            e->next = cs->b[h % 4096];
-            cs->b[h % 4096] = e;
-            cs->n++;
-        }
-    }
-    gw_consumer_counts *c = e ? &e->c : &cs->other;
-    int cls = status / 100;
-    if (cls >= 0 && cls < 6)
-        c->by_class[cls]++;
-    if (quota_outcome > 0)
-        c->quota_admitted++;
-    else if (quota_outcome < 0)
-        c->quota_refused++;
-    pthread_mutex_unlock(&cs->mu);
+    gw_consumer_stats_count(s->cstats, client_id, status, quota_outcome);
 }
 
 void gw_consumer_each(gw_server *s,
                       void (*cb)(void *arg, const char *client_id, const gw_consumer_counts *c),
                       void *arg)
 {
-    cstats *cs = cstats_get(s);
-    if (cs == NULL)
-        return;
-    pthread_mutex_lock(&cs->mu);
-    for (size_t i = 0; i < 4096; i++)
-        for (centry *e = cs->b[i]; e != NULL; e = e->next)
-            cb(arg, e->id, &e->c);
-    if (cs->n >= GW_CONSUMER_STATS_MAX)
-        cb(arg, "(other)", &cs->other);
-    pthread_mutex_unlock(&cs->mu);
-}
-
-static void cstats_free(cstats *cs)
-{
-    if (cs == NULL)
-        return;
-    for (size_t i = 0; i < 4096; i++) {
-        centry *e = cs->b[i];
-        while (e != NULL) {
-            centry *n = e->next;
-            free(e);
-            e = n;
-        }
-    }
-    pthread_mutex_destroy(&cs->mu);
-    free(cs);
+    gw_consumer_stats_each(s->cstats, cb, arg);
 }
 
 static char *errdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -140,10 +73,9 @@ gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
     s->conf = conf;
     s->journal = journal;
     pthread_mutex_init(&s->policies_lock, NULL);
-    s->cstats = calloc(1, sizeof(cstats));
+    s->cstats = gw_consumer_stats_new(GW_CONSUMER_STATS_MAX);
     if (s->cstats == NULL)
         goto oom;
-    pthread_mutex_init(&((cstats *)s->cstats)->mu, NULL);
     snprintf(s->journal_dir, sizeof(s->journal_dir), "%s", conf->journal.path);
     char *slash = strrchr(s->journal_dir, '/');
     if (slash != NULL)
@@ -342,80 +274,16 @@ void gw_worker_conn_closed(gw_worker *w)
         event_base_loopexit(w->base, NULL);
 }
 
-/* ---- handshakes in progress by source address (one table per worker) ---- */
-
-#define HS_BUCKETS 1024
-
-typedef struct hs_entry {
-    struct hs_entry *next;
-    int family;
-    unsigned char addr[16];
-    unsigned n;
-} hs_entry;
-
-struct gw_hs_table {
-    hs_entry *b[HS_BUCKETS];
-};
-
-static hs_entry **hs_find(gw_worker *w, int family, const unsigned char *addr)
-{
-    size_t al = family == AF_INET ? 4 : 16;
-    unsigned char fam = (unsigned char)family;
-    uint64_t h = gw_fnv1a64_add(gw_fnv1a64(&fam, 1), addr, al);
-    hs_entry **pp = &w->hs->b[h % HS_BUCKETS];
-    while (*pp != NULL && ((*pp)->family != family || memcmp((*pp)->addr, addr, al) != 0))
-        pp = &(*pp)->next;
-    return pp;
-}
+/* ---- handshakes in progress by source address (core/hstable.c) ---- */
 
 int gw_worker_hs_enter(gw_worker *w, int family, const unsigned char *addr, unsigned limit)
 {
-    if (limit == 0 || w->hs == NULL || (family != AF_INET && family != AF_INET6))
-        return 1;
-    hs_entry **pp = hs_find(w, family, addr);
-    if (*pp == NULL) {
-        hs_entry *e = calloc(1, sizeof(*e));
-        if (e == NULL)
-            return 0; /* fail closed: no memory to track it */
-        e->family = family;
-        memcpy(e->addr, addr, family == AF_INET ? 4 : 16);
-        *pp = e;
-    }
-    if ((*pp)->n >= limit)
-        return 0;
-    (*pp)->n++;
-    return 1;
+    return gw_hs_enter(w->hs, family, addr, limit);
 }
 
 void gw_worker_hs_leave(gw_worker *w, int family, const unsigned char *addr)
 {
-    if (w->hs == NULL || (family != AF_INET && family != AF_INET6))
-        return;
-    hs_entry **pp = hs_find(w, family, addr);
-    hs_entry *e = *pp;
-    if (e == NULL)
-        return;
-    if (e->n > 0)
-        e->n--;
-    if (e->n == 0) {
-        *pp = e->next;
-        free(e);
-    }
-}
-
-static void hs_free(struct gw_hs_table *t)
-{
-    if (t == NULL)
-        return;
-    for (size_t i = 0; i < HS_BUCKETS; i++) {
-        hs_entry *e = t->b[i];
-        while (e != NULL) {
-            hs_entry *n = e->next;
-            free(e);
-            e = n;
-        }
-    }
-    free(t);
+    gw_hs_leave(w->hs, family, addr);
 }
 
 /* ---- descriptors needed ---- */
@@ -519,7 +387,7 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
     w->policies_ev = event_new(w->base, -1, 0, policies_cb, w);
     w->fd_timer = evtimer_new(w->base, fd_timer_cb, w);
-    w->hs = calloc(1, sizeof(*w->hs));
+    w->hs = gw_hs_table_new();
     w->heartbeat_ev = event_new(w->base, -1, 0, heartbeat_cb, w);
     w->token_cache = gw_token_cache_new(s->oauth ? s->oauth->cache_entries : 16);
     w->deny_cache = gw_deny_cache_new(4096);
@@ -634,7 +502,7 @@ void gw_server_free(gw_server *s)
             event_free(w->policies_ev);
         if (w->fd_timer != NULL)
             event_free(w->fd_timer);
-        hs_free(w->hs);
+        gw_hs_table_free(w->hs);
         if (w->heartbeat_ev != NULL)
             event_free(w->heartbeat_ev);
         gw_policy_set_unref(w->policies);
@@ -659,7 +527,7 @@ void gw_server_free(gw_server *s)
     gw_quota_free(s->quota);
     gw_memlog_free(s->token_rate);
     pthread_mutex_destroy(&s->policies_lock);
-    cstats_free(s->cstats);
+    gw_consumer_stats_free(s->cstats);
     free(s);
 }
 

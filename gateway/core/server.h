@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
+#include "core/consumers.h"
 #include "lib/errors.h"
 #include "core/proxy.h"
 #include "journal/events.h"
@@ -200,10 +201,6 @@ int gw_server_heartbeat(gw_server *s);
  * /metrics; at most GW_CONSUMER_STATS_MAX consumers, the rest counted under
  * "(other)". Thread-safe. */
 #define GW_CONSUMER_STATS_MAX 100000
-typedef struct gw_consumer_counts {
-    unsigned long by_class[6];
-    unsigned long quota_admitted, quota_refused;
-} gw_consumer_counts;
 void gw_consumer_count(gw_server *s, const char *client_id, int status, int quota_outcome);
 /* Call <cb> for each consumer seen (under a lock: <cb> must not block). */
 void gw_consumer_each(gw_server *s,

@@ -65,7 +65,7 @@ struct gw_server {
     gw_quota *quota;
     gw_memlog *token_rate;          /* token requests per client, all workers */
     char journal_dir[4096];         /* directory of the journal file, for statvfs */
-    void *cstats;                   /* per-consumer counters (server.c) */
+    gw_consumer_stats *cstats;      /* per-consumer counters (core/consumers.h) */
     atomic_ullong fd_log_ms;        /* last "out of descriptors" message (ms) */
     atomic_ulong fd_log_suppressed; /* failures since that message */
     const gw_sdnotify *notify;      /* systemd notifications, NULL: none (not owned) */
