@@ -72,45 +72,6 @@ struct gw_proxy_call {
 
 /* ---- upstream description ---- */
 
-static int parse_server(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
-{
-    char host[64];
-    const char *colon;
-    memset(ss, 0, sizeof(*ss));
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - s - 1) >= sizeof(host))
-            return -1;
-        memcpy(host, s + 1, (size_t)(end - s - 1));
-        host[end - s - 1] = '\0';
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
-            return -1;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = '\0';
-    }
-    long port = strtol(colon + 1, NULL, 10);
-    if (port <= 0 || port > 65535)
-        return -1;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        *sl = sizeof(*a4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        *sl = sizeof(*a6);
-        return 0;
-    }
-    return -1;
-}
-
 int gw_upstream_init(gw_upstream *u, const gw_conf_upstream *c, size_t idx, char **err)
 {
     memset(u, 0, sizeof(*u));
@@ -129,7 +90,7 @@ int gw_upstream_init(gw_upstream *u, const gw_conf_upstream *c, size_t idx, char
             snprintf(name, sizeof(name), "[%s]:%u", s->host, s->port);
         else
             snprintf(name, sizeof(name), "%s:%u", s->host, s->port);
-        if (parse_server(name, &u->addrs[i], &u->addrlens[i]) < 0) {
+        if (gw_upstream_addr_parse(name, &u->addrs[i], &u->addrlens[i]) < 0) {
             char m[160];
             snprintf(m, sizeof(m), "upstreams[%zu].servers[%zu]: not a numeric address", idx, i);
             *err = strdup(m);
@@ -173,34 +134,19 @@ void gw_upstream_cleanup(gw_upstream *u)
 
 static void budget_release(struct uconn *uc)
 {
-    gw_resp_budget *b = uc->pool->budget;
-    if (b != NULL && uc->charged > 0)
-        b->used -= uc->charged;
-    uc->charged = 0;
+    gw_resp_budget_release(uc->pool->budget, &uc->charged);
 }
 
-/* Charges what the response being received on <uc> may come to: its
- * declared Content-Length, or the body received so far. Returns -1 when the
- * worker's budget cannot hold it (nothing is then charged beyond what was). */
+/* Charges what the response being received on <uc> may come to
+ * (gw_resp_budget_charge). Returns -1 when the worker's budget cannot hold
+ * it. */
 static int budget_charge(struct uconn *uc)
 {
-    gw_resp_budget *b = uc->pool->budget;
-    if (b == NULL || uc->parser == NULL)
+    if (uc->parser == NULL)
         return 0;
-    int64_t cl = gw_http_parser_declared_length(uc->parser);
-    size_t need = gw_http_parser_body_bytes(uc->parser);
-    if (cl > 0 && (uint64_t)cl > need)
-        need = (size_t)cl;
-    if (need <= uc->charged)
-        return 0;
-    size_t more = need - uc->charged;
-    if (more > b->limit - b->used) {
-        b->refused++;
-        return -1;
-    }
-    b->used += more;
-    uc->charged = need;
-    return 0;
+    return gw_resp_budget_charge(uc->pool->budget, &uc->charged,
+                                 gw_http_parser_declared_length(uc->parser),
+                                 gw_http_parser_body_bytes(uc->parser));
 }
 
 static void uconn_free(struct uconn *uc)
@@ -267,24 +213,6 @@ static void attempt_end(gw_proxy_call *call, const char *outcome, int status)
     a->ms = (long)(gw_now_ms() - call->attempt_t0);
 }
 
-static const char *fail_outcome(const struct uconn *uc, gw_err_id err, const char *detail)
-{
-    int on_wire = uc->connected || uc->reused;
-    switch (err) {
-    case GW_ERR_UPSTREAM_DOWN:
-        return on_wire ? "reset" : "connect_failed";
-    case GW_ERR_UPSTREAM_TIMEOUT:
-        return on_wire ? "timeout" : "connect_timeout";
-    case GW_ERR_UPSTREAM_INVALID:
-        return detail != NULL && (strcmp(detail, "upstream.too_large") == 0 ||
-                                  strcmp(detail, "upstream.budget_exceeded") == 0)
-                   ? "too_large"
-                   : "invalid";
-    default:
-        return "error";
-    }
-}
-
 /* The connection failed while serving <call>: discard it, then retry once on
  * a fresh connection when that is safe, else report <err>. */
 static void fail(struct uconn *uc, gw_err_id err, const char *detail)
@@ -292,10 +220,10 @@ static void fail(struct uconn *uc, gw_err_id err, const char *detail)
     gw_proxy_call *call = uc->call;
     const gw_upstream *up = uc->pool->up;
     const char *addr = up->addr_names[uc->addr_i];
-    int retry = call != NULL && uc->reused && !uc->got_bytes && call->idempotent &&
-                !call->retried && err == GW_ERR_UPSTREAM_DOWN;
+    int retry = call != NULL &&
+                gw_proxy_may_retry(uc->reused, uc->got_bytes, call->idempotent, call->retried, err);
     if (call != NULL)
-        attempt_end(call, fail_outcome(uc, err, detail), 0);
+        attempt_end(call, gw_proxy_fail_outcome(uc->connected || uc->reused, err, detail), 0);
     uc->call = NULL;
     uconn_free(uc);
     if (call == NULL)

@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
+#include "core/proxy_rules.h"
 #include "lib/errors.h"
 #include "lib/http1.h"
 
@@ -39,18 +40,7 @@ void gw_upstream_cleanup(gw_upstream *u);
 
 typedef struct gw_pool gw_pool; /* per worker, per upstream */
 
-/* The bytes of upstream response bodies a worker may hold while they are
- * being received (limits.max_buffered_response_bytes, issue 13). One per
- * worker, shared by its pools, touched by that worker's thread only. A
- * response charges max(its declared Content-Length, the bytes received so
- * far) and gives it back when it is delivered or fails; a response that
- * would take the total over <limit> fails at once (502 910512). */
-typedef struct gw_resp_budget {
-    size_t limit;
-    size_t used;
-    unsigned long refused; /* responses failed for the budget */
-} gw_resp_budget;
-
+/* gw_resp_budget: the worker's response-body budget (core/proxy_rules.h). */
 /* <budget> may be NULL (no worker-wide bound); it must outlive the pool. */
 gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u, gw_resp_budget *budget);
 /* Closes idle connections; busy ones must have been cancelled before. */
