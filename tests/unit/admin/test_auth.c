@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common.h"
 #include "admin/auth.h"
 
 static const char TOKEN[] = "s3cret-admin-token";
@@ -218,9 +219,5 @@ int main(void)
     tcase_add_test(tc, t_window_and_reset);
     tcase_add_test(tc, t_sources_bounded);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gw_test_run(s);
 }

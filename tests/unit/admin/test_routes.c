@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common.h"
 #include "admin/routes.h"
 
 typedef struct {
@@ -140,9 +141,5 @@ int main(void)
     tcase_add_test(tc, t_long_path);
     tcase_add_test(tc, t_every_endpoint);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gw_test_run(s);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common.h"
 #include "core/consumers.h"
 
 typedef struct {
@@ -168,9 +169,5 @@ int main(void)
     tcase_add_test(tc, t_long_id);
     tcase_add_test(tc, t_threads);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gw_test_run(s);
 }

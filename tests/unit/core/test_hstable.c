@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "../common.h"
 #include "core/hstable.h"
 
 static unsigned char a4[4] = {192, 0, 2, 1};
@@ -118,9 +119,5 @@ int main(void)
     tcase_add_test(tc, t_untracked);
     tcase_add_test(tc, t_many_sources);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gw_test_run(s);
 }

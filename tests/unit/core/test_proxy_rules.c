@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common.h"
 #include "core/proxy_rules.h"
 
 START_TEST(t_addr_parse)
@@ -130,9 +131,5 @@ int main(void)
     tcase_add_test(tc, t_retry);
     tcase_add_test(tc, t_budget);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gw_test_run(s);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common.h"
 #include "core/server.h"
 
 START_TEST(t_reason_index)
@@ -79,9 +80,5 @@ int main(void)
     tcase_add_test(tc, t_reason_index);
     tcase_add_test(tc, t_fd_need);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return gw_test_run(s);
 }

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "../common.h"
 #include "core/tls.h"
 
 static char dir[64];
@@ -562,10 +563,7 @@ int main(void)
     tcase_add_test(tc, t_alpn);
     tcase_add_test(tc, t_refusal_reasons);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = gw_test_run(s);
     pki_free();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rc;
 }
