@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "admin/auth.h"
+#include "admin/bodies.h"
 #include "admin/routes.h"
 #include "datapass/datapass.h"
 #include "lib/util.h"
@@ -39,6 +40,8 @@ static const char *status_phrase(int code)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
     case 422:
         return "Unprocessable Content";
     case 429:
@@ -396,25 +399,6 @@ static void json_reply(struct evhttp_request *req, int code, json_t *o)
     evbuffer_free(b);
 }
 
-/* The files the current set rejected: [{"file", "error", "kept_previous"}]. */
-static json_t *rejected_json(const gw_policy_set *p)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < gw_policy_set_nrejected(p); i++) {
-        const gw_policy_rejected *r = gw_policy_set_rejected_at(p, i);
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:b}", "file", r->file, "error", r->error,
-                                             "kept_previous", r->kept));
-    }
-    return arr;
-}
-
-static json_t *changes_json(const gw_policy_diff *d)
-{
-    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "before", (json_int_t)d->before, "after",
-                     (json_int_t)d->after, "added", (json_int_t)d->added, "changed",
-                     (json_int_t)d->changed, "removed", (json_int_t)d->removed);
-}
-
 /* 1 when the query string of <req> sets <key> to "1" or "true". */
 static int query_flag(struct evhttp_request *req, const char *key)
 {
@@ -429,29 +413,9 @@ static int query_flag(struct evhttp_request *req, const char *key)
     return on;
 }
 
-/* A refused emptying reload: 409, the current set stays. */
-static void reload_refused_empties(gw_admin *a, struct evhttp_request *req, const gw_policy_diff *d,
-                                   json_t *errors)
-{
-    char msg[256];
-    snprintf(msg, sizeof(msg),
-             "the reload would remove %zu of %zu partners (%zu left): refused, the current "
-             "policies stay; POST /admin/reload?force=1 to apply it",
-             d->removed, d->before, d->after);
-    fprintf(stderr, "opale-gateway: admin: %s\n", msg);
-    gw_event_admin ea = {.habilitations = (long)d->before, .errors = 0, .error = msg};
-    admin_event(a, req, GW_EV_ADMIN_RELOAD_REFUSED, &ea);
-    admin_journal(a, "/admin/reload", "admin.reload_refused", NULL, 409);
-    json_reply(req, 409,
-               json_pack("{s:b,s:s,s:s,s:I,s:o,s:o}", "reloaded", 0, "refused", "empties",
-                         "message", msg, "habilitations", (json_int_t)d->before, "changes",
-                         changes_json(d), "errors", errors));
-}
-
-/* 200 when a new set is in place, even with rejected files (they are listed:
- * a script checks "rejected" is empty); 409 when the new set would empty the
- * current one (gw_policy_diff_empties) and ?force=1 was not given; 422 when
- * the directory could not be read. On 409 and 422 nothing changed. */
+/* POST /admin/reload: the status and body are admin/bodies.c's
+ * (gw_admin_reload_status); here the logs, the security event and the
+ * journal record. */
 static void do_reload(gw_admin *a, struct evhttp_request *req)
 {
     gw_errlist errs;
@@ -459,23 +423,20 @@ static void do_reload(gw_admin *a, struct evhttp_request *req)
     memset(&errs, 0, sizeof(errs));
     int force = query_flag(req, "force");
     int rc = gw_server_reload_policies(a->srv, "admin API", force ? GW_RELOAD_FORCE : 0, &d, &errs);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < errs.n; i++) {
-        json_array_append_new(arr, json_string(errs.msgs[i]));
+    int status = gw_admin_reload_status(rc);
+    for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
-    }
-    json_t *o;
-    if (rc == -2) {
-        reload_refused_empties(a, req, &d, arr);
-        gw_errlist_clear(&errs);
-        return;
-    }
+    gw_policy_set *p = rc == 0 ? gw_server_policies(a->srv) : NULL;
+    json_t *o = gw_admin_reload_json(rc, p, &d, &errs);
     gw_event_admin ea = {.habilitations = -1, .errors = (long)(errs.n + errs.dropped)};
-    if (rc == 0) {
-        gw_policy_set *p = gw_server_policies(a->srv);
-        o = json_pack("{s:b,s:I,s:o,s:o,s:o}", "reloaded", 1, "habilitations",
-                      (json_int_t)gw_policy_set_count(p), "rejected", rejected_json(p), "errors",
-                      arr, "changes", changes_json(&d));
+    char msg[256];
+    if (status == 409) {
+        gw_admin_reload_refused_message(&d, msg, sizeof(msg));
+        fprintf(stderr, "opale-gateway: admin: %s\n", msg);
+        ea.habilitations = (long)d.before;
+        ea.errors = 0;
+        ea.error = msg;
+    } else if (status == 200) {
         if (force && gw_policy_diff_empties(&d))
             fprintf(stderr,
                     "opale-gateway: admin: forced reload removed %zu of %zu partners (%zu left)\n",
@@ -488,17 +449,16 @@ static void do_reload(gw_admin *a, struct evhttp_request *req)
                     r->kept ? "its previous version stays" : "left out (its partner is refused)");
         }
         ea.habilitations = (long)gw_policy_set_count(p);
-        gw_policy_set_unref(p);
     } else {
-        o = json_pack("{s:b,s:o}", "reloaded", 0, "errors", arr);
         fprintf(stderr, "opale-gateway: admin: reload refused, the previous policies stay\n");
         ea.error = errs.n > 0 ? errs.msgs[0] : NULL;
     }
-    admin_event(a, req, rc == 0 ? GW_EV_ADMIN_RELOAD : GW_EV_ADMIN_RELOAD_REFUSED, &ea);
+    admin_event(a, req, status == 200 ? GW_EV_ADMIN_RELOAD : GW_EV_ADMIN_RELOAD_REFUSED, &ea);
+    admin_journal(a, "/admin/reload", status == 200 ? "admin.reload" : "admin.reload_refused", NULL,
+                  status);
+    gw_policy_set_unref(p);
     gw_errlist_clear(&errs);
-    admin_journal(a, "/admin/reload", rc == 0 ? "admin.reload" : "admin.reload_refused", NULL,
-                  rc == 0 ? 200 : 422);
-    json_reply(req, rc == 0 ? 200 : 422, o);
+    json_reply(req, status, o);
 }
 
 static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path,
@@ -540,21 +500,8 @@ static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path
 static void do_consumers(gw_admin *a, struct evhttp_request *req)
 {
     gw_policy_set *p = gw_server_policies(a->srv);
-    json_t *arr = json_array();
-    size_t n = p ? gw_policy_set_count(p) : 0;
-    for (size_t i = 0; i < n; i++) {
-        const gw_policy *pol = gw_policy_set_at(p, i);
-        static const char *const states[] = {"active", "suspended", "revoked"};
-        json_array_append_new(
-            arr,
-            json_pack("{s:s,s:s,s:s,s:s,s:b,s:I}", "client_id", pol->client_id, "habilitation",
-                      pol->id, "environment", gw_env_name(pol->env), "state", states[pol->state],
-                      "suspended",
-                      gw_suspensions_is_suspended(gw_server_suspensions(a->srv), pol->client_id),
-                      "quota_per_minute", (json_int_t)pol->quota_per_minute));
-    }
+    json_reply(req, 200, gw_admin_consumers_json(p, gw_server_suspensions(a->srv)));
     gw_policy_set_unref(p);
-    json_reply(req, 200, json_pack("{s:o}", "consumers", arr));
 }
 
 /* ---- routing ---- */
@@ -631,7 +578,7 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
     gw_policy_set *ps = gw_server_policies(a->srv);
     int ready = is_ready(a, ps);
     json_t *pol = json_pack("{s:I,s:o}", "loaded", (json_int_t)gw_policy_set_count(ps), "rejected",
-                            rejected_json(ps));
+                            gw_admin_rejected_json(ps));
     /* approved by DataPass, waiting for an operator (docs/datapass.md) */
     json_t *pend = json_array();
     size_t npend = 0;
