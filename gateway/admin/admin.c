@@ -666,30 +666,23 @@ static const admin_handler admin_handlers[GW_ADMIN_EP__COUNT] = {
     [GW_ADMIN_EP_RESUME] = on_resume,
 };
 
+/* The methods evhttp knows, by name: every one reaches handle(), which
+ * answers 405 itself for a known path. */
+static const struct {
+    enum evhttp_cmd_type cmd;
+    const char *name;
+} admin_methods[] = {
+    {EVHTTP_REQ_GET, "GET"},     {EVHTTP_REQ_POST, "POST"},       {EVHTTP_REQ_HEAD, "HEAD"},
+    {EVHTTP_REQ_PUT, "PUT"},     {EVHTTP_REQ_DELETE, "DELETE"},   {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+    {EVHTTP_REQ_TRACE, "TRACE"}, {EVHTTP_REQ_CONNECT, "CONNECT"}, {EVHTTP_REQ_PATCH, "PATCH"},
+};
+
 static const char *method_name(enum evhttp_cmd_type m)
 {
-    switch (m) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_TRACE:
-        return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-        return "CONNECT";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    default:
-        return "";
-    }
+    for (size_t i = 0; i < sizeof(admin_methods) / sizeof(admin_methods[0]); i++)
+        if (admin_methods[i].cmd == m)
+            return admin_methods[i].name;
+    return "";
 }
 
 /* Dispatch (the order is admin/routes.h's): the token first for a path that
@@ -774,11 +767,10 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
     evhttp_set_max_headers_size(a->http, 8192);
     evhttp_set_max_body_size(a->http, 65536);
     evhttp_set_timeout(a->http, 10);
-    /* every method evhttp knows reaches handle(), which answers 405 itself */
-    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    ev_uint16_t methods = 0;
+    for (size_t i = 0; i < sizeof(admin_methods) / sizeof(admin_methods[0]); i++)
+        methods |= (ev_uint16_t)admin_methods[i].cmd;
+    evhttp_set_allowed_methods(a->http, methods);
     evhttp_set_gencb(a->http, handle, a);
     return a;
 }
