@@ -377,7 +377,7 @@ static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const unsigned char *alpn, u
         const unsigned char *p = NULL;
         unsigned n = 0;
         SSL_get0_alpn_selected(s, &p, &n);
-        if (n < sizeof(r->alpn)) {
+        if (n > 0 && n < sizeof(r->alpn)) {
             memcpy(r->alpn, p, n);
             r->alpn[n] = '\0';
         }
