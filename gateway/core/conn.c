@@ -208,6 +208,7 @@ static void events_request(gw_conn *c, gw_req *q)
         e.consumer = q->a.policy->client_id;
         e.habilitation = q->a.policy->id;
         e.contact = q->a.policy->contact_technical;
+        e.valid_until = q->a.policy->valid_until;
     }
     e.siren = q->siren[0] ? q->siren : NULL;
     e.reason = q->reason ? q->reason : gw_err(q->err)->reason;

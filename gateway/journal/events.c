@@ -51,6 +51,7 @@
 
 #include <jansson.h>
 
+#include "lib/civil.h"
 #include "lib/hash.h"
 #include "lib/util.h"
 
@@ -79,6 +80,7 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_ADMIN_AUTH_BLOCKED] = "admin.auth_blocked",
     [GW_EV_DATAPASS_WEBHOOK] = "datapass.webhook",
     [GW_EV_DATAPASS_SYNC] = "datapass.sync",
+    [GW_EV_HABILITATION_EXPIRING] = "habilitation.expiring",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -735,6 +737,60 @@ static void maintenance(gw_events *ev, const gw_event_request *r)
     emit(ev, GW_EV_MAINTENANCE_ACCESS, GW_SEV_LOW, o, fail);
 }
 
+/*
+ * Expiry ahead of time, one mechanism for certificates and habilitations:
+ * <subject> expires in <left> seconds; <milestones> are day counts in
+ * decreasing order. Returns the smallest milestone that <left> is below
+ * when it has not been reported for <subject> within <repeat_ms> (so once
+ * per milestone and subject for a long <repeat_ms>, daily for a day), else
+ * 0. Certificates: one milestone, cert_expiry_days, daily. Habilitations:
+ * 90, 30 and 7 days (the annex's three months ahead), once each.
+ */
+static unsigned expiry_due(gw_events *ev, table *t, const char *subject, long long left,
+                           const unsigned *milestones, size_t n, uint64_t repeat_ms)
+{
+    unsigned m = 0;
+    if (left <= 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (left < (long long)milestones[i] * 86400)
+            m = milestones[i];
+    if (m == 0)
+        return 0;
+    char key[KEY_MAX];
+    snprintf(key, sizeof(key), "%s#%u", subject, m);
+    return once_fire(ev, t, key, repeat_ms) ? m : 0;
+}
+
+static const unsigned hab_milestones[] = {90, 30, 7};
+#define HAB_REPEAT_MS (400ull * DAY_MS) /* once per milestone: longer than any of them */
+
+static void habilitation_expiring(gw_events *ev, const gw_event_request *r)
+{
+    int y = r->valid_until / 10000, mo = r->valid_until / 100 % 100, d = r->valid_until % 100;
+    /* valid through its last day: it expires at the next midnight (UTC) */
+    long long end = (gw_days_from_civil(y, (unsigned)mo, (unsigned)d) + 1) * 86400LL;
+    long long left = end - ev_wall(ev);
+    unsigned m = expiry_due(ev, &ev->t[TB_EXPIRING], r->habilitation, left, hab_milestones,
+                            sizeof(hab_milestones) / sizeof(hab_milestones[0]), HAB_REPEAT_MS);
+    if (m == 0)
+        return;
+    gw_event_severity sev = m <= EXPIRY_HIGH_DAYS ? GW_SEV_HIGH : GW_SEV_MEDIUM;
+    char until[32];
+    snprintf(until, sizeof(until), "%04d-%02d-%02d", y, mo, d);
+    int fail = 0;
+    json_t *o = new_event(GW_EV_HABILITATION_EXPIRING, sev, &fail);
+    if (o != NULL) {
+        put_str(o, "habilitation", r->habilitation, &fail);
+        put_str(o, "contact", r->contact, &fail);
+        put_str(o, "consumer", r->consumer, &fail);
+        put_str(o, "valid_until", until, &fail);
+        put_int(o, "days_left", left / 86400, &fail);
+        put_int(o, "threshold_days", m, &fail);
+    }
+    emit(ev, GW_EV_HABILITATION_EXPIRING, sev, o, fail);
+}
+
 void gw_events_request(gw_events *ev, const gw_event_request *r)
 {
     if (ev == NULL || r == NULL)
@@ -749,6 +805,8 @@ void gw_events_request(gw_events *ev, const gw_event_request *r)
         quota_storm(ev, r);
     if (r->maintenance_until > 0)
         maintenance(ev, r);
+    if (r->habilitation != NULL && r->valid_until > 0)
+        habilitation_expiring(ev, r);
 }
 
 void gw_events_handshake(gw_events *ev, const gw_event_handshake *hs)
@@ -763,9 +821,8 @@ void gw_events_handshake(gw_events *ev, const gw_event_handshake *hs)
         return;
     long long now = ev_wall(ev);
     long long left = hs->not_after - now;
-    if (left <= 0 || left >= (long long)ev->expiry_days * 86400)
-        return;
-    if (!once_fire(ev, &ev->t[TB_EXPIRING], hs->cert_sha256, DAY_MS))
+    if (expiry_due(ev, &ev->t[TB_EXPIRING], hs->cert_sha256, left, &ev->expiry_days, 1, DAY_MS) ==
+        0)
         return;
     long long days = left / 86400;
     gw_event_severity sev = days < EXPIRY_HIGH_DAYS ? GW_SEV_HIGH : GW_SEV_MEDIUM;

@@ -34,21 +34,22 @@ typedef struct gw_events gw_events;
 
 /* Stable type names (gw_event_type_name): part of the record format. */
 typedef enum gw_event_type {
-    GW_EV_AUTH_FAILURES = 0,    /* "auth.failures" */
-    GW_EV_CERT_UNKNOWN,         /* "cert.unknown" */
-    GW_EV_SIREN_ENUMERATION,    /* "siren.enumeration" */
-    GW_EV_QUOTA_STORM,          /* "quota.storm" */
-    GW_EV_MAINTENANCE_ACCESS,   /* "maintenance.access" */
-    GW_EV_CERT_EXPIRING,        /* "cert.expiring" */
-    GW_EV_ADMIN_RELOAD,         /* "admin.reload" */
-    GW_EV_ADMIN_RELOAD_REFUSED, /* "admin.reload_refused" */
-    GW_EV_ADMIN_SUSPEND,        /* "admin.suspend" */
-    GW_EV_ADMIN_RESUME,         /* "admin.resume" */
-    GW_EV_POLICY_REJECTED,      /* "policy.rejected" */
-    GW_EV_ADMIN_AUTH_FAILED,    /* "admin.auth_failed" */
-    GW_EV_ADMIN_AUTH_BLOCKED,   /* "admin.auth_blocked" */
-    GW_EV_DATAPASS_WEBHOOK,     /* "datapass.webhook" */
-    GW_EV_DATAPASS_SYNC,        /* "datapass.sync" */
+    GW_EV_AUTH_FAILURES = 0,     /* "auth.failures" */
+    GW_EV_CERT_UNKNOWN,          /* "cert.unknown" */
+    GW_EV_SIREN_ENUMERATION,     /* "siren.enumeration" */
+    GW_EV_QUOTA_STORM,           /* "quota.storm" */
+    GW_EV_MAINTENANCE_ACCESS,    /* "maintenance.access" */
+    GW_EV_CERT_EXPIRING,         /* "cert.expiring" */
+    GW_EV_ADMIN_RELOAD,          /* "admin.reload" */
+    GW_EV_ADMIN_RELOAD_REFUSED,  /* "admin.reload_refused" */
+    GW_EV_ADMIN_SUSPEND,         /* "admin.suspend" */
+    GW_EV_ADMIN_RESUME,          /* "admin.resume" */
+    GW_EV_POLICY_REJECTED,       /* "policy.rejected" */
+    GW_EV_ADMIN_AUTH_FAILED,     /* "admin.auth_failed" */
+    GW_EV_ADMIN_AUTH_BLOCKED,    /* "admin.auth_blocked" */
+    GW_EV_DATAPASS_WEBHOOK,      /* "datapass.webhook" */
+    GW_EV_DATAPASS_SYNC,         /* "datapass.sync" */
+    GW_EV_HABILITATION_EXPIRING, /* "habilitation.expiring" */
     GW_EV__COUNT
 } gw_event_type;
 
@@ -131,6 +132,7 @@ typedef struct gw_event_request {
     const char *consumer;        /* client_id of the identified habilitation */
     const char *habilitation;    /* its id */
     const char *contact;         /* its technical contact (contacts.technical), or NULL */
+    int valid_until;             /* its last valid day, yyyymmdd (UTC); 0: unknown */
     const char *siren;           /* SIREN of the path, when the route has one */
     const char *reason;          /* journal reason of a refusal */
     int auth_failure;            /* mtls.*, bearer.* (900901/900902), token.invalid_client */

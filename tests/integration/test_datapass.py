@@ -332,6 +332,31 @@ class TestCrashBeforeRename(DataPassCase):
         self.assertEqual(r.header("RateLimit-Limit"), str(json.loads(before)["quota"]["per_minute"]))
 
 
+class TestHabilitationExpiring(DataPassCase):
+    def test_expiring_event_ahead_of_valid_until_with_the_contact(self):
+        require_binaries()
+        import datetime
+        until = (datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=60)).isoformat()
+
+        def hook(pols, stack):
+            pols[DEPT["file"]]["habilitation"]["valid_until"] = until
+            pols[DEPT["file"]]["contacts"] = {"technical": "alerts@dept.fr"}
+
+        st = Stack("dp-expiring", policy_hook=hook)
+        self.addCleanup(st.stop)
+        st.start()
+        for _ in range(3):
+            self.assertEqual(self.call(st, DEPT, "client-departement").status, 200)
+        self.assertEqual(self.call(st, COMMUNE, "client-commune").status, 200)
+        evs = wait_for(lambda: st.security_events("habilitation.expiring"))
+        self.assertEqual(len(evs), 1, evs)  # once per milestone
+        e = evs[0]
+        self.assertEqual((e["habilitation"], e["threshold_days"], e["valid_until"]), (DEPT["id"], 90, until), e)
+        self.assertIn(e["days_left"], (59, 60), e)
+        self.assertEqual(e["contact"], "alerts@dept.fr", e)
+        self.assertEqual(e["severity"], "medium", e)
+
+
 MOCK_DATAPASS = os.path.join(harness.SRCDIR, "deploy", "mock-datapass", "mock_datapass.py")
 API_CLIENT_ID = "opale-gateway-tests"
 API_SECRET = "api-client-secret-for-the-tests"

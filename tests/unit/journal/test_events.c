@@ -204,7 +204,7 @@ START_TEST(names_stable)
         "auth.failures",      "cert.unknown",     "siren.enumeration", "quota.storm",
         "maintenance.access", "cert.expiring",    "admin.reload",      "admin.reload_refused",
         "admin.suspend",      "admin.resume",     "policy.rejected",   "admin.auth_failed",
-        "admin.auth_blocked", "datapass.webhook", "datapass.sync",
+        "admin.auth_blocked", "datapass.webhook", "datapass.sync",     "habilitation.expiring",
     };
     for (int i = 0; i < GW_EV__COUNT; i++)
         ck_assert_str_eq(gw_event_type_name((gw_event_type)i), want[i]);
@@ -662,6 +662,61 @@ START_TEST(cert_expiring_window_and_daily)
     ck_assert_int_eq(iget(r[1], "days_left"), 28);
     ck_assert_str_eq(sget(r[2], "severity"), "high");
     ck_assert_int_eq(iget(r[2], "days_left"), 3);
+    free_records(r, n);
+}
+END_TEST
+
+/* habilitation.expiring: the same mechanism, at 90, 30 and 7 days, once each */
+static void hab_request(gw_events *ev, const char *hab, int valid_until)
+{
+    gw_event_request r = {.client_ip = "192.0.2.7",
+                          .consumer = "acme-production",
+                          .habilitation = hab,
+                          .contact = "tech@acme.fr",
+                          .valid_until = valid_until};
+    gw_events_request(ev, &r);
+}
+
+START_TEST(habilitation_expiring_milestones)
+{
+    gw_events_opts o = base_opts();
+    gw_events *ev = open_ev(&o);
+    /* T0 is 2023-11-14T22:13:20Z; valid through 2024-02-01: 79 days left */
+    hab_request(ev, "H1", 20990101);
+    hab_request(ev, "H2", 0);
+    ck_assert_uint_eq(count(ev, GW_EV_HABILITATION_EXPIRING), 0);
+    hab_request(ev, "H1", 20240201);
+    ck_assert_uint_eq(count(ev, GW_EV_HABILITATION_EXPIRING), 1);
+    for (int i = 0; i < 40; i++) { /* the same milestone: never again */
+        at(ev, (long long)i * DAY_S * SEC);
+        hab_request(ev, "H1", 20240201);
+    }
+    ck_assert_uint_eq(count(ev, GW_EV_HABILITATION_EXPIRING), 1);
+    at(ev, 50 * DAY_S * SEC); /* 29 days left */
+    hab_request(ev, "H1", 20240201);
+    hab_request(ev, "H1", 20240201);
+    ck_assert_uint_eq(count(ev, GW_EV_HABILITATION_EXPIRING), 2);
+    at(ev, 73 * DAY_S * SEC); /* 6 days left */
+    hab_request(ev, "H1", 20240201);
+    ck_assert_uint_eq(count(ev, GW_EV_HABILITATION_EXPIRING), 3);
+    at(ev, 80 * DAY_S * SEC); /* expired: refused elsewhere, no warning */
+    hab_request(ev, "H1", 20240201);
+    ck_assert_uint_eq(count(ev, GW_EV_HABILITATION_EXPIRING), 3);
+    gw_events_close(ev);
+    json_t *r[8];
+    size_t n = events_of(o.journal.path, r, 8);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(sget(r[0], "event"), "habilitation.expiring");
+    ck_assert_str_eq(sget(r[0], "severity"), "medium");
+    ck_assert_str_eq(sget(r[0], "habilitation"), "H1");
+    ck_assert_str_eq(sget(r[0], "contact"), "tech@acme.fr");
+    ck_assert_str_eq(sget(r[0], "valid_until"), "2024-02-01");
+    ck_assert_int_eq(iget(r[0], "days_left"), 79);
+    ck_assert_int_eq(iget(r[0], "threshold_days"), 90);
+    ck_assert_int_eq(iget(r[1], "threshold_days"), 30);
+    ck_assert_int_eq(iget(r[1], "days_left"), 29);
+    ck_assert_str_eq(sget(r[2], "severity"), "high");
+    ck_assert_int_eq(iget(r[2], "threshold_days"), 7);
     free_records(r, n);
 }
 END_TEST
@@ -1452,6 +1507,7 @@ static Suite *events_suite(void)
     tcase_add_test(tc, maintenance_once_per_slot);
     tcase_add_test(tc, cert_expiring_window_and_daily);
     tcase_add_test(tc, cert_expiring_off);
+    tcase_add_test(tc, habilitation_expiring_milestones);
     tcase_add_test(tc, admin_records);
     tcase_add_test(tc, policy_rejected_records);
     suite_add_tcase(s, tc);
