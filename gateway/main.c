@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "admin/admin.h"
 #include "conf/conf.h"
@@ -20,9 +21,13 @@
 #include "datapass/sync.h"
 #include "evidence/evidence.h"
 #include "lib/util.h"
+#include "journal/anchor.h"
 #include "journal/events.h"
+#include "journal/hold.h"
+#include "journal/integrity.h"
 #include "journal/journal.h"
 #include "journal/order.h"
+#include "journal/tail.h"
 #include "journal/verify.h"
 #include "policy/watch.h"
 
@@ -37,7 +42,7 @@ static void usage(FILE *f)
                "       opale-gateway --export-jwks -c FILE\n"
                "                                    check, then print the token keys' JWKS\n"
                "       opale-gateway --verify-journal [-c FILE | --jwks FILE] "
-               "[--expect-head SEQ:HASH] JOURNAL...\n"
+               "[--expect-head SEQ:HASH | --anchors FILE|redis] JOURNAL...\n"
                "                                    check a journal's hash chain and checkpoints\n"
                "       opale-gateway --recette CLIENT_ID -c FILE [--criteria FILE] "
                "[--format md|json|html] JOURNAL...\n"
@@ -49,6 +54,8 @@ static void usage(FILE *f)
                "[--to ISO] JOURNAL...\n"
                "       opale-gateway --verify-extract -c FILE EXTRACT\n"
                "       opale-gateway --verify-report -c FILE REPORT\n"
+               "       opale-gateway --journal-ack-break -c FILE --reason TEXT\n"
+               "                                    acknowledge a broken journal tail\n"
                "       opale-gateway --import-datapass FILE\n"
                "                                    print a policy skeleton from a DataPass "
                "habilitation\n"
@@ -63,8 +70,11 @@ typedef struct app {
     struct event_base *base;
     gw_server *srv;
     gw_journal *journal;
-    gw_events *events;  /* security events (journal/events.h) */
-    gw_sdnotify notify; /* systemd (core/sdnotify.h); a no-op outside it */
+    gw_events *events;       /* security events (journal/events.h) */
+    gw_anchors *anchors;     /* checkpoint anchors off the host (journal/anchor.h) */
+    int broken_reported;     /* the journal.broken event of a periodic tail check */
+    uint64_t anchor_streaks; /* anchor failure streaks already reported */
+    gw_sdnotify notify;      /* systemd (core/sdnotify.h); a no-op outside it */
     int stopping;
 } app;
 
@@ -101,6 +111,32 @@ static void on_notify_tick(evutil_socket_t fd, short what, void *arg)
     off += (size_t)snprintf(msg + off, sizeof(msg) - off, "STATUS=");
     gw_server_status(a->srv, msg + off, sizeof(msg) - off);
     gw_sdnotify_send(&a->notify, msg);
+}
+
+/* Every second: a tail check that found the journal broken (the writer's
+ * periodic check) becomes one security event and one stderr line; so does
+ * the start of each streak of anchor failures. */
+static void on_integrity_tick(evutil_socket_t fd, short what, void *arg)
+{
+    app *a = arg;
+    gw_journal_tail t;
+    gw_anchor_stats as;
+    gw_anchors_get_stats(a->anchors, &as);
+    if (as.streaks > a->anchor_streaks) {
+        a->anchor_streaks = as.streaks;
+        gw_events_integrity(
+            a->events, GW_EV_JOURNAL_ANCHOR,
+            json_pack("{s:s,s:I}", "error", as.last_error, "pending", (json_int_t)as.pending));
+    }
+    if (a->broken_reported || !gw_journal_broken(a->journal, &t))
+        return;
+    a->broken_reported = 1;
+    json_t *f =
+        json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "at", "running", "file", t.file, "seq",
+                  (json_int_t)t.seq, "expected", t.expected, "actual", t.actual, "what", t.what);
+    gw_events_integrity(a->events, GW_EV_JOURNAL_BROKEN, f);
+    fprintf(stderr, "opale-gateway: journal broken: /readyz is false and no exchange is served "
+                    "until a restart (docs/journal.md, \"Tail check\")\n");
 }
 
 /* The files a policy load rejected, one line each, after their errors. */
@@ -273,7 +309,7 @@ static int import_datapass(const char *path)
  * with keys, the checkpoint signatures) of a journal and its rotated files. */
 static int verify_journal(int argc, char **argv, int first)
 {
-    const char *conf_path = NULL, *jwks = NULL, *expect = NULL;
+    const char *conf_path = NULL, *jwks = NULL, *expect = NULL, *anchors = NULL;
     const char **files = calloc((size_t)argc, sizeof(char *));
     char **listed = NULL;
     size_t nlisted = 0;
@@ -293,12 +329,14 @@ static int verify_journal(int argc, char **argv, int first)
             jwks = argv[++i];
         else if (strcmp(argv[i], "--expect-head") == 0 && i + 1 < argc)
             expect = argv[++i];
+        else if (strcmp(argv[i], "--anchors") == 0 && i + 1 < argc)
+            anchors = argv[++i];
         else
             files[n++] = argv[i];
     }
-    if (n == 0) {
+    if (n == 0 || (expect != NULL && anchors != NULL)) {
         fprintf(stderr, "usage: opale-gateway --verify-journal [-c CONF | --jwks FILE] "
-                        "[--expect-head SEQ:HASH] FILE...\n");
+                        "[--expect-head SEQ:HASH | --anchors FILE|redis] FILE...\n");
         goto out;
     }
     if (conf_path != NULL) {
@@ -350,6 +388,22 @@ static int verify_journal(int argc, char **argv, int first)
             goto out;
         }
         vo.expect_seq = seq;
+        vo.expect_hash = hash;
+    }
+    if (anchors != NULL) {
+        uint64_t aseq = 0, count = 0;
+        int ar = gw_integrity_anchor_head(anchors, conf, files, n, &aseq, hash, &count);
+        if (ar < 0)
+            goto out;
+        if (ar > 0) {
+            fprintf(stderr, "--anchors %s: no anchor names this journal\n", anchors);
+            rc = 1;
+            goto out;
+        }
+        printf("info: anchors: %" PRIu64 " for this journal in %s, the latest seq %" PRIu64
+               " hash %s: expected in the chain\n",
+               count, anchors, aseq, hash);
+        vo.expect_seq = aseq;
         vo.expect_hash = hash;
     }
     gw_journal_verify_result res;
@@ -505,6 +559,8 @@ int main(int argc, char **argv)
             return gw_evidence_verify_extract_main(argc, argv, i + 1);
         } else if (strcmp(argv[i], "--verify-report") == 0) {
             return gw_evidence_verify_report_main(argc, argv, i + 1);
+        } else if (strcmp(argv[i], "--journal-ack-break") == 0) {
+            return gw_integrity_ack_main(argc, argv, i + 1);
         } else if (strcmp(argv[i], "--import-datapass") == 0 && i + 1 < argc) {
             return import_datapass(argv[i + 1]);
         } else if (strcmp(argv[i], "--export-jwks") == 0) {
@@ -593,13 +649,32 @@ int main(int argc, char **argv)
     gw_dp_receiver *dprecv = NULL;
     gw_dp_syncer *dpsync = NULL;
     gw_policy_watch *watch = NULL;
+    gw_holds *holds = NULL;
     struct event *ev_term = NULL, *ev_int = NULL, *ev_usr1 = NULL, *ev_hup = NULL;
-    struct event *ev_notify = NULL;
+    struct event *ev_notify = NULL, *ev_integrity = NULL;
     a.notify.fd = -1;
     if (gw_sdnotify_init_env(&a.notify, &err) < 0) {
         fprintf(stderr, "opale-gateway: %s (no systemd notifications)\n", err);
         free(err);
         err = NULL;
+    }
+    char *herr = NULL;
+    holds = gw_holds_open(conf->journal.path, &herr);
+    if (holds == NULL) {
+        fprintf(stderr, "%s: journal.path: %s\n", conf_path, herr ? herr : "out of memory");
+        free(herr);
+        gw_access_state_clear(&st);
+        goto out;
+    }
+    if (gw_holds_count(holds) > 0)
+        fprintf(stderr,
+                "opale-gateway: journal: %zu legal holds in force (%s): retention suspended\n",
+                gw_holds_count(holds), gw_holds_path(holds));
+    a.anchors = gw_integrity_anchors_start(conf, &err);
+    if (a.anchors == NULL && err != NULL) {
+        fprintf(stderr, "%s: journal.anchor: %s\n", conf_path, err);
+        gw_access_state_clear(&st);
+        goto out;
     }
     gw_journal_opts jo = {
         .path = conf->journal.path,
@@ -611,36 +686,35 @@ int main(int argc, char **argv)
         .retention_days = conf->journal.retention_days,
         .checkpoint_s = conf->journal.checkpoint_s,
         .signer = st.oauth->active, /* checkpoints signed with the token key */
+        .tail_check_s = conf->journal.tail_check_s,
+        .on_checkpoint = a.anchors != NULL ? gw_anchors_submit : NULL,
+        .on_checkpoint_arg = a.anchors,
+        .hold = gw_holds_count(holds) > 0,
     };
+    /* security events: a second chained stream with the same settings */
+    gw_events_opts eo;
+    gw_integrity_events_opts(conf, &jo, &eo);
+    /* a broken journal tail: no exchange on a chain nobody can trust
+     * (docs/journal.md, "Tail check") */
+    int trc = gw_integrity_start_check(conf_path, conf, &st.oauth->own, &eo);
+    if (trc != 0) {
+        rc = trc;
+        gw_access_state_clear(&st);
+        goto out;
+    }
     a.journal = gw_journal_open_opts(&jo, &err);
     if (a.journal == NULL) {
         fprintf(stderr, "%s: journal.path: %s\n", conf_path, err);
         gw_access_state_clear(&st);
         goto out;
     }
-    /* security events: a second chained stream with the same settings */
-    const gw_conf_events *ce = &conf->journal.events;
-    gw_events_opts eo = {
-        .journal = jo,
-        .auth_threshold = ce->auth_threshold,
-        .auth_window_s = ce->auth_window_s,
-        .enum_distinct = ce->enum_distinct,
-        .enum_window_s = ce->enum_window_s,
-        .storm_refusals = ce->storm_refusals,
-        .storm_window_s = ce->storm_window_s,
-        .cert_expiry_days = ce->cert_expiry_days,
-        .cert_expiry_off = ce->cert_expiry_days == 0,
-        .alert_command = ce->alert_command,
-        .alert_min_severity = (gw_event_severity)ce->alert_min_severity,
-        .alert_max_per_minute = ce->alert_max_per_minute,
-    };
-    eo.journal.path = ce->path;
-    a.events = gw_events_open(&eo, &err);
-    if (a.events == NULL) {
+    gw_events *events = gw_events_open(&eo, &err);
+    if (events == NULL) {
         fprintf(stderr, "%s: journal.events.path: %s\n", conf_path, err);
         gw_access_state_clear(&st);
         goto out;
     }
+    a.events = events;
     a.srv = gw_server_new(conf, a.journal, &err);
     if (a.srv == NULL) {
         fprintf(stderr, "%s: %s\n", conf_path, err);
@@ -678,6 +752,7 @@ int main(int argc, char **argv)
             gw_server_join(a.srv);
             goto out;
         }
+        gw_admin_set_journal(admin, holds, a.anchors);
         fprintf(stderr, "opale-gateway: admin on %s:%u\n", conf->admin.address, conf->admin.port);
     }
     if (dpc.api && dpc.sync_interval_s > 0) {
@@ -724,6 +799,10 @@ int main(int argc, char **argv)
                 conf->listeners[i].access_off
                     ? " WARNING: access \"off\", no access control (bench only)"
                     : "");
+    struct timeval one_s = {.tv_sec = 1, .tv_usec = 0};
+    ev_integrity = event_new(a.base, -1, EV_PERSIST, on_integrity_tick, &a);
+    if (ev_integrity == NULL || event_add(ev_integrity, &one_s) < 0)
+        goto out;
     fprintf(stderr, "opale-gateway: ready (%u workers)\n", conf->workers);
     if (gw_sdnotify_enabled(&a.notify)) {
         /* every listener is bound (gw_server_start) and the policies are
@@ -774,6 +853,16 @@ out:
         }
     }
     gw_events_close(a.events);
+    if (a.anchors != NULL) {
+        /* the closes wrote their last checkpoints: send them if it is quick */
+        uint64_t unsent = gw_anchors_stop(a.anchors, 2000);
+        if (unsent > 0)
+            fprintf(stderr, "opale-gateway: journal: %" PRIu64 " anchors not sent at stop\n",
+                    unsent);
+    }
+    gw_holds_free(holds);
+    if (ev_integrity)
+        event_free(ev_integrity);
     if (ev_term)
         event_free(ev_term);
     if (ev_int)

@@ -1,6 +1,7 @@
 #include "admin/admin.h"
 
 #include <errno.h>
+#include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ struct gw_admin {
     gw_admin_auth auth;           /* failed authentications by source (admin/auth.h) */
     unsigned long auth_failures;  /* metrics: 401 answered */
     unsigned long auth_throttled; /* metrics: 429 answered to a blocked source */
+    gw_holds *holds;              /* legal holds (gw_admin_set_journal), the caller's */
+    gw_anchors *anchors;          /* anchoring off the host, NULL when not configured */
 };
 
 static const char *status_phrase(int code)
@@ -66,6 +69,44 @@ static void metric(struct evbuffer *b, const char *name, const char *help, const
 }
 
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+/* Tail checks, legal holds and anchoring (docs/journal.md). */
+static void journal_integrity_metrics(gw_admin *a, struct evbuffer *b, const gw_journal_stats *js)
+{
+    metric(b, "opale_journal_broken",
+           "1 once a tail check found the journal broken (no more exchanges are served).", "gauge");
+    evbuffer_add_printf(b, "opale_journal_broken %llu\n", (unsigned long long)js->broken);
+    metric(b, "opale_journal_tail_checks_total", "Periodic tail checks of the journal.", "counter");
+    evbuffer_add_printf(b, "opale_journal_tail_checks_total %llu\n",
+                        (unsigned long long)js->tail_checks);
+    metric(b, "opale_journal_holds", "Legal holds in force (retention suspended while > 0).",
+           "gauge");
+    evbuffer_add_printf(b, "opale_journal_holds %zu\n", gw_holds_count(a->holds));
+    metric(b, "opale_journal_retention_held_total",
+           "Retention passes that deleted nothing because of a legal hold.", "counter");
+    evbuffer_add_printf(b, "opale_journal_retention_held_total %llu\n",
+                        (unsigned long long)js->retention_held);
+    if (a->anchors == NULL)
+        return;
+    gw_anchor_stats as;
+    gw_anchors_get_stats(a->anchors, &as);
+    metric(b, "opale_journal_anchors_sent_total", "Checkpoint anchors accepted off the host.",
+           "counter");
+    evbuffer_add_printf(b, "opale_journal_anchors_sent_total %llu\n", (unsigned long long)as.sent);
+    metric(b, "opale_journal_anchor_failures_total",
+           "Failed attempts to send an anchor (each retry counts).", "counter");
+    evbuffer_add_printf(b, "opale_journal_anchor_failures_total %llu\n",
+                        (unsigned long long)as.failed);
+    metric(b, "opale_journal_anchors_dropped_total",
+           "Anchors dropped from a full queue (a newer anchor covers them).", "counter");
+    evbuffer_add_printf(b, "opale_journal_anchors_dropped_total %llu\n",
+                        (unsigned long long)as.dropped);
+    metric(b, "opale_journal_anchors_pending", "Anchors waiting to be sent.", "gauge");
+    evbuffer_add_printf(b, "opale_journal_anchors_pending %llu\n", (unsigned long long)as.pending);
+    metric(b, "opale_journal_anchor_failing", "1 while the last attempt to send an anchor failed.",
+           "gauge");
+    evbuffer_add_printf(b, "opale_journal_anchor_failing %d\n", as.failing);
+}
 
 /* Security events (journal/events.h). */
 /* The /readyz verdict. Rejected policy files do not make the instance
@@ -329,6 +370,7 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     metric(b, "opale_journal_lost_pending",
            "Records lost on a write error whose gap record is not yet written.", "gauge");
     evbuffer_add_printf(b, "opale_journal_lost_pending %llu\n", (unsigned long long)js.gap_pending);
+    journal_integrity_metrics(a, b, &js);
     security_metrics(a, b);
 }
 
@@ -607,11 +649,12 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
         qstate = "degraded";
     evbuffer_add_printf(
         b,
-        "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,"
-        "\"quota_store\":\"%s\"%s%s%s,\"policies\":%s}\n",
+        "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,\"journal_integrity\":\"%s\","
+        "\"journal_holds\":%zu,\"quota_store\":\"%s\"%s%s%s,\"policies\":%s}\n",
         ready ? "true" : "false", gw_server_ready(a->srv) ? "\"up\"" : "\"draining\"",
-        (unsigned long long)js.queued, qstate, qwarn ? ",\"quota_store_warning\":\"" : "",
-        qwarn ? qwarn : "", qwarn ? "\"" : "", pols != NULL ? pols : "null");
+        (unsigned long long)js.queued, js.broken ? "broken" : "ok", gw_holds_count(a->holds),
+        qstate, qwarn ? ",\"quota_store_warning\":\"" : "", qwarn ? qwarn : "", qwarn ? "\"" : "",
+        pols != NULL ? pols : "null");
     free(pols);
     reply(req, ready ? 200 : 503, "application/json", b);
     evbuffer_free(b);
@@ -657,13 +700,142 @@ static void on_resume(gw_admin *a, struct evhttp_request *req, const char *id)
     do_suspend(a, req, path, id, 0);
 }
 
+/* ---- legal holds (docs/journal.md, "Legal hold") ---- */
+
+/* Apply the hold state to both streams: retention stops while any hold is
+ * set, and runs again at once when the last one is lifted. */
+static void apply_holds(gw_admin *a)
+{
+    int held = gw_holds_count(a->holds) > 0;
+    gw_journal_set_hold(a->journal, held);
+    gw_journal_set_hold(gw_events_journal(gw_server_events(a->srv)), held);
+}
+
+static void hold_event(gw_admin *a, struct evhttp_request *req, gw_event_type type,
+                       const char *consumer, const char *reason, size_t holds)
+{
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn != NULL)
+        evhttp_connection_get_peer(conn, &addr, &port);
+    json_t *f = json_pack("{s:s,s:s?,s:o,s:s?,s:I}", "by", "admin API", "client_ip", addr,
+                          "consumer", consumer ? json_string(consumer) : json_null(), "reason",
+                          reason, "holds", (json_int_t)holds);
+    gw_events_integrity(gw_server_events(a->srv), type, f);
+}
+
+/* A printable string of 1..<max> bytes without control characters. */
+static int hold_text(const char *s, size_t max)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+static void on_hold_get(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    json_reply(req, 200,
+               json_pack("{s:o,s:b}", "holds", gw_holds_json(a->holds), "retention_suspended",
+                         gw_holds_count(a->holds) > 0));
+}
+
+static void on_hold_post(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    json_t *body =
+        n > 0 ? json_loadb((const char *)evbuffer_pullup(in, -1), n, JSON_REJECT_DUPLICATES, NULL)
+              : NULL;
+    const char *reason = json_string_value(json_object_get(body, "reason"));
+    json_t *cj = json_object_get(body, "consumer");
+    const char *consumer = json_string_value(cj);
+    const char *k;
+    json_t *v;
+    int extra = 0;
+    json_object_foreach(body, k, v) extra |= strcmp(k, "reason") != 0 && strcmp(k, "consumer") != 0;
+    if (!json_is_object(body) || extra || !hold_text(reason, 512) ||
+        (cj != NULL && !json_is_null(cj) && !hold_text(consumer, 128))) {
+        json_decref(body);
+        error_reply(
+            req, 400,
+            "expected {\"reason\": text (1-512 bytes), \"consumer\": client_id (optional)}");
+        return;
+    }
+    char *err = NULL;
+    int rc = gw_holds_set(a->holds, consumer, reason, "admin API", &err);
+    if (rc < 0) {
+        fprintf(stderr, "opale-gateway: admin: legal hold: %s\n", err ? err : "out of memory");
+        free(err);
+        json_decref(body);
+        error_reply(req, 500, "the hold could not be saved");
+        return;
+    }
+    apply_holds(a);
+    size_t count = gw_holds_count(a->holds);
+    hold_event(a, req, GW_EV_ADMIN_HOLD, consumer, reason, count);
+    fprintf(stderr,
+            "opale-gateway: admin: legal hold set on %s (%zu in force): retention suspended\n",
+            consumer ? consumer : "all journal files", count);
+    json_reply(req, rc == 1 ? 201 : 200,
+               json_pack("{s:o,s:s,s:I,s:o}", "consumer",
+                         consumer ? json_string(consumer) : json_null(), "reason", reason, "holds",
+                         (json_int_t)count, "list", gw_holds_json(a->holds)));
+    json_decref(body);
+}
+
+static void on_hold_delete(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    struct evkeyvalq q;
+    const char *consumer = NULL;
+    TAILQ_INIT(&q);
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (query != NULL && evhttp_parse_query_str(query, &q) == 0)
+        consumer = evhttp_find_header(&q, "consumer");
+    if (consumer != NULL && !hold_text(consumer, 128)) {
+        evhttp_clear_headers(&q);
+        error_reply(req, 400, "consumer: a client_id (1-128 bytes)");
+        return;
+    }
+    char *err = NULL;
+    int rc = gw_holds_lift(a->holds, consumer, &err);
+    if (rc <= 0) {
+        if (rc < 0)
+            fprintf(stderr, "opale-gateway: admin: legal hold: %s\n", err ? err : "out of memory");
+        free(err);
+        evhttp_clear_headers(&q);
+        error_reply(req, rc < 0 ? 500 : 404,
+                    rc < 0 ? "the hold could not be saved" : "no such hold");
+        return;
+    }
+    apply_holds(a);
+    size_t count = gw_holds_count(a->holds);
+    hold_event(a, req, GW_EV_ADMIN_HOLD_LIFTED, consumer, NULL, count);
+    fprintf(stderr, "opale-gateway: admin: legal hold on %s lifted (%zu in force)%s\n",
+            consumer ? consumer : "all journal files", count,
+            count == 0 ? ": retention runs again" : "");
+    json_reply(req, 200,
+               json_pack("{s:b,s:o,s:I}", "lifted", 1, "consumer",
+                         consumer ? json_string(consumer) : json_null(), "holds",
+                         (json_int_t)count));
+    evhttp_clear_headers(&q);
+}
+
 /* The handlers, by endpoint (admin/routes.h holds the table). */
 typedef void (*admin_handler)(gw_admin *a, struct evhttp_request *req, const char *id);
 static const admin_handler admin_handlers[GW_ADMIN_EP__COUNT] = {
-    [GW_ADMIN_EP_HEALTHZ] = on_healthz, [GW_ADMIN_EP_READYZ] = on_readyz,
-    [GW_ADMIN_EP_METRICS] = on_metrics, [GW_ADMIN_EP_CONSUMERS] = on_consumers,
-    [GW_ADMIN_EP_RELOAD] = on_reload,   [GW_ADMIN_EP_SUSPEND] = on_suspend,
-    [GW_ADMIN_EP_RESUME] = on_resume,
+    [GW_ADMIN_EP_HEALTHZ] = on_healthz,    [GW_ADMIN_EP_READYZ] = on_readyz,
+    [GW_ADMIN_EP_METRICS] = on_metrics,    [GW_ADMIN_EP_CONSUMERS] = on_consumers,
+    [GW_ADMIN_EP_RELOAD] = on_reload,      [GW_ADMIN_EP_SUSPEND] = on_suspend,
+    [GW_ADMIN_EP_RESUME] = on_resume,      [GW_ADMIN_EP_HOLD_GET] = on_hold_get,
+    [GW_ADMIN_EP_HOLD_SET] = on_hold_post, [GW_ADMIN_EP_HOLD_LIFT] = on_hold_delete,
 };
 
 /* The methods evhttp knows, by name: every one reaches handle(), which
@@ -773,6 +945,12 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
     evhttp_set_allowed_methods(a->http, methods);
     evhttp_set_gencb(a->http, handle, a);
     return a;
+}
+
+void gw_admin_set_journal(gw_admin *a, gw_holds *holds, gw_anchors *anchors)
+{
+    a->holds = holds;
+    a->anchors = anchors;
 }
 
 void gw_admin_stop(gw_admin *a)

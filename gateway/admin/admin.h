@@ -12,6 +12,8 @@
 #include <event2/event.h>
 
 #include "core/server.h"
+#include "journal/anchor.h"
+#include "journal/hold.h"
 #include "journal/journal.h"
 
 typedef struct gw_admin gw_admin;
@@ -19,5 +21,10 @@ typedef struct gw_admin gw_admin;
 gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server *srv,
                          gw_journal *journal, char **err);
 void gw_admin_stop(gw_admin *a);
+
+/* The journal's legal holds (GET/POST/DELETE /admin/journal/hold, /readyz,
+ * /metrics) and anchoring (/metrics; NULL when not configured). Both stay
+ * the caller's and must outlive the admin listener. */
+void gw_admin_set_journal(gw_admin *a, gw_holds *holds, gw_anchors *anchors);
 
 #endif

@@ -26,6 +26,9 @@ static const admin_route admin_routes[] = {
      "/admin/consumers/{client_id}/suspend"},
     {GW_ADMIN_EP_RESUME, "/admin/consumers/", "/resume", "POST", 0,
      "/admin/consumers/{client_id}/resume"},
+    {GW_ADMIN_EP_HOLD_GET, "/admin/journal/hold", NULL, "GET", 0, "/admin/journal/hold"},
+    {GW_ADMIN_EP_HOLD_SET, "/admin/journal/hold", NULL, "POST", 0, "/admin/journal/hold"},
+    {GW_ADMIN_EP_HOLD_LIFT, "/admin/journal/hold", NULL, "DELETE", 0, "/admin/journal/hold"},
 };
 #define NROUTES (sizeof(admin_routes) / sizeof(admin_routes[0]))
 

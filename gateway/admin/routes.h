@@ -20,6 +20,9 @@ typedef enum {
     GW_ADMIN_EP_RELOAD,
     GW_ADMIN_EP_SUSPEND,
     GW_ADMIN_EP_RESUME,
+    GW_ADMIN_EP_HOLD_GET,  /* GET /admin/journal/hold */
+    GW_ADMIN_EP_HOLD_SET,  /* POST /admin/journal/hold */
+    GW_ADMIN_EP_HOLD_LIFT, /* DELETE /admin/journal/hold */
     GW_ADMIN_EP__COUNT
 } gw_admin_ep;
 
@@ -32,7 +35,7 @@ typedef struct gw_admin_dispatch {
     int open;                 /* an endpoint of this path needs no token */
     int ep;                   /* the endpoint for this path and method, -1 when none */
     char id[GW_ADMIN_ID_MAX]; /* the {id} segment of a templated endpoint, else "" */
-    char allow[64];           /* the path's methods, "GET" or "GET, POST" */
+    char allow[64];           /* the path's methods, "GET" or "GET, POST, DELETE" */
 } gw_admin_dispatch;
 
 /* Match <uri> (path and optional query) and <method> ("GET", "POST", ...)

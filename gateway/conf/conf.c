@@ -987,6 +987,33 @@ static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
     opt_uint(x, o, "timeouts", "drain_ms", 1, 3600000, &t->drain_ms);
 }
 
+/* The executable at <s> (relative to the config's directory) for the key
+ * at <p>: a malloc'd absolute path, or NULL after an error. */
+static char *executable(ctx *x, const char *p, const char *s)
+{
+    char cb[512];
+    char *abs = s[0] ? resolve(x->dir, s) : NULL;
+    const char *why = NULL;
+    struct stat st;
+    if (abs != NULL && stat(abs, &st) < 0)
+        why = strerror(errno);
+    else if (abs != NULL && !S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (abs != NULL && access(abs, X_OK) < 0)
+        why = strerror(errno);
+    if (s[0] == '\0')
+        gw_jsonv_err(&x->v, p, "must not be empty");
+    else if (abs == NULL)
+        gw_jsonv_err(&x->v, p, "out of memory");
+    else if (why != NULL)
+        gw_jsonv_err(&x->v, p, "cannot execute \"%s\": %s",
+                     gw_jsonv_clean(cb, sizeof(cb), abs, 400), why);
+    else
+        return abs;
+    free(abs);
+    return NULL;
+}
+
 /* ---- journal.events (gateway/journal/events.h) ---- */
 
 /* A journal file path <s> at <p>: absolute, not a directory, in a directory
@@ -1076,29 +1103,8 @@ static void parse_events(ctx *x, json_t *jo, gw_conf *c)
         a = gw_jsonv_obj(&x->v, o, "journal.events", "alert", 0);
         if (a != NULL) {
             gw_jsonv_keys(&x->v, a, "journal.events.alert", alert_keys);
-            if (gw_jsonv_str(&x->v, a, "journal.events.alert", "command", 1, &s) == GW_JSONV_SET) {
-                char *abs = s[0] ? resolve(x->dir, s) : NULL;
-                const char *why = NULL;
-                struct stat st;
-                if (abs != NULL && stat(abs, &st) < 0)
-                    why = strerror(errno);
-                else if (abs != NULL && !S_ISREG(st.st_mode))
-                    why = "not a regular file";
-                else if (abs != NULL && access(abs, X_OK) < 0)
-                    why = strerror(errno);
-                if (s[0] == '\0')
-                    gw_jsonv_err(&x->v, "journal.events.alert.command", "must not be empty");
-                else if (abs == NULL)
-                    gw_jsonv_err(&x->v, "journal.events.alert.command", "out of memory");
-                else if (why != NULL)
-                    gw_jsonv_err(&x->v, "journal.events.alert.command", "cannot execute \"%s\": %s",
-                                 gw_jsonv_clean(cb, sizeof(cb), abs, 400), why);
-                else {
-                    e->alert_command = abs;
-                    abs = NULL;
-                }
-                free(abs);
-            }
+            if (gw_jsonv_str(&x->v, a, "journal.events.alert", "command", 1, &s) == GW_JSONV_SET)
+                e->alert_command = executable(x, "journal.events.alert.command", s);
             if (gw_jsonv_str(&x->v, a, "journal.events.alert", "min_severity", 0, &s) ==
                 GW_JSONV_SET) {
                 int i = 0;
@@ -1127,19 +1133,72 @@ static void parse_events(ctx *x, json_t *jo, gw_conf *c)
                      gw_jsonv_clean(cb, sizeof(cb), e->path, 400));
 }
 
+/* journal.anchor (gateway/journal/anchor.h): exactly one destination. */
+static void parse_anchor(ctx *x, json_t *jo, gw_conf *c)
+{
+    static const char *const keys[] = {"redis", "http", "command", "timeout_ms", "retry_s", NULL};
+    static const char *const redis_keys[] = {"host", "port", "key", "password_file", NULL};
+    static const char *const http_keys[] = {"url", "ca_file", NULL};
+    gw_conf_anchor *an = &c->journal.anchor;
+    const char *s;
+    an->timeout_ms = 5000;
+    an->retry_s = 10;
+    json_t *o = gw_jsonv_obj(&x->v, jo, "journal", "anchor", 0);
+    if (o == NULL)
+        return;
+    gw_jsonv_keys(&x->v, o, "journal.anchor", keys);
+    int n = (json_object_get(o, "redis") != NULL) + (json_object_get(o, "http") != NULL) +
+            (json_object_get(o, "command") != NULL);
+    if (n != 1)
+        gw_jsonv_err(&x->v, "journal.anchor",
+                     "needs exactly one of \"redis\", \"http\" or \"command\"");
+    opt_uint(x, o, "journal.anchor", "timeout_ms", 100, 60000, &an->timeout_ms);
+    opt_uint(x, o, "journal.anchor", "retry_s", 1, 3600, &an->retry_s);
+    json_t *r = gw_jsonv_obj(&x->v, o, "journal.anchor", "redis", 0);
+    if (r != NULL) {
+        unsigned port = 6379;
+        gw_jsonv_keys(&x->v, r, "journal.anchor.redis", redis_keys);
+        an->kind = 1;
+        if (gw_jsonv_str(&x->v, r, "journal.anchor.redis", "host", 1, &s) == GW_JSONV_SET)
+            an->redis_host = strdup(s);
+        opt_uint(x, r, "journal.anchor.redis", "port", 1, 65535, &port);
+        an->redis_port = (uint16_t)port;
+        an->redis_key = strdup("opale:journal:anchors");
+        if (gw_jsonv_str(&x->v, r, "journal.anchor.redis", "key", 0, &s) == GW_JSONV_SET) {
+            free(an->redis_key);
+            an->redis_key = s[0] ? strdup(s) : NULL;
+            if (!s[0])
+                gw_jsonv_err(&x->v, "journal.anchor.redis.key", "must not be empty");
+        }
+        if (gw_jsonv_str(&x->v, r, "journal.anchor.redis", "password_file", 0, &s) == GW_JSONV_SET)
+            an->redis_password_file = resolve(x->dir, s);
+    }
+    json_t *h = gw_jsonv_obj(&x->v, o, "journal.anchor", "http", 0);
+    if (h != NULL) {
+        gw_jsonv_keys(&x->v, h, "journal.anchor.http", http_keys);
+        an->kind = 2;
+        if (gw_jsonv_str(&x->v, h, "journal.anchor.http", "url", 1, &s) == GW_JSONV_SET) {
+            if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+                gw_jsonv_err(&x->v, "journal.anchor.http.url",
+                             "must start with http:// or https://");
+            else
+                an->url = strdup(s);
+        }
+        if (gw_jsonv_str(&x->v, h, "journal.anchor.http", "ca_file", 0, &s) == GW_JSONV_SET)
+            an->ca_file = resolve(x->dir, s);
+    }
+    if (gw_jsonv_str(&x->v, o, "journal.anchor", "command", 0, &s) == GW_JSONV_SET) {
+        an->kind = 3;
+        an->command = executable(x, "journal.anchor.command", s);
+    }
+}
+
 static void parse_journal(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {"path",
-                                       "queue_size",
-                                       "sync_ms",
-                                       "rotate_bytes",
-                                       "rotate_daily",
-                                       "retention_days",
-                                       "checkpoint_s",
-                                       "on_failure",
-                                       "events",
-                                       "batch_ms",
-                                       NULL};
+    static const char *const keys[] = {
+        "path",           "queue_size",   "sync_ms",    "rotate_bytes", "rotate_daily",
+        "retention_days", "checkpoint_s", "on_failure", "events",       "batch_ms",
+        "tail_check_s",   "anchor",       NULL};
     char cb[512];
     const char *s;
 
@@ -1149,6 +1208,7 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
     c->journal.checkpoint_s = 60;
     c->journal.rotate_daily = 1;
     c->journal.retention_days = 365;
+    c->journal.tail_check_s = 300;
     json_t *o = gw_jsonv_obj(&x->v, root, "$", "journal", 1);
     if (o == NULL)
         return;
@@ -1187,6 +1247,7 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
     gw_jsonv_bool(&x->v, o, "journal", "rotate_daily", GW_JSONV_OPTIONAL, &c->journal.rotate_daily);
     opt_uint(x, o, "journal", "retention_days", 0, 3650, &c->journal.retention_days);
     opt_uint(x, o, "journal", "checkpoint_s", 0, 86400, &c->journal.checkpoint_s);
+    opt_uint(x, o, "journal", "tail_check_s", 0, 86400, &c->journal.tail_check_s);
     if (gw_jsonv_str(&x->v, o, "journal", "on_failure", 0, &s) == GW_JSONV_SET) {
         if (strcmp(s, "deny") == 0)
             c->journal.on_failure_continue = 0;
@@ -1196,6 +1257,7 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
             gw_jsonv_err(&x->v, "journal.on_failure", "must be \"deny\" or \"continue\"");
     }
     parse_events(x, o, c);
+    parse_anchor(x, o, c);
 }
 
 /* 0 when the file at <abs> holds something other than white space in its
@@ -1475,6 +1537,12 @@ void gw_conf_free(gw_conf *c)
     free(c->journal.path);
     free(c->journal.events.path);
     free(c->journal.events.alert_command);
+    free(c->journal.anchor.redis_host);
+    free(c->journal.anchor.redis_key);
+    free(c->journal.anchor.redis_password_file);
+    free(c->journal.anchor.url);
+    free(c->journal.anchor.ca_file);
+    free(c->journal.anchor.command);
     free(c->admin.address);
     free(c->admin.token_file);
     free(c->policies_dir);

@@ -101,6 +101,20 @@ typedef struct gw_conf_events {
     unsigned alert_max_per_minute; /* alert.max_per_minute, default 10 */
 } gw_conf_events;
 
+/* "journal.anchor" (gateway/journal/anchor.h). */
+typedef struct gw_conf_anchor {
+    int kind;                  /* 0 none, 1 redis, 2 http, 3 command (gw_anchor_kind) */
+    char *redis_host;          /* redis.host */
+    uint16_t redis_port;       /* redis.port, default 6379 */
+    char *redis_key;           /* redis.key, default "opale:journal:anchors" */
+    char *redis_password_file; /* redis.password_file, absolute; NULL: no AUTH */
+    char *url;                 /* http.url */
+    char *ca_file;             /* http.ca_file, absolute; NULL: the system's CAs */
+    char *command;             /* command, absolute, executable */
+    unsigned timeout_ms;       /* one attempt, default 5000 */
+    unsigned retry_s;          /* first retry delay, default 10 */
+} gw_conf_anchor;
+
 typedef struct gw_conf_journal {
     char *path;              /* absolute path of the JSON Lines journal */
     size_t queue_size;       /* records queued before submit fails, default 65536 */
@@ -111,6 +125,8 @@ typedef struct gw_conf_journal {
     int on_failure_continue; /* 0 "deny" (default): no exchange without a record */
     unsigned sync_ms;        /* fdatasync period of the writer, default 1000 */
     unsigned batch_ms;       /* writer batching linger, default 2, 0: none */
+    unsigned tail_check_s;   /* periodic tail check, default 300, 0: none */
+    gw_conf_anchor anchor;   /* "anchor": checkpoint hashes sent off the host */
     gw_conf_events events;   /* "events": the security-events stream */
 } gw_conf_journal;
 

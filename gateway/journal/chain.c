@@ -9,11 +9,13 @@
 #define _GNU_SOURCE /* GNU strerror_r, memrchr */
 #endif
 #include "journal/journal_int.h"
+#include "journal/tail.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -253,4 +255,35 @@ int gw_jn_find_head(gw_journal *j, char **err)
     }
     gw_journal_free_files(files, n);
     return 0;
+}
+
+void gw_jn_check_tail(gw_journal *j)
+{
+    struct stat a, b;
+    if (!j->regular || j->seq == 0 || fstat(j->fd, &a) != 0 || stat(j->path, &b) != 0 ||
+        a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return; /* a pipe, nothing written yet, or moved away (a reopen is coming) */
+    gw_journal_tail *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return;
+    /* no keys: this writer signed the checkpoints it compares; the head it
+     * holds is the stronger check */
+    int rc = gw_journal_check_tail(j->path, NULL, j->seq, j->head, t);
+    pthread_mutex_lock(&j->mu);
+    j->st_tail_checks++;
+    if (rc == 1 && !j->broken) {
+        j->broken = 1;
+        j->tail = t;
+        t = NULL;
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (t == NULL)
+        fprintf(stderr,
+                "opale-gateway: journal %s: tail check: BROKEN at seq %" PRIu64 " (%s): %s; "
+                "expected %s, found %s; no more exchanges are served (docs/journal.md, \"Tail "
+                "check\")\n",
+                j->path, j->tail->seq, j->tail->file, j->tail->what,
+                j->tail->expected[0] ? j->tail->expected : "-",
+                j->tail->actual[0] ? j->tail->actual : "-");
+    free(t);
 }

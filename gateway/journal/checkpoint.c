@@ -46,5 +46,7 @@ void gw_jn_write_checkpoint(gw_journal *j)
          * truncation before this checkpoint detectable (--expect-head). */
         fprintf(stderr, "opale-gateway: journal %s: checkpoint seq=%" PRIu64 " hash=%s\n", j->path,
                 j->seq, j->head);
+        if (j->on_cp != NULL)
+            j->on_cp(j->on_cp_arg, j->path, j->seq, j->head, ts);
     }
 }

@@ -81,6 +81,11 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_DATAPASS_WEBHOOK] = "datapass.webhook",
     [GW_EV_DATAPASS_SYNC] = "datapass.sync",
     [GW_EV_HABILITATION_EXPIRING] = "habilitation.expiring",
+    [GW_EV_JOURNAL_BROKEN] = "journal.broken",
+    [GW_EV_JOURNAL_BREAK_ACK] = "journal.break_ack",
+    [GW_EV_JOURNAL_ANCHOR] = "journal.anchor_failed",
+    [GW_EV_ADMIN_HOLD] = "admin.journal_hold",
+    [GW_EV_ADMIN_HOLD_LIFTED] = "admin.journal_hold_lifted",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -942,6 +947,21 @@ void gw_events_policy_rejected(gw_events *ev, const char *by, const char *file, 
         put(o, "kept_previous", json_boolean(kept), &fail);
     }
     emit(ev, GW_EV_POLICY_REJECTED, GW_SEV_HIGH, o, fail);
+}
+
+void gw_events_integrity(gw_events *ev, gw_event_type type, json_t *fields)
+{
+    gw_event_severity sev = type == GW_EV_JOURNAL_BROKEN ? GW_SEV_CRITICAL : GW_SEV_HIGH;
+    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_ADMIN_HOLD_LIFTED) {
+        json_decref(fields);
+        return;
+    }
+    int fail = 0;
+    json_t *o = new_event(type, sev, &fail);
+    if (o != NULL && fields != NULL && json_object_update(o, fields) != 0)
+        fail = 1;
+    json_decref(fields);
+    emit(ev, type, sev, o, fail);
 }
 
 /* ------------------------------------------------------------------------ */

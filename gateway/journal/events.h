@@ -50,6 +50,11 @@ typedef enum gw_event_type {
     GW_EV_DATAPASS_WEBHOOK,      /* "datapass.webhook" */
     GW_EV_DATAPASS_SYNC,         /* "datapass.sync" */
     GW_EV_HABILITATION_EXPIRING, /* "habilitation.expiring" */
+    GW_EV_JOURNAL_BROKEN,        /* "journal.broken" (gw_events_integrity) */
+    GW_EV_JOURNAL_BREAK_ACK,     /* "journal.break_ack" */
+    GW_EV_JOURNAL_ANCHOR,        /* "journal.anchor_failed" */
+    GW_EV_ADMIN_HOLD,            /* "admin.journal_hold" */
+    GW_EV_ADMIN_HOLD_LIFTED,     /* "admin.journal_hold_lifted" */
     GW_EV__COUNT
 } gw_event_type;
 
@@ -203,6 +208,14 @@ typedef struct gw_event_datapass {
 } gw_event_datapass;
 
 void gw_events_datapass(gw_events *ev, gw_event_type type, const gw_event_datapass *d);
+
+/* The journal's integrity (docs/journal.md, "Tail check", "Anchoring",
+ * "Legal hold"): <type> one of GW_EV_JOURNAL_BROKEN (critical),
+ * GW_EV_JOURNAL_BREAK_ACK, GW_EV_JOURNAL_ANCHOR, GW_EV_ADMIN_HOLD,
+ * GW_EV_ADMIN_HOLD_LIFTED (high). The members of <fields> (a JSON object,
+ * taken in every case; NULL: none) are added to the event. Written at once. */
+struct json_t;
+void gw_events_integrity(gw_events *ev, gw_event_type type, struct json_t *fields);
 
 typedef struct gw_events_stats {
     uint64_t by_type[GW_EV__COUNT]; /* events raised, by type */

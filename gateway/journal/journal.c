@@ -16,6 +16,7 @@
 #define _GNU_SOURCE /* GNU strerror_r, vasprintf, pthread_setname_np */
 #endif
 #include "journal/journal_int.h"
+#include "journal/tail.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -64,9 +65,12 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
                       SIZE_MAX / sizeof(struct jline));
         goto fail;
     }
-    if (o->raw && (o->rotate_bytes || o->rotate_daily || o->retention_days || o->checkpoint_s)) {
-        gw_jn_set_err(err, "journal %s: rotation, retention and checkpoints need a chained journal",
-                      path);
+    if (o->raw && (o->rotate_bytes || o->rotate_daily || o->retention_days || o->checkpoint_s ||
+                   o->tail_check_s)) {
+        gw_jn_set_err(
+            err,
+            "journal %s: rotation, retention, checkpoints and tail checks need a chained journal",
+            path);
         goto fail;
     }
     if (o->checkpoint_s > 0 && (o->signer == NULL || !o->signer->can_sign ||
@@ -91,6 +95,10 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
     j->rotate_daily = o->rotate_daily != 0;
     j->retention_days = o->retention_days;
     j->checkpoint_s = o->checkpoint_s;
+    j->tail_check_s = o->tail_check_s;
+    j->on_cp = o->on_checkpoint;
+    j->on_cp_arg = o->on_checkpoint_arg;
+    j->hold = o->hold != 0;
     j->write_ok = 1;
     j->sync_ok = 1;
     j->path = strdup(path);
@@ -309,8 +317,8 @@ int gw_journal_reserve(gw_journal *j)
     int rc = -1;
     pthread_mutex_lock(&j->mu);
     size_t used = j->qlen + j->inflight + j->rsv_pending;
-    if (!j->closing && j->write_ok && j->sync_ok && !(io != 0 && now - io >= STALL_MS) &&
-        used + 1 <= j->cap - j->cap / 10 &&
+    if (!j->closing && !j->broken && j->write_ok && j->sync_ok &&
+        !(io != 0 && now - io >= STALL_MS) && used + 1 <= j->cap - j->cap / 10 &&
         avail >= (uint64_t)(j->rsv_held + 1) * GW_JOURNAL_LINE_MAX + OWN_RESERVE_BYTES) {
         j->rsv_pending++;
         j->rsv_held++;
@@ -374,6 +382,10 @@ void gw_journal_get_stats(gw_journal *j, gw_journal_stats *st)
     st->reserve_refused = j->rsv_refused;
     st->summarised = j->st_summarised;
     st->gap_pending = j->lost_pending;
+    st->tail_checks = j->st_tail_checks;
+    st->broken = (uint64_t)j->broken;
+    st->retention_held = j->st_ret_held;
+    st->hold = (uint64_t)j->hold;
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -387,7 +399,7 @@ int gw_journal_healthy(gw_journal *j)
     uint64_t avail = cached_avail(j, now);
     uint64_t io = __atomic_load_n(&j->io_started_ms, __ATOMIC_RELAXED);
     pthread_mutex_lock(&j->mu);
-    ok = j->write_ok && j->sync_ok && !(io != 0 && now - io >= STALL_MS) &&
+    ok = !j->broken && j->write_ok && j->sync_ok && !(io != 0 && now - io >= STALL_MS) &&
          avail >= (uint64_t)(j->rsv_held + 1) * GW_JOURNAL_LINE_MAX + OWN_RESERVE_BYTES;
     pthread_mutex_unlock(&j->mu);
     return ok;
@@ -468,6 +480,7 @@ uint64_t gw_journal_close_within(gw_journal *j, unsigned ms, int *timed_out)
     EVP_PKEY_free(j->signer.pkey);
     free(j->sfx);
     free(j->restart_from);
+    free(j->tail);
     free(j->state_path);
     free(j->q);
     free(j->wq);
@@ -480,4 +493,28 @@ uint64_t gw_journal_close_within(gw_journal *j, unsigned ms, int *timed_out)
 void gw_journal_close(gw_journal *j)
 {
     gw_journal_close_within(j, 0, NULL);
+}
+
+int gw_journal_broken(gw_journal *j, struct gw_journal_tail *out)
+{
+    if (j == NULL)
+        return 0;
+    pthread_mutex_lock(&j->mu);
+    int b = j->broken;
+    if (b && out != NULL)
+        *out = *j->tail;
+    pthread_mutex_unlock(&j->mu);
+    return b;
+}
+
+void gw_journal_set_hold(gw_journal *j, int hold)
+{
+    if (j == NULL)
+        return;
+    pthread_mutex_lock(&j->mu);
+    if (j->hold && !hold)
+        j->hold_lifted = 1; /* retention runs at the writer's next pass */
+    j->hold = hold != 0;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
 }

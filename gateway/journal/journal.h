@@ -41,6 +41,10 @@ typedef struct gw_journal_stats {
     uint64_t reserve_refused; /* gw_journal_reserve() refusals */
     uint64_t summarised;      /* refusals counted in summary records instead of written */
     uint64_t gap_pending;     /* records lost on write errors, gap record not yet written */
+    uint64_t tail_checks;     /* periodic tail checks run (tail_check_s) */
+    uint64_t broken;          /* 1 once a tail check found the file broken */
+    uint64_t retention_held;  /* retention passes that deleted nothing: a legal hold */
+    uint64_t hold;            /* 1 while retention is suspended (gw_journal_set_hold) */
 } gw_journal_stats;
 
 /* Open (append, create 0640) <path> and start the writer thread. Returns NULL
@@ -78,6 +82,22 @@ typedef struct gw_journal_opts {
     /* The checkpoint signing key (a private key). The journal keeps its own
      * reference to the key: the caller may free <signer> after open. */
     const struct gw_jwk *signer;
+    /* Every this many seconds, the writer reads the end of its file back and
+     * checks it against the head it holds (tail.h): the records must chain
+     * and the last one must be its head. 0: never. A break makes the journal
+     * broken for good (gw_journal_broken): gw_journal_healthy() 0, every
+     * reservation refused, until a restart (whose start check then refuses
+     * to serve until the break is acknowledged). */
+    unsigned tail_check_s;
+    /* Called on the writer thread after each checkpoint record is written,
+     * with the journal's path and the checkpoint record's own seq, hash and
+     * ts (what --verify-journal --expect-head takes). Must not block
+     * (anchor.h only queues). NULL: none. */
+    void (*on_checkpoint)(void *arg, const char *path, uint64_t seq, const char *hash,
+                          const char *ts);
+    void *on_checkpoint_arg;
+    /* Retention starts suspended (a legal hold kept from an earlier run). */
+    int hold;
 } gw_journal_opts;
 
 /* Open <o->path> as gw_journal_open() does and start the writer. A chained
@@ -212,6 +232,17 @@ char *gw_journal_format(const gw_journal_rec *r, size_t *len);
  * fdatasync(), until a later call of the same kind succeeds. Meant for
  * /readyz, metrics and the coming fail-closed mode. Thread-safe. */
 int gw_journal_healthy(gw_journal *j);
+
+struct gw_journal_tail; /* journal/tail.h */
+
+/* 1 once a periodic tail check found the file broken (then <*out>, when not
+ * NULL, says where), 0 otherwise. Thread-safe. */
+int gw_journal_broken(gw_journal *j, struct gw_journal_tail *out);
+
+/* Legal hold: <hold> != 0 suspends retention (no rotated file is deleted,
+ * each pass that would have deleted one is counted in stats.retention_held);
+ * 0 lifts it and runs a retention pass at once. Thread-safe. */
+void gw_journal_set_hold(gw_journal *j, int hold);
 
 /* FOR UNIT TESTS ONLY. <pause> != 0 stops the writer from taking queued
  * lines (and from acting on a pending reopen) until it is called again with

@@ -175,6 +175,18 @@ struct gw_journal {
     uint64_t prev_state_seq; /* found at open */
     uint64_t prev_state_held;
     int prev_unclean;
+
+    /* Integrity (tail.h) and legal hold. */
+    unsigned tail_check_s; /* set at open */
+    uint64_t next_tail_ms; /* writer thread only */
+    void (*on_cp)(void *, const char *, uint64_t, const char *, const char *);
+    void *on_cp_arg;
+    int broken;                   /* under <mu>: a tail check failed */
+    struct gw_journal_tail *tail; /* under <mu>: where (once broken) */
+    uint64_t st_tail_checks;      /* under <mu> */
+    int hold;                     /* under <mu>: retention suspended */
+    int hold_lifted;              /* under <mu>: run retention at the next pass */
+    uint64_t st_ret_held;         /* under <mu> */
 };
 
 /* The last chained record of a file (chain.c). */
@@ -276,6 +288,12 @@ int gw_jn_open_state(gw_journal *j, char **err);
 void gw_jn_write_state(gw_journal *j);
 /* The "gap" record of an unclean stop (first record after open). */
 void gw_jn_write_restart_gap(gw_journal *j);
+
+/* ---- tail.c ---- */
+
+/* The periodic tail check (tail_check_s): read the file back, compare with
+ * the head; a break sets <broken> and is reported on stderr. */
+void gw_jn_check_tail(gw_journal *j);
 
 /* ---- checkpoint.c ---- */
 

@@ -240,6 +240,12 @@ void gw_jn_run_retention(gw_journal *j)
     char ebuf[128];
     struct stat cur;
 
+    pthread_mutex_lock(&j->mu);
+    int hold = j->hold;
+    j->st_ret_held += hold != 0;
+    pthread_mutex_unlock(&j->mu);
+    if (hold)
+        return; /* a legal hold: nothing is deleted until it is lifted */
     if (!j->regular || gw_journal_list_files(j->path, &files, &n, NULL) != 0)
         return;
     time_t now = gw_jn_wall(j, NULL);

@@ -616,6 +616,51 @@ static void classify(struct vctx *v, const struct rec *last, const struct rec *r
 
 static const gw_alg all_algs[] = {GW_ALG_ES256, GW_ALG_RS256, GW_ALG_PS256, GW_ALG_EDDSA};
 
+gw_jv_kind gw_journal_check_checkpoint(const json_t *o, const gw_journal_link *l,
+                                       const gw_keyset *keys, char *why, size_t whylen)
+{
+    const char *hh = jstr(o, "head_hash"), *kid = jstr(o, "kid"), *sig = jstr(o, "sig"),
+               *ts = jstr(o, "ts");
+    uint64_t hs;
+    if (hh == NULL || kid == NULL || sig == NULL || ts == NULL || !jseq(o, "head_seq", &hs)) {
+        snprintf(why, whylen,
+                 "checkpoint seq %" PRIu64 ": head_seq, head_hash, kid, sig or ts missing", l->seq);
+        return GW_JV_MALFORMED;
+    }
+    if (hs != l->seq - 1 || strcmp(hh, l->prev) != 0) {
+        snprintf(why, whylen, "checkpoint seq %" PRIu64 ": its head is not the record before it",
+                 l->seq);
+        return GW_JV_CHECKPOINT;
+    }
+    if (keys == NULL)
+        return GW_JV_OK;
+    const gw_keyset *sets[1] = {keys};
+    /* checkpoints written before the signer normalised ES256 to low-S stay
+     * verifiable (retention: years); malleability does not matter here, the
+     * chain carries the integrity */
+    gw_jws_rules rules = {.algs = all_algs, .nalgs = 4, .allow_high_s = 1};
+    gw_jws jws;
+    const char *bad = gw_jws_verify(sig, strlen(sig), sets, 1, &rules, &jws);
+    if (bad != NULL) {
+        snprintf(why, whylen, "checkpoint seq %" PRIu64 ": signature does not verify (%s, kid %s)",
+                 l->seq, bad, kid);
+        return GW_JV_CHECKPOINT;
+    }
+    const char *pk = jstr(jws.header, "kid"), *pp = jstr(jws.payload, "purpose"),
+               *ph = jstr(jws.payload, "head_hash"), *pt = jstr(jws.payload, "ts");
+    uint64_t ps;
+    int same = pk != NULL && strcmp(pk, kid) == 0 && pp != NULL &&
+               strcmp(pp, "journal.checkpoint") == 0 && ph != NULL && strcmp(ph, hh) == 0 &&
+               pt != NULL && strcmp(pt, ts) == 0 && jseq(jws.payload, "head_seq", &ps) && ps == hs;
+    gw_jws_clear(&jws);
+    if (!same) {
+        snprintf(why, whylen, "checkpoint seq %" PRIu64 ": the signed head is not the record's",
+                 l->seq);
+        return GW_JV_CHECKPOINT;
+    }
+    return GW_JV_OK;
+}
+
 /* Checks of a record that continues the chain: JSON, and the special
  * records. Returns 0 or reports a problem and returns -1. */
 static int check_record(struct vctx *v, const struct rec *r, int *is_cp)
@@ -640,52 +685,16 @@ static int check_record(struct vctx *v, const struct rec *r, int *is_cp)
     }
     t = jstr(o, "type");
     if (t != NULL && strcmp(t, "checkpoint") == 0) {
-        const char *hh = jstr(o, "head_hash"), *kid = jstr(o, "kid"), *sig = jstr(o, "sig"),
-                   *ts = jstr(o, "ts");
-        uint64_t hs;
+        char why[200];
+        gw_jv_kind k = gw_journal_check_checkpoint(o, &r->l, v->o->keys, why, sizeof(why));
         *is_cp = 1;
-        if (hh == NULL || kid == NULL || sig == NULL || ts == NULL || !jseq(o, "head_seq", &hs)) {
-            problem(v, GW_JV_MALFORMED, r->f, r->line,
-                    "checkpoint seq %" PRIu64 ": head_seq, head_hash, kid, sig or ts missing",
-                    r->l.seq);
-            goto out;
-        }
-        if (hs != r->l.seq - 1 || strcmp(hh, r->l.prev) != 0) {
-            problem(v, GW_JV_CHECKPOINT, r->f, r->line,
-                    "checkpoint seq %" PRIu64 ": its head is not the record before it", r->l.seq);
+        if (k != GW_JV_OK) {
+            problem(v, k, r->f, r->line, "%s", why);
             goto out;
         }
         v->res->checkpoints++;
-        if (v->o->keys != NULL) {
-            const gw_keyset *sets[1] = {v->o->keys};
-            /* checkpoints written before the signer normalised ES256 to
-             * low-S stay verifiable (retention: years); malleability does
-             * not matter here, the chain carries the integrity */
-            gw_jws_rules rules = {.algs = all_algs, .nalgs = 4, .allow_high_s = 1};
-            gw_jws jws;
-            const char *why = gw_jws_verify(sig, strlen(sig), sets, 1, &rules, &jws);
-            if (why != NULL) {
-                problem(v, GW_JV_CHECKPOINT, r->f, r->line,
-                        "checkpoint seq %" PRIu64 ": signature does not verify (%s, kid %s)",
-                        r->l.seq, why, kid);
-                goto out;
-            }
-            const char *pk = jstr(jws.header, "kid"), *pp = jstr(jws.payload, "purpose"),
-                       *ph = jstr(jws.payload, "head_hash"), *pt = jstr(jws.payload, "ts");
-            uint64_t ps;
-            int same = pk != NULL && strcmp(pk, kid) == 0 && pp != NULL &&
-                       strcmp(pp, "journal.checkpoint") == 0 && ph != NULL && strcmp(ph, hh) == 0 &&
-                       pt != NULL && strcmp(pt, ts) == 0 && jseq(jws.payload, "head_seq", &ps) &&
-                       ps == hs;
-            gw_jws_clear(&jws);
-            if (!same) {
-                problem(v, GW_JV_CHECKPOINT, r->f, r->line,
-                        "checkpoint seq %" PRIu64 ": the signed head is not the record's",
-                        r->l.seq);
-                goto out;
-            }
+        if (v->o->keys != NULL)
             v->res->checkpoints_verified++;
-        }
     } else if (t != NULL && strcmp(t, "retention") == 0) {
         if (jstr(o, "deleted") == NULL) {
             problem(v, GW_JV_MALFORMED, r->f, r->line,

@@ -92,6 +92,15 @@ typedef enum gw_jv_kind {
  * "truncated", "checkpoint", "start", "malformed", "io". */
 const char *gw_jv_kind_name(gw_jv_kind k);
 
+/* A checkpoint record <o> (parsed) with chain members <l>: its head
+ * (head_seq, head_hash) must be the record before it, and, when <keys> is
+ * not NULL, its signature must verify with one of them and cover that head.
+ * GW_JV_OK, or GW_JV_MALFORMED / GW_JV_CHECKPOINT with a message in <why>.
+ * Shared by the verifier and the tail check (tail.h). */
+struct json_t;
+gw_jv_kind gw_journal_check_checkpoint(const struct json_t *o, const gw_journal_link *l,
+                                       const gw_keyset *keys, char *why, size_t whylen);
+
 typedef struct gw_journal_verify_opts {
     /* Keys that may have signed checkpoints (found by kid). NULL: signatures
      * are not checked and the report says so. */

@@ -376,6 +376,8 @@ static uint64_t next_deadline(const gw_journal *j)
         d = j->next_drop_report_ms;
     if (j->write_errors != j->reported_errors && j->next_error_report_ms < d)
         d = j->next_error_report_ms;
+    if (j->tail_check_s > 0 && j->seq > 0 && j->next_tail_ms < d)
+        d = j->next_tail_ms;
     if (j->has_signer && j->seq > 0 && !j->head_is_cp && j->next_cp_ms < d)
         d = j->next_cp_ms;
     if (j->retention_days > 0 && j->next_ret_ms < d)
@@ -563,14 +565,15 @@ void *gw_jn_writer_main(void *arg)
             gw_jn_run_retention(j);
         j->next_ret_ms = gw_jn_mono_ms() + RETENTION_PERIOD_MS;
         j->next_cp_ms = gw_jn_mono_ms() + (uint64_t)j->checkpoint_s * 1000u;
+        j->next_tail_ms = gw_jn_mono_ms() + (uint64_t)j->tail_check_s * 1000u;
     }
     for (;;) {
         size_t n = 0, split = 0;
         int reopen = 0, closing;
 
         pthread_mutex_lock(&j->mu);
-        while (!j->closing &&
-               (j->paused || (j->qlen == 0 && !j->reopen_pending && !j->state_dirty))) {
+        while (!j->closing && (j->paused || (j->qlen == 0 && !j->reopen_pending &&
+                                             !j->state_dirty && !j->hold_lifted))) {
             uint64_t d = next_deadline(j);
             if (d == UINT64_MAX) {
                 pthread_cond_wait(&j->cv, &j->mu);
@@ -623,7 +626,11 @@ void *gw_jn_writer_main(void *arg)
 
         if (j->chain) {
             uint64_t now = gw_jn_mono_ms();
-            if (j->retention_days > 0 && now >= j->next_ret_ms) {
+            pthread_mutex_lock(&j->mu);
+            int lifted = j->hold_lifted;
+            j->hold_lifted = 0;
+            pthread_mutex_unlock(&j->mu);
+            if (j->retention_days > 0 && (lifted || now >= j->next_ret_ms)) {
                 gw_jn_run_retention(j);
                 j->next_ret_ms = now + RETENTION_PERIOD_MS;
             }
@@ -632,6 +639,10 @@ void *gw_jn_writer_main(void *arg)
         }
         if (j->chain)
             write_gap_and_summary(j, skipped);
+        if (j->chain && j->tail_check_s > 0 && !closing && gw_jn_mono_ms() >= j->next_tail_ms) {
+            gw_jn_check_tail(j);
+            j->next_tail_ms = gw_jn_mono_ms() + (uint64_t)j->tail_check_s * 1000u;
+        }
         if (closing ||
             (j->dirty && (j->sync_ms == 0 || gw_jn_mono_ms() - j->last_sync_ms >= j->sync_ms)))
             gw_jn_sync_file(j);

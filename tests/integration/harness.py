@@ -1081,9 +1081,10 @@ class Stack:
 
     # -- admin listener (plain HTTP, loopback)
 
-    def admin_call(self, method, path, token=True):
+    def admin_call(self, method, path, token=True, body=None):
         """(status, parsed JSON or text) from the admin listener. <token>:
-        True = the one in pki/admin.token, a string = that, None = none."""
+        True = the one in pki/admin.token, a string = that, None = none.
+        <body>: a dict sent as JSON."""
         hdrs = {}
         if token is True:
             with open(os.path.join(self.pki, "admin.token")) as f:
@@ -1092,7 +1093,12 @@ class Stack:
             hdrs["Authorization"] = "Bearer " + token
         c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=DEFAULT_TIMEOUT)
         try:
-            c.request(method, path, body=b"" if method == "POST" else None, headers=hdrs)
+            if body is not None:
+                hdrs["Content-Type"] = "application/json"
+                payload = json.dumps(body).encode()
+            else:
+                payload = b"" if method == "POST" else None
+            c.request(method, path, body=payload, headers=hdrs)
             r = c.getresponse()
             data = r.read().decode("utf-8", errors="replace")
         finally:

@@ -59,6 +59,8 @@ class TestAdminStatuses(unittest.TestCase):
             ("GET", "/admin/consumers/nobody-sandbox/resume", "POST"),
             ("PATCH", "/admin/consumers/commune-exemple-sandbox/resume", "POST"),
             ("OPTIONS", "/admin/reload", "POST"),
+            ("PUT", "/admin/journal/hold", "GET, POST, DELETE"),
+            ("PATCH", "/admin/journal/hold", "GET, POST, DELETE"),
         ]
         for method, path, allow in cases:
             with self.subTest(method=method, path=path):
@@ -82,14 +84,16 @@ class TestAdminStatuses(unittest.TestCase):
                              ("POST", "/admin/consumers//suspend"),
                              ("POST", "/admin/consumers/a/b/suspend"),
                              ("POST", "/admin/consumers/commune-exemple-sandbox/pause"),
-                             ("GET", "/metrics/extra"), ("GET", "/healthz/")):
+                             ("GET", "/metrics/extra"), ("GET", "/healthz/"),
+                             ("GET", "/admin/journal/hold/x"), ("GET", "/admin/journal")):
             with self.subTest(method=method, path=path):
                 self.assert_error(method, path, 404)
 
     def test_missing_or_wrong_token_is_401_before_anything_else(self):
         for token in (None, "wrong", self.token + "x"):
             for method, path in (("GET", "/metrics"), ("GET", "/admin/consumers"), ("POST", "/admin/reload"),
-                                 ("GET", "/admin/reload"), ("GET", "/nope"),
+                                 ("GET", "/admin/reload"), ("GET", "/nope"), ("GET", "/admin/journal/hold"),
+                                 ("POST", "/admin/journal/hold"), ("DELETE", "/admin/journal/hold"),
                                  ("POST", "/admin/consumers/commune-exemple-sandbox/suspend")):
                 with self.subTest(token=token, method=method, path=path):
                     h = self.assert_error(method, path, 401, token=token)

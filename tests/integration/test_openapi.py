@@ -273,7 +273,7 @@ class TestLiveAnswersMatchTheDocuments(unittest.TestCase):
         checker.check(method, target, r.status, headers, r.body)
         return r
 
-    def admin(self, checker, method, path, token=True):
+    def admin(self, checker, method, path, token=True, body=None):
         hdrs = {}
         if token is True:
             with open(os.path.join(self.stack.pki, "admin.token")) as f:
@@ -282,14 +282,17 @@ class TestLiveAnswersMatchTheDocuments(unittest.TestCase):
             hdrs["Authorization"] = "Bearer " + token
         c = http.client.HTTPConnection("127.0.0.1", self.stack.admin_port, timeout=DEFAULT_TIMEOUT)
         try:
-            c.request(method, path, body=b"" if method == "POST" else None, headers=hdrs)
+            if body is not None:
+                hdrs["Content-Type"] = "application/json"
+            c.request(method, path, body=body if body is not None else b"" if method == "POST" else None,
+                      headers=hdrs)
             r = c.getresponse()
-            body = r.read()
+            data = r.read()
             headers = {k.lower(): v for k, v in r.getheaders()}
         finally:
             c.close()
-        checker.check(method, path, r.status, headers, body)
-        return r.status, body
+        checker.check(method, path, r.status, headers, data)
+        return r.status, data
 
     def test_public_api(self):
         st = self.stack
@@ -367,6 +370,17 @@ class TestLiveAnswersMatchTheDocuments(unittest.TestCase):
             self.assertEqual(self.admin(ck, "POST", path, token=None)[0], 401)
             self.assertEqual(self.admin(ck, "GET", path)[0], 405)
             self.assertEqual(self.admin(ck, "POST", "/admin/consumers/nobody-sandbox/%s" % verb)[0], 404)
+        # legal holds: set (201), replaced (200), listed, refused (400), lifted (200), gone (404)
+        hold = "/admin/journal/hold"
+        self.assertEqual(self.admin(ck, "GET", hold)[0], 200)
+        self.assertEqual(self.admin(ck, "POST", hold, body=b'{"reason":"openapi"}')[0], 201)
+        self.assertEqual(self.admin(ck, "POST", hold, body=b'{"reason":"openapi, again"}')[0], 200)
+        self.assertEqual(self.admin(ck, "POST", hold, body=b'{"why":"x"}')[0], 400)
+        self.assertEqual(self.admin(ck, "POST", hold, token=None, body=b'{"reason":"x"}')[0], 401)
+        self.assertEqual(self.admin(ck, "PUT", hold)[0], 405)
+        self.assertEqual(self.admin(ck, "DELETE", hold)[0], 200)
+        self.assertEqual(self.admin(ck, "DELETE", hold)[0], 404)
+        self.assertEqual(self.admin(ck, "DELETE", hold + "?consumer=%01")[0], 400)
         # a broken policy file: the answer (whichever the reload rule gives) is documented
         broken = os.path.join(self.stack.policies_dir, "zz-broken.json")
         with open(broken, "w") as f:
