@@ -93,6 +93,16 @@ static int check_lines(const wline *lines, size_t nl, const gw_keyset *keys, gw_
             break;
         }
     }
+    /* the last record, where the chain continues (as the writer's open
+     * finds it: its written hash, even when the record is at fault) */
+    for (size_t i = nl; i-- > 0;) {
+        gw_journal_link l;
+        if (gw_journal_parse_link(lines[i].p, lines[i].n, &l) == 0) {
+            t->last_seq = l.seq;
+            memcpy(t->last_hash, l.hash, sizeof(t->last_hash));
+            break;
+        }
+    }
     int have = 0;
     gw_journal_link prev;
     memset(&prev, 0, sizeof(prev));
@@ -134,10 +144,6 @@ static int check_lines(const wline *lines, size_t nl, const gw_keyset *keys, gw_
         t->records++;
         prev = l;
         have = 1;
-    }
-    if (have) {
-        t->last_seq = prev.seq;
-        memcpy(t->last_hash, prev.hash, sizeof(t->last_hash));
     }
     return 0;
 }

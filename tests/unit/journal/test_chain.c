@@ -2,6 +2,8 @@
  * hash), where it continues at open, and a failed write that must not move the head. */
 #include "journal_fixtures.h"
 
+#include "journal/tail.h"
+
 /* Known answer: the hashes below were computed with Python's hashlib over the
  * exact canonical bytes, e.g. {"v":1,"seq":1,"prev":"000…0"} for the first. */
 START_TEST(chain_known_answer)
@@ -285,6 +287,55 @@ START_TEST(chain_partial_write_rolls_back_head)
 }
 END_TEST
 
+/* The writer's periodic tail check: intact while the file is its own, then
+ * broken for good once records are cut behind its back: not healthy, every
+ * reservation refused, and the break says where. */
+START_TEST(periodic_tail_check)
+{
+    const char *p = tpath("j.log");
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .tail_check_s = 1});
+    for (int i = 0; i < 4; i++)
+        submit_rec(j, i);
+    wait_idle(j);
+    gw_journal_stats st;
+    for (int i = 0; i < 300; i++) {
+        gw_journal_get_stats(j, &st);
+        if (st.tail_checks >= 1)
+            break;
+        usleep(10000);
+    }
+    ck_assert_uint_ge(st.tail_checks, 1);
+    ck_assert_int_eq(gw_journal_broken(j, NULL), 0);
+    ck_assert_int_eq(gw_journal_healthy(j), 1);
+    /* cut the last record */
+    size_t len;
+    char *s = slurp(p, &len);
+    char *last = memrchr(s, '\n', len - 1);
+    ck_assert_ptr_nonnull(last);
+    ck_assert_int_eq(truncate(p, (off_t)(last - s + 1)), 0);
+    free(s);
+    gw_journal_tail t;
+    int broken = 0;
+    for (int i = 0; i < 300 && !broken; i++) {
+        broken = gw_journal_broken(j, &t);
+        if (!broken)
+            usleep(10000);
+    }
+    ck_assert_int_eq(broken, 1);
+    ck_assert_uint_eq(t.seq, 3);
+    ck_assert_ptr_nonnull(strstr(t.what, "writer's head"));
+    ck_assert_int_eq(gw_journal_healthy(j), 0);
+    ck_assert_int_eq(gw_journal_reserve(j), -1);
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.broken, 1);
+    gw_journal_close(j);
+    s = slurp(tpath("stderr"), NULL);
+    ck_assert_ptr_nonnull(strstr(s, "tail check: BROKEN at seq 3"));
+    free(s);
+}
+END_TEST
+
 static Suite *chain_suite(void)
 {
     Suite *s = suite_create("chain");
@@ -299,6 +350,7 @@ static Suite *chain_suite(void)
     tcase_add_loop_test(tc, chain_torn_last_line, 0, 2);
     tcase_add_test(tc, chain_write_error_keeps_head);
     tcase_add_test(tc, chain_partial_write_rolls_back_head);
+    tcase_add_test(tc, periodic_tail_check);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -311,6 +311,48 @@ START_TEST(unclean_stop_gap_record)
 }
 END_TEST
 
+/* A legal hold: retention deletes nothing while it is set (at open too),
+ * and lifting it runs retention at once. */
+START_TEST(retention_held)
+{
+    const char *p = tpath("j.log");
+    char old[300];
+    gw_journal *j = open_chain((gw_journal_opts){.path = p});
+    submit_rec(j, 1);
+    gw_journal_close(j);
+    stamp_name(old, sizeof(old), p, time(NULL) - 10 * 86400);
+    FILE *f = fopen(old, "w");
+    fputs("{\"v\":1}\n", f);
+    fclose(f);
+    j = open_chain((gw_journal_opts){.path = p, .retention_days = 3, .hold = 1});
+    gw_journal_stats st;
+    for (int i = 0; i < 300; i++) {
+        gw_journal_get_stats(j, &st);
+        if (st.retention_held >= 1)
+            break;
+        usleep(10000);
+    }
+    ck_assert_uint_ge(st.retention_held, 1);
+    ck_assert_uint_eq(st.hold, 1);
+    ck_assert_uint_eq(st.files_deleted, 0);
+    ck_assert_int_eq(access(old, F_OK), 0);
+    gw_journal_set_hold(j, 1); /* still held: nothing changes */
+    usleep(50000);
+    ck_assert_int_eq(access(old, F_OK), 0);
+    gw_journal_set_hold(j, 0);
+    for (int i = 0; i < 300; i++) {
+        gw_journal_get_stats(j, &st);
+        if (st.files_deleted >= 1)
+            break;
+        usleep(10000);
+    }
+    ck_assert_uint_eq(st.files_deleted, 1);
+    ck_assert_uint_eq(st.hold, 0);
+    ck_assert_int_eq(access(old, F_OK), -1);
+    gw_journal_close(j);
+}
+END_TEST
+
 static Suite *lifecycle_suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -323,6 +365,7 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, reopen_continues_chain);
     tcase_add_test(tc, restart_continues_from_rotated);
     tcase_add_test(tc, retention_deletes_and_records);
+    tcase_add_test(tc, retention_held);
     tcase_add_test(tc, unclean_stop_gap_record);
     suite_add_tcase(s, tc);
     return s;
