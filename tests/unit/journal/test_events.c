@@ -201,10 +201,13 @@ static size_t events_of(const char *path, json_t **out, size_t max)
 START_TEST(names_stable)
 {
     static const char *const want[GW_EV__COUNT] = {
-        "auth.failures",      "cert.unknown",     "siren.enumeration", "quota.storm",
-        "maintenance.access", "cert.expiring",    "admin.reload",      "admin.reload_refused",
-        "admin.suspend",      "admin.resume",     "policy.rejected",   "admin.auth_failed",
-        "admin.auth_blocked", "datapass.webhook", "datapass.sync",     "habilitation.expiring",
+        "auth.failures",         "cert.unknown",         "siren.enumeration",
+        "quota.storm",           "maintenance.access",   "cert.expiring",
+        "admin.reload",          "admin.reload_refused", "admin.suspend",
+        "admin.resume",          "policy.rejected",      "admin.auth_failed",
+        "admin.auth_blocked",    "datapass.webhook",     "datapass.sync",
+        "habilitation.expiring", "journal.broken",       "journal.break_ack",
+        "journal.anchor_failed", "admin.journal_hold",   "admin.journal_hold_lifted",
     };
     for (int i = 0; i < GW_EV__COUNT; i++)
         ck_assert_str_eq(gw_event_type_name((gw_event_type)i), want[i]);
@@ -812,6 +815,38 @@ START_TEST(policy_rejected_records)
     ck_assert(json_is_false(json_object_get(r[0], "kept_previous")));
     ck_assert_str_eq(sget(r[1], "by"), "SIGHUP");
     ck_assert(json_is_true(json_object_get(r[1], "kept_previous")));
+    free_records(r, n);
+}
+END_TEST
+
+/* The journal's integrity events: the fields given, after the common
+ * members; journal.broken is the only critical one; another type is refused
+ * (and its fields freed). */
+START_TEST(integrity_records)
+{
+    gw_events_opts o = base_opts();
+    gw_events *ev = open_ev(&o);
+    gw_events_integrity(ev, GW_EV_JOURNAL_BROKEN,
+                        json_pack("{s:s,s:i,s:s}", "file", "/j", "record_seq", 42, "at", "start"));
+    gw_events_integrity(ev, GW_EV_ADMIN_HOLD, json_pack("{s:s,s:n}", "reason", "case", "consumer"));
+    gw_events_integrity(ev, GW_EV_JOURNAL_ANCHOR, NULL);
+    gw_events_integrity(ev, GW_EV_ADMIN_RELOAD, json_pack("{s:s}", "x", "y")); /* not one of them */
+    gw_events_integrity(NULL, GW_EV_JOURNAL_BROKEN, json_pack("{s:s}", "x", "y"));
+    ck_assert_uint_eq(total(ev), 3);
+    ck_assert_uint_eq(count(ev, GW_EV_JOURNAL_BROKEN), 1);
+    gw_events_close(ev);
+    json_t *r[4];
+    size_t n = events_of(o.journal.path, r, 4);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(sget(r[0], "event"), "journal.broken");
+    ck_assert_str_eq(sget(r[0], "severity"), "critical");
+    ck_assert_str_eq(sget(r[0], "file"), "/j");
+    ck_assert_int_eq(iget(r[0], "record_seq"), 42);
+    ck_assert_str_eq(sget(r[0], "at"), "start");
+    ck_assert_str_eq(sget(r[1], "event"), "admin.journal_hold");
+    ck_assert_str_eq(sget(r[1], "severity"), "high");
+    ck_assert(json_is_null(json_object_get(r[1], "consumer")));
+    ck_assert_str_eq(sget(r[2], "event"), "journal.anchor_failed");
     free_records(r, n);
 }
 END_TEST
@@ -1510,6 +1545,7 @@ static Suite *events_suite(void)
     tcase_add_test(tc, habilitation_expiring_milestones);
     tcase_add_test(tc, admin_records);
     tcase_add_test(tc, policy_rejected_records);
+    tcase_add_test(tc, integrity_records);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("stream");
