@@ -70,11 +70,12 @@ typedef struct app {
     struct event_base *base;
     gw_server *srv;
     gw_journal *journal;
-    gw_events *events;       /* security events (journal/events.h) */
-    gw_anchors *anchors;     /* checkpoint anchors off the host (journal/anchor.h) */
-    int broken_reported;     /* the journal.broken event of a periodic tail check */
-    uint64_t anchor_streaks; /* anchor failure streaks already reported */
-    gw_sdnotify notify;      /* systemd (core/sdnotify.h); a no-op outside it */
+    gw_events *events;          /* security events (journal/events.h) */
+    gw_anchors *anchors;        /* checkpoint anchors off the host (journal/anchor.h) */
+    int broken_reported;        /* the journal.broken event of a periodic tail check */
+    int events_broken_reported; /* the same for the events stream */
+    uint64_t anchor_streaks;    /* anchor failure streaks already reported */
+    gw_sdnotify notify;         /* systemd (core/sdnotify.h); a no-op outside it */
     int stopping;
 } app;
 
@@ -127,6 +128,14 @@ static void on_integrity_tick(evutil_socket_t fd, short what, void *arg)
         gw_events_integrity(
             a->events, GW_EV_JOURNAL_ANCHOR,
             json_pack("{s:s,s:I}", "error", as.last_error, "pending", (json_int_t)as.pending));
+    }
+    if (!a->events_broken_reported && gw_journal_broken(gw_events_journal(a->events), &t)) {
+        /* the events stream is evidence, not a gate: reported, not fail-closed */
+        a->events_broken_reported = 1;
+        gw_events_integrity(a->events, GW_EV_JOURNAL_BROKEN,
+                            json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "at", "running", "file", t.file,
+                                      "record_seq", (json_int_t)t.seq, "expected", t.expected,
+                                      "actual", t.actual, "what", t.what));
     }
     if (a->broken_reported || !gw_journal_broken(a->journal, &t))
         return;

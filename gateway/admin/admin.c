@@ -405,16 +405,22 @@ static void admin_journal(gw_admin *a, const char *path, const char *reason, con
 
 /* ---- security events (journal/events.h): admin actions ---- */
 
-static void admin_event(gw_admin *a, struct evhttp_request *req, gw_event_type type,
-                        gw_event_admin *e)
+/* The caller's address (owned by the connection), NULL when unknown. */
+static const char *peer_addr(struct evhttp_request *req)
 {
     char *addr = NULL;
     ev_uint16_t port = 0;
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     if (conn != NULL)
         evhttp_connection_get_peer(conn, &addr, &port);
+    return addr;
+}
+
+static void admin_event(gw_admin *a, struct evhttp_request *req, gw_event_type type,
+                        gw_event_admin *e)
+{
     e->by = "admin API";
-    e->client_ip = addr;
+    e->client_ip = peer_addr(req);
     gw_events_admin(gw_server_events(a->srv), type, e);
 }
 
@@ -714,12 +720,7 @@ static void apply_holds(gw_admin *a)
 static void hold_event(gw_admin *a, struct evhttp_request *req, gw_event_type type,
                        const char *consumer, const char *reason, size_t holds)
 {
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    if (conn != NULL)
-        evhttp_connection_get_peer(conn, &addr, &port);
-    json_t *f = json_pack("{s:s,s:s?,s:o,s:s?,s:I}", "by", "admin API", "client_ip", addr,
+    json_t *f = json_pack("{s:s,s:s?,s:o,s:s?,s:I}", "by", "admin API", "client_ip", peer_addr(req),
                           "consumer", consumer ? json_string(consumer) : json_null(), "reason",
                           reason, "holds", (json_int_t)holds);
     gw_events_integrity(gw_server_events(a->srv), type, f);

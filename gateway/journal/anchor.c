@@ -50,37 +50,50 @@ static uint64_t mono_ms(void)
 
 /* ---- destinations ---- */
 
-static int send_redis(const gw_anchor_opts *o, const char *line, char *err, size_t el)
+/* A connection to <o>'s Redis, authenticated when a password is set; NULL
+ * with <err> set. */
+static redisContext *redis_open(const gw_anchor_opts *o, char *err, size_t el)
 {
     unsigned t = o->timeout_ms ? o->timeout_ms : GW_ANCHOR_TIMEOUT_MS;
     struct timeval tv = {.tv_sec = t / 1000, .tv_usec = (t % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(o->redis_host, (int)o->redis_port, tv);
-    int rc = -1;
     if (c == NULL || c->err) {
         snprintf(err, el, "redis %s:%u: %s", o->redis_host, o->redis_port,
                  c ? c->errstr : "out of memory");
         redisFree(c);
-        return -1;
+        return NULL;
     }
     redisSetTimeout(c, tv);
-    redisReply *r = NULL;
     if (o->redis_password != NULL) {
-        r = redisCommand(c, "AUTH %s", o->redis_password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        redisReply *r = redisCommand(c, "AUTH %s", o->redis_password);
+        int bad = r == NULL || r->type == REDIS_REPLY_ERROR;
+        if (bad)
             snprintf(err, el, "redis AUTH: %s", r ? r->str : c->errstr);
-            goto out;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (bad) {
+            redisFree(c);
+            return NULL;
         }
-        freeReplyObject(r);
     }
-    r = redisCommand(c, "RPUSH %s %s", o->redis_key, line);
-    if (r == NULL || r->type != REDIS_REPLY_INTEGER)
-        snprintf(err, el, "redis RPUSH %s: %s", o->redis_key,
-                 r == NULL                      ? c->errstr
-                 : r->type == REDIS_REPLY_ERROR ? r->str
-                                                : "unexpected reply");
-    else
-        rc = 0;
-out:
+    return c;
+}
+
+/* The reply's error text for a message. */
+static const char *redis_why(const redisContext *c, const redisReply *r, const char *other)
+{
+    return r == NULL ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str : other;
+}
+
+static int send_redis(const gw_anchor_opts *o, const char *line, char *err, size_t el)
+{
+    redisContext *c = redis_open(o, err, el);
+    if (c == NULL)
+        return -1;
+    redisReply *r = redisCommand(c, "RPUSH %s %s", o->redis_key, line);
+    int rc = r != NULL && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, el, "redis RPUSH %s: %s", o->redis_key, redis_why(c, r, "unexpected reply"));
     if (r != NULL)
         freeReplyObject(r);
     redisFree(c);
@@ -89,46 +102,23 @@ out:
 
 int gw_anchor_redis_read(const gw_anchor_opts *o, char ***lines, size_t *n, char *err, size_t el)
 {
-    unsigned t = o->timeout_ms ? o->timeout_ms : GW_ANCHOR_TIMEOUT_MS;
-    struct timeval tv = {.tv_sec = t / 1000, .tv_usec = (t % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(o->redis_host, (int)o->redis_port, tv);
-    redisReply *r = NULL;
-    int rc = -1;
     *lines = NULL;
     *n = 0;
-    if (c == NULL || c->err) {
-        snprintf(err, el, "redis %s:%u: %s", o->redis_host, o->redis_port,
-                 c ? c->errstr : "out of memory");
-        redisFree(c);
+    redisContext *c = redis_open(o, err, el);
+    if (c == NULL)
         return -1;
-    }
-    redisSetTimeout(c, tv);
-    if (o->redis_password != NULL) {
-        r = redisCommand(c, "AUTH %s", o->redis_password);
-        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, el, "redis AUTH: %s", r ? r->str : c->errstr);
-            goto out;
-        }
-        freeReplyObject(r);
-    }
-    r = redisCommand(c, "LRANGE %s 0 -1", o->redis_key);
+    int rc = -1;
+    redisReply *r = redisCommand(c, "LRANGE %s 0 -1", o->redis_key);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-        snprintf(err, el, "redis LRANGE %s: %s", o->redis_key,
-                 r == NULL                      ? c->errstr
-                 : r->type == REDIS_REPLY_ERROR ? r->str
-                                                : "not a list");
-        goto out;
-    }
-    *lines = calloc(r->elements + 1, sizeof(char *));
-    if (*lines == NULL) {
+        snprintf(err, el, "redis LRANGE %s: %s", o->redis_key, redis_why(c, r, "not a list"));
+    } else if ((*lines = calloc(r->elements + 1, sizeof(char *))) == NULL) {
         snprintf(err, el, "out of memory");
-        goto out;
+    } else {
+        for (size_t i = 0; i < r->elements; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING)
+                (*lines)[(*n)++] = strndup(r->element[i]->str, r->element[i]->len);
+        rc = 0;
     }
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            (*lines)[(*n)++] = strndup(r->element[i]->str, r->element[i]->len);
-    rc = 0;
-out:
     if (r != NULL)
         freeReplyObject(r);
     redisFree(c);

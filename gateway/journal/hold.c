@@ -110,6 +110,23 @@ static size_t find(const gw_holds *h, const char *consumer)
     return (size_t)-1;
 }
 
+/* Save <a> (taken) and make it the holds in force: 0, or -1 with <*err>
+ * and nothing changed. */
+static int commit(gw_holds *h, json_t *a, char **err)
+{
+    if (a == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    if (save(h, a, err) != 0) {
+        json_decref(a);
+        return -1;
+    }
+    json_decref(h->a);
+    h->a = a;
+    return 0;
+}
+
 int gw_holds_set(gw_holds *h, const char *consumer, const char *reason, const char *by, char **err)
 {
     char ts[32];
@@ -120,18 +137,13 @@ int gw_holds_set(gw_holds *h, const char *consumer, const char *reason, const ch
         json_pack("{s:o,s:s,s:s,s:s}", "consumer", consumer ? json_string(consumer) : json_null(),
                   "reason", reason, "by", by ? by : "unknown", "since", ts);
     size_t i = find(h, consumer);
-    if (a == NULL || o == NULL ||
-        (i == (size_t)-1 ? json_array_append_new(a, o) : json_array_set_new(a, i, o)) != 0) {
+    if (a != NULL && (o == NULL || (i == (size_t)-1 ? json_array_append_new(a, o)
+                                                    : json_array_set_new(a, i, o)) != 0)) {
         json_decref(a);
-        *err = strdup("out of memory");
-        return -1;
+        a = NULL;
     }
-    if (save(h, a, err) != 0) {
-        json_decref(a);
+    if (commit(h, a, err) != 0)
         return -1;
-    }
-    json_decref(h->a);
-    h->a = a;
     return i == (size_t)-1;
 }
 
@@ -142,18 +154,11 @@ int gw_holds_lift(gw_holds *h, const char *consumer, char **err)
     if (i == (size_t)-1)
         return 0;
     json_t *a = json_deep_copy(h->a);
-    if (a == NULL || json_array_remove(a, i) != 0) {
+    if (a != NULL && json_array_remove(a, i) != 0) {
         json_decref(a);
-        *err = strdup("out of memory");
-        return -1;
+        a = NULL;
     }
-    if (save(h, a, err) != 0) {
-        json_decref(a);
-        return -1;
-    }
-    json_decref(h->a);
-    h->a = a;
-    return 1;
+    return commit(h, a, err) != 0 ? -1 : 1;
 }
 
 json_t *gw_holds_json(const gw_holds *h)
