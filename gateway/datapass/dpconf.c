@@ -15,6 +15,7 @@
 
 #include "datapass/datapass.h"
 #include "datapass/webhook.h"
+#include "lib/jsonv.h"
 
 #define SECRET_MIN 16
 #define SECRET_MAX 512
@@ -28,31 +29,29 @@ const char *gw_dp_env_name(gw_dp_env e)
 
 typedef struct ctx {
     const gw_conf *c;
-    gw_errlist *errs;
-    size_t nerrs;
+    gw_jsonv v; /* messages "FILE: datapass.<path>: ..." (lib/jsonv.h) */
 } ctx;
+
+/* "datapass" or "datapass.<path>" into <out>. */
+static const char *full(char out[GW_JSONV_PATH], const char *path)
+{
+    if (path[0] == '\0')
+        snprintf(out, GW_JSONV_PATH, "datapass");
+    else
+        gw_jsonv_path_key(out, "datapass", path);
+    return out;
+}
 
 static void err(ctx *x, const char *path, const char *msg)
 {
-    gw_errlist_add(x->errs, "%s: datapass%s%s: %s", x->c->path, path[0] ? "." : "", path, msg);
-    x->nerrs++;
+    char p[GW_JSONV_PATH];
+    gw_jsonv_err(&x->v, full(p, path), "%s", msg);
 }
 
 static void check_keys(ctx *x, json_t *o, const char *path, const char *const *known)
 {
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v)
-    {
-        size_t i = 0;
-        while (known[i] != NULL && strcmp(known[i], k) != 0)
-            i++;
-        if (known[i] == NULL) {
-            char p[160];
-            snprintf(p, sizeof(p), "%s%s%.64s", path, path[0] ? "." : "", k);
-            err(x, p, "unknown key");
-        }
-    }
+    char p[GW_JSONV_PATH];
+    gw_jsonv_keys(&x->v, o, full(p, path), known);
 }
 
 static char *absolute(ctx *x, const char *s)
@@ -65,25 +64,25 @@ static char *absolute(ctx *x, const char *s)
     return r;
 }
 
-/* A string key; <need_file>: the path must name a readable file. */
+/* A string key: an absolute path (relative ones against the config's
+ * directory); <need_file>: it must name a readable file. */
 static char *get_path(ctx *x, json_t *o, const char *path, const char *key, int required,
                       int need_file)
 {
-    char p[160];
-    snprintf(p, sizeof(p), "%s.%s", path, key);
-    json_t *v = json_object_get(o, key);
-    if (v == NULL) {
-        if (required)
-            err(x, p, "required");
+    char pp[GW_JSONV_PATH], p[GW_JSONV_PATH];
+    const char *s = NULL;
+    full(pp, path);
+    gw_jsonv_path_key(p, pp, key);
+    if (gw_jsonv_str(&x->v, o, pp, key, required ? GW_JSONV_REQUIRED : GW_JSONV_OPTIONAL, &s) !=
+        GW_JSONV_SET)
+        return NULL;
+    if (s[0] == '\0') {
+        gw_jsonv_err(&x->v, p, "must not be empty");
         return NULL;
     }
-    if (!json_is_string(v) || json_string_length(v) == 0) {
-        err(x, p, "must be a non-empty string");
-        return NULL;
-    }
-    char *a = absolute(x, json_string_value(v));
+    char *a = absolute(x, s);
     if (a != NULL && need_file && access(a, R_OK) != 0) {
-        err(x, p, "cannot read the file");
+        gw_jsonv_err(&x->v, p, "cannot read the file");
         free(a);
         return NULL;
     }
@@ -91,20 +90,12 @@ static char *get_path(ctx *x, json_t *o, const char *path, const char *key, int 
 }
 
 static long get_long(ctx *x, json_t *o, const char *path, const char *key, long lo, long hi,
-                     long dflt)
+                     long dflt, int flags)
 {
-    char p[160];
-    json_t *v = json_object_get(o, key);
-    if (v == NULL)
-        return dflt;
-    snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", key);
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        char m[96];
-        snprintf(m, sizeof(m), "must be an integer from %ld to %ld", lo, hi);
-        err(x, p, m);
-        return dflt;
-    }
-    return (long)json_integer_value(v);
+    char pp[GW_JSONV_PATH];
+    long long v = dflt;
+    gw_jsonv_int_in(&x->v, o, full(pp, path), key, flags, lo, hi, &v);
+    return (long)v;
 }
 
 /* A secret file: its bytes, a final newline dropped. */
@@ -189,12 +180,10 @@ static void parse_webhook(ctx *x, json_t *o, gw_dp_conf *dc)
         err(x, "webhook.address", "must be a numeric IPv4 or IPv6 address");
     else
         dc->address = strdup(addr);
-    if (json_object_get(o, "port") == NULL)
-        err(x, "webhook.port", "required");
-    dc->port = (uint16_t)get_long(x, o, "webhook", "port", 1, 65535, 0);
+    dc->port = (uint16_t)get_long(x, o, "webhook", "port", 1, 65535, 0, GW_JSONV_REQUIRED);
     dc->cert = get_path(x, o, "webhook", "cert", 1, 1);
     dc->key = get_path(x, o, "webhook", "key", 1, 1);
-    dc->max_body = (size_t)get_long(x, o, "webhook", "max_body_bytes", 1024, 1048576, 65536);
+    dc->max_body = (size_t)get_long(x, o, "webhook", "max_body_bytes", 1024, 1048576, 65536, 0);
 }
 
 static void parse_api(ctx *x, json_t *o, gw_dp_conf *dc)
@@ -230,14 +219,14 @@ static void parse_api(ctx *x, json_t *o, gw_dp_conf *dc)
         free(sf);
     }
     dc->api_ca = get_path(x, o, "api", "ca", 0, 1);
-    dc->sync_interval_s = get_long(x, o, "api", "sync_interval_s", 0, 86400, 300);
+    dc->sync_interval_s = get_long(x, o, "api", "sync_interval_s", 0, 86400, 300, 0);
 }
 
 int gw_dp_conf_load(const gw_conf *c, gw_dp_conf *dc, gw_errlist *errs)
 {
     static const char *const keys[] = {"webhook",    "secrets", "replay_window_s",
                                        "state_file", "api",     NULL};
-    ctx x = {c, errs, 0};
+    ctx x = {c, gw_jsonv_init(c->path, errs)};
     memset(dc, 0, sizeof(*dc));
     json_t *o = c->datapass;
     if (o == NULL)
@@ -251,7 +240,7 @@ int gw_dp_conf_load(const gw_conf *c, gw_dp_conf *dc, gw_errlist *errs)
         parse_secrets(&x, json_object_get(o, "secrets"), dc);
     else if (dc->webhook)
         err(&x, "secrets", "required with webhook");
-    dc->replay_window_s = get_long(&x, o, "", "replay_window_s", 60, 31 * 86400, 86400);
+    dc->replay_window_s = get_long(&x, o, "", "replay_window_s", 60, 31 * 86400, 86400, 0);
     if (json_object_get(o, "state_file") != NULL) {
         dc->state_file = get_path(&x, o, "", "state_file", 1, 0);
     } else if (c->policies_dir != NULL) {
@@ -260,7 +249,7 @@ int gw_dp_conf_load(const gw_conf *c, gw_dp_conf *dc, gw_errlist *errs)
     }
     if (json_object_get(o, "api") != NULL)
         parse_api(&x, json_object_get(o, "api"), dc);
-    if (x.nerrs > 0) {
+    if (x.v.nerrs > 0) {
         gw_dp_conf_clear(dc);
         return -1;
     }

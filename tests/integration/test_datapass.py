@@ -277,6 +277,29 @@ class TestWebhooks(DataPassCase):
         status, cons = st.admin_call("GET", "/admin/consumers")
         self.assertNotIn("H9777", json.dumps(cons))
 
+    def test_bad_datapass_section_exact_messages(self):
+        st = self.st
+        conf = json.loads(json.dumps(st.conf))
+        with open(os.path.join(st.dir, "short.secret"), "w") as f:
+            f.write("abc\n")
+        conf["datapass"] = {"webhook": {"cert": "nope.crt", "key": "pki/server-ecdsa.key", "bogus": 1},
+                            "secrets": {"sandbox": "short.secret", "recette": "dp-sandbox.secret"},
+                            "replay_window_s": 5,
+                            "api": {"url": "http://datapass", "client_id": "a", "client_secret_file": "missing"}}
+        path = st.write_conf(conf, os.path.join(st.dir, "gateway-baddp.json"))
+        r = subprocess.run([GW_BIN, "-t", "-c", path], cwd=st.dir, capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        got = [l for l in r.stderr.decode().splitlines() if ": datapass" in l]
+        self.assertEqual(got, [path + ": " + m for m in (
+            "datapass.webhook.bogus: unknown key",
+            'datapass.webhook: missing key "port"',
+            "datapass.webhook.cert: cannot read the file",
+            "datapass.secrets.sandbox: the secret must be 16 to 512 bytes",
+            "datapass.secrets.recette: must be sandbox, staging or production",
+            "datapass.replay_window_s: must be an integer between 60 and 2678400",
+            "datapass.api.url: must be an https:// URL",
+            "datapass.api.client_secret_file: cannot read the file")])
+
     def test_webhooks_racing_reloads_leave_a_consistent_file(self):
         st = self.st
         stop = time.monotonic() + 3.0
