@@ -25,6 +25,12 @@ set(GW_LAYER_core    lib conf policy quota token journal stages core)
 set(GW_LAYER_datapass lib conf policy quota token journal stages core datapass)
 set(GW_LAYER_admin   lib conf policy quota token journal stages core datapass admin)
 
+# Per-file rules. The connection carries bytes (transport, timers, the HTTP
+# state machine): it knows the request and outcome modules of core/
+# (core/request.h, core/outcome.h), never a stage, the quota store, the
+# token module or the journal.
+set(GW_LAYER_FILE_core_conn_c lib conf policy core)
+
 function(gw_check_layers root)
   file(GLOB_RECURSE files RELATIVE ${root}/gateway ${root}/gateway/*.c ${root}/gateway/*.h)
   set(bad "")

@@ -153,7 +153,7 @@ typedef struct gw_conf {
     char *policies_dir; /* optional, absolute; used by later stages */
     int policies_watch; /* reload on a change in policies_dir (policy/watch.h), default 0 */
     /* "access": the access stages' settings, validated by the stages module
-     * (gateway/stages/confs.c) which knows their keys; NULL when absent.
+     * (gateway/stages/pipeline.c and the stage that owns each key); NULL when absent.
      * A private deep copy, owned by the conf. */
     struct json_t *access;
     /* "oauth": token endpoint, bearer validation and backend assertion

@@ -20,6 +20,7 @@
 #include "lib/hash.h"
 #include "lib/util.h"
 #include "core/worker.h"
+#include "stages/stages.h"
 #include "token/cache.h"
 
 const unsigned gw_latency_bounds_ms[11] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
@@ -521,7 +522,7 @@ void gw_server_free(gw_server *s)
     free(s->listeners);
     free(s->upstreams);
     gw_policy_set_unref(s->policies);
-    gw_stage_confs_free(s->confs);
+    gw_stage_lists_free(s->stages);
     gw_suspensions_free(s->susp);
     gw_oauth_free(s->oauth);
     gw_quota_free(s->quota);
@@ -552,7 +553,7 @@ gw_policy_set *gw_policies_load(const gw_conf *conf, const gw_policy_set *prev, 
 
 void gw_access_state_clear(gw_access_state *st)
 {
-    gw_stage_confs_free(st->confs);
+    gw_stage_lists_free(st->stages);
     gw_policy_set_unref(st->policies);
     gw_suspensions_free(st->susp);
     gw_oauth_free(st->oauth);
@@ -563,19 +564,19 @@ void gw_access_state_clear(gw_access_state *st)
 int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs)
 {
     memset(st, 0, sizeof(*st));
-    st->confs = gw_stage_confs_load(conf, errs);
+    st->stages = gw_stage_lists_load(conf, errs);
     st->policies = gw_policies_load(conf, NULL, errs);
     st->oauth = gw_oauth_load(conf, errs);
     st->quota = gw_quota_load(conf, errs);
-    if (st->confs != NULL) {
+    if (st->stages != NULL) {
         char *err = NULL;
-        st->susp = gw_suspensions_open(st->confs->suspensions_file, &err);
+        st->susp = gw_suspensions_open(gw_killswitch_file(st->stages), &err);
         if (st->susp == NULL) {
             gw_errlist_add(errs, "%s", err ? err : "suspensions: out of memory");
             free(err);
         }
     }
-    if (st->confs == NULL || st->policies == NULL || st->susp == NULL || st->oauth == NULL ||
+    if (st->stages == NULL || st->policies == NULL || st->susp == NULL || st->oauth == NULL ||
         st->quota == NULL) {
         gw_access_state_clear(st);
         return -1;
@@ -585,7 +586,7 @@ int gw_access_load(const gw_conf *conf, gw_access_state *st, gw_errlist *errs)
 
 void gw_server_set_access(gw_server *s, gw_access_state *st)
 {
-    s->confs = st->confs;
+    s->stages = st->stages;
     s->policies = st->policies;
     s->susp = st->susp;
     s->oauth = st->oauth;

@@ -23,7 +23,6 @@
 #include "journal/journal.h"
 #include "policy/policy.h"
 #include "policy/suspend.h"
-#include "stages/confs.h"
 #include "quota/quota.h"
 #include "token/oauth.h"
 
@@ -105,8 +104,10 @@ void gw_server_free(gw_server *s);
  * <errs> as "file: json.path: message". Returns 0 or -1. Used by -t too,
  * also on a conf that holds errors (gw_conf_load_check), so that every
  * section is checked in one pass. */
+struct gw_stage_lists;
+
 typedef struct gw_access_state {
-    gw_stage_confs *confs;
+    struct gw_stage_lists *stages; /* the lists of stages and their settings */
     gw_policy_set *policies;
     gw_suspensions *susp;
     gw_oauth *oauth;

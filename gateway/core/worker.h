@@ -57,7 +57,7 @@ struct gw_server {
     unsigned nworkers;
     gw_stats stats;
     atomic_int running;
-    gw_stage_confs *confs;
+    struct gw_stage_lists *stages; /* the lists of stages and their settings */
     gw_suspensions *susp;
     pthread_mutex_t policies_lock;
     gw_policy_set *policies; /* current set, under policies_lock */

@@ -9,7 +9,9 @@
  * habilitation's: a policy change narrows access even for live tokens).
  * A public route (no scope: etatSante) needs no token and any token sent
  * there is ignored (not verified, not journalled): the certificate, the
- * kill switch and the habilitation (rights stage) identify the caller. */
+ * kill switch and the habilitation (rights stage) identify the caller.
+ * Needs route (the scope) and mtls (the consumer). Its result: the token's
+ * claims, whether it was identified and bound. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,55 +24,63 @@
 #include "lib/util.h"
 #include "stages/stages.h"
 
-static gw_verdict invalid(gw_access *a, const char *reason)
+static const char *const needs[] = {"route", "mtls", NULL};
+
+static gw_verdict invalid(gw_reply *r, const char *reason)
 {
-    gw_access_resp_header(a, "WWW-Authenticate",
-                          "Bearer realm=\"api-opale\", error=\"invalid_token\"");
-    return gw_access_reject(a, GW_ERR_TOKEN_INVALID, reason);
+    gw_reply_header(r, "WWW-Authenticate", "Bearer realm=\"api-opale\", error=\"invalid_token\"");
+    return gw_reply_reject(r, GW_ERR_TOKEN_INVALID, reason);
 }
 
-static gw_verdict run(gw_access *a)
+static gw_verdict run(const gw_stage_call *c)
 {
-    if (a->route->scope == NULL)
+    gw_bearer_out *o = c->out;
+    const gw_route *route = c->res->route.route;
+    const gw_policy *policy = c->res->mtls.policy;
+    const gw_http_request *http = c->req->http;
+    gw_reply *reply = c->reply;
+    if (route->scope == NULL)
         return GW_STAGE_NEXT;
     size_t n = 0;
-    const char *h = gw_http_request_header(a->http, "Authorization", &n);
+    const char *h = gw_http_request_header(http, "Authorization", &n);
     if (h == NULL) {
-        gw_access_resp_header(a, "WWW-Authenticate", "Bearer realm=\"api-opale\"");
-        return gw_access_reject(a, GW_ERR_TOKEN_MISSING, NULL);
+        gw_reply_header(reply, "WWW-Authenticate", "Bearer realm=\"api-opale\"");
+        return gw_reply_reject(reply, GW_ERR_TOKEN_MISSING, NULL);
     }
     if (n < 8 || strncasecmp(h, "Bearer ", 7) != 0)
-        return invalid(a, "bearer.scheme");
+        return invalid(reply, "bearer.scheme");
     /* two credentials are ambiguous: refuse rather than pick one */
     size_t count = 0;
-    for (size_t i = 0; i < a->http->nheaders; i++)
-        if (gw_strcaseeq(a->http->headers[i].name, a->http->headers[i].name_len, "Authorization"))
+    for (size_t i = 0; i < http->nheaders; i++)
+        if (gw_strcaseeq(http->headers[i].name, http->headers[i].name_len, "Authorization"))
             count++;
     if (count > 1)
-        return invalid(a, "bearer.ambiguous");
+        return invalid(reply, "bearer.ambiguous");
     const char *tok = h + 7;
     size_t tlen = n - 7;
-    const gw_oauth *o = a->oauth;
-    if (o == NULL)
-        return invalid(a, "bearer.no_keys");
+    const gw_oauth *oa = c->svc->oauth;
+    if (oa == NULL)
+        return invalid(reply, "bearer.no_keys");
 
     unsigned char key[32];
     if (gw_sha256(tok, tlen, key) != 0)
-        return invalid(a, "bearer.internal");
+        return invalid(reply, "bearer.internal");
     int own = 0;
-    gw_claims *cl = &a->claims;
-    if (a->token_cache == NULL || !gw_token_cache_get(a->token_cache, key, a->now, cl, &own)) {
-        gw_jws_rules jr = {.algs = o->algs, .nalgs = o->nalgs, .max_len = 8192};
+    gw_claims *cl = &o->claims;
+    gw_token_cache *cache = c->svc->token_cache;
+    time_t now = c->req->now;
+    if (cache == NULL || !gw_token_cache_get(cache, key, now, cl, &own)) {
+        gw_jws_rules jr = {.algs = oa->algs, .nalgs = oa->nalgs, .max_len = 8192};
         gw_jws jws;
-        const char *why = gw_jws_verify(tok, tlen, o->sets, o->nsets, &jr, &jws);
+        const char *why = gw_jws_verify(tok, tlen, oa->sets, oa->nsets, &jr, &jws);
         if (why != NULL)
-            return invalid(a, why);
-        own = jws.set == &o->own;
+            return invalid(reply, why);
+        own = jws.set == &oa->own;
         gw_jwt_rules rr = {
-            .now = a->now,
-            .leeway_s = o->leeway_s,
+            .now = now,
+            .leeway_s = oa->leeway_s,
             .issuer = jws.set->issuer,
-            .audience = o->audience,
+            .audience = oa->audience,
             .require_cnf = own,
         };
         why = gw_jwt_check(jws.payload, &rr, cl);
@@ -78,27 +88,33 @@ static gw_verdict run(gw_access *a)
         /* the signature held: the claims name the token in the journal even
          * when a claim check fails (unless the claims are malformed) */
         if (why == NULL || strcmp(why, "jwt.claims") != 0)
-            a->token_identified = 1;
+            o->token_identified = 1;
         if (why != NULL)
-            return invalid(a, why);
-        if (a->token_cache != NULL)
-            gw_token_cache_put(a->token_cache, key, cl, own, cl->exp + o->leeway_s);
+            return invalid(reply, why);
+        if (cache != NULL)
+            gw_token_cache_put(cache, key, cl, own, cl->exp + oa->leeway_s);
     }
-    a->token_identified = 1;
+    o->token_identified = 1;
     char x5t[48];
-    if (cl->has_cnf && (gw_x5t_from_hex(a->cert_sha256, x5t) < 0 || strcmp(cl->cnf_x5t, x5t) != 0))
-        return invalid(a, "bearer.cnf_mismatch");
-    if (strcmp(cl->client_id, a->policy->client_id) != 0)
-        return invalid(a, "bearer.client_mismatch");
-    if (cl->habilitation[0] != '\0' && strcmp(cl->habilitation, a->policy->id) != 0)
-        return invalid(a, "bearer.habilitation_mismatch");
-    const char *kt = a->env == GW_ENV_PRODUCTION ? "PRODUCTION" : "SANDBOX";
+    if (cl->has_cnf &&
+        (gw_x5t_from_hex(c->req->cert_sha256, x5t) < 0 || strcmp(cl->cnf_x5t, x5t) != 0))
+        return invalid(reply, "bearer.cnf_mismatch");
+    if (strcmp(cl->client_id, policy->client_id) != 0)
+        return invalid(reply, "bearer.client_mismatch");
+    if (cl->habilitation[0] != '\0' && strcmp(cl->habilitation, policy->id) != 0)
+        return invalid(reply, "bearer.habilitation_mismatch");
+    const char *kt = c->req->env == GW_ENV_PRODUCTION ? "PRODUCTION" : "SANDBOX";
     if (cl->keytype[0] != '\0' && strcmp(cl->keytype, kt) != 0)
-        return invalid(a, "bearer.keytype");
-    a->has_token = 1;
-    if (!gw_claims_has_scope(cl, a->route->scope))
-        return gw_access_reject(a, GW_ERR_SCOPE, "bearer.scope");
+        return invalid(reply, "bearer.keytype");
+    o->has_token = 1;
+    if (!gw_claims_has_scope(cl, route->scope))
+        return gw_reply_reject(reply, GW_ERR_SCOPE, "bearer.scope");
     return GW_STAGE_NEXT;
 }
 
-const gw_stage gw_stage_bearer = {"bearer", run, NULL};
+const gw_stage gw_stage_bearer = {
+    .name = "bearer",
+    .needs = needs,
+    .out = offsetof(gw_results, bearer),
+    .run = run,
+};

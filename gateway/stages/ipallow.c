@@ -3,19 +3,44 @@
  * The client address is the TCP peer's, unless that peer is a configured
  * trusted proxy: then the PROXY protocol v2 address (read by core before the
  * handshake) or, failing that, the right-most X-Forwarded-For hop that is not
- * itself a trusted proxy. A client's own X-Forwarded-For is never believed. */
+ * itself a trusted proxy. A client's own X-Forwarded-For is never believed.
+ * Needs mtls (the habilitation). Its result: the effective client address.
+ *
+ * Its settings, "access.trusted_proxies": ["10.0.0.0/8", ...], the peers
+ * allowed to state the client address (X-Forwarded-For, PROXY v2). */
 #include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "stages/confs.h"
 #include "stages/stages.h"
 
-static void set_client(gw_access *a, int family, const unsigned char *addr)
+typedef struct trusted {
+    gw_cidr *cidrs;
+    size_t n;
+} trusted;
+
+static const char *const needs[] = {"mtls", NULL};
+
+static int is_trusted(const trusted *t, int family, const unsigned char *addr)
 {
-    a->client_family = family;
-    memcpy(a->client_addr, addr, family == AF_INET ? 4 : 16);
-    inet_ntop(family, addr, a->client_ip, sizeof(a->client_ip));
+    for (size_t i = 0; t != NULL && i < t->n; i++)
+        if (gw_cidr_match(&t->cidrs[i], family, addr))
+            return 1;
+    return 0;
+}
+
+int gw_ipallow_trusted(const gw_stage_lists *l, int family, const unsigned char *addr)
+{
+    return is_trusted(gw_stage_lists_conf(l, &gw_stage_ipallow), family, addr);
+}
+
+static void set_client(gw_ipallow_out *o, int family, const unsigned char *addr)
+{
+    o->family = family;
+    memcpy(o->addr, addr, family == AF_INET ? 4 : 16);
+    inet_ntop(family, addr, o->ip, sizeof(o->ip));
 }
 
 /* Parse one XFF element (OWS-trimmed); IPv4-mapped IPv6 becomes IPv4. */
@@ -49,22 +74,22 @@ static int parse_hop(const char *s, size_t n, int *family, unsigned char addr[16
     return -1;
 }
 
-/* Resolve the effective client address into <a>. Returns 0, or -1 when a
- * trusted proxy sent an unusable X-Forwarded-For. */
-int gw_ipallow_resolve(gw_access *a)
+int gw_ipallow_resolve(const gw_req_view *req, const void *conf, gw_ipallow_out *o)
 {
-    set_client(a, a->peer_family, a->peer_addr);
-    if (a->confs == NULL || !gw_is_trusted_proxy(a->confs, a->peer_family, a->peer_addr))
+    const trusted *t = conf;
+    set_client(o, req->peer_family, req->peer_addr);
+    if (!is_trusted(t, req->peer_family, req->peer_addr))
         return 0;
-    if (a->proxied) {
-        set_client(a, a->proxy_family, a->proxy_addr);
+    if (req->proxied) {
+        set_client(o, req->proxy_family, req->proxy_addr);
         return 0;
     }
     /* right-most untrusted hop over every X-Forwarded-For line, in order */
-    int have = 0, fam = 0;
+    int fam = 0;
     unsigned char addr[16];
-    for (size_t i = a->http->nheaders; i-- > 0;) {
-        const gw_http_header *h = &a->http->headers[i];
+    const gw_http_request *http = req->http;
+    for (size_t i = http->nheaders; i-- > 0;) {
+        const gw_http_header *h = &http->headers[i];
         if (!gw_strcaseeq(h->name, h->name_len, "X-Forwarded-For"))
             continue;
         const char *v = h->value;
@@ -75,26 +100,80 @@ int gw_ipallow_resolve(gw_access *a)
                 start--;
             if (parse_hop(v + start, end - start, &fam, addr) < 0)
                 return -1;
-            set_client(a, fam, addr);
-            have = 1;
-            if (!gw_is_trusted_proxy(a->confs, fam, addr))
+            set_client(o, fam, addr);
+            if (!is_trusted(t, fam, addr))
                 return 0;
             end = start > 0 ? start - 1 : 0;
             if (start == 0)
                 break;
         }
     }
-    (void)have;
     return 0;
 }
 
-static gw_verdict run(gw_access *a)
+static gw_verdict run(const gw_stage_call *c)
 {
-    if (gw_ipallow_resolve(a) < 0)
-        return gw_access_reject(a, GW_ERR_IP_DENIED, "ipallow.bad_forwarded_for");
-    if (!gw_policy_ip_allowed(a->policy, a->client_family, a->client_addr))
-        return gw_access_reject(a, GW_ERR_IP_DENIED, NULL);
+    gw_ipallow_out *o = c->out;
+    if (gw_ipallow_resolve(c->req, c->conf, o) < 0)
+        return gw_reply_reject(c->reply, GW_ERR_IP_DENIED, "ipallow.bad_forwarded_for");
+    if (!gw_policy_ip_allowed(c->res->mtls.policy, o->family, o->addr))
+        return gw_reply_reject(c->reply, GW_ERR_IP_DENIED, NULL);
     return GW_STAGE_NEXT;
 }
 
-const gw_stage gw_stage_ipallow = {"ipallow", run, NULL};
+static void free_conf(void *p)
+{
+    trusted *t = p;
+    if (t != NULL)
+        free(t->cidrs);
+    free(t);
+}
+
+static int parse(const gw_conf *c, json_t *tp, gw_errlist *errs, void **out)
+{
+    trusted *t = calloc(1, sizeof(*t));
+    *out = t;
+    if (t == NULL) {
+        gw_stage_conf_err(errs, c, "access.trusted_proxies", "out of memory");
+        return -1;
+    }
+    if (tp == NULL)
+        return 0;
+    if (!json_is_array(tp) || json_array_size(tp) > 256) {
+        gw_stage_conf_err(errs, c, "access.trusted_proxies",
+                          "must be an array of at most 256 CIDRs");
+        return -1;
+    }
+    t->cidrs = calloc(json_array_size(tp) + 1, sizeof(*t->cidrs));
+    if (t->cidrs == NULL) {
+        gw_stage_conf_err(errs, c, "access.trusted_proxies", "out of memory");
+        return -1;
+    }
+    int bad = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(tp, i, v)
+    {
+        char p[64];
+        snprintf(p, sizeof(p), "access.trusted_proxies[%zu]", i);
+        const char *msg = json_is_string(v) ? gw_cidr_parse(json_string_value(v), &t->cidrs[t->n])
+                                            : "must be a string";
+        if (msg != NULL) {
+            gw_stage_conf_err(errs, c, p, msg);
+            bad = 1;
+        } else {
+            t->n++;
+        }
+    }
+    return bad ? -1 : 0;
+}
+
+const gw_stage gw_stage_ipallow = {
+    .name = "ipallow",
+    .needs = needs,
+    .out = offsetof(gw_results, ipallow),
+    .key = "trusted_proxies",
+    .parse = parse,
+    .free_conf = free_conf,
+    .run = run,
+};

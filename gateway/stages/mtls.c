@@ -1,16 +1,23 @@
 /* mtls identity: the verified client certificate names exactly one
  * habilitation (the policy loader refuses a fingerprint used twice). The
- * chain, dates and CRL were checked by the TLS handshake (core/tls.c). */
+ * chain, dates and CRL were checked by the TLS handshake (core/tls.c).
+ * Needs nothing; its result is the habilitation (gw_mtls_out.policy). */
 #include "stages/stages.h"
 
-static gw_verdict run(gw_access *a)
+static gw_verdict run(const gw_stage_call *c)
 {
-    if (!a->has_cert || a->policies == NULL)
-        return gw_access_reject(a, GW_ERR_CERT_UNKNOWN, a->has_cert ? NULL : "mtls.no_cert");
-    a->policy = gw_policy_by_cert(a->policies, a->cert_sha256);
-    if (a->policy == NULL)
-        return gw_access_reject(a, GW_ERR_CERT_UNKNOWN, NULL);
+    gw_mtls_out *out = c->out;
+    if (!c->req->has_cert || c->svc->policies == NULL)
+        return gw_reply_reject(c->reply, GW_ERR_CERT_UNKNOWN,
+                               c->req->has_cert ? NULL : "mtls.no_cert");
+    out->policy = gw_policy_by_cert(c->svc->policies, c->req->cert_sha256);
+    if (out->policy == NULL)
+        return gw_reply_reject(c->reply, GW_ERR_CERT_UNKNOWN, NULL);
     return GW_STAGE_NEXT;
 }
 
-const gw_stage gw_stage_mtls = {"mtls", run, NULL};
+const gw_stage gw_stage_mtls = {
+    .name = "mtls",
+    .out = offsetof(gw_results, mtls),
+    .run = run,
+};

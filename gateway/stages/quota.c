@@ -1,10 +1,13 @@
-/* quota: the exact sliding window of the habilitation (CGU §9.2), last of
- * the stages so that only requests that would be served count. Every route
+/* quota: the exact sliding window of the habilitation (CGU §9.2), late in
+ * the list so that only requests that would be served count. Every route
  * counts, public ones (etatSante) included, unless its config says
- * "quota": false (gw_route.no_quota). Adds RateLimit-Limit/-Remaining/-Reset to the response; a
- * refusal is 429 (900804) with Retry-After, exact to when a slot frees.
- * A refusal is remembered per worker until that time (deny cache), so
- * repeated refused calls do not touch the store. */
+ * "quota": false (gw_route.no_quota). Adds RateLimit-Limit/-Remaining/-Reset
+ * to the response; a refusal is 429 (900804) with Retry-After, exact to when
+ * a slot frees. A refusal is remembered per worker until that time (deny
+ * cache), so repeated refused calls do not touch the store.
+ * Needs route (no_quota) and mtls (the habilitation's limit). Its result:
+ * the figures of its decision and the store that made it. With the Redis
+ * store it SUSPENDs until the store answers; its state slot holds the call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,151 +16,169 @@
 #include "quota/quota.h"
 #include "stages/stages.h"
 
+static const char *const needs[] = {"route", "mtls", NULL};
+
 static unsigned secs_up(uint64_t ms)
 {
     return (unsigned)((ms + 999) / 1000);
 }
 
-static void headers(gw_access *a, unsigned limit, unsigned remaining, uint64_t reset_ms)
+static void headers(gw_quota_out *o, gw_reply *r, unsigned limit, unsigned remaining,
+                    uint64_t reset_ms)
 {
-    a->quota_ran = 1;
-    a->quota_limit = limit;
-    a->quota_remaining = remaining;
-    snprintf(a->rl_limit, sizeof(a->rl_limit), "%u", limit);
-    snprintf(a->rl_remaining, sizeof(a->rl_remaining), "%u", remaining);
-    snprintf(a->rl_reset, sizeof(a->rl_reset), "%u", secs_up(reset_ms));
-    gw_access_resp_header(a, "RateLimit-Limit", a->rl_limit);
-    gw_access_resp_header(a, "RateLimit-Remaining", a->rl_remaining);
-    gw_access_resp_header(a, "RateLimit-Reset", a->rl_reset);
+    o->ran = 1;
+    o->limit = limit;
+    o->remaining = remaining;
+    snprintf(o->rl_limit, sizeof(o->rl_limit), "%u", limit);
+    snprintf(o->rl_remaining, sizeof(o->rl_remaining), "%u", remaining);
+    snprintf(o->rl_reset, sizeof(o->rl_reset), "%u", secs_up(reset_ms));
+    gw_reply_header(r, "RateLimit-Limit", o->rl_limit);
+    gw_reply_header(r, "RateLimit-Remaining", o->rl_remaining);
+    gw_reply_header(r, "RateLimit-Reset", o->rl_reset);
 }
 
-static gw_verdict refuse(gw_access *a, unsigned limit, uint64_t wait_ms)
+static gw_verdict refuse(gw_quota_out *o, gw_reply *r, unsigned limit, uint64_t wait_ms)
 {
-    headers(a, limit, 0, wait_ms);
+    headers(o, r, limit, 0, wait_ms);
     unsigned ra = secs_up(wait_ms);
-    snprintf(a->retry_after, sizeof(a->retry_after), "%u", ra < 1 ? 1 : ra);
-    gw_access_resp_header(a, "Retry-After", a->retry_after);
-    return gw_access_reject(a, GW_ERR_THROTTLED, NULL);
+    snprintf(o->retry_after, sizeof(o->retry_after), "%u", ra < 1 ? 1 : ra);
+    gw_reply_header(r, "Retry-After", o->retry_after);
+    return gw_reply_reject(r, GW_ERR_THROTTLED, NULL);
 }
 
 /* The store could not decide: on_store_failure says what happens. */
-static gw_verdict store_failed(gw_access *a, const char *key, unsigned limit)
+static gw_verdict store_failed(const gw_quota *q, gw_quota_out *o, gw_reply *r, const char *key,
+                               unsigned limit, const char *member)
 {
-    const gw_quota *q = a->quota;
-    a->quota_store = "degraded";
-    a->quota_degraded = 1;
+    o->store = "degraded";
+    o->degraded = 1;
     if (q->on_failure == GW_QFAIL_DENY) {
-        headers(a, limit, 0, 1000); /* no decision: nothing left, retry in 1 s */
-        snprintf(a->retry_after, sizeof(a->retry_after), "1");
-        gw_access_resp_header(a, "Retry-After", a->retry_after);
-        return gw_access_reject(a, GW_ERR_QUOTA_UNAVAILABLE, NULL);
+        headers(o, r, limit, 0, 1000); /* no decision: nothing left, retry in 1 s */
+        snprintf(o->retry_after, sizeof(o->retry_after), "1");
+        gw_reply_header(r, "Retry-After", o->retry_after);
+        return gw_reply_reject(r, GW_ERR_QUOTA_UNAVAILABLE, NULL);
     }
     if (q->on_failure == GW_QFAIL_ALLOW) {
-        headers(a, limit, limit, 0);
+        headers(o, r, limit, limit, 0);
         return GW_STAGE_NEXT;
     }
     /* local: this instance's share of the limit, counting every admission
      * it made in the window (through Redis too); recorded, and written back
      * to Redis when it answers again (quota/redis.c) */
     unsigned share = (limit + q->instances - 1) / q->instances;
-    gw_memlog_result r;
-    gw_ownlog_admit(q->own, key, limit, share, gw_now_ms(), a->request_id, &r);
-    if (!r.admitted)
-        return refuse(a, share, r.reset_ms);
-    headers(a, share, r.remaining, r.reset_ms);
+    gw_memlog_result mr;
+    gw_ownlog_admit(q->own, key, limit, share, gw_now_ms(), member, &mr);
+    if (!mr.admitted)
+        return refuse(o, r, share, mr.reset_ms);
+    headers(o, r, share, mr.remaining, mr.reset_ms);
     return GW_STAGE_NEXT;
 }
 
+/* The state slot while the store has not answered. */
 typedef struct qwait {
-    gw_access *a;
-    gw_redis_call *call;
+    gw_stage_call call; /* what run() was given: the request outlives the wait */
+    const gw_qstore_ops *ops;
+    gw_redis_call *pending;
     unsigned limit;
     char key[80];
 } qwait;
 
-static size_t my_index(void)
-{
-    for (size_t i = 0; i < gw_pipeline_len; i++)
-        if (gw_pipeline[i] == &gw_stage_quota)
-            return i;
-    return 0;
-}
-
-static void redis_done(void *arg, const gw_redis_reply *rep)
+static void store_answered(void *arg, const gw_redis_reply *rep)
 {
     qwait *w = arg;
-    gw_access *a = w->a;
-    w->call = NULL;
+    const gw_stage_call *c = &w->call;
+    gw_quota_out *o = c->out;
+    w->pending = NULL;
     gw_verdict v;
     if (!rep->ok) {
-        a->quota_store_reason = rep->reason;
-        v = store_failed(a, w->key, w->limit);
+        o->store_reason = rep->reason;
+        v = store_failed(c->svc->quota, o, c->reply, w->key, w->limit, c->req->request_id);
     } else if (!rep->admitted) {
-        a->quota_store = "redis";
-        uint64_t now = gw_now_ms();
-        if (a->deny_cache != NULL)
-            gw_deny_cache_put(a->deny_cache, w->key, w->limit, now + rep->reset_ms);
-        v = refuse(a, w->limit, rep->reset_ms);
+        o->store = "redis";
+        if (c->svc->deny_cache != NULL)
+            gw_deny_cache_put(c->svc->deny_cache, w->key, w->limit, gw_now_ms() + rep->reset_ms);
+        v = refuse(o, c->reply, w->limit, rep->reset_ms);
     } else {
-        a->quota_store = "redis";
-        headers(a, w->limit, rep->remaining, rep->reset_ms);
+        o->store = "redis";
+        headers(o, c->reply, w->limit, rep->remaining, rep->reset_ms);
         v = GW_STAGE_NEXT;
     }
-    gw_pipeline_resume(a, v);
+    gw_pipeline_resume(c->run, v);
 }
 
-static void done(gw_access *a)
+static void done(const gw_stage_call *c)
 {
-    qwait *w = a->state[my_index()];
+    qwait *w = *c->state;
     if (w == NULL)
         return;
-    a->state[my_index()] = NULL;
-    if (w->call != NULL)
-        gw_redis_cancel(w->call); /* the request ends before Redis answered */
+    *c->state = NULL;
+    if (w->pending != NULL)
+        w->ops->cancel(w->pending); /* the request ends before the store answered */
     free(w);
 }
 
-static gw_verdict run(gw_access *a)
+static gw_redis_call *redis_call(void *ctx, const char *key, unsigned limit, uint64_t window_ms,
+                                 const char *member, gw_redis_cb cb, void *arg)
 {
-    if (a->route->no_quota)
+    return gw_redis_quota(ctx, key, limit, window_ms, member, cb, arg);
+}
+
+static const gw_qstore_ops redis_ops = {redis_call, gw_redis_cancel};
+
+static gw_verdict run(const gw_stage_call *c)
+{
+    gw_quota_out *o = c->out;
+    const gw_policy *p = c->res->mtls.policy;
+    if (c->res->route.route->no_quota)
         return GW_STAGE_NEXT;
-    const gw_quota *q = a->quota;
+    const gw_quota *q = c->svc->quota;
     if (q == NULL)
-        return gw_access_reject(a, GW_ERR_INTERNAL, "quota.no_store");
-    unsigned limit = a->policy->quota_per_minute;
+        return gw_reply_reject(c->reply, GW_ERR_INTERNAL, "quota.no_store");
+    unsigned limit = p->quota_per_minute;
     char key[80];
-    snprintf(key, sizeof(key), "opale:q:{%s}", a->policy->id);
-    uint64_t now = a->now_ms ? a->now_ms : gw_now_ms();
-    a->quota_store = q->kind == GW_QSTORE_REDIS ? "redis" : "memory";
+    snprintf(key, sizeof(key), "opale:q:{%s}", p->id);
+    uint64_t now = c->req->now_ms ? c->req->now_ms : gw_now_ms();
+    o->store = q->kind == GW_QSTORE_REDIS ? "redis" : "memory";
     uint64_t until = 0;
-    if (a->deny_cache != NULL && gw_deny_cache_get(a->deny_cache, key, limit, now, &until)) {
-        a->quota_deny_cached = 1;
-        return refuse(a, limit, until - now);
+    gw_deny_cache *deny = c->svc->deny_cache;
+    if (deny != NULL && gw_deny_cache_get(deny, key, limit, now, &until)) {
+        o->deny_cached = 1;
+        return refuse(o, c->reply, limit, until - now);
     }
     if (q->kind == GW_QSTORE_REDIS) {
-        if (a->redis == NULL)
-            return store_failed(a, key, limit);
+        const gw_qstore_ops *ops = c->svc->qstore != NULL ? c->svc->qstore : &redis_ops;
+        void *ctx = c->svc->qstore != NULL ? c->svc->qstore_ctx : c->svc->redis;
+        if (ctx == NULL)
+            return store_failed(q, o, c->reply, key, limit, c->req->request_id);
         qwait *w = calloc(1, sizeof(*w));
         if (w == NULL)
-            return gw_access_reject(a, GW_ERR_INTERNAL, "quota.oom");
-        w->a = a;
+            return gw_reply_reject(c->reply, GW_ERR_INTERNAL, "quota.oom");
+        w->call = *c;
+        w->ops = ops;
         w->limit = limit;
         snprintf(w->key, sizeof(w->key), "%s", key);
-        a->state[my_index()] = w;
-        w->call = gw_redis_quota(a->redis, key, limit, q->window_ms, a->request_id, redis_done, w);
-        if (w->call == NULL)
-            return store_failed(a, key, limit);
+        *c->state = w;
+        w->pending =
+            ops->call(ctx, key, limit, q->window_ms, c->req->request_id, store_answered, w);
+        if (w->pending == NULL)
+            return store_failed(q, o, c->reply, key, limit, c->req->request_id);
         return GW_STAGE_SUSPEND;
     }
     gw_memlog_result r;
     gw_memlog_admit(q->mem, key, limit, q->window_ms, now, &r);
     if (!r.admitted) {
-        if (a->deny_cache != NULL)
-            gw_deny_cache_put(a->deny_cache, key, limit, now + r.reset_ms);
-        return refuse(a, limit, r.reset_ms);
+        if (deny != NULL)
+            gw_deny_cache_put(deny, key, limit, now + r.reset_ms);
+        return refuse(o, c->reply, limit, r.reset_ms);
     }
-    headers(a, limit, r.remaining, r.reset_ms);
+    headers(o, c->reply, limit, r.remaining, r.reset_ms);
     return GW_STAGE_NEXT;
 }
 
-const gw_stage gw_stage_quota = {"quota", run, done};
+const gw_stage gw_stage_quota = {
+    .name = "quota",
+    .needs = needs,
+    .out = offsetof(gw_results, quota),
+    .run = run,
+    .done = done,
+};

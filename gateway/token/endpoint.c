@@ -249,11 +249,11 @@ void gw_token_endpoint(const gw_oauth *o, const gw_token_in *in, gw_token_out *o
             goto done;
         }
     }
-    /* client authentication: the certificate, always */
+    /* client authentication: the certificate, always (the mtls stage found
+     * its policy; none here is the same refusal) */
     const gw_policy *p = in->policy;
     if (p == NULL) {
-        answer(out, 401, "invalid_client", "the client certificate names no client",
-               "token.invalid_client");
+        gw_token_refused(GW_ERR_CERT_UNKNOWN, out);
         goto done;
     }
     const char *cid = param(&f, "client_id");
@@ -271,11 +271,6 @@ void gw_token_endpoint(const gw_oauth *o, const gw_token_in *in, gw_token_out *o
         out->www_authenticate = "Basic realm=\"api-opale\"";
         goto done;
     }
-    if (!in->ip_allowed) {
-        answer(out, 401, "invalid_client", "caller address not allowed for this client",
-               "token.invalid_client");
-        goto done;
-    }
     /* rate of token requests, per client (before any signature work) */
     if (in->rate != NULL) {
         gw_memlog_result rr;
@@ -289,20 +284,6 @@ void gw_token_endpoint(const gw_oauth *o, const gw_token_in *in, gw_token_out *o
                      (unsigned)((rr.reset_ms + 999) / 1000));
             goto done;
         }
-    }
-    /* the grant: the habilitation behind the client */
-    const char *why = NULL;
-    if (p->state != GW_HAB_ACTIVE)
-        why = p->state == GW_HAB_SUSPENDED ? "habilitation suspended" : "habilitation revoked";
-    else if (in->killswitch)
-        why = "client suspended by the operator";
-    else if (p->env != in->env)
-        why = "habilitation not valid for this environment";
-    else if (in->today < p->valid_from || in->today > p->valid_until)
-        why = "habilitation outside its validity dates";
-    if (why != NULL) {
-        answer(out, 400, "invalid_grant", why, "token.invalid_grant");
-        goto done;
     }
     if (grant_scopes(p, param(&f, "scope"), out->scope, sizeof(out->scope)) < 0) {
         answer(out, 400, "invalid_scope", "a requested scope is not granted to this client",
@@ -339,6 +320,39 @@ void gw_token_endpoint(const gw_oauth *o, const gw_token_in *in, gw_token_out *o
         answer(out, 500, "server_error", "out of memory", "token.server_error");
 done:
     form_free(&f);
+}
+
+int gw_token_refused(gw_err_id err, gw_token_out *out)
+{
+    static const struct {
+        gw_err_id err;
+        int status;
+        const char *error, *desc, *reason;
+    } map[] = {
+        {GW_ERR_CERT_UNKNOWN, 401, "invalid_client", "the client certificate names no client",
+         "token.invalid_client"},
+        {GW_ERR_IP_DENIED, 401, "invalid_client", "caller address not allowed for this client",
+         "token.invalid_client"},
+        {GW_ERR_CONSUMER_SUSPENDED, 400, "invalid_grant", "client suspended by the operator",
+         "token.invalid_grant"},
+        {GW_ERR_HAB_SUSPENDED, 400, "invalid_grant", "habilitation suspended",
+         "token.invalid_grant"},
+        {GW_ERR_HAB_REVOKED, 400, "invalid_grant", "habilitation revoked", "token.invalid_grant"},
+        {GW_ERR_HAB_NOT_YET_VALID, 400, "invalid_grant", "habilitation outside its validity dates",
+         "token.invalid_grant"},
+        {GW_ERR_HAB_EXPIRED, 400, "invalid_grant", "habilitation outside its validity dates",
+         "token.invalid_grant"},
+        {GW_ERR_ENVIRONMENT, 400, "invalid_grant", "habilitation not valid for this environment",
+         "token.invalid_grant"},
+    };
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (map[i].err == err) {
+            answer(out, map[i].status, map[i].error, map[i].desc, map[i].reason);
+            return 0;
+        }
+    }
+    return -1;
 }
 
 char *gw_assertion_sign(const gw_oauth *o, const gw_policy *p, gw_env env, const char *scope,

@@ -11,20 +11,23 @@
 
 #include <time.h>
 
+#include "lib/errors.h"
 #include "lib/http1.h"
 #include "policy/policy.h"
 #include "quota/memlog.h"
 #include "token/oauth.h"
 
+/* What the stages before established (gateway/stages/, the token list):
+ * the certificate names <policy>, the caller's address is allowed, the
+ * consumer is not cut off, the habilitation is usable today. The endpoint
+ * checks only what is its own: the form, client_id, client_secret_basic,
+ * the rate, the scopes. */
 typedef struct gw_token_in {
     const gw_http_request *http;
-    const gw_policy *policy; /* found by the certificate; NULL when unknown */
+    const gw_policy *policy; /* found by the certificate (NULL: invalid_client) */
     const char *cert_sha256; /* hex */
-    int ip_allowed;          /* the caller's address is in the policy's allowlist */
-    int killswitch;          /* the operator suspended this consumer */
     gw_env env;              /* the listener's */
     time_t now;
-    int today;       /* yyyymmdd in the gateway's time zone */
     uint64_t now_ms; /* monotonic, for the rate limit */
     gw_memlog *rate; /* per-client rate of token requests (shared) */
 } gw_token_in;
@@ -40,6 +43,12 @@ typedef struct gw_token_out {
 } gw_token_out;
 
 void gw_token_endpoint(const gw_oauth *o, const gw_token_in *in, gw_token_out *out);
+
+/* The OAuth answer (RFC 6749 §5.2) to a request an earlier stage refused
+ * with <err>: invalid_client (the certificate, the address), invalid_grant
+ * (the kill switch, the habilitation). 0, or -1 when <err> has no OAuth
+ * form (the caller answers with the gateway's own error). */
+int gw_token_refused(gw_err_id err, gw_token_out *out);
 
 /* Sign the X-JWT-Assertion for one forwarded request: iss, aud
  * (assertion_audience), iat, exp (+assertion_lifetime_s), jti = request_id,

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/http1.h"
 #include "lib/jsonv.h" /* gw_errlist */
 
 #define GW_TEST_FN static __attribute__((unused))
@@ -210,6 +211,23 @@ GW_TEST_FN char *gw_test_policy_json(const gw_test_policy *p)
                  GW_TEST_OR(p->extra, "")),
         0);
     return t;
+}
+
+/* ---- requests ---- */
+
+/* <raw> (one complete request) parsed by the gateway's parser; free it with
+ * gw_http_request_free. */
+GW_TEST_FN gw_http_request *gw_test_request(const char *raw)
+{
+    gw_http_limits lim = {16384, 100, 4096};
+    gw_http_parser *p = gw_http_parser_new(0, &lim);
+    ck_assert_ptr_nonnull(p);
+    size_t used = 0;
+    ck_assert_int_eq(gw_http_parser_feed(p, raw, strlen(raw), &used), GW_HTTP_COMPLETE);
+    gw_http_request *http = gw_http_parser_take_request(p);
+    gw_http_parser_free(p);
+    ck_assert_ptr_nonnull(http);
+    return http;
 }
 
 /* ---- the runner ---- */

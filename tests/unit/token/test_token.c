@@ -192,16 +192,6 @@ static const tcase_ cases[] = {
     {"basic without a secret in the policy", "POST", FORM, "grant_type=client_credentials",
      "Authorization: Basic Y29tbXVuZS1zYW5kYm94OnMzY3JldC12YWx1ZQ==\r\n", 0, 0, 0, 0, "active",
      GW_ENV_SANDBOX, 401, "invalid_client", NULL},
-    {"caller address not allowed", "POST", FORM, "grant_type=client_credentials", NULL, 0, 0, 1, 0,
-     "active", GW_ENV_SANDBOX, 401, "invalid_client", NULL},
-    {"habilitation suspended", "POST", FORM, "grant_type=client_credentials", NULL, 0, 0, 0, 0,
-     "suspended", GW_ENV_SANDBOX, 400, "invalid_grant", NULL},
-    {"habilitation revoked", "POST", FORM, "grant_type=client_credentials", NULL, 0, 0, 0, 0,
-     "revoked", GW_ENV_SANDBOX, 400, "invalid_grant", NULL},
-    {"kill switch", "POST", FORM, "grant_type=client_credentials", NULL, 0, 0, 0, 1, "active",
-     GW_ENV_SANDBOX, 400, "invalid_grant", NULL},
-    {"production listener", "POST", FORM, "grant_type=client_credentials", NULL, 0, 0, 0, 0,
-     "active", GW_ENV_PRODUCTION, 400, "invalid_grant", NULL},
     {"scope outside the habilitation", "POST", FORM,
      "grant_type=client_credentials&scope=api_opale_bancaires", NULL, 0, 0, 0, 0, "active",
      GW_ENV_SANDBOX, 400, "invalid_scope", NULL},
@@ -232,11 +222,8 @@ START_TEST(token_endpoint)
         .http = r,
         .policy = use,
         .cert_sha256 = FP,
-        .ip_allowed = !c->ip_denied,
-        .killswitch = c->killswitch,
         .env = c->env,
         .now = NOW,
-        .today = TODAY,
         .now_ms = 1000,
         .rate = NULL,
     };
@@ -288,16 +275,51 @@ START_TEST(token_endpoint)
 }
 END_TEST
 
+/* A refusal by a stage of the token list (the certificate, the address, the
+ * kill switch, the habilitation) in the OAuth form; the others have none. */
+START_TEST(token_refusals)
+{
+    static const struct {
+        gw_err_id err;
+        int status;
+        const char *error, *reason;
+    } rc[] = {
+        {GW_ERR_CERT_UNKNOWN, 401, "invalid_client", "token.invalid_client"},
+        {GW_ERR_IP_DENIED, 401, "invalid_client", "token.invalid_client"},
+        {GW_ERR_CONSUMER_SUSPENDED, 400, "invalid_grant", "token.invalid_grant"},
+        {GW_ERR_HAB_SUSPENDED, 400, "invalid_grant", "token.invalid_grant"},
+        {GW_ERR_HAB_REVOKED, 400, "invalid_grant", "token.invalid_grant"},
+        {GW_ERR_HAB_NOT_YET_VALID, 400, "invalid_grant", "token.invalid_grant"},
+        {GW_ERR_HAB_EXPIRED, 400, "invalid_grant", "token.invalid_grant"},
+        {GW_ERR_ENVIRONMENT, 400, "invalid_grant", "token.invalid_grant"},
+    };
+    for (size_t i = 0; i < sizeof(rc) / sizeof(rc[0]); i++) {
+        gw_token_out out;
+        ck_assert_int_eq(gw_token_refused(rc[i].err, &out), 0);
+        ck_assert_int_eq(out.status, rc[i].status);
+        ck_assert_str_eq(out.reason, rc[i].reason);
+        json_error_t je;
+        json_t *body = json_loads(out.body, 0, &je);
+        ck_assert_ptr_nonnull(body);
+        ck_assert_str_eq(json_string_value(json_object_get(body, "error")), rc[i].error);
+        ck_assert_ptr_nonnull(json_string_value(json_object_get(body, "error_description")));
+        json_decref(body);
+        free(out.body);
+    }
+    gw_token_out out;
+    ck_assert_int_eq(gw_token_refused(GW_ERR_JOURNAL_UNAVAILABLE, &out), -1);
+    ck_assert_int_eq(gw_token_refused(GW_ERR_INTERNAL, &out), -1);
+}
+END_TEST
+
 START_TEST(token_rate_limit)
 {
     gw_http_request *r = req("POST", FORM, "grant_type=client_credentials", NULL);
     gw_token_in in = {.http = r,
                       .policy = pol,
                       .cert_sha256 = FP,
-                      .ip_allowed = 1,
                       .env = GW_ENV_SANDBOX,
                       .now = NOW,
-                      .today = TODAY,
                       .now_ms = 1000,
                       .rate = rate};
     gw_token_out out;
@@ -453,6 +475,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, token_endpoint, 0, sizeof(cases) / sizeof(cases[0]));
     tcase_add_test(tc, token_rate_limit);
+    tcase_add_test(tc, token_refusals);
     tcase_add_test(tc, assertion);
     tcase_add_test(tc, jwks_published);
     tcase_add_loop_test(tc, oauth_config_errors, 0, sizeof(ocases) / sizeof(ocases[0]));
