@@ -129,37 +129,34 @@ static void free_conf(void *p)
     free(t);
 }
 
-static int parse(const gw_conf *c, json_t *tp, gw_errlist *errs, void **out)
+static int parse(const gw_conf *c, json_t *tp, gw_jsonv *jv, void **out)
 {
-    trusted *t = calloc(1, sizeof(*t));
+    (void)c;
+    trusted *t = gw_jsonv_calloc(jv, "access.trusted_proxies", 1, sizeof(*t));
     *out = t;
-    if (t == NULL) {
-        gw_stage_conf_err(errs, c, "access.trusted_proxies", "out of memory");
+    if (t == NULL)
         return -1;
-    }
     if (tp == NULL)
         return 0;
     if (!json_is_array(tp) || json_array_size(tp) > 256) {
-        gw_stage_conf_err(errs, c, "access.trusted_proxies",
-                          "must be an array of at most 256 CIDRs");
+        gw_jsonv_err(jv, "access.trusted_proxies", "must be an array of at most 256 CIDRs");
         return -1;
     }
-    t->cidrs = calloc(json_array_size(tp) + 1, sizeof(*t->cidrs));
-    if (t->cidrs == NULL) {
-        gw_stage_conf_err(errs, c, "access.trusted_proxies", "out of memory");
+    t->cidrs =
+        gw_jsonv_calloc(jv, "access.trusted_proxies", json_array_size(tp) + 1, sizeof(*t->cidrs));
+    if (t->cidrs == NULL)
         return -1;
-    }
     int bad = 0;
     size_t i;
     json_t *v;
     json_array_foreach(tp, i, v)
     {
-        char p[64];
-        snprintf(p, sizeof(p), "access.trusted_proxies[%zu]", i);
+        char p[GW_JSONV_PATH];
+        gw_jsonv_path_idx(p, "access.trusted_proxies", i);
         const char *msg = json_is_string(v) ? gw_cidr_parse(json_string_value(v), &t->cidrs[t->n])
                                             : "must be a string";
         if (msg != NULL) {
-            gw_stage_conf_err(errs, c, p, msg);
+            gw_jsonv_err(jv, p, "%s", msg);
             bad = 1;
         } else {
             t->n++;

@@ -27,13 +27,13 @@ static gw_verdict run(const gw_stage_call *c)
     return GW_STAGE_NEXT;
 }
 
-static int parse(const gw_conf *c, json_t *sf, gw_errlist *errs, void **out)
+static int parse(const gw_conf *c, json_t *sf, gw_jsonv *jv, void **out)
 {
     const char *sfile = "suspensions.json";
     int bad = 0;
     if (sf != NULL) {
         if (!json_is_string(sf) || json_string_length(sf) == 0) {
-            gw_stage_conf_err(errs, c, "access.suspensions_file", "must be a non-empty string");
+            gw_jsonv_err(jv, "access.suspensions_file", "must be a non-empty string");
             bad = 1;
         } else {
             sfile = json_string_value(sf);
@@ -50,7 +50,7 @@ static int parse(const gw_conf *c, json_t *sf, gw_errlist *errs, void **out)
     }
     *out = path;
     if (path == NULL) {
-        gw_stage_conf_err(errs, c, "access.suspensions_file", "out of memory");
+        gw_jsonv_err(jv, "access.suspensions_file", "out of memory");
         return -1;
     }
     return bad ? -1 : 0;

@@ -44,30 +44,6 @@ static const char *const needs[] = {"route", NULL};
 #define MAX_SLOT_MIN 120
 #define NIGHT_MIN ((BAND_END - BAND_START + 1440) % 1440) /* 420 minutes, 23:00-06:00 */
 
-#define e gw_stage_conf_err
-
-static int check_keys(gw_errlist *errs, const gw_conf *c, json_t *o, const char *path,
-                      const char *const *known)
-{
-    const char *k;
-    json_t *v;
-    int bad = 0;
-    json_object_foreach(o, k, v)
-    {
-        int ok = 0;
-        for (size_t i = 0; known[i] != NULL; i++)
-            if (strcmp(k, known[i]) == 0)
-                ok = 1;
-        if (!ok) {
-            char p[256];
-            snprintf(p, sizeof(p), "%s.%.64s", path, k);
-            e(errs, c, p, "unknown key");
-            bad = 1;
-        }
-    }
-    return bad;
-}
-
 static int parse_hhmm(const char *s, int *min)
 {
     if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) || s[2] != ':' ||
@@ -131,7 +107,7 @@ static int night_total(const unsigned char night[NIGHT_MIN])
  * slot adds to the daily ones of its night. Every slot is known to lie in
  * the band (<s->slots[i]> is the JSON's slots[i]). The first slot that takes
  * a night past MAX_SLOT_MIN is named, with the night's total. */
-static void check_nights(gw_errlist *errs, const gw_conf *c, const gw_maint_conf *s)
+static void check_nights(gw_jsonv *jv, const gw_maint_conf *s)
 {
     static const char rule[] = "; the CGU allow at most 2 hours a night (23:00-06:00), unless "
                                "maintenance.force is true";
@@ -151,7 +127,7 @@ static void check_nights(gw_errlist *errs, const gw_conf *c, const gw_maint_conf
         snprintf(p, sizeof(p), "access.maintenance.slots[%zu].daily", first);
         snprintf(msg, sizeof(msg), "the daily slots take %d minutes a night%s", night_total(daily),
                  rule);
-        e(errs, c, p, msg);
+        gw_jsonv_err(jv, p, "%s", msg);
         return;
     }
     for (size_t i = 0; i < s->nslots; i++) {
@@ -180,18 +156,18 @@ static void check_nights(gw_errlist *errs, const gw_conf *c, const gw_maint_conf
                  "the night of %04d-%02d-%02d has %d minutes of maintenance (daily slots "
                  "included)%s",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, night_total(night), rule);
-        e(errs, c, p, msg);
+        gw_jsonv_err(jv, p, "%s", msg);
     }
 }
 
-static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_maint_conf *s)
+static void parse_maintenance(gw_jsonv *jv, json_t *m, gw_maint_conf *s)
 {
     static const char *const keys[] = {"timezone", "force", "slots", NULL};
     if (!json_is_object(m)) {
-        e(errs, c, "access.maintenance", "must be an object");
+        gw_jsonv_err(jv, "access.maintenance", "%s", "must be an object");
         return;
     }
-    check_keys(errs, c, m, "access.maintenance", keys);
+    gw_jsonv_keys(jv, m, "access.maintenance", keys);
     json_t *v = json_object_get(m, "timezone");
     if (v != NULL) {
         if (json_is_string(v) && strcmp(json_string_value(v), "Europe/Paris") == 0)
@@ -199,25 +175,26 @@ static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_
         else if (json_is_string(v) && strcmp(json_string_value(v), "UTC") == 0)
             s->tz = GW_TZ_UTC;
         else
-            e(errs, c, "access.maintenance.timezone", "must be \"Europe/Paris\" or \"UTC\"");
+            gw_jsonv_err(jv, "access.maintenance.timezone", "%s",
+                         "must be \"Europe/Paris\" or \"UTC\"");
     }
     v = json_object_get(m, "force");
     if (v != NULL) {
         if (json_is_boolean(v))
             s->force = json_is_true(v);
         else
-            e(errs, c, "access.maintenance.force", "must be a boolean");
+            gw_jsonv_err(jv, "access.maintenance.force", "%s", "must be a boolean");
     }
     json_t *slots = json_object_get(m, "slots");
     if (slots == NULL)
         return;
     if (!json_is_array(slots) || json_array_size(slots) > 64) {
-        e(errs, c, "access.maintenance.slots", "must be an array of at most 64 slots");
+        gw_jsonv_err(jv, "access.maintenance.slots", "%s", "must be an array of at most 64 slots");
         return;
     }
     s->slots = calloc(json_array_size(slots) + 1, sizeof(*s->slots));
     if (s->slots == NULL) {
-        e(errs, c, "access.maintenance.slots", "out of memory");
+        gw_jsonv_err(jv, "access.maintenance.slots", "%s", "out of memory");
         return;
     }
     size_t i;
@@ -228,16 +205,18 @@ static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_
         snprintf(p, sizeof(p), "access.maintenance.slots[%zu]", i);
         static const char *const skeys[] = {"daily", "from", "until", NULL};
         if (!json_is_object(sl)) {
-            e(errs, c, p, "must be an object");
+            gw_jsonv_err(jv, p, "%s", "must be an object");
             continue;
         }
-        if (check_keys(errs, c, sl, p, skeys))
+        size_t before = jv->nerrs;
+        gw_jsonv_keys(jv, sl, p, skeys);
+        if (jv->nerrs > before)
             continue;
         gw_maint_slot *ms = &s->slots[s->nslots];
         json_t *daily = json_object_get(sl, "daily");
         json_t *from = json_object_get(sl, "from"), *until = json_object_get(sl, "until");
         if (daily != NULL && (from != NULL || until != NULL)) {
-            e(errs, c, p, "either \"daily\" or \"from\"/\"until\", not both");
+            gw_jsonv_err(jv, p, "%s", "either \"daily\" or \"from\"/\"until\", not both");
             continue;
         }
         if (daily != NULL) {
@@ -245,14 +224,14 @@ static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_
             const char *d = json_string_value(daily);
             if (d == NULL || strlen(d) != 11 || d[5] != '-' || parse_hhmm(d, &ms->start_min) ||
                 parse_hhmm(d + 6, &ms->end_min) || ms->start_min == ms->end_min) {
-                e(errs, c, pk, "must be \"HH:MM-HH:MM\" with different times");
+                gw_jsonv_err(jv, pk, "%s", "must be \"HH:MM-HH:MM\" with different times");
                 continue;
             }
             int len = (ms->end_min - ms->start_min + 1440) % 1440;
             if (!s->force && (!in_band(ms->start_min, ms->end_min) || len > MAX_SLOT_MIN)) {
-                e(errs, c, pk,
-                  "must lie within 23:00-06:00 and last at most 2 hours (CGU), "
-                  "unless maintenance.force is true");
+                gw_jsonv_err(jv, pk, "%s",
+                             "must lie within 23:00-06:00 and last at most 2 hours (CGU), "
+                             "unless maintenance.force is true");
                 continue;
             }
             ms->daily = 1;
@@ -260,29 +239,29 @@ static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_
             continue;
         }
         if (from == NULL || until == NULL) {
-            e(errs, c, p, "missing key \"daily\" or \"from\"+\"until\"");
+            gw_jsonv_err(jv, p, "%s", "missing key \"daily\" or \"from\"+\"until\"");
             continue;
         }
         long lf = 0, lu = 0;
         int mf = 0, mu = 0;
         snprintf(pk, sizeof(pk), "%s.from", p);
         if (!json_is_string(from) || parse_local(json_string_value(from), &lf, &mf)) {
-            e(errs, c, pk, "must be a local date-time \"YYYY-MM-DDTHH:MM\"");
+            gw_jsonv_err(jv, pk, "%s", "must be a local date-time \"YYYY-MM-DDTHH:MM\"");
             continue;
         }
         snprintf(pk, sizeof(pk), "%s.until", p);
         if (!json_is_string(until) || parse_local(json_string_value(until), &lu, &mu)) {
-            e(errs, c, pk, "must be a local date-time \"YYYY-MM-DDTHH:MM\"");
+            gw_jsonv_err(jv, pk, "%s", "must be a local date-time \"YYYY-MM-DDTHH:MM\"");
             continue;
         }
         if (lu <= lf) {
-            e(errs, c, pk, "must be after \"from\"");
+            gw_jsonv_err(jv, pk, "%s", "must be after \"from\"");
             continue;
         }
         if (!s->force && (lu - lf > MAX_SLOT_MIN * 60 || !in_band(mf, mu))) {
-            e(errs, c, p,
-              "must lie within 23:00-06:00 and last at most 2 hours (CGU), "
-              "unless maintenance.force is true");
+            gw_jsonv_err(jv, p, "%s",
+                         "must lie within 23:00-06:00 and last at most 2 hours (CGU), "
+                         "unless maintenance.force is true");
             continue;
         }
         /* local -> UTC with the offset in force an hour before (the slots sit
@@ -296,7 +275,7 @@ static void parse_maintenance(gw_errlist *errs, const gw_conf *c, json_t *m, gw_
         s->nslots++;
     }
     if (!s->force && s->nslots == json_array_size(slots))
-        check_nights(errs, c, s);
+        check_nights(jv, s);
 }
 
 int gw_maintenance_active(const gw_maint_conf *s, time_t now, time_t *end)
@@ -341,18 +320,17 @@ static void free_conf(void *p)
     free(s);
 }
 
-static int parse(const gw_conf *c, json_t *m, gw_errlist *errs, void **out)
+static int parse(const gw_conf *c, json_t *m, gw_jsonv *jv, void **out)
 {
-    size_t before = errs->n + errs->dropped;
-    gw_maint_conf *s = calloc(1, sizeof(*s));
+    (void)c;
+    size_t before = jv->nerrs;
+    gw_maint_conf *s = gw_jsonv_calloc(jv, "access.maintenance", 1, sizeof(*s));
     *out = s;
-    if (s == NULL) {
-        e(errs, c, "access.maintenance", "out of memory");
+    if (s == NULL)
         return -1;
-    }
     if (m != NULL)
-        parse_maintenance(errs, c, m, s);
-    return errs->n + errs->dropped > before ? -1 : 0;
+        parse_maintenance(jv, m, s);
+    return jv->nerrs > before ? -1 : 0;
 }
 
 gw_tz gw_stage_lists_tz(const gw_stage_lists *l)

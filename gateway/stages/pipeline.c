@@ -144,11 +144,6 @@ void gw_pipeline_done(gw_access *a)
 
 /* ---- the lists ---- */
 
-void gw_stage_conf_err(gw_errlist *errs, const gw_conf *c, const char *path, const char *msg)
-{
-    gw_errlist_add(errs, "%s: %s: %s", c->path, path, msg);
-}
-
 static size_t index_of(const gw_stage *s)
 {
     for (size_t i = 0; i < NALL; i++)
@@ -161,37 +156,30 @@ gw_stage_lists *gw_stage_lists_build(const gw_conf *c, const gw_stage *const *co
                                      const size_t *lens, gw_errlist *errs)
 {
     size_t before = errs->n + errs->dropped;
-    gw_stage_lists *l = calloc(1, sizeof(*l));
-    if (l == NULL) {
-        gw_stage_conf_err(errs, c, "access", "out of memory");
+    gw_jsonv jv = gw_jsonv_init(c->path, errs);
+    gw_stage_lists *l = gw_jsonv_calloc(&jv, "access", 1, sizeof(*l));
+    if (l == NULL)
         return NULL;
-    }
     json_t *a = c->access;
     if (a != NULL && !json_is_object(a)) {
-        gw_stage_conf_err(errs, c, "access", "must be an object");
+        gw_jsonv_err(&jv, "access", "must be an object");
         a = NULL;
     }
     if (a != NULL) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(a, k, v)
-        {
-            size_t i = 0;
-            while (i < NALL && (all_stages[i]->key == NULL || strcmp(all_stages[i]->key, k) != 0))
-                i++;
-            if (i == NALL) {
-                char p[128];
-                snprintf(p, sizeof(p), "access.%.64s", k);
-                gw_stage_conf_err(errs, c, p, "unknown key");
-            }
-        }
+        const char *known[NALL + 1];
+        size_t nk = 0;
+        for (size_t i = 0; i < NALL; i++)
+            if (all_stages[i]->key != NULL)
+                known[nk++] = all_stages[i]->key;
+        known[nk] = NULL;
+        gw_jsonv_keys(&jv, a, "access", known);
     }
     for (size_t i = 0; i < NALL; i++) {
         const gw_stage *s = all_stages[i];
         if (s->parse == NULL)
             continue;
         json_t *v = a != NULL && s->key != NULL ? json_object_get(a, s->key) : NULL;
-        if (s->parse(c, v, errs, &l->confs[i]) < 0 && l->confs[i] != NULL) {
+        if (s->parse(c, v, &jv, &l->confs[i]) < 0 && l->confs[i] != NULL) {
             s->free_conf(l->confs[i]);
             l->confs[i] = NULL;
         }

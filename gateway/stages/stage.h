@@ -39,6 +39,7 @@
 #include "lib/errors.h"
 #include "lib/forward.h"
 #include "lib/http1.h"
+#include "lib/jsonv.h"
 #include "lib/query.h"
 #include "lib/route.h"
 #include "policy/policy.h"
@@ -220,8 +221,8 @@ typedef struct gw_stage {
     long out;                 /* offsetof(gw_results, ...), -1: no result */
     const char *key;          /* its key in "access", NULL: no configuration */
     /* Parse <v> (NULL when absent: defaults) into *conf. Errors go to
-     * <errs> as "FILE: access.KEY...: message". 0, or -1 on error. */
-    int (*parse)(const gw_conf *c, json_t *v, gw_errlist *errs, void **conf);
+     * <jv> as "FILE: access.KEY...: message". 0, or -1 on error. */
+    int (*parse)(const gw_conf *c, json_t *v, gw_jsonv *jv, void **conf);
     void (*free_conf)(void *conf);
     gw_verdict (*run)(const gw_stage_call *call);
     void (*done)(const gw_stage_call *call); /* NULL when nothing to release */
@@ -236,8 +237,5 @@ gw_verdict gw_reply_reject(gw_reply *r, gw_err_id err, const char *reason);
 /* Called by a suspended stage with its verdict; continues the list and
  * reports the final verdict through the request's on_done. */
 void gw_pipeline_resume(gw_access *a, gw_verdict v);
-
-/* "FILE: PATH: message" for the configuration parsers of the stages. */
-void gw_stage_conf_err(gw_errlist *errs, const gw_conf *c, const char *path, const char *msg);
 
 #endif

@@ -146,7 +146,7 @@ static inline void setup(void)
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     ck_assert_ptr_nonnull(set);
-    char sp[128], *err = NULL;
+    char sp[PATH_MAX + 32], *err = NULL;
     snprintf(sp, sizeof(sp), "%s/susp.state", tmpdir);
     susp = gw_suspensions_open(sp, &err);
     ck_assert_ptr_nonnull(susp);
@@ -165,7 +165,7 @@ static inline void setup(void)
     const char *names[] = {"tok.pem", "evil.pem"};
     for (int i = 0; i < 2; i++) {
         EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-        char kp[128];
+        char kp[PATH_MAX + 32];
         snprintf(kp, sizeof(kp), "%s/%s", tmpdir, names[i]);
         FILE *f = fopen(kp, "w");
         ck_assert_int_eq(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
@@ -180,7 +180,7 @@ static inline void setup(void)
     json_decref(conf.oauth);
     conf.oauth = NULL;
     ck_assert_ptr_nonnull(oauth);
-    char ep[128], *kerr = NULL;
+    char ep[PATH_MAX + 32], *kerr = NULL;
     snprintf(ep, sizeof(ep), "%s/evil.pem", tmpdir);
     ck_assert_int_eq(gw_jwk_load_pem(&attacker, ep, "k1", GW_ALG_ES256, &kerr), 0);
     cache = gw_token_cache_new(64);
