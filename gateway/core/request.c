@@ -327,7 +327,7 @@ static void token(gw_conn *c, gw_request *q)
 {
     gw_access *a = &q->a;
     gw_token_out refusal;
-    const gw_token_out *out = &a->res.token.reply;
+    const gw_token_out *out = a->res.token.reply;
     if (gw_pipeline_run(a) != GW_STAGE_NEXT) {
         if (gw_token_refused(a->reply.err, &refusal) < 0) {
             refused(c, q); /* 910240 without room for the record, 500 */

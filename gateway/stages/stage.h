@@ -170,8 +170,7 @@ typedef struct gw_journal_out {
 } gw_journal_out;
 
 typedef struct gw_token_stage_out {
-    int answered;       /* the endpoint answered (any status) */
-    gw_token_out reply; /* its answer (body malloc'd, freed by done) */
+    gw_token_out *reply; /* the endpoint's answer, any status (malloc'd, freed by done) */
 } gw_token_stage_out;
 
 typedef struct gw_results {

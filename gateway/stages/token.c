@@ -26,16 +26,20 @@ static gw_verdict run(const gw_stage_call *c)
         .now_ms = c->req->now_ms ? c->req->now_ms : gw_now_ms(),
         .rate = c->svc->token_rate,
     };
-    gw_token_endpoint(c->svc->oauth, &in, &o->reply);
-    o->answered = 1;
+    o->reply = calloc(1, sizeof(*o->reply));
+    if (o->reply == NULL)
+        return gw_reply_reject(c->reply, GW_ERR_INTERNAL, "token.oom");
+    gw_token_endpoint(c->svc->oauth, &in, o->reply);
     return GW_STAGE_NEXT;
 }
 
 static void done(const gw_stage_call *c)
 {
     gw_token_stage_out *o = c->out;
-    free(o->reply.body);
-    o->reply.body = NULL;
+    if (o->reply != NULL)
+        free(o->reply->body);
+    free(o->reply);
+    o->reply = NULL;
 }
 
 const gw_stage gw_stage_token = {
