@@ -234,16 +234,22 @@ static void events_request(gw_conn *c, gw_request *q, const char *siren)
     gw_events_request(srv->events, &e);
 }
 
-void gw_outcome_handshake_done(gw_conn *c)
+/* <refused>: the journal reason of a refused handshake; NULL: completed. */
+static void events_handshake(gw_conn *c, const char *refused)
 {
     gw_event_handshake h = {
         .client_ip = c->proxied ? c->proxy_ip : c->client_ip,
         .cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL,
         .cert_subject = c->peer.has_cert ? c->peer.subject : NULL,
         .not_after = c->peer.not_after,
-        .refused = NULL,
+        .refused = refused,
     };
     gw_events_handshake(c->w->srv->events, &h);
+}
+
+void gw_outcome_handshake_done(gw_conn *c)
+{
+    events_handshake(c, NULL);
 }
 
 void gw_outcome_refused(gw_conn *c, const char *reason, int handshake)
@@ -257,16 +263,8 @@ void gw_outcome_refused(gw_conn *c, const char *reason, int handshake)
     memset(&b, 0, sizeof(b));
     fill_record(&r, &b, c, NULL, reason);
     submit(c, &r, NULL);
-    if (handshake) {
-        gw_event_handshake h = {
-            .client_ip = c->proxied ? c->proxy_ip : c->client_ip,
-            .cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL,
-            .cert_subject = c->peer.has_cert ? c->peer.subject : NULL,
-            .not_after = c->peer.not_after,
-            .refused = reason,
-        };
-        gw_events_handshake(c->w->srv->events, &h);
-    }
+    if (handshake)
+        events_handshake(c, reason);
 }
 
 /* ---- metrics ---- */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common.h"
 #include "policy/usable.h"
 
 static gw_policy pol(gw_hab_state state, int from, int until, gw_env env)
@@ -54,9 +55,5 @@ int main(void)
     tcase_add_test(tc, usable_cases);
     tcase_add_test(tc, usable_order);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return gw_test_run(s);
 }

@@ -221,6 +221,17 @@ static inline gw_stage_lists *lists_from(const char *access_json, gw_errlist *er
     return l;
 }
 
+/* The "access" object <json> is refused with exactly one error, <msg>. */
+static inline void expect_access_error(const char *json, const char *msg)
+{
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    ck_assert_ptr_null(lists_from(json, &errs));
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert_str_eq(errs.msgs[0], msg);
+    gw_errlist_clear(&errs);
+}
+
 typedef struct outcome {
     gw_verdict v;
     gw_err_id err;

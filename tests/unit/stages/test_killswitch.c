@@ -22,12 +22,10 @@ END_TEST
 
 START_TEST(suspensions_file_setting)
 {
+    expect_access_error("{\"suspensions_file\":\"\"}",
+                        "gw.json: access.suspensions_file: must be a non-empty string");
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
-    ck_assert_ptr_null(lists_from("{\"suspensions_file\":\"\"}", &errs));
-    ck_assert_uint_eq(errs.n, 1);
-    ck_assert_str_eq(errs.msgs[0], "gw.json: access.suspensions_file: must be a non-empty string");
-    gw_errlist_clear(&errs);
     gw_stage_lists *l = lists_from("{\"suspensions_file\":\"state/s.json\"}", &errs);
     ck_assert_ptr_nonnull(l);
     char want[PATH_MAX + 32];

@@ -161,13 +161,7 @@ END_TEST
 
 START_TEST(bad_access_config)
 {
-    gw_errlist errs;
-    memset(&errs, 0, sizeof(errs));
-    gw_stage_lists *c = lists_from(ccases[_i].json, &errs);
-    ck_assert_ptr_null(c);
-    ck_assert_uint_eq(errs.n, 1);
-    ck_assert_str_eq(errs.msgs[0], ccases[_i].msg);
-    gw_errlist_clear(&errs);
+    expect_access_error(ccases[_i].json, ccases[_i].msg);
 }
 END_TEST
 

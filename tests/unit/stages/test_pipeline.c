@@ -176,15 +176,8 @@ END_TEST
 
 START_TEST(unknown_access_key)
 {
-    gw_errlist errs;
-    memset(&errs, 0, sizeof(errs));
-    ck_assert_ptr_null(lists_from("{\"nope\":1}", &errs));
-    ck_assert_uint_eq(errs.n, 1);
-    ck_assert_str_eq(errs.msgs[0], "gw.json: access.nope: unknown key");
-    gw_errlist_clear(&errs);
-    ck_assert_ptr_null(lists_from("[]", &errs));
-    ck_assert_str_eq(errs.msgs[0], "gw.json: access: must be an object");
-    gw_errlist_clear(&errs);
+    expect_access_error("{\"nope\":1}", "gw.json: access.nope: unknown key");
+    expect_access_error("[]", "gw.json: access: must be an object");
 }
 END_TEST
 
