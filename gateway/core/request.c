@@ -327,8 +327,10 @@ static void token(gw_conn *c, gw_request *q)
 {
     gw_access *a = &q->a;
     gw_token_out refusal;
-    const gw_token_out *out = a->res.token.reply;
-    if (gw_pipeline_run(a) != GW_STAGE_NEXT) {
+    const gw_token_out *out;
+    if (gw_pipeline_run(a) == GW_STAGE_NEXT) {
+        out = a->res.token.reply; /* the token stage ran: its answer */
+    } else {
         if (gw_token_refused(a->reply.err, &refusal) < 0) {
             refused(c, q); /* 910240 without room for the record, 500 */
             return;
