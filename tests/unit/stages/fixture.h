@@ -221,6 +221,12 @@ static inline gw_stage_lists *lists_from(const char *access_json, gw_errlist *er
     return l;
 }
 
+/* An "access" object and the one error it must get. */
+typedef struct ccase {
+    const char *json;
+    const char *msg;
+} ccase;
+
 /* The "access" object <json> is refused with exactly one error, <msg>. */
 static inline void expect_access_error(const char *json, const char *msg)
 {

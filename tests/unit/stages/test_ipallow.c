@@ -52,11 +52,6 @@ START_TEST(trusted_peer)
 }
 END_TEST
 
-typedef struct ccase {
-    const char *json;
-    const char *msg;
-} ccase;
-
 static const ccase ccases[] = {
     {"{\"trusted_proxies\":[\"10.0.0.1/8\"]}", "gw.json: access.trusted_proxies[0]: host bits set"},
     {"{\"trusted_proxies\":[\"x\"]}", "gw.json: access.trusted_proxies[0]: not a CIDR"},

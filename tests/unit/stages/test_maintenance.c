@@ -78,11 +78,6 @@ START_TEST(maintenance_slots)
 }
 END_TEST
 
-typedef struct ccase {
-    const char *json;
-    const char *msg;
-} ccase;
-
 static const ccase ccases[] = {
     {"{\"maintenance\":{\"timezone\":\"Europe/Berlin\"}}",
      "gw.json: access.maintenance.timezone: must be \"Europe/Paris\" or \"UTC\""},
