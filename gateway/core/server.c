@@ -787,7 +787,8 @@ int gw_server_heartbeat(gw_server *s)
 int gw_server_in_maintenance(const gw_server *s)
 {
     time_t end;
-    return s->confs != NULL && gw_maintenance_active(s->confs, time(NULL), &end);
+    const gw_maint_conf *m = gw_stage_lists_conf(s->stages, &gw_stage_maintenance);
+    return m != NULL && gw_maintenance_active(m, time(NULL), &end);
 }
 
 int gw_server_ready(const gw_server *s)

@@ -187,7 +187,8 @@ int gw_evidence_availability_main(int argc, char **argv, int first)
         goto out;
     }
     if (gw_avail_from_records(j.recs, j.n, &up, &down) < 0 ||
-        gw_maint_intervals(c.access, from, to, &maint) < 0)
+        gw_maint_intervals(gw_stage_lists_conf(c.access, &gw_stage_maintenance), from, to, &maint) <
+            0)
         goto out;
     /* outside the journal's span nothing shows the service up */
     gw_ivals_add(&unobs, from, first_ts < 0 ? to : (first_ts < to ? first_ts : to));

@@ -91,7 +91,7 @@ int64_t gw_paris_local(long day, int minute)
     return (local - 3600) * 1000;
 }
 
-int gw_maint_intervals(const gw_stage_confs *c, int64_t from, int64_t to, gw_ivals *out)
+int gw_maint_intervals(const gw_maint_conf *c, int64_t from, int64_t to, gw_ivals *out)
 {
     /* Slots start and end on local minutes, and the offsets of the supported
      * zones are whole hours: testing each UTC minute finds every slot. */

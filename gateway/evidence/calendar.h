@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "lib/civil.h"
-#include "stages/confs.h"
+#include "stages/stages.h"
 
 typedef struct gw_ival {
     int64_t a, b; /* [a, b) */
@@ -40,6 +40,6 @@ int64_t gw_paris_local(long day, int minute);
 
 /* Every maintenance slot of <c> that meets [from, to), clipped to it, into
  * <out> (normalized). 0 or -1. */
-int gw_maint_intervals(const gw_stage_confs *c, int64_t from, int64_t to, gw_ivals *out);
+int gw_maint_intervals(const gw_maint_conf *c, int64_t from, int64_t to, gw_ivals *out);
 
 #endif

@@ -23,7 +23,7 @@ int gw_ev_conf_load(const char *path, gw_ev_conf *c)
     if (c->conf != NULL)
         c->oauth = gw_oauth_load(c->conf, &errs);
     if (c->oauth != NULL)
-        c->access = gw_stage_confs_load(c->conf, &errs);
+        c->access = gw_stage_lists_load(c->conf, &errs);
     for (size_t i = 0; i < errs.n; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     int rc = c->access != NULL ? 0 : -1;
@@ -35,7 +35,7 @@ int gw_ev_conf_load(const char *path, gw_ev_conf *c)
 
 void gw_ev_conf_clear(gw_ev_conf *c)
 {
-    gw_stage_confs_free(c->access);
+    gw_stage_lists_free(c->access);
     gw_oauth_free(c->oauth);
     gw_conf_free(c->conf);
     memset(c, 0, sizeof(*c));

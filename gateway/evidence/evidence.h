@@ -22,7 +22,7 @@
 
 #include "conf/conf.h"
 #include "journal/verify.h"
-#include "stages/confs.h"
+#include "stages/stages.h"
 #include "token/oauth.h"
 
 /* One chained record of a verified journal. */
@@ -53,7 +53,7 @@ typedef struct gw_ev_journal {
 typedef struct gw_ev_conf {
     gw_conf *conf;
     gw_oauth *oauth;
-    gw_stage_confs *access;
+    gw_stage_lists *access;
 } gw_ev_conf;
 
 /* Load <path>; errors printed on stderr as "FILE: json.path: message".

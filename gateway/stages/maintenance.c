@@ -20,22 +20,6 @@
 
 #include "stages/stages.h"
 
-typedef struct gw_maint_slot {
-    int daily;     /* 1: every day from start_min to end_min (local time) */
-    int start_min; /* minutes after local midnight (dated slots too: local start) */
-    int end_min;   /* may be < start_min: crosses midnight */
-    time_t from;   /* explicit slot, UTC seconds */
-    time_t until;
-    long night; /* explicit slot: its night, as local days since 1970-01-01 of its evening */
-} gw_maint_slot;
-
-struct gw_maint_conf {
-    gw_tz tz;
-    int force;
-    gw_maint_slot *slots;
-    size_t nslots;
-};
-
 static const char *const needs[] = {"route", NULL};
 
 /* CGU: one maintenance slot placed between 23:00 and 06:00, two hours long. */

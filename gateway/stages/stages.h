@@ -94,7 +94,24 @@ int gw_ipallow_trusted(const gw_stage_lists *l, int family, const unsigned char 
 gw_tz gw_stage_lists_tz(const gw_stage_lists *l);
 
 /* Helpers exported for the unit tests. */
-typedef struct gw_maint_conf gw_maint_conf;
+/* The maintenance stage's settings (maintenance.c), public for the
+ * evidence module's calendar (gateway/evidence/calendar.c). */
+typedef struct gw_maint_slot {
+    int daily;     /* 1: every day from start_min to end_min (local time) */
+    int start_min; /* minutes after local midnight (dated slots too: local start) */
+    int end_min;   /* may be < start_min: crosses midnight */
+    time_t from;   /* explicit slot, UTC seconds */
+    time_t until;
+    long night; /* explicit slot: its night, as local days since 1970-01-01 of its evening */
+} gw_maint_slot;
+
+typedef struct gw_maint_conf {
+    gw_tz tz;
+    int force;
+    gw_maint_slot *slots;
+    size_t nslots;
+} gw_maint_conf;
+
 /* When <now> lies in a slot: 1, with <*end> the slot's end (UTC). */
 int gw_maintenance_active(const gw_maint_conf *m, time_t now, time_t *end);
 /* Resolve the effective client address. 0, or -1 when a trusted proxy sent

@@ -106,7 +106,7 @@ START_TEST(maintenance_calendar)
     slots[0].end_min = 30;
     slots[1].from = (time_t)(T("2026-12-03T01:00:00Z") / 1000);
     slots[1].until = (time_t)(T("2026-12-03T02:00:00Z") / 1000);
-    gw_stage_confs c;
+    gw_maint_conf c;
     memset(&c, 0, sizeof(c));
     c.tz = GW_TZ_PARIS;
     c.slots = slots;
