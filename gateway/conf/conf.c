@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "lib/jsonv.h"
+#include "lib/path.h"
 #include "lib/util.h"
 
 #define CONF_MAX_FILE (4u << 20) /* a config file larger than this is refused */
@@ -45,41 +46,6 @@ const char *gw_env_name(gw_env env)
 
 /* ---- paths on disk ---- */
 
-/* <rel> against the canonical directory <dir>. Leading "." and ".."
- * components are applied to <dir> (safe: it holds no symlinks); the rest is
- * appended as written, so a symlinked file keeps its name (certificate
- * renewals swap links). */
-static char *resolve(const char *dir, const char *rel)
-{
-    if (rel[0] == '/')
-        return strdup(rel);
-    size_t dlen = strlen(dir);
-    const char *p = rel;
-    for (;;) {
-        if (p[0] == '/') {
-            p++;
-        } else if (p[0] == '.' && (p[1] == '/' || p[1] == '\0')) {
-            p += 1;
-        } else if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
-            while (dlen > 0 && dir[dlen - 1] != '/')
-                dlen--;
-            if (dlen > 1)
-                dlen--;
-            p += 2;
-        } else {
-            break;
-        }
-    }
-    gw_buf b = {0};
-    gw_buf_append(&b, dir, dlen);
-    if (*p != '\0') {
-        if (dlen == 0 || dir[dlen - 1] != '/')
-            gw_buf_puts(&b, "/");
-        gw_buf_puts(&b, p);
-    }
-    return gw_buf_take(&b, NULL);
-}
-
 /* Absolute, canonical directory of the config file <path>. A directory that
  * does not exist (gw_conf_parse() of a virtual file) is made absolute
  * against the working directory without resolving links. */
@@ -102,7 +68,7 @@ static char *conf_dir(const char *path)
         d = NULL;
     } else {
         char *cwd = getcwd(NULL, 0);
-        abs = resolve(cwd != NULL ? cwd : "/", d);
+        abs = gw_path_resolve(cwd != NULL ? cwd : "/", d);
         free(cwd);
     }
     free(d);
@@ -194,7 +160,7 @@ static int get_file(ctx *x, json_t *obj, const char *path, const char *key, int 
         gw_jsonv_err(&x->v, p, "must not be empty");
         return GW_JSONV_BAD;
     }
-    char *abs = resolve(x->dir, s);
+    char *abs = gw_path_resolve(x->dir, s);
     if (abs == NULL) {
         gw_jsonv_err(&x->v, p, "out of memory");
         return GW_JSONV_BAD;
@@ -992,7 +958,7 @@ static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
 static char *executable(ctx *x, const char *p, const char *s)
 {
     char cb[512];
-    char *abs = s[0] ? resolve(x->dir, s) : NULL;
+    char *abs = s[0] ? gw_path_resolve(x->dir, s) : NULL;
     const char *why = NULL;
     struct stat st;
     if (abs != NULL && stat(abs, &st) < 0)
@@ -1026,7 +992,7 @@ static char *events_file(ctx *x, const char *p, const char *s)
         gw_jsonv_err(&x->v, p, "must not be empty");
         return NULL;
     }
-    char *abs = resolve(x->dir, s);
+    char *abs = gw_path_resolve(x->dir, s);
     char *slash = abs != NULL ? strrchr(abs, '/') : NULL;
     if (slash == NULL) {
         gw_jsonv_err(&x->v, p, "out of memory");
@@ -1171,7 +1137,7 @@ static void parse_anchor(ctx *x, json_t *jo, gw_conf *c)
                 gw_jsonv_err(&x->v, "journal.anchor.redis.key", "must not be empty");
         }
         if (gw_jsonv_str(&x->v, r, "journal.anchor.redis", "password_file", 0, &s) == GW_JSONV_SET)
-            an->redis_password_file = resolve(x->dir, s);
+            an->redis_password_file = gw_path_resolve(x->dir, s);
     }
     json_t *h = gw_jsonv_obj(&x->v, o, "journal.anchor", "http", 0);
     if (h != NULL) {
@@ -1185,7 +1151,7 @@ static void parse_anchor(ctx *x, json_t *jo, gw_conf *c)
                 an->url = strdup(s);
         }
         if (gw_jsonv_str(&x->v, h, "journal.anchor.http", "ca_file", 0, &s) == GW_JSONV_SET)
-            an->ca_file = resolve(x->dir, s);
+            an->ca_file = gw_path_resolve(x->dir, s);
     }
     if (gw_jsonv_str(&x->v, o, "journal.anchor", "command", 0, &s) == GW_JSONV_SET) {
         an->kind = 3;
@@ -1217,7 +1183,7 @@ static void parse_journal(ctx *x, json_t *root, gw_conf *c)
         if (s[0] == '\0') {
             gw_jsonv_err(&x->v, "journal.path", "must not be empty");
         } else {
-            char *abs = resolve(x->dir, s);
+            char *abs = gw_path_resolve(x->dir, s);
             char *slash = abs != NULL ? strrchr(abs, '/') : NULL;
             struct stat st;
             if (slash == NULL) {
@@ -1339,7 +1305,7 @@ static void parse_root(ctx *x, json_t *root, gw_conf *c)
         if (s[0] == '\0') {
             gw_jsonv_err(&x->v, "policies_dir", "must not be empty");
         } else {
-            char *abs = resolve(x->dir, s);
+            char *abs = gw_path_resolve(x->dir, s);
             if (abs == NULL)
                 gw_jsonv_err(&x->v, "policies_dir", "out of memory");
             else if (check_dir(x, "policies_dir", abs) == 0) {

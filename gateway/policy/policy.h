@@ -19,22 +19,9 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
-
-typedef struct gw_cidr {
-    int family;             /* AF_INET or AF_INET6 */
-    unsigned char addr[16]; /* network address, host bits zero */
-    unsigned prefix;
-} gw_cidr;
-
-/* Parse "192.0.2.0/24", "2001:db8::/32", or a bare address (= /32, /128).
- * An IPv4-mapped IPv6 network ::ffff:a.b.c.d/N (N >= 96) is stored as IPv4.
- * Host bits set ("10.0.0.1/8") are an error. Returns NULL or a constant
- * message ("not a CIDR", "prefix out of range", "host bits set"). */
-const char *gw_cidr_parse(const char *s, gw_cidr *out);
-
-/* 1 when <addr> (4 or 16 bytes of <family>; IPv4-mapped IPv6 is matched as
- * IPv4) lies in <c>. */
-int gw_cidr_match(const gw_cidr *c, int family, const unsigned char *addr);
+#include "policy/cidr.h"   /* gw_cidr */
+#include "policy/siren.h"  /* gw_siret_check, gw_siren_valid */
+#include "policy/values.h" /* gw_date_parse, gw_email_valid */
 
 typedef enum { GW_HAB_ACTIVE = 0, GW_HAB_SUSPENDED = 1, GW_HAB_REVOKED = 2 } gw_hab_state;
 
@@ -64,7 +51,7 @@ typedef struct gw_policy {
     int has_secret;            /* consumer.client_secret_sha256 given */
     char secret_sha256[65];    /* lowercase hex SHA-256 of the client secret */
     char *contact_technical;   /* contacts.technical: an e-mail address, or NULL */
-    /* Snapshots holding this policy (policy.c): a reload that keeps a
+    /* Snapshots holding this policy (snapshot.c): a reload that keeps a
      * rejected file's previous version shares it with the old snapshot. */
     atomic_uint set_refs;
     uint64_t text_hash; /* FNV-1a of the file's text: "changed" in a reload's diff */
@@ -144,30 +131,8 @@ void gw_policy_set_diff(const gw_policy_set *old, const gw_policy_set *new_set, 
  * set's partners would be removed at once. */
 int gw_policy_diff_empties(const gw_policy_diff *d);
 
-/* ---- added by the policy module (used by datapass.c, the rights stage and
- * the admin listener) ---- */
-
 /* An empty snapshot (refcount 1): no policy, every lookup NULL, so every
  * guarded request is refused. For a gateway without policies_dir. */
 gw_policy_set *gw_policy_set_empty(void);
-
-/* "YYYY-MM-DD" -> yyyymmdd in <*out>. Returns 0, -1 when <s> is not of that
- * form, -2 when it is but names no real day ("2025-02-29"). */
-int gw_date_parse(const char *s, int *out);
-
-/* 14 digits, Luhn over all 14 (a SIRET whose SIREN is 356000000, La Poste,
- * needs a digit sum divisible by 5 instead), SIREN not 000000000. Returns
- * NULL or a constant message (the ones docs/policies.md lists). */
-const char *gw_siret_check(const char *s);
-
-/* A plain e-mail address, local@domain: at most 254 bytes, one '@', a local
- * part of 1 to 64 printable ASCII characters without space or any of
- * "(),:;<>[\]@, a domain of at least two dot-separated labels of letters,
- * digits and '-' (not at a label's ends). Returns 1 when valid. */
-int gw_email_valid(const char *s);
-#define GW_EMAIL_RULE "must be an e-mail address (name@domain.tld)"
-
-/* <s>/<len>: 9 digits, Luhn, not 000000000. Returns 1 when valid. */
-int gw_siren_valid(const char *s, size_t len);
 
 #endif

@@ -27,11 +27,10 @@
 #include "lib/hash.h"
 #include "lib/jsonv.h"
 #include "lib/util.h"
-#include "policy/policy.h"
+#include "policy/values.h"
 
 #define SUSP_MAX_FILE (4u << 20)
 #define WHY_MAX 512 /* bytes of "why" kept */
-#define CLIENT_ID_RULE "[A-Za-z0-9._-]{3,128}"
 
 typedef struct entry {
     char *client_id;
@@ -48,13 +47,6 @@ struct gw_suspensions {
     size_t *idx; /* open addressing: index into v + 1, 0 = empty */
     size_t mask;
 };
-
-static int valid_client_id(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 3 && n <= 128 &&
-           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
 
 /* Position of <client_id> in v, or -1. Caller holds the lock. */
 static long find(const gw_suspensions *s, const char *client_id)
@@ -219,8 +211,8 @@ static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
             gw_jsonv_str(v, o, pe, "client_id", GW_JSONV_REQUIRED, &client_id) != GW_JSONV_SET)
             return -1;
         gw_jsonv_path_key(pk, pe, "client_id");
-        if (!valid_client_id(client_id)) {
-            gw_jsonv_err(v, pk, "must match " CLIENT_ID_RULE);
+        if (!gw_client_id_valid(client_id)) {
+            gw_jsonv_err(v, pk, "must match " GW_CLIENT_ID_RULE);
             return -1;
         }
         long j = find(s, client_id);
@@ -493,8 +485,8 @@ int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const c
         *err = msg("no suspensions set");
         return -1;
     }
-    if (client_id == NULL || !valid_client_id(client_id)) {
-        *err = msg("client_id must match " CLIENT_ID_RULE);
+    if (client_id == NULL || !gw_client_id_valid(client_id)) {
+        *err = msg("client_id must match " GW_CLIENT_ID_RULE);
         return -1;
     }
     pthread_rwlock_wrlock(&s->lock);
