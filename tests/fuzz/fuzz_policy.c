@@ -1,4 +1,4 @@
-/* libFuzzer target for the policy loader (gateway/policy/policy.c) and the
+/* libFuzzer target for the policy loader (gateway/policy/parse.c) and the
  * DataPass import (datapass.c): one policy file's text, or a DataPass
  * habilitation, as an operator or a compromised sync could write it.
  *

@@ -1,6 +1,6 @@
-/* Unit tests for gateway/journal/events.c: each detector (threshold reached
- * at N and not at N-1, once per window, the window sliding), the memory caps,
- * the records (a chained stream that verifies), the alert hook (arguments,
+/* Unit tests for gateway/journal/events.c and detectors.c, through
+ * events.h: each detector (threshold reached at N and not at N-1, once per
+ * window, the window sliding), the memory caps, the records (a chained stream that verifies), the alert hook (arguments,
  * environment, severity filter, rate limit, failures, timeout, reaping), and
  * the "journal.events" config keys (gateway/conf/conf.c). The detectors run
  * on the test clock (gw_events_test_set_time). */

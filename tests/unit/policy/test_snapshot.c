@@ -718,7 +718,7 @@ START_TEST(t_big_set)
     double t1 = now_s();
     ck_assert_msg(s != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
     ck_assert_uint_eq(gw_policy_set_count(s), NBIG);
-    fprintf(stderr, "test_policy: %d policies loaded and indexed in %.3f s\n", NBIG, t1 - t0);
+    fprintf(stderr, "test_snapshot: %d policies loaded and indexed in %.3f s\n", NBIG, t1 - t0);
 
     /* every policy is found by both keys, and is the right one */
     static char fps[NBIG][65], cids[NBIG][64];
@@ -735,7 +735,7 @@ START_TEST(t_big_set)
     }
     double t3 = now_s();
     ck_assert_uint_eq(found, NBIG);
-    fprintf(stderr, "test_policy: %d lookups (by certificate, then client_id) in %.3f ms\n",
+    fprintf(stderr, "test_snapshot: %d lookups (by certificate, then client_id) in %.3f ms\n",
             2 * NBIG, (t3 - t2) * 1e3);
     ck_assert_ptr_null(gw_policy_by_cert(s, FP1));
     ck_assert_ptr_null(gw_policy_by_client_id(s, "partner-99-sandbox"));
