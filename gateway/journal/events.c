@@ -237,27 +237,27 @@ void gw_events_datapass(gw_events *ev, gw_event_type type, const gw_event_datapa
     gw_event_severity sev = d->high ? GW_SEV_HIGH : GW_SEV_MEDIUM;
     int fail = 0;
     char cut[512];
-    json_t *o = new_event(type, sev, &fail);
+    json_t *o = gw_events_record(type, sev, &fail);
     if (o != NULL) {
-        put_str(o, "outcome", d->outcome, &fail);
-        put_str(o, "datapass_event", d->event, &fail);
-        put_str(o, "event_id", d->event_id, &fail);
-        put_str(o, "habilitation", d->habilitation, &fail);
-        put_str(o, "environment", d->environment, &fail);
-        put_str(o, "client_ip", d->client_ip, &fail);
-        put_str(o, "consumer", d->consumer, &fail);
-        put_str(o, "contact", d->contact, &fail);
-        put_str(o, "file", d->file, &fail);
+        gw_events_put_str(o, "outcome", d->outcome, &fail);
+        gw_events_put_str(o, "datapass_event", d->event, &fail);
+        gw_events_put_str(o, "event_id", d->event_id, &fail);
+        gw_events_put_str(o, "habilitation", d->habilitation, &fail);
+        gw_events_put_str(o, "environment", d->environment, &fail);
+        gw_events_put_str(o, "client_ip", d->client_ip, &fail);
+        gw_events_put_str(o, "consumer", d->consumer, &fail);
+        gw_events_put_str(o, "contact", d->contact, &fail);
+        gw_events_put_str(o, "file", d->file, &fail);
         if (d->detail != NULL) {
             snprintf(cut, sizeof(cut), "%s", d->detail);
-            put_str(o, "detail", cut, &fail);
+            gw_events_put_str(o, "detail", cut, &fail);
         }
         if (type == GW_EV_DATAPASS_SYNC) {
-            put_int(o, "changed", d->changed, &fail);
-            put_int(o, "differences", d->differences, &fail);
+            gw_events_put_int(o, "changed", d->changed, &fail);
+            gw_events_put_int(o, "differences", d->differences, &fail);
         }
     }
-    emit(ev, type, sev, o, fail);
+    gw_events_emit(ev, type, sev, o, fail);
 }
 
 void gw_events_policy_rejected(gw_events *ev, const char *by, const char *file, const char *error,
