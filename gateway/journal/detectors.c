@@ -133,6 +133,7 @@ static void enumeration(gw_events *ev, const gw_event_request *r)
     if (o != NULL) {
         gw_events_put_str(o, "consumer", r->consumer, &fail);
         gw_events_put_str(o, "habilitation", r->habilitation, &fail);
+        gw_events_put_str(o, "contact", r->contact, &fail);
         gw_events_put_str(o, "client_ip", r->client_ip, &fail);
         gw_events_put_str(o, "cert_sha256", r->cert_sha256, &fail);
         gw_events_put_int(o, "distinct_sirens", n, &fail);
@@ -152,6 +153,7 @@ static void quota_storm(gw_events *ev, const gw_event_request *r)
     json_t *o = gw_events_record(GW_EV_QUOTA_STORM, GW_SEV_MEDIUM, &fail);
     if (o != NULL) {
         gw_events_put_str(o, "habilitation", r->habilitation, &fail);
+        gw_events_put_str(o, "contact", r->contact, &fail);
         gw_events_put_str(o, "consumer", r->consumer, &fail);
         gw_events_put_str(o, "client_ip", r->client_ip, &fail);
         gw_events_put_int(o, "refusals", n, &fail);
@@ -189,6 +191,7 @@ static void maintenance(gw_events *ev, const gw_event_request *r)
     if (o != NULL) {
         gw_events_put_str(o, "consumer", r->consumer, &fail);
         gw_events_put_str(o, "habilitation", r->habilitation, &fail);
+        gw_events_put_str(o, "contact", r->contact, &fail);
         gw_events_put_str(o, "client_ip", r->client_ip, &fail);
         gw_events_put_str(o, "cert_sha256", r->cert_sha256, &fail);
         gw_events_put_str(o, "slot_end", until, &fail);

@@ -202,6 +202,7 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
         gw_events_put_str(o, "client_ip", a->client_ip, &fail);
         gw_events_put_str(o, "consumer", a->consumer, &fail);
         gw_events_put_str(o, "habilitation", a->habilitation, &fail);
+        gw_events_put_str(o, "contact", a->contact, &fail);
         if (type == GW_EV_ADMIN_RELOAD)
             gw_events_put_int(o, "habilitations", a->habilitations, &fail);
         if (type == GW_EV_ADMIN_RELOAD_REFUSED)
