@@ -70,6 +70,12 @@ int gw_integrity_start_check(const char *conf_path, const gw_conf *c, const gw_k
 {
     gw_journal_tail t;
     int rc = gw_journal_check_tail(c->journal.path, keys, 0, NULL, &t);
+    if (rc == 0 && t.unknown_kid[0] != '\0')
+        fprintf(stderr,
+                "opale-gateway: journal %s: warning: the last checkpoint (seq %" PRIu64
+                ") is signed by kid %s, which oauth.signing_keys no longer has: its head was "
+                "checked, not its signature (docs/journal.md, \"Tail check\")\n",
+                t.file, t.checkpoint, t.unknown_kid);
     if (rc == 0)
         return 0;
     if (rc == 2) {

@@ -35,6 +35,9 @@ typedef struct gw_journal_tail {
     char last_hash[65];  /* its hash */
     uint64_t checkpoint; /* seq of the last checkpoint in the window (0: none) */
     uint64_t ack_seq;    /* seq of the last break acknowledgement in the window (0: none) */
+    /* the last checkpoint's kid when no key of <keys> has it (a key retired
+     * from oauth.signing_keys): its head was checked, not its signature */
+    char unknown_kid[128];
 } gw_journal_tail;
 
 /* Check the end of the journal whose current file is <path> (when it holds

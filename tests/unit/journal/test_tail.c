@@ -168,6 +168,37 @@ START_TEST(checkpoint_signature)
 }
 END_TEST
 
+/* A key retired from the configuration: the checkpoint's head is still
+ * checked, its signature cannot be; not a break, the kid is reported. A
+ * known kid whose signature fails stays a break (above). */
+START_TEST(checkpoint_retired_key)
+{
+    const char *p = tpath("j.log");
+    gw_jwk k = test_key("tail-old"), now = test_key("tail-new");
+    gw_keyset ks = {.keys = &now, .n = 1};
+    gw_journal_tail t;
+    make_journal(p, 2, &k);
+    ck_assert_int_eq(gw_journal_check_tail(p, &ks, 0, NULL, &t), 0);
+    ck_assert_int_eq(t.broken, 0);
+    ck_assert_uint_eq(t.checkpoint, 3);
+    ck_assert_str_eq(t.unknown_kid, "tail-old");
+    /* with the old key configured, nothing to report */
+    gw_keyset both = {.keys = &k, .n = 1};
+    ck_assert_int_eq(gw_journal_check_tail(p, &both, 0, NULL, &t), 0);
+    ck_assert_str_eq(t.unknown_kid, "");
+    /* a checkpoint changed under an unknown kid is still a break */
+    char *cp = get_line(p, 3);
+    char *at = strstr(cp, "\"head_seq\":2");
+    ck_assert_ptr_nonnull(at);
+    at[11] = '1';
+    set_line(p, 3, cp);
+    free(cp);
+    ck_assert_int_eq(gw_journal_check_tail(p, &ks, 0, NULL, &t), 1);
+    EVP_PKEY_free(k.pkey);
+    EVP_PKEY_free(now.pkey);
+}
+END_TEST
+
 /* The acknowledgement: chained to the last record, naming the break; the
  * tail check then passes, and the writer goes on after it. */
 START_TEST(ack_break)
@@ -264,6 +295,7 @@ static Suite *tail_suite(void)
     tcase_add_test(tc, torn_lines_are_not_breaks);
     tcase_add_test(tc, expected_head);
     tcase_add_test(tc, checkpoint_signature);
+    tcase_add_test(tc, checkpoint_retired_key);
     tcase_add_test(tc, ack_break);
     tcase_add_test(tc, window_reaches_the_checkpoint);
     suite_add_tcase(s, tc);
