@@ -297,7 +297,14 @@ gw_suspensions *gw_suspensions_open(const char *path, char **err)
         *err = msg("%s: $: out of memory", path);
         return NULL;
     }
-    pthread_rwlock_init(&s->lock, NULL);
+    /* writer-preferring: every request of every worker reads the kill
+     * switch; with glibc's default (readers first) a suspension could wait
+     * behind traffic for as long as readers keep overlapping */
+    pthread_rwlockattr_t la;
+    pthread_rwlockattr_init(&la);
+    pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->lock, &la);
+    pthread_rwlockattr_destroy(&la);
     pthread_mutex_init(&s->persist, NULL);
     if (reindex(s) < 0) {
         gw_jsonv_err(&v, "$", "out of memory");
