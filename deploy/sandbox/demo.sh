@@ -332,6 +332,24 @@ for (status, decision, reason, route, consumer), n in groups.items():
     print("   %5d  %-3s %-6s %-26s %-18s %s" % (n, status, decision, reason, route, consumer))
 PY
 echo
+echo "== The sandbox acceptance report (CGU §3.1.2) of the commune, from the verified journal"
+echo "   (the gateway is stopped first: its last checkpoint signs the end of the chain; docs/recette.md):"
+kill -TERM "$gw_pid" 2>/dev/null; wait "$gw_pid" 2>/dev/null
+echo "   \$ opale-gateway --recette commune-exemple-sandbox -c gateway.json journal/access.jsonl"
+if "$gw" --recette commune-exemple-sandbox -c "$work/gateway.json" "$work/journal/access.jsonl" \
+     >"$work/recette.md" 2>"$work/recette.err"; then
+  grep -v '^eyJ' "$work/recette.md" | sed 's/^/   | /'
+  if "$gw" --verify-report -c "$work/gateway.json" "$work/recette.md" >"$work/verify.out" 2>&1; then
+    echo "   -> $(head -1 "$work/verify.out")"
+  else
+    fail "the report's signature does not verify: $(head -1 "$work/verify.out")"
+  fi
+else
+  sed 's/^/   /' "$work/recette.err"
+  fail "--recette refused the demo's journal"
+fi
+echo
+
 if [ "$failures" -ne 0 ]; then
   echo "demo: $failures step(s) did not get the answer they announce (marked !! above)" >&2
   exit 1

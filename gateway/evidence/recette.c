@@ -135,6 +135,11 @@ static int is_mine(const gw_ev_rec *r, const char *consumer)
 {
     if (r->type != NULL)
         return 0;
+    /* an operator's action on the consumer (admin.suspend, admin.resume, ...)
+     * is journalled under its name but is not one of its calls */
+    const char *reason = gw_ev_str(r->obj, "reason");
+    if (reason != NULL && strncmp(reason, "admin.", 6) == 0)
+        return 0;
     const char *c = gw_ev_str(r->obj, "consumer"), *cid = gw_ev_str(r->obj, "client_id");
     return (c && strcmp(c, consumer) == 0) || (cid && strcmp(cid, consumer) == 0);
 }

@@ -147,6 +147,12 @@ START_TEST(hygiene_criteria)
     rep = gw_recette_analyse(r, 4, ME, &c);
     ck_assert_str_eq(verdict(rep, "token_hygiene"), "pass");
     json_decref(rep);
+    /* an operator's action journalled under the consumer is not its call */
+    json_object_set_new(r[0].obj, "reason", json_string("admin.suspend"));
+    rep = gw_recette_analyse(r, 4, ME, &c);
+    ck_assert_int_eq(gw_ev_int(rep, "records"), 3);
+    json_decref(rep);
+    json_object_del(r[0].obj, "reason");
     /* another consumer's records are not counted */
     rep = gw_recette_analyse(r, 4, "someone-else", &c);
     ck_assert_int_eq(gw_ev_int(rep, "records"), 0);
