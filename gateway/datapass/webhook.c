@@ -114,17 +114,6 @@ bad:
     return -1;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int gw_dp_signature_ok(const unsigned char *secret, size_t secret_len, const char *body, size_t len,
                        const char *header)
 {
@@ -133,7 +122,7 @@ int gw_dp_signature_ok(const unsigned char *secret, size_t secret_len, const cha
     if (header == NULL || strncmp(header, "sha256=", 7) != 0 || strlen(header + 7) != 64)
         return 0;
     for (size_t i = 0; i < 32; i++) {
-        int hi = hexval(header[7 + 2 * i]), lo = hexval(header[8 + 2 * i]);
+        int hi = gw_hexval(header[7 + 2 * i]), lo = gw_hexval(header[8 + 2 * i]);
         if (hi < 0 || lo < 0)
             return 0;
         want[i] = (unsigned char)(hi << 4 | lo);

@@ -35,6 +35,8 @@ void gw_time_iso_ms(char out[32]);
 uint64_t gw_now_ms(void);
 
 void gw_hex(const unsigned char *in, size_t n, char *out /* 2n+1 */);
+/* The value of one hexadecimal digit (either case), -1 for any other byte. */
+int gw_hexval(int c);
 
 /* Case-insensitive comparison of <a>/<an> with NUL-terminated <b>. */
 int gw_strcaseeq(const char *a, size_t an, const char *b);

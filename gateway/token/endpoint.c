@@ -19,17 +19,6 @@ typedef struct form {
     size_t n;
 } form;
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* One form-urlencoded name or value: '+' is a space, %XX must be valid, no
  * control bytes after decoding. malloc'd, NULL when malformed. */
 static char *decode(const char *s, size_t n)
@@ -47,7 +36,7 @@ static char *decode(const char *s, size_t n)
                 free(o);
                 return NULL;
             }
-            int h = hexv(s[i + 1]), l = hexv(s[i + 2]);
+            int h = gw_hexval(s[i + 1]), l = gw_hexval(s[i + 2]);
             if (h < 0 || l < 0) {
                 free(o);
                 return NULL;

@@ -1,0 +1,126 @@
+/* Unit tests for gateway/lib/util.c: the growable buffer (and its
+ * out-of-memory contract), ids, time stamps, hex, SHA-256 and strict UTF-8. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+START_TEST(t_buf)
+{
+    gw_buf b = {0};
+    gw_buf_puts(&b, "ab");
+    gw_buf_append(&b, "\0c", 2);
+    gw_buf_printf(&b, "-%d-%s", 42, "x");
+    ck_assert_uint_eq(b.len, 9);
+    ck_assert_int_eq(memcmp(b.data, "ab\0c-42-x", 9), 0);
+    /* growth well past the first capacity keeps every byte */
+    for (int i = 0; i < 10000; i++)
+        gw_buf_append(&b, "z", 1);
+    ck_assert_uint_eq(b.len, 10009);
+    ck_assert_int_eq(b.data[10008], 'z');
+    size_t n = 0;
+    char *s = gw_buf_take(&b, &n);
+    ck_assert_uint_eq(n, 10009);
+    ck_assert_int_eq(s[n], '\0');
+    ck_assert_ptr_null(b.data);
+    ck_assert_uint_eq(b.len, 0);
+    free(s);
+    /* once out of memory, appends are no-ops: the builder checks at the end */
+    gw_buf o = {.oom = 1};
+    gw_buf_puts(&o, "lost");
+    ck_assert_uint_eq(o.len, 0);
+    gw_buf_free(&o);
+}
+END_TEST
+
+START_TEST(t_ids_and_time)
+{
+    char a[37], b[37];
+    gw_uuid4(a);
+    gw_uuid4(b);
+    ck_assert_uint_eq(strlen(a), 36);
+    ck_assert(gw_is_uuid(a, 36));
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(a[14], '4'); /* version 4 */
+    ck_assert(strchr("89ab", a[19]) != NULL);
+    ck_assert(gw_is_uuid("123E4567-E89B-12D3-A456-426614174000", 36));
+    ck_assert(!gw_is_uuid("123e4567-e89b-12d3-a456-42661417400", 35));
+    ck_assert(!gw_is_uuid("123e4567xe89b-12d3-a456-426614174000", 36));
+    ck_assert(!gw_is_uuid("123e4567-e89b-12d3-a456-42661417400g", 36));
+    char t[32];
+    gw_time_iso(t);
+    ck_assert_uint_eq(strlen(t), 20);
+    ck_assert_int_eq(t[10], 'T');
+    ck_assert_int_eq(t[19], 'Z');
+    gw_time_iso_ms(t);
+    ck_assert_uint_eq(strlen(t), 24);
+    ck_assert_int_eq(t[19], '.');
+    uint64_t m1 = gw_now_ms(), m2 = gw_now_ms();
+    ck_assert_uint_ge(m2, m1);
+}
+END_TEST
+
+START_TEST(t_hex)
+{
+    const unsigned char in[] = {0x00, 0x9f, 0xa0, 0xff};
+    char out[9];
+    gw_hex(in, sizeof(in), out);
+    ck_assert_str_eq(out, "009fa0ff");
+    ck_assert_int_eq(gw_hexval('0'), 0);
+    ck_assert_int_eq(gw_hexval('9'), 9);
+    ck_assert_int_eq(gw_hexval('a'), 10);
+    ck_assert_int_eq(gw_hexval('F'), 15);
+    ck_assert_int_eq(gw_hexval('g'), -1);
+    ck_assert_int_eq(gw_hexval('/'), -1);
+    ck_assert_int_eq(gw_hexval(':'), -1);
+    ck_assert_int_eq(gw_hexval('@'), -1);
+    ck_assert_int_eq(gw_hexval((char)0xe9), -1); /* a high byte through a signed char */
+    ck_assert_int_eq(gw_hexval(0), -1);
+    ck_assert(gw_strcaseeq("Content-Length", 14, "content-length"));
+    ck_assert(!gw_strcaseeq("Content-Length", 13, "content-length"));
+}
+END_TEST
+
+START_TEST(t_sha256)
+{
+    unsigned char d[32];
+    char hex[65];
+    ck_assert_int_eq(gw_sha256("abc", 3, d), 0);
+    gw_hex(d, 32, hex);
+    ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    ck_assert_ptr_nonnull(gw_sha256_md());
+}
+END_TEST
+
+START_TEST(t_utf8)
+{
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"a", 1), 1);
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"\xc3\xa9", 2), 2);
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3);
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"\xc3", 1), 0);         /* cut */
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"\xc0\xaf", 2), 0);     /* overlong */
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4),
+                      0); /* > U+10FFFF */
+    ck_assert_uint_eq(gw_utf8_len((const unsigned char *)"\x80", 1), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("util");
+    tcase_add_test(tc, t_buf);
+    tcase_add_test(tc, t_ids_and_time);
+    tcase_add_test(tc, t_hex);
+    tcase_add_test(tc, t_sha256);
+    tcase_add_test(tc, t_utf8);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
