@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
@@ -30,6 +32,7 @@ struct gw_admin {
     unsigned long auth_throttled; /* metrics: 429 answered to a blocked source */
     gw_holds *holds;              /* legal holds (gw_admin_set_journal), the caller's */
     gw_anchors *anchors;          /* anchoring off the host, NULL when not configured */
+    struct event *sweep;          /* expired suspensions, once a second */
 };
 
 static const char *status_phrase(int code)
@@ -509,6 +512,43 @@ static void do_reload(gw_admin *a, struct evhttp_request *req)
     json_reply(req, status, o);
 }
 
+static void error_reply(struct evhttp_request *req, int code, const char *msg);
+
+/* "admin API from <address>": the operator as the gateway knows it (one
+ * admin token: its holder, and where the call came from). */
+static void operator_of(struct evhttp_request *req, char *by, size_t len)
+{
+    const char *ip = peer_addr(req);
+    snprintf(by, len, "admin API from %s", ip != NULL ? ip : "unknown address");
+}
+
+/* The reason body of <req> (gw_admin_reason_body); 0, or -1 with the 422
+ * sent. */
+static int reason_of(struct evhttp_request *req, int allow_until,
+                     char reason[GW_SUSPEND_REASON_MAX + 1], time_t *until)
+{
+    char msg[256];
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    const char *data = n > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
+    if (gw_admin_reason_body(data, n, allow_until, time(NULL), reason, until, msg, sizeof(msg)) ==
+        0)
+        return 0;
+    error_reply(req, 422, msg);
+    return -1;
+}
+
+static void fmt_utc(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* POST /admin/consumers/{id}/suspend and .../resume (docs/operations.md):
+ * a reason required, an optional "until" for a suspension; a suspension
+ * that DataPass set (a revocation) is lifted by a DataPass re-approval
+ * only (409 here). */
 static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path,
                        const char *client_id, int on)
 {
@@ -519,30 +559,130 @@ static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path
         json_reply(req, 404, json_pack("{s:s}", "error", "unknown client_id"));
         return;
     }
+    char reason[GW_SUSPEND_REASON_MAX + 1], by[96], until_s[32];
+    time_t until = 0;
+    if (reason_of(req, on, reason, &until) < 0) {
+        gw_policy_set_unref(p);
+        return;
+    }
+    gw_suspensions *susp = gw_server_suspensions(a->srv);
+    gw_suspension_info cur;
+    if (!on && gw_suspensions_get(susp, pol->client_id, &cur) &&
+        strncmp(cur.why, "datapass", 8) == 0) {
+        gw_policy_set_unref(p);
+        error_reply(req, 409,
+                    "suspended by a DataPass revocation: lifted by a DataPass re-approval only");
+        return;
+    }
+    operator_of(req, by, sizeof(by));
     char *err = NULL;
-    int rc =
-        gw_suspensions_set(gw_server_suspensions(a->srv), pol->client_id, on, "admin API", &err);
+    int rc = on ? gw_suspensions_suspend(susp, pol->client_id, "admin API", reason, by, until, &err)
+                : gw_suspensions_set(susp, pol->client_id, 0, "admin API", &err);
     json_t *o = json_pack("{s:s,s:b,s:b}", "client_id", pol->client_id, "suspended", on,
                           "persisted", rc == 0);
     if (rc < 0) {
         json_object_set_new(o, "error", json_string(err ? err : "cannot persist"));
         fprintf(stderr, "opale-gateway: admin: %s\n", err ? err : "cannot persist suspension");
     }
-    fprintf(stderr, "opale-gateway: admin: consumer %s %s\n", pol->client_id,
-            on ? "suspended" : "resumed");
+    if (until != 0)
+        fmt_utc(until, until_s);
+    fprintf(stderr, "opale-gateway: admin: consumer %s %s%s%s\n", pol->client_id,
+            on ? "suspended" : "resumed", until != 0 ? " until " : "", until != 0 ? until_s : "");
     gw_event_admin ea = {.consumer = pol->client_id,
                          .habilitation = pol->id,
                          .contact = pol->contact_technical,
                          .habilitations = -1,
                          .errors = -1,
                          .error = rc < 0 ? (err ? err : "cannot persist") : NULL,
-                         .persisted = rc == 0};
+                         .persisted = rc == 0,
+                         .reason = reason,
+                         .until = until != 0 ? until_s : NULL};
     admin_event(a, req, on ? GW_EV_ADMIN_SUSPEND : GW_EV_ADMIN_RESUME, &ea);
     admin_journal(a, path, on ? "admin.suspend" : "admin.resume", pol->client_id,
                   rc == 0 ? 200 : 500);
     free(err);
     gw_policy_set_unref(p);
     json_reply(req, rc == 0 ? 200 : 500, o);
+}
+
+/* POST /admin/environments/{env}/cut and .../restore (CGU §8 "coupure"). */
+static void do_cut(gw_admin *a, struct evhttp_request *req, const char *env, int on)
+{
+    if (strcmp(env, "sandbox") != 0 && strcmp(env, "production") != 0) {
+        error_reply(req, 404, "unknown environment (sandbox or production)");
+        return;
+    }
+    char reason[GW_SUSPEND_REASON_MAX + 1], by[96], until_s[32], path[96];
+    time_t until = 0;
+    if (reason_of(req, on, reason, &until) < 0)
+        return;
+    operator_of(req, by, sizeof(by));
+    snprintf(path, sizeof(path), "/admin/environments/%s/%s", env, on ? "cut" : "restore");
+    char *err = NULL;
+    int rc = gw_suspensions_cut(gw_server_suspensions(a->srv), env, on, reason, by, until, &err);
+    if (rc < 0)
+        fprintf(stderr, "opale-gateway: admin: %s\n", err ? err : "cannot persist the cut");
+    if (until != 0)
+        fmt_utc(until, until_s);
+    fprintf(stderr, "opale-gateway: admin: environment %s %s%s%s\n", env,
+            on ? "cut: every consumer refused" : "restored", until != 0 ? " until " : "",
+            until != 0 ? until_s : "");
+    json_t *f = json_pack("{s:s,s:s?,s:s,s:s,s:s,s:b}", "by", by, "client_ip", peer_addr(req),
+                          "environment", env, "reason", reason, "operator", "admin token holder",
+                          "persisted", rc == 0);
+    if (f != NULL && until != 0)
+        json_object_set_new(f, "until", json_string(until_s));
+    if (f != NULL && rc < 0)
+        json_object_set_new(f, "error", json_string(err ? err : "cannot persist"));
+    gw_events_integrity(gw_server_events(a->srv), on ? GW_EV_ADMIN_CUT : GW_EV_ADMIN_CUT_LIFTED, f);
+    admin_journal(a, path, on ? "admin.environment_cut" : "admin.environment_restored", NULL,
+                  rc == 0 ? 200 : 500);
+    json_t *o = json_pack("{s:s,s:b,s:b}", "environment", env, "cut", on, "persisted", rc == 0);
+    if (o != NULL && rc < 0)
+        json_object_set_new(o, "error", json_string(err ? err : "cannot persist"));
+    free(err);
+    json_reply(req, rc == 0 ? 200 : 500, o);
+}
+
+/* A suspension or cut lifted itself (its "until" passed): one
+ * suspension.expired event, from whichever thread swept it. <arg>: the
+ * server. */
+static void on_expired(void *arg, const gw_suspension_info *info, int persisted)
+{
+    gw_server *srv = arg;
+    char since[32], until[32];
+    fmt_utc(info->since, since);
+    fmt_utc(info->until, until);
+    json_t *f = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:b}", "by", "expiry", "since", since, "until",
+                          until, "reason", info->reason[0] ? info->reason : NULL, "suspended_by",
+                          info->by[0] ? info->by : NULL, "persisted", persisted);
+    if (f != NULL && info->env[0] != '\0') {
+        json_object_set_new(f, "environment", json_string(info->env));
+    } else if (f != NULL) {
+        json_object_set_new(f, "consumer", json_string(info->client_id));
+        gw_policy_set *p = gw_server_policies(srv);
+        const gw_policy *pol = p ? gw_policy_by_client_id(p, info->client_id) : NULL;
+        if (pol != NULL) {
+            json_object_set_new(f, "habilitation", json_string(pol->id));
+            if (pol->contact_technical != NULL)
+                json_object_set_new(f, "contact", json_string(pol->contact_technical));
+        }
+        gw_policy_set_unref(p);
+    }
+    fprintf(stderr, "opale-gateway: %s %s: suspension expired (until %s), lifted\n",
+            info->env[0] ? "environment" : "consumer", info->env[0] ? info->env : info->client_id,
+            until);
+    gw_events_integrity(gw_server_events(srv), GW_EV_SUSPENSION_EXPIRED, f);
+}
+
+/* Once a second on the admin listener's loop: expired suspensions lift
+ * themselves even when their consumer sends nothing. */
+static void sweep_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_admin *a = arg;
+    gw_suspensions_sweep(gw_server_suspensions(a->srv), time(NULL));
 }
 
 static void do_consumers(gw_admin *a, struct evhttp_request *req)
@@ -639,6 +779,13 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
     json_decref(pend);
     char *pols = pol != NULL ? json_dumps(pol, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(pol);
+    /* environments cut (CGU §8): the instance is up, their consumers refused */
+    char cuts[64] = "";
+    gw_suspensions *susp = gw_server_suspensions(a->srv);
+    if (gw_suspensions_is_cut(susp, "sandbox"))
+        strcat(cuts, "\"sandbox\"");
+    if (gw_suspensions_is_cut(susp, "production"))
+        strcat(cuts, cuts[0] ? ",\"production\"" : "\"production\"");
     gw_policy_set_unref(ps);
     gw_redis_stats rs;
     const char *qstate = "memory", *qwarn = NULL;
@@ -656,11 +803,12 @@ static void on_readyz(gw_admin *a, struct evhttp_request *req, const char *id)
     evbuffer_add_printf(
         b,
         "{\"ready\":%s,\"listeners\":%s,\"journal_queue\":%llu,\"journal_integrity\":\"%s\","
-        "\"journal_holds\":%zu,\"quota_store\":\"%s\"%s%s%s,\"policies\":%s}\n",
+        "\"journal_holds\":%zu,\"quota_store\":\"%s\"%s%s%s,\"environments_cut\":[%s],"
+        "\"policies\":%s}\n",
         ready ? "true" : "false", gw_server_ready(a->srv) ? "\"up\"" : "\"draining\"",
         (unsigned long long)js.queued, js.broken ? "broken" : "ok", gw_holds_count(a->holds),
         qstate, qwarn ? ",\"quota_store_warning\":\"" : "", qwarn ? qwarn : "", qwarn ? "\"" : "",
-        pols != NULL ? pols : "null");
+        cuts, pols != NULL ? pols : "null");
     free(pols);
     reply(req, ready ? 200 : 503, "application/json", b);
     evbuffer_free(b);
@@ -704,6 +852,22 @@ static void on_resume(gw_admin *a, struct evhttp_request *req, const char *id)
     char path[256];
     snprintf(path, sizeof(path), "/admin/consumers/%s/resume", id);
     do_suspend(a, req, path, id, 0);
+}
+
+static void on_envs(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    json_reply(req, 200, gw_admin_environments_json(gw_server_suspensions(a->srv)));
+}
+
+static void on_env_cut(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    do_cut(a, req, id, 1);
+}
+
+static void on_env_restore(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    do_cut(a, req, id, 0);
 }
 
 /* ---- legal holds (docs/journal.md, "Legal hold") ---- */
@@ -832,11 +996,19 @@ static void on_hold_delete(gw_admin *a, struct evhttp_request *req, const char *
 /* The handlers, by endpoint (admin/routes.h holds the table). */
 typedef void (*admin_handler)(gw_admin *a, struct evhttp_request *req, const char *id);
 static const admin_handler admin_handlers[GW_ADMIN_EP__COUNT] = {
-    [GW_ADMIN_EP_HEALTHZ] = on_healthz,    [GW_ADMIN_EP_READYZ] = on_readyz,
-    [GW_ADMIN_EP_METRICS] = on_metrics,    [GW_ADMIN_EP_CONSUMERS] = on_consumers,
-    [GW_ADMIN_EP_RELOAD] = on_reload,      [GW_ADMIN_EP_SUSPEND] = on_suspend,
-    [GW_ADMIN_EP_RESUME] = on_resume,      [GW_ADMIN_EP_HOLD_GET] = on_hold_get,
-    [GW_ADMIN_EP_HOLD_SET] = on_hold_post, [GW_ADMIN_EP_HOLD_LIFT] = on_hold_delete,
+    [GW_ADMIN_EP_HEALTHZ] = on_healthz,
+    [GW_ADMIN_EP_READYZ] = on_readyz,
+    [GW_ADMIN_EP_METRICS] = on_metrics,
+    [GW_ADMIN_EP_CONSUMERS] = on_consumers,
+    [GW_ADMIN_EP_RELOAD] = on_reload,
+    [GW_ADMIN_EP_SUSPEND] = on_suspend,
+    [GW_ADMIN_EP_RESUME] = on_resume,
+    [GW_ADMIN_EP_HOLD_GET] = on_hold_get,
+    [GW_ADMIN_EP_HOLD_SET] = on_hold_post,
+    [GW_ADMIN_EP_HOLD_LIFT] = on_hold_delete,
+    [GW_ADMIN_EP_ENVS] = on_envs,
+    [GW_ADMIN_EP_ENV_CUT] = on_env_cut,
+    [GW_ADMIN_EP_ENV_RESTORE] = on_env_restore,
 };
 
 /* The methods evhttp knows, by name: every one reaches handle(), which
@@ -945,6 +1117,11 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
         methods |= (ev_uint16_t)admin_methods[i].cmd;
     evhttp_set_allowed_methods(a->http, methods);
     evhttp_set_gencb(a->http, handle, a);
+    gw_suspensions_on_expired(gw_server_suspensions(srv), on_expired, srv);
+    a->sweep = event_new(base, -1, EV_PERSIST, sweep_tick, a);
+    struct timeval one = {1, 0};
+    if (a->sweep != NULL)
+        event_add(a->sweep, &one);
     return a;
 }
 
@@ -960,6 +1137,8 @@ void gw_admin_stop(gw_admin *a)
         return;
     if (a->http != NULL)
         evhttp_free(a->http);
+    if (a->sweep != NULL)
+        event_free(a->sweep);
     OPENSSL_cleanse(a->token, sizeof(a->token));
     free(a);
 }

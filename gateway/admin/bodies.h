@@ -25,6 +25,25 @@ json_t *gw_admin_changes_json(const gw_policy_diff *d);
  * order; <p> NULL: none. */
 json_t *gw_admin_consumers_json(const gw_policy_set *p, gw_suspensions *susp);
 
+/* One suspension or cut as the admin API shows it: {"since", "until" (null:
+ * until lifted), "reason" (null: none given), "by", "source" ("admin API" or
+ * "datapass ...")}. */
+json_t *gw_admin_suspension_json(const gw_suspension_info *info);
+
+/* GET /admin/environments: {"environments": [{"environment", "cut", and
+ * when cut "cut_detail": gw_admin_suspension_json}]}. */
+json_t *gw_admin_environments_json(gw_suspensions *susp);
+
+/* The body of suspend, resume, cut and restore (docs/openapi/admin.json):
+ * a JSON object {"reason": text of 1..GW_SUSPEND_REASON_MAX bytes without
+ * control characters, "until": RFC 3339 date-time (only when <allow_until>;
+ * optional), in the future from <now> and at most GW_SUSPEND_MAX_S ahead}.
+ * 0 with <reason> filled and <*until> (0 when absent); -1 with a message in
+ * <msg> (answered 422). */
+int gw_admin_reason_body(const char *data, size_t n, int allow_until, time_t now,
+                         char reason[GW_SUSPEND_REASON_MAX + 1], time_t *until, char *msg,
+                         size_t msglen);
+
 /* POST /admin/reload: the status for gw_server_reload_policies()'s <rc>
  * (0: 200, the new set is in place, rejected files listed; -2: 409, the set
  * would have emptied the current one and ?force=1 was not given; else 422,

@@ -29,6 +29,11 @@ static const admin_route admin_routes[] = {
     {GW_ADMIN_EP_HOLD_GET, "/admin/journal/hold", NULL, "GET", 0, "/admin/journal/hold"},
     {GW_ADMIN_EP_HOLD_SET, "/admin/journal/hold", NULL, "POST", 0, "/admin/journal/hold"},
     {GW_ADMIN_EP_HOLD_LIFT, "/admin/journal/hold", NULL, "DELETE", 0, "/admin/journal/hold"},
+    {GW_ADMIN_EP_ENVS, "/admin/environments", NULL, "GET", 0, "/admin/environments"},
+    {GW_ADMIN_EP_ENV_CUT, "/admin/environments/", "/cut", "POST", 0,
+     "/admin/environments/{environment}/cut"},
+    {GW_ADMIN_EP_ENV_RESTORE, "/admin/environments/", "/restore", "POST", 0,
+     "/admin/environments/{environment}/restore"},
 };
 #define NROUTES (sizeof(admin_routes) / sizeof(admin_routes[0]))
 

@@ -20,9 +20,12 @@ typedef enum {
     GW_ADMIN_EP_RELOAD,
     GW_ADMIN_EP_SUSPEND,
     GW_ADMIN_EP_RESUME,
-    GW_ADMIN_EP_HOLD_GET,  /* GET /admin/journal/hold */
-    GW_ADMIN_EP_HOLD_SET,  /* POST /admin/journal/hold */
-    GW_ADMIN_EP_HOLD_LIFT, /* DELETE /admin/journal/hold */
+    GW_ADMIN_EP_HOLD_GET,    /* GET /admin/journal/hold */
+    GW_ADMIN_EP_HOLD_SET,    /* POST /admin/journal/hold */
+    GW_ADMIN_EP_HOLD_LIFT,   /* DELETE /admin/journal/hold */
+    GW_ADMIN_EP_ENVS,        /* GET /admin/environments */
+    GW_ADMIN_EP_ENV_CUT,     /* POST /admin/environments/{environment}/cut */
+    GW_ADMIN_EP_ENV_RESTORE, /* POST /admin/environments/{environment}/restore */
     GW_ADMIN_EP__COUNT
 } gw_admin_ep;
 

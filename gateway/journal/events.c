@@ -35,6 +35,9 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_JOURNAL_ANCHOR] = "journal.anchor_failed",
     [GW_EV_ADMIN_HOLD] = "admin.journal_hold",
     [GW_EV_ADMIN_HOLD_LIFTED] = "admin.journal_hold_lifted",
+    [GW_EV_SUSPENSION_EXPIRED] = "suspension.expired",
+    [GW_EV_ADMIN_CUT] = "admin.environment_cut",
+    [GW_EV_ADMIN_CUT_LIFTED] = "admin.environment_restored",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -212,8 +215,12 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
             snprintf(cut, sizeof(cut), "%s", a->error);
             gw_events_put_str(o, "error", cut, &fail);
         }
-        if (type == GW_EV_ADMIN_SUSPEND || type == GW_EV_ADMIN_RESUME)
+        if (type == GW_EV_ADMIN_SUSPEND || type == GW_EV_ADMIN_RESUME) {
             gw_events_put(o, "persisted", json_boolean(a->persisted > 0), &fail);
+            gw_events_put_str(o, "reason", a->reason, &fail);
+            if (type == GW_EV_ADMIN_SUSPEND)
+                gw_events_put_str(o, "until", a->until, &fail);
+        }
         if (type == GW_EV_ADMIN_AUTH_FAILED || type == GW_EV_ADMIN_AUTH_BLOCKED) {
             /* the request line comes from the caller: bounded here */
             char cut[257];
@@ -282,7 +289,7 @@ void gw_events_policy_rejected(gw_events *ev, const char *by, const char *file, 
 void gw_events_integrity(gw_events *ev, gw_event_type type, json_t *fields)
 {
     gw_event_severity sev = type == GW_EV_JOURNAL_BROKEN ? GW_SEV_CRITICAL : GW_SEV_HIGH;
-    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_ADMIN_HOLD_LIFTED) {
+    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_ADMIN_CUT_LIFTED) {
         json_decref(fields);
         return;
     }

@@ -55,6 +55,9 @@ typedef enum gw_event_type {
     GW_EV_JOURNAL_ANCHOR,        /* "journal.anchor_failed" */
     GW_EV_ADMIN_HOLD,            /* "admin.journal_hold" */
     GW_EV_ADMIN_HOLD_LIFTED,     /* "admin.journal_hold_lifted" */
+    GW_EV_SUSPENSION_EXPIRED,    /* "suspension.expired" (gw_events_integrity) */
+    GW_EV_ADMIN_CUT,             /* "admin.environment_cut" */
+    GW_EV_ADMIN_CUT_LIFTED,      /* "admin.environment_restored" */
     GW_EV__COUNT
 } gw_event_type;
 
@@ -175,7 +178,9 @@ typedef struct gw_event_admin {
     int persisted;            /* suspend/resume: 1 saved to the suspensions file, 0 not */
     const char *method;       /* auth_failed/blocked: the request refused */
     const char *path;         /* its path (without the query) */
-    const char *reason;       /* auth_failed: "admin.no_token" | "admin.bad_token" */
+    const char *reason;       /* auth_failed: "admin.no_token" | "admin.bad_token";
+                                 suspend/resume: the operator's reason */
+    const char *until;        /* suspend: its end (UTC), NULL: until resumed */
     long failures;            /* auth_failed/blocked: failures of the source in the window */
     long blocked_s;           /* auth_blocked: how long the source is refused (429) */
 } gw_event_admin;
@@ -212,7 +217,8 @@ void gw_events_datapass(gw_events *ev, gw_event_type type, const gw_event_datapa
 /* The journal's integrity (docs/journal.md, "Tail check", "Anchoring",
  * "Legal hold"): <type> one of GW_EV_JOURNAL_BROKEN (critical),
  * GW_EV_JOURNAL_BREAK_ACK, GW_EV_JOURNAL_ANCHOR, GW_EV_ADMIN_HOLD,
- * GW_EV_ADMIN_HOLD_LIFTED (high). The members of <fields> (a JSON object,
+ * GW_EV_ADMIN_HOLD_LIFTED, GW_EV_SUSPENSION_EXPIRED, GW_EV_ADMIN_CUT,
+ * GW_EV_ADMIN_CUT_LIFTED (high). The members of <fields> (a JSON object,
  * taken in every case; NULL: none) are added to the event. Written at once. */
 struct json_t;
 void gw_events_integrity(gw_events *ev, gw_event_type type, struct json_t *fields);

@@ -5,7 +5,10 @@
  * which keeps lookups simple (no tombstones).
  *
  * File: {"suspended": [{"client_id": "...", "since": "2026-11-27T22:00:00Z",
- * "why": "..."}]}, rewritten whole on every change: temp file in the same
+ * "why": "...", "reason": "...", "by": "...", "until": "..."}], "cuts":
+ * [{"environment": "sandbox", "since": ..., "reason": ..., "by": ...,
+ * "until": ...}]} ("reason", "by", "until" and "cuts" only when set),
+ * rewritten whole on every change: temp file in the same
  * directory, fsync, rename over the old one, fsync of the directory. A crash
  * leaves either the old or the new file, never half of one.
  */
@@ -15,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +37,16 @@
 #define WHY_MAX 512 /* bytes of "why" kept */
 
 typedef struct entry {
-    char *client_id;
+    char *client_id; /* for a cut: the environment's name; NULL: not cut */
     time_t since;
     char *why;
+    char *reason; /* the operator's, NULL when none was given */
+    char *by;     /* who, NULL when unknown */
+    time_t until; /* 0: until lifted */
 } entry;
+
+#define NENV 2
+static const char *const env_names[NENV] = {"sandbox", "production"};
 
 struct gw_suspensions {
     pthread_rwlock_t lock;   /* guards v, n, cap, idx, mask */
@@ -46,6 +56,10 @@ struct gw_suspensions {
     size_t n, cap;
     size_t *idx; /* open addressing: index into v + 1, 0 = empty */
     size_t mask;
+    entry cut[NENV];       /* by environment; client_id NULL: not cut */
+    atomic_llong next_due; /* the earliest "until" in force, 0: none */
+    gw_suspension_expired_fn on_expired;
+    void *on_expired_arg;
 };
 
 /* Position of <client_id> in v, or -1. Caller holds the lock. */
@@ -65,14 +79,17 @@ static long find(const gw_suspensions *s, const char *client_id)
 
 /* Rebuild the index for the n entries, at most half full. Caller holds the
  * write lock. -1 on allocation failure (the old index is kept). */
-static int reindex(gw_suspensions *s)
+static size_t index_cap(size_t n)
 {
     size_t cap = 16;
-    while (cap < 2 * s->n)
+    while (cap < 2 * n)
         cap *= 2;
-    size_t *idx = calloc(cap, sizeof(*idx));
-    if (idx == NULL)
-        return -1;
+    return cap;
+}
+
+/* Fill <idx> (<cap> zeroed slots, cap >= index_cap(n)) and install it. */
+static void index_into(gw_suspensions *s, size_t *idx, size_t cap)
+{
     for (size_t k = 0; k < s->n; k++) {
         size_t i = (size_t)gw_fnv1a64_str(s->v[k].client_id) & (cap - 1);
         while (idx[i] != 0)
@@ -82,7 +99,47 @@ static int reindex(gw_suspensions *s)
     free(s->idx);
     s->idx = idx;
     s->mask = cap - 1;
+}
+
+static int reindex(gw_suspensions *s)
+{
+    size_t cap = index_cap(s->n);
+    size_t *idx = calloc(cap, sizeof(*idx));
+    if (idx == NULL)
+        return -1;
+    index_into(s, idx, cap);
     return 0;
+}
+
+static void entry_free(entry *e)
+{
+    free(e->client_id);
+    free(e->why);
+    free(e->reason);
+    free(e->by);
+    memset(e, 0, sizeof(*e));
+}
+
+/* The earliest "until" in force, 0 when none. Caller holds the write lock. */
+static void update_due(gw_suspensions *s)
+{
+    time_t due = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].until != 0 && (due == 0 || s->v[i].until < due))
+            due = s->v[i].until;
+    for (int k = 0; k < NENV; k++)
+        if (s->cut[k].client_id != NULL && s->cut[k].until != 0 &&
+            (due == 0 || s->cut[k].until < due))
+            due = s->cut[k].until;
+    atomic_store(&s->next_due, (long long)due);
+}
+
+static int env_index(const char *env)
+{
+    for (int k = 0; env != NULL && k < NENV; k++)
+        if (strcmp(env, env_names[k]) == 0)
+            return k;
+    return -1;
 }
 
 /* <why> cut to WHY_MAX bytes on a UTF-8 boundary. */
@@ -99,7 +156,27 @@ static char *dup_why(const char *why)
     return strndup(why, n);
 }
 
-static int push(gw_suspensions *s, const char *client_id, time_t since, const char *why)
+/* Fill <e> (zeroed first); -1 on allocation failure with <e> left empty. */
+static int entry_fill(entry *e, const char *client_id, time_t since, const char *why,
+                      const char *reason, const char *by, time_t until)
+{
+    memset(e, 0, sizeof(*e));
+    e->client_id = strdup(client_id);
+    e->why = dup_why(why);
+    e->reason = reason != NULL ? dup_why(reason) : NULL;
+    e->by = by != NULL ? dup_why(by) : NULL;
+    e->since = since;
+    e->until = until;
+    if (e->client_id == NULL || e->why == NULL || (reason != NULL && e->reason == NULL) ||
+        (by != NULL && e->by == NULL)) {
+        entry_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+static int push(gw_suspensions *s, const char *client_id, time_t since, const char *why,
+                const char *reason, const char *by, time_t until)
 {
     if (s->n == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 16;
@@ -109,15 +186,8 @@ static int push(gw_suspensions *s, const char *client_id, time_t since, const ch
         s->v = nv;
         s->cap = ncap;
     }
-    entry *e = &s->v[s->n];
-    e->client_id = strdup(client_id);
-    e->why = dup_why(why);
-    e->since = since;
-    if (e->client_id == NULL || e->why == NULL) {
-        free(e->client_id);
-        free(e->why);
+    if (entry_fill(&s->v[s->n], client_id, since, why, reason, by, until) < 0)
         return -1;
-    }
     s->n++;
     return 0;
 }
@@ -154,6 +224,46 @@ static int parse_since(const char *str, time_t *out)
     return 0;
 }
 
+int gw_rfc3339_parse(const char *str, time_t *out)
+{
+    char base[21];
+    size_t n = str != NULL ? strlen(str) : 0;
+    if (n < 20 || n > 64)
+        return -1;
+    memcpy(base, str, 19);
+    base[19] = 'Z';
+    base[20] = '\0';
+    if (base[4] != '-' || base[7] != '-' || (str[10] != 'T' && str[10] != 't'))
+        return -1;
+    base[10] = 'T';
+    time_t t;
+    if (parse_since(base, &t) < 0)
+        return -1;
+    const char *q = str + 19;
+    if (*q == '.') {
+        q++;
+        if (*q < '0' || *q > '9')
+            return -1;
+        while (*q >= '0' && *q <= '9')
+            q++;
+    }
+    if ((q[0] == 'Z' || q[0] == 'z') && q[1] == '\0') {
+        *out = t;
+        return 0;
+    }
+    if ((q[0] != '+' && q[0] != '-') || strlen(q) != 6 || q[3] != ':')
+        return -1;
+    for (int k = 1; k < 6; k++)
+        if (k != 3 && (q[k] < '0' || q[k] > '9'))
+            return -1;
+    int hh = (q[1] - '0') * 10 + (q[2] - '0'), mm = (q[4] - '0') * 10 + (q[5] - '0');
+    if (hh > 23 || mm > 59)
+        return -1;
+    long off = hh * 3600L + mm * 60L;
+    *out = q[0] == '+' ? t - off : t + off;
+    return 0;
+}
+
 static void fmt_since(time_t t, char out[32])
 {
     struct tm tm;
@@ -175,12 +285,32 @@ static char *msg(const char *fmt, ...)
     return r < 0 ? NULL : m;
 }
 
+/* The optional "reason", "by", "until" of one entry at <pe>. */
+static int load_extra(gw_jsonv *v, json_t *o, const char *pe, const char **reason, const char **by,
+                      time_t *until)
+{
+    char pk[GW_JSONV_PATH];
+    const char *until_s = NULL;
+    if (gw_jsonv_str(v, o, pe, "reason", GW_JSONV_OPTIONAL, reason) == GW_JSONV_BAD ||
+        gw_jsonv_str(v, o, pe, "by", GW_JSONV_OPTIONAL, by) == GW_JSONV_BAD ||
+        gw_jsonv_str(v, o, pe, "until", GW_JSONV_OPTIONAL, &until_s) == GW_JSONV_BAD)
+        return -1;
+    if (until_s != NULL && parse_since(until_s, until) < 0) {
+        gw_jsonv_path_key(pk, pe, "until");
+        gw_jsonv_err(v, pk, "must be a UTC date-time YYYY-MM-DDThh:mm:ssZ");
+        return -1;
+    }
+    return 0;
+}
+
 /* Fill <s> from the parsed file. Stops at the first problem, reported
  * through <v>; returns 0 or -1. */
 static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
 {
-    static const char *const keys[] = {"suspended", NULL};
-    static const char *const ekeys[] = {"client_id", "since", "why", NULL};
+    static const char *const keys[] = {"suspended", "cuts", NULL};
+    static const char *const ekeys[] = {"client_id", "since", "why", "reason", "by", "until", NULL};
+    static const char *const ckeys[] = {"environment", "since", "why", "reason",
+                                        "by",          "until", NULL};
     char pe[GW_JSONV_PATH], pk[GW_JSONV_PATH];
 
     if (!json_is_object(root)) {
@@ -229,7 +359,52 @@ static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
         }
         if (gw_jsonv_str(v, o, pe, "why", GW_JSONV_OPTIONAL, &why) == GW_JSONV_BAD)
             return -1;
-        if (push(s, client_id, since, why) < 0 || reindex(s) < 0) {
+        const char *reason = NULL, *by = NULL;
+        time_t until = 0;
+        if (load_extra(v, o, pe, &reason, &by, &until) < 0)
+            return -1;
+        if (push(s, client_id, since, why, reason, by, until) < 0 || reindex(s) < 0) {
+            gw_jsonv_err(v, "$", "out of memory");
+            return -1;
+        }
+    }
+    json_t *c = gw_jsonv_member(v, root, "$", "cuts", GW_JSONV_OPTIONAL);
+    if (c == NULL)
+        return v->nerrs > 0 ? -1 : 0;
+    if (!json_is_array(c)) {
+        gw_jsonv_err(v, "cuts", "must be an array");
+        return -1;
+    }
+    for (size_t i = 0; i < json_array_size(c); i++) {
+        json_t *o = json_array_get(c, i);
+        const char *env, *since_s, *why = "", *reason = NULL, *by = NULL;
+        time_t since, until = 0;
+        gw_jsonv_path_idx(pe, "cuts", i);
+        if (!json_is_object(o)) {
+            gw_jsonv_err(v, pe, "must be an object");
+            return -1;
+        }
+        gw_jsonv_keys(v, o, pe, ckeys);
+        if (v->nerrs > 0 ||
+            gw_jsonv_str(v, o, pe, "environment", GW_JSONV_REQUIRED, &env) != GW_JSONV_SET)
+            return -1;
+        int k = env_index(env);
+        gw_jsonv_path_key(pk, pe, "environment");
+        if (k < 0 || s->cut[k].client_id != NULL) {
+            gw_jsonv_err(v, pk, k < 0 ? "must be \"sandbox\" or \"production\"" : "duplicate");
+            return -1;
+        }
+        if (gw_jsonv_str(v, o, pe, "since", GW_JSONV_REQUIRED, &since_s) != GW_JSONV_SET)
+            return -1;
+        if (parse_since(since_s, &since) < 0) {
+            gw_jsonv_path_key(pk, pe, "since");
+            gw_jsonv_err(v, pk, "must be a UTC date-time YYYY-MM-DDThh:mm:ssZ");
+            return -1;
+        }
+        if (gw_jsonv_str(v, o, pe, "why", GW_JSONV_OPTIONAL, &why) == GW_JSONV_BAD ||
+            load_extra(v, o, pe, &reason, &by, &until) < 0)
+            return -1;
+        if (entry_fill(&s->cut[k], env, since, why, reason, by, until) < 0) {
             gw_jsonv_err(v, "$", "out of memory");
             return -1;
         }
@@ -271,10 +446,10 @@ static int read_all(const char *path, gw_buf *b)
 
 static void free_entries(gw_suspensions *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->v[i].client_id);
-        free(s->v[i].why);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        entry_free(&s->v[i]);
+    for (int k = 0; k < NENV; k++)
+        entry_free(&s->cut[k]);
     free(s->v);
     free(s->idx);
 }
@@ -318,8 +493,8 @@ gw_suspensions *gw_suspensions_open(const char *path, char **err)
         goto out;
     }
     root = gw_jsonv_parse(&v, b.data != NULL ? b.data : "", b.len);
-    if (root != NULL)
-        load_json(s, root, &v);
+    if (root != NULL && load_json(s, root, &v) == 0)
+        update_due(s);
 out:
     json_decref(root);
     gw_buf_free(&b);
@@ -344,14 +519,102 @@ void gw_suspensions_free(gw_suspensions *s)
     free(s);
 }
 
+/* <src> into <dst> (<cap> bytes), cut on a UTF-8 boundary. */
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+    size_t w = src != NULL ? strlen(src) : 0;
+    if (w >= cap) {
+        w = cap - 1;
+        while (w > 0 && ((unsigned char)src[w] & 0xC0) == 0x80)
+            w--;
+    }
+    if (w > 0)
+        memcpy(dst, src, w);
+    dst[w] = '\0';
+}
+
+static void info_of(const entry *e, int is_cut, gw_suspension_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    copy_cut(is_cut ? out->env : out->client_id, is_cut ? sizeof(out->env) : sizeof(out->client_id),
+             e->client_id);
+    out->since = e->since;
+    out->until = e->until;
+    copy_cut(out->why, sizeof(out->why), e->why);
+    copy_cut(out->reason, sizeof(out->reason), e->reason);
+    copy_cut(out->by, sizeof(out->by), e->by);
+}
+
+/* In force at <now>: not past its "until". */
+static int in_force(const entry *e, time_t now)
+{
+    return e->until == 0 || now < e->until;
+}
+
 int gw_suspensions_is_suspended(gw_suspensions *s, const char *client_id)
 {
     if (s == NULL || client_id == NULL)
         return 0;
+    time_t now = time(NULL);
+    gw_suspensions_sweep(s, now);
     pthread_rwlock_rdlock(&s->lock);
-    int r = find(s, client_id) >= 0;
+    long i = find(s, client_id);
+    int r = i >= 0 && in_force(&s->v[i], now);
     pthread_rwlock_unlock(&s->lock);
     return r;
+}
+
+int gw_suspensions_is_cut(gw_suspensions *s, const char *env)
+{
+    int k = env_index(env);
+    if (s == NULL || k < 0)
+        return 0;
+    time_t now = time(NULL);
+    gw_suspensions_sweep(s, now);
+    pthread_rwlock_rdlock(&s->lock);
+    int r = s->cut[k].client_id != NULL && in_force(&s->cut[k], now);
+    pthread_rwlock_unlock(&s->lock);
+    return r;
+}
+
+int gw_suspensions_get(gw_suspensions *s, const char *client_id, gw_suspension_info *out)
+{
+    if (s == NULL || client_id == NULL)
+        return 0;
+    time_t now = time(NULL);
+    gw_suspensions_sweep(s, now);
+    pthread_rwlock_rdlock(&s->lock);
+    long i = find(s, client_id);
+    int r = i >= 0 && in_force(&s->v[i], now);
+    if (r)
+        info_of(&s->v[i], 0, out);
+    pthread_rwlock_unlock(&s->lock);
+    return r;
+}
+
+int gw_suspensions_cut_get(gw_suspensions *s, const char *env, gw_suspension_info *out)
+{
+    int k = env_index(env);
+    if (s == NULL || k < 0)
+        return 0;
+    time_t now = time(NULL);
+    gw_suspensions_sweep(s, now);
+    pthread_rwlock_rdlock(&s->lock);
+    int r = s->cut[k].client_id != NULL && in_force(&s->cut[k], now);
+    if (r)
+        info_of(&s->cut[k], 1, out);
+    pthread_rwlock_unlock(&s->lock);
+    return r;
+}
+
+void gw_suspensions_on_expired(gw_suspensions *s, gw_suspension_expired_fn fn, void *arg)
+{
+    if (s == NULL)
+        return;
+    pthread_rwlock_wrlock(&s->lock);
+    s->on_expired = fn;
+    s->on_expired_arg = arg;
+    pthread_rwlock_unlock(&s->lock);
 }
 
 size_t gw_suspensions_list(gw_suspensions *s, gw_suspension_info *out, size_t cap)
@@ -360,42 +623,65 @@ size_t gw_suspensions_list(gw_suspensions *s, gw_suspension_info *out, size_t ca
         return 0;
     pthread_rwlock_rdlock(&s->lock);
     size_t n = s->n;
-    for (size_t i = 0; i < n && i < cap; i++) {
-        const entry *e = &s->v[i];
-        snprintf(out[i].client_id, sizeof(out[i].client_id), "%s", e->client_id);
-        out[i].since = e->since;
-        size_t w = strlen(e->why);
-        if (w >= sizeof(out[i].why)) {
-            w = sizeof(out[i].why) - 1;
-            while (w > 0 && ((unsigned char)e->why[w] & 0xC0) == 0x80)
-                w--;
-        }
-        memcpy(out[i].why, e->why, w);
-        out[i].why[w] = '\0';
-    }
+    for (size_t i = 0; i < n && i < cap; i++)
+        info_of(&s->v[i], 0, &out[i]);
     pthread_rwlock_unlock(&s->lock);
     return n;
 }
 
 /* ---- persisting ---- */
 
+/* One entry of the file; <key> names its subject ("client_id" or
+ * "environment"). NULL when out of memory. */
+static json_t *entry_json(const entry *e, const char *key)
+{
+    char since[32], until[32];
+    fmt_since(e->since, since);
+    json_t *o = json_pack("{s:s, s:s, s:s}", key, e->client_id, "since", since, "why", e->why);
+    if (o == NULL)
+        return NULL;
+    int bad = 0;
+    if (e->reason != NULL)
+        bad |= json_object_set_new(o, "reason", json_string(e->reason));
+    if (e->by != NULL)
+        bad |= json_object_set_new(o, "by", json_string(e->by));
+    if (e->until != 0) {
+        fmt_since(e->until, until);
+        bad |= json_object_set_new(o, "until", json_string(until));
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* The file's text for the current set. Caller frees. */
 static char *dump(gw_suspensions *s)
 {
-    char since[32];
-    json_t *a = json_array();
+    json_t *a = json_array(), *c = json_array();
     json_t *root = json_pack("{s:o}", "suspended", a);
-    if (root == NULL)
+    if (root == NULL || c == NULL) {
+        json_decref(root);
+        json_decref(c);
         return NULL;
-    pthread_rwlock_rdlock(&s->lock);
-    for (size_t i = 0; i < s->n; i++) {
-        fmt_since(s->v[i].since, since);
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "client_id", s->v[i].client_id,
-                                           "since", since, "why", s->v[i].why));
     }
-    size_t n = s->n;
+    size_t ncut = 0, n;
+    pthread_rwlock_rdlock(&s->lock);
+    for (size_t i = 0; i < s->n; i++)
+        json_array_append_new(a, entry_json(&s->v[i], "client_id"));
+    for (int k = 0; k < NENV; k++)
+        if (s->cut[k].client_id != NULL) {
+            ncut++;
+            json_array_append_new(c, entry_json(&s->cut[k], "environment"));
+        }
+    n = s->n;
     pthread_rwlock_unlock(&s->lock);
-    char *text = json_array_size(a) == n ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    int ok = json_array_size(a) == n && json_array_size(c) == ncut;
+    if (ncut > 0)
+        ok &= json_object_set(root, "cuts", c) == 0;
+    char *text = ok ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    json_decref(c);
     json_decref(root);
     return text;
 }
@@ -484,8 +770,22 @@ out:
     return r;
 }
 
-int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const char *why,
-                       char **err)
+/* Replace the reason, by and until of <e> (an operator re-suspending).
+ * -1 when out of memory (<e> unchanged). */
+static int entry_update(entry *e, const char *why, const char *reason, const char *by, time_t until)
+{
+    entry n;
+    if (entry_fill(&n, e->client_id, e->since, why, reason, by, until) < 0)
+        return -1;
+    entry_free(e);
+    *e = n;
+    return 0;
+}
+
+/* The change itself; <update>: an existing suspension takes the new
+ * details (the operator's), else it is left as it is (DataPass). */
+static int set_ex(gw_suspensions *s, const char *client_id, int on, const char *why,
+                  const char *reason, const char *by, time_t until, int update, char **err)
 {
     *err = NULL;
     if (s == NULL) {
@@ -500,15 +800,16 @@ int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const c
     long i = find(s, client_id);
     int oom = 0;
     if (on && i < 0) {
-        if (push(s, client_id, time(NULL), why) < 0) {
+        if (push(s, client_id, time(NULL), why, reason, by, until) < 0) {
             oom = 1;
         } else if (reindex(s) < 0) {
             /* take it back: the old index still describes the others */
             s->n--;
-            free(s->v[s->n].client_id);
-            free(s->v[s->n].why);
+            entry_free(&s->v[s->n]);
             oom = 1;
         }
+    } else if (on && update) {
+        oom = entry_update(&s->v[i], why, reason, by, until) < 0;
     } else if (!on && i >= 0) {
         entry gone = s->v[i];
         memmove(&s->v[i], &s->v[i + 1], (s->n - (size_t)i - 1) * sizeof(entry));
@@ -520,10 +821,10 @@ int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const c
             s->n++;
             oom = 1;
         } else {
-            free(gone.client_id);
-            free(gone.why);
+            entry_free(&gone);
         }
     }
+    update_due(s);
     pthread_rwlock_unlock(&s->lock);
     if (oom) {
         *err = msg("%s: out of memory", s->path);
@@ -532,4 +833,97 @@ int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const c
     /* Rewritten even when nothing changed, so that a retry after a failed
      * write brings the file back in step with memory. */
     return persist(s, err);
+}
+
+int gw_suspensions_set(gw_suspensions *s, const char *client_id, int on, const char *why,
+                       char **err)
+{
+    return set_ex(s, client_id, on, why, NULL, NULL, 0, 0, err);
+}
+
+int gw_suspensions_suspend(gw_suspensions *s, const char *client_id, const char *why,
+                           const char *reason, const char *by, time_t until, char **err)
+{
+    return set_ex(s, client_id, 1, why, reason, by, until, 1, err);
+}
+
+int gw_suspensions_cut(gw_suspensions *s, const char *env, int on, const char *reason,
+                       const char *by, time_t until, char **err)
+{
+    *err = NULL;
+    int k = env_index(env);
+    if (s == NULL || k < 0) {
+        *err = msg("environment must be \"sandbox\" or \"production\"");
+        return -1;
+    }
+    pthread_rwlock_wrlock(&s->lock);
+    int oom = 0;
+    entry *e = &s->cut[k];
+    if (on) {
+        time_t since = e->client_id != NULL ? e->since : time(NULL);
+        entry n;
+        if (entry_fill(&n, env, since, "admin API", reason, by, until) < 0) {
+            oom = 1;
+        } else {
+            entry_free(e);
+            *e = n;
+        }
+    } else {
+        entry_free(e);
+    }
+    update_due(s);
+    pthread_rwlock_unlock(&s->lock);
+    if (oom) {
+        *err = msg("%s: out of memory", s->path);
+        return -1;
+    }
+    return persist(s, err);
+}
+
+size_t gw_suspensions_sweep(gw_suspensions *s, time_t now)
+{
+    if (s == NULL)
+        return 0;
+    long long due = atomic_load(&s->next_due);
+    if (due == 0 || (long long)now < due)
+        return 0;
+    pthread_rwlock_wrlock(&s->lock);
+    size_t cap = index_cap(s->n), gone = 0, m = 0;
+    size_t *idx = calloc(cap, sizeof(*idx));
+    gw_suspension_info *out = calloc(s->n + NENV, sizeof(*out));
+    if (idx == NULL || out == NULL) {
+        /* retried by the next caller; in_force() hides it meanwhile */
+        pthread_rwlock_unlock(&s->lock);
+        free(idx);
+        free(out);
+        return 0;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        if (!in_force(&s->v[i], now)) {
+            info_of(&s->v[i], 0, &out[gone++]);
+            entry_free(&s->v[i]);
+        } else {
+            s->v[m++] = s->v[i];
+        }
+    }
+    s->n = m;
+    index_into(s, idx, cap);
+    for (int k = 0; k < NENV; k++)
+        if (s->cut[k].client_id != NULL && !in_force(&s->cut[k], now)) {
+            info_of(&s->cut[k], 1, &out[gone++]);
+            entry_free(&s->cut[k]);
+        }
+    update_due(s);
+    gw_suspension_expired_fn fn = s->on_expired;
+    void *arg = s->on_expired_arg;
+    pthread_rwlock_unlock(&s->lock);
+    if (gone > 0) {
+        char *err = NULL;
+        int persisted = persist(s, &err) == 0;
+        free(err);
+        for (size_t i = 0; fn != NULL && i < gone; i++)
+            fn(arg, &out[i], persisted);
+    }
+    free(out);
+    return gone;
 }

@@ -1,6 +1,7 @@
 /* killswitch: the operator's kill switch (admin API, docs/operations.md): a
- * consumer cut off is refused from its next request on, on every route,
- * public ones included. Needs mtls (the consumer).
+ * consumer cut off, or every consumer of an environment cut (CGU §8
+ * "coupure"), is refused from its next request on, on every route, public
+ * ones included. Needs mtls (the consumer).
  *
  * Its settings, "access.suspensions_file": the state file of the switch
  * (default "suspensions.json", relative to the configuration's directory),
@@ -21,8 +22,11 @@ const char *gw_killswitch_file(const gw_stage_lists *l)
 static gw_verdict run(const gw_stage_call *c)
 {
     const gw_policy *p = c->res->mtls.policy;
+    /* a consumer suspended, or its whole environment cut (CGU §8): the same
+     * answer, 403 910213 (docs/operations.md) */
     if (c->svc->suspensions != NULL &&
-        gw_suspensions_is_suspended(c->svc->suspensions, p->client_id))
+        (gw_suspensions_is_suspended(c->svc->suspensions, p->client_id) ||
+         gw_suspensions_is_cut(c->svc->suspensions, gw_env_name(p->env))))
         return gw_reply_reject(c->reply, GW_ERR_CONSUMER_SUSPENDED, NULL);
     return GW_STAGE_NEXT;
 }

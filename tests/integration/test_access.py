@@ -236,11 +236,11 @@ class TestAccess(GatewayTestCase):
         st = self.stack
         ex = self._extra("client-killswitch")
         cid = self.partners["client-killswitch"]["client_id"]
-        self.addCleanup(st.admin_call, "POST", "/admin/consumers/%s/resume" % cid)
+        self.addCleanup(st.admin_call, "POST", "/admin/consumers/%s/resume" % cid, body={"reason": "test done"})
         with st.tls_connect(ex["cert"]) as s:
             send_raw(s, st.build_request(ex["target"], cert_name=ex["cert"], teleservice=ex["teleservice"]))
             self.assertEqual(read_response(s).status, 200)
-            status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid)
+            status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid, body={"reason": "test"})
             self.assertEqual(status, 200, body)
             st.mock_reset()
             send_raw(s, st.build_request(ex["target"], cert_name=ex["cert"], teleservice=ex["teleservice"]))
@@ -249,7 +249,7 @@ class TestAccess(GatewayTestCase):
             self.assertEqual(st.mock_stats()["requests"], 0)
             rec = self.assertJournal(resp.header("X-Request-ID"), decision="deny", code="910213")
             self.assertEqual(rec.get("reason"), "killswitch.suspended", rec)
-            status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % cid)
+            status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % cid, body={"reason": "test done"})
             self.assertEqual(status, 200, body)
             if harness.is_closed(s, timeout=0.2):
                 self.fail("a 403 must not close the connection")

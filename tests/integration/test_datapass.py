@@ -247,12 +247,12 @@ class TestWebhooks(DataPassCase):
         r = subprocess.run([GW_BIN, "-t", "-c", st.conf_path], cwd=st.dir, capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         # security events about the consumer carry its technical contact
-        self.addCleanup(st.admin_call, "POST", "/admin/consumers/%s/resume" % DEPT["client_id"])
-        status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % DEPT["client_id"])
+        self.addCleanup(st.admin_call, "POST", "/admin/consumers/%s/resume" % DEPT["client_id"], body={"reason": "test done"})
+        status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % DEPT["client_id"], body={"reason": "test"})
         self.assertEqual(status, 200, body)
         sus = wait_for(lambda: [e for e in st.security_events("admin.suspend") if e.get("consumer") == DEPT["client_id"]])
         self.assertEqual(sus[-1].get("contact"), "ops@dept.fr", sus)
-        status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % DEPT["client_id"])
+        status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % DEPT["client_id"], body={"reason": "test done"})
         self.assertEqual(status, 200, body)
 
     def test_approval_without_policy_creates_pending(self):

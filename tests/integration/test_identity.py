@@ -505,12 +505,12 @@ class TestDefaultStack(IdentityCase):
         st = self.stack
         cid = "departement-test-sandbox"
         req = lambda: st.request(DECL, cert_name="client-departement", teleservice="TS-0002")
-        self.addCleanup(lambda: st.gw.poll() is None and st.admin_call("POST", "/admin/consumers/%s/resume" % cid))
+        self.addCleanup(lambda: st.gw.poll() is None and st.admin_call("POST", "/admin/consumers/%s/resume" % cid, body={"reason": "test done"}))
         self.assertFalse(os.path.exists(os.path.join(st.dir, "suspensions.json")),
                          "a suspensions file exists before any suspension")
         self.expect_allowed(req, client_ip="127.0.0.1", consumer=cid)
 
-        status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid)
+        status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid, body={"reason": "test"})
         self.assertEqual(status, 200, body)
         self.assertEqual(body, {"client_id": cid, "suspended": True, "persisted": True})
         saved = self.suspensions()

@@ -1,7 +1,7 @@
 /* Unit tests for gateway/journal/events.c and detectors.c, through
  * events.h: each detector (threshold reached at N and not at N-1, once per
- * window, the window sliding), the memory caps, the records (a chained stream that verifies), the alert hook (arguments,
- * environment, severity filter, rate limit, failures, timeout, reaping), and
+ * window, the window sliding), the memory caps, the records (a chained stream that verifies), the
+ * alert hook (arguments, environment, severity filter, rate limit, failures, timeout, reaping), and
  * the "journal.events" config keys (gateway/conf/conf.c). The detectors run
  * on the test clock (gw_events_test_set_time). */
 #include "lib/hash.h"
@@ -201,13 +201,14 @@ static size_t events_of(const char *path, json_t **out, size_t max)
 START_TEST(names_stable)
 {
     static const char *const want[GW_EV__COUNT] = {
-        "auth.failures",         "cert.unknown",         "siren.enumeration",
-        "quota.storm",           "maintenance.access",   "cert.expiring",
-        "admin.reload",          "admin.reload_refused", "admin.suspend",
-        "admin.resume",          "policy.rejected",      "admin.auth_failed",
-        "admin.auth_blocked",    "datapass.webhook",     "datapass.sync",
-        "habilitation.expiring", "journal.broken",       "journal.break_ack",
-        "journal.anchor_failed", "admin.journal_hold",   "admin.journal_hold_lifted",
+        "auth.failures",         "cert.unknown",          "siren.enumeration",
+        "quota.storm",           "maintenance.access",    "cert.expiring",
+        "admin.reload",          "admin.reload_refused",  "admin.suspend",
+        "admin.resume",          "policy.rejected",       "admin.auth_failed",
+        "admin.auth_blocked",    "datapass.webhook",      "datapass.sync",
+        "habilitation.expiring", "journal.broken",        "journal.break_ack",
+        "journal.anchor_failed", "admin.journal_hold",    "admin.journal_hold_lifted",
+        "suspension.expired",    "admin.environment_cut", "admin.environment_restored",
     };
     for (int i = 0; i < GW_EV__COUNT; i++)
         ck_assert_str_eq(gw_event_type_name((gw_event_type)i), want[i]);
