@@ -530,7 +530,7 @@ class TestDefaultStack(IdentityCase):
         # Other consumers are untouched.
         self.expect_allowed(lambda: st.request(DECL), client_ip="127.0.0.1", consumer="commune-exemple-sandbox")
 
-        status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % cid)
+        status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % cid, body={"reason": "test done"})
         self.assertEqual(status, 200, body)
         self.assertEqual(body, {"client_id": cid, "suspended": False, "persisted": True})
         self.assertEqual(self.suspensions(), {"suspended": []})

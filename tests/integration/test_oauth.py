@@ -395,10 +395,10 @@ class TestTokenEndpoint(OAuthCase):
         cid = KILL["client_id"]
         self.addCleanup(st.admin_call, "POST", "/admin/consumers/%s/resume" % cid)
         self.token_ok(KILL["cert"])
-        status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid)
+        status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid, body={"reason": "test"})
         self.assertEqual(status, 200, body)
         self.token_refused(400, "invalid_grant", "token.invalid_grant", cert=KILL["cert"])
-        status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % cid)
+        status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % cid, body={"reason": "test done"})
         self.assertEqual(status, 200, body)
         self.token_ok(KILL["cert"])
 

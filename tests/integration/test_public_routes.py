@@ -138,7 +138,7 @@ class TestPublicRouteIdentity(PublicRouteCase):
         with st.tls_connect(cert) as s:
             send_raw(s, st.build_request(ETAT, cert_name=cert, token=None, teleservice=None))
             self.assertEqual(read_response(s).status, 200)
-            status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid)
+            status, body = st.admin_call("POST", "/admin/consumers/%s/suspend" % cid, body={"reason": "test"})
             self.assertEqual(status, 200, body)
             st.mock_reset()
             for i in range(20):
@@ -149,7 +149,7 @@ class TestPublicRouteIdentity(PublicRouteCase):
             self.assertEqual(rec.get("reason"), "killswitch.suspended", rec)
         self.denied(cert, 403, "910213", "killswitch.suspended")  # on a new connection too
         self.assertEqual(st.mock_stats()["requests"], 0)
-        status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % cid)
+        status, body = st.admin_call("POST", "/admin/consumers/%s/resume" % cid, body={"reason": "test done"})
         self.assertEqual(status, 200, body)
         self.assertEqual(self.etat(cert).status, 200)
 

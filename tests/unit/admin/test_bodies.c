@@ -78,13 +78,18 @@ static void teardown(void)
 START_TEST(t_consumers)
 {
     char *s = dump(gw_admin_consumers_json(set, susp));
+    char *since = strstr(s, "\"since\":\"");
+    ck_assert_ptr_nonnull(since);
+    memset(since + 9, 'X', 20); /* the time of the suspension */
     ck_assert_str_eq(s, "{\"consumers\":["
                         "{\"client_id\":\"acme\",\"habilitation\":\"H1\",\"environment\":"
-                        "\"sandbox\",\"state\":\"active\",\"suspended\":true,"
+                        "\"sandbox\",\"state\":\"active\",\"suspended\":true,\"suspension\":"
+                        "{\"since\":\"XXXXXXXXXXXXXXXXXXXX\",\"until\":null,\"reason\":null,"
+                        "\"by\":null,\"source\":\"test\"},\"environment_cut\":false,"
                         "\"quota_per_minute\":50},"
                         "{\"client_id\":\"beta\",\"habilitation\":\"H2\",\"environment\":"
-                        "\"sandbox\",\"state\":\"revoked\",\"suspended\":false,"
-                        "\"quota_per_minute\":50}]}");
+                        "\"sandbox\",\"state\":\"revoked\",\"suspended\":false,\"suspension\":"
+                        "null,\"environment_cut\":false,\"quota_per_minute\":50}]}");
     free(s);
     /* resumed: no longer suspended; no set: an empty list */
     char *err = NULL;
@@ -165,6 +170,66 @@ START_TEST(t_reload_refused)
 }
 END_TEST
 
+/* The suspend/resume/cut body: reason required, until optional, checked. */
+START_TEST(t_reason_body)
+{
+    char reason[GW_SUSPEND_REASON_MAX + 1], msg[256], big[600];
+    time_t until = -1, now = 1700000000; /* 2023-11-14T22:13:20Z */
+    const char *ok = "{\"reason\":\"INC-1\",\"until\":\"2023-11-15T00:13:21+02:00\"}";
+    ck_assert_int_eq(gw_admin_reason_body(ok, strlen(ok), 1, now, reason, &until, msg, sizeof(msg)),
+                     0);
+    ck_assert_str_eq(reason, "INC-1");
+    ck_assert_int_eq((long)until, (long)(now + 1)); /* +02:00 taken off */
+    (void)until;
+    const char *later = "{\"reason\":\"INC-1\",\"until\":\"2023-11-14T22:13:22Z\"}";
+    ck_assert_int_eq(
+        gw_admin_reason_body(later, strlen(later), 1, now, reason, &until, msg, sizeof(msg)), 0);
+    ck_assert_int_eq((long)until, (long)(now + 2));
+    const char *plain = "{\"reason\":\"r\"}";
+    ck_assert_int_eq(
+        gw_admin_reason_body(plain, strlen(plain), 0, now, reason, &until, msg, sizeof(msg)), 0);
+    ck_assert_int_eq((long)until, 0);
+    memset(big, 'a', 520);
+    big[520] = '\0';
+    char bigbody[700];
+    snprintf(bigbody, sizeof(bigbody), "{\"reason\":\"%s\"}", big);
+    static const struct {
+        const char *body;
+        int allow_until;
+        const char *msg;
+    } bad[] = {
+        {"", 1, "is required"},
+        {"[]", 1, "is required"},
+        {"{\"reason\":\"a\",\"reason\":\"b\"}", 1, "is required"}, /* duplicate */
+        {"{}", 1, "reason: required"},
+        {"{\"reason\":\"\"}", 1, "reason: required"},
+        {"{\"reason\":\"a\\nb\"}", 1, "reason: required"},
+        {"{\"reason\":7}", 1, "reason: required"},
+        {"{\"reason\":\"a\",\"x\":1}", 1, "x: unknown member"},
+        {"{\"reason\":\"a\",\"until\":\"2099-01-01T00:00:00Z\"}", 0, "until: unknown member"},
+        {"{\"reason\":\"a\",\"until\":\"2023-11-14\"}", 1, "until: must be an RFC 3339"},
+        {"{\"reason\":\"a\",\"until\":\"2023-11-14T22:13:20+25:00\"}", 1, "until: must be an RFC"},
+        {"{\"reason\":\"a\",\"until\":\"2023-11-14T22:13:20Z\"}", 1,
+         "until: must be in the future"},
+        {"{\"reason\":\"a\",\"until\":\"2024-11-15T22:13:21Z\"}", 1, "until: at most 366 days"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        msg[0] = '\0';
+        ck_assert_msg(gw_admin_reason_body(bad[i].body, strlen(bad[i].body), bad[i].allow_until,
+                                           now, reason, &until, msg, sizeof(msg)) == -1,
+                      "accepted: %s", bad[i].body);
+        ck_assert_msg(strstr(msg, bad[i].msg) != NULL, "%s: %s", bad[i].body, msg);
+    }
+    ck_assert_int_eq(
+        gw_admin_reason_body(bigbody, strlen(bigbody), 1, now, reason, &until, msg, sizeof(msg)),
+        -1);
+    /* exactly 366 days ahead is allowed */
+    const char *edge = "{\"reason\":\"a\",\"until\":\"2024-11-14T22:13:20Z\"}";
+    ck_assert_int_eq(
+        gw_admin_reason_body(edge, strlen(edge), 1, now, reason, &until, msg, sizeof(msg)), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("admin_bodies");
@@ -174,6 +239,7 @@ int main(void)
     tcase_add_test(tc, t_rejected);
     tcase_add_test(tc, t_reload_ok);
     tcase_add_test(tc, t_reload_refused);
+    tcase_add_test(tc, t_reason_body);
     suite_add_tcase(s, tc);
     return gw_test_run(s);
 }

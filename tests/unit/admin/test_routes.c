@@ -118,8 +118,13 @@ START_TEST(t_every_endpoint)
         ck_assert_ptr_nonnull(tmpl);
         char uri[256];
         const char *brace = strstr(tmpl, "{client_id}");
+        size_t blen = 11;
+        if (brace == NULL) {
+            brace = strstr(tmpl, "{environment}");
+            blen = 13;
+        }
         if (brace != NULL)
-            snprintf(uri, sizeof(uri), "%.*sc-42%s", (int)(brace - tmpl), tmpl, brace + 11);
+            snprintf(uri, sizeof(uri), "%.*sc-42%s", (int)(brace - tmpl), tmpl, brace + blen);
         else
             snprintf(uri, sizeof(uri), "%s", tmpl);
         gw_admin_dispatch d;

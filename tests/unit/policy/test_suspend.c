@@ -441,6 +441,128 @@ START_TEST(t_concurrent)
 }
 END_TEST
 
+static int expired_calls;
+static gw_suspension_info expired_last;
+
+static void on_expired_cb(void *arg, const gw_suspension_info *info, int persisted)
+{
+    (void)arg;
+    ck_assert_int_eq(persisted, 1);
+    expired_calls++;
+    expired_last = *info;
+}
+
+/* Reasons, until, expiry (once), and the environment cuts, persisted. */
+START_TEST(t_until_expiry_and_cuts)
+{
+    char *path = tpath("s.json"), *err = NULL;
+    gw_suspensions *s = gw_suspensions_open(path, &err);
+    ck_assert_ptr_nonnull(s);
+    gw_suspensions_on_expired(s, on_expired_cb, NULL);
+    expired_calls = 0;
+    time_t now = time(NULL);
+    ck_assert_int_eq(gw_suspensions_suspend(s, "acme-sandbox", "admin API", "INC-1",
+                                            "admin API from ::1", now + 100, &err),
+                     0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "acme-sandbox"), 1);
+    gw_suspension_info info;
+    ck_assert_int_eq(gw_suspensions_get(s, "acme-sandbox", &info), 1);
+    ck_assert_str_eq(info.reason, "INC-1");
+    ck_assert_str_eq(info.by, "admin API from ::1");
+    ck_assert_str_eq(info.why, "admin API");
+    ck_assert_int_eq((long)info.until, (long)(now + 100));
+    /* re-suspending replaces the reason and the end, keeps since */
+    time_t since = info.since;
+    ck_assert_int_eq(
+        gw_suspensions_suspend(s, "acme-sandbox", "admin API", "INC-2", "x", now + 200, &err), 0);
+    ck_assert_int_eq(gw_suspensions_get(s, "acme-sandbox", &info), 1);
+    ck_assert_str_eq(info.reason, "INC-2");
+    ck_assert_int_eq((long)info.since, (long)since);
+    /* a DataPass-style set keeps what is there */
+    ck_assert_int_eq(gw_suspensions_set(s, "acme-sandbox", 1, "datapass revoke H1", &err), 0);
+    ck_assert_int_eq(gw_suspensions_get(s, "acme-sandbox", &info), 1);
+    ck_assert_str_eq(info.why, "admin API");
+    /* the file carries reason, by, until; a reopen reads them back */
+    json_t *f = load_t("s.json");
+    json_t *e = json_array_get(json_object_get(f, "suspended"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(e, "reason")), "INC-2");
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(e, "until")));
+    ck_assert_ptr_null(json_object_get(f, "cuts"));
+    json_decref(f);
+    /* cuts: by environment, unknown ones refused */
+    ck_assert_int_eq(gw_suspensions_cut(s, "sandbox", 1, "CGU 8", "op", now + 300, &err), 0);
+    ck_assert_int_eq(gw_suspensions_cut(s, "staging", 1, "x", "op", 0, &err), -1);
+    free(err);
+    err = NULL;
+    ck_assert_int_eq(gw_suspensions_is_cut(s, "sandbox"), 1);
+    ck_assert_int_eq(gw_suspensions_is_cut(s, "production"), 0);
+    ck_assert_int_eq(gw_suspensions_is_cut(s, NULL), 0);
+    gw_suspensions_free(s);
+    s = gw_suspensions_open(path, &err);
+    ck_assert_msg(s != NULL, "%s", err ? err : "");
+    gw_suspensions_on_expired(s, on_expired_cb, NULL);
+    ck_assert_int_eq(gw_suspensions_cut_get(s, "sandbox", &info), 1);
+    ck_assert_str_eq(info.env, "sandbox");
+    ck_assert_str_eq(info.reason, "CGU 8");
+    ck_assert_int_eq((long)info.until, (long)(now + 300));
+    ck_assert_int_eq(gw_suspensions_get(s, "acme-sandbox", &info), 1);
+    ck_assert_str_eq(info.reason, "INC-2");
+    /* expiry: nothing before its time, each entry once */
+    ck_assert_uint_eq(gw_suspensions_sweep(s, now + 199), 0);
+    ck_assert_uint_eq(gw_suspensions_sweep(s, now + 200), 1);
+    ck_assert_int_eq(expired_calls, 1);
+    ck_assert_str_eq(expired_last.client_id, "acme-sandbox");
+    ck_assert_str_eq(expired_last.reason, "INC-2");
+    ck_assert_uint_eq(gw_suspensions_sweep(s, now + 250), 0);
+    ck_assert_int_eq(expired_calls, 1);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "acme-sandbox"), 0);
+    ck_assert_uint_eq(gw_suspensions_sweep(s, now + 300), 1);
+    ck_assert_int_eq(expired_calls, 2);
+    ck_assert_str_eq(expired_last.env, "sandbox");
+    ck_assert_int_eq(gw_suspensions_is_cut(s, "sandbox"), 0);
+    f = load_t("s.json");
+    ck_assert_uint_eq(json_array_size(json_object_get(f, "suspended")), 0);
+    ck_assert_ptr_null(json_object_get(f, "cuts"));
+    json_decref(f);
+    /* a past end: the next lookup lifts it and reports it */
+    ck_assert_int_eq(
+        gw_suspensions_suspend(s, "late-sandbox", "admin API", "r", "op", now - 1, &err), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "late-sandbox"), 0);
+    ck_assert_int_eq(expired_calls, 3);
+    /* no until: never swept */
+    ck_assert_int_eq(gw_suspensions_suspend(s, "keep-sandbox", "admin API", "r", "op", 0, &err), 0);
+    ck_assert_uint_eq(gw_suspensions_sweep(s, now + 10 * 366 * 86400L), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "keep-sandbox"), 1);
+    gw_suspensions_free(s);
+    free(path);
+}
+END_TEST
+
+/* RFC 3339 with offsets and fractions; malformed ones refused. */
+START_TEST(t_rfc3339)
+{
+    time_t t;
+    ck_assert_int_eq(gw_rfc3339_parse("2026-12-24T18:00:00Z", &t), 0);
+    ck_assert_int_eq((long)t, 1798135200L);
+    ck_assert_int_eq(gw_rfc3339_parse("2026-12-24T19:00:00+01:00", &t), 0);
+    ck_assert_int_eq((long)t, 1798135200L);
+    ck_assert_int_eq(gw_rfc3339_parse("2026-12-24T17:30:00.123-00:30", &t), 0);
+    ck_assert_int_eq((long)t, 1798135200L);
+    static const char *const badt[] = {"",
+                                       "2026-12-24",
+                                       "2026-12-24T18:00:00",
+                                       "2026-12-24 18:00:00Z",
+                                       "2026-13-24T18:00:00Z",
+                                       "2026-12-24T24:00:00Z",
+                                       "2026-12-24T18:00:00+0100",
+                                       "2026-12-24T18:00:00.Z",
+                                       "2026-12-24T18:00:00Zjunk"};
+    for (size_t i = 0; i < sizeof(badt) / sizeof(badt[0]); i++)
+        ck_assert_msg(gw_rfc3339_parse(badt[i], &t) == -1, "accepted %s", badt[i]);
+    ck_assert_int_eq(gw_rfc3339_parse(NULL, &t), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("suspend");
@@ -454,6 +576,8 @@ int main(void)
     tcase_add_test(tc, t_unreadable);
     tcase_add_test(tc, t_persist_failure);
     tcase_add_test(tc, t_concurrent);
+    tcase_add_test(tc, t_until_expiry_and_cuts);
+    tcase_add_test(tc, t_rfc3339);
     suite_add_tcase(s, tc);
     return gw_test_run(s);
 }
