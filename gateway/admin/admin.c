@@ -893,13 +893,7 @@ static void hold_event(gw_admin *a, struct evhttp_request *req, gw_event_type ty
 /* A printable string of 1..<max> bytes without control characters. */
 static int hold_text(const char *s, size_t max)
 {
-    size_t n = s != NULL ? strlen(s) : 0;
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return 0;
-    return 1;
+    return gw_admin_text_ok(s, max);
 }
 
 static void on_hold_get(gw_admin *a, struct evhttp_request *req, const char *id)

@@ -119,8 +119,7 @@ json_t *gw_admin_environments_json(gw_suspensions *susp)
     return json_pack("{s:o}", "environments", arr);
 }
 
-/* 1..max bytes, no control characters. */
-static int reason_ok(const char *s, size_t max)
+int gw_admin_text_ok(const char *s, size_t max)
 {
     size_t n = s != NULL ? strlen(s) : 0;
     if (n == 0 || n > max)
@@ -154,7 +153,7 @@ int gw_admin_reason_body(const char *data, size_t n, int allow_until, time_t now
         }
     }
     const char *rs = json_string_value(json_object_get(body, "reason"));
-    if (!reason_ok(rs, GW_SUSPEND_REASON_MAX)) {
+    if (!gw_admin_text_ok(rs, GW_SUSPEND_REASON_MAX)) {
         snprintf(msg, msglen, "reason: required, text of 1 to %d bytes without control characters",
                  GW_SUSPEND_REASON_MAX);
         goto out;

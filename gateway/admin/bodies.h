@@ -34,6 +34,9 @@ json_t *gw_admin_suspension_json(const gw_suspension_info *info);
  * when cut "cut_detail": gw_admin_suspension_json}]}. */
 json_t *gw_admin_environments_json(gw_suspensions *susp);
 
+/* 1 when <s> is a text of 1..<max> bytes without control characters. */
+int gw_admin_text_ok(const char *s, size_t max);
+
 /* The body of suspend, resume, cut and restore (docs/openapi/admin.json):
  * a JSON object {"reason": text of 1..GW_SUSPEND_REASON_MAX bytes without
  * control characters, "until": RFC 3339 date-time (only when <allow_until>;

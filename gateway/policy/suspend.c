@@ -551,60 +551,50 @@ static int in_force(const entry *e, time_t now)
     return e->until == 0 || now < e->until;
 }
 
-int gw_suspensions_is_suspended(gw_suspensions *s, const char *client_id)
+/* The consumer's (<env> NULL) or the environment's entry in force at the
+ * time of the call, copied into <out> when not NULL: 1, or 0. Sweeps what is
+ * due first. */
+static int lookup(gw_suspensions *s, const char *client_id, const char *env,
+                  gw_suspension_info *out)
 {
-    if (s == NULL || client_id == NULL)
+    int k = env != NULL ? env_index(env) : -1;
+    if (s == NULL || (env == NULL && client_id == NULL) || (env != NULL && k < 0))
         return 0;
     time_t now = time(NULL);
     gw_suspensions_sweep(s, now);
     pthread_rwlock_rdlock(&s->lock);
-    long i = find(s, client_id);
-    int r = i >= 0 && in_force(&s->v[i], now);
+    const entry *e = NULL;
+    if (k >= 0) {
+        e = s->cut[k].client_id != NULL ? &s->cut[k] : NULL;
+    } else {
+        long i = find(s, client_id);
+        e = i >= 0 ? &s->v[i] : NULL;
+    }
+    int r = e != NULL && in_force(e, now);
+    if (r && out != NULL)
+        info_of(e, k >= 0, out);
     pthread_rwlock_unlock(&s->lock);
     return r;
+}
+
+int gw_suspensions_is_suspended(gw_suspensions *s, const char *client_id)
+{
+    return client_id != NULL && lookup(s, client_id, NULL, NULL);
 }
 
 int gw_suspensions_is_cut(gw_suspensions *s, const char *env)
 {
-    int k = env_index(env);
-    if (s == NULL || k < 0)
-        return 0;
-    time_t now = time(NULL);
-    gw_suspensions_sweep(s, now);
-    pthread_rwlock_rdlock(&s->lock);
-    int r = s->cut[k].client_id != NULL && in_force(&s->cut[k], now);
-    pthread_rwlock_unlock(&s->lock);
-    return r;
+    return env != NULL && lookup(s, NULL, env, NULL);
 }
 
 int gw_suspensions_get(gw_suspensions *s, const char *client_id, gw_suspension_info *out)
 {
-    if (s == NULL || client_id == NULL)
-        return 0;
-    time_t now = time(NULL);
-    gw_suspensions_sweep(s, now);
-    pthread_rwlock_rdlock(&s->lock);
-    long i = find(s, client_id);
-    int r = i >= 0 && in_force(&s->v[i], now);
-    if (r)
-        info_of(&s->v[i], 0, out);
-    pthread_rwlock_unlock(&s->lock);
-    return r;
+    return client_id != NULL && lookup(s, client_id, NULL, out);
 }
 
 int gw_suspensions_cut_get(gw_suspensions *s, const char *env, gw_suspension_info *out)
 {
-    int k = env_index(env);
-    if (s == NULL || k < 0)
-        return 0;
-    time_t now = time(NULL);
-    gw_suspensions_sweep(s, now);
-    pthread_rwlock_rdlock(&s->lock);
-    int r = s->cut[k].client_id != NULL && in_force(&s->cut[k], now);
-    if (r)
-        info_of(&s->cut[k], 1, out);
-    pthread_rwlock_unlock(&s->lock);
-    return r;
+    return env != NULL && lookup(s, NULL, env, out);
 }
 
 void gw_suspensions_on_expired(gw_suspensions *s, gw_suspension_expired_fn fn, void *arg)

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import unittest
 
 import jsonschema
@@ -76,10 +77,13 @@ def admin_table():
     m = re.search(r"admin_routes\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
     assert m, "admin_routes[] not found in %s" % ADMIN_C
     out = []
-    for path, suffix, method in re.findall(r'\{GW_ADMIN_EP_[A-Z_]+,\s*"([^"]+)",\s*(NULL|"[^"]*"),\s*"([A-Z]+)"',
-                                           m.group(1)):
+    for path, suffix, method, tmpl in re.findall(
+            r'\{GW_ADMIN_EP_[A-Z_]+,\s*"([^"]+)",\s*(NULL|"[^"]*"),\s*"([A-Z]+)",\s*[01],\s*"([^"]+)"',
+            m.group(1)):
         if suffix != "NULL":
-            path = path + "{client_id}" + suffix.strip('"')
+            # the template names the {id} segment ({client_id}, {environment})
+            assert tmpl.startswith(path) and tmpl.endswith(suffix.strip('"')), tmpl
+            path = tmpl
         out.append((method.lower(), path))
     assert len(out) >= 7, out
     return out
@@ -366,10 +370,31 @@ class TestLiveAnswersMatchTheDocuments(unittest.TestCase):
             self.assertEqual(self.admin(ck, other, path)[0], 405)
         for verb in ("suspend", "resume"):
             path = "/admin/consumers/%s/%s" % (cid, verb)
-            self.assertEqual(self.admin(ck, "POST", path)[0], 200)
+            self.assertEqual(self.admin(ck, "POST", path)[0], 422)  # a reason is required
+            self.assertEqual(self.admin(ck, "POST", path, body=b'{"reason":"openapi"}')[0], 200)
             self.assertEqual(self.admin(ck, "POST", path, token=None)[0], 401)
             self.assertEqual(self.admin(ck, "GET", path)[0], 405)
             self.assertEqual(self.admin(ck, "POST", "/admin/consumers/nobody-sandbox/%s" % verb)[0], 404)
+        # environments: state, cut (with until), refused bodies, restore
+        self.assertEqual(self.admin(ck, "GET", "/admin/environments")[0], 200)
+        self.assertEqual(self.admin(ck, "POST", "/admin/environments")[0], 405)
+        cut = "/admin/environments/production/cut"
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        self.assertEqual(self.admin(ck, "POST", cut, body=('{"reason":"openapi","until":"%s"}' % until).encode())[0],
+                         200)
+        self.assertEqual(self.admin(ck, "GET", "/admin/environments")[0], 200)
+        self.assertEqual(self.admin(ck, "GET", "/readyz", token=None)[0], 200)
+        self.assertEqual(self.admin(ck, "POST", cut, body=b'{"until":"x"}')[0], 422)
+        self.assertEqual(self.admin(ck, "POST", cut, token=None)[0], 401)
+        self.assertEqual(self.admin(ck, "GET", cut)[0], 405)
+        self.assertEqual(self.admin(ck, "POST", "/admin/environments/staging/cut", body=b'{"reason":"x"}')[0], 404)
+        restore = "/admin/environments/production/restore"
+        self.assertEqual(self.admin(ck, "POST", restore)[0], 422)
+        self.assertEqual(self.admin(ck, "POST", restore, body=b'{"reason":"openapi"}')[0], 200)
+        self.assertEqual(self.admin(ck, "POST", restore, token=None)[0], 401)
+        self.assertEqual(self.admin(ck, "GET", restore)[0], 405)
+        self.assertEqual(self.admin(ck, "POST", "/admin/environments/staging/restore", body=b'{"reason":"x"}')[0],
+                         404)
         # legal holds: set (201), replaced (200), listed, refused (400), lifted (200), gone (404)
         hold = "/admin/journal/hold"
         self.assertEqual(self.admin(ck, "GET", hold)[0], 200)
