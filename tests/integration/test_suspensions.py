@@ -147,6 +147,30 @@ class TestSuspensions(GatewayTestCase):
                                  and e.get("reason") == "INC-8 closed"])
         self.assertTrue(ev, "no admin.resume event with the reason")
 
+    def test_datapass_suspension_not_resumed_by_hand(self):
+        """A suspension a DataPass revocation set (its "why") is lifted by a
+        DataPass re-approval only: /resume answers 409 and it stays."""
+        st = self.stack
+        cid = DEPT["client_id"]
+        path = os.path.join(st.dir, "suspensions.json")
+
+        def restart_with(doc):
+            self.assertEqual(st.stop_gateway(signal.SIGTERM), 0, st.gateway_stderr()[-2000:])
+            with open(path, "w") as f:
+                json.dump(doc, f)
+            st.start_gateway()
+
+        self.addCleanup(lambda: st.gw.poll() is None and restart_with({"suspended": []}))
+        restart_with({"suspended": [{"client_id": cid, "since": utc(time.time() - 60),
+                                     "why": "datapass revoke %s" % DEPT["id"]}]})
+        self.assertErrorBody(self.call(DEPT), 403, "910213")
+        self.assertEqual(self.consumer(cid)["suspension"]["source"], "datapass revoke %s" % DEPT["id"])
+        status, out = st.admin_call("POST", "/admin/consumers/%s/resume" % cid, body={"reason": "by hand"})
+        self.assertEqual(status, 409, out)
+        self.assertTrue(self.consumer(cid)["suspended"])
+        self.assertErrorBody(self.call(DEPT), 403, "910213")
+        self.assertEqual(self.call(COMMUNE).status, 200)
+
     # -- global cut
 
     def test_cut_refuses_open_connections_not_other_environment_and_persists(self):
