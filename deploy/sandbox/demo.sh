@@ -198,8 +198,9 @@ PY
   echo
 }
 
-admin() { # method path
-  curl -s -X "$1" -H "Authorization: Bearer $(cat "$pki/admin.token")" "http://127.0.0.1:$ap$2"
+admin() { # method path [json-body]
+  curl -s -X "$1" -H "Authorization: Bearer $(cat "$pki/admin.token")" \
+    ${3:+-H "Content-Type: application/json" --data "$3"} "http://127.0.0.1:$ap$2"
 }
 CID=$(uuid)
 C=(-H "X-Correlation-ID: $CID")
@@ -243,18 +244,19 @@ step "403 910210" "Year outside the granted period (2019-2025)" client-commune "
 step "400 910211" "Year malformed" client-commune "$D?annee=20x4" "${C[@]}" "${T[@]}"
 step "400 910212" "SIREN with a wrong check digit" client-commune "/opale/v1/entreprises/404833047/declarations?annee=2023" "${C[@]}" "${T[@]}"
 
-admin_step() { # title action(suspend|resume) expected-suspended(true|false)
+admin_step() { # title action(suspend|resume) expected-suspended(true|false) reason
   echo "== $1"
-  echo "   curl -X POST -H \"Authorization: Bearer \$(cat admin.token)\" http://127.0.0.1:$ap/admin/consumers/commune-exemple-sandbox/$2"
+  local body="{\"reason\":\"$4\"}"
+  echo "   curl -X POST -H \"Authorization: Bearer \$(cat admin.token)\" -H 'Content-Type: application/json' --data '$body' http://127.0.0.1:$ap/admin/consumers/commune-exemple-sandbox/$2"
   local out
-  out=$(admin POST "/admin/consumers/commune-exemple-sandbox/$2")
+  out=$(admin POST "/admin/consumers/commune-exemple-sandbox/$2" "$body")
   echo "   -> $out"
   case "$out" in *"\"suspended\":$3"*) ;; *) fail "expected \"suspended\":$3" ;; esac
   echo
 }
-admin_step "Kill switch: the operator cuts the commune off" suspend true
+admin_step "Kill switch: the operator cuts the commune off" suspend true "demo: abnormal volume"
 step "403 910213" "  ... its next call" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
-admin_step "The operator lifts it" resume false
+admin_step "The operator lifts it" resume false "demo: volume explained"
 step 200 "  ... resumed" client-commune "$D?annee=2023" "${C[@]}" "${T[@]}"
 
 # The quota tour uses the caisse, whose window is still empty of data calls:
