@@ -1114,8 +1114,8 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
     gw_suspensions_on_expired(gw_server_suspensions(srv), on_expired, srv);
     a->sweep = event_new(base, -1, EV_PERSIST, sweep_tick, a);
     struct timeval one = {1, 0};
-    if (a->sweep != NULL)
-        event_add(a->sweep, &one);
+    if (a->sweep != NULL && event_add(a->sweep, &one) == 0)
+        gw_suspensions_timer_sweeps(gw_server_suspensions(srv));
     return a;
 }
 

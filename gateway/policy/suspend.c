@@ -58,6 +58,7 @@ struct gw_suspensions {
     size_t mask;
     entry cut[NENV];       /* by environment; client_id NULL: not cut */
     atomic_llong next_due; /* the earliest "until" in force, 0: none */
+    atomic_int timer;      /* 1: a timer sweeps, lookups do not */
     gw_suspension_expired_fn on_expired;
     void *on_expired_arg;
 };
@@ -561,7 +562,8 @@ static int lookup(gw_suspensions *s, const char *client_id, const char *env,
     if (s == NULL || (env == NULL && client_id == NULL) || (env != NULL && k < 0))
         return 0;
     time_t now = time(NULL);
-    gw_suspensions_sweep(s, now);
+    if (!atomic_load(&s->timer))
+        gw_suspensions_sweep(s, now);
     pthread_rwlock_rdlock(&s->lock);
     const entry *e = NULL;
     if (k >= 0) {
@@ -868,6 +870,12 @@ int gw_suspensions_cut(gw_suspensions *s, const char *env, int on, const char *r
         return -1;
     }
     return persist(s, err);
+}
+
+void gw_suspensions_timer_sweeps(gw_suspensions *s)
+{
+    if (s != NULL)
+        atomic_store(&s->timer, 1);
 }
 
 size_t gw_suspensions_sweep(gw_suspensions *s, time_t now)

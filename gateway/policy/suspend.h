@@ -20,7 +20,9 @@ void gw_suspensions_free(gw_suspensions *s);
 
 /* Thread-safe, cheap (read lock + hash lookup): called on every request.
  * A suspension whose "until" has passed no longer counts; when one is due,
- * the first caller after it lifts it (gw_suspensions_sweep). */
+ * the first caller after it lifts it (gw_suspensions_sweep), unless a timer
+ * sweeps (gw_suspensions_timer_sweeps): then a request never rewrites the
+ * file. */
 int gw_suspensions_is_suspended(gw_suspensions *s, const char *client_id);
 
 /* Whether environment <env> ("sandbox" | "production") is cut (CGU §8
@@ -78,6 +80,11 @@ void gw_suspensions_on_expired(gw_suspensions *s, gw_suspension_expired_fn fn, v
  * gets there first), the file rewritten, then the callback. Returns how many
  * were lifted. Cheap when none is due (one atomic load). */
 size_t gw_suspensions_sweep(gw_suspensions *s, time_t now);
+
+/* A timer calls gw_suspensions_sweep() from now on (the admin listener's,
+ * once a second): lookups stop sweeping, so no worker thread writes and
+ * fsyncs the file on a request's path. */
+void gw_suspensions_timer_sweeps(gw_suspensions *s);
 
 /* "YYYY-MM-DDThh:mm:ss[.frac](Z|+hh:mm|-hh:mm)" (RFC 3339) to time_t; 0 or
  * -1 when malformed. */

@@ -107,6 +107,8 @@ class TestSuspensions(GatewayTestCase):
         self.assertTrue(served, "still refused after until")
         self.assertGreaterEqual(time.time(), calendar.timegm(time.strptime(until, "%Y-%m-%dT%H:%M:%SZ")) - 1)
         self.assertFalse(self.consumer(cid)["suspended"])
+        # the admin listener's sweep (every second) rewrites the file, not the request
+        wait_until(lambda: not [e for e in self.saved()["suspended"] if e["client_id"] == cid], timeout=3)
         self.assertEqual([e for e in self.saved()["suspended"] if e["client_id"] == cid], [])
         for _ in range(3):
             self.assertEqual(self.call(COMMUNE).status, 200)

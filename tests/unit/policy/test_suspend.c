@@ -529,6 +529,19 @@ START_TEST(t_until_expiry_and_cuts)
         gw_suspensions_suspend(s, "late-sandbox", "admin API", "r", "op", now - 1, &err), 0);
     ck_assert_int_eq(gw_suspensions_is_suspended(s, "late-sandbox"), 0);
     ck_assert_int_eq(expired_calls, 3);
+    /* with a timer sweeping, a lookup hides a past entry but leaves the
+     * lifting (the file's rewrite, the report) to the timer */
+    gw_suspensions_timer_sweeps(s);
+    ck_assert_int_eq(
+        gw_suspensions_suspend(s, "timer-sandbox", "admin API", "r", "op", now - 1, &err), 0);
+    ck_assert_int_eq(gw_suspensions_is_suspended(s, "timer-sandbox"), 0);
+    ck_assert_int_eq(expired_calls, 3);
+    f = load_t("s.json");
+    ck_assert_uint_eq(json_array_size(json_object_get(f, "suspended")), 1);
+    json_decref(f);
+    ck_assert_uint_eq(gw_suspensions_sweep(s, now), 1);
+    ck_assert_int_eq(expired_calls, 4);
+    ck_assert_str_eq(expired_last.client_id, "timer-sandbox");
     /* no until: never swept */
     ck_assert_int_eq(gw_suspensions_suspend(s, "keep-sandbox", "admin API", "r", "op", 0, &err), 0);
     ck_assert_uint_eq(gw_suspensions_sweep(s, now + 10 * 366 * 86400L), 0);
