@@ -68,14 +68,15 @@ run: run-build pki
 demo: run-build pki
 	deploy/sandbox/demo.sh $(BUILD)
 
-# The whole suite: unit + integration on the release build, then the same
+# The whole suite (ctest -j$(JOBS): every test picks its own free ports and
+# temporary directory): unit + integration on the release build, then the same
 # suite on the ASan+UBSan build and on the TSan build, then make demo (every
 # step must get the answer it announces; its output is kept in
 # $(BUILD)/demo.log), then a short libFuzzer smoke.
 test: build build-asan build-tsan pki
-	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j$(JOBS) --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	  ctest -j$(JOBS) --output-on-failure $(CTEST_ARGS)
 	@if deploy/sandbox/demo.sh $(BUILD) >$(BUILD)/demo.log 2>&1; then tail -n 2 $(BUILD)/demo.log; \
