@@ -17,7 +17,10 @@
 
 #include "admin/auth.h"
 #include "admin/bodies.h"
+#include "admin/console.h"
+#include "admin/operators.h"
 #include "admin/routes.h"
+#include "admin/session.h"
 #include "datapass/datapass.h"
 #include "lib/util.h"
 
@@ -25,14 +28,17 @@ struct gw_admin {
     struct evhttp *http;
     gw_server *srv;
     gw_journal *journal;
-    char token[GW_ADMIN_TOKEN_MAX + 1];
-    size_t token_len;
-    gw_admin_auth auth;           /* failed authentications by source (admin/auth.h) */
-    unsigned long auth_failures;  /* metrics: 401 answered */
-    unsigned long auth_throttled; /* metrics: 429 answered to a blocked source */
-    gw_holds *holds;              /* legal holds (gw_admin_set_journal), the caller's */
-    gw_anchors *anchors;          /* anchoring off the host, NULL when not configured */
-    struct event *sweep;          /* expired suspensions, once a second */
+    const gw_conf *conf;
+    gw_admin_operators ops;        /* named operators and their tokens (admin/operators.h) */
+    gw_admin_sessions sessions;    /* console sessions (admin/session.h) */
+    const gw_admin_operator *cur;  /* the operator of the request being handled, else NULL */
+    gw_admin_session *cur_session; /* its session when it came with the cookie */
+    gw_admin_auth auth;            /* failed authentications by source (admin/auth.h) */
+    unsigned long auth_failures;   /* metrics: 401 answered */
+    unsigned long auth_throttled;  /* metrics: 429 answered to a blocked source */
+    gw_holds *holds;               /* legal holds (gw_admin_set_journal), the caller's */
+    gw_anchors *anchors;           /* anchoring off the host, NULL when not configured */
+    struct event *sweep;           /* expired suspensions, once a second */
 };
 
 static const char *status_phrase(int code)
@@ -40,8 +46,16 @@ static const char *status_phrase(int code)
     switch (code) {
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
     case 401:
         return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -59,10 +73,18 @@ static const char *status_phrase(int code)
     }
 }
 
+/* The headers of every console and admin answer (admin/console.h). */
+static void security_headers(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    for (const gw_admin_header *x = gw_admin_security_headers; x->name != NULL; x++)
+        evhttp_add_header(h, x->name, x->value);
+}
+
 static void reply(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *b)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    security_headers(req);
     evhttp_send_reply(req, code, status_phrase(code), b);
 }
 
@@ -424,6 +446,7 @@ static void admin_event(gw_admin *a, struct evhttp_request *req, gw_event_type t
 {
     e->by = "admin API";
     e->client_ip = peer_addr(req);
+    e->who = a->cur != NULL ? a->cur->name : NULL;
     gw_events_admin(gw_server_events(a->srv), type, e);
 }
 
@@ -445,7 +468,7 @@ static void json_reply(struct evhttp_request *req, int code, json_t *o)
     free(s);
     json_decref(o);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    security_headers(req);
     evhttp_send_reply(req, code, status_phrase(code), b);
     evbuffer_free(b);
 }
@@ -514,12 +537,13 @@ static void do_reload(gw_admin *a, struct evhttp_request *req)
 
 static void error_reply(struct evhttp_request *req, int code, const char *msg);
 
-/* "admin API from <address>": the operator as the gateway knows it (one
- * admin token: its holder, and where the call came from). */
-static void operator_of(struct evhttp_request *req, char *by, size_t len)
+/* "<operator> (admin API from <address>)": who acted, as the suspensions
+ * file records it (gw_admin_by_operator reads the name back). */
+static void operator_of(gw_admin *a, struct evhttp_request *req, char *by, size_t len)
 {
     const char *ip = peer_addr(req);
-    snprintf(by, len, "admin API from %s", ip != NULL ? ip : "unknown address");
+    snprintf(by, len, "%s (admin API from %s)", a->cur != NULL ? a->cur->name : "unknown",
+             ip != NULL ? ip : "unknown address");
 }
 
 /* The reason body of <req> (gw_admin_reason_body); 0, or -1 with the 422
@@ -559,7 +583,7 @@ static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path
         json_reply(req, 404, json_pack("{s:s}", "error", "unknown client_id"));
         return;
     }
-    char reason[GW_SUSPEND_REASON_MAX + 1], by[96], until_s[32];
+    char reason[GW_SUSPEND_REASON_MAX + 1], by[128], until_s[32];
     time_t until = 0;
     if (reason_of(req, on, reason, &until) < 0) {
         gw_policy_set_unref(p);
@@ -574,7 +598,7 @@ static void do_suspend(gw_admin *a, struct evhttp_request *req, const char *path
                     "suspended by a DataPass revocation: lifted by a DataPass re-approval only");
         return;
     }
-    operator_of(req, by, sizeof(by));
+    operator_of(a, req, by, sizeof(by));
     char *err = NULL;
     int rc = on ? gw_suspensions_suspend(susp, pol->client_id, "admin API", reason, by, until, &err)
                 : gw_suspensions_set(susp, pol->client_id, 0, "admin API", &err);
@@ -612,11 +636,11 @@ static void do_cut(gw_admin *a, struct evhttp_request *req, const char *env, int
         error_reply(req, 404, "unknown environment (sandbox or production)");
         return;
     }
-    char reason[GW_SUSPEND_REASON_MAX + 1], by[96], until_s[32], path[96];
+    char reason[GW_SUSPEND_REASON_MAX + 1], by[128], until_s[32], path[96];
     time_t until = 0;
     if (reason_of(req, on, reason, &until) < 0)
         return;
-    operator_of(req, by, sizeof(by));
+    operator_of(a, req, by, sizeof(by));
     snprintf(path, sizeof(path), "/admin/environments/%s/%s", env, on ? "cut" : "restore");
     char *err = NULL;
     int rc = gw_suspensions_cut(gw_server_suspensions(a->srv), env, on, reason, by, until, &err);
@@ -628,8 +652,8 @@ static void do_cut(gw_admin *a, struct evhttp_request *req, const char *env, int
             on ? "cut: every consumer refused" : "restored", until != 0 ? " until " : "",
             until != 0 ? until_s : "");
     json_t *f = json_pack("{s:s,s:s?,s:s,s:s,s:s,s:b}", "by", by, "client_ip", peer_addr(req),
-                          "environment", env, "reason", reason, "operator", "admin token holder",
-                          "persisted", rc == 0);
+                          "environment", env, "reason", reason, "operator",
+                          a->cur != NULL ? a->cur->name : "unknown", "persisted", rc == 0);
     if (f != NULL && until != 0)
         json_object_set_new(f, "until", json_string(until_s));
     if (f != NULL && rc < 0)
@@ -702,10 +726,13 @@ static void error_reply(struct evhttp_request *req, int code, const char *msg)
 /* ---- authentication failures: journalled, rate-limited per source ---- */
 
 /*
- * The one place the token is checked. 1 when <req> carries it and its
- * source is not blocked; else the 401 or 429 is sent, the failure journalled
- * (security events, with the source address) and 0 returned. The decision
- * is gw_admin_auth_decide's (admin/auth.h).
+ * The one place the credential is checked: a bearer token (any operator's,
+ * admin/operators.h) or, without an Authorization header, the gw_session
+ * cookie of a live session (admin/session.h). 1 with a->cur (and
+ * a->cur_session) set when it is valid and its source is not blocked; else
+ * the 401 or 429 is sent, the failure journalled (security events, with the
+ * source address, never the token) and 0 returned. The decision is
+ * gw_admin_auth_decide's (admin/auth.h).
  */
 static int auth_gate(gw_admin *a, struct evhttp_request *req, const char *path)
 {
@@ -714,11 +741,28 @@ static int auth_gate(gw_admin *a, struct evhttp_request *req, const char *path)
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     if (conn != NULL)
         evhttp_connection_get_peer(conn, &ip, &port);
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    gw_admin_auth_verdict v = gw_admin_auth_decide(
-        &a->auth, ip, gw_admin_token_ok(h, a->token, a->token_len), gw_now_ms());
-    if (v.status == 0)
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *h = evhttp_find_header(in, "Authorization");
+    uint64_t now = gw_now_ms();
+    const gw_admin_operator *op = NULL;
+    gw_admin_session *sess = NULL;
+    const char *why = "admin.no_token";
+    char cookie[GW_ADMIN_SECRET_LEN + 2];
+    if (h != NULL) {
+        op = gw_admin_operator_by_auth(&a->ops, h);
+        why = "admin.bad_token";
+    } else if (gw_admin_cookie_get(evhttp_find_header(in, "Cookie"), GW_ADMIN_COOKIE, cookie,
+                                   sizeof(cookie))) {
+        sess = gw_admin_session_find(&a->sessions, cookie, now);
+        op = sess != NULL && sess->op < a->ops.n ? &a->ops.ops[sess->op] : NULL;
+        why = "admin.bad_session";
+    }
+    gw_admin_auth_verdict v = gw_admin_auth_decide(&a->auth, ip, op != NULL, now);
+    if (v.status == 0) {
+        a->cur = op;
+        a->cur_session = sess;
         return 1;
+    }
     if (v.status == 429) {
         char ra[24];
         snprintf(ra, sizeof(ra), "%u", v.retry_after_s);
@@ -730,9 +774,12 @@ static int auth_gate(gw_admin *a, struct evhttp_request *req, const char *path)
     a->auth_failures++;
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     gw_event_admin e = {.habilitations = -1, .errors = -1, .blocked_s = -1};
-    e.method = m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_POST ? "POST" : "other";
+    e.method = m == EVHTTP_REQ_GET      ? "GET"
+               : m == EVHTTP_REQ_POST   ? "POST"
+               : m == EVHTTP_REQ_DELETE ? "DELETE"
+                                        : "other";
     e.path = path;
-    e.reason = h == NULL ? "admin.no_token" : "admin.bad_token";
+    e.reason = why;
     e.failures = v.failures;
     admin_event(a, req, GW_EV_ADMIN_AUTH_FAILED, &e);
     if (v.blocked_s > 0) {
@@ -742,8 +789,95 @@ static int auth_gate(gw_admin *a, struct evhttp_request *req, const char *path)
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                       "Bearer realm=\"opale-admin\"");
-    error_reply(req, 401, "unauthorized");
+    error_reply(req, 401,
+                strcmp(why, "admin.bad_session") == 0 ? "session expired" : "unauthorized");
     return 0;
+}
+
+/* ---- console sessions (docs/console.md, "API and security") ---- */
+
+/* Set-Cookie for session <s>, its Max-Age the seconds it has left (sent
+ * again on every answer to the session: the idle expiry slides). */
+static unsigned session_cookie(gw_admin *a, struct evhttp_request *req, const gw_admin_session *s)
+{
+    char cookie[128];
+    unsigned left = gw_admin_session_expires_in(&a->sessions, s, gw_now_ms());
+    snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%u",
+             GW_ADMIN_COOKIE, s->id, left);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
+    OPENSSL_cleanse(cookie, sizeof(cookie));
+    return left;
+}
+
+/* POST /admin/session: with a bearer token only (a session does not beget
+ * sessions); the cookie and the CSRF token in the body. */
+static void on_session_new(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    if (a->cur_session != NULL) {
+        error_reply(req, 400, "a session is opened with Authorization: Bearer <token>");
+        return;
+    }
+    size_t op = (size_t)(a->cur - a->ops.ops);
+    gw_admin_session *s = gw_admin_session_open(&a->sessions, op, gw_now_ms());
+    if (s == NULL) {
+        error_reply(req, 500, "cannot open a session");
+        return;
+    }
+    unsigned left = session_cookie(a, req, s);
+    fprintf(stderr, "opale-gateway: admin: console session opened for operator %s\n", a->cur->name);
+    json_reply(req, 200,
+               json_pack("{s:s,s:s,s:s,s:i}", "operator", a->cur->name, "role",
+                         gw_admin_role_name(a->cur->role), "csrf", s->csrf, "expires_in",
+                         (int)left));
+}
+
+/* DELETE /admin/session: ends the cookie's session (with a bearer token:
+ * nothing to end); the cookie is cleared either way. */
+static void on_session_end(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    int ended = a->cur_session != NULL;
+    if (ended)
+        gw_admin_session_end(a->cur_session);
+    a->cur_session = NULL;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie",
+                      GW_ADMIN_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    json_reply(req, 200, json_pack("{s:b}", "ended", ended));
+}
+
+static void on_whoami(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    json_reply(
+        req, 200,
+        json_pack("{s:s,s:s}", "operator", a->cur->name, "role", gw_admin_role_name(a->cur->role)));
+}
+
+/* GET (or HEAD) /console/...: the embedded files, open (the page holds no
+ * data). <head>: HEAD, headers only. */
+static void serve_console(struct evhttp_request *req, const char *path, int head)
+{
+    if (strcmp(path, "/console") == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", "/console/");
+        security_headers(req);
+        evhttp_send_reply(req, 301, "Moved Permanently", NULL);
+        return;
+    }
+    const gw_console_file *f = gw_console_find(path);
+    if (f == NULL) {
+        error_reply(req, 404, "not found");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    if (!head)
+        evbuffer_add_reference(b, f->data, f->len, NULL, NULL);
+    reply(req, 200, gw_console_mime(f->name), b);
+    evbuffer_free(b);
 }
 
 static void on_healthz(gw_admin *a, struct evhttp_request *req, const char *id)
@@ -884,7 +1018,8 @@ static void apply_holds(gw_admin *a)
 static void hold_event(gw_admin *a, struct evhttp_request *req, gw_event_type type,
                        const char *consumer, const char *reason, size_t holds)
 {
-    json_t *f = json_pack("{s:s,s:s?,s:o,s:s?,s:I}", "by", "admin API", "client_ip", peer_addr(req),
+    json_t *f = json_pack("{s:s,s:s?,s:s?,s:o,s:s?,s:I}", "by", "admin API", "client_ip",
+                          peer_addr(req), "operator", a->cur != NULL ? a->cur->name : NULL,
                           "consumer", consumer ? json_string(consumer) : json_null(), "reason",
                           reason, "holds", (json_int_t)holds);
     gw_events_integrity(gw_server_events(a->srv), type, f);
@@ -1003,6 +1138,9 @@ static const admin_handler admin_handlers[GW_ADMIN_EP__COUNT] = {
     [GW_ADMIN_EP_ENVS] = on_envs,
     [GW_ADMIN_EP_ENV_CUT] = on_env_cut,
     [GW_ADMIN_EP_ENV_RESTORE] = on_env_restore,
+    [GW_ADMIN_EP_SESSION_NEW] = on_session_new,
+    [GW_ADMIN_EP_SESSION_END] = on_session_end,
+    [GW_ADMIN_EP_WHOAMI] = on_whoami,
 };
 
 /* The methods evhttp knows, by name: every one reaches handle(), which
@@ -1024,17 +1162,68 @@ static const char *method_name(enum evhttp_cmd_type m)
     return "";
 }
 
-/* Dispatch (the order is admin/routes.h's): the token first for a path that
- * is not open (auth_gate answers 401 or 429 itself), then 404, 405 with
- * Allow, else the endpoint's handler. */
+/* The Origin, CSRF and role checks (gw_admin_access) of an authenticated
+ * request to endpoint <ep> (-1: unknown path or method); 1 to go on, else
+ * the 403 is sent. */
+static int access_gate(gw_admin *a, struct evhttp_request *req, int ep)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *origin = evhttp_find_header(in, "Origin");
+    gw_admin_access_in ai = {
+        .is_get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD,
+        .by_session = a->cur_session != NULL,
+        .origin_present = origin != NULL,
+        .origin_ok = gw_admin_origin_ok(origin, a->conf->admin.address, a->conf->admin.port),
+        .csrf_ok = a->cur_session != NULL &&
+                   gw_admin_csrf_ok(evhttp_find_header(in, "X-CSRF-Token"), a->cur_session->csrf),
+        .role = a->cur->role,
+        .ep_is_action = ep >= 0 && gw_admin_ep_is_action((gw_admin_ep)ep),
+    };
+    const char *err = NULL;
+    if (gw_admin_access(&ai, &err) == 0) {
+        if (a->cur_session != NULL && ep != GW_ADMIN_EP_SESSION_END)
+            session_cookie(a, req, a->cur_session);
+        return 1;
+    }
+    static const struct {
+        const char *error, *message;
+    } why[] = {
+        {"origin", "the Origin is not the admin listener's"},
+        {"csrf", "X-CSRF-Token missing or not this session's"},
+        {"forbidden", "this operator's role is read"},
+    };
+    for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++)
+        if (strcmp(err, why[i].error) == 0)
+            json_reply(req, 403, json_pack("{s:s,s:s}", "error", err, "message", why[i].message));
+    return 0;
+}
+
+/* Dispatch (the order is admin/routes.h's): the console's files (open);
+ * the credential first for a path that is not open (auth_gate answers 401
+ * or 429 itself), then Origin and CSRF (403), 404, 405 with Allow, the
+ * role (403), else the endpoint's handler. */
 static void handle(struct evhttp_request *req, void *arg)
 {
     gw_admin *a = arg;
     gw_admin_dispatch d;
-    gw_admin_dispatch_of(evhttp_request_get_uri(req), method_name(evhttp_request_get_command(req)),
-                         &d);
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    gw_admin_dispatch_of(evhttp_request_get_uri(req), method_name(m), &d);
+    a->cur = NULL;
+    a->cur_session = NULL;
+    if (strcmp(d.path, "/console") == 0 || strncmp(d.path, "/console/", 9) == 0) {
+        if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) {
+            serve_console(req, d.path, m == EVHTTP_REQ_HEAD);
+        } else {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+            error_reply(req, 405, "method not allowed");
+        }
+        return;
+    }
     if (!d.open && !auth_gate(a, req, d.path))
         return;
+    if (!d.open && !access_gate(a, req, d.ep))
+        goto out;
     switch (gw_admin_verdict(&d, 1)) {
     case 404:
         error_reply(req, 404, "not found");
@@ -1047,6 +1236,9 @@ static void handle(struct evhttp_request *req, void *arg)
         admin_handlers[d.ep](a, req, d.id);
         break;
     }
+out:
+    a->cur = NULL;
+    a->cur_session = NULL;
 }
 
 /* accept() failed (EMFILE...): libevent would poll the listener again at
@@ -1076,20 +1268,15 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
     }
     a->srv = srv;
     a->journal = journal;
-    size_t n = 0;
-    char *tok = gw_admin_token_read(conf->admin.token_file, &n);
-    if (tok == NULL) {
-        snprintf(msg, sizeof(msg), "admin.token_file: cannot read a token from %s",
-                 conf->admin.token_file);
-        *err = strdup(msg);
-        free(tok);
+    a->conf = conf;
+    if (gw_admin_operators_load(&a->ops, &conf->admin, err) < 0) {
         free(a);
         return NULL;
     }
-    memcpy(a->token, tok, n + 1);
-    a->token_len = n;
-    OPENSSL_cleanse(tok, n);
-    free(tok);
+    /* integration tests only: a shorter idle expiry (never a longer one) */
+    const char *idle = getenv("GW_TEST_ADMIN_SESSION_IDLE_S");
+    if (idle != NULL && atoi(idle) > 0 && atoi(idle) < GW_ADMIN_SESSION_IDLE_S)
+        a->sessions.idle_s = (unsigned)atoi(idle);
     a->http = evhttp_new(base);
     struct evhttp_bound_socket *bound =
         a->http != NULL
@@ -1133,6 +1320,7 @@ void gw_admin_stop(gw_admin *a)
         evhttp_free(a->http);
     if (a->sweep != NULL)
         event_free(a->sweep);
-    OPENSSL_cleanse(a->token, sizeof(a->token));
+    gw_admin_operators_clear(&a->ops);
+    OPENSSL_cleanse(&a->sessions, sizeof(a->sessions));
     free(a);
 }

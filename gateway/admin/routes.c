@@ -34,6 +34,9 @@ static const admin_route admin_routes[] = {
      "/admin/environments/{environment}/cut"},
     {GW_ADMIN_EP_ENV_RESTORE, "/admin/environments/", "/restore", "POST", 0,
      "/admin/environments/{environment}/restore"},
+    {GW_ADMIN_EP_SESSION_NEW, "/admin/session", NULL, "POST", 0, "/admin/session"},
+    {GW_ADMIN_EP_SESSION_END, "/admin/session", NULL, "DELETE", 0, "/admin/session"},
+    {GW_ADMIN_EP_WHOAMI, "/admin/whoami", NULL, "GET", 0, "/admin/whoami"},
 };
 #define NROUTES (sizeof(admin_routes) / sizeof(admin_routes[0]))
 
@@ -98,6 +101,13 @@ static const admin_route *route_of(gw_admin_ep ep)
         if (admin_routes[i].ep == ep)
             return &admin_routes[i];
     return NULL;
+}
+
+int gw_admin_ep_is_action(gw_admin_ep ep)
+{
+    const admin_route *r = route_of(ep);
+    return r != NULL && strcmp(r->method, "GET") != 0 && ep != GW_ADMIN_EP_SESSION_NEW &&
+           ep != GW_ADMIN_EP_SESSION_END;
 }
 
 const char *gw_admin_ep_method(gw_admin_ep ep)

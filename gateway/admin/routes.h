@@ -26,6 +26,9 @@ typedef enum {
     GW_ADMIN_EP_ENVS,        /* GET /admin/environments */
     GW_ADMIN_EP_ENV_CUT,     /* POST /admin/environments/{environment}/cut */
     GW_ADMIN_EP_ENV_RESTORE, /* POST /admin/environments/{environment}/restore */
+    GW_ADMIN_EP_SESSION_NEW, /* POST /admin/session (bearer token only) */
+    GW_ADMIN_EP_SESSION_END, /* DELETE /admin/session */
+    GW_ADMIN_EP_WHOAMI,      /* GET /admin/whoami */
     GW_ADMIN_EP__COUNT
 } gw_admin_ep;
 
@@ -49,6 +52,11 @@ void gw_admin_dispatch_of(const char *uri, const char *method, gw_admin_dispatch
  * token was checked (<authorized>): 401, 404, 405, or 0 when the endpoint's
  * handler answers. */
 int gw_admin_verdict(const gw_admin_dispatch *d, int authorized);
+
+/* 1 when <ep> changes something (an action a "read" operator may not
+ * take): every endpoint that is not a GET, except opening and ending one's
+ * own session. */
+int gw_admin_ep_is_action(gw_admin_ep ep);
 
 /* The endpoint's method and path as documented ("POST",
  * "/admin/consumers/{client_id}/suspend"), for tests and logs. */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "lib/jsonv.h"
 #include "lib/path.h"
@@ -1243,9 +1244,119 @@ static int token_nonempty(const char *abs)
     return 0;
 }
 
+/* The token in <abs>, trimmed as the admin listener trims it
+ * (gw_admin_token_read), into <buf>; its length, 0 when unreadable. */
+static size_t token_text(const char *abs, char buf[TOKEN_PROBE])
+{
+    int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, TOKEN_PROBE - 1);
+    close(fd);
+    while (n > 0 && strchr(" \r\n", buf[n - 1]) != NULL)
+        n--;
+    return n > 0 ? (size_t)n : 0;
+}
+
+static int operator_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > GW_CONF_OPERATOR_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+              s[i] == '_' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* admin.operators: [{"name", "token_file", "role"}] (docs/console.md);
+ * names unique (the token_file operator is named "admin"), tokens unique. */
+static void parse_operators(ctx *x, json_t *o, gw_conf *c)
+{
+    static const char *const keys[] = {"name", "token_file", "role", NULL};
+    char pe[GW_JSONV_PATH], pk[GW_JSONV_PATH];
+    json_t *a = gw_jsonv_array(&x->v, o, "admin", "operators", 0, 1, 64);
+    if (a == NULL || json_array_size(a) == 0)
+        return;
+    c->admin.operators =
+        gw_jsonv_calloc(&x->v, "admin", json_array_size(a), sizeof(*c->admin.operators));
+    if (c->admin.operators == NULL)
+        return;
+    c->admin.noperators = json_array_size(a);
+    for (size_t i = 0; i < c->admin.noperators; i++) {
+        gw_conf_operator *op = &c->admin.operators[i];
+        json_t *e = json_array_get(a, i);
+        const char *s;
+        gw_jsonv_path_idx(pe, "admin.operators", i);
+        if (!json_is_object(e)) {
+            gw_jsonv_err(&x->v, pe, "must be an object");
+            continue;
+        }
+        gw_jsonv_keys(&x->v, e, pe, keys);
+        if (gw_jsonv_str(&x->v, e, pe, "name", GW_JSONV_REQUIRED, &s) == GW_JSONV_SET) {
+            gw_jsonv_path_key(pk, pe, "name");
+            if (!operator_name_ok(s))
+                gw_jsonv_err(&x->v, pk, "must match [a-z0-9._-]{1,32}");
+            else
+                op->name = gw_jsonv_strdup(&x->v, pk, s);
+        }
+        if (gw_jsonv_str(&x->v, e, pe, "role", GW_JSONV_REQUIRED, &s) == GW_JSONV_SET) {
+            gw_jsonv_path_key(pk, pe, "role");
+            if (strcmp(s, "read") == 0)
+                op->role = GW_ROLE_READ;
+            else if (strcmp(s, "operator") == 0)
+                op->role = GW_ROLE_OPERATOR;
+            else
+                gw_jsonv_err(&x->v, pk, "must be \"read\" or \"operator\"");
+        }
+        if (get_file(x, e, pe, "token_file", 1, &op->token_file) == GW_JSONV_SET &&
+            !token_nonempty(op->token_file)) {
+            char cb[512];
+            gw_jsonv_path_key(pk, pe, "token_file");
+            gw_jsonv_err(&x->v, pk, "file \"%s\" is empty",
+                         gw_jsonv_clean(cb, sizeof(cb), op->token_file, 400));
+        }
+    }
+    for (size_t i = 0; i < c->admin.noperators; i++) {
+        const gw_conf_operator *op = &c->admin.operators[i];
+        gw_jsonv_path_idx(pe, "admin.operators", i);
+        gw_jsonv_path_key(pk, pe, "name");
+        if (op->name != NULL && c->admin.token_file != NULL && strcmp(op->name, "admin") == 0)
+            gw_jsonv_err(&x->v, pk, "\"admin\" is the operator of admin.token_file");
+        for (size_t j = 0; op->name != NULL && j < i; j++)
+            if (c->admin.operators[j].name != NULL &&
+                strcmp(c->admin.operators[j].name, op->name) == 0) {
+                gw_jsonv_err(&x->v, pk, "duplicate of admin.operators[%zu].name", j);
+                break;
+            }
+        if (op->token_file == NULL)
+            continue;
+        char ti[TOKEN_PROBE], tj[TOKEN_PROBE];
+        size_t ni = token_text(op->token_file, ti);
+        gw_jsonv_path_key(pk, pe, "token_file");
+        if (ni > 0 && c->admin.token_file != NULL) {
+            size_t nj = token_text(c->admin.token_file, tj);
+            if (nj == ni && memcmp(ti, tj, ni) == 0)
+                gw_jsonv_err(&x->v, pk, "the same token as admin.token_file");
+        }
+        for (size_t j = 0; ni > 0 && j < i; j++) {
+            if (c->admin.operators[j].token_file == NULL)
+                continue;
+            size_t nj = token_text(c->admin.operators[j].token_file, tj);
+            if (nj == ni && memcmp(ti, tj, ni) == 0) {
+                gw_jsonv_err(&x->v, pk, "the same token as admin.operators[%zu]", j);
+                break;
+            }
+        }
+        OPENSSL_cleanse(ti, sizeof(ti));
+        OPENSSL_cleanse(tj, sizeof(tj));
+    }
+}
+
 static void parse_admin(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {"address", "port", "token_file", NULL};
+    static const char *const keys[] = {"address", "port", "token_file", "operators", NULL};
     char cb[512];
     const char *s = "127.0.0.1";
 
@@ -1263,11 +1374,14 @@ static void parse_admin(ctx *x, json_t *root, gw_conf *c)
             c->admin.address = gw_jsonv_strdup(&x->v, "$", s);
     }
     get_port(x, o, "admin", "port", &c->admin.port);
-    if (get_file(x, o, "admin", "token_file", 1, &c->admin.token_file) == GW_JSONV_SET &&
+    /* one of token_file and operators at least (both: "admin" and the named ones) */
+    int required = json_object_get(o, "operators") == NULL;
+    if (get_file(x, o, "admin", "token_file", required, &c->admin.token_file) == GW_JSONV_SET &&
         !token_nonempty(c->admin.token_file)) {
         gw_jsonv_err(&x->v, "admin.token_file", "file \"%s\" is empty",
                      gw_jsonv_clean(cb, sizeof(cb), c->admin.token_file, 400));
     }
+    parse_operators(x, o, c);
     c->admin.enabled = 1;
 
     if (c->admin.address == NULL || c->admin.port == 0)
@@ -1511,6 +1625,11 @@ void gw_conf_free(gw_conf *c)
     free(c->journal.anchor.command);
     free(c->admin.address);
     free(c->admin.token_file);
+    for (size_t i = 0; i < c->admin.noperators; i++) {
+        free(c->admin.operators[i].name);
+        free(c->admin.operators[i].token_file);
+    }
+    free(c->admin.operators);
     free(c->policies_dir);
     json_decref(c->access);
     json_decref(c->oauth);

@@ -130,11 +130,24 @@ typedef struct gw_conf_journal {
     gw_conf_events events;   /* "events": the security-events stream */
 } gw_conf_journal;
 
+/* Roles of the admin API's operators (docs/console.md). */
+#define GW_ROLE_READ 0     /* GET only */
+#define GW_ROLE_OPERATOR 1 /* every action */
+#define GW_CONF_OPERATOR_NAME_MAX 32
+
+typedef struct gw_conf_operator {
+    char *name;       /* [a-z0-9._-]{1,32}, unique */
+    char *token_file; /* its bearer token (a token unique among operators) */
+    int role;         /* GW_ROLE_* */
+} gw_conf_operator;
+
 typedef struct gw_conf_admin {
     int enabled;
     char *address; /* must be a loopback address unless allow_non_loopback */
     uint16_t port;
-    char *token_file; /* file holding the admin bearer token */
+    char *token_file; /* file holding the admin bearer token: operator "admin", role operator */
+    gw_conf_operator *operators; /* "operators": named operators */
+    size_t noperators;
 } gw_conf_admin;
 
 typedef struct gw_conf {

@@ -203,6 +203,7 @@ void gw_events_admin(gw_events *ev, gw_event_type type, const gw_event_admin *a)
     if (o != NULL) {
         gw_events_put_str(o, "by", a->by, &fail);
         gw_events_put_str(o, "client_ip", a->client_ip, &fail);
+        gw_events_put_str(o, "operator", a->who, &fail);
         gw_events_put_str(o, "consumer", a->consumer, &fail);
         gw_events_put_str(o, "habilitation", a->habilitation, &fail);
         gw_events_put_str(o, "contact", a->contact, &fail);

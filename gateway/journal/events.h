@@ -169,6 +169,7 @@ void gw_events_handshake(gw_events *ev, const gw_event_handshake *h);
 typedef struct gw_event_admin {
     const char *by;           /* "admin API" or "SIGHUP" */
     const char *client_ip;    /* the admin API caller */
+    const char *who;          /* its operator's name (admin.operators), NULL: none */
     const char *consumer;     /* suspend/resume: the client_id */
     const char *habilitation; /* its habilitation id */
     const char *contact;      /* suspend/resume: its technical contact, or NULL */

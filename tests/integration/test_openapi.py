@@ -277,8 +277,8 @@ class TestLiveAnswersMatchTheDocuments(unittest.TestCase):
         checker.check(method, target, r.status, headers, r.body)
         return r
 
-    def admin(self, checker, method, path, token=True, body=None):
-        hdrs = {}
+    def admin(self, checker, method, path, token=True, body=None, headers=None):
+        hdrs = dict(headers or {})
         if token is True:
             with open(os.path.join(self.stack.pki, "admin.token")) as f:
                 token = f.read().strip()
@@ -396,6 +396,16 @@ class TestLiveAnswersMatchTheDocuments(unittest.TestCase):
         self.assertEqual(self.admin(ck, "POST", "/admin/environments/staging/restore", body=b'{"reason":"x"}')[0],
                          404)
         # legal holds: set (201), replaced (200), listed, refused (400), lifted (200), gone (404)
+        # console sessions and whoami (docs/console.md, "API and security")
+        self.assertEqual(self.admin(ck, "GET", "/admin/whoami")[0], 200)
+        self.assertEqual(self.admin(ck, "GET", "/admin/whoami", token=None)[0], 401)
+        self.assertEqual(self.admin(ck, "POST", "/admin/whoami")[0], 405)
+        self.assertEqual(self.admin(ck, "GET", "/admin/whoami", headers={"Origin": "http://evil.example"})[0],
+                         403)
+        self.assertEqual(self.admin(ck, "POST", "/admin/session")[0], 200)
+        self.assertEqual(self.admin(ck, "POST", "/admin/session", token="wrong")[0], 401)
+        self.assertEqual(self.admin(ck, "DELETE", "/admin/session")[0], 200)
+        self.assertEqual(self.admin(ck, "PUT", "/admin/session")[0], 405)
         hold = "/admin/journal/hold"
         self.assertEqual(self.admin(ck, "GET", hold)[0], 200)
         self.assertEqual(self.admin(ck, "POST", hold, body=b'{"reason":"openapi"}')[0], 201)

@@ -90,7 +90,7 @@ class TestSuspensions(GatewayTestCase):
         sus = row["suspension"]
         self.assertEqual(sus["reason"], "INC-7: enumeration", row)
         self.assertEqual(sus["until"], until, row)
-        self.assertRegex(sus["by"], r"^admin API from 127\.0\.0\.1$")
+        self.assertRegex(sus["by"], r"^admin \(admin API from 127\.0\.0\.1\)$")
         self.assertRegex(sus["since"], r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
         entry = [e for e in self.saved()["suspended"] if e["client_id"] == cid][0]
         self.assertEqual((entry["reason"], entry["until"]), ("INC-7: enumeration", until), entry)

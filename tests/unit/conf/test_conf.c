@@ -56,6 +56,9 @@ static void setup(void)
     write_file("admin.token", "s3cr3t\n");
     write_file("pki/admin.token", "s3cr3t\n"); /* where pki.sh writes it (the sandbox config) */
     write_file("empty.token", " \n");
+    write_file("lea.token", "lea-token\n");
+    write_file("marc.token", "marc-token\n");
+    write_file("same-as-admin.token", "s3cr3t\n");
 }
 
 static void teardown(void)
@@ -411,6 +414,35 @@ START_TEST(t_workers_zero_admin_default)
 }
 END_TEST
 
+/* admin.operators without admin.token_file: named operators only. */
+START_TEST(t_admin_operators)
+{
+    gw_errlist errs = {0};
+    char *path = put_config("ops.json", base_conf);
+    json_t *root = json_load_file(path, 0, NULL);
+    ck_assert_ptr_nonnull(root);
+    json_t *admin = json_object_get(root, "admin");
+    json_object_del(admin, "token_file");
+    json_object_set_new(admin, "operators",
+                        json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]", "name", "lea.read", "token_file",
+                                  "lea.token", "role", "read", "name", "marc_ops-1", "token_file",
+                                  "marc.token", "role", "operator"));
+    ck_assert_int_eq(json_dump_file(root, path, 0), 0);
+    json_decref(root);
+    gw_conf *c = gw_conf_load(path, &errs);
+    ck_assert_msg(c != NULL, "first error: %s", errs.n ? errs.msgs[0] : "(none)");
+    ck_assert_ptr_null(c->admin.token_file);
+    ck_assert_uint_eq(c->admin.noperators, 2);
+    ck_assert_str_eq(c->admin.operators[0].name, "lea.read");
+    ck_assert_int_eq(c->admin.operators[0].role, GW_ROLE_READ);
+    assert_path(c->admin.operators[0].token_file, "%D/lea.token");
+    ck_assert_str_eq(c->admin.operators[1].name, "marc_ops-1");
+    ck_assert_int_eq(c->admin.operators[1].role, GW_ROLE_OPERATOR);
+    gw_conf_free(c);
+    free(path);
+}
+END_TEST
+
 /* ---- the bad configs ---- */
 
 typedef struct bad_case {
@@ -645,6 +677,53 @@ static const bad_case bad[] = {
     {NULL,
      {{"admin.token_file", "\"empty.token\""}},
      {"%F: admin.token_file: file \"%D/empty.token\" is empty"}},
+    /* admin.operators (docs/console.md) */
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"Lea\", \"token_file\": \"lea.token\", \"role\": \"read\"}]"}},
+     {"%F: admin.operators[0].name: must match [a-z0-9._-]{1,32}"}},
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"abcdefghijabcdefghijabcdefghijabc\", \"token_file\": \"lea.token\", "
+       "\"role\": \"read\"}]"}},
+     {"%F: admin.operators[0].name: must match [a-z0-9._-]{1,32}"}},
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"lea\", \"token_file\": \"lea.token\", \"role\": \"root\"}]"}},
+     {"%F: admin.operators[0].role: must be \"read\" or \"operator\""}},
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"lea\", \"token_file\": \"lea.token\", \"role\": \"read\", \"x\": 1}]"}},
+     {"%F: admin.operators[0].x: unknown key"}},
+    {NULL,
+     {{"admin.operators", "[{\"name\": \"lea\", \"role\": \"read\"}]"}},
+     {"%F: admin.operators[0]: missing key \"token_file\""}},
+    {NULL, {{"admin.operators", "[1]"}}, {"%F: admin.operators[0]: must be an object"}},
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"admin\", \"token_file\": \"lea.token\", \"role\": \"read\"}]"}},
+     {"%F: admin.operators[0].name: \"admin\" is the operator of admin.token_file"}},
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"lea\", \"token_file\": \"lea.token\", \"role\": \"read\"}, "
+       "{\"name\": \"lea\", \"token_file\": \"marc.token\", \"role\": \"operator\"}]"}},
+     {"%F: admin.operators[1].name: duplicate of admin.operators[0].name"}},
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"lea\", \"token_file\": \"lea.token\", \"role\": \"read\"}, "
+       "{\"name\": \"marc\", \"token_file\": \"lea.token\", \"role\": \"operator\"}]"}},
+     {"%F: admin.operators[1].token_file: the same token as admin.operators[0]"}},
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"lea\", \"token_file\": \"same-as-admin.token\", \"role\": \"read\"}]"}},
+     {"%F: admin.operators[0].token_file: the same token as admin.token_file"}},
+    {NULL,
+     {{"admin.operators",
+       "[{\"name\": \"lea\", \"token_file\": \"empty.token\", \"role\": \"read\"}]"}},
+     {"%F: admin.operators[0].token_file: file \"%D/empty.token\" is empty"}},
+    {NULL,
+     {{"admin.operators", "[]"}},
+     {"%F: admin.operators: must have between 1 and 64 entries"}},
     /* admin */
     {NULL, {{"admin.address", "\"10.0.0.1\""}}, {"%F: admin.address: must be a loopback address"}},
     {NULL, {{"admin.address", "\"::\""}}, {"%F: admin.address: must be a loopback address"}},
@@ -1141,6 +1220,7 @@ int main(void)
     tcase_add_test(tc, t_good);
     tcase_add_test(tc, t_defaults);
     tcase_add_test(tc, t_workers_zero_admin_default);
+    tcase_add_test(tc, t_admin_operators);
     tcase_add_loop_test(tc, t_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
     tcase_add_test(tc, t_access_off);
     tcase_add_test(tc, t_cannot_read);

@@ -1,0 +1,1 @@
+/* placeholder: the console page (issue 20) replaces this file */
