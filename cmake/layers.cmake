@@ -16,14 +16,15 @@
 set(GW_LAYER_lib     lib)
 set(GW_LAYER_conf    lib conf)
 set(GW_LAYER_policy  lib conf policy)
+set(GW_LAYER_revoc   lib conf revoc)
 set(GW_LAYER_quota   lib conf quota)
 set(GW_LAYER_token   lib conf policy quota token)
 set(GW_LAYER_journal lib conf token journal)
 set(GW_LAYER_evidence lib conf policy quota token journal stages evidence)
-set(GW_LAYER_stages  lib conf policy quota token journal stages)
-set(GW_LAYER_core    lib conf policy quota token journal stages core)
+set(GW_LAYER_stages  lib conf policy quota token journal revoc stages)
+set(GW_LAYER_core    lib conf policy quota token journal revoc stages core)
 set(GW_LAYER_datapass lib conf policy quota token journal stages core datapass)
-set(GW_LAYER_admin   lib conf policy quota token journal stages core datapass admin)
+set(GW_LAYER_admin   lib conf policy quota token journal revoc stages core datapass admin)
 
 # Per-file rules. The connection carries bytes (transport, timers, the HTTP
 # state machine): it knows the request and outcome modules of core/

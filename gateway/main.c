@@ -265,6 +265,8 @@ static void reload_policies(app *a, const char *by)
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     reload_policies(arg, "SIGHUP");
+    /* and the CRL files and partner certificates, at once (revoc thread) */
+    gw_server_reload_revocation(((app *)arg)->srv);
 }
 
 static void on_policies_changed(void *arg)

@@ -23,6 +23,7 @@
 #include "admin/session.h"
 #include "datapass/datapass.h"
 #include "lib/util.h"
+#include "revoc/revoc.h"
 
 struct gw_admin {
     struct evhttp *http;
@@ -281,6 +282,10 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     for (size_t r = 0; r < GW_TLS_REASONS; r++)
         evbuffer_add_printf(b, "opale_tls_refusals_total{reason=\"%s\"} %lu\n",
                             gw_tls_reason_names[r], LD(s->handshake_reason[r]));
+    char *rv = gw_revoc_metrics(gw_server_revoc(a->srv)); /* CRL, OCSP, stapling */
+    if (rv != NULL)
+        evbuffer_add(b, rv, strlen(rv));
+    free(rv);
     duration_histogram(b, "opale_upstream_duration_seconds", "Upstream exchange latency.",
                        s->upstream_latency_bucket, LD(s->upstream_latency_sum_ms));
     metric(b, "opale_upstream_errors_total", "Upstream connect, reset, timeout or protocol errors.",

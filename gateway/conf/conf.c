@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 
 #include "lib/jsonv.h"
+#include "conf/revocation.h"
 #include "lib/path.h"
 #include "lib/util.h"
 
@@ -291,7 +292,8 @@ static void parse_certpair(ctx *x, json_t *v, const char *p, gw_conf_certpair *c
 static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listener *l)
 {
     static const char *const keys[] = {"certificates", "client_ca",       "crl",
-                                       "client_auth",  "session_tickets", NULL};
+                                       "client_auth",  "session_tickets", "crl_refresh",
+                                       "ocsp",         "stapling",        NULL};
     char pa[GW_JSONV_PATH], pe[GW_JSONV_PATH];
     const char *s;
 
@@ -332,6 +334,7 @@ static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listene
         get_file(x, t, p, "client_ca", 0, &l->client_ca);
     }
     get_file(x, t, p, "crl", 0, &l->crl);
+    gw_conf_revocation_parse(&x->v, x->dir, t, p, l);
     l->session_tickets = 1;
     gw_jsonv_bool(&x->v, t, p, "session_tickets", GW_JSONV_OPTIONAL, &l->session_tickets);
 }
@@ -1597,6 +1600,7 @@ void gw_conf_free(gw_conf *c)
         free(l->certs);
         free(l->client_ca);
         free(l->crl);
+        gw_conf_revocation_free(&l->revoc);
     }
     free(c->listeners);
     for (size_t i = 0; i < c->nupstreams; i++) {

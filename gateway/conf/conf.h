@@ -28,6 +28,35 @@ typedef struct gw_conf_certpair {
     char *key;  /* absolute path, PEM private key */
 } gw_conf_certpair;
 
+/* Revocation of client certificates and stapling of ours (issue 19, part 2;
+ * docs/configuration.md "listeners[].tls.crl_refresh / ocsp / stapling",
+ * parsed by conf/revocation.c). Durations in seconds unless named _ms. */
+typedef enum { GW_OCSP_OFF = 0, GW_OCSP_SOFT = 1, GW_OCSP_HARD = 2 } gw_ocsp_mode;
+
+typedef struct gw_conf_revocation {
+    /* CRL: the file (gw_conf_listener.crl) re-read when it changes (stat
+     * poll every crl_poll_s, and on SIGHUP), or fetched from crl_url every
+     * crl_fetch_s at most and before its nextUpdate. */
+    unsigned crl_poll_s;  /* default 5 */
+    char *crl_url;        /* NULL: none */
+    unsigned crl_fetch_s; /* default 3600 */
+    unsigned crl_grace_s; /* a CRL past nextUpdate is still used this long; default 0 */
+    unsigned crl_timeout_ms;
+    /* OCSP for client certificates */
+    gw_ocsp_mode ocsp_mode;   /* default off */
+    char *ocsp_responder;     /* NULL: the certificate's AIA */
+    unsigned ocsp_refresh_s;  /* default 300 */
+    unsigned ocsp_timeout_ms; /* default 3000 */
+    int ocsp_nonce;           /* default 0 */
+    char *ocsp_certs_dir;     /* partner certificates to prefetch, NULL: none */
+    /* OCSP stapling of the listener's own certificates */
+    int stapling;
+    char *staple_responder;    /* NULL: the certificate's AIA */
+    char *staple_issuer;       /* NULL: from the chain file, then client_ca */
+    unsigned staple_refresh_s; /* default 3600 */
+    unsigned staple_timeout_ms;
+} gw_conf_revocation;
+
 typedef struct gw_conf_listener {
     char *name;
     char *address; /* numeric IPv4 or IPv6 literal */
@@ -45,6 +74,7 @@ typedef struct gw_conf_listener {
      * (the PROXY header's address on proxy_protocol listeners); beyond it a
      * connection is closed at once. Default 32, 0: no limit. */
     unsigned max_handshakes_per_source;
+    gw_conf_revocation revoc; /* CRL refresh, OCSP, stapling */
 } gw_conf_listener;
 
 typedef struct gw_conf_upstream_server {

@@ -18,6 +18,7 @@
 #include "core/hstable.h"
 #include "core/tls.h"
 #include "lib/hash.h"
+#include "revoc/revoc.h"
 #include "lib/util.h"
 #include "core/worker.h"
 #include "stages/stages.h"
@@ -25,11 +26,22 @@
 
 const unsigned gw_latency_bounds_ms[11] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
 
-const char *const gw_tls_reason_names[GW_TLS_REASONS] = {
-    "tls.no_cert",          "tls.cert_expired", "tls.cert_not_yet_valid",
-    "tls.cert_unknown_ca",  "tls.cert_revoked", "tls.crl",
-    "tls.cert_invalid",     "tls.protocol",     "tls.handshake",
-    "proxy.untrusted_peer", "proxy.bad_header", "other"};
+const char *const gw_tls_reason_names[GW_TLS_REASONS] = {"tls.no_cert",
+                                                         "tls.cert_expired",
+                                                         "tls.cert_not_yet_valid",
+                                                         "tls.cert_unknown_ca",
+                                                         "tls.cert_revoked",
+                                                         "tls.crl",
+                                                         "tls.cert_invalid",
+                                                         "tls.protocol",
+                                                         "tls.handshake",
+                                                         "tls.ocsp_revoked",
+                                                         "tls.ocsp_unknown",
+                                                         "tls.ocsp_stale",
+                                                         "tls.ocsp_unavailable",
+                                                         "proxy.untrusted_peer",
+                                                         "proxy.bad_header",
+                                                         "other"};
 
 size_t gw_tls_reason_index(const char *reason)
 {
@@ -64,6 +76,45 @@ static char *errdup(const char *fmt, ...)
     return strdup(buf);
 }
 
+/* A revocation alert (revoc/revoc.h) as a "tls.revocation" security event
+ * and a line on stderr. */
+static void revoc_alert(void *arg, const char *event, json_t *fields)
+{
+    gw_server *s = arg;
+    char *txt = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
+    fprintf(stderr, "opale-gateway: %s %s\n", event, txt != NULL ? txt : "");
+    free(txt);
+    json_object_set_new(fields, "alert", json_string(event));
+    gw_events_integrity(s->events, GW_EV_REVOCATION, fields);
+}
+
+static int revoc_init(gw_server *s, char **err)
+{
+    SSL_CTX **ctxs = calloc(s->nlisteners ? s->nlisteners : 1, sizeof(*ctxs));
+    if (ctxs == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        ctxs[i] = s->listeners[i].ctx;
+    s->revoc = gw_revoc_new(s->conf, ctxs, err);
+    free(ctxs);
+    if (s->revoc == NULL)
+        return -1;
+    gw_revoc_set_alert(s->revoc, revoc_alert, s);
+    return 0;
+}
+
+gw_revoc *gw_server_revoc(gw_server *s)
+{
+    return s->revoc;
+}
+
+void gw_server_reload_revocation(gw_server *s)
+{
+    gw_revoc_reload(s->revoc);
+}
+
 gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -96,6 +147,8 @@ gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
         if (s->listeners[i].ctx == NULL)
             goto fail;
     }
+    if (revoc_init(s, err) < 0)
+        goto fail;
     for (size_t i = 0; i < conf->nupstreams; i++) {
         if (gw_upstream_init(&s->upstreams[i], &conf->upstreams[i], i, err) < 0)
             goto fail;
@@ -458,6 +511,11 @@ int gw_server_start(gw_server *s, char **err)
         snprintf(name, sizeof(name), "gw-worker-%u", i % 1000u); /* workers <= 64 */
         pthread_setname_np(s->workers[i].thread, name);
     }
+    /* the revocation thread too (it only fetches and publishes) */
+    if (gw_revoc_start(s->revoc, err) < 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return -1;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     atomic_store(&s->running, 1);
     return 0;
@@ -515,6 +573,7 @@ void gw_server_free(gw_server *s)
         event_base_free(w->base);
     }
     free(s->workers);
+    gw_revoc_free(s->revoc);
     for (size_t i = 0; i < s->nlisteners; i++)
         SSL_CTX_free(s->listeners[i].ctx);
     for (size_t i = 0; i < s->nupstreams; i++)

@@ -27,7 +27,7 @@
 #include "token/oauth.h"
 
 #define GW_ROUTE_MAX_ROUTES 256
-#define GW_TLS_REASONS 12
+#define GW_TLS_REASONS 16
 /* The refused-handshake reasons counted in gw_stats.handshake_reason. */
 extern const char *const gw_tls_reason_names[GW_TLS_REASONS];
 size_t gw_tls_reason_index(const char *reason);
@@ -163,6 +163,11 @@ int gw_server_in_maintenance(const gw_server *s);
  * not owned (main closes it after the workers stopped). NULL: none. */
 void gw_server_set_events(gw_server *s, gw_events *ev);
 gw_events *gw_server_events(gw_server *s);
+
+/* Revocation (revoc/revoc.h): the state, for metrics; and SIGHUP's re-read
+ * of the CRL files and partner certificates (returns at once). */
+struct gw_revoc *gw_server_revoc(gw_server *s);
+void gw_server_reload_revocation(gw_server *s);
 
 /* Descriptors the configuration needs (docs/configuration.md, "File
  * descriptors"): per worker, max_connections x GW_FDS_PER_CONNECTION (the

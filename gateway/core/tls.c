@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include "lib/util.h"
+#include "revoc/revoc.h"
 
 static int peer_idx = -1;
 static pthread_once_t peer_idx_once = PTHREAD_ONCE_INIT;
@@ -89,6 +90,19 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
         X509 *leaf = X509_STORE_CTX_get0_cert(ctx);
         if (leaf != NULL)
             describe_cert(leaf, p);
+    }
+    /* a CRL past its nextUpdate within crl_refresh.grace_s is still used */
+    if (!ok && X509_STORE_CTX_get_error(ctx) == X509_V_ERR_CRL_HAS_EXPIRED &&
+        gw_revoc_crl_grace(ssl))
+        return 1;
+    /* the chain is good: the OCSP status of the leaf, from the cache only */
+    if (ok && depth == 0 && !p->revoc_asked) {
+        p->revoc_asked = 1;
+        p->revoc_refusal = gw_revoc_handshake(ssl, ctx);
+        if (p->revoc_refusal != NULL) {
+            X509_STORE_CTX_set_error(ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+            return 0;
+        }
     }
     if (!ok && p->verify_err == 0)
         p->verify_err = X509_STORE_CTX_get_error(ctx);
@@ -250,6 +264,8 @@ void gw_tls_peer_complete(SSL *ssl, gw_tls_peer *peer)
 
 const char *gw_tls_refusal_reason(const gw_tls_peer *peer, unsigned long ssl_err)
 {
+    if (peer->revoc_refusal != NULL)
+        return peer->revoc_refusal;
     switch (peer->verify_err) {
     case 0:
         break;

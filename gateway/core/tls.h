@@ -21,6 +21,10 @@ typedef struct gw_tls_peer {
     char version[16];  /* "TLSv1.3" */
     /* the certificate's notAfter (Unix time), 0 when unknown */
     long long not_after;
+    /* the OCSP decision (revoc/revoc.h): the refusal's journal reason, NULL
+     * when accepted; asked once per handshake */
+    const char *revoc_refusal;
+    int revoc_asked;
 } gw_tls_peer;
 
 /* Build the server context for <l>. Returns NULL and a malloc'd <*err>
@@ -39,7 +43,8 @@ void gw_tls_peer_complete(SSL *ssl, gw_tls_peer *peer);
 
 /* Journal reason for a failed handshake: "tls.no_cert", "tls.cert_expired",
  * "tls.cert_not_yet_valid", "tls.cert_unknown_ca", "tls.cert_revoked",
- * "tls.crl", "tls.protocol" or "tls.handshake". <ssl_err> is the OpenSSL error
+ * "tls.crl", "tls.ocsp_revoked", "tls.ocsp_unknown", "tls.ocsp_stale",
+ * "tls.ocsp_unavailable", "tls.protocol" or "tls.handshake". <ssl_err> is the OpenSSL error
  * queue code seen by the bufferevent (0 when none). */
 const char *gw_tls_refusal_reason(const gw_tls_peer *peer, unsigned long ssl_err);
 

@@ -70,6 +70,7 @@ struct gw_server {
     atomic_ulong fd_log_suppressed; /* failures since that message */
     const gw_sdnotify *notify;      /* systemd notifications, NULL: none (not owned) */
     int heartbeat_poked;            /* main thread: gw_server_heartbeat() asked once */
+    struct gw_revoc *revoc;         /* CRL refresh, OCSP, stapling (revoc/revoc.h) */
 };
 
 /* conn.c */

@@ -38,6 +38,7 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_SUSPENSION_EXPIRED] = "suspension.expired",
     [GW_EV_ADMIN_CUT] = "admin.environment_cut",
     [GW_EV_ADMIN_CUT_LIFTED] = "admin.environment_restored",
+    [GW_EV_REVOCATION] = "tls.revocation",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -290,7 +291,7 @@ void gw_events_policy_rejected(gw_events *ev, const char *by, const char *file, 
 void gw_events_integrity(gw_events *ev, gw_event_type type, json_t *fields)
 {
     gw_event_severity sev = type == GW_EV_JOURNAL_BROKEN ? GW_SEV_CRITICAL : GW_SEV_HIGH;
-    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_ADMIN_CUT_LIFTED) {
+    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_REVOCATION) {
         json_decref(fields);
         return;
     }

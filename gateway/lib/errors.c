@@ -95,6 +95,8 @@ static const gw_err_def table[GW_ERR__COUNT] = {
     [GW_ERR_QUOTA_UNAVAILABLE] = {GW_ERR_QUOTA_UNAVAILABLE, "910230", 503,
                                   "Décision de quota impossible : stockage indisponible",
                                   "quota.store_unavailable"},
+    [GW_ERR_CERT_REVOKED] = {GW_ERR_CERT_REVOKED, "910215", 401, "Certificat client révoqué",
+                             "tls.ocsp_revoked"},
     [GW_ERR_JOURNAL_UNAVAILABLE] = {GW_ERR_JOURNAL_UNAVAILABLE, "910240", 503,
                                     "Journal des accès indisponible : aucune donnée n'est "
                                     "transmise",

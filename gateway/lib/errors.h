@@ -49,6 +49,7 @@ typedef enum gw_err_id {
     GW_ERR_MAINTENANCE,
     GW_ERR_QUOTA_UNAVAILABLE,
     GW_ERR_JOURNAL_UNAVAILABLE,
+    GW_ERR_CERT_REVOKED,
     /* never sent: the client left before its answer (journal only) */
     GW_ERR_CLIENT_CLOSED,
     GW_ERR__COUNT

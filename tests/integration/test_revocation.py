@@ -1,0 +1,523 @@
+"""Client certificate revocation that stays current (issue 19, part 2):
+CRL refresh without restart (file change, SIGHUP), OCSP for partner
+certificates with prefetch and background refresh (hard and soft fail,
+revoked, stale, wrong signer, the open connection of a revoked partner), and
+OCSP stapling of the gateway's own certificate.
+
+The OCSP responder is `openssl ocsp` on a free loopback port, answering from
+the dev CA's `openssl ca` index; it does not re-read its index, so a
+revocation restarts it on the same port. The CA database is this module's
+own (harness.pki_dir() is per process): revocations here touch nothing else.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import build_request, read_response, send_raw
+
+OK_TARGET = "/opale/v1/etatSante"
+WAIT = 25.0  # seconds: one refresh period (5 s) plus fetch and tick, on a loaded machine
+
+_partner_n = [0]
+_teleservice = {n: p["teleservice"] for n, p in harness.PARTNERS.items()}  # + the partners issued here
+
+
+def openssl(*args, pki=None):
+    pki = pki or harness.pki_dir()
+    env = dict(os.environ, OPALE_PKI_DIR=pki)
+    r = subprocess.run(["openssl", *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError("openssl %s failed:\n%s" % (" ".join(args), r.stdout.decode(errors="replace")))
+    return r.stdout.decode(errors="replace")
+
+
+def ca_cnf():
+    return os.path.join(harness.pki_dir(), "ca-db", "openssl.cnf")
+
+
+def revoke(cert_name):
+    openssl("ca", "-config", ca_cnf(), "-revoke", os.path.join(harness.pki_dir(), cert_name + ".crt"))
+
+
+def gen_crl(path):
+    """A new CRL of the dev CA (every revocation so far) written to <path>
+    atomically (a rename, as an operator's tooling would)."""
+    tmp = path + ".new"
+    openssl("ca", "-config", ca_cnf(), "-gencrl", "-crldays", "30", "-out", tmp)
+    os.replace(tmp, path)
+
+
+def new_partner(prefix):
+    """A client certificate issued now by the dev CA, and its partner entry
+    (for harness.make_policy). Returns (cert_name, fingerprint, partner)."""
+    _partner_n[0] += 1
+    n = _partner_n[0]
+    name = "%s-%d-%d" % (prefix, os.getpid(), n)
+    client_id = "rv-%s-%d" % (prefix, n)
+    fp = harness.issue_client_cert(name, client_id)
+    partner = {"file": name + ".json", "id": "H97%02d" % n, "client_id": client_id,
+               "teleservice": "TS-97%02d" % n, "siret": harness.make_siret(9700 + n), "name": "Partenaire %d" % n}
+    return name, fp, partner
+
+
+class Responder:
+    """`openssl ocsp` answering for the dev CA on a fixed loopback port."""
+
+    def __init__(self, signer="ca", nmin=None):
+        self.port = harness.free_port()
+        self.signer = signer
+        self.nmin = nmin
+        self.proc = None
+        self.log = os.path.join(harness.make_tmpdir("ocsp"), "ocsp.log")
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        pki = harness.pki_dir()
+        cmd = ["openssl", "ocsp", "-index", os.path.join(pki, "ca-db", "index.txt"), "-port", str(self.port),
+               "-CA", os.path.join(pki, "ca.crt"), "-rsigner", os.path.join(pki, self.signer + ".crt"),
+               "-rkey", os.path.join(pki, self.signer + ".key")]
+        if self.nmin is not None:
+            cmd += ["-nmin", str(self.nmin)]
+        open(self.log, "w").close()
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        harness._register(self.proc)
+        # wait for its "waiting for OCSP client connections" line: a TCP probe
+        # would wedge it (it blocks on a connection that sends nothing)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open(self.log) as f:
+                if "waiting for OCSP client connections" in f.read():
+                    return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        with open(self.log) as f:
+            raise RuntimeError("openssl ocsp did not listen on %d:\n%s" % (self.port, f.read()))
+
+    def stop(self):
+        harness.stop_process(self.proc)
+        self.proc = None
+
+    def restart(self):
+        """After a revocation: `openssl ocsp` reads its index once."""
+        self.stop()
+        self.start()
+
+
+def metric(stack, name, **labels):
+    """The value of the sample <name>{<labels>...} (the labels given must all
+    match), or None."""
+    status, text = stack.admin_call("GET", "/metrics")
+    if status != 200:
+        return None
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        m = re.match(r"^([a-z_]+)(\{([^}]*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            return float(m.group(4))
+    return None
+
+
+def wait_for(pred, timeout=WAIT, step=0.2):
+    """The first true value of pred() within <timeout> s, else None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(step)
+
+
+class RevocationCase(unittest.TestCase):
+    """One stack per class; the subclasses set conf() and may add partners."""
+
+    partners = ()     # prefixes of the partners issued for the class
+    responder = None  # a Responder started before the stack, or None
+    maxDiff = 4000
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        """Edit the listener's "tls" object."""
+
+    @classmethod
+    def setUpClass(cls):
+        harness.require_binaries()
+        if cls.responder is not None:
+            cls.responder.start()
+            cls.addClassCleanup(cls.responder.stop)
+        cls.issued = [new_partner(p) for p in cls.partners]
+
+        def policy_hook(pols, stack):
+            for name, fp, partner in cls.issued:
+                pols[partner["file"]] = harness.make_policy(name, fp, partner=partner)
+
+        def conf_hook(conf, stack):
+            conf["timeouts"]["keepalive_ms"] = 60000
+            cls.revocation(conf["listeners"][0]["tls"], stack)
+
+        cls.stack = harness.Stack(cls.__name__, conf_hook=conf_hook, policy_hook=policy_hook)
+        cls.addClassCleanup(cls.stack.stop)
+        for name, fp, partner in cls.issued:
+            cls.stack.fp[name] = fp
+            _teleservice[name] = partner["teleservice"]
+        cls.stack.start()
+
+    # -- helpers
+
+    def exchange(self, sock, cert_name):
+        tele = _teleservice.get(cert_name, "TS-0000")
+        send_raw(sock, build_request(OK_TARGET, correlation_id=harness.new_uuid(), teleservice=tele))
+        return read_response(sock)
+
+    def assert_accepted(self, cert_name):
+        with self.stack.tls_connect(cert_name) as s:
+            resp = self.exchange(s, cert_name)
+        self.assertEqual(resp.status, 200, resp)
+
+    def attempt(self, cert_name):
+        """("refused", detail) or ("response", Response) for one fresh connection."""
+        tele = _teleservice.get(cert_name, "TS-0000")
+        req = build_request(OK_TARGET, correlation_id=harness.new_uuid(), teleservice=tele)
+        return self.stack.refused_or_response(cert_name=cert_name, request=req)
+
+    def refusal_record(self, cert_name, reason, since=0, timeout=harness.JOURNAL_WAIT):
+        fp = self.stack.fp[cert_name]
+        return self.stack.wait_journal(
+            lambda r: r.get("decision") == "deny" and r.get("reason") == reason
+            and (r.get("tls") or {}).get("cert_sha256") == fp, since=since, timeout=timeout)
+
+    def wait_refused(self, cert_name, reason, timeout=WAIT):
+        """New connections with <cert_name> are refused within <timeout> s,
+        journalled with <reason>."""
+        n0 = self.stack.journal_count()
+        kind = wait_for(lambda: self.attempt(cert_name)[0] == "refused" and "refused", timeout=timeout, step=0.5)
+        self.assertEqual(kind, "refused", "%s still accepted after %.0f s" % (cert_name, timeout))
+        rec = self.refusal_record(cert_name, reason, since=n0)
+        self.assertIsNotNone(rec, "no deny record with reason %s for %s; stderr:\n%s"
+                             % (reason, cert_name, self.stack.gateway_stderr()[-3000:]))
+        return rec
+
+    def revocation_events(self, alert):
+        return [e for e in self.stack.security_events("tls.revocation") if e.get("alert") == alert]
+
+    def assert_same_process(self, pid):
+        self.assertIsNone(self.stack.gw.poll(), "the gateway exited")
+        self.assertEqual(self.stack.gw.pid, pid, "the gateway was restarted")
+
+
+# --------------------------------------------------------------------------
+# CRL
+
+
+class TestCrlRefresh(RevocationCase):
+    """The CRL file is polled (crl_refresh.poll_s 1): a CRL replaced on disk is
+    used by the next handshake; a broken one keeps the last good CRL."""
+
+    partners = ("crl",)
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        live = os.path.join(stack.dir, "crl-live.pem")
+        if not os.path.exists(live):
+            shutil.copy(os.path.join(stack.pki, "crl.pem"), live)
+        tls["crl"] = "crl-live.pem"
+        tls["crl_refresh"] = {"poll_s": 1}
+
+    def test_a_broken_crl_keeps_the_last_good_one(self):
+        st = self.stack
+        live = os.path.join(st.dir, "crl-live.pem")
+        with open(live) as f:
+            good = f.read()
+        failed0 = metric(st, "opale_crl_reloads_total", outcome="failed")
+        self.assertEqual(failed0, 0.0)
+        try:
+            with open(live + ".new", "w") as f:
+                f.write("-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n")
+            os.replace(live + ".new", live)
+            self.assertTrue(wait_for(lambda: (metric(st, "opale_crl_reloads_total", outcome="failed") or 0) >= 1),
+                            "the broken CRL was not seen: %s" % st.gateway_stderr()[-2000:])
+            # the last good CRL is still used: revoked stays refused, good stays accepted
+            self.assert_accepted("client-commune")
+            n0 = st.journal_count()
+            self.assertEqual(self.attempt("client-revoked")[0], "refused")
+            self.assertIsNotNone(self.refusal_record("client-revoked", "tls.cert_revoked", since=n0))
+            ev = wait_for(lambda: self.revocation_events("tls.crl_invalid"), timeout=harness.JOURNAL_WAIT)
+            self.assertTrue(ev, "no tls.revocation security event for the broken CRL")
+            self.assertEqual(ev[0].get("listener"), "public-sandbox", ev[0])
+            self.assertIn("error", ev[0])
+        finally:
+            with open(live + ".new", "w") as f:
+                f.write(good)
+            os.replace(live + ".new", live)
+
+    def test_b_crl_replaced_on_disk_used_without_restart(self):
+        st = self.stack
+        pid = st.gw.pid
+        name = self.issued[0][0]
+        self.assert_accepted(name)
+        ok0 = metric(st, "opale_crl_reloads_total", outcome="ok") or 0
+        revoke(name)
+        gen_crl(os.path.join(st.dir, "crl-live.pem"))
+        self.wait_refused(name, "tls.cert_revoked", timeout=10)
+        self.assert_same_process(pid)
+        self.assertGreater(metric(st, "opale_crl_reloads_total", outcome="ok"), ok0)
+        age = metric(st, "opale_crl_age_seconds")
+        self.assertIsNotNone(age)
+        self.assertLess(age, 15)
+        self.assertGreater(metric(st, "opale_crl_next_update_seconds"), 29 * 86400)
+        # another partner is not affected
+        self.assert_accepted("client-commune")
+
+
+class TestCrlSighup(RevocationCase):
+    """Without polling (poll_s 0), the CRL file is re-read on SIGHUP only."""
+
+    partners = ("hup",)
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        live = os.path.join(stack.dir, "crl-live.pem")
+        if not os.path.exists(live):
+            shutil.copy(os.path.join(stack.pki, "crl.pem"), live)
+        tls["crl"] = "crl-live.pem"
+        tls["crl_refresh"] = {"poll_s": 0}
+
+    def test_crl_reread_on_sighup(self):
+        st = self.stack
+        pid = st.gw.pid
+        name = self.issued[0][0]
+        self.assert_accepted(name)
+        revoke(name)
+        gen_crl(os.path.join(st.dir, "crl-live.pem"))
+        time.sleep(2.5)  # no polling: the old CRL is still the one used
+        self.assert_accepted(name)
+        st.gw.send_signal(signal.SIGHUP)
+        self.wait_refused(name, "tls.cert_revoked", timeout=10)
+        self.assert_same_process(pid)
+
+
+# --------------------------------------------------------------------------
+# OCSP for partner certificates
+
+
+def partners_dir(stack, names):
+    d = os.path.join(stack.dir, "partners")
+    os.makedirs(d, exist_ok=True)
+    for n in names:
+        shutil.copy(os.path.join(stack.pki, n + ".crt"), os.path.join(d, n + ".pem"))
+    return "partners"
+
+
+class TestOcspHard(RevocationCase):
+    """Hard-fail, every partner certificate prefetched from
+    ocsp.certificates_dir, refreshed every 5 s."""
+
+    partners = ("ocsp", "late")
+    responder = Responder()
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["ocsp"] = {"mode": "hard", "responder": cls.responder.url, "refresh_s": 5,
+                       "certificates_dir": partners_dir(stack, ["client-commune", cls.issued[0][0]])}
+
+    def setUp(self):
+        def answered():  # the two prefetched certificates (one may be revoked by now)
+            return sum(metric(self.stack, "opale_ocsp_certificates", state=s) or 0 for s in ("good", "revoked")) >= 2
+        self.assertTrue(wait_for(answered), "the prefetch did not get two answers: %s" % self.stack.gateway_stderr()[-2000:])
+
+    def test_prefetched_partner_accepted_and_metrics(self):
+        self.assert_accepted("client-commune")
+        self.assertGreaterEqual(metric(self.stack, "opale_ocsp_fetches_total", outcome="ok"), 2)
+        age = metric(self.stack, "opale_ocsp_oldest_answer_age_seconds")
+        self.assertIsNotNone(age)
+        self.assertGreaterEqual(age, 0)
+        self.assertLess(age, 60)
+
+    def test_unknown_certificate_first_handshake_follows_hard_fail(self):
+        # not in certificates_dir: the first handshake has no status (hard:
+        # refused), the thread fetches it at once, then it is accepted
+        name = self.issued[1][0]
+        n0 = self.stack.journal_count()
+        self.assertEqual(self.attempt(name)[0], "refused")
+        self.assertIsNotNone(self.refusal_record(name, "tls.ocsp_unavailable", since=n0))
+        ok = wait_for(lambda: self.attempt(name)[0] == "response", timeout=WAIT, step=0.5)
+        self.assertTrue(ok, "never accepted once its status was fetched")
+        self.assert_accepted(name)
+
+    def test_revoked_partner_refused_on_next_handshake_and_open_connection(self):
+        st = self.stack
+        name = self.issued[0][0]
+        with st.tls_connect(name) as open_conn:
+            self.assertEqual(self.exchange(open_conn, name).status, 200)
+            revoke(name)
+            self.responder.restart()
+            self.wait_refused(name, "tls.ocsp_revoked")
+            # the connection opened before the revocation: its next request is refused
+            resp = self.exchange(open_conn, name)
+            self.assertEqual(resp.status, 401, resp)
+            self.assertEqual(resp.json()["erreur"]["code"], "910215", resp)
+            rid = resp.header("X-Request-ID")
+            rec = st.journal_by_request_id(rid)
+            self.assertIsNotNone(rec)
+            self.assertEqual(rec.get("reason"), "tls.ocsp_revoked", rec)
+            self.assertEqual(rec.get("decision"), "deny", rec)
+        self.assertGreaterEqual(metric(st, "opale_ocsp_certificates", state="revoked"), 1)
+        self.assertGreaterEqual(metric(st, "opale_tls_refusals_total", reason="tls.ocsp_revoked"), 1)
+        # the others are not affected
+        self.assert_accepted("client-commune")
+
+
+class TestOcspStale(RevocationCase):
+    """An answer without nextUpdate is stale after 2 x refresh_s (10 s); hard
+    mode then refuses."""
+
+    responder = Responder()  # no -nmin/-ndays: no nextUpdate
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["ocsp"] = {"mode": "hard", "responder": cls.responder.url, "refresh_s": 5,
+                       "certificates_dir": partners_dir(stack, ["client-commune"])}
+
+    def test_stale_answer_refused_in_hard_mode(self):
+        st = self.stack
+        self.assertTrue(wait_for(lambda: (metric(st, "opale_ocsp_certificates", state="good") or 0) >= 1))
+        self.assert_accepted("client-commune")
+        self.responder.stop()
+        self.wait_refused("client-commune", "tls.ocsp_stale", timeout=30)
+        self.assertGreaterEqual(metric(st, "opale_ocsp_certificates", state="stale"), 1)
+        self.assertGreaterEqual(metric(st, "opale_ocsp_fetches_total", outcome="failed"), 1)
+
+
+class TestOcspSoftResponderDown(RevocationCase):
+    """Soft-fail: no responder answers; handshakes go on, each certificate's
+    soft-fail is a security event, counted."""
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["ocsp"] = {"mode": "soft", "responder": "http://127.0.0.1:%d" % harness.closed_port(),
+                       "refresh_s": 5, "timeout_ms": 500}
+
+    def test_soft_fail_accepts_and_journals(self):
+        st = self.stack
+        self.assert_accepted("client-commune")
+        self.assert_accepted("client-commune")
+        self.assertGreaterEqual(metric(st, "opale_ocsp_soft_fail_total"), 2)
+        fp = st.fp["client-commune"]
+        ev = wait_for(lambda: [e for e in self.revocation_events("tls.ocsp_soft_fail")
+                               if e.get("cert_sha256") == fp], timeout=harness.JOURNAL_WAIT)
+        self.assertTrue(ev, "no tls.ocsp_soft_fail security event")
+        self.assertEqual(ev[0].get("reason"), "tls.ocsp_unavailable", ev[0])
+        self.assertTrue(wait_for(lambda: (metric(st, "opale_ocsp_fetches_total", outcome="failed") or 0) >= 1))
+
+
+class TestOcspHardResponderDown(RevocationCase):
+    """Hard-fail: no responder answers; handshakes are refused."""
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["ocsp"] = {"mode": "hard", "responder": "http://127.0.0.1:%d" % harness.closed_port(),
+                       "refresh_s": 5, "timeout_ms": 500,
+                       "certificates_dir": partners_dir(stack, ["client-commune"])}
+
+    def test_hard_fail_refuses(self):
+        self.assertTrue(wait_for(lambda: (metric(self.stack, "opale_ocsp_fetches_total", outcome="failed") or 0) >= 1))
+        n0 = self.stack.journal_count()
+        self.assertEqual(self.attempt("client-commune")[0], "refused")
+        self.assertIsNotNone(self.refusal_record("client-commune", "tls.ocsp_unavailable", since=n0))
+        self.assertEqual(metric(self.stack, "opale_ocsp_soft_fail_total"), 0)
+
+
+class TestOcspWrongSigner(RevocationCase):
+    """A responder signing with a key the client CA never delegated to (the
+    unrelated unknown-ca): its answers are rejected, nothing is cached."""
+
+    responder = Responder(signer="unknown-ca", nmin=60)
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["ocsp"] = {"mode": "hard", "responder": cls.responder.url, "refresh_s": 5,
+                       "certificates_dir": partners_dir(stack, ["client-commune"])}
+
+    def test_wrong_signer_rejected(self):
+        st = self.stack
+        ev = wait_for(lambda: self.revocation_events("tls.ocsp_fetch_failed"))
+        self.assertTrue(ev, "no tls.ocsp_fetch_failed event: %s" % st.gateway_stderr()[-2000:])
+        self.assertIn("signature", ev[0].get("error", ""), ev[0])
+        with open(self.responder.log) as f:
+            self.assertIn("Received request", f.read(), "the responder was never asked")
+        self.assertEqual(metric(st, "opale_ocsp_certificates", state="good"), 0)
+        self.assertEqual(metric(st, "opale_ocsp_fetches_total", outcome="ok"), 0)
+        n0 = st.journal_count()
+        self.assertEqual(self.attempt("client-commune")[0], "refused")
+        self.assertIsNotNone(self.refusal_record("client-commune", "tls.ocsp_unavailable", since=n0))
+
+
+# --------------------------------------------------------------------------
+# stapling
+
+
+class TestStapling(RevocationCase):
+    responder = Responder(nmin=60)
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["stapling"] = {"responder": cls.responder.url, "refresh_s": 60}
+
+    def s_client(self, sigalgs):
+        pki = self.stack.pki
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.stack.port, "-status",
+                            "-servername", "localhost", "-sigalgs", sigalgs,
+                            "-cert", os.path.join(pki, "client-commune.crt"),
+                            "-key", os.path.join(pki, "client-commune.key"),
+                            "-CAfile", os.path.join(pki, "ca.crt")],
+                           input=b"", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+        return r.stdout.decode(errors="replace")
+
+    def test_stapled_response_in_handshake(self):
+        st = self.stack
+        self.assertTrue(wait_for(lambda: (metric(st, "opale_ocsp_staple_fetches_total", outcome="ok") or 0) >= 2),
+                        "no staple fetched: %s" % st.gateway_stderr()[-2000:])
+        for sigalgs, cn in (("ECDSA+SHA256", "server-ecdsa"), ("RSA-PSS+SHA256:RSA+SHA256", "server-rsa")):
+            with self.subTest(cert=cn):
+                out = self.s_client(sigalgs)
+                self.assertIn("OCSP Response Status: successful", out, out[-3000:])
+                self.assertIn("Cert Status: good", out, out[-3000:])
+                # the staple is for the certificate the handshake used
+                serial = openssl("x509", "-in", os.path.join(st.pki, cn + ".crt"), "-noout", "-serial")
+                serial = serial.strip().split("=", 1)[1].upper()
+                m = re.search(r"Serial Number: ([0-9A-Fa-f]+)", out)
+                self.assertIsNotNone(m, out[-3000:])
+                self.assertEqual(m.group(1).upper().lstrip("0"), serial.lstrip("0"))
+        age = metric(st, "opale_ocsp_staple_age_seconds", certificate="0")
+        self.assertGreaterEqual(age, 0)
+
+    def test_no_staple_without_status_request(self):
+        pki = self.stack.pki
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.stack.port,
+                            "-cert", os.path.join(pki, "client-commune.crt"),
+                            "-key", os.path.join(pki, "client-commune.key"),
+                            "-CAfile", os.path.join(pki, "ca.crt")],
+                           input=b"", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+        out = r.stdout.decode(errors="replace")
+        self.assertNotIn("OCSP Response Status", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
