@@ -939,8 +939,17 @@ char *gw_revoc_metrics(gw_revoc *r)
         return NULL;
     time_t now = time(NULL);
     size_t n = r != NULL ? r->n : 0;
-    family(f, "opale_crl_reloads_total", "counter",
-           "CRL loads (file change, SIGHUP, URL fetch) by outcome.");
+    /* a family is written only with a sample (a listener using it) */
+    int any_crl = 0, any_ocsp = 0, any_staple = 0, any_crl_next = 0;
+    for (size_t i = 0; i < n; i++) {
+        any_crl |= r->lis[i].crl_on;
+        any_crl_next |= r->lis[i].crl_on && atomic_load(&r->lis[i].crl_next) != 0;
+        any_ocsp |= has_ocsp(&r->lis[i]);
+        any_staple |= r->lis[i].nstaples > 0;
+    }
+    if (any_crl)
+        family(f, "opale_crl_reloads_total", "counter",
+               "CRL loads (file change, SIGHUP, URL fetch) by outcome.");
     for (size_t i = 0; i < n; i++) {
         rv_lis *l = &r->lis[i];
         if (!l->crl_on)
@@ -950,21 +959,24 @@ char *gw_revoc_metrics(gw_revoc *r)
         fprintf(f, "opale_crl_reloads_total{listener=\"%s\",outcome=\"failed\"} %lu\n",
                 l->conf->name, atomic_load(&l->crl_failed));
     }
-    family(f, "opale_crl_age_seconds", "gauge", "Seconds since the CRL in use was installed.");
+    if (any_crl)
+        family(f, "opale_crl_age_seconds", "gauge", "Seconds since the CRL in use was installed.");
     for (size_t i = 0; i < n; i++)
         if (r->lis[i].crl_on)
             fprintf(f, "opale_crl_age_seconds{listener=\"%s\"} %lld\n", r->lis[i].conf->name,
                     (long long)now - atomic_load(&r->lis[i].crl_loaded));
-    family(f, "opale_crl_next_update_seconds", "gauge",
-           "Seconds until the nextUpdate of the CRL in use (negative: past).");
+    if (any_crl_next)
+        family(f, "opale_crl_next_update_seconds", "gauge",
+               "Seconds until the nextUpdate of the CRL in use (negative: past).");
     for (size_t i = 0; i < n; i++) {
         long long nu = atomic_load(&r->lis[i].crl_next);
         if (r->lis[i].crl_on && nu != 0)
             fprintf(f, "opale_crl_next_update_seconds{listener=\"%s\"} %lld\n",
                     r->lis[i].conf->name, nu - (long long)now);
     }
-    family(f, "opale_ocsp_fetches_total", "counter",
-           "OCSP queries for partner certificates by outcome.");
+    if (any_ocsp)
+        family(f, "opale_ocsp_fetches_total", "counter",
+               "OCSP queries for partner certificates by outcome.");
     for (size_t i = 0; i < n; i++) {
         rv_lis *l = &r->lis[i];
         if (!has_ocsp(l))
@@ -974,13 +986,16 @@ char *gw_revoc_metrics(gw_revoc *r)
         fprintf(f, "opale_ocsp_fetches_total{listener=\"%s\",outcome=\"failed\"} %lu\n",
                 l->conf->name, atomic_load(&l->ocsp_failed));
     }
-    family(f, "opale_ocsp_soft_fail_total", "counter",
-           "Handshakes accepted without a usable OCSP status (soft-fail).");
+    if (any_ocsp)
+        family(f, "opale_ocsp_soft_fail_total", "counter",
+               "Handshakes accepted without a usable OCSP status (soft-fail).");
     for (size_t i = 0; i < n; i++)
         if (has_ocsp(&r->lis[i]))
             fprintf(f, "opale_ocsp_soft_fail_total{listener=\"%s\"} %lu\n", r->lis[i].conf->name,
                     atomic_load(&r->lis[i].ocsp_soft));
-    family(f, "opale_ocsp_certificates", "gauge", "Partner certificates tracked, by status now.");
+    if (any_ocsp)
+        family(f, "opale_ocsp_certificates", "gauge",
+               "Partner certificates tracked, by status now.");
     for (size_t i = 0; i < n; i++) {
         rv_lis *l = &r->lis[i];
         unsigned long by[5] = {0};
@@ -992,8 +1007,9 @@ char *gw_revoc_metrics(gw_revoc *r)
             fprintf(f, "opale_ocsp_certificates{listener=\"%s\",state=\"%s\"} %lu\n", l->conf->name,
                     gw_rv_state_name((gw_rv_state)s), by[s]);
     }
-    family(f, "opale_ocsp_oldest_answer_age_seconds", "gauge",
-           "Age of the oldest OCSP answer held (-1: a certificate has none).");
+    if (any_ocsp)
+        family(f, "opale_ocsp_oldest_answer_age_seconds", "gauge",
+               "Age of the oldest OCSP answer held (-1: a certificate has none).");
     for (size_t i = 0; i < n; i++) {
         rv_lis *l = &r->lis[i];
         unsigned long by[5] = {0};
@@ -1004,8 +1020,9 @@ char *gw_revoc_metrics(gw_revoc *r)
         fprintf(f, "opale_ocsp_oldest_answer_age_seconds{listener=\"%s\"} %lld\n", l->conf->name,
                 oldest);
     }
-    family(f, "opale_ocsp_staple_fetches_total", "counter",
-           "OCSP queries for the listener's own certificates (stapling) by outcome.");
+    if (any_staple)
+        family(f, "opale_ocsp_staple_fetches_total", "counter",
+               "OCSP queries for the listener's own certificates (stapling) by outcome.");
     for (size_t i = 0; i < n; i++) {
         rv_lis *l = &r->lis[i];
         if (l->nstaples == 0)
@@ -1015,8 +1032,9 @@ char *gw_revoc_metrics(gw_revoc *r)
         fprintf(f, "opale_ocsp_staple_fetches_total{listener=\"%s\",outcome=\"failed\"} %lu\n",
                 l->conf->name, atomic_load(&l->staple_failed));
     }
-    family(f, "opale_ocsp_staple_age_seconds", "gauge",
-           "Age of the staple held for each listener certificate (-1: none).");
+    if (any_staple)
+        family(f, "opale_ocsp_staple_age_seconds", "gauge",
+               "Age of the staple held for each listener certificate (-1: none).");
     for (size_t i = 0; i < n; i++) {
         rv_lis *l = &r->lis[i];
         pthread_mutex_lock(&l->staple_mu);
