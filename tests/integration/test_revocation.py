@@ -12,9 +12,11 @@ own (harness.pki_dir() is per process): revocations here touch nothing else.
 import os
 import re
 import shutil
+import http.server
 import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -311,6 +313,79 @@ class TestCrlSighup(RevocationCase):
         st.gw.send_signal(signal.SIGHUP)
         self.wait_refused(name, "tls.cert_revoked", timeout=10)
         self.assert_same_process(pid)
+
+
+class CrlServer:
+    """A CRL distribution point: GET of any path answers the current CRL (DER)."""
+
+    def __init__(self):
+        self.der = b""
+        self.gets = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.gets += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.send_header("Content-Length", str(len(outer.der)))
+                self.end_headers()
+                self.wfile.write(outer.der)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def publish(self, pem_path):
+        self.der = subprocess.run(["openssl", "crl", "-in", pem_path, "-outform", "DER"], check=True,
+                                  stdout=subprocess.PIPE, timeout=30).stdout
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class TestCrlFromUrl(RevocationCase):
+    """crl_refresh.url and no file: the CRL is fetched at start, then on its
+    schedule and at once on SIGHUP."""
+
+    partners = ("url",)
+    server = None
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        if cls.server is None:
+            cls.server = CrlServer()
+            cls.server.publish(os.path.join(stack.pki, "crl.pem"))
+            cls.server.start()
+            cls.addClassCleanup(cls.server.stop)
+        del tls["crl"]
+        tls["crl_refresh"] = {"url": "http://127.0.0.1:%d/ca.crl" % cls.server.port, "fetch_s": 3600}
+
+    def test_crl_fetched_from_url(self):
+        st = self.stack
+        name = self.issued[0][0]
+        # the CRL of the start is in use: the dev CA's revoked certificate is refused
+        self.assertTrue(wait_for(lambda: (metric(st, "opale_crl_reloads_total", outcome="ok") or 0) >= 1))
+        n0 = st.journal_count()
+        self.assertEqual(self.attempt("client-revoked")[0], "refused")
+        self.assertIsNotNone(self.refusal_record("client-revoked", "tls.cert_revoked", since=n0))
+        self.assert_accepted(name)
+        gets = self.server.gets
+        revoke(name)
+        tmp = os.path.join(st.dir, "next.crl.pem")
+        gen_crl(tmp)
+        self.server.publish(tmp)
+        st.gw.send_signal(signal.SIGHUP)  # fetch_s is an hour: SIGHUP fetches now
+        self.wait_refused(name, "tls.cert_revoked", timeout=10)
+        self.assertGreater(self.server.gets, gets)
+        self.assert_accepted("client-commune")
 
 
 # --------------------------------------------------------------------------
