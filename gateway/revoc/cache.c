@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/util.h"
+
 #define MIN_GAP_S 5
 #define MAX_BACKOFF_S 300
 
@@ -160,22 +162,11 @@ void gw_rv_table_free(gw_rv_table *t)
     memset(t, 0, sizeof(*t));
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int gw_rv_fp_from_hex(const char *hex, unsigned char fp[32])
 {
     for (size_t i = 0; i < 32; i++) {
-        int hi = hexval(hex[2 * i]);
-        int lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+        int hi = gw_hexval((unsigned char)hex[2 * i]);
+        int lo = hi < 0 ? -1 : gw_hexval((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         fp[i] = (unsigned char)(hi << 4 | lo);

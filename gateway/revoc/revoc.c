@@ -993,33 +993,28 @@ char *gw_revoc_metrics(gw_revoc *r)
         if (has_ocsp(&r->lis[i]))
             fprintf(f, "opale_ocsp_soft_fail_total{listener=\"%s\"} %lu\n", r->lis[i].conf->name,
                     atomic_load(&r->lis[i].ocsp_soft));
-    if (any_ocsp)
+    /* both OCSP gauges from one pass per listener */
+    unsigned long(*by)[5] = calloc(n ? n : 1, sizeof(*by));
+    long long *oldest = calloc(n ? n : 1, sizeof(*oldest));
+    for (size_t i = 0; by != NULL && oldest != NULL && i < n; i++)
+        if (has_ocsp(&r->lis[i]))
+            ocsp_counts(&r->lis[i], now, by[i], &oldest[i]);
+    if (any_ocsp && by != NULL && oldest != NULL) {
         family(f, "opale_ocsp_certificates", "gauge",
                "Partner certificates tracked, by status now.");
-    for (size_t i = 0; i < n; i++) {
-        rv_lis *l = &r->lis[i];
-        unsigned long by[5] = {0};
-        long long oldest;
-        if (!has_ocsp(l))
-            continue;
-        ocsp_counts(l, now, by, &oldest);
-        for (int s = GW_RV_GOOD; s <= GW_RV_UNAVAILABLE; s++)
-            fprintf(f, "opale_ocsp_certificates{listener=\"%s\",state=\"%s\"} %lu\n", l->conf->name,
-                    gw_rv_state_name((gw_rv_state)s), by[s]);
-    }
-    if (any_ocsp)
+        for (size_t i = 0; i < n; i++)
+            for (int s = GW_RV_GOOD; s <= GW_RV_UNAVAILABLE && has_ocsp(&r->lis[i]); s++)
+                fprintf(f, "opale_ocsp_certificates{listener=\"%s\",state=\"%s\"} %lu\n",
+                        r->lis[i].conf->name, gw_rv_state_name((gw_rv_state)s), by[i][s]);
         family(f, "opale_ocsp_oldest_answer_age_seconds", "gauge",
                "Age of the oldest OCSP answer held (-1: a certificate has none).");
-    for (size_t i = 0; i < n; i++) {
-        rv_lis *l = &r->lis[i];
-        unsigned long by[5] = {0};
-        long long oldest;
-        if (!has_ocsp(l))
-            continue;
-        ocsp_counts(l, now, by, &oldest);
-        fprintf(f, "opale_ocsp_oldest_answer_age_seconds{listener=\"%s\"} %lld\n", l->conf->name,
-                oldest);
+        for (size_t i = 0; i < n; i++)
+            if (has_ocsp(&r->lis[i]))
+                fprintf(f, "opale_ocsp_oldest_answer_age_seconds{listener=\"%s\"} %lld\n",
+                        r->lis[i].conf->name, oldest[i]);
     }
+    free(by);
+    free(oldest);
     if (any_staple)
         family(f, "opale_ocsp_staple_fetches_total", "counter",
                "OCSP queries for the listener's own certificates (stapling) by outcome.");

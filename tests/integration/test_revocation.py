@@ -228,6 +228,16 @@ class RevocationCase(unittest.TestCase):
 # CRL
 
 
+def live_crl(tls, stack, poll_s):
+    """The listener's CRL: a copy of the dev CA's in the stack's directory
+    (crl-live.pem, which the tests replace), polled every <poll_s>."""
+    live = os.path.join(stack.dir, "crl-live.pem")
+    if not os.path.exists(live):
+        shutil.copy(os.path.join(stack.pki, "crl.pem"), live)
+    tls["crl"] = "crl-live.pem"
+    tls["crl_refresh"] = {"poll_s": poll_s}
+
+
 class TestCrlRefresh(RevocationCase):
     """The CRL file is polled (crl_refresh.poll_s 1): a CRL replaced on disk is
     used by the next handshake; a broken one keeps the last good CRL."""
@@ -236,11 +246,7 @@ class TestCrlRefresh(RevocationCase):
 
     @classmethod
     def revocation(cls, tls, stack):
-        live = os.path.join(stack.dir, "crl-live.pem")
-        if not os.path.exists(live):
-            shutil.copy(os.path.join(stack.pki, "crl.pem"), live)
-        tls["crl"] = "crl-live.pem"
-        tls["crl_refresh"] = {"poll_s": 1}
+        live_crl(tls, stack, 1)
 
     def test_a_broken_crl_keeps_the_last_good_one(self):
         st = self.stack
@@ -295,11 +301,7 @@ class TestCrlSighup(RevocationCase):
 
     @classmethod
     def revocation(cls, tls, stack):
-        live = os.path.join(stack.dir, "crl-live.pem")
-        if not os.path.exists(live):
-            shutil.copy(os.path.join(stack.pki, "crl.pem"), live)
-        tls["crl"] = "crl-live.pem"
-        tls["crl_refresh"] = {"poll_s": 0}
+        live_crl(tls, stack, 0)
 
     def test_crl_reread_on_sighup(self):
         st = self.stack
