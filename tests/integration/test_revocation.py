@@ -69,6 +69,33 @@ def new_partner(prefix):
     return name, fp, partner
 
 
+def issue_with_aia(prefix, ocsp_url):
+    """Like new_partner(), the certificate carrying <ocsp_url> in its
+    Authority Information Access (id-ad-ocsp)."""
+    _partner_n[0] += 1
+    n = _partner_n[0]
+    pki = harness.pki_dir()
+    name = "%s-%d-%d" % (prefix, os.getpid(), n)
+    client_id = "rv-%s-%d" % (prefix, n)
+    ext = os.path.join(pki, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("[ ext ]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n"
+                "extendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n"
+                "authorityInfoAccess = OCSP;URI:%s\n" % ocsp_url)
+    key, csr, crt = (os.path.join(pki, name + e) for e in (".key", ".csr", ".crt"))
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    openssl("req", "-new", "-config", ca_cnf(), "-key", key, "-subj", "/O=Partenaire AIA/CN=%s" % client_id,
+            "-out", csr)
+    openssl("ca", "-batch", "-notext", "-config", ca_cnf(), "-extfile", ext, "-extensions", "ext", "-in", csr,
+            "-out", crt)
+    os.chmod(key, 0o600)
+    with open(crt) as f:
+        fp = harness.der_sha256(harness.ssl.PEM_cert_to_DER_cert(f.read()))
+    partner = {"file": name + ".json", "id": "H97%02d" % n, "client_id": client_id,
+               "teleservice": "TS-97%02d" % n, "siret": harness.make_siret(9700 + n), "name": "Partenaire %d" % n}
+    return name, fp, partner
+
+
 class Responder:
     """`openssl ocsp` answering for the dev CA on a fixed loopback port."""
 
@@ -159,12 +186,17 @@ class RevocationCase(unittest.TestCase):
         """Edit the listener's "tls" object."""
 
     @classmethod
+    def more_partners(cls):
+        """Partners issued otherwise than by new_partner()."""
+        return []
+
+    @classmethod
     def setUpClass(cls):
         harness.require_binaries()
         if cls.responder is not None:
             cls.responder.start()
             cls.addClassCleanup(cls.responder.stop)
-        cls.issued = [new_partner(p) for p in cls.partners]
+        cls.issued = [new_partner(p) for p in cls.partners] + cls.more_partners()
 
         def policy_hook(pols, stack):
             for name, fp, partner in cls.issued:
@@ -459,6 +491,38 @@ class TestOcspHard(RevocationCase):
         self.assertGreaterEqual(metric(st, "opale_tls_refusals_total", reason="tls.ocsp_revoked"), 1)
         # the others are not affected
         self.assert_accepted("client-commune")
+
+
+class TestOcspFromAia(RevocationCase):
+    """No responder configured: the one in the certificate's AIA is asked,
+    with a nonce; a certificate without AIA has no responder (hard: refused)."""
+
+    responder = Responder(nmin=60)
+
+    @classmethod
+    def more_partners(cls):
+        return [issue_with_aia("aia", cls.responder.url)]
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["ocsp"] = {"mode": "hard", "refresh_s": 5, "nonce": True,
+                       "certificates_dir": partners_dir(stack, [cls.issued[0][0], "client-commune"])}
+
+    def test_responder_from_aia(self):
+        st = self.stack
+        self.assertTrue(wait_for(lambda: (metric(st, "opale_ocsp_certificates", state="good") or 0) >= 1),
+                        st.gateway_stderr()[-2000:])
+        self.assert_accepted(self.issued[0][0])
+        with open(self.responder.log) as f:
+            self.assertIn("Received request", f.read())
+        # client-commune has no AIA and no responder is configured
+        self.assertEqual(metric(st, "opale_ocsp_certificates", state="unavailable"), 1)
+        n0 = st.journal_count()
+        self.assertEqual(self.attempt("client-commune")[0], "refused")
+        self.assertIsNotNone(self.refusal_record("client-commune", "tls.ocsp_unavailable", since=n0))
+        ev = [e for e in self.revocation_events("tls.ocsp_fetch_failed") if e.get("cert_sha256") == st.fp["client-commune"]]
+        self.assertTrue(ev)
+        self.assertIn("no OCSP responder", ev[0].get("error", ""), ev[0])
 
 
 class TestOcspStale(RevocationCase):
