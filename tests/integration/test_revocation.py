@@ -12,6 +12,7 @@ own (harness.pki_dir() is per process): revocations here touch nothing else.
 import os
 import re
 import shutil
+import copy
 import http.server
 import signal
 import socket
@@ -324,6 +325,37 @@ class TestCrlRefresh(RevocationCase):
         self.assertGreater(metric(st, "opale_crl_next_update_seconds"), 29 * 86400)
         # another partner is not affected
         self.assert_accepted("client-commune")
+
+
+    def check(self, edit):
+        """opale-gateway -t on the running config edited by <edit>(tls):
+        (exit status, output)."""
+        conf = copy.deepcopy(self.stack.conf)
+        edit(conf["listeners"][0]["tls"])
+        path = self.stack.write_conf(conf, os.path.join(self.stack.dir, "check.json"))
+        r = subprocess.run([harness.GW_BIN, "-t", "-c", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30, cwd=self.stack.dir)
+        return r.returncode, r.stdout.decode(errors="replace")
+
+    def test_c_config_check_errors(self):
+        pki = self.stack.pki
+        # a CRL signed by another CA than client_ca's
+        foreign = os.path.join(self.stack.dir, "foreign-crl.pem")
+        openssl("ca", "-config", ca_cnf(), "-gencrl", "-keyfile", os.path.join(pki, "unknown-ca.key"),
+                "-cert", os.path.join(pki, "unknown-ca.crt"), "-out", foreign)
+        rc, out = self.check(lambda t: t.update(crl="foreign-crl.pem"))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("check.json: listeners[0].tls.crl: a CRL is not signed by a client CA", out)
+        # stapling: the test PKI's server certificates have no AIA
+        rc, out = self.check(lambda t: t.update(stapling={}))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("check.json: listeners[0].tls.stapling: certificates[0] has no OCSP URL (AIA) and stapling.responder "
+                      "is not set", out)
+        rc, out = self.check(lambda t: t.update(stapling={"responder": "http://127.0.0.1:9"}))
+        self.assertEqual(rc, 0, out)
+        rc, out = self.check(lambda t: t.update(ocsp={"mode": "sometimes"}))
+        self.assertEqual(rc, 1, out)
+        self.assertIn('check.json: listeners[0].tls.ocsp.mode: must be "off", "soft" or "hard"', out)
 
 
 class TestCrlSighup(RevocationCase):
