@@ -98,20 +98,22 @@ def issue_with_aia(prefix, ocsp_url):
 
 
 class Responder:
-    """`openssl ocsp` answering for the dev CA on a fixed loopback port."""
+    """`openssl ocsp` answering for the dev CA on a loopback port chosen at
+    its first start and kept across restarts (the gateway's config names it)."""
 
     def __init__(self, signer="ca", nmin=None):
-        self.port = harness.free_port()
+        self.port = None
         self.signer = signer
         self.nmin = nmin
         self.proc = None
-        self.log = os.path.join(harness.make_tmpdir("ocsp"), "ocsp.log")
+        self.log = None
 
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
-    def start(self):
+    def _launch(self):
+        """1 when listening, 0 when the port was taken, else raises."""
         pki = harness.pki_dir()
         cmd = ["openssl", "ocsp", "-index", os.path.join(pki, "ca-db", "index.txt"), "-port", str(self.port),
                "-CA", os.path.join(pki, "ca.crt"), "-rsigner", os.path.join(pki, self.signer + ".crt"),
@@ -127,13 +129,29 @@ class Responder:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with open(self.log) as f:
-                if "waiting for OCSP client connections" in f.read():
-                    return
+                text = f.read()
+            if "waiting for OCSP client connections" in text:
+                return 1
             if self.proc.poll() is not None:
+                harness.stop_process(self.proc)
+                if "Address already in use" in text:
+                    return 0
                 break
             time.sleep(0.05)
         with open(self.log) as f:
             raise RuntimeError("openssl ocsp did not listen on %d:\n%s" % (self.port, f.read()))
+
+    def start(self):
+        if self.log is None:
+            self.log = os.path.join(harness.make_tmpdir("ocsp"), "ocsp.log")
+        first = self.port is None
+        for attempt in range(5):
+            if first:
+                self.port = harness.free_port()
+            if self._launch():
+                return
+            time.sleep(0.5)  # a restart: the port is ours, wait for it
+        raise RuntimeError("openssl ocsp: no port after 5 attempts (last %d)" % self.port)
 
     def stop(self):
         harness.stop_process(self.proc)
