@@ -1,6 +1,7 @@
 #include "admin/admin.h"
 
 #include <errno.h>
+#include <sys/statvfs.h>
 #include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,12 @@
 #include "admin/auth.h"
 #include "admin/bodies.h"
 #include "admin/console.h"
+#include "admin/eventlog.h"
 #include "admin/operators.h"
 #include "admin/routes.h"
+#include "admin/series.h"
 #include "admin/session.h"
+#include "admin/views.h"
 #include "datapass/datapass.h"
 #include "lib/util.h"
 #include "revoc/revoc.h"
@@ -40,6 +44,14 @@ struct gw_admin {
     gw_holds *holds;               /* legal holds (gw_admin_set_journal), the caller's */
     gw_anchors *anchors;           /* anchoring off the host, NULL when not configured */
     struct event *sweep;           /* expired suspensions, once a second */
+    /* the console's figures (admin/series.h), sampled by the sweep */
+    gw_series series;
+    gw_usage *usage;
+    int64_t sampled_s;                 /* the last second sampled */
+    uint64_t checkpoints, tail_checks; /* the journal's, at the last sample */
+    int64_t last_checkpoint, verified_at;
+    gw_eventlog *log;       /* recent security events (admin/eventlog.h) */
+    gw_events_observer obs; /* feeds <log> */
 };
 
 static const char *status_phrase(int code)
@@ -704,6 +716,64 @@ static void on_expired(void *arg, const gw_suspension_info *info, int persisted)
     gw_events_integrity(gw_server_events(srv), GW_EV_SUSPENSION_EXPIRED, f);
 }
 
+/* ---- the console's figures (admin/series.h) ---- */
+
+/* The counters the series keep, now. */
+static void series_sample(gw_admin *a, gw_series_sample *cur, int64_t now)
+{
+    gw_stats *s = gw_server_stats(a->srv);
+    memset(cur, 0, sizeof(*cur));
+    cur->t = now;
+    cur->requests = LD(s->requests);
+    cur->class5 = LD(s->responses_by_class[5]);
+    for (int i = 0; i < GW_ERR__COUNT; i++)
+        cur->denials[i] = LD(s->denials[i]);
+    for (int i = 0; i < GW_SERIES_BUCKETS; i++)
+        cur->upstream[i] = LD(s->upstream_latency_bucket[i]);
+}
+
+typedef struct usage_arg {
+    gw_admin *a;
+    int64_t now;
+} usage_arg;
+
+static void usage_offer(void *arg, const char *id, const gw_consumer_counts *c)
+{
+    usage_arg *u = arg;
+    if (strcmp(id, "(other)") == 0)
+        return;
+    unsigned long answers = 0;
+    for (int k = 1; k < 6; k++)
+        answers += c->by_class[k];
+    gw_usage_offer(u->a->usage, id, answers, c->by_class[4] + c->by_class[5], c->quota_admitted,
+                   u->now);
+}
+
+/* Once a second: the series, each consumer's usage, the journal's
+ * checkpoint and verification times (as seen by this sampling). */
+static void console_sample(gw_admin *a)
+{
+    int64_t now = (int64_t)time(NULL);
+    if (now == a->sampled_s)
+        return;
+    a->sampled_s = now;
+    gw_series_sample cur;
+    series_sample(a, &cur, now);
+    gw_series_offer(&a->series, &cur);
+    if (a->usage != NULL) {
+        usage_arg u = {a, now};
+        gw_consumer_each(a->srv, usage_offer, &u);
+    }
+    gw_journal_stats js;
+    gw_journal_get_stats(a->journal, &js);
+    if (js.checkpoints != a->checkpoints)
+        a->last_checkpoint = now;
+    if (js.tail_checks != a->tail_checks && !js.broken)
+        a->verified_at = now;
+    a->checkpoints = js.checkpoints;
+    a->tail_checks = js.tail_checks;
+}
+
 /* Once a second on the admin listener's loop: expired suspensions lift
  * themselves even when their consumer sends nothing. */
 static void sweep_tick(evutil_socket_t fd, short what, void *arg)
@@ -712,6 +782,7 @@ static void sweep_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw_admin *a = arg;
     gw_suspensions_sweep(gw_server_suspensions(a->srv), time(NULL));
+    console_sample(a);
 }
 
 static void do_consumers(gw_admin *a, struct evhttp_request *req)
@@ -1009,6 +1080,201 @@ static void on_env_restore(gw_admin *a, struct evhttp_request *req, const char *
     do_cut(a, req, id, 0);
 }
 
+/* ---- the console's read views (docs/console.md) ---- */
+
+/* The free bytes of the file system holding <path>, -1 when unknown. */
+static long long free_bytes(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir)
+        *slash = '\0';
+    struct statvfs sv;
+    if (statvfs(dir, &sv) != 0)
+        return -1;
+    return (long long)sv.f_bavail * (long long)sv.f_frsize;
+}
+
+static void on_overview(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    int64_t now = (int64_t)time(NULL);
+    const gw_conf *conf = gw_server_conf(a->srv);
+    gw_series_sample cur;
+    series_sample(a, &cur, now);
+    gw_stats *s = gw_server_stats(a->srv);
+    gw_redis_stats rs;
+    int redis = gw_server_redis_stats(a->srv, &rs);
+    int degraded =
+        atomic_load_explicit(&s->quota_store_degraded, memory_order_relaxed) || (redis && !rs.up);
+    gw_journal_stats js;
+    gw_journal_get_stats(a->journal, &js);
+    const char *jstate = js.broken                         ? "broken"
+                         : !gw_journal_healthy(a->journal) ? "failing"
+                                                           : "writing";
+    long long fb = free_bytes(conf->journal.path);
+    gw_policy_set *ps = gw_server_policies(a->srv);
+    size_t npend = 0;
+    char **pv = gw_dp_pending_list(conf->policies_dir, &npend);
+    gw_dp_pending_free(pv, npend);
+    json_t *o = json_pack(
+        "{s:o,s:i,s:I,s:o,s:o,s:o,s:{s:s,s:b},s:{s:s,s:I,s:o,s:o,s:o},s:{s:I,s:I,s:I}}", "now",
+        gw_view_time(now), "workers", (int)conf->workers, "connections",
+        (json_int_t)LD(s->connections_open), "series", gw_series_json(&a->series, now),
+        "errors_by_code", gw_series_errors_json(&a->series, &cur), "upstream_ms",
+        gw_series_upstream_json(&a->series, &cur, gw_latency_bounds_ms), "quota_store", "kind",
+        redis ? "redis" : "memory", "degraded", degraded, "journal", "state", jstate, "queue",
+        (json_int_t)js.queued, "free_bytes", fb >= 0 ? json_integer(fb) : json_null(),
+        "last_checkpoint", gw_view_time(a->last_checkpoint), "verified_at",
+        gw_view_time(a->verified_at), "policies", "loaded", (json_int_t)gw_policy_set_count(ps),
+        "rejected", (json_int_t)gw_policy_set_nrejected(ps), "pending", (json_int_t)npend);
+    gw_policy_set_unref(ps);
+    json_reply(req, 200, o);
+}
+
+static gw_view_ctx view_ctx(gw_admin *a)
+{
+    gw_view_ctx x = {gw_server_suspensions(a->srv), a->usage, a->log, (int64_t)time(NULL)};
+    return x;
+}
+
+static void on_partners(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    gw_view_ctx x = view_ctx(a);
+    gw_policy_set *ps = gw_server_policies(a->srv);
+    json_t *o = gw_view_partners(&x, ps);
+    gw_policy_set_unref(ps);
+    json_reply(req, 200, o);
+}
+
+#define PARTNER_RECORDS 50
+
+static void on_partner(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    gw_view_ctx x = view_ctx(a);
+    gw_policy_set *ps = gw_server_policies(a->srv);
+    const gw_policy *p = ps != NULL ? gw_policy_by_client_id(ps, id) : NULL;
+    if (p == NULL) {
+        gw_policy_set_unref(ps);
+        error_reply(req, 404, "unknown client_id");
+        return;
+    }
+    json_t *o = gw_view_partner(&x, p);
+    json_object_set_new(
+        o, "records",
+        gw_view_records(gw_server_conf(a->srv)->journal.path, p->client_id, PARTNER_RECORDS));
+    json_t *ev = NULL;
+    if (a->log != NULL) {
+        gw_eventlog_query q = {.consumer = p->client_id, .limit = PARTNER_RECORDS};
+        json_t *page = gw_eventlog_query_json(a->log, &q);
+        ev = json_incref(json_object_get(page, "events"));
+        json_decref(page);
+    }
+    json_object_set_new(o, "events", ev != NULL ? ev : json_array());
+    /* the recette report is an offline command (docs/recette.md): not run here */
+    json_object_set_new(
+        o, "recette",
+        json_pack("{s:b,s:s}", "available", 0, "markdown",
+                  p->env == GW_ENV_SANDBOX
+                      ? "Run `opale-gateway --recette CLIENT_ID -c FILE JOURNAL...` "
+                        "(docs/recette.md)."
+                      : ""));
+    gw_policy_set_unref(ps);
+    json_reply(req, 200, o);
+}
+
+/* A query parameter as an unsigned integer: 1 with <*out>, 0 absent, -1
+ * not a number. */
+static int query_u64(struct evkeyvalq *q, const char *key, uint64_t *out)
+{
+    const char *v = evhttp_find_header(q, key);
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || v[0] < '0' || v[0] > '9')
+        return -1;
+    *out = n;
+    return 1;
+}
+
+static void on_events(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
+        error_reply(req, 400, "malformed query string");
+        return;
+    }
+    gw_eventlog_query eq = {.limit = GW_EVENTLOG_LIMIT};
+    const char *sev = evhttp_find_header(&q, "severity");
+    const char *type = evhttp_find_header(&q, "type");
+    const char *consumer = evhttp_find_header(&q, "consumer");
+    uint64_t limit = GW_EVENTLOG_LIMIT;
+    const char *bad = NULL;
+    if (sev != NULL && sev[0] && (eq.min_severity = gw_event_severity_parse(sev)) < 0)
+        bad = "severity: low, medium, high or critical";
+    else if (query_u64(&q, "after", &eq.after) < 0)
+        bad = "after: an event id";
+    else if (query_u64(&q, "limit", &limit) < 0 || limit < 1 || limit > GW_EVENTLOG_LIMIT_MAX)
+        bad = "limit: 1 to 500";
+    if (bad != NULL) {
+        evhttp_clear_headers(&q);
+        error_reply(req, 400, bad);
+        return;
+    }
+    if (eq.min_severity < 0)
+        eq.min_severity = 0;
+    eq.limit = (size_t)limit;
+    eq.type = type != NULL && type[0] ? type : NULL;
+    eq.consumer = consumer != NULL && consumer[0] ? consumer : NULL;
+    json_t *o = a->log != NULL ? gw_eventlog_query_json(a->log, &eq)
+                               : json_pack("{s:[],s:I}", "events", "next", (json_int_t)eq.after);
+    evhttp_clear_headers(&q);
+    json_reply(req, 200, o);
+}
+
+/* POST /admin/events/{id}/ack: journalled as admin.event_ack with the
+ * operator. */
+static void on_event_ack(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(id, &end, 10);
+    char type[64] = "", now[32];
+    gw_time_iso(now);
+    int rc = id[0] >= '0' && id[0] <= '9' && errno == 0 && *end == '\0' && a->log != NULL
+                 ? gw_eventlog_ack(a->log, (uint64_t)n, a->cur->name, now, type)
+                 : -1;
+    if (rc < 0) {
+        error_reply(req, 404, "no such event (or no longer held)");
+        return;
+    }
+    if (rc > 0) {
+        error_reply(req, 409, "already acknowledged");
+        return;
+    }
+    json_t *f = json_pack("{s:s,s:s?,s:s,s:I,s:s}", "by", "admin API", "client_ip", peer_addr(req),
+                          "operator", a->cur->name, "event_id", (json_int_t)n, "event_type", type);
+    gw_events_integrity(gw_server_events(a->srv), GW_EV_ADMIN_EVENT_ACK, f);
+    fprintf(stderr, "opale-gateway: admin: event %llu (%s) acknowledged by %s\n", n, type,
+            a->cur->name);
+    json_reply(req, 200,
+               json_pack("{s:I,s:{s:s,s:s}}", "id", (json_int_t)n, "acked", "operator",
+                         a->cur->name, "time", now));
+}
+
+static void on_maintenance(gw_admin *a, struct evhttp_request *req, const char *id)
+{
+    (void)id;
+    json_reply(req, 200, gw_view_maintenance(gw_server_maintenance(a->srv), (int64_t)time(NULL)));
+}
+
 /* ---- legal holds (docs/journal.md, "Legal hold") ---- */
 
 /* Apply the hold state to both streams: retention stops while any hold is
@@ -1146,6 +1412,12 @@ static const admin_handler admin_handlers[GW_ADMIN_EP__COUNT] = {
     [GW_ADMIN_EP_SESSION_NEW] = on_session_new,
     [GW_ADMIN_EP_SESSION_END] = on_session_end,
     [GW_ADMIN_EP_WHOAMI] = on_whoami,
+    [GW_ADMIN_EP_OVERVIEW] = on_overview,
+    [GW_ADMIN_EP_PARTNERS] = on_partners,
+    [GW_ADMIN_EP_PARTNER] = on_partner,
+    [GW_ADMIN_EP_EVENTS] = on_events,
+    [GW_ADMIN_EP_EVENT_ACK] = on_event_ack,
+    [GW_ADMIN_EP_MAINTENANCE] = on_maintenance,
 };
 
 /* The methods evhttp knows, by name: every one reaches handle(), which
@@ -1279,6 +1551,19 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
         return NULL;
     }
     /* integration tests only: a shorter idle expiry (never a longer one) */
+    /* the counters start at zero: the first step counts from the start */
+    int64_t t0 = (int64_t)time(NULL);
+    gw_series_sample zero;
+    memset(&zero, 0, sizeof(zero));
+    zero.t = t0 - t0 % GW_SERIES_STEP_S;
+    gw_series_offer(&a->series, &zero);
+    a->usage = gw_usage_new();
+    a->log = gw_eventlog_new(0);
+    if (a->log != NULL && gw_server_events(srv) != NULL) {
+        a->obs.fn = gw_eventlog_observe;
+        a->obs.arg = a->log;
+        gw_events_set_observer(gw_server_events(srv), &a->obs);
+    }
     const char *idle = getenv("GW_TEST_ADMIN_SESSION_IDLE_S");
     if (idle != NULL && atoi(idle) > 0 && atoi(idle) < GW_ADMIN_SESSION_IDLE_S)
         a->sessions.idle_s = (unsigned)atoi(idle);
@@ -1326,6 +1611,10 @@ void gw_admin_stop(gw_admin *a)
     if (a->sweep != NULL)
         event_free(a->sweep);
     gw_admin_operators_clear(&a->ops);
+    if (a->obs.fn != NULL)
+        gw_events_set_observer(gw_server_events(a->srv), NULL);
+    gw_eventlog_free(a->log);
+    gw_usage_free(a->usage);
     OPENSSL_cleanse(&a->sessions, sizeof(a->sessions));
     free(a);
 }

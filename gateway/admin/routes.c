@@ -37,6 +37,12 @@ static const admin_route admin_routes[] = {
     {GW_ADMIN_EP_SESSION_NEW, "/admin/session", NULL, "POST", 0, "/admin/session"},
     {GW_ADMIN_EP_SESSION_END, "/admin/session", NULL, "DELETE", 0, "/admin/session"},
     {GW_ADMIN_EP_WHOAMI, "/admin/whoami", NULL, "GET", 0, "/admin/whoami"},
+    {GW_ADMIN_EP_OVERVIEW, "/admin/overview", NULL, "GET", 0, "/admin/overview"},
+    {GW_ADMIN_EP_PARTNERS, "/admin/partners", NULL, "GET", 0, "/admin/partners"},
+    {GW_ADMIN_EP_PARTNER, "/admin/partners/", "", "GET", 0, "/admin/partners/{client_id}"},
+    {GW_ADMIN_EP_EVENTS, "/admin/events", NULL, "GET", 0, "/admin/events"},
+    {GW_ADMIN_EP_EVENT_ACK, "/admin/events/", "/ack", "POST", 0, "/admin/events/{id}/ack"},
+    {GW_ADMIN_EP_MAINTENANCE, "/admin/maintenance", NULL, "GET", 0, "/admin/maintenance"},
 };
 #define NROUTES (sizeof(admin_routes) / sizeof(admin_routes[0]))
 

@@ -29,6 +29,12 @@ typedef enum {
     GW_ADMIN_EP_SESSION_NEW, /* POST /admin/session (bearer token only) */
     GW_ADMIN_EP_SESSION_END, /* DELETE /admin/session */
     GW_ADMIN_EP_WHOAMI,      /* GET /admin/whoami */
+    GW_ADMIN_EP_OVERVIEW,    /* GET /admin/overview */
+    GW_ADMIN_EP_PARTNERS,    /* GET /admin/partners */
+    GW_ADMIN_EP_PARTNER,     /* GET /admin/partners/{client_id} */
+    GW_ADMIN_EP_EVENTS,      /* GET /admin/events */
+    GW_ADMIN_EP_EVENT_ACK,   /* POST /admin/events/{id}/ack */
+    GW_ADMIN_EP_MAINTENANCE, /* GET /admin/maintenance */
     GW_ADMIN_EP__COUNT
 } gw_admin_ep;
 

@@ -850,6 +850,11 @@ int gw_server_in_maintenance(const gw_server *s)
     return m != NULL && gw_maintenance_active(m, time(NULL), &end);
 }
 
+const struct gw_maint_conf *gw_server_maintenance(const gw_server *s)
+{
+    return gw_stage_lists_conf(s->stages, &gw_stage_maintenance);
+}
+
 int gw_server_ready(const gw_server *s)
 {
     return atomic_load(&((gw_server *)s)->running);

@@ -158,6 +158,10 @@ int gw_server_journal_ok(gw_server *s);
 /* 1 while a slot of access.maintenance is active (the maintenance stage
  * answers 503 910220): the opale_maintenance metric. */
 int gw_server_in_maintenance(const gw_server *s);
+/* The maintenance calendar (stages/stages.h), NULL when none is configured
+ * (the console's GET /admin/maintenance). */
+struct gw_maint_conf;
+const struct gw_maint_conf *gw_server_maintenance(const gw_server *s);
 
 /* The security-events stream (journal/events.h), set before gw_server_start;
  * not owned (main closes it after the workers stopped). NULL: none. */

@@ -39,6 +39,7 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_ADMIN_CUT] = "admin.environment_cut",
     [GW_EV_ADMIN_CUT_LIFTED] = "admin.environment_restored",
     [GW_EV_REVOCATION] = "tls.revocation",
+    [GW_EV_ADMIN_EVENT_ACK] = "admin.event_ack",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -174,6 +175,10 @@ void gw_events_emit(gw_events *ev, gw_event_type type, gw_event_severity sev, js
         return;
     }
     gw_alerts_offer(ev->alerts, b.data, jl, type, sev, gw_events_now(ev));
+    pthread_mutex_lock(&ev->obs_mu);
+    if (ev->observer != NULL)
+        ev->observer->fn(ev->observer->arg, type, sev, b.data, jl);
+    pthread_mutex_unlock(&ev->obs_mu);
     size_t len = 0;
     char *line = gw_buf_take(&b, &len);
     if (gw_journal_submit(ev->j, line, len) < 0)
@@ -290,8 +295,10 @@ void gw_events_policy_rejected(gw_events *ev, const char *by, const char *file, 
 
 void gw_events_integrity(gw_events *ev, gw_event_type type, json_t *fields)
 {
-    gw_event_severity sev = type == GW_EV_JOURNAL_BROKEN ? GW_SEV_CRITICAL : GW_SEV_HIGH;
-    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_REVOCATION) {
+    gw_event_severity sev = type == GW_EV_JOURNAL_BROKEN    ? GW_SEV_CRITICAL
+                            : type == GW_EV_ADMIN_EVENT_ACK ? GW_SEV_MEDIUM
+                                                            : GW_SEV_HIGH;
+    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_ADMIN_EVENT_ACK) {
         json_decref(fields);
         return;
     }
@@ -301,6 +308,15 @@ void gw_events_integrity(gw_events *ev, gw_event_type type, json_t *fields)
         fail = 1;
     json_decref(fields);
     gw_events_emit(ev, type, sev, o, fail);
+}
+
+void gw_events_set_observer(gw_events *ev, const gw_events_observer *o)
+{
+    if (ev == NULL)
+        return;
+    pthread_mutex_lock(&ev->obs_mu);
+    ev->observer = o;
+    pthread_mutex_unlock(&ev->obs_mu);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -322,6 +338,7 @@ gw_events *gw_events_open(const gw_events_opts *o, char **err)
     gw_events *ev = calloc(1, sizeof(*ev));
     if (ev == NULL)
         goto oom;
+    pthread_mutex_init(&ev->obs_mu, NULL);
     ev->auth_n = dflt(o->auth_threshold, GW_EVENTS_AUTH_THRESHOLD);
     ev->auth_w = 1000ull * dflt(o->auth_window_s, GW_EVENTS_AUTH_WINDOW_S);
     ev->enum_n = dflt(o->enum_distinct, GW_EVENTS_ENUM_DISTINCT);
@@ -373,6 +390,7 @@ void gw_events_close(gw_events *ev)
         for (int i = 0; i < GW_EVTAB__COUNT; i++)
             gw_subjects_destroy(&ev->t[i]);
     }
+    pthread_mutex_destroy(&ev->obs_mu);
     free(ev);
 }
 

@@ -59,6 +59,7 @@ typedef enum gw_event_type {
     GW_EV_ADMIN_CUT,             /* "admin.environment_cut" */
     GW_EV_ADMIN_CUT_LIFTED,      /* "admin.environment_restored" */
     GW_EV_REVOCATION,            /* "tls.revocation" (gw_events_integrity) */
+    GW_EV_ADMIN_EVENT_ACK,       /* "admin.event_ack" (gw_events_integrity, medium) */
     GW_EV__COUNT
 } gw_event_type;
 
@@ -224,6 +225,21 @@ void gw_events_datapass(gw_events *ev, gw_event_type type, const gw_event_datapa
  * taken in every case; NULL: none) are added to the event. Written at once. */
 struct json_t;
 void gw_events_integrity(gw_events *ev, gw_event_type type, struct json_t *fields);
+
+/* Called with every event record as it is written (its compact JSON text,
+ * <len> bytes, no newline, not NUL-terminated), from whichever thread
+ * raised it: must be quick, thread-safe and must not raise an event. The
+ * console's event list (admin/eventlog.h). */
+typedef void (*gw_events_observer_fn)(void *arg, gw_event_type type, gw_event_severity sev,
+                                      const char *json, size_t len);
+typedef struct gw_events_observer {
+    gw_events_observer_fn fn;
+    void *arg;
+} gw_events_observer;
+
+/* Set (NULL: remove) the one observer. Once this returns, the previous
+ * observer is no longer being called and will not be again. */
+void gw_events_set_observer(gw_events *ev, const gw_events_observer *o);
 
 typedef struct gw_events_stats {
     uint64_t by_type[GW_EV__COUNT]; /* events raised, by type */

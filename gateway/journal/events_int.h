@@ -6,6 +6,7 @@
 #ifndef GW_JOURNAL_EVENTS_INT_H
 #define GW_JOURNAL_EVENTS_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -36,7 +37,9 @@ struct gw_events {
     atomic_llong test_ms;
     atomic_ullong by_type[GW_EV__COUNT];
     atomic_ullong refused;
-    gw_alerts *alerts; /* NULL: no alert hook */
+    gw_alerts *alerts;                  /* NULL: no alert hook */
+    pthread_mutex_t obs_mu;             /* held while the observer is called or set */
+    const gw_events_observer *observer; /* gw_events_set_observer */
 };
 
 /* The detectors' clock: monotonic ms, or the test clock when set. */

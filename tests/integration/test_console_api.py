@@ -4,6 +4,7 @@ console sessions (cookie attributes, CSRF, Origin, idle expiry), whoami,
 the read endpoints the page uses, and the journalling of every action with
 the operator's name and of failed logins without the token."""
 
+import datetime
 import http.client
 import json
 import os
@@ -11,7 +12,7 @@ import re
 import time
 import unittest
 
-from harness import DEFAULT_TIMEOUT, Stack, require_binaries
+from harness import DEFAULT_TIMEOUT, PARTNERS, Stack, require_binaries
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
@@ -365,6 +366,347 @@ class TestFailedLogins(ConsoleCase):
         self.assertEqual(len(ev), 1, ev)
         with open(path) as f:
             self.assertNotIn(fake, f.read())
+
+
+# A partner name from outside: markup, quotes, a backslash, line and
+# paragraph separators, a non-Latin script. The API must return it as data.
+HOSTILE = "<script>alert('x')</script>\"&amp;\\ \u2028\u2029 \u00e9\u4e2d </b><img src=x onerror=alert(1)>"
+COMMUNE = PARTNERS["client-commune"]["client_id"]
+DEPT = PARTNERS["client-departement"]["client_id"]
+ISO_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+
+
+def hostile_names(pols, stack):
+    pols[PARTNERS["client-commune"]["file"]]["organization"]["name"] = HOSTILE
+    pols[PARTNERS["client-departement"]["file"]]["quota"]["per_minute"] = 1000
+
+
+def wait_for(pred, timeout, step=0.25):
+    """pred() until truthy (returned) or <timeout> seconds (None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+class ViewsCase(ConsoleCase):
+    """A stack whose commune has a hostile organisation name."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_binaries()
+        cls.stack = Stack("console-views", conf_hook=add_operators, policy_hook=hostile_names)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+        with open(os.path.join(cls.stack.pki, "admin.token")) as f:
+            cls.admin_token = f.read().strip()
+        cls.origin = "http://127.0.0.1:%d" % cls.stack.admin_port
+
+    def get(self, path, token=READ_TOKEN):
+        r = self.call("GET", path, token=token)
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.headers["content-type"], "application/json")
+        self.assertSecurityHeaders(r)
+        return r.json()
+
+    def traffic(self, n_ok, n_denied):
+        # a data route: its quota counts the calls
+        for _ in range(n_ok):
+            r = self.stack.request("/opale/v1/entreprises/732829320/comptes-bancaires",
+                                   cert_name="client-commune")
+            self.assertEqual(r.status, 200)
+        for _ in range(n_denied):
+            # a data route without its token: refused 401 by the bearer stage
+            r = self.stack.request("/opale/v1/entreprises/732829320/comptes-bancaires",
+                                   cert_name="client-departement", token=None,
+                                   teleservice=PARTNERS["client-departement"]["teleservice"])
+            self.assertEqual(r.status, 401)
+
+
+class TestOverview(ViewsCase):
+
+    def test_overview(self):
+        self.traffic(6, 3)
+        def counted():
+            o = self.get("/admin/overview")
+            pts = o["series"]["points"]
+            tot = {k: sum(p["outcomes"][k] for p in pts) for k in ("forwarded", "denied", "quota", "error")}
+            return (o, tot) if tot["forwarded"] >= 6 and tot["denied"] >= 3 else None
+        got = wait_for(counted, 25)
+        self.assertIsNotNone(got, "the series never counted the traffic: %r" % self.get("/admin/overview"))
+        o, tot = got
+        self.assertRegex(o["now"], ISO_RE)
+        self.assertEqual(o["workers"], 2)
+        self.assertIsInstance(o["connections"], int)
+        self.assertEqual(o["series"]["step_s"], 10)
+        pts = o["series"]["points"]
+        self.assertEqual(len(pts), 90)
+        ts = [datetime.datetime.strptime(p["t"], "%Y-%m-%dT%H:%M:%SZ") for p in pts]
+        self.assertTrue(all((b - a).total_seconds() == 10 for a, b in zip(ts, ts[1:])), ts[:3])
+        self.assertEqual(ts[-1].second % 10, 0)
+        self.assertEqual(tot["quota"], 0)
+        self.assertEqual(tot["error"], 0)
+        self.assertGreaterEqual(o["errors_by_code"].get("401", 0), 3, o["errors_by_code"])
+        self.assertEqual(o["errors_by_code"]["5xx"], 0)
+        for q in ("p50", "p90", "p99"):
+            self.assertIsInstance(o["upstream_ms"][q], (int, float), o["upstream_ms"])
+        self.assertLessEqual(o["upstream_ms"]["p50"], o["upstream_ms"]["p99"])
+        self.assertEqual(o["quota_store"], {"kind": "memory", "degraded": False})
+        j = o["journal"]
+        self.assertEqual(j["state"], "writing")
+        self.assertIsInstance(j["queue"], int)
+        self.assertGreater(j["free_bytes"], 0)
+        self.assertIn("last_checkpoint", j)
+        self.assertIn("verified_at", j)
+        self.assertEqual(o["policies"], {"loaded": 2, "rejected": 0, "pending": 0})
+
+
+class TestPartners(ViewsCase):
+
+    def row(self, body, client_id):
+        rows = [p for p in body["partners"] if p["client_id"] == client_id]
+        self.assertEqual(len(rows), 1, body)
+        return rows[0]
+
+    def test_rows_hostile_name_and_quota(self):
+        self.traffic(5, 2)
+        r = self.call("GET", "/admin/partners", token=READ_TOKEN)
+        self.assertEqual(r.status, 200)
+        body = json.loads(r.raw.decode("utf-8"))  # valid JSON whatever the names hold
+        c = self.row(body, COMMUNE)
+        self.assertEqual(c["organisation"], HOSTILE)
+        self.assertEqual(c["siret"], PARTNERS["client-commune"]["siret"])
+        self.assertEqual(c["habilitation"], PARTNERS["client-commune"]["id"])
+        self.assertEqual(c["environment"], "sandbox")
+        self.assertEqual(c["state"], "active")
+        self.assertEqual(c["habilitation_until"], "2099-12-31T23:59:59Z")
+        self.assertIsNone(c["cert_not_after"])
+        self.assertIsNone(c["suspension"])
+        self.assertEqual(c["quota"]["window_s"], 60)
+        self.assertEqual(c["quota"]["limit"], 100000)
+        self.assertEqual(self.row(body, DEPT)["quota"]["limit"], 1000)
+        # sampled once a second: the calls show within a few seconds
+        def seen():
+            b = self.get("/admin/partners")
+            c = self.row(b, COMMUNE)
+            d = self.row(b, DEPT)
+            return (c, d) if c["quota"]["used"] >= 5 and d["last_call"] else None
+        got = wait_for(seen, 10)
+        self.assertIsNotNone(got, self.get("/admin/partners"))
+        c, d = got
+        self.assertRegex(c["last_call"], ISO_RE)
+        self.assertEqual(c["error_rate"], 0)
+        self.assertEqual(d["error_rate"], 1)  # its two calls were refused
+        # the quota bar moves with the calls
+        before = c["quota"]["used"]
+        self.traffic(4, 0)
+        got = wait_for(lambda: self.row(self.get("/admin/partners"), COMMUNE)["quota"]["used"] >= before + 4, 10)
+        self.assertTrue(got)
+
+    def test_suspension_shows_with_its_operator(self):
+        path = "/admin/consumers/%s/suspend" % DEPT
+        r = self.call("POST", path, token=OPS_TOKEN, body={"reason": "INC-7 <b>probe</b>"})
+        self.assertEqual(r.status, 200, r.raw)
+        try:
+            d = self.row(self.get("/admin/partners"), DEPT)
+            self.assertEqual(d["state"], "suspended")
+            self.assertEqual(d["suspension"]["operator"], "marc_ops-1")
+            self.assertEqual(d["suspension"]["reason"], "INC-7 <b>probe</b>")
+            self.assertIsNone(d["suspension"]["until"])
+        finally:
+            r = self.call("POST", "/admin/consumers/%s/resume" % DEPT, token=OPS_TOKEN,
+                          body={"reason": "done"})
+            self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(self.row(self.get("/admin/partners"), DEPT)["state"], "active")
+        r = self.call("POST", "/admin/environments/sandbox/cut", token=OPS_TOKEN, body={"reason": "drill"})
+        self.assertEqual(r.status, 200, r.raw)
+        try:
+            self.assertEqual(self.row(self.get("/admin/partners"), COMMUNE)["state"], "cut")
+        finally:
+            r = self.call("POST", "/admin/environments/sandbox/restore", token=OPS_TOKEN,
+                          body={"reason": "drill over"})
+            self.assertEqual(r.status, 200, r.raw)
+
+    def test_detail(self):
+        self.traffic(3, 0)
+        # the records are read from the journal file: wait for them
+        def detail():
+            b = self.get("/admin/partners/" + COMMUNE)
+            return b if len(b["records"]) >= 3 else None
+        b = wait_for(detail, 10)
+        self.assertIsNotNone(b)
+        self.assertEqual(b["organisation"], HOSTILE)
+        self.assertLessEqual(len(b["records"]), 50)
+        for rec in b["records"]:
+            self.assertEqual(rec["consumer"], COMMUNE)
+            self.assertIs(rec["verified"], True, rec)
+        self.assertEqual(b["recette"]["available"], False)
+        self.assertIsInstance(b["recette"]["markdown"], str)
+        self.assertIsInstance(b["events"], list)
+        r = self.call("GET", "/admin/partners/nobody-sandbox", token=READ_TOKEN)
+        self.assertEqual(r.status, 404)
+        # an event about the partner shows in its detail
+        r = self.call("POST", "/admin/consumers/%s/suspend" % COMMUNE, token=OPS_TOKEN,
+                      body={"reason": "detail test"})
+        self.assertEqual(r.status, 200)
+        self.call("POST", "/admin/consumers/%s/resume" % COMMUNE, token=OPS_TOKEN, body={"reason": "ok"})
+        ev = self.get("/admin/partners/" + COMMUNE)["events"]
+        kinds = [e["type"] for e in ev]
+        self.assertIn("admin.suspend", kinds)
+        self.assertTrue(all(e["consumer"] == COMMUNE for e in ev), ev)
+
+    def test_many_records_are_capped_at_50_oldest_first(self):
+        self.traffic(55, 0)
+        def enough():
+            b = self.get("/admin/partners/" + COMMUNE)
+            return b if len(b["records"]) == 50 else None
+        b = wait_for(enough, 10)
+        self.assertIsNotNone(b)
+        seqs = [r["seq"] for r in b["records"]]
+        self.assertEqual(seqs, sorted(seqs))
+
+
+class TestTamperedRecord(ViewsCase):
+
+    def test_a_modified_record_is_not_verified(self):
+        self.traffic(4, 0)
+        jpath = self.stack.journal_path
+        def four():
+            lines = [l for l in open(jpath, "rb").read().split(b"\n") if COMMUNE.encode() in l]
+            return lines if len(lines) >= 4 else None
+        lines = wait_for(four, 10)
+        self.assertIsNotNone(lines)
+        victim = lines[1]
+        rec = json.loads(victim)
+        # same length, other bytes: the record's hash no longer matches
+        forged = victim.replace(b'"method":"GET"', b'"method":"PUT"')
+        self.assertNotEqual(forged, victim)
+        data = open(jpath, "rb").read()
+        off = data.index(victim)
+        with open(jpath, "r+b") as f:
+            f.seek(off)
+            f.write(forged)
+        b = self.get("/admin/partners/" + COMMUNE)
+        by_seq = {r["seq"]: r["verified"] for r in b["records"]}
+        self.assertIs(by_seq[rec["seq"]], False, by_seq)
+        self.assertTrue(all(v for s, v in by_seq.items() if s != rec["seq"]), by_seq)
+
+
+class TestEvents(ViewsCase):
+
+    def test_list_filter_poll_and_ack(self):
+        first = self.get("/admin/events")
+        self.assertIsInstance(first["next"], int)
+        r = self.call("POST", "/admin/consumers/%s/suspend" % DEPT, token=OPS_TOKEN, body={"reason": "ev"})
+        self.assertEqual(r.status, 200)
+        self.call("POST", "/admin/consumers/%s/resume" % DEPT, token=OPS_TOKEN, body={"reason": "ev"})
+        page = self.get("/admin/events?after=%d" % first["next"])
+        types = [e["type"] for e in page["events"]]
+        self.assertEqual(types, ["admin.suspend", "admin.resume"], page)
+        ids = [e["id"] for e in page["events"]]
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(page["next"], ids[-1])
+        sus = page["events"][0]
+        self.assertRegex(sus["time"], r"^\d{4}-\d{2}-\d{2}T")
+        self.assertEqual(sus["severity"], "high")
+        self.assertEqual(sus["consumer"], DEPT)
+        self.assertEqual(sus["operator"], "marc_ops-1")
+        self.assertEqual(sus["detail"]["reason"], "ev")
+        self.assertEqual(sus["detail"]["client_ip"], "127.0.0.1")
+        self.assertNotIn("hash", sus["detail"])
+        self.assertIsNone(sus["acked"])
+        # polling after next: nothing new
+        self.assertEqual(self.get("/admin/events?after=%d" % page["next"])["events"], [])
+        # filters
+        only = self.get("/admin/events?type=admin.resume")["events"]
+        self.assertTrue(only and all(e["type"] == "admin.resume" for e in only), only)
+        high = self.get("/admin/events?severity=high")["events"]
+        self.assertTrue(all(e["severity"] in ("high", "critical") for e in high), high)
+        self.assertIn(sus["id"], [e["id"] for e in high])
+        self.assertNotIn(page["events"][1]["id"], [e["id"] for e in high])  # resume is medium
+        mine = self.get("/admin/events?consumer=" + DEPT)["events"]
+        self.assertTrue(mine and all(e["consumer"] == DEPT for e in mine))
+        one = self.get("/admin/events?limit=1")
+        self.assertEqual(len(one["events"]), 1)
+        for bad in ("severity=loud", "after=x", "limit=0", "limit=501", "after=-1"):
+            with self.subTest(query=bad):
+                r = self.call("GET", "/admin/events?" + bad, token=READ_TOKEN)
+                self.assertEqual(r.status, 400, r.raw)
+        # ack by an operator's session, with the CSRF token
+        cookie, csrf = self.login(OPS_TOKEN)
+        n0 = len(self.stack.security_events("admin.event_ack"))
+        path = "/admin/events/%d/ack" % sus["id"]
+        r = self.call("POST", path, cookie=cookie)
+        self.assertEqual(r.status, 403)
+        rc, rcsrf = self.login(READ_TOKEN)
+        r = self.call("POST", path, cookie=rc, csrf=rcsrf)
+        self.assertEqual(r.status, 403)
+        self.assertEqual(r.json()["error"], "forbidden")
+        r = self.call("POST", path, cookie=cookie, csrf=csrf, origin=self.origin)
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.json()["acked"]["operator"], "marc_ops-1")
+        r = self.call("POST", path, cookie=cookie, csrf=csrf)
+        self.assertEqual(r.status, 409, r.raw)
+        acked = [e for e in self.get("/admin/events?type=admin.suspend")["events"] if e["id"] == sus["id"]]
+        self.assertEqual(acked[0]["acked"]["operator"], "marc_ops-1")
+        self.assertRegex(acked[0]["acked"]["time"], ISO_RE)
+        ev = self.events_since("admin.event_ack", n0)
+        self.assertEqual(len(ev), 1, ev)
+        self.assertEqual(ev[0]["operator"], "marc_ops-1")
+        self.assertEqual(ev[0]["event_id"], sus["id"])
+        self.assertEqual(ev[0]["event_type"], "admin.suspend")
+        self.assertEqual(ev[0]["client_ip"], "127.0.0.1")
+        for bad in ("999999", "x", "-1"):
+            r = self.call("POST", "/admin/events/%s/ack" % bad, token=OPS_TOKEN)
+            self.assertEqual(r.status, 404, r.raw)
+
+
+def maintenance_plan(conf, stack):
+    add_operators(conf, stack)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
+    d0, d1 = now + datetime.timedelta(minutes=30), now + datetime.timedelta(minutes=40)
+    x0, x1 = now + datetime.timedelta(hours=3), now + datetime.timedelta(hours=4)
+    stack.plan = (d0, d1, x0, x1)
+    conf["access"] = {"maintenance": {"timezone": "UTC", "force": True, "slots": [
+        {"daily": "%s-%s" % (d0.strftime("%H:%M"), d1.strftime("%H:%M"))},
+        {"from": x0.strftime("%Y-%m-%dT%H:%M"), "until": x1.strftime("%Y-%m-%dT%H:%M")},
+    ]}}
+
+
+class TestMaintenance(ConsoleCase):
+
+    @classmethod
+    def setUpClass(cls):
+        require_binaries()
+        cls.stack = Stack("console-maint", conf_hook=maintenance_plan)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+
+    def test_calendar(self):
+        r = self.call("GET", "/admin/maintenance", token=READ_TOKEN)
+        self.assertEqual(r.status, 200, r.raw)
+        m = r.json()
+        d0, d1, x0, x1 = self.stack.plan
+        iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.assertEqual(m["timezone"], "UTC")
+        self.assertIsNone(m["current"])
+        self.assertEqual(m["next"], {"start": iso(d0), "end": iso(d1)})
+        self.assertIn({"start": iso(x0), "end": iso(x1)}, m["slots"])
+        # the daily slot, every day of the next two weeks
+        daily = [s for s in m["slots"] if s["start"][11:] == iso(d0)[11:]]
+        self.assertGreaterEqual(len(daily), 14)
+        starts = [s["start"] for s in m["slots"]]
+        self.assertEqual(starts, sorted(starts))
+
+
+class TestMaintenanceNone(ConsoleCase):
+
+    def test_no_calendar(self):
+        r = self.call("GET", "/admin/maintenance", token=READ_TOKEN)
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.json(), {"timezone": "Europe/Paris", "slots": [], "current": None, "next": None})
 
 
 if __name__ == "__main__":

@@ -406,6 +406,25 @@ class TestLiveAnswersMatchTheDocuments(unittest.TestCase):
         self.assertEqual(self.admin(ck, "POST", "/admin/session", token="wrong")[0], 401)
         self.assertEqual(self.admin(ck, "DELETE", "/admin/session")[0], 200)
         self.assertEqual(self.admin(ck, "PUT", "/admin/session")[0], 405)
+        # the console's read views (docs/console.md)
+        commune = PARTNERS["client-commune"]["client_id"]
+        for path in ("/admin/overview", "/admin/partners", "/admin/partners/" + commune, "/admin/events",
+                     "/admin/events?severity=high&limit=5", "/admin/maintenance"):
+            self.assertEqual(self.admin(ck, "GET", path)[0], 200)
+            self.assertEqual(self.admin(ck, "GET", path, token=None)[0], 401)
+        for path in ("/admin/overview", "/admin/partners", "/admin/partners/" + commune, "/admin/events",
+                     "/admin/maintenance"):
+            self.assertEqual(self.admin(ck, "DELETE", path)[0], 405)
+        self.assertEqual(self.admin(ck, "GET", "/admin/partners/nobody-sandbox")[0], 404)
+        self.assertEqual(self.admin(ck, "GET", "/admin/events?limit=0")[0], 400)
+        status, data = self.admin(ck, "GET", "/admin/events")
+        last = json.loads(data)["events"][-1]["id"]
+        ack = "/admin/events/%d/ack" % last
+        self.assertEqual(self.admin(ck, "POST", ack)[0], 200)
+        self.assertEqual(self.admin(ck, "POST", ack)[0], 409)
+        self.assertEqual(self.admin(ck, "POST", ack, token=None)[0], 401)
+        self.assertEqual(self.admin(ck, "GET", ack)[0], 405)
+        self.assertEqual(self.admin(ck, "POST", "/admin/events/99999999/ack")[0], 404)
         hold = "/admin/journal/hold"
         self.assertEqual(self.admin(ck, "GET", hold)[0], 200)
         self.assertEqual(self.admin(ck, "POST", hold, body=b'{"reason":"openapi"}')[0], 201)
