@@ -123,6 +123,10 @@ START_TEST(t_every_endpoint)
             brace = strstr(tmpl, "{environment}");
             blen = 13;
         }
+        if (brace == NULL) {
+            brace = strstr(tmpl, "{id}");
+            blen = 4;
+        }
         if (brace != NULL)
             snprintf(uri, sizeof(uri), "%.*sc-42%s", (int)(brace - tmpl), tmpl, brace + blen);
         else
@@ -137,6 +141,24 @@ START_TEST(t_every_endpoint)
 }
 END_TEST
 
+/* The actions a "read" operator may not take: every method but GET, except
+ * its own session. */
+START_TEST(t_actions)
+{
+    for (int ep = 0; ep < GW_ADMIN_EP__COUNT; ep++) {
+        const char *m = gw_admin_ep_method((gw_admin_ep)ep);
+        int want =
+            strcmp(m, "GET") != 0 && ep != GW_ADMIN_EP_SESSION_NEW && ep != GW_ADMIN_EP_SESSION_END;
+        ck_assert_int_eq(gw_admin_ep_is_action((gw_admin_ep)ep), want);
+    }
+    ck_assert_int_eq(gw_admin_ep_is_action(GW_ADMIN_EP_SUSPEND), 1);
+    ck_assert_int_eq(gw_admin_ep_is_action(GW_ADMIN_EP_EVENT_ACK), 1);
+    ck_assert_int_eq(gw_admin_ep_is_action(GW_ADMIN_EP_HOLD_LIFT), 1);
+    ck_assert_int_eq(gw_admin_ep_is_action(GW_ADMIN_EP_PARTNERS), 0);
+    ck_assert_int_eq(gw_admin_ep_is_action(GW_ADMIN_EP_SESSION_END), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("admin_routes");
@@ -145,6 +167,7 @@ int main(void)
     tcase_add_test(tc, t_id_bounds);
     tcase_add_test(tc, t_long_path);
     tcase_add_test(tc, t_every_endpoint);
+    tcase_add_test(tc, t_actions);
     suite_add_tcase(s, tc);
     return gw_test_run(s);
 }
