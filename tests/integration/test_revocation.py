@@ -710,5 +710,38 @@ class TestStapling(RevocationCase):
         self.assertNotIn("OCSP Response Status", out)
 
 
+# --------------------------------------------------------------------------
+# alerting rules
+
+
+class TestAlertRules(unittest.TestCase):
+    """deploy/prometheus/opale-revocation.rules.yml passes promtool and its
+    unit tests, and names only families the gateway writes."""
+
+    DIR = os.path.join(harness.SRCDIR, "deploy", "prometheus")
+
+    def promtool(self, *args):
+        tool = shutil.which("promtool")
+        self.assertIsNotNone(tool, "promtool missing: apt-get install prometheus (in the Makefile's DEPS)")
+        r = subprocess.run([tool, *args], cwd=self.DIR, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+    def test_rules_check_and_unit_tests(self):
+        rc, out = self.promtool("check", "rules", "opale-revocation.rules.yml")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("SUCCESS: 5 rules found", out)
+        rc, out = self.promtool("test", "rules", "opale-revocation.test.yml")
+        self.assertEqual(rc, 0, out)
+
+    def test_rules_name_documented_families(self):
+        with open(os.path.join(self.DIR, "opale-revocation.rules.yml")) as f:
+            used = set(re.findall(r"\b(opale_[a-z_]+)", f.read()))
+        with open(os.path.join(harness.SRCDIR, "docs", "metrics.md")) as f:
+            doc = f.read()
+        self.assertTrue(used)
+        for fam in used:
+            self.assertIn("| `%s` |" % fam, doc)
+
+
 if __name__ == "__main__":
     unittest.main()
