@@ -17,7 +17,7 @@ RUN_DEPS   = build-essential cmake pkg-config libevent-dev libssl-dev libjansson
 DEPS       = $(RUN_DEPS) redis-server redis-tools nginx-light prometheus python3-jsonschema iproute2 \
              debhelper dpkg-dev lintian fakeroot logrotate systemd \
              python3-yaml
-BENCH_DEPS = nginx-light wrk gnuplot-nox
+BENCH_DEPS = nginx-light haproxy wrk gnuplot-nox python3-cryptography
 # make test-deploy (docs/deploy.md): rootful podman with runc and netavark,
 # mmdebstrap for the base image, python3-yaml for the compose runner.
 DEPLOY_DEPS = podman runc netavark iptables mmdebstrap python3-yaml
@@ -105,7 +105,7 @@ fuzz-smoke: deps
 bench-build:
 	@deploy/install-deps.sh $(DEPS) $(BENCH_DEPS)
 	cmake -S . -B $(BUILD_BENCH) -DCMAKE_BUILD_TYPE=Release -DGW_WERROR=ON >/dev/null
-	cmake --build $(BUILD_BENCH) -j$(JOBS)
+	cmake --build $(BUILD_BENCH) -j$(JOBS) --target opale-gateway opale-mock opale-loadgen
 
 bench: bench-build
 	@deploy/install-deps.sh $(PERF_DEPS)

@@ -88,12 +88,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from benchlib.common import SetupError  # noqa: E402
+from benchlib.national import National  # noqa: E402
+from benchlib.peers import Peers  # noqa: E402
 from benchlib.processes import Stack, stop_all  # noqa: E402
 from benchlib.report import Report  # noqa: E402
 from benchlib.scenarios import Scenarios  # noqa: E402
 
+SCENARIOS = ("S1", "S2", "S2H", "S2W", "S3", "S3B", "S4", "S5", "S6", "S7", "S8")
 
-class Bench(Stack, Scenarios, Report):
+
+class Bench(Stack, Scenarios, Peers, National, Report):
     """One bench run: the settings, the results, the temporary directory."""
 
     def __init__(self, args):
@@ -112,6 +116,12 @@ class Bench(Stack, Scenarios, Report):
         self.s7_window = 10 if self.quick else 60
         self.s7_duration = 25.0 if self.quick else 180.0
         self.s7_rate = 200.0
+        self.s8_partners = args.s8_partners or (2000 if self.quick else 10000)
+        self.s8_duration = 15.0 if self.quick else 60.0
+        self.s8_fractions = (1.0, 0.5) if self.quick else (1.0, 0.5, 0.25)
+        self.s8 = None
+        self.s3_rates = {}
+        self.func_rows = None
         self.only = set(s.strip().upper() for s in args.only.split(",")) if args.only else None
         self.runs = {}           # scenario -> [run records]
         self.s5 = []             # S5 records
@@ -153,12 +163,15 @@ def main():
     ap.add_argument("--duration", type=float, help="seconds per measured run")
     ap.add_argument("--out", help="results directory (default bench/results)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--s8-partners", type=int, help="S8 partners (default 10,000, quick 2,000)")
     ap.add_argument("--note", help="a line of text for the report's header (e.g. which build was measured)")
     args = ap.parse_args()
     if args.only:
-        bad = [s for s in args.only.split(",") if s.strip().upper() not in ("S1", "S2", "S3", "S4", "S5", "S6", "S7")]
+        bad = [s for s in args.only.split(",") if s.strip().upper() not in SCENARIOS]
         if bad:
-            ap.error("--only: unknown scenario(s) %s (S1..S7)" % ", ".join(bad))
+            ap.error("--only: unknown scenario(s) %s (%s)" % (", ".join(bad), ", ".join(SCENARIOS)))
+    if args.s8_partners is not None and not 10 <= args.s8_partners <= 20000:
+        ap.error("--s8-partners must be between 10 and 20000")
     if args.rounds is not None and args.rounds < 1:
         ap.error("--rounds must be at least 1")
     if args.duration is not None and not 0.5 <= args.duration <= 3600:

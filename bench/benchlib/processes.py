@@ -156,6 +156,8 @@ def core_jiffies():
                     parts = line.split()
                     vals = [int(v) for v in parts[1:9]]
                     out[parts[0]] = (sum(vals) - vals[3] - vals[4], sum(vals))
+                    # irq + softirq + steal: busy time no process is charged with
+                    out[parts[0] + "-nonproc"] = (vals[5] + vals[6] + vals[7], sum(vals))
     except OSError:
         pass
     return out
@@ -208,6 +210,13 @@ def wait_tcp(port, proc, timeout, what):
     raise SetupError("%s: port %d not accepting within %.0f s" % (what, port, timeout))
 
 
+def set_affinity(pid, cpus):
+    """Every thread of <pid> onto <cpus> ("1", "0,1"): S2W and S8 run on
+    the whole machine, then the helpers go back to core 1."""
+    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+
 def read_text(path):
     try:
         with open(path, "rb") as f:
@@ -224,6 +233,7 @@ class Target:
         self.name = name
         self.proc = proc
         self.kind = kind
+        self.pinned = True
         self.__dict__.update(info)
 
     def pids(self):
@@ -340,7 +350,7 @@ class Stack:
 
     def check_binaries(self):
         missing = [p for p in (self.gw_bin, self.mock_bin, self.lg_bin) if not os.access(p, os.X_OK)]
-        for tool in ("nginx", "redis-server", "taskset", "openssl"):
+        for tool in ("nginx", "redis-server", "taskset", "openssl", "haproxy"):
             if not shutil.which(tool):
                 missing.append(tool)
         if missing:
@@ -452,7 +462,7 @@ class Stack:
             }
         return out
 
-    def gw_conf(self, port, admin_port, passthrough=False, quota=None):
+    def gw_conf(self, port, admin_port, passthrough=False, quota=None, workers=1, max_connections=10500):
         tls = {"certificates": [{"cert": "pki/server-ecdsa.crt", "key": "pki/server-ecdsa.key"},
                                 {"cert": "pki/server-rsa.crt", "key": "pki/server-rsa.key"}]}
         # every bench client comes from 127.0.0.1: no per-address handshake limit
@@ -464,7 +474,7 @@ class Stack:
         else:
             tls.update({"client_ca": "pki/ca.crt", "crl": "pki/crl.pem", "client_auth": "required"})
         conf = {
-            "workers": 1,
+            "workers": workers,
             "policies_dir": "policies",
             "listeners": [listener],
             "upstreams": [{"name": "opale", "servers": ["127.0.0.1:%d" % self.mock_port], "pool_size": 64}],
@@ -473,7 +483,7 @@ class Stack:
             # the setup plus the hold. 10,500 fits a hard RLIMIT_NOFILE of
             # 20000 with one descriptor per connection (the gateway warns:
             # docs/configuration.md, "File descriptors").
-            "limits": {"max_connections": 10500},
+            "limits": {"max_connections": max_connections},
             "timeouts": {"keepalive_ms": 300000},
             "journal": {"path": "journal/access.jsonl"},
             "admin": {"address": "127.0.0.1", "port": admin_port, "token_file": "pki/admin.token"},
@@ -491,7 +501,10 @@ class Stack:
         q.update(over)
         return q
 
-    def start_gateway(self, name, passthrough=False, policies=None, quota=None):
+    def start_gateway(self, name, passthrough=False, policies=None, quota=None, workers=1, cpu=PROXY_CPU,
+                      port=None, max_connections=10500):
+        """Start a gateway in its own directory; <cpu> None: not pinned (S2W,
+        S8); <port> chosen beforehand when tokens must name its issuer."""
         d = os.path.join(self.tmp, name)
         os.makedirs(os.path.join(d, "journal"))
         os.makedirs(os.path.join(d, "policies"))
@@ -499,8 +512,9 @@ class Stack:
         for fname, pol in (policies or {}).items():
             with open(os.path.join(d, "policies", fname), "w") as f:
                 json.dump(pol, f)
-        port, admin_port = free_port(), free_port()
-        conf = self.gw_conf(port, admin_port, passthrough=passthrough, quota=quota)
+        port, admin_port = port or free_port(), free_port()
+        conf = self.gw_conf(port, admin_port, passthrough=passthrough, quota=quota, workers=workers,
+                            max_connections=max_connections)
         cpath = os.path.join(d, "gateway.json")
         with open(cpath, "w") as f:
             json.dump(conf, f, indent=2)
@@ -509,7 +523,7 @@ class Stack:
         if r.returncode != 0:
             raise SetupError("%s: opale-gateway -t failed:\n%s" % (name, r.stdout.decode(errors="replace")[-4000:]))
         errp = os.path.join(d, "stderr")
-        p = spawn([self.gw_bin, "-c", cpath], cpu=PROXY_CPU, cwd=d, out=os.path.join(d, "stdout"), err=errp)
+        p = spawn([self.gw_bin, "-c", cpath], cpu=cpu, cwd=d, out=os.path.join(d, "stdout"), err=errp)
         deadline = time.monotonic() + START_TIMEOUT
         while not re.search(r"\bready\b", read_text(errp)):
             if p.poll() is not None:
@@ -519,7 +533,8 @@ class Stack:
             time.sleep(0.05)
         return Target(name, p, "gateway", port=port, admin_port=admin_port, dir=d,
                       journal_dir=os.path.join(d, "journal"), npolicies=len(policies or {}),
-                      passthrough=passthrough)
+                      passthrough=passthrough, pinned=cpu is not None, workers=workers,
+                      issuer="https://localhost:%d" % port)
 
     def setup(self):
         self.check_binaries()
@@ -530,7 +545,8 @@ class Stack:
         self.start_redis()
         log("nginx (CPU %s)" % PROXY_CPU)
         self.targets["nginx"] = self.start_nginx("nginx")
-        need = self.only is None or bool(self.only & {"S1", "S2", "S3", "S4", "S5", "S6"}) or self.args.profile
+        need = self.only is None or bool(self.only & {"S1", "S2", "S2H", "S3", "S3B", "S4", "S5", "S6"}) or \
+            self.args.profile
         if self.want("S1"):
             log("GW-S1 (pass-through)")
             self.targets["gw-s1"] = self.start_gateway("gw-s1", passthrough=True)
@@ -546,6 +562,15 @@ class Stack:
             t_load = time.monotonic()
             self.targets["gw-10k"] = self.start_gateway("gw-10k", policies=pols, quota=self.redis_quota())
             log("GW-10K ready (%.1f s including `-t`)" % (time.monotonic() - t_load))
+        if self.want("S2H"):
+            log("HAProxy (CPU %s)" % PROXY_CPU)
+            self.targets["haproxy"] = self.start_haproxy("haproxy")
+        if self.want("S2W"):
+            for w in (1, 2):
+                log("GW-W%d (workers %d, not pinned)" % (w, w))
+                self.targets["gw-w%d" % w] = self.start_gateway(
+                    "gw-w%d" % w, policies={"commune-exemple.json": self.commune_policy(HAB_FULL, 1000000)},
+                    quota=self.redis_quota(), workers=w, cpu=None, max_connections=4000)
         if self.want("S7"):
             for i in (1, 2, 3):
                 log("GW-Q%d (S7)" % i)
@@ -553,3 +578,5 @@ class Stack:
                     "gw-q%d" % i, policies={"commune-exemple.json": self.commune_policy(HAB_S7, QUOTA_S7)},
                     quota=self.redis_quota(window_s=self.s7_window, instances=3))
         self.preflight()
+        if "haproxy" in self.targets:
+            self.functional_check()

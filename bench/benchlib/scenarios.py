@@ -21,7 +21,7 @@ from benchlib.common import (
     CLIENT, ETAT, HAB_FULL, HAB_S7, LOAD_CPU, PATHS, PROXY_CPU, QUOTA_S7, SAT_PCT, SCOPES,
     TELESERVICE, SetupError, fmt, fmt_us, log, max_in_window, med, min_span, mx, ts_ms)
 from benchlib.processes import (
-    core_jiffies, core_pct, https, journal_records, plain_get, read_text, reap, spawn, stop,
+    core_jiffies, core_pct, https, journal_records, plain_get, read_text, reap, set_affinity, spawn, stop,
     wait_exit)
 
 
@@ -91,7 +91,7 @@ class Scenarios:
                 st, body = self.https_retry(ng.port_mtls, "GET", path, self.pki, headers=self.full_headers(self.token))
                 if st != 200:
                     problems.append("nginx mTLS %s: %d %r" % (path, st, body[:200]))
-            for name in ("gw-full", "gw-10k"):
+            for name in ("gw-full", "gw-10k", "gw-w1", "gw-w2"):
                 t = self.targets.get(name)
                 if t is None:
                     continue
@@ -145,9 +145,9 @@ class Scenarios:
         (--token-url); nginx gets the same headers, with a token from
         GW-FULL (it ignores them, but the requests are the same bytes)."""
         paths = paths or PATHS
-        if t.kind == "nginx":
-            a = ["-u", "https://localhost:%d/" % t.port_mtls] + self.lg_tls() + \
-                ["-H", "Authorization: Bearer " + self.token]
+        if t.kind in ("nginx", "haproxy"):
+            a = ["-u", "https://localhost:%d/" % (t.port_mtls if t.kind == "nginx" else t.port)] + \
+                self.lg_tls() + ["-H", "Authorization: Bearer " + self.token]
         else:
             a = ["-u", "https://localhost:%d/" % t.port] + self.lg_tls() + \
                 ["--token-url", "https://localhost:%d/token" % t.port, "--token-scope", " ".join(SCOPES)]
@@ -165,7 +165,7 @@ class Scenarios:
 
     # -- one measured run
 
-    def run_lg(self, scenario, rnd, role, target, args, duration, allow_4xx=False, keep=True):
+    def run_lg(self, scenario, rnd, role, target, args, duration, allow_4xx=False, keep=True, cpu=LOAD_CPU):
         """Run the generator (CPU 1) against <target> and record: its JSON,
         the CPU time of the proxy, the generator, the mock and Redis over the
         generator's lifetime, and the flags (errors, non-2xx, behind
@@ -182,7 +182,7 @@ class Scenarios:
         j0 = core_jiffies()
         alive0 = target.alive()
         t0 = time.monotonic()
-        p = spawn([self.lg_bin] + args + ["--json", jpath], cpu=LOAD_CPU, out=os.path.join(lgdir, key + ".out"),
+        p = spawn([self.lg_bin] + args + ["--json", jpath], cpu=cpu, out=os.path.join(lgdir, key + ".out"),
                   err=os.path.join(lgdir, key + ".err"))
         ru = wait_exit(p, t0 + duration + 90)
         wall = time.monotonic() - t0
@@ -208,9 +208,10 @@ class Scenarios:
         # processes did not use went to other work on the machine.
         rec["core0_busy_pct"] = core_pct(j0, j1, "cpu" + PROXY_CPU)
         rec["core1_busy_pct"] = core_pct(j0, j1, "cpu" + LOAD_CPU)
-        proxy_on_0 = rec["proxy_cpu_pct"] if target.kind in ("gateway", "nginx") else 0.0
+        rec["core0_nonproc_pct"] = core_pct(j0, j1, "cpu" + PROXY_CPU + "-nonproc")
+        proxy_on_0 = rec["proxy_cpu_pct"] if target.kind in ("gateway", "nginx", "haproxy") else 0.0
         rec["core0_other_pct"] = max(0.0, rec["core0_busy_pct"] - proxy_on_0) \
-            if rec["core0_busy_pct"] is not None else None
+            if rec["core0_busy_pct"] is not None and cpu == LOAD_CPU and target.pinned else None
         errors, notes = [], []
         if res is None:
             errors.append("no JSON from the generator (rc %s): %s" % (
@@ -248,7 +249,9 @@ class Scenarios:
         elif rec["core1_pct"] >= SAT_PCT:
             notes.append("core 1 saturated (generator + mock + redis %.0f%%)" % rec["core1_pct"])
         if rec["core0_other_pct"] is not None and rec["core0_other_pct"] >= 15:
-            notes.append("core 0 shared: other processes used %.0f%% of it" % rec["core0_other_pct"])
+            notes.append("core 0 shared: other processes used %.0f%% of it%s" % (
+                rec["core0_other_pct"], " (irq + softirq + steal: %.0f%%)" % rec["core0_nonproc_pct"]
+                if rec.get("core0_nonproc_pct") else ""))
         rec["flag_errors"] = errors
         rec["flag_notes"] = notes
         if errors:
@@ -273,6 +276,13 @@ class Scenarios:
         if scenario == "S2":
             tgt = t["gw-full"] if role == "gw" else t["nginx"]
             return tgt, self.full_chain_args(tgt) + ["-c", "64", "-t", "1", "-d", d]
+        if scenario == "S2H":
+            tgt = t["gw-full"] if role == "gw" else t["haproxy"]
+            return tgt, self.full_chain_args(tgt) + ["-c", "64", "-t", "1", "-d", d]
+        if scenario == "S2W":
+            # the whole machine: gateway, generator (2 threads), mock, Redis
+            tgt = t["gw-w1"] if role == "w1" else t["gw-w2"]
+            return tgt, self.full_chain_args(tgt) + ["-c", "64", "-t", "2", "-d", d]
         if scenario == "S4":
             tgt = t["gw-full"] if role == "gw" else t["nginx"]
             return tgt, self.full_chain_args(tgt, [self.s4_path]) + ["--new-conn", "-c", "16", "-t", "1", "-d", d]
@@ -286,10 +296,12 @@ class Scenarios:
         "S2": ("gw", "nginx"),
         "S4": ("gw", "nginx"),
         "S6": ("gw1", "gw10k"),
+        "S2H": ("gw", "haproxy"),
+        "S2W": ("w1", "w2"),
     }
 
-    def phase_pairs(self):
-        scen = [s for s in ("S1", "S2", "S4", "S6") if self.want(s)]
+    def phase_pairs(self, only=None):
+        scen = only or [s for s in ("S1", "S2", "S2H", "S4", "S6") if self.want(s)]
         if not scen:
             return
         for s in scen:
@@ -304,7 +316,8 @@ class Scenarios:
                 try:
                     for role in order:
                         tgt, args = self.pair_args(s, role)
-                        self.runs[s].append(self.run_lg(s, r, role, tgt, args, self.duration))
+                        self.runs[s].append(self.run_lg(s, r, role, tgt, args, self.duration,
+                                                        cpu=LOAD_CPU if tgt.pinned else "0,1"))
                 except Exception as e:
                     self.fail(s, e)
 
@@ -312,10 +325,26 @@ class Scenarios:
         self.failures[s] = "%s: %s" % (type(e).__name__, e)
         log("%s FAILED: %s\n%s" % (s, e, traceback.format_exc()))
 
-    def phase_s3(self):
-        self.runs["S3"] = []
+    def phase_s2w(self):
+        """S2 on GW-W1 (workers 1) and GW-W2 (workers 2), nothing pinned:
+        the gateway, the generator (2 threads), the mock and Redis share
+        the 2 cores, as a single-node deployment would."""
+        for h in (self.mock, self.redis_t):
+            set_affinity(h.proc.pid, "0,1")
+        try:
+            self.phase_pairs(only=["S2W"])
+        finally:
+            for h in (self.mock, self.redis_t):
+                set_affinity(h.proc.pid, LOAD_CPU)
+
+    def phase_s3(self, key="S3", frac=0.5):
+        """Open loop at <frac> of nginx's S2 median: GW-FULL, nginx and the
+        mock directly (S3: 50%, S3B: 80%)."""
+        self.runs[key] = []
         ng_s2 = [x.get("throughput_rps") for x in self.runs.get("S2", []) if x["role"] == "nginx"]
-        if ng_s2 and med(ng_s2):
+        if getattr(self, "s3_base", None):
+            base = self.s3_base
+        elif ng_s2 and med(ng_s2):
             base = med(ng_s2)
             self.s3_rate_src = "median nginx S2 throughput of this run (%s req/s)" % fmt(base)
         else:
@@ -328,22 +357,26 @@ class Scenarios:
             self.s3_rate_src = "an nginx S2 calibration run made for S3 (%s req/s)" % fmt(base)
         if not base:
             raise RuntimeError("no nginx S2 throughput to set the S3 rate")
-        self.s3_rate = round(base * 0.5)
-        log("S3 rate: %d req/s" % self.s3_rate)
+        self.s3_base = base
+        rate = round(base * frac)
+        self.s3_rates[key] = rate
+        if key == "S3":
+            self.s3_rate = rate
+        log("%s rate: %d req/s (%d%% of %s)" % (key, rate, round(frac * 100), fmt(base)))
         roles = ["gw", "nginx", "direct"]
         for r in range(1, self.rounds + 1):
             k = (r - 1) % 3
             order = roles[k:] + roles[:k]
-            log("S3 round %d/%d: %s" % (r, self.rounds, " ".join(order)))
+            log("%s round %d/%d: %s" % (key, r, self.rounds, " ".join(order)))
             for role in order:
-                common = ["-c", "64", "-t", "1", "-d", "%g" % self.s3_duration, "--rate", str(self.s3_rate)]
+                common = ["-c", "64", "-t", "1", "-d", "%g" % self.s3_duration, "--rate", str(rate)]
                 if role == "direct":
-                    self.runs["S3"].append(self.run_lg("S3", r, role, self.mock, self.direct_args() + common,
-                                                       self.s3_duration))
+                    self.runs[key].append(self.run_lg(key, r, role, self.mock, self.direct_args() + common,
+                                                      self.s3_duration))
                 else:
                     tgt = self.targets["gw-full"] if role == "gw" else self.targets["nginx"]
-                    self.runs["S3"].append(self.run_lg("S3", r, role, tgt, self.full_chain_args(tgt) + common,
-                                                       self.s3_duration))
+                    self.runs[key].append(self.run_lg(key, r, role, tgt, self.full_chain_args(tgt) + common,
+                                                      self.s3_duration))
 
     def rss_samples(self, t, n=3, gap=0.4):
         out = []
@@ -594,8 +627,9 @@ class Scenarios:
         self.setup()
         os.makedirs(self.raw_dir, exist_ok=True)
         self.phase_pairs()
-        for s, fn in (("S3", self.phase_s3), ("S5", self.phase_s5), ("S7", self.phase_s7)):
-            if self.want(s):
+        for s, fn in (("S3", self.phase_s3), ("S3B", lambda: self.phase_s3("S3B", 0.8)), ("S2W", self.phase_s2w),
+                      ("S5", self.phase_s5), ("S7", self.phase_s7), ("S8", self.phase_s8)):
+            if self.want(s) and s not in self.failures:
                 try:
                     fn()
                 except Exception as e:

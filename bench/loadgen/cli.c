@@ -214,6 +214,10 @@ static void usage(FILE *f)
             "                         client certificate) and send the access_token as\n"
             "                         'Authorization: Bearer'\n"
             "      --token-scope S    add scope=S to that POST\n"
+            "      --partner-certs F  PEM file of certificate + key pairs: connection i\n"
+            "                         presents pair i (one partner per connection)\n"
+            "      --partner-headers F  one line per partner, its headers separated by\n"
+            "                         tabs: connection i adds line i to every request\n"
             "      --timeout S        bounds each connection attempt, each request and the\n"
             "                         connect phase (default 5)\n"
             "      --json FILE        write the results as JSON\n"
@@ -244,7 +248,9 @@ void lg_parse_options(int argc, char **argv)
         OPT_PLAIN,
         OPT_SIGALGS,
         OPT_GROUPS,
-        OPT_HOLD
+        OPT_HOLD,
+        OPT_PARTNER_CERTS,
+        OPT_PARTNER_HEADERS
     };
     static const struct option lo[] = {
         {"url", required_argument, NULL, 'u'},
@@ -271,6 +277,8 @@ void lg_parse_options(int argc, char **argv)
         {"sigalgs", required_argument, NULL, OPT_SIGALGS},
         {"groups", required_argument, NULL, OPT_GROUPS},
         {"hold", required_argument, NULL, OPT_HOLD},
+        {"partner-certs", required_argument, NULL, OPT_PARTNER_CERTS},
+        {"partner-headers", required_argument, NULL, OPT_PARTNER_HEADERS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -389,6 +397,12 @@ void lg_parse_options(int argc, char **argv)
         case OPT_HOLD:
             o->hold = parse_num("--hold", optarg, 0.1, MAX_DURATION_S, 1);
             break;
+        case OPT_PARTNER_CERTS:
+            o->partner_certs = optarg;
+            break;
+        case OPT_PARTNER_HEADERS:
+            o->partner_headers = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -419,6 +433,10 @@ void lg_parse_options(int argc, char **argv)
     if (o->plain && (o->cert || o->cacert || o->insecure || o->sigalgs || o->groups))
         lg_usage_error("--plain takes no TLS option (--cert, --key, --cacert, --insecure, "
                        "--sigalgs, --groups)");
+    if (o->partner_certs && (o->plain || o->cert))
+        lg_usage_error("--partner-certs needs TLS and excludes --cert/--key");
+    if (o->partner_headers && o->token_url)
+        lg_usage_error("--partner-headers and --token-url exclude each other");
     if (o->insecure && o->cacert)
         lg_usage_error("--insecure and --cacert exclude each other");
     if (o->npaths == 0)

@@ -106,6 +106,7 @@ void lg_send_request(struct conn *c)
     char *b = w->scratch;
     size_t n = lg_req_len[pi];
     memcpy(b, lg_req[pi], n);
+    n += lg_partner_headers(c->gid, b + n);
     if (lg_opt.correlation_id) {
         memcpy(b + n, "X-Correlation-ID: ", 18);
         n += 18;
@@ -325,7 +326,8 @@ static void on_tcp(evutil_socket_t fd, short what, void *arg)
     c->fd = -1; /* owned by the bufferevent from now on */
     if (lg_opt.url.tls) {
         SSL *ssl = SSL_new(lg_ctx);
-        if (!ssl || !SSL_set_tlsext_host_name(ssl, lg_opt.sni)) {
+        if (!ssl || !SSL_set_tlsext_host_name(ssl, lg_opt.sni) ||
+            lg_partner_ssl(ssl, c->gid) != 0) {
             SSL_free(ssl);
             close(fd);
             lg_report_first(E_TLS, "SSL_new failed");

@@ -12,6 +12,8 @@
  *   hist.c    the latency histogram and its percentiles
  *   report.c  the summary on stdout and the --json file (jansson)
  *   token.c   --token-url: one blocking POST before the run
+ *   partners.c --partner-certs, --partner-headers: a certificate and headers
+ *             per connection
  *   util.c    clock, exits, PRNG, UUIDs
  *
  * It shares no code with the gateway on purpose: a bug in the gateway's HTTP
@@ -98,6 +100,7 @@ struct options {
     const char *token_url, *token_scope;
     struct url token;
     const char *json;
+    const char *partner_certs, *partner_headers;
 };
 
 /* Response parser (http.c): HTTP/1.1 status line, headers, Content-Length
@@ -311,6 +314,21 @@ void lg_tls_setup(void);
 extern char *lg_bearer; /* from --token-url */
 /* --token-url: sets lg_bearer from one POST, or exits 1. */
 void lg_fetch_token(void);
+
+/* partners.c */
+
+extern size_t lg_partner_hdr_max; /* the longest partner header block */
+/* Reads --partner-certs / --partner-headers; exits 1 on a bad file or when
+ * -c exceeds the partners. */
+void lg_load_partners(void);
+/* Puts partner <gid>'s certificate and key on <ssl> (nothing without
+ * --partner-certs). Returns 0, or -1. */
+int lg_partner_ssl(SSL *ssl, uint64_t gid);
+/* Copies partner <gid>'s header lines (each ending in CRLF) to <out>, which
+ * holds lg_partner_hdr_max bytes; returns their length (0 without
+ * --partner-headers). */
+size_t lg_partner_headers(uint64_t gid, char *out);
+void lg_free_partners(void);
 
 /* report.c */
 

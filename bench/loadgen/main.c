@@ -51,6 +51,8 @@ int main(int argc, char **argv)
     raise_nofile();
     if (lg_opt.url.tls)
         lg_tls_setup();
+    if (lg_opt.partner_certs || lg_opt.partner_headers)
+        lg_load_partners();
     if (lg_opt.token_url)
         lg_fetch_token();
     lg_build_requests();
@@ -80,7 +82,7 @@ int main(int argc, char **argv)
             lg_die("event_base_new failed");
         w->nconns = (unsigned)(lg_opt.conns / nt + (i < lg_opt.conns % nt));
         w->conns = calloc(w->nconns, sizeof *w->conns);
-        w->scratch = malloc(lg_req_max + 64);
+        w->scratch = malloc(lg_req_max + lg_partner_hdr_max + 64);
         w->tick = event_new(w->base, -1, EV_PERSIST, lg_on_tick, w);
         w->deadline = evtimer_new(w->base, lg_on_deadline, w);
         w->phase_ev = evtimer_new(w->base, lg_on_phase_end, w);
@@ -258,6 +260,7 @@ int main(int argc, char **argv)
         OPENSSL_cleanse(lg_bearer, strlen(lg_bearer));
         free(lg_bearer);
     }
+    lg_free_partners();
     SSL_CTX_free(lg_ctx);
     if (t.st.completed == 0)
         fprintf(stderr, LG_NAME ": no response completed\n");
