@@ -8,15 +8,15 @@ CTEST_ARGS ?=
 
 # RUN_DEPS: build the gateway and the mock, and the tools the docs' examples
 # use (make run, make demo). DEPS: everything, for the whole build and suite
-# (redis-server for the quota tests, nginx for the bench tooling's tests,
-# prometheus for promtool, python3-jsonschema for the OpenAPI checks,
-# iproute2 for the doc test's network namespace, python3-yaml for the
-# deployment files' test).
+# (redis-server for the quota tests, nginx, haproxy and python3-cryptography
+# for the bench tooling's tests, prometheus for promtool, python3-jsonschema
+# for the OpenAPI checks, iproute2 for the doc test's network namespace,
+# python3-yaml for the deployment files' test).
 RUN_DEPS   = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
              libhiredis-dev check node-llhttp openssl python3 curl ca-certificates jq
 DEPS       = $(RUN_DEPS) redis-server redis-tools nginx-light prometheus python3-jsonschema iproute2 \
              debhelper dpkg-dev lintian fakeroot logrotate systemd \
-             python3-yaml
+             python3-yaml haproxy python3-cryptography
 BENCH_DEPS = nginx-light haproxy wrk gnuplot-nox python3-cryptography
 # make test-deploy (docs/deploy.md): rootful podman with runc and netavark,
 # mmdebstrap for the base image, python3-yaml for the compose runner.

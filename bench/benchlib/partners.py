@@ -86,7 +86,7 @@ def mint(key, issuer, client_id, habilitation, x5t, kid=KID, **kw):
                     claims(issuer, client_id, habilitation, x5t, **kw))
 
 
-def make_partners(pki, n, out_dir, issuer, per_minute=50, prefix="s8", lifetime_s=7200):
+def make_partners(pki, n, out_dir, issuer, per_minute=50, prefix="s8", lifetime_s=7200, kid=KID):
     """<n> partners issued by the dev CA in <pki>: writes OUT/partners.pem
     (certificate then key, per partner), OUT/partners.headers (one line per
     partner: "Authorization: Bearer T<TAB>ID_Teleservice: TS"), and returns
@@ -131,7 +131,7 @@ def make_partners(pki, n, out_dir, issuer, per_minute=50, prefix="s8", lifetime_
         client_id = name + "-sandbox"
         hab = "H%d" % (300000 + i)
         ts = "TS-%s%05d" % (prefix.upper(), i)
-        tok = mint(tok_key, issuer, client_id, hab, x5t_of_der(der), now=ts_now, lifetime_s=lifetime_s)
+        tok = mint(tok_key, issuer, client_id, hab, x5t_of_der(der), kid=kid, now=ts_now, lifetime_s=lifetime_s)
         pem_out.append(cert.public_bytes(serialization.Encoding.PEM))
         pem_out.append(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, nopem))
         hdr_out.append("Authorization: Bearer %s\tID_Teleservice: %s\n" % (tok, ts))

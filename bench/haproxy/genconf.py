@@ -131,7 +131,7 @@ def render(dir, pki, mock_port, port, issuer, consumers, audience="api-opale", l
 
 def check(haproxy, path):
     """`haproxy -c -f PATH`; returns (rc, output)."""
-    r = subprocess.run([haproxy, "-c", "-q", "-f", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    r = subprocess.run([haproxy, "-c", "-f", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=60)
     return r.returncode, r.stdout.decode(errors="replace")
 

@@ -9,15 +9,27 @@
   checked against the options, its own invariants and what the other side
   counted (the mock's /__mock/stats, nginx's answers, the gateway's journal);
 - the listener key "access": "off" (the bench's S1 pass-through): only the
-  route stage runs, and a "none" listener without it still refuses.
+  route stage runs, and a "none" listener without it still refuses;
+- bench/haproxy/genconf.py renders the HAProxy baseline, `haproxy -c`
+  accepts it (and refuses a broken one), and the running HAProxy enforces
+  what the bench says it does (a wrong scope, an expired token, a token bound
+  to another certificate are refused; a valid one passes);
+- the S8 generator (bench/benchlib/partners.py) on a few partners: their
+  certificates chain to the CA, their policies name them, their tokens pass
+  the gateway, and opale-loadgen's partner mode (--partner-certs,
+  --partner-headers) presents one partner per connection.
 
 Environment: GW_LOADGEN_BIN (set by tests/CMakeLists.txt), plus the harness'
 variables; GW_NGINX_BIN overrides the nginx binary (default: nginx on PATH,
 else /usr/sbin/nginx). The nginx checks need nginx (Debian package
 nginx-light, in the Makefile's DEPS); they are skipped, and only they, when it
-is missing. Each loadgen run lasts RUN_S (1 s); the module takes ~15-30 s.
+is missing; likewise the HAProxy checks without haproxy (GW_HAPROXY_BIN
+overrides it) and the S8 generator's without python3-cryptography. Each loadgen run lasts RUN_S (1 s); the module takes ~15-30 s.
 """
 
+import base64
+import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -25,9 +37,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import ssl
 import sys
 import time
 import unittest
+import uuid
 
 import harness
 from harness import (SRCDIR, Stack, build_request, free_port, read_response, require_binaries, send_raw,
@@ -38,6 +52,17 @@ NGINX_BIN = os.environ.get("GW_NGINX_BIN") or shutil.which("nginx") or "/usr/sbi
 
 sys.path.insert(0, os.path.join(SRCDIR, "bench", "nginx"))
 import genconf  # noqa: E402  (bench/nginx/genconf.py)
+
+HAPROXY_BIN = os.environ.get("GW_HAPROXY_BIN") or shutil.which("haproxy") or "/usr/sbin/haproxy"
+_hspec = importlib.util.spec_from_file_location("hgenconf", os.path.join(SRCDIR, "bench", "haproxy", "genconf.py"))
+hgenconf = importlib.util.module_from_spec(_hspec)
+_hspec.loader.exec_module(hgenconf)
+try:
+    sys.path.insert(0, os.path.join(SRCDIR, "bench"))
+    from benchlib import partners  # noqa: E402  (needs python3-cryptography)
+except ImportError as e:
+    partners = None
+    PARTNERS_WHY = str(e)
 
 ETAT = "/opale/v1/etatSante"
 SIREN = "732829320"
@@ -593,3 +618,209 @@ class TestAccessOff(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# --------------------------------------------------------------------------
+# the HAProxy baseline (S2H)
+
+
+def require_haproxy():
+    if not os.access(HAPROXY_BIN, os.X_OK):
+        raise unittest.SkipTest("haproxy not installed (%s; Debian package haproxy, in the Makefile's DEPS): "
+                                "the HAProxy baseline checks cannot run" % HAPROXY_BIN)
+
+
+def require_partners():
+    if partners is None:
+        raise unittest.SkipTest("python3-cryptography missing (%s): the bench's token and partner generator "
+                                "cannot run" % PARTNERS_WHY)
+
+
+HA_CONSUMERS = [hgenconf.Consumer("client-commune", "commune-exemple-sandbox", "TS-0001", 2019, 2025, 1000,
+                                  ["127.0.0.1/32"])]
+
+
+class TestHAProxyConf(unittest.TestCase):
+    """genconf renders a config `haproxy -c` accepts, `haproxy -c` is a real
+    check, and the running HAProxy refuses what it must."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_haproxy()
+        require_partners()
+        cls.pki = harness.pki_dir()
+        cls.dir = harness.make_tmpdir("haproxy-conf")
+        cls.issuer = "https://localhost:18443"
+
+    def render(self, sub, mock_port=9, port=None):
+        d = os.path.join(self.dir, sub)
+        os.makedirs(d)
+        return d, hgenconf.render(d, self.pki, mock_port, port or free_port(), self.issuer, HA_CONSUMERS,
+                                  maxconn=1000)
+
+    def test_rendered_config_passes_haproxy_c(self):
+        d, path = self.render("good")
+        with open(path) as f:
+            text = f.read()
+        self.assertNotRegex(text, r"@[A-Z_]+@")
+        for needle in ("verify required", "crl-file %s/crl.pem" % os.path.abspath(self.pki),
+                       'jwt_verify("ES256",', "ub64enc", "track-sc0", "http_req_rate(60s)", "log-format '{"):
+            self.assertIn(needle, text)
+        # the map: the commune's certificate fingerprint -> its record
+        with open(os.path.join(self.pki, "client-commune.crt")) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        with open(os.path.join(d, "consumers.map")) as f:
+            self.assertEqual(f.read().split(), [hashlib.sha256(der).hexdigest(), "commune-exemple-sandbox",
+                                                "TS-0001", "2019", "2025", "1000"])
+        rc, out = hgenconf.check(HAPROXY_BIN, path)
+        self.assertEqual(rc, 0, out)
+
+    def test_broken_config_refused_by_haproxy_c(self):
+        _, path = self.render("broken")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("jwt_verify(", "jwt_verifyy("))
+        rc, out = hgenconf.check(HAPROXY_BIN, path)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("jwt_verifyy", out)
+
+    def test_haproxy_enforces_the_chain(self):
+        """A valid token passes; one broken claim at a time is refused with
+        the status and the log reason of the right rule."""
+        mock = plain_mock("bench-haproxy")
+        self.addCleanup(mock.stop)
+        port = free_port()
+        d, path = self.render("run", mock_port=mock.mock_port, port=port)
+        with open(os.path.join(d, "access.jsonl"), "wb") as out, open(os.path.join(d, "stderr"), "wb") as err:
+            proc = subprocess.Popen([HAPROXY_BIN, "-db", "-f", path], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=err, cwd=d)
+        harness._register(proc)
+        self.addCleanup(stop_process, proc, timeout=5.0)
+        deadline = time.monotonic() + harness.START_TIMEOUT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    with open(os.path.join(d, "stderr")) as f:
+                        self.fail("haproxy exited: %s" % f.read()[-2000:])
+                self.assertLess(time.monotonic(), deadline, "haproxy not listening")
+                time.sleep(0.05)
+        key = partners.load_key(os.path.join(self.pki, "token-es256.key"))
+        x5t = partners.x5t_of_pem(os.path.join(self.pki, "client-commune.crt"))
+        x5t_other = partners.x5t_of_pem(os.path.join(self.pki, "client-departement.crt"))
+
+        def tok(**kw):
+            return partners.mint(key, self.issuer, kw.pop("client_id", "commune-exemple-sandbox"), "H9001",
+                                 kw.pop("x5t", x5t), **kw)
+
+        def get(token, target=DECL):
+            s = tls_connect(port, "client-commune")
+            try:
+                send_raw(s, build_request(target, bearer=token))
+                return read_response(s).status
+            finally:
+                s.close()
+
+        self.assertEqual(get(tok()), 200)
+        self.assertEqual(get(tok(scopes=["api_opale_creances"])), 403)          # scope per route
+        self.assertEqual(get(tok(now=int(time.time()) - 7200, lifetime_s=3600)), 401)  # expired
+        self.assertEqual(get(tok(x5t=x5t_other)), 401)                          # bound to another certificate
+        self.assertEqual(get(tok(), DECL.replace("2023", "2030")), 403)         # annee out of range
+        time.sleep(0.3)
+        with open(os.path.join(d, "access.jsonl")) as f:
+            recs = [json.loads(ln) for ln in f if ln.startswith("{")]
+        self.assertEqual([r["status"] for r in recs], [200, 403, 401, 401, 403], recs)
+        self.assertEqual([r["deny"] for r in recs[1:]],
+                         ["bearer.scope", "bearer.claims", "bearer.cnf_mismatch", "rights.year"], recs)
+        self.assertTrue(all(r["consumer"] == "commune-exemple-sandbox" for r in recs), recs)
+
+
+# --------------------------------------------------------------------------
+# the S8 generator and opale-loadgen's partner mode
+
+
+class TestPartners(LoadgenCase):
+    N = 4
+
+    @classmethod
+    def setUpClass(cls):
+        require_loadgen()
+        require_partners()
+        cls.pdir = harness.make_tmpdir("partners")
+
+        def hook(pols, stack):
+            pem, hdr, extra = partners.make_partners(stack.pki, cls.N, cls.pdir, stack.issuer, per_minute=1000,
+                                                     prefix="it", kid=harness.TOKEN_KID)
+            cls.pem, cls.hdr, cls.extra = pem, hdr, extra
+            pols.update(extra)
+
+        cls.stack = Stack("bench-partners", policy_hook=hook)
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+
+    def test_generated_partners(self):
+        with open(self.pem) as f:
+            text = f.read()
+        certs = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", text, re.S)
+        keys = re.findall(r"-----BEGIN PRIVATE KEY-----", text)
+        self.assertEqual((len(certs), len(keys)), (self.N, self.N))
+        with open(self.hdr) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), self.N)
+        pols = sorted(self.extra.values(), key=lambda p: p["consumer"]["client_id"])
+        for i, (pem, line, pol) in enumerate(zip(certs, lines, pols)):
+            p = os.path.join(self.pdir, "c%d.pem" % i)
+            with open(p, "w") as f:
+                f.write(pem)
+            r = subprocess.run(["openssl", "verify", "-purpose", "sslclient", "-CAfile",
+                                os.path.join(self.stack.pki, "ca.crt"), p], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            der = ssl.PEM_cert_to_DER_cert(pem)
+            self.assertEqual(pol["consumer"]["certificates"], [{"sha256": hashlib.sha256(der).hexdigest()}])
+            auth, ts = line.split("\t")
+            self.assertEqual(ts, "ID_Teleservice: " + pol["consumer"]["id_teleservice"])
+            self.assertTrue(auth.startswith("Authorization: Bearer "), auth)
+            payload = auth.split()[2].split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            self.assertEqual(claims["client_id"], pol["consumer"]["client_id"])
+            self.assertEqual(claims["habilitation"], pol["habilitation"]["id"])
+            self.assertEqual(claims["cnf"]["x5t#S256"],
+                             base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode())
+
+    def test_loadgen_partner_mode(self):
+        """One connection per partner, each with its own certificate and
+        headers: every request 2xx, and the journal shows each partner's
+        consumer on requests with its own certificate."""
+        st = self.stack
+        since = st.journal_count()
+        doc, ctx = self.loadgen([
+            "-u", "https://localhost:%d/" % st.port, "--cacert", os.path.join(st.pki, "ca.crt"),
+            "--partner-certs", self.pem, "--partner-headers", self.hdr, "--correlation-id", "--path", DECL,
+            "-c", str(self.N), "-t", "2", "-d", "%g" % RUN_S, "--rate", "40"], st.dir)
+        self.assertAll2xx(doc, ctx)
+        want = {p["consumer"]["client_id"]: p["consumer"]["certificates"][0]["sha256"] for p in self.extra.values()}
+        deadline = time.monotonic() + harness.JOURNAL_WAIT
+        while True:
+            recs = [r for r in st.journal_lines()[since:] if r.get("route") == "declarations"]
+            if len(recs) >= doc["requests"]["completed"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertGreaterEqual(len(recs), doc["requests"]["completed"])
+        seen = {}
+        for r in recs:
+            self.assertEqual((r.get("decision"), r.get("status")), ("allow", 200), r)
+            self.assertEqual(r["tls"]["cert_sha256"], want.get(r.get("consumer")), r)
+            self.assertEqual(r.get("client_id"), r.get("consumer"), r)
+            seen[r["consumer"]] = seen.get(r["consumer"], 0) + 1
+        self.assertEqual(set(seen), set(want), seen)
+
+    def test_more_connections_than_partners_refused(self):
+        rc, out, err, doc = run_loadgen(self.pdir, [
+            "-u", "https://localhost:%d/" % self.stack.port, "--cacert", os.path.join(self.stack.pki, "ca.crt"),
+            "--partner-certs", self.pem, "--partner-headers", self.hdr, "-c", str(self.N + 1), "-d", "0.5"])
+        self.assertEqual(rc, 1, err)
+        self.assertIn("more connections than partners", err)
