@@ -98,10 +98,12 @@ fuzz-smoke: deps
 	  echo "fuzz_$$t: exit $$r"; \
 	done; exit $$rc
 
-# The side-by-side bench against nginx (bench/bench.py; docs/loadgen.md):
-# Release build, proxies on CPU 0, load on CPU 1; writes
-# bench/results/<date>-<host>[-quick].md, its plots and raw data.
-# bench: ~20-25 min (5 rounds, 10 s runs, perf profile); bench-quick: < 5 min.
+# The side-by-side bench against nginx and HAProxy (bench/bench.py;
+# docs/loadgen.md): Release build of the gateway, the mock and the load
+# generator, proxies on CPU 0, load on CPU 1 (S2W and S8: the whole
+# machine); writes bench/results/<date>-<host>[-quick].md, its plots and raw
+# data. bench: ~25-35 min (5 rounds, 10 s runs, S8 with 10,000 partners,
+# perf profile); bench-quick: < 8 min, every scenario reduced.
 bench-build:
 	@deploy/install-deps.sh $(DEPS) $(BENCH_DEPS)
 	cmake -S . -B $(BUILD_BENCH) -DCMAKE_BUILD_TYPE=Release -DGW_WERROR=ON >/dev/null

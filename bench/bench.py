@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""The opale-gateway bench: the gateway side by side with nginx (Python 3 stdlib only).
+"""The opale-gateway bench: the gateway side by side with nginx and HAProxy
+(Python 3 stdlib, plus python3-cryptography for the tokens and certificates
+the bench makes itself).
 
 Usage:
   bench/bench.py --build BUILD [--quick] [--profile] [--only S1,S3,...]
-                 [--rounds N] [--duration S] [--out DIR] [--keep]
+                 [--rounds N] [--duration S] [--s8-partners N] [--out DIR] [--keep]
 
-  make bench        = bench.py --build build-bench --profile   (about 20-25 min)
-  make bench-quick  = bench.py --build build-bench --quick     (under 5 min)
+  make bench        = bench.py --build build-bench --profile   (about 25-35 min)
+  make bench-quick  = bench.py --build build-bench --quick     (under 8 min)
 
 BUILD holds the Release binaries: BUILD/opale-gateway,
 BUILD/deploy/mock-opale/opale-mock and BUILD/bench/opale-loadgen. nginx,
@@ -47,12 +49,23 @@ pair by pair then their median):
   S6  policy count: GW-FULL (1 policy) vs GW-10K, S2 load (target >= 0.98)
   S7  quota exactness: 3 gateways, one Redis, 50 per window, demand far
       above; max admissions in any rolling window (target: exactly 50)
+  S2H full chain: GW-FULL vs HAProxy 2.6 enforcing the same chain (after a
+      functional check that both refuse each broken request), one core each
+  S3B S3 at 80% of nginx's S2 median
+  S2W worker scaling: GW-W1 vs GW-W2 (workers 1 and 2), S2 load, nothing
+      pinned (the generator, mock and Redis share the 2 cores)
+  S8  national scale: N partners (10,000; quick 2,000) with their own
+      certificate, policy (50/min) and token, one connection each, open loop
+      at their quota; GW-S8 workers 2 + Redis, nothing pinned; then the
+      Redis ceiling of the quota Function and the production node count
   --profile: perf record of GW-FULL under S2 load, top symbols in the report.
 
 Options:
   --build DIR     build tree with the binaries (required)
-  --quick         R=2, 3 s runs, S5 2,000 connections x 1 round, S7 25 s, 10 s window
-  --only LIST     comma-separated scenarios to run (S1..S7); default all
+  --quick         R=2, 3 s runs, S5 2,000 connections x 1 round, S7 25 s, 10 s window,
+                  S8 2,000 partners for 15 s
+  --s8-partners N S8's partner count (10..20000)
+  --only LIST     comma-separated scenarios to run (S1..S8, S2H, S2W, S3B); default all
   --rounds N      rounds for S1-S4 and S6 (default 5, quick 2)
   --duration S    seconds per measured run (default 10, quick 3)
   --profile       profile GW-FULL under S2 load at the end (needs perf)
