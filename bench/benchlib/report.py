@@ -141,6 +141,13 @@ class Report:
             fl = sum(1 for x in self.s5 if x["flag_errors"])
             row("S5", "RSS per idle mTLS connection (KiB), %s conns" % fmt(self.s5_conns), "gateway", g, "nginx", n,
                 "gw / nginx", ratios, "≤ 1.0", met, "%d of %d runs" % (fl, len(self.s5)) if fl else "", nd=2)
+        if self.s7:
+            s7 = self.s7
+            met = "met" if s7["met"] else "NOT met (max %s, expected %d)" % (s7["max_window_redis"], QUOTA_S7)
+            fl = sum(1 for x in s7["per_gateway"] if x["flag_errors"]) + (1 if s7["other"] else 0)
+            row("S7", "quota: max admissions in any rolling %d s window (Redis admission times)" % s7["window_s"],
+                "3 gateways", [s7["max_window_redis"]], "expected", [QUOTA_S7], "", [], "= 50 exactly", met,
+                "%d flags" % fl if fl else "")
         if self.s8:
             s8 = self.s8
             full = s8["steps"][0]
@@ -162,13 +169,6 @@ class Report:
                 "(µs)" % (fmt(float(s8["partners"])), s8["per_minute"], fmt(s8["rate"])), "p50", [full.get("p50")],
                 "p99", [full.get("p99")], "", [], "≤ 50% CPU, p99 ≤ 5 ms, 0 quota errors", met,
                 "; ".join(full.get("flag_errors") or []))
-        if self.s7:
-            s7 = self.s7
-            met = "met" if s7["met"] else "NOT met (max %s, expected %d)" % (s7["max_window_redis"], QUOTA_S7)
-            fl = sum(1 for x in s7["per_gateway"] if x["flag_errors"]) + (1 if s7["other"] else 0)
-            row("S7", "quota: max admissions in any rolling %d s window (Redis admission times)" % s7["window_s"],
-                "3 gateways", [s7["max_window_redis"]], "expected", [QUOTA_S7], "", [], "= 50 exactly", met,
-                "%d flags" % fl if fl else "")
         return rows
 
     def summary_table(self, rows):
@@ -258,6 +258,8 @@ class Report:
         for s, title, ylabel, la, lb in (
                 ("S1", "S1 pass-through (TLS)", "requests/s", "opale-gateway", "nginx"),
                 ("S2", "S2 full chain (mTLS)", "requests/s", "opale-gateway", "nginx"),
+                ("S2H", "S2H full chain vs HAProxy", "requests/s", "opale-gateway", "HAProxy"),
+                ("S2W", "S2W workers 1 vs 2 (whole machine)", "requests/s", "workers 1", "workers 2"),
                 ("S4", "S4 new mTLS connection per request", "handshakes/s", "opale-gateway", "nginx"),
                 ("S6", "S6 policy count (S2 load)", "requests/s", "1 policy", "10,000 policies")):
             if not self.runs.get(s):
@@ -391,8 +393,10 @@ class Report:
         L.append("")
         L.append("| process | CPU (`taskset -c`) |")
         L.append("|---|---|")
-        L.append("| nginx (master + 1 worker), every gateway (1 worker each) | 0 |")
+        L.append("| nginx (master + 1 worker), HAProxy (1 thread), every gateway of S1–S7 (1 worker each) | 0 |")
         L.append("| opale-loadgen, opale-mock, redis-server | 1 |")
+        L.append("| S2W (GW-W1, GW-W2) and S8 (GW-S8, 2 workers): the gateway, the generator, and for the time "
+                 "of those runs the mock and Redis | 0 and 1 (not pinned) |")
         L.append("")
         L.append("- All proxies stay up for the whole run; only the one being measured gets load.")
         L.append("- **opale-mock runs without `--jwks`**: with it, the mock would serve only requests carrying the "
@@ -822,9 +826,11 @@ class Report:
         s8 = self.s8
         s8txt = "—"
         if s8:
-            s8txt = "%s/%s req/s, p99 %s, gw %s%%, %s quota err" % (
-                fmt(s8.get("throughput_rps")), fmt(s8["rate"]), fmt_us(s8.get("p99")),
-                fmt(s8.get("gw_machine_pct"), 0), s8.get("quota_errors"))
+            full = s8["steps"][0]
+            s8txt = "%s partners: %s/%s req/s, p99 %s, gw %s%% of the machine, %s quota errors%s" % (
+                fmt(float(s8["partners"])), fmt(full.get("throughput_rps")), fmt(s8["rate"]),
+                fmt_us(full.get("p99")), fmt(full.get("gw_machine_pct"), 0), s8.get("quota_errors"),
+                "" if full["held"] else "; held %s req/s" % fmt(s8.get("held_rate")))
         return "| %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             self.started_wall.strftime("%Y-%m-%d"), mach["git"].split()[0], "quick" if self.quick else "full",
             ratio("S1"), ratio("S2"), ratio("S2", 1), ratio("S2H"), ratio("S2W"), added("S3"), added("S3B"),
