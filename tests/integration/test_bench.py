@@ -688,6 +688,7 @@ class TestHAProxyConf(unittest.TestCase):
     def test_haproxy_enforces_the_chain(self):
         """A valid token passes; one broken claim at a time is refused with
         the status and the log reason of the right rule."""
+        require_binaries()
         mock = plain_mock("bench-haproxy")
         self.addCleanup(mock.stop)
         port = free_port()
