@@ -14,9 +14,9 @@ import subprocess
 import time
 
 from benchlib import partners
-from benchlib.common import LOAD_CPU, PATHS, PROXY_CPU, SetupError, fmt, fmt_us, log
+from benchlib.common import LOAD_CPU, PATHS, PROXY_CPU, fmt, fmt_us, log, max_in_window, ts_ms
 from benchlib.processes import (
-    core_jiffies, core_pct, free_port, read_text, reap, set_affinity, spawn, stop, wait_exit)
+    core_jiffies, core_pct, cpu_seconds, free_port, load_json, read_text, reap, set_affinity, spawn, stop)
 
 S8_PER_MINUTE = 50          # the sandbox quota
 PROD_PER_MINUTE = 500       # the production quota
@@ -145,12 +145,7 @@ class National:
             w1 = time.monotonic()
             time.sleep(0.2)
         out = {"connect_phase_s": connect_s}
-        res = None
-        try:
-            with open(jpath) as f:
-                res = json.load(f)
-        except (OSError, ValueError):
-            pass
+        res = load_json(jpath)
         errors = []
         if res is None:
             errors.append("no JSON from the generator (rc %s): %s" % (p.returncode, read_text(errp)[-300:].strip()))
@@ -188,7 +183,6 @@ class National:
 
     @staticmethod
     def proc_cpu(pid):
-        from benchlib.processes import cpu_seconds
         return cpu_seconds(pid)
 
     def s8_journal(self, gw):
@@ -221,7 +215,6 @@ class National:
                         e[2].append(rec.get("ts"))
                     elif st == 429:
                         e[1] += 1
-        from benchlib.common import max_in_window, ts_ms
         over = 0
         max_adm = 0
         for c, (a, r, ts) in by.items():
@@ -287,7 +280,3 @@ class National:
             res["redis_shards"] = math.ceil(PROD_RATE / ceil_)
             res["redis_shards_50pct"] = math.ceil(PROD_RATE / (0.5 * ceil_))
         res["prod_rate"] = PROD_RATE
-
-    def s8_check_setup(self):
-        if not shutil.which("redis-benchmark"):
-            raise SetupError("redis-benchmark missing (redis-tools)")

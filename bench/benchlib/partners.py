@@ -32,6 +32,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from benchlib import common  # noqa: F401  (puts tests/integration/ on sys.path, for harness)
+import harness  # noqa: E402  (tests/integration/harness.py)
+
 KID = "bench-es256"          # the gateway's signing key id in the bench (processes.gw_conf)
 AUDIENCE = "api-opale"       # the gateway's default oauth.audience
 SCOPES = ["api_opale_declarations", "api_opale_creances"]
@@ -138,7 +141,7 @@ def make_partners(pki, n, out_dir, issuer, per_minute=50, prefix="s8", lifetime_
         policies["%s.json" % name] = {
             "habilitation": {"id": hab, "definition": "api_opale_sandbox", "state": "active",
                              "valid_from": "2020-01-01", "valid_until": "2099-12-31", "legal_basis": "Bench"},
-            "organization": {"siret": _siret(i), "name": "Partenaire bench %d" % i},
+            "organization": {"siret": harness.make_siret(500000 + i), "name": "Partenaire bench %d" % i},
             "consumer": {"client_id": client_id, "id_teleservice": ts,
                          "certificates": [{"sha256": hashlib.sha256(der).hexdigest()}],
                          "ip_allowlist": ["127.0.0.1/32"]},
@@ -152,20 +155,3 @@ def make_partners(pki, n, out_dir, issuer, per_minute=50, prefix="s8", lifetime_
         f.write("".join(hdr_out))
     return pem_path, hdr_path, policies
 
-
-def _luhn_ok(digits):
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = int(c) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
-
-
-def _siret(n):
-    """A Luhn-valid fictitious SIRET for partner <n> (distinct from the
-    harness's 2299... range)."""
-    base = "2288%09d" % n
-    for d in "0123456789":
-        if _luhn_ok(base + d):
-            return base + d
-    raise ValueError("unreachable")

@@ -217,6 +217,15 @@ def set_affinity(pid, cpus):
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
 
 
+def load_json(path):
+    """The JSON document in <path>, or None (missing, unreadable, invalid)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def read_text(path):
     try:
         with open(path, "rb") as f:

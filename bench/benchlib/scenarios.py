@@ -21,8 +21,8 @@ from benchlib.common import (
     CLIENT, ETAT, HAB_FULL, HAB_S7, LOAD_CPU, PATHS, PROXY_CPU, QUOTA_S7, SAT_PCT, SCOPES,
     TELESERVICE, SetupError, fmt, fmt_us, log, max_in_window, med, min_span, mx, ts_ms)
 from benchlib.processes import (
-    core_jiffies, core_pct, https, journal_records, plain_get, read_text, reap, set_affinity, spawn, stop,
-    wait_exit)
+    core_jiffies, core_pct, https, journal_records, load_json, plain_get, read_text, reap, set_affinity, spawn,
+    stop, wait_exit)
 
 
 class Scenarios:
@@ -188,12 +188,7 @@ class Scenarios:
         wall = time.monotonic() - t0
         c1 = (target.cpu(), [h.cpu() for h in helpers])
         j1 = core_jiffies()
-        res = None
-        try:
-            with open(jpath) as f:
-                res = json.load(f)
-        except (OSError, ValueError):
-            pass
+        res = load_json(jpath)
         gen_cpu = (ru.ru_utime + ru.ru_stime) if ru is not None else None
         rec = {"key": key, "scenario": scenario, "round": rnd, "role": role, "target": target.name,
                "rc": p.returncode, "wall_s": wall,
@@ -436,12 +431,7 @@ class Scenarios:
         ru = wait_exit(p, time.monotonic() + self.s5_hold + 60)
         time.sleep(0.5)
         after = t.rss()
-        res = None
-        try:
-            with open(jpath) as f:
-                res = json.load(f)
-        except (OSError, ValueError):
-            pass
+        res = load_json(jpath)
         errors = []
         held = res["hold"]["held"] if res and "hold" in res else (int(m.group(1)) if m else 0)
         if m is None:
@@ -518,12 +508,7 @@ class Scenarios:
         allow_ts, allow_ids, deny_quota, other = [], set(), 0, []
         lag = []
         for i, (t, p, jpath) in enumerate(procs, 1):
-            res = None
-            try:
-                with open(jpath) as f:
-                    res = json.load(f)
-            except (OSError, ValueError):
-                pass
+            res = load_json(jpath)
             recs = [x for x in journal_records(t.journal_dir)[t.s7_start:]
                     if str(x.get("path", "")).startswith("/opale/v1/entreprises/")]
             a, dq, o = [], [], []
