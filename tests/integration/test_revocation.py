@@ -70,9 +70,14 @@ def new_partner(prefix):
     return name, fp, partner
 
 
-def issue_with_aia(prefix, ocsp_url):
-    """Like new_partner(), the certificate carrying <ocsp_url> in its
-    Authority Information Access (id-ad-ocsp)."""
+CLIENT_EXT = ("basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n"
+              "extendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n")
+
+
+def issue(prefix, extensions):
+    """A certificate issued now by the dev CA with <extensions> (openssl
+    x509v3 config lines), and a partner entry for it (harness.make_policy).
+    Returns (cert_name, fingerprint, partner)."""
     _partner_n[0] += 1
     n = _partner_n[0]
     pki = harness.pki_dir()
@@ -80,13 +85,10 @@ def issue_with_aia(prefix, ocsp_url):
     client_id = "rv-%s-%d" % (prefix, n)
     ext = os.path.join(pki, name + ".ext")
     with open(ext, "w") as f:
-        f.write("[ ext ]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n"
-                "extendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n"
-                "authorityInfoAccess = OCSP;URI:%s\n" % ocsp_url)
+        f.write("[ ext ]\n" + extensions)
     key, csr, crt = (os.path.join(pki, name + e) for e in (".key", ".csr", ".crt"))
     openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
-    openssl("req", "-new", "-config", ca_cnf(), "-key", key, "-subj", "/O=Partenaire AIA/CN=%s" % client_id,
-            "-out", csr)
+    openssl("req", "-new", "-config", ca_cnf(), "-key", key, "-subj", "/O=Partenaire/CN=%s" % client_id, "-out", csr)
     openssl("ca", "-batch", "-notext", "-config", ca_cnf(), "-extfile", ext, "-extensions", "ext", "-in", csr,
             "-out", crt)
     os.chmod(key, 0o600)
@@ -488,17 +490,18 @@ class TestOcspHard(RevocationCase):
     """Hard-fail, every partner certificate prefetched from
     ocsp.certificates_dir, refreshed every 5 s."""
 
-    partners = ("ocsp", "late")
+    partners = ("ocsp", "late", "resume")
     responder = Responder()
 
     @classmethod
     def revocation(cls, tls, stack):
         tls["ocsp"] = {"mode": "hard", "responder": cls.responder.url, "refresh_s": 5,
-                       "certificates_dir": partners_dir(stack, ["client-commune", cls.issued[0][0]])}
+                       "certificates_dir": partners_dir(stack, ["client-commune", cls.issued[0][0],
+                                                                cls.issued[2][0]])}
 
     def setUp(self):
-        def answered():  # the two prefetched certificates (one may be revoked by now)
-            return sum(metric(self.stack, "opale_ocsp_certificates", state=s) or 0 for s in ("good", "revoked")) >= 2
+        def answered():  # the three prefetched certificates (some may be revoked by now)
+            return sum(metric(self.stack, "opale_ocsp_certificates", state=s) or 0 for s in ("good", "revoked")) >= 3
         self.assertTrue(wait_for(answered), "the prefetch did not get two answers: %s" % self.stack.gateway_stderr()[-2000:])
 
     def test_prefetched_partner_accepted_and_metrics(self):
@@ -519,6 +522,28 @@ class TestOcspHard(RevocationCase):
         ok = wait_for(lambda: self.attempt(name)[0] == "response", timeout=WAIT, step=0.5)
         self.assertTrue(ok, "never accepted once its status was fetched")
         self.assert_accepted(name)
+
+    def test_resumed_session_of_a_revoked_partner_refused(self):
+        # a resumed TLS session skips the certificate check of the handshake:
+        # the mtls stage refuses its request
+        st = self.stack
+        name = self.issued[2][0]
+        ctx = harness.tls_context(pki=st.pki, cert_name=name, max_version=harness.ssl.TLSVersion.TLSv1_2)
+        raw = socket.create_connection(("127.0.0.1", st.port), timeout=5)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            self.assertEqual(self.exchange(s, name).status, 200)
+            sess = s.session
+        self.assertIsNotNone(sess)
+        revoke(name)
+        self.responder.restart()
+        self.assertTrue(wait_for(lambda: (metric(st, "opale_ocsp_certificates", state="revoked") or 0) >= 1),
+                        "the revocation was not learnt")
+        raw = socket.create_connection(("127.0.0.1", st.port), timeout=5)
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=sess) as s:
+            self.assertTrue(s.session_reused, "the session was not resumed: the test proves nothing")
+            resp = self.exchange(s, name)
+        self.assertEqual(resp.status, 401, resp)
+        self.assertEqual(resp.json()["erreur"]["code"], "910215", resp)
 
     def test_revoked_partner_refused_on_next_handshake_and_open_connection(self):
         st = self.stack
@@ -551,7 +576,7 @@ class TestOcspFromAia(RevocationCase):
 
     @classmethod
     def more_partners(cls):
-        return [issue_with_aia("aia", cls.responder.url)]
+        return [issue("aia", CLIENT_EXT + "authorityInfoAccess = OCSP;URI:%s\n" % cls.responder.url)]
 
     @classmethod
     def revocation(cls, tls, stack):
@@ -573,6 +598,54 @@ class TestOcspFromAia(RevocationCase):
         ev = [e for e in self.revocation_events("tls.ocsp_fetch_failed") if e.get("cert_sha256") == st.fp["client-commune"]]
         self.assertTrue(ev)
         self.assertIn("no OCSP responder", ev[0].get("error", ""), ev[0])
+
+
+class TestOcspDelegatedResponder(RevocationCase):
+    """A responder certificate the CA issued for OCSP signing
+    (id-kp-OCSPSigning) signs the answers: accepted."""
+
+    responder = Responder(nmin=60)
+
+    @classmethod
+    def setUpClass(cls):
+        signer = issue("ocsp-signer", "basicConstraints = critical, CA:FALSE\nkeyUsage = critical, "
+                                      "digitalSignature\nextendedKeyUsage = OCSPSigning\n")
+        cls.responder.signer = signer[0]
+        super().setUpClass()
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["ocsp"] = {"mode": "hard", "responder": cls.responder.url, "refresh_s": 5,
+                       "certificates_dir": partners_dir(stack, ["client-commune"])}
+
+    def test_delegated_responder_accepted(self):
+        st = self.stack
+        self.assertTrue(wait_for(lambda: (metric(st, "opale_ocsp_certificates", state="good") or 0) >= 1),
+                        st.gateway_stderr()[-2000:])
+        self.assert_accepted("client-commune")
+        self.assertEqual(metric(st, "opale_ocsp_fetches_total", outcome="failed"), 0)
+
+
+class TestOcspUndelegatedSigner(RevocationCase):
+    """A certificate of the same CA without id-kp-OCSPSigning (a partner's
+    client certificate) signs the answers: rejected."""
+
+    responder = Responder(signer="client-departement", nmin=60)
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        tls["ocsp"] = {"mode": "hard", "responder": cls.responder.url, "refresh_s": 5,
+                       "certificates_dir": partners_dir(stack, ["client-commune"])}
+
+    def test_undelegated_signer_rejected(self):
+        st = self.stack
+        ev = wait_for(lambda: self.revocation_events("tls.ocsp_fetch_failed"))
+        self.assertTrue(ev, "no tls.ocsp_fetch_failed event: %s" % st.gateway_stderr()[-2000:])
+        self.assertIn("signer not authorised", ev[0].get("error", ""), ev[0])
+        self.assertEqual(metric(st, "opale_ocsp_certificates", state="good"), 0)
+        n0 = st.journal_count()
+        self.assertEqual(self.attempt("client-commune")[0], "refused")
+        self.assertIsNotNone(self.refusal_record("client-commune", "tls.ocsp_unavailable", since=n0))
 
 
 class TestOcspStale(RevocationCase):
