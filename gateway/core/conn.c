@@ -55,7 +55,7 @@ static void hs_release(gw_conn *c)
 
 static gw_stats *stats(gw_conn *c)
 {
-    return &c->w->srv->stats;
+    return c->w->stats;
 }
 
 static void arm(gw_conn *c, unsigned ms)
@@ -223,7 +223,7 @@ static int tls_silent(gw_conn *c)
 static void handshake_refused(gw_conn *c, unsigned long ssl_err)
 {
     if (tls_silent(c)) {
-        atomic_fetch_add_explicit(&stats(c)->tcp_probes, 1, memory_order_relaxed);
+        gw_stat_add(&stats(c)->tcp_probes, 1);
         return;
     }
     gw_outcome_refused(c, gw_tls_refusal_reason(&c->peer, ssl_err), 1);
@@ -344,7 +344,7 @@ static void conn_free(gw_conn *c)
     gw_http_parser_free(c->parser);
     TAILQ_REMOVE(&w->conns, c, link);
     w->nconns--;
-    atomic_fetch_sub_explicit(&w->srv->stats.connections_open, 1, memory_order_relaxed);
+    gw_stat_add(&w->stats->connections_open, (unsigned long)-1);
     free(c);
     gw_worker_conn_closed(w);
 }
@@ -358,8 +358,7 @@ static void start_tls(gw_conn *c)
     memcpy(c->hs_addr, c->proxied ? c->proxy_addr : c->peer_addr, sizeof(c->hs_addr));
     if (!gw_worker_hs_enter(c->w, c->hs_family, c->hs_addr,
                             c->lis->conf->max_handshakes_per_source)) {
-        atomic_fetch_add_explicit(&stats(c)->handshakes_refused_per_source, 1,
-                                  memory_order_relaxed);
+        gw_stat_add(&stats(c)->handshakes_refused_per_source, 1);
         conn_free(c);
         return;
     }
@@ -484,8 +483,8 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
     }
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->nconns++;
-    atomic_fetch_add_explicit(&w->srv->stats.connections_accepted, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->srv->stats.connections_open, 1, memory_order_relaxed);
+    gw_stat_add(&w->stats->connections_accepted, 1);
+    gw_stat_add(&w->stats->connections_open, 1);
     arm(c, conf->timeouts.handshake_ms);
     if (l->conf->proxy_protocol) {
         /* Only a trusted proxy may speak first with a PROXY header. */

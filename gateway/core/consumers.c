@@ -1,7 +1,8 @@
-/* Per-consumer counters (see consumers.h): one mutex, a chained hash. */
+/* Per-consumer counters (see consumers.h): a chained hash written by one
+ * thread without a lock, its entries published with release stores. */
 #include "core/consumers.h"
 
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +11,22 @@
 
 #define CSTATS_BUCKETS 4096
 
+typedef struct counts {
+    atomic_ulong by_class[6];
+    atomic_ulong quota_admitted, quota_refused;
+} counts;
+
 typedef struct centry {
-    struct centry *next;
+    struct centry *next; /* set before the entry is published, never after */
     char id[129];
-    gw_consumer_counts c;
+    counts c;
 } centry;
 
 struct gw_consumer_stats {
-    pthread_mutex_t mu;
-    centry *b[CSTATS_BUCKETS];
-    size_t n, max;
-    gw_consumer_counts other;
+    _Atomic(centry *) b[CSTATS_BUCKETS];
+    atomic_size_t n;
+    size_t max;
+    counts other;
 };
 
 gw_consumer_stats *gw_consumer_stats_new(size_t max)
@@ -28,7 +34,6 @@ gw_consumer_stats *gw_consumer_stats_new(size_t max)
     gw_consumer_stats *cs = calloc(1, sizeof(*cs));
     if (cs == NULL)
         return NULL;
-    pthread_mutex_init(&cs->mu, NULL);
     cs->max = max;
     return cs;
 }
@@ -38,15 +43,55 @@ void gw_consumer_stats_free(gw_consumer_stats *cs)
     if (cs == NULL)
         return;
     for (size_t i = 0; i < CSTATS_BUCKETS; i++) {
-        centry *e = cs->b[i];
+        centry *e = atomic_load_explicit(&cs->b[i], memory_order_relaxed);
         while (e != NULL) {
             centry *n = e->next;
             free(e);
             e = n;
         }
     }
-    pthread_mutex_destroy(&cs->mu);
     free(cs);
+}
+
+/* The writer's own counters: a relaxed load and store, nobody else writes. */
+static void bump(atomic_ulong *c, unsigned long n)
+{
+    if (n != 0)
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+}
+
+/* The writer's entry for <client_id>, created while the table has room;
+ * NULL: counted under "(other)". */
+static centry *entry(gw_consumer_stats *cs, const char *client_id)
+{
+    size_t len = strlen(client_id);
+    _Atomic(centry *) *head = &cs->b[gw_fnv1a64_str(client_id) % CSTATS_BUCKETS];
+    centry *first = atomic_load_explicit(head, memory_order_relaxed);
+    for (centry *e = first; e != NULL; e = e->next)
+        if (memcmp(e->id, client_id, len + 1) == 0)
+            return e;
+    size_t n = atomic_load_explicit(&cs->n, memory_order_relaxed);
+    if (n >= cs->max || len >= sizeof(((centry *)0)->id))
+        return NULL;
+    centry *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    memcpy(e->id, client_id, len + 1);
+    e->next = first;
+    atomic_store_explicit(head, e, memory_order_release);
+    atomic_store_explicit(&cs->n, n + 1, memory_order_relaxed);
+    return e;
+}
+
+static void add(gw_consumer_stats *cs, const char *client_id, const gw_consumer_counts *by)
+{
+    centry *e = entry(cs, client_id);
+    counts *c = e ? &e->c : &cs->other;
+    for (int i = 0; i < 6; i++)
+        bump(&c->by_class[i], by->by_class[i]);
+    bump(&c->quota_admitted, by->quota_admitted);
+    bump(&c->quota_refused, by->quota_refused);
 }
 
 void gw_consumer_stats_count(gw_consumer_stats *cs, const char *client_id, int status,
@@ -54,29 +99,24 @@ void gw_consumer_stats_count(gw_consumer_stats *cs, const char *client_id, int s
 {
     if (cs == NULL || client_id == NULL)
         return;
-    uint64_t h = gw_fnv1a64_str(client_id);
-    pthread_mutex_lock(&cs->mu);
-    centry *e = cs->b[h % CSTATS_BUCKETS];
-    while (e != NULL && strcmp(e->id, client_id) != 0)
-        e = e->next;
-    if (e == NULL && cs->n < cs->max && strlen(client_id) < sizeof(e->id)) {
-        e = calloc(1, sizeof(*e));
-        if (e != NULL) {
-            strcpy(e->id, client_id);
-            e->next = cs->b[h % CSTATS_BUCKETS];
-            cs->b[h % CSTATS_BUCKETS] = e;
-            cs->n++;
-        }
-    }
-    gw_consumer_counts *c = e ? &e->c : &cs->other;
+    gw_consumer_counts one;
+    memset(&one, 0, sizeof(one));
     int cls = status / 100;
     if (cls >= 0 && cls < 6)
-        c->by_class[cls]++;
+        one.by_class[cls] = 1;
     if (quota_outcome > 0)
-        c->quota_admitted++;
+        one.quota_admitted = 1;
     else if (quota_outcome < 0)
-        c->quota_refused++;
-    pthread_mutex_unlock(&cs->mu);
+        one.quota_refused = 1;
+    add(cs, client_id, &one);
+}
+
+static void snap(const counts *c, gw_consumer_counts *out)
+{
+    for (int i = 0; i < 6; i++)
+        out->by_class[i] = atomic_load_explicit(&c->by_class[i], memory_order_relaxed);
+    out->quota_admitted = atomic_load_explicit(&c->quota_admitted, memory_order_relaxed);
+    out->quota_refused = atomic_load_explicit(&c->quota_refused, memory_order_relaxed);
 }
 
 void gw_consumer_stats_each(gw_consumer_stats *cs,
@@ -86,21 +126,40 @@ void gw_consumer_stats_each(gw_consumer_stats *cs,
 {
     if (cs == NULL)
         return;
-    pthread_mutex_lock(&cs->mu);
+    gw_consumer_counts c;
     for (size_t i = 0; i < CSTATS_BUCKETS; i++)
-        for (centry *e = cs->b[i]; e != NULL; e = e->next)
-            cb(arg, e->id, &e->c);
-    if (cs->n >= cs->max)
-        cb(arg, "(other)", &cs->other);
-    pthread_mutex_unlock(&cs->mu);
+        for (centry *e = atomic_load_explicit(&cs->b[i], memory_order_acquire); e != NULL;
+             e = e->next) {
+            snap(&e->c, &c);
+            cb(arg, e->id, &c);
+        }
+    if (atomic_load_explicit(&cs->n, memory_order_relaxed) >= cs->max) {
+        snap(&cs->other, &c);
+        cb(arg, "(other)", &c);
+    }
+}
+
+void gw_consumer_stats_merge(gw_consumer_stats *dst, gw_consumer_stats *src)
+{
+    if (dst == NULL || src == NULL)
+        return;
+    gw_consumer_counts c;
+    for (size_t i = 0; i < CSTATS_BUCKETS; i++)
+        for (centry *e = atomic_load_explicit(&src->b[i], memory_order_acquire); e != NULL;
+             e = e->next) {
+            snap(&e->c, &c);
+            add(dst, e->id, &c);
+        }
+    snap(&src->other, &c);
+    for (int i = 0; i < 6; i++)
+        bump(&dst->other.by_class[i], c.by_class[i]);
+    bump(&dst->other.quota_admitted, c.quota_admitted);
+    bump(&dst->other.quota_refused, c.quota_refused);
 }
 
 size_t gw_consumer_stats_size(gw_consumer_stats *cs)
 {
     if (cs == NULL)
         return 0;
-    pthread_mutex_lock(&cs->mu);
-    size_t n = cs->n;
-    pthread_mutex_unlock(&cs->mu);
-    return n;
+    return atomic_load_explicit(&cs->n, memory_order_relaxed);
 }

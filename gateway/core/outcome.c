@@ -16,7 +16,7 @@
 
 static gw_stats *stats(gw_conn *c)
 {
-    return &c->w->srv->stats;
+    return c->w->stats;
 }
 
 /* "error" (the gateway or the backend failed) rather than "deny" (a control
@@ -187,12 +187,12 @@ static void submit(gw_conn *c, const gw_journal_rec *r, gw_request *q)
         jo->reserved = 0; /* consumed here: the stage's done() has nothing to give back */
         if (line == NULL) {
             gw_journal_release(j);
-            atomic_fetch_add_explicit(&stats(c)->journal_refused, 1, memory_order_relaxed);
+            gw_stat_add(&stats(c)->journal_refused, 1);
         } else {
             gw_journal_submit_reserved(j, line, len);
         }
     } else if (line == NULL) {
-        atomic_fetch_add_explicit(&stats(c)->journal_refused, 1, memory_order_relaxed);
+        gw_stat_add(&stats(c)->journal_refused, 1);
     } else if (jo != NULL && jo->unreserved) {
         gw_journal_submit(j, line, len); /* "continue": written if it can, else counted lost */
     } else {
@@ -255,9 +255,8 @@ void gw_outcome_handshake_done(gw_conn *c)
 void gw_outcome_refused(gw_conn *c, const char *reason, int handshake)
 {
     if (handshake)
-        atomic_fetch_add_explicit(&stats(c)->handshakes_failed, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&stats(c)->handshake_reason[gw_tls_reason_index(reason)], 1,
-                              memory_order_relaxed);
+        gw_stat_add(&stats(c)->handshakes_failed, 1);
+    gw_stat_add(&stats(c)->handshake_reason[gw_tls_reason_index(reason)], 1);
     gw_journal_rec r;
     rec_bufs b;
     memset(&b, 0, sizeof(b));
@@ -273,22 +272,24 @@ static void record_stats(gw_conn *c, gw_request *q)
 {
     gw_stats *s = stats(c);
     const gw_results *res = &q->a.res;
-    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+    gw_stat_add(&s->requests, 1);
     int cls = q->status / 100;
     if (cls >= 0 && cls < 6)
-        atomic_fetch_add_explicit(&s->responses_by_class[cls], 1, memory_order_relaxed);
+        gw_stat_add(&s->responses_by_class[cls], 1);
     if (q->err != GW_OK)
-        atomic_fetch_add_explicit(&s->denials[q->err], 1, memory_order_relaxed);
+        gw_stat_add(&s->denials[q->err], 1);
     int quota_decided = res->quota.ran || res->quota.degraded;
     int quota_refused = q->err == GW_ERR_THROTTLED || q->err == GW_ERR_QUOTA_UNAVAILABLE;
     if (quota_decided) {
-        atomic_fetch_add_explicit(quota_refused ? &s->quota_refused : &s->quota_admitted, 1,
-                                  memory_order_relaxed);
+        gw_stat_add(quota_refused ? &s->quota_refused : &s->quota_admitted, 1);
         if (res->quota.deny_cached)
-            atomic_fetch_add_explicit(&s->quota_deny_cache_hits, 1, memory_order_relaxed);
+            gw_stat_add(&s->quota_deny_cache_hits, 1);
         if (res->quota.degraded)
-            atomic_fetch_add_explicit(&s->quota_degraded, 1, memory_order_relaxed);
-        atomic_store_explicit(&s->quota_store_degraded, res->quota.degraded, memory_order_relaxed);
+            gw_stat_add(&s->quota_degraded, 1);
+        /* a gauge shared by the workers: written only when it changes */
+        atomic_int *g = &c->w->srv->stats.quota_store_degraded;
+        if (atomic_load_explicit(g, memory_order_relaxed) != res->quota.degraded)
+            atomic_store_explicit(g, res->quota.degraded, memory_order_relaxed);
     }
     /* by route: the table's index, then the gateway's own routes by kind,
      * then "none" */
@@ -300,25 +301,24 @@ static void record_stats(gw_conn *c, gw_request *q)
     else if (q->local == GW_LOCAL_JWKS)
         ri = GW_ROUTE_MAX_ROUTES + 1;
     if (ri < GW_ROUTE_MAX_ROUTES + 3 && cls >= 0 && cls < 6)
-        atomic_fetch_add_explicit(&s->route_class[ri][cls], 1, memory_order_relaxed);
+        gw_stat_add(&s->route_class[ri][cls], 1);
     if (res->mtls.policy != NULL) {
         int qo = quota_decided ? (quota_refused ? -1 : 1) : 0;
-        gw_consumer_count(c->w->srv, res->mtls.policy->client_id, q->status, qo);
+        gw_consumer_count(c->w->srv, c->w->id, res->mtls.policy->client_id, q->status, qo);
     }
     if (q->upstream_addr[0] && q->upstream_ms >= 0) {
         size_t ub = 0;
         while (ub < 11 && (unsigned long)q->upstream_ms > gw_latency_bounds_ms[ub])
             ub++;
-        atomic_fetch_add_explicit(&s->upstream_latency_bucket[ub], 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->upstream_latency_sum_ms, (unsigned long)q->upstream_ms,
-                                  memory_order_relaxed);
+        gw_stat_add(&s->upstream_latency_bucket[ub], 1);
+        gw_stat_add(&s->upstream_latency_sum_ms, (unsigned long)q->upstream_ms);
     }
     unsigned long ms = (unsigned long)(gw_now_ms() - q->t0);
     size_t b = 0;
     while (b < 11 && ms > gw_latency_bounds_ms[b])
         b++;
-    atomic_fetch_add_explicit(&s->latency_bucket[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->latency_sum_ms, ms, memory_order_relaxed);
+    gw_stat_add(&s->latency_bucket[b], 1);
+    gw_stat_add(&s->latency_sum_ms, ms);
 }
 
 void gw_outcome_request(gw_conn *c, gw_request *q)

@@ -180,7 +180,7 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
     q->nattempts = res->nattempts <= GW_PROXY_MAX_ATTEMPTS ? res->nattempts : 0;
     memcpy(q->attempts, res->attempts, q->nattempts * sizeof(*q->attempts));
     if (res->err != GW_OK) {
-        atomic_fetch_add_explicit(&c->w->srv->stats.upstream_errors, 1, memory_order_relaxed);
+        gw_stat_add(&c->w->stats->upstream_errors, 1);
         gw_request_error(c, res->err, NULL, 0);
         return;
     }
@@ -349,7 +349,7 @@ static void token(gw_conn *c, gw_request *q)
     rc.nextra = nh;
     if (out->status == 200) {
         memcpy(q->token_jti, out->jti, sizeof(q->token_jti));
-        atomic_fetch_add_explicit(&c->w->srv->stats.tokens_issued, 1, memory_order_relaxed);
+        gw_stat_add(&c->w->stats->tokens_issued, 1);
     } else {
         /* journal the refusal with the table's closest row and the precise reason */
         q->err = out->status == 429   ? GW_ERR_THROTTLED

@@ -53,16 +53,29 @@ size_t gw_tls_reason_index(const char *reason)
 
 /* ---- per-consumer counters (core/consumers.c) ---- */
 
-void gw_consumer_count(gw_server *s, const char *client_id, int status, int quota_outcome)
+void gw_consumer_count(gw_server *s, unsigned worker, const char *client_id, int status,
+                       int quota_outcome)
 {
-    gw_consumer_stats_count(s->cstats, client_id, status, quota_outcome);
+    if (worker < s->nworkers)
+        gw_consumer_stats_count(s->workers[worker].cstats, client_id, status, quota_outcome);
 }
 
 void gw_consumer_each(gw_server *s,
                       void (*cb)(void *arg, const char *client_id, const gw_consumer_counts *c),
                       void *arg)
 {
-    gw_consumer_stats_each(s->cstats, cb, arg);
+    /* one worker: its table as it is; more: a merged copy, made here */
+    if (s->nworkers == 1) {
+        gw_consumer_stats_each(s->workers[0].cstats, cb, arg);
+        return;
+    }
+    gw_consumer_stats *all = gw_consumer_stats_new(GW_CONSUMER_STATS_MAX);
+    if (all == NULL)
+        return;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        gw_consumer_stats_merge(all, s->workers[i].cstats);
+    gw_consumer_stats_each(all, cb, arg);
+    gw_consumer_stats_free(all);
 }
 
 static char *errdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -125,9 +138,6 @@ gw_server *gw_server_new(const gw_conf *conf, gw_journal *journal, char **err)
     s->conf = conf;
     s->journal = journal;
     pthread_mutex_init(&s->policies_lock, NULL);
-    s->cstats = gw_consumer_stats_new(GW_CONSUMER_STATS_MAX);
-    if (s->cstats == NULL)
-        goto oom;
     snprintf(s->journal_dir, sizeof(s->journal_dir), "%s", conf->journal.path);
     char *slash = strrchr(s->journal_dir, '/');
     if (slash != NULL)
@@ -244,7 +254,7 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct soc
          * as nginx does, rather than accepting and dropping them. */
         w->accept_paused = 1;
         listeners_update(w);
-        atomic_fetch_add_explicit(&w->srv->stats.connections_refused, 1, memory_order_relaxed);
+        gw_stat_add(&w->stats->connections_refused, 1);
     }
 }
 
@@ -291,7 +301,7 @@ static void accept_error_cb(struct evconnlistener *lis, void *arg)
     gw_worker *w = arg;
     int e = EVUTIL_SOCKET_ERROR();
     if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
-        atomic_fetch_add_explicit(&w->srv->stats.accept_fd_exhausted, 1, memory_order_relaxed);
+        gw_stat_add(&w->stats->accept_fd_exhausted, 1);
     fd_log(w, e);
     w->fd_backoff_ms = w->fd_backoff_ms == 0                       ? FD_BACKOFF_MIN_MS
                        : w->fd_backoff_ms >= FD_BACKOFF_MAX_MS / 2 ? FD_BACKOFF_MAX_MS
@@ -418,6 +428,15 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->srv = s;
     w->id = id;
     TAILQ_INIT(&w->conns);
+    /* the worker's counters on cache lines of their own */
+    size_t ssz = (sizeof(gw_stats) + 63) / 64 * 64;
+    w->stats = aligned_alloc(64, ssz);
+    w->cstats = gw_consumer_stats_new(GW_CONSUMER_STATS_MAX);
+    if (w->stats == NULL || w->cstats == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    memset(w->stats, 0, ssz);
     /* The epoll changelist folds the event changes made during one loop
      * iteration into one epoll_ctl() at the next wait, and none when they
      * cancel out: a response written at once by bufferevent_openssl adds
@@ -545,8 +564,11 @@ void gw_server_free(gw_server *s)
         return;
     for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++) {
         gw_worker *w = &s->workers[i];
-        if (w->base == NULL)
+        if (w->base == NULL) {
+            free(w->stats);
+            gw_consumer_stats_free(w->cstats);
             continue;
+        }
         gw_conn_close_all(w);
         for (size_t j = 0; w->lis != NULL && j < s->nlisteners; j++)
             if (w->lis[j] != NULL)
@@ -571,6 +593,8 @@ void gw_server_free(gw_server *s)
         free(w->lis);
         free(w->pools);
         event_base_free(w->base);
+        free(w->stats);
+        gw_consumer_stats_free(w->cstats);
     }
     free(s->workers);
     gw_revoc_free(s->revoc);
@@ -587,7 +611,6 @@ void gw_server_free(gw_server *s)
     gw_quota_free(s->quota);
     gw_memlog_free(s->token_rate);
     pthread_mutex_destroy(&s->policies_lock);
-    gw_consumer_stats_free(s->cstats);
     free(s);
 }
 
@@ -782,7 +805,21 @@ int gw_server_quota_on_failure_relies(gw_server *s)
 
 gw_stats *gw_server_stats(gw_server *s)
 {
-    return &s->stats;
+    atomic_ulong *sum = (atomic_ulong *)&s->scrape;
+    const atomic_ulong *own = (const atomic_ulong *)&s->stats;
+    for (size_t k = 0; k < GW_STATS_COUNTERS; k++) {
+        unsigned long v = atomic_load_explicit(&own[k], memory_order_relaxed);
+        for (unsigned i = 0; i < s->nworkers; i++)
+            if (s->workers[i].stats != NULL)
+                v += atomic_load_explicit(&((const atomic_ulong *)s->workers[i].stats)[k],
+                                          memory_order_relaxed);
+        atomic_store_explicit(&sum[k], v, memory_order_relaxed);
+    }
+    atomic_store_explicit(
+        &s->scrape.quota_store_degraded,
+        atomic_load_explicit(&s->stats.quota_store_degraded, memory_order_relaxed),
+        memory_order_relaxed);
+    return &s->scrape;
 }
 
 const gw_conf *gw_server_conf(const gw_server *s)
@@ -815,7 +852,11 @@ void gw_server_set_notify(gw_server *s, const gw_sdnotify *n)
 void gw_server_status(gw_server *s, char *buf, size_t len)
 {
     gw_policy_set *p = gw_server_policies(s);
-    unsigned long open = atomic_load_explicit(&s->stats.connections_open, memory_order_relaxed);
+    unsigned long open = 0;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (s->workers[i].stats != NULL)
+            open +=
+                atomic_load_explicit(&s->workers[i].stats->connections_open, memory_order_relaxed);
     snprintf(buf, len, "%lu connections, %zu habilitations (%zu files rejected), journal %s", open,
              p != NULL ? gw_policy_set_count(p) : 0, p != NULL ? gw_policy_set_nrejected(p) : 0,
              s->journal == NULL               ? "off"

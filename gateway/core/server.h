@@ -3,7 +3,8 @@
  * SO_REUSEPORT listening socket per configured listener, its connections and
  * its upstream pools; nothing in a worker is touched by another thread except
  * through gw_server_drain() (an event activated across threads) and the
- * atomic counters in gw_stats.
+ * scrape of its counters (gw_stats, one per worker, summed by
+ * gw_server_stats()).
  */
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
@@ -32,8 +33,14 @@
 extern const char *const gw_tls_reason_names[GW_TLS_REASONS];
 size_t gw_tls_reason_index(const char *reason);
 
-/* Counters read by the admin listener (relaxed atomics: a metric may be a
- * request behind, never wrong in total). */
+/* Counters read by the admin listener. Each worker has its own gw_stats,
+ * written by that worker alone with gw_stat_add() (a relaxed load and store:
+ * no locked instruction, no cache line shared between workers); the server
+ * has one more for what the main thread counts (reloads) and for the
+ * quota_store_degraded gauge. gw_server_stats() sums them on scrape (relaxed
+ * loads: a metric may be a request behind, never wrong in total). Every
+ * field before quota_store_degraded is an atomic_ulong counter: the sum
+ * walks them as an array. */
 typedef struct gw_stats {
     atomic_ulong connections_accepted;
     atomic_ulong connections_open;
@@ -52,7 +59,6 @@ typedef struct gw_stats {
     atomic_ulong quota_refused;
     atomic_ulong quota_degraded; /* decisions taken without the shared store */
     atomic_ulong quota_deny_cache_hits;
-    atomic_int quota_store_degraded; /* the last decision was degraded */
     atomic_ulong tokens_issued;
     atomic_ulong token_cache_hits;
     atomic_ulong token_cache_misses;
@@ -70,7 +76,20 @@ typedef struct gw_stats {
     /* connections closed at once: their source address already held
      * listeners[].max_handshakes_per_source handshakes on the worker */
     atomic_ulong handshakes_refused_per_source;
+    /* last, not a counter: the last quota decision of any worker was
+     * degraded (the server's gw_stats only, written when it changes) */
+    atomic_int quota_store_degraded;
 } gw_stats;
+
+#define GW_STATS_COUNTERS (offsetof(gw_stats, quota_store_degraded) / sizeof(atomic_ulong))
+
+/* Add <n> to a counter only the calling thread writes (a worker's own
+ * gw_stats): a relaxed load and store, no read-modify-write. */
+static inline void gw_stat_add(atomic_ulong *c, unsigned long n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
 
 extern const unsigned gw_latency_bounds_ms[11];
 
@@ -150,6 +169,9 @@ int gw_server_redis_stats(gw_server *s, gw_redis_stats *out);
  * on_store_failure local or deny): /readyz warns if it has no AOF. */
 int gw_server_quota_on_failure_relies(gw_server *s);
 
+/* The counters of every worker and of the server, summed now into a
+ * gw_stats the server keeps for the scrape, and that one. Main thread only
+ * (the admin listener): the next call overwrites it. */
 gw_stats *gw_server_stats(gw_server *s);
 const gw_conf *gw_server_conf(const gw_server *s);
 int gw_server_ready(const gw_server *s);
@@ -209,10 +231,14 @@ int gw_server_heartbeat(gw_server *s);
 
 /* Per-consumer counters (requests by status class, quota decisions), for
  * /metrics; at most GW_CONSUMER_STATS_MAX consumers, the rest counted under
- * "(other)". Thread-safe. */
+ * "(other)". Each worker counts in its own table (no lock); gw_consumer_each
+ * merges them. */
 #define GW_CONSUMER_STATS_MAX 100000
-void gw_consumer_count(gw_server *s, const char *client_id, int status, int quota_outcome);
-/* Call <cb> for each consumer seen (under a lock: <cb> must not block). */
+/* Count on worker <worker>'s table: called by that worker's thread only. */
+void gw_consumer_count(gw_server *s, unsigned worker, const char *client_id, int status,
+                       int quota_outcome);
+/* Call <cb> for each consumer seen by any worker, with the sum of its
+ * workers' counts (consumers past the bound: "(other)"). Main thread only. */
 void gw_consumer_each(gw_server *s,
                       void (*cb)(void *arg, const char *client_id, const gw_consumer_counts *c),
                       void *arg);

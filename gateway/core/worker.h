@@ -43,6 +43,8 @@ typedef struct gw_worker {
     unsigned long heartbeat_seen;       /* main thread: the value at the last check */
     /* upstream bodies being received, all pools (limits.max_buffered_response_bytes) */
     gw_resp_budget resp_budget;
+    gw_stats *stats;           /* this worker's counters, written by it alone */
+    gw_consumer_stats *cstats; /* its per-consumer counters, written by it alone */
 } gw_worker;
 
 struct gw_server {
@@ -55,7 +57,8 @@ struct gw_server {
     size_t nupstreams;
     gw_worker *workers;
     unsigned nworkers;
-    gw_stats stats;
+    gw_stats stats;  /* main thread's counters (reloads), quota_store_degraded */
+    gw_stats scrape; /* gw_server_stats(): the sum at the last scrape */
     atomic_int running;
     struct gw_stage_lists *stages; /* the lists of stages and their settings */
     gw_suspensions *susp;
@@ -65,7 +68,6 @@ struct gw_server {
     gw_quota *quota;
     gw_memlog *token_rate;          /* token requests per client, all workers */
     char journal_dir[4096];         /* directory of the journal file, for statvfs */
-    gw_consumer_stats *cstats;      /* per-consumer counters (core/consumers.h) */
     atomic_ullong fd_log_ms;        /* last "out of descriptors" message (ms) */
     atomic_ulong fd_log_suppressed; /* failures since that message */
     const gw_sdnotify *notify;      /* systemd notifications, NULL: none (not owned) */

@@ -1,8 +1,17 @@
 /*
- * Kill switch: the set of suspended client_ids. Requests only read it (a read
- * lock and one hash lookup); the admin listener changes it rarely. The set is
- * small, so a change rebuilds the whole hash index under the write lock,
- * which keeps lookups simple (no tombstones).
+ * Kill switch: the set of suspended client_ids. The admin listener changes
+ * it rarely, under the write lock; the set is small, so a change rebuilds
+ * the whole hash index, which keeps lookups simple (no tombstones).
+ *
+ * Requests read it without the lock: every change publishes an immutable
+ * view (the client_ids in force with their "until", the environment cuts)
+ * and bumps a generation counter. Each thread keeps a reference to the view
+ * it last used (thread-local) and takes the current one, under a mutex,
+ * only when the generation moved: per request, one load of a counter that
+ * is written only on a change, and one hash lookup. The very next request
+ * after a change sees it (the generation is bumped before the change
+ * returns). A view is freed when the last thread holding it moves on, or
+ * with the set.
  *
  * File: {"suspended": [{"client_id": "...", "since": "2026-11-27T22:00:00Z",
  * "why": "...", "reason": "...", "by": "...", "until": "..."}], "cuts":
@@ -48,6 +57,20 @@ typedef struct entry {
 #define NENV 2
 static const char *const env_names[NENV] = {"sandbox", "production"};
 
+/* What requests read: immutable once published. */
+typedef struct view {
+    struct view *next; /* every view of the set not yet freed (vmu) */
+    size_t refs;       /* the set's (current) + threads' (vmu) */
+    size_t mask;       /* slots: open addressing, id NULL = empty */
+    struct vslot {
+        const char *id;
+        time_t until;
+    } * slots;
+    int cut[NENV];
+    time_t cut_until[NENV];
+    char ids[]; /* the client_ids, each NUL-terminated */
+} view;
+
 struct gw_suspensions {
     pthread_rwlock_t lock;   /* guards v, n, cap, idx, mask */
     pthread_mutex_t persist; /* one rewrite of the file at a time */
@@ -61,7 +84,126 @@ struct gw_suspensions {
     atomic_int timer;      /* 1: a timer sweeps, lookups do not */
     gw_suspension_expired_fn on_expired;
     void *on_expired_arg;
+    unsigned long long inst; /* unique among the sets of the process */
+    atomic_ullong gen;       /* bumped by each publication */
+    pthread_mutex_t vmu;     /* guards cur, views, refs */
+    view *cur;               /* NULL: none (out of memory), readers lock */
+    view *views;
 };
+
+static size_t index_cap(size_t n);
+
+/* ---- the views read by requests ---- */
+
+/* Drop a reference; the view is freed at the last. Caller holds vmu. */
+static void view_unref(gw_suspensions *s, view *v)
+{
+    if (v == NULL || --v->refs > 0)
+        return;
+    for (view **p = &s->views; *p != NULL; p = &(*p)->next)
+        if (*p == v) {
+            *p = v->next;
+            break;
+        }
+    free(v->slots);
+    free(v);
+}
+
+/* Build the view of the current set and make it the one requests read.
+ * Caller holds the write lock. Out of memory: no view, requests take the
+ * read lock until the next change (never a stale view). */
+static void publish(gw_suspensions *s)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < s->n; i++)
+        bytes += strlen(s->v[i].client_id) + 1;
+    size_t cap = index_cap(s->n);
+    view *v = calloc(1, sizeof(*v) + bytes);
+    struct vslot *slots = calloc(cap, sizeof(*slots));
+    if (v == NULL || slots == NULL) {
+        free(v);
+        free(slots);
+        v = NULL;
+    } else {
+        v->slots = slots;
+        v->mask = cap - 1;
+        v->refs = 1;
+        char *p = v->ids;
+        for (size_t k = 0; k < s->n; k++) {
+            size_t len = strlen(s->v[k].client_id) + 1;
+            memcpy(p, s->v[k].client_id, len);
+            size_t i = (size_t)gw_fnv1a64_str(p) & v->mask;
+            while (slots[i].id != NULL)
+                i = (i + 1) & v->mask;
+            slots[i].id = p;
+            slots[i].until = s->v[k].until;
+            p += len;
+        }
+        for (int k = 0; k < NENV; k++) {
+            v->cut[k] = s->cut[k].client_id != NULL;
+            v->cut_until[k] = s->cut[k].until;
+        }
+    }
+    pthread_mutex_lock(&s->vmu);
+    if (v != NULL) {
+        v->next = s->views;
+        s->views = v;
+    }
+    view *old = s->cur;
+    s->cur = v;
+    view_unref(s, old);
+    atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
+    pthread_mutex_unlock(&s->vmu);
+}
+
+static atomic_ullong inst_next = 1;
+
+/* This thread's view (of one set at a time). */
+static _Thread_local struct {
+    unsigned long long inst, gen;
+    view *v;
+} tl_view;
+
+/* The current view for this thread, taken again only when the generation
+ * moved; NULL when there is none (the caller takes the read lock). */
+static const view *view_get(gw_suspensions *s)
+{
+    unsigned long long gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+    if (tl_view.inst == s->inst && tl_view.gen == gen)
+        return tl_view.v;
+    pthread_mutex_lock(&s->vmu);
+    /* a view of another set is left alone: that set may be gone (it frees
+     * its views itself) */
+    if (tl_view.inst == s->inst)
+        view_unref(s, tl_view.v);
+    tl_view.v = s->cur;
+    if (tl_view.v != NULL)
+        tl_view.v->refs++;
+    tl_view.inst = s->inst;
+    tl_view.gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+    pthread_mutex_unlock(&s->vmu);
+    return tl_view.v;
+}
+
+/* The view's answer: 1 when the consumer (<k> < 0) or environment <k> is
+ * suspended and in force at <now>. */
+static int view_has(const view *v, const char *client_id, int k, time_t now)
+{
+    time_t until;
+    if (k >= 0) {
+        if (!v->cut[k])
+            return 0;
+        until = v->cut_until[k];
+    } else {
+        size_t i = (size_t)gw_fnv1a64_str(client_id) & v->mask;
+        while (v->slots[i].id != NULL && strcmp(v->slots[i].id, client_id) != 0)
+            i = (i + 1) & v->mask;
+        if (v->slots[i].id == NULL)
+            return 0;
+        until = v->slots[i].until;
+    }
+    return until == 0 || now < until;
+}
 
 /* Position of <client_id> in v, or -1. Caller holds the lock. */
 static long find(const gw_suspensions *s, const char *client_id)
@@ -121,7 +263,8 @@ static void entry_free(entry *e)
     memset(e, 0, sizeof(*e));
 }
 
-/* The earliest "until" in force, 0 when none. Caller holds the write lock. */
+/* After a change: the earliest "until" in force (0 when none), and the
+ * view requests read. Caller holds the write lock. */
 static void update_due(gw_suspensions *s)
 {
     time_t due = 0;
@@ -133,6 +276,7 @@ static void update_due(gw_suspensions *s)
             (due == 0 || s->cut[k].until < due))
             due = s->cut[k].until;
     atomic_store(&s->next_due, (long long)due);
+    publish(s);
 }
 
 static int env_index(const char *env)
@@ -482,6 +626,8 @@ gw_suspensions *gw_suspensions_open(const char *path, char **err)
     pthread_rwlock_init(&s->lock, &la);
     pthread_rwlockattr_destroy(&la);
     pthread_mutex_init(&s->persist, NULL);
+    pthread_mutex_init(&s->vmu, NULL);
+    s->inst = atomic_fetch_add(&inst_next, 1);
     if (reindex(s) < 0) {
         gw_jsonv_err(&v, "$", "out of memory");
         goto out;
@@ -497,6 +643,8 @@ gw_suspensions *gw_suspensions_open(const char *path, char **err)
     if (root != NULL && load_json(s, root, &v) == 0)
         update_due(s);
 out:
+    if (v.nerrs == 0 && s->cur == NULL)
+        publish(s); /* no file, or an empty one */
     json_decref(root);
     gw_buf_free(&b);
     if (v.nerrs > 0) {
@@ -514,8 +662,15 @@ void gw_suspensions_free(gw_suspensions *s)
     if (s == NULL)
         return;
     free_entries(s);
+    while (s->views != NULL) {
+        view *v = s->views;
+        s->views = v->next;
+        free(v->slots);
+        free(v);
+    }
     pthread_rwlock_destroy(&s->lock);
     pthread_mutex_destroy(&s->persist);
+    pthread_mutex_destroy(&s->vmu);
     free(s->path);
     free(s);
 }
@@ -564,6 +719,9 @@ static int lookup(gw_suspensions *s, const char *client_id, const char *env,
     time_t now = time(NULL);
     if (!atomic_load(&s->timer))
         gw_suspensions_sweep(s, now);
+    const view *vw = out == NULL ? view_get(s) : NULL;
+    if (vw != NULL)
+        return view_has(vw, client_id, k, now);
     pthread_rwlock_rdlock(&s->lock);
     const entry *e = NULL;
     if (k >= 0) {

@@ -18,7 +18,9 @@ typedef struct gw_suspensions gw_suspensions;
 gw_suspensions *gw_suspensions_open(const char *path, char **err);
 void gw_suspensions_free(gw_suspensions *s);
 
-/* Thread-safe, cheap (read lock + hash lookup): called on every request.
+/* Thread-safe, cheap (no lock: the thread's view of the set, taken again
+ * only after a change, and a hash lookup): called on every request. A
+ * change is seen by every lookup that starts after it returned.
  * A suspension whose "until" has passed no longer counts; when one is due,
  * the first caller after it lifts it (gw_suspensions_sweep), unless a timer
  * sweeps (gw_suspensions_timer_sweeps): then a request never rewrites the

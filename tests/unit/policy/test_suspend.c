@@ -441,6 +441,65 @@ START_TEST(t_concurrent)
 }
 END_TEST
 
+/* Ping-pong between the test and a reader thread that keeps its view of the
+ * set between rounds: after each change, the reader's very next lookup
+ * (from a thread that read the old state just before) sees it. */
+static atomic_int pp_round, pp_done, pp_bad;
+
+static int wait_for(atomic_int *v, int want)
+{
+    for (int i = 0; i < 5000 && atomic_load(v) != want; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(v) == want;
+}
+
+static void *pp_reader(void *arg)
+{
+    (void)arg;
+    for (int k = 1; k <= 200; k++) {
+        if (!wait_for(&pp_round, k))
+            break;
+        /* round k: suspended when k is odd, cut when k % 4 == 1 */
+        if (gw_suspensions_is_suspended(shared, "pp-sandbox") != (k % 2))
+            atomic_fetch_add(&pp_bad, 1);
+        if (gw_suspensions_is_cut(shared, "production") != (k % 4 == 1))
+            atomic_fetch_add(&pp_bad, 1);
+        if (gw_suspensions_is_suspended(shared, "other-sandbox") != 0)
+            atomic_fetch_add(&pp_bad, 1);
+        atomic_store(&pp_done, k);
+    }
+    return NULL;
+}
+
+START_TEST(t_next_lookup_other_thread)
+{
+    char *err = NULL;
+    char *path = tpath("pp.json");
+    shared = gw_suspensions_open(path, &err);
+    ck_assert_ptr_nonnull(shared);
+    atomic_store(&pp_round, 0);
+    atomic_store(&pp_done, 0);
+    atomic_store(&pp_bad, 0);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, pp_reader, NULL), 0);
+    for (int k = 1; k <= 200; k++) {
+        ck_assert_int_eq(gw_suspensions_set(shared, "pp-sandbox", k % 2, "t", &err), 0);
+        if (k % 4 == 1 || k % 4 == 2)
+            ck_assert_int_eq(
+                gw_suspensions_cut(shared, "production", k % 4 == 1, "r", "t", 0, &err), 0);
+        atomic_store(&pp_round, k);
+        ck_assert_msg(wait_for(&pp_done, k), "reader stuck at round %d", k);
+    }
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(atomic_load(&pp_bad), 0);
+    gw_suspensions_free(shared);
+    shared = NULL;
+    free(path);
+}
+END_TEST
+
 static int expired_calls;
 static gw_suspension_info expired_last;
 
@@ -589,6 +648,7 @@ int main(void)
     tcase_add_test(tc, t_unreadable);
     tcase_add_test(tc, t_persist_failure);
     tcase_add_test(tc, t_concurrent);
+    tcase_add_test(tc, t_next_lookup_other_thread);
     tcase_add_test(tc, t_until_expiry_and_cuts);
     tcase_add_test(tc, t_rfc3339);
     suite_add_tcase(s, tc);
