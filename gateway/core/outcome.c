@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jbatch.h"
 #include "core/reqstate.h"
 #include "journal/events.h"
 #include "journal/journal.h"
@@ -171,10 +172,9 @@ static void fill_record(gw_journal_rec *r, rec_bufs *b, gw_conn *c, gw_request *
     r->reason = q->err == GW_OK ? NULL : q->reason ? q->reason : d->reason;
 }
 
-/* Submit <r>. A request holding a journal reservation (the journal stage)
- * submits against it (never refused for room) and the reservation is
- * consumed; any other record is a refusal, which the journal may summarise
- * instead. */
+/* Submit <r> (through the worker's batch: core/jbatch.h). A request holding a journal reservation
+ * (the journal stage) submits against it (never refused for room) and the reservation is consumed;
+ * any other record is a refusal, which the journal may summarise instead. */
 static void submit(gw_conn *c, const gw_journal_rec *r, gw_request *q)
 {
     size_t len = 0;
@@ -189,14 +189,16 @@ static void submit(gw_conn *c, const gw_journal_rec *r, gw_request *q)
             gw_journal_release(j);
             gw_stat_add(&stats(c)->journal_refused, 1);
         } else {
-            gw_journal_submit_reserved(j, line, len);
+            gw_jbatch_add(c->w->jbatch, GW_JLINE_RESERVED, line, len, NULL);
         }
     } else if (line == NULL) {
         gw_stat_add(&stats(c)->journal_refused, 1);
     } else if (jo != NULL && jo->unreserved) {
-        gw_journal_submit(j, line, len); /* "continue": written if it can, else counted lost */
+        /* "continue": written if it can, else counted lost */
+        gw_jbatch_add(c->w->jbatch, GW_JLINE_PLAIN, line, len, NULL);
     } else {
-        gw_journal_submit_refusal(j, line, len, r->reason != NULL ? r->reason : r->decision);
+        gw_jbatch_add(c->w->jbatch, GW_JLINE_REFUSAL, line, len,
+                      r->reason != NULL ? r->reason : r->decision);
     }
 }
 

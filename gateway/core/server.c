@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 
 #include "core/hstable.h"
+#include "core/jbatch.h"
 #include "core/tls.h"
 #include "lib/hash.h"
 #include "revoc/revoc.h"
@@ -420,6 +421,7 @@ static void *worker_main(void *arg)
 {
     gw_worker *w = arg;
     event_base_dispatch(w->base);
+    gw_jbatch_flush(w->jbatch); /* before the journal closes (after the join) */
     return NULL;
 }
 
@@ -464,6 +466,7 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->heartbeat_ev = event_new(w->base, -1, 0, heartbeat_cb, w);
     w->token_cache = gw_token_cache_new(s->oauth ? s->oauth->cache_entries : 16);
     w->deny_cache = gw_deny_cache_new(4096);
+    w->jbatch = gw_jbatch_new(w->base, s->journal);
     if (s->quota != NULL && s->quota->kind == GW_QSTORE_REDIS) {
         w->redis = gw_redis_new(w->base, &s->quota->redis);
         if (w->redis == NULL) {
@@ -474,7 +477,7 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     w->policies = gw_server_policies(s);
     if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL ||
         w->fd_timer == NULL || w->heartbeat_ev == NULL || w->hs == NULL || w->token_cache == NULL ||
-        w->deny_cache == NULL) {
+        w->deny_cache == NULL || w->jbatch == NULL) {
         *err = strdup("out of memory");
         return -1;
     }
@@ -570,6 +573,7 @@ void gw_server_free(gw_server *s)
             continue;
         }
         gw_conn_close_all(w);
+        gw_jbatch_free(w->jbatch);
         for (size_t j = 0; w->lis != NULL && j < s->nlisteners; j++)
             if (w->lis[j] != NULL)
                 evconnlistener_free(w->lis[j]);

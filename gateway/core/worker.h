@@ -45,6 +45,7 @@ typedef struct gw_worker {
     gw_resp_budget resp_budget;
     gw_stats *stats;           /* this worker's counters, written by it alone */
     gw_consumer_stats *cstats; /* its per-consumer counters, written by it alone */
+    struct gw_jbatch *jbatch;  /* its journal records waiting for the end of the pass */
 } gw_worker;
 
 struct gw_server {

@@ -230,17 +230,15 @@ static int object_line(const char *p, size_t len)
     return p[k - 1] != '{';
 }
 
-/* <kind>: 0 a line, 1 against a reservation, 2 a refusal under <reason>. */
-static int submit(gw_journal *j, char *line, size_t len, int kind, const char *reason)
+/* One line of <kind> (0 a line, 1 against a reservation, 2 a refusal under
+ * <reason>) under <mu>, held by the caller; <bad>: not one JSON object. 0
+ * when queued (the line is the queue's); 1 when counted for a summary and
+ * -1 when refused (both: the line is still the caller's to free, outside
+ * the lock). Sets <*wake> when the writer
+ * must be signalled: the queue was empty, or now holds a full batch. */
+static int submit_locked(gw_journal *j, char *line, size_t len, int bad, int kind,
+                         const char *reason, int *wake)
 {
-    int rc = -1;
-
-    if (j == NULL) {
-        free(line);
-        return -1;
-    }
-    int bad = line != NULL && j->chain && !object_line(line, len);
-    pthread_mutex_lock(&j->mu);
     if (kind == 1) {
         /* the reservation ends here; its room stays held until written */
         j->rsv_pending--;
@@ -249,33 +247,86 @@ static int submit(gw_journal *j, char *line, size_t len, int kind, const char *r
     }
     if (line == NULL || bad) {
         j->dropped_null++;
-    } else if (j->closing) {
+        return -1;
+    }
+    if (j->closing) {
         j->dropped_closed++;
-    } else if (kind != 1 && j->qlen + j->rsv_pending >= j->cap) {
+        return -1;
+    }
+    if (kind != 1 && j->qlen + j->rsv_pending >= j->cap) {
         /* the slots of the reservations are not ours to take */
         if (kind == 2 && j->chain) {
             gw_jn_summary_count(j, reason);
-            rc = 0;
-        } else {
-            j->dropped_full++;
+            return 1;
         }
-    } else {
-        /* The writer waits on an empty queue, or lingers on a short one
-         * (batch_ms) until it holds a full batch. */
-        if (j->qlen == 0 || j->qlen + 1 == JOURNAL_BATCH_LINES)
-            pthread_cond_signal(&j->cv);
-        j->q[j->qlen].p = line;
-        j->q[j->qlen].len = len;
-        j->q[j->qlen].reason = kind == 2 && j->chain ? reason : NULL;
-        j->q[j->qlen].reserved = kind == 1;
-        j->qlen++;
-        j->submitted++;
-        line = NULL;
-        rc = 0;
+        j->dropped_full++;
+        return -1;
     }
+    /* The writer waits on an empty queue, or lingers on a short one
+     * (batch_ms) until it holds a full batch. */
+    if (j->qlen == 0 || j->qlen + 1 == JOURNAL_BATCH_LINES)
+        *wake = 1;
+    j->q[j->qlen].p = line;
+    j->q[j->qlen].len = len;
+    j->q[j->qlen].reason = kind == 2 && j->chain ? reason : NULL;
+    j->q[j->qlen].reserved = kind == 1;
+    j->qlen++;
+    j->submitted++;
+    return 0;
+}
+
+/* <kind>: 0 a line, 1 against a reservation, 2 a refusal under <reason>. */
+static int submit(gw_journal *j, char *line, size_t len, int kind, const char *reason)
+{
+    if (j == NULL) {
+        free(line);
+        return -1;
+    }
+    int bad = line != NULL && j->chain && !object_line(line, len);
+    int wake = 0;
+    pthread_mutex_lock(&j->mu);
+    int rc = submit_locked(j, line, len, bad, kind, reason, &wake);
+    if (wake)
+        pthread_cond_signal(&j->cv);
     pthread_mutex_unlock(&j->mu);
-    free(line); /* refused: still ours to free, outside the lock */
-    return rc;
+    if (rc != 0)
+        free(line); /* counted or refused: still ours to free, outside the lock */
+    return rc < 0 ? -1 : 0;
+}
+
+size_t gw_journal_submit_many(gw_journal *j, gw_journal_line *v, size_t n)
+{
+    if (j == NULL) {
+        for (size_t i = 0; i < n; i++)
+            free(v[i].line);
+        return n;
+    }
+    /* checked before the lock, as submit() does */
+    for (size_t i = 0; i < n; i++)
+        if (v[i].line != NULL && j->chain && !object_line(v[i].line, v[i].len)) {
+            free(v[i].line);
+            v[i].line = NULL; /* counted as "no line" below */
+        }
+    size_t refused = 0;
+    int wake = 0;
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < n; i++) {
+        const char *reason =
+            v[i].kind == GW_JLINE_REFUSAL ? (v[i].reason != NULL ? v[i].reason : "unknown") : NULL;
+        int rc = submit_locked(j, v[i].line, v[i].len, 0, (int)v[i].kind, reason, &wake);
+        if (rc < 0)
+            refused++;
+        else if (rc == 0)
+            v[i].line = NULL;
+    }
+    if (wake)
+        pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].line);
+        v[i].line = NULL;
+    }
+    return refused;
 }
 
 int gw_journal_submit(gw_journal *j, char *line, size_t len)

@@ -139,6 +139,22 @@ void gw_journal_release(gw_journal *j);
  * queued or counted, -1 when refused (raw journal, closing, bad line). */
 int gw_journal_submit_refusal(gw_journal *j, char *line, size_t len, const char *reason);
 
+/* Several records handed over under one acquisition of the queue's mutex
+ * (a worker's records of one event-loop pass: core/jbatch.c). Each is
+ * treated exactly as the call its <kind> names, in the order of <v>:
+ * GW_JLINE_PLAIN gw_journal_submit, GW_JLINE_RESERVED
+ * gw_journal_submit_reserved, GW_JLINE_REFUSAL gw_journal_submit_refusal
+ * (<reason> a constant string). The lines are the journal's afterwards
+ * (queued or freed). Returns how many were refused. Thread-safe. */
+typedef enum { GW_JLINE_PLAIN, GW_JLINE_RESERVED, GW_JLINE_REFUSAL } gw_jline_kind;
+typedef struct gw_journal_line {
+    char *line;
+    size_t len;
+    gw_jline_kind kind;
+    const char *reason;
+} gw_journal_line;
+size_t gw_journal_submit_many(gw_journal *j, gw_journal_line *v, size_t n);
+
 /* Ask the writer to reopen the file at its next pass (logrotate, SIGUSR1).
  * Async-signal-safe is NOT required: call it from the main loop. */
 void gw_journal_reopen(gw_journal *j);

@@ -705,6 +705,72 @@ START_TEST(reserve_budget_and_summary)
 }
 END_TEST
 
+/* gw_journal_submit_many: one batch of every kind, in order, under one
+ * lock, treated as the single calls would be: reservations consumed (a bad
+ * line gives its room back), a refusal with no free slot counted for a
+ * summary, a plain line past the queue's room refused; the order of the
+ * written lines is the batch's. */
+START_TEST(submit_many_kinds_and_order)
+{
+    const char *p = tpath("j.log");
+    capture_stderr(tpath("stderr"));
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .queue_cap = 6});
+    gw_journal_test_pause(j, 1);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(gw_journal_reserve(j), 0);
+    gw_journal_line v[8];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        char *l = mkline("{\"v\":1,\"allow\":%d,\"n\":%d}\n", i, i);
+        v[n++] = (gw_journal_line){l, strlen(l), GW_JLINE_RESERVED, NULL};
+    }
+    char *bad = strdup("not json\n"); /* its reservation is given back */
+    v[n++] = (gw_journal_line){bad, strlen(bad), GW_JLINE_RESERVED, NULL};
+    for (int i = 4; i < 6; i++) {
+        char *l = mkline("{\"v\":1,\"refusal\":%d,\"n\":%d}\n", i, i);
+        v[n++] = (gw_journal_line){l, strlen(l), GW_JLINE_REFUSAL, "bearer.missing"};
+    }
+    char *l = strdup("{\"v\":1,\"plain\":1}\n"); /* the queue is full by then */
+    v[n++] = (gw_journal_line){l, strlen(l), GW_JLINE_PLAIN, NULL};
+    ck_assert_uint_eq(gw_journal_submit_many(j, v, n), 2); /* the bad line, the plain one */
+    gw_journal_stats st;
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.reserved, 4); /* 5 taken, the bad line's given back */
+    ck_assert_uint_eq(st.submitted, 6);
+    ck_assert_uint_eq(st.dropped, 2);
+    ck_assert_int_eq(gw_journal_reserve(j), -1); /* the queue is full */
+    /* a refusal in a batch of its own finds no free slot: summarised */
+    l = mkline("{\"v\":1,\"refusal\":%d,\"n\":%d}\n", 9, 9);
+    v[0] = (gw_journal_line){l, strlen(l), GW_JLINE_REFUSAL, "bearer.missing"};
+    ck_assert_uint_eq(gw_journal_submit_many(j, v, 1), 0);
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.summarised, 1);
+    gw_journal_test_pause(j, 0);
+    wait_idle(j);
+    gw_journal_get_stats(j, &st);
+    ck_assert_uint_eq(st.reserved, 0);
+    ck_assert_uint_eq(st.written, 6);
+    gw_journal_close(j);
+    /* the batch's order: a0..a3, then r4, r5; then the summary */
+    for (int i = 0; i < 6; i++) {
+        json_t *o = line_json(p, i + 1);
+        ck_assert_ptr_nonnull(o);
+        ck_assert_ptr_nonnull(json_object_get(o, i < 4 ? "allow" : "refusal"));
+        ck_assert_int_eq(json_integer_value(json_object_get(o, "n")), i);
+        json_decref(o);
+    }
+    json_t *o = line_json(p, 7);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(jget_str(o, "type"), "summary");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "unwritten")), 1);
+    json_decref(o);
+    /* no journal: the lines are freed, all refused */
+    l = strdup("{}\n");
+    v[0] = (gw_journal_line){l, 3, GW_JLINE_PLAIN, NULL};
+    ck_assert_uint_eq(gw_journal_submit_many(NULL, v, 1), 1);
+}
+END_TEST
+
 /* A writer blocked in write() (a FIFO nobody reads) makes the journal
  * unhealthy and refuses reservations after 1 s; closing within a deadline
  * returns after it and counts what could not be written. */
@@ -780,6 +846,7 @@ static Suite *journal_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, open_opts_errors);
     tcase_add_test(tc, reserve_budget_and_summary);
+    tcase_add_test(tc, submit_many_kinds_and_order);
     tcase_add_test(tc, close_within_stalled_writer);
     suite_add_tcase(s, tc);
     return s;
