@@ -175,7 +175,10 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
     gw_request *q = arg;
     gw_conn *c = q->conn;
     q->call = NULL;
-    snprintf(q->upstream_addr, sizeof(q->upstream_addr), "%s", res->addr ? res->addr : "");
+    const char *addr = res->addr ? res->addr : "";
+    size_t alen = strnlen(addr, sizeof(q->upstream_addr) - 1);
+    memcpy(q->upstream_addr, addr, alen);
+    q->upstream_addr[alen] = '\0';
     q->upstream_ms = res->ms;
     q->nattempts = res->nattempts <= GW_PROXY_MAX_ATTEMPTS ? res->nattempts : 0;
     memcpy(q->attempts, res->attempts, q->nattempts * sizeof(*q->attempts));

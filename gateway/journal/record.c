@@ -154,9 +154,9 @@ static void put_str_max(gw_buf *b, int *first, const char *k, const char *s, siz
 static void put_int(gw_buf *b, int *first, const char *k, long long v)
 {
     char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", v);
+    size_t n = gw_fmt_ll(num, v);
     json_put_key(b, first, k);
-    gw_buf_append(b, num, (size_t)n);
+    gw_buf_append(b, num, n);
 }
 
 /* Only when not negative (an unknown figure is left out). */

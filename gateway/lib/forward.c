@@ -53,6 +53,26 @@ int gw_forward_allows_request_header(const gw_http_request *r, const gw_http_hea
     return ok && !gw_forward_strips_request_header(r, h);
 }
 
+/* "Content-Length: <n>\r\n" and "HTTP/1.1 <status> <reason>\r\n", without
+ * printf (once per request each). */
+static void put_length(gw_buf *b, size_t n)
+{
+    gw_buf_append(b, "Content-Length: ", 16);
+    gw_buf_put_ull(b, n);
+    gw_buf_append(b, "\r\n", 2);
+}
+
+static void put_status_line(gw_buf *b, int status)
+{
+    char num[24];
+    size_t n = gw_fmt_ll(num, status);
+    gw_buf_append(b, "HTTP/1.1 ", 9);
+    gw_buf_append(b, num, n);
+    gw_buf_append(b, " ", 1);
+    gw_buf_puts(b, gw_http_reason_phrase(status));
+    gw_buf_append(b, "\r\n", 2);
+}
+
 static void put_header(gw_buf *b, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     gw_buf_append(b, name, nlen);
@@ -92,7 +112,7 @@ char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size
         put_header(&b, "X-Correlation-ID", 16, c->correlation_id, strlen(c->correlation_id));
     put_extra(&b, c->extra, c->nextra);
     if (c->body && (r->body_len > 0 || r->content_length >= 0 || r->chunked))
-        gw_buf_printf(&b, "Content-Length: %zu\r\n", r->body_len);
+        put_length(&b, r->body_len);
     if (c->close)
         gw_buf_puts(&b, "Connection: close\r\n");
     gw_buf_append(&b, "\r\n", 2);
@@ -103,7 +123,7 @@ char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size
 
 static void put_common_response(gw_buf *b, const gw_fwd_resp_ctx *c, size_t body_len)
 {
-    gw_buf_printf(b, "Content-Length: %zu\r\n", body_len);
+    put_length(b, body_len);
     put_header(b, "X-Request-ID", 12, c->request_id, strlen(c->request_id));
     if (c->correlation_id != NULL)
         put_header(b, "X-Correlation-ID", 16, c->correlation_id, strlen(c->correlation_id));
@@ -116,7 +136,7 @@ static void put_common_response(gw_buf *b, const gw_fwd_resp_ctx *c, size_t body
 char *gw_forward_response(const gw_http_response *r, const gw_fwd_resp_ctx *c, size_t *len)
 {
     gw_buf b = {0};
-    gw_buf_printf(&b, "HTTP/1.1 %d %s\r\n", r->status, gw_http_reason_phrase(r->status));
+    put_status_line(&b, r->status);
     for (size_t i = 0; i < r->nheaders; i++) {
         const gw_http_header *h = &r->headers[i];
         if (in_list(response_stripped, sizeof(response_stripped) / sizeof(response_stripped[0]),
@@ -136,7 +156,7 @@ char *gw_local_response(int status, const char *content_type, const char *body, 
                         const gw_fwd_resp_ctx *c, size_t *len)
 {
     gw_buf b = {0};
-    gw_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, gw_http_reason_phrase(status));
+    put_status_line(&b, status);
     if (content_type != NULL)
         put_header(&b, "Content-Type", 12, content_type, strlen(content_type));
     gw_buf_puts(&b, "Cache-Control: no-store\r\n");

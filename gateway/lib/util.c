@@ -136,23 +136,70 @@ int gw_is_uuid(const char *s, size_t n)
     return 1;
 }
 
+/* "2024-03-21T09:00:00" of second <t>, cached per thread. */
+static const char *iso_second(time_t t)
+{
+    static _Thread_local time_t last = (time_t)-1;
+    static _Thread_local char base[24];
+    if (t != last) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        if (strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+            base[0] = '\0';
+        last = t;
+    }
+    return base;
+}
+
 void gw_time_iso(char out[32])
 {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *b = iso_second(time(NULL));
+    size_t n = strnlen(b, 20);
+    memcpy(out, b, n);
+    memcpy(out + n, "Z", 2);
 }
 
 void gw_time_iso_ms(char out[32])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char base[24];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%.20s.%03dZ", base, (int)(ts.tv_nsec / 1000000L) % 1000);
+    const char *b = iso_second(ts.tv_sec);
+    size_t n = strnlen(b, 20);
+    int ms = (int)(ts.tv_nsec / 1000000L) % 1000;
+    memcpy(out, b, n);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + ms / 100);
+    out[n + 2] = (char)('0' + ms / 10 % 10);
+    out[n + 3] = (char)('0' + ms % 10);
+    memcpy(out + n + 4, "Z", 2);
+}
+
+size_t gw_fmt_ull(char *out, unsigned long long v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+size_t gw_fmt_ll(char *out, long long v)
+{
+    if (v >= 0)
+        return gw_fmt_ull(out, (unsigned long long)v);
+    out[0] = '-';
+    return 1 + gw_fmt_ull(out + 1, 0ull - (unsigned long long)v);
+}
+
+void gw_buf_put_ull(gw_buf *b, unsigned long long v)
+{
+    char num[24];
+    gw_buf_append(b, num, gw_fmt_ull(num, v));
 }
 
 uint64_t gw_now_ms(void)

@@ -18,6 +18,8 @@ typedef struct gw_buf {
 void gw_buf_append(gw_buf *b, const void *p, size_t n);
 void gw_buf_puts(gw_buf *b, const char *s);
 void gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* <v> in decimal (no snprintf: the request path formats numbers with it). */
+void gw_buf_put_ull(gw_buf *b, unsigned long long v);
 void gw_buf_free(gw_buf *b);
 /* Hand the bytes to the caller (NUL-terminated); the buffer is reset. */
 char *gw_buf_take(gw_buf *b, size_t *len);
@@ -27,7 +29,14 @@ void gw_uuid4(char out[37]);
 /* 1 when <s>/<n> is 8-4-4-4-12 hexadecimal (any version, either case). */
 int gw_is_uuid(const char *s, size_t n);
 
-/* Current UTC time as "2024-03-21T09:00:00Z" (21 bytes with NUL). */
+/* <v> in decimal into <out> (at least 21 bytes), NUL-terminated; returns
+ * its length. A negative number for gw_fmt_ll. */
+size_t gw_fmt_ull(char *out, unsigned long long v);
+size_t gw_fmt_ll(char *out, long long v);
+
+/* Current UTC time as "2024-03-21T09:00:00Z" (21 bytes with NUL). Both
+ * keep the calendar part of the current second per thread: one gmtime and
+ * strftime per second and thread, not per call. */
 void gw_time_iso(char out[32]);
 /* UTC time with milliseconds: "2024-03-21T09:00:00.123Z". */
 void gw_time_iso_ms(char out[32]);

@@ -29,9 +29,10 @@ static void headers(gw_quota_out *o, gw_reply *r, unsigned limit, unsigned remai
     o->ran = 1;
     o->limit = limit;
     o->remaining = remaining;
-    snprintf(o->rl_limit, sizeof(o->rl_limit), "%u", limit);
-    snprintf(o->rl_remaining, sizeof(o->rl_remaining), "%u", remaining);
-    snprintf(o->rl_reset, sizeof(o->rl_reset), "%u", secs_up(reset_ms));
+    /* unsigned ints: at most 10 digits in these 16 bytes; no snprintf per request */
+    gw_fmt_ull(o->rl_limit, limit);
+    gw_fmt_ull(o->rl_remaining, remaining);
+    gw_fmt_ull(o->rl_reset, secs_up(reset_ms));
     gw_reply_header(r, "RateLimit-Limit", o->rl_limit);
     gw_reply_header(r, "RateLimit-Remaining", o->rl_remaining);
     gw_reply_header(r, "RateLimit-Reset", o->rl_reset);

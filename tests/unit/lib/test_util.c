@@ -1,8 +1,10 @@
 /* Unit tests for gateway/lib/util.c: the growable buffer (and its
- * out-of-memory contract), ids, time stamps, hex, SHA-256 and strict UTF-8. */
+ * out-of-memory contract), ids, time stamps (cached per second), numbers
+ * without printf, hex, SHA-256 and strict UTF-8. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/util.h"
 
@@ -61,6 +63,57 @@ START_TEST(t_ids_and_time)
 }
 END_TEST
 
+/* The cached calendar part agrees with strftime of the same second, for
+ * both stamps, and follows the clock from one second to the next. */
+START_TEST(t_time_cached)
+{
+    for (int k = 0; k < 3; k++) {
+        char a[32], b[32], want[32];
+        time_t before = time(NULL);
+        gw_time_iso(a);
+        gw_time_iso_ms(b);
+        time_t after = time(NULL);
+        if (before != after)
+            continue; /* a second boundary in between: try again */
+        struct tm tm;
+        gmtime_r(&before, &tm);
+        strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        ck_assert_str_eq(a, want);
+        ck_assert_int_eq(strncmp(b, want, 19), 0);
+        ck_assert(b[20] >= '0' && b[20] <= '9' && b[21] >= '0' && b[21] <= '9' && b[22] >= '0' &&
+                  b[22] <= '9');
+        ck_assert_int_eq(b[23], 'Z');
+        /* a second later, a fresh calendar part */
+        struct timespec ts = {1, 50000000};
+        nanosleep(&ts, NULL);
+        gw_time_iso(a);
+        ck_assert_str_ne(a, want);
+        return;
+    }
+    ck_abort_msg("no stable second in three tries");
+}
+END_TEST
+
+START_TEST(t_fmt_numbers)
+{
+    char out[24];
+    ck_assert_uint_eq(gw_fmt_ull(out, 0), 1);
+    ck_assert_str_eq(out, "0");
+    ck_assert_uint_eq(gw_fmt_ull(out, 18446744073709551615ull), 20);
+    ck_assert_str_eq(out, "18446744073709551615");
+    ck_assert_uint_eq(gw_fmt_ll(out, -9223372036854775807ll - 1), 20);
+    ck_assert_str_eq(out, "-9223372036854775808");
+    ck_assert_uint_eq(gw_fmt_ll(out, 1089), 4);
+    ck_assert_str_eq(out, "1089");
+    gw_buf b = {0};
+    gw_buf_put_ull(&b, 42);
+    gw_buf_put_ull(&b, 7);
+    ck_assert_uint_eq(b.len, 3);
+    ck_assert_int_eq(memcmp(b.data, "427", 3), 0);
+    gw_buf_free(&b);
+}
+END_TEST
+
 START_TEST(t_hex)
 {
     const unsigned char in[] = {0x00, 0x9f, 0xa0, 0xff};
@@ -114,6 +167,8 @@ int main(void)
     TCase *tc = tcase_create("util");
     tcase_add_test(tc, t_buf);
     tcase_add_test(tc, t_ids_and_time);
+    tcase_add_test(tc, t_time_cached);
+    tcase_add_test(tc, t_fmt_numbers);
     tcase_add_test(tc, t_hex);
     tcase_add_test(tc, t_sha256);
     tcase_add_test(tc, t_utf8);
