@@ -56,10 +56,31 @@ typedef struct rec_bufs {
     char rid[37];
     char siren[16];
     char annee[8];
-    char *path;
-    char *teleservice;
+    char *path;        /* path_s, or malloc'd when longer */
+    char *teleservice; /* tsv_s, or malloc'd when longer */
+    char path_s[256];
+    char tsv_s[64];
     gw_journal_attempt at[GW_PROXY_MAX_ATTEMPTS];
 } rec_bufs;
+
+/* <s>/<n> as a C string: in <small> (<cap> bytes) when it fits, else a
+ * malloc'd copy (NULL when out of memory); see rec_bufs_free. */
+static char *rec_str(const char *s, size_t n, char *small, size_t cap)
+{
+    if (n >= cap)
+        return strndup(s, n);
+    memcpy(small, s, n);
+    small[n] = '\0';
+    return small;
+}
+
+static void rec_bufs_free(rec_bufs *b)
+{
+    if (b->path != b->path_s)
+        free(b->path);
+    if (b->teleservice != b->tsv_s)
+        free(b->teleservice);
+}
 
 /* The one function that fills a journal record: the connection's fields,
  * then, for a request <q> (NULL: a connection refused before any request,
@@ -132,8 +153,8 @@ static void fill_record(gw_journal_rec *r, rec_bufs *b, gw_conn *c, gw_request *
     /* what was asked of the backend: the canonical path and the query
      * re-serialised from the validated values (docs/journal.md) */
     int canon = route != NULL && res->route.path_len > 0;
-    b->path = canon ? strndup(res->route.target, res->route.path_len)
-                    : strndup(q->http->path, q->http->path_len);
+    b->path = canon ? rec_str(res->route.target, res->route.path_len, b->path_s, sizeof(b->path_s))
+                    : rec_str(q->http->path, q->http->path_len, b->path_s, sizeof(b->path_s));
     r->path = b->path;
     r->query = res->route.query_ok && res->route.query.canonical_len > 0
                    ? res->route.query.canonical
@@ -142,7 +163,7 @@ static void fill_record(gw_journal_rec *r, rec_bufs *b, gw_conn *c, gw_request *
      * (GW_JOURNAL_FIELD_MAX) and records the length it had */
     size_t tsl = 0;
     const char *tsv = gw_http_request_header(q->http, "ID_Teleservice", &tsl);
-    b->teleservice = tsv != NULL && tsl > 0 ? strndup(tsv, tsl) : NULL;
+    b->teleservice = tsv != NULL && tsl > 0 ? rec_str(tsv, tsl, b->tsv_s, sizeof(b->tsv_s)) : NULL;
     r->teleservice = b->teleservice;
     if (route != NULL)
         r->route = route->name;
@@ -331,7 +352,6 @@ void gw_outcome_request(gw_conn *c, gw_request *q)
     fill_record(&r, &b, c, q, NULL);
     events_request(c, q, b.siren);
     submit(c, &r, q);
-    free(b.path);
-    free(b.teleservice);
+    rec_bufs_free(&b);
     record_stats(c, q);
 }

@@ -169,6 +169,7 @@ static void put_num(gw_buf *b, int *first, const char *k, long long v)
 char *gw_journal_format(const gw_journal_rec *r, size_t *len)
 {
     gw_buf b = {0};
+    gw_buf_reserve(&b, 2000); /* a usual record (~1.1 KiB) in one allocation */
     int f = 1, g;
     cut_list cuts = {.n = 0};
     const size_t M = GW_JOURNAL_FIELD_MAX;

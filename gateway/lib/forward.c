@@ -90,6 +90,13 @@ static void put_extra(gw_buf *b, const gw_extra_header *x, size_t n)
 char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size_t *len)
 {
     gw_buf b = {0};
+    /* one allocation: the client's headers cross through an allowlist, so
+     * 1 KiB covers them and the gateway's own; the extras (the assertion)
+     * and the body on top */
+    size_t est = 1024 + (c->body ? r->body_len : 0);
+    for (size_t i = 0; i < c->nextra; i++)
+        est += strlen(c->extra[i].name) + strlen(c->extra[i].value) + 4;
+    gw_buf_reserve(&b, est);
     gw_buf_append(&b, r->method, strlen(r->method));
     gw_buf_append(&b, " ", 1);
     if (c->target != NULL)
@@ -136,6 +143,7 @@ static void put_common_response(gw_buf *b, const gw_fwd_resp_ctx *c, size_t body
 char *gw_forward_response(const gw_http_response *r, const gw_fwd_resp_ctx *c, size_t *len)
 {
     gw_buf b = {0};
+    gw_buf_reserve(&b, 1024 + r->body_len); /* one allocation in the common case */
     put_status_line(&b, r->status);
     for (size_t i = 0; i < r->nheaders; i++) {
         const gw_http_header *h = &r->headers[i];
@@ -156,6 +164,7 @@ char *gw_local_response(int status, const char *content_type, const char *body, 
                         const gw_fwd_resp_ctx *c, size_t *len)
 {
     gw_buf b = {0};
+    gw_buf_reserve(&b, 512 + body_len);
     put_status_line(&b, status);
     if (content_type != NULL)
         put_header(&b, "Content-Type", 12, content_type, strlen(content_type));

@@ -342,6 +342,9 @@ static int cb_body(llhttp_t *ll, const char *at, size_t len)
         set_err(p, E_BODY_TOO_LARGE);
         return HPE_USER;
     }
+    /* a declared length (checked against the bound): one allocation */
+    if (p->body.cap == 0 && p->declared_cl > 0 && (uint64_t)p->declared_cl <= p->msg_body_max)
+        gw_buf_reserve(&p->body, (size_t)p->declared_cl);
     gw_buf_append(&p->body, at, len);
     if (p->body.oom) {
         set_err(p, E_OOM);

@@ -18,6 +18,9 @@ typedef struct gw_buf {
 void gw_buf_append(gw_buf *b, const void *p, size_t n);
 void gw_buf_puts(gw_buf *b, const char *s);
 void gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Room for <n> more bytes at once (a size known ahead: one allocation
+ * instead of a growth by doubling). Out of memory: the buffer's oom flag. */
+void gw_buf_reserve(gw_buf *b, size_t n);
 /* <v> in decimal (no snprintf: the request path formats numbers with it). */
 void gw_buf_put_ull(gw_buf *b, unsigned long long v);
 void gw_buf_free(gw_buf *b);
