@@ -84,14 +84,18 @@ static centry *entry(gw_consumer_stats *cs, const char *client_id)
     return e;
 }
 
-static void add(gw_consumer_stats *cs, const char *client_id, const gw_consumer_counts *by)
+static void add_counts(counts *c, const gw_consumer_counts *by)
 {
-    centry *e = entry(cs, client_id);
-    counts *c = e ? &e->c : &cs->other;
     for (int i = 0; i < 6; i++)
         bump(&c->by_class[i], by->by_class[i]);
     bump(&c->quota_admitted, by->quota_admitted);
     bump(&c->quota_refused, by->quota_refused);
+}
+
+static void add(gw_consumer_stats *cs, const char *client_id, const gw_consumer_counts *by)
+{
+    centry *e = entry(cs, client_id);
+    add_counts(e ? &e->c : &cs->other, by);
 }
 
 void gw_consumer_stats_count(gw_consumer_stats *cs, const char *client_id, int status,
@@ -119,13 +123,11 @@ static void snap(const counts *c, gw_consumer_counts *out)
     out->quota_refused = atomic_load_explicit(&c->quota_refused, memory_order_relaxed);
 }
 
-void gw_consumer_stats_each(gw_consumer_stats *cs,
-                            void (*cb)(void *arg, const char *client_id,
-                                       const gw_consumer_counts *c),
-                            void *arg)
+/* <cb> for each entry of the table (not "(other)"), with its counts. */
+static void walk(gw_consumer_stats *cs,
+                 void (*cb)(void *arg, const char *client_id, const gw_consumer_counts *c),
+                 void *arg)
 {
-    if (cs == NULL)
-        return;
     gw_consumer_counts c;
     for (size_t i = 0; i < CSTATS_BUCKETS; i++)
         for (centry *e = atomic_load_explicit(&cs->b[i], memory_order_acquire); e != NULL;
@@ -133,28 +135,36 @@ void gw_consumer_stats_each(gw_consumer_stats *cs,
             snap(&e->c, &c);
             cb(arg, e->id, &c);
         }
+}
+
+void gw_consumer_stats_each(gw_consumer_stats *cs,
+                            void (*cb)(void *arg, const char *client_id,
+                                       const gw_consumer_counts *c),
+                            void *arg)
+{
+    if (cs == NULL)
+        return;
+    walk(cs, cb, arg);
     if (atomic_load_explicit(&cs->n, memory_order_relaxed) >= cs->max) {
+        gw_consumer_counts c;
         snap(&cs->other, &c);
         cb(arg, "(other)", &c);
     }
+}
+
+static void merge_cb(void *arg, const char *client_id, const gw_consumer_counts *c)
+{
+    add(arg, client_id, c);
 }
 
 void gw_consumer_stats_merge(gw_consumer_stats *dst, gw_consumer_stats *src)
 {
     if (dst == NULL || src == NULL)
         return;
+    walk(src, merge_cb, dst);
     gw_consumer_counts c;
-    for (size_t i = 0; i < CSTATS_BUCKETS; i++)
-        for (centry *e = atomic_load_explicit(&src->b[i], memory_order_acquire); e != NULL;
-             e = e->next) {
-            snap(&e->c, &c);
-            add(dst, e->id, &c);
-        }
     snap(&src->other, &c);
-    for (int i = 0; i < 6; i++)
-        bump(&dst->other.by_class[i], c.by_class[i]);
-    bump(&dst->other.quota_admitted, c.quota_admitted);
-    bump(&dst->other.quota_refused, c.quota_refused);
+    add_counts(&dst->other, &c);
 }
 
 size_t gw_consumer_stats_size(gw_consumer_stats *cs)
