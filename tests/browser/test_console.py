@@ -155,6 +155,18 @@ class TestConsole(GatewayTestCase):
                 os.chmod(path, 0o600)
                 ops.append({"name": name, "token_file": name + ".token", "role": role})
             conf["admin"]["operators"] = ops
+            # the calendar: a daily slot starting in 6 hours and a dated one
+            # in 2 days, neither in force while the suite runs
+            t = time.gmtime(time.time() + 6 * 3600)
+            start = (t.tm_hour * 60 + t.tm_min + 29) // 30 * 30
+            hm = lambda m: "%02d:%02d" % (m // 60 % 24, m % 60)  # noqa: E731
+            day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400))
+            nxt = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 3 * 86400))
+            conf.setdefault("access", {})["maintenance"] = {
+                "timezone": "UTC", "force": True,
+                "slots": [{"daily": "%s-%s" % (hm(start), hm(start + 30))},
+                          {"from": day + "T23:30", "until": nxt + "T00:30"}]}
+            cls.daily_start = hm(start)
 
         def policy_hook(pols, stack):
             pols[COMMUNE["file"]]["quota"] = {"per_minute": 2000}
@@ -166,7 +178,10 @@ class TestConsole(GatewayTestCase):
         cls.addClassCleanup(st.stop)
         st.start()
         cls.base = "http://127.0.0.1:%d" % st.admin_port
-        st.token("client-commune")  # before the thread: one /token call
+        # tokens now: the thread then makes one call of /token, and a cut
+        # environment (test_environment_cut_and_restore) refuses /token too
+        st.token("client-commune")
+        st.token("client-departement")
         cls.traffic = Traffic(st, "client-commune", COMMUNE)
         cls.traffic.start()
         cls.addClassCleanup(cls.traffic.stop)
@@ -174,7 +189,7 @@ class TestConsole(GatewayTestCase):
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--window-size=1280,900", "--no-first-run", "--disable-extensions",
+                  "--window-size=1400,1000", "--no-first-run", "--disable-extensions",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-default-apps", "--lang=en-US"):
             opts.add_argument(a)
@@ -509,6 +524,10 @@ class TestConsole(GatewayTestCase):
         self.wait(lambda: self.q("#events-body tr"), "events")
         self.go("#maintenance")
         self.wait(lambda: self.text("#mt-current") != "", "maintenance")
+        self.assertIn("No slot now", self.text("#mt-current"))
+        self.assertIn(" %s:00Z" % self.daily_start, self.text("#mt-next"))
+        self.assertGreaterEqual(len(self.q("#mt-slots tr")), 10)  # 14 days of a daily slot, and the dated one
+        self.assertIn("23:30:00Z", self.text("#mt-slots"))
         self.shot("maintenance")
         self.click("#logout")
         self.visible("login-token")

@@ -100,6 +100,18 @@
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : String(n)) + ' ' + u[i];
   }
+  /* How long ago <iso> was ("12 s ago", "3 min ago", "5 h ago"), or its
+   * date beyond a day. */
+  function fmtAgo(iso) {
+    if (!iso) return 'never';
+    const s = (Date.now() - Date.parse(iso)) / 1000;
+    if (Number.isNaN(s)) return String(iso);
+    if (s < 60) return Math.max(0, Math.round(s)) + ' s ago';
+    if (s < 3600) return Math.round(s / 60) + ' min ago';
+    if (s < 86400) return Math.round(s / 3600) + ' h ago';
+    return fmtTime(iso);
+  }
+
   function fmtValue(v) {
     if (v === null || v === undefined) return '–';
     if (typeof v === 'object') return JSON.stringify(v);
@@ -553,7 +565,7 @@
   function drawChart(series) {
     const pts = Array.isArray(series && series.points) ? series.points : [];
     const step = (series && series.step_s) || 10;
-    const W = 720, H = 230, L = 48, R = 10, T = 22, B = 26;
+    const W = Math.max(480, Math.round($('ov-chart').clientWidth) || 720), H = 230, L = 48, R = 10, T = 22, B = 26;
     const rate = (p, o) => ((p.outcomes && p.outcomes[o]) || 0) / step;
     let max = 0;
     const totals = {};
@@ -710,7 +722,7 @@
       el('td', { text: p.environment }),
       el('td', { class: 'c-state' }, el('span', { class: 'badge state-' + p.state, text: p.state })),
       el('td', { class: 'c-quota' }, quotaBar(p.quota)),
-      el('td', { text: fmtTime(p.last_call) }),
+      el('td', { class: 'nowrap', title: p.last_call ? fmtTime(p.last_call) : null, text: fmtAgo(p.last_call) }),
       el('td', { class: p.error_rate >= 0.1 ? 'bad' : null, text: fmtPct(p.error_rate) }),
       expiryCell(p.cert_not_after),
       expiryCell(p.habilitation_until),
@@ -762,7 +774,7 @@
         ['Organisation', fmtValue(p.organisation)], ['SIRET', fmtValue(p.siret)],
         ['client_id', p.client_id], ['Habilitation', fmtValue(p.habilitation)],
         ['Environment', fmtValue(p.environment)], ['State', fmtValue(p.state)],
-        ['Quota', quotaBar(p.quota)], ['Last call', fmtTime(p.last_call)],
+        ['Quota', quotaBar(p.quota)], ['Last call', p.last_call ? fmtTime(p.last_call) + ' (' + fmtAgo(p.last_call) + ')' : 'never'],
         ['Error rate (15 min)', fmtPct(p.error_rate)],
         ['Certificate until', expiry(p.cert_not_after).text, expiry(p.cert_not_after).cls],
         ['Habilitation until', expiry(p.habilitation_until).text, expiry(p.habilitation_until).cls],
@@ -873,6 +885,19 @@
     return t || '–';
   }
 
+  const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+
+  /* One slot of the calendar as a row: day, start, end, length. */
+  function slotRow(s, now) {
+    const a = Date.parse(s && s.start), b = Date.parse(s && s.end);
+    if (Number.isNaN(a) || Number.isNaN(b)) return el('tr', {}, el('td', { colspan: 4, text: slotText(s) }));
+    const on = a <= now && now < b;
+    return el('tr', { class: on ? 'current' : null },
+      el('td', { text: WEEKDAYS[new Date(a).getUTCDay()] + ' ' + String(s.start).slice(0, 10) }),
+      el('td', { text: fmtTime(s.start) }), el('td', { text: fmtTime(s.end) }),
+      el('td', { text: Math.round((b - a) / 60000) + ' min' + (on ? ' (now)' : '') }));
+  }
+
   VIEWS.maintenance = {
     every: 30000,
     async refresh(arg, alive) {
@@ -881,13 +906,13 @@
       $('mt-current').textContent = d.current ? slotText(d.current) : 'No slot now: the gateway serves.';
       $('mt-current').className = d.current ? 'bad' : 'good';
       $('mt-next').textContent = d.next ? slotText(d.next) : 'No slot planned.';
+      const tz = d.timezone || 'Europe/Paris';
+      $('mt-tz').textContent = tz === 'UTC' ? 'Times in UTC, the time zone of the configuration\'s slots.'
+        : 'Times in UTC; the configuration\'s slots are written in ' + tz + ' local time.';
       const slots = Array.isArray(d.slots) ? d.slots : [];
-      const cols = [];
-      for (const s of slots) for (const k of Object.keys(s || {})) if (!cols.includes(k)) cols.push(k);
-      $('mt-head').replaceChildren(...(cols.length ? cols : ['Slot']).map((c) => el('th', { scope: 'col', text: c })));
-      replaceRows($('mt-slots'), slots.length
-        ? slots.map((s) => el('tr', {}, cols.map((c) => el('td', { text: s && typeof s === 'object' ? fmtTime(fmtValue(s[c])) : fmtValue(s) }))))
-        : [emptyRow(Math.max(cols.length, 1), 'No maintenance slot configured.')]);
+      const now = Date.now();
+      replaceRows($('mt-slots'), slots.length ? slots.map((s) => slotRow(s, now))
+        : [emptyRow(4, 'No maintenance slot in the coming days.')]);
     },
   };
 
