@@ -328,11 +328,14 @@ class TestConsole(GatewayTestCase):
         self.click(self.row(cid) + " button.action")
         self.visible("confirm")
         self.assertIn("Suspend " + cid, self.text("#confirm-title"))
-        # no reason, no action: the dialog stays open
+        # no reason, no action: the dialog stays open; Cancel closes it
         self.click("#confirm-ok")
         time.sleep(0.3)
         self.assertTrue(self.d.find_element(By.ID, "confirm").is_displayed())
+        self.click("#confirm-cancel")
+        self.wait(lambda: not self.d.find_element(By.ID, "confirm").is_displayed(), "dialog cancelled")
         self.assertFalse(self.consumer(cid)["suspended"])
+        self.click(self.row(cid) + " button.action")
         self.confirm("INC-42: enumeration from the console", shot="suspend-confirm")
         self.wait(lambda: "INC-42" in self.text(self.row(cid) + " .c-suspended"), "row shows the suspension")
         self.assertIn("by alice", self.text(self.row(cid) + " .c-suspended"))
