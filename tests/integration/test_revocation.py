@@ -437,6 +437,60 @@ class CrlServer:
         self.httpd.server_close()
 
 
+def expired_crl(path):
+    """A CRL of the dev CA whose nextUpdate passed an hour ago, written over
+    <path>."""
+    now = time.time()
+    fmt = "%Y%m%d%H%M%SZ"
+    last = time.strftime(fmt, time.gmtime(now - 7200))
+    nxt = time.strftime(fmt, time.gmtime(now - 3600))
+    tmp = path + ".new"
+    openssl("ca", "-config", ca_cnf(), "-gencrl", "-crl_lastupdate", last, "-crl_nextupdate", nxt, "-out", tmp)
+    os.replace(tmp, path)
+
+
+class TestCrlGrace(RevocationCase):
+    """A CRL past its nextUpdate is still used within crl_refresh.grace_s,
+    with an alert."""
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        live_crl(tls, stack, 1)
+        tls["crl_refresh"]["grace_s"] = 7200
+
+    def test_expired_crl_used_within_grace(self):
+        st = self.stack
+        expired_crl(os.path.join(st.dir, "crl-live.pem"))
+        self.assertTrue(wait_for(lambda: (metric(st, "opale_crl_next_update_seconds") or 0) < 0),
+                        st.gateway_stderr()[-2000:])
+        self.assert_accepted("client-commune")
+        n0 = st.journal_count()
+        self.assertEqual(self.attempt("client-revoked")[0], "refused")  # the CRL is still applied
+        self.assertIsNotNone(self.refusal_record("client-revoked", "tls.cert_revoked", since=n0))
+        ev = wait_for(lambda: self.revocation_events("tls.crl_expired"), timeout=harness.JOURNAL_WAIT)
+        self.assertTrue(ev, "no tls.crl_expired event")
+        self.assertIs(ev[0].get("refusing"), False, ev[0])
+        self.assertEqual(ev[0].get("grace_s"), 7200, ev[0])
+
+
+class TestCrlExpired(RevocationCase):
+    """Without grace (the default), a CRL past its nextUpdate refuses every
+    handshake (tls.crl), with an alert."""
+
+    @classmethod
+    def revocation(cls, tls, stack):
+        live_crl(tls, stack, 1)
+
+    def test_expired_crl_refuses(self):
+        st = self.stack
+        self.assert_accepted("client-commune")
+        expired_crl(os.path.join(st.dir, "crl-live.pem"))
+        self.wait_refused("client-commune", "tls.crl", timeout=10)
+        ev = wait_for(lambda: self.revocation_events("tls.crl_expired"), timeout=harness.JOURNAL_WAIT)
+        self.assertTrue(ev, "no tls.crl_expired event")
+        self.assertIs(ev[0].get("refusing"), True, ev[0])
+
+
 class TestCrlFromUrl(RevocationCase):
     """crl_refresh.url and no file: the CRL is fetched at start, then on its
     schedule and at once on SIGHUP."""
