@@ -24,7 +24,7 @@ set(GW_LAYER_evidence lib conf policy quota token journal stages evidence)
 set(GW_LAYER_stages  lib conf policy quota token journal revoc stages)
 set(GW_LAYER_core    lib conf policy quota token journal revoc stages core)
 set(GW_LAYER_datapass lib conf policy quota token journal stages core datapass)
-set(GW_LAYER_admin   lib conf policy quota token journal revoc stages core datapass admin)
+set(GW_LAYER_admin   lib conf policy quota token journal revoc stages core datapass evidence admin)
 
 # Per-file rules. The connection carries bytes (transport, timers, the HTTP
 # state machine): it knows the request and outcome modules of core/

@@ -21,6 +21,7 @@
 #include "admin/console.h"
 #include "admin/eventlog.h"
 #include "admin/operators.h"
+#include "admin/recette.h"
 #include "admin/routes.h"
 #include "admin/series.h"
 #include "admin/session.h"
@@ -50,8 +51,9 @@ struct gw_admin {
     int64_t sampled_s;                 /* the last second sampled */
     uint64_t checkpoints, tail_checks; /* the journal's, at the last sample */
     int64_t last_checkpoint, verified_at;
-    gw_eventlog *log;       /* recent security events (admin/eventlog.h) */
-    gw_events_observer obs; /* feeds <log> */
+    gw_eventlog *log;         /* recent security events (admin/eventlog.h) */
+    gw_events_observer obs;   /* feeds <log> */
+    gw_admin_recette recette; /* the last partner page's report (admin/recette.h) */
 };
 
 static const char *status_phrase(int code)
@@ -1173,14 +1175,15 @@ static void on_partner(gw_admin *a, struct evhttp_request *req, const char *id)
         json_decref(page);
     }
     json_object_set_new(o, "events", ev != NULL ? ev : json_array());
-    /* the recette report is an offline command (docs/recette.md): not run here */
+    /* sandbox only: the recette is the sandbox acceptance (docs/recette.md) */
+    const gw_oauth *oa = gw_server_oauth(a->srv);
     json_object_set_new(
         o, "recette",
-        json_pack("{s:b,s:s}", "available", 0, "markdown",
-                  p->env == GW_ENV_SANDBOX
-                      ? "Run `opale-gateway --recette CLIENT_ID -c FILE JOURNAL...` "
-                        "(docs/recette.md)."
-                      : ""));
+        p->env != GW_ENV_SANDBOX ? json_pack("{s:b,s:s}", "available", 0, "markdown", "")
+        : oa == NULL
+            ? json_pack("{s:b,s:s}", "available", 0, "markdown", "No report: no signing keys.")
+            : gw_admin_recette_json(&a->recette, gw_server_conf(a->srv)->journal.path, &oa->own,
+                                    p->client_id, time(NULL)));
     gw_policy_set_unref(ps);
     json_reply(req, 200, o);
 }
@@ -1614,6 +1617,7 @@ void gw_admin_stop(gw_admin *a)
     if (a->obs.fn != NULL)
         gw_events_set_observer(gw_server_events(a->srv), NULL);
     gw_eventlog_free(a->log);
+    gw_admin_recette_clear(&a->recette);
     gw_usage_free(a->usage);
     OPENSSL_cleanse(&a->sessions, sizeof(a->sessions));
     free(a);

@@ -895,6 +895,11 @@ int gw_server_in_maintenance(const gw_server *s)
     return m != NULL && gw_maintenance_active(m, time(NULL), &end);
 }
 
+const gw_oauth *gw_server_oauth(const gw_server *s)
+{
+    return s->oauth;
+}
+
 const struct gw_maint_conf *gw_server_maintenance(const gw_server *s)
 {
     return gw_stage_lists_conf(s->stages, &gw_stage_maintenance);

@@ -182,6 +182,9 @@ int gw_server_journal_ok(gw_server *s);
 int gw_server_in_maintenance(const gw_server *s);
 /* The maintenance calendar (stages/stages.h), NULL when none is configured
  * (the console's GET /admin/maintenance). */
+/* The OAuth2 settings and keys (the console's recette verifies the
+ * journal's checkpoints with oauth->own). */
+const gw_oauth *gw_server_oauth(const gw_server *s);
 struct gw_maint_conf;
 const struct gw_maint_conf *gw_server_maintenance(const gw_server *s);
 

@@ -651,6 +651,15 @@ static json_t *journal_json(const gw_ev_journal *j)
         (json_int_t)j->res.gaps);
 }
 
+void gw_recette_render_md(FILE *o, json_t *r, const gw_ev_journal *j)
+{
+    char now[32];
+    gw_ev_now(now);
+    json_object_set_new(r, "generated", json_string(now));
+    json_object_set_new(r, "journal", journal_json(j));
+    render_md(o, r);
+}
+
 int gw_evidence_recette_main(int argc, char **argv, int first)
 {
     gw_ev_args args;

@@ -6,6 +6,7 @@
 #define GW_EVIDENCE_RECETTE_H
 
 #include <jansson.h>
+#include <stdio.h>
 
 #include "evidence/evidence.h"
 #include "lib/jsonv.h"
@@ -49,5 +50,11 @@ int gw_recette_criteria_load(const char *path, gw_recette_criteria *c, gw_errlis
  * criteria with verdicts, overall verdict, timeline. NULL on OOM. */
 json_t *gw_recette_analyse(const gw_ev_rec *recs, size_t n, const char *consumer,
                            const gw_recette_criteria *c);
+
+/* The report <r> (gw_recette_analyse of the verified journal <j>) as
+ * Markdown, written to <o>, as `--recette --format md` prints it before it
+ * is signed, "generated" (now) and "journal" (<j>'s verification) added
+ * to <r> (the console's partner page). */
+void gw_recette_render_md(FILE *o, json_t *r, const gw_ev_journal *j);
 
 #endif

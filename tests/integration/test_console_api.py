@@ -542,8 +542,10 @@ class TestPartners(ViewsCase):
         for rec in b["records"]:
             self.assertEqual(rec["consumer"], COMMUNE)
             self.assertIs(rec["verified"], True, rec)
-        self.assertEqual(b["recette"]["available"], False)
-        self.assertIsInstance(b["recette"]["markdown"], str)
+        # a sandbox partner: the recette report of the verified journal
+        self.assertIs(b["recette"]["available"], True, b["recette"])
+        self.assertIn(COMMUNE, b["recette"]["markdown"])
+        self.assertIn("#", b["recette"]["markdown"])
         self.assertIsInstance(b["events"], list)
         r = self.call("GET", "/admin/partners/nobody-sandbox", token=READ_TOKEN)
         self.assertEqual(r.status, 404)
