@@ -19,6 +19,7 @@
 #include "core/reqstate.h"
 #include "lib/forward.h"
 #include "lib/util.h"
+#include "token/assertion.h"
 #include "token/endpoint.h"
 
 /* The /token form (grant_type, scope, client_id): a small body, whatever
@@ -232,24 +233,38 @@ static void forward(gw_conn *c, gw_request *q)
     const gw_route *route = res->route.route;
     const gw_policy *policy = res->mtls.policy;
     const gw_upstream *up = &c->w->srv->upstreams[route->upstream_idx];
-    gw_extra_header extra[GW_REPLY_MAX_HEADERS + 4];
+    gw_extra_header extra[GW_REPLY_MAX_HEADERS + 5];
     size_t n = 0;
     for (size_t i = 0; i < a->reply.nup_headers; i++)
         extra[n++] = a->reply.up_headers[i];
-    char *assertion = NULL;
+    gw_assertion_hdrs assertion = {0};
     if (policy != NULL) {
         extra[n++] = (gw_extra_header){"X-Consumer-Id", policy->client_id};
         extra[n++] = (gw_extra_header){"X-Habilitation-Id", policy->id};
         extra[n++] = (gw_extra_header){"X-Opale-Env", gw_env_name(a->req.env)};
         if (a->svc.oauth != NULL) {
-            assertion = gw_assertion_sign(a->svc.oauth, policy, a->req.env,
-                                          res->bearer.has_token ? res->bearer.claims.scope : "",
-                                          q->request_id, a->req.now);
-            if (assertion == NULL) {
+            /* token/assertion.h: a cached grant + a MAC of this request
+             * (default), or a JWS signed for it (per_request) */
+            gw_assertion_req ar = {
+                .client_id = policy->client_id,
+                .habilitation = policy->id,
+                .env = a->req.env,
+                .scope = res->bearer.has_token ? res->bearer.claims.scope : "",
+                .request_id = q->request_id,
+                .method = http->method,
+                .target = res->route.target,
+                .target_len = res->route.target_len,
+                .now = a->req.now,
+            };
+            if (gw_assertion_build(a->svc.oauth, gw_assert_cache_thread(a->svc.oauth), &ar,
+                                   &assertion) < 0) {
+                gw_assertion_hdrs_clear(&assertion);
                 gw_request_error(c, GW_ERR_INTERNAL, "assertion.sign", 1);
                 return;
             }
-            extra[n++] = (gw_extra_header){"X-JWT-Assertion", assertion};
+            extra[n++] = (gw_extra_header){"X-JWT-Assertion", assertion.assertion};
+            if (assertion.mac[0] != '\0')
+                extra[n++] = (gw_extra_header){GW_MAC_HEADER, assertion.mac};
         }
     }
     gw_fwd_req_ctx fc = {
@@ -268,7 +283,7 @@ static void forward(gw_conn *c, gw_request *q)
     };
     size_t len = 0;
     char *bytes = gw_forward_request(http, &fc, &len);
-    free(assertion);
+    gw_assertion_hdrs_clear(&assertion);
     if (bytes == NULL) {
         gw_request_error(c, GW_ERR_INTERNAL, NULL, 1);
         return;

@@ -8,14 +8,23 @@
 #include "lib/util.h"
 
 static const char *const request_stripped[] = {
-    "Authorization",     "Host",
-    "Content-Length",    "Expect",
-    "X-Forwarded-For",   "X-Forwarded-Proto",
-    "X-Forwarded-Host",  "X-Forwarded-Port",
-    "Forwarded",         "X-Real-IP",
-    "X-Request-ID",      "X-Correlation-ID",
-    "X-JWT-Assertion",   "X-Consumer-Id",
-    "X-Habilitation-Id", "X-Opale-Env",
+    "Authorization",
+    "Host",
+    "Content-Length",
+    "Expect",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "Forwarded",
+    "X-Real-IP",
+    "X-Request-ID",
+    "X-Correlation-ID",
+    "X-JWT-Assertion",
+    "X-Consumer-Id",
+    "X-Habilitation-Id",
+    "X-Opale-Env",
+    "X-Gateway-Request-MAC",
 };
 
 /* Client headers every route forwards (docs/configuration.md, "headers"). */

@@ -46,8 +46,8 @@ typedef struct gw_fwd_resp_ctx {
 /* 1 when a request header from the client must not reach the upstream:
  * hop-by-hop ones, Authorization, and every header the gateway itself sets
  * (Host, Content-Length, X-Forwarded-*, Forwarded, X-Real-IP, X-Request-ID,
- * X-Correlation-ID, X-JWT-Assertion, X-Consumer-Id, X-Habilitation-Id,
- * X-Opale-Env, Expect). */
+ * X-Correlation-ID, X-JWT-Assertion, X-Gateway-Request-MAC, X-Consumer-Id,
+ * X-Habilitation-Id, X-Opale-Env, Expect). */
 int gw_forward_strips_request_header(const gw_http_request *r, const gw_http_header *h);
 
 /* 1 when the client header <h> is forwarded: its name is in the default

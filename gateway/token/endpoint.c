@@ -344,18 +344,24 @@ int gw_token_refused(gw_err_id err, gw_token_out *out)
     return -1;
 }
 
-char *gw_assertion_sign(const gw_oauth *o, const gw_policy *p, gw_env env, const char *scope,
-                        const char *request_id, time_t now)
+char *gw_assertion_sign_ids(const gw_oauth *o, const char *client_id, const char *habilitation,
+                            gw_env env, const char *scope, const char *request_id, time_t now)
 {
     json_t *claims = json_pack(
         "{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "iss", o->issuer, "aud",
         o->assertion_audience, "iat", (json_int_t)now, "exp",
-        (json_int_t)(now + o->assertion_lifetime_s), "jti", request_id, "sub", p->client_id,
-        "client_id", p->client_id, "habilitation", p->id, "scope", scope ? scope : "", "keytype",
-        env == GW_ENV_PRODUCTION ? "PRODUCTION" : "SANDBOX", "request_id", request_id);
+        (json_int_t)(now + o->assertion_lifetime_s), "jti", request_id, "sub", client_id,
+        "client_id", client_id, "habilitation", habilitation, "scope", scope ? scope : "",
+        "keytype", env == GW_ENV_PRODUCTION ? "PRODUCTION" : "SANDBOX", "request_id", request_id);
     if (claims == NULL)
         return NULL;
     char *t = gw_jws_sign(o->active, "JWT", claims);
     json_decref(claims);
     return t;
+}
+
+char *gw_assertion_sign(const gw_oauth *o, const gw_policy *p, gw_env env, const char *scope,
+                        const char *request_id, time_t now)
+{
+    return gw_assertion_sign_ids(o, p->client_id, p->id, env, scope, request_id, now);
 }

@@ -50,11 +50,15 @@ void gw_token_endpoint(const gw_oauth *o, const gw_token_in *in, gw_token_out *o
  * form (the caller answers with the gateway's own error). */
 int gw_token_refused(gw_err_id err, gw_token_out *out);
 
-/* Sign the X-JWT-Assertion for one forwarded request: iss, aud
+/* Sign the X-JWT-Assertion for one forwarded request (oauth.assertion_mode
+ * "per_request"; the default mode is token/assertion.h's): iss, aud
  * (assertion_audience), iat, exp (+assertion_lifetime_s), jti = request_id,
  * sub/client_id, habilitation, scope (<scope>, may be ""), keytype,
  * request_id. malloc'd compact JWS, NULL on failure. */
 char *gw_assertion_sign(const gw_oauth *o, const gw_policy *p, gw_env env, const char *scope,
                         const char *request_id, time_t now);
+/* The same from the consumer's client_id and habilitation id. */
+char *gw_assertion_sign_ids(const gw_oauth *o, const char *client_id, const char *habilitation,
+                            gw_env env, const char *scope, const char *request_id, time_t now);
 
 #endif

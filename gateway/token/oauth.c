@@ -1,12 +1,17 @@
 #include "token/oauth.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "lib/jsonv.h"
+
+static atomic_ulong oauth_gen;
 
 static char *abs_path(const gw_conf *c, const char *p)
 {
@@ -56,6 +61,54 @@ static char *read_file(const char *path, size_t *len)
         buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* The assertion MAC key: the bytes of the file, one final newline (LF or
+ * CRLF) ignored, GW_MAC_KEY_MIN..GW_MAC_KEY_MAX bytes. */
+static void load_mac_key(gw_jsonv *v, const gw_conf *c, json_t *j, gw_oauth *o)
+{
+    const char *p = "oauth.assertion_mac_key_file";
+    json_t *f = json_object_get(j, "assertion_mac_key_file");
+    if (f == NULL) {
+        if (o->assertion_mode == GW_ASSERTION_GRANT_MAC)
+            gw_jsonv_err(v, p,
+                         "required with \"assertion_mode\": \"grant_mac\" (the default); "
+                         "or set \"assertion_mode\": \"per_request\"");
+        return;
+    }
+    if (!json_is_string(f) || json_string_length(f) == 0) {
+        gw_jsonv_err(v, p, "must be a file name");
+        return;
+    }
+    char *path = abs_path(c, json_string_value(f));
+    FILE *fp = path ? fopen(path, "rb") : NULL;
+    unsigned char buf[GW_MAC_KEY_MAX + 3];
+    size_t n = 0;
+    if (fp != NULL) {
+        n = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+    }
+    if (fp == NULL) {
+        gw_jsonv_err(v, p, "cannot read %s", path ? path : json_string_value(f));
+        free(path);
+        return;
+    }
+    free(path);
+    if (n > 0 && buf[n - 1] == '\n') {
+        n--;
+        if (n > 0 && buf[n - 1] == '\r')
+            n--;
+    }
+    if (n < GW_MAC_KEY_MIN || n > GW_MAC_KEY_MAX) {
+        gw_jsonv_err(v, p, "the key must be %d to %d bytes (e.g. openssl rand -hex 32)",
+                     GW_MAC_KEY_MIN, GW_MAC_KEY_MAX);
+    } else if ((o->mac_key = malloc(n)) == NULL) {
+        gw_jsonv_err(v, p, "out of memory");
+    } else {
+        memcpy(o->mac_key, buf, n);
+        o->mac_key_len = n;
+    }
+    OPENSSL_cleanse(buf, sizeof(buf));
 }
 
 static void parse_signing_keys(gw_jsonv *v, const gw_conf *c, json_t *arr, gw_oauth *o)
@@ -220,6 +273,9 @@ gw_oauth *gw_oauth_load(const gw_conf *c, gw_errlist *errs)
                                        "external_issuers",
                                        "token_requests_per_minute",
                                        "token_cache_entries",
+                                       "assertion_mode",
+                                       "assertion_mac_key_file",
+                                       "assertion_cache_entries",
                                        NULL};
     gw_jsonv_keys(v, j, "oauth", keys);
     o->audience = strdup("api-opale");
@@ -234,6 +290,19 @@ gw_oauth *gw_oauth_load(const gw_conf *c, gw_errlist *errs)
     o->leeway_s = (long)opt_int(v, j, "leeway_s", 0, 600, 60);
     o->token_rate_per_minute = (unsigned)opt_int(v, j, "token_requests_per_minute", 1, 100000, 20);
     o->cache_entries = (size_t)opt_int(v, j, "token_cache_entries", 16, 10000000, 10000);
+    o->assertion_cache_entries =
+        (size_t)opt_int(v, j, "assertion_cache_entries", 16, 1048576, 16384);
+    json_t *mode = json_object_get(j, "assertion_mode");
+    if (mode != NULL) {
+        const char *m = json_string_value(mode);
+        if (m != NULL && strcmp(m, "grant_mac") == 0)
+            o->assertion_mode = GW_ASSERTION_GRANT_MAC;
+        else if (m != NULL && strcmp(m, "per_request") == 0)
+            o->assertion_mode = GW_ASSERTION_PER_REQUEST;
+        else
+            gw_jsonv_err(v, "oauth.assertion_mode", "must be \"grant_mac\" or \"per_request\"");
+    }
+    load_mac_key(v, c, j, o);
     json_t *algs = json_object_get(j, "algorithms");
     if (algs == NULL) {
         o->algs[0] = GW_ALG_ES256;
@@ -288,6 +357,11 @@ gw_oauth *gw_oauth_load(const gw_conf *c, gw_errlist *errs)
                                  gw_jsonv_clean(kb, sizeof(kb), o->sets[a]->keys[ka].kid, 64));
                 }
     o->jwks_json = gw_jwks_export(&o->own);
+    /* explicit fetch, once: the workers' MAC contexts are made from it */
+    if (o->assertion_mode == GW_ASSERTION_GRANT_MAC &&
+        (o->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+        gw_jsonv_err(v, "oauth.assertion_mode", "HMAC is not available in libcrypto");
+    o->gen = atomic_fetch_add(&oauth_gen, 1) + 1;
     if (v->nerrs > 0 || o->jwks_json == NULL) {
         gw_oauth_free(o);
         return NULL;
@@ -306,5 +380,9 @@ void gw_oauth_free(gw_oauth *o)
     for (size_t i = 0; i < o->next; i++)
         gw_keyset_clear(&o->ext[i]);
     free(o->jwks_json);
+    if (o->mac_key != NULL)
+        OPENSSL_cleanse(o->mac_key, o->mac_key_len);
+    free(o->mac_key);
+    EVP_MAC_free(o->hmac);
     free(o);
 }

@@ -11,7 +11,10 @@
  *                       "alg": "ES256", "active": true}],   exactly one active
  *     "external_issuers": [{"issuer": "https://…", "jwks_file": "….json"}],
  *     "token_requests_per_minute": 20,             per client, at /token
- *     "token_cache_entries": 10000                 verified tokens per worker
+ *     "token_cache_entries": 10000,                verified tokens per worker
+ *     "assertion_mode": "grant_mac",               or "per_request" (docs/oauth2.md)
+ *     "assertion_mac_key_file": "assertion-mac.key",   shared with the backend
+ *     "assertion_cache_entries": 16384             grants kept per worker
  *   }
  */
 #ifndef GW_OAUTH_H
@@ -23,6 +26,17 @@
 #include "token/jose.h"
 
 #define GW_OAUTH_MAX_EXT 8
+#define GW_MAC_KEY_MIN 32 /* bytes of the assertion MAC key */
+#define GW_MAC_KEY_MAX 512
+
+/* How the gateway asserts a forwarded request to the backend
+ * (docs/oauth2.md, "Backend assertion"). */
+typedef enum {
+    GW_ASSERTION_GRANT_MAC = 0,   /* a cached grant JWS + a per-request HMAC (default) */
+    GW_ASSERTION_PER_REQUEST = 1, /* one JWS signed per request (the former scheme) */
+} gw_assertion_mode;
+
+struct evp_mac_st;
 
 typedef struct gw_oauth {
     char *issuer;
@@ -42,6 +56,12 @@ typedef struct gw_oauth {
     unsigned token_rate_per_minute;
     size_t cache_entries;
     char *jwks_json; /* our public keys, served at /.well-known/jwks.json */
+    gw_assertion_mode assertion_mode;
+    unsigned char *mac_key; /* grant_mac: the key shared with the backend (never logged) */
+    size_t mac_key_len;
+    struct evp_mac_st *hmac; /* HMAC, fetched once at load (grant_mac) */
+    size_t assertion_cache_entries;
+    unsigned long gen; /* unique per load: a worker's grant cache follows it */
 } gw_oauth;
 
 /* Parse and load <c->oauth>; errors "FILE: oauth.…: message" into <errs>.

@@ -1,0 +1,407 @@
+/*
+ * The backend assertion (contract: token/assertion.h; wire format and threat
+ * model: docs/oauth2.md, "Backend assertion").
+ *
+ * Per request, grant_mac costs one HMAC-SHA256 over ~150 bytes with a
+ * context made once per worker (EVP_MAC fetched once at load, the key set
+ * once; EVP_MAC_init with a NULL key re-initialises without a fetch) and a
+ * probe of a direct-mapped table. The ES256 signature happens once per
+ * grant, i.e. per consumer, habilitation, environment, scope set and minute.
+ */
+#include "token/assertion.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "lib/util.h"
+#include "token/endpoint.h"
+
+#define MAC_PREFIX "OPALE-GW-MAC-v1\n"
+#define GRANT_MAC_CLAIM "v1"
+#define GHASH_LEN 43 /* base64url of 32 bytes */
+
+typedef struct grant_slot {
+    char *key; /* "client_id\nhabilitation\nENV\nscope", owned; NULL: empty */
+    size_t keylen;
+    long long minute; /* now / 60 when signed */
+    time_t exp;       /* the grant's exp */
+    char *grant;      /* compact JWS, owned */
+    char ghash[GHASH_LEN + 1];
+} grant_slot;
+
+struct gw_assert_cache {
+    unsigned long gen;
+    EVP_MAC_CTX *mac; /* HMAC-SHA256 with the key set; NULL in per_request mode */
+    grant_slot *slots;
+    size_t mask; /* nslots - 1 */
+    unsigned long nsigned, nhits;
+};
+
+static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* base64url (no padding) of 32 bytes into 44 chars (43 + NUL). */
+static void b64u32(const unsigned char in[32], char out[GHASH_LEN + 1])
+{
+    size_t o = 0, i = 0;
+    for (; i + 3 <= 32; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64u[(v >> 18) & 63];
+        out[o++] = b64u[(v >> 12) & 63];
+        out[o++] = b64u[(v >> 6) & 63];
+        out[o++] = b64u[v & 63];
+    }
+    uint32_t v = (uint32_t)in[30] << 16 | (uint32_t)in[31] << 8;
+    out[o++] = b64u[(v >> 18) & 63];
+    out[o++] = b64u[(v >> 12) & 63];
+    out[o++] = b64u[(v >> 6) & 63];
+    out[o] = '\0';
+}
+
+static EVP_MAC_CTX *mac_ctx_new(EVP_MAC *hmac, const unsigned char *key, size_t keylen)
+{
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_MAC_CTX *c = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
+    if (c == NULL || EVP_MAC_init(c, key, keylen, params) != 1) {
+        EVP_MAC_CTX_free(c);
+        ERR_clear_error();
+        return NULL;
+    }
+    return c;
+}
+
+/* The MAC input (docs/oauth2.md): each field on its own line, none of them
+ * can hold a line feed (HTTP header values and request-targets cannot). */
+static int mac_over(EVP_MAC_CTX *c, long long t, const char *request_id, const char *method,
+                    const char *target, size_t target_len, const char *ghash,
+                    char out[GW_MAC_VALUE_MAX])
+{
+    char ts[24];
+    int tl = snprintf(ts, sizeof(ts), "%lld", t);
+    unsigned char md[32];
+    size_t mdlen = 0;
+    if (memchr(request_id, '\n', strlen(request_id)) != NULL ||
+        memchr(target, '\n', target_len) != NULL || strchr(method, '\n') != NULL)
+        return -1;
+    if (EVP_MAC_init(c, NULL, 0, NULL) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)MAC_PREFIX, sizeof(MAC_PREFIX) - 1) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)ts, (size_t)tl) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)"\n", 1) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)request_id, strlen(request_id)) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)"\n", 1) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)method, strlen(method)) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)"\n", 1) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)target, target_len) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)"\n", 1) != 1 ||
+        EVP_MAC_update(c, (const unsigned char *)ghash, strlen(ghash)) != 1 ||
+        EVP_MAC_final(c, md, &mdlen, sizeof(md)) != 1 || mdlen != 32) {
+        ERR_clear_error();
+        return -1;
+    }
+    char m[GHASH_LEN + 1];
+    b64u32(md, m);
+    snprintf(out, GW_MAC_VALUE_MAX, "v1;t=%s;mac=%s", ts, m);
+    return 0;
+}
+
+static EVP_MAC *module_hmac;
+static pthread_once_t module_hmac_once = PTHREAD_ONCE_INIT;
+
+static void module_hmac_fetch(void)
+{
+    module_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL); /* kept for the process */
+}
+
+int gw_assertion_mac(const unsigned char *key, size_t keylen, long long t, const char *request_id,
+                     const char *method, const char *target, size_t target_len, const char *ghash,
+                     char out[GW_MAC_VALUE_MAX])
+{
+    pthread_once(&module_hmac_once, module_hmac_fetch);
+    if (key == NULL || request_id == NULL || method == NULL || target == NULL || ghash == NULL)
+        return -1;
+    EVP_MAC_CTX *c = mac_ctx_new(module_hmac, key, keylen);
+    int rc = c != NULL ? mac_over(c, t, request_id, method, target, target_len, ghash, out) : -1;
+    EVP_MAC_CTX_free(c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- cache */
+
+gw_assert_cache *gw_assert_cache_new(const gw_oauth *o)
+{
+    if (o == NULL)
+        return NULL;
+    gw_assert_cache *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->gen = o->gen;
+    size_t n = 16;
+    while (n < o->assertion_cache_entries && n < (1u << 20))
+        n <<= 1;
+    if (o->assertion_mode == GW_ASSERTION_GRANT_MAC) {
+        c->slots = calloc(n, sizeof(*c->slots));
+        c->mask = n - 1;
+        c->mac = mac_ctx_new(o->hmac, o->mac_key, o->mac_key_len);
+        if (c->slots == NULL || c->mac == NULL) {
+            gw_assert_cache_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void gw_assert_cache_free(gw_assert_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; c->slots != NULL && i <= c->mask; i++) {
+        free(c->slots[i].key);
+        free(c->slots[i].grant);
+    }
+    free(c->slots);
+    EVP_MAC_CTX_free(c->mac);
+    free(c);
+}
+
+void gw_assert_cache_stats(const gw_assert_cache *c, unsigned long *signed_, unsigned long *hits)
+{
+    *signed_ = c != NULL ? c->nsigned : 0;
+    *hits = c != NULL ? c->nhits : 0;
+}
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+
+static void thread_cache_free(void *p)
+{
+    gw_assert_cache_free(p);
+}
+
+static void thread_key_make(void)
+{
+    (void)pthread_key_create(&thread_key, thread_cache_free);
+}
+
+gw_assert_cache *gw_assert_cache_thread(const gw_oauth *o)
+{
+    pthread_once(&thread_once, thread_key_make);
+    gw_assert_cache *c = pthread_getspecific(thread_key);
+    if (c != NULL && c->gen == o->gen)
+        return c;
+    gw_assert_cache_free(c);
+    c = gw_assert_cache_new(o);
+    (void)pthread_setspecific(thread_key, c);
+    return c;
+}
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Sign a fresh grant for <r> into <s> (whose key is set). 0 or -1. */
+static int grant_sign(const gw_oauth *o, const gw_assertion_req *r, grant_slot *s)
+{
+    char jti[37];
+    gw_uuid4(jti);
+    json_t *claims =
+        json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "iss", o->issuer, "aud",
+                  o->assertion_audience, "iat", (json_int_t)r->now, "exp",
+                  (json_int_t)(r->now + o->assertion_lifetime_s), "jti", jti, "sub", r->client_id,
+                  "client_id", r->client_id, "habilitation", r->habilitation, "scope",
+                  r->scope != NULL ? r->scope : "", "keytype",
+                  r->env == GW_ENV_PRODUCTION ? "PRODUCTION" : "SANDBOX", "mac", GRANT_MAC_CLAIM);
+    char *g = claims != NULL ? gw_jws_sign(o->active, "JWT", claims) : NULL;
+    json_decref(claims);
+    unsigned char md[32];
+    if (g == NULL || gw_sha256(g, strlen(g), md) != 0) {
+        free(g);
+        return -1;
+    }
+    free(s->grant);
+    s->grant = g;
+    b64u32(md, s->ghash);
+    s->minute = (long long)r->now / 60;
+    s->exp = r->now + (time_t)o->assertion_lifetime_s;
+    return 0;
+}
+
+/* The grant of <r> in <c>: reused while in the same minute and before its
+ * exp, else signed again. NULL on failure. */
+static grant_slot *grant_get(const gw_oauth *o, gw_assert_cache *c, const gw_assertion_req *r)
+{
+    const char *scope = r->scope != NULL ? r->scope : "";
+    const char *env = r->env == GW_ENV_PRODUCTION ? "P" : "S";
+    size_t cl = strlen(r->client_id), hl = strlen(r->habilitation), sl = strlen(scope);
+    size_t kl = cl + 1 + hl + 1 + 1 + 1 + sl;
+    char stackkey[512];
+    char *key = kl <= sizeof(stackkey) ? stackkey : malloc(kl);
+    if (key == NULL)
+        return NULL;
+    char *p = key;
+    memcpy(p, r->client_id, cl);
+    p += cl;
+    *p++ = '\n';
+    memcpy(p, r->habilitation, hl);
+    p += hl;
+    *p++ = '\n';
+    *p++ = env[0];
+    *p++ = '\n';
+    memcpy(p, scope, sl);
+    grant_slot *s = &c->slots[fnv1a(key, kl) & c->mask];
+    long long minute = (long long)r->now / 60;
+    if (s->key != NULL && s->keylen == kl && memcmp(s->key, key, kl) == 0 && s->grant != NULL &&
+        s->minute == minute && r->now < s->exp) {
+        c->nhits++;
+        if (key != stackkey)
+            free(key);
+        return s;
+    }
+    if (s->key == NULL || s->keylen != kl || memcmp(s->key, key, kl) != 0) {
+        char *k = malloc(kl);
+        if (k == NULL) {
+            if (key != stackkey)
+                free(key);
+            return NULL;
+        }
+        memcpy(k, key, kl);
+        free(s->key);
+        free(s->grant);
+        s->grant = NULL;
+        s->key = k;
+        s->keylen = kl;
+    }
+    if (key != stackkey)
+        free(key);
+    if (grant_sign(o, r, s) < 0)
+        return NULL;
+    c->nsigned++;
+    return s;
+}
+
+int gw_assertion_build(const gw_oauth *o, gw_assert_cache *c, const gw_assertion_req *r,
+                       gw_assertion_hdrs *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (o == NULL || r == NULL || r->client_id == NULL || r->habilitation == NULL ||
+        r->request_id == NULL || r->method == NULL || r->target == NULL)
+        return -1;
+    if (o->assertion_mode == GW_ASSERTION_PER_REQUEST) {
+        out->owned = gw_assertion_sign_ids(o, r->client_id, r->habilitation, r->env, r->scope,
+                                           r->request_id, r->now);
+        out->assertion = out->owned;
+        return out->owned != NULL ? 0 : -1;
+    }
+    if (c == NULL || c->mac == NULL || c->gen != o->gen)
+        return -1;
+    grant_slot *s = grant_get(o, c, r);
+    if (s == NULL || mac_over(c->mac, (long long)r->now, r->request_id, r->method, r->target,
+                              r->target_len, s->ghash, out->mac) < 0)
+        return -1;
+    out->assertion = s->grant;
+    return 0;
+}
+
+void gw_assertion_hdrs_clear(gw_assertion_hdrs *h)
+{
+    if (h == NULL)
+        return;
+    free(h->owned);
+    memset(h, 0, sizeof(*h));
+}
+
+/* ---------------------------------------------------------- verification */
+
+/* "v1;t=DIGITS;mac=B64URL43" -> t and the mac's 43 characters. */
+static int mac_parse(const char *v, long long *t, const char **mac)
+{
+    if (v == NULL || strncmp(v, "v1;t=", 5) != 0)
+        return -1;
+    const char *p = v + 5;
+    long long x = 0;
+    size_t nd = 0;
+    while (p[nd] >= '0' && p[nd] <= '9') {
+        if (nd == 18)
+            return -1;
+        x = x * 10 + (p[nd] - '0');
+        nd++;
+    }
+    if (nd == 0 || (nd > 1 && p[0] == '0'))
+        return -1;
+    p += nd;
+    if (strncmp(p, ";mac=", 5) != 0 || strlen(p + 5) != GHASH_LEN)
+        return -1;
+    for (size_t i = 0; i < GHASH_LEN; i++)
+        if (strchr(b64u, p[5 + i]) == NULL || p[5 + i] == '\0')
+            return -1;
+    *t = x;
+    *mac = p + 5;
+    return 0;
+}
+
+const char *gw_assertion_verify(const gw_assertion_rules *k, const gw_assertion_seen *s, time_t *t)
+{
+    static const gw_alg algs[] = {GW_ALG_ES256, GW_ALG_RS256, GW_ALG_PS256, GW_ALG_EDDSA};
+    long long mt = 0;
+    const char *mac = NULL;
+    if (k == NULL || s == NULL || s->grant == NULL || s->request_id == NULL || s->method == NULL ||
+        s->target == NULL || mac_parse(s->mac, &mt, &mac) < 0)
+        return "mac.malformed";
+    long long now = (long long)k->now;
+    if (mt < now - k->skew_s || mt > now + k->skew_s)
+        return "mac.stale";
+    unsigned char md[32];
+    char ghash[GHASH_LEN + 1], want[GW_MAC_VALUE_MAX];
+    if (gw_sha256(s->grant, strlen(s->grant), md) != 0)
+        return "mac.malformed";
+    b64u32(md, ghash);
+    if (gw_assertion_mac(k->mac_key, k->mac_key_len, mt, s->request_id, s->method, s->target,
+                         s->target_len, ghash, want) < 0)
+        return "mac.malformed";
+    const char *wm = strstr(want, ";mac=") + 5;
+    if (CRYPTO_memcmp(wm, mac, GHASH_LEN) != 0)
+        return "mac.mismatch";
+
+    const gw_keyset *sets[1] = {k->keys};
+    gw_jws_rules jr = {.algs = algs, .nalgs = 4, .max_len = 8192};
+    gw_jws jws;
+    if (gw_jws_verify(s->grant, strlen(s->grant), sets, 1, &jr, &jws) != NULL)
+        return "grant.signature";
+    const char *why = NULL;
+    const json_t *p = jws.payload;
+    const json_t *exp = json_object_get(p, "exp"), *iat = json_object_get(p, "iat");
+    const char *aud = json_string_value(json_object_get(p, "aud"));
+    const char *iss = json_string_value(json_object_get(p, "iss"));
+    const char *cid = json_string_value(json_object_get(p, "client_id"));
+    const char *m = json_string_value(json_object_get(p, "mac"));
+    if (!json_is_integer(exp) || !json_is_integer(iat) || aud == NULL || cid == NULL || m == NULL ||
+        strcmp(m, GRANT_MAC_CLAIM) != 0 || (k->audience != NULL && strcmp(aud, k->audience) != 0) ||
+        (k->issuer != NULL && (iss == NULL || strcmp(iss, k->issuer) != 0)) ||
+        json_integer_value(iat) > now + k->leeway_s)
+        why = "grant.claims";
+    else if (now > json_integer_value(exp) + k->leeway_s)
+        why = "grant.expired";
+    else if (s->consumer_id == NULL || strcmp(s->consumer_id, cid) != 0)
+        why = "grant.consumer";
+    gw_jws_clear(&jws);
+    if (why == NULL && t != NULL)
+        *t = (time_t)mt;
+    return why;
+}
