@@ -17,6 +17,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -107,6 +108,199 @@ static const struct mock_jwk *keyset_find(const struct mock_keyset *ks, const ch
     for (size_t i = 0; i < ks->n; i++)
         if (strcmp(ks->keys[i].kid, kid) == 0)
             return &ks->keys[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------ grant + MAC mode */
+
+const char MOCK_WHY_REPLAY[] = "replay: X-Request-ID already served";
+
+/* Request ids served, oldest first: a FIFO of (time, id) and a set. */
+struct seen_entry {
+    time_t t;
+    char *id;
+};
+
+struct mock_seen {
+    json_t *set; /* id -> null */
+    struct seen_entry *q;
+    size_t cap, head, n;
+};
+
+static void seen_free(struct mock_seen *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->q[(s->head + i) % s->cap].id);
+    free(s->q);
+    json_decref(s->set);
+    free(s);
+}
+
+/* Forgets the ids older than MOCK_REPLAY_KEEP_S (and the oldest beyond
+ * MOCK_REPLAY_MAX). */
+static void seen_expire(struct mock_seen *s, time_t now)
+{
+    while (s->n > 0 && (s->q[s->head].t < now - MOCK_REPLAY_KEEP_S || s->n >= MOCK_REPLAY_MAX)) {
+        json_object_del(s->set, s->q[s->head].id);
+        free(s->q[s->head].id);
+        s->head = (s->head + 1) % s->cap;
+        s->n--;
+    }
+}
+
+/* 1 when <id> was served in the last MOCK_REPLAY_KEEP_S seconds. */
+static bool seen_has(struct mock_seen *s, const char *id, time_t now)
+{
+    seen_expire(s, now);
+    return json_object_get(s->set, id) != NULL;
+}
+
+/* Remembers <id>; 0, or -1 on OOM. */
+static int seen_add(struct mock_seen *s, const char *id, time_t now)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        struct seen_entry *q = malloc(cap * sizeof(*q));
+        if (!q)
+            return -1;
+        for (size_t i = 0; i < s->n; i++)
+            q[i] = s->q[(s->head + i) % s->cap];
+        free(s->q);
+        s->q = q;
+        s->cap = cap;
+        s->head = 0;
+    }
+    char *copy = strdup(id);
+    if (!copy || json_object_set_new(s->set, id, json_null()) != 0) {
+        free(copy);
+        return -1;
+    }
+    s->q[(s->head + s->n) % s->cap] = (struct seen_entry){now, copy};
+    s->n++;
+    return 0;
+}
+
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* base64url of 32 bytes: 43 characters and a NUL. */
+static void b64url32(const unsigned char *in, char out[44])
+{
+    size_t o = 0;
+    uint32_t v;
+
+    for (size_t i = 0; i < 30; i += 3) {
+        v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        for (int k = 18; k >= 0; k -= 6)
+            out[o++] = b64url_chars[(v >> k) & 63];
+    }
+    v = (uint32_t)in[30] << 16 | (uint32_t)in[31] << 8;
+    for (int k = 18; k >= 6; k -= 6)
+        out[o++] = b64url_chars[(v >> k) & 63];
+    out[o] = '\0';
+}
+
+int mock_verifier_set_mac_key(struct mock_verifier *v, const char *path, char *err, size_t errsz)
+{
+    unsigned char buf[MOCK_MAC_KEY_MAX + 3];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (!f) {
+        snprintf(err, errsz, "cannot read: %s", strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    if (n > 0 && buf[n - 1] == '\n' && --n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (n < MOCK_MAC_KEY_MIN || n > MOCK_MAC_KEY_MAX) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        snprintf(err, errsz, "the key must be %d to %d bytes", MOCK_MAC_KEY_MIN, MOCK_MAC_KEY_MAX);
+        return -1;
+    }
+    struct mock_seen *seen = calloc(1, sizeof(*seen));
+    unsigned char *key = malloc(n);
+    if (!seen || !key || !(seen->set = json_object())) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        free(key);
+        seen_free(seen);
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
+    memcpy(key, buf, n);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    v->mac_key = key;
+    v->mac_key_len = n;
+    v->seen = seen;
+    return 0;
+}
+
+/* The expected X-Gateway-Request-MAC "mac" for request <r>, timestamp text
+ * <ts> and the grant <tok> (docs/oauth2.md): HMAC-SHA256 over
+ * "OPALE-GW-MAC-v1\n" t "\n" X-Request-ID "\n" method "\n" target "\n"
+ * base64url(SHA-256(grant)). 0, or -1. */
+static int expected_mac(const struct mock_verifier *v, const struct mock_assertion_req *r,
+                        const char *ts, size_t tslen, const char *tok, char out[44])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    char gh[44];
+    size_t tlen = strlen(r->request_id) + strlen(r->method) + strlen(r->target) + tslen + 64;
+    char *text = malloc(tlen + 44);
+    size_t maclen = 0;
+    unsigned char *mac;
+    int n;
+
+    if (!text || EVP_Digest(tok, strlen(tok), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        free(text);
+        return -1;
+    }
+    b64url32(md, gh);
+    n = snprintf(text, tlen + 44, "OPALE-GW-MAC-v1\n%.*s\n%s\n%s\n%s\n%s", (int)tslen, ts,
+                 r->request_id, r->method, r->target, gh);
+    mac = n > 0 ? EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, v->mac_key, v->mac_key_len,
+                            (const unsigned char *)text, (size_t)n, md, sizeof(md), &maclen)
+                : NULL;
+    free(text);
+    ERR_clear_error();
+    if (!mac || maclen != 32)
+        return -1;
+    b64url32(md, out);
+    return 0;
+}
+
+/* Checks X-Gateway-Request-MAC of <r> for grant <tok> at <now>: the exact
+ * form "v1;t=T;mac=M", T within MOCK_MAC_SKEW_S, M right. NULL or why not. */
+static const char *check_mac(const struct mock_verifier *v, const struct mock_assertion_req *r,
+                             const char *tok, time_t now)
+{
+    const char *p = r->mac, *ts;
+    size_t nd = 0;
+    long long t = 0;
+    char want[44];
+
+    if (!p)
+        return "X-Gateway-Request-MAC absent or repeated";
+    if (!r->method || !r->target)
+        return "request line unknown";
+    if (strncmp(p, "v1;t=", 5) != 0)
+        return "X-Gateway-Request-MAC malformed";
+    ts = p + 5;
+    while (ts[nd] >= '0' && ts[nd] <= '9' && nd < 19)
+        t = t * 10 + (ts[nd++] - '0');
+    if (nd == 0 || nd > 18 || (nd > 1 && ts[0] == '0') || strncmp(ts + nd, ";mac=", 5) != 0 ||
+        strlen(ts + nd + 5) != 43)
+        return "X-Gateway-Request-MAC malformed";
+    if (t < (long long)now - MOCK_MAC_SKEW_S || t > (long long)now + MOCK_MAC_SKEW_S)
+        return "X-Gateway-Request-MAC timestamp outside the allowed skew";
+    if (expected_mac(v, r, ts, nd, tok, want) != 0)
+        return "cannot compute the MAC";
+    if (CRYPTO_memcmp(want, ts + nd + 5, 43) != 0)
+        return "X-Gateway-Request-MAC does not match this request (request id, method, target, "
+               "time or grant)";
     return NULL;
 }
 
@@ -435,6 +629,12 @@ void mock_verifier_reload(struct mock_verifier *v, const char *why)
 void mock_verifier_close(struct mock_verifier *v)
 {
     mock_keyset_free(&v->ks);
+    if (v->mac_key)
+        OPENSSL_cleanse(v->mac_key, v->mac_key_len);
+    free(v->mac_key);
+    v->mac_key = NULL;
+    seen_free(v->seen);
+    v->seen = NULL;
 }
 
 /* ES256 signatures are R || S, 32 bytes each (RFC 7518 §3.4); OpenSSL wants
@@ -548,10 +748,19 @@ static const char *check_claims(const struct mock_verifier *v, json_t *c,
         return "iss absent or not the configured issuer";
     if (!client_id || !*client_id)
         return "client_id absent or not a string";
-    if (!request_id || !*request_id)
-        return "request_id absent or not a string";
-    if (!r->request_id || strcmp(r->request_id, request_id) != 0)
-        return "request_id differs from X-Request-ID (or header absent or repeated)";
+    if (v->mac_key) {
+        /* a grant: bound to this request by X-Gateway-Request-MAC */
+        const char *mac = json_string_value(json_object_get(c, "mac"));
+        if (!mac || strcmp(mac, "v1") != 0)
+            return "not a grant (mac claim absent or not \"v1\")";
+        if (!r->request_id)
+            return "X-Request-ID absent or repeated";
+    } else {
+        if (!request_id || !*request_id)
+            return "request_id absent or not a string";
+        if (!r->request_id || strcmp(r->request_id, request_id) != 0)
+            return "request_id differs from X-Request-ID (or header absent or repeated)";
+    }
     if (!r->consumer_id || strcmp(r->consumer_id, client_id) != 0)
         return "client_id differs from X-Consumer-Id (or header absent or repeated)";
     return NULL;
@@ -641,6 +850,13 @@ json_t *mock_assertion_verify(struct mock_verifier *v, const struct mock_asserti
         goto out;
     }
     *why = check_claims(v, claims, r, (json_int_t)now);
+    if (!*why && v->mac_key) {
+        *why = check_mac(v, r, tok, now);
+        if (!*why && seen_has(v->seen, r->request_id, now))
+            *why = MOCK_WHY_REPLAY;
+        if (!*why && seen_add(v->seen, r->request_id, now) != 0)
+            *why = "out of memory";
+    }
 out:
     if (*why) {
         json_decref(claims);

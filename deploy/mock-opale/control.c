@@ -119,15 +119,17 @@ void mock_serve_control(struct mock *m, struct evhttp_request *req, const char *
         if (cmd != EVHTTP_REQ_GET)
             goto method;
         mock_send_json(m, req, 200,
-                       json_pack("{s:I,s:I,s:O,s:I}", "requests", (json_int_t)m->requests,
+                       json_pack("{s:I,s:I,s:O,s:I,s:I}", "requests", (json_int_t)m->requests,
                                  "connections", (json_int_t)m->connections, "by_path", m->by_path,
-                                 "assertion_refused", (json_int_t)m->assertion_refused));
+                                 "assertion_refused", (json_int_t)m->assertion_refused,
+                                 "assertion_replayed", (json_int_t)m->assertion_replayed));
     } else if (strcmp(what, "reset") == 0) {
         if (cmd != EVHTTP_REQ_POST)
             goto method;
         m->requests = 0;
         m->connections = 0;
         m->assertion_refused = 0;
+        m->assertion_replayed = 0;
         m->rng = m->seed; /* the fault sequence restarts too */
         json_object_clear(m->by_path);
         json_decref(m->last);

@@ -42,6 +42,7 @@ struct options {
     const char *jwks;
     const char *assertion_aud;
     const char *assertion_iss;
+    const char *mac_key;
     bool quiet;
 };
 
@@ -50,7 +51,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: " MOCK_NAME " [--listen ADDR] --port N [--port-file FILE]\n"
                "                  [--latency-ms N] [--error-rate P] [--reset-rate P]\n"
                "                  [--seed S] [--quiet]\n"
-               "                  [--jwks FILE [--assertion-aud AUD] [--assertion-iss ISS]]\n"
+               "                  [--jwks FILE [--assertion-aud AUD] [--assertion-iss ISS]\n"
+               "                   [--mac-key FILE]]\n"
                "  --listen ADDR     IPv4 or IPv6 literal to bind (default 127.0.0.1)\n"
                "  --port N          TCP port, 0 for an ephemeral one\n"
                "  --port-file FILE  write the bound port there (atomically)\n"
@@ -63,7 +65,9 @@ static void usage(FILE *f)
                "                    JWKS file (re-read on SIGHUP and on an unknown kid)\n"
                "  --assertion-aud AUD  audience the assertion must name (default " MOCK_DEFAULT_AUD
                ")\n"
-               "  --assertion-iss ISS  issuer the assertion must name (default: not checked)\n");
+               "  --assertion-iss ISS  issuer the assertion must name (default: not checked)\n"
+               "  --mac-key FILE    the gateway's oauth.assertion_mac_key_file: require its\n"
+               "                    grant + X-Gateway-Request-MAC, refuse replayed request ids\n");
 }
 
 static bool parse_long(const char *s, long lo, long hi, long *out)
@@ -122,6 +126,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"jwks", required_argument, NULL, 'J'},
         {"assertion-aud", required_argument, NULL, 'A'},
         {"assertion-iss", required_argument, NULL, 'I'},
+        {"mac-key", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -174,14 +179,19 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'J':
         case 'A':
         case 'I':
+        case 'K':
             if (!*optarg) {
                 fprintf(stderr, MOCK_NAME ": --%s: empty value\n",
                         c == 'J'   ? "jwks"
                         : c == 'A' ? "assertion-aud"
-                                   : "assertion-iss");
+                        : c == 'I' ? "assertion-iss"
+                                   : "mac-key");
                 return -1;
             }
-            *(c == 'J' ? &o->jwks : c == 'A' ? &o->assertion_aud : &o->assertion_iss) = optarg;
+            *(c == 'J'   ? &o->jwks
+              : c == 'A' ? &o->assertion_aud
+              : c == 'I' ? &o->assertion_iss
+                         : &o->mac_key) = optarg;
             break;
         case 'h':
             return 1;
@@ -201,8 +211,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         fprintf(stderr, MOCK_NAME ": --port is required\n");
         return -1;
     }
-    if (!o->jwks && (o->assertion_aud || o->assertion_iss)) {
-        fprintf(stderr, MOCK_NAME ": --assertion-aud and --assertion-iss need --jwks\n");
+    if (!o->jwks && (o->assertion_aud || o->assertion_iss || o->mac_key)) {
+        fprintf(stderr, MOCK_NAME ": --assertion-aud, --assertion-iss and --mac-key need --jwks\n");
         return -1;
     }
     return 0;
@@ -311,6 +321,11 @@ int main(int argc, char **argv)
         if (mock_verifier_open(&m.v, opt.jwks, opt.assertion_aud, opt.assertion_iss, opt.quiet, err,
                                sizeof(err)) != 0) {
             fprintf(stderr, MOCK_NAME ": --jwks %s: %s\n", opt.jwks, err);
+            return 2;
+        }
+        if (opt.mac_key && mock_verifier_set_mac_key(&m.v, opt.mac_key, err, sizeof(err)) != 0) {
+            fprintf(stderr, MOCK_NAME ": --mac-key %s: %s\n", opt.mac_key, err);
+            mock_verifier_close(&m.v);
             return 2;
         }
     }

@@ -40,6 +40,7 @@
 #define E400_ANNEE 400, "400002", "Le paramètre annee est obligatoire (format AAAA)"
 #define E400_CONFIG 400, "400003", "Configuration invalide"
 #define E401_ASSERTION 401, "401001", "Assertion de la passerelle absente ou invalide"
+#define E409_REPLAY 409, "409001", "Requête déjà reçue : rejeu refusé"
 #define E404_PATH 404, "404000", "Ressource inconnue"
 #define E404_SIREN 404, "404001", "Entreprise inconnue"
 #define E404_NOLAST 404, "404002", "Aucune requête reçue"
@@ -62,7 +63,8 @@ struct mock {
     uint64_t rng;      /* fault-injection PRNG state (splitmix64) */
     uint64_t requests; /* served: with --jwks, refused assertions are not counted */
     uint64_t connections;
-    uint64_t assertion_refused;
+    uint64_t assertion_refused; /* replays included */
+    uint64_t assertion_replayed;
     json_t *by_path; /* path -> count */
     json_t *last;    /* last non-/__mock/ request, or NULL */
     struct pending *pending;

@@ -211,15 +211,25 @@ void mock_on_request(struct evhttp_request *req, void *arg)
             .token = single_header(req, "X-JWT-Assertion"),
             .request_id = single_header(req, "X-Request-ID"),
             .consumer_id = single_header(req, "X-Consumer-Id"),
+            .mac = single_header(req, "X-Gateway-Request-MAC"),
+            .method = mock_method_name(evhttp_request_get_command(req)),
+            .target = evhttp_request_get_uri(req),
         };
         const char *why;
         json_t *claims = mock_assertion_verify(&m->v, &ar, time(NULL), &why);
         if (!claims) {
             m->assertion_refused++;
-            mock_send_error_note(m, req, E401_ASSERTION, why);
+            if (why == MOCK_WHY_REPLAY) {
+                m->assertion_replayed++;
+                mock_send_error_note(m, req, E409_REPLAY, why);
+            } else {
+                mock_send_error_note(m, req, E401_ASSERTION, why);
+            }
             return;
         }
         mock_record(m, req, path, claims);
+        if (m->v.mac_key && m->last) /* the grant, and the MAC of this very request */
+            json_object_set_new(m->last, "request_mac", json_string("verified"));
     } else {
         mock_record(m, req, path, NULL);
     }

@@ -68,6 +68,7 @@ TOKEN_KEY = {"kid": TOKEN_KID, "file": "pki/token-es256.key", "alg": "ES256", "a
 TOKEN_AUDIENCE = "api-opale"            # the gateway's default oauth.audience
 ASSERTION_AUDIENCE = "opale-backend"    # the gateway's default oauth.assertion_audience
 HIGH_TOKEN_RATE = 100000                # token_requests_per_minute of stacks that hammer /token
+MAC_KEY_FILE = "assertion-mac.key"      # oauth.assertion_mac_key_file, in the stack's directory
 
 HORODATAGE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
@@ -747,6 +748,11 @@ class Stack:
         self._sanitizer_reported = False
         self.conf = None
         self.fp = fingerprints(self.pki)
+        # the key the gateway and the mock share for X-Gateway-Request-MAC
+        self.mac_key_path = os.path.join(self.dir, MAC_KEY_FILE)
+        with open(self.mac_key_path, "w") as f:
+            f.write(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
+        os.chmod(self.mac_key_path, 0o600)
 
     # -- config
 
@@ -790,9 +796,14 @@ class Stack:
         """The "oauth" section: ES256 key "it-es256" active, a token rate high
         enough for the stacks that hammer /token; <oauth> overrides."""
         o = {"issuer": self.issuer, "signing_keys": [dict(TOKEN_KEY)],
-             "token_requests_per_minute": HIGH_TOKEN_RATE}
+             "token_requests_per_minute": HIGH_TOKEN_RATE, "assertion_mac_key_file": MAC_KEY_FILE}
         o.update(copy.deepcopy(self.oauth_over))
         return o
+
+    @property
+    def assertion_mode(self):
+        """"grant_mac" (the gateway's default) or "per_request"."""
+        return self.build_oauth().get("assertion_mode", "grant_mac")
 
     def build_policies(self):
         pols = {p["file"]: make_policy(name, self.fp[name]) for name, p in PARTNERS.items()}
@@ -867,6 +878,8 @@ class Stack:
         if self.mock_jwks:
             self.export_jwks()
             args += ["--jwks", self.jwks_path, "--assertion-iss", self.issuer]
+            if self.assertion_mode == "grant_mac":
+                args += ["--mac-key", self.mac_key_path]
         log = open(self.mock_log_path, "ab")
         try:
             self.mock_proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
@@ -1276,7 +1289,18 @@ class GatewayTestCase(unittest.TestCase):
         self.assertEqual(a.get("client_id"), client_id, a)
         self.assertEqual(a.get("sub"), client_id, a)
         self.assertEqual(a.get("habilitation"), habilitation, a)
-        self.assertEqual(a.get("request_id"), request_id, a)
+        if self.stack.assertion_mode == "grant_mac":
+            # a grant, bound to this request by the MAC the mock checked
+            self.assertEqual(a.get("mac"), "v1", a)
+            self.assertNotIn("request_id", a)
+            self.assertEqual(last.get("request_mac"), "verified", last)
+            rids = [v for n, v in last["headers"] if n.lower() == "x-request-id"]
+            self.assertEqual(rids, [request_id], last["headers"])
+            macs = [v for n, v in last["headers"] if n.lower() == "x-gateway-request-mac"]
+            self.assertEqual(len(macs), 1, last["headers"])
+        else:
+            self.assertEqual(a.get("request_id"), request_id, a)
+            self.assertNotIn("request_mac", last)
         self.assertEqual(a.get("keytype"), "SANDBOX", a)
         self.assertEqual(a.get("aud"), ASSERTION_AUDIENCE, a)
         self.assertEqual(a.get("iss"), self.stack.issuer, a)

@@ -611,11 +611,15 @@ class TestKnownGatewayGaps(OAuthCase):
 
 
 class TestMockAssertion(OAuthCase):
+    """The former scheme, still available: oauth.assertion_mode "per_request"
+    (one JWS signed per request, bound by its request_id claim); the mock
+    runs without --mac-key. The default scheme (grant + MAC) is
+    test_assertion.py's."""
 
     @classmethod
     def setUpClass(cls):
         require_binaries()
-        cls.stack = Stack(cls.__name__)
+        cls.stack = Stack(cls.__name__, oauth={"assertion_mode": "per_request"})
         cls.addClassCleanup(cls.stack.stop)
         cls.stack.start()
 
