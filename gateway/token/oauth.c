@@ -302,7 +302,6 @@ gw_oauth *gw_oauth_load(const gw_conf *c, gw_errlist *errs)
         else
             gw_jsonv_err(v, "oauth.assertion_mode", "must be \"grant_mac\" or \"per_request\"");
     }
-    load_mac_key(v, c, j, o);
     json_t *algs = json_object_get(j, "algorithms");
     if (algs == NULL) {
         o->algs[0] = GW_ALG_ES256;
@@ -334,6 +333,7 @@ gw_oauth *gw_oauth_load(const gw_conf *c, gw_errlist *errs)
     json_t *ext = json_object_get(j, "external_issuers");
     if (ext != NULL)
         parse_external(v, c, ext, o);
+    load_mac_key(v, c, j, o);
     if (v->nerrs > 0 || o->issuer == NULL || o->active == NULL) {
         gw_oauth_free(o);
         return NULL;

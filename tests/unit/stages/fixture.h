@@ -173,7 +173,8 @@ static inline void setup(void)
         EVP_PKEY_free(k);
     }
     json_error_t je;
-    conf.oauth = json_loads("{\"issuer\":\"https://gw.test\",\"signing_keys\":[{\"kid\":"
+    conf.oauth = json_loads("{\"issuer\":\"https://gw.test\",\"assertion_mode\":\"per_request\","
+                            "\"signing_keys\":[{\"kid\":"
                             "\"k1\",\"file\":\"tok.pem\",\"active\":true}]}",
                             0, &je);
     oauth = gw_oauth_load(&conf, &errs);

@@ -83,7 +83,14 @@ static void setup(void)
     conf.dir = dir;
     gw_errlist errs;
     memset(&errs, 0, sizeof(errs));
+    char kp[128];
+    snprintf(kp, sizeof(kp), "%s/mac.key", dir);
+    FILE *kf = fopen(kp, "w");
+    ck_assert_ptr_nonnull(kf);
+    fputs("0123456789abcdef0123456789abcdef\n", kf);
+    fclose(kf);
     oauth = load("{\"issuer\":\"https://gw.test\",\"token_requests_per_minute\":3,"
+                 "\"assertion_mac_key_file\":\"mac.key\","
                  "\"signing_keys\":[{\"kid\":\"k-es\",\"file\":\"es.pem\",\"alg\":\"ES256\","
                  "\"active\":true},{\"kid\":\"k-ed\",\"file\":\"ed.pem\",\"alg\":\"EdDSA\"}]}",
                  &errs);
