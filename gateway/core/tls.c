@@ -53,7 +53,7 @@ static void describe_cert(X509 *x, gw_tls_peer *p)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32) {
+    if (X509_digest(x, gw_sha256_md(), md, &mdlen) == 1 && mdlen == 32) {
         gw_hex(md, 32, p->sha256);
         p->has_cert = 1;
     }

@@ -7,7 +7,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/sha.h>
 
 #include "lib/util.h"
 
@@ -146,7 +145,10 @@ static int basic_auth(const gw_http_request *r, const gw_policy *p)
         return 0;
     unsigned char md[32];
     char hex[65];
-    SHA256((const unsigned char *)colon + 1, strlen(colon + 1), md);
+    if (gw_sha256(colon + 1, strlen(colon + 1), md) != 0) {
+        OPENSSL_cleanse(dec, sizeof(dec));
+        return 0;
+    }
     gw_hex(md, 32, hex);
     OPENSSL_cleanse(dec, sizeof(dec));
     return CRYPTO_memcmp(hex, p->secret_sha256, 64) == 0;

@@ -391,11 +391,7 @@ int gw_x5t_from_hex(const char *hex, char out[48])
         }
         raw[i] = (unsigned char)v;
     }
-    char *b = gw_b64url_encode(raw, 32);
-    if (b == NULL)
-        return -1;
-    snprintf(out, 48, "%s", b);
-    free(b);
+    b64url_encode_into(raw, 32, out); /* 43 characters: no allocation per request */
     return 0;
 }
 
@@ -775,7 +771,7 @@ static int rsa_params(EVP_PKEY_CTX *pctx, gw_alg alg)
     if (alg == GW_ALG_PS256)
         return EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0 &&
                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) > 0 &&
-               EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0;
+               EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, gw_sha256_md()) > 0;
     return 1;
 }
 
