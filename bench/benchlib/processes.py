@@ -499,7 +499,11 @@ class Stack:
             "oauth": {"issuer": "https://localhost:%d" % port,
                       "signing_keys": [{"kid": "bench-es256", "file": "pki/token-es256.key", "alg": "ES256",
                                         "active": True}],
-                      "token_requests_per_minute": 100000},
+                      "token_requests_per_minute": 100000,
+                      # the default assertion (grant + per-request MAC) needs
+                      # the key it shares with the backend (pki.sh makes it);
+                      # the mock runs without --jwks, so nothing checks it
+                      "assertion_mac_key_file": "pki/assertion-mac.key"},
         }
         if quota is not None:
             conf["quota"] = quota

@@ -101,8 +101,13 @@ int mock_verifier_set_mac_key(struct mock_verifier *v, const char *path, char *e
  * once per MOCK_JWKS_RETRY_MS). Returns the token's claims (a new reference,
  * the caller's), or NULL with <*why> set to a constant reason for the log
  * (never request input); MOCK_WHY_REPLAY when the MAC is right but the
- * request id was already served. With a MAC key, a request that passes is
- * remembered (its id, for MOCK_REPLAY_KEEP_S). */
+ * request id was already served (mock_verifier_served). */
+/* With a MAC key: remembers that the request <request_id> was answered (for
+ * MOCK_REPLAY_KEEP_S), so that it is refused if it comes again. A request
+ * dropped without an answer (a reset) is not remembered: the gateway may
+ * retry it once, with the same headers. 0, or -1 on OOM. */
+int mock_verifier_served(struct mock_verifier *v, const char *request_id, time_t now);
+
 json_t *mock_assertion_verify(struct mock_verifier *v, const struct mock_assertion_req *r,
                               time_t now, const char **why);
 

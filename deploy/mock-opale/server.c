@@ -241,6 +241,11 @@ void mock_on_request(struct evhttp_request *req, void *arg)
         o = OUT_RESET;
     else if (u_error < m->fault.error_rate)
         o = OUT_ERROR;
+    /* the request id is consumed once it is answered (a reset answers
+     * nothing: the gateway may retry the request with the same headers) */
+    if (m->v.mac_key && o != OUT_RESET &&
+        mock_verifier_served(&m->v, single_header(req, "X-Request-ID"), time(NULL)) != 0)
+        o = OUT_ERROR;
 
     if (m->fault.latency_ms == 0 && o != OUT_RESET) {
         finish(m, req, o);

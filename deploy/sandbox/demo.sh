@@ -41,6 +41,8 @@ c["journal"]["path"] = os.path.join(work, "journal", "access.jsonl")
 if "policies_dir" in c: c["policies_dir"] = fix(c["policies_dir"])
 for k in c.get("oauth", {}).get("signing_keys", []):
     k["file"] = fix(k["file"])
+if "assertion_mac_key_file" in c.get("oauth", {}):
+    c["oauth"]["assertion_mac_key_file"] = fix(c["oauth"]["assertion_mac_key_file"])
 for x in c.get("oauth", {}).get("external_issuers", []):
     x["jwks_file"] = fix(x["jwks_file"])
 c.get("oauth", {})["issuer"] = "https://localhost:%s" % gp
@@ -67,7 +69,8 @@ if ! "$gw" --export-jwks -c "$work/gateway.json" >"$work/jwks.json"; then
   echo "demo: invalid configuration" >&2
   exit 1
 fi
-"$mock" --listen 127.0.0.1 --port "$mp" --quiet --jwks "$work/jwks.json" &
+"$mock" --listen 127.0.0.1 --port "$mp" --quiet --jwks "$work/jwks.json" \
+  --mac-key "$pki/assertion-mac.key" &
 mock_pid=$!
 "$gw" -c "$work/gateway.json" 2>"$work/gateway.log" &
 gw_pid=$!

@@ -36,6 +36,8 @@
 #   token-ed25519.key token-rsa.key   more signing keys (EdDSA, RS256/PS256) for rotation
 #   fingerprints.txt                  "NAME SHA256HEX" (SHA-256 of the DER certificate)
 #   admin.token                       admin bearer token (32 random bytes, hex)
+#   assertion-mac.key                 backend assertion MAC key, shared by the gateway and
+#                                     opale-mock --mac-key (32 random bytes, hex)
 #   ca-db/                            the `openssl ca` database (index.txt, serial,
 #                                     crlnumber, openssl.cnf, newcerts/)
 #
@@ -325,13 +327,14 @@ for n in "${names[@]}"; do
     echo "$n $fp" >>"$stage/fingerprints.txt"
 done
 openssl rand -hex 32 >"$stage/admin.token"
+openssl rand -hex 32 >"$stage/assertion-mac.key"
 
 # Permissions: keys and the token private, the rest readable.
 for n in "${names[@]}"; do
     chmod 600 "$stage/$n.key"
     chmod 644 "$stage/$n.crt"
 done
-chmod 600 "$stage/admin.token"
+chmod 600 "$stage/admin.token" "$stage/assertion-mac.key"
 chmod 644 "$stage/crl.pem" "$stage/fingerprints.txt"
 chmod 700 "$db"
 rm -f "$stage/openssl.log"

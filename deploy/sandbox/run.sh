@@ -57,10 +57,12 @@ PY
 fi
 
 "$gw" -t -c "$conf"
-# The mock trusts only requests carrying the gateway's signed X-JWT-Assertion.
+# The mock trusts only requests carrying the gateway's signed grant
+# (X-JWT-Assertion) and the MAC of the request (X-Gateway-Request-MAC).
 "$gw" --export-jwks -c "$conf" 2>/dev/null >"$here/journal/gateway-jwks.json"
 
-"$mock" --listen 127.0.0.1 --port "$mock_port" --quiet --jwks "$here/journal/gateway-jwks.json" &
+"$mock" --listen 127.0.0.1 --port "$mock_port" --quiet --jwks "$here/journal/gateway-jwks.json" \
+  --mac-key "$here/pki/assertion-mac.key" &
 mock_pid=$!
 gw_pid=
 cleanup() {

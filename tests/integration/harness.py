@@ -30,6 +30,7 @@ import atexit
 import base64
 import copy
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -573,6 +574,16 @@ def new_uuid():
     return str(uuid.uuid4())
 
 
+def request_mac(key, t, request_id, method, target, grant):
+    """X-Gateway-Request-MAC as docs/oauth2.md defines it ("Backend
+    assertion"), computed independently of the gateway: HMAC-SHA256 under
+    <key> (bytes) of the request's fields and the SHA-256 of <grant>."""
+    ghash = base64.urlsafe_b64encode(hashlib.sha256(grant.encode()).digest()).rstrip(b"=").decode()
+    text = "OPALE-GW-MAC-v1\n%d\n%s\n%s\n%s\n%s" % (t, request_id, method, target, ghash)
+    mac = hmac.new(key, text.encode(), hashlib.sha256).digest()
+    return "v1;t=%d;mac=%s" % (t, base64.urlsafe_b64encode(mac).rstrip(b"=").decode())
+
+
 def build_request(target="/opale/v1/etatSante", method="GET", headers=(), body=None, host="localhost",
                   correlation_id=True, version="HTTP/1.1", teleservice=TELESERVICE, bearer=None):
     """Bytes of one request. <correlation_id>: True = a fresh UUID, a string =
@@ -799,6 +810,12 @@ class Stack:
              "token_requests_per_minute": HIGH_TOKEN_RATE, "assertion_mac_key_file": MAC_KEY_FILE}
         o.update(copy.deepcopy(self.oauth_over))
         return o
+
+    def mac_key(self):
+        """The key shared by the gateway and the mock (bytes, without the
+        file's final newline)."""
+        with open(self.mac_key_path, "rb") as f:
+            return f.read().rstrip(b"\n")
 
     @property
     def assertion_mode(self):

@@ -9,9 +9,6 @@ format; a captured header pair replayed straight to the mock is refused, on
 the same request (409, the request id was served) or moved to another one
 (401). The former mode ("per_request") still works when configured."""
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -34,14 +31,6 @@ def header(last, name):
     return [v for n, v in last["headers"] if n.lower() == name.lower()]
 
 
-def expected_mac(key, t, request_id, method, target, grant):
-    """X-Gateway-Request-MAC as docs/oauth2.md defines it."""
-    ghash = base64.urlsafe_b64encode(hashlib.sha256(grant.encode()).digest()).rstrip(b"=").decode()
-    text = "OPALE-GW-MAC-v1\n%d\n%s\n%s\n%s\n%s" % (t, request_id, method, target, ghash)
-    mac = hmac.new(key, text.encode(), hashlib.sha256).digest()
-    return "v1;t=%d;mac=%s" % (t, base64.urlsafe_b64encode(mac).rstrip(b"=").decode())
-
-
 class TestGrantMac(GatewayTestCase):
     """The default mode, gateway -> mock with --jwks and --mac-key."""
 
@@ -51,8 +40,7 @@ class TestGrantMac(GatewayTestCase):
         cls.stack = Stack(cls.__name__)
         cls.addClassCleanup(cls.stack.stop)
         cls.stack.start()
-        with open(cls.stack.mac_key_path, "rb") as f:
-            cls.key = f.read().rstrip(b"\n")
+        cls.key = cls.stack.mac_key()
 
     def forwarded(self, target=DECL, cert="client-commune"):
         """One request through the gateway; (its X-Request-ID, /__mock/last)."""
@@ -99,7 +87,7 @@ class TestGrantMac(GatewayTestCase):
         self.assertLessEqual(abs(t - time.time()), 30)
         self.assertEqual(last["method"], "GET")
         self.assertEqual(last["uri"], DECL)
-        self.assertEqual(macs[0], expected_mac(self.key, t, rid, "GET", DECL, grants[0]))
+        self.assertEqual(macs[0], harness.request_mac(self.key, t, rid, "GET", DECL, grants[0]))
         self.assertJournal(rid, status=200, decision="allow")
         stats = st.mock_stats()
         self.assertEqual((stats["requests"], stats["assertion_refused"]), (1, 0), stats)
@@ -159,7 +147,7 @@ class TestGrantMac(GatewayTestCase):
         # is accepted (so the refusals above are the binding, not the grant)
         new_rid = harness.new_uuid()
         t = int(time.time())
-        good = expected_mac(self.key, t, new_rid, "GET", DECL, header(last, "X-JWT-Assertion")[0])
+        good = harness.request_mac(self.key, t, new_rid, "GET", DECL, header(last, "X-JWT-Assertion")[0])
         status, _, body = self.direct(last, **{"X-Request-ID": new_rid, "X-Gateway-Request-MAC": good})
         self.assertEqual(status, 200, body)
         # ... once

@@ -491,7 +491,8 @@ class TestKubernetes(unittest.TestCase):
         dev = {"server-ecdsa.crt": "server-ecdsa.crt", "server-ecdsa.key": "server-ecdsa.key",
                "client-ca.pem": "ca.crt", "client-ca.crl.pem": "crl.pem", "backend-ca.pem": "ca.crt",
                "backend-client.crt": "client-commune.crt", "backend-client.key": "client-commune.key",
-               "token-es256.key": "token-es256.key", "admin.token": "admin.token"}
+               "token-es256.key": "token-es256.key", "admin.token": "admin.token",
+               "assertion-mac.key": "assertion-mac.key"}
         self.assertEqual(set(dev), self.secret_paths())
         rc, err = check_config(self, self.conf, dict(self.cm_pol["data"]), secrets_map=dev)
         self.assertEqual(rc, 0, err)

@@ -816,15 +816,21 @@ class TestKeyRotation(OAuthCase):
         # the mock dropped K1 too: an assertion signed with it is refused
         rid = harness.new_uuid()
         now = int(time.time())
+        # (a grant, as the default assertion_mode sends, with the MAC of the
+        # request made with the key the stack shares with its mock)
         claims = {"aud": harness.ASSERTION_AUDIENCE, "iss": st.issuer, "iat": now, "exp": now + 60,
-                  "client_id": COMMUNE["client_id"], "request_id": rid}
+                  "client_id": COMMUNE["client_id"], "mac": "v1"}
+
+        def direct(grant):
+            mac = harness.request_mac(st.mac_key(), now, rid, "GET", "/opale/v1/etatSante", grant)
+            return st.mock_direct("GET", "/opale/v1/etatSante", {
+                "X-Request-ID": rid, "X-Consumer-Id": COMMUNE["client_id"], "X-JWT-Assertion": grant,
+                "X-Gateway-Request-MAC": mac})
         old = sign_jws(os.path.join(st.pki, "token-es256.key"), {"alg": "ES256", "kid": TOKEN_KID}, claims)
-        status, _, body = st.mock_direct("GET", "/opale/v1/etatSante", {
-            "X-Request-ID": rid, "X-Consumer-Id": COMMUNE["client_id"], "X-JWT-Assertion": old})
+        status, _, body = direct(old)
         self.assertEqual(status, 401, body)
         new = sign_jws(os.path.join(st.pki, "token-ed25519.key"), {"alg": "EdDSA", "kid": ED_KEY["kid"]}, claims)
-        status, _, body = st.mock_direct("GET", "/opale/v1/etatSante", {
-            "X-Request-ID": rid, "X-Consumer-Id": COMMUNE["client_id"], "X-JWT-Assertion": new})
+        status, _, body = direct(new)
         self.assertEqual(status, 200, body)
 
 

@@ -68,6 +68,7 @@ def stage_config(root, pki, conf_path=PROD_CONF, policies=PROD_POLICIES):
         "tls/backend-ca.pem": "ca.crt", "tls/backend-client.crt": "client-commune.crt",
         "tls/backend-client.key": "client-commune.key",
         "keys/token-es256-2026.key": "token-es256.key", "admin.token": "admin.token",
+        "keys/assertion-mac.key": "assertion-mac.key",
     }
     for dst, src in files.items():
         shutil.copy(os.path.join(pki, src), os.path.join(etc, dst))

@@ -2,7 +2,8 @@
  * gateway's X-JWT-Assertion: JWKS loading (usable, skipped and refused keys)
  * and token verification for ES256, PS256 and EdDSA, each check of
  * docs/mock-opale.md "The checks" refusing with its reason, and the re-read
- * of the JWKS on an unknown kid.
+ * of the JWKS on an unknown kid; with a MAC key (--mac-key), the grant and
+ * X-Gateway-Request-MAC of each request and the refusal of a replay.
  *
  * Keys are generated at test time (P-256, Ed25519, RSA-2048) and published
  * in a JWKS file written to a mkdtemp directory; tokens are signed here with
@@ -21,6 +22,7 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rsa.h>
 
 #include "assertion.h"
@@ -191,7 +193,7 @@ static struct mock_verifier v;
  * (NULL: accepted, and the claims were checked). */
 static const char *verify_at(const char *tok, time_t now)
 {
-    struct mock_assertion_req r = {tok, "r1", "c1"};
+    struct mock_assertion_req r = {.token = tok, .request_id = "r1", .consumer_id = "c1"};
     const char *why = "unset";
     json_t *claims = mock_assertion_verify(&v, &r, now, &why);
 
@@ -263,14 +265,14 @@ END_TEST
 START_TEST(claims_checked)
 {
     char *h = header_of(K_EC), *p = payload(0), *t = token(K_EC, h, p);
-    struct mock_assertion_req r = {t, "r2", "c1"};
+    struct mock_assertion_req r = {.token = t, .request_id = "r2", .consumer_id = "c1"};
     const char *why = NULL;
 
     ck_assert_str_eq(verify_at(t, NOW + 60 + 6), "expired");
     ck_assert_str_eq(verify_at(t, NOW - 6), "iat in the future");
     ck_assert_ptr_null(mock_assertion_verify(&v, &r, NOW, &why));
     ck_assert_str_eq(why, "request_id differs from X-Request-ID (or header absent or repeated)");
-    r = (struct mock_assertion_req){t, "r1", NULL};
+    r = (struct mock_assertion_req){.token = t, .request_id = "r1"};
     ck_assert_ptr_null(mock_assertion_verify(&v, &r, NOW, &why));
     ck_assert_str_eq(why, "client_id differs from X-Consumer-Id (or header absent or repeated)");
     free(p);
@@ -405,6 +407,124 @@ START_TEST(jwks_refusals)
 }
 END_TEST
 
+/* ------------------------------------------------------- grant + MAC mode */
+
+#define MAC_KEY "k3y-shared-by-the-gateway-and-opale"
+#define TARGET "/opale/v1/entreprises/732829320/declarations?annee=2023"
+
+/* X-Gateway-Request-MAC for grant <tok>, computed here (docs/oauth2.md). */
+static char *request_mac(const char *key, long t, const char *rid, const char *method,
+                         const char *target, const char *tok)
+{
+    unsigned char gh[32], md[32];
+    unsigned int ml = 0;
+    char *text = NULL, *ghs, *ms, *out = NULL;
+
+    ck_assert(EVP_Digest(tok, strlen(tok), gh, &ml, EVP_sha256(), NULL) == 1);
+    ghs = b64u(gh, 32);
+    ck_assert_int_gt(
+        asprintf(&text, "OPALE-GW-MAC-v1\n%ld\n%s\n%s\n%s\n%s", t, rid, method, target, ghs), 0);
+    ck_assert_ptr_nonnull(
+        HMAC(EVP_sha256(), key, (int)strlen(key), (unsigned char *)text, strlen(text), md, &ml));
+    ms = b64u(md, 32);
+    ck_assert_int_gt(asprintf(&out, "v1;t=%ld;mac=%s", t, ms), 0);
+    free(text);
+    free(ghs);
+    free(ms);
+    return out;
+}
+
+static const char *verify_req(const char *tok, const char *mac, const char *rid, const char *method,
+                              const char *target, time_t now)
+{
+    struct mock_assertion_req r = {.token = tok,
+                                   .request_id = rid,
+                                   .consumer_id = "c1",
+                                   .mac = mac,
+                                   .method = method,
+                                   .target = target};
+    const char *why = NULL;
+    json_t *claims = mock_assertion_verify(&v, &r, now, &why);
+
+    json_decref(claims);
+    return claims ? NULL : why;
+}
+
+START_TEST(grant_and_mac)
+{
+    char err[256] = "", kp[96];
+    snprintf(kp, sizeof(kp), "%s/mac.key", dir);
+    FILE *f = fopen(kp, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("short\n", f);
+    fclose(f);
+    ck_assert_int_eq(mock_verifier_set_mac_key(&v, kp, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "the key must be 32 to 512 bytes");
+    f = fopen(kp, "w");
+    fputs(MAC_KEY "\n", f); /* the final newline is not part of the key */
+    fclose(f);
+    ck_assert_msg(mock_verifier_set_mac_key(&v, kp, err, sizeof(err)) == 0, "%s", err);
+
+    char *h = header_of(K_EC), *p = NULL;
+    ck_assert_int_gt(asprintf(&p,
+                              "{\"aud\":\"opale-backend\",\"iss\":\"https://gw.test\",\"iat\":%d,"
+                              "\"exp\":%d,\"client_id\":\"c1\",\"habilitation\":\"H1\","
+                              "\"mac\":\"v1\"}",
+                              NOW, NOW + 60),
+                     0);
+    char *g = token(K_EC, h, p);
+    char *mac = request_mac(MAC_KEY, NOW, "r1", "GET", TARGET, g);
+    char *other_key = request_mac(MAC_KEY "x", NOW, "r1", "GET", TARGET, g);
+    char *stale = request_mac(MAC_KEY, NOW - 31, "r1", "GET", TARGET, g);
+
+    /* the pair moved to another request, a wrong key, a stale or absent MAC */
+    ck_assert_str_eq(verify_req(g, mac, "r2", "GET", TARGET, NOW),
+                     "X-Gateway-Request-MAC does not match this request (request id, method, "
+                     "target, time or grant)");
+    ck_assert_str_eq(verify_req(g, mac, "r1", "POST", TARGET, NOW),
+                     "X-Gateway-Request-MAC does not match this request (request id, method, "
+                     "target, time or grant)");
+    ck_assert_str_eq(verify_req(g, mac, "r1", "GET", "/opale/v1/etatSante", NOW),
+                     "X-Gateway-Request-MAC does not match this request (request id, method, "
+                     "target, time or grant)");
+    ck_assert_str_eq(verify_req(g, other_key, "r1", "GET", TARGET, NOW),
+                     "X-Gateway-Request-MAC does not match this request (request id, method, "
+                     "target, time or grant)");
+    ck_assert_str_eq(verify_req(g, stale, "r1", "GET", TARGET, NOW),
+                     "X-Gateway-Request-MAC timestamp outside the allowed skew");
+    ck_assert_str_eq(verify_req(g, NULL, "r1", "GET", TARGET, NOW),
+                     "X-Gateway-Request-MAC absent or repeated");
+    ck_assert_str_eq(verify_req(g, "v1;t=01;mac=x", "r1", "GET", TARGET, NOW),
+                     "X-Gateway-Request-MAC malformed");
+    /* an expired grant with a fresh MAC */
+    char *mac_late = request_mac(MAC_KEY, NOW + 66, "r1", "GET", TARGET, g);
+    ck_assert_str_eq(verify_req(g, mac_late, "r1", "GET", TARGET, NOW + 66), "expired");
+    /* a per-request assertion is not a grant */
+    char *lp = payload(0), *legacy = token(K_EC, h, lp);
+    char *lmac = request_mac(MAC_KEY, NOW, "r1", "GET", TARGET, legacy);
+    ck_assert_str_eq(verify_req(legacy, lmac, "r1", "GET", TARGET, NOW),
+                     "not a grant (mac claim absent or not \"v1\")");
+    /* the right request: accepted until it is answered, then a replay */
+    ck_assert_ptr_null(verify_req(g, mac, "r1", "GET", TARGET, NOW));
+    ck_assert_ptr_null(verify_req(g, mac, "r1", "GET", TARGET, NOW)); /* reset: not answered */
+    ck_assert_int_eq(mock_verifier_served(&v, "r1", NOW), 0);
+    ck_assert_ptr_eq(verify_req(g, mac, "r1", "GET", TARGET, NOW + 1), MOCK_WHY_REPLAY);
+    /* remembered for MOCK_REPLAY_KEEP_S: beyond it the MAC is stale anyway */
+    ck_assert_ptr_eq(verify_req(g, mac, "r1", "GET", TARGET, NOW + MOCK_MAC_SKEW_S),
+                     MOCK_WHY_REPLAY);
+    free(h);
+    free(p);
+    free(g);
+    free(mac);
+    free(other_key);
+    free(stale);
+    free(mac_late);
+    free(lp);
+    free(legacy);
+    free(lmac);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- runner */
 
 static Suite *suite(void)
@@ -420,6 +540,7 @@ static Suite *suite(void)
     tcase_add_test(tc, header_checked);
     tcase_add_test(tc, unknown_kid_rereads_jwks);
     tcase_add_test(tc, jwks_refusals);
+    tcase_add_test(tc, grant_and_mac);
     suite_add_tcase(s, tc);
     return s;
 }
