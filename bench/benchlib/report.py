@@ -400,8 +400,10 @@ class Report:
         L.append("")
         L.append("- All proxies stay up for the whole run; only the one being measured gets load.")
         L.append("- **opale-mock runs without `--jwks`**: with it, the mock would serve only requests carrying the "
-                 "gateway's signed `X-JWT-Assertion`, which nginx cannot produce. So the gateway still signs an "
-                 "assertion for each request (its cost is measured), but nobody verifies it.")
+                 "gateway's `X-JWT-Assertion` and `X-Gateway-Request-MAC`, which nginx cannot produce. So the gateway "
+                 "still computes its assertion for each request (default `grant_mac`: a grant signed once per "
+                 "consumer and minute, cached per worker, and an HMAC-SHA256 of the request; its cost is "
+                 "measured), but nobody verifies it.")
         L.append("- nginx: `bench/nginx/nginx.conf.in` (1 worker, TLS 1.3, keep-alive upstream pool of 64, buffered "
                  "JSON access log); a TLS-only server (S1) and an mTLS server with the CRL (S2–S5). "
                  "worker_connections %s, worker_rlimit_nofile %s (the hard limit)." % (
