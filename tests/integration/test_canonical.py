@@ -67,7 +67,8 @@ DROPPED_HEADERS = [("X-Client-Cert", "forged-cert"), ("X-SSL-Client-Cert", "forg
 
 # headers the gateway itself sets on every forwarded request
 GATEWAY_HEADERS = {"host", "x-forwarded-for", "x-forwarded-proto", "x-request-id", "x-correlation-id",
-                   "x-consumer-id", "x-habilitation-id", "x-opale-env", "x-jwt-assertion"}
+                   "x-consumer-id", "x-habilitation-id", "x-opale-env", "x-jwt-assertion",
+                   "x-gateway-request-mac"}
 
 
 def policy_hook(pols, stack):
