@@ -340,6 +340,33 @@ class TestCsrfOriginRoles(ConsoleCase):
         self.assertEqual([e["operator"] for e in ev], ["admin"])
 
 
+class TestEveryActionNamesItsOperator(ConsoleCase):
+
+    def test_cut_restore_reload_hold_by_session_and_token(self):
+        cookie, csrf = self.login(OPS_TOKEN)
+        session = dict(cookie=cookie, csrf=csrf, origin=self.origin)
+        token = dict(token=self.admin_token)
+        steps = [
+            ("POST", "/admin/environments/sandbox/cut", {"reason": "drill"}, session,
+             "admin.environment_cut", "marc_ops-1"),
+            ("POST", "/admin/environments/sandbox/restore", {"reason": "drill over"}, token,
+             "admin.environment_restored", "admin"),
+            ("POST", "/admin/reload", None, session, "admin.reload", "marc_ops-1"),
+            ("POST", "/admin/journal/hold", {"reason": "case 42"}, session, "admin.journal_hold",
+             "marc_ops-1"),
+            ("DELETE", "/admin/journal/hold", None, token, "admin.journal_hold_lifted", "admin"),
+        ]
+        for method, path, body, how, kind, who in steps:
+            with self.subTest(path=path, method=method):
+                n0 = len(self.stack.security_events(kind))
+                r = self.call(method, path, body=body, **how)
+                self.assertIn(r.status, (200, 201), r.raw)
+                ev = self.events_since(kind, n0)
+                self.assertEqual(len(ev), 1, ev)
+                self.assertEqual(ev[0]["operator"], who)
+                self.assertEqual(ev[0]["client_ip"], "127.0.0.1")
+
+
 class TestFailedLogins(ConsoleCase):
 
     def test_failed_login_journalled_without_the_token(self):
