@@ -96,7 +96,8 @@ unsigned gw_admin_session_expires_in(const gw_admin_sessions *t, const gw_admin_
     uint64_t idle = s->last_ms + idle_ms(t);
     uint64_t abs = s->opened_ms + GW_ADMIN_SESSION_MAX_S * 1000ull;
     uint64_t end = idle < abs ? idle : abs;
-    return end > now ? (unsigned)((end - now) / 1000) : 0;
+    /* rounded up: a session opened a millisecond ago still has its 900 s */
+    return end > now ? (unsigned)((end - now + 999) / 1000) : 0;
 }
 
 int gw_admin_cookie_get(const char *header, const char *name, char *out, size_t outlen)

@@ -54,8 +54,8 @@ gw_admin_session *gw_admin_session_find(gw_admin_sessions *t, const char *id, ui
 /* End the session <s> (wiped). */
 void gw_admin_session_end(gw_admin_session *s);
 
-/* Seconds the session <s> of <t> has left at <now_ms>: the idle limit, or
- * less near the absolute one. */
+/* Seconds the session <s> of <t> has left at <now_ms>, rounded up: the
+ * idle limit, or less near the absolute one. */
 unsigned gw_admin_session_expires_in(const gw_admin_sessions *t, const gw_admin_session *s,
                                      uint64_t now_ms);
 

@@ -62,6 +62,8 @@ START_TEST(t_idle_expiry_slides)
     char id[GW_ADMIN_SECRET_LEN + 1];
     strcpy(id, s->id);
     ck_assert_uint_eq(gw_admin_session_expires_in(t, s, T0), GW_ADMIN_SESSION_IDLE_S);
+    /* a millisecond later it still says the whole idle time (rounded up) */
+    ck_assert_uint_eq(gw_admin_session_expires_in(t, s, T0 + 1), GW_ADMIN_SESSION_IDLE_S);
     uint64_t now = T0;
     /* used every 14 minutes: alive for an hour */
     for (int i = 0; i < 4; i++) {
