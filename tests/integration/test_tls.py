@@ -206,6 +206,29 @@ class TestTLS(GatewayTestCase):
                                      % (version.name, i, s.session_reused, rec))
                     sess = s.session
 
+    def test_session_tickets_accepted_by_every_worker(self):
+        # The listener's SSL_CTX, and with it the session-ticket keys, is
+        # shared by the workers (docs/architecture.md, "The hot path"): a
+        # ticket issued by one worker resumes on any other. The harness runs
+        # 2 workers and the kernel spreads connections over them
+        # (SO_REUSEPORT, a hash of each connection), so 8 resumptions in a
+        # row are served by both.
+        st = self.stack
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = harness.tls_context(pki=st.pki, cert_name="client-commune", max_version=version)
+            sess = None
+            reused = []
+            for i in range(9):
+                raw = socket.create_connection(("127.0.0.1", st.port), timeout=5)
+                with ctx.wrap_socket(raw, server_hostname="localhost", session=sess) as s:
+                    send_raw(s, build_request(OK_TARGET))
+                    resp = read_response(s)
+                    self.assertEqual(resp.status, 200, resp)
+                    if i > 0:
+                        reused.append(s.session_reused)
+                    sess = s.session
+            self.assertEqual(reused, [True] * 8, "%s: resumptions refused: %r" % (version.name, reused))
+
     # -- server certificate selection
 
     def _served_cert(self, **ctx_kw):
