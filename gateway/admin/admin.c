@@ -1137,7 +1137,8 @@ static void on_overview(gw_admin *a, struct evhttp_request *req, const char *id)
 
 static gw_view_ctx view_ctx(gw_admin *a)
 {
-    gw_view_ctx x = {gw_server_suspensions(a->srv), a->usage, a->log, (int64_t)time(NULL)};
+    gw_view_ctx x = {gw_server_suspensions(a->srv), a->usage, a->log, gw_server_events(a->srv),
+                     (int64_t)time(NULL)};
     return x;
 }
 

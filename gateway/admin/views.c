@@ -56,12 +56,21 @@ json_t *gw_view_partner(const gw_view_ctx *x, const gw_policy *p)
     gw_usage_view u = {0, -1, 0};
     if (x->usage != NULL)
         gw_usage_get(x->usage, p->client_id, x->now, &u);
-    /* the certificate that expires first, of those a cert.expiring event named */
+    /* the certificate that expires first, of those presented at a handshake
+     * since the start (or, failing that, named by a cert.expiring event) */
     char na[32] = "", best[32] = "";
-    for (size_t i = 0; x->log != NULL && i < p->ncerts; i++)
-        if (gw_eventlog_cert_not_after(x->log, p->certs[i], na) &&
-            (best[0] == '\0' || strcmp(na, best) < 0))
+    for (size_t i = 0; i < p->ncerts; i++) {
+        long long t;
+        struct tm tm;
+        time_t tt;
+        if (x->events != NULL && gw_events_cert_not_after(x->events, p->certs[i], &t) &&
+            (tt = (time_t)t, gmtime_r(&tt, &tm) != NULL))
+            strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        else if (x->log == NULL || !gw_eventlog_cert_not_after(x->log, p->certs[i], na))
+            continue;
+        if (best[0] == '\0' || strcmp(na, best) < 0)
             memcpy(best, na, sizeof(best));
+    }
     char until[32] = "";
     if (p->valid_until > 0)
         snprintf(until, sizeof(until), "%04d-%02d-%02dT23:59:59Z", p->valid_until / 10000,

@@ -25,6 +25,7 @@ typedef struct gw_view_ctx {
     gw_suspensions *susp;
     const gw_usage *usage; /* NULL: nothing sampled yet */
     gw_eventlog *log;      /* NULL: no events stream */
+    gw_events *events;     /* certificates seen at handshakes; NULL: none */
     int64_t now;           /* Unix s */
 } gw_view_ctx;
 

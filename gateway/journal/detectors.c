@@ -279,6 +279,13 @@ void gw_events_handshake(gw_events *ev, const gw_event_handshake *hs)
         auth_failed(ev, hs->client_ip, hs->cert_sha256, hs->cert_subject, hs->refused);
         return;
     }
+    if (ev->certs_ok && hs->cert_sha256 != NULL && hs->not_after > 0) {
+        gw_subject_stripe *s;
+        gw_subject *e = gw_subjects_lock(&ev->certs, hs->cert_sha256, &s);
+        if (e != NULL)
+            e->mark = hs->not_after;
+        gw_subjects_unlock(s);
+    }
     if (ev->expiry_days == 0 || hs->cert_sha256 == NULL || hs->not_after <= 0)
         return;
     long long now = gw_events_wall(ev);

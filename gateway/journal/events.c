@@ -360,6 +360,9 @@ gw_events *gw_events_open(const gw_events_opts *o, char **err)
         gw_subjects_init(&ev->t[GW_EVTAB_MAINT], GW_SUBJECTS_SLOT, 0, 0, subj, slots) < 0)
         goto oom;
     ev->tables_ok = 1;
+    if (gw_subjects_init(&ev->certs, GW_SUBJECTS_SLOT, 0, 0, subj, slots) < 0)
+        goto oom;
+    ev->certs_ok = 1;
     ev->j = gw_journal_open_opts(&o->journal, err);
     if (ev->j == NULL)
         goto fail;
@@ -390,8 +393,17 @@ void gw_events_close(gw_events *ev)
         for (int i = 0; i < GW_EVTAB__COUNT; i++)
             gw_subjects_destroy(&ev->t[i]);
     }
+    if (ev->certs_ok)
+        gw_subjects_destroy(&ev->certs);
     pthread_mutex_destroy(&ev->obs_mu);
     free(ev);
+}
+
+int gw_events_cert_not_after(gw_events *ev, const char *sha256, long long *not_after)
+{
+    if (ev == NULL || !ev->certs_ok || sha256 == NULL)
+        return 0;
+    return gw_subjects_mark(&ev->certs, sha256, not_after);
 }
 
 void gw_events_reopen(gw_events *ev)

@@ -166,6 +166,12 @@ typedef struct gw_event_handshake {
 
 void gw_events_handshake(gw_events *ev, const gw_event_handshake *h);
 
+/* 1 and <*not_after> (Unix s) when a completed handshake presented the
+ * certificate <sha256> (hex) since the start, else 0. The table is bounded
+ * like the detectors' (the least recently presented are forgotten first).
+ * Thread-safe. */
+int gw_events_cert_not_after(gw_events *ev, const char *sha256, long long *not_after);
+
 /* An admin action (type GW_EV_ADMIN_*): written at once. Members that do not
  * apply: NULL, or -1 for the numbers. */
 typedef struct gw_event_admin {

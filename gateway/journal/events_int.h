@@ -31,6 +31,8 @@ struct gw_events {
     gw_journal *j;
     gw_subjects t[GW_EVTAB__COUNT];
     int tables_ok;
+    gw_subjects certs; /* certificates seen at a handshake, <mark> = notAfter */
+    int certs_ok;
     uint32_t auth_n, enum_n, storm_n;
     uint64_t auth_w, enum_w, storm_w;
     unsigned expiry_days;

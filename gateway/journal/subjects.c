@@ -150,6 +150,22 @@ void gw_subjects_unlock(gw_subject_stripe *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+int gw_subjects_mark(gw_subjects *t, const char *key, long long *mark)
+{
+    uint64_t h = gw_fnv1a64_str(key);
+    gw_subject_stripe *s = &t->s[(h >> 60) % GW_SUBJECTS_STRIPES];
+    int found = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->buckets != NULL)
+        for (gw_subject *e = s->buckets[h & (s->nbuckets - 1)]; e != NULL && !found; e = e->hnext)
+            if (e->h == h && strcmp(e->key, key) == 0) {
+                *mark = e->mark;
+                found = 1;
+            }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
 /* Room for one more time (and id) in <e>: grows the arrays up to the ring
  * size, in order (head 0). 0, or -1 when out of memory. */
 static int grow(gw_subjects *t, gw_subject_stripe *s, gw_subject *e)

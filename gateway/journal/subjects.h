@@ -79,6 +79,10 @@ void gw_subjects_destroy(gw_subjects *t);
 gw_subject *gw_subjects_lock(gw_subjects *t, const char *key, gw_subject_stripe **locked);
 void gw_subjects_unlock(gw_subject_stripe *s);
 
+/* 1 and the <mark> of subject <key> when the table holds it (without making
+ * it the newest or creating it), else 0. */
+int gw_subjects_mark(gw_subjects *t, const char *key, long long *mark);
+
 /* Counting: one occurrence of <e> at <now>. Returns how many occurrences are
  * less than the window old (at most the ring size). Stripe held. */
 uint32_t gw_subjects_count(gw_subjects *t, gw_subject_stripe *s, gw_subject *e, uint64_t now);

@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import re
+import subprocess
 import time
 import unittest
 
@@ -408,6 +409,14 @@ def hostile_names(pols, stack):
     pols[PARTNERS["client-departement"]["file"]]["quota"]["per_minute"] = 1000
 
 
+def x509_not_after(pem):
+    """A PEM certificate's notAfter as the API writes it (ISO, UTC)."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=pem,
+                         capture_output=True, check=True).stdout.decode().strip()
+    when = datetime.datetime.strptime(out.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def wait_for(pred, timeout, step=0.25):
     """pred() until truthy (returned) or <timeout> seconds (None)."""
     deadline = time.monotonic() + timeout
@@ -509,7 +518,10 @@ class TestPartners(ViewsCase):
         self.assertEqual(c["environment"], "sandbox")
         self.assertEqual(c["state"], "active")
         self.assertEqual(c["habilitation_until"], "2099-12-31T23:59:59Z")
-        self.assertIsNone(c["cert_not_after"])
+        # the notAfter of the certificate its calls presented
+        with open(os.path.join(self.stack.pki, "client-commune.crt"), "rb") as f:
+            na = x509_not_after(f.read())
+        self.assertEqual(c["cert_not_after"], na)
         self.assertIsNone(c["suspension"])
         self.assertEqual(c["quota"]["window_s"], 60)
         self.assertEqual(c["quota"]["limit"], 100000)

@@ -671,6 +671,35 @@ START_TEST(cert_expiring_window_and_daily)
 }
 END_TEST
 
+/* The console's "certificate until": the notAfter of every certificate a
+ * completed handshake presented, whatever its distance, the latest value
+ * kept; refused handshakes and unknown dates are not remembered. */
+START_TEST(cert_not_after_remembered)
+{
+    gw_events_opts o = base_opts();
+    gw_events *ev = open_ev(&o);
+    long long now = T0 / 1000, na = 0;
+    ck_assert_int_eq(gw_events_cert_not_after(ev, CERT_A, &na), 0);
+    handshake_ok(ev, CERT_A, now + 400 * DAY_S); /* far from any expiry event */
+    ck_assert_int_eq(gw_events_cert_not_after(ev, CERT_A, &na), 1);
+    ck_assert_int_eq(na, now + 400 * DAY_S);
+    handshake_ok(ev, CERT_A, now + 500 * DAY_S); /* renewed under the same key: not
+                                                    possible, but the latest wins */
+    ck_assert_int_eq(gw_events_cert_not_after(ev, CERT_A, &na), 1);
+    ck_assert_int_eq(na, now + 500 * DAY_S);
+    handshake_ok(ev, CERT_B, 0);
+    gw_event_handshake refused = {.client_ip = "192.0.2.7",
+                                  .cert_sha256 = CERT_B,
+                                  .not_after = now + DAY_S,
+                                  .refused = "tls.cert_unknown_ca"};
+    gw_events_handshake(ev, &refused);
+    ck_assert_int_eq(gw_events_cert_not_after(ev, CERT_B, &na), 0);
+    ck_assert_int_eq(gw_events_cert_not_after(NULL, CERT_A, &na), 0);
+    ck_assert_int_eq(count(ev, GW_EV_CERT_EXPIRING), 0);
+    gw_events_close(ev);
+}
+END_TEST
+
 /* habilitation.expiring: the same mechanism, at 90, 30 and 7 days, once each */
 static void hab_request(gw_events *ev, const char *hab, int valid_until)
 {
@@ -1543,6 +1572,7 @@ static Suite *events_suite(void)
     tcase_add_test(tc, quota_storm_threshold);
     tcase_add_test(tc, maintenance_once_per_slot);
     tcase_add_test(tc, cert_expiring_window_and_daily);
+    tcase_add_test(tc, cert_not_after_remembered);
     tcase_add_test(tc, cert_expiring_off);
     tcase_add_test(tc, habilitation_expiring_milestones);
     tcase_add_test(tc, admin_records);
