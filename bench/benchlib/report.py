@@ -605,6 +605,10 @@ class Report:
                 L.append("```")
                 L.extend(self.profile_lines)
                 L.append("```")
+                top = self.profile_top3()
+                if top:
+                    L.append("")
+                    L.append("**Top three costs left**: %s." % top)
                 if getattr(self, "profile_dso_lines", None):
                     L.append("")
                     L.append("The same samples per library (`--sort dso`): Debian's libcrypto carries no symbols, "
@@ -838,3 +842,21 @@ class Report:
             ratio("S1"), ratio("S2"), ratio("S2", 1), ratio("S2H"), ratio("S2W"), added("S3"), added("S3B"),
             ratio("S4"), "%.2f" % s5[0]["ratio_med"] if s5 and s5[0]["ratio_med"] is not None else "—",
             ratio("S6"), s7["max_window_redis"] if s7 else "—", s8txt)
+
+    def profile_top3(self):
+        """"by library: A x%, B y%, C z%; by symbol: ..." from the profile's
+        two views (None without a profile)."""
+        def top(lines, n=3):
+            out = []
+            for ln in lines or []:
+                m = re.match(r"\s*([\d.]+)%\s+(?:\[[.k]\]\s+)?(\S.*)$", ln)
+                if m:
+                    out.append("`%s` %s%%" % (m.group(2).strip(), m.group(1)))
+                if len(out) == n:
+                    break
+            return out
+        lib = top(getattr(self, "profile_dso_lines", None))
+        sym = top(self.profile_lines)
+        if not lib and not sym:
+            return None
+        return "by library %s; by symbol %s" % (", ".join(lib) or "—", ", ".join(sym) or "—")
