@@ -98,18 +98,24 @@ static json_t *json_config(void)
                      o->headers[i]);
         json_array_append_new(headers, jstr(secret_header(o->headers[i]) ? red : o->headers[i]));
     }
-    return json_pack("{s:o,s:b,s:b,s:b,s:I,s:I,s:o,s:o,s:s,s:o,s:b,s:o,s:b,s:b,s:o,s:o}", "url",
-                     jstr(o->url_arg), "tls", o->url.tls, "client_cert", o->cert != NULL, "verify",
-                     o->url.tls && !o->insecure, "connections", (json_int_t)o->conns, "threads",
-                     (json_int_t)o->threads, "duration_s", jreal(o->duration, 3), "max_requests",
-                     juint(o->max_requests), "mode",
-                     o->hold > 0   ? "hold"
-                     : o->rate > 0 ? "open"
-                                   : "closed",
-                     "rate", jreal(o->rate, 3), "new_conn", o->new_conn, "timeout_s",
-                     jreal(o->timeout, 3), "correlation_id", o->correlation_id,
-                     "bearer_from_token_url", lg_bearer != NULL, "paths", paths, "headers",
-                     headers);
+    json_t *cfg =
+        json_pack("{s:o,s:b,s:b,s:b,s:I,s:I,s:o,s:o,s:s,s:o,s:b,s:o,s:b,s:b,s:o,s:o}", "url",
+                  jstr(o->url_arg), "tls", o->url.tls, "client_cert", o->cert != NULL, "verify",
+                  o->url.tls && !o->insecure, "connections", (json_int_t)o->conns, "threads",
+                  (json_int_t)o->threads, "duration_s", jreal(o->duration, 3), "max_requests",
+                  juint(o->max_requests), "mode",
+                  o->hold > 0   ? "hold"
+                  : o->rate > 0 ? "open"
+                                : "closed",
+                  "rate", jreal(o->rate, 3), "new_conn", o->new_conn, "timeout_s",
+                  jreal(o->timeout, 3), "correlation_id", o->correlation_id,
+                  "bearer_from_token_url", lg_bearer != NULL, "paths", paths, "headers", headers);
+    /* partner mode: a certificate and headers per connection (partners.c) */
+    if (cfg) {
+        json_object_set_new(cfg, "partner_certs", json_boolean(o->partner_certs != NULL));
+        json_object_set_new(cfg, "partner_headers", json_boolean(o->partner_headers != NULL));
+    }
+    return cfg;
 }
 
 /* The whole --json document of run <t>. */

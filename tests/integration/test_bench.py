@@ -803,6 +803,8 @@ class TestPartners(LoadgenCase):
             "--partner-certs", self.pem, "--partner-headers", self.hdr, "--correlation-id", "--path", DECL,
             "-c", str(self.N), "-t", "2", "-d", "%g" % RUN_S, "--rate", "40"], st.dir)
         self.assertAll2xx(doc, ctx)
+        self.assertConfig(doc, client_cert=False, partner_certs=True, partner_headers=True, mode="open",
+                          connections=self.N)
         want = {p["consumer"]["client_id"]: p["consumer"]["certificates"][0]["sha256"] for p in self.extra.values()}
         deadline = time.monotonic() + harness.JOURNAL_WAIT
         while True:
