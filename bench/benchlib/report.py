@@ -435,6 +435,16 @@ class Report:
         L.append("")
         L.extend(self.summary_table(rows))
         L.append("")
+        others = med([x.get("core0_other_pct") for s in ("S1", "S2", "S2H", "S4", "S6") for x in self.runs.get(s, [])])
+        if others is not None and others >= 30:
+            L.append("**Core 0 was shared**: other work on the machine took a median %.0f%% of it during the "
+                     "pinned runs (load average %s before, %s after). Then the throughput of each proxy says how "
+                     "much CPU the scheduler gave it as much as how fast it is, and a process with more threads "
+                     "(the gateway: a worker, its journal writer) gets a larger share than a single-threaded one "
+                     "(nginx's worker, HAProxy): **read the requests per proxy CPU-second**, not the req/s "
+                     "ratios." % (others, " ".join("%.1f" % x for x in mach["load_before"]),
+                                  " ".join("%.1f" % x for x in mach["load_after"])))
+            L.append("")
         for s, e in sorted(self.failures.items()):
             L.append("- **%s failed**: %s" % (s, e))
         if self.failures:
