@@ -839,6 +839,10 @@ class Report:
             r = by.get(s)
             return "%.2f" % r[i]["ratio_med"] if r and len(r) > i and r[i]["ratio_med"] is not None else "—"
 
+        def both(s):
+            """req/s ratio (requests per proxy CPU-second ratio)"""
+            return "%s (%s)" % (ratio(s), ratio(s, 1)) if by.get(s) else "—"
+
         def added(s):
             r = by.get(s)
             return fmt_us(r[0]["a_med"]) if r and r[0]["a_med"] is not None else "—"
@@ -853,11 +857,11 @@ class Report:
                 fmt(float(s8["partners"])), fmt(full.get("throughput_rps")), fmt(s8["rate"]),
                 fmt_us(full.get("p99")), fmt(full.get("gw_machine_pct"), 0), s8.get("quota_errors"),
                 "" if full["held"] else "; held %s req/s" % fmt(s8.get("held_rate")))
-        return "| %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        return "| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             self.started_wall.strftime("%Y-%m-%d"), mach["git"].split()[0], "quick" if self.quick else "full",
-            ratio("S1"), ratio("S2"), ratio("S2", 1), ratio("S2H"), ratio("S2W"), added("S3"), added("S3B"),
-            ratio("S4"), "%.2f" % s5[0]["ratio_med"] if s5 and s5[0]["ratio_med"] is not None else "—",
-            ratio("S6"), s7["max_window_redis"] if s7 else "—", s8txt)
+            mach["load_before"][0], both("S1"), both("S2"), both("S2H"), both("S2W"), added("S3"), added("S3B"), both("S4"),
+            "%.2f" % s5[0]["ratio_med"] if s5 and s5[0]["ratio_med"] is not None else "—",
+            both("S6"), s7["max_window_redis"] if s7 else "—", s8txt)
 
     def profile_top3(self):
         """"by library: A x%, B y%, C z%; by symbol: ..." from the profile's
