@@ -26,6 +26,7 @@
 #include "admin/series.h"
 #include "admin/session.h"
 #include "admin/views.h"
+#include "core/h2.h"
 #include "datapass/datapass.h"
 #include "lib/util.h"
 #include "revoc/revoc.h"
@@ -238,6 +239,20 @@ static void duration_histogram(struct evbuffer *b, const char *name, const char 
     evbuffer_add_printf(b, "%s_count %lu\n", name, cum);
 }
 
+/* HTTP/2 (docs/metrics.md, docs/security.md "HTTP/2"). */
+static void h2_metrics(gw_stats *s, struct evbuffer *b)
+{
+    metric(b, "opale_h2_connections_total", "Client connections that selected ALPN h2.", "counter");
+    evbuffer_add_printf(b, "opale_h2_connections_total %lu\n", LD(s->h2_connections));
+    metric(b, "opale_h2_streams_total", "HTTP/2 streams opened by clients.", "counter");
+    evbuffer_add_printf(b, "opale_h2_streams_total %lu\n", LD(s->h2_streams));
+    metric(b, "opale_h2_abuse_total", "HTTP/2 connections ended by a GOAWAY for an abuse, by kind.",
+           "counter");
+    for (int k = 0; k < GW_H2_ABUSE__COUNT; k++)
+        evbuffer_add_printf(b, "opale_h2_abuse_total{kind=\"%s\"} %lu\n", gw_h2_abuse_name(k),
+                            LD(s->h2_abuse[k]));
+}
+
 static void metrics(gw_admin *a, struct evbuffer *b)
 {
     gw_stats *s = gw_server_stats(a->srv);
@@ -258,6 +273,7 @@ static void metrics(gw_admin *a, struct evbuffer *b)
            "Connections closed at once: their address held max_handshakes_per_source.", "counter");
     evbuffer_add_printf(b, "opale_handshakes_refused_per_source_total %lu\n",
                         LD(s->handshakes_refused_per_source));
+    h2_metrics(s, b);
     metric(b, "opale_admin_auth_failures_total", "Admin API calls refused 401.", "counter");
     evbuffer_add_printf(b, "opale_admin_auth_failures_total %lu\n", a->auth_failures);
     metric(b, "opale_admin_auth_throttled_total",

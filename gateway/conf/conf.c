@@ -339,12 +339,55 @@ static void parse_listener_tls(ctx *x, json_t *t, const char *p, gw_conf_listene
     gw_jsonv_bool(&x->v, t, p, "session_tickets", GW_JSONV_OPTIONAL, &l->session_tickets);
 }
 
+/* listeners[].http2: optional; every key optional (the defaults are the
+ * safe bounds of docs/security.md, "HTTP/2"). */
+static void parse_listener_http2(ctx *x, json_t *v, const char *p, gw_conf_http2 *h)
+{
+    static const char *const keys[] = {"enabled",
+                                       "max_concurrent_streams",
+                                       "max_header_list_bytes",
+                                       "initial_window_bytes",
+                                       "max_resets_per_s",
+                                       "max_control_frames_per_s",
+                                       "max_empty_frames_per_s",
+                                       "max_continuation_frames",
+                                       "stall_ms",
+                                       NULL};
+    *h = (gw_conf_http2){
+        .enabled = 1,
+        .max_concurrent_streams = 100,
+        .max_header_list_bytes = 32768,
+        .initial_window_bytes = 65535,
+        .max_resets_per_s = 100,
+        .max_control_frames_per_s = 100,
+        .max_empty_frames_per_s = 100,
+        .max_continuation_frames = 16,
+        .stall_ms = 10000,
+    };
+    json_t *o = gw_jsonv_obj(&x->v, v, p, "http2", 0);
+    if (o == NULL)
+        return;
+    char pk[GW_JSONV_PATH];
+    gw_jsonv_path_key(pk, p, "http2");
+    gw_jsonv_keys(&x->v, o, pk, keys);
+    gw_jsonv_bool(&x->v, o, pk, "enabled", GW_JSONV_OPTIONAL, &h->enabled);
+    opt_uint(x, o, pk, "max_concurrent_streams", 1, 10000, &h->max_concurrent_streams);
+    opt_uint(x, o, pk, "max_header_list_bytes", 1024, 1048576, &h->max_header_list_bytes);
+    opt_uint(x, o, pk, "initial_window_bytes", 1024, 2147483647, &h->initial_window_bytes);
+    opt_uint(x, o, pk, "max_resets_per_s", 1, 100000, &h->max_resets_per_s);
+    opt_uint(x, o, pk, "max_control_frames_per_s", 1, 100000, &h->max_control_frames_per_s);
+    opt_uint(x, o, pk, "max_empty_frames_per_s", 1, 100000, &h->max_empty_frames_per_s);
+    opt_uint(x, o, pk, "max_continuation_frames", 1, 1000, &h->max_continuation_frames);
+    opt_uint(x, o, pk, "stall_ms", 100, 3600000, &h->stall_ms);
+}
+
 static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l)
 {
-    static const char *const keys[] = {
-        "name", "address",        "port",   "environment",
-        "tls",  "proxy_protocol", "access", "max_handshakes_per_source",
-        NULL};
+    static const char *const keys[] = {"name",   "address",
+                                       "port",   "environment",
+                                       "tls",    "proxy_protocol",
+                                       "access", "max_handshakes_per_source",
+                                       "http2",  NULL};
     char pk[GW_JSONV_PATH];
     const char *s;
 
@@ -388,6 +431,7 @@ static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l
     gw_jsonv_bool(&x->v, v, p, "proxy_protocol", GW_JSONV_OPTIONAL, &l->proxy_protocol);
     l->max_handshakes_per_source = 32;
     opt_uint(x, v, p, "max_handshakes_per_source", 0, 1000000, &l->max_handshakes_per_source);
+    parse_listener_http2(x, v, p, &l->http2);
     /* "access": "off" is the bench's pass-through (S1 of bench/README.md):
      * only the route stage runs. Refused unless the listener is a sandbox
      * one without client certificates, so that it cannot switch off the

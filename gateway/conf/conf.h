@@ -57,6 +57,20 @@ typedef struct gw_conf_revocation {
     unsigned staple_timeout_ms;
 } gw_conf_revocation;
 
+/* listeners[].http2 (docs/configuration.md): ALPN h2 and the per-connection
+ * bounds of an HTTP/2 connection. */
+typedef struct gw_conf_http2 {
+    int enabled;                       /* ALPN "h2" offered; default 1 */
+    unsigned max_concurrent_streams;   /* SETTINGS_MAX_CONCURRENT_STREAMS, default 100 */
+    unsigned max_header_list_bytes;    /* decoded header block, default 32768 */
+    unsigned initial_window_bytes;     /* SETTINGS_INITIAL_WINDOW_SIZE, default 65535 */
+    unsigned max_resets_per_s;         /* RST_STREAM received per second, default 100 */
+    unsigned max_control_frames_per_s; /* SETTINGS, PING, PRIORITY per second, default 100 */
+    unsigned max_empty_frames_per_s;   /* frames without payload nor END_STREAM, default 100 */
+    unsigned max_continuation_frames;  /* CONTINUATION frames per header block, default 16 */
+    unsigned stall_ms;                 /* a response blocked by flow control, default 10000 */
+} gw_conf_http2;
+
 typedef struct gw_conf_listener {
     char *name;
     char *address; /* numeric IPv4 or IPv6 literal */
@@ -75,6 +89,7 @@ typedef struct gw_conf_listener {
      * connection is closed at once. Default 32, 0: no limit. */
     unsigned max_handshakes_per_source;
     gw_conf_revocation revoc; /* CRL refresh, OCSP, stapling */
+    gw_conf_http2 http2;
 } gw_conf_listener;
 
 typedef struct gw_conf_upstream_server {

@@ -1,7 +1,9 @@
 /*
  * Client connections: TLS handshake, strict HTTP/1.1 reading, one request at
  * a time (pipelined requests wait in the input buffer and are answered in
- * order), forwarding, the response, the journal record.
+ * order), forwarding, the response, the journal record. A connection whose
+ * handshake selected ALPN "h2" is handed to its HTTP/2 session (core/h2.c,
+ * state H2): this file then only carries its events there.
  *
  * States and the one timer each arms:
  *   HANDSHAKE  timeouts.handshake_ms  -> close
@@ -34,6 +36,7 @@
 
 #include "core/bev.h"
 #include "core/conn.h"
+#include "core/h2.h"
 #include "core/outcome.h"
 #include "core/request.h"
 #include "lib/proxyv2.h"
@@ -80,7 +83,10 @@ void gw_conn_send(gw_conn *c, char *bytes, size_t len)
 
 void gw_conn_fail(gw_conn *c)
 {
-    conn_free(c);
+    if (c->h2 != NULL)
+        gw_h2_fail(c); /* maybe inside an nghttp2 callback: not now */
+    else
+        conn_free(c);
 }
 
 /* A complete request: the connection is busy until its response is sent. */
@@ -91,22 +97,6 @@ static void dispatch(gw_conn *c, gw_http_request *http)
     if (!http->keep_alive || c->w->draining)
         c->close_after = 1;
     gw_request_dispatch(c, http);
-}
-
-static gw_err_id parse_error_id(int status)
-{
-    switch (status) {
-    case 413:
-        return GW_ERR_BODY_TOO_LARGE;
-    case 431:
-        return GW_ERR_HEADERS_TOO_LARGE;
-    case 501:
-        return GW_ERR_NOT_IMPLEMENTED;
-    case 500:
-        return GW_ERR_INTERNAL;
-    default:
-        return GW_ERR_BAD_REQUEST;
-    }
 }
 
 static void process_input(gw_conn *c)
@@ -140,7 +130,7 @@ static void process_input(gw_conn *c)
             int status = gw_http_parser_error(c->parser, &reason);
             c->bytes_in += (long)evbuffer_get_length(in);
             evbuffer_drain(in, evbuffer_get_length(in));
-            gw_request_error(c, parse_error_id(status), reason, 1);
+            gw_request_error(c, gw_request_parse_error_id(status), reason, 1);
             return;
         }
         if (st == GW_HTTP_COMPLETE) {
@@ -196,12 +186,23 @@ static void finish_request(gw_conn *c)
 
 static void readcb(struct bufferevent *bev, void *arg)
 {
-    process_input(arg);
+    gw_conn *c = arg;
+    if (c->h2 != NULL) {
+        if (gw_h2_input(c))
+            conn_free(c);
+        return;
+    }
+    process_input(c);
 }
 
 static void writecb(struct bufferevent *bev, void *arg)
 {
     gw_conn *c = arg;
+    if (c->h2 != NULL) {
+        if (gw_h2_output(c))
+            conn_free(c);
+        return;
+    }
     if (c->state == CS_WRITING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
         finish_request(c);
 }
@@ -254,6 +255,14 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
         SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
         gw_tls_peer_complete(ssl, &c->peer);
         gw_outcome_handshake_done(c);
+        const unsigned char *alpn = NULL;
+        unsigned alen = 0;
+        SSL_get0_alpn_selected(ssl, &alpn, &alen);
+        if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
+            if (gw_h2_start(c) < 0)
+                conn_free(c);
+            return;
+        }
         c->state = CS_IDLE;
         arm(c, c->w->srv->conf->timeouts.keepalive_ms);
         return;
@@ -270,8 +279,10 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
     while (bufferevent_get_openssl_error(bev) != 0)
         ;
     ERR_clear_error();
+    /* HTTP/2 frames its own end: a client gone is gone (its streams are
+     * journalled by gw_h2_free) */
     if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state != CS_LINGER &&
-        peer_half_closed(bufferevent_getfd(bev))) {
+        c->h2 == NULL && peer_half_closed(bufferevent_getfd(bev))) {
         /* The client half-closed (close_notify or a bare FIN): a request it
          * sent completely is still answered, then the connection closes.
          * The bytes of the last read may reach the input buffer after this
@@ -289,6 +300,11 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
 static void timercb(evutil_socket_t fd, short what, void *arg)
 {
     gw_conn *c = arg;
+    if (c->h2 != NULL) {
+        if (gw_h2_timer(c))
+            conn_free(c);
+        return;
+    }
     if (c->peer_eof && (c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY)) {
         /* after a half-close: a complete request buffered is served, an
          * incomplete one never will be */
@@ -331,6 +347,7 @@ static void conn_free(gw_conn *c)
         c->req = NULL;
         gw_request_abort(c, q);
     }
+    gw_h2_free(c); /* journals the requests of its open streams */
     hs_release(c);
     if (c->timer != NULL)
         event_free(c->timer);
@@ -512,6 +529,8 @@ void gw_conn_drain_all(gw_worker *w)
         gw_conn *next = TAILQ_NEXT(c, link);
         if (c->state == CS_PROXY || c->state == CS_HANDSHAKE || c->state == CS_IDLE)
             conn_free(c);
+        else if (c->h2 != NULL)
+            gw_h2_drain(c);
         else
             c->close_after = 1;
         c = next;

@@ -22,10 +22,12 @@ enum gw_cstate {
     CS_BODY,
     CS_BUSY,
     CS_WRITING,
-    CS_LINGER
+    CS_LINGER,
+    CS_H2 /* ALPN h2: the session (core/h2.c) drives the connection */
 };
 
 typedef struct gw_request gw_request;
+struct gw_h2_session;
 
 typedef struct gw_conn {
     TAILQ_ENTRY(gw_conn) link;
@@ -55,15 +57,17 @@ typedef struct gw_conn {
     int hs_slot; /* holds a handshake slot of its source address (gw_worker_hs_enter) */
     int hs_family;
     unsigned char hs_addr[16];
-    int peer_eof;     /* the client half-closed: answer what it sent, then close */
-    int in_input;     /* inside process_input() called from timercb: conn_free() defers */
-    int free_pending; /* conn_free() was called while in_input */
+    int peer_eof;             /* the client half-closed: answer what it sent, then close */
+    int in_input;             /* inside process_input() called from timercb: conn_free() defers */
+    int free_pending;         /* conn_free() was called while in_input */
+    struct gw_h2_session *h2; /* CS_H2 only: the HTTP/2 session, owned */
 } gw_conn;
 
 /* conn.c: put the response <bytes> (malloc'd, taken) on the wire; the
  * connection goes to WRITING and the request ends once they are sent. */
 void gw_conn_send(gw_conn *c, char *bytes, size_t len);
-/* conn.c: end the connection now (an allocation failed). */
+/* conn.c: end the connection now (an allocation failed); on an HTTP/2
+ * connection, at the next loop pass (gw_h2_fail). */
 void gw_conn_fail(gw_conn *c);
 
 #endif

@@ -114,6 +114,7 @@ static void fill_record(gw_journal_rec *r, rec_bufs *b, gw_conn *c, gw_request *
     }
     const gw_results *res = &q->a.res;
     const gw_err_def *d = gw_err(q->err);
+    r->protocol = q->stream != NULL ? "h2" : NULL;
     r->request_id = q->request_id;
     r->status = q->status;
     r->ms = (long)(gw_now_ms() - q->t0);

@@ -18,6 +18,8 @@ const char *gw_local_name(gw_local_kind k);
 
 struct gw_request {
     gw_conn *conn;
+    struct gw_h2_stream *stream; /* HTTP/2: the stream it came on; NULL: HTTP/1.1 */
+    int responded;               /* HTTP/2: its response was handed to the stream */
     gw_http_request *http;
     char request_id[37];
     char correlation_id[37]; /* a valid X-Correlation-ID, echoed (gw_correlation_read) */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/bev.h"
+#include "core/h2.h"
 #include "core/outcome.h"
 #include "core/reqstate.h"
 #include "lib/forward.h"
@@ -96,22 +97,46 @@ void gw_request_abort(gw_conn *c, gw_request *q)
     gw_worker *w = c->w;
     gw_proxy_cancel(q->call);
     q->call = NULL;
-    if (q->err == GW_OK || c->state == CS_WRITING)
+    /* answered but not all sent, or not answered yet */
+    int writing = q->stream != NULL ? q->responded : c->state == CS_WRITING;
+    int busy = q->stream != NULL ? !q->responded : c->state == CS_BUSY;
+    if (q->err == GW_OK || writing)
         q->err = w->draining ? GW_ERR_SHUTTING_DOWN : GW_ERR_CLIENT_CLOSED;
     q->reason = w->draining ? "server.drain_deadline" : "client.closed";
-    if (q->status == 0 || c->state == CS_BUSY)
+    if (q->status == 0 || busy)
         q->status = 499;
     gw_request_finish(c, q);
 }
 
+gw_err_id gw_request_parse_error_id(int status)
+{
+    switch (status) {
+    case 413:
+        return GW_ERR_BODY_TOO_LARGE;
+    case 431:
+        return GW_ERR_HEADERS_TOO_LARGE;
+    case 501:
+        return GW_ERR_NOT_IMPLEMENTED;
+    case 500:
+        return GW_ERR_INTERNAL;
+    default:
+        return GW_ERR_BAD_REQUEST;
+    }
+}
+
 /* ---- responses ---- */
 
-static void send_bytes(gw_conn *c, char *bytes, size_t len, int status)
+/* The response of <q>, on its connection (HTTP/1.1) or its stream (h2). */
+static void send_bytes(gw_request *q, char *bytes, size_t len, int status)
 {
-    gw_request *q = c->req;
     q->status = status;
     q->bytes_out = (long)len;
-    gw_conn_send(c, bytes, len);
+    if (q->stream != NULL) {
+        q->responded = 1;
+        gw_h2_send(q->conn, q->stream, bytes, len);
+        return;
+    }
+    gw_conn_send(q->conn, bytes, len);
 }
 
 static gw_fwd_resp_ctx resp_ctx(gw_conn *c, gw_request *q)
@@ -119,7 +144,7 @@ static gw_fwd_resp_ctx resp_ctx(gw_conn *c, gw_request *q)
     gw_fwd_resp_ctx rc = {
         .request_id = q->request_id,
         .correlation_id = q->has_corr ? q->correlation_id : NULL,
-        .close = c->close_after,
+        .close = q->stream == NULL && c->close_after,
         .head = q->http != NULL && strcmp(q->http->method, "HEAD") == 0,
         .extra = q->a.reply.resp_headers,
         .nextra = q->a.reply.nresp_headers,
@@ -127,24 +152,17 @@ static gw_fwd_resp_ctx resp_ctx(gw_conn *c, gw_request *q)
     return rc;
 }
 
-/* Answer the current request (creating one for errors found before a request
- * was parsed) with the error <id>: its DGFIP error body, or <body> when a
- * stage wrote its own (etatSante during maintenance). */
-static void respond_with(gw_conn *c, gw_err_id id, const char *reason, const char *body, int status,
-                         int close)
+/* Answer <q> with the error <id>: its DGFIP error body, or <body> when a
+ * stage wrote its own (etatSante during maintenance). <close>: end an
+ * HTTP/1.1 connection after it (a stream ends alone). */
+static void respond_with(gw_request *q, gw_err_id id, const char *reason, const char *body,
+                         int status, int close)
 {
-    if (c->req == NULL) {
-        c->req = req_new(c);
-        if (c->req == NULL) {
-            gw_conn_fail(c);
-            return;
-        }
-    }
-    gw_request *q = c->req;
+    gw_conn *c = q->conn;
     const gw_err_def *d = gw_err(id);
     q->err = id;
     q->reason = reason;
-    if (close || c->w->draining)
+    if (q->stream == NULL && (close || c->w->draining))
         c->close_after = 1;
     size_t blen = 0, len = 0;
     char *own = NULL;
@@ -163,12 +181,39 @@ static void respond_with(gw_conn *c, gw_err_id id, const char *reason, const cha
         gw_conn_fail(c);
         return;
     }
-    send_bytes(c, bytes, len, status);
+    send_bytes(q, bytes, len, status);
 }
 
+static void fail(gw_request *q, gw_err_id id, const char *reason, int close)
+{
+    respond_with(q, id, reason, NULL, 0, close);
+}
+
+/* The current request of an HTTP/1.1 connection, created for errors found
+ * before a request was parsed. */
 void gw_request_error(gw_conn *c, gw_err_id id, const char *reason, int close)
 {
-    respond_with(c, id, reason, NULL, 0, close);
+    if (c->req == NULL) {
+        c->req = req_new(c);
+        if (c->req == NULL) {
+            gw_conn_fail(c);
+            return;
+        }
+    }
+    fail(c->req, id, reason, close);
+}
+
+gw_request *gw_request_stream_error(gw_conn *c, struct gw_h2_stream *s, gw_err_id id,
+                                    const char *reason, uint64_t t0, long bytes_in)
+{
+    gw_request *q = req_new(c);
+    if (q == NULL)
+        return NULL;
+    q->stream = s;
+    q->t0 = t0;
+    q->bytes_in = bytes_in;
+    fail(q, id, reason, 0);
+    return q;
 }
 
 static void proxy_done(void *arg, const gw_proxy_result *res)
@@ -185,20 +230,20 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
     memcpy(q->attempts, res->attempts, q->nattempts * sizeof(*q->attempts));
     if (res->err != GW_OK) {
         gw_stat_add(&c->w->stats->upstream_errors, 1);
-        gw_request_error(c, res->err, NULL, 0);
+        fail(q, res->err, NULL, 0);
         return;
     }
     q->upstream_status = res->resp->status;
-    if (c->w->draining)
+    if (c->w->draining && q->stream == NULL)
         c->close_after = 1;
     gw_fwd_resp_ctx rc = resp_ctx(c, q);
     size_t len = 0;
     char *bytes = gw_forward_response(res->resp, &rc, &len);
     if (bytes == NULL) {
-        gw_request_error(c, GW_ERR_INTERNAL, NULL, 1);
+        fail(q, GW_ERR_INTERNAL, NULL, 1);
         return;
     }
-    send_bytes(c, bytes, len, res->resp->status);
+    send_bytes(q, bytes, len, res->resp->status);
 }
 
 /* ---- dispatch ---- */
@@ -259,7 +304,7 @@ static void forward(gw_conn *c, gw_request *q)
             if (gw_assertion_build(a->svc.oauth, gw_assert_cache_thread(a->svc.oauth), &ar,
                                    &assertion) < 0) {
                 gw_assertion_hdrs_clear(&assertion);
-                gw_request_error(c, GW_ERR_INTERNAL, "assertion.sign", 1);
+                fail(q, GW_ERR_INTERNAL, "assertion.sign", 1);
                 return;
             }
             extra[n++] = (gw_extra_header){"X-JWT-Assertion", assertion.assertion};
@@ -285,7 +330,7 @@ static void forward(gw_conn *c, gw_request *q)
     char *bytes = gw_forward_request(http, &fc, &len);
     gw_assertion_hdrs_clear(&assertion);
     if (bytes == NULL) {
-        gw_request_error(c, GW_ERR_INTERNAL, NULL, 1);
+        fail(q, GW_ERR_INTERNAL, NULL, 1);
         return;
     }
     int head = strcmp(http->method, "HEAD") == 0;
@@ -294,13 +339,13 @@ static void forward(gw_conn *c, gw_request *q)
                             route->max_response_bytes, proxy_done, q);
     free(bytes);
     if (q->call == NULL)
-        gw_request_error(c, GW_ERR_INTERNAL, NULL, 1);
+        fail(q, GW_ERR_INTERNAL, NULL, 1);
 }
 
 static void refused(gw_conn *c, gw_request *q)
 {
     const gw_reply *r = &q->a.reply;
-    respond_with(c, r->err, r->reason, r->body, r->status, 0);
+    respond_with(q, r->err, r->reason, r->body, r->status, 0);
 }
 
 /* The listener's list has decided (now, or later from a suspended stage). */
@@ -319,7 +364,7 @@ static void jwks(gw_conn *c, gw_request *q)
     gw_access *a = &q->a;
     if (strcmp(http->method, "GET") != 0 && strcmp(http->method, "HEAD") != 0) {
         gw_reply_header(&a->reply, "Allow", "GET, HEAD");
-        gw_request_error(c, GW_ERR_METHOD_NOT_ALLOWED, NULL, 0);
+        fail(q, GW_ERR_METHOD_NOT_ALLOWED, NULL, 0);
         return;
     }
     /* an answer, not a refusal: its record has room held like any other
@@ -333,10 +378,10 @@ static void jwks(gw_conn *c, gw_request *q)
     const char *set = a->svc.oauth->jwks_json;
     char *bytes = gw_local_response(200, "application/jwk-set+json", set, strlen(set), &rc, &len);
     if (bytes == NULL) {
-        gw_request_error(c, GW_ERR_INTERNAL, NULL, 1);
+        fail(q, GW_ERR_INTERNAL, NULL, 1);
         return;
     }
-    send_bytes(c, bytes, len, 200);
+    send_bytes(q, bytes, len, 200);
 }
 
 /* /token: the token list (identity stages, journal gate, the endpoint);
@@ -384,23 +429,18 @@ static void token(gw_conn *c, gw_request *q)
     if (out == &refusal)
         free(refusal.body);
     if (bytes == NULL) {
-        gw_request_error(c, GW_ERR_INTERNAL, NULL, 1);
+        fail(q, GW_ERR_INTERNAL, NULL, 1);
         return;
     }
-    send_bytes(c, bytes, len, out->status);
+    send_bytes(q, bytes, len, out->status);
 }
 
-void gw_request_dispatch(gw_conn *c, gw_http_request *http)
+/* Serve <q> (its http set): the gateway's own routes or the listener's
+ * list of stages, then the upstream. */
+static void serve(gw_conn *c, gw_request *q)
 {
     gw_server *srv = c->w->srv;
-    gw_request *q = req_new(c);
-    if (q == NULL) {
-        gw_http_request_free(http);
-        gw_conn_fail(c);
-        return;
-    }
-    q->http = http;
-    c->req = q;
+    gw_http_request *http = q->http;
     if (gw_correlation_read(http, q->correlation_id) == 1)
         q->has_corr = 1;
 
@@ -449,4 +489,33 @@ void gw_request_dispatch(gw_conn *c, gw_http_request *http)
     gw_verdict v = gw_pipeline_run(a);
     if (v != GW_STAGE_SUSPEND)
         access_done(a, v);
+}
+
+void gw_request_dispatch(gw_conn *c, gw_http_request *http)
+{
+    gw_request *q = req_new(c);
+    if (q == NULL) {
+        gw_http_request_free(http);
+        gw_conn_fail(c);
+        return;
+    }
+    q->http = http;
+    c->req = q;
+    serve(c, q);
+}
+
+gw_request *gw_request_dispatch_stream(gw_conn *c, struct gw_h2_stream *s, gw_http_request *http,
+                                       uint64_t t0, long bytes_in)
+{
+    gw_request *q = req_new(c);
+    if (q == NULL) {
+        gw_http_request_free(http);
+        return NULL;
+    }
+    q->stream = s;
+    q->http = http;
+    q->t0 = t0;
+    q->bytes_in = bytes_in;
+    serve(c, q);
+    return q;
 }

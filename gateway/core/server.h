@@ -29,6 +29,7 @@
 
 #define GW_ROUTE_MAX_ROUTES 256
 #define GW_TLS_REASONS 16
+#define GW_H2_ABUSE_KINDS 7 /* core/h2.h, gw_h2_abuse */
 /* The refused-handshake reasons counted in gw_stats.handshake_reason. */
 extern const char *const gw_tls_reason_names[GW_TLS_REASONS];
 size_t gw_tls_reason_index(const char *reason);
@@ -76,6 +77,11 @@ typedef struct gw_stats {
     /* connections closed at once: their source address already held
      * listeners[].max_handshakes_per_source handshakes on the worker */
     atomic_ulong handshakes_refused_per_source;
+    /* HTTP/2 (core/h2.c): connections that selected ALPN h2, streams
+     * opened, connections ended for an abuse (gw_h2_abuse, by kind) */
+    atomic_ulong h2_connections;
+    atomic_ulong h2_streams;
+    atomic_ulong h2_abuse[GW_H2_ABUSE_KINDS];
     /* last, not a counter: the last quota decision of any worker was
      * degraded (the server's gw_stats only, written when it changes) */
     atomic_int quota_store_degraded;

@@ -109,22 +109,39 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
     return ok;
 }
 
-static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                   const unsigned char *in, unsigned int inlen, void *arg)
+/* The offered protocol <want>/<wn> in the client's list, or NULL. */
+static const unsigned char *alpn_find(const unsigned char *in, unsigned int inlen, const char *want,
+                                      unsigned wn)
 {
-    static const unsigned char h11[] = "http/1.1";
     for (unsigned int i = 0; i < inlen;) {
         unsigned int n = in[i];
         if (i + 1 + n > inlen)
             break;
-        if (n == 8 && memcmp(in + i + 1, h11, 8) == 0) {
-            *out = in + i + 1;
-            *outlen = 8;
-            return SSL_TLSEXT_ERR_OK;
-        }
+        if (n == wn && memcmp(in + i + 1, want, wn) == 0)
+            return in + i + 1;
         i += 1 + n;
     }
-    /* only h2 or something else offered: go on without ALPN (HTTP/1.1) */
+    return NULL;
+}
+
+/* Our preference: "h2" when the listener offers it (listeners[].http2.
+ * enabled, <arg> non-NULL), then "http/1.1"; anything else offered: no ALPN
+ * (HTTP/1.1; never HTTP/2 without ALPN). */
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    const unsigned char *p = arg != NULL ? alpn_find(in, inlen, "h2", 2) : NULL;
+    if (p != NULL) {
+        *out = p;
+        *outlen = 2;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    p = alpn_find(in, inlen, "http/1.1", 8);
+    if (p != NULL) {
+        *out = p;
+        *outlen = 8;
+        return SSL_TLSEXT_ERR_OK;
+    }
     return SSL_TLSEXT_ERR_NOACK;
 }
 
@@ -210,7 +227,7 @@ SSL_CTX *gw_tls_server_ctx_new(const gw_conf_listener *l, size_t idx, char **err
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 20000);
     SSL_CTX_set_timeout(ctx, 3600);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, l->http2.enabled ? (void *)l : NULL);
     return ctx;
 fail:
     SSL_CTX_free(ctx);

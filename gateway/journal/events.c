@@ -40,6 +40,7 @@ static const char *const type_names[GW_EV__COUNT] = {
     [GW_EV_ADMIN_CUT_LIFTED] = "admin.environment_restored",
     [GW_EV_REVOCATION] = "tls.revocation",
     [GW_EV_ADMIN_EVENT_ACK] = "admin.event_ack",
+    [GW_EV_H2_ABUSE] = "h2.abuse",
 };
 
 static const char *const sev_names[] = {"low", "medium", "high", "critical"};
@@ -298,7 +299,7 @@ void gw_events_integrity(gw_events *ev, gw_event_type type, json_t *fields)
     gw_event_severity sev = type == GW_EV_JOURNAL_BROKEN    ? GW_SEV_CRITICAL
                             : type == GW_EV_ADMIN_EVENT_ACK ? GW_SEV_MEDIUM
                                                             : GW_SEV_HIGH;
-    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_ADMIN_EVENT_ACK) {
+    if (ev == NULL || type < GW_EV_JOURNAL_BROKEN || type > GW_EV_H2_ABUSE) {
         json_decref(fields);
         return;
     }

@@ -60,6 +60,7 @@ typedef enum gw_event_type {
     GW_EV_ADMIN_CUT_LIFTED,      /* "admin.environment_restored" */
     GW_EV_REVOCATION,            /* "tls.revocation" (gw_events_integrity) */
     GW_EV_ADMIN_EVENT_ACK,       /* "admin.event_ack" (gw_events_integrity, medium) */
+    GW_EV_H2_ABUSE,              /* "h2.abuse" (gw_events_integrity) */
     GW_EV__COUNT
 } gw_event_type;
 
@@ -227,9 +228,9 @@ void gw_events_datapass(gw_events *ev, gw_event_type type, const gw_event_datapa
  * "Legal hold"): <type> one of GW_EV_JOURNAL_BROKEN (critical),
  * GW_EV_JOURNAL_BREAK_ACK, GW_EV_JOURNAL_ANCHOR, GW_EV_ADMIN_HOLD,
  * GW_EV_ADMIN_HOLD_LIFTED, GW_EV_SUSPENSION_EXPIRED, GW_EV_ADMIN_CUT,
- * GW_EV_ADMIN_CUT_LIFTED, GW_EV_REVOCATION (high), GW_EV_ADMIN_EVENT_ACK
- * (medium). The members of <fields> (a JSON object, taken in every case;
- * NULL: none) are added to the event. Written at once. */
+ * GW_EV_ADMIN_CUT_LIFTED, GW_EV_REVOCATION, GW_EV_H2_ABUSE (high),
+ * GW_EV_ADMIN_EVENT_ACK (medium). The members of <fields> (a JSON object,
+ * taken in every case; NULL: none) are added to the event. Written at once. */
 struct json_t;
 void gw_events_integrity(gw_events *ev, gw_event_type type, struct json_t *fields);
 

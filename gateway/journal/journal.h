@@ -197,6 +197,7 @@ typedef struct gw_journal_rec {
     const char *tls_version;
     const char *tls_cert_sha256;
     const char *tls_subject;
+    const char *protocol;     /* "h2" for an HTTP/2 stream; NULL: HTTP/1.1 (left out) */
     const char *consumer;     /* client_id of the habilitation, once identified */
     const char *habilitation; /* its id, "H456" */
     const char *teleservice;  /* the ID_Teleservice sent */

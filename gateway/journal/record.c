@@ -195,6 +195,7 @@ char *gw_journal_format(const gw_journal_rec *r, size_t *len)
                     "tls.subject");
         gw_buf_append(&b, "}", 1);
     }
+    put_str_max(&b, &f, "protocol", r->protocol, M, &cuts, NULL);
     put_str_max(&b, &f, "consumer", r->consumer, M, &cuts, NULL);
     put_str_max(&b, &f, "habilitation", r->habilitation, M, &cuts, NULL);
     put_str_max(&b, &f, "teleservice", r->teleservice, M, &cuts, NULL);
