@@ -153,6 +153,29 @@ static void process_input(gw_conn *c)
     }
 }
 
+/* Half-close and discard what the client still sends, so that it reads our
+ * final response (or GOAWAY) rather than a reset. */
+static void linger(gw_conn *c)
+{
+    c->state = CS_LINGER;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    bufferevent_enable(c->bev, EV_READ);
+    arm(c, GW_LINGER_MS);
+}
+
+/* The HTTP/2 session is over (gw_h2_* returned 1). */
+static void h2_end(gw_conn *c)
+{
+    int hard = gw_h2_failed(c);
+    gw_h2_free(c);
+    if (hard)
+        conn_free(c);
+    else
+        linger(c);
+}
+
 /* The response is on the wire: journal it, then either close, or wait for
  * the next request (which may already be buffered). */
 static void finish_request(gw_conn *c)
@@ -164,14 +187,7 @@ static void finish_request(gw_conn *c)
     c->t_first_byte = 0;
     c->bytes_in = 0;
     if (c->close_after) {
-        /* Half-close and discard what the client still sends, so that it
-         * reads our final response rather than a reset. */
-        c->state = CS_LINGER;
-        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-        evbuffer_drain(bufferevent_get_input(c->bev),
-                       evbuffer_get_length(bufferevent_get_input(c->bev)));
-        bufferevent_enable(c->bev, EV_READ);
-        arm(c, GW_LINGER_MS);
+        linger(c);
         return;
     }
     c->state = CS_IDLE;
@@ -189,7 +205,7 @@ static void readcb(struct bufferevent *bev, void *arg)
     gw_conn *c = arg;
     if (c->h2 != NULL) {
         if (gw_h2_input(c))
-            conn_free(c);
+            h2_end(c);
         return;
     }
     process_input(c);
@@ -200,7 +216,7 @@ static void writecb(struct bufferevent *bev, void *arg)
     gw_conn *c = arg;
     if (c->h2 != NULL) {
         if (gw_h2_output(c))
-            conn_free(c);
+            h2_end(c);
         return;
     }
     if (c->state == CS_WRITING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -302,7 +318,7 @@ static void timercb(evutil_socket_t fd, short what, void *arg)
     gw_conn *c = arg;
     if (c->h2 != NULL) {
         if (gw_h2_timer(c))
-            conn_free(c);
+            h2_end(c);
         return;
     }
     if (c->peer_eof && (c->state == CS_IDLE || c->state == CS_HEAD || c->state == CS_BODY)) {

@@ -738,6 +738,11 @@ void gw_h2_drain(gw_conn *c)
     event_active(h->flush_ev, EV_TIMEOUT, 0);
 }
 
+int gw_h2_failed(const gw_conn *c)
+{
+    return c->h2 == NULL || c->h2->failed;
+}
+
 void gw_h2_fail(gw_conn *c)
 {
     close_soon(c->h2);

@@ -44,13 +44,18 @@ const char *gw_h2_abuse_name(gw_h2_abuse k);
  * Returns 0, or -1 (conn.c frees the connection). */
 int gw_h2_start(gw_conn *c);
 /* Bytes arrived / the output drained / the connection's timer fired.
- * Return 1 when the connection must be freed now. */
+ * Return 1 when the session is over: conn.c then frees the session
+ * (gw_h2_free) and either closes at once (gw_h2_failed) or, everything
+ * written, half-closes and discards input for a while, so that the client
+ * reads the last frames (a GOAWAY) rather than a reset. */
 int gw_h2_input(gw_conn *c);
 int gw_h2_output(gw_conn *c);
 int gw_h2_timer(gw_conn *c);
 /* Drain (SIGTERM, SIGQUIT): a graceful GOAWAY; the streams in flight are
  * answered, then the connection closes. */
 void gw_h2_drain(gw_conn *c);
+/* 1 when the session ended on an error (nothing more to write). */
+int gw_h2_failed(const gw_conn *c);
 /* A fatal error of the connection (an allocation failed in the request
  * module): the session ends at the next loop pass. */
 void gw_h2_fail(gw_conn *c);
