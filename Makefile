@@ -27,7 +27,7 @@ PERF_DEPS  = linux-perf
 BUILD_FUZZ ?= build-fuzz
 BUILD_BENCH ?= build-bench
 FUZZ_SECONDS ?= 15
-FUZZ_TARGETS ?= http1 jose policy query proxyv2 datapass
+FUZZ_TARGETS ?= http1 jose policy query proxyv2 datapass h2map
 
 .PHONY: all deps run-deps run-build build build-asan build-tsan pki run demo test test-unit fuzz-smoke format check-format clean \
         bench bench-quick bench-build package test-deploy

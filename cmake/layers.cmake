@@ -31,6 +31,10 @@ set(GW_LAYER_admin   lib conf policy quota token journal revoc stages core datap
 # (core/request.h, core/outcome.h), never a stage, the quota store, the
 # token module or the journal.
 set(GW_LAYER_FILE_core_conn_c lib conf policy core)
+# The HTTP/2 session (core/h2.c) is the connection's other half: the same
+# bounds, plus the security-events stream (journal/events.h) for the
+# "h2.abuse" events; never a stage, the quota store or the token module.
+set(GW_LAYER_FILE_core_h2_c lib conf journal core)
 
 function(gw_check_layers root)
   file(GLOB_RECURSE files RELATIVE ${root}/gateway ${root}/gateway/*.c ${root}/gateway/*.h)

@@ -209,7 +209,7 @@ START_TEST(names_stable)
         "habilitation.expiring", "journal.broken",        "journal.break_ack",
         "journal.anchor_failed", "admin.journal_hold",    "admin.journal_hold_lifted",
         "suspension.expired",    "admin.environment_cut", "admin.environment_restored",
-        "tls.revocation",        "admin.event_ack",
+        "tls.revocation",        "admin.event_ack",       "h2.abuse",
     };
     for (int i = 0; i < GW_EV__COUNT; i++)
         ck_assert_str_eq(gw_event_type_name((gw_event_type)i), want[i]);
