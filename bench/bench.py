@@ -47,6 +47,7 @@ pair by pair then their median):
       (quick: 2,000), fresh proxies each round; per connection, gw/nginx
       (target <= 1.0)
   S6  policy count: GW-FULL (1 policy) vs GW-10K, S2 load (target >= 0.98)
+  S2-h2  S2 with the gateway spoken to in HTTP/2 (--h2), vs the same nginx
   S7  quota exactness: 3 gateways, one Redis, 50 per window, demand far
       above; max admissions in any rolling window (target: exactly 50)
   S2H full chain: GW-FULL vs HAProxy 2.6 enforcing the same chain (after a
@@ -107,7 +108,7 @@ from benchlib.processes import Stack, stop_all  # noqa: E402
 from benchlib.report import Report  # noqa: E402
 from benchlib.scenarios import Scenarios  # noqa: E402
 
-SCENARIOS = ("S1", "S2", "S2H", "S2W", "S3", "S3B", "S4", "S5", "S6", "S7", "S8")
+SCENARIOS = ("S1", "S2", "S2-H2", "S2H", "S2W", "S3", "S3B", "S4", "S5", "S6", "S7", "S8")
 
 
 class Bench(Stack, Scenarios, Peers, National, Report):
@@ -156,7 +157,7 @@ class Bench(Stack, Scenarios, Peers, National, Report):
         atexit.register(self.cleanup)
 
     def want(self, s):
-        return self.only is None or s in self.only
+        return self.only is None or s.upper() in self.only
 
     def cleanup(self):
         stop_all()

@@ -54,10 +54,11 @@ class Report:
                          "unit": unit})
 
         titles = {"S1": "pass-through, TLS, keep-alive, 64 conns", "S2": "full chain, mTLS, keep-alive, 64 conns",
+                  "S2-h2": "full chain over HTTP/2 (gateway) vs nginx HTTP/1.1, 64 conns",
                   "S2H": "full chain vs HAProxy enforcing the same chain, 64 conns",
                   "S2W": "full chain, workers 1 vs 2, whole machine (generator included)",
                   "S4": "new mTLS connection per request, 16 conns", "S6": "policy count, S2 load"}
-        for s in ("S1", "S2", "S2H", "S2W", "S4", "S6"):
+        for s in ("S1", "S2", "S2-h2", "S2H", "S2W", "S4", "S6"):
             if s not in self.runs or not self.runs[s]:
                 continue
             metric = "handshake_rate" if s == "S4" else "throughput_rps"

@@ -278,6 +278,12 @@ class Scenarios:
             # the whole machine: gateway, generator (2 threads), mock, Redis
             tgt = t["gw-w1"] if role == "w1" else t["gw-w2"]
             return tgt, self.full_chain_args(tgt) + ["-c", "64", "-t", "2", "-d", d]
+        if scenario == "S2-h2":
+            # S2 with the gateway spoken to in HTTP/2 (one stream at a time per
+            # connection), against the same nginx HTTP/1.1 baseline
+            tgt = t["gw-full"] if role == "gw-h2" else t["nginx"]
+            h2 = ["--h2"] if role == "gw-h2" else []
+            return tgt, self.full_chain_args(tgt) + h2 + ["-c", "64", "-t", "1", "-d", d]
         if scenario == "S4":
             tgt = t["gw-full"] if role == "gw" else t["nginx"]
             return tgt, self.full_chain_args(tgt, [self.s4_path]) + ["--new-conn", "-c", "16", "-t", "1", "-d", d]
@@ -289,6 +295,7 @@ class Scenarios:
     PAIRS = {
         "S1": ("gw", "nginx"),
         "S2": ("gw", "nginx"),
+        "S2-h2": ("gw-h2", "nginx"),
         "S4": ("gw", "nginx"),
         "S6": ("gw1", "gw10k"),
         "S2H": ("gw", "haproxy"),
@@ -296,7 +303,7 @@ class Scenarios:
     }
 
     def phase_pairs(self, only=None):
-        scen = only or [s for s in ("S1", "S2", "S2H", "S4", "S6") if self.want(s)]
+        scen = only or [s for s in ("S1", "S2", "S2-h2", "S2H", "S4", "S6") if self.want(s)]
         if not scen:
             return
         for s in scen:

@@ -196,6 +196,7 @@ static void usage(FILE *f)
             "      --rate R           open loop: R requests/s in total, on a timetable; latency\n"
             "                         is measured from the scheduled time (default: closed loop)\n"
             "      --new-conn         a new connection (TLS handshake) per request\n"
+            "      --h2               HTTP/2 (ALPN h2), one stream at a time per connection\n"
             "      --hold S           open -c connections (one request each, at most %d\n"
             "                         being set up at once), then keep them open and idle\n"
             "                         for S seconds, then exit (memory per connection)\n"
@@ -250,7 +251,8 @@ void lg_parse_options(int argc, char **argv)
         OPT_GROUPS,
         OPT_HOLD,
         OPT_PARTNER_CERTS,
-        OPT_PARTNER_HEADERS
+        OPT_PARTNER_HEADERS,
+        OPT_H2
     };
     static const struct option lo[] = {
         {"url", required_argument, NULL, 'u'},
@@ -261,6 +263,7 @@ void lg_parse_options(int argc, char **argv)
         {"header", required_argument, NULL, 'H'},
         {"rate", required_argument, NULL, OPT_RATE},
         {"new-conn", no_argument, NULL, OPT_NEWCONN},
+        {"h2", no_argument, NULL, OPT_H2},
         {"cert", required_argument, NULL, OPT_CERT},
         {"key", required_argument, NULL, OPT_KEY},
         {"cacert", required_argument, NULL, OPT_CACERT},
@@ -335,6 +338,9 @@ void lg_parse_options(int argc, char **argv)
             break;
         case OPT_NEWCONN:
             o->new_conn = 1;
+            break;
+        case OPT_H2:
+            o->h2 = 1;
             break;
         case OPT_CERT:
             o->cert = optarg;
@@ -437,6 +443,10 @@ void lg_parse_options(int argc, char **argv)
         lg_usage_error("--partner-certs needs TLS and excludes --cert/--key");
     if (o->partner_headers && o->token_url)
         lg_usage_error("--partner-headers and --token-url exclude each other");
+    if (o->h2 && o->plain)
+        lg_usage_error("--h2 needs TLS (ALPN h2; no cleartext HTTP/2)");
+    if (o->h2 && o->partner_headers)
+        lg_usage_error("--h2 and --partner-headers exclude each other");
     if (o->insecure && o->cacert)
         lg_usage_error("--insecure and --cacert exclude each other");
     if (o->npaths == 0)

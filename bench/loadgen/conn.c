@@ -52,6 +52,7 @@ void lg_arm_timer(struct conn *c, uint64_t delay_ns)
 
 void lg_conn_close(struct conn *c)
 {
+    lg_h2_free(c);
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -103,6 +104,16 @@ void lg_send_request(struct conn *c)
 {
     struct worker *w = c->w;
     unsigned pi = lg_opt.npaths > 1 ? w->path_next++ % (unsigned)lg_opt.npaths : 0;
+    if (lg_opt.h2) {
+        c->inflight = 1;
+        c->t_sent = lg_now_ns();
+        w->st.sent++;
+        if (lg_h2_send(c, pi) != 0) {
+            lg_report_first(E_CLOSED, "cannot send the HTTP/2 request");
+            lg_conn_fail(c, E_CLOSED);
+        }
+        return;
+    }
     char *b = w->scratch;
     size_t n = lg_req_len[pi];
     memcpy(b, lg_req[pi], n);
@@ -170,6 +181,10 @@ static void conn_ready(struct conn *c)
             w->st.handshakes_run++;
     }
     lg_h_add(&w->st.conn, (now - c->t_connect) / 1000);
+    if (lg_opt.h2 && lg_h2_start(c) != 0) {
+        lg_conn_fail(c, E_TLS);
+        return;
+    }
     if (lg_opt.hold > 0) {
         /* --hold: one request on the new connection, then it stays idle. */
         if (!w->running && !c->phase_seen && !c->busy) {
@@ -196,11 +211,22 @@ static void conn_ready(struct conn *c)
         lg_slot_next(c);
 }
 
+static void response_done(struct conn *c, int status, int close);
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     struct worker *w = c->w;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (lg_opt.h2) {
+        int status = 0, close = 0;
+        int r = c->h2 != NULL ? lg_h2_read(c, in, &status, &close) : 0;
+        if (r < 0)
+            lg_conn_fail(c, E_PARSE);
+        else if (r > 0)
+            response_done(c, status, close);
+        return;
+    }
     if (!c->inflight) {
         if (evbuffer_get_length(in) == 0)
             return;
@@ -218,28 +244,35 @@ static void on_read(struct bufferevent *bev, void *arg)
         lg_conn_fail(c, E_PARSE);
         return;
     }
-    uint64_t now = lg_now_ns();
-    lg_h_add(&w->st.lat, (now - c->t_origin) / 1000);
-    w->st.completed++;
-    w->st.status[c->rp.status / 100]++;
-    c->responses_here++;
-    c->inflight = 0;
-    c->busy = 0;
-    w->busy--;
-    lg_publish(w);
     if (evbuffer_get_length(in) > 0) {
         lg_report_first(E_PARSE, "data after the end of a response (no pipelining here)");
         lg_conn_fail(c, E_PARSE);
         return;
     }
+    response_done(c, c->rp.status, c->rp.close);
+}
+
+/* A whole response (<status>; <close>: the server ends the connection). */
+static void response_done(struct conn *c, int status, int close)
+{
+    struct worker *w = c->w;
+    uint64_t now = lg_now_ns();
+    lg_h_add(&w->st.lat, (now - c->t_origin) / 1000);
+    w->st.completed++;
+    w->st.status[status / 100]++;
+    c->responses_here++;
+    c->inflight = 0;
+    c->busy = 0;
+    w->busy--;
+    lg_publish(w);
     if (lg_opt.hold > 0) {
-        if (c->rp.close) {
+        if (close) {
             w->st.server_closes++;
             lg_conn_close(c);
         }
         lg_hold_settled(c);
-    } else if (c->rp.close || lg_opt.new_conn) {
-        if (c->rp.close)
+    } else if (close || lg_opt.new_conn) {
+        if (close)
             w->st.server_closes++;
         lg_conn_close(c);
         lg_reopen_or_next(c);
@@ -326,6 +359,13 @@ static void on_tcp(evutil_socket_t fd, short what, void *arg)
     c->fd = -1; /* owned by the bufferevent from now on */
     if (lg_opt.url.tls) {
         SSL *ssl = SSL_new(lg_ctx);
+        /* --h2 offers only h2 on the measured connections (the context's
+         * http/1.1 stays for --token-url) */
+        static const unsigned char alpn_h2[] = "\x02h2";
+        if (ssl && lg_opt.h2 && SSL_set_alpn_protos(ssl, alpn_h2, sizeof alpn_h2 - 1) != 0) {
+            SSL_free(ssl);
+            ssl = NULL;
+        }
         if (!ssl || !SSL_set_tlsext_host_name(ssl, lg_opt.sni) ||
             lg_partner_ssl(ssl, c->gid) != 0) {
             SSL_free(ssl);

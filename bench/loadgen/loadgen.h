@@ -14,6 +14,7 @@
  *   token.c   --token-url: one blocking POST before the run
  *   partners.c --partner-certs, --partner-headers: a certificate and headers
  *             per connection
+ *   h2.c      --h2: the same requests over HTTP/2 (nghttp2's client API)
  *   util.c    clock, exits, PRNG, UUIDs
  *
  * It shares no code with the gateway on purpose: a bug in the gateway's HTTP
@@ -93,6 +94,7 @@ struct options {
     uint64_t max_requests; /* 0: no bound but the duration */
     const char *cert, *key, *cacert, *sni, *sigalgs, *groups;
     int insecure, plain, new_conn, correlation_id, progress;
+    int h2; /* --h2: HTTP/2 (ALPN h2), one stream in flight per connection */
     const char *headers[MAX_HEADERS];
     int nheaders;
     const char *paths[MAX_PATHS];
@@ -142,6 +144,7 @@ struct stats {
 enum conn_state { CS_DOWN, CS_TCP, CS_TLS, CS_READY };
 
 struct worker;
+struct lg_h2;
 
 struct conn {
     struct worker *w;
@@ -160,6 +163,7 @@ struct conn {
     uint64_t sched_k;
     uint64_t next_sched;
     struct rparser rp;
+    struct lg_h2 *h2; /* --h2: the HTTP/2 session, once the handshake is done */
 };
 
 struct worker {
@@ -329,6 +333,20 @@ int lg_partner_ssl(SSL *ssl, uint64_t gid);
  * --partner-headers). */
 size_t lg_partner_headers(uint64_t gid, char *out);
 void lg_free_partners(void);
+
+/* h2.c (--h2) */
+
+/* Rewrites lg_req into HTTP/2 fields, once, after lg_build_requests(). */
+void lg_h2_build(void);
+/* The handshake is done: check ALPN h2, start the session. 0 or -1. */
+int lg_h2_start(struct conn *c);
+void lg_h2_free(struct conn *c);
+/* Sends the request of path <pi> as a new stream. 0 or -1. */
+int lg_h2_send(struct conn *c, unsigned pi);
+/* Reads IN into the session. 1 when the stream in flight was answered
+ * (<*status>, <*close>: the server sent a GOAWAY), 0 when more input is
+ * needed, -1 on a protocol error or a reset stream. */
+int lg_h2_read(struct conn *c, struct evbuffer *in, int *status, int *close);
 
 /* report.c */
 

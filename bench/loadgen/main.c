@@ -56,6 +56,8 @@ int main(int argc, char **argv)
     if (lg_opt.token_url)
         lg_fetch_token();
     lg_build_requests();
+    if (lg_opt.h2)
+        lg_h2_build();
 
     int nt = (int)lg_opt.threads;
     struct worker *ws = calloc((size_t)nt, sizeof *ws);

@@ -604,13 +604,14 @@ class TestH2Drain(H2Case):
 
     def test_drain_graceful_goaway(self):
         st = self.stack
-        st.mock_config(latency_ms=1500)
+        # the answer takes 1 s (under the upstream's response_timeout_ms)
+        st.mock_config(latency_ms=1000)
         r = Raw(st)
         self.addCleanup(r.close)
         self.assertIsNotNone(r.settled())
         r.send(h2client.frame(h2client.HEADERS, h2client.END_HEADERS | h2client.END_STREAM, 1,
                               r.block(DECL % (SIREN, 2023))))
-        time.sleep(0.4)
+        time.sleep(0.3)
         st.gw.send_signal(signal.SIGTERM)
         seen = {}
 
