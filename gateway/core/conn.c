@@ -277,6 +277,8 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
         if (alen == 2 && memcmp(alpn, "h2", 2) == 0) {
             if (gw_h2_start(c) < 0)
                 conn_free(c);
+            else if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+                readcb(bev, c); /* the preface came with the handshake's end */
             return;
         }
         c->state = CS_IDLE;

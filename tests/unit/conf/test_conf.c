@@ -357,6 +357,17 @@ START_TEST(t_defaults)
     ck_assert_int_eq(c->listeners[0].session_tickets, 1);
     ck_assert_int_eq(c->listeners[0].env, GW_ENV_PRODUCTION);
     ck_assert_ptr_null(c->listeners[0].crl);
+    /* HTTP/2 on by default, with the bounds of docs/security.md */
+    const gw_conf_http2 *h2 = &c->listeners[0].http2;
+    ck_assert_int_eq(h2->enabled, 1);
+    ck_assert_uint_eq(h2->max_concurrent_streams, 100);
+    ck_assert_uint_eq(h2->max_header_list_bytes, 32768);
+    ck_assert_uint_eq(h2->initial_window_bytes, 65535);
+    ck_assert_uint_eq(h2->max_resets_per_s, 100);
+    ck_assert_uint_eq(h2->max_control_frames_per_s, 100);
+    ck_assert_uint_eq(h2->max_empty_frames_per_s, 100);
+    ck_assert_uint_eq(h2->max_continuation_frames, 16);
+    ck_assert_uint_eq(h2->stall_ms, 10000);
     const gw_conf_upstream *u = &c->upstreams[0];
     ck_assert_int_eq(u->tls, 0);
     ck_assert_uint_eq(u->pool_size, 32);
@@ -467,6 +478,17 @@ static const bad_case bad[] = {
     {NULL, {{"limits.max_header", "1"}}, {"%F: limits.max_header: unknown key"}},
     {NULL, {{"routes[2].Scope", "null"}}, {"%F: routes[2].Scope: unknown key"}},
     {NULL, {{"admin.bind", "\"127.0.0.1\""}}, {"%F: admin.bind: unknown key"}},
+    {NULL, {{"listeners[0].http2", "{\"foo\": 1}"}}, {"%F: listeners[0].http2.foo: unknown key"}},
+    {NULL, {{"listeners[0].http2", "true"}}, {"%F: listeners[0].http2: must be an object"}},
+    {NULL,
+     {{"listeners[0].http2", "{\"enabled\": \"yes\"}"}},
+     {"%F: listeners[0].http2.enabled: must be a boolean"}},
+    {NULL,
+     {{"listeners[0].http2", "{\"max_concurrent_streams\": 0}"}},
+     {"%F: listeners[0].http2.max_concurrent_streams: must be between 1 and 10000"}},
+    {NULL,
+     {{"listeners[0].http2", "{\"stall_ms\": 99}"}},
+     {"%F: listeners[0].http2.stall_ms: must be between 100 and 3600000"}},
     {NULL, {{"bad\\u001bkey", "1"}}, {"%F: bad?key: unknown key"}}, /* never echoed raw */
     /* revocation (issue 19): CRL refresh, OCSP, stapling */
     {NULL,
