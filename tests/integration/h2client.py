@@ -39,17 +39,30 @@ class Closed(Exception):
     pass
 
 
+def connect(port, cert_name="client-commune", pki=None, timeout=10):
+    """A TLS socket to 127.0.0.1:<port> offering only ALPN h2, handshake done."""
+    ctx = harness.tls_context(pki=pki, cert_name=cert_name)
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.settimeout(timeout)
+    return s
+
+
+def close_quietly(sock):
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
 class H2Conn:
     """One HTTP/2 connection. <validate>=False lets the caller send fields
     that RFC 9113 forbids (uppercase names, connection headers, ...)."""
 
     def __init__(self, port, cert_name="client-commune", pki=None, timeout=10, validate=True,
                  window=None):
-        ctx = harness.tls_context(pki=pki, cert_name=cert_name)
-        ctx.set_alpn_protocols(["h2"])
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        self.sock.settimeout(timeout)
+        self.sock = connect(port, cert_name, pki, timeout)
         self.alpn = self.sock.selected_alpn_protocol()
         cfg = h2.config.H2Configuration(client_side=True, header_encoding=None,
                                         validate_outbound_headers=validate,
@@ -75,10 +88,7 @@ class H2Conn:
         self.sock.sendall(data)
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        close_quietly(self.sock)
 
     def _st(self, sid):
         return self.streams.setdefault(sid, {"status": None, "headers": [], "body": b"", "ended": False,

@@ -431,11 +431,7 @@ class Raw:
     what comes back is read frame by frame (bounded)."""
 
     def __init__(self, stack, window=None):
-        ctx = harness.tls_context(pki=stack.pki, cert_name="client-commune")
-        ctx.set_alpn_protocols(["h2"])
-        raw = socket.create_connection(("127.0.0.1", stack.port), timeout=5)
-        self.s = ctx.wrap_socket(raw, server_hostname="localhost")
-        self.s.settimeout(5)
+        self.s = h2client.connect(stack.port, "client-commune", stack.pki, timeout=5)
         self.enc = hpack.Encoder()
         self.buf = b""
         settings = b"" if window is None else struct.pack(">HI", 4, window)
@@ -443,10 +439,7 @@ class Raw:
         self.stack = stack
 
     def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
+        h2client.close_quietly(self.s)
 
     def send(self, data):
         try:
