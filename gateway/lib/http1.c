@@ -838,8 +838,9 @@ static size_t take_head_bytes(gw_http_parser *p, const char *s, size_t n, int *d
 
 static void release_message(gw_http_parser *p)
 {
-    free(p->req);
-    free(p->resp);
+    /* a complete message not taken owns its body (on_complete) */
+    gw_http_request_free(p->req);
+    gw_http_response_free(p->resp);
     p->req = NULL;
     p->resp = NULL;
     gw_buf_free(&p->body);
