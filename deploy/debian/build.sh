@@ -17,7 +17,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 "$top/deploy/install-deps.sh" debhelper dpkg-dev lintian fakeroot build-essential cmake \
-    pkg-config libevent-dev libssl-dev libjansson-dev libhiredis-dev check node-llhttp
+    pkg-config libevent-dev libssl-dev libjansson-dev libhiredis-dev libnghttp2-dev check node-llhttp
 
 version=$(dpkg-parsechangelog -l "$here/changelog" -S Version)
 upstream=${version%-*}
