@@ -592,6 +592,28 @@ class TestH2Dos(H2Case):
         self.assertIsNotNone(rec, "the stalled request must be journalled")
 
 
+def h2_off_conf(conf, stack):
+    conf["listeners"][0]["http2"] = {"enabled": False}
+
+
+class TestH2Disabled(H2Case):
+    """listeners[].http2.enabled false: ALPN h2 is never selected."""
+
+    stack_kwargs = {"conf_hook": h2_off_conf}
+
+    def test_h2_not_offered(self):
+        for offer, want in ((["h2"], None), (["h2", "http/1.1"], "http/1.1")):
+            with self.subTest(offer=offer):
+                ctx = harness.tls_context(pki=self.stack.pki, cert_name="client-commune")
+                ctx.set_alpn_protocols(offer)
+                with socket.create_connection(("127.0.0.1", self.stack.port), timeout=5) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                        self.assertEqual(s.selected_alpn_protocol(), want)
+                        harness.send_raw(s, self.stack.build_request("/opale/v1/etatSante"))
+                        self.assertEqual(harness.read_response(s).status, 200)
+        self.assertEqual(metric_value(self.stack, "opale_h2_connections_total"), 0)
+
+
 class TestH2Drain(H2Case):
     """SIGTERM: a graceful GOAWAY(NO_ERROR); the stream in flight is answered.
     (Read frame by frame: python3-h2 stops reading at any GOAWAY.)"""
