@@ -309,8 +309,9 @@ START_TEST(periodic_tail_check)
     ck_assert_int_eq(gw_journal_broken(j, NULL), 0);
     ck_assert_int_eq(gw_journal_healthy(j), 1);
     /* cut the last record */
-    size_t len;
+    size_t len = 0;
     char *s = slurp(p, &len);
+    ck_assert_ptr_nonnull(s);
     char *last = memrchr(s, '\n', len - 1);
     ck_assert_ptr_nonnull(last);
     ck_assert_int_eq(truncate(p, (off_t)(last - s + 1)), 0);
