@@ -79,17 +79,6 @@ void gw_consumer_each(gw_server *s,
     gw_consumer_stats_free(all);
 }
 
-static char *errdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *errdup(const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    return strdup(buf);
-}
-
 /* A revocation alert (revoc/revoc.h) as a "tls.revocation" security event
  * and a line on stderr. */
 static void revoc_alert(void *arg, const char *event, json_t *fields)
@@ -189,31 +178,31 @@ static int bind_listener(const gw_conf_listener *l, char **err)
         a6->sin6_port = htons(l->port);
         sl = sizeof(*a6);
     } else {
-        *err = errdup("listener %s: bad address %s", l->name, l->address);
+        *err = gw_strdupf("listener %s: bad address %s", l->name, l->address);
         return -1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        *err = errdup("listener %s: socket: %s", l->name, strerror(errno));
+        *err = gw_strdupf("listener %s: socket: %s", l->name, strerror(errno));
         return -1;
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
-        *err = errdup("listener %s: SO_REUSEPORT: %s", l->name, strerror(errno));
+        *err = gw_strdupf("listener %s: SO_REUSEPORT: %s", l->name, strerror(errno));
         close(fd);
         return -1;
     }
     if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-        *err = errdup("listener %s: bind %s port %u: %s", l->name, l->address, l->port,
-                      strerror(errno));
+        *err = gw_strdupf("listener %s: bind %s port %u: %s", l->name, l->address, l->port,
+                          strerror(errno));
         close(fd);
         return -1;
     }
     if (listen(fd, 1024) < 0) {
-        *err = errdup("listener %s: listen: %s", l->name, strerror(errno));
+        *err = gw_strdupf("listener %s: listen: %s", l->name, strerror(errno));
         close(fd);
         return -1;
     }
@@ -498,7 +487,7 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
         w->lis[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, 0, fd);
         if (w->lis[i] == NULL) {
             close(fd);
-            *err = errdup("listener %s: cannot listen", s->listeners[i].conf->name);
+            *err = gw_strdupf("listener %s: cannot listen", s->listeners[i].conf->name);
             return -1;
         }
         evconnlistener_set_error_cb(w->lis[i], accept_error_cb);
@@ -524,7 +513,7 @@ int gw_server_start(gw_server *s, char **err)
     for (unsigned i = 0; i < s->nworkers; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             pthread_sigmask(SIG_SETMASK, &old, NULL);
-            *err = errdup("cannot start worker %u", i);
+            *err = gw_strdupf("cannot start worker %u", i);
             return -1;
         }
         s->workers[i].started = 1;

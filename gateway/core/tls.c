@@ -27,17 +27,6 @@ static int get_peer_idx(void)
     return peer_idx;
 }
 
-static char *errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *errf(const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    return strdup(buf);
-}
-
 static const char *ossl_err(void)
 {
     static __thread char buf[256];
@@ -177,39 +166,39 @@ SSL_CTX *gw_tls_server_ctx_new(const gw_conf_listener *l, size_t idx, char **err
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL || common_setup(ctx) < 0) {
-        *err = errf("listeners[%zu].tls: cannot create TLS context: %s", idx, ossl_err());
+        *err = gw_strdupf("listeners[%zu].tls: cannot create TLS context: %s", idx, ossl_err());
         goto fail;
     }
     for (size_t i = 0; i < l->ncerts; i++) {
         if (SSL_CTX_use_certificate_chain_file(ctx, l->certs[i].cert) != 1) {
-            *err = errf("listeners[%zu].tls.certificates[%zu].cert: %s", idx, i, ossl_err());
+            *err = gw_strdupf("listeners[%zu].tls.certificates[%zu].cert: %s", idx, i, ossl_err());
             goto fail;
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, l->certs[i].key, SSL_FILETYPE_PEM) != 1) {
-            *err = errf("listeners[%zu].tls.certificates[%zu].key: %s", idx, i, ossl_err());
+            *err = gw_strdupf("listeners[%zu].tls.certificates[%zu].key: %s", idx, i, ossl_err());
             goto fail;
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {
-            *err = errf("listeners[%zu].tls.certificates[%zu]: key does not match certificate", idx,
-                        i);
+            *err = gw_strdupf(
+                "listeners[%zu].tls.certificates[%zu]: key does not match certificate", idx, i);
             goto fail;
         }
     }
     if (l->client_auth == GW_CLIENT_AUTH_REQUIRED) {
         if (SSL_CTX_load_verify_locations(ctx, l->client_ca, NULL) != 1) {
-            *err = errf("listeners[%zu].tls.client_ca: %s", idx, ossl_err());
+            *err = gw_strdupf("listeners[%zu].tls.client_ca: %s", idx, ossl_err());
             goto fail;
         }
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(l->client_ca);
         if (names == NULL) {
-            *err = errf("listeners[%zu].tls.client_ca: no certificate found", idx);
+            *err = gw_strdupf("listeners[%zu].tls.client_ca: no certificate found", idx);
             goto fail;
         }
         SSL_CTX_set_client_CA_list(ctx, names);
         if (l->crl != NULL) {
             X509_STORE *st = SSL_CTX_get_cert_store(ctx);
             if (X509_STORE_load_file(st, l->crl) != 1) {
-                *err = errf("listeners[%zu].tls.crl: %s", idx, ossl_err());
+                *err = gw_strdupf("listeners[%zu].tls.crl: %s", idx, ossl_err());
                 goto fail;
             }
             X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
@@ -238,22 +227,22 @@ SSL_CTX *gw_tls_client_ctx_new(const gw_conf_upstream *u, size_t idx, char **err
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL || common_setup(ctx) < 0) {
-        *err = errf("upstreams[%zu].tls: cannot create TLS context: %s", idx, ossl_err());
+        *err = gw_strdupf("upstreams[%zu].tls: cannot create TLS context: %s", idx, ossl_err());
         goto fail;
     }
     if (SSL_CTX_load_verify_locations(ctx, u->tls_ca, NULL) != 1) {
-        *err = errf("upstreams[%zu].tls.ca: %s", idx, ossl_err());
+        *err = gw_strdupf("upstreams[%zu].tls.ca: %s", idx, ossl_err());
         goto fail;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (u->tls_cert != NULL) {
         if (SSL_CTX_use_certificate_chain_file(ctx, u->tls_cert) != 1) {
-            *err = errf("upstreams[%zu].tls.cert: %s", idx, ossl_err());
+            *err = gw_strdupf("upstreams[%zu].tls.cert: %s", idx, ossl_err());
             goto fail;
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, u->tls_key, SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_check_private_key(ctx) != 1) {
-            *err = errf("upstreams[%zu].tls.key: %s", idx, ossl_err());
+            *err = gw_strdupf("upstreams[%zu].tls.key: %s", idx, ossl_err());
             goto fail;
         }
     }

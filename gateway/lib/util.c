@@ -49,6 +49,16 @@ void gw_buf_puts(gw_buf *b, const char *s)
     gw_buf_append(b, s, strlen(s));
 }
 
+char *gw_strdupf(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return strdup(buf);
+}
+
 void gw_buf_printf(gw_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -24,6 +24,9 @@ void gw_buf_reserve(gw_buf *b, size_t n);
 /* <v> in decimal (no snprintf: the request path formats numbers with it). */
 void gw_buf_put_ull(gw_buf *b, unsigned long long v);
 void gw_buf_free(gw_buf *b);
+/* A message formatted into a new string (at most 511 characters, cut
+ * beyond), for error returns; NULL when out of memory. */
+char *gw_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Hand the bytes to the caller (NUL-terminated); the buffer is reset. */
 char *gw_buf_take(gw_buf *b, size_t *len);
 

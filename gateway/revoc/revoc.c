@@ -96,17 +96,6 @@ static void lis_idx_init(void)
     lis_idx = SSL_CTX_get_ex_new_index(0, "gw_revoc listener", NULL, NULL, NULL);
 }
 
-static char *errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *errf(const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    return strdup(buf);
-}
-
 static void alert(rv_lis *l, const char *event, json_t *fields)
 {
     if (fields == NULL)
@@ -657,15 +646,18 @@ static char *setup_staples(rv_lis *l)
             url = l->rc->staple_responder != NULL ? strdup(l->rc->staple_responder)
                                                   : gw_rv_aia_ocsp(leaf);
         if (leaf == NULL)
-            err = errf("listeners[%zu].tls.certificates[%zu].cert: no certificate", l->idx, i);
+            err =
+                gw_strdupf("listeners[%zu].tls.certificates[%zu].cert: no certificate", l->idx, i);
         else if (iss == NULL)
-            err = errf("listeners[%zu].tls.stapling: no issuer for certificates[%zu] (not in its "
-                       "chain file, stapling.issuer or client_ca)",
-                       l->idx, i);
+            err = gw_strdupf(
+                "listeners[%zu].tls.stapling: no issuer for certificates[%zu] (not in its "
+                "chain file, stapling.issuer or client_ca)",
+                l->idx, i);
         else if (url == NULL)
-            err = errf("listeners[%zu].tls.stapling: certificates[%zu] has no OCSP URL (AIA) and "
-                       "stapling.responder is not set",
-                       l->idx, i);
+            err = gw_strdupf(
+                "listeners[%zu].tls.stapling: certificates[%zu] has no OCSP URL (AIA) and "
+                "stapling.responder is not set",
+                l->idx, i);
         if (err == NULL) {
             X509_up_ref(leaf);
             X509_up_ref(iss);
@@ -723,7 +715,7 @@ static char *lis_init(gw_revoc *r, rv_lis *l, size_t i, const gw_conf_listener *
     if (c->client_ca != NULL) {
         l->cas = read_certs(c->client_ca);
         if (l->cas == NULL)
-            return errf("listeners[%zu].tls.client_ca: no certificate found", i);
+            return gw_strdupf("listeners[%zu].tls.client_ca: no certificate found", i);
         for (int k = 0; k < sk_X509_num(l->cas); k++)
             if (X509_STORE_add_cert(l->trust, sk_X509_value(l->cas, k)) != 1)
                 ERR_clear_error();
@@ -736,7 +728,7 @@ static char *lis_init(gw_revoc *r, rv_lis *l, size_t i, const gw_conf_listener *
             stat(c->crl, &l->crl_seen);
             const char *why = use_crls(l, read_crl_file(c->crl));
             if (why != NULL)
-                return errf("listeners[%zu].tls.crl: %s", i, why);
+                return gw_strdupf("listeners[%zu].tls.crl: %s", i, why);
         } else {
             /* only a URL: until the first fetch, the CA without CRL, CRL
              * checking on (every handshake refused with tls.crl) */

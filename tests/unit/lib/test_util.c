@@ -114,6 +114,20 @@ START_TEST(t_fmt_numbers)
 }
 END_TEST
 
+START_TEST(t_strdupf)
+{
+    char *m = gw_strdupf("%s: %s: %d", "f.json", "a.b", 7);
+    ck_assert_str_eq(m, "f.json: a.b: 7");
+    free(m);
+    char big[700];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    m = gw_strdupf("%s", big); /* cut at 511 characters */
+    ck_assert_uint_eq(strlen(m), 511);
+    free(m);
+}
+END_TEST
+
 START_TEST(t_hex)
 {
     const unsigned char in[] = {0x00, 0x9f, 0xa0, 0xff};
@@ -169,6 +183,7 @@ int main(void)
     tcase_add_test(tc, t_ids_and_time);
     tcase_add_test(tc, t_time_cached);
     tcase_add_test(tc, t_fmt_numbers);
+    tcase_add_test(tc, t_strdupf);
     tcase_add_test(tc, t_hex);
     tcase_add_test(tc, t_sha256);
     tcase_add_test(tc, t_utf8);
