@@ -274,10 +274,10 @@ for i in $(seq 1 55); do
   out=$(curl -s -i --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/client-secu.crt" --key "$pki/client-secu.key" \
         "${C[@]}" "${TS[@]}" "$url$CB" | tr -d '\r')
   case "$out" in
-    "HTTP/1.1 200"*)
+    "HTTP/1.1 200"*|"HTTP/2 200"*)
       ok=$((ok+1)); [ "$throttled" -gt 0 ] && order_ok=0
       [ -z "$first_remaining" ] && first_remaining=$(echo "$out" | sed -n 's/^[Rr]ate[Ll]imit-[Rr]emaining: *//p') ;;
-    "HTTP/1.1 429"*) throttled=$((throttled+1)); [ -z "$first429" ] && first429="$out" ;;
+    "HTTP/1.1 429"*|"HTTP/2 429"*) throttled=$((throttled+1)); [ -z "$first429" ] && first429="$out" ;;
     *) other=$((other+1)) ;;
   esac
 done
@@ -307,7 +307,7 @@ for path in "$D?annee=2023" "/opale/v1/etatSante"; do
   echo "$out" | grep -iE '^(HTTP|Retry-After)' | sed 's/^/   -> /'
   printf '%s' "${out#*$'\n\n'}" >"$work/body"
   echo "   -> $(describe "$work/body")"
-  case "$out" in "HTTP/1.1 503"*) ;; *) fail "expected 503 during the maintenance slot" ;; esac
+  case "$out" in "HTTP/1.1 503"*|"HTTP/2 503"*) ;; *) fail "expected 503 during the maintenance slot" ;; esac
   echo "$out" | grep -qi '^Retry-After:' || fail "expected a Retry-After header"
 done
 kill -TERM "$gw2_pid" 2>/dev/null; wait "$gw2_pid" 2>/dev/null

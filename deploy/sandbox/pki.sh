@@ -144,6 +144,13 @@ fi
 # example policies name) is made again.
 if [[ -e "$outdir/ca.crt" && -e "$outdir/client-prive.crt" && -e "$outdir/token-rsa.key" &&
     $force -eq 0 ]]; then
+    # the backend assertion's MAC key came later: added alone, the
+    # certificates (and the fingerprints the policies name) stay
+    if [[ ! -e "$outdir/assertion-mac.key" ]]; then
+        (umask 077 && openssl rand -hex 32 >"$outdir/assertion-mac.key")
+        echo "PKI already present in $outdir; assertion-mac.key added"
+        exit 0
+    fi
     echo "PKI already present in $outdir"
     exit 0
 fi
