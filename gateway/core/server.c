@@ -403,7 +403,8 @@ static void policies_cb(evutil_socket_t fd, short what, void *arg)
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
     gw_worker *w = arg;
-    atomic_fetch_add_explicit(&w->heartbeat, 1, memory_order_release);
+    unsigned long gen = atomic_load_explicit(&w->srv->heartbeat_gen, memory_order_acquire);
+    atomic_store_explicit(&w->heartbeat, gen, memory_order_release);
 }
 
 static void *worker_main(void *arg)
@@ -860,21 +861,19 @@ void gw_server_status(gw_server *s, char *buf, size_t len)
 
 int gw_server_heartbeat(gw_server *s)
 {
-    int alive = 1;
-    for (unsigned i = 0; i < s->nworkers; i++) {
-        gw_worker *w = &s->workers[i];
-        unsigned long hb = atomic_load_explicit(&w->heartbeat, memory_order_acquire);
-        if (s->heartbeat_poked && hb == w->heartbeat_seen)
-            alive = 0;
-        w->heartbeat_seen = hb;
-    }
-    /* ask again only when the previous ask was answered by all: a stuck
-     * worker must not be excused by a later answer to an older ask */
-    for (unsigned i = 0; alive && i < s->nworkers; i++)
+    /* alive when every worker answered the current ask; a new ask only then.
+     * A stuck worker is not excused by a later answer, and a worker that
+     * answered is not blamed for an ask never sent: the current ask stays
+     * pending on the stuck loop and is answered when it runs again. */
+    unsigned long gen = atomic_load_explicit(&s->heartbeat_gen, memory_order_relaxed);
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (atomic_load_explicit(&s->workers[i].heartbeat, memory_order_acquire) != gen)
+            return 0;
+    atomic_store_explicit(&s->heartbeat_gen, gen + 1, memory_order_release);
+    for (unsigned i = 0; i < s->nworkers; i++)
         if (s->workers[i].heartbeat_ev != NULL)
             event_active(s->workers[i].heartbeat_ev, EV_READ, 0);
-    s->heartbeat_poked = 1;
-    return alive;
+    return 1;
 }
 
 int gw_server_in_maintenance(const gw_server *s)

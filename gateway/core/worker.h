@@ -39,8 +39,7 @@ typedef struct gw_worker {
     struct gw_deny_cache *deny_cache;   /* quota refusals known to this worker */
     struct gw_redis *redis;             /* this worker's Redis client (redis store) */
     struct event *heartbeat_ev;         /* activated by gw_server_heartbeat() */
-    atomic_ulong heartbeat;             /* bumped by heartbeat_ev, on this loop */
-    unsigned long heartbeat_seen;       /* main thread: the value at the last check */
+    atomic_ulong heartbeat;             /* the last ask answered (heartbeat_gen), on this loop */
     /* upstream bodies being received, all pools (limits.max_buffered_response_bytes) */
     gw_resp_budget resp_budget;
     gw_stats *stats;           /* this worker's counters, written by it alone */
@@ -72,7 +71,7 @@ struct gw_server {
     atomic_ullong fd_log_ms;        /* last "out of descriptors" message (ms) */
     atomic_ulong fd_log_suppressed; /* failures since that message */
     const gw_sdnotify *notify;      /* systemd notifications, NULL: none (not owned) */
-    int heartbeat_poked;            /* main thread: gw_server_heartbeat() asked once */
+    atomic_ulong heartbeat_gen;     /* main thread: the current ask, 0 before the first */
     struct gw_revoc *revoc;         /* CRL refresh, OCSP, stapling (revoc/revoc.h) */
 };
 
