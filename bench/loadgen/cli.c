@@ -195,6 +195,8 @@ static void usage(FILE *f)
             "  -n, --requests N       stop after N requests (-d still bounds the run)\n"
             "      --rate R           open loop: R requests/s in total, on a timetable; latency\n"
             "                         is measured from the scheduled time (default: closed loop)\n"
+            "      --warmup S         run the load S seconds before the measured -d; the\n"
+            "                         requests due meanwhile are sent but not measured\n"
             "      --new-conn         a new connection (TLS handshake) per request\n"
             "      --h2               HTTP/2 (ALPN h2), one stream at a time per connection\n"
             "      --hold S           open -c connections (one request each, at most %d\n"
@@ -252,7 +254,8 @@ void lg_parse_options(int argc, char **argv)
         OPT_HOLD,
         OPT_PARTNER_CERTS,
         OPT_PARTNER_HEADERS,
-        OPT_H2
+        OPT_H2,
+        OPT_WARMUP
     };
     static const struct option lo[] = {
         {"url", required_argument, NULL, 'u'},
@@ -280,6 +283,7 @@ void lg_parse_options(int argc, char **argv)
         {"sigalgs", required_argument, NULL, OPT_SIGALGS},
         {"groups", required_argument, NULL, OPT_GROUPS},
         {"hold", required_argument, NULL, OPT_HOLD},
+        {"warmup", required_argument, NULL, OPT_WARMUP},
         {"partner-certs", required_argument, NULL, OPT_PARTNER_CERTS},
         {"partner-headers", required_argument, NULL, OPT_PARTNER_HEADERS},
         {"help", no_argument, NULL, 'h'},
@@ -403,6 +407,9 @@ void lg_parse_options(int argc, char **argv)
         case OPT_HOLD:
             o->hold = parse_num("--hold", optarg, 0.1, MAX_DURATION_S, 1);
             break;
+        case OPT_WARMUP:
+            o->warmup = parse_num("--warmup", optarg, 0, MAX_WARMUP_S, 1);
+            break;
         case OPT_PARTNER_CERTS:
             o->partner_certs = optarg;
             break;
@@ -457,6 +464,9 @@ void lg_parse_options(int argc, char **argv)
                            "connections, sends one request on each, then holds them)");
         o->duration = o->hold;
     }
+    if (o->warmup > 0 && (o->hold > 0 || o->max_requests))
+        lg_usage_error("--warmup excludes --hold and -n (it runs the load for S seconds, "
+                       "then measures for -d)");
     if (o->max_requests && !duration_set)
         o->duration = MAX_DURATION_S;
     if (o->rate > 0 && o->rate / (double)o->conns > 1e6)

@@ -40,7 +40,8 @@ void lg_publish(struct worker *w)
     uint64_t e = 0;
     for (int i = 0; i < E_N; i++)
         e += w->st.err[i];
-    atomic_store_explicit(&w->pub_completed, w->st.completed, memory_order_relaxed);
+    atomic_store_explicit(&w->pub_completed, w->st.completed + w->st.warm_completed,
+                          memory_order_relaxed);
     atomic_store_explicit(&w->pub_errors, e, memory_order_relaxed);
 }
 
@@ -79,7 +80,8 @@ void lg_conn_fail(struct conn *c, enum err_kind kind)
     if (c->busy) {
         c->busy = 0;
         w->busy--;
-        w->st.failed++;
+        if (!c->warm)
+            w->st.failed++;
     }
     lg_conn_close(c);
     lg_publish(w);
@@ -107,7 +109,7 @@ void lg_send_request(struct conn *c)
     if (lg_opt.h2) {
         c->inflight = 1;
         c->t_sent = lg_now_ns();
-        w->st.sent++;
+        w->st.sent += !c->warm;
         if (lg_h2_send(c, pi) != 0) {
             lg_report_first(E_CLOSED, "cannot send the HTTP/2 request");
             lg_conn_fail(c, E_CLOSED);
@@ -131,7 +133,7 @@ void lg_send_request(struct conn *c)
     lg_rp_reset(&c->rp);
     c->inflight = 1;
     c->t_sent = lg_now_ns();
-    w->st.sent++;
+    w->st.sent += !c->warm;
     /* Write at once rather than through the bufferevent's output, which
      * waits for a write event (two epoll_ctl and a loop iteration per
      * request). What the socket does not take goes to the output, and
@@ -177,7 +179,7 @@ static void conn_ready(struct conn *c)
     w->st.conn_established++;
     if (lg_opt.url.tls) {
         w->st.handshakes++;
-        if (w->running)
+        if (w->running && now >= lg_mstart)
             w->st.handshakes_run++;
     }
     lg_h_add(&w->st.conn, (now - c->t_connect) / 1000);
@@ -257,9 +259,14 @@ static void response_done(struct conn *c, int status, int close)
 {
     struct worker *w = c->w;
     uint64_t now = lg_now_ns();
-    lg_h_add(&w->st.lat, (now - c->t_origin) / 1000);
-    w->st.completed++;
-    w->st.status[status / 100]++;
+    if (c->warm) {
+        w->st.warm_completed++; /* --warmup: reported apart, in no figure of the run */
+        lg_h_add(&w->st.warm_lat, (now - c->t_origin) / 1000);
+    } else {
+        lg_h_add(&w->st.lat, (now - c->t_origin) / 1000);
+        w->st.completed++;
+        w->st.status[status / 100]++;
+    }
     c->responses_here++;
     c->inflight = 0;
     c->busy = 0;

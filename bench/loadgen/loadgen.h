@@ -56,6 +56,7 @@ enum {
 #define TICK_MS 100
 #define BACKOFF_NS (10ULL * 1000 * 1000) /* after a failed connection attempt */
 #define MAX_DURATION_S 3600.0
+#define MAX_WARMUP_S 600.0
 #define HOLD_WINDOW 256 /* --hold: connections being set up at once, all threads */
 
 /* Latency histogram (hist.c): log-linear (HDR-style) over microseconds.
@@ -90,6 +91,7 @@ struct options {
     struct url url;
     long conns, threads;
     double duration, rate, timeout;
+    double warmup;         /* --warmup: seconds of load before the measured window */
     double hold;           /* --hold S: hold the connections idle for S s (0: off) */
     uint64_t max_requests; /* 0: no bound but the duration */
     const char *cert, *key, *cacert, *sni, *sigalgs, *groups;
@@ -128,17 +130,19 @@ enum err_kind { E_CONNECT, E_TLS, E_CLOSED, E_PARSE, E_TIMEOUT, E_N, E_NONE = E_
 extern const char *const lg_err_name[E_N]; /* "connect", "tls", ... */
 
 struct stats {
-    uint64_t claimed;   /* requests started (counted against -n) */
-    uint64_t sent;      /* requests written */
-    uint64_t completed; /* whole responses read */
-    uint64_t failed;    /* requests that ended in an error */
-    uint64_t status[6]; /* by class: [2] 2xx ... [5] 5xx */
-    uint64_t err[E_N];  /* error events by kind */
+    uint64_t claimed;                      /* requests started (counted against -n) */
+    uint64_t sent;                         /* requests written */
+    uint64_t completed;                    /* whole responses read */
+    uint64_t failed;                       /* requests that ended in an error */
+    uint64_t warm_started, warm_completed; /* --warmup: due before the window, not measured */
+    uint64_t status[6];                    /* by class: [2] 2xx ... [5] 5xx */
+    uint64_t err[E_N];                     /* error events by kind */
     uint64_t conn_attempts, conn_established, handshakes, server_closes, idle_closes;
     uint64_t handshakes_run; /* during the measured run (the rate's numerator) */
     uint64_t bytes_in;
-    struct hist lat;  /* request latency, us */
-    struct hist conn; /* TCP connect (+ TLS handshake), us */
+    struct hist lat;      /* request latency, us */
+    struct hist conn;     /* TCP connect (+ TLS handshake), us */
+    struct hist warm_lat; /* --warmup: latency of the warm-up requests, us */
 };
 
 enum conn_state { CS_DOWN, CS_TCP, CS_TLS, CS_READY };
@@ -156,6 +160,7 @@ struct conn {
     int busy;       /* a request is claimed */
     int inflight;   /* written, response not complete */
     int phase_seen; /* up at least once during the connect phase */
+    int warm;       /* the claimed request is a --warmup one (not measured) */
     uint64_t gid;   /* global connection number */
     uint64_t backoff_until;
     uint64_t t_connect, t_origin, t_sent;
@@ -195,7 +200,7 @@ struct worker {
 /* The run's results, all workers merged (main.c), for report.c. */
 struct totals {
     struct stats st;
-    uint64_t unfinished, missed, up_at_start, held_end;
+    uint64_t unfinished, missed, up_at_start, held_end, warm_unfinished;
     double connect_phase;
     double elapsed;
     char started[32];
@@ -276,6 +281,10 @@ void lg_conn_open(struct conn *c);
 /* sched.c */
 
 extern uint64_t lg_t0, lg_deadline, lg_ns_per_req;
+/* Start of the measured window: lg_t0 + --warmup. A request whose origin
+ * (its scheduled time, or its start in a closed loop) is before it is a
+ * warm-up request: it runs like any other but is not measured. */
+extern uint64_t lg_mstart;
 extern atomic_int lg_stop;
 extern atomic_int lg_running;
 extern atomic_int lg_ready; /* workers done with their connect phase */

@@ -144,7 +144,8 @@ int main(int argc, char **argv)
     gmtime_r(&wall, &tm);
     strftime(t.started, sizeof t.started, "%Y-%m-%dT%H:%M:%SZ", &tm);
     lg_t0 = lg_now_ns();
-    lg_deadline = lg_t0 + (uint64_t)(lg_opt.duration * (double)NS_PER_S);
+    lg_mstart = lg_t0 + (uint64_t)(lg_opt.warmup * (double)NS_PER_S);
+    lg_deadline = lg_mstart + (uint64_t)(lg_opt.duration * (double)NS_PER_S);
     t.connect_phase = (double)(lg_t0 - t_phase) / 1e9;
     atomic_store(&lg_go, 1);
     if (lg_opt.hold > 0) {
@@ -180,10 +181,13 @@ int main(int argc, char **argv)
                 errs += atomic_load_explicit(&ws[i].pub_errors, memory_order_relaxed);
             }
             double dt = (double)(now - last_t) / 1e9;
+            /* time from the measured window's start: negative during
+             * --warmup (those lines say so), responses of both counted */
+            double at = ((double)now - (double)lg_mstart) / 1e9;
             fprintf(stderr,
-                    LG_NAME ": %6.1fs  requests %" PRIu64 "  rps %.0f  errors %" PRIu64 "\n",
-                    (double)(now - lg_t0) / 1e9, done, dt > 0 ? (double)(done - last_done) / dt : 0,
-                    errs);
+                    LG_NAME ": %6.1fs  requests %" PRIu64 "  rps %.0f  errors %" PRIu64 "%s\n", at,
+                    done, dt > 0 ? (double)(done - last_done) / dt : 0, errs,
+                    at < -0.05 ? "  (warm-up)" : "");
             last_done = done;
             last_t = now;
             next_progress += NS_PER_S;
@@ -216,7 +220,16 @@ int main(int argc, char **argv)
         t.st.bytes_in += s->bytes_in;
         lg_h_merge(&t.st.lat, &s->lat);
         lg_h_merge(&t.st.conn, &s->conn);
-        t.unfinished += w->busy;
+        lg_h_merge(&t.st.warm_lat, &s->warm_lat);
+        for (unsigned k = 0; k < w->nconns; k++)
+            if (w->conns[k].busy) {
+                if (w->conns[k].warm)
+                    t.warm_unfinished++;
+                else
+                    t.unfinished++;
+            }
+        t.st.warm_started += s->warm_started;
+        t.st.warm_completed += s->warm_completed;
         t.up_at_start += w->up_at_start;
         t.held_end += w->held_end;
         t.missed += w->missed;
@@ -232,7 +245,7 @@ int main(int argc, char **argv)
     }
     if (t_end > lg_deadline)
         t_end = lg_deadline;
-    t.elapsed = (double)(t_end - lg_t0) / 1e9;
+    t.elapsed = t_end > lg_mstart ? (double)(t_end - lg_mstart) / 1e9 : 0;
 
     lg_print_summary(&t);
     fflush(stdout);

@@ -114,6 +114,7 @@ static json_t *json_config(void)
     if (cfg) {
         json_object_set_new(cfg, "partner_certs", json_boolean(o->partner_certs != NULL));
         json_object_set_new(cfg, "partner_headers", json_boolean(o->partner_headers != NULL));
+        json_object_set_new(cfg, "warmup_s", jreal(o->warmup, 3));
     }
     return cfg;
 }
@@ -148,6 +149,12 @@ static json_t *json_results(const struct totals *t)
         juint(s->status[3]), "4xx", juint(s->status[4]), "5xx", juint(s->status[5]), "errors",
         errors, "throughput_rps", jreal((double)s->completed / el, 3), "bytes_in",
         juint(s->bytes_in), "latency_us", json_hist(&s->lat, 1), "connections", conns);
+    if (doc && lg_opt.warmup > 0) /* before the window, not in any figure above */
+        json_object_set_new(
+            doc, "warmup",
+            json_pack("{s:o,s:o,s:o,s:o,s:o}", "seconds", jreal(lg_opt.warmup, 3), "started",
+                      juint(s->warm_started), "completed", juint(s->warm_completed), "unfinished",
+                      juint(t->warm_unfinished), "latency_us", json_hist(&s->warm_lat, 0)));
     if (doc && lg_opt.hold > 0)
         json_object_set_new(
             doc, "hold",
@@ -230,6 +237,10 @@ void lg_print_summary(const struct totals *t)
     if (o->rate > 0)
         printf(", %" PRIu64 " due but never started (behind schedule)", t->missed);
     printf("\n");
+    if (o->warmup > 0)
+        printf("  warm-up      %.1f s before the measured window: %" PRIu64 " started, %" PRIu64
+               " completed (not in the figures)\n",
+               o->warmup, s->warm_started, s->warm_completed);
     printf("  responses    2xx %" PRIu64 "  3xx %" PRIu64 "  4xx %" PRIu64 "  5xx %" PRIu64 "\n",
            s->status[2], s->status[3], s->status[4], s->status[5]);
     printf("  errors       %" PRIu64 ":", errs);

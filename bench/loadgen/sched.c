@@ -13,7 +13,7 @@
 
 #include "loadgen.h"
 
-uint64_t lg_t0, lg_deadline, lg_ns_per_req;
+uint64_t lg_t0, lg_deadline, lg_ns_per_req, lg_mstart;
 
 atomic_int lg_stop;
 
@@ -87,7 +87,6 @@ void lg_slot_next(struct conn *c)
     }
     c->busy = 1;
     w->busy++;
-    w->st.claimed++;
     if (lg_opt.rate > 0) {
         c->t_origin = c->next_sched;
         c->sched_k++;
@@ -96,6 +95,11 @@ void lg_slot_next(struct conn *c)
     } else {
         c->t_origin = now;
     }
+    c->warm = c->t_origin < lg_mstart;
+    if (c->warm)
+        w->st.warm_started++;
+    else
+        w->st.claimed++;
     if (c->state == CS_READY)
         lg_send_request(c);
     else if (c->state == CS_DOWN)

@@ -352,9 +352,13 @@ int main(int argc, char **argv)
     evhttp_set_gencb(m.http, mock_on_request, &m);
     evhttp_set_bevcb(m.http, mock_on_new_conn, &m);
 
+    /* Backlog SOMAXCONN (the kernel caps it at net.core.somaxconn): a
+     * gateway that opens hundreds of upstream connections at once (a burst
+     * of requests with an empty pool) must not see SYNs dropped, each of
+     * which costs its request the 1 s SYN retransmission (bench S8). */
     lev = evconnlistener_new_bind(m.base, NULL, NULL,
                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-                                  128, (struct sockaddr *)&ss, (int)sslen);
+                                  SOMAXCONN, (struct sockaddr *)&ss, (int)sslen);
     if (!lev) {
         fprintf(stderr, MOCK_NAME ": cannot listen on %s port %ld: %s\n", opt.listen, opt.port,
                 strerror(errno));

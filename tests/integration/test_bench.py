@@ -250,6 +250,51 @@ class TestLoadgenMock(LoadgenCase):
         self.assertGreaterEqual(stats["requests"], done, stats)
         self.assertLessEqual(stats["requests"], 250 + 4, stats)
 
+    def test_open_loop_warmup(self):
+        """--warmup W: the timetable runs W s before the measured -d; the
+        requests due meanwhile are sent (the mock counts them) but are in no
+        figure of the run, only in the "warmup" object."""
+        m = self.mock
+        m.mock_stats()
+        m.mock_reset()
+        doc, ctx = self.loadgen(["--plain", "-u", self.url, "-c", "4", "--rate", "200", "-d", "%g" % RUN_S,
+                                 "--warmup", "1.5", "--progress"], m.dir)
+        self.assertConfig(doc, mode="open", rate=200.0, warmup_s=1.5, duration_s=RUN_S)
+        self.assertAll2xx(doc, ctx)   # elapsed_s is the measured window alone
+        wu = doc["warmup"]
+        self.assertEqual(wu["seconds"], 1.5, wu)
+        self.assertGreaterEqual(wu["started"], 290, wu)     # 300 due in 1.5 s at 200 req/s
+        self.assertLessEqual(wu["started"], 301, wu)
+        self.assertEqual(wu["completed"] + wu["unfinished"], wu["started"], wu)
+        self.assertEqual(wu["latency_us"]["count"], wu["completed"], wu)
+        done = doc["requests"]["completed"]
+        self.assertGreaterEqual(done, 150, ctx)
+        self.assertLessEqual(done, 250, ctx)
+        self.assertIn("warm-up      1.5 s before the measured window", ctx)
+        self.assertIn("(warm-up)", ctx)                      # the progress line at -0.5 s
+        stats = m.mock_stats()
+        self.assertGreaterEqual(stats["requests"], done + wu["completed"], stats)
+        # excluded with --hold and -n
+        for extra in (["-n", "10"], ["--hold", "1"]):
+            r = subprocess.run([GW_LOADGEN_BIN, "--plain", "-u", self.url, "--warmup", "1"] + extra,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+            self.assertEqual(r.returncode, 2, r)
+
+    def test_mock_listen_backlog(self):
+        """The mock listens with a backlog of SOMAXCONN (capped by the
+        kernel's somaxconn), not libevent's 128: a burst of upstream
+        connections must not lose SYNs (1 s retransmissions; bench S8)."""
+        ss = shutil.which("ss")
+        if not ss:
+            self.skipTest("ss (iproute2) not installed")
+        with open("/proc/sys/net/core/somaxconn") as f:
+            want = min(4096, int(f.read()))
+        out = subprocess.run([ss, "-ltnH", "sport = :%d" % self.mock.mock_port], stdout=subprocess.PIPE,
+                             timeout=10).stdout.decode()
+        cols = out.split()
+        self.assertGreaterEqual(len(cols), 3, out)
+        self.assertEqual(int(cols[2]), want, out)    # Send-Q of a listening socket: its backlog
+
     def test_bad_command_line_exits_2(self):
         r = subprocess.run([GW_LOADGEN_BIN, "-u", self.url], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=10)    # http:// without --plain
