@@ -5,7 +5,8 @@
 
 struct gw_jbatch {
     gw_journal *j;
-    struct event *ev; /* activated by the first record of a batch */
+    struct event *ev; /* activated by the first record of a batch, or a wake */
+    int wake;         /* wake the writer at the flush (gw_jbatch_wake) */
     size_t n;
     gw_journal_line v[GW_JBATCH_LINES];
 };
@@ -33,11 +34,23 @@ gw_jbatch *gw_jbatch_new(struct event_base *base, gw_journal *j)
 
 void gw_jbatch_flush(gw_jbatch *b)
 {
-    if (b == NULL || b->n == 0)
+    if (b == NULL)
         return;
     /* refused lines are counted by the journal (stats.dropped) */
-    (void)gw_journal_submit_many(b->j, b->v, b->n);
+    if (b->n > 0)
+        (void)gw_journal_submit_many(b->j, b->v, b->n);
     b->n = 0;
+    if (b->wake) {
+        b->wake = 0;
+        gw_journal_wake(b->j);
+    }
+}
+
+void gw_jbatch_wake(gw_jbatch *b)
+{
+    if (!b->wake && b->n == 0)
+        event_active(b->ev, EV_READ, 0); /* runs later in this pass of the loop */
+    b->wake = 1;
 }
 
 void gw_jbatch_free(gw_jbatch *b)
@@ -54,6 +67,6 @@ void gw_jbatch_add(gw_jbatch *b, gw_jline_kind kind, char *line, size_t len, con
     b->v[b->n++] = (gw_journal_line){line, len, kind, reason};
     if (b->n == GW_JBATCH_LINES)
         gw_jbatch_flush(b);
-    else if (b->n == 1)
+    else if (b->n == 1 && !b->wake)
         event_active(b->ev, EV_READ, 0); /* runs later in this pass of the loop */
 }

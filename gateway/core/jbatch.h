@@ -5,7 +5,9 @@
  * that pass (an event activated by the first record), or as soon as
  * GW_JBATCH_LINES are waiting. The order of one worker's records is kept;
  * the guarantees of each record (reservation, refusal, plain line) are the
- * journal's, unchanged. One per worker; not thread-safe (its worker only).
+ * journal's, unchanged. The wake a reservation asks for (the writer counts
+ * it in the state file) is made at the same point: one per pass, not one
+ * per request. One per worker; not thread-safe (its worker only).
  */
 #ifndef GW_CORE_JBATCH_H
 #define GW_CORE_JBATCH_H
@@ -28,7 +30,12 @@ void gw_jbatch_free(gw_jbatch *b);
 /* Add a record (the line is the batch's from now on). */
 void gw_jbatch_add(gw_jbatch *b, gw_jline_kind kind, char *line, size_t len, const char *reason);
 
-/* Hand over every waiting record now (the worker's loop is ending). */
+/* Wake the journal's writer at the flush, with the records of this pass
+ * (gw_journal_reserve_deferred asked for it). */
+void gw_jbatch_wake(gw_jbatch *b);
+
+/* Hand over every waiting record now (the worker's loop is ending), then
+ * wake the writer if gw_jbatch_wake() asked for it. */
 void gw_jbatch_flush(gw_jbatch *b);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "core/bev.h"
 #include "core/h2.h"
+#include "core/jbatch.h"
 #include "core/outcome.h"
 #include "core/reqstate.h"
 #include "lib/forward.h"
@@ -437,6 +438,12 @@ static void token(gw_conn *c, gw_request *q)
 
 /* Serve <q> (its http set): the gateway's own routes or the listener's
  * list of stages, then the upstream. */
+/* The journal stage's wake of the writer, made at the end of the pass. */
+static void jbatch_wake(void *arg)
+{
+    gw_jbatch_wake(arg);
+}
+
 static void serve(gw_conn *c, gw_request *q)
 {
     gw_server *srv = c->w->srv;
@@ -471,6 +478,8 @@ static void serve(gw_conn *c, gw_request *q)
         .token_rate = srv->token_rate,
         .journal = srv->journal,
         .journal_continue = srv->conf->journal.on_failure_continue,
+        .journal_wake = jbatch_wake,
+        .journal_wake_arg = c->w->jbatch,
     };
     a->owner = q;
     size_t li = local_index(srv, http->path, http->path_len);

@@ -358,7 +358,9 @@ static uint64_t cached_avail(gw_journal *j, uint64_t now)
     return __atomic_load_n(&j->avail, __ATOMIC_RELAXED);
 }
 
-int gw_journal_reserve(gw_journal *j)
+/* A reservation (gw_journal_reserve); <wake> NULL: wake an idle writer
+ * now, otherwise set *wake for the caller to do it (gw_journal_wake). */
+static int reserve(gw_journal *j, int *wake)
 {
     if (j == NULL)
         return -1;
@@ -378,14 +380,39 @@ int gw_journal_reserve(gw_journal *j)
          * idle writer (a busy one refreshes it at its next pass) */
         if (!j->state_dirty && j->state_fd >= 0) {
             j->state_dirty = 1;
-            if (j->qlen == 0)
-                pthread_cond_signal(&j->cv);
+            if (j->qlen == 0) {
+                if (wake != NULL)
+                    *wake = 1;
+                else
+                    pthread_cond_signal(&j->cv);
+            }
         }
     } else {
         j->rsv_refused++;
     }
     pthread_mutex_unlock(&j->mu);
     return rc;
+}
+
+int gw_journal_reserve(gw_journal *j)
+{
+    return reserve(j, NULL);
+}
+
+int gw_journal_reserve_deferred(gw_journal *j, int *wake)
+{
+    return reserve(j, wake);
+}
+
+void gw_journal_wake(gw_journal *j)
+{
+    if (j == NULL)
+        return;
+    /* state_dirty was set under <mu>: a writer that checked its wait
+     * condition before that is in pthread_cond_wait by now */
+    pthread_mutex_lock(&j->mu);
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
 }
 
 void gw_journal_release(gw_journal *j)

@@ -127,6 +127,18 @@ int gw_journal_submit(gw_journal *j, char *line, size_t len);
  * reservations held plus this one plus 64 KiB for the writer's own records.
  * Thread-safe; a statvfs() at most every 50 ms, otherwise no I/O. */
 int gw_journal_reserve(gw_journal *j);
+
+/* gw_journal_reserve() that leaves waking the writer to the caller: where
+ * the reservation must be counted in the state file by an idle writer,
+ * sets <*wake> to 1 instead of waking it, and the caller calls
+ * gw_journal_wake() before it waits for I/O again (a worker: at the end of
+ * its event-loop pass, core/jbatch.c), so that the reservations of one
+ * pass cost one wake (and one context switch) instead of one each.
+ * Otherwise leaves <*wake> alone. Returns as gw_journal_reserve(). */
+int gw_journal_reserve_deferred(gw_journal *j, int *wake);
+
+/* Wake the writer if it waits (it then refreshes the state file). */
+void gw_journal_wake(gw_journal *j);
 int gw_journal_submit_reserved(gw_journal *j, char *line, size_t len);
 void gw_journal_release(gw_journal *j);
 

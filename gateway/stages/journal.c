@@ -5,7 +5,9 @@
  * room once the backend has answered (docs/journal.md, "No exchange without
  * a record"). None: 503 910240, nothing forwarded. With "continue", a
  * request that finds no room goes on without one. Last of its lists; needs
- * nothing. Its result says whether it holds a reservation: the outcome
+ * nothing. The writer's wake that counts the reservation in the state file
+ * is the worker's to make, once per event-loop pass (svc->journal_wake).
+ * Its result says whether it holds a reservation: the outcome
  * module (core/outcome.c) consumes it with the record; done() gives back one
  * that was not consumed. */
 #include "journal/journal.h"
@@ -16,8 +18,13 @@ static gw_verdict run(const gw_stage_call *c)
     gw_journal_out *o = c->out;
     if (o->reserved)
         return GW_STAGE_NEXT;
-    if (c->svc->journal == NULL || gw_journal_reserve(c->svc->journal) == 0) {
+    int wake = 0;
+    if (c->svc->journal == NULL || gw_journal_reserve_deferred(c->svc->journal, &wake) == 0) {
         o->reserved = c->svc->journal != NULL;
+        if (wake && c->svc->journal_wake != NULL)
+            c->svc->journal_wake(c->svc->journal_wake_arg);
+        else if (wake)
+            gw_journal_wake(c->svc->journal);
         return GW_STAGE_NEXT;
     }
     if (!c->svc->journal_continue)

@@ -105,6 +105,10 @@ typedef struct gw_services {
     struct gw_memlog *token_rate;       /* token requests per client (/token) */
     struct gw_journal *journal;         /* for the space gate */
     int journal_continue;               /* journal.on_failure "continue" */
+    /* Wakes the journal's writer before the worker waits for I/O again
+     * (gw_journal_reserve_deferred); NULL: the stage wakes it at once. */
+    void (*journal_wake)(void *arg);
+    void *journal_wake_arg;
 } gw_services;
 
 /* ---- the stages' results: each written by its stage only ---- */

@@ -117,6 +117,22 @@ static __attribute__((unused)) int drained(gw_journal *j)
     return 0;
 }
 
+/* The state file of "j.log" shows <pending> records pending within <ms>. */
+static __attribute__((unused)) int state_shows(unsigned pending, int ms)
+{
+    char want[32];
+    snprintf(want, sizeof(want), " %020u\n", pending);
+    for (int i = 0;; i++) {
+        size_t n = 0;
+        char *st = slurp(tpath(".j.log.state"), &n);
+        int ok = st != NULL && strstr(st, want) != NULL;
+        free(st);
+        if (ok || i >= ms)
+            return ok;
+        usleep(1000);
+    }
+}
+
 static __attribute__((unused)) void wait_idle(gw_journal *j)
 {
     ck_assert_msg(drained(j), "journal writer did not drain its queue within 10 s");

@@ -311,6 +311,31 @@ START_TEST(unclean_stop_gap_record)
 }
 END_TEST
 
+/* gw_journal_reserve_deferred: the idle writer is not woken (the caller is
+ * told to do it, once for several reservations); gw_journal_wake() makes it
+ * count them in the state file. */
+START_TEST(reserve_deferred_wakes_on_demand)
+{
+    gw_journal *j = open_chain((gw_journal_opts){.path = tpath("j.log"), .queue_cap = 100});
+    usleep(20000); /* the writer settles in its wait */
+    int wake = 0;
+    ck_assert_int_eq(gw_journal_reserve_deferred(j, &wake), 0);
+    ck_assert_int_eq(wake, 1);
+    wake = 0;
+    ck_assert_int_eq(gw_journal_reserve_deferred(j, &wake), 0);
+    ck_assert_int_eq(wake, 0); /* already asked for: one wake for both */
+    ck_assert(!state_shows(2, 100));
+    gw_journal_wake(j);
+    ck_assert(state_shows(2, 2000));
+    /* gw_journal_reserve() still wakes it by itself */
+    ck_assert_int_eq(gw_journal_reserve(j), 0);
+    ck_assert(state_shows(3, 2000));
+    for (int i = 0; i < 3; i++)
+        gw_journal_release(j);
+    gw_journal_close(j);
+}
+END_TEST
+
 /* A legal hold: retention deletes nothing while it is set (at open too),
  * and lifting it runs retention at once. */
 START_TEST(retention_held)
@@ -367,6 +392,7 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, retention_deletes_and_records);
     tcase_add_test(tc, retention_held);
     tcase_add_test(tc, unclean_stop_gap_record);
+    tcase_add_test(tc, reserve_deferred_wakes_on_demand);
     suite_add_tcase(s, tc);
     return s;
 }
