@@ -197,7 +197,7 @@ class Report:
 
     def detail_table(self, s, roles, metric_label="req/s", metric="throughput_rps"):
         out = ["| round | target | %s | p50 | p99 | proxy CPU %% | req / proxy CPU-s | generator CPU %% "
-               "| core 1 %% (gen+mock+redis) | core 0 %% used by others | non-2xx | errors | flags |" % metric_label,
+               "| core 1 %% (load side) | core 0 %% used by others | non-2xx | errors | flags |" % metric_label,
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for x in sorted(self.runs.get(s, []), key=lambda x: (x["round"], self.runs[s].index(x))):
             resp = x.get("responses") or {}
@@ -402,6 +402,7 @@ class Report:
         L.append("|---|---|")
         L.append("| nginx (master + 1 worker), HAProxy (1 thread), every gateway of S1–S7 (1 worker each) | 0 |")
         L.append("| opale-loadgen, opale-mock, redis-server | 1 |")
+        L.append("| S3, S3B: redis-server (the gateway's quota store) with the proxy under test | 0 |")
         L.append("| S2W (GW-W1, GW-W2) and S8 (GW-S8, 2 workers): the gateway, the generator, and for the time "
                  "of those runs the mock and Redis | 0 and 1 (not pinned) |")
         L.append("")
@@ -431,7 +432,7 @@ class Report:
                  "connections' handshakes and the token request included: < 2%% of a 10 s run). "
                  "*Proxy CPU %%* is of one core; *requests per proxy CPU-second* = responses / proxy CPU time, an "
                  "efficiency figure that stays meaningful when the proxy is not saturated. *Core 1 %%* = generator "
-                 "+ mock + Redis: at ≥ %.0f%% the load side, not the proxy, may be the limit. *Core 0 %% used by others* "
+                 "+ mock + Redis (S3, S3B: generator + mock, Redis being on core 0): at ≥ %.0f%% the load side, not the proxy, may be the limit. *Core 0 %% used by others* "
                  "= how busy core 0 was (`/proc/stat`) minus the proxy under test: CPU that other work on the "
                  "machine took from the proxy during the run (noted when ≥ 15%%)." % SAT_PCT)
         L.append("- A run is **flagged** (bold in the tables) when the generator saw an error, a non-2xx answer "
@@ -505,7 +506,10 @@ class Report:
             L.append("## %s open-loop latency at %d%% of nginx's S2 capacity" % (key, pct))
             L.append("")
             L.append("Rate %s req/s (%d%% of %s), 64 connections, %g s per run, latency from the scheduled time "
-                     "(no coordinated omission). Order rotated each round. Medians over %d rounds (min–max)." % (
+                     "(no coordinated omission). Order rotated each round. Medians over %d rounds (min–max). "
+                     "Redis runs on core 0 with the proxy under test for these runs: it is the gateway's own "
+                     "dependency, so core 1 holds the same generator and mock for every target "
+                     "(*core 1 %%* = generator + mock here)." % (
                          fmt(self.s3_rates.get(key)), pct, self.s3_rate_src, self.s3_duration, self.rounds))
             L.append("")
             L.append("| target | p50 | p90 | p99 | p99.9 | max | proxy CPU % | flagged |")

@@ -92,6 +92,9 @@ void mock_pending_free_all(struct mock *m);
 
 /* reply.c */
 
+/* How every body is serialised (reply.c, and the cached ones of routes.c). */
+#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 const char *mock_method_name(enum evhttp_cmd_type t);
 /* A JSON string of <s>, with each non-ASCII byte replaced by '?' if <s> is
  * not valid UTF-8 (mock_utf8_copy: the same as a malloc'd C string). */
@@ -104,6 +107,9 @@ void mock_access_log(struct mock *m, struct evhttp_request *req, const char *wha
 void mock_send_json_note(struct mock *m, struct evhttp_request *req, int code, json_t *body,
                          const char *note);
 void mock_send_json(struct mock *m, struct evhttp_request *req, int code, json_t *body);
+/* The same with a body already serialised (<len> bytes of JSON, copied). */
+void mock_send_text(struct mock *m, struct evhttp_request *req, int code, const char *text,
+                    size_t len);
 /* The error body of <code>/<message> (use the E* macros), 405s with Allow. */
 void mock_send_error_note(struct mock *m, struct evhttp_request *req, int status, const char *code,
                           const char *message, const char *note);

@@ -13,7 +13,6 @@
 #include "mock.h"
 
 #define CT_JSON "application/json; charset=utf-8"
-#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 /* A copy of <s> that jansson accepts: <s> itself when it is valid UTF-8,
  * else <s> with every non-ASCII byte replaced by '?'. Caller frees. */
@@ -85,25 +84,26 @@ static void echo_ids(struct evhttp_request *req)
     }
 }
 
-void mock_send_json_note(struct mock *m, struct evhttp_request *req, int code, json_t *body,
-                         const char *note)
+/* The reply: <text> (<len> bytes of JSON; NULL with <has_body>: out of
+ * memory, a 500 without a body; NULL without: no body at all). */
+static void send_body(struct mock *m, struct evhttp_request *req, int code, int has_body,
+                      const char *text, size_t len, const char *note)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     struct evbuffer *buf = NULL;
     char what[192];
 
     echo_ids(req);
-    if (body) {
-        char *text = json_dumps(body, JSON_FLAGS);
-        json_decref(body);
+    if (has_body) {
         buf = evbuffer_new();
-        if (text && buf) {
-            evbuffer_add(buf, text, strlen(text));
+        if (text && buf && evbuffer_add(buf, text, len) == 0) {
             evhttp_add_header(out, "Content-Type", CT_JSON);
         } else {
             code = 500;
+            if (buf)
+                evbuffer_free(buf);
+            buf = NULL;
         }
-        free(text);
     }
     if (note)
         snprintf(what, sizeof(what), "%d (%s)", code, note);
@@ -113,6 +113,24 @@ void mock_send_json_note(struct mock *m, struct evhttp_request *req, int code, j
     evhttp_send_reply(req, code, NULL, buf);
     if (buf)
         evbuffer_free(buf);
+}
+
+void mock_send_json_note(struct mock *m, struct evhttp_request *req, int code, json_t *body,
+                         const char *note)
+{
+    char *text = NULL;
+    if (body) {
+        text = json_dumps(body, JSON_FLAGS);
+        json_decref(body);
+    }
+    send_body(m, req, code, body != NULL, text, text ? strlen(text) : 0, note);
+    free(text);
+}
+
+void mock_send_text(struct mock *m, struct evhttp_request *req, int code, const char *text,
+                    size_t len)
+{
+    send_body(m, req, code, 1, text, len, NULL);
 }
 
 void mock_send_json(struct mock *m, struct evhttp_request *req, int code, json_t *body)

@@ -280,6 +280,25 @@ class TestLoadgenMock(LoadgenCase):
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
             self.assertEqual(r.returncode, 2, r)
 
+    def test_mock_bodies_cached_exactly(self):
+        """The mock caches each serialised body by (route, SIREN, year) in
+        1024 slots: with more inputs than slots (collisions and evictions
+        guaranteed), every answer is still the body of its own input, the
+        same bytes when asked again in another order."""
+        m = self.mock
+        inputs = [("declarations" if i % 2 else "creances", "1%08d" % i, 2019 + i % 5) for i in range(1100)]
+        first = {}
+        for route, siren, year in inputs:
+            st, _, body = m.mock_direct("GET", "/opale/v1/entreprises/%s/%s?annee=%d" % (siren, route, year))
+            self.assertEqual(st, 200, body)
+            doc = json.loads(body)
+            self.assertEqual((doc["siren"], doc["annee"]), (siren, year), body)
+            self.assertIn(route, doc, body)
+            first[(route, siren, year)] = body
+        for route, siren, year in reversed(inputs):
+            st, _, body = m.mock_direct("GET", "/opale/v1/entreprises/%s/%s?annee=%d" % (siren, route, year))
+            self.assertEqual(body, first[(route, siren, year)], (route, siren, year))
+
     def test_mock_listen_backlog(self):
         """The mock listens with a backlog of SOMAXCONN (capped by the
         kernel's somaxconn), not libevent's 128: a burst of upstream
