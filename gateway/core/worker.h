@@ -30,6 +30,8 @@ typedef struct gw_worker {
     int fd_paused;     /* accept() ran out of descriptors: back-off running */
     unsigned fd_backoff_ms;
     struct event *fd_timer; /* ends the back-off */
+    struct event *trim_ev;  /* malloc_trim() once accepts go quiet (server.c) */
+    unsigned accepts_since_trim;
     struct gw_hs_table *hs; /* handshakes in progress by source address */
     int draining;
     gw_pool **pools;                    /* one per upstream */
