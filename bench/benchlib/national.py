@@ -181,7 +181,12 @@ class National:
             })
             out["gw_machine_pct"] = out["gw_cpu_pct"] / 2
             out["gw_cpu_s_per_req"] = (c1[0] - c0[0]) / max(1, res["throughput_rps"] * wall)
-        lat = res["latency_us"]
+        lat = dict(res["latency_us"])
+        if not res["requests"]["completed"]:
+            # nothing measured (e.g. still behind on the warm-up's requests
+            # for the whole window): no percentile, rather than 0 µs
+            for k in ("p50", "p90", "p99", "p99_9", "max"):
+                lat[k] = None
         resp = res["responses"]
         out.update({"throughput_rps": res["throughput_rps"], "completed": res["requests"]["completed"],
                     "missed": res["requests"]["missed"], "responses": resp, "errors": res["errors"],
