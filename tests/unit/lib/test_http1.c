@@ -1047,6 +1047,39 @@ static const struct bad_case bad_status_prefixes[] = {
     {RAW("HTTP/1.1 200 OK\r "), 502, "upstream.invalid_status_line"},
 };
 
+/* A field value is checked eight bytes at a time: every byte value, at
+ * every position of a word and across two words, gets the verdict of the
+ * byte rule (HTAB, SP, VCHAR, obs-text; CR and LF frame the line and are
+ * tested elsewhere). */
+START_TEST(test_field_value_every_byte)
+{
+    for (unsigned b = 0; b < 256; b++) {
+        if (b == '\r' || b == '\n')
+            continue;
+        int ok = b == '\t' || (b >= 0x20 && b != 0x7f);
+        for (size_t pos = 0; pos < 20; pos++) {
+            char raw[128];
+            int n = snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\nX-A: ");
+            memset(raw + n, 'v', 20);
+            raw[n + (int)pos] = (char)b;
+            n += 20;
+            n += snprintf(raw + n, sizeof(raw) - (size_t)n, "\r\n\r\n");
+            gw_http_parser *p = gw_http_parser_new(0, &LIM);
+            size_t used = 0;
+            gw_http_status st = feed_all(p, raw, (size_t)n, 0, &used);
+            ck_assert_msg(st == (ok ? GW_HTTP_COMPLETE : GW_HTTP_ERROR), "byte 0x%02x at %zu: %d",
+                          b, pos, st);
+            const char *reason = NULL;
+            (void)gw_http_parser_error(p, &reason);
+            if (!ok) /* refused by our check, not llhttp's */
+                ck_assert_str_eq(reason, b == 0 ? "http.nul" : "http.bad_header_value");
+            gw_http_request_free(gw_http_parser_take_request(p));
+            gw_http_parser_free(p);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_resp_status_prefix_fails_early)
 {
     const struct bad_case *c = &bad_status_prefixes[_i];
@@ -1205,6 +1238,7 @@ static Suite *http1_suite(void)
     tcase_add_loop_test(tc, test_resp_status_prefix_fails_early, 0, N(bad_status_prefixes));
     tcase_add_test(tc, test_resp_status_prefix_valid_waits);
     tcase_add_test(tc, test_resp_random_garbage_fails_at_once);
+    tcase_add_test(tc, test_field_value_every_byte);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hop_by_hop");
