@@ -339,6 +339,28 @@ class TestStrict(GatewayTestCase):
                 send_raw(s, build_request(T))
                 self.assertEqual(read_response(s).status, 200)
 
+    def test_dormant_connection_wakes_for_pipelined_requests(self):
+        # Idle past 1 s, a connection gives back its bufferevent and keeps
+        # only its TLS session (core/conn.c, "dormant"). Its next bytes, two
+        # pipelined requests in one write, are both answered in order, and
+        # the keep-alive deadline still holds: not closed early, closed after
+        # keepalive_ms.
+        with self.stack.tls_connect() as s:
+            send_raw(s, build_request(T))
+            self.assertEqual(read_response(s).status, 200)
+            time.sleep(1.6)
+            send_raw(s, build_request(T) + build_request(T))
+            r1 = read_response(s)
+            r2 = read_response(s)
+            self.assertEqual((r1.status, r2.status), (200, 200))
+            self.assertNotEqual(r1.header("X-Request-ID"), r2.header("X-Request-ID"))
+            time.sleep(1.6)  # dormant again
+            send_raw(s, build_request(T))
+            self.assertEqual(read_response(s).status, 200)
+            self.assertFalse(harness.is_closed(s, timeout=2.0), "closed before keepalive_ms")
+            waited = harness.wait_closed(s, timeout=3.0 + 2.5)
+            self.assertIsNotNone(waited, "dormant connection still open 7.5 s after the response")
+
 
 def _make_bad_test(raw):
     def test(self):
