@@ -504,6 +504,7 @@ static void conn_free(gw_conn *c)
     else if (c->fd >= 0)
         evutil_closesocket(c->fd);
     gw_http_parser_free(c->parser);
+    gw_tls_peer_clear(&c->peer);
     TAILQ_REMOVE(&w->conns, c, link);
     w->nconns--;
     gw_stat_add(&w->stats->connections_open, (unsigned long)-1);

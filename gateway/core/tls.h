@@ -15,10 +15,11 @@
  * completed once the handshake is done. */
 typedef struct gw_tls_peer {
     int has_cert;
-    char sha256[65];   /* hex of SHA-256(DER), lowercase */
-    char subject[256]; /* RFC 2253 one-line form, truncated */
-    int verify_err;    /* first X509_V_ERR_* seen at depth 0..n, 0 when none */
-    char version[16];  /* "TLSv1.3" */
+    char sha256[65];  /* hex of SHA-256(DER), lowercase */
+    char *subject;    /* RFC 2253 one-line form, at most 255 bytes, malloc'd
+                       * (NULL: none; gw_tls_peer_clear frees it) */
+    int verify_err;   /* first X509_V_ERR_* seen at depth 0..n, 0 when none */
+    char version[16]; /* "TLSv1.3" */
     /* the certificate's notAfter (Unix time), 0 when unknown */
     long long not_after;
     /* the OCSP decision (revoc/revoc.h): the refusal's journal reason, NULL
@@ -33,6 +34,9 @@ SSL_CTX *gw_tls_server_ctx_new(const gw_conf_listener *l, size_t idx, char **err
 
 /* Build the client context for upstream <u> (u->tls must be set). */
 SSL_CTX *gw_tls_client_ctx_new(const gw_conf_upstream *u, size_t idx, char **err);
+
+/* Free what <peer> owns (its subject); the rest stays as it is. */
+void gw_tls_peer_clear(gw_tls_peer *peer);
 
 /* Attach <peer> to <ssl> so that the verify callback fills it. */
 void gw_tls_attach_peer(SSL *ssl, gw_tls_peer *peer);
