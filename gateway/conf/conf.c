@@ -950,13 +950,10 @@ static void parse_routes(ctx *x, json_t *root, gw_conf *c, int upstreams_ok)
 
 static void parse_limits(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {"max_header_bytes",
-                                       "max_headers",
-                                       "max_body_bytes",
-                                       "max_connections",
-                                       "max_pipeline_bytes",
-                                       "max_buffered_response_bytes",
-                                       NULL};
+    static const char *const keys[] = {"max_header_bytes",   "max_headers",
+                                       "max_body_bytes",     "max_connections",
+                                       "max_pipeline_bytes", "max_buffered_response_bytes",
+                                       "listen_backlog",     NULL};
     gw_conf_limits *l = &c->limits;
     l->max_header_bytes = 16384;
     l->max_headers = 100;
@@ -964,6 +961,7 @@ static void parse_limits(ctx *x, json_t *root, gw_conf *c)
     l->max_connections = 10000;
     l->max_pipeline_bytes = 65536;
     l->max_buffered_response_bytes = (size_t)64 << 20;
+    l->listen_backlog = 4096;
     json_t *o = gw_jsonv_obj(&x->v, root, "$", "limits", 0);
     if (o == NULL)
         return;
@@ -976,6 +974,7 @@ static void parse_limits(ctx *x, json_t *root, gw_conf *c)
     opt_size(x, o, "limits", "max_pipeline_bytes", 1, 1048576, &l->max_pipeline_bytes);
     opt_size(x, o, "limits", "max_buffered_response_bytes", 65536, 4294967296,
              &l->max_buffered_response_bytes);
+    opt_size(x, o, "limits", "listen_backlog", 1, 65535, &l->listen_backlog);
 }
 
 static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)

@@ -120,6 +120,8 @@ typedef struct gw_conf_limits {
     int max_connections_set;   /* given in the file (else main.c may lower the default) */
     size_t max_pipeline_bytes; /* bytes buffered beyond the current request, default 65536 */
     size_t max_buffered_response_bytes; /* upstream bodies held per worker, default 64 MiB */
+    size_t listen_backlog; /* listen() backlog of each public socket, default 4096 (the kernel
+                            * caps it at net.core.somaxconn) */
 } gw_conf_limits;
 
 typedef struct gw_conf_timeouts {

@@ -163,7 +163,7 @@ fail:
     return NULL;
 }
 
-static int bind_listener(const gw_conf_listener *l, char **err)
+static int bind_listener(const gw_conf_listener *l, int backlog, char **err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -202,7 +202,7 @@ static int bind_listener(const gw_conf_listener *l, char **err)
         close(fd);
         return -1;
     }
-    if (listen(fd, 1024) < 0) {
+    if (listen(fd, backlog) < 0) {
         *err = gw_strdupf("listener %s: listen: %s", l->name, strerror(errno));
         close(fd);
         return -1;
@@ -512,10 +512,10 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
         }
     }
     for (size_t i = 0; i < s->nlisteners; i++) {
-        int fd = bind_listener(s->listeners[i].conf, err);
+        int fd = bind_listener(s->listeners[i].conf, (int)s->conf->limits.listen_backlog, err);
         if (fd < 0)
             return -1;
-        /* backlog 0: the socket already listens (bind_listener's 1024); -1
+        /* backlog 0: the socket already listens (limits.listen_backlog); -1
          * would make libevent call listen() again with 128 */
         w->lis[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, 0, fd);
         if (w->lis[i] == NULL) {

@@ -57,6 +57,49 @@ class TestMaxConnections(unittest.TestCase):
         self.assertGreaterEqual(int(line[0].split()[1]), 1)
 
 
+def listen_backlogs(port):
+    """The Send-Q (the backlog, capped by somaxconn) of the sockets listening
+    on <port>, from ss; None when ss is missing."""
+    import shutil
+    import subprocess
+    if shutil.which("ss") is None:
+        return None
+    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True,
+                         timeout=10).stdout
+    return [int(line.split()[2]) for line in out.splitlines() if line.strip()]
+
+
+def somaxconn():
+    with open("/proc/sys/net/core/somaxconn") as f:
+        return int(f.read())
+
+
+class TestListenBacklog(unittest.TestCase):
+    """limits.listen_backlog: the backlog of every public listening socket
+    (one per worker, SO_REUSEPORT), 4096 by default, capped by somaxconn."""
+
+    def check(self, name, hook, want):
+        require_binaries()
+        st = Stack(name, conf_hook=hook)
+        self.addCleanup(st.stop)
+        st.start()
+        got = listen_backlogs(st.port)
+        if got is None:
+            self.skipTest("ss not installed")
+        self.assertEqual(got, [min(want, somaxconn())] * 2)
+
+    def test_configured(self):
+        def hook(conf, stack):
+            conf["workers"] = 2
+            conf.setdefault("limits", {})["listen_backlog"] = 100
+        self.check("backlog100", hook, 100)
+
+    def test_default(self):
+        def hook(conf, stack):
+            conf["workers"] = 2
+        self.check("backlogdef", hook, 4096)
+
+
 if __name__ == "__main__":
     unittest.main()
 

@@ -153,7 +153,7 @@ static const char base_conf[] =
     "  ],\n"
     "  \"limits\": {\"max_header_bytes\": 8192, \"max_headers\": 50, \"max_body_bytes\": 4096,\n"
     "             \"max_connections\": 500, \"max_pipeline_bytes\": 1024,\n"
-    "             \"max_buffered_response_bytes\": 1048576},\n"
+    "             \"max_buffered_response_bytes\": 1048576, \"listen_backlog\": 2048},\n"
     "  \"timeouts\": {\"handshake_ms\": 1001, \"header_ms\": 1002, \"body_ms\": 1003,\n"
     "               \"keepalive_ms\": 1004, \"send_ms\": 1005, \"drain_ms\": 1006},\n"
     "  \"journal\": {\"path\": \"journal/access.jsonl\", \"queue_size\": 1024, \"sync_ms\": 250},\n"
@@ -317,6 +317,7 @@ START_TEST(t_good)
     ck_assert_uint_eq(c->limits.max_connections, 500);
     ck_assert_uint_eq(c->limits.max_pipeline_bytes, 1024);
     ck_assert_uint_eq(c->limits.max_buffered_response_bytes, 1048576);
+    ck_assert_uint_eq(c->limits.listen_backlog, 2048);
     ck_assert_uint_eq(c->routes.routes[1].max_response_bytes, 65536);
     ck_assert_uint_eq(c->routes.routes[0].max_response_bytes, 4u << 20);
     ck_assert_uint_eq(c->timeouts.handshake_ms, 1001);
@@ -385,6 +386,7 @@ START_TEST(t_defaults)
     ck_assert_uint_eq(c->limits.max_connections, 10000);
     ck_assert_uint_eq(c->limits.max_pipeline_bytes, 65536);
     ck_assert_uint_eq(c->limits.max_buffered_response_bytes, 64u << 20);
+    ck_assert_uint_eq(c->limits.listen_backlog, 4096);
     ck_assert_uint_eq(r->max_response_bytes, 4u << 20);
     ck_assert_uint_eq(c->timeouts.handshake_ms, 10000);
     ck_assert_uint_eq(c->timeouts.header_ms, 10000);
@@ -640,6 +642,15 @@ static const bad_case bad[] = {
     {NULL,
      {{"limits.max_headers", "1001"}},
      {"%F: limits.max_headers: must be between 1 and 1000"}},
+    {NULL,
+     {{"limits.listen_backlog", "0"}},
+     {"%F: limits.listen_backlog: must be between 1 and 65535"}},
+    {NULL,
+     {{"limits.listen_backlog", "65536"}},
+     {"%F: limits.listen_backlog: must be between 1 and 65535"}},
+    {NULL,
+     {{"limits.listen_backlog", "\"4096\""}},
+     {"%F: limits.listen_backlog: must be an integer"}},
     /* values */
     {NULL,
      {{"listeners[0].address", "\"localhost\""}},
