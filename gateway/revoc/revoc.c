@@ -50,6 +50,13 @@ typedef struct rv_lis {
     size_t idx;
     const gw_conf_listener *conf;
     const gw_conf_revocation *rc;
+    /* Entries whose answer is "revoked": changed under the tab lock (by the
+     * thread, on a transition only), read by every request
+     * (gw_revoc_revoked) without the lock: while it is 0, a request takes
+     * no lock and writes nothing shared. Kept with the read-only fields
+     * above, apart from the lock and counters that handshakes write. */
+    atomic_ulong nrevoked;
+    char pad_[64];
     STACK_OF(X509) * cas; /* the client CA file's certificates */
     X509_STORE *trust;    /* the same, for OCSP signer checks (no CRL flags) */
     /* CRL */
@@ -409,8 +416,8 @@ static void ocsp_fetch(rv_lis *l, rv_entry *e, time_t now)
         rc = gw_rv_ocsp_query(e->url, e->leaf, e->issuer, l->trust, l->rc->ocsp_nonce,
                               l->rc->ocsp_timeout_ms, 0, &res, &why);
     pthread_rwlock_wrlock(&l->tab_mu);
-    int newly_revoked =
-        rc == 0 && res.answer == GW_RV_ANS_REVOKED && e->st.answer != GW_RV_ANS_REVOKED;
+    int was_revoked = e->st.answer == GW_RV_ANS_REVOKED;
+    int newly_revoked = rc == 0 && res.answer == GW_RV_ANS_REVOKED && !was_revoked;
     if (rc == 0) {
         e->st.answer = res.answer;
         e->st.this_update = res.this_update;
@@ -422,6 +429,12 @@ static void ocsp_fetch(rv_lis *l, rv_entry *e, time_t now)
     }
     e->next_fetch = gw_rv_next_fetch(&e->st, now, l->rc->ocsp_refresh_s, rc != 0);
     unsigned failures = e->st.failures;
+    /* before the lock is released: a request that starts after this
+     * returns sees the count, then the entry under the lock */
+    if (newly_revoked)
+        atomic_fetch_add(&l->nrevoked, 1);
+    else if (was_revoked && e->st.answer != GW_RV_ANS_REVOKED)
+        atomic_fetch_sub(&l->nrevoked, 1);
     pthread_rwlock_unlock(&l->tab_mu);
     char hex[65];
     fp_hex(e->fp, hex);
@@ -532,6 +545,9 @@ int gw_revoc_revoked(const char *sha256_hex)
     for (size_t i = 0; i < r->n && !revoked; i++) {
         rv_lis *l = &r->lis[i];
         if (l->rc == NULL || l->rc->ocsp_mode == GW_OCSP_OFF)
+            continue;
+        /* none revoked on this listener (the usual case): no lock */
+        if (atomic_load(&l->nrevoked) == 0)
             continue;
         pthread_rwlock_rdlock(&l->tab_mu);
         long k = gw_rv_table_find(&l->tab, fp);

@@ -19,7 +19,9 @@
  *   - staples are copied out under a mutex.
  *
  * A "revoked" answer also refuses the next request of every open connection
- * of that certificate: the mtls stage asks gw_revoc_revoked().
+ * of that certificate: the mtls stage asks gw_revoc_revoked(), which takes
+ * no lock and writes nothing shared while no certificate of a listener is
+ * revoked (a count the thread keeps, read first).
  */
 #ifndef GW_REVOC_H
 #define GW_REVOC_H
