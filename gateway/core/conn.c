@@ -102,9 +102,10 @@ static void parser_release(gw_conn *c)
  * Dormant connections. An HTTP/1.1 connection idle for GW_DORMANT_MS gives
  * back its bufferevent (the struct and its two evbuffers, about 1 KiB with
  * the allocator's overhead) and keeps only what its TLS session needs: the
- * SSL (one reference, taken from the bufferevent), the socket and a one-shot
- * read event. Its first byte (or the client's FIN) builds a new bufferevent
- * over the same SSL, already open; the keep-alive deadline is unchanged. A
+ * SSL (one reference, taken from the bufferevent), the socket, and its timer
+ * turned into a one-shot read event that times out when the keep-alive
+ * ends. Its first byte (or the client's FIN) builds a new bufferevent over
+ * the same SSL, already open, and the timer is a timer again. A
  * partner's connections mostly wait between calls: this is the memory an
  * idle connection costs (the bench's S5 holds 10,000 of them).
  *
@@ -115,6 +116,7 @@ static void parser_release(gw_conn *c)
  * and the SSL it frees is the reference the bufferevent owned.
  */
 static void wakecb(evutil_socket_t fd, short what, void *arg);
+static void timercb(evutil_socket_t fd, short what, void *arg);
 
 static void arm_idle(gw_conn *c)
 {
@@ -124,9 +126,10 @@ static void arm_idle(gw_conn *c)
     arm(c, ka > GW_DORMANT_MS ? GW_DORMANT_MS : ka);
 }
 
-/* Returns -1 when the connection was ended (event_add failed), else 0,
- * dormant or not. */
-static int go_dormant(gw_conn *c)
+/* From the timer, <left_ms> before the keep-alive ends. Returns 1 when the
+ * connection is dormant, 0 when it is not quite idle (the caller re-arms the
+ * timer), -1 when it was ended (event_add failed). */
+static int go_dormant(gw_conn *c, unsigned left_ms)
 {
     struct bufferevent *bev = c->bev;
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
@@ -136,32 +139,32 @@ static int go_dormant(gw_conn *c)
         evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
         evbuffer_get_length(bufferevent_get_output(bev)) > 0)
         return 0; /* not quite idle: stays as it is */
-    struct event *ev = event_new(c->w->base, fd, EV_READ, wakecb, c);
-    if (ev == NULL)
+    if (SSL_up_ref(ssl) != 1)
         return 0;
-    if (SSL_up_ref(ssl) != 1) {
-        event_free(ev);
-        return 0;
-    }
     SSL_set_bio(ssl, NULL, NULL); /* frees the socket BIO (BIO_NOCLOSE) */
     bufferevent_free(bev);        /* its SSL_free() drops its reference */
     c->bev = NULL;
     c->dormant_ssl = ssl;
-    c->dormant_ev = ev;
     c->fd = fd; /* ours again until the next bufferevent */
-    if (event_add(ev, NULL) < 0) {
+    /* the timer (not pending: it is running) waits for the socket now */
+    event_assign(c->timer, c->w->base, fd, EV_READ, wakecb, c);
+    struct timeval tv = {left_ms / 1000, (left_ms % 1000) * 1000};
+    if (event_add(c->timer, &tv) < 0) {
         conn_free(c);
         return -1;
     }
-    return 0;
+    return 1;
 }
 
 /* The socket of a dormant connection is readable: a request, or the end. */
 static void wakecb(evutil_socket_t fd, short what, void *arg)
 {
     gw_conn *c = arg;
-    event_free(c->dormant_ev); /* one-shot: no longer pending */
-    c->dormant_ev = NULL;
+    event_assign(c->timer, c->w->base, -1, 0, timercb, c); /* one-shot: not pending */
+    if (what & EV_TIMEOUT) {
+        conn_free(c); /* the keep-alive is over */
+        return;
+    }
     c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, c->dormant_ssl, BUFFEREVENT_SSL_OPEN,
                                             BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
@@ -463,9 +466,9 @@ static void timercb(evutil_socket_t fd, short what, void *arg)
             conn_free(c);
             break;
         }
-        if (c->bev != NULL && go_dormant(c) < 0)
-            break;
-        arm(c, (unsigned)(c->idle_until - now));
+        unsigned left = (unsigned)(c->idle_until - now);
+        if (go_dormant(c, left) == 0)
+            arm(c, left);
         break;
     }
     default:
@@ -496,8 +499,6 @@ static void conn_free(gw_conn *c)
     if (c->pp_ev != NULL)
         event_free(c->pp_ev);
     free(c->pp_buf);
-    if (c->dormant_ev != NULL)
-        event_free(c->dormant_ev);
     SSL_free(c->dormant_ssl);
     if (c->bev != NULL)
         bufferevent_free(c->bev);

@@ -63,7 +63,6 @@ typedef struct gw_conn {
     struct gw_h2_session *h2; /* CS_H2 only: the HTTP/2 session, owned */
     uint64_t idle_until;      /* CS_IDLE: when the keep-alive ends (gw_now_ms) */
     SSL *dormant_ssl;         /* dormant (bev NULL, conn.c): the session, owned */
-    struct event *dormant_ev; /* dormant: waits for the socket's next byte */
 } gw_conn;
 
 /* conn.c: put the response <bytes> (malloc'd, taken) on the wire; the
