@@ -493,11 +493,12 @@ const char *gw_revoc_handshake(SSL *ssl, X509_STORE_CTX *ctx)
     time_t now = time(NULL);
     gw_rv_status st;
     memset(&st, 0, sizeof(st));
-    int found = 0, report = 0;
+    int found = 0, report = 0, soft_state = -1;
     pthread_rwlock_rdlock(&l->tab_mu);
     long k = gw_rv_table_find(&l->tab, fp);
     if (k >= 0) {
         st = l->ent[k]->st;
+        soft_state = l->ent[k]->soft_state;
         found = 1;
     }
     pthread_rwlock_unlock(&l->tab_mu);
@@ -517,13 +518,18 @@ const char *gw_revoc_handshake(SSL *ssl, X509_STORE_CTX *ctx)
     gw_rv_verdict v = gw_rv_policy(s, l->rc->ocsp_mode, &reason);
     if (v == GW_RV_ACCEPT_SOFT) {
         atomic_fetch_add(&l->ocsp_soft, 1);
-        pthread_rwlock_wrlock(&l->tab_mu);
-        k = gw_rv_table_find(&l->tab, fp);
-        if (k >= 0 && l->ent[k]->soft_state != (int)s) {
-            l->ent[k]->soft_state = (int)s;
-            report = 1;
+        /* the write lock only when this state was not reported yet: while a
+         * responder stays down, every handshake of every worker soft-fails
+         * the same way and would queue behind the others for nothing */
+        if (!found || soft_state != (int)s) {
+            pthread_rwlock_wrlock(&l->tab_mu);
+            k = gw_rv_table_find(&l->tab, fp);
+            if (k >= 0 && l->ent[k]->soft_state != (int)s) {
+                l->ent[k]->soft_state = (int)s;
+                report = 1;
+            }
+            pthread_rwlock_unlock(&l->tab_mu);
         }
-        pthread_rwlock_unlock(&l->tab_mu);
         if (report) {
             char hex[65];
             fp_hex(fp, hex);
