@@ -318,13 +318,15 @@ static int send_command(const gw_anchor_opts *o, const char *line, char *err, si
         snprintf(err, el, "%s: killed after %u ms", o->command, ms);
         return -1;
     }
-    if (w != (ssize_t)len || w2 != 1) {
-        snprintf(err, el, "%s: did not read the anchor", o->command);
-        return -1;
-    }
+    /* the exit status first: a command that could not run (exit 127) or
+     * failed also left its stdin unread, and its status says why */
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         snprintf(err, el, "%s: %s %d", o->command, WIFEXITED(status) ? "exit" : "signal",
                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        return -1;
+    }
+    if (w != (ssize_t)len || w2 != 1) {
+        snprintf(err, el, "%s: did not read the anchor", o->command);
         return -1;
     }
     return 0;
