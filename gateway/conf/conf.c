@@ -979,8 +979,8 @@ static void parse_limits(ctx *x, json_t *root, gw_conf *c)
 
 static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
 {
-    static const char *const keys[] = {"handshake_ms", "header_ms", "body_ms", "keepalive_ms",
-                                       "send_ms",      "drain_ms",  NULL};
+    static const char *const keys[] = {"handshake_ms", "header_ms", "body_ms",    "keepalive_ms",
+                                       "send_ms",      "drain_ms",  "dormant_ms", NULL};
     gw_conf_timeouts *t = &c->timeouts;
     t->handshake_ms = 10000;
     t->header_ms = 10000;
@@ -988,6 +988,7 @@ static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
     t->keepalive_ms = 60000;
     t->send_ms = 30000;
     t->drain_ms = 30000;
+    t->dormant_ms = 1000;
     json_t *o = gw_jsonv_obj(&x->v, root, "$", "timeouts", 0);
     if (o == NULL)
         return;
@@ -998,6 +999,7 @@ static void parse_timeouts(ctx *x, json_t *root, gw_conf *c)
     opt_uint(x, o, "timeouts", "keepalive_ms", 1, 3600000, &t->keepalive_ms);
     opt_uint(x, o, "timeouts", "send_ms", 1, 3600000, &t->send_ms);
     opt_uint(x, o, "timeouts", "drain_ms", 1, 3600000, &t->drain_ms);
+    opt_uint(x, o, "timeouts", "dormant_ms", 0, 3600000, &t->dormant_ms);
 }
 
 /* The executable at <s> (relative to the config's directory) for the key

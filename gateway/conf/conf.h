@@ -131,6 +131,7 @@ typedef struct gw_conf_timeouts {
     unsigned keepalive_ms; /* idle between requests, default 60000 */
     unsigned send_ms;      /* writing a response to a slow client, default 30000 */
     unsigned drain_ms;     /* SIGTERM drain deadline, default 30000 */
+    unsigned dormant_ms;   /* idle keep-alive before going dormant, default 1000, 0: never */
 } gw_conf_timeouts;
 
 /* journal.events: the security-events stream (journal/events.h). */

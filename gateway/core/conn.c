@@ -44,8 +44,6 @@
 #include "lib/util.h"
 
 #define GW_LINGER_MS 2000
-/* An idle keep-alive connection this long without a byte goes dormant. */
-#define GW_DORMANT_MS 1000
 
 static void conn_free(gw_conn *c);
 static void process_input(gw_conn *c);
@@ -99,7 +97,8 @@ static void parser_release(gw_conn *c)
 }
 
 /*
- * Dormant connections. An HTTP/1.1 connection idle for GW_DORMANT_MS gives
+ * Dormant connections. An HTTP/1.1 connection idle for timeouts.dormant_ms
+ * (default 1 s; 0: never) gives
  * back its bufferevent (the struct and its two evbuffers, about 1 KiB with
  * the allocator's overhead) and keeps only what its TLS session needs: the
  * SSL (one reference, taken from the bufferevent), the socket, and its timer
@@ -123,7 +122,8 @@ static void arm_idle(gw_conn *c)
     unsigned ka = c->w->srv->conf->timeouts.keepalive_ms;
     c->state = CS_IDLE;
     c->idle_until = gw_now_ms() + ka;
-    arm(c, ka > GW_DORMANT_MS ? GW_DORMANT_MS : ka);
+    unsigned dm = c->w->srv->conf->timeouts.dormant_ms;
+    arm(c, dm != 0 && dm < ka ? dm : ka);
 }
 
 /* From the timer, <left_ms> before the keep-alive ends. Returns 1 when the
@@ -460,14 +460,14 @@ static void timercb(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         break;
     case CS_IDLE: {
-        /* GW_DORMANT_MS without a byte: dormant until the keep-alive ends */
+        /* timeouts.dormant_ms without a byte: dormant until the keep-alive ends */
         uint64_t now = gw_now_ms();
         if (now >= c->idle_until) {
             conn_free(c);
             break;
         }
         unsigned left = (unsigned)(c->idle_until - now);
-        if (go_dormant(c, left) == 0)
+        if (c->w->srv->conf->timeouts.dormant_ms == 0 || go_dormant(c, left) == 0)
             arm(c, left);
         break;
     }

@@ -155,7 +155,8 @@ static const char base_conf[] =
     "             \"max_connections\": 500, \"max_pipeline_bytes\": 1024,\n"
     "             \"max_buffered_response_bytes\": 1048576, \"listen_backlog\": 2048},\n"
     "  \"timeouts\": {\"handshake_ms\": 1001, \"header_ms\": 1002, \"body_ms\": 1003,\n"
-    "               \"keepalive_ms\": 1004, \"send_ms\": 1005, \"drain_ms\": 1006},\n"
+    "               \"keepalive_ms\": 1004, \"send_ms\": 1005, \"drain_ms\": 1006,\n"
+    "               \"dormant_ms\": 0},\n"
     "  \"journal\": {\"path\": \"journal/access.jsonl\", \"queue_size\": 1024, \"sync_ms\": 250},\n"
     "  \"admin\": {\"address\": \"::1\", \"port\": 9901, \"token_file\": \"admin.token\"}\n"
     "}\n";
@@ -326,6 +327,7 @@ START_TEST(t_good)
     ck_assert_uint_eq(c->timeouts.keepalive_ms, 1004);
     ck_assert_uint_eq(c->timeouts.send_ms, 1005);
     ck_assert_uint_eq(c->timeouts.drain_ms, 1006);
+    ck_assert_uint_eq(c->timeouts.dormant_ms, 0);
     assert_path(c->journal.path, "%D/journal/access.jsonl");
     ck_assert_uint_eq(c->journal.queue_size, 1024);
     ck_assert_uint_eq(c->journal.sync_ms, 250);
@@ -394,6 +396,7 @@ START_TEST(t_defaults)
     ck_assert_uint_eq(c->timeouts.keepalive_ms, 60000);
     ck_assert_uint_eq(c->timeouts.send_ms, 30000);
     ck_assert_uint_eq(c->timeouts.drain_ms, 30000);
+    ck_assert_uint_eq(c->timeouts.dormant_ms, 1000);
     ck_assert_str_eq(c->journal.path, "/tmp/j.jsonl"); /* absolute stays as written */
     ck_assert_uint_eq(c->journal.queue_size, 65536);
     ck_assert_uint_eq(c->journal.sync_ms, 1000);
