@@ -1111,7 +1111,7 @@ class Stack:
 
     # -- admin listener (plain HTTP, loopback)
 
-    def admin_call(self, method, path, token=True, body=None):
+    def admin_call(self, method, path, token=True, body=None, timeout=DEFAULT_TIMEOUT):
         """(status, parsed JSON or text) from the admin listener. <token>:
         True = the one in pki/admin.token, a string = that, None = none.
         <body>: a dict sent as JSON."""
@@ -1121,7 +1121,7 @@ class Stack:
                 token = f.read().strip()
         if token:
             hdrs["Authorization"] = "Bearer " + token
-        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=DEFAULT_TIMEOUT)
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
         try:
             if body is not None:
                 hdrs["Content-Type"] = "application/json"
