@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import unittest
 
@@ -597,6 +598,36 @@ class TestPartners(ViewsCase):
         kinds = [e["type"] for e in ev]
         self.assertIn("admin.suspend", kinds)
         self.assertTrue(all(e["consumer"] == COMMUNE for e in ev), ev)
+
+    def test_detail_while_the_journal_grows(self):
+        # the journal is verified, then read again for the report: calls
+        # journalled in between are not a change to what was verified
+        stop = threading.Event()
+        failures = []
+
+        def load():
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                r = self.stack.request("/opale/v1/entreprises/732829320/comptes-bancaires",
+                                       cert_name="client-commune")
+                if r.status != 200:
+                    failures.append(r.status)
+                    return
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            # two partners in turn: each page computes its report afresh
+            for i in range(40):
+                who = COMMUNE if i % 2 == 0 else DEPT
+                b = self.get("/admin/partners/" + who)
+                self.assertIs(b["recette"]["available"], True, (i, who, b["recette"]))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(90)
+        self.assertEqual(failures, [])
 
     def test_many_records_are_capped_at_50_oldest_first(self):
         self.traffic(55, 0)
