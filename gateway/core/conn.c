@@ -167,11 +167,11 @@ static void wakecb(evutil_socket_t fd, short what, void *arg)
     }
     c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, c->dormant_ssl, BUFFEREVENT_SSL_OPEN,
                                             BEV_OPT_CLOSE_ON_FREE);
+    c->dormant_ssl = NULL; /* the bufferevent's now, or freed by libevent if it failed */
     if (c->bev == NULL) {
         conn_free(c);
         return;
     }
-    c->dormant_ssl = NULL; /* the bufferevent's now, as after start_tls() */
     c->fd = -1;
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
@@ -536,7 +536,8 @@ static void start_tls(gw_conn *c)
     c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                             BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
-        SSL_free(ssl);
+        /* With BEV_OPT_CLOSE_ON_FREE, libevent frees the SSL itself when it
+         * fails (tests/unit/core/test_sslbev.c); the socket stays ours. */
         conn_free(c);
         return;
     }

@@ -368,10 +368,8 @@ static struct uconn *uconn_connect(gw_pool *p)
             X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), sni);
         uc->bev =
             bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
-        if (uc->bev == NULL) {
-            SSL_free(ssl);
-            goto fail;
-        }
+        if (uc->bev == NULL)
+            goto fail; /* libevent has freed the SSL (BEV_OPT_CLOSE_ON_FREE) */
         bufferevent_openssl_set_allow_dirty_shutdown(uc->bev, 1);
     } else {
         uc->bev = bufferevent_socket_new(p->base, -1, opts);
