@@ -26,14 +26,12 @@ static const gw_policy *find_policy(const gw_policy_set *set, const char *hab_id
  * an operator's suspension stays until an operator resumes). */
 static void lift_datapass_suspension(gw_suspensions *s, const char *client_id)
 {
-    gw_suspension_info info[64];
-    size_t n = gw_suspensions_list(s, info, 64);
-    for (size_t i = 0; i < n && i < 64; i++)
-        if (strcmp(info[i].client_id, client_id) == 0 && strncmp(info[i].why, "datapass", 8) == 0) {
-            char *err = NULL;
-            gw_suspensions_set(s, client_id, 0, "datapass approval", &err);
-            free(err);
-        }
+    gw_suspension_info info;
+    if (gw_suspensions_get(s, client_id, &info) == 1 && strncmp(info.why, "datapass", 8) == 0) {
+        char *err = NULL;
+        gw_suspensions_set(s, client_id, 0, "datapass approval", &err);
+        free(err);
+    }
 }
 
 static void set(gw_dp_applied *v, gw_dp_outcome o, int status, const char *detail)

@@ -12,6 +12,8 @@
 #include "../common.h"
 #include "datapass/seen.h"
 #include "datapass/webhook.h"
+#include "policy/policy.h"
+#include "policy/suspend.h"
 
 static const unsigned char SECRET[] = "a-webhook-secret-of-the-tests";
 #define SLEN (sizeof(SECRET) - 1)
@@ -264,6 +266,74 @@ START_TEST(atomic_write_and_seen_store)
 }
 END_TEST
 
+/* gw_dp_apply() end to end on a policy directory and a kill switch: a
+ * revocation suspends the consumer, a re-approval lifts that suspension,
+ * however many other consumers are suspended (it once looked at the first
+ * 64 only, and left a re-approved partner cut off). */
+START_TEST(apply_revoke_then_approve_lifts_among_many)
+{
+    char dir[PATH_MAX];
+    gw_test_mkdtemp(dir, "dp-apply");
+    char *pol = strdup(POLICY);
+    char *fp = strstr(pol, "\"sha256\":\"ab\"");
+    ck_assert_ptr_nonnull(fp);
+    char *valid = NULL;
+    ck_assert_int_ge(asprintf(&valid, "%.*s\"sha256\":\"%064d\"%s", (int)(fp - pol), pol, 0,
+                              fp + strlen("\"sha256\":\"ab\"")),
+                     0);
+    free(pol);
+    char *pdir = gw_test_path(dir, "policies");
+    gw_test_mkdir(pdir);
+    char *pfile = gw_test_path(pdir, "commune.json");
+    gw_test_write(pfile, valid);
+    free(valid);
+    gw_errlist errs;
+    memset(&errs, 0, sizeof(errs));
+    static const char *const scopes[] = {"api_opale_declarations"};
+    gw_policy_rules rules = {scopes, 1};
+    gw_policy_set *set = gw_policy_set_load(pdir, &rules, &errs);
+    char *et = gw_test_errs_join(&errs);
+    ck_assert_msg(set != NULL, "%s", et);
+    free(et);
+    gw_errlist_clear(&errs);
+    char *spath = gw_test_path(dir, "suspensions.json");
+    char *err = NULL;
+    gw_suspensions *susp = gw_suspensions_open(spath, &err);
+    ck_assert_msg(susp != NULL, "%s", err);
+    /* 70 operator suspensions, all sorted before "c-sandbox" */
+    for (int i = 0; i < 70; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "a-%02d-sandbox", i);
+        ck_assert_int_eq(gw_suspensions_set(susp, id, 1, "admin API", &err), 0);
+    }
+    gw_dp_apply_ctx ctx = {.policies_dir = pdir, .set = set, .susp = susp};
+    const char *bodies[2] = {"{\"id\":21,\"event\":\"revoke\",\"fired_at\":1,\"data\":" HAB "}",
+                             "{\"id\":22,\"event\":\"approve\",\"fired_at\":1,\"data\":" HAB "}"};
+    gw_suspension_info info;
+    for (int k = 0; k < 2; k++) {
+        gw_dp_event ev;
+        const char *why = NULL;
+        ck_assert_int_eq(gw_dp_event_parse(bodies[k], strlen(bodies[k]), &ev, &why), 0);
+        gw_dp_applied v;
+        gw_dp_apply(&ctx, &ev, &v);
+        gw_dp_event_clear(&ev);
+        ck_assert_msg(v.outcome == GW_DP_OUT_APPLIED, "%d: %s", k, v.detail);
+        ck_assert_int_eq(gw_suspensions_get(susp, "c-sandbox", &info), k == 0);
+        if (k == 0)
+            ck_assert_str_eq(info.why, "datapass revoke H456");
+    }
+    /* the operators' suspensions are not DataPass's to lift */
+    ck_assert_int_eq(gw_suspensions_get(susp, "a-00-sandbox", &info), 1);
+    ck_assert_int_eq(gw_suspensions_get(susp, "a-69-sandbox", &info), 1);
+    gw_suspensions_free(susp);
+    gw_policy_set_unref(set);
+    free(spath);
+    free(pfile);
+    free(pdir);
+    gw_test_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("datapass_webhook");
@@ -274,6 +344,7 @@ int main(void)
     tcase_add_test(tc, rewrite_keeps_operator_fields);
     tcase_add_test(tc, rewrite_revoke_and_pending_and_mismatch);
     tcase_add_test(tc, atomic_write_and_seen_store);
+    tcase_add_test(tc, apply_revoke_then_approve_lifts_among_many);
     suite_add_tcase(s, tc);
     return gw_test_run(s);
 }
