@@ -80,6 +80,27 @@ def quota_key(habilitation):
     return "opale:q:{%s}" % habilitation
 
 
+def resp_len(args):
+    """The bytes of a RESP array of the bulk strings <args>."""
+    return len(b"*%d\r\n" % len(args)) + sum(len(b"$%d\r\n" % len(a)) + len(a) + 2 for a in args)
+
+
+def unread_by_server(port):
+    """(bytes received and not yet read, connections) over the established
+    TCP sockets whose local port is <port> (/proc/net/tcp: a stopped Redis's
+    receive queues)."""
+    total = n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if int(parts[1].rsplit(":", 1)[1], 16) != port or parts[3] != "01":
+                continue
+            n += 1
+            total += int(parts[4].split(":")[1], 16)
+    return total, n
+
+
 def per_minute_hook(n):
     def hook(pols, stack):
         for pol in pols.values():
@@ -1130,18 +1151,33 @@ class TestRedisFaults(GatewayTestCase):
 
     def test_e_client_gone_while_quota_in_flight(self):
         st = self.stack
-        self.configure(on_store_failure="local", instances=2, timeout_ms=3000)
+        self.configure(on_store_failure="local", instances=2, timeout_ms=8000)
         r, _ = self.one()
         self.assertEqual(self.store_of(r)[1], "redis")
         st.mock_reset()
         corrs = [str(uuid.uuid4()) for _ in range(4)]
         socks = [st.tls_connect(COMMUNE) for _ in corrs]
+        # the bytes of one quota FCALL (the member is the 36-character request
+        # id) and of the EXISTS probe each connection may have pending
+        fcall = resp_len([b"FCALL", b"opale_quota", b"2", quota_key(PARTNERS[COMMUNE]["id"]).encode(),
+                          b"opale:q:live", str(NF).encode(), str(WINDOW_MS).encode(), b"x" * 36])
+        probe = resp_len([b"EXISTS", b"opale:q:live"])
         self.redis.pause()
         try:
             t_sent = time.monotonic()
             for s, corr in zip(socks, corrs):
                 send_raw(s, st.build_request(TARGET, correlation_id=corr))
-            time.sleep(0.4)
+            # wait until the four FCALLs sit unread in the stopped Redis's
+            # socket buffers (a fixed sleep was not enough on a loaded
+            # machine: the gateway saw the close first, and no FCALL left)
+            def all_sent():
+                q, n = unread_by_server(self.redis.port)
+                self.assertGreater(fcall, n * probe)  # so that 3 FCALLs + probes < 4 FCALLs
+                return q > 3 * fcall + n * probe
+            self.assertTrue(wait_for(all_sent, 6, step=0.02),
+                            "the four quota commands did not reach Redis: %r unread bytes, %d per FCALL"
+                            % (unread_by_server(self.redis.port), fcall))
+            time.sleep(0.1)
             for i, s in enumerate(socks):
                 # quiet close for half, RST for the others
                 if i % 2:
@@ -1151,7 +1187,7 @@ class TestRedisFaults(GatewayTestCase):
             in_flight = time.monotonic() - t_sent
         finally:
             self.redis.resume()
-        self.assertLess(in_flight, 2.5, "the quota command may have timed out before the close")
+        self.assertLess(in_flight, 7.5, "the quota command may have timed out before the close")
         # the gateway keeps serving
         self.assertIsNone(st.gw.poll(), "the gateway died")
         r, _ = self.one()
