@@ -22,6 +22,7 @@
 
 #include "lib/jsonv.h"
 #include "conf/revocation.h"
+#include "lib/file.h"
 #include "lib/path.h"
 #include "lib/util.h"
 
@@ -1576,46 +1577,20 @@ gw_conf *gw_conf_parse(const char *path, const char *text, gw_errlist *errs)
     return parse_buf(path, text, strlen(text), errs, NULL);
 }
 
+/* A configuration may come from a pipe (-c /dev/stdin): read to its end,
+ * within CONF_MAX_FILE. */
 static gw_conf *load(const char *path, gw_errlist *errs, size_t *nerrs)
 {
     gw_conf *c = NULL;
-    gw_buf b = {0};
-    char chunk[8192];
-    int e = 0;
-    const char *file = path != NULL ? path : "-";
+    char *text = NULL;
+    size_t len = 0;
 
-    int fd = path != NULL ? open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
-    if (fd < 0) {
-        e = path != NULL ? errno : EINVAL;
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            e = errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        if (b.len + (size_t)n > CONF_MAX_FILE) {
-            e = EFBIG;
-            break;
-        }
-        gw_buf_append(&b, chunk, (size_t)n);
-        if (b.oom) {
-            e = ENOMEM;
-            break;
-        }
-    }
-    close(fd);
-    if (e == 0)
-        c = parse_buf(path, b.data != NULL ? b.data : "", b.len, errs, nerrs);
-out:
+    int e = path != NULL ? gw_file_read(path, CONF_MAX_FILE, 0, &text, &len) : EINVAL;
     if (e != 0)
-        gw_errlist_add(errs, "%s: $: cannot read: %s", file, strerror(e));
-    gw_buf_free(&b);
+        gw_errlist_add(errs, "%s: $: cannot read: %s", path != NULL ? path : "-", strerror(e));
+    else
+        c = parse_buf(path, text, len, errs, nerrs);
+    free(text);
     return c;
 }
 

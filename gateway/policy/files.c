@@ -1,17 +1,14 @@
 /*
- * The policy module's file system side: reading a file whole (bounded),
- * absolute directories, a certificate file's fingerprint, and the sorted
- * list of a directory's "*.json" files. Contracts in policy/files.h.
+ * The policy module's file system side: absolute directories, a certificate file's fingerprint, and
+ * the sorted list of a directory's "*.json" files. Contracts in policy/files.h.
  */
 #include "policy/files.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -19,60 +16,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "lib/file.h"
 #include "lib/path.h"
 #include "lib/util.h"
-
-/* Read all of <path> (at most <cap> bytes) into a NUL-terminated buffer.
- * Returns 0 or an errno value (EISDIR, EFBIG, ...). */
-int gw_policy_slurp(const char *path, size_t cap, char **out, size_t *outlen)
-{
-    gw_buf b = {0};
-    struct stat st;
-    char chunk[8192];
-    int e = 0;
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return errno;
-    if (fstat(fd, &st) < 0) {
-        e = errno;
-    } else if (S_ISDIR(st.st_mode)) {
-        e = EISDIR;
-    } else if (!S_ISREG(st.st_mode)) {
-        e = EINVAL;
-    } else if ((size_t)st.st_size > cap) {
-        e = EFBIG;
-    }
-    while (e == 0) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            e = errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        if (b.len + (size_t)n > cap) {
-            e = EFBIG;
-            break;
-        }
-        gw_buf_append(&b, chunk, (size_t)n);
-        if (b.oom)
-            e = ENOMEM;
-    }
-    close(fd);
-    if (e == 0 && b.data == NULL)
-        gw_buf_puts(&b, "");
-    if (e == 0 && b.oom)
-        e = ENOMEM;
-    if (e != 0) {
-        gw_buf_free(&b);
-        return e;
-    }
-    *out = gw_buf_take(&b, outlen);
-    return 0;
-}
 
 /* <d> made absolute and canonical (links resolved when it exists). Caller
  * frees. */
@@ -114,7 +60,7 @@ const char *gw_policy_cert_sha256(const char *abs, char out[65], char *why, size
     unsigned mdlen = 0;
     const char *res = why;
 
-    int e = gw_policy_slurp(abs, GW_POLICY_CERT_MAX_FILE, &pem, &len);
+    int e = gw_file_read(abs, GW_POLICY_CERT_MAX_FILE, GW_POLICY_READ, &pem, &len);
     if (e != 0) {
         snprintf(why, whysz, "%s", e == EINVAL ? "not a regular file" : strerror(e));
         return res;

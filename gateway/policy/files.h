@@ -5,13 +5,15 @@
 
 #include <stddef.h>
 
+#include "lib/file.h"
+
 #define GW_POLICY_MAX_FILE (1u << 20)      /* a policy file larger than this is refused */
 #define GW_POLICY_CERT_MAX_FILE (1u << 20) /* a PEM certificate file, likewise */
 
-/* Reads all of the regular file <path> (at most <cap> bytes) into a
- * NUL-terminated buffer (<*out>, caller frees; its length in <*outlen>).
- * Returns 0 or an errno value (EISDIR, EFBIG, EINVAL: not a regular file). */
-int gw_policy_slurp(const char *path, size_t cap, char **out, size_t *outlen);
+/* How the policy module reads a file (lib/file.h): a regular file only
+ * (EINVAL, "not a regular file", for anything else), opened without
+ * blocking. */
+#define GW_POLICY_READ (GW_FILE_NONBLOCK | GW_FILE_REGULAR)
 
 /* <d> made absolute and canonical (links resolved when it exists); caller
  * frees. NULL when out of memory. */

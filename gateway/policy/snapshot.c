@@ -204,7 +204,7 @@ gw_policy_set *gw_policy_set_build(const char *dir, const gw_policy_rules *rules
             fe->file = NULL;
             goto oom;
         }
-        e = gw_policy_slurp(fe->file, GW_POLICY_MAX_FILE, &text, &len);
+        e = gw_file_read(fe->file, GW_POLICY_MAX_FILE, GW_POLICY_READ, &text, &len);
         if (e != 0)
             gw_errlist_add(&fe->errs, "%s: $: cannot read: %s", fe->file,
                            e == EINVAL ? "not a regular file" : strerror(e));

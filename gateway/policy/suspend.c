@@ -37,6 +37,7 @@
 
 #include <jansson.h>
 
+#include "lib/file.h"
 #include "lib/hash.h"
 #include "lib/jsonv.h"
 #include "lib/util.h"
@@ -557,38 +558,6 @@ static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
     return 0;
 }
 
-static int read_all(const char *path, gw_buf *b)
-{
-    char chunk[8192];
-    struct stat st;
-    int e = 0;
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return errno;
-    if (fstat(fd, &st) < 0)
-        e = errno;
-    else if (S_ISDIR(st.st_mode))
-        e = EISDIR;
-    while (e == 0) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            e = errno;
-        if (n <= 0)
-            break;
-        if (b->len + (size_t)n > SUSP_MAX_FILE)
-            e = EFBIG;
-        else
-            gw_buf_append(b, chunk, (size_t)n);
-        if (b->oom)
-            e = ENOMEM;
-    }
-    close(fd);
-    return e;
-}
-
 static void free_entries(gw_suspensions *s)
 {
     for (size_t i = 0; i < s->n; i++)
@@ -601,7 +570,8 @@ static void free_entries(gw_suspensions *s)
 
 gw_suspensions *gw_suspensions_open(const char *path, char **err)
 {
-    gw_buf b = {0};
+    char *text = NULL;
+    size_t len = 0;
     gw_errlist errs = {0};
     gw_jsonv v = gw_jsonv_init(path, &errs);
     json_t *root = NULL;
@@ -632,21 +602,22 @@ gw_suspensions *gw_suspensions_open(const char *path, char **err)
         gw_jsonv_err(&v, "$", "out of memory");
         goto out;
     }
-    int e = read_all(path, &b);
+    /* opened without blocking: a FIFO left there cannot hang the start */
+    int e = gw_file_read(path, SUSP_MAX_FILE, GW_FILE_NONBLOCK, &text, &len);
     if (e == ENOENT)
         goto out; /* no file yet: nobody is suspended */
     if (e != 0) {
         gw_jsonv_err(&v, "$", "cannot read: %s", strerror(e));
         goto out;
     }
-    root = gw_jsonv_parse(&v, b.data != NULL ? b.data : "", b.len);
+    root = gw_jsonv_parse(&v, text, len);
     if (root != NULL && load_json(s, root, &v) == 0)
         update_due(s);
 out:
     if (v.nerrs == 0 && s->cur == NULL)
         publish(s); /* no file, or an empty one */
     json_decref(root);
-    gw_buf_free(&b);
+    free(text);
     if (v.nerrs > 0) {
         /* the first problem only: the admin API answers with one message */
         *err = errs.n > 0 ? strdup(errs.msgs[0]) : msg("%s: $: out of memory", path);
