@@ -166,9 +166,14 @@ static const char *iso_second(time_t t)
     return base;
 }
 
+/* Both stamps read CLOCK_REALTIME: time() reads the coarse clock, which
+ * lags it by up to a tick (tens of ms seen on a VM), so a second stamp
+ * taken after a millisecond stamp could name the second before. */
 void gw_time_iso(char out[32])
 {
-    const char *b = iso_second(time(NULL));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const char *b = iso_second(ts.tv_sec);
     size_t n = strnlen(b, 20);
     memcpy(out, b, n);
     memcpy(out + n, "Z", 2);

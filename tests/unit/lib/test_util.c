@@ -65,14 +65,23 @@ END_TEST
 
 /* The cached calendar part agrees with strftime of the same second, for
  * both stamps, and follows the clock from one second to the next. */
+static time_t realtime_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec;
+}
+
+/* Both stamps read the clock they are compared with here: CLOCK_REALTIME
+ * (time() reads the coarse clock, up to a tick behind it). */
 START_TEST(t_time_cached)
 {
     for (int k = 0; k < 3; k++) {
         char a[32], b[32], want[32];
-        time_t before = time(NULL);
+        time_t before = realtime_sec();
         gw_time_iso(a);
         gw_time_iso_ms(b);
-        time_t after = time(NULL);
+        time_t after = realtime_sec();
         if (before != after)
             continue; /* a second boundary in between: try again */
         struct tm tm;
@@ -91,6 +100,28 @@ START_TEST(t_time_cached)
         return;
     }
     ck_abort_msg("no stable second in three tries");
+}
+END_TEST
+
+/* The two stamps read one clock: a second stamp taken after a millisecond
+ * stamp never names an earlier second. time() (the coarse clock, up to a
+ * tick behind CLOCK_REALTIME) gave "09:00:00Z" after "09:00:01.001Z" in the
+ * first milliseconds of a second (test_util's t_time_cached failed on it
+ * under load). The loop spans two second boundaries (the lag
+ * is not at every boundary: old code failed about one run in three). */
+START_TEST(t_time_stamps_one_clock)
+{
+    uint64_t end = gw_now_ms() + 2100;
+    long pairs = 0;
+    while (gw_now_ms() < end) {
+        char a[32], b[32];
+        gw_time_iso_ms(b);
+        gw_time_iso(a);
+        pairs++;
+        if (strncmp(a, b, 19) < 0)
+            ck_abort_msg("gw_time_iso %s after gw_time_iso_ms %s (pair %ld)", a, b, pairs);
+    }
+    ck_assert_int_gt(pairs, 1000);
 }
 END_TEST
 
@@ -182,6 +213,7 @@ int main(void)
     tcase_add_test(tc, t_buf);
     tcase_add_test(tc, t_ids_and_time);
     tcase_add_test(tc, t_time_cached);
+    tcase_add_test(tc, t_time_stamps_one_clock);
     tcase_add_test(tc, t_fmt_numbers);
     tcase_add_test(tc, t_strdupf);
     tcase_add_test(tc, t_hex);
