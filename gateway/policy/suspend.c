@@ -431,21 +431,40 @@ static char *msg(const char *fmt, ...)
     return r < 0 ? NULL : m;
 }
 
-/* The optional "reason", "by", "until" of one entry at <pe>. */
-static int load_extra(gw_jsonv *v, json_t *o, const char *pe, const char **reason, const char **by,
-                      time_t *until)
+/* The date-time <key> of the entry at <pe> into <*t> (left as it is when
+ * an optional one is absent); 0, or -1 with the error reported. */
+static int load_time(gw_jsonv *v, json_t *o, const char *pe, const char *key, int flags, time_t *t)
 {
     char pk[GW_JSONV_PATH];
-    const char *until_s = NULL;
-    if (gw_jsonv_str(v, o, pe, "reason", GW_JSONV_OPTIONAL, reason) == GW_JSONV_BAD ||
-        gw_jsonv_str(v, o, pe, "by", GW_JSONV_OPTIONAL, by) == GW_JSONV_BAD ||
-        gw_jsonv_str(v, o, pe, "until", GW_JSONV_OPTIONAL, &until_s) == GW_JSONV_BAD)
+    const char *s = NULL;
+    int st = gw_jsonv_str(v, o, pe, key, flags, &s);
+    if (st == GW_JSONV_BAD || (flags == GW_JSONV_REQUIRED && st != GW_JSONV_SET))
         return -1;
-    if (until_s != NULL && parse_since(until_s, until) < 0) {
-        gw_jsonv_path_key(pk, pe, "until");
+    if (s != NULL && parse_since(s, t) < 0) {
+        gw_jsonv_path_key(pk, pe, key);
         gw_jsonv_err(v, pk, "must be a UTC date-time YYYY-MM-DDThh:mm:ssZ");
         return -1;
     }
+    return 0;
+}
+
+/* What a suspension and a cut both record: "since" (required), then the
+ * optional "why", "reason", "by" and "until", checked in that order. */
+typedef struct entry_fields {
+    time_t since, until;
+    const char *why, *reason, *by;
+} entry_fields;
+
+/* The entry_fields of the entry at <pe>; 0, or -1 with the error. */
+static int load_fields(gw_jsonv *v, json_t *o, const char *pe, entry_fields *f)
+{
+    *f = (entry_fields){.why = ""};
+    if (load_time(v, o, pe, "since", GW_JSONV_REQUIRED, &f->since) < 0 ||
+        gw_jsonv_str(v, o, pe, "why", GW_JSONV_OPTIONAL, &f->why) == GW_JSONV_BAD ||
+        gw_jsonv_str(v, o, pe, "reason", GW_JSONV_OPTIONAL, &f->reason) == GW_JSONV_BAD ||
+        gw_jsonv_str(v, o, pe, "by", GW_JSONV_OPTIONAL, &f->by) == GW_JSONV_BAD ||
+        load_time(v, o, pe, "until", GW_JSONV_OPTIONAL, &f->until) < 0)
+        return -1;
     return 0;
 }
 
@@ -475,8 +494,7 @@ static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
     }
     for (size_t i = 0; i < json_array_size(a); i++) {
         json_t *o = json_array_get(a, i);
-        const char *client_id, *since_s, *why = "";
-        time_t since;
+        const char *client_id;
         gw_jsonv_path_idx(pe, "suspended", i);
         if (!json_is_object(o)) {
             gw_jsonv_err(v, pe, "must be an object");
@@ -496,20 +514,10 @@ static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
             gw_jsonv_err(v, pk, "duplicate of suspended[%ld].client_id", j);
             return -1;
         }
-        if (gw_jsonv_str(v, o, pe, "since", GW_JSONV_REQUIRED, &since_s) != GW_JSONV_SET)
+        entry_fields f;
+        if (load_fields(v, o, pe, &f) < 0)
             return -1;
-        if (parse_since(since_s, &since) < 0) {
-            gw_jsonv_path_key(pk, pe, "since");
-            gw_jsonv_err(v, pk, "must be a UTC date-time YYYY-MM-DDThh:mm:ssZ");
-            return -1;
-        }
-        if (gw_jsonv_str(v, o, pe, "why", GW_JSONV_OPTIONAL, &why) == GW_JSONV_BAD)
-            return -1;
-        const char *reason = NULL, *by = NULL;
-        time_t until = 0;
-        if (load_extra(v, o, pe, &reason, &by, &until) < 0)
-            return -1;
-        if (push(s, client_id, since, why, reason, by, until) < 0 || reindex(s) < 0) {
+        if (push(s, client_id, f.since, f.why, f.reason, f.by, f.until) < 0 || reindex(s) < 0) {
             gw_jsonv_err(v, "$", "out of memory");
             return -1;
         }
@@ -523,8 +531,7 @@ static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
     }
     for (size_t i = 0; i < json_array_size(c); i++) {
         json_t *o = json_array_get(c, i);
-        const char *env, *since_s, *why = "", *reason = NULL, *by = NULL;
-        time_t since, until = 0;
+        const char *env;
         gw_jsonv_path_idx(pe, "cuts", i);
         if (!json_is_object(o)) {
             gw_jsonv_err(v, pe, "must be an object");
@@ -540,17 +547,10 @@ static int load_json(gw_suspensions *s, json_t *root, gw_jsonv *v)
             gw_jsonv_err(v, pk, k < 0 ? "must be \"sandbox\" or \"production\"" : "duplicate");
             return -1;
         }
-        if (gw_jsonv_str(v, o, pe, "since", GW_JSONV_REQUIRED, &since_s) != GW_JSONV_SET)
+        entry_fields f;
+        if (load_fields(v, o, pe, &f) < 0)
             return -1;
-        if (parse_since(since_s, &since) < 0) {
-            gw_jsonv_path_key(pk, pe, "since");
-            gw_jsonv_err(v, pk, "must be a UTC date-time YYYY-MM-DDThh:mm:ssZ");
-            return -1;
-        }
-        if (gw_jsonv_str(v, o, pe, "why", GW_JSONV_OPTIONAL, &why) == GW_JSONV_BAD ||
-            load_extra(v, o, pe, &reason, &by, &until) < 0)
-            return -1;
-        if (entry_fill(&s->cut[k], env, since, why, reason, by, until) < 0) {
+        if (entry_fill(&s->cut[k], env, f.since, f.why, f.reason, f.by, f.until) < 0) {
             gw_jsonv_err(v, "$", "out of memory");
             return -1;
         }

@@ -276,6 +276,26 @@ static const struct {
     {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27T22:00:00Z\", "
      "\"who\": \"me\"}]}",
      "%s: suspended[0].who: unknown key"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27T22:00:00Z\", "
+     "\"reason\": 1}]}",
+     "%s: suspended[0].reason: must be a string"},
+    {"{\"suspended\": [{\"client_id\": \"abc\", \"since\": \"2026-11-27T22:00:00Z\", "
+     "\"until\": \"tomorrow\"}]}",
+     "%s: suspended[0].until: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ"},
+    /* a cut is checked like a suspension: since, why, reason, by, until */
+    {"{\"suspended\": [], \"cuts\": [{\"environment\": \"sandbox\"}]}",
+     "%s: cuts[0]: missing key \"since\""},
+    {"{\"suspended\": [], \"cuts\": [{\"environment\": \"sandbox\", \"since\": \"2026-11-27\"}]}",
+     "%s: cuts[0].since: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ"},
+    {"{\"suspended\": [], \"cuts\": [{\"environment\": \"sandbox\", \"since\": "
+     "\"2026-11-27T22:00:00Z\", \"why\": 1}]}",
+     "%s: cuts[0].why: must be a string"},
+    {"{\"suspended\": [], \"cuts\": [{\"environment\": \"sandbox\", \"since\": "
+     "\"2026-11-27T22:00:00Z\", \"by\": [], \"until\": \"x\"}]}",
+     "%s: cuts[0].by: must be a string"},
+    {"{\"suspended\": [], \"cuts\": [{\"environment\": \"sandbox\", \"since\": "
+     "\"2026-11-27T22:00:00Z\", \"until\": \"2026-11-27T22:00:00\"}]}",
+     "%s: cuts[0].until: must be a UTC date-time YYYY-MM-DDThh:mm:ssZ"},
 };
 
 START_TEST(t_bad_file)
