@@ -17,13 +17,45 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 static inline void gw_bev_write_now(struct bufferevent *bev)
 {
     if (event_pending(&bev->ev_write, EV_WRITE, NULL))
         event_active(&bev->ev_write, EV_WRITE, 1);
+}
+
+/* Read a TLS bufferevent's pending records in the current loop iteration.
+ *
+ * The listeners' SSL_CTX reads ahead (core/tls.c): one read() takes a record
+ * whole, and whatever followed it on the socket, into OpenSSL's read buffer.
+ * bufferevent_openssl (2.1) reads from the SSL only when the socket is
+ * readable (its EV_READ callback, consider_reading()), and within that
+ * callback only while SSL_pending() counts decrypted bytes: a record read
+ * ahead and not yet decrypted is not counted. A request that came with the
+ * client's Finished, a second pipelined record, or records left while reading
+ * was disabled would then wait for a byte that may never come. Wherever the
+ * connection may have left such bytes (the handshake's end, every read
+ * callback, reading enabled again), SSL_has_pending() (decrypted or not) is
+ * checked and the read callback activated by hand: the same code path as a
+ * readable socket; a record complete in the buffer costs no system call, a
+ * partial one a read() that may return EAGAIN. No effect while reading is
+ * disabled (the callback reads nothing then), nor on a plain bufferevent. */
+static inline void gw_bev_read_pending(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (ssl != NULL && (bufferevent_get_enabled(bev) & EV_READ) && SSL_has_pending(ssl))
+        event_active(&bev->ev_read, EV_READ, 1);
+}
+
+/* Run a bufferevent's read callback in the current loop iteration, when its
+ * socket is known to be readable (an established connection only). */
+static inline void gw_bev_read_now(struct bufferevent *bev)
+{
+    event_active(&bev->ev_read, EV_READ, 1);
 }
 
 /* Free the storage an empty evbuffer still holds. bufferevent_openssl

@@ -176,6 +176,7 @@ static void wakecb(evutil_socket_t fd, short what, void *arg)
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    gw_bev_read_now(c->bev); /* readable: read now, not after another epoll_wait() */
 }
 
 /* ---- what the request module hands back ---- */
@@ -308,6 +309,7 @@ static void finish_request(gw_conn *c)
     arm_idle(c);
     gw_evbuffer_release(bufferevent_get_input(c->bev));
     bufferevent_enable(c->bev, EV_READ);
+    gw_bev_read_pending(c->bev); /* records left while reading was disabled */
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         process_input(c); /* a pipelined request: the parser is reused */
     else
@@ -319,6 +321,9 @@ static void finish_request(gw_conn *c)
 static void readcb(struct bufferevent *bev, void *arg)
 {
     gw_conn *c = arg;
+    /* another record read ahead: read it next (before the input is handled,
+     * which may free the connection and with it the bufferevent's events) */
+    gw_bev_read_pending(bev);
     if (c->h2 != NULL) {
         if (gw_h2_input(c))
             h2_end(c);
@@ -395,9 +400,12 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
                 conn_free(c);
             else if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
                 readcb(bev, c); /* the preface came with the handshake's end */
+            else
+                gw_bev_read_pending(bev); /* or is read ahead, not decrypted yet */
             return;
         }
         arm_idle(c);
+        gw_bev_read_pending(bev); /* a request sent with the client's Finished */
         return;
     }
     if (c->state == CS_HANDSHAKE) {
