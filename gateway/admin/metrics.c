@@ -20,44 +20,43 @@ static void metric(struct evbuffer *b, const char *name, const char *help, const
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family of one sample without labels: its HELP, TYPE and "<name> <v>". */
+static void metric1(struct evbuffer *b, const char *name, const char *help, const char *type,
+                    unsigned long long v)
+{
+    metric(b, name, help, type);
+    evbuffer_add_printf(b, "%s %llu\n", name, v);
+}
+
 #define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 /* Tail checks, legal holds and anchoring (docs/journal.md). */
 static void journal_integrity_metrics(gw_admin *a, struct evbuffer *b, const gw_journal_stats *js)
 {
-    metric(b, "opale_journal_broken",
-           "1 once a tail check found the journal broken (no more exchanges are served).", "gauge");
-    evbuffer_add_printf(b, "opale_journal_broken %llu\n", (unsigned long long)js->broken);
-    metric(b, "opale_journal_tail_checks_total", "Periodic tail checks of the journal.", "counter");
-    evbuffer_add_printf(b, "opale_journal_tail_checks_total %llu\n",
-                        (unsigned long long)js->tail_checks);
-    metric(b, "opale_journal_holds", "Legal holds in force (retention suspended while > 0).",
-           "gauge");
-    evbuffer_add_printf(b, "opale_journal_holds %zu\n", gw_holds_count(a->holds));
-    metric(b, "opale_journal_retention_held_total",
-           "Retention passes that deleted nothing because of a legal hold.", "counter");
-    evbuffer_add_printf(b, "opale_journal_retention_held_total %llu\n",
-                        (unsigned long long)js->retention_held);
+    metric1(b, "opale_journal_broken",
+            "1 once a tail check found the journal broken (no more exchanges are served).", "gauge",
+            js->broken);
+    metric1(b, "opale_journal_tail_checks_total", "Periodic tail checks of the journal.", "counter",
+            js->tail_checks);
+    metric1(b, "opale_journal_holds", "Legal holds in force (retention suspended while > 0).",
+            "gauge", gw_holds_count(a->holds));
+    metric1(b, "opale_journal_retention_held_total",
+            "Retention passes that deleted nothing because of a legal hold.", "counter",
+            js->retention_held);
     if (a->anchors == NULL)
         return;
     gw_anchor_stats as;
     gw_anchors_get_stats(a->anchors, &as);
-    metric(b, "opale_journal_anchors_sent_total", "Checkpoint anchors accepted off the host.",
-           "counter");
-    evbuffer_add_printf(b, "opale_journal_anchors_sent_total %llu\n", (unsigned long long)as.sent);
-    metric(b, "opale_journal_anchor_failures_total",
-           "Failed attempts to send an anchor (each retry counts).", "counter");
-    evbuffer_add_printf(b, "opale_journal_anchor_failures_total %llu\n",
-                        (unsigned long long)as.failed);
-    metric(b, "opale_journal_anchors_dropped_total",
-           "Anchors dropped from a full queue (a newer anchor covers them).", "counter");
-    evbuffer_add_printf(b, "opale_journal_anchors_dropped_total %llu\n",
-                        (unsigned long long)as.dropped);
-    metric(b, "opale_journal_anchors_pending", "Anchors waiting to be sent.", "gauge");
-    evbuffer_add_printf(b, "opale_journal_anchors_pending %llu\n", (unsigned long long)as.pending);
-    metric(b, "opale_journal_anchor_failing", "1 while the last attempt to send an anchor failed.",
-           "gauge");
-    evbuffer_add_printf(b, "opale_journal_anchor_failing %d\n", as.failing);
+    metric1(b, "opale_journal_anchors_sent_total", "Checkpoint anchors accepted off the host.",
+            "counter", as.sent);
+    metric1(b, "opale_journal_anchor_failures_total",
+            "Failed attempts to send an anchor (each retry counts).", "counter", as.failed);
+    metric1(b, "opale_journal_anchors_dropped_total",
+            "Anchors dropped from a full queue (a newer anchor covers them).", "counter",
+            as.dropped);
+    metric1(b, "opale_journal_anchors_pending", "Anchors waiting to be sent.", "gauge", as.pending);
+    metric1(b, "opale_journal_anchor_failing", "1 while the last attempt to send an anchor failed.",
+            "gauge", as.failing);
 }
 
 /* Security events (journal/events.h). */
@@ -79,12 +78,11 @@ static void security_metrics(gw_admin *a, struct evbuffer *b)
     gw_journal_get_stats(gw_events_journal(ev), &js);
     evbuffer_add_printf(b, "opale_security_events_unwritten_total %llu\n",
                         (unsigned long long)(es.refused + js.dropped));
-    metric(b, "opale_security_events_subjects", "Subjects tracked by the detectors.", "gauge");
-    evbuffer_add_printf(b, "opale_security_events_subjects %llu\n", (unsigned long long)es.tracked);
-    metric(b, "opale_security_events_evicted_total",
-           "Subjects evicted from the detectors to stay within their caps.", "counter");
-    evbuffer_add_printf(b, "opale_security_events_evicted_total %llu\n",
-                        (unsigned long long)es.evicted);
+    metric1(b, "opale_security_events_subjects", "Subjects tracked by the detectors.", "gauge",
+            es.tracked);
+    metric1(b, "opale_security_events_evicted_total",
+            "Subjects evicted from the detectors to stay within their caps.", "counter",
+            es.evicted);
     metric(b, "opale_security_alerts_total", "Alert hook runs by outcome.", "counter");
     evbuffer_add_printf(b,
                         "opale_security_alerts_total{outcome=\"run\"} %llu\n"
@@ -159,32 +157,30 @@ static void h2_metrics(gw_stats *s, struct evbuffer *b)
 static void metrics(gw_admin *a, struct evbuffer *b)
 {
     gw_stats *s = gw_server_stats(a->srv);
-    metric(b, "opale_connections_accepted_total", "Client connections accepted.", "counter");
-    evbuffer_add_printf(b, "opale_connections_accepted_total %lu\n", LD(s->connections_accepted));
-    metric(b, "opale_connections_open", "Client connections open now.", "gauge");
-    evbuffer_add_printf(b, "opale_connections_open %lu\n", LD(s->connections_open));
-    metric(b, "opale_connections_limit_reached_total",
-           "Times a worker stopped accepting at max_connections.", "counter");
-    evbuffer_add_printf(b, "opale_connections_limit_reached_total %lu\n",
-                        LD(s->connections_refused));
-    metric(b, "opale_tls_handshake_failures_total", "Refused or failed TLS handshakes.", "counter");
-    evbuffer_add_printf(b, "opale_tls_handshake_failures_total %lu\n", LD(s->handshakes_failed));
-    metric(b, "opale_accept_fd_exhausted_total",
-           "accept() failures for want of a file descriptor (each pauses accepting).", "counter");
-    evbuffer_add_printf(b, "opale_accept_fd_exhausted_total %lu\n", LD(s->accept_fd_exhausted));
-    metric(b, "opale_handshakes_refused_per_source_total",
-           "Connections closed at once: their address held max_handshakes_per_source.", "counter");
-    evbuffer_add_printf(b, "opale_handshakes_refused_per_source_total %lu\n",
-                        LD(s->handshakes_refused_per_source));
+    metric1(b, "opale_connections_accepted_total", "Client connections accepted.", "counter",
+            LD(s->connections_accepted));
+    metric1(b, "opale_connections_open", "Client connections open now.", "gauge",
+            LD(s->connections_open));
+    metric1(b, "opale_connections_limit_reached_total",
+            "Times a worker stopped accepting at max_connections.", "counter",
+            LD(s->connections_refused));
+    metric1(b, "opale_tls_handshake_failures_total", "Refused or failed TLS handshakes.", "counter",
+            LD(s->handshakes_failed));
+    metric1(b, "opale_accept_fd_exhausted_total",
+            "accept() failures for want of a file descriptor (each pauses accepting).", "counter",
+            LD(s->accept_fd_exhausted));
+    metric1(b, "opale_handshakes_refused_per_source_total",
+            "Connections closed at once: their address held max_handshakes_per_source.", "counter",
+            LD(s->handshakes_refused_per_source));
     h2_metrics(s, b);
-    metric(b, "opale_admin_auth_failures_total", "Admin API calls refused 401.", "counter");
-    evbuffer_add_printf(b, "opale_admin_auth_failures_total %lu\n", a->auth_failures);
-    metric(b, "opale_admin_auth_throttled_total",
-           "Admin API calls refused 429 (source blocked after failed authentications).", "counter");
-    evbuffer_add_printf(b, "opale_admin_auth_throttled_total %lu\n", a->auth_throttled);
-    metric(b, "opale_tcp_probes_total",
-           "Client connections that ended before their first TLS byte (port probes).", "counter");
-    evbuffer_add_printf(b, "opale_tcp_probes_total %lu\n", LD(s->tcp_probes));
+    metric1(b, "opale_admin_auth_failures_total", "Admin API calls refused 401.", "counter",
+            a->auth_failures);
+    metric1(b, "opale_admin_auth_throttled_total",
+            "Admin API calls refused 429 (source blocked after failed authentications).", "counter",
+            a->auth_throttled);
+    metric1(b, "opale_tcp_probes_total",
+            "Client connections that ended before their first TLS byte (port probes).", "counter",
+            LD(s->tcp_probes));
     metric(b, "opale_requests_total", "Requests answered, by status class.", "counter");
     for (int i = 1; i < 6; i++)
         evbuffer_add_printf(b, "opale_requests_total{class=\"%dxx\"} %lu\n", i,
@@ -221,9 +217,9 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     free(rv);
     duration_histogram(b, "opale_upstream_duration_seconds", "Upstream exchange latency.",
                        s->upstream_latency_bucket, LD(s->upstream_latency_sum_ms));
-    metric(b, "opale_upstream_errors_total", "Upstream connect, reset, timeout or protocol errors.",
-           "counter");
-    evbuffer_add_printf(b, "opale_upstream_errors_total %lu\n", LD(s->upstream_errors));
+    metric1(b, "opale_upstream_errors_total",
+            "Upstream connect, reset, timeout or protocol errors.", "counter",
+            LD(s->upstream_errors));
     duration_histogram(b, "opale_request_duration_seconds", "Whole-request latency.",
                        s->latency_bucket, LD(s->latency_sum_ms));
     metric(b, "opale_quota_decisions_total", "Quota decisions by outcome.", "counter");
@@ -231,20 +227,15 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                         LD(s->quota_admitted));
     evbuffer_add_printf(b, "opale_quota_decisions_total{outcome=\"refused\"} %lu\n",
                         LD(s->quota_refused));
-    metric(b, "opale_quota_degraded_total", "Quota decisions taken without the shared store.",
-           "counter");
-    evbuffer_add_printf(b, "opale_quota_degraded_total %lu\n", LD(s->quota_degraded));
-    metric(b, "opale_quota_deny_cache_hits_total", "Refusals answered from the deny cache.",
-           "counter");
-    evbuffer_add_printf(b, "opale_quota_deny_cache_hits_total %lu\n", LD(s->quota_deny_cache_hits));
-    metric(b, "opale_quota_store_degraded", "1 when the last quota decision was degraded.",
-           "gauge");
-    evbuffer_add_printf(b, "opale_quota_store_degraded %d\n",
-                        atomic_load_explicit(&s->quota_store_degraded, memory_order_relaxed));
+    metric1(b, "opale_quota_degraded_total", "Quota decisions taken without the shared store.",
+            "counter", LD(s->quota_degraded));
+    metric1(b, "opale_quota_deny_cache_hits_total", "Refusals answered from the deny cache.",
+            "counter", LD(s->quota_deny_cache_hits));
+    metric1(b, "opale_quota_store_degraded", "1 when the last quota decision was degraded.",
+            "gauge", atomic_load_explicit(&s->quota_store_degraded, memory_order_relaxed));
     gw_redis_stats rs;
     if (gw_server_redis_stats(a->srv, &rs)) {
-        metric(b, "opale_redis_up", "1 when every Redis connection is ready.", "gauge");
-        evbuffer_add_printf(b, "opale_redis_up %d\n", rs.up);
+        metric1(b, "opale_redis_up", "1 when every Redis connection is ready.", "gauge", rs.up);
         metric(b, "opale_redis_commands_total", "Redis commands by outcome.", "counter");
         evbuffer_add_printf(b,
                             "opale_redis_commands_total{outcome=\"sent\"} %llu\n"
@@ -253,9 +244,8 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                             "opale_redis_commands_total{outcome=\"error\"} %llu\n",
                             (unsigned long long)rs.commands, (unsigned long long)rs.replies,
                             (unsigned long long)rs.timeouts, (unsigned long long)rs.errors);
-        metric(b, "opale_redis_reconnects_total", "Redis reconnections.", "counter");
-        evbuffer_add_printf(b, "opale_redis_reconnects_total %llu\n",
-                            (unsigned long long)rs.reconnects);
+        metric1(b, "opale_redis_reconnects_total", "Redis reconnections.", "counter",
+                rs.reconnects);
         metric(b, "opale_redis_redirects_total", "Redis Cluster redirections.", "counter");
         evbuffer_add_printf(b,
                             "opale_redis_redirects_total{kind=\"moved\"} %llu\n"
@@ -273,12 +263,11 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     evbuffer_add_printf(b, "opale_policy_reloads_total{outcome=\"refused\"} %lu\n",
                         LD(s->reloads_failed));
     gw_policy_set *ps = gw_server_policies(a->srv);
-    metric(b, "opale_policies", "Habilitations in the current policy set.", "gauge");
-    evbuffer_add_printf(b, "opale_policies %zu\n", ps ? gw_policy_set_count(ps) : 0);
-    metric(b, "opale_policy_files_rejected",
-           "Policy files rejected by the last load (left out or kept at their previous version).",
-           "gauge");
-    evbuffer_add_printf(b, "opale_policy_files_rejected %zu\n", gw_policy_set_nrejected(ps));
+    metric1(b, "opale_policies", "Habilitations in the current policy set.", "gauge",
+            ps ? gw_policy_set_count(ps) : 0);
+    metric1(b, "opale_policy_files_rejected",
+            "Policy files rejected by the last load (left out or kept at their previous version).",
+            "gauge", gw_policy_set_nrejected(ps));
     gw_policy_set_unref(ps);
     gw_journal_stats js;
     gw_journal_get_stats(a->journal, &js);
@@ -287,8 +276,7 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                         (unsigned long long)js.written);
     evbuffer_add_printf(b, "opale_journal_records_total{outcome=\"dropped\"} %llu\n",
                         (unsigned long long)(js.dropped + LD(s->journal_refused)));
-    metric(b, "opale_journal_seq", "Sequence number of the last chained record.", "gauge");
-    evbuffer_add_printf(b, "opale_journal_seq %llu\n", (unsigned long long)js.seq);
+    metric1(b, "opale_journal_seq", "Sequence number of the last chained record.", "gauge", js.seq);
     metric(b, "opale_journal_events_total", "Journal file events.", "counter");
     evbuffer_add_printf(b,
                         "opale_journal_events_total{event=\"rotation\"} %llu\n"
@@ -304,35 +292,30 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     metric(b, "opale_journal_write_max_seconds", "The slowest journal batch write since start.",
            "gauge");
     evbuffer_add_printf(b, "opale_journal_write_max_seconds %.6f\n", js.write_us_max / 1e6);
-    metric(b, "opale_journal_healthy", "1 while the journal writes normally.", "gauge");
-    evbuffer_add_printf(b, "opale_journal_healthy %d\n", gw_journal_healthy(a->journal));
+    metric1(b, "opale_journal_healthy", "1 while the journal writes normally.", "gauge",
+            gw_journal_healthy(a->journal));
     /* availability as CGU section 11 counts it (docs/availability.md) */
     gw_policy_set *rps = gw_server_policies(a->srv);
     int ready = gw_admin_is_ready(a, rps), maint = gw_server_in_maintenance(a->srv);
     gw_policy_set_unref(rps);
-    metric(b, "opale_ready", "1 while /readyz answers 200.", "gauge");
-    evbuffer_add_printf(b, "opale_ready %d\n", ready);
-    metric(b, "opale_maintenance", "1 while a maintenance slot is active (answers 503 910220).",
-           "gauge");
-    evbuffer_add_printf(b, "opale_maintenance %d\n", maint);
-    metric(b, "opale_up", "1 when ready and outside maintenance slots.", "gauge");
-    evbuffer_add_printf(b, "opale_up %d\n", ready && !maint);
-    metric(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge");
-    evbuffer_add_printf(b, "opale_journal_queue %llu\n", (unsigned long long)js.queued);
-    metric(b, "opale_journal_reservations",
-           "Journal slots held for requests in flight (record not yet written).", "gauge");
-    evbuffer_add_printf(b, "opale_journal_reservations %llu\n", (unsigned long long)js.reserved);
-    metric(b, "opale_journal_reservations_refused_total",
-           "Requests refused (503 910240) because no journal slot could be reserved.", "counter");
-    evbuffer_add_printf(b, "opale_journal_reservations_refused_total %llu\n",
-                        (unsigned long long)js.reserve_refused);
-    metric(b, "opale_journal_refusals_summarised_total",
-           "Refusal records counted in a summary record instead of written one by one.", "counter");
-    evbuffer_add_printf(b, "opale_journal_refusals_summarised_total %llu\n",
-                        (unsigned long long)js.summarised);
-    metric(b, "opale_journal_lost_pending",
-           "Records lost on a write error whose gap record is not yet written.", "gauge");
-    evbuffer_add_printf(b, "opale_journal_lost_pending %llu\n", (unsigned long long)js.gap_pending);
+    metric1(b, "opale_ready", "1 while /readyz answers 200.", "gauge", ready);
+    metric1(b, "opale_maintenance", "1 while a maintenance slot is active (answers 503 910220).",
+            "gauge", maint);
+    metric1(b, "opale_up", "1 when ready and outside maintenance slots.", "gauge", ready && !maint);
+    metric1(b, "opale_journal_queue", "Journal records waiting to be written (lag).", "gauge",
+            js.queued);
+    metric1(b, "opale_journal_reservations",
+            "Journal slots held for requests in flight (record not yet written).", "gauge",
+            js.reserved);
+    metric1(b, "opale_journal_reservations_refused_total",
+            "Requests refused (503 910240) because no journal slot could be reserved.", "counter",
+            js.reserve_refused);
+    metric1(b, "opale_journal_refusals_summarised_total",
+            "Refusal records counted in a summary record instead of written one by one.", "counter",
+            js.summarised);
+    metric1(b, "opale_journal_lost_pending",
+            "Records lost on a write error whose gap record is not yet written.", "gauge",
+            js.gap_pending);
     journal_integrity_metrics(a, b, &js);
     security_metrics(a, b);
 }
