@@ -226,6 +226,28 @@ static addr parse_addr(const char *s)
     return a;
 }
 
+static int valid_addr(const char *s)
+{
+    return parse_addr(s).family != 0;
+}
+
+/* The string <key> of <o> at <p> (a missing one an error when <required>),
+ * copied to <*out> when <ok> accepts it, else "<p>.<key>: <rule>". */
+static void str_checked(ctx *x, json_t *o, const char *p, const char *key, int required,
+                        int (*ok)(const char *), const char *rule, char **out)
+{
+    char pk[GW_JSONV_PATH];
+    const char *s;
+    if (gw_jsonv_str(&x->v, o, p, key, required, &s) != GW_JSONV_SET)
+        return;
+    if (ok(s)) {
+        *out = gw_jsonv_strdup(&x->v, "$", s);
+    } else {
+        gw_jsonv_path_key(pk, p, key);
+        gw_jsonv_err(&x->v, pk, "%s", rule);
+    }
+}
+
 static int addr_eq(const addr *a, const addr *b)
 {
     return a->family == b->family && memcmp(a->b, b->b, sizeof(a->b)) == 0;
@@ -397,22 +419,9 @@ static void parse_listener(ctx *x, json_t *v, const char *p, gw_conf_listener *l
         return;
     }
     gw_jsonv_keys(&x->v, v, p, keys);
-    if (gw_jsonv_str(&x->v, v, p, "name", 1, &s) == GW_JSONV_SET) {
-        if (valid_name(s)) {
-            l->name = gw_jsonv_strdup(&x->v, "$", s);
-        } else {
-            gw_jsonv_path_key(pk, p, "name");
-            gw_jsonv_err(&x->v, pk, "must match " NAME_RULE);
-        }
-    }
-    if (gw_jsonv_str(&x->v, v, p, "address", 1, &s) == GW_JSONV_SET) {
-        if (parse_addr(s).family != 0) {
-            l->address = gw_jsonv_strdup(&x->v, "$", s);
-        } else {
-            gw_jsonv_path_key(pk, p, "address");
-            gw_jsonv_err(&x->v, pk, "must be a numeric IPv4 or IPv6 address");
-        }
-    }
+    str_checked(x, v, p, "name", 1, valid_name, "must match " NAME_RULE, &l->name);
+    str_checked(x, v, p, "address", 1, valid_addr, "must be a numeric IPv4 or IPv6 address",
+                &l->address);
     get_port(x, v, p, "port", &l->port);
     if (gw_jsonv_str(&x->v, v, p, "environment", 1, &s) == GW_JSONV_SET) {
         if (strcmp(s, "sandbox") == 0) {
@@ -536,7 +545,6 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
                                        "max_response_bytes",
                                        NULL};
     char pk[GW_JSONV_PATH], pe[GW_JSONV_PATH];
-    const char *s;
 
     u->pool_size = 32;
     u->connect_timeout_ms = 2000;
@@ -547,14 +555,7 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
         return;
     }
     gw_jsonv_keys(&x->v, v, p, keys);
-    if (gw_jsonv_str(&x->v, v, p, "name", 1, &s) == GW_JSONV_SET) {
-        if (valid_name(s)) {
-            u->name = gw_jsonv_strdup(&x->v, "$", s);
-        } else {
-            gw_jsonv_path_key(pk, p, "name");
-            gw_jsonv_err(&x->v, pk, "must match " NAME_RULE);
-        }
-    }
+    str_checked(x, v, p, "name", 1, valid_name, "must match " NAME_RULE, &u->name);
     json_t *a = gw_jsonv_array(&x->v, v, p, "servers", 1, 1, 16);
     if (a != NULL && json_array_size(a) > 0) {
         u->servers = gw_jsonv_calloc(&x->v, "$", json_array_size(a), sizeof(*u->servers));
@@ -818,14 +819,7 @@ static void parse_route(ctx *x, json_t *v, const char *p, gw_route *r, const gw_
         return;
     }
     gw_jsonv_keys(&x->v, v, p, keys);
-    if (gw_jsonv_str(&x->v, v, p, "name", 0, &s) == GW_JSONV_SET) {
-        if (valid_token(s)) {
-            r->name = gw_jsonv_strdup(&x->v, "$", s);
-        } else {
-            gw_jsonv_path_key(pk, p, "name");
-            gw_jsonv_err(&x->v, pk, TOKEN_RULE);
-        }
-    }
+    str_checked(x, v, p, "name", 0, valid_token, TOKEN_RULE, &r->name);
     if (gw_jsonv_str(&x->v, v, p, "method", 1, &s) == GW_JSONV_SET) {
         size_t i = 0;
         while (methods[i] != NULL && strcmp(methods[i], s) != 0)

@@ -707,6 +707,10 @@ static const bad_case bad[] = {
      {"%F: routes[1].scope: must be 1 to 128 printable ASCII characters, without space, '\"' or "
       "'\\'"}},
     {NULL,
+     {{"routes[0].name", "\"opale declarations\""}},
+     {"%F: routes[0].name: must be 1 to 128 printable ASCII characters, without space, '\"' or "
+      "'\\'"}},
+    {NULL,
      {{"routes[0].upstream", "\"nope\""}},
      {"%F: routes[0].upstream: unknown upstream \"nope\""}},
     /* route templates */
