@@ -39,6 +39,19 @@ def route_target(route):
     return path
 
 
+HORODATAGE_BYTES_RE = re.compile(rb'"horodatage":"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z)"')
+
+
+def without_horodatage(body):
+    """<body> byte for byte, an error body's time stamp (well formed, at
+    most one) replaced by a placeholder: two calls a second boundary apart
+    differ there only (test_every_data_route_as_over_http11 failed on it
+    under TSan: :58Z over HTTP/1.1, :59Z over h2)."""
+    stamps = HORODATAGE_BYTES_RE.findall(body)
+    assert len(stamps) <= 1 and body.count(b'"horodatage"') == len(stamps), body
+    return HORODATAGE_BYTES_RE.sub(b'"horodatage":"<t>"', body)
+
+
 def metric_value(stack, name, labels=None):
     status, text = stack.admin_call("GET", "/metrics")
     assert status == 200, (status, text)
@@ -132,7 +145,7 @@ class TestH2Access(H2Case):
                 r2 = self.h2_get(target, conn=c)
                 last2 = st.mock_last()
                 self.assertEqual(r2.status, r1.status, (r1, r2))
-                self.assertEqual(r2.body, r1.body)
+                self.assertEqual(without_horodatage(r2.body), without_horodatage(r1.body))
                 if r1.status == 200:
                     self.assertJournal(r2.header("X-Request-ID"), status=200, decision="allow", protocol="h2")
                     self.assertEqual(last2["request_line"], last1["request_line"])
