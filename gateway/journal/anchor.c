@@ -407,6 +407,20 @@ static char *dup_or_null(const char *s, char **slot)
     return *slot;
 }
 
+/* Frees <a> and the anchors still queued; its thread is not running (never
+ * started, or joined). */
+static void anchors_free(gw_anchors *a)
+{
+    for (size_t i = 0; i < a->len; i++)
+        free(a->q[(a->head + i) % a->cap]);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    for (int i = 0; i < 6; i++)
+        free(a->own[i]);
+    free(a->q);
+    free(a);
+}
+
 gw_anchors *gw_anchors_start(const gw_anchor_opts *o, char **err)
 {
     gw_anchors *a = calloc(1, sizeof(*a));
@@ -444,12 +458,7 @@ gw_anchors *gw_anchors_start(const gw_anchor_opts *o, char **err)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         *err = strdup("anchor: cannot start the sender thread");
-        pthread_mutex_destroy(&a->mu);
-        pthread_cond_destroy(&a->cv);
-        for (int i = 0; i < 6; i++)
-            free(a->own[i]);
-        free(a->q);
-        free(a);
+        anchors_free(a);
         return NULL;
     }
     pthread_setname_np(a->thread, "gw-anchor");
@@ -522,13 +531,6 @@ uint64_t gw_anchors_stop(gw_anchors *a, unsigned ms)
     pthread_mutex_unlock(&a->mu);
     pthread_join(a->thread, NULL);
     uint64_t left = a->len;
-    for (size_t i = 0; i < a->len; i++)
-        free(a->q[(a->head + i) % a->cap]);
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
-    for (int i = 0; i < 6; i++)
-        free(a->own[i]);
-    free(a->q);
-    free(a);
+    anchors_free(a);
     return left;
 }
