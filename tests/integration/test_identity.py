@@ -553,7 +553,18 @@ NEWCOMER = {"cert": "client-secu", "file": "newcomer.json", "id": "H9610", "clie
 
 LOAD_THREADS = 4
 LOAD_MAX_PER_THREAD = 20000
-LOAD_MAX_SECONDS = 10.0
+LOAD_MAX_SECONDS = 120.0  # a bound for a stuck test, not the load's length: the test stops the threads
+LOAD_BUSY_WAIT = 30.0     # bound of the waits for each thread's requests before and after the reloads
+
+
+def wait_until(pred, timeout, step=0.05):
+    """True once pred() is, False after <timeout> s."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
 
 
 class LoadClient(threading.Thread):
@@ -637,8 +648,18 @@ class TestReloadUnderLoad(IdentityCase):
         clients = [LoadClient(st, stop) for _ in range(LOAD_THREADS)]
         for c in clients:
             c.start()
+
+        def all_busy_since(t):
+            return all(c.statuses and c.statuses[-1][0] > t for c in clients)
+
         try:
-            time.sleep(0.4)
+            # every thread has an answer before the first reload and another
+            # after the last one (fixed 0.4 s waits were not enough under
+            # ASan/TSan on a loaded machine, nor a 10 s load for the reloads)
+            t_start = time.monotonic()
+            self.assertTrue(wait_until(lambda: all_busy_since(t_start), LOAD_BUSY_WAIT),
+                            "the load threads got no answer within %.0f s: %r"
+                            % (LOAD_BUSY_WAIT, [c.failures[:2] for c in clients]))
             t_first = time.monotonic()
             # 1. the same set, SIGHUP
             self.sighup("SIGHUP: policies reloaded (2 habilitations)")
@@ -667,7 +688,9 @@ class TestReloadUnderLoad(IdentityCase):
             status, body = st.admin_call("POST", "/admin/reload")
             self.assertEqual((status, body.get("habilitations")), (200, 3), body)
             t_last = time.monotonic()
-            time.sleep(0.4)
+            self.assertTrue(wait_until(lambda: all_busy_since(t_last), LOAD_BUSY_WAIT),
+                            "the load threads got no answer after the reloads within %.0f s: %r"
+                            % (LOAD_BUSY_WAIT, [c.failures[:2] for c in clients]))
         finally:
             stop.set()
             for c in clients:
