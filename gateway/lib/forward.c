@@ -7,40 +7,44 @@
 #include "lib/errors.h"
 #include "lib/util.h"
 
-static const char *const request_stripped[] = {
-    "Authorization",
-    "Host",
-    "Content-Length",
-    "Expect",
-    "X-Forwarded-For",
-    "X-Forwarded-Proto",
-    "X-Forwarded-Host",
-    "X-Forwarded-Port",
-    "Forwarded",
-    "X-Real-IP",
-    "X-Request-ID",
-    "X-Correlation-ID",
-    "X-JWT-Assertion",
-    "X-Consumer-Id",
-    "X-Habilitation-Id",
-    "X-Opale-Env",
-    "X-Gateway-Request-MAC",
+static const gw_name request_stripped[] = {
+    GW_NAME("Authorization"),
+    GW_NAME("Host"),
+    GW_NAME("Content-Length"),
+    GW_NAME("Expect"),
+    GW_NAME("X-Forwarded-For"),
+    GW_NAME("X-Forwarded-Proto"),
+    GW_NAME("X-Forwarded-Host"),
+    GW_NAME("X-Forwarded-Port"),
+    GW_NAME("Forwarded"),
+    GW_NAME("X-Real-IP"),
+    GW_NAME("X-Request-ID"),
+    GW_NAME("X-Correlation-ID"),
+    GW_NAME("X-JWT-Assertion"),
+    GW_NAME("X-Consumer-Id"),
+    GW_NAME("X-Habilitation-Id"),
+    GW_NAME("X-Opale-Env"),
+    GW_NAME("X-Gateway-Request-MAC"),
 };
 
 /* Client headers every route forwards (docs/configuration.md, "headers"). */
-static const char *const request_default_allowed[] = {"Accept", "Accept-Language", "User-Agent"};
-
-/* Headers of the upstream response replaced by the gateway's own. */
-static const char *const response_stripped[] = {
-    "Content-Length",
-    "X-Request-ID",
-    "X-Correlation-ID",
+static const gw_name request_default_allowed[] = {
+    GW_NAME("Accept"),
+    GW_NAME("Accept-Language"),
+    GW_NAME("User-Agent"),
 };
 
-static int in_list(const char *const *list, size_t n, const gw_http_header *h)
+/* Headers of the upstream response replaced by the gateway's own. */
+static const gw_name response_stripped[] = {
+    GW_NAME("Content-Length"),
+    GW_NAME("X-Request-ID"),
+    GW_NAME("X-Correlation-ID"),
+};
+
+static int in_list(const gw_name *list, size_t n, const gw_http_header *h)
 {
     for (size_t i = 0; i < n; i++)
-        if (gw_strcaseeq(h->name, h->name_len, list[i]))
+        if (gw_strcaseeqn(h->name, h->name_len, list[i].s, list[i].len))
             return 1;
     return 0;
 }

@@ -596,8 +596,12 @@ static perr parse_field_line(char *line, size_t n, gw_http_header *h)
 }
 
 /* Request headers that must appear at most once (Host has its own rule). */
-static const char *const single_valued[4] = {"ID_Teleservice", "X-Correlation-ID", "Content-Type",
-                                             "Authorization"};
+static const gw_name single_valued[4] = {
+    GW_NAME("ID_Teleservice"),
+    GW_NAME("X-Correlation-ID"),
+    GW_NAME("Content-Type"),
+    GW_NAME("Authorization"),
+};
 
 /* Public-side rules on names: no '_' (CGI/WSGI backends map '_' and '-' to
  * the same variable), except the DGFIP's own ID_Teleservice that the CGU
@@ -605,7 +609,7 @@ static const char *const single_valued[4] = {"ID_Teleservice", "X-Correlation-ID
 static perr check_request_name(const gw_http_header *h, struct head_info *hi)
 {
     for (size_t i = 0; i < 4; i++) {
-        if (gw_strcaseeq(h->name, h->name_len, single_valued[i]))
+        if (gw_strcaseeqn(h->name, h->name_len, single_valued[i].s, single_valued[i].len))
             return ++hi->nsingle[i] > 1 ? E_DUP_HEADER : E_NONE;
     }
     if (memchr(h->name, '_', h->name_len) != NULL)
@@ -1209,10 +1213,13 @@ static int ncaseeq(const char *a, size_t an, const char *b, size_t bn)
 int gw_http_is_hop_by_hop(const char *name, size_t name_len, const gw_http_header *headers,
                           size_t nheaders)
 {
-    static const char *const fixed[] = {"connection", "keep-alive",        "proxy-connection", "te",
-                                        "trailer",    "transfer-encoding", "upgrade"};
+    static const gw_name fixed[] = {
+        GW_NAME("connection"), GW_NAME("keep-alive"), GW_NAME("proxy-connection"),
+        GW_NAME("te"),         GW_NAME("trailer"),    GW_NAME("transfer-encoding"),
+        GW_NAME("upgrade"),
+    };
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-        if (gw_strcaseeq(name, name_len, fixed[i]))
+        if (gw_strcaseeqn(name, name_len, fixed[i].s, fixed[i].len))
             return 1;
     if (name_len >= 6 && ncaseeq(name, 6, "proxy-", 6))
         return 1;

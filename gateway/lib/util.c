@@ -35,7 +35,7 @@ void gw_buf_reserve(gw_buf *b, size_t n)
     (void)buf_reserve(b, n);
 }
 
-void gw_buf_append(gw_buf *b, const void *p, size_t n)
+void gw_buf_append_slow(gw_buf *b, const void *p, size_t n)
 {
     if (buf_reserve(b, n) < 0)
         return;
@@ -237,12 +237,6 @@ void gw_hex(const unsigned char *in, size_t n, char *out)
         out[2 * i + 1] = hx[in[i] & 15];
     }
     out[2 * n] = '\0';
-}
-
-int gw_strcaseeq(const char *a, size_t an, const char *b)
-{
-    size_t bn = strlen(b);
-    return an == bn && strncasecmp(a, b, an) == 0;
 }
 
 static const EVP_MD *sha256_md;
