@@ -190,7 +190,7 @@ gw_admin *gw_admin_start(struct event_base *base, const gw_conf *conf, gw_server
     evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), admin_accept_error);
     evhttp_set_max_headers_size(a->http, 8192);
     evhttp_set_max_body_size(a->http, 65536);
-    evhttp_set_timeout(a->http, 10);
+    evhttp_set_timeout(a->http, GW_ADMIN_TIMEOUT_S);
     ev_uint16_t methods = 0;
     for (size_t i = 0; i < sizeof(admin_methods) / sizeof(admin_methods[0]); i++)
         methods |= (ev_uint16_t)admin_methods[i].cmd;

@@ -18,8 +18,21 @@ void gw_admin_add_security_headers(struct evhttp_request *req)
         evhttp_add_header(h, x->name, x->value);
 }
 
+/* evhttp arms the connection's read deadline when a request starts and
+ * leaves it running while the handler works: a handler that takes longer
+ * (a reload of 10,000 policies on a loaded machine) saw its connection
+ * closed by that deadline before the answer could leave. Every answer
+ * starts a fresh deadline (tests/unit/admin/test_reply.c). */
+static void fresh_deadline(struct evhttp_request *req)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    if (c != NULL)
+        evhttp_connection_set_timeout(c, GW_ADMIN_TIMEOUT_S);
+}
+
 void gw_admin_reply(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *b)
 {
+    fresh_deadline(req);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
     gw_admin_add_security_headers(req);
     evhttp_send_reply(req, code, gw_http_reason_phrase(code), b);
@@ -40,6 +53,7 @@ const char *gw_admin_peer_addr(struct evhttp_request *req)
 
 void gw_admin_json_reply(struct evhttp_request *req, int code, json_t *o)
 {
+    fresh_deadline(req);
     struct evbuffer *b = evbuffer_new();
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (b == NULL || s == NULL) {
