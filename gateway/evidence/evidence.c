@@ -5,6 +5,7 @@
 #include "evidence/evidence.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "journal/order.h"
+#include "lib/file.h"
 #include "token/jose.h"
 
 int gw_ev_conf_load(const char *path, gw_ev_conf *c)
@@ -43,39 +45,14 @@ void gw_ev_conf_clear(gw_ev_conf *c)
 
 char *gw_ev_read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf != NULL) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) {
-            if (ferror(f)) {
-                free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-        char *nb = realloc(buf, cap * 2 + 1);
-        if (nb == NULL) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int e = errno;
-    fclose(f);
-    if (buf == NULL) {
-        errno = e ? e : ENOMEM;
+    char *text = NULL;
+    /* no cap: a journal file is as large as its rotation lets it grow */
+    int e = gw_file_read(path, SIZE_MAX - 1, 0, &text, len);
+    if (e != 0) {
+        errno = e;
         return NULL;
     }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    return text;
 }
 
 const char *gw_ev_str(const json_t *o, const char *key)

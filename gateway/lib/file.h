@@ -1,9 +1,10 @@
 /*
- * Reading a small file whole, bounded: the configuration (conf/conf.c), the
+ * Reading a file whole, within a cap: the configuration (conf/conf.c), the
  * policy files and the PEM certificates they name (policy/files.c), the
- * kill-switch file (policy/suspend.c). The only file I/O of gateway/lib/:
- * no socket, no event loop, no message (the callers word the error, each in
- * its own "file: json.path: message" form, from the errno returned here).
+ * kill-switch file (policy/suspend.c); the journals and documents of the
+ * evidence commands (evidence/evidence.c, no cap). The only file I/O of
+ * gateway/lib/: no socket, no event loop, no message (each caller words its
+ * own "cannot read: ..." from the errno returned here).
  */
 #ifndef GW_LIB_FILE_H
 #define GW_LIB_FILE_H

@@ -268,6 +268,15 @@ class EvidenceRun(unittest.TestCase):
                     self.assertEqual(v.returncode, 1, "byte %d: %s" % (pos, v.stdout.decode()))
                     self.assertTrue(v.stdout.decode().startswith("FAIL: "))
 
+    def test_verify_report_unreadable_file(self):
+        # the document is read whole (lib/file.c); the errno is worded here
+        missing = os.path.join(os.path.dirname(self.write("x.md", b"x")), "missing.md")
+        for path, why in ((missing, "No such file or directory"),
+                          (os.path.dirname(missing), "Is a directory")):
+            v = run(["--verify-report", "-c", self.st.conf_path, path])
+            self.assertEqual(v.returncode, 2)
+            self.assertEqual(v.stderr.decode(), "%s: cannot read: %s\n" % (path, why))
+
     def test_recette_refuses_a_tampered_journal(self):
         with open(self.st.journal_path, "rb") as f:
             data = f.read()
