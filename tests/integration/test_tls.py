@@ -229,6 +229,23 @@ class TestTLS(GatewayTestCase):
                     sess = s.session
             self.assertEqual(reused, [True] * 8, "%s: resumptions refused: %r" % (version.name, reused))
 
+    def test_tls13_one_session_ticket_per_handshake(self):
+        # One NewSessionTicket after a TLS 1.3 handshake (core/tls.c:
+        # OpenSSL's default is two, and the second costs a decoded copy of
+        # the session); the session still resumes (the tests above).
+        pki = self.stack.pki
+        cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.stack.port, "-servername", "localhost",
+               "-tls1_3", "-CAfile", os.path.join(pki, "ca.crt"), "-verify_return_error", "-ign_eof", "-msg",
+               "-cert", os.path.join(pki, "client-commune.crt"), "-key", os.path.join(pki, "client-commune.key")]
+        req = build_request(OK_TARGET, headers=[("Connection", "close")])
+        r = subprocess.run(cmd, input=req, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=15)
+        out = r.stdout.decode(errors="replace")
+        self.assertIn("HTTP/1.1 200 ", out, r.stderr.decode(errors="replace")[-500:])
+        # -msg: every handshake message s_client reads, each ticket once
+        self.assertEqual(out.count("Post-Handshake New Session Ticket arrived"), 1, out[-3000:])
+        self.assertEqual(len(re.findall(r"<<< TLS 1.3, Handshake \[length [0-9a-f]+\], NewSessionTicket", out)), 1,
+                         out[-3000:])
+
     # -- server certificate selection
 
     def _served_cert(self, **ctx_kw):
