@@ -212,13 +212,14 @@ SSL_CTX *gw_tls_server_ctx_new(const gw_conf_listener *l, size_t idx, char **err
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     if (!l->session_tickets)
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    /* TLS 1.3: one ticket per handshake, not OpenSSL's default two.
-     * OpenSSL 3.0 issues the second from a copy of the session decoded
-     * again from its DER (d2i_SSL_SESSION, the peer certificate and its key
-     * included): 1,630 of the 7,450 allocations of an mTLS handshake, and
-     * handshakes per proxy CPU-second 310 -> 373 (the bench's S4 load). A
-     * client resumes with the ticket it got, and each resumption brings a
-     * new one. */
+    /* TLS 1.3: one ticket per handshake, not OpenSSL's default two. OpenSSL
+     * 3.0 builds each stateless ticket from a fresh copy of the session,
+     * decoded again from its DER (construct_stateless_ticket: i2d, d2i,
+     * i2d; the peer certificate and its key through the provider
+     * decoders): 1,630 of the 7,450 allocations of an mTLS handshake per
+     * ticket, and handshakes per proxy CPU-second 310 -> 373 with one (the
+     * bench's S4 load). A client resumes with the ticket it got, and each
+     * resumption brings a new one. */
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 20000);

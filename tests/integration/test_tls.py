@@ -231,8 +231,8 @@ class TestTLS(GatewayTestCase):
 
     def test_tls13_one_session_ticket_per_handshake(self):
         # One NewSessionTicket after a TLS 1.3 handshake (core/tls.c:
-        # OpenSSL's default is two, and the second costs a decoded copy of
-        # the session); the session still resumes (the tests above).
+        # OpenSSL's default is two, and each costs a decoded copy of the
+        # session); the session still resumes (the tests above).
         pki = self.stack.pki
         cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.stack.port, "-servername", "localhost",
                "-tls1_3", "-CAfile", os.path.join(pki, "ca.crt"), "-verify_return_error", "-ign_eof", "-msg",
