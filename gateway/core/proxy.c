@@ -440,7 +440,7 @@ static int start(gw_proxy_call *call, int fresh)
 gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body, int idempotent,
                              size_t max_bytes, gw_proxy_cb cb, void *arg)
 {
-    gw_proxy_call *call = calloc(1, sizeof(*call));
+    gw_proxy_call *call = gw_zalloc(sizeof(*call));
     if (call == NULL)
         return NULL;
     call->req = malloc(len);

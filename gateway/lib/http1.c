@@ -1069,7 +1069,7 @@ out:
 
 gw_http_parser *gw_http_parser_new(int is_response, const gw_http_limits *lim)
 {
-    gw_http_parser *p = calloc(1, sizeof(*p));
+    gw_http_parser *p = gw_zalloc(sizeof(*p)); /* two per forwarded request */
     if (p == NULL)
         return NULL;
     p->is_response = is_response != 0;

@@ -242,11 +242,23 @@ void gw_hex(const unsigned char *in, size_t n, char *out)
 static const EVP_MD *sha256_md;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
+/* One EVP_MD_CTX per thread, reused by gw_sha256 (the bearer stage hashes
+ * every request's token): EVP_Digest makes and frees a context, and its
+ * provider state, per call. Freed when its thread ends. */
+static pthread_key_t sha256_ctx_key;
+static int sha256_ctx_key_ok;
+
+static void sha256_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
 static void sha256_fetch(void)
 {
     /* Kept for the life of the process (one object, reachable). */
     EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
     sha256_md = md != NULL ? md : EVP_sha256();
+    sha256_ctx_key_ok = pthread_key_create(&sha256_ctx_key, sha256_ctx_free) == 0;
 }
 
 const EVP_MD *gw_sha256_md(void)
@@ -255,10 +267,34 @@ const EVP_MD *gw_sha256_md(void)
     return sha256_md;
 }
 
+/* This thread's context, made on its first use; NULL when it cannot be. */
+static EVP_MD_CTX *sha256_ctx(void)
+{
+    if (!sha256_ctx_key_ok)
+        return NULL;
+    EVP_MD_CTX *ctx = pthread_getspecific(sha256_ctx_key);
+    if (ctx != NULL)
+        return ctx;
+    ctx = EVP_MD_CTX_new();
+    if (ctx != NULL && pthread_setspecific(sha256_ctx_key, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
 int gw_sha256(const void *p, size_t n, unsigned char out[32])
 {
+    const EVP_MD *md = gw_sha256_md();
+    EVP_MD_CTX *ctx = sha256_ctx();
     unsigned int len = 0;
-    if (EVP_Digest(p, n, out, &len, gw_sha256_md(), NULL) != 1 || len != 32)
+    if (ctx == NULL) {
+        if (EVP_Digest(p, n, out, &len, md, NULL) != 1 || len != 32)
+            return -1;
+        return 0;
+    }
+    if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, p, n) != 1 ||
+        EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != 32)
         return -1;
     return 0;
 }

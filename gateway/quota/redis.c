@@ -1167,7 +1167,7 @@ gw_redis_call *gw_redis_quota(gw_redis *r, const char *key, unsigned limit, uint
                               const char *member, gw_redis_cb cb, void *arg)
 {
     size_t kl = strlen(key), ml = strlen(member);
-    gw_redis_call *k = calloc(1, sizeof(*k) + kl + ml + 2);
+    gw_redis_call *k = gw_zalloc(sizeof(*k) + kl + ml + 2);
     if (k == NULL)
         return NULL;
     k->ev = evtimer_new(r->base, on_call_timer, k);

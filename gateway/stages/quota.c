@@ -167,7 +167,7 @@ static gw_verdict run(const gw_stage_call *c)
         void *ctx = c->svc->qstore != NULL ? c->svc->qstore_ctx : c->svc->redis;
         if (ctx == NULL)
             return store_failed(q, o, c->reply, key, limit, c->req->request_id);
-        qwait *w = calloc(1, sizeof(*w));
+        qwait *w = gw_zalloc(sizeof(*w));
         if (w == NULL)
             return gw_reply_reject(c->reply, GW_ERR_INTERNAL, "quota.oom");
         w->call = *c;
