@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "admin/console.h"
 #include "lib/errors.h"
 
@@ -18,16 +20,18 @@ void gw_admin_add_security_headers(struct evhttp_request *req)
         evhttp_add_header(h, x->name, x->value);
 }
 
-/* evhttp arms the connection's read deadline when a request starts and
- * leaves it running while the handler works: a handler that takes longer
- * (a reload of 10,000 policies on a loaded machine) saw its connection
- * closed by that deadline before the answer could leave. Every answer
- * starts a fresh deadline (tests/unit/admin/test_reply.c). */
+/* evhttp arms the connection's read deadline when a request starts, and
+ * re-arms it (and the write deadline) when the answer is queued, from the
+ * loop's cached clock: the time before the handler ran. A handler that took
+ * longer than the timeout (a reload of 10,000 policies on a loaded machine)
+ * saw its connection closed by that stale deadline before the answer could
+ * leave. Reading the clock again makes the deadlines start from the answer
+ * (tests/unit/admin/test_reply.c). */
 static void fresh_deadline(struct evhttp_request *req)
 {
     struct evhttp_connection *c = evhttp_request_get_connection(req);
     if (c != NULL)
-        evhttp_connection_set_timeout(c, GW_ADMIN_TIMEOUT_S);
+        event_base_update_cache_time(evhttp_connection_get_base(c));
 }
 
 void gw_admin_reply(struct evhttp_request *req, int code, const char *ctype, struct evbuffer *b)

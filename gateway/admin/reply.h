@@ -14,8 +14,8 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
-/* The admin listener's idle and read timeout (evhttp_set_timeout); every
- * answer starts a fresh one (reply.c). */
+/* The admin listener's idle and read timeout (evhttp_set_timeout); an
+ * answer's deadlines start when it is queued (reply.c). */
 #define GW_ADMIN_TIMEOUT_S 10
 
 /* Adds the headers of every console and admin answer (admin/console.h). */

@@ -1,8 +1,9 @@
 /* gateway/admin/reply.c over a real evhttp listener on loopback: an answer
  * whose handler ran longer than the listener's timeout (a reload of 10,000
  * policies on a slow or loaded machine) still reaches the caller. evhttp
- * arms the connection's read deadline when the request starts; the answer
- * starts a fresh one (it was closed without an answer until 2026-12). */
+ * arms the connection's deadlines from the loop's cached clock, read
+ * before the handler ran; the answer reads the clock again (it was closed
+ * without an answer until 2026-12). */
 #include <check.h>
 #include <netinet/in.h>
 #include <stdlib.h>
