@@ -161,6 +161,11 @@ static void answer(gw_dp_receiver *r, struct evhttp_request *req, verdict *v, co
                          : v->status == 422 ? "Unprocessable Content"
                          : v->status == 503 ? "Service Unavailable"
                                             : "Internal Server Error";
+    /* the deadlines evhttp re-arms now count from the clock read again, not
+     * from before a reload that may have outlasted them (admin/reply.c) */
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    if (c != NULL)
+        event_base_update_cache_time(evhttp_connection_get_base(c));
     evhttp_send_reply(req, v->status, phrase, b);
     if (b != NULL)
         evbuffer_free(b);
