@@ -191,10 +191,21 @@ def rss_kb(pid):
     return 0
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out before by this process:
+    bind(port 0) gives a port back as soon as the probe closes, so two calls
+    made before the first service binds could otherwise get the same one."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise SetupError("no free loopback port left")
 
 
 def wait_tcp(port, proc, timeout, what):

@@ -29,11 +29,13 @@ latest (SIGTERM, then SIGKILL after 10 s).
 import atexit
 import base64
 import copy
+import fcntl
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -213,11 +215,73 @@ def _cleanup_everything():
             shutil.rmtree(d, ignore_errors=True)
 
 
-def free_port():
-    """A loopback TCP port free right now (bind port 0, read it, close)."""
+# Ports handed to services the tests start. bind(port 0) alone is racy: the
+# port is free again once the probe closes, so the next call (or another test
+# process under `ctest -j`) can get the same one before the first service binds
+# it, and outgoing connections take their ports from the same ephemeral range.
+# Ports therefore come from below the kernel's ephemeral range (never used for
+# connect() or bind(0)) and above 10000, each reserved for the life of the
+# process by an flock on a file in a shared directory (released by the kernel
+# when the process dies, so nothing goes stale), never handed out twice in one
+# process, and probed with bind() so a port some other program listens on is
+# skipped. The C Redis tests pick cluster ports from 20000 up: this range stops
+# below that.
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "opale-itest-ports")
+_PORT_FLOOR, _PORT_CEILING = 10000, 20000
+_ports_given = set()
+_port_locks = []
+
+
+def port_range():
+    """The [low, high) range free_port draws from."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    high = min(_PORT_CEILING, ephemeral_low)
+    if high - _PORT_FLOOR < 1000:
+        raise RuntimeError("the ephemeral port range starts at %d: no room below it for test "
+                           "ports (need %d..%d)" % (ephemeral_low, _PORT_FLOOR, _PORT_CEILING))
+    return _PORT_FLOOR, high
+
+
+def _bindable(port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port():
+    """A loopback TCP port reserved for this test process (see above)."""
+    os.makedirs(PORT_LOCK_DIR, mode=0o1777, exist_ok=True)
+    low, high = port_range()
+    rng = random.SystemRandom()
+    for _ in range(4 * (high - low)):
+        port = rng.randrange(low, high)
+        if port in _ports_given:
+            continue
+        try:
+            fd = os.open(os.path.join(PORT_LOCK_DIR, str(port)),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        if not _bindable(port):
+            os.close(fd)
+            continue
+        _ports_given.add(port)
+        _port_locks.append(fd)
+        return port
+    raise RuntimeError("no free loopback port in %d..%d" % (low, high))
 
 
 def closed_port():
