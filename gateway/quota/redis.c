@@ -9,6 +9,7 @@
  */
 #include "quota/redis.h"
 #include "quota/ownlog.h"
+#include "quota/rpool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,7 @@ struct gw_redis {
     struct event *refresh_timer; /* retries a failed or incomplete CLUSTER SLOTS */
     uint64_t stall_us;
     gw_redis_call *calls;
+    gw_rpool *rpool;     /* the reply objects of every connection's reader */
     gw_redis_stats st;   /* counters: written by the worker only (STAT_ADD) */
     int up, persistence; /* published by publish_up(), read by gw_redis_get_stats */
     uint64_t rng;
@@ -713,6 +715,7 @@ static void conn_connect(conn *c)
         return;
     }
     ac->data = c;
+    gw_rpool_attach(r->rpool, ac->c.reader);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     c->ac = ac;
@@ -1242,6 +1245,11 @@ gw_redis *gw_redis_new(struct event_base *base, const gw_redis_conf *cf)
     r->stall_us =
         1000u * (uint64_t)(10 * r->timeout_ms > STALL_MIN_MS ? 10 * r->timeout_ms : STALL_MIN_MS);
     r->rng = (now_us() ^ (uint64_t)(uintptr_t)r) | 1;
+    r->rpool = gw_rpool_new();
+    if (r->rpool == NULL) {
+        free(r);
+        return NULL;
+    }
     if (r->cluster) {
         r->slots = calloc(NSLOTS, sizeof(conn *));
         r->refresh_timer = evtimer_new(base, on_refresh_timer, r);
@@ -1249,6 +1257,7 @@ gw_redis *gw_redis_new(struct event_base *base, const gw_redis_conf *cf)
             free(r->slots);
             if (r->refresh_timer != NULL)
                 event_free(r->refresh_timer);
+            gw_rpool_release(r->rpool);
             free(r);
             return NULL;
         }
@@ -1293,6 +1302,7 @@ void gw_redis_free(gw_redis *r)
     free(r->slots);
     if (r->refresh_timer != NULL)
         event_free(r->refresh_timer);
+    gw_rpool_release(r->rpool);
     free(r);
 }
 
