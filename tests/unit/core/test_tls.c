@@ -207,6 +207,14 @@ START_TEST(t_server_ctx_settings)
     /* no CRL configured: no CRL check */
     X509_VERIFY_PARAM *vp = X509_STORE_get0_param(SSL_CTX_get_cert_store(ctx));
     ck_assert((X509_VERIFY_PARAM_get_flags(vp) & X509_V_FLAG_CRL_CHECK) == 0);
+    /* the server certificate's chain (its file has none) is built once
+     * here, not by OpenSSL's auto-chain at every handshake: the test CA,
+     * from the store, as the auto-chain would send it */
+    STACK_OF(X509) *chain = NULL;
+    ck_assert_int_eq(SSL_CTX_get0_chain_certs(ctx, &chain), 1);
+    ck_assert_ptr_nonnull(chain);
+    ck_assert_int_eq(sk_X509_num(chain), 1);
+    ck_assert_int_eq(X509_cmp(sk_X509_value(chain, 0), ca), 0);
     SSL_CTX_free(ctx);
 
     /* tickets off, a CRL, client_auth none */
@@ -316,6 +324,7 @@ typedef struct {
     gw_tls_peer peer;      /* what the server recorded (its subject: below) */
     char subject[256];     /* peer.subject, copied before it is freed */
     char alpn[32];         /* the protocol the server chose, "" none */
+    int server_chain;      /* certificates the client received */
 } hs_result;
 
 /* A client context trusting the test CA, with <cert> (NULL: none),
@@ -374,6 +383,8 @@ static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const unsigned char *alpn, u
     }
     ck_assert_msg(sdone, "the handshake did not end");
     if (r->ok) {
+        STACK_OF(X509) *sent = SSL_get_peer_cert_chain(c);
+        r->server_chain = sent != NULL ? sk_X509_num(sent) : 0;
         gw_tls_peer_complete(s, &r->peer);
         const unsigned char *p = NULL;
         unsigned n = 0;
@@ -429,6 +440,7 @@ START_TEST(t_handshake_accepted)
         hex_sha256(cli_ok, want);
         ck_assert_str_eq(r.peer.sha256, want);
         ck_assert_str_eq(r.subject, "CN=client-ok,O=Test");
+        ck_assert_int_eq(r.server_chain, 2); /* ours and the CA, as the auto-chain sent */
         long long expect = (long long)time(NULL) + 10 * 86400;
         ck_assert_msg(r.peer.not_after >= expect - 120 && r.peer.not_after <= expect + 5,
                       "not_after %lld, expected about %lld", r.peer.not_after, expect);
