@@ -181,16 +181,26 @@ static void wakecb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- what the request module hands back ---- */
 
+static void free_sent(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
 void gw_conn_send(gw_conn *c, char *bytes, size_t len)
 {
     c->state = CS_WRITING;
     arm(c, c->w->srv->conf->timeouts.send_ms);
     bufferevent_enable(c->bev, EV_WRITE);
-    if (bufferevent_write(c->bev, bytes, len) < 0)
+    /* the output references <bytes> (freed once sent, or with the
+     * bufferevent): no copy of the response into the buffer's own chain */
+    if (evbuffer_add_reference(bufferevent_get_output(c->bev), bytes, len, free_sent, NULL) < 0) {
+        free(bytes);
         c->close_after = 1;
-    else
+    } else {
         gw_bev_write_now(c->bev);
-    free(bytes);
+    }
 }
 
 void gw_conn_fail(gw_conn *c)

@@ -437,18 +437,15 @@ static int start(gw_proxy_call *call, int fresh)
     return 0;
 }
 
-gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body, int idempotent,
+gw_proxy_call *gw_proxy_send(gw_pool *p, char *req, size_t len, int no_body, int idempotent,
                              size_t max_bytes, gw_proxy_cb cb, void *arg)
 {
     gw_proxy_call *call = gw_zalloc(sizeof(*call));
-    if (call == NULL)
-        return NULL;
-    call->req = malloc(len);
-    if (call->req == NULL) {
-        free(call);
+    if (call == NULL) {
+        free(req);
         return NULL;
     }
-    memcpy(call->req, req, len);
+    call->req = req; /* ours now: kept for a retry, freed with the call */
     call->len = len;
     call->pool = p;
     call->no_body = no_body;

@@ -77,13 +77,15 @@ typedef void (*gw_proxy_cb)(void *arg, const gw_proxy_result *res);
 
 typedef struct gw_proxy_call gw_proxy_call;
 
-/* Send <req>/<len> (a complete serialised request; the pool copies it).
+/* Send <req>/<len> (a complete serialised request, malloc'ed: the call takes
+ * it over, and frees it even when it returns NULL; it is kept for a retry
+ * until the call ends, no copy made).
  * <no_body>: the request was HEAD. <idempotent>: a stale pooled connection
  * may be retried once on a fresh one. <max_bytes>: the route's bound on the
  * response body (0: only the upstream's max_response_bytes); the smaller of
  * the two applies, to a declared Content-Length at once and to a chunked or
  * read-until-close body as it grows. */
-gw_proxy_call *gw_proxy_send(gw_pool *p, const char *req, size_t len, int no_body, int idempotent,
+gw_proxy_call *gw_proxy_send(gw_pool *p, char *req, size_t len, int no_body, int idempotent,
                              size_t max_bytes, gw_proxy_cb cb, void *arg);
 
 /* Forget <call>: the callback will not run; its connection is discarded. */

@@ -336,9 +336,9 @@ static void forward(gw_conn *c, gw_request *q)
     }
     int head = strcmp(http->method, "HEAD") == 0;
     int idem = head || strcmp(http->method, "GET") == 0;
+    /* the call takes <bytes> over */
     q->call = gw_proxy_send(c->w->pools[route->upstream_idx], bytes, len, head, idem,
                             route->max_response_bytes, proxy_done, q);
-    free(bytes);
     if (q->call == NULL)
         fail(q, GW_ERR_INTERNAL, NULL, 1);
 }
