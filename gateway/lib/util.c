@@ -194,17 +194,49 @@ void gw_time_iso_ms(char out[32])
     memcpy(out + n + 4, "Z", 2);
 }
 
+/* Digits counted first, then written from the end two at a time from a
+ * table (one division per pair instead of one per digit, no reversal): a
+ * request writes about 30 numbers (journal record, lengths, headers). */
 size_t gw_fmt_ull(char *out, unsigned long long v)
 {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    out[n] = '\0';
+    static const char pairs[201] = "00010203040506070809"
+                                   "10111213141516171819"
+                                   "20212223242526272829"
+                                   "30313233343536373839"
+                                   "40414243444546474849"
+                                   "50515253545556575859"
+                                   "60616263646566676869"
+                                   "70717273747576777879"
+                                   "80818283848586878889"
+                                   "90919293949596979899";
+    /* clang-format off */
+    static const unsigned long long pow10[20] = {
+        1ull, 10ull, 100ull, 1000ull,
+        10000ull, 100000ull, 1000000ull, 10000000ull,
+        100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+        1000000000000ull, 10000000000000ull, 100000000000000ull, 1000000000000000ull,
+        10000000000000000ull, 100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull,
+    };
+    /* clang-format on */
+    size_t n = 1;
+    while (n < 20 && v >= pow10[n])
+        n++;
+    char *p = out + n;
+    *p = '\0';
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        p -= 2;
+        p[0] = pairs[d];
+        p[1] = pairs[d + 1];
+    }
+    if (v >= 10) {
+        p -= 2;
+        p[0] = pairs[v * 2];
+        p[1] = pairs[v * 2 + 1];
+    } else {
+        *--p = (char)('0' + v);
+    }
     return n;
 }
 

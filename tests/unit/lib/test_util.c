@@ -3,6 +3,7 @@
  * without printf, hex, SHA-256 and strict UTF-8. */
 #include <check.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -136,6 +137,29 @@ START_TEST(t_fmt_numbers)
     ck_assert_str_eq(out, "-9223372036854775808");
     ck_assert_uint_eq(gw_fmt_ll(out, 1089), 4);
     ck_assert_str_eq(out, "1089");
+    /* against printf: each power of ten and its neighbours, and a spread
+     * of values of every length, both signs */
+    char ref[32];
+    unsigned long long p = 1;
+    for (int k = 0; k < 20; k++, p *= 10) {
+        for (unsigned long long v = p - (p > 1); v <= p + 1; v++) {
+            snprintf(ref, sizeof(ref), "%llu", v);
+            ck_assert_uint_eq(gw_fmt_ull(out, v), strlen(ref));
+            ck_assert_str_eq(out, ref);
+        }
+    }
+    unsigned long long x = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 100000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        unsigned long long v = x >> (i % 64);
+        snprintf(ref, sizeof(ref), "%llu", v);
+        ck_assert_uint_eq(gw_fmt_ull(out, v), strlen(ref));
+        ck_assert_str_eq(out, ref);
+        long long sv = (long long)x >> (i % 64);
+        snprintf(ref, sizeof(ref), "%lld", sv);
+        ck_assert_uint_eq(gw_fmt_ll(out, sv), strlen(ref));
+        ck_assert_str_eq(out, ref);
+    }
     gw_buf b = {0};
     gw_buf_put_ull(&b, 42);
     gw_buf_put_ull(&b, 7);
