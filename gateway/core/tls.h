@@ -45,6 +45,11 @@ void gw_tls_attach_peer(SSL *ssl, gw_tls_peer *peer);
  * callback did not run (resumed session). */
 void gw_tls_peer_complete(SSL *ssl, gw_tls_peer *peer);
 
+/* The handshakes of this thread whose client chain was accepted from a
+ * kept verdict instead of checked again (core/tls.c, "Verdicts kept per
+ * worker thread"). For tests. */
+unsigned long gw_tls_verify_cache_hits(void);
+
 /* Journal reason for a failed handshake: "tls.no_cert", "tls.cert_expired",
  * "tls.cert_not_yet_valid", "tls.cert_unknown_ca", "tls.cert_revoked",
  * "tls.crl", "tls.ocsp_revoked", "tls.ocsp_unknown", "tls.ocsp_stale",

@@ -155,6 +155,64 @@ static X509 *find_issuer(STACK_OF(X509) * cands, X509 *x)
     return NULL;
 }
 
+/* ---- store marks (revoc.h) ---- */
+
+typedef struct {
+    unsigned long long gen;
+    time_t crl_next;
+} store_mark;
+
+static int store_idx = -1;
+static pthread_once_t store_idx_once = PTHREAD_ONCE_INIT;
+static atomic_ullong store_gen;
+
+static void store_mark_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                            void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
+
+static void store_idx_init(void)
+{
+    store_idx = X509_STORE_get_ex_new_index(0, "gw_revoc store mark", NULL, NULL, store_mark_free);
+}
+
+int gw_revoc_store_mark(X509_STORE *st)
+{
+    pthread_once(&store_idx_once, store_idx_init);
+    store_mark *m = calloc(1, sizeof(*m));
+    if (st == NULL || store_idx < 0 || m == NULL) {
+        free(m);
+        return -1;
+    }
+    m->gen = atomic_fetch_add(&store_gen, 1) + 1;
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509_CRL *c = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        time_t nu = c != NULL ? gw_rv_asn1_time(X509_CRL_get0_nextUpdate(c)) : 0;
+        if (nu != 0 && (m->crl_next == 0 || nu < m->crl_next))
+            m->crl_next = nu;
+    }
+    if (X509_STORE_set_ex_data(st, store_idx, m) != 1) {
+        free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int gw_revoc_store_info(X509_STORE *st, unsigned long long *gen, time_t *crl_next)
+{
+    pthread_once(&store_idx_once, store_idx_init);
+    const store_mark *m =
+        st != NULL && store_idx >= 0 ? X509_STORE_get_ex_data(st, store_idx) : NULL;
+    if (m == NULL)
+        return 0;
+    *gen = m->gen;
+    *crl_next = m->crl_next;
+    return 1;
+}
+
 /* ---- CRL ---- */
 
 /* A verify store: the client CAs and <crls>, CRL checking on. */
@@ -170,6 +228,7 @@ static X509_STORE *build_store(rv_lis *l, STACK_OF(X509_CRL) * crls)
         if (X509_STORE_add_crl(st, sk_X509_CRL_value(crls, i)) != 1)
             goto fail;
     X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+    gw_revoc_store_mark(st); /* before any handshake sees it */
     return st;
 fail:
     ERR_clear_error();
@@ -487,6 +546,7 @@ const char *gw_revoc_handshake(SSL *ssl, X509_STORE_CTX *ctx)
     STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
     X509 *leaf = X509_STORE_CTX_get0_cert(ctx);
     X509 *issuer = chain != NULL && sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1) : NULL;
+    X509 *looked_up = NULL; /* the chain is not built: a verdict core/tls.c kept */
     unsigned char fp[32];
     if (leaf == NULL || cert_fp(leaf, fp) < 0)
         return "tls.ocsp_unavailable";
@@ -502,6 +562,10 @@ const char *gw_revoc_handshake(SSL *ssl, X509_STORE_CTX *ctx)
         found = 1;
     }
     pthread_rwlock_unlock(&l->tab_mu);
+    if (!found && issuer == NULL && chain == NULL &&
+        X509_STORE_CTX_get1_issuer(&looked_up, ctx, leaf) == 1)
+        issuer = looked_up;
+    ERR_clear_error();
     if (!found && issuer != NULL) {
         /* first sight: the thread fetches it; this handshake follows the
          * soft/hard-fail rule */
@@ -513,6 +577,7 @@ const char *gw_revoc_handshake(SSL *ssl, X509_STORE_CTX *ctx)
         pthread_cond_signal(&l->r->cv);
         pthread_mutex_unlock(&l->r->mu);
     }
+    X509_free(looked_up);
     gw_rv_state s = gw_rv_decide(&st, now, l->rc->ocsp_refresh_s);
     const char *reason;
     gw_rv_verdict v = gw_rv_policy(s, l->rc->ocsp_mode, &reason);

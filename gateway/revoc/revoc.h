@@ -73,6 +73,20 @@ int gw_revoc_revoked(const char *sha256_hex);
  * "tls.ocsp_unknown", "tls.ocsp_stale", "tls.ocsp_unavailable"). */
 const char *gw_revoc_handshake(SSL *ssl, X509_STORE_CTX *ctx);
 
+/* Verify stores and what a verdict drawn from one depends on. Every store a
+ * handshake may verify with (the listener context's, and each one this
+ * module builds when a CRL is installed) is marked once, before any
+ * handshake sees it, with a generation of its own (never reused in the
+ * process) and the earliest nextUpdate of its CRLs (0: none, or no CRL).
+ * core/tls.c keys the verdicts it keeps by the generation, so a new CRL
+ * is a new generation and every certificate is checked again at its next
+ * handshake. gw_revoc_store_mark returns 0, or -1 when out of memory (the
+ * store then stays unmarked: nothing is kept for it). */
+int gw_revoc_store_mark(X509_STORE *st);
+
+/* 1 and the store's mark, or 0 when it has none. Any thread. */
+int gw_revoc_store_info(X509_STORE *st, unsigned long long *gen, time_t *crl_next);
+
 /* For the verify callback: 1 when the listener's CRL is past its nextUpdate
  * but within crl_refresh.grace_s (the expired CRL is then still used). */
 int gw_revoc_crl_grace(SSL *ssl);

@@ -20,8 +20,10 @@
 
 #include "../common.h"
 #include "core/tls.h"
+#include "revoc/revoc.h"
 
 static char dir[64];
+static char crl_ok_pem[128];
 static char ca_pem[128], ca2_pem[128], crl_pem[128], srv_pem[128], srv_key[128], other_key[128];
 static EVP_PKEY *ca_key, *ca2_key, *cli_key;
 static X509 *ca, *ca2;
@@ -123,6 +125,7 @@ static void pki_make(void)
     snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", dir);
     snprintf(ca2_pem, sizeof(ca2_pem), "%s/ca2.pem", dir);
     snprintf(crl_pem, sizeof(crl_pem), "%s/crl.pem", dir);
+    snprintf(crl_ok_pem, sizeof(crl_ok_pem), "%s/crl-ok.pem", dir);
     snprintf(srv_pem, sizeof(srv_pem), "%s/server.pem", dir);
     snprintf(srv_key, sizeof(srv_key), "%s/server.key", dir);
     snprintf(other_key, sizeof(other_key), "%s/other.key", dir);
@@ -147,6 +150,7 @@ static void pki_make(void)
     write_key(srv_key, srv_k);
     write_key(other_key, other);
     write_crl(crl_pem, cli_revoked);
+    write_crl(crl_ok_pem, cli_ok);
     X509_free(srv);
     EVP_PKEY_free(srv_k);
     EVP_PKEY_free(other);
@@ -160,7 +164,7 @@ static void pki_free(void)
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(ca2_key);
     EVP_PKEY_free(cli_key);
-    const char *files[] = {ca_pem, ca2_pem, crl_pem, srv_pem, srv_key, other_key};
+    const char *files[] = {ca_pem, ca2_pem, crl_pem, crl_ok_pem, srv_pem, srv_key, other_key};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         unlink(files[i]);
     rmdir(dir);
@@ -345,6 +349,10 @@ static SSL_CTX *client_ctx(X509 *cert, int minv, int maxv)
     return c;
 }
 
+/* The server's verify store for the next handshakes (NULL: the context's),
+ * as revoc/revoc.c hands one to each handshake when it manages a CRL. */
+static X509_STORE *hs_store;
+
 static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const unsigned char *alpn, unsigned alpn_len,
                       hs_result *r)
 {
@@ -357,6 +365,8 @@ static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const unsigned char *alpn, u
     SSL_set_bio(c, cb, cb);
     SSL_set_accept_state(s);
     SSL_set_connect_state(c);
+    if (hs_store != NULL)
+        SSL_set1_verify_cert_store(s, hs_store); /* as revoc's client hello callback */
     SSL_set_tlsext_host_name(c, "localhost");
     if (alpn != NULL)
         SSL_set_alpn_protos(c, alpn, alpn_len);
@@ -484,6 +494,83 @@ START_TEST(t_handshake_refused)
 }
 END_TEST
 
+/* A verify store of the test CA and <crl>, CRL checking on, marked (a
+ * generation of its own) unless <unmarked>. */
+static X509_STORE *store_with(const char *crl, int unmarked)
+{
+    X509_STORE *st = X509_STORE_new();
+    ck_assert_ptr_nonnull(st);
+    ck_assert_int_eq(X509_STORE_add_cert(st, ca), 1);
+    ck_assert_int_eq(X509_STORE_load_file(st, crl), 1);
+    X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+    if (!unmarked)
+        ck_assert_int_eq(gw_revoc_store_mark(st), 0);
+    return st;
+}
+
+/* An accepted chain is kept: the next handshake of the same certificate
+ * skips the chain check and describes the peer the same way; a refused
+ * one never is; a new store (a new CRL) checks it again, and refuses it
+ * when the CRL revokes it; a store without a mark keeps nothing. */
+START_TEST(t_verdict_kept)
+{
+    SSL_CTX *s = server_ctx(1);
+    char want[65];
+    hex_sha256(cli_ok, want);
+    for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
+        SSL_CTX *c = client_ctx(cli_ok, v, v);
+        hs_result r;
+        unsigned long h0 = gw_tls_verify_cache_hits();
+        handshake(s, c, NULL, 0, &r);
+        ck_assert(r.ok);
+        handshake(s, c, NULL, 0, &r);
+        ck_assert_msg(r.ok, "the kept verdict refused: %lx", r.ssl_err);
+        ck_assert_int_eq(r.peer.has_cert, 1);
+        ck_assert_int_eq(r.peer.verify_err, 0);
+        ck_assert_str_eq(r.peer.sha256, want);
+        ck_assert_str_eq(r.subject, "CN=client-ok,O=Test");
+        ck_assert(r.peer.not_after > (long long)time(NULL));
+        /* the first (TLS 1.2) handshake may already find it: at least one */
+        ck_assert_uint_ge(gw_tls_verify_cache_hits(), h0 + 1);
+        SSL_CTX_free(c);
+    }
+    /* refused: checked again each time, never from a kept verdict */
+    SSL_CTX *c = client_ctx(cli_revoked, TLS1_3_VERSION, TLS1_3_VERSION);
+    unsigned long h0 = gw_tls_verify_cache_hits();
+    for (int i = 0; i < 2; i++) {
+        hs_result r;
+        handshake(s, c, NULL, 0, &r);
+        ck_assert(!r.ok);
+        ck_assert_str_eq(gw_tls_refusal_reason(&r.peer, r.ssl_err), "tls.cert_revoked");
+    }
+    ck_assert_uint_eq(gw_tls_verify_cache_hits(), h0);
+    SSL_CTX_free(c);
+    /* a new CRL revoking the kept certificate: refused at the next
+     * handshake, with the full check's reason */
+    c = client_ctx(cli_ok, TLS1_3_VERSION, TLS1_3_VERSION);
+    hs_store = store_with(crl_ok_pem, 0);
+    h0 = gw_tls_verify_cache_hits();
+    hs_result r;
+    handshake(s, c, NULL, 0, &r);
+    ck_assert_msg(!r.ok, "a certificate revoked by the new CRL was accepted");
+    ck_assert_int_eq(r.peer.verify_err, X509_V_ERR_CERT_REVOKED);
+    ck_assert_str_eq(gw_tls_refusal_reason(&r.peer, r.ssl_err), "tls.cert_revoked");
+    ck_assert_uint_eq(gw_tls_verify_cache_hits(), h0);
+    X509_STORE_free(hs_store);
+    /* a store nobody marked: accepted, checked every time */
+    hs_store = store_with(crl_pem, 1);
+    for (int i = 0; i < 2; i++) {
+        handshake(s, c, NULL, 0, &r);
+        ck_assert(r.ok);
+    }
+    ck_assert_uint_eq(gw_tls_verify_cache_hits(), h0);
+    X509_STORE_free(hs_store);
+    hs_store = NULL;
+    SSL_CTX_free(c);
+    SSL_CTX_free(s);
+}
+END_TEST
+
 /* No client certificate, or an old protocol: refused before any
  * certificate is seen. */
 START_TEST(t_handshake_no_cert_old_protocol)
@@ -576,6 +663,7 @@ int main(void)
     tcase_add_test(tc, t_client_ctx);
     tcase_add_test(tc, t_handshake_accepted);
     tcase_add_test(tc, t_handshake_refused);
+    tcase_add_test(tc, t_verdict_kept);
     tcase_add_test(tc, t_handshake_no_cert_old_protocol);
     tcase_add_test(tc, t_alpn);
     tcase_add_test(tc, t_refusal_reasons);
