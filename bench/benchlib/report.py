@@ -769,6 +769,11 @@ class Report:
                  "grant, and an upstream connection for each request of a burst), so measured from the first "
                  "second the whole tail was this start-up transient (bench/README.md).")
         L.append("")
+        L.append("*Connect phase*: the generator's own figure, from its first connect to every connection up "
+                 "(N TCP connections and N mTLS handshakes, each side's CPU: the gateway's and the generator's "
+                 "on the same 2 cores); in brackets, the generator's start-up before it (reading N certificates "
+                 "and keys), counted in the connect phase until 2026-12-02.")
+        L.append("")
         L.append("When the full quota is not held (rate reached ≥ 98%% of the offered one, ≤ 1%% of the requests "
                  "left behind, no 5xx, no generator error), the same partners run again at a fraction of it (each "
                  "partner slower, all %s connections still there), on a fresh GW-S8 with the partners' Redis "
@@ -778,18 +783,19 @@ class Report:
         L.append("")
         L.append("| step | offered req/s | reached req/s | missed | p50 | p99 | p99.9 | gateway % of the machine "
                  "| generator / mock / Redis % of a core | machine busy % | 2xx / 4xx / 5xx | 429 | quota errors "
-                 "| connect phase | warm-up p99 / max | held |")
+                 "| connect phase (generator start-up) | warm-up p99 / max | held |")
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for st in s8["steps"]:
             rsp = st.get("responses") or {}
             L.append("| %d%% of the quota (%s/min each) | %s | **%s** | %s | %s | **%s** | %s | **%s** | %s / %s / %s "
-                     "| %s | %s / %s / %s | %s | %s | %s s | %s / %s | %s |" % (
+                     "| %s | %s / %s / %s | %s | %s | %s s (%s s) | %s / %s | %s |" % (
                          round(st["fraction"] * 100), fmt(st["per_minute_each"], 1), fmt(st["rate"]),
                          fmt(st.get("throughput_rps")), st.get("missed"), fmt_us(st.get("p50")),
                          fmt_us(st.get("p99")), fmt_us(st.get("p99_9")), fmt(st.get("gw_machine_pct"), 1),
                          fmt(st.get("gen_cpu_pct")), fmt(st.get("mock_cpu_pct")), fmt(st.get("redis_cpu_pct")),
                          fmt(st.get("machine_busy_pct")), rsp.get("2xx"), rsp.get("4xx"), rsp.get("5xx"),
                          st.get("refused_429"), st.get("quota_errors"), fmt(st.get("connect_phase_s"), 1),
+                         fmt(st.get("gen_startup_s"), 1),
                          fmt_us((st.get("warmup") or {}).get("p99")), fmt_us((st.get("warmup") or {}).get("max")),
                          "yes" if st["held"] else "**no**"))
         L.append("")
