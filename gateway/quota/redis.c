@@ -35,6 +35,12 @@
 #define MARKER "opale:q:live"
 /* Entries per opale_restore call. */
 #define RESTORE_CHUNK 128
+/* A call whose key and member (with their NULs) fit in CALL_ROOM bytes
+ * ("opale:q:{<habilitation>}" and a request id) goes back to a free list
+ * of at most CALLS_KEPT when done, its timer event with it: a quota
+ * decision then costs no allocation of ours. */
+#define CALL_ROOM 128
+#define CALLS_KEPT 256
 
 /* The Redis 7 Function. An entry at t leaves the window at t + window
  * (ZREMRANGEBYSCORE removes score <= now - window), as in memlog.c. Members
@@ -127,6 +133,7 @@ struct gw_redis_call {
     int on_wire;      /* hiredis holds a callback with this call */
     conn *wait_c;     /* queued until this connection (never ready yet) is ready */
     int tried;        /* TRIED_*: each retry at most once */
+    int pooled;       /* CALL_ROOM bytes of key: may go back to r->free_calls */
     uint64_t sent_us;
     unsigned limit;
     uint64_t window_ms;
@@ -149,6 +156,8 @@ struct gw_redis {
     struct event *refresh_timer; /* retries a failed or incomplete CLUSTER SLOTS */
     uint64_t stall_us;
     gw_redis_call *calls;
+    gw_redis_call *free_calls; /* done calls kept for reuse (next), with their event */
+    unsigned nfree_calls;
     gw_rpool *rpool;     /* the reply objects of every connection's reader */
     gw_redis_stats st;   /* counters: written by the worker only (STAT_ADD) */
     int up, persistence; /* published by publish_up(), read by gw_redis_get_stats */
@@ -861,8 +870,43 @@ static void call_maybe_free(gw_redis_call *k)
         r->calls = k->next;
     if (k->next != NULL)
         k->next->prev = k->prev;
+    if (k->pooled && r->nfree_calls < CALLS_KEPT && !r->closing) {
+        event_del(k->ev);
+        k->next = r->free_calls;
+        r->free_calls = k;
+        r->nfree_calls++;
+        return;
+    }
     event_free(k->ev);
     free(k);
+}
+
+static void on_call_timer(evutil_socket_t fd, short what, void *arg);
+
+/* A call with room for <need> bytes of key and member, its timer event
+ * assigned to it; from the free list when it fits. NULL: out of memory. */
+static gw_redis_call *call_new(gw_redis *r, size_t need)
+{
+    gw_redis_call *k = r->free_calls;
+    if (need <= CALL_ROOM && k != NULL) {
+        r->free_calls = k->next;
+        r->nfree_calls--;
+        struct event *ev = k->ev; /* assigned to (base, on_call_timer, k), not pending */
+        memset(k, 0, sizeof(*k));
+        k->ev = ev;
+        k->pooled = 1;
+        return k;
+    }
+    k = gw_zalloc(sizeof(*k) + (need <= CALL_ROOM ? CALL_ROOM : need));
+    if (k == NULL)
+        return NULL;
+    k->ev = evtimer_new(r->base, on_call_timer, k);
+    if (k->ev == NULL) {
+        free(k);
+        return NULL;
+    }
+    k->pooled = need <= CALL_ROOM;
+    return k;
 }
 
 /* Report once (from a timer or a hiredis callback, never from
@@ -1170,14 +1214,9 @@ gw_redis_call *gw_redis_quota(gw_redis *r, const char *key, unsigned limit, uint
                               const char *member, gw_redis_cb cb, void *arg)
 {
     size_t kl = strlen(key), ml = strlen(member);
-    gw_redis_call *k = gw_zalloc(sizeof(*k) + kl + ml + 2);
+    gw_redis_call *k = call_new(r, kl + ml + 2);
     if (k == NULL)
         return NULL;
-    k->ev = evtimer_new(r->base, on_call_timer, k);
-    if (k->ev == NULL) {
-        free(k);
-        return NULL;
-    }
     k->r = r;
     k->cb = cb;
     k->arg = arg;
@@ -1293,6 +1332,12 @@ void gw_redis_free(gw_redis *r)
         r->calls->done = 1;
         r->calls->on_wire = 0;
         call_maybe_free(r->calls);
+    }
+    while (r->free_calls != NULL) {
+        gw_redis_call *k = r->free_calls;
+        r->free_calls = k->next;
+        event_free(k->ev);
+        free(k);
     }
     for (size_t i = 0; i < r->nconns; i++) {
         event_free(r->conns[i]->timer);
