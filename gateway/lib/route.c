@@ -120,6 +120,7 @@ const char *gw_route_compile(gw_route *r, const char *tmpl)
     r->nsegs = nsegs;
     for (size_t i = 0; i < GW_ROUTE_MAX_SEGS; i++) {
         r->segs[i] = segs[i];
+        r->seg_len[i] = segs[i] != NULL ? strlen(segs[i]) : 0;
         r->params[i] = params[i];
     }
     return NULL;
@@ -159,17 +160,6 @@ static int split_path(const char *path, size_t len, path_segs *s)
     }
 }
 
-/* Byte-exact comparison of NUL-terminated <lit> with <s>/<len>, never reading
- * <lit> past its terminator. */
-static int lit_eq(const char *lit, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (lit[i] == '\0' || lit[i] != s[i])
-            return 0;
-    }
-    return lit[len] == '\0';
-}
-
 static int value_ok(const char *v, size_t n)
 {
     if (n == 0 || n > GW_ROUTE_MAX_VALUE)
@@ -183,13 +173,22 @@ static int value_ok(const char *v, size_t n)
     return 1;
 }
 
+/* The literal segments first, by length then bytes (what tells most routes
+ * apart, at the cost of a compare each), the parameters' values only for a
+ * route whose literals all match: a request is matched twice (its body
+ * limit when the head ends, then the route stage) against every route
+ * before its own. */
 static int route_fits(const gw_route *r, const path_segs *s)
 {
     if (r->nsegs != s->n)
         return 0;
     for (size_t k = 0; k < s->n; k++) {
-        if (r->segs[k] != NULL ? !lit_eq(r->segs[k], s->p[k], s->len[k])
-                               : !value_ok(s->p[k], s->len[k]))
+        if (r->segs[k] != NULL &&
+            (r->seg_len[k] != s->len[k] || memcmp(r->segs[k], s->p[k], s->len[k]) != 0))
+            return 0;
+    }
+    for (size_t k = 0; k < s->n; k++) {
+        if (r->segs[k] == NULL && !value_ok(s->p[k], s->len[k]))
             return 0;
     }
     return 1;

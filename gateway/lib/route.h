@@ -43,8 +43,9 @@ typedef struct gw_route {
     int no_quota; /* config "quota": false: calls do not count (default: they do) */
     /* compiled template */
     size_t nsegs;
-    char *segs[GW_ROUTE_MAX_SEGS];   /* literal text, or NULL for a parameter */
-    char *params[GW_ROUTE_MAX_SEGS]; /* parameter name where segs[i] == NULL */
+    char *segs[GW_ROUTE_MAX_SEGS];     /* literal text, or NULL for a parameter */
+    size_t seg_len[GW_ROUTE_MAX_SEGS]; /* strlen(segs[i]); 0 for a parameter */
+    char *params[GW_ROUTE_MAX_SEGS];   /* parameter name where segs[i] == NULL */
 } gw_route;
 
 typedef struct gw_route_table {
