@@ -104,8 +104,7 @@ static void json_put_rest(gw_buf *b, const char *s, size_t n, const char *tail)
  * from the first byte that needs it on does json_put_rest take over. */
 static void json_put_strn(gw_buf *b, const char *s, size_t n)
 {
-    gw_buf_reserve(b, n + 2);
-    if (b->oom)
+    if (b->oom || (b->len + n + 3 > b->cap && (gw_buf_reserve(b, n + 2), b->oom)))
         return;
     char *o = b->data + b->len;
     size_t i = 0;
@@ -116,6 +115,17 @@ static void json_put_strn(gw_buf *b, const char *s, size_t n)
         if (json_special8(x))
             break;
         memcpy(o, &x, 8);
+    }
+    if (i < n && i + 8 > n && n >= 8) {
+        /* the last bytes as one overlapping block: everything before <i>
+         * went out as it is, so byte j of <s> is at o - i + j */
+        uint64_t x;
+        memcpy(&x, s + n - 8, 8);
+        if (!json_special8(x)) {
+            o += n - i;
+            memcpy(o - 8, &x, 8);
+            i = n;
+        }
     }
     while (i < n && json_plain[(unsigned char)s[i]])
         *o++ = s[i++];
