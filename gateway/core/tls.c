@@ -258,6 +258,64 @@ static int cert_verify_cb(X509_STORE_CTX *xs, void *arg)
     return ok;
 }
 
+/* A session offered for resumption skips the chain check: its certificate
+ * would keep resuming (each resumption brings a new ticket) after a CRL
+ * revoked it or after it expired. Its ticket is not used (a full handshake
+ * follows, whose check refuses it with its reason) when the certificate
+ * has expired, when the verify store's CRL for it is past its nextUpdate
+ * (the full check applies the grace rule) or missing, or when that CRL
+ * revokes it. No signature verified here: the store's CRLs were when the
+ * store was built. */
+static int resumable(SSL *ssl, const SSL_SESSION *ss)
+{
+    X509 *peer = SSL_SESSION_get0_peer((SSL_SESSION *)ss);
+    if (peer == NULL)
+        return 0;
+    if (X509_cmp_time(X509_get0_notAfter(peer), NULL) <= 0)
+        return 0;
+    X509_STORE *st = NULL;
+    if (SSL_get0_verify_cert_store(ssl, &st) != 1 || st == NULL)
+        st = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl));
+    if (st == NULL)
+        return 0;
+    if ((X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(st)) & X509_V_FLAG_CRL_CHECK) == 0)
+        return 1; /* no CRL on this listener */
+    unsigned long long gen = 0;
+    time_t crl_next = 0;
+    if (!gw_revoc_store_info(st, &gen, &crl_next) || (crl_next != 0 && time(NULL) >= crl_next))
+        return 0;
+    int found = 0, ok = 1;
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs) && ok; i++) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        if (crl == NULL || X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(peer)) != 0)
+            continue;
+        found = 1;
+        X509_REVOKED *rev = NULL;
+        if (X509_CRL_get0_by_cert(crl, &rev, peer) == 1)
+            ok = 0;
+    }
+    ERR_clear_error();
+    return found && ok;
+}
+
+static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *ss, const unsigned char *keyname,
+                                       size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    (void)keyname, (void)keyname_len, (void)arg;
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+        return resumable(ssl, ss) ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_IGNORE_RENEW;
+    case SSL_TICKET_SUCCESS_RENEW:
+        return resumable(ssl, ss) ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_IGNORE_RENEW;
+    case SSL_TICKET_FATAL_ERR_MALLOC:
+    case SSL_TICKET_FATAL_ERR_OTHER:
+        return SSL_TICKET_RETURN_ABORT;
+    default: /* OpenSSL's own answer to an empty or undecryptable ticket */
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
+}
+
 /* The offered protocol <want>/<wn> in the client's list, or NULL. */
 static const unsigned char *alpn_find(const unsigned char *in, unsigned int inlen, const char *want,
                                       unsigned wn)
@@ -391,6 +449,7 @@ SSL_CTX *gw_tls_server_ctx_new(const gw_conf_listener *l, size_t idx, char **err
         /* its verdicts are kept by generation (revoc/revoc.h): marked
          * once complete, before any handshake */
         gw_revoc_store_mark(SSL_CTX_get_cert_store(ctx));
+        SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_dec_cb, NULL);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }

@@ -295,11 +295,47 @@ class TestCrlRefresh(RevocationCase):
     """The CRL file is polled (crl_refresh.poll_s 1): a CRL replaced on disk is
     used by the next handshake; a broken one keeps the last good CRL."""
 
-    partners = ("crl",)
+    partners = ("crl", "crl-resume")
 
     @classmethod
     def revocation(cls, tls, stack):
         live_crl(tls, stack, 1)
+
+    def test_d_resumed_session_after_the_crl_revoked_it(self):
+        # a resumed session skips the chain check, and each resumption
+        # brings a new ticket: a session of a certificate that a new CRL
+        # revokes is not resumed, the full handshake refuses it
+        st = self.stack
+        name = self.issued[1][0]
+        sessions = []
+        for version in (harness.ssl.TLSVersion.TLSv1_2, harness.ssl.TLSVersion.TLSv1_3):
+            ctx = harness.tls_context(pki=st.pki, cert_name=name, max_version=version)
+            raw = socket.create_connection(("127.0.0.1", st.port), timeout=5)
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                self.assertEqual(self.exchange(s, name).status, 200)
+                sess = s.session
+            raw = socket.create_connection(("127.0.0.1", st.port), timeout=5)
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=sess) as s:
+                self.assertTrue(s.session_reused, "%s: not resumed: the test proves nothing" % version.name)
+                self.assertEqual(self.exchange(s, name).status, 200)
+                sessions.append((version, ctx, s.session))
+        revoke(name)
+        gen_crl(os.path.join(st.dir, "crl-live.pem"))
+        self.wait_refused(name, "tls.cert_revoked", timeout=10)
+        for version, ctx, sess in sessions:
+            n0 = st.journal_count()
+            try:
+                raw = socket.create_connection(("127.0.0.1", st.port), timeout=5)
+                with ctx.wrap_socket(raw, server_hostname="localhost", session=sess) as s:
+                    reused = s.session_reused
+                    resp = self.exchange(s, name)
+                outcome = "%s (resumed: %s)" % (resp.status, reused)
+            except (harness.ssl.SSLError, harness.PeerClosed, ConnectionError, OSError) as e:
+                outcome = "refused: %r" % (e,)
+            self.assertTrue(outcome.startswith("refused"), "%s: a revoked certificate's session: %s"
+                            % (version.name, outcome))
+            self.assertIsNotNone(self.refusal_record(name, "tls.cert_revoked", since=n0),
+                                 "%s: the refusal is not journalled as tls.cert_revoked" % version.name)
 
     def test_a_broken_crl_keeps_the_last_good_one(self):
         st = self.stack
