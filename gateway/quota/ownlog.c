@@ -11,6 +11,7 @@
 typedef struct oent {
     uint64_t t;
     char member[GW_OWNLOG_MEMBER];
+    int local; /* decided by gw_ownlog_admit, not by Redis */
 } oent;
 
 typedef struct okey {
@@ -114,7 +115,7 @@ static void prune(okey *k, uint64_t window_ms, uint64_t now_ms)
     }
 }
 
-static void push(okey *k, uint64_t now_ms, const char *member)
+static void push(okey *k, uint64_t now_ms, const char *member, int local)
 {
     if (k->count == k->cap) {
         k->head = (k->head + 1) % k->cap;
@@ -122,6 +123,7 @@ static void push(okey *k, uint64_t now_ms, const char *member)
     }
     oent *e = &k->ring[(k->head + k->count) % k->cap];
     e->t = now_ms;
+    e->local = local;
     size_t n = strlen(member);
     if (n >= GW_OWNLOG_MEMBER)
         n = GW_OWNLOG_MEMBER - 1;
@@ -139,7 +141,7 @@ void gw_ownlog_record(gw_ownlog *o, const char *key, unsigned limit, uint64_t no
     okey *k = get(st, h, key, limit);
     if (k != NULL) {
         prune(k, o->window_ms, now_ms);
-        push(k, now_ms, member);
+        push(k, now_ms, member, 0);
     }
     pthread_mutex_unlock(&st->lock);
 }
@@ -162,7 +164,7 @@ void gw_ownlog_admit(gw_ownlog *o, const char *key, unsigned limit, unsigned sha
     }
     prune(k, o->window_ms, now_ms);
     if (k->count < share) {
-        push(k, now_ms, member);
+        push(k, now_ms, member, 1);
         out->admitted = 1;
         out->remaining = share - k->count;
         out->reset_ms = k->ring[k->head].t + o->window_ms - now_ms;
@@ -189,7 +191,10 @@ unsigned gw_ownlog_count(gw_ownlog *o, const char *key, uint64_t now_ms)
     return n;
 }
 
-size_t gw_ownlog_each(gw_ownlog *o, uint64_t now_ms, gw_ownlog_fn fn, void *arg)
+/* Every key's entries in the window, or (local_only) those decided locally
+ * at or after <since_ms>. */
+static size_t each(gw_ownlog *o, uint64_t now_ms, int local_only, uint64_t since_ms,
+                   gw_ownlog_fn fn, void *arg)
 {
     size_t total = 0;
     gw_ownlog_entry *buf = NULL;
@@ -211,17 +216,33 @@ size_t gw_ownlog_each(gw_ownlog *o, uint64_t now_ms, gw_ownlog_fn fn, void *arg)
                     buf = nb;
                     cap = k->count;
                 }
+                size_t n = 0;
                 for (unsigned m = 0; m < k->count; m++) {
                     const oent *e = &k->ring[(k->head + m) % k->cap];
-                    memcpy(buf[m].member, e->member, GW_OWNLOG_MEMBER);
-                    buf[m].age_ms = now_ms > e->t ? now_ms - e->t : 0;
+                    if (local_only && (!e->local || e->t < since_ms))
+                        continue;
+                    memcpy(buf[n].member, e->member, GW_OWNLOG_MEMBER);
+                    buf[n++].age_ms = now_ms > e->t ? now_ms - e->t : 0;
                 }
-                fn(arg, k->key, buf, k->count);
-                total += k->count;
+                if (n == 0)
+                    continue;
+                fn(arg, k->key, buf, n);
+                total += n;
             }
         }
         pthread_mutex_unlock(&st->lock);
     }
     free(buf);
     return total;
+}
+
+size_t gw_ownlog_each(gw_ownlog *o, uint64_t now_ms, gw_ownlog_fn fn, void *arg)
+{
+    return each(o, now_ms, 0, 0, fn, arg);
+}
+
+size_t gw_ownlog_each_local(gw_ownlog *o, uint64_t now_ms, uint64_t since_ms, gw_ownlog_fn fn,
+                            void *arg)
+{
+    return each(o, now_ms, 1, since_ms, fn, arg);
 }

@@ -48,6 +48,12 @@ unsigned gw_ownlog_count(gw_ownlog *o, const char *key, uint64_t now_ms);
 typedef void (*gw_ownlog_fn)(void *arg, const char *key, const gw_ownlog_entry *e, size_t n);
 size_t gw_ownlog_each(gw_ownlog *o, uint64_t now_ms, gw_ownlog_fn fn, void *arg);
 
+/* As gw_ownlog_each, but only the entries decided locally (gw_ownlog_admit,
+ * not gw_ownlog_record) at or after <since_ms>: what a Redis that kept its
+ * data (its marker is there) may lack after timeouts. */
+size_t gw_ownlog_each_local(gw_ownlog *o, uint64_t now_ms, uint64_t since_ms, gw_ownlog_fn fn,
+                            void *arg);
+
 uint64_t gw_ownlog_window(const gw_ownlog *o);
 
 #endif

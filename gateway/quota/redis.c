@@ -117,6 +117,8 @@ typedef struct conn {
     unsigned attempts;   /* connections that failed before ready, since the last ready */
     unsigned inflight;   /* FCALLs waiting for a reply */
     uint64_t last_us;    /* the last reply, or when replies began to be awaited */
+    uint64_t wb_ms;      /* the last write-back queued here (ownlog clock): the partial
+                            ones send the local decisions from then on */
     struct event *timer; /* connect timeout (connecting), retry (down), sync grace (up,
                             not ready) or audit (ready) */
 } conn;
@@ -386,6 +388,7 @@ static void on_loaded(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *rep = reply;
     if (rep == NULL || c->ac != ac || c->r->closing)
         return;
+    c->last_us = now_us(); /* a reply: the peer is alive */
     if (rep->type == REDIS_REPLY_ERROR) {
         c->loaded = 0;
         publish_up(c->r);
@@ -415,6 +418,7 @@ static void on_info(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *rep = reply;
     if (rep == NULL || c->ac != ac || c->r->closing)
         return;
+    c->last_us = now_us(); /* a reply: the peer is alive */
     if (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_STATUS)
         return;
     const char *p = strstr(rep->str, "aof_enabled:");
@@ -431,6 +435,7 @@ static void on_restore(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *rep = reply;
     if (rep == NULL || c->ac != ac || c->r->closing)
         return;
+    c->last_us = now_us(); /* a reply: the peer is alive */
     if (rep->type == REDIS_REPLY_ERROR) {
         STAT_ADD(c->r, errors, 1);
         /* a stale slot map: the key's new master writes it back when its
@@ -485,21 +490,34 @@ static void restore_key(void *arg, const char *key, const gw_ownlog_entry *e, si
     }
 }
 
-/* Queue the write-back of every own admission still in the window (before
- * any FCALL sent after it on this connection). */
-static void restore_all(conn *c)
+/* Queue a write-back (before any FCALL sent after it on this connection).
+ * <full>: every own admission still in the window, for a Redis that may
+ * have lost its data (a new connection: a restart, a failover; the marker
+ * gone). Otherwise the connection stayed up and Redis kept what it decided
+ * (its marker is checked by every FCALL): only the decisions this instance
+ * took locally since the last write-back on this connection can be missing
+ * (timeouts, a sync's grace). Sending the whole log after each timeout made
+ * Redis slower under load, so more calls timed out: with 5,000 partners
+ * (bench S8) the connections never became ready again and nearly every
+ * decision was local. */
+static void restore(conn *c, int full)
 {
     gw_redis *r = c->r;
     if (r->own == NULL || c->ac == NULL)
         return;
-    gw_ownlog_each(r->own, now_us() / 1000u, restore_key, c);
+    uint64_t now = now_us() / 1000u;
+    if (full)
+        gw_ownlog_each(r->own, now, restore_key, c);
+    else
+        gw_ownlog_each_local(r->own, now, c->wb_ms, restore_key, c);
+    c->wb_ms = now;
 }
 
 /* Start a sync: not ready, own admissions written back now (queued before
- * anything sent later on this connection). Next: the function's load
- * answers (P_LOADING, at most stall_us), then the grace or not, then the
- * marker (P_MARKING), then ready. */
-static void sync_begin(conn *c)
+ * anything sent later on this connection; <full>: see restore()). Next: the
+ * function's load answers (P_LOADING, at most stall_us without a reply),
+ * then the grace or not, then the marker (P_MARKING), then ready. */
+static void sync_begin(conn *c, int full)
 {
     c->ready = 0;
     publish_up(c->r);
@@ -507,7 +525,7 @@ static void sync_begin(conn *c)
     c->resync = 0;
     c->phase = P_LOADING;
     STAT_ADD(c->r, syncs, 1);
-    restore_all(c);
+    restore(c, full);
     if (c->loaded && c->state == C_UP)
         grace_or_end(c, 1); /* data lost under a live connection */
     else
@@ -527,15 +545,16 @@ static void grace_or_end(conn *c, int grace)
     }
 }
 
-/* Write back again, set the marker; ready on its reply (P_MARKING, at most
- * stall_us). An error during the sync: dropped, backing off. */
+/* Write back again what was decided locally meanwhile (the grace), set the
+ * marker; ready on its reply (P_MARKING, at most stall_us without a reply).
+ * An error during the sync: dropped, backing off. */
 static void sync_end(conn *c)
 {
     if (c->sync_err || !c->loaded) {
         conn_fail_soon(c);
         return;
     }
-    restore_all(c);
+    restore(c, 0);
     int rc = c->r->cluster ? redisAsyncCommand(c->ac, on_marker, c, "PING")
                            : redisAsyncCommand(c->ac, on_marker, c, "SET %s 1", MARKER);
     if (rc != REDIS_OK) {
@@ -555,6 +574,7 @@ static void on_exists(redisAsyncContext *ac, void *reply, void *priv)
     if (rep == NULL || c->ac != ac || c->r->closing || c->state != C_UP || c->ready ||
         c->phase != P_LOADING)
         return;
+    c->last_us = now_us();
     if (!c->loaded || rep->type == REDIS_REPLY_ERROR) {
         conn_fail_soon(c);
         return;
@@ -570,6 +590,7 @@ static void on_marker(redisAsyncContext *ac, void *reply, void *priv)
     if (rep == NULL || c->ac != ac || c->r->closing || c->state != C_UP || c->ready ||
         c->phase != P_MARKING)
         return;
+    c->last_us = now_us();
     if (rep->type == REDIS_REPLY_ERROR || c->sync_err || !c->loaded) {
         conn_fail_soon(c);
         return;
@@ -587,15 +608,16 @@ static void on_marker(redisAsyncContext *ac, void *reply, void *priv)
 /* Redis answers again after timeouts (paused, slow): the local decisions
  * taken meanwhile go back before the next FCALL. With the local fallback
  * the connection stopped deciding at the timeout (not ready, see
- * on_call_timer): a full sync, so that the other gateways' local decisions
- * of the pause go back too before anyone admits. */
+ * on_call_timer): a sync with the grace, so that the other gateways' local
+ * decisions of the pause go back too before anyone admits. Redis kept what
+ * it decided: the write-backs are partial (restore()). */
 static void resync(conn *c)
 {
     c->resync = 0;
     if (c->ready)
-        restore_all(c);
+        restore(c, 0);
     else if (c->r->sync_after_timeouts && c->phase == P_LOADING && c->loaded)
-        sync_begin(c);
+        sync_begin(c, 0);
 }
 
 /* EXISTS MARKER every probe_ms while ready (standalone): 0 means Redis lost
@@ -611,7 +633,7 @@ static void on_audit(redisAsyncContext *ac, void *reply, void *priv)
     if (c->resync && c->state == C_UP)
         resync(c);
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 0 && c->ready)
-        sync_begin(c);
+        sync_begin(c, 1);
 }
 
 static void audit(conn *c)
@@ -639,7 +661,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
     c->state = C_UP;
     c->last_us = now_us();
     redisEnableKeepAlive((redisContext *)&cac->c);
-    sync_begin(c);
+    sync_begin(c, 1);
     refresh_maybe(c->r);
 }
 
@@ -701,8 +723,17 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
     } else if (c->state == C_UP && c->ac != NULL && !c->ready && c->phase == P_GRACE) {
         sync_end(c);
     } else if (c->state == C_UP && c->ac != NULL && !c->ready) {
-        /* no answer to the load or the marker for stall_us: a silent peer
-         * (paused, gone without a RST): dropped, probed again */
+        /* no reply for stall_us: a silent peer (paused, gone without a
+         * RST): dropped, probed again. A peer still answering the
+         * write-back queued before the load's or the marker's answer is
+         * working through a long sync (a big window, a busy machine):
+         * dropping it would only start the same write-back again on the
+         * next connection, and again. */
+        uint64_t quiet = now_us() - c->last_us;
+        if (quiet < c->r->stall_us) {
+            timer_in(c, (unsigned)((c->r->stall_us - quiet) / 1000u) + 1);
+            return;
+        }
         c->state = C_CONNECTING;
         conn_drop(c);
     } else if (c->state == C_UP && c->ac != NULL) {
@@ -1174,7 +1205,7 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
         /* the marker is gone: Redis lost its data (restart without
          * persistence, FLUSHALL): nothing admitted; sync first */
         if (c->ready && c->ac == ac)
-            sync_begin(c);
+            sync_begin(c, 1);
         call_fail(k, "redis.syncing");
         return;
     }

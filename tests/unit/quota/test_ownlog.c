@@ -91,6 +91,43 @@ START_TEST(each_gives_ages_and_is_bounded)
 }
 END_TEST
 
+/* The partial write-back: only the local decisions (gw_ownlog_admit), and
+ * only those at or after the mark; a key with none is not passed at all. */
+START_TEST(each_local_gives_local_decisions_since)
+{
+    gw_ownlog *o = gw_ownlog_new(1000);
+    gw_memlog_result r;
+    gw_ownlog_record(o, "opale:q:{A}", 10, 100, "redis1");
+    gw_ownlog_admit(o, "opale:q:{A}", 10, 10, 110, "local1", &r);
+    ck_assert(r.admitted);
+    gw_ownlog_record(o, "opale:q:{A}", 10, 120, "redis2");
+    gw_ownlog_admit(o, "opale:q:{A}", 10, 10, 130, "local2", &r);
+    ck_assert(r.admitted);
+    gw_ownlog_record(o, "opale:q:{B}", 10, 140, "redis3"); /* no local decision */
+    seen s = {0};
+    ck_assert_uint_eq(gw_ownlog_each_local(o, 200, 0, collect, &s), 2);
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_str_eq(s.key, "opale:q:{A}");
+    ck_assert_str_eq(s.e[0].member, "local1");
+    ck_assert_uint_eq(s.e[0].age_ms, 90);
+    ck_assert_str_eq(s.e[1].member, "local2");
+    /* the mark is inclusive: an entry of the mark's own ms is sent again */
+    memset(&s, 0, sizeof(s));
+    ck_assert_uint_eq(gw_ownlog_each_local(o, 200, 130, collect, &s), 1);
+    ck_assert_str_eq(s.e[0].member, "local2");
+    memset(&s, 0, sizeof(s));
+    ck_assert_uint_eq(gw_ownlog_each_local(o, 200, 131, collect, &s), 0);
+    ck_assert_int_eq(s.calls, 0);
+    /* the full walk still gives all five */
+    ck_assert_uint_eq(gw_ownlog_each(o, 200, collect, &(seen){0}), 5);
+    /* a local entry out of the window is not sent */
+    memset(&s, 0, sizeof(s));
+    ck_assert_uint_eq(gw_ownlog_each_local(o, 1115, 0, collect, &s), 1);
+    ck_assert_str_eq(s.e[0].member, "local2");
+    gw_ownlog_free(o);
+}
+END_TEST
+
 /* A limit lowered by a reload keeps the newest entries that fit; a long
  * member is truncated, never overflows. */
 START_TEST(resize_keeps_newest_and_truncates)
@@ -137,6 +174,7 @@ int main(void)
     TCase *t = tcase_create("core");
     tcase_add_test(t, share_counts_redis_admissions);
     tcase_add_test(t, each_gives_ages_and_is_bounded);
+    tcase_add_test(t, each_local_gives_local_decisions_since);
     tcase_add_test(t, resize_keeps_newest_and_truncates);
     tcase_add_test(t, deny_cache_limit_raised);
     suite_add_tcase(s, t);
