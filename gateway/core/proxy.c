@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -22,10 +23,14 @@
 /* Idle pooled connections are closed after this long, before a typical
  * backend (nginx: 75 s, evhttp: 50 s) closes them under our feet. */
 #define GW_POOL_IDLE_MS 30000
+/* One read of a plain upstream socket takes at most this much (on the
+ * worker's stack). */
+#define GW_UP_READ 16384
 
 struct uconn {
     gw_pool *pool;
     struct bufferevent *bev;
+    struct event *rev; /* plain upstream: our read event (bev reads nothing) */
     gw_http_parser *parser;
     struct event *timer;
     TAILQ_ENTRY(uconn) link;
@@ -161,6 +166,8 @@ static void uconn_free(struct uconn *uc)
         uc->call->uc = NULL;
     if (uc->timer != NULL)
         event_free(uc->timer);
+    if (uc->rev != NULL)
+        event_free(uc->rev);
     if (uc->bev != NULL)
         bufferevent_free(uc->bev);
     gw_http_parser_free(uc->parser);
@@ -271,6 +278,34 @@ static void complete(struct uconn *uc, int extra_bytes)
         deliver(call, GW_OK, resp, addr, NULL);
 }
 
+enum { FED_MORE, FED_COMPLETE, FED_FAILED };
+
+/* Feed <n> bytes at <p> to <uc>'s response parser. FED_MORE: all taken, the
+ * response goes on; FED_COMPLETE: the response ended after <*used> bytes
+ * (the caller completes it); FED_FAILED: <uc> failed (and is gone). */
+static int feed(struct uconn *uc, const char *p, size_t n, size_t *used)
+{
+    size_t consumed = 0;
+    gw_http_status st = gw_http_parser_feed(uc->parser, p, n, &consumed);
+    if (st == GW_HTTP_ERROR) {
+        const char *reason = NULL;
+        gw_http_parser_error(uc->parser, &reason);
+        fail(uc, GW_ERR_UPSTREAM_INVALID, reason);
+        return FED_FAILED;
+    }
+    if (st == GW_HTTP_COMPLETE) {
+        *used = consumed;
+        return FED_COMPLETE;
+    }
+    *used = n;
+    if (budget_charge(uc) < 0) {
+        fail(uc, GW_ERR_UPSTREAM_INVALID, "upstream.budget_exceeded");
+        return FED_FAILED;
+    }
+    return FED_MORE;
+}
+
+/* A TLS upstream: bufferevent_openssl's read callback. */
 static void readcb(struct bufferevent *bev, void *arg)
 {
     struct uconn *uc = arg;
@@ -285,22 +320,13 @@ static void readcb(struct bufferevent *bev, void *arg)
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
-        size_t consumed = 0;
-        gw_http_status st = gw_http_parser_feed(uc->parser, v.iov_base, v.iov_len, &consumed);
-        if (st == GW_HTTP_ERROR) {
-            const char *reason = NULL;
-            gw_http_parser_error(uc->parser, &reason);
-            fail(uc, GW_ERR_UPSTREAM_INVALID, reason);
+        size_t used = 0;
+        int f = feed(uc, v.iov_base, v.iov_len, &used);
+        if (f == FED_FAILED)
             return;
-        }
-        if (st == GW_HTTP_COMPLETE) {
-            evbuffer_drain(in, consumed);
+        evbuffer_drain(in, used);
+        if (f == FED_COMPLETE) {
             complete(uc, evbuffer_get_length(in) > 0);
-            return;
-        }
-        evbuffer_drain(in, v.iov_len);
-        if (budget_charge(uc) < 0) {
-            fail(uc, GW_ERR_UPSTREAM_INVALID, "upstream.budget_exceeded");
             return;
         }
     }
@@ -331,6 +357,38 @@ static void eventcb(struct bufferevent *bev, short what, void *arg)
     }
     ERR_clear_error();
     fail(uc, GW_ERR_UPSTREAM_DOWN, uc->connected ? "connection closed" : "connect failed");
+}
+
+/* A plain upstream socket is readable. libevent's bufferevent_socket reads
+ * with evbuffer_read(), which asks the socket how much it holds
+ * (ioctl(FIONREAD)) before every readv(), into a chain it allocates: two
+ * system calls and an allocation per response. Here one read() into the
+ * stack, fed to the parser as it is (the parser keeps what it needs), then
+ * what readcb() would do; the end of the stream or an error goes to
+ * eventcb() as the bufferevent would report it. The bufferevent only
+ * connects and writes (EV_READ is never enabled on it). The event stays
+ * added from the connect to the free (EV_PERSIST), idle in the pool
+ * included, as the bufferevent's EV_READ was. */
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct uconn *uc = arg;
+    char buf[GW_UP_READ];
+    ssize_t r = read(fd, buf, sizeof(buf));
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (r <= 0) {
+        eventcb(uc->bev, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), uc);
+        return;
+    }
+    if (uc->call == NULL) {
+        uconn_free(uc); /* bytes on an idle connection: the server is out of step */
+        return;
+    }
+    uc->got_bytes = 1;
+    size_t used = 0;
+    if (feed(uc, buf, (size_t)r, &used) == FED_COMPLETE)
+        complete(uc, used < (size_t)r);
 }
 
 static void timercb(evutil_socket_t fd, short what, void *arg)
@@ -380,6 +438,14 @@ static struct uconn *uconn_connect(gw_pool *p)
     if (bufferevent_socket_connect(uc->bev, (struct sockaddr *)&up->addrs[uc->addr_i],
                                    (int)up->addrlens[uc->addr_i]) < 0)
         goto fail;
+    if (up->ssl_ctx == NULL) {
+        /* readable before the connect completes only on an error: read()
+         * then reports it (connect failed) */
+        uc->rev =
+            event_new(p->base, bufferevent_getfd(uc->bev), EV_READ | EV_PERSIST, on_readable, uc);
+        if (uc->rev == NULL || event_add(uc->rev, NULL) < 0)
+            goto fail;
+    }
     return uc;
 fail:
     uconn_free(uc);
@@ -429,7 +495,8 @@ static int start(gw_proxy_call *call, int fresh)
             (gw_proxy_attempt){.addr = p->up->addr_names[uc->addr_i], .outcome = "error", .ms = -1};
         call->attempt_t0 = gw_now_ms();
     }
-    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    /* a plain upstream is read by uc->rev (on_readable), not the bufferevent */
+    bufferevent_enable(uc->bev, uc->rev != NULL ? EV_WRITE : EV_READ | EV_WRITE);
     if (uc->connected || uc->reused)
         gw_bev_write_now(uc->bev);
     arm(uc, uc->connected || uc->reused ? p->up->conf->response_timeout_ms
