@@ -321,6 +321,8 @@ void lg_tls_die(const char *what);
 /* Builds lg_ctx from lg_opt (certificate, CA, SNI check, groups); exits 1
  * on failure. */
 void lg_tls_setup(void);
+/* The chain the auto-chain would send above <cert> (partners.c). */
+STACK_OF(X509) * lg_tls_chain_of(X509 *cert);
 
 /* token.c */
 
