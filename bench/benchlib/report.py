@@ -585,6 +585,10 @@ class Report:
                                                      "met" if s7["met"] else "NOT met"))
             L.append("| shortest span of %d consecutive admissions, Redis (must be ≥ %d ms) | %s ms |" % (
                 QUOTA_S7 + 1, s7["window_s"] * 1000, s7["min_span_redis_ms"]))
+            L.append("| admissions decided by the local fallback (journal `quota.store` `degraded`: the gateway's "
+                     "Redis call timed out or failed), per gateway | %s (%s) |" % (
+                         s7.get("admitted_degraded", "—"),
+                         ", ".join(str(g.get("admitted_degraded", "—")) for g in s7.get("per_gateway", []))))
             L.append("| max admissions in any rolling %d s window, journal `ts` (completion time) | %s |" % (
                 s7["window_s"], s7["max_window_journal"]))
             L.append("| shortest span of %d consecutive admissions, journal `ts` | %s ms |" % (
@@ -607,6 +611,15 @@ class Report:
                      "window of completion times can hold a few more than the limit although no decision window "
                      "did. So the journals are a cross-check (same request ids, same count), not the verdict." % (
                          HAB_S7, s7["window_s"], s7["window_s"]))
+            if s7.get("admitted_degraded"):
+                L.append("")
+                L.append("**Local fallback decisions in this run: %d.** A gateway whose Redis call takes longer "
+                         "than `quota.redis.timeout_ms` (50 ms) decides locally, within its share (⌈50 / 3⌉ = 17) of "
+                         "its own admissions, while the others go on deciding through Redis: until its next "
+                         "write-back the window may hold up to N + s (docs/quotas.md, \"Bounds\"). On this shared "
+                         "machine that happens when other work starves a gateway or Redis for 50 ms; "
+                         "`on_store_failure: deny` keeps the count exact then, at the price of 503s." % (
+                             s7["admitted_degraded"]))
             if s7["other"]:
                 L.append("")
                 L.append("**Other outcomes in the S7 journals**: %d, e.g. %s." % (s7["other"], s7["other_examples"]))

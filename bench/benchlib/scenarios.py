@@ -537,6 +537,7 @@ class Scenarios:
         time.sleep(1.5)  # the journals' writer threads
         per_gw = []
         allow_ts, allow_ids, deny_quota, other = [], set(), 0, []
+        degraded = 0
         lag = []
         for i, (t, p, jpath) in enumerate(procs, 1):
             res = load_json(jpath)
@@ -558,6 +559,10 @@ class Scenarios:
                     lag.append(ms - admitted[x["request_id"]])
             deny_quota += len(dq)
             other += o
+            # admitted by the local fallback (its Redis call timed out or
+            # failed): not in Redis until written back, outside the exact count
+            dg = len([x for x in a if (x.get("quota") or {}).get("store") == "degraded"])
+            degraded += dg
             gen_err = []
             if res is None:
                 gen_err.append("no JSON (rc %s)" % p.returncode)
@@ -570,6 +575,7 @@ class Scenarios:
                 if res["requests"]["missed"]:
                     gen_err.append("behind schedule: %d missed" % res["requests"]["missed"])
             per_gw.append({"gateway": t.name, "requests": len(recs), "admitted": len(a), "refused_quota": len(dq),
+                           "admitted_degraded": dg,
                            "other": len(o), "generator": {
                                "completed": res["requests"]["completed"] if res else None,
                                "responses": res["responses"] if res else None,
@@ -581,7 +587,7 @@ class Scenarios:
             "window_s": W, "duration_s": D, "limit": QUOTA_S7, "rate_per_gateway": self.s7_rate, "polls": polls,
             "per_gateway": per_gw,
             "admitted_journal": len(allow_ts), "admitted_redis": len(admitted),
-            "refused_quota": deny_quota, "other": len(other),
+            "refused_quota": deny_quota, "other": len(other), "admitted_degraded": degraded,
             "other_examples": [{k: x.get(k) for k in ("decision", "reason", "status", "code")} for x in other[:5]],
             "max_window_redis": max_in_window(rtimes, W * 1000) if rtimes else None,
             "max_window_journal": max_in_window(allow_ts, W * 1000) if allow_ts else None,
