@@ -62,12 +62,12 @@ static gw_verdict run(const gw_stage_call *c)
     if (oa == NULL)
         return invalid(reply, "bearer.no_keys");
 
+    gw_token_cache *cache = c->svc->token_cache;
     unsigned char key[32];
-    if (gw_sha256(tok, tlen, key) != 0)
+    if (gw_token_cache_key(cache, tok, tlen, key) != 0)
         return invalid(reply, "bearer.internal");
     int own = 0;
     gw_claims *cl = &o->claims;
-    gw_token_cache *cache = c->svc->token_cache;
     time_t now = c->req->now;
     if (cache == NULL || !gw_token_cache_get(cache, key, now, cl, &own)) {
         gw_jws_rules jr = {.algs = oa->algs, .nalgs = oa->nalgs, .max_len = 8192};

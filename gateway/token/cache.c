@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
+#include "lib/util.h"
+
 typedef struct tc_entry {
     unsigned char key[32];
     gw_claims claims;
@@ -14,7 +18,22 @@ typedef struct tc_entry {
     struct tc_entry *next;
 } tc_entry;
 
+/* The key of a recently seen token (gw_token_cache_key): its bytes, so that
+ * only the very same token gets the key again. */
+typedef struct tc_memo {
+    uint64_t h; /* memo_hash of the token */
+    size_t len; /* 0: empty */
+    size_t cap;
+    char *tok; /* owned copy, <cap> bytes */
+    unsigned char key[32];
+} tc_memo;
+
+#define MEMO_SLOTS 256      /* direct-mapped, per worker */
+#define MEMO_MAX_TOKEN 4096 /* longer tokens are hashed every time */
+
 struct gw_token_cache {
+    tc_memo memo[MEMO_SLOTS];
+    uint64_t seed;
     tc_entry **buckets;
     size_t nbuckets;
     size_t cap;
@@ -44,6 +63,10 @@ gw_token_cache *gw_token_cache_new(size_t cap)
         free(c);
         return NULL;
     }
+    /* the seed only spreads tokens over the memo's slots: a collision (or
+     * no seed) costs a SHA-256, never a wrong key */
+    if (RAND_bytes((unsigned char *)&c->seed, sizeof(c->seed)) != 1)
+        c->seed = (uint64_t)(uintptr_t)c;
     return c;
 }
 
@@ -57,8 +80,60 @@ void gw_token_cache_free(gw_token_cache *c)
         free(e);
         e = n;
     }
+    for (size_t i = 0; i < MEMO_SLOTS; i++)
+        free(c->memo[i].tok);
     free(c->buckets);
     free(c);
+}
+
+/* A seeded 64-bit hash of <s>/<n>, 8 bytes per step: it only picks a memo
+ * slot and skips most memcmp()s of a slot that holds another token. */
+static uint64_t memo_hash(uint64_t seed, const char *s, size_t n)
+{
+    const uint64_t m = 0x9e3779b97f4a7c15ull;
+    uint64_t h = seed ^ (n * m);
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t w;
+        memcpy(&w, s + k, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s + k, n - k);
+    h = (h ^ w) * m;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
+}
+
+int gw_token_cache_key(gw_token_cache *c, const char *tok, size_t n, unsigned char key[32])
+{
+    if (c == NULL || n == 0 || n > MEMO_MAX_TOKEN)
+        return gw_sha256(tok, n, key);
+    uint64_t h = memo_hash(c->seed, tok, n);
+    tc_memo *m = &c->memo[h % MEMO_SLOTS];
+    if (m->len == n && m->h == h && memcmp(m->tok, tok, n) == 0) {
+        memcpy(key, m->key, 32);
+        return 0;
+    }
+    if (gw_sha256(tok, n, key) != 0)
+        return -1;
+    if (m->cap < n) {
+        size_t cap = n < 1024 ? 1024 : n;
+        char *t = realloc(m->tok, cap);
+        if (t == NULL) {
+            m->len = 0; /* the slot stays empty: nothing stale */
+            return 0;
+        }
+        m->tok = t;
+        m->cap = cap;
+    }
+    memcpy(m->tok, tok, n);
+    memcpy(m->key, key, 32);
+    m->len = n;
+    m->h = h;
+    return 0;
 }
 
 static size_t slot(const gw_token_cache *c, const unsigned char key[32])

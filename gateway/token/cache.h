@@ -25,6 +25,13 @@ int gw_token_cache_get(gw_token_cache *c, const unsigned char key[32], time_t no
 void gw_token_cache_put(gw_token_cache *c, const unsigned char key[32], const gw_claims *cl,
                         int own, time_t expires);
 
+/* The cache key of the token <tok>/<n>: its SHA-256 (gw_sha256), which a
+ * memo of the worker's recently seen tokens (their bytes and keys, 256 slots,
+ * tokens up to 4 KiB) gives back without hashing when the very same bytes
+ * come again (compared whole). <c> NULL: the SHA-256. Returns 0, or -1 when
+ * the digest fails. */
+int gw_token_cache_key(gw_token_cache *c, const char *tok, size_t n, unsigned char key[32]);
+
 /* Copy claims, fixing the scope pointers to the copy's own buffer. */
 void gw_claims_copy(gw_claims *dst, const gw_claims *src);
 

@@ -475,6 +475,52 @@ START_TEST(cache_lru_and_expiry)
 }
 END_TEST
 
+/* The key is the token's SHA-256 whether the memo has it or not: random
+ * tokens of every length up to past the memo's 4 KiB bound, each also with
+ * one byte changed (first, middle, last: same length, same slot most of the
+ * time), asked again and again in a shuffled order so that slots are hit,
+ * missed and taken over. */
+START_TEST(cache_key_is_the_sha256)
+{
+    enum { N = 600, ROUNDS = 6 };
+    gw_token_cache *c = gw_token_cache_new(16);
+    static char toks[N][4200];
+    static size_t lens[N];
+    unsigned seed = 12345;
+    for (size_t i = 0; i < N; i += 4) {
+        size_t n = (size_t)(rand_r(&seed) % 4200);
+        if (i % 40 == 0)
+            n = (i / 40) % 3 == 0 ? 4096 : (i / 40) % 3 == 1 ? 4097 : 1;
+        for (size_t k = 0; k < n; k++)
+            toks[i][k] = (char)(33 + rand_r(&seed) % 90);
+        lens[i] = n;
+        for (size_t v = 1; v < 4; v++) {
+            memcpy(toks[i + v], toks[i], n);
+            lens[i + v] = n;
+            size_t at = v == 1 ? 0 : v == 2 ? n / 2 : n - 1;
+            if (n > 0)
+                toks[i + v][at] ^= 1;
+        }
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        for (size_t j = 0; j < N; j++) {
+            size_t i = r == 0 ? j : (size_t)rand_r(&seed) % N;
+            unsigned char want[32], got[32];
+            SHA256((const unsigned char *)toks[i], lens[i], want);
+            memset(got, 0, sizeof(got));
+            ck_assert_int_eq(gw_token_cache_key(c, toks[i], lens[i], got), 0);
+            ck_assert_msg(memcmp(got, want, 32) == 0, "token %zu (length %zu), round %d", i,
+                          lens[i], r);
+            ck_assert_int_eq(gw_token_cache_key(c, toks[i], lens[i], got), 0); /* again: memo */
+            ck_assert(memcmp(got, want, 32) == 0);
+            ck_assert_int_eq(gw_token_cache_key(NULL, toks[i], lens[i], got), 0);
+            ck_assert(memcmp(got, want, 32) == 0);
+        }
+    }
+    gw_token_cache_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("token");
@@ -488,6 +534,7 @@ int main(void)
     tcase_add_loop_test(tc, oauth_config_errors, 0, sizeof(ocases) / sizeof(ocases[0]));
     tcase_add_test(tc, oauth_key_file_errors);
     tcase_add_test(tc, cache_lru_and_expiry);
+    tcase_add_test(tc, cache_key_is_the_sha256);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
