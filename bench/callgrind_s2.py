@@ -99,7 +99,7 @@ def run_once(build, outdir, n, conns):
     return cgout
 
 
-def native(build, bins, n, conns, rounds):
+def native(build, bins, n, conns, rounds, perf=None):
     """Gateway CPU (utime + stime, all threads) per request, no valgrind:
     the binaries <bins> alternately against one PKI, mock and Redis, gateway
     on CPU 0, generator on CPU 1 (the bench's placement)."""
@@ -119,9 +119,18 @@ def native(build, bins, n, conns, rounds):
                     "commune-exemple.json": cg.commune_policy(HAB_FULL, 1000000)}, quota=cg.redis_quota())
                 args = ["taskset", "-c", "1", cg.lg_bin] + cg.full_chain_args(t) + [
                     "-c", str(conns), "-t", "1", "-n", str(n), "-d", "600"]
+                pp = None
+                if perf:
+                    pp = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-p",
+                                           str(t.proc.pid), "-o", "%s-%d.data" % (perf, k)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)
                 c0 = cpu_seconds(t.proc.pid)
                 r2 = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
                 c1 = cpu_seconds(t.proc.pid)
+                if pp is not None:
+                    pp.send_signal(signal.SIGINT)
+                    pp.wait(timeout=60)
                 ok = re.search(r"2xx (\d+)", r2.stdout)
                 stop(t.proc)
                 us = (c1 - c0) / n * 1e6
@@ -149,10 +158,11 @@ def main():
                     help="no valgrind: gateway CPU per request of these binaries, alternately")
     ap.add_argument("--native-n", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--perf", metavar="PREFIX", help="with --native: perf record -e cpu-clock of each run")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     if a.native:
-        native(build, [os.path.abspath(b) for b in a.native], a.native_n, a.conns, a.rounds)
+        native(build, [os.path.abspath(b) for b in a.native], a.native_n, a.conns, a.rounds, a.perf)
         return
     os.makedirs(a.out, exist_ok=True)
     f1, f2 = os.path.join(a.out, "cg-%d.out" % a.n1), os.path.join(a.out, "cg-%d.out" % a.n2)

@@ -10,9 +10,14 @@
  *   2. On the empty line, the head is copied once more into the message's own
  *      block (struct + header array + head copy) and checked line by line
  *      there; NULs are written into that copy to terminate names and values.
- *   3. The untouched <hbuf> is fed to llhttp (framing only: no header
- *      callbacks are needed for the head), then the body bytes straight from
- *      the caller's buffer. on_message_complete pauses llhttp, and
+ *   3. llhttp is fed the start line and only the header lines it reads
+ *      itself (Connection, Content-Length, Proxy-Connection,
+ *      Transfer-Encoding, Upgrade: its framing and keep-alive state), moved
+ *      up in <hbuf> in their order, then the empty line: the other lines,
+ *      which llhttp would only have checked (token names, field-content
+ *      values, CRLF: checks of ours as strict, see build_message), are not
+ *      scanned a second time. Then the body bytes straight from the
+ *      caller's buffer. on_message_complete pauses llhttp, and
  *      llhttp_get_error_pos() tells where the message ended, so pipelined bytes
  *      stay with the caller. llhttp is initialised afresh for every message.
  *
@@ -238,6 +243,8 @@ struct gw_http_parser {
     /* HEAD phase: raw header block as received */
     char *hbuf;
     size_t hlen, hcap;
+    size_t ll_len;     /* bytes of <hbuf> for llhttp once the head is checked */
+    int ll_full;       /* tests: llhttp reads every header line */
     size_t line_start; /* offset in hbuf of the line being received */
     size_t nlines;     /* complete non-empty lines so far, start line included */
     size_t start_end;  /* offset just past the start line's CRLF */
@@ -661,8 +668,27 @@ static perr check_field(gw_http_parser *p, const gw_http_header *h, struct head_
     return E_NONE;
 }
 
+/* The header names llhttp 8.1 interprets (its framing and keep-alive flags);
+ * it reads every other line only for its token names and field-content
+ * values (tables: TOKEN, HEADER_CHARS = HTAB, SP..~, 0x80..0xff) and CRLF,
+ * which parse_field_line() has required already. */
+static const gw_name llhttp_names[5] = {
+    GW_NAME("Connection"),        GW_NAME("Content-Length"), GW_NAME("Proxy-Connection"),
+    GW_NAME("Transfer-Encoding"), GW_NAME("Upgrade"),
+};
+
+static int llhttp_reads(const gw_http_header *h)
+{
+    for (size_t i = 0; i < 5; i++)
+        if (gw_strcaseeqn(h->name, h->name_len, llhttp_names[i].s, llhttp_names[i].len))
+            return 1;
+    return 0;
+}
+
 /* Builds the message block from the complete head in hbuf[0..hlen) and runs
- * the strict checks over it. On error, nothing is left allocated. */
+ * the strict checks over it. On error, nothing is left allocated. On
+ * success, hbuf[0..ll_len) is what llhttp reads: the start line, the lines
+ * of llhttp_names[] as received and in their order, the empty line. */
 static perr build_message(gw_http_parser *p)
 {
     size_t nh = p->nlines - 1; /* header lines */
@@ -680,6 +706,7 @@ static perr build_message(gw_http_parser *p)
     struct head_info hi = {.cl = -1};
     perr e = E_NONE;
     size_t pos = p->start_end, k = 0; /* the start line was checked on arrival */
+    size_t ll = p->start_end;         /* end of what llhttp reads, in hbuf */
     while (pos < p->hlen) {
         /* lines end in CRLF (checked on arrival); a lone CR stays inside */
         char *end = copy + pos;
@@ -705,6 +732,12 @@ static perr build_message(gw_http_parser *p)
             e = check_field(p, &hdrs[k], &hi);
         if (e != E_NONE)
             goto out;
+        if (p->ll_full || llhttp_reads(&hdrs[k])) {
+            /* hbuf is not read again before llhttp: moved up (ll <= pos) */
+            if (ll != pos)
+                memmove(p->hbuf + ll, p->hbuf + pos, n + 2);
+            ll += n + 2;
+        }
         k++;
         pos += n + 2;
     }
@@ -712,6 +745,8 @@ static perr build_message(gw_http_parser *p)
         e = E_INTERNAL;
         goto out;
     }
+    memcpy(p->hbuf + ll, "\r\n", 2); /* the empty line; ll + 2 <= hlen */
+    p->ll_len = ll + 2;
 
     int minor = p->version_minor;
     if (hi.nte && hi.ncl)
@@ -1014,10 +1049,10 @@ gw_http_status gw_http_parser_feed(gw_http_parser *p, const char *data, size_t l
             }
             llhttp_init(&p->ll, p->is_response ? HTTP_RESPONSE : HTTP_REQUEST, &ll_settings);
             p->ll.data = p;
-            size_t used = run_llhttp(p, p->hbuf, p->hlen, &done);
+            size_t used = run_llhttp(p, p->hbuf, p->ll_len, &done);
             if (p->err != E_NONE)
                 break;
-            if (used != p->hlen) {
+            if (used != p->ll_len) {
                 set_err(p, E_INTERNAL);
                 break;
             }
@@ -1104,6 +1139,11 @@ void gw_http_parser_set_body_limit_cb(gw_http_parser *p, gw_http_body_limit_cb c
 {
     p->body_cb = cb;
     p->body_cb_arg = arg;
+}
+
+void gw_http_parser_llhttp_full_head(gw_http_parser *p, int on)
+{
+    p->ll_full = on;
 }
 
 void gw_http_parser_expect_no_body(gw_http_parser *p, int no_body)

@@ -84,6 +84,11 @@ void gw_http_parser_free(gw_http_parser *p);
 typedef size_t (*gw_http_body_limit_cb)(void *arg, const gw_http_request *r);
 void gw_http_parser_set_body_limit_cb(gw_http_parser *p, gw_http_body_limit_cb cb, void *arg);
 
+/* Tests only: llhttp reads the whole head again, every header line (the
+ * parser's behaviour before it read only the lines it interprets), to check
+ * that both accept and refuse the same messages alike. */
+void gw_http_parser_llhttp_full_head(gw_http_parser *p, int on);
+
 /* For responses only: the request was HEAD (no body whatever the headers say). */
 void gw_http_parser_expect_no_body(gw_http_parser *p, int no_body);
 

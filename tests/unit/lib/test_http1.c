@@ -1229,6 +1229,296 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* ---- llhttp reads only the lines it interprets (differential) ---------- */
+
+/* Everything the parser says about <s>/<n> fed in pieces (sizes from
+ * <seed>), message after message, as text: the statuses, bytes used, the
+ * error, each message's fields and body, the response's end at EOF. */
+static void transcript(int is_response, int full, const char *s, size_t n, unsigned seed,
+                       int no_body, char *out, size_t cap)
+{
+    size_t o = 0;
+#define OUT(...)                                                                                   \
+    do {                                                                                           \
+        if (o < cap)                                                                               \
+            o += (size_t)snprintf(out + o, cap - o, __VA_ARGS__);                                  \
+    } while (0)
+    gw_http_parser *p = gw_http_parser_new(is_response, &LIM);
+    ck_assert_ptr_nonnull(p);
+    gw_http_parser_llhttp_full_head(p, full);
+    gw_http_parser_expect_no_body(p, no_body);
+    size_t off = 0;
+    gw_http_status st = GW_HTTP_AGAIN;
+    for (int msgs = 0; off < n && msgs < 8;) {
+        size_t k = seed == 0 ? n - off : 1 + (size_t)rand_r(&seed) % 40;
+        if (k > n - off)
+            k = n - off;
+        size_t used = 0;
+        st = gw_http_parser_feed(p, s + off, k, &used);
+        OUT("[%d %zu]", (int)st, used);
+        if (st == GW_HTTP_ERROR)
+            break;
+        off += used;
+        if (st != GW_HTTP_COMPLETE)
+            continue;
+        msgs++;
+        if (is_response) {
+            gw_http_response *r = gw_http_parser_take_response(p);
+            OUT("resp %d v%d ka%d h%zu b%zu:", r->status, r->version_minor, r->keep_alive,
+                r->nheaders, r->body_len);
+            if (r->body_len && o + r->body_len < cap) {
+                memcpy(out + o, r->body, r->body_len);
+                o += r->body_len;
+            }
+            gw_http_response_free(r);
+        } else {
+            gw_http_request *r = gw_http_parser_take_request(p);
+            OUT("req %s %s v%d ka%d cl%lld ch%d h%zu", r->method, r->target, r->version_minor,
+                r->keep_alive, (long long)r->content_length, r->chunked, r->nheaders);
+            for (size_t i = 0; i < r->nheaders; i++)
+                OUT("|%s=%s", r->headers[i].name, r->headers[i].value);
+            OUT(" b%zu:", r->body_len);
+            if (r->body_len && o + r->body_len < cap) {
+                memcpy(out + o, r->body, r->body_len);
+                o += r->body_len;
+            }
+            gw_http_request_free(r);
+        }
+    }
+    if (st != GW_HTTP_ERROR && is_response && off == n) {
+        st = gw_http_parser_finish(p);
+        OUT("[eof %d]", (int)st);
+        if (st == GW_HTTP_COMPLETE) {
+            gw_http_response *r = gw_http_parser_take_response(p);
+            OUT("resp %d b%zu", r->status, r->body_len);
+            gw_http_response_free(r);
+        }
+    }
+    const char *reason = NULL;
+    int status = gw_http_parser_error(p, &reason);
+    OUT("{%d %s}", status, reason ? reason : "-");
+    gw_http_parser_free(p);
+#undef OUT
+}
+
+static void same_both_ways(int is_response, const char *s, size_t n, unsigned seed, int no_body)
+{
+    static char a[16384], b[16384];
+    transcript(is_response, 1, s, n, seed, no_body, a, sizeof(a));
+    transcript(is_response, 0, s, n, seed, no_body, b, sizeof(b));
+    ck_assert_msg(strcmp(a, b) == 0, "%s %.*s\nllhttp over the whole head: %s\nover its lines:  %s",
+                  is_response ? "response" : "request", (int)(n < 400 ? n : 400), s, a, b);
+}
+
+/* The pieces of random messages: start lines, header names (llhttp's own
+ * in several cases, near misses, bad bytes), values (framing values, OWS,
+ * every byte class), bodies. */
+static const char *const req_lines[] = {
+    "GET / HTTP/1.1",
+    "GET /a?b=c&d=%20 HTTP/1.1",
+    "POST /x HTTP/1.1",
+    "PUT /x HTTP/1.0",
+    "HEAD / HTTP/1.1",
+    "OPTIONS /o HTTP/1.1",
+    "DELETE /\"<>{}|^` HTTP/1.1",
+    "PATCH /~!$&'()*+,;=:@ HTTP/1.1",
+    "GET / HTTP/1.0",
+    "CONNECT a:443 HTTP/1.1",
+    "GET /#f HTTP/1.1",
+    "get / HTTP/1.1",
+    "GET  / HTTP/1.1",
+    "GET / HTTP/2.0",
+    "GET http://a/ HTTP/1.1",
+};
+static const char *const resp_lines[] = {
+    "HTTP/1.1 200 OK",
+    "HTTP/1.0 200 OK",
+    "HTTP/1.1 204 No Content",
+    "HTTP/1.1 304 Not Modified",
+    "HTTP/1.1 100 Continue",
+    "HTTP/1.1 101 Switching",
+    "HTTP/1.1 500",
+    "HTTP/1.1 404 Not \x80 Found",
+    "HTTP/1.1 200 OK\t",
+};
+static const char *const names[] = {
+    "Host",
+    "host",
+    "Content-Length",
+    "content-LENGTH",
+    "Transfer-Encoding",
+    "transfer-encoding",
+    "Connection",
+    "CONNECTION",
+    "Proxy-Connection",
+    "proxy-connection",
+    "Upgrade",
+    "upgrade",
+    "Expect",
+    "X-A",
+    "Authorization",
+    "ID_Teleservice",
+    "X-Correlation-ID",
+    "Content-Type",
+    "Content-Lengthx",
+    "Connectionx",
+    "Upgrade-Insecure-Requests",
+    "Keep-Alive",
+    "Proxy-Connectio",
+    "Transfer-Encodings",
+    "X_B",
+    "Con nection",
+    "X-A ",
+    "",
+    "X\x7f",
+    "X\x80Y",
+    "X(Y",
+    "!#$%&'*+-.^`|~",
+};
+static const char *const values[] = {
+    "",
+    "a",
+    "0",
+    "3",
+    "12",
+    "99999999999",
+    "00",
+    " 5 ",
+    "5\t",
+    "\t5",
+    "-1",
+    "3, 3",
+    "+3",
+    "chunked",
+    "CHUNKED",
+    " chunked",
+    "chunked\t",
+    "gzip, chunked",
+    "chunked, gzip",
+    "identity",
+    "close",
+    "keep-alive",
+    "Keep-Alive",
+    "upgrade",
+    "close, upgrade",
+    "keep-alive, Upgrade",
+    "Upgrade, close",
+    "closed",
+    "keep-alive,close",
+    " close ",
+    "h2c",
+    "websocket",
+    "100-continue",
+    "localhost",
+    "a:8443",
+    "a b",
+    "a\tb",
+    "\x80\xff",
+    "x\x7fy",
+    "x\x01y",
+    "Bearer abc.def",
+    "\"q\"",
+    "x\ry",
+};
+static const char *const bodies[] = {
+    "",
+    "abc",
+    "0\r\n\r\n",
+    "3\r\nabc\r\n0\r\n\r\n",
+    "3;e=1\r\nabc\r\n0\r\nT: v\r\n\r\n",
+    "zz\r\n",
+    "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz",
+    "abcdefghij",
+};
+
+#define PICK(a) ((a)[rand_r(&seed) % (sizeof(a) / sizeof((a)[0]))])
+
+static size_t random_message(int is_response, unsigned seed, char *m, size_t cap)
+{
+    size_t o = 0;
+    int nh = rand_r(&seed) % 7;
+    o += (size_t)snprintf(m + o, cap - o, "%s\r\n",
+                          is_response ? PICK(resp_lines) : PICK(req_lines));
+    if (!is_response && rand_r(&seed) % 4 != 0)
+        o += (size_t)snprintf(m + o, cap - o, "Host: a\r\n");
+    for (int i = 0; i < nh && o + 300 < cap; i++) {
+        int shape = rand_r(&seed) % 20;
+        const char *name = PICK(names), *value = PICK(values);
+        if (shape == 0) /* obs-fold */
+            o += (size_t)snprintf(m + o, cap - o, " %s\r\n", value);
+        else if (shape == 1) /* space after the colon missing, or two */
+            o += (size_t)snprintf(m + o, cap - o, "%s:%s\r\n", name, value);
+        else if (shape == 2)
+            o += (size_t)snprintf(m + o, cap - o, "%s:  %s  \r\n", name, value);
+        else if (shape == 3) { /* one random byte in the value */
+            o += (size_t)snprintf(m + o, cap - o, "%s: %s", name, value);
+            m[o++] = (char)(rand_r(&seed) % 256);
+            o += (size_t)snprintf(m + o, cap - o, "\r\n");
+        } else
+            o += (size_t)snprintf(m + o, cap - o, "%s: %s\r\n", name, value);
+    }
+    o += (size_t)snprintf(m + o, cap - o, "\r\n");
+    const char *b = PICK(bodies);
+    size_t bl = strlen(b);
+    if (o + bl < cap) {
+        memcpy(m + o, b, bl);
+        o += bl;
+    }
+    if (rand_r(&seed) % 8 == 0 && o + 1 < cap) /* the head or body cut short */
+        o -= (size_t)rand_r(&seed) % (o / 2 + 1);
+    return o;
+}
+
+START_TEST(test_llhttp_lines_same_random)
+{
+    char m[4096];
+    for (unsigned i = 0; i < 60000; i++) {
+        int is_response = i % 3 == 2;
+        size_t n = random_message(is_response, i * 2654435761u + 1, m, sizeof(m));
+        same_both_ways(is_response, m, n, i % 4 == 0 ? 0 : i, is_response && i % 7 == 0);
+    }
+}
+END_TEST
+
+START_TEST(test_llhttp_lines_same_tables)
+{
+    for (int i = 0; i < N(bad_requests); i++)
+        for (unsigned seed = 0; seed < 4; seed++)
+            same_both_ways(0, bad_requests[i].raw, bad_requests[i].len, seed, 0);
+    for (int i = 0; i < N(bad_responses); i++)
+        for (unsigned seed = 0; seed < 4; seed++)
+            same_both_ways(1, bad_responses[i].raw, bad_responses[i].len, seed, 0);
+    for (int i = 0; i < N(valid_requests); i++)
+        same_both_ways(0, valid_requests[i], strlen(valid_requests[i]), 0, 0);
+    for (int i = 0; i < N(ka_cases); i++)
+        same_both_ways(0, ka_cases[i].raw, strlen(ka_cases[i].raw), 0, 0);
+    for (int i = 0; i < N(nobody_cases); i++)
+        same_both_ways(1, nobody_cases[i].raw, strlen(nobody_cases[i].raw), 0,
+                       nobody_cases[i].no_body);
+    for (int i = 0; i < N(respka_cases); i++)
+        same_both_ways(1, respka_cases[i].raw, strlen(respka_cases[i].raw), 0, 0);
+    /* the fuzz corpus (tests/fuzz/corpus/http1), whole and in pieces */
+    static const char *const corpus[] = {"get", "chunked", "resp", "resp-chunked"};
+    char path[1024];
+    const char *here = __FILE__, *cut = strstr(here, "tests/unit/lib/test_http1.c");
+    ck_assert_ptr_nonnull(cut);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "%.*stests/fuzz/corpus/http1/%s", (int)(cut - here), here,
+                 corpus[i]);
+        FILE *f = fopen(path, "rb");
+        ck_assert_msg(f != NULL, "%s", path);
+        char buf[8192];
+        size_t n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        for (unsigned seed = 0; seed < 16; seed++) {
+            same_both_ways(0, buf, n, seed, 0);
+            same_both_ways(1, buf, n, seed, 0);
+        }
+    }
+}
+END_TEST
+
 static Suite *http1_suite(void)
 {
     Suite *s = suite_create("http1");
@@ -1278,6 +1568,12 @@ static Suite *http1_suite(void)
     tc = tcase_create("hop_by_hop");
     tcase_add_loop_test(tc, test_hop_by_hop, 0, N(hop_cases));
     tcase_add_test(tc, test_hop_by_hop_without_connection);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("llhttp_lines");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_llhttp_lines_same_tables);
+    tcase_add_test(tc, test_llhttp_lines_same_random);
     suite_add_tcase(s, tc);
     return s;
 }
