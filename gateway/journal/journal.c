@@ -263,9 +263,13 @@ static int submit_locked(gw_journal *j, char *line, size_t len, int bad, int kin
         return -1;
     }
     /* The writer waits on an empty queue, or lingers on a short one
-     * (batch_ms) until it holds a full batch. */
-    if (j->qlen == 0 || j->qlen + 1 == JOURNAL_BATCH_LINES)
+     * (batch_ms) until it holds a full batch; a polling writer takes the
+     * queue at the end of its batch_ms whatever it holds. */
+    if ((j->qlen == 0 && !j->polling) || j->qlen + 1 == JOURNAL_BATCH_LINES) {
+        if (!*wake)
+            j->wakes++;
         *wake = 1;
+    }
     j->q[j->qlen].p = line;
     j->q[j->qlen].len = len;
     j->q[j->qlen].reason = kind == 2 && j->chain ? reason : NULL;
@@ -286,9 +290,11 @@ static int submit(gw_journal *j, char *line, size_t len, int kind, const char *r
     int wake = 0;
     pthread_mutex_lock(&j->mu);
     int rc = submit_locked(j, line, len, bad, kind, reason, &wake);
+    pthread_mutex_unlock(&j->mu);
+    /* after the unlock: a writer woken while we still held <mu> would
+     * preempt us on a shared CPU only to wait for it */
     if (wake)
         pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
     if (rc != 0)
         free(line); /* counted or refused: still ours to free, outside the lock */
     return rc < 0 ? -1 : 0;
@@ -319,9 +325,9 @@ size_t gw_journal_submit_many(gw_journal *j, gw_journal_line *v, size_t n)
         else if (rc == 0)
             v[i].line = NULL;
     }
-    if (wake)
-        pthread_cond_signal(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    if (wake)
+        pthread_cond_signal(&j->cv); /* after the unlock, as in submit() */
     for (size_t i = 0; i < n; i++) {
         free(v[i].line);
         v[i].line = NULL;
@@ -367,7 +373,7 @@ static int reserve(gw_journal *j, int *wake)
     uint64_t now = gw_jn_mono_ms();
     uint64_t avail = cached_avail(j, now);
     uint64_t io = __atomic_load_n(&j->io_started_ms, __ATOMIC_RELAXED);
-    int rc = -1;
+    int rc = -1, signal_now = 0;
     pthread_mutex_lock(&j->mu);
     size_t used = j->qlen + j->inflight + j->rsv_pending;
     if (!j->closing && !j->broken && j->write_ok && j->sync_ok &&
@@ -377,20 +383,24 @@ static int reserve(gw_journal *j, int *wake)
         j->rsv_held++;
         rc = 0;
         /* the state file must count it before a response can leave: wake an
-         * idle writer (a busy one refreshes it at its next pass) */
+         * idle writer (a busy one refreshes it at its next pass, a lingering
+         * or polling one at the end of its batch_ms) */
         if (!j->state_dirty && j->state_fd >= 0) {
             j->state_dirty = 1;
-            if (j->qlen == 0) {
+            if (j->qlen == 0 && !j->polling) {
+                j->wakes++;
                 if (wake != NULL)
                     *wake = 1;
                 else
-                    pthread_cond_signal(&j->cv);
+                    signal_now = 1;
             }
         }
     } else {
         j->rsv_refused++;
     }
     pthread_mutex_unlock(&j->mu);
+    if (signal_now)
+        pthread_cond_signal(&j->cv); /* after the unlock, as in submit() */
     return rc;
 }
 
@@ -408,11 +418,10 @@ void gw_journal_wake(gw_journal *j)
 {
     if (j == NULL)
         return;
-    /* state_dirty was set under <mu>: a writer that checked its wait
-     * condition before that is in pthread_cond_wait by now */
-    pthread_mutex_lock(&j->mu);
+    /* state_dirty (or the lines) was set under <mu>: a writer that checked
+     * its wait condition before that is in pthread_cond_wait by now, so the
+     * signal needs no lock */
     pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
 }
 
 void gw_journal_release(gw_journal *j)
@@ -464,6 +473,7 @@ void gw_journal_get_stats(gw_journal *j, gw_journal_stats *st)
     st->broken = (uint64_t)j->broken;
     st->retention_held = j->st_ret_held;
     st->hold = (uint64_t)j->hold;
+    st->writer_wakes = j->wakes;
     pthread_mutex_unlock(&j->mu);
 }
 

@@ -45,6 +45,7 @@ typedef struct gw_journal_stats {
     uint64_t broken;          /* 1 once a tail check found the file broken */
     uint64_t retention_held;  /* retention passes that deleted nothing: a legal hold */
     uint64_t hold;            /* 1 while retention is suspended (gw_journal_set_hold) */
+    uint64_t writer_wakes;    /* signals sent to the writer by lines and reservations */
 } gw_journal_stats;
 
 /* Open (append, create 0640) <path> and start the writer thread. Returns NULL

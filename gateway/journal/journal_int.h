@@ -126,6 +126,9 @@ struct gw_journal {
     uint64_t io_started_ms; /* a write or fdatasync in progress since; 0 none */
     uint64_t rsv_refused;   /* reservations refused */
     int state_dirty;        /* reservations changed: the writer refreshes the state file */
+    int polling;            /* the writer waits batch_ms under load: nobody signals it but a full
+                             * batch (or close, reopen, pause) */
+    uint64_t wakes;         /* signals sent to the writer by submitters and reservations */
     int exited;             /* the writer thread returned */
     int check_space;        /* set at open: a regular file, whose free space counts */
     pthread_cond_t done_cv; /* signalled when <exited> is set */

@@ -472,6 +472,7 @@ static void write_gap_and_summary(gw_journal *j, int skipped)
     pthread_mutex_lock(&j->mu);
     uint64_t lost = j->lost_pending;
     int ok = j->write_ok;
+    uint64_t refusals = j->sum_total;
     pthread_mutex_unlock(&j->mu);
     if (lost > 0 && ok) {
         char ts[32];
@@ -488,7 +489,9 @@ static void write_gap_and_summary(gw_journal *j, int skipped)
             pthread_mutex_unlock(&j->mu);
         }
     }
-    if (skipped)
+    /* no refusal counted: no summary, and no statvfs() per pass (one
+     * counted after this read is seen at the next pass) */
+    if (skipped || refusals == 0)
         return;
     char ts[32];
     gw_jn_wall_iso(j, ts);
@@ -567,13 +570,32 @@ void *gw_jn_writer_main(void *arg)
         j->next_cp_ms = gw_jn_mono_ms() + (uint64_t)j->checkpoint_s * 1000u;
         j->next_tail_ms = gw_jn_mono_ms() + (uint64_t)j->tail_check_s * 1000u;
     }
+    int polls = 0;
     for (;;) {
         size_t n = 0, split = 0;
-        int reopen = 0, closing;
+        int reopen = 0, closing, fresh = 1;
 
         pthread_mutex_lock(&j->mu);
+        /* Polling: after a batch of several lines, the writer waits batch_ms
+         * whatever arrives, then takes the queue (nobody signals it meanwhile
+         * but a full batch, close, reopen or pause): under load, one wake-up
+         * per batch_ms instead of one for the first line of each batch and
+         * one at the end of its linger. A line still waits at most batch_ms
+         * after the writer's pass (as one queued during a pass did); a poll
+         * that finds nothing queued goes back to the idle wait. <polling>
+         * (under <mu>) stays set from the batch's swap to that idle wait. */
+        if (polls && j->batch_ms > 0 && !j->closing && !j->paused && !j->reopen_pending) {
+            struct timespec ts;
+            gw_jn_deadline_ts(gw_jn_mono_ms() + j->batch_ms, &ts);
+            while (j->qlen < JOURNAL_BATCH_LINES && !j->closing && !j->paused && !j->reopen_pending)
+                if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT)
+                    break;
+            fresh = 0;
+        }
         while (!j->closing && (j->paused || (j->qlen == 0 && !j->reopen_pending &&
                                              !j->state_dirty && !j->hold_lifted))) {
+            j->polling = 0; /* idle: the next line or reservation signals */
+            fresh = 1;
             uint64_t d = next_deadline(j);
             if (d == UINT64_MAX) {
                 pthread_cond_wait(&j->cv, &j->mu);
@@ -588,8 +610,8 @@ void *gw_jn_writer_main(void *arg)
         }
         /* Batching: let more lines arrive, up to batch_ms or a full batch
          * (gw_journal_submit signals then), unless closing or reopening. */
-        if (j->batch_ms > 0 && j->qlen > 0 && j->qlen < JOURNAL_BATCH_LINES && !j->closing &&
-            !j->paused && !j->reopen_pending) {
+        if (fresh && j->batch_ms > 0 && j->qlen > 0 && j->qlen < JOURNAL_BATCH_LINES &&
+            !j->closing && !j->paused && !j->reopen_pending) {
             struct timespec ts;
             gw_jn_deadline_ts(gw_jn_mono_ms() + j->batch_ms, &ts);
             while (j->qlen < JOURNAL_BATCH_LINES && !j->closing && !j->reopen_pending)
@@ -603,6 +625,9 @@ void *gw_jn_writer_main(void *arg)
             j->wq = t;
             n = j->qlen;
             j->qlen = 0;
+            /* a busy gateway: take the next batch at the end of a poll,
+             * with no signal from the lines that arrive meanwhile */
+            j->polling = polls = n > 1 && j->batch_ms > 0;
             j->inflight = n;
             if (j->reopen_pending) {
                 reopen = 1;
