@@ -458,8 +458,10 @@ static void serve(gw_conn *c, gw_request *q)
         .has_cert = c->peer.has_cert,
         .cert_sha256 = c->peer.sha256,
         .peer_family = c->peer_family,
+        .peer_ip = c->client_ip,
         .proxied = c->proxied,
         .proxy_family = c->proxy_family,
+        .proxy_ip = c->proxied ? c->proxy_ip : NULL,
         .now = time(NULL),
         .request_id = q->request_id,
     };

@@ -36,11 +36,19 @@ int gw_ipallow_trusted(const gw_stage_lists *l, int family, const unsigned char 
     return is_trusted(gw_stage_lists_conf(l, &gw_stage_ipallow), family, addr);
 }
 
-static void set_client(gw_ipallow_out *o, int family, const unsigned char *addr)
+/* <text>: the address as the connection formatted it once (inet_ntop), so
+ * that a request from the peer or its PROXY source needs no inet_ntop (for
+ * IPv4, a sprintf in glibc); NULL: formatted here (X-Forwarded-For hops). */
+static void set_client(gw_ipallow_out *o, int family, const unsigned char *addr, const char *text)
 {
     o->family = family;
     memcpy(o->addr, addr, family == AF_INET ? 4 : 16);
-    inet_ntop(family, addr, o->ip, sizeof(o->ip));
+    size_t n;
+    if (text != NULL && (family == AF_INET || family == AF_INET6) &&
+        (n = strnlen(text, sizeof(o->ip))) < sizeof(o->ip))
+        memcpy(o->ip, text, n + 1);
+    else
+        inet_ntop(family, addr, o->ip, sizeof(o->ip));
 }
 
 /* Parse one XFF element (OWS-trimmed); IPv4-mapped IPv6 becomes IPv4. */
@@ -77,11 +85,11 @@ static int parse_hop(const char *s, size_t n, int *family, unsigned char addr[16
 int gw_ipallow_resolve(const gw_req_view *req, const void *conf, gw_ipallow_out *o)
 {
     const trusted *t = conf;
-    set_client(o, req->peer_family, req->peer_addr);
+    set_client(o, req->peer_family, req->peer_addr, req->peer_ip);
     if (!is_trusted(t, req->peer_family, req->peer_addr))
         return 0;
     if (req->proxied) {
-        set_client(o, req->proxy_family, req->proxy_addr);
+        set_client(o, req->proxy_family, req->proxy_addr, req->proxy_ip);
         return 0;
     }
     /* right-most untrusted hop over every X-Forwarded-For line, in order */
@@ -100,7 +108,7 @@ int gw_ipallow_resolve(const gw_req_view *req, const void *conf, gw_ipallow_out 
                 start--;
             if (parse_hop(v + start, end - start, &fam, addr) < 0)
                 return -1;
-            set_client(o, fam, addr);
+            set_client(o, fam, addr, NULL);
             if (!is_trusted(t, fam, addr))
                 return 0;
             end = start > 0 ? start - 1 : 0;

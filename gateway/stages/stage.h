@@ -80,9 +80,12 @@ typedef struct gw_req_view {
     const char *cert_sha256; /* its fingerprint (hex) */
     int peer_family;         /* TCP peer (AF_INET/AF_INET6, v4-mapped -> v4) */
     unsigned char peer_addr[16];
-    int proxied; /* client address came from PROXY protocol */
+    const char *peer_ip; /* peer_addr as inet_ntop() writes it (the connection's
+                          * own copy, made once), NULL: formatted when needed */
+    int proxied;         /* client address came from PROXY protocol */
     int proxy_family;
     unsigned char proxy_addr[16];
+    const char *proxy_ip;   /* the same for proxy_addr */
     time_t now;             /* wall clock, set once per request */
     uint64_t now_ms;        /* monotonic clock, 0: read it */
     const char *request_id; /* the gateway's id of this request */
