@@ -37,6 +37,55 @@ START_TEST(t_buf)
 }
 END_TEST
 
+/* The byte-by-byte definition gw_is_uuid() had: 8-4-4-4-12 hex digits. */
+static int uuid_ref(const char *s, size_t n)
+{
+    if (n != 36)
+        return 0;
+    for (size_t i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Every byte value at every position of valid UUIDs (lower, upper, mixed),
+ * and two bytes at once over random pairs: the same answer as the
+ * definition. */
+START_TEST(t_is_uuid_every_byte)
+{
+    static const char *const base[] = {
+        "123e4567-e89b-12d3-a456-426614174000",
+        "ABCDEF01-2345-6789-ABCD-EF0123456789",
+        "fFaA0099-bB11-cC22-dD33-eE4455667788",
+    };
+    for (size_t k = 0; k < 3; k++) {
+        char u[37];
+        for (size_t i = 0; i < 36; i++) {
+            for (int b = 0; b < 256; b++) {
+                memcpy(u, base[k], 37);
+                u[i] = (char)b;
+                ck_assert_msg(gw_is_uuid(u, 36) == uuid_ref(u, 36), "byte 0x%02x at %zu", b, i);
+            }
+        }
+        unsigned seed = 7;
+        for (int r = 0; r < 200000; r++) {
+            memcpy(u, base[k], 37);
+            u[rand_r(&seed) % 36] = (char)(rand_r(&seed) % 256);
+            u[rand_r(&seed) % 36] = (char)(rand_r(&seed) % 256);
+            ck_assert(gw_is_uuid(u, 36) == uuid_ref(u, 36));
+        }
+        for (size_t n = 0; n < 37; n++)
+            ck_assert(gw_is_uuid(base[k], n) == (n == 36));
+    }
+}
+END_TEST
+
 START_TEST(t_ids_and_time)
 {
     char a[37], b[37];
@@ -236,6 +285,7 @@ int main(void)
     TCase *tc = tcase_create("util");
     tcase_add_test(tc, t_buf);
     tcase_add_test(tc, t_ids_and_time);
+    tcase_add_test(tc, t_is_uuid_every_byte);
     tcase_add_test(tc, t_time_cached);
     tcase_add_test(tc, t_time_stamps_one_clock);
     tcase_add_test(tc, t_fmt_numbers);
