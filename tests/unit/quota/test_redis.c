@@ -26,6 +26,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -377,6 +379,18 @@ static rec call1(loop *l, gw_redis *r, const char *key, unsigned limit, uint64_t
     return x;
 }
 
+/* epoll_ctl() as libevent calls it (this program's definition comes first
+ * in the symbol lookup), counted while <ctl_counting> is set. */
+static int ctl_counting;
+static unsigned ctl_calls;
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    if (ctl_counting)
+        ctl_calls++;
+    return (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
+}
+
 /* ---- pure tests ----------------------------------------------------- */
 
 START_TEST(slot_known_values)
@@ -595,6 +609,69 @@ START_TEST(standalone_admit_then_refuse)
     ck_assert_uint_eq(st.timeouts, 0);
     ck_assert_uint_eq(st.moved + st.ask, 0);
     ck_assert_uint_gt(st.latency_us_sum, 0);
+    gw_redis_free(r);
+    loop_done(&l);
+    srv_stop(&s);
+}
+END_TEST
+
+/* One decision after another on a worker's loop (epoll with the changelist,
+ * as core/server.c makes it): neither the write of each command (added,
+ * written and removed in one pass) nor the read of its reply costs an
+ * epoll_ctl. hiredis's own adapter re-added its one-shot read event after
+ * each read: one epoll_ctl(MOD) per reply. */
+struct issue {
+    gw_redis *r;
+    char m[16];
+    rec x;
+};
+
+static void issue_cb(evutil_socket_t fd, short w, void *arg)
+{
+    (void)fd;
+    (void)w;
+    struct issue *is = arg;
+    ck_assert_ptr_nonnull(
+        gw_redis_quota(is->r, "opale:q:{H1}", 1000, 60000, is->m, on_reply, &is->x));
+}
+
+START_TEST(standalone_no_epoll_ctl_per_call)
+{
+    srv s = {0};
+    loop l;
+    srv_start(&s);
+    struct event_config *ec = event_config_new();
+    ck_assert_ptr_nonnull(ec);
+    event_config_require_features(ec, EV_FEATURE_O1);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    l.base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    ck_assert_ptr_nonnull(l.base);
+    ck_assert_str_eq(event_base_get_method(l.base), "epoll (with changelist)");
+    l.tick = event_new(l.base, -1, EV_PERSIST, noop, NULL);
+    struct timeval tv = {0, 2000};
+    event_add(l.tick, &tv);
+    gw_redis *r = client(&l, s.port, NULL); /* its EXISTS probes included */
+    WAIT(&l, is_up(r), 3000);
+    ck_assert(is_up(r));
+    rec x = call1(&l, r, "opale:q:{H1}", 1000, 60000, "warm");
+    ck_assert(x.rep.ok);
+    run_for(&l, 20);
+    ctl_calls = 0;
+    ctl_counting = 1;
+    for (int i = 0; i < 50; i++) {
+        /* issued from a callback of the loop, as a worker's stages do */
+        struct issue is = {r, {0}, {0}};
+        snprintf(is.m, sizeof(is.m), "m%d", i);
+        struct event *ev = event_new(l.base, -1, 0, issue_cb, &is);
+        event_active(ev, EV_READ, 1);
+        WAIT(&l, is.x.called, 3000);
+        event_free(ev);
+        ck_assert_int_eq(is.x.called, 1);
+        ck_assert(is.x.rep.ok && is.x.rep.admitted);
+    }
+    ctl_counting = 0;
+    ck_assert_msg(ctl_calls == 0, "%u epoll_ctl calls for 50 decisions", ctl_calls);
     gw_redis_free(r);
     loop_done(&l);
     srv_stop(&s);
@@ -1739,6 +1816,7 @@ int main(void)
         t = tcase_create("standalone");
         tcase_set_timeout(t, 30);
         tcase_add_test(t, standalone_admit_then_refuse);
+        tcase_add_test(t, standalone_no_epoll_ctl_per_call);
         tcase_add_test(t, standalone_slot_frees_at_oldest_plus_window);
         tcase_add_test(t, standalone_duplicate_members_both_count);
         tcase_add_test(t, standalone_key_expires);
