@@ -46,31 +46,49 @@
  * are made unique inside the function (member, member#1, ...) so that a
  * repeated member never under-counts. When refused, the slot frees when the
  * (n - limit)-th oldest entry leaves (n == limit normally: the oldest; n >
- * limit after a lowered limit, as memlog keeps the newest entries that fit). */
+ * limit after a lowered limit, as memlog keeps the newest entries that fit).
+ *
+ * Written for Redis's CPU (docs/quotas.md, "Cost in Redis"; measured with
+ * bench/redis-fn-bench.sh), with the decisions, the stored entries, the TTL
+ * and the three values of the version before it (a differential test keeps
+ * that one: tests/integration/test_quota_function.py), so that gateways of
+ * either version may share one Redis under the same library name (each
+ * loads it with FUNCTION LOAD REPLACE); a change of behaviour needs a new
+ * library and function name. A Lua number given to redis.call is formatted
+ * by Redis with "%.17g" and tonumber() parses a string twice (glibc's
+ * printf_fp and strtod were a quarter of the instructions): the score is
+ * built as a string from TIME's strings, the arguments go as received or as
+ * string.format('%d'), and strings are coerced once by arithmetic. With no
+ * entry left in the window (n == 0) the oldest is the one just added: reset
+ * = window without the ZRANGE. */
 static const char FUNCTION_CODE[] =
     "#!lua name=opale\n"
     "local function quota(keys, args)\n"
+    "  local call = redis.call\n"
     "  local key = keys[1]\n"
-    "  if keys[2] ~= nil and redis.call('EXISTS', keys[2]) == 0 then return {-1, 0, 0} end\n"
-    "  local limit = tonumber(args[1])\n"
-    "  local window = tonumber(args[2])\n"
-    "  local t = redis.call('TIME')\n"
-    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "  if keys[2] ~= nil and call('EXISTS', keys[2]) == 0 then return {-1, 0, 0} end\n"
+    "  local limit = args[1] + 0\n"
+    "  local window = args[2] + 0\n"
+    "  local t = call('TIME')\n"
+    "  local nows = t[1] .. string.sub('00000' .. t[2], -6, -4)\n"
+    "  local now = nows + 0\n"
     "  if limit < 1 then return {0, 0, window} end\n"
-    "  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)\n"
-    "  local n = redis.call('ZCARD', key)\n"
+    "  call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))\n"
+    "  local n = call('ZCARD', key)\n"
     "  if n < limit then\n"
     "    local m, i = args[3], 0\n"
-    "    while redis.call('ZADD', key, 'NX', now, m) == 0 do\n"
+    "    while call('ZADD', key, 'NX', nows, m) == 0 do\n"
     "      i = i + 1\n"
     "      m = args[3] .. '#' .. i\n"
     "    end\n"
-    "    redis.call('PEXPIRE', key, window)\n"
-    "    local o = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')\n"
-    "    return {1, limit - n - 1, tonumber(o[2]) + window - now}\n"
+    "    call('PEXPIRE', key, args[2])\n"
+    "    if n == 0 then return {1, limit - 1, window} end\n"
+    "    local o = call('ZRANGE', key, '0', '0', 'WITHSCORES')\n"
+    "    return {1, limit - n - 1, o[2] + window - now}\n"
     "  end\n"
-    "  local o = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')\n"
-    "  return {0, 0, tonumber(o[2]) + window - now}\n"
+    "  local r = n == limit and '0' or string.format('%d', n - limit)\n"
+    "  local o = call('ZRANGE', key, r, r, 'WITHSCORES')\n"
+    "  return {0, 0, o[2] + window - now}\n"
     "end\n"
     "local function restore(keys, args)\n"
     "  local key = keys[1]\n"
