@@ -2,9 +2,10 @@
  * The backend assertion (contract: token/assertion.h; wire format and threat
  * model: docs/oauth2.md, "Backend assertion").
  *
- * Per request, grant_mac costs one HMAC-SHA256 over ~150 bytes with a
- * context made once per worker (EVP_MAC fetched once at load, the key set
- * once; EVP_MAC_init with a NULL key re-initialises without a fetch) and a
+ * Per request, grant_mac costs one HMAC-SHA256 over ~170 bytes (RFC 2104
+ * over SHA-256, the key's inner and outer states computed once per worker:
+ * a copy of each and the message's own compressions per request, no
+ * EVP_MAC context reset and final, which duplicate provider contexts) and a
  * probe of a direct-mapped table. The ES256 signature happens once per
  * grant, i.e. per consumer, habilitation, environment, scope set and minute.
  */
@@ -17,10 +18,10 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "lib/util.h"
 #include "token/endpoint.h"
@@ -38,9 +39,65 @@ typedef struct grant_slot {
     char ghash[GHASH_LEN + 1];
 } grant_slot;
 
+/* HMAC-SHA256 (RFC 2104) of one key: SHA-256 after the key ^ ipad block and
+ * after the key ^ opad block. SHA256_CTX is OpenSSL's low-level interface
+ * (deprecated in 3.0, not removed): the same block function as EVP's
+ * SHA-256, SHA-NI included, in a plain struct that a request copies. */
+typedef struct mac_key {
+    SHA256_CTX inner, outer;
+} mac_key;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static void mac_key_set(mac_key *k, const unsigned char *key, size_t keylen)
+{
+    unsigned char kb[64], pad[64];
+    memset(kb, 0, sizeof(kb));
+    if (keylen > sizeof(kb))
+        SHA256(key, keylen, kb); /* a longer key is its digest */
+    else if (keylen > 0)
+        memcpy(kb, key, keylen);
+    for (size_t i = 0; i < 64; i++)
+        pad[i] = kb[i] ^ 0x36;
+    SHA256_Init(&k->inner);
+    SHA256_Update(&k->inner, pad, sizeof(pad));
+    for (size_t i = 0; i < 64; i++)
+        pad[i] = kb[i] ^ 0x5c;
+    SHA256_Init(&k->outer);
+    SHA256_Update(&k->outer, pad, sizeof(pad));
+    OPENSSL_cleanse(kb, sizeof(kb));
+    OPENSSL_cleanse(pad, sizeof(pad));
+}
+
+typedef struct mac_run {
+    SHA256_CTX c;
+} mac_run;
+
+static void mac_begin(mac_run *r, const mac_key *k)
+{
+    r->c = k->inner;
+}
+
+static void mac_add(mac_run *r, const void *p, size_t n)
+{
+    SHA256_Update(&r->c, p, n);
+}
+
+static void mac_end(mac_run *r, const mac_key *k, unsigned char md[32])
+{
+    unsigned char ih[32];
+    SHA256_Final(ih, &r->c);
+    r->c = k->outer;
+    SHA256_Update(&r->c, ih, sizeof(ih));
+    SHA256_Final(md, &r->c);
+    OPENSSL_cleanse(r, sizeof(*r));
+    OPENSSL_cleanse(ih, sizeof(ih));
+}
+#pragma GCC diagnostic pop
+
 struct gw_assert_cache {
     unsigned long gen;
-    EVP_MAC_CTX *mac; /* HMAC-SHA256 with the key set; NULL in per_request mode */
+    mac_key *mac; /* the HMAC key's states; NULL in per_request mode */
     grant_slot *slots;
     size_t mask; /* nslots - 1 */
     unsigned long nsigned, nhits;
@@ -66,53 +123,58 @@ static void b64u32(const unsigned char in[32], char out[GHASH_LEN + 1])
     out[o] = '\0';
 }
 
-static EVP_MAC_CTX *mac_ctx_new(EVP_MAC *hmac, const unsigned char *key, size_t keylen)
-{
-    char digest[] = "SHA256";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-        OSSL_PARAM_construct_end(),
-    };
-    EVP_MAC_CTX *c = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
-    if (c == NULL || EVP_MAC_init(c, key, keylen, params) != 1) {
-        EVP_MAC_CTX_free(c);
-        ERR_clear_error();
-        return NULL;
-    }
-    return c;
-}
-
 /* The MAC input (docs/oauth2.md): each field on its own line, none of them
  * can hold a line feed (HTTP header values and request-targets cannot). */
-static int mac_over(EVP_MAC_CTX *c, long long t, const char *request_id, const char *method,
+static int mac_over(const mac_key *k, long long t, const char *request_id, const char *method,
                     const char *target, size_t target_len, const char *ghash,
                     char out[GW_MAC_VALUE_MAX])
 {
     char ts[24];
     size_t tl = gw_fmt_ll(ts, t);
     unsigned char md[32];
-    size_t mdlen = 0;
-    if (memchr(request_id, '\n', strlen(request_id)) != NULL ||
-        memchr(target, '\n', target_len) != NULL || strchr(method, '\n') != NULL)
+    size_t rl = strlen(request_id), ml = strlen(method);
+    if (memchr(request_id, '\n', rl) != NULL || memchr(target, '\n', target_len) != NULL ||
+        memchr(method, '\n', ml) != NULL)
         return -1;
-    if (EVP_MAC_init(c, NULL, 0, NULL) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)MAC_PREFIX, sizeof(MAC_PREFIX) - 1) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)ts, tl) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)"\n", 1) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)request_id, strlen(request_id)) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)"\n", 1) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)method, strlen(method)) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)"\n", 1) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)target, target_len) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)"\n", 1) != 1 ||
-        EVP_MAC_update(c, (const unsigned char *)ghash, strlen(ghash)) != 1 ||
-        EVP_MAC_final(c, md, &mdlen, sizeof(md)) != 1 || mdlen != 32) {
-        ERR_clear_error();
-        return -1;
+    /* the fields and their line feeds gathered when they fit (one update) */
+    char line[512];
+    size_t gl = strlen(ghash), o = 0;
+    mac_run r;
+    mac_begin(&r, k);
+    if (sizeof(MAC_PREFIX) - 1 + tl + rl + ml + target_len + gl + 4 <= sizeof(line)) {
+        memcpy(line, MAC_PREFIX, sizeof(MAC_PREFIX) - 1);
+        o = sizeof(MAC_PREFIX) - 1;
+        memcpy(line + o, ts, tl);
+        o += tl;
+        line[o++] = '\n';
+        memcpy(line + o, request_id, rl);
+        o += rl;
+        line[o++] = '\n';
+        memcpy(line + o, method, ml);
+        o += ml;
+        line[o++] = '\n';
+        memcpy(line + o, target, target_len);
+        o += target_len;
+        line[o++] = '\n';
+        memcpy(line + o, ghash, gl);
+        o += gl;
+        mac_add(&r, line, o);
+    } else {
+        mac_add(&r, MAC_PREFIX, sizeof(MAC_PREFIX) - 1);
+        mac_add(&r, ts, tl);
+        mac_add(&r, "\n", 1);
+        mac_add(&r, request_id, rl);
+        mac_add(&r, "\n", 1);
+        mac_add(&r, method, ml);
+        mac_add(&r, "\n", 1);
+        mac_add(&r, target, target_len);
+        mac_add(&r, "\n", 1);
+        mac_add(&r, ghash, gl);
     }
+    mac_end(&r, k, md);
     /* "v1;t=<ts>;mac=<43>": at most 5 + 20 + 5 + 43 + 1 bytes, within
      * GW_MAC_VALUE_MAX; no snprintf per request */
-    size_t o = 0;
+    o = 0;
     memcpy(out, "v1;t=", 5);
     o += 5;
     memcpy(out + o, ts, tl);
@@ -123,24 +185,16 @@ static int mac_over(EVP_MAC_CTX *c, long long t, const char *request_id, const c
     return 0;
 }
 
-static EVP_MAC *module_hmac;
-static pthread_once_t module_hmac_once = PTHREAD_ONCE_INIT;
-
-static void module_hmac_fetch(void)
-{
-    module_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL); /* kept for the process */
-}
-
 int gw_assertion_mac(const unsigned char *key, size_t keylen, long long t, const char *request_id,
                      const char *method, const char *target, size_t target_len, const char *ghash,
                      char out[GW_MAC_VALUE_MAX])
 {
-    pthread_once(&module_hmac_once, module_hmac_fetch);
     if (key == NULL || request_id == NULL || method == NULL || target == NULL || ghash == NULL)
         return -1;
-    EVP_MAC_CTX *c = mac_ctx_new(module_hmac, key, keylen);
-    int rc = c != NULL ? mac_over(c, t, request_id, method, target, target_len, ghash, out) : -1;
-    EVP_MAC_CTX_free(c);
+    mac_key k;
+    mac_key_set(&k, key, keylen);
+    int rc = mac_over(&k, t, request_id, method, target, target_len, ghash, out);
+    OPENSSL_cleanse(&k, sizeof(k));
     return rc;
 }
 
@@ -160,7 +214,9 @@ gw_assert_cache *gw_assert_cache_new(const gw_oauth *o)
     if (o->assertion_mode == GW_ASSERTION_GRANT_MAC) {
         c->slots = calloc(n, sizeof(*c->slots));
         c->mask = n - 1;
-        c->mac = mac_ctx_new(o->hmac, o->mac_key, o->mac_key_len);
+        c->mac = o->mac_key != NULL ? malloc(sizeof(*c->mac)) : NULL;
+        if (c->mac != NULL)
+            mac_key_set(c->mac, o->mac_key, o->mac_key_len);
         if (c->slots == NULL || c->mac == NULL) {
             gw_assert_cache_free(c);
             return NULL;
@@ -178,7 +234,8 @@ void gw_assert_cache_free(gw_assert_cache *c)
         free(c->slots[i].grant);
     }
     free(c->slots);
-    EVP_MAC_CTX_free(c->mac);
+    if (c->mac != NULL)
+        OPENSSL_clear_free(c->mac, sizeof(*c->mac));
     free(c);
 }
 

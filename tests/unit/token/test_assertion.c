@@ -348,6 +348,56 @@ START_TEST(mac_known_format)
 }
 END_TEST
 
+/* The MAC equals OpenSSL's HMAC() over the documented text for keys of
+ * every length around the block size (longer ones are digested first),
+ * fields of every length, texts from one block to several (gathered in one
+ * buffer or not), and the worker's cached key gives the same as a fresh one. */
+START_TEST(mac_matches_hmac)
+{
+    static const size_t keylens[] = {0, 1, 31, 32, 55, 63, 64, 65, 100, 128, 200};
+    unsigned seed = 99;
+    unsigned char key[200];
+    static char target[3100], text[3400];
+    char rid[80], method[16], gh[50], out[GW_MAC_VALUE_MAX];
+    for (size_t ki = 0; ki < sizeof(keylens) / sizeof(keylens[0]); ki++) {
+        for (size_t i = 0; i < sizeof(key); i++)
+            key[i] = (unsigned char)rand_r(&seed);
+        for (int r = 0; r < 300; r++) {
+            size_t rl = (size_t)rand_r(&seed) % 70,
+                   tl = 1 + (size_t)rand_r(&seed) % (r % 3 ? 600 : 3000);
+            size_t ml = 1 + (size_t)rand_r(&seed) % 7, gl = (size_t)rand_r(&seed) % 44;
+            for (size_t i = 0; i < rl; i++)
+                rid[i] = (char)('0' + rand_r(&seed) % 60);
+            rid[rl] = '\0';
+            for (size_t i = 0; i < ml; i++)
+                method[i] = (char)('A' + rand_r(&seed) % 26);
+            method[ml] = '\0';
+            target[0] = '/';
+            for (size_t i = 1; i < tl; i++)
+                target[i] = (char)(33 + rand_r(&seed) % 94);
+            for (size_t i = 0; i < gl; i++)
+                gh[i] = (char)('a' + rand_r(&seed) % 26);
+            gh[gl] = '\0';
+            long long t = (long long)rand_r(&seed) * (r % 2 ? 1 : -1);
+            ck_assert_int_eq(
+                gw_assertion_mac(key, keylens[ki], t, rid, method, target, tl, gh, out), 0);
+            int n = snprintf(text, sizeof(text), "OPALE-GW-MAC-v1\n%lld\n%s\n%s\n%.*s\n%s", t, rid,
+                             method, (int)tl, target, gh);
+            unsigned char md[32];
+            unsigned int mdl = 0;
+            ck_assert_ptr_nonnull(HMAC(EVP_sha256(), key, (int)keylens[ki],
+                                       (const unsigned char *)text, (size_t)n, md, &mdl));
+            char *b = gw_b64url_encode(md, 32);
+            char want[GW_MAC_VALUE_MAX];
+            snprintf(want, sizeof(want), "v1;t=%lld;mac=%s", t, b);
+            free(b);
+            ck_assert_msg(strcmp(out, want) == 0, "key %zu bytes, target %zu bytes: %s, want %s",
+                          keylens[ki], tl, out, want);
+        }
+    }
+}
+END_TEST
+
 START_TEST(grant_cached_per_minute)
 {
     gw_assert_cache *c = gw_assert_cache_new(oauth);
@@ -471,6 +521,7 @@ int main(void)
     tcase_add_test(tc, build_then_verify);
     tcase_add_loop_test(tc, tampered, 0, T_COUNT);
     tcase_add_test(tc, mac_known_format);
+    tcase_add_test(tc, mac_matches_hmac);
     tcase_add_test(tc, grant_cached_per_minute);
     tcase_add_test(tc, short_lifetime_resigns);
     tcase_add_test(tc, per_request_mode);
