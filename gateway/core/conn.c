@@ -175,7 +175,14 @@ static void wakecb(evutil_socket_t fd, short what, void *arg)
     c->fd = -1;
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* EV_READ only: bufferevent_openssl adds its EV_WRITE event whenever
+     * writing is enabled, output empty or not, which cost an epoll_ctl to add
+     * EPOLLOUT, a loop round trip to learn the socket writable with nothing
+     * to write, and an epoll_ctl to remove it per wake-up. Writing is enabled
+     * with the response (gw_conn_send), as on a connection that never slept;
+     * OpenSSL's own writes while reading (read blocked on write) do not
+     * depend on it. */
+    bufferevent_enable(c->bev, EV_READ);
     gw_bev_read_now(c->bev); /* readable: read now, not after another epoll_wait() */
 }
 

@@ -10,8 +10,11 @@ connection wakes) each of them waits forever.
 The client is Python's ssl over memory BIOs: each SSLObject.write() is one
 TLS record, and the bytes go out when and how the test says."""
 
+import os
 import re
+import shutil
 import socket
+import subprocess
 import ssl
 import time
 import unittest
@@ -174,6 +177,60 @@ class TestTLSRecords(GatewayTestCase):
         c.records(r[:30], r[30:], request())
         c.flush()
         self.assertEqual(c.responses(2), [200, 200])
+
+    def server_fd(self, sock):
+        """The gateway's descriptor for the other end of <sock>."""
+        port = sock.getsockname()[1]
+        inode = None
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                p = line.split()
+                if p[2].endswith(":%04X" % port) and p[1].endswith(":%04X" % self.stack.port):
+                    inode = p[9]
+        self.assertIsNotNone(inode, "the gateway's socket for port %d" % port)
+        d = "/proc/%d/fd" % self.stack.gw.pid
+        for fd in os.listdir(d):
+            try:
+                if os.readlink(os.path.join(d, fd)) == "socket:[%s]" % inode:
+                    return int(fd)
+            except OSError:
+                pass
+        self.fail("no descriptor of the gateway holds socket %s" % inode)
+
+    def test_dormant_wake_does_not_poll_for_writability(self):
+        """A dormant connection's wake-up enables reading only: writing is
+        enabled with the response. bufferevent_openssl adds its EV_WRITE
+        whenever writing is enabled, output empty or not: an epoll_ctl adding
+        EPOLLOUT for the connection, a loop round trip and another epoll_ctl
+        per wake-up (strace of the gateway while it serves the request)."""
+        if shutil.which("strace") is None:
+            self.skipTest("strace not installed")
+        c = MemTLS(self, timeout=8.0)
+        c.handshake()
+        c.flush()
+        c.records(request())
+        c.flush()
+        self.assertEqual(c.responses(1), [200])
+        fd = self.server_fd(c.sock)
+        time.sleep(1.6)  # dormant (timeouts.dormant_ms 1 s)
+        out = os.path.join(self.stack.dir, "strace-wake.txt")
+        st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p", str(self.stack.gw.pid)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.5)  # attached
+            if st.poll() is not None:
+                self.skipTest("strace cannot attach: %s" % st.stderr.read().decode(errors="replace")[:200])
+            c.records(request())
+            c.flush()
+            self.assertEqual(c.responses(1), [200])
+            time.sleep(0.2)
+        finally:
+            st.terminate()
+            st.wait(timeout=10)
+        with open(out) as f:
+            calls = [l for l in f if "epoll_ctl(" in l]
+        mine = [l.strip() for l in calls if re.search(r"EPOLL_CTL_(ADD|MOD), %d, \{events=[A-Z|]*EPOLLOUT" % fd, l)]
+        self.assertEqual(mine, [], "epoll_ctl calls of the woken connection (fd %d): %s" % (fd, calls))
 
     def test_h2_preface_and_request_with_the_finished(self):
         """HTTP/2 (ALPN h2): the client's Finished, the preface with its
