@@ -58,12 +58,15 @@
  * by Redis with "%.17g" and tonumber() parses a string twice (glibc's
  * printf_fp and strtod were a quarter of the instructions): the score is
  * built as a string from TIME's strings, the arguments go as received or as
- * string.format('%d'), and strings are coerced once by arithmetic. With no
+ * string.format('%d') (when Lua's %d is 64-bit, checked at the first call:
+ * a 32-bit Redis gets the number), and strings are coerced once by arithmetic. With no
  * entry left in the window (n == 0) the oldest is the one just added: reset
  * = window without the ZRANGE. */
 static const char FUNCTION_CODE[] =
     "#!lua name=opale\n"
+    "local wide\n"
     "local function quota(keys, args)\n"
+    "  if wide == nil then wide = string.format('%d', 2^40) == '1099511627776' end\n"
     "  local call = redis.call\n"
     "  local key = keys[1]\n"
     "  if keys[2] ~= nil and call('EXISTS', keys[2]) == 0 then return {-1, 0, 0} end\n"
@@ -73,7 +76,8 @@ static const char FUNCTION_CODE[] =
     "  local nows = t[1] .. string.sub('00000' .. t[2], -6, -4)\n"
     "  local now = nows + 0\n"
     "  if limit < 1 then return {0, 0, window} end\n"
-    "  call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - window))\n"
+    "  local b = now - window\n"
+    "  call('ZREMRANGEBYSCORE', key, '-inf', wide and string.format('%d', b) or b)\n"
     "  local n = call('ZCARD', key)\n"
     "  if n < limit then\n"
     "    local m, i = args[3], 0\n"

@@ -3,7 +3,8 @@ docs/quotas.md "Cost in Redis"): the library the gateway loads now and the
 version before it (fixtures/quota_function_v1.lua, verbatim) run side by side
 in one real redis-server on the same sequence of calls, each on its own keys,
 and must answer the same three values, store the same members with the same
-scores, make the same writes (keyspace notifications: zremrangebyscore,
+scores (the current one also as a Redis whose Lua %d is 32-bit would run
+it: the bound passed as a number), make the same writes (keyspace notifications: zremrangebyscore,
 zadd, expire, del, in the same order), and leave the same TTL. Gateways of both versions may share one Redis
 under the one library name (each loads it with FUNCTION LOAD REPLACE): this is
 what makes that safe.
@@ -38,6 +39,7 @@ CLOCK = "opale:test:clock"
 MARKER = "opale:q:live"
 TIME_CALL = re.compile(r"(?:redis\.)?call\('TIME'\)")
 STEPS = 4000
+WIDE = "if wide == nil then wide = string.format('%d', 2^40) == '1099511627776' end\n"
 
 
 def current_library():
@@ -82,6 +84,10 @@ class TestQuotaFunctionSameAsV1(unittest.TestCase):
         cls.restore_same = restore_of(old) == restore_of(new)
         cls.conn.call("FUNCTION", "LOAD", "REPLACE", on_test_clock(old, "old"))
         cls.conn.call("FUNCTION", "LOAD", "REPLACE", on_test_clock(new, "new"))
+        # a Redis whose Lua %d is 32-bit (long): the bound goes as a number
+        assert new.count(WIDE) == 1
+        cls.conn.call("FUNCTION", "LOAD", "REPLACE",
+                      on_test_clock(new.replace(WIDE, "wide = false\n"), "narrow"))
         cls.conn.call("CONFIG", "SET", "notify-keyspace-events", "KA")
         cls.events = RedisConn(cls.redis.port, timeout=5.0)
         cls.events.call("PSUBSCRIBE", "__keyspace@0__:opale:q:*")
@@ -98,22 +104,26 @@ class TestQuotaFunctionSameAsV1(unittest.TestCase):
         extra = [MARKER] if numkeys == 2 else []
         ro = r.call("FCALL", "opale_%s_old" % fn, numkeys, ko, *(extra + list(args)))
         rn = r.call("FCALL", "opale_%s_new" % fn, numkeys, kn, *(extra + list(args)))
+        kw = "opale:q:{narrow-%s}" % key
+        rw = r.call("FCALL", "opale_%s_narrow" % fn, numkeys, kw, *(extra + list(args)))
         so = r.call("ZRANGE", ko, 0, -1, "WITHSCORES")
         sn = r.call("ZRANGE", kn, 0, -1, "WITHSCORES")
-        to, tn = r.call("PTTL", ko), r.call("PTTL", kn)
+        sw = r.call("ZRANGE", kw, 0, -1, "WITHSCORES")
+        to, tn, tw = r.call("PTTL", ko), r.call("PTTL", kn), r.call("PTTL", kw)
+        self.assertEqual((rw, sw, tw < 0), (rn, sn, tn < 0), "the narrow variant")
         return ro, rn, so, sn, to, tn
 
     def writes(self, step):
-        """The keyspace events since the last call, per library: (old, new)."""
+        """The keyspace events since the last call, per library: (old, new, narrow)."""
         end = "end-%d" % step
         self.conn.call("PUBLISH", "__keyspace@0__:opale:q:end", end)
-        out = {"old": [], "new": []}
+        out = {"old": [], "new": [], "narrow": []}
         while True:
             kind, _, channel, event = self.events._reply()
             self.assertEqual(kind, "pmessage")
             if event == end:
-                return out["old"], out["new"]
-            m = re.match(r"__keyspace@0__:opale:q:\{(old|new)-(.*)\}$", channel)
+                return out["old"], out["new"], out["narrow"]
+            m = re.match(r"__keyspace@0__:opale:q:\{(old|new|narrow)-(.*)\}$", channel)
             if m:
                 out[m.group(1)].append((m.group(2), event))
 
@@ -175,10 +185,11 @@ class TestQuotaFunctionSameAsV1(unittest.TestCase):
             ctx = "step %d key %s now %d %s" % (step, key, now, st)
             self.assertEqual(ro, rn, ctx)
             self.assertEqual(so, sn, ctx)
-            wo, wn = self.writes(step)
+            wo, wn, ww = self.writes(step)
             if restore:
                 self.assertTrue(self.restore_same, "opale_restore changed: compare its expire too")
-                wo, wn = [w for w in wo if w[1] != "expire"], [w for w in wn if w[1] != "expire"]
+                wo, wn, ww = ([w for w in x if w[1] != "expire"] for x in (wo, wn, ww))
+            self.assertEqual(ww, wn, "the narrow variant: " + ctx)
             self.assertEqual(wo, wn, ctx)
             seen["writes"] += len(wo)
             if to < 0 or tn < 0:
