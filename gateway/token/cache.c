@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "lib/util.h"
@@ -80,8 +81,10 @@ void gw_token_cache_free(gw_token_cache *c)
         free(e);
         e = n;
     }
+    /* the memo holds bearer tokens: wiped, not just freed */
     for (size_t i = 0; i < MEMO_SLOTS; i++)
-        free(c->memo[i].tok);
+        if (c->memo[i].tok != NULL)
+            OPENSSL_clear_free(c->memo[i].tok, c->memo[i].cap);
     free(c->buckets);
     free(c);
 }
@@ -121,12 +124,14 @@ int gw_token_cache_key(gw_token_cache *c, const char *tok, size_t n, unsigned ch
         return -1;
     if (m->cap < n) {
         size_t cap = n < 1024 ? 1024 : n;
-        char *t = realloc(m->tok, cap);
-        if (t == NULL) {
-            m->len = 0; /* the slot stays empty: nothing stale */
-            return 0;
-        }
+        char *t = malloc(cap); /* not realloc: the old copy is wiped */
+        if (m->tok != NULL)
+            OPENSSL_clear_free(m->tok, m->cap);
         m->tok = t;
+        m->cap = 0;
+        m->len = 0;
+        if (t == NULL)
+            return 0; /* the slot stays empty: nothing stale */
         m->cap = cap;
     }
     memcpy(m->tok, tok, n);
