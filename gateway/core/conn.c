@@ -127,8 +127,8 @@ static void arm_idle(gw_conn *c)
 }
 
 /* From the timer, <left_ms> before the keep-alive ends. Returns 1 when the
- * connection is dormant, 0 when it is not quite idle (the caller re-arms the
- * timer), -1 when it was ended (event_add failed). */
+ * connection is dormant, 0 when it stays as it is: not quite idle, or the
+ * read event could not be added (the caller re-arms the timer). */
 static int go_dormant(gw_conn *c, unsigned left_ms)
 {
     struct bufferevent *bev = c->bev;
@@ -141,18 +141,24 @@ static int go_dormant(gw_conn *c, unsigned left_ms)
         return 0; /* not quite idle: stays as it is */
     if (SSL_up_ref(ssl) != 1)
         return 0;
+    /* The timer (not pending: it is running) waits for the socket now. It is
+     * added before the bufferevent's read event goes, so that the socket
+     * stays registered with epoll all along: libevent's changelist turns a
+     * delete then an add of EV_READ on one socket in one loop pass into an
+     * epoll_ctl(MOD) that changes nothing. Persistent, so that it stays
+     * registered until the new bufferevent's read event is (wakecb). */
+    event_assign(c->timer, c->w->base, fd, EV_READ | EV_PERSIST, wakecb, c);
+    struct timeval tv = {left_ms / 1000, (left_ms % 1000) * 1000};
+    if (event_add(c->timer, &tv) < 0) {
+        event_assign(c->timer, c->w->base, -1, 0, timercb, c);
+        SSL_free(ssl); /* the reference just taken */
+        return 0;      /* stays as it is (the caller re-arms the timer) */
+    }
     SSL_set_bio(ssl, NULL, NULL); /* frees the socket BIO (BIO_NOCLOSE) */
     bufferevent_free(bev);        /* its SSL_free() drops its reference */
     c->bev = NULL;
     c->dormant_ssl = ssl;
     c->fd = fd; /* ours again until the next bufferevent */
-    /* the timer (not pending: it is running) waits for the socket now */
-    event_assign(c->timer, c->w->base, fd, EV_READ, wakecb, c);
-    struct timeval tv = {left_ms / 1000, (left_ms % 1000) * 1000};
-    if (event_add(c->timer, &tv) < 0) {
-        conn_free(c);
-        return -1;
-    }
     return 1;
 }
 
@@ -160,9 +166,8 @@ static int go_dormant(gw_conn *c, unsigned left_ms)
 static void wakecb(evutil_socket_t fd, short what, void *arg)
 {
     gw_conn *c = arg;
-    event_assign(c->timer, c->w->base, -1, 0, timercb, c); /* one-shot: not pending */
     if (what & EV_TIMEOUT) {
-        conn_free(c); /* the keep-alive is over */
+        conn_free(c); /* the keep-alive is over (event_free deletes the timer) */
         return;
     }
     c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, c->dormant_ssl, BUFFEREVENT_SSL_OPEN,
@@ -183,6 +188,10 @@ static void wakecb(evutil_socket_t fd, short what, void *arg)
      * OpenSSL's own writes while reading (read blocked on write) do not
      * depend on it. */
     bufferevent_enable(c->bev, EV_READ);
+    /* only now the dormant read event goes (persistent: still pending): the
+     * socket never left epoll's set, no epoll_ctl (go_dormant) */
+    event_del(c->timer);
+    event_assign(c->timer, c->w->base, -1, 0, timercb, c);
     gw_bev_read_now(c->bev); /* readable: read now, not after another epoll_wait() */
 }
 

@@ -232,6 +232,47 @@ class TestTLSRecords(GatewayTestCase):
         mine = [l.strip() for l in calls if re.search(r"EPOLL_CTL_(ADD|MOD), %d, \{events=[A-Z|]*EPOLLOUT" % fd, l)]
         self.assertEqual(mine, [], "epoll_ctl calls of the woken connection (fd %d): %s" % (fd, calls))
 
+    def test_dormant_transitions_leave_epoll_alone(self):
+        """A dormant connection stays in epoll's set: going dormant adds the
+        one-shot read event before the bufferevent's goes, and the wake-up
+        removes it only once the new bufferevent reads. libevent's
+        changelist made each delete-then-add of EV_READ on the socket an
+        epoll_ctl(MOD) that changed nothing: two per request of a partner
+        calling less often than timeouts.dormant_ms (strace of the gateway
+        over a wake-up, the request and the next dormancy)."""
+        if shutil.which("strace") is None:
+            self.skipTest("strace not installed")
+        c = MemTLS(self, timeout=10.0)
+        c.handshake()
+        c.flush()
+        c.records(request())
+        c.flush()
+        self.assertEqual(c.responses(1), [200])
+        fd = self.server_fd(c.sock)
+        time.sleep(1.6)  # dormant (timeouts.dormant_ms 1 s)
+        out = os.path.join(self.stack.dir, "strace-dormant.txt")
+        st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p", str(self.stack.gw.pid)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.5)  # attached
+            if st.poll() is not None:
+                self.skipTest("strace cannot attach: %s" % st.stderr.read().decode(errors="replace")[:200])
+            c.records(request())
+            c.flush()
+            self.assertEqual(c.responses(1), [200])
+            time.sleep(1.6)  # dormant again
+        finally:
+            st.terminate()
+            st.wait(timeout=10)
+        with open(out) as f:
+            calls = [l.strip() for l in f if "epoll_ctl(" in l]
+        mine = [l for l in calls if re.search(r"epoll_ctl\(\d+, EPOLL_CTL_[A-Z]+, %d," % fd, l)]
+        self.assertEqual(mine, [], "epoll_ctl calls of the connection (fd %d) woken and dormant again" % fd)
+        # the connection still works after the second dormancy
+        c.records(request())
+        c.flush()
+        self.assertEqual(c.responses(1), [200])
+
     def test_h2_preface_and_request_with_the_finished(self):
         """HTTP/2 (ALPN h2): the client's Finished, the preface with its
         SETTINGS in one record and the request's HEADERS in another, in one
