@@ -19,12 +19,14 @@
 #include "journal/tail.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lib/util.h"
@@ -294,7 +296,7 @@ static int submit(gw_journal *j, char *line, size_t len, int kind, const char *r
     /* after the unlock: a writer woken while we still held <mu> would
      * preempt us on a shared CPU only to wait for it */
     if (wake)
-        pthread_cond_signal(&j->cv);
+        gw_jn_signal(j);
     if (rc != 0)
         free(line); /* counted or refused: still ours to free, outside the lock */
     return rc < 0 ? -1 : 0;
@@ -327,7 +329,7 @@ size_t gw_journal_submit_many(gw_journal *j, gw_journal_line *v, size_t n)
     }
     pthread_mutex_unlock(&j->mu);
     if (wake)
-        pthread_cond_signal(&j->cv); /* after the unlock, as in submit() */
+        gw_jn_signal(j); /* after the unlock, as in submit() */
     for (size_t i = 0; i < n; i++) {
         free(v[i].line);
         v[i].line = NULL;
@@ -400,7 +402,7 @@ static int reserve(gw_journal *j, int *wake)
     }
     pthread_mutex_unlock(&j->mu);
     if (signal_now)
-        pthread_cond_signal(&j->cv); /* after the unlock, as in submit() */
+        gw_jn_signal(j); /* after the unlock, as in submit() */
     return rc;
 }
 
@@ -414,6 +416,19 @@ int gw_journal_reserve_deferred(gw_journal *j, int *wake)
     return reserve(j, wake);
 }
 
+void gw_jn_signal(gw_journal *j)
+{
+    pthread_cond_signal(&j->cv);
+    /* A writer that set <poll_sleep> (under <mu>) before our change to its
+     * wait condition (under <mu> too) is seen here, and either sleeps on
+     * the old <kick> value, which the increment makes the kernel refuse, or
+     * is woken; one that sets it later checks the condition first. */
+    if (__atomic_load_n(&j->poll_sleep, __ATOMIC_SEQ_CST)) {
+        __atomic_fetch_add(&j->kick, 1u, __ATOMIC_SEQ_CST);
+        syscall(SYS_futex, &j->kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+}
+
 void gw_journal_wake(gw_journal *j)
 {
     if (j == NULL)
@@ -421,7 +436,7 @@ void gw_journal_wake(gw_journal *j)
     /* state_dirty (or the lines) was set under <mu>: a writer that checked
      * its wait condition before that is in pthread_cond_wait by now, so the
      * signal needs no lock */
-    pthread_cond_signal(&j->cv);
+    gw_jn_signal(j);
 }
 
 void gw_journal_release(gw_journal *j)
@@ -443,7 +458,7 @@ void gw_journal_reopen(gw_journal *j)
         j->reopen_pending = 1;
         j->reopen_at = j->qlen;
     }
-    pthread_cond_signal(&j->cv);
+    gw_jn_signal(j);
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -499,7 +514,7 @@ void gw_journal_test_pause(gw_journal *j, int pause)
         return;
     pthread_mutex_lock(&j->mu);
     j->paused = pause != 0;
-    pthread_cond_signal(&j->cv);
+    gw_jn_signal(j);
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -525,7 +540,7 @@ uint64_t gw_journal_close_within(gw_journal *j, unsigned ms, int *timed_out)
     pthread_mutex_lock(&j->mu);
     before = gw_jn_dropped_total(j);
     j->closing = 1;
-    pthread_cond_signal(&j->cv);
+    gw_jn_signal(j);
     if (ms > 0) {
         struct timespec ts;
         gw_jn_deadline_ts(gw_jn_mono_ms() + ms, &ts);
@@ -603,6 +618,6 @@ void gw_journal_set_hold(gw_journal *j, int hold)
     if (j->hold && !hold)
         j->hold_lifted = 1; /* retention runs at the writer's next pass */
     j->hold = hold != 0;
-    pthread_cond_signal(&j->cv);
+    gw_jn_signal(j);
     pthread_mutex_unlock(&j->mu);
 }

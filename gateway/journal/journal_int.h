@@ -129,6 +129,12 @@ struct gw_journal {
     int polling;            /* the writer waits batch_ms under load: nobody signals it but a full
                              * batch (or close, reopen, pause) */
     uint64_t wakes;         /* signals sent to the writer by submitters and reservations */
+    /* The polling writer sleeps on <kick> (a futex word), not on <cv>: a
+     * return from pthread_cond_timedwait leaves <mu> marked contended, and
+     * its next unlock is a FUTEX_WAKE system call, one per poll. Set under
+     * <mu> while it sleeps there (gw_jn_signal reads it atomically). */
+    unsigned kick;
+    int poll_sleep;
     int exited;             /* the writer thread returned */
     int check_space;        /* set at open: a regular file, whose free space counts */
     pthread_cond_t done_cv; /* signalled when <exited> is set */
@@ -224,6 +230,10 @@ static inline void gw_jn_deadline_ts(uint64_t ms, struct timespec *ts)
     ts->tv_sec = (time_t)(ms / 1000u);
     ts->tv_nsec = (long)(ms % 1000u) * 1000000L;
 }
+
+/* Wake the writer (journal.c): <cv>, and <kick> when it sleeps in a poll.
+ * The caller changed what the writer waits for under <mu> before. */
+void gw_jn_signal(gw_journal *j);
 
 /* Lines refused or lost so far. <mu> held. */
 static inline uint64_t gw_jn_dropped_total(const gw_journal *j)

@@ -22,12 +22,14 @@
 #include "journal/journal_int.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -587,9 +589,21 @@ void *gw_jn_writer_main(void *arg)
         if (polls && j->batch_ms > 0 && !j->closing && !j->paused && !j->reopen_pending) {
             struct timespec ts;
             gw_jn_deadline_ts(gw_jn_mono_ms() + j->batch_ms, &ts);
-            while (j->qlen < JOURNAL_BATCH_LINES && !j->closing && !j->paused && !j->reopen_pending)
-                if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT)
+            while (j->qlen < JOURNAL_BATCH_LINES && !j->closing && !j->paused &&
+                   !j->reopen_pending) {
+                /* on <kick>, not <cv>: <mu> is then taken back uncontended
+                 * and released without a system call (gw_jn_signal) */
+                unsigned k = __atomic_load_n(&j->kick, __ATOMIC_SEQ_CST);
+                __atomic_store_n(&j->poll_sleep, 1, __ATOMIC_SEQ_CST);
+                pthread_mutex_unlock(&j->mu);
+                long r = syscall(SYS_futex, &j->kick, FUTEX_WAIT_BITSET_PRIVATE, k, &ts, NULL,
+                                 FUTEX_BITSET_MATCH_ANY);
+                int e = r < 0 ? errno : 0;
+                pthread_mutex_lock(&j->mu);
+                __atomic_store_n(&j->poll_sleep, 0, __ATOMIC_SEQ_CST);
+                if (e == ETIMEDOUT)
                     break;
+            }
             fresh = 0;
         }
         while (!j->closing && (j->paused || (j->qlen == 0 && !j->reopen_pending &&

@@ -726,6 +726,53 @@ START_TEST(batch_poll_counts_reservation)
 }
 END_TEST
 
+/* The polling writer sleeps on its own futex word, not on the condition
+ * variable (docs/journal.md, "Polling under load"): whatever must cut a poll
+ * short still does. With batch_ms 1000, a full batch queued during a poll is
+ * written at once, and close during a poll returns at once with every line
+ * written. Fails when the signals reach the condition variable only (the
+ * writer then sleeps out its second). */
+static uint64_t t_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+START_TEST(batch_poll_woken_by_full_batch_and_close)
+{
+    const char *p = tpath("j.log");
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .batch_ms = 1000});
+    gw_journal_stats st;
+    for (int round = 1; round <= 2; round++) {
+        /* round 1: a full batch ends the linger; round 2: it ends the poll
+         * that round 1's batch started */
+        uint64_t t0 = t_ms();
+        for (int i = 0; i < 256; i++)
+            submit_rec(j, (round - 1) * 256 + i);
+        for (int i = 0; i < 400; i++) {
+            gw_journal_get_stats(j, &st);
+            if (st.written == (uint64_t)round * 256)
+                break;
+            usleep(1000);
+        }
+        ck_assert_msg(st.written == (uint64_t)round * 256, "round %d: %llu written after %llu ms",
+                      round, (unsigned long long)st.written, (unsigned long long)(t_ms() - t0));
+        usleep(50000); /* the writer is in its poll */
+    }
+    submit_rec(j, 512);
+    submit_rec(j, 513);
+    uint64_t t0 = t_ms();
+    gw_journal_close(j);
+    uint64_t took = t_ms() - t0;
+    ck_assert_msg(took < 400, "close took %llu ms during a poll", (unsigned long long)took);
+    struct cstate cs;
+    cstate_init(&cs);
+    check_file_chain(tpath("j.log"), &cs);
+    ck_assert_uint_eq(cs.records, 514);
+}
+END_TEST
+
 START_TEST(open_opts_errors)
 {
     char *err = NULL;
@@ -950,6 +997,7 @@ static Suite *journal_suite(void)
     tcase_add_test(tc, batch_close_writes_lingering_lines);
     tcase_add_test(tc, batch_poll_steady_stream);
     tcase_add_test(tc, batch_poll_counts_reservation);
+    tcase_add_test(tc, batch_poll_woken_by_full_batch_and_close);
     suite_add_tcase(s, tc);
     tc = tcase_create("reserve");
     tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
