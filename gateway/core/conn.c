@@ -201,7 +201,7 @@ static void free_sent(const void *data, size_t len, void *arg)
 {
     (void)len;
     (void)arg;
-    free((void *)data);
+    gw_blk_put((void *)data); /* gw_forward_response's: the next one's */
 }
 
 void gw_conn_send(gw_conn *c, char *bytes, size_t len)

@@ -184,7 +184,7 @@ static void call_free(gw_proxy_call *call)
 {
     if (call->defer != NULL)
         event_free(call->defer);
-    free(call->req);
+    gw_blk_put(call->req); /* gw_forward_request's */
     free(call);
 }
 

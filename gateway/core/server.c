@@ -244,6 +244,7 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 {
     gw_worker *w = arg;
     w->accepts_since_trim = 0;
+    gw_blk_drain(); /* the blocks this worker kept for its requests */
     malloc_trim(0);
 }
 

@@ -109,7 +109,7 @@ char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size
     size_t est = 1024 + (c->body ? r->body_len : 0);
     for (size_t i = 0; i < c->nextra; i++)
         est += strlen(c->extra[i].name) + strlen(c->extra[i].value) + 4;
-    gw_buf_reserve(&b, est);
+    gw_buf_reserve_blk(&b, est);
     gw_buf_append(&b, r->method, strlen(r->method));
     gw_buf_append(&b, " ", 1);
     if (c->target != NULL)
@@ -156,7 +156,7 @@ static void put_common_response(gw_buf *b, const gw_fwd_resp_ctx *c, size_t body
 char *gw_forward_response(const gw_http_response *r, const gw_fwd_resp_ctx *c, size_t *len)
 {
     gw_buf b = {0};
-    gw_buf_reserve(&b, 1024 + r->body_len); /* one allocation in the common case */
+    gw_buf_reserve_blk(&b, 1024 + r->body_len); /* one allocation in the common case */
     put_status_line(&b, r->status);
     for (size_t i = 0; i < r->nheaders; i++) {
         const gw_http_header *h = &r->headers[i];

@@ -694,7 +694,7 @@ static perr build_message(gw_http_parser *p)
     size_t nh = p->nlines - 1; /* header lines */
     size_t hsize = p->is_response ? sizeof(gw_http_response) : sizeof(gw_http_request);
     size_t size = hsize + nh * sizeof(gw_http_header) + p->hlen + 1;
-    char *block = malloc(size);
+    char *block = gw_blk_get(size, NULL); /* 1-4 KiB: kept per thread */
     if (block == NULL)
         return E_OOM;
     memset(block, 0, hsize);
@@ -812,7 +812,7 @@ static perr build_message(gw_http_parser *p)
             e = E_BODY_TOO_LARGE;
     }
 out:
-    free(block);
+    gw_blk_put(block);
     return e;
 }
 
@@ -1205,7 +1205,7 @@ void gw_http_request_free(gw_http_request *r)
     if (r == NULL)
         return;
     free(r->body);
-    free(r); /* the struct, the header array and the head copy */
+    gw_blk_put(r); /* the struct, the header array and the head copy */
 }
 
 void gw_http_response_free(gw_http_response *r)
@@ -1213,7 +1213,7 @@ void gw_http_response_free(gw_http_response *r)
     if (r == NULL)
         return;
     free(r->body);
-    free(r);
+    gw_blk_put(r);
 }
 
 static const char *find_header(const gw_http_header *h, size_t n, const char *name, size_t *len)

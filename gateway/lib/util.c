@@ -1,5 +1,6 @@
 #include "lib/util.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,94 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+
+/* ---- blocks kept per thread ---- */
+
+#define BLK_NCLASS 4
+static const size_t blk_class[BLK_NCLASS] = {2048, 4096, 8704, 16384};
+/* Blocks kept per class: as many as a worker has requests in flight (the
+ * bench's S2: 64 connections, each request holding a gw_request, its
+ * head's block and its forwarded request at once, the last two often of
+ * the same class), at most 1.3 MiB per thread. */
+static const unsigned blk_slots[BLK_NCLASS] = {128, 64, 64, 16};
+
+struct blk_cache {
+    void *slot[BLK_NCLASS][GW_BLK_SLOTS];
+    unsigned n[BLK_NCLASS];
+    int keyed; /* registered for the thread's exit */
+};
+static __thread struct blk_cache blk;
+static pthread_once_t blk_once = PTHREAD_ONCE_INIT;
+static pthread_key_t blk_key;
+static int blk_key_ok;
+
+static void blk_exit(void *arg)
+{
+    (void)arg;
+    gw_blk_drain();
+}
+
+static void blk_key_init(void)
+{
+    blk_key_ok = pthread_key_create(&blk_key, blk_exit) == 0;
+}
+
+void *gw_blk_get(size_t n, size_t *cap)
+{
+    size_t c = 0;
+    while (c < BLK_NCLASS && blk_class[c] < n)
+        c++;
+    if (n <= 1024 || c == BLK_NCLASS) {
+        /* tcache's sizes, or beyond the classes */
+        void *p = malloc(n);
+        if (cap != NULL)
+            *cap = n;
+        return p;
+    }
+    if (cap != NULL)
+        *cap = blk_class[c];
+    if (blk.n[c] > 0)
+        return blk.slot[c][--blk.n[c]];
+    return malloc(blk_class[c]);
+}
+
+void gw_blk_put(void *p)
+{
+    if (p == NULL)
+        return;
+    size_t u = malloc_usable_size(p);
+    int c = BLK_NCLASS - 1;
+    while (c >= 0 && blk_class[c] > u)
+        c--;
+    if (c < 0 || u >= 2 * blk_class[c] || blk.n[c] == blk_slots[c]) {
+        free(p);
+        return;
+    }
+    if (!blk.keyed) {
+        pthread_once(&blk_once, blk_key_init);
+        if (!blk_key_ok || pthread_setspecific(blk_key, &blk) != 0) {
+            free(p);
+            return;
+        }
+        blk.keyed = 1;
+    }
+    blk.slot[c][blk.n[c]++] = p;
+}
+
+void gw_blk_drain(void)
+{
+    for (int c = 0; c < BLK_NCLASS; c++)
+        while (blk.n[c] > 0)
+            free(blk.slot[c][--blk.n[c]]);
+}
+
+size_t gw_blk_kept(void)
+{
+    size_t k = 0;
+    for (int c = 0; c < BLK_NCLASS; c++)
+        k += blk.n[c];
+    return k;
+}
 
 static int buf_reserve(gw_buf *b, size_t extra)
 {
@@ -33,6 +122,22 @@ static int buf_reserve(gw_buf *b, size_t extra)
 void gw_buf_reserve(gw_buf *b, size_t n)
 {
     (void)buf_reserve(b, n);
+}
+
+void gw_buf_reserve_blk(gw_buf *b, size_t n)
+{
+    if (b->data != NULL || b->oom) {
+        (void)buf_reserve(b, n);
+        return;
+    }
+    size_t cap = 0;
+    b->data = gw_blk_get(n + 1, &cap);
+    if (b->data == NULL) {
+        b->oom = 1;
+        return;
+    }
+    b->cap = cap;
+    b->data[0] = '\0';
 }
 
 void gw_buf_append_slow(gw_buf *b, const void *p, size_t n)

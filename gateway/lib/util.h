@@ -38,6 +38,10 @@ void gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf
 /* Room for <n> more bytes at once (a size known ahead: one allocation
  * instead of a growth by doubling). Out of memory: the buffer's oom flag. */
 void gw_buf_reserve(gw_buf *b, size_t n);
+/* The same for an empty buffer, from the thread's kept blocks (gw_blk_get:
+ * a request's forwarded bytes and its response); whoever ends up with the
+ * bytes gives them back with gw_blk_put() (or free()). */
+void gw_buf_reserve_blk(gw_buf *b, size_t n);
 /* <v> in decimal (no snprintf: the request path formats numbers with it). */
 void gw_buf_put_ull(gw_buf *b, unsigned long long v);
 void gw_buf_free(gw_buf *b);
@@ -46,6 +50,28 @@ void gw_buf_free(gw_buf *b);
 char *gw_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Hand the bytes to the caller (NUL-terminated); the buffer is reset. */
 char *gw_buf_take(gw_buf *b, size_t *len);
+
+/* Blocks above glibc's per-thread cache (tcache: 1 KiB), kept per thread.
+ * A request's large pieces (the parsed head's message block, the
+ * forwarded request and response) are taken and given back once per
+ * request; glibc serves each from its bins (and
+ * consolidates its fast bins first: a request of 1 KiB or more). Here the
+ * thread keeps freed blocks of each class (2, 4, 8.5 and 16 KiB: at most
+ * 128, 64, 64 and 16 of them, GW_BLK_SLOTS the most) for the next one.
+ *   gw_blk_get(n, &cap): a malloc'd block of at least n bytes (*cap: its
+ *     usable size; a class's size for n above 1 KiB), NULL when out of
+ *     memory. It may be freed with free() or realloc'd like any other.
+ *   gw_blk_put(p): p (from malloc, NULL allowed) kept for this thread's
+ *     next gw_blk_get of its class, or freed (smaller than 2 KiB, twice
+ *     its class or more, or its class full).
+ *   gw_blk_drain(): the thread's kept blocks freed (a worker gone quiet;
+ *     a thread's exit drains its own). */
+#define GW_BLK_SLOTS 128
+void *gw_blk_get(size_t n, size_t *cap);
+void gw_blk_put(void *p);
+void gw_blk_drain(void);
+/* Blocks kept by this thread (tests). */
+size_t gw_blk_kept(void);
 
 /* <n> zeroed bytes, or NULL: malloc + memset for the small objects made
  * per request (parsers, calls, stage states). glibc's calloc never takes

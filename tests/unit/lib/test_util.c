@@ -2,6 +2,7 @@
  * out-of-memory contract), ids, time stamps (cached per second), numbers
  * without printf, hex, SHA-256 and strict UTF-8. */
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -279,6 +280,72 @@ START_TEST(t_utf8)
 }
 END_TEST
 
+START_TEST(t_blk)
+{
+    gw_blk_drain();
+    size_t cap = 0;
+    /* tcache's sizes: plain malloc, never kept */
+    char *s = gw_blk_get(100, &cap);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(cap, 100);
+    gw_blk_put(s);
+    ck_assert_uint_eq(gw_blk_kept(), 0);
+    /* a class's size, usable to the end; given back, the next get of its
+     * class has it again */
+    char *a = gw_blk_get(3000, &cap);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq(cap, 4096);
+    memset(a, 'x', cap);
+    gw_blk_put(a);
+    ck_assert_uint_eq(gw_blk_kept(), 1);
+    char *b = gw_blk_get(2049, &cap);
+    ck_assert_ptr_eq(b, a);
+    ck_assert_uint_eq(gw_blk_kept(), 0);
+    /* another class does not take it */
+    gw_blk_put(b);
+    char *r = gw_blk_get(8200, &cap);
+    ck_assert_uint_eq(cap, 8704);
+    ck_assert_ptr_ne(r, a);
+    memset(r, 0, cap);
+    /* a block is a malloc'd block: realloc'd and freed as any */
+    r = realloc(r, 20000);
+    ck_assert_ptr_nonnull(r);
+    free(r);
+    /* beyond the classes: malloc */
+    char *big = gw_blk_get(40000, &cap);
+    ck_assert_uint_eq(cap, 40000);
+    gw_blk_put(big); /* twice a class's size or more: freed, not kept */
+    ck_assert_uint_eq(gw_blk_kept(), 1);
+    /* at most GW_BLK_SLOTS per class, the rest freed */
+    for (int i = 0; i < GW_BLK_SLOTS + 3; i++)
+        gw_blk_put(malloc(2048));
+    ck_assert_uint_eq(gw_blk_kept(), 1 + GW_BLK_SLOTS);
+    gw_blk_put(NULL);
+    gw_blk_drain();
+    ck_assert_uint_eq(gw_blk_kept(), 0);
+}
+END_TEST
+
+static void *blk_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 4; i++)
+        gw_blk_put(malloc(5000));
+    return (void *)gw_blk_kept(); /* freed at the thread's exit (ASan: no leak) */
+}
+
+START_TEST(t_blk_per_thread)
+{
+    gw_blk_drain();
+    pthread_t t;
+    void *kept = NULL;
+    ck_assert_int_eq(pthread_create(&t, NULL, blk_thread, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, &kept), 0);
+    ck_assert_uint_eq((size_t)kept, 4);
+    ck_assert_uint_eq(gw_blk_kept(), 0); /* not this thread's */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -293,6 +360,8 @@ int main(void)
     tcase_add_test(tc, t_hex);
     tcase_add_test(tc, t_sha256);
     tcase_add_test(tc, t_utf8);
+    tcase_add_test(tc, t_blk);
+    tcase_add_test(tc, t_blk_per_thread);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
