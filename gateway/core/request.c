@@ -72,14 +72,17 @@ static void req_free(gw_request *q)
     gw_pipeline_done(&q->a); /* gives back a journal reservation not consumed */
     gw_policy_set_unref(q->a.svc.policies);
     gw_http_request_free(q->http);
-    free(q);
+    gw_blk_put(q); /* the worker's next request */
 }
 
 static gw_request *req_new(gw_conn *c)
 {
-    gw_request *q = calloc(1, sizeof(*q));
+    /* 8,200 bytes: above glibc's per-thread cache; kept by the worker
+     * thread between requests (gw_blk_get), zeroed as calloc did */
+    gw_request *q = gw_blk_get(sizeof(*q), NULL);
     if (q == NULL)
         return NULL;
+    memset(q, 0, sizeof(*q));
     q->conn = c;
     gw_uuid4(q->request_id);
     q->t0 = c->t_first_byte ? c->t_first_byte : gw_now_ms();

@@ -246,6 +246,31 @@ class TestProxy(GatewayTestCase):
         self.assertEqual(stats["requests"], 10, stats)
         self.assertLessEqual(stats["connections"], 1, "upstream connections not reused: %r" % stats)
 
+    def test_keepalive_request_state_starts_empty(self):
+        # A worker reuses the memory of its finished requests (lib/util.h
+        # gw_blk_get, zeroed for each request): a request without an
+        # X-Correlation-ID after one with it, an error after a success and a
+        # success after an error, on one connection, each answered for itself.
+        st = self.stack
+        st.mock_reset()
+        corr = harness.new_uuid()
+        with st.tls_connect() as s:
+            for i in range(3):
+                send_raw(s, self.stack.build_request(DECL % (SIREN, 2015 + i), correlation_id=corr))
+                r1 = read_response(s)
+                self.assertEqual(r1.status, 200, r1)
+                self.assertEqual(r1.header("X-Correlation-ID"), corr)
+                send_raw(s, self.stack.build_request("/opale/v1/nope", correlation_id=None))
+                r2 = read_response(s)
+                self.assertEqual(r2.status, 404, r2)
+                self.assertIsNone(r2.header("X-Correlation-ID"), r2)
+                send_raw(s, self.stack.build_request("/opale/v1/etatSante", correlation_id=None))
+                r3 = read_response(s)
+                self.assertIn(r3.status, (200, 400), r3)
+                self.assertIsNone(r3.header("X-Correlation-ID"), r3)
+                ids = {self.assertRequestId(r) for r in (r1, r2, r3)}
+                self.assertEqual(len(ids), 3)
+
     def test_pipelining_three_requests_one_write(self):
         st = self.stack
         st.mock_reset()
