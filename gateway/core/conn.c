@@ -102,11 +102,11 @@ static void parser_release(gw_conn *c)
  * back its bufferevent (the struct and its two evbuffers, about 1 KiB with
  * the allocator's overhead) and keeps only what its TLS session needs: the
  * SSL (one reference, taken from the bufferevent), the socket, and its timer
- * turned into a one-shot read event that times out when the keep-alive
- * ends. Its first byte (or the client's FIN) builds a new bufferevent over
- * the same SSL, already open, and the timer is a timer again. A
- * partner's connections mostly wait between calls: this is the memory an
- * idle connection costs (the bench's S5 holds 10,000 of them).
+ * turned into a read event that times out when the keep-alive ends
+ * (persistent, deleted by the wake-up once the new bufferevent reads). Its first byte (or the
+ * client's FIN) builds a new bufferevent over the same SSL, already open, and the timer is a timer
+ * again. A partner's connections mostly wait between calls: this is the memory an idle connection
+ * costs (the bench's S5 holds 10,000 of them).
  *
  * The bufferevent is freed from the timer, never from one of its own
  * callbacks, so libevent holds no other reference to it: its destructor runs
