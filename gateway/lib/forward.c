@@ -94,10 +94,17 @@ static void put_header(gw_buf *b, const char *name, size_t nlen, const char *val
     gw_buf_append(b, "\r\n", 2);
 }
 
-static void put_extra(gw_buf *b, const gw_extra_header *x, size_t n)
+/* <len>: the lengths of the first <nlen> extras' names and values, measured
+ * already (the request's size estimate), the rest measured here. */
+static void put_extra(gw_buf *b, const gw_extra_header *x, size_t n, const size_t (*len)[2],
+                      size_t nlen)
 {
-    for (size_t i = 0; i < n; i++)
-        put_header(b, x[i].name, strlen(x[i].name), x[i].value, strlen(x[i].value));
+    for (size_t i = 0; i < n; i++) {
+        if (i < nlen)
+            put_header(b, x[i].name, len[i][0], x[i].value, len[i][1]);
+        else
+            put_header(b, x[i].name, strlen(x[i].name), x[i].value, strlen(x[i].value));
+    }
 }
 
 char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size_t *len)
@@ -107,8 +114,16 @@ char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size
      * 1 KiB covers them and the gateway's own; the extras (the assertion)
      * and the body on top */
     size_t est = 1024 + (c->body ? r->body_len : 0);
-    for (size_t i = 0; i < c->nextra; i++)
-        est += strlen(c->extra[i].name) + strlen(c->extra[i].value) + 4;
+    size_t xlen[16][2]; /* the extras' lengths, measured once */
+    size_t nx = c->nextra < 16 ? c->nextra : 16;
+    for (size_t i = 0; i < c->nextra; i++) {
+        size_t nl = strlen(c->extra[i].name), vl = strlen(c->extra[i].value);
+        if (i < nx) {
+            xlen[i][0] = nl;
+            xlen[i][1] = vl;
+        }
+        est += nl + vl + 4;
+    }
     gw_buf_reserve_blk(&b, est);
     gw_buf_append(&b, r->method, strlen(r->method));
     gw_buf_append(&b, " ", 1);
@@ -130,7 +145,7 @@ char *gw_forward_request(const gw_http_request *r, const gw_fwd_req_ctx *c, size
     put_header(&b, "X-Request-ID", 12, c->request_id, strlen(c->request_id));
     if (c->correlation_id != NULL)
         put_header(&b, "X-Correlation-ID", 16, c->correlation_id, strlen(c->correlation_id));
-    put_extra(&b, c->extra, c->nextra);
+    put_extra(&b, c->extra, c->nextra, (const size_t(*)[2])xlen, nx);
     if (c->body && (r->body_len > 0 || r->content_length >= 0 || r->chunked))
         put_length(&b, r->body_len);
     if (c->close)
@@ -147,7 +162,7 @@ static void put_common_response(gw_buf *b, const gw_fwd_resp_ctx *c, size_t body
     put_header(b, "X-Request-ID", 12, c->request_id, strlen(c->request_id));
     if (c->correlation_id != NULL)
         put_header(b, "X-Correlation-ID", 16, c->correlation_id, strlen(c->correlation_id));
-    put_extra(b, c->extra, c->nextra);
+    put_extra(b, c->extra, c->nextra, NULL, 0);
     if (c->close)
         gw_buf_puts(b, "Connection: close\r\n");
     gw_buf_append(b, "\r\n", 2);

@@ -132,6 +132,42 @@ START_TEST(request_body_dechunked_with_length)
 }
 END_TEST
 
+/* The extras' lengths are measured once for the size estimate and reused
+ * (the first 16; any beyond are measured when written): every extra goes
+ * up whole, of any length, in its order. */
+START_TEST(request_many_extras)
+{
+    gw_http_request *r = parse_req("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    gw_fwd_req_ctx c = req_ctx;
+    gw_extra_header extra[20];
+    char names[20][16], values[20][2100];
+    for (int i = 0; i < 20; i++) {
+        snprintf(names[i], sizeof(names[i]), "X-Extra-%d", i);
+        size_t vl = (size_t)(i * 97 + 1) % sizeof(values[i]);
+        memset(values[i], 'a' + i, vl);
+        values[i][vl] = '\0';
+        extra[i] = (gw_extra_header){names[i], values[i]};
+    }
+    c.extra = extra;
+    c.nextra = 20;
+    size_t len = 0;
+    char *out = gw_forward_request(r, &c, &len);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_uint_eq(strlen(out), len);
+    const char *at = out;
+    for (int i = 0; i < 20; i++) {
+        char line[2200];
+        snprintf(line, sizeof(line), "\r\n%s: %s\r\n", names[i], values[i]);
+        const char *f = strstr(at, line);
+        ck_assert_msg(f != NULL, "extra %d", i);
+        at = f + strlen(line) - 2;
+    }
+    ck_assert(strcmp(out + len - 4, "\r\n\r\n") == 0);
+    free(out);
+    gw_http_request_free(r);
+}
+END_TEST
+
 /* Issue 12: the canonical target replaces the client's, only allowlisted
  * headers cross, and a body never goes up on a route that takes none. */
 START_TEST(request_allowlist_canonical_no_body)
@@ -238,6 +274,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, request_strips_credentials_and_hop_by_hop);
     tcase_add_test(tc, request_body_dechunked_with_length);
+    tcase_add_test(tc, request_many_extras);
     tcase_add_test(tc, request_allowlist_canonical_no_body);
     tcase_add_test(tc, response_rebuilt);
     tcase_add_test(tc, local_error_response);
