@@ -308,8 +308,25 @@ static uint64_t grant_hash(const char *s, size_t n)
     return h;
 }
 
+/* The 60-second window a grant of key hash <h> is reused in: the minute,
+ * shifted by 0..59 s per key (the hash's high bits; its low bits pick the
+ * set). Aligned on the UTC minute, every consumer's grant expired at once
+ * and the first second of each minute signed one per consumer (10,000 at
+ * S8's scale, a burst of signatures in the requests' latency); shifted,
+ * renewals spread over the minute. Either way a grant is reused for at most
+ * 60 s and signed at most once per window. */
+static unsigned grant_shift(uint64_t h)
+{
+    return (unsigned)((h >> 32) % 60u);
+}
+
+static long long grant_window(time_t now, uint64_t h)
+{
+    return ((long long)now + grant_shift(h)) / 60;
+}
+
 /* Sign a fresh grant for <r> into <s> (whose key is set). 0 or -1. */
-static int grant_sign(const gw_oauth *o, const gw_assertion_req *r, grant_slot *s)
+static int grant_sign(const gw_oauth *o, const gw_assertion_req *r, grant_slot *s, long long window)
 {
     char jti[37];
     gw_uuid4(jti);
@@ -330,21 +347,21 @@ static int grant_sign(const gw_oauth *o, const gw_assertion_req *r, grant_slot *
     free(s->grant);
     s->grant = g;
     b64u32(md, s->ghash);
-    s->minute = (long long)r->now / 60;
+    s->minute = window;
     s->exp = r->now + (time_t)o->assertion_lifetime_s;
     return 0;
 }
 
-/* The grant of <r> in <c>: reused while in the same minute and before its
- * exp, else signed again. NULL on failure. */
-static grant_slot *grant_get(const gw_oauth *o, gw_assert_cache *c, const gw_assertion_req *r)
+/* The grant's key "client_id\nhabilitation\nENV\nscope" of <r> in
+ * <stackkey> (512 bytes) when it fits, else allocated; <*kl> its length.
+ * NULL when out of memory. */
+static char *grant_key(const gw_assertion_req *r, char *stackkey, size_t *kl_out)
 {
     const char *scope = r->scope != NULL ? r->scope : "";
     const char *env = r->env == GW_ENV_PRODUCTION ? "P" : "S";
     size_t cl = strlen(r->client_id), hl = strlen(r->habilitation), sl = strlen(scope);
     size_t kl = cl + 1 + hl + 1 + 1 + 1 + sl;
-    char stackkey[512];
-    char *key = kl <= sizeof(stackkey) ? stackkey : malloc(kl);
+    char *key = kl <= 512 ? stackkey : malloc(kl);
     if (key == NULL)
         return NULL;
     char *p = key;
@@ -357,6 +374,34 @@ static grant_slot *grant_get(const gw_oauth *o, gw_assert_cache *c, const gw_ass
     *p++ = env[0];
     *p++ = '\n';
     memcpy(p, scope, sl);
+    *kl_out = kl;
+    return key;
+}
+
+unsigned gw_assertion_grant_shift(const gw_assertion_req *r)
+{
+    char stackkey[512];
+    size_t kl = 0;
+    char *key = r != NULL && r->client_id != NULL && r->habilitation != NULL
+                    ? grant_key(r, stackkey, &kl)
+                    : NULL;
+    if (key == NULL)
+        return 0;
+    unsigned sh = grant_shift(grant_hash(key, kl));
+    if (key != stackkey)
+        free(key);
+    return sh;
+}
+
+/* The grant of <r> in <c>: reused while in the same window (grant_window)
+ * and before its exp, else signed again. NULL on failure. */
+static grant_slot *grant_get(const gw_oauth *o, gw_assert_cache *c, const gw_assertion_req *r)
+{
+    char stackkey[512];
+    size_t kl = 0;
+    char *key = grant_key(r, stackkey, &kl);
+    if (key == NULL)
+        return NULL;
     uint64_t h = grant_hash(key, kl);
     grant_slot *set = &c->slots[(size_t)(h & c->mask) * GRANT_WAYS];
     grant_slot *s = NULL, *victim = NULL;
@@ -371,7 +416,7 @@ static grant_slot *grant_get(const gw_oauth *o, gw_assert_cache *c, const gw_ass
             (x->key == NULL ? 0 : x->used) < (victim->key == NULL ? 0 : victim->used))
             victim = x;
     }
-    long long minute = (long long)r->now / 60;
+    long long minute = grant_window(r->now, h);
     if (s != NULL && s->grant != NULL && s->minute == minute && r->now < s->exp) {
         s->used = ++c->tick;
         c->nhits++;
@@ -398,7 +443,7 @@ static grant_slot *grant_get(const gw_oauth *o, gw_assert_cache *c, const gw_ass
     s->used = ++c->tick;
     if (key != stackkey)
         free(key);
-    if (grant_sign(o, r, s) < 0)
+    if (grant_sign(o, r, s, minute) < 0)
         return NULL;
     c->nsigned++;
     return s;

@@ -45,6 +45,7 @@ gw_assert_cache *gw_assert_cache_thread(const gw_oauth *o);
  * benchmark). */
 void gw_assert_cache_stats(const gw_assert_cache *c, unsigned long *signed_, unsigned long *hits);
 
+
 typedef struct gw_assertion_req {
     const char *client_id;    /* the consumer (X-Consumer-Id) */
     const char *habilitation; /* its habilitation id */
@@ -108,5 +109,11 @@ const char *gw_assertion_verify(const gw_assertion_rules *k, const gw_assertion_
 int gw_assertion_mac(const unsigned char *key, size_t keylen, long long t, const char *request_id,
                      const char *method, const char *target, size_t target_len, const char *ghash,
                      char out[GW_MAC_VALUE_MAX]);
+
+/* The shift, 0..59 s, of the 60-second window in which the grant of <r>'s
+ * consumer, habilitation, environment and scope set is reused: windows
+ * start when (now + shift) % 60 == 0 (docs/oauth2.md, "Grant"; spread per
+ * key so that the grants of all consumers do not expire at once). */
+unsigned gw_assertion_grant_shift(const gw_assertion_req *r);
 
 #endif

@@ -95,8 +95,9 @@ class TestGrantMac(GatewayTestCase):
     def test_grant_reused_mac_per_request(self):
         """Within a minute the grant is the same (cached by the worker, no
         new signature) while each request has its own MAC; another consumer
-        gets its own grant. A pair of requests that straddles a minute
-        boundary may see two grants: retried once."""
+        gets its own grant. A pair of requests that straddles the grant's
+        window boundary (a minute shifted per key) may see two grants:
+        retried once (boundaries are 60 s apart)."""
         st = self.stack
         for attempt in range(2):
             if 58 <= time.time() % 60 or time.time() % 60 < 1:

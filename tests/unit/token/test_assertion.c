@@ -404,13 +404,16 @@ START_TEST(grant_cached_per_minute)
     gw_assert_cache *c = gw_assert_cache_new(oauth);
     unsigned long nsig, nhit;
     gw_assertion_req r = req(NOW);
+    /* the first second of this key's window (its shift, 0..59 s) */
+    const time_t t0 = NOW + (60 - gw_assertion_grant_shift(&r)) % 60;
+    r.now = t0;
     gw_assertion_hdrs a, b;
     ck_assert_int_eq(gw_assertion_build(oauth, c, &r, &a), 0);
     char *first = strdup(a.assertion);
     char mac1[GW_MAC_VALUE_MAX];
     strcpy(mac1, a.mac);
-    /* same minute, another request: same grant, another MAC */
-    r.now = NOW + 59;
+    /* same window, another request: same grant, another MAC */
+    r.now = t0 + 59;
     r.request_id = "another-request-id";
     ck_assert_int_eq(gw_assertion_build(oauth, c, &r, &b), 0);
     ck_assert_str_eq(b.assertion, first);
@@ -422,9 +425,9 @@ START_TEST(grant_cached_per_minute)
     r.scope = "api_opale_declarations";
     ck_assert_int_eq(gw_assertion_build(oauth, c, &r, &b), 0);
     ck_assert_str_ne(b.assertion, first);
-    /* the next minute: a new grant */
+    /* the next window: a new grant */
     r.scope = req(NOW).scope;
-    r.now = NOW + 60;
+    r.now = t0 + 60;
     ck_assert_int_eq(gw_assertion_build(oauth, c, &r, &b), 0);
     ck_assert_str_ne(b.assertion, first);
     gw_assert_cache_stats(c, &nsig, &nhit);
@@ -549,6 +552,68 @@ START_TEST(grant_s8_partners_signed_once)
 }
 END_TEST
 
+/* Renewals spread over the minute: 600 consumers served every second for
+ * two minutes. Windows aligned on the UTC minute renewed all 600 grants in
+ * one second (a burst of signatures in the requests' latency); shifted per
+ * key, about 10 a second. Each grant still lives one 60-second window: one
+ * renewal per consumer in any 60 consecutive seconds, none reused 60 s
+ * after it was signed. */
+START_TEST(grant_renewals_spread)
+{
+    enum { N = 600, SECS = 125 };
+    gw_assert_cache *c = gw_assert_cache_new(oauth);
+    gw_assertion_req r = req(NOW);
+    static char ids[N][32], *last[N];
+    static time_t since[N];
+    static int renew[N][SECS];
+    memset(renew, 0, sizeof(renew));
+    unsigned shifts[60] = {0};
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "spread-partner-%04d", i);
+        last[i] = NULL;
+        r.client_id = ids[i];
+        shifts[gw_assertion_grant_shift(&r)]++;
+    }
+    int used = 0;
+    for (int k = 0; k < 60; k++)
+        used += shifts[k] > 0;
+    ck_assert_int_ge(used, 50); /* 600 keys over 60 shifts */
+    gw_assertion_hdrs a;
+    unsigned long nsig, nhit, before = 0;
+    unsigned long most = 0;
+    for (int t = 0; t < SECS; t++) {
+        r.now = NOW + t;
+        for (int i = 0; i < N; i++) {
+            r.client_id = ids[i];
+            ck_assert_int_eq(gw_assertion_build(oauth, c, &r, &a), 0);
+            if (last[i] == NULL || strcmp(last[i], a.assertion) != 0) {
+                free(last[i]);
+                last[i] = strdup(a.assertion);
+                since[i] = r.now;
+                renew[i][t] = 1;
+            }
+            ck_assert_int_lt(r.now - since[i], 60); /* never reused 60 s on */
+        }
+        gw_assert_cache_stats(c, &nsig, &nhit);
+        if (t > 0 && nsig - before > most)
+            most = nsig - before;
+        before = nsig;
+    }
+    /* about N / 60 = 10 a second; all 600 at once when aligned */
+    ck_assert_uint_le(most, 40);
+    for (int i = 0; i < N; i++) {
+        for (int t = 1; t + 60 <= SECS; t++) {
+            int n = 0;
+            for (int u = t; u < t + 60; u++)
+                n += renew[i][u];
+            ck_assert_int_eq(n, 1);
+        }
+        free(last[i]);
+    }
+    gw_assert_cache_free(c);
+}
+END_TEST
+
 START_TEST(short_lifetime_resigns)
 {
     gw_oauth *o = load("{\"issuer\":\"https://gw.test\",\"assertion_mac_key_file\":\"mac.key\","
@@ -634,6 +699,7 @@ int main(void)
     tcase_add_test(tc, grant_cached_per_minute);
     tcase_add_test(tc, grant_colliding_consumers_kept);
     tcase_add_test(tc, grant_s8_partners_signed_once);
+    tcase_add_test(tc, grant_renewals_spread);
     tcase_add_test(tc, short_lifetime_resigns);
     tcase_add_test(tc, per_request_mode);
     tcase_add_test(tc, thread_cache_follows_the_load);
