@@ -157,7 +157,8 @@ START_TEST(request_many_extras)
     const char *at = out;
     for (int i = 0; i < 20; i++) {
         char line[2200];
-        snprintf(line, sizeof(line), "\r\n%s: %s\r\n", names[i], values[i]);
+        int n = snprintf(line, sizeof(line), "\r\n%s: %s\r\n", names[i], values[i]);
+        ck_assert(n > 0 && (size_t)n < sizeof(line));
         const char *f = strstr(at, line);
         ck_assert_msg(f != NULL, "extra %d", i);
         at = f + strlen(line) - 2;
