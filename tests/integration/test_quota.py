@@ -367,6 +367,7 @@ class RedisLogPoller(threading.Thread):
         self.log = {k: {} for k in self.keys}
         self.errors = []
         self.polls = 0
+        self.poll_times = []  # time.time() of each complete poll (diagnostics)
         self._halt = threading.Event()
 
     def poll_once(self, conn):
@@ -375,6 +376,13 @@ class RedisLogPoller(threading.Thread):
             for i in range(0, len(r), 2):
                 self.log[k][r[i]] = int(float(r[i + 1]))
         self.polls += 1
+        self.poll_times.append(time.time())
+
+    def max_gap_s(self):
+        """The longest time between two complete polls (s): an entry lives
+        WINDOW_S in the key, so a gap that long can miss one."""
+        t = self.poll_times
+        return max((b - a for a, b in zip(t, t[1:])), default=None)
 
     def run(self):
         conn = None

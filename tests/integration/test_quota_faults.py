@@ -178,7 +178,7 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         """(most admissions in any rolling window, proven; by store;
         s from Redis back to its first decision)."""
         log = poller.log[KEY]
-        iv, by_store, missing = [], {}, []
+        iv, by_store, missing, missing_ms = [], {}, [], {}
         first_redis = None
         for r in res:
             rec = recs[r["rid"]]
@@ -197,6 +197,7 @@ class TwoGatewaysOneRedis(unittest.TestCase):
                     # journal time, and a failure below
                     missing.append(rec["request_id"])
                     lo, hi = tq.journal_interval(rec)
+                    missing_ms[rec["request_id"]] = (lo, hi)
                     iv.append((lo, hi, "redis-lost", r["stack"]))
                     continue
                 s = log[rec["request_id"]]
@@ -207,6 +208,15 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         proven = tq.proven_max_in_window([(x[0], x[1]) for x in iv], tq.WINDOW_MS)
         self.worst = worst_window(iv, tq.WINDOW_MS)
         self.missing = missing
+        # why, if any is missing: the poller's longest gap (a stall of
+        # WINDOW_S can miss an entry; a short one means a real loss) and when
+        # each missing admission was journalled
+        self.missing_why = {
+            "poller_max_gap_s": poller.max_gap_s(),
+            "poller_errors": poller.errors[:5],
+            "t_back": t_back,
+            "journal_ms": missing_ms,
+        } if missing else None
         back = None if first_redis is None else round(first_redis - t_back, 3)
         return proven, by_store, back
 
@@ -218,7 +228,7 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         row(mode, label, proven)
         tq.figure("faults %s/%s: decisions by (store, status)" % (mode, label), by_store)
         tq.figure("faults %s/%s: first Redis decision after Redis answered again (s)" % (mode, label), back)
-        self.assertEqual(self.missing, [], "admitted by Redis, lost by it and never written back")
+        self.assertEqual(self.missing, [], "admitted by Redis, lost by it and never written back: %s" % self.missing_why)
         self.assertIsNotNone(back, "no decision by Redis after its restart")
         self.assertLessEqual(back, BACK_MAX_S, "back to Redis later than documented")
         return proven, by_store
@@ -264,7 +274,7 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         res, recs, poller, _, t_back = self.run_fault(self.debug_sleep)
         proven, by_store, back = self.measure(res, recs, poller, t_back)
         tq.figure("faults deny/DEBUG SLEEP 1.5: decisions by (store, status), max", (by_store, proven))
-        self.assertEqual(self.missing, [])
+        self.assertEqual(self.missing, [], self.missing_why)
         self.assertEqual(proven, N, self.worst)
         self.assertIn(("degraded", 503), by_store)
 
@@ -275,7 +285,7 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         res, recs, poller, _, _ = self.run_fault(self.debug_sleep)
         proven, by_store, _ = self.measure(res, recs, poller)
         tq.figure("faults local/DEBUG SLEEP 1.5: decisions by (store, status), max", (by_store, proven))
-        self.assertEqual(self.missing, [])
+        self.assertEqual(self.missing, [], self.missing_why)
         self.assertIn(("degraded", 200), by_store)
         self.assertLessEqual(proven, LOCAL_BOUND, self.worst)
 
@@ -289,7 +299,7 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         res, recs, poller, _, _ = self.run_fault(flush)
         proven, by_store, _ = self.measure(res, recs, poller)
         tq.figure("faults deny/FLUSHALL: decisions by (store, status), max", (by_store, proven))
-        self.assertEqual(self.missing, [], "admitted by Redis, lost in the FLUSHALL, never written back")
+        self.assertEqual(self.missing, [], "admitted by Redis, lost in the FLUSHALL, never written back: %s" % self.missing_why)
         self.assertEqual(proven, N, self.worst)
 
 
