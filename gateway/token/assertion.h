@@ -45,7 +45,6 @@ gw_assert_cache *gw_assert_cache_thread(const gw_oauth *o);
  * benchmark). */
 void gw_assert_cache_stats(const gw_assert_cache *c, unsigned long *signed_, unsigned long *hits);
 
-
 typedef struct gw_assertion_req {
     const char *client_id;    /* the consumer (X-Consumer-Id) */
     const char *habilitation; /* its habilitation id */
