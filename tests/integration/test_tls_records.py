@@ -197,15 +197,14 @@ class TestTLSRecords(GatewayTestCase):
                 pass
         self.fail("no descriptor of the gateway holds socket %s" % inode)
 
-    def test_dormant_wake_does_not_poll_for_writability(self):
-        """A dormant connection's wake-up enables reading only: writing is
-        enabled with the response. bufferevent_openssl adds its EV_WRITE
-        whenever writing is enabled, output empty or not: an epoll_ctl adding
-        EPOLLOUT for the connection, a loop round trip and another epoll_ctl
-        per wake-up (strace of the gateway while it serves the request)."""
+    def strace_dormant_wake(self, name, after_s, timeout):
+        """A connection that made one request and went dormant, then one
+        more request under strace (epoll_ctl only), <after_s> s of tracing
+        after its answer: (client, its descriptor in the gateway, the
+        epoll_ctl lines)."""
         if shutil.which("strace") is None:
             self.skipTest("strace not installed")
-        c = MemTLS(self, timeout=8.0)
+        c = MemTLS(self, timeout=timeout)
         c.handshake()
         c.flush()
         c.records(request())
@@ -213,7 +212,7 @@ class TestTLSRecords(GatewayTestCase):
         self.assertEqual(c.responses(1), [200])
         fd = self.server_fd(c.sock)
         time.sleep(1.6)  # dormant (timeouts.dormant_ms 1 s)
-        out = os.path.join(self.stack.dir, "strace-wake.txt")
+        out = os.path.join(self.stack.dir, "strace-%s.txt" % name)
         st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p", str(self.stack.gw.pid)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -223,13 +222,23 @@ class TestTLSRecords(GatewayTestCase):
             c.records(request())
             c.flush()
             self.assertEqual(c.responses(1), [200])
-            time.sleep(0.2)
+            time.sleep(after_s)
         finally:
             st.terminate()
             st.wait(timeout=10)
+            st.stderr.close()
         with open(out) as f:
-            calls = [l for l in f if "epoll_ctl(" in l]
-        mine = [l.strip() for l in calls if re.search(r"EPOLL_CTL_(ADD|MOD), %d, \{events=[A-Z|]*EPOLLOUT" % fd, l)]
+            calls = [l.strip() for l in f if "epoll_ctl(" in l]
+        return c, fd, calls
+
+    def test_dormant_wake_does_not_poll_for_writability(self):
+        """A dormant connection's wake-up enables reading only: writing is
+        enabled with the response. bufferevent_openssl adds its EV_WRITE
+        whenever writing is enabled, output empty or not: an epoll_ctl adding
+        EPOLLOUT for the connection, a loop round trip and another epoll_ctl
+        per wake-up (strace of the gateway while it serves the request)."""
+        _, fd, calls = self.strace_dormant_wake("wake", 0.2, 8.0)
+        mine = [l for l in calls if re.search(r"EPOLL_CTL_(ADD|MOD), %d, \{events=[A-Z|]*EPOLLOUT" % fd, l)]
         self.assertEqual(mine, [], "epoll_ctl calls of the woken connection (fd %d): %s" % (fd, calls))
 
     def test_dormant_transitions_leave_epoll_alone(self):
@@ -240,32 +249,7 @@ class TestTLSRecords(GatewayTestCase):
         epoll_ctl(MOD) that changed nothing: two per request of a partner
         calling less often than timeouts.dormant_ms (strace of the gateway
         over a wake-up, the request and the next dormancy)."""
-        if shutil.which("strace") is None:
-            self.skipTest("strace not installed")
-        c = MemTLS(self, timeout=10.0)
-        c.handshake()
-        c.flush()
-        c.records(request())
-        c.flush()
-        self.assertEqual(c.responses(1), [200])
-        fd = self.server_fd(c.sock)
-        time.sleep(1.6)  # dormant (timeouts.dormant_ms 1 s)
-        out = os.path.join(self.stack.dir, "strace-dormant.txt")
-        st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p", str(self.stack.gw.pid)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            time.sleep(0.5)  # attached
-            if st.poll() is not None:
-                self.skipTest("strace cannot attach: %s" % st.stderr.read().decode(errors="replace")[:200])
-            c.records(request())
-            c.flush()
-            self.assertEqual(c.responses(1), [200])
-            time.sleep(1.6)  # dormant again
-        finally:
-            st.terminate()
-            st.wait(timeout=10)
-        with open(out) as f:
-            calls = [l.strip() for l in f if "epoll_ctl(" in l]
+        c, fd, calls = self.strace_dormant_wake("dormant", 1.6, 10.0)  # 1.6 s: dormant again
         mine = [l for l in calls if re.search(r"epoll_ctl\(\d+, EPOLL_CTL_[A-Z]+, %d," % fd, l)]
         self.assertEqual(mine, [], "epoll_ctl calls of the connection (fd %d) woken and dormant again" % fd)
         # the connection still works after the second dormancy
