@@ -43,6 +43,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -368,15 +369,18 @@ class RedisLogPoller(threading.Thread):
         self.errors = []
         self.polls = 0
         self.poll_times = []  # time.time() of each complete poll (diagnostics)
+        self.poll_spans = []  # (sent, answered) of each complete poll
         self._halt = threading.Event()
 
     def poll_once(self, conn):
+        t0 = time.time()
         for k in self.keys:
             r = conn.call("ZRANGE", k, 0, -1, "WITHSCORES")
             for i in range(0, len(r), 2):
                 self.log[k][r[i]] = int(float(r[i + 1]))
         self.polls += 1
         self.poll_times.append(time.time())
+        self.poll_spans.append((t0, self.poll_times[-1]))
 
     def max_gap_s(self):
         """The longest time between two complete polls (s): an entry lives
@@ -410,8 +414,65 @@ class RedisLogPoller(threading.Thread):
         self._halt.set()
         self.join(timeout=10)
 
+    def saw_window(self, score_ms, window_s):
+        """Did a complete poll read the key while an entry of <score_ms>
+        was still in it (the whole poll inside [score, score + window))?"""
+        a = score_ms / 1000.0
+        return any(t0 >= a and t1 < a + window_s for t0, t1 in self.poll_spans)
+
     def scores(self, key):
         return sorted(self.log[key].values())
+
+
+class RedisMonitor(threading.Thread):
+    """MONITOR on <port>, reconnected when Redis restarts: every ZADD a
+    script makes on <keys> (the quota Function's admissions, opale_restore's
+    write-backs), {member: [(score, time.time()), ...]}. What Redis was
+    asked to store, independent of RedisLogPoller's timing: a member the
+    poller never saw (it polls what is still stored) tells, with this, a
+    poller that was not looking from an entry Redis never got or lost."""
+
+    ZADD = re.compile(r'^(\d+\.\d+) \[\d+ lua\] "ZADD" "([^"]*)" "NX" "([0-9.e+]+)" "([^"]*)"$')
+
+    def __init__(self, port, keys):
+        super().__init__(daemon=True)
+        self.port = port
+        self.keys = set(keys)
+        self.zadds = {}
+        self.errors = []
+        self._halt = threading.Event()
+
+    def run(self):
+        conn = None
+        for _ in range(100000):
+            if self._halt.is_set():
+                break
+            try:
+                if conn is None:
+                    conn = RedisConn(self.port, timeout=0.2)
+                    conn.sock.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
+                for _ in range(10000):
+                    try:
+                        r = conn._reply()
+                    except socket.timeout:
+                        break  # idle: look at _halt
+                    m = self.ZADD.match(r) if isinstance(r, str) else None
+                    if m and m.group(2) in self.keys:
+                        member = m.group(4).split("#")[0]
+                        self.zadds.setdefault(member, []).append((int(float(m.group(3))), float(m.group(1))))
+            except (OSError, RespError, ValueError) as e:
+                self.errors.append(repr(e))
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                self._halt.wait(0.05)
+        if conn is not None:
+            conn.close()
+
+    def finish(self):
+        time.sleep(0.3)  # the last commands' lines
+        self._halt.set()
+        self.join(timeout=10)
 
 
 # --------------------------------------------------------------------------

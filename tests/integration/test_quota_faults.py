@@ -17,6 +17,11 @@ more windows after Redis returns.
 - Redis's own log (every member of the key with its score, polled every
   0.2 s, the union kept across the restart): the admissions decided by Redis,
   and the local ones written back;
+- Redis's MONITOR (every ZADD the scripts make on the key, with its
+  score): an admission the poller never saw although no complete poll read
+  the key during its window (a stalled test thread on a loaded machine) is
+  counted at that score; one the poller could have seen, or that Redis was
+  never asked to store, is a failure;
 - the two journals for the admissions decided locally (quota.store
   "degraded"): each lies in [ts - ms - 1, ts + 1]. The count is the proven
   one (k admissions certainly inside one window), as in test_quota.py.
@@ -135,6 +140,8 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         (results, records by rid, poller, t_fault, t_back or None)."""
         poller = tq.RedisLogPoller(self.redis.port, [KEY])
         poller.start()
+        self.monitor = tq.RedisMonitor(self.redis.port, [KEY])
+        self.monitor.start()
         stop = threading.Event()
         loaders = [tq.Loader(st, stop=stop, pace=PACE, tag=i, timeout=5.0) for i, st in enumerate(self.stacks)]
         for ld in loaders:
@@ -149,6 +156,7 @@ class TwoGatewaysOneRedis(unittest.TestCase):
             for ld in loaders:
                 ld.join(timeout=harness.DEFAULT_TIMEOUT + 5)
             poller.finish()
+            self.monitor.finish()
         self.assertFalse(any(ld.is_alive() for ld in loaders), "client threads stuck")
         self.assertEqual([e for ld in loaders for e in ld.errors], [], "failed connections or requests")
         res = [r for ld in loaders for r in ld.results]
@@ -178,7 +186,7 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         """(most admissions in any rolling window, proven; by store;
         s from Redis back to its first decision)."""
         log = poller.log[KEY]
-        iv, by_store, missing, missing_ms = [], {}, [], {}
+        iv, by_store, missing, missing_ms, unseen = [], {}, [], {}, []
         first_redis = None
         for r in res:
             rec = recs[r["rid"]]
@@ -192,9 +200,18 @@ class TwoGatewaysOneRedis(unittest.TestCase):
             if r["status"] != 200:
                 continue
             if q.get("store") == "redis":
+                z = self.monitor.zadds.get(rec["request_id"])
+                if rec["request_id"] not in log and z and not poller.saw_window(z[0][0], tq.WINDOW_S):
+                    # stored by Redis (MONITOR) while the poller was not
+                    # looking: no poll read the key during the entry's
+                    # window; counted at the score Redis gave it
+                    unseen.append(rec["request_id"])
+                    iv.append((z[0][0], z[0][0], "redis", r["stack"]))
+                    continue
                 if rec["request_id"] not in log:
-                    # lost by Redis and never written back: counted at its
-                    # journal time, and a failure below
+                    # never stored by Redis (a reply credited to the wrong
+                    # call?), or lost by it and never written back: counted
+                    # at its journal time, and a failure below
                     missing.append(rec["request_id"])
                     lo, hi = tq.journal_interval(rec)
                     missing_ms[rec["request_id"]] = (lo, hi)
@@ -216,7 +233,18 @@ class TwoGatewaysOneRedis(unittest.TestCase):
             "poller_errors": poller.errors[:5],
             "t_back": t_back,
             "journal_ms": missing_ms,
+            # what Redis was asked to store for them, and when: none means
+            # the gateway took another call's answer, or Redis never ran it
+            "monitor_zadds": {m: self.monitor.zadds.get(m) for m in missing},
+            "monitor_errors": self.monitor.errors[:5],
         } if missing else None
+        redis_ok = [r["rid"] for r in res if r["status"] == 200
+                    and (recs[r["rid"]].get("quota") or {}).get("store") == "redis"]
+        seen = sum(1 for m in redis_ok if recs[m]["request_id"] in self.monitor.zadds)
+        tq.figure("admissions by Redis that MONITOR saw stored (seen, of)", (seen, len(redis_ok)))
+        self.assertTrue(seen > 0 or not redis_ok, "MONITOR saw none: %s" % self.monitor.errors[:5])
+        if unseen:
+            tq.figure("admissions stored by Redis while no poll read the key (counted from MONITOR)", len(unseen))
         back = None if first_redis is None else round(first_redis - t_back, 3)
         return proven, by_store, back
 
