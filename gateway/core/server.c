@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <event2/thread.h>
+#include <sys/eventfd.h>
 #include <jansson.h>
 #include <sys/resource.h>
 
@@ -404,9 +405,8 @@ static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
-static void drain_cb(evutil_socket_t fd, short what, void *arg)
+static void drain_cb(gw_worker *w)
 {
-    gw_worker *w = arg;
     if (w->draining)
         return;
     w->draining = 1;
@@ -424,19 +424,56 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
-static void policies_cb(evutil_socket_t fd, short what, void *arg)
+static void policies_cb(gw_worker *w)
 {
-    gw_worker *w = arg;
     gw_policy_set *n = gw_server_policies(w->srv);
     gw_policy_set_unref(w->policies);
     w->policies = n;
 }
 
-static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+static void heartbeat_cb(gw_worker *w)
 {
-    gw_worker *w = arg;
     unsigned long gen = atomic_load_explicit(&w->srv->heartbeat_gen, memory_order_acquire);
     atomic_store_explicit(&w->heartbeat, gen, memory_order_release);
+}
+
+/* A base without a lock. libevent, once evthread_use_pthreads() has run,
+ * gives every base a mutex taken by each event_add, event_del and
+ * event_active and around each callback of the loop (about 40 lock/unlock
+ * pairs per proxied request), and a notification descriptor for the other
+ * threads' calls. A worker's base is touched by its own thread alone: the
+ * main thread's three requests (drain, a new policy set, a heartbeat) are
+ * bits in w->wake_bits and an eventfd that the worker reads (wake_cb), so
+ * its base is made with EVENT_BASE_FLAG_NOLOCK. */
+enum { WAKE_DRAIN = 1u, WAKE_POLICIES = 2u, WAKE_HEARTBEAT = 4u };
+
+static void worker_wake(gw_worker *w, unsigned bits)
+{
+    if (w->wake_ev == NULL)
+        return;
+    atomic_fetch_or_explicit(&w->wake_bits, bits, memory_order_acq_rel);
+    uint64_t one = 1;
+    ssize_t r;
+    do
+        r = write(w->wake_fd, &one, sizeof(one));
+    while (r < 0 && errno == EINTR);
+    /* EAGAIN: the counter is full, the worker has a wake-up pending */
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    gw_worker *w = arg;
+    uint64_t n;
+    while (read(fd, &n, sizeof(n)) < 0 && errno == EINTR)
+        ;
+    unsigned bits = atomic_exchange_explicit(&w->wake_bits, 0, memory_order_acq_rel);
+    if (bits & WAKE_POLICIES)
+        policies_cb(w);
+    if (bits & WAKE_HEARTBEAT)
+        heartbeat_cb(w);
+    if (bits & WAKE_DRAIN)
+        drain_cb(w);
 }
 
 static void *worker_main(void *arg)
@@ -469,24 +506,38 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
     struct event_config *ec = event_config_new();
     if (ec != NULL) {
         event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
         w->base = event_base_new_with_config(ec);
         event_config_free(ec);
     }
-    if (w->base == NULL)
-        w->base = event_base_new();
+    if (w->base == NULL) {
+        *err = strdup("cannot create the worker's event base");
+        return -1;
+    }
     w->lis = calloc(s->nlisteners, sizeof(*w->lis));
     w->pools = calloc(s->nupstreams, sizeof(*w->pools));
     if (w->base == NULL || w->lis == NULL || w->pools == NULL) {
         *err = strdup("out of memory");
         return -1;
     }
-    w->drain_ev = event_new(w->base, -1, 0, drain_cb, w);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0) {
+        *err = strdup("cannot create the worker's eventfd");
+        return -1;
+    }
+    w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
+    if (w->wake_ev == NULL || event_add(w->wake_ev, NULL) < 0) {
+        if (w->wake_ev != NULL)
+            event_free(w->wake_ev);
+        w->wake_ev = NULL;
+        close(w->wake_fd);
+        *err = strdup("out of memory");
+        return -1;
+    }
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
-    w->policies_ev = event_new(w->base, -1, 0, policies_cb, w);
     w->fd_timer = evtimer_new(w->base, fd_timer_cb, w);
     w->trim_ev = evtimer_new(w->base, trim_cb, w);
     w->hs = gw_hs_table_new();
-    w->heartbeat_ev = event_new(w->base, -1, 0, heartbeat_cb, w);
     w->token_cache = gw_token_cache_new(s->oauth ? s->oauth->cache_entries : 16);
     w->deny_cache = gw_deny_cache_new(4096);
     w->jbatch = gw_jbatch_new(w->base, s->journal);
@@ -498,8 +549,7 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
         }
     }
     w->policies = gw_server_policies(s);
-    if (w->drain_ev == NULL || w->drain_deadline == NULL || w->policies_ev == NULL ||
-        w->fd_timer == NULL || w->trim_ev == NULL || w->heartbeat_ev == NULL || w->hs == NULL ||
+    if (w->drain_deadline == NULL || w->fd_timer == NULL || w->trim_ev == NULL || w->hs == NULL ||
         w->token_cache == NULL || w->deny_cache == NULL || w->jbatch == NULL) {
         *err = strdup("out of memory");
         return -1;
@@ -570,8 +620,7 @@ void gw_server_drain(gw_server *s)
 {
     atomic_store(&s->running, 0);
     for (unsigned i = 0; i < s->nworkers; i++)
-        if (s->workers[i].drain_ev != NULL)
-            event_active(s->workers[i].drain_ev, EV_READ, 0);
+        worker_wake(&s->workers[i], WAKE_DRAIN);
 }
 
 void gw_server_join(gw_server *s)
@@ -602,19 +651,17 @@ void gw_server_free(gw_server *s)
                 evconnlistener_free(w->lis[j]);
         for (size_t j = 0; w->pools != NULL && j < s->nupstreams; j++)
             gw_pool_free(w->pools[j]);
-        if (w->drain_ev != NULL)
-            event_free(w->drain_ev);
+        if (w->wake_ev != NULL) {
+            event_free(w->wake_ev);
+            close(w->wake_fd);
+        }
         if (w->drain_deadline != NULL)
             event_free(w->drain_deadline);
-        if (w->policies_ev != NULL)
-            event_free(w->policies_ev);
         if (w->fd_timer != NULL)
             event_free(w->fd_timer);
         if (w->trim_ev != NULL)
             event_free(w->trim_ev);
         gw_hs_table_free(w->hs);
-        if (w->heartbeat_ev != NULL)
-            event_free(w->heartbeat_ev);
         gw_policy_set_unref(w->policies);
         gw_token_cache_free(w->token_cache);
         gw_deny_cache_free(w->deny_cache);
@@ -786,8 +833,7 @@ static int reload_policies(gw_server *s, const char *by, int flags, gw_policy_di
     pthread_mutex_unlock(&s->policies_lock);
     gw_policy_set_unref(old);
     for (unsigned i = 0; i < s->nworkers; i++)
-        if (s->workers[i].policies_ev != NULL)
-            event_active(s->workers[i].policies_ev, EV_READ, 0);
+        worker_wake(&s->workers[i], WAKE_POLICIES);
     atomic_fetch_add_explicit(&s->stats.reloads_ok, 1, memory_order_relaxed);
     gw_server_report_rejected(s, n, by);
     return 0;
@@ -906,8 +952,7 @@ int gw_server_heartbeat(gw_server *s)
             return 0;
     atomic_store_explicit(&s->heartbeat_gen, gen + 1, memory_order_release);
     for (unsigned i = 0; i < s->nworkers; i++)
-        if (s->workers[i].heartbeat_ev != NULL)
-            event_active(s->workers[i].heartbeat_ev, EV_READ, 0);
+        worker_wake(&s->workers[i], WAKE_HEARTBEAT);
     return 1;
 }
 

@@ -22,7 +22,14 @@ typedef struct gw_worker {
     int started;
     struct event_base *base;
     struct evconnlistener **lis; /* one per listener */
-    struct event *drain_ev;      /* activated by gw_server_drain() */
+    /* The other threads' requests to this worker (drain, new policies,
+     * heartbeat): bits set in <wake_bits>, then one 8-byte write to the
+     * eventfd <wake_fd>, which <wake_ev> reads on this worker's loop. The
+     * base has no lock (EVENT_BASE_FLAG_NOLOCK): no other thread may touch
+     * it (server.c, "A base without a lock"). */
+    int wake_fd;
+    struct event *wake_ev;
+    atomic_uint wake_bits;
     struct event *drain_deadline;
     struct gw_conn_list conns;
     size_t nconns;
@@ -36,11 +43,9 @@ typedef struct gw_worker {
     int draining;
     gw_pool **pools;                    /* one per upstream */
     gw_policy_set *policies;            /* this worker's reference to the current set */
-    struct event *policies_ev;          /* activated by a reload: take the new set */
     struct gw_token_cache *token_cache; /* verified tokens of this worker */
     struct gw_deny_cache *deny_cache;   /* quota refusals known to this worker */
     struct gw_redis *redis;             /* this worker's Redis client (redis store) */
-    struct event *heartbeat_ev;         /* activated by gw_server_heartbeat() */
     atomic_ulong heartbeat;             /* the last ask answered (heartbeat_gen), on this loop */
     /* upstream bodies being received, all pools (limits.max_buffered_response_bytes) */
     gw_resp_budget resp_budget;
