@@ -42,7 +42,9 @@ void gw_tls_peer_clear(gw_tls_peer *peer);
 void gw_tls_attach_peer(SSL *ssl, gw_tls_peer *peer);
 
 /* After a successful handshake: version, and the certificate if the verify
- * callback did not run (resumed session). */
+ * callback did not run (resumed session); then the server's certificates
+ * are released from <ssl> (SSL_certs_clear: not needed after the
+ * handshake). */
 void gw_tls_peer_complete(SSL *ssl, gw_tls_peer *peer);
 
 /* The handshakes of this thread whose client chain was accepted from a

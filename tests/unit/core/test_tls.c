@@ -614,6 +614,121 @@ START_TEST(t_alpn)
 }
 END_TEST
 
+/* Pump both ends of an in-memory pair until the server's handshake ends;
+ * 1 when it succeeded. */
+static int pump(SSL *s, SSL *c)
+{
+    int cdone = 0;
+    for (int round = 0; round < 40; round++) {
+        if (!cdone) {
+            int rc = SSL_do_handshake(c);
+            int e = rc == 1 ? 0 : SSL_get_error(c, rc);
+            if (rc == 1 || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE))
+                cdone = 1;
+        }
+        ERR_clear_error();
+        int rs = SSL_do_handshake(s);
+        if (rs == 1)
+            return 1;
+        int e = SSL_get_error(s, rs);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            return 0;
+    }
+    return 0;
+}
+
+/* <from> writes <msg>, <to> reads it back whole. */
+static void relay(SSL *from, SSL *to, const char *msg)
+{
+    char buf[64];
+    int n = (int)strlen(msg);
+    ck_assert_int_eq(SSL_write(from, msg, n), n);
+    int got = 0;
+    for (int round = 0; round < 10 && got < n; round++) {
+        int r = SSL_read(to, buf + got, (int)sizeof(buf) - 1 - got);
+        if (r > 0)
+            got += r;
+        else
+            (void)SSL_read(from, buf, 0); /* lets <from> process what <to> sent (KeyUpdate) */
+    }
+    ck_assert_int_eq(got, n);
+    buf[got] = '\0';
+    ck_assert_str_eq(buf, msg);
+}
+
+/* One connection of <cctx> to <sctx>, resuming <sess> when not NULL: the
+ * server's SSL and peer (completed as core/conn.c does), the client's SSL. */
+static void open_pair(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sess, SSL **s, SSL **c,
+                      gw_tls_peer *peer)
+{
+    memset(peer, 0, sizeof(*peer));
+    *s = SSL_new(sctx);
+    *c = SSL_new(cctx);
+    ck_assert(*s != NULL && *c != NULL);
+    BIO *sb = NULL, *cb = NULL;
+    ck_assert_int_eq(BIO_new_bio_pair(&sb, 0, &cb, 0), 1);
+    SSL_set_bio(*s, sb, sb);
+    SSL_set_bio(*c, cb, cb);
+    SSL_set_accept_state(*s);
+    SSL_set_connect_state(*c);
+    if (sess != NULL)
+        ck_assert_int_eq(SSL_set_session(*c, sess), 1);
+    gw_tls_attach_peer(*s, peer);
+    ck_assert_msg(pump(*s, *c), "handshake failed: %lx", ERR_peek_error());
+    gw_tls_peer_complete(*s, peer);
+}
+
+/* What a connection keeps once its handshake is over (S5, bench/README.md):
+ * not the server's certificates (SSL_certs_clear in gw_tls_peer_complete;
+ * the chain copies SSL_new made); and it still carries data both ways,
+ * takes a TLS 1.3 key update, and its session resumes with the client's
+ * identity (ticket in TLS 1.3, the session cache in TLS 1.2). */
+START_TEST(t_idle_connection_keeps_less)
+{
+    SSL_CTX *sctx = server_ctx(1);
+    const int versions[] = {TLS1_2_VERSION, TLS1_3_VERSION};
+    char want[65];
+    hex_sha256(cli_ok, want);
+    for (int i = 0; i < 2; i++) {
+        SSL_CTX *cctx = client_ctx(cli_ok, versions[i], versions[i]);
+        SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+        SSL *s, *c;
+        gw_tls_peer peer;
+        open_pair(sctx, cctx, NULL, &s, &c, &peer);
+        ck_assert_ptr_null(SSL_get_certificate(s));
+        ck_assert_int_eq(peer.has_cert, 1);
+        relay(c, s, "GET / HTTP/1.1");
+        relay(s, c, "HTTP/1.1 200 OK");
+        if (versions[i] == TLS1_3_VERSION) {
+            ck_assert_int_eq(SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED), 1);
+            relay(s, c, "after the server's key update");
+            relay(c, s, "and the client's");
+        }
+        SSL_SESSION *sess = SSL_get1_session(c);
+        ck_assert_ptr_nonnull(sess);
+        ck_assert_int_eq(SSL_SESSION_is_resumable(sess), 1);
+        SSL *s2, *c2;
+        gw_tls_peer peer2;
+        open_pair(sctx, cctx, sess, &s2, &c2, &peer2);
+        ck_assert_int_eq(SSL_session_reused(s2), 1);
+        ck_assert_int_eq(peer2.has_cert, 1);
+        ck_assert_str_eq(peer2.sha256, want);
+        ck_assert_str_eq(peer2.subject, "CN=client-ok,O=Test");
+        ck_assert_ptr_null(SSL_get_certificate(s2));
+        relay(c2, s2, "GET / HTTP/1.1");
+        SSL_SESSION_free(sess);
+        gw_tls_peer_clear(&peer);
+        gw_tls_peer_clear(&peer2);
+        SSL_free(s);
+        SSL_free(c);
+        SSL_free(s2);
+        SSL_free(c2);
+        SSL_CTX_free(cctx);
+    }
+    SSL_CTX_free(sctx);
+}
+END_TEST
+
 /* The reason table itself, for the errors a handshake here does not make. */
 START_TEST(t_refusal_reasons)
 {
@@ -667,6 +782,7 @@ int main(void)
     tcase_add_test(tc, t_handshake_no_cert_old_protocol);
     tcase_add_test(tc, t_alpn);
     tcase_add_test(tc, t_refusal_reasons);
+    tcase_add_test(tc, t_idle_connection_keeps_less);
     suite_add_tcase(s, tc);
     int rc = gw_test_run(s);
     pki_free();
