@@ -357,6 +357,14 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
+/* TLS 1.3: AES-128-GCM first, as in TLS 1.2 (the server's preference:
+ * SSL_OP_CIPHER_SERVER_PREFERENCE), instead of OpenSSL's default
+ * TLS_AES_256_GCM_SHA384 first. Its SHA-256 is the transcript hash and the
+ * HKDF's (SHA-NI where the CPU has it), and a connection keeps two SHA-256
+ * contexts instead of two SHA-384 ones for as long as it lives: 185 bytes
+ * of heap per idle connection (S5). The three suites stay accepted. */
+#define GW_TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
 static int common_setup(SSL_CTX *ctx)
 {
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
@@ -364,6 +372,8 @@ static int common_setup(SSL_CTX *ctx)
     if (SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
         return -1;
     if (SSL_CTX_set_cipher_list(ctx, GW_TLS12_CIPHERS) != 1)
+        return -1;
+    if (SSL_CTX_set_ciphersuites(ctx, GW_TLS13_SUITES) != 1)
         return -1;
     if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1)
         return -1;

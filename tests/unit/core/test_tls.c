@@ -729,6 +729,34 @@ START_TEST(t_idle_connection_keeps_less)
 }
 END_TEST
 
+/* TLS 1.3 suites: TLS_AES_128_GCM_SHA256 when the client offers it, as
+ * OpenSSL's clients do (with AES-256 first); the two others still
+ * accepted alone. */
+START_TEST(t_tls13_suites)
+{
+    SSL_CTX *sctx = server_ctx(0);
+    const char *offer[] = {NULL, "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+                           "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"};
+    const char *want[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256",
+                          "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"};
+    for (int i = 0; i < 4; i++) {
+        SSL_CTX *cctx = client_ctx(cli_ok, TLS1_3_VERSION, TLS1_3_VERSION);
+        if (offer[i] != NULL)
+            ck_assert_int_eq(SSL_CTX_set_ciphersuites(cctx, offer[i]), 1);
+        SSL *s, *c;
+        gw_tls_peer peer;
+        open_pair(sctx, cctx, NULL, &s, &c, &peer);
+        ck_assert_str_eq(SSL_CIPHER_get_name(SSL_get_current_cipher(s)), want[i]);
+        relay(c, s, "GET / HTTP/1.1");
+        gw_tls_peer_clear(&peer);
+        SSL_free(s);
+        SSL_free(c);
+        SSL_CTX_free(cctx);
+    }
+    SSL_CTX_free(sctx);
+}
+END_TEST
+
 /* The reason table itself, for the errors a handshake here does not make. */
 START_TEST(t_refusal_reasons)
 {
@@ -783,6 +811,7 @@ int main(void)
     tcase_add_test(tc, t_alpn);
     tcase_add_test(tc, t_refusal_reasons);
     tcase_add_test(tc, t_idle_connection_keeps_less);
+    tcase_add_test(tc, t_tls13_suites);
     suite_add_tcase(s, tc);
     int rc = gw_test_run(s);
     pki_free();
