@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -458,6 +459,26 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg)
     deliver(call, call->defer_err, NULL, call->pool->up->addr_names[0], call->defer_detail);
 }
 
+/* The request to a plain upstream connection that is established (reused
+ * from the pool, or connected) and has nothing queued: one send() now,
+ * instead of a copy into the bufferevent's output chain (an allocation),
+ * its EV_WRITE enabled and activated, its callback's writev() later in the
+ * loop pass, the chain drained and EV_WRITE deleted. Returns the bytes
+ * sent; what is left (a full socket buffer: EAGAIN or a short write) and
+ * any error go through the bufferevent as before, which reports an error
+ * to eventcb() (the retry rules of fail() unchanged). */
+static size_t write_direct(struct uconn *uc, const char *req, size_t len)
+{
+    if (uc->rev == NULL || !(uc->connected || uc->reused) ||
+        evbuffer_get_length(bufferevent_get_output(uc->bev)) > 0)
+        return 0;
+    ssize_t r;
+    do
+        r = send(bufferevent_getfd(uc->bev), req, len, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r > 0 ? (size_t)r : 0;
+}
+
 static int start(gw_proxy_call *call, int fresh)
 {
     gw_pool *p = call->pool;
@@ -484,7 +505,8 @@ static int start(gw_proxy_call *call, int fresh)
     gw_http_parser_expect_no_body(uc->parser, call->no_body);
     uc->call = call;
     call->uc = uc;
-    if (bufferevent_write(uc->bev, call->req, call->len) < 0) {
+    size_t sent = write_direct(uc, call->req, call->len);
+    if (sent < call->len && bufferevent_write(uc->bev, call->req + sent, call->len - sent) < 0) {
         uc->call = NULL;
         call->uc = NULL;
         uconn_free(uc);
@@ -495,10 +517,12 @@ static int start(gw_proxy_call *call, int fresh)
             (gw_proxy_attempt){.addr = p->up->addr_names[uc->addr_i], .outcome = "error", .ms = -1};
         call->attempt_t0 = gw_now_ms();
     }
-    /* a plain upstream is read by uc->rev (on_readable), not the bufferevent */
-    bufferevent_enable(uc->bev, uc->rev != NULL ? EV_WRITE : EV_READ | EV_WRITE);
-    if (uc->connected || uc->reused)
-        gw_bev_write_now(uc->bev);
+    if (sent < call->len) {
+        /* a plain upstream is read by uc->rev (on_readable), not the bufferevent */
+        bufferevent_enable(uc->bev, uc->rev != NULL ? EV_WRITE : EV_READ | EV_WRITE);
+        if (uc->connected || uc->reused)
+            gw_bev_write_now(uc->bev);
+    }
     arm(uc, uc->connected || uc->reused ? p->up->conf->response_timeout_ms
                                         : p->up->conf->connect_timeout_ms);
     return 0;
