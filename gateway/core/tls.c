@@ -13,18 +13,17 @@
 #include "lib/util.h"
 #include "revoc/revoc.h"
 
-static int peer_idx = -1;
-static pthread_once_t peer_idx_once = PTHREAD_ONCE_INIT;
-
-static void peer_idx_init(void)
+/*
+ * The connection's gw_tls_peer, for the verify callbacks, rides on the SSL
+ * as the argument of its record-padding callback: a plain pointer in the
+ * SSL that OpenSSL reads only to pass it to that callback, and the gateway
+ * installs none (no SSL_CTX_set_record_padding_callback anywhere). An ex_data
+ * index (SSL_set_ex_data) would allocate a stack and its array on each
+ * SSL, 96 bytes of heap held for as long as the connection lives (S5).
+ */
+static gw_tls_peer *peer_of(SSL *ssl)
 {
-    peer_idx = SSL_get_ex_new_index(0, "gw_tls_peer", NULL, NULL, NULL);
-}
-
-static int get_peer_idx(void)
-{
-    pthread_once(&peer_idx_once, peer_idx_init);
-    return peer_idx;
+    return ssl != NULL ? SSL_get_record_padding_callback_arg(ssl) : NULL;
 }
 
 static const char *ossl_err(void)
@@ -79,7 +78,7 @@ static void describe_cert(X509 *x, gw_tls_peer *p)
 static int verify_cb(int ok, X509_STORE_CTX *ctx)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
-    gw_tls_peer *p = ssl ? SSL_get_ex_data(ssl, get_peer_idx()) : NULL;
+    gw_tls_peer *p = peer_of(ssl);
     if (p == NULL)
         return ok;
     int depth = X509_STORE_CTX_get_error_depth(ctx);
@@ -214,7 +213,7 @@ static int cert_verify_cb(X509_STORE_CTX *xs, void *arg)
 {
     (void)arg;
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-    gw_tls_peer *p = ssl != NULL ? SSL_get_ex_data(ssl, get_peer_idx()) : NULL;
+    gw_tls_peer *p = peer_of(ssl);
     X509 *leaf = X509_STORE_CTX_get0_cert(xs);
     unsigned long long gen = 0;
     time_t crl_next = 0, now = time(NULL);
@@ -535,7 +534,7 @@ void gw_tls_peer_clear(gw_tls_peer *peer)
 
 void gw_tls_attach_peer(SSL *ssl, gw_tls_peer *peer)
 {
-    SSL_set_ex_data(ssl, get_peer_idx(), peer);
+    SSL_set_record_padding_callback_arg(ssl, peer); /* peer_of() */
 }
 
 void gw_tls_peer_complete(SSL *ssl, gw_tls_peer *peer)
