@@ -54,7 +54,8 @@ static void eventcb(struct bufferevent *bev, short what, void *arg);
 static void hs_release(gw_conn *c)
 {
     if (c->hs_slot) {
-        gw_worker_hs_leave(c->w, c->hs_family, c->hs_addr);
+        gw_worker_hs_leave(c->w, c->proxied ? c->proxy_family : c->peer_family,
+                           c->proxied ? c->proxy_addr : c->peer_addr);
         c->hs_slot = 0;
     }
 }
@@ -552,9 +553,8 @@ static void start_tls(gw_conn *c)
 {
     /* One source may hold only so many handshakes on this worker: the
      * handshake slots (max_connections) are everyone's. */
-    c->hs_family = c->proxied ? c->proxy_family : c->peer_family;
-    memcpy(c->hs_addr, c->proxied ? c->proxy_addr : c->peer_addr, sizeof(c->hs_addr));
-    if (!gw_worker_hs_enter(c->w, c->hs_family, c->hs_addr,
+    if (!gw_worker_hs_enter(c->w, c->proxied ? c->proxy_family : c->peer_family,
+                            c->proxied ? c->proxy_addr : c->peer_addr,
                             c->lis->conf->max_handshakes_per_source)) {
         gw_stat_add(&stats(c)->handshakes_refused_per_source, 1);
         conn_free(c);

@@ -29,40 +29,44 @@ enum gw_cstate {
 typedef struct gw_request gw_request;
 struct gw_h2_session;
 
+/* Held for as long as the connection lives, idle ones included (S5 of
+ * bench/README.md): pointers first, flags as bits, no padding to speak of
+ * (376 bytes; docs/architecture.md, "What the ~25 KiB of an idle mTLS
+ * connection are"). */
 typedef struct gw_conn {
     TAILQ_ENTRY(gw_conn) link;
     gw_worker *w;
     const gw_listener_rt *lis;
     struct bufferevent *bev;
     struct event *timer;
-    enum gw_cstate state;
-    gw_tls_peer peer;
-    char client_ip[INET6_ADDRSTRLEN];
-    int client_port;
-    int peer_family; /* AF_INET / AF_INET6, v4-mapped stored as AF_INET */
-    unsigned char peer_addr[16];
-    evutil_socket_t fd;    /* until the bufferevent owns it, else -1 */
     struct event *pp_ev;   /* reading a PROXY v2 header */
     unsigned char *pp_buf; /* GW_PP2_MAX bytes, only while reading a PROXY header */
-    size_t pp_len;
-    int proxied; /* the PROXY header gave the client address */
-    char proxy_ip[INET6_ADDRSTRLEN];
-    int proxy_family;
-    unsigned char proxy_addr[16];
     gw_http_parser *parser;
     gw_request *req;
-    int close_after;
-    uint64_t t_first_byte;
-    long bytes_in;
-    int hs_slot; /* holds a handshake slot of its source address (gw_worker_hs_enter) */
-    int hs_family;
-    unsigned char hs_addr[16];
-    int peer_eof;             /* the client half-closed: answer what it sent, then close */
-    int in_input;             /* inside process_input() called from timercb: conn_free() defers */
-    int free_pending;         /* conn_free() was called while in_input */
     struct gw_h2_session *h2; /* CS_H2 only: the HTTP/2 session, owned */
-    uint64_t idle_until;      /* CS_IDLE: when the keep-alive ends (gw_now_ms) */
     SSL *dormant_ssl;         /* dormant (bev NULL, conn.c): the session, owned */
+    uint64_t t_first_byte;
+    uint64_t idle_until; /* CS_IDLE: when the keep-alive ends (gw_now_ms) */
+    long bytes_in;
+    gw_tls_peer peer;
+    enum gw_cstate state;
+    evutil_socket_t fd; /* until the bufferevent owns it, else -1 */
+    int client_port;
+    unsigned short pp_len;      /* at most GW_PP2_MAX */
+    unsigned char peer_family;  /* AF_INET / AF_INET6, v4-mapped stored as AF_INET */
+    unsigned char proxy_family; /* when proxied */
+    unsigned proxied : 1;       /* the PROXY header gave the client address */
+    unsigned close_after : 1;
+    /* holds a handshake slot of its source address (gw_worker_hs_enter):
+     * the PROXY header's when proxied, else the socket's peer */
+    unsigned hs_slot : 1;
+    unsigned peer_eof : 1;     /* the client half-closed: answer what it sent, then close */
+    unsigned in_input : 1;     /* inside process_input() called from timercb: conn_free() defers */
+    unsigned free_pending : 1; /* conn_free() was called while in_input */
+    unsigned char peer_addr[16];
+    unsigned char proxy_addr[16];
+    char client_ip[INET6_ADDRSTRLEN];
+    char proxy_ip[INET6_ADDRSTRLEN];
 } gw_conn;
 
 /* conn.c: put the response <bytes> (malloc'd, taken) on the wire; the

@@ -97,7 +97,7 @@ static void fill_record(gw_journal_rec *r, rec_bufs *b, gw_conn *c, gw_request *
     r->client_port = c->client_port;
     r->upstream_status = -1;
     r->upstream_ms = -1;
-    r->tls_version = c->peer.version[0] ? c->peer.version : NULL;
+    r->tls_version = c->peer.version;
     r->tls_cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL;
     r->tls_subject = c->peer.has_cert ? c->peer.subject : NULL;
     const char *conn_ip = c->proxied ? c->proxy_ip : c->client_ip;

@@ -539,7 +539,7 @@ void gw_tls_attach_peer(SSL *ssl, gw_tls_peer *peer)
 
 void gw_tls_peer_complete(SSL *ssl, gw_tls_peer *peer)
 {
-    snprintf(peer->version, sizeof(peer->version), "%s", SSL_get_version(ssl));
+    peer->version = SSL_get_version(ssl);
     if (!peer->has_cert) {
         X509 *x = SSL_get0_peer_certificate(ssl);
         if (x != NULL)

@@ -15,17 +15,19 @@
  * completed once the handshake is done. */
 typedef struct gw_tls_peer {
     int has_cert;
-    char sha256[65];  /* hex of SHA-256(DER), lowercase */
-    char *subject;    /* RFC 2253 one-line form, at most 255 bytes, malloc'd
-                       * (NULL: none; gw_tls_peer_clear frees it) */
-    int verify_err;   /* first X509_V_ERR_* seen at depth 0..n, 0 when none */
-    char version[16]; /* "TLSv1.3" */
+    int verify_err; /* first X509_V_ERR_* seen at depth 0..n, 0 when none */
+    int revoc_asked;
+    char sha256[65]; /* hex of SHA-256(DER), lowercase */
+    char *subject;   /* RFC 2253 one-line form, at most 255 bytes, malloc'd
+                      * (NULL: none; gw_tls_peer_clear frees it) */
+    /* "TLSv1.3" (SSL_get_version's static string), NULL until the
+     * handshake is done */
+    const char *version;
     /* the certificate's notAfter (Unix time), 0 when unknown */
     long long not_after;
     /* the OCSP decision (revoc/revoc.h): the refusal's journal reason, NULL
-     * when accepted; asked once per handshake */
+     * when accepted; asked once per handshake (revoc_asked) */
     const char *revoc_refusal;
-    int revoc_asked;
 } gw_tls_peer;
 
 /* Build the server context for <l>. Returns NULL and a malloc'd <*err>
