@@ -46,6 +46,13 @@ class S1(Stack, Scenarios):
         self.tmp = tmp
         self.targets = {}
         self.token = None
+        self.batch_ms = None
+
+    def gw_conf(self, *args, **kw):
+        conf = Stack.gw_conf(self, *args, **kw)
+        if self.batch_ms is not None:
+            conf["journal"]["batch_ms"] = self.batch_ms
+        return conf
 
     def lg(self, port, n, timeout=30):
         args = ["taskset", "-c", "1", self.lg_bin, "-u", "https://localhost:%d%s" % (port, ETAT)] + \
@@ -130,7 +137,8 @@ def native(a, build):
     try:
         s.make_pki()
         s.start_mock()
-        roles = [("gw:" + b) for b in a.native] + (["nginx"] if not a.no_nginx else [])
+        roles = [("gw:" + b + ("@%d" % ms if ms is not None else "")) for b in a.native
+                 for ms in (a.batch_ms or [None])] + (["nginx"] if not a.no_nginx else [])
         k = 0
         for r in range(a.rounds):
             for role in roles:
@@ -139,7 +147,8 @@ def native(a, build):
                     t = s.start_nginx("nginx-%d" % k)
                     port = t.port_tls
                 else:
-                    s.gw_bin = role[3:]
+                    s.gw_bin, _, ms = role[3:].partition("@")
+                    s.batch_ms = int(ms) if ms else None
                     t = s.start_gateway("gw-%d" % k, passthrough=True)
                     port = t.port
                 s.lg(port, 500)  # connections, first requests
@@ -290,6 +299,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--native", nargs="*", metavar="GW_BIN")
     ap.add_argument("--no-nginx", action="store_true")
+    ap.add_argument("--batch-ms", type=int, nargs="*", help="with --native: each binary at these journal.batch_ms")
     ap.add_argument("--perf", metavar="PREFIX", help="with --native: perf record -e cpu-clock of the N2 runs")
     ap.add_argument("--syscalls", nargs="*", default=[], metavar="NAME")
     ap.add_argument("--callgrind", action="store_true")
