@@ -51,6 +51,29 @@ static inline void gw_bev_read_pending(struct bufferevent *bev)
         event_active(&bev->ev_read, EV_READ, 1);
 }
 
+/* A server-side TLS bufferevent just made (BUFFEREVENT_SSL_ACCEPTING): reading
+ * only. bufferevent_openssl starts with reading and writing enabled and
+ * enables both again when the handshake is over; writing being enabled adds
+ * its EV_WRITE event, output empty or not. For a new connection that was the
+ * socket registered for EPOLLOUT at accept, removed (epoll_ctl MOD) once the
+ * server's flight was written, added again at the handshake's end (a loop
+ * round trip that found the socket writable with nothing to write) and
+ * removed after that (another MOD): two of the five epoll_ctl calls of a
+ * connection that makes one request, and an epoll_wait. Left: the ADD, the
+ * MOD that changes nothing at the handshake's end (bufferevent_openssl
+ * deletes and adds its read event again with its callbacks) and the DEL that
+ * follows the close (EBADF). The server speaks only after the ClientHello;
+ * whenever OpenSSL wants to write during the handshake bufferevent_openssl
+ * adds the event itself (do_handshake's SSL_ERROR_WANT_WRITE), as it does
+ * when a read needs a write (read blocked on write); the response enables
+ * writing (gw_conn_send, the HTTP/2 session's flush). */
+static inline void gw_bev_accept_reading_only(struct bufferevent *bev)
+{
+    bufferevent_enable(bev, EV_READ);   /* the handshake waits for the hello */
+    bufferevent_disable(bev, EV_WRITE); /* the flag: not enabled at the end */
+    event_del(&bev->ev_write);          /* the handshake's event, not polled */
+}
+
 /* Run a bufferevent's read callback in the current loop iteration, when its
  * socket is known to be readable (an established connection only). */
 static inline void gw_bev_read_now(struct bufferevent *bev)

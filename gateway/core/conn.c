@@ -579,7 +579,8 @@ static void start_tls(gw_conn *c)
     c->state = CS_HANDSHAKE;
     bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
     bufferevent_setcb(c->bev, readcb, writecb, eventcb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* reading only: writing is enabled with the response (core/bev.h) */
+    gw_bev_accept_reading_only(c->bev);
 }
 
 static void proxy_refused(gw_conn *c, const char *reason)

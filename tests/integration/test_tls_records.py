@@ -257,6 +257,54 @@ class TestTLSRecords(GatewayTestCase):
         c.flush()
         self.assertEqual(c.responses(1), [200])
 
+    def test_new_connection_never_polls_for_writability(self):
+        """A new connection is registered for reading only, from its accept
+        to its response (core/bev.h gw_bev_accept_reading_only).
+        bufferevent_openssl enables writing at its creation and again at the
+        handshake's end, output empty or not: EPOLLOUT added at accept,
+        removed after the server's flight, added at the handshake's end (a
+        loop round trip that finds nothing to write) and removed again: two
+        epoll_ctl calls of five per connection more (strace of the gateway
+        over the handshake and one request, TLS 1.3 and 1.2)."""
+        if shutil.which("strace") is None:
+            self.skipTest("strace not installed")
+        warm = MemTLS(self)  # the upstream connection exists before the trace
+        warm.handshake()
+        warm.flush()
+        warm.records(request())
+        warm.flush()
+        self.assertEqual(warm.responses(1), [200])
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version.name):
+                out = os.path.join(self.stack.dir, "strace-new-%s.txt" % version.name)
+                st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p",
+                                       str(self.stack.gw.pid)], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                try:
+                    time.sleep(0.5)  # attached
+                    if st.poll() is not None:
+                        self.skipTest("strace cannot attach: %s" % st.stderr.read().decode(errors="replace")[:200])
+                    c = MemTLS(self, version)
+                    c.handshake()
+                    c.flush()
+                    c.records(request())
+                    c.flush()
+                    self.assertEqual(c.responses(1), [200])
+                    fd = self.server_fd(c.sock)
+                    time.sleep(0.2)
+                finally:
+                    st.terminate()
+                    st.wait(timeout=10)
+                    st.stderr.close()
+                with open(out) as f:
+                    calls = [l.strip() for l in f if "epoll_ctl(" in l]
+                mine = [l for l in calls if re.search(r"epoll_ctl\(\d+, EPOLL_CTL_[A-Z]+, %d," % fd, l)]
+                self.assertRegex(mine[0] if mine else "", r"EPOLL_CTL_ADD, %d, \{events=EPOLLIN," % fd)
+                polled = [l for l in mine if "EPOLLOUT" in l]
+                self.assertEqual(polled, [], "EPOLLOUT for the new connection (fd %d): %s" % (fd, mine))
+                # the ADD, and the MOD that changes nothing at the handshake's end
+                self.assertLessEqual(len(mine), 2, "epoll_ctl calls of the new connection (fd %d): %s" % (fd, mine))
+
     def test_h2_preface_and_request_with_the_finished(self):
         """HTTP/2 (ALPN h2): the client's Finished, the preface with its
         SETTINGS in one record and the request's HEADERS in another, in one
