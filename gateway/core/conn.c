@@ -54,8 +54,8 @@ static void eventcb(struct bufferevent *bev, short what, void *arg);
 static void hs_release(gw_conn *c)
 {
     if (c->hs_slot) {
-        gw_worker_hs_leave(c->w, c->proxied ? c->proxy_family : c->peer_family,
-                           c->proxied ? c->proxy_addr : c->peer_addr);
+        gw_worker_hs_leave(c->w, c->proxied ? c->pp->family : c->peer_family,
+                           c->proxied ? c->pp->addr : c->peer_addr);
         c->hs_slot = 0;
     }
 }
@@ -168,7 +168,7 @@ static void wakecb(evutil_socket_t fd, short what, void *arg)
 {
     gw_conn *c = arg;
     if (what & EV_TIMEOUT) {
-        conn_free(c); /* the keep-alive is over (event_free deletes the timer) */
+        conn_free(c); /* the keep-alive is over (conn_free deletes the timer) */
         return;
     }
     c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, c->dormant_ssl, BUFFEREVENT_SSL_OPEN,
@@ -529,11 +529,12 @@ static void conn_free(gw_conn *c)
     }
     gw_h2_free(c); /* journals the requests of its open streams */
     hs_release(c);
-    if (c->timer != NULL)
-        event_free(c->timer);
-    if (c->pp_ev != NULL)
-        event_free(c->pp_ev);
-    free(c->pp_buf);
+    event_del(c->timer); /* in <c>'s allocation */
+    if (c->pp != NULL) {
+        if (c->pp->ev != NULL)
+            event_free(c->pp->ev);
+        free(c->pp->buf);
+    }
     SSL_free(c->dormant_ssl);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
@@ -553,8 +554,8 @@ static void start_tls(gw_conn *c)
 {
     /* One source may hold only so many handshakes on this worker: the
      * handshake slots (max_connections) are everyone's. */
-    if (!gw_worker_hs_enter(c->w, c->proxied ? c->proxy_family : c->peer_family,
-                            c->proxied ? c->proxy_addr : c->peer_addr,
+    if (!gw_worker_hs_enter(c->w, c->proxied ? c->pp->family : c->peer_family,
+                            c->proxied ? c->pp->addr : c->peer_addr,
                             c->lis->conf->max_handshakes_per_source)) {
         gw_stat_add(&stats(c)->handshakes_refused_per_source, 1);
         conn_free(c);
@@ -599,17 +600,18 @@ static void proxy_readcb(evutil_socket_t fd, short what, void *arg)
 {
     gw_conn *c = arg;
     gw_pp2_result pp;
-    gw_pp2_status st = gw_pp2_parse(c->pp_buf, c->pp_len, &pp);
+    gw_conn_pp *cp = c->pp;
+    gw_pp2_status st = gw_pp2_parse(cp->buf, cp->len, &pp);
     if (st == GW_PP2_MORE) {
-        ssize_t n = recv(fd, c->pp_buf + c->pp_len, pp.need - c->pp_len, 0);
+        ssize_t n = recv(fd, cp->buf + cp->len, pp.need - cp->len, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             conn_free(c);
             return;
         }
         if (n < 0)
             return;
-        c->pp_len += (size_t)n;
-        st = gw_pp2_parse(c->pp_buf, c->pp_len, &pp);
+        cp->len = (unsigned short)(cp->len + (size_t)n); /* pp.need <= GW_PP2_MAX */
+        st = gw_pp2_parse(cp->buf, cp->len, &pp);
     }
     if (st == GW_PP2_REFUSED) {
         proxy_refused(c, "proxy.bad_header");
@@ -619,14 +621,14 @@ static void proxy_readcb(evutil_socket_t fd, short what, void *arg)
         return;
     if (pp.proxied) {
         c->proxied = 1;
-        c->proxy_family = pp.family;
-        memcpy(c->proxy_addr, pp.addr, sizeof(c->proxy_addr));
-        inet_ntop(c->proxy_family, c->proxy_addr, c->proxy_ip, sizeof(c->proxy_ip));
+        cp->family = (unsigned char)pp.family;
+        memcpy(cp->addr, pp.addr, sizeof(cp->addr));
+        inet_ntop(cp->family, cp->addr, cp->ip, sizeof(cp->ip));
     }
-    event_free(c->pp_ev);
-    c->pp_ev = NULL;
-    free(c->pp_buf); /* an idle connection keeps no PROXY buffer */
-    c->pp_buf = NULL;
+    event_free(cp->ev);
+    cp->ev = NULL;
+    free(cp->buf); /* an idle connection keeps no PROXY buffer */
+    cp->buf = NULL;
     start_tls(c);
 }
 
@@ -634,11 +636,22 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
                     int salen)
 {
     const gw_conf *conf = w->srv->conf;
-    gw_conn *c = calloc(1, sizeof(*c));
+    /* One allocation: the connection, its timer's struct event (the
+     * size libevent gives at run time), and on a PROXY listener its
+     * gw_conn_pp; each part at a 16-byte boundary. An idle connection
+     * saves the timer's own chunk, and every one not behind a PROXY
+     * listener the room of its fields (S5). */
+    size_t ev_at = (sizeof(gw_conn) + 15) & ~(size_t)15;
+    size_t pp_at = (ev_at + event_get_struct_event_size() + 15) & ~(size_t)15;
+    size_t len = l->conf->proxy_protocol ? pp_at + sizeof(gw_conn_pp) : pp_at;
+    gw_conn *c = calloc(1, len);
     if (c == NULL) {
         evutil_closesocket(fd);
         return;
     }
+    c->timer = (struct event *)(void *)((char *)c + ev_at);
+    if (l->conf->proxy_protocol)
+        c->pp = (gw_conn_pp *)(void *)((char *)c + pp_at);
     c->w = w;
     c->lis = l;
     c->state = CS_HANDSHAKE;
@@ -664,8 +677,7 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->fd = fd;
-    c->timer = evtimer_new(w->base, timercb, c);
-    if (c->timer == NULL) {
+    if (evtimer_assign(c->timer, w->base, timercb, c) < 0) {
         free(c);
         evutil_closesocket(fd);
         return;
@@ -682,10 +694,11 @@ void gw_conn_accept(gw_worker *w, const gw_listener_rt *l, evutil_socket_t fd, s
             return;
         }
         c->state = CS_PROXY;
-        c->pp_buf = malloc(GW_PP2_MAX);
-        c->pp_ev = c->pp_buf != NULL ? event_new(w->base, fd, EV_READ | EV_PERSIST, proxy_readcb, c)
-                                     : NULL;
-        if (c->pp_ev == NULL || event_add(c->pp_ev, NULL) < 0) {
+        c->pp->buf = malloc(GW_PP2_MAX);
+        c->pp->ev = c->pp->buf != NULL
+                        ? event_new(w->base, fd, EV_READ | EV_PERSIST, proxy_readcb, c)
+                        : NULL;
+        if (c->pp->ev == NULL || event_add(c->pp->ev, NULL) < 0) {
             conn_free(c);
             return;
         }

@@ -29,18 +29,30 @@ enum gw_cstate {
 typedef struct gw_request gw_request;
 struct gw_h2_session;
 
+/* A proxy_protocol listener's connection only, in the connection's own
+ * allocation (gw_conn_accept): the PROXY v2 header being read, then the
+ * client address it gave (proxied). */
+typedef struct gw_conn_pp {
+    struct event *ev;   /* reading the header */
+    unsigned char *buf; /* GW_PP2_MAX bytes, only while reading the header */
+    unsigned short len; /* read so far, at most GW_PP2_MAX */
+    unsigned char family;
+    unsigned char addr[16];
+    char ip[INET6_ADDRSTRLEN];
+} gw_conn_pp;
+
 /* Held for as long as the connection lives, idle ones included (S5 of
- * bench/README.md): pointers first, flags as bits, no padding to speak of
- * (376 bytes; docs/architecture.md, "What the ~25 KiB of an idle mTLS
- * connection are"). */
+ * bench/README.md): pointers first, flags as bits, no padding to speak of,
+ * one allocation with its timer's struct event (and gw_conn_pp on a PROXY
+ * listener) after it (docs/architecture.md, "What the ~25 KiB of an idle
+ * mTLS connection are"). */
 typedef struct gw_conn {
     TAILQ_ENTRY(gw_conn) link;
     gw_worker *w;
     const gw_listener_rt *lis;
     struct bufferevent *bev;
-    struct event *timer;
-    struct event *pp_ev;   /* reading a PROXY v2 header */
-    unsigned char *pp_buf; /* GW_PP2_MAX bytes, only while reading a PROXY header */
+    struct event *timer; /* in the connection's allocation: event_assign, never event_free */
+    gw_conn_pp *pp;      /* proxy_protocol listeners only, else NULL */
     gw_http_parser *parser;
     gw_request *req;
     struct gw_h2_session *h2; /* CS_H2 only: the HTTP/2 session, owned */
@@ -52,10 +64,8 @@ typedef struct gw_conn {
     enum gw_cstate state;
     evutil_socket_t fd; /* until the bufferevent owns it, else -1 */
     int client_port;
-    unsigned short pp_len;      /* at most GW_PP2_MAX */
-    unsigned char peer_family;  /* AF_INET / AF_INET6, v4-mapped stored as AF_INET */
-    unsigned char proxy_family; /* when proxied */
-    unsigned proxied : 1;       /* the PROXY header gave the client address */
+    unsigned char peer_family; /* AF_INET / AF_INET6, v4-mapped stored as AF_INET */
+    unsigned proxied : 1;      /* the PROXY header gave the client address (pp) */
     unsigned close_after : 1;
     /* holds a handshake slot of its source address (gw_worker_hs_enter):
      * the PROXY header's when proxied, else the socket's peer */
@@ -64,9 +74,7 @@ typedef struct gw_conn {
     unsigned in_input : 1;     /* inside process_input() called from timercb: conn_free() defers */
     unsigned free_pending : 1; /* conn_free() was called while in_input */
     unsigned char peer_addr[16];
-    unsigned char proxy_addr[16];
     char client_ip[INET6_ADDRSTRLEN];
-    char proxy_ip[INET6_ADDRSTRLEN];
 } gw_conn;
 
 /* conn.c: put the response <bytes> (malloc'd, taken) on the wire; the

@@ -149,7 +149,7 @@ static void abuse(gw_h2_session *h, gw_h2_abuse k, uint32_t code)
     gw_events *ev = c->w->srv->events;
     if (ev != NULL) {
         json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "kind", abuse_names[k], "error_code",
-                              code_name(code), "client_ip", c->proxied ? c->proxy_ip : c->client_ip,
+                              code_name(code), "client_ip", c->proxied ? c->pp->ip : c->client_ip,
                               "listener", c->lis->conf->name);
         if (f != NULL && c->peer.has_cert)
             json_object_set_new(f, "cert_sha256", json_string(c->peer.sha256));

@@ -100,7 +100,7 @@ static void fill_record(gw_journal_rec *r, rec_bufs *b, gw_conn *c, gw_request *
     r->tls_version = c->peer.version;
     r->tls_cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL;
     r->tls_subject = c->peer.has_cert ? c->peer.subject : NULL;
-    const char *conn_ip = c->proxied ? c->proxy_ip : c->client_ip;
+    const char *conn_ip = c->proxied ? c->pp->ip : c->client_ip;
     r->client_ip = conn_ip;
     if (q == NULL) {
         r->bytes_in = -1;
@@ -235,7 +235,7 @@ static void events_request(gw_conn *c, gw_request *q, const char *siren)
     const gw_results *res = &q->a.res;
     gw_event_request e;
     memset(&e, 0, sizeof(e));
-    e.client_ip = res->ipallow.ip[0] ? res->ipallow.ip : c->proxied ? c->proxy_ip : c->client_ip;
+    e.client_ip = res->ipallow.ip[0] ? res->ipallow.ip : c->proxied ? c->pp->ip : c->client_ip;
     e.cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL;
     e.cert_subject = c->peer.has_cert ? c->peer.subject : NULL;
     if (res->mtls.policy != NULL) {
@@ -262,7 +262,7 @@ static void events_request(gw_conn *c, gw_request *q, const char *siren)
 static void events_handshake(gw_conn *c, const char *refused)
 {
     gw_event_handshake h = {
-        .client_ip = c->proxied ? c->proxy_ip : c->client_ip,
+        .client_ip = c->proxied ? c->pp->ip : c->client_ip,
         .cert_sha256 = c->peer.has_cert ? c->peer.sha256 : NULL,
         .cert_subject = c->peer.has_cert ? c->peer.subject : NULL,
         .not_after = c->peer.not_after,

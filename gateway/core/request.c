@@ -463,13 +463,14 @@ static void serve(gw_conn *c, gw_request *q)
         .peer_family = c->peer_family,
         .peer_ip = c->client_ip,
         .proxied = c->proxied,
-        .proxy_family = c->proxy_family,
-        .proxy_ip = c->proxied ? c->proxy_ip : NULL,
+        .proxy_family = c->proxied ? c->pp->family : 0,
+        .proxy_ip = c->proxied ? c->pp->ip : NULL,
         .now = time(NULL),
         .request_id = q->request_id,
     };
     memcpy(a->req.peer_addr, c->peer_addr, sizeof(a->req.peer_addr));
-    memcpy(a->req.proxy_addr, c->proxy_addr, sizeof(a->req.proxy_addr));
+    if (c->proxied)
+        memcpy(a->req.proxy_addr, c->pp->addr, sizeof(a->req.proxy_addr));
     a->svc = (gw_services){
         .routes = &srv->conf->routes,
         .policies = c->w->policies != NULL ? gw_policy_set_ref(c->w->policies) : NULL,
