@@ -122,10 +122,12 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
  * the store's generation (revoc/revoc.h: a new CRL is a new store, so a
  * revocation takes effect at the next handshake), until the earliest
  * notAfter of the chain or the CRL's nextUpdate. A handshake that finds
- * its chain there skips X509_verify_cert; the rest is as before: the
- * peer's description, the OCSP decision (asked at each handshake; a
- * refusal goes through the full check, which records why), the client's
- * CertificateVerify (OpenSSL's, outside this callback). Only accepted
+ * its chain there skips X509_verify_cert, and takes the peer's description
+ * (subject, notAfter) kept with the verdict instead of printing the same
+ * leaf's subject again; the rest is as before: the leaf's fingerprint, the
+ * OCSP decision (asked at each handshake; a refusal goes through the full
+ * check, which records why), the client's CertificateVerify (OpenSSL's,
+ * outside this callback). Only accepted
  * chains are kept: every refusal is the full check's, with its reason.
  * Direct-mapped (VC_SLOTS entries, the last verdict of a slot wins), made
  * on the thread's first handshake, freed when the thread ends.
@@ -136,6 +138,11 @@ typedef struct {
     unsigned char key[32];
     unsigned long long gen; /* the store's generation; 0: empty */
     time_t verified_at, until;
+    /* the leaf's description (describe_cert_md), given to the handshakes
+     * that find the verdict: the key holds the leaf's SHA-256, so it is the
+     * same certificate, and its subject need not be printed again */
+    char *subject;
+    long long not_after;
 } vc_entry;
 
 static pthread_key_t vc_key;
@@ -143,9 +150,17 @@ static int vc_key_ok;
 static pthread_once_t vc_once = PTHREAD_ONCE_INIT;
 static __thread unsigned long vc_hits;
 
+static void vc_free(void *arg)
+{
+    vc_entry *t = arg;
+    for (unsigned i = 0; i < VC_SLOTS; i++)
+        free(t[i].subject);
+    free(t);
+}
+
 static void vc_init(void)
 {
-    vc_key_ok = pthread_key_create(&vc_key, free) == 0;
+    vc_key_ok = pthread_key_create(&vc_key, vc_free) == 0;
 }
 
 static vc_entry *vc_slot(const unsigned char key[32])
@@ -220,16 +235,28 @@ static int cert_verify_cb(X509_STORE_CTX *xs, void *arg)
     unsigned char md[EVP_MAX_MD_SIZE], key[32];
     unsigned int mdlen = 0;
     vc_entry *e = NULL;
+    int kept = 0;
     if (p != NULL && leaf != NULL && !p->has_cert &&
         X509_digest(leaf, gw_sha256_md(), md, &mdlen) == 1 && mdlen == 32) {
-        describe_cert_md(leaf, p, md);
         if (gw_revoc_store_info(X509_STORE_CTX_get0_store(xs), &gen, &crl_next) &&
             vc_chain_key(X509_STORE_CTX_get0_untrusted(xs), md, key) == 0)
             e = vc_slot(key);
+        kept = e != NULL && e->gen == gen && memcmp(e->key, key, 32) == 0 &&
+               now >= e->verified_at && now < e->until;
+        if (kept && e->subject != NULL) {
+            /* the same leaf (its SHA-256 is in the key): described as the
+             * full check described it */
+            gw_hex(md, 32, p->sha256);
+            p->has_cert = 1;
+            free(p->subject);
+            p->subject = strdup(e->subject);
+            p->not_after = e->not_after;
+        } else {
+            describe_cert_md(leaf, p, md);
+        }
     }
     ERR_clear_error();
-    if (e != NULL && e->gen == gen && memcmp(e->key, key, 32) == 0 && now >= e->verified_at &&
-        now < e->until) {
+    if (kept) {
         p->revoc_asked = 1;
         p->revoc_refusal = gw_revoc_handshake(ssl, xs);
         if (p->revoc_refusal == NULL) {
@@ -252,6 +279,9 @@ static int cert_verify_cb(X509_STORE_CTX *xs, void *arg)
             e->gen = gen;
             e->verified_at = now;
             e->until = until;
+            free(e->subject);
+            e->subject = p->subject != NULL ? strdup(p->subject) : NULL;
+            e->not_after = p->not_after;
         }
     }
     return ok;

@@ -519,10 +519,10 @@ START_TEST(t_verdict_kept)
     hex_sha256(cli_ok, want);
     for (int v = TLS1_2_VERSION; v <= TLS1_3_VERSION; v++) {
         SSL_CTX *c = client_ctx(cli_ok, v, v);
-        hs_result r;
+        hs_result r, first;
         unsigned long h0 = gw_tls_verify_cache_hits();
-        handshake(s, c, NULL, 0, &r);
-        ck_assert(r.ok);
+        handshake(s, c, NULL, 0, &first);
+        ck_assert(first.ok);
         handshake(s, c, NULL, 0, &r);
         ck_assert_msg(r.ok, "the kept verdict refused: %lx", r.ssl_err);
         ck_assert_int_eq(r.peer.has_cert, 1);
@@ -530,6 +530,11 @@ START_TEST(t_verdict_kept)
         ck_assert_str_eq(r.peer.sha256, want);
         ck_assert_str_eq(r.subject, "CN=client-ok,O=Test");
         ck_assert(r.peer.not_after > (long long)time(NULL));
+        /* a kept verdict describes the peer as the full check did (the
+         * subject and notAfter kept with it, not printed again) */
+        ck_assert_str_eq(r.subject, first.subject);
+        ck_assert_str_eq(r.peer.sha256, first.peer.sha256);
+        ck_assert(r.peer.not_after == first.peer.not_after);
         /* the first (TLS 1.2) handshake may already find it: at least one */
         ck_assert_uint_ge(gw_tls_verify_cache_hits(), h0 + 1);
         SSL_CTX_free(c);
