@@ -32,20 +32,14 @@ sys.path.insert(0, HERE)
 
 from benchlib.common import ETAT  # noqa: E402
 from benchlib.processes import Stack, Target, spawn, stop, stop_all, wait_tcp  # noqa: E402
+from benchlib.callgrind import annotate, tool_stack, totals  # noqa: E402
 from benchlib.scenarios import Scenarios  # noqa: E402
 import genconf  # noqa: E402
 
 
 class S1(Stack, Scenarios):
     def __init__(self, build, tmp):
-        self.build = build
-        self.gw_bin = os.path.join(build, "opale-gateway")
-        self.mock_bin = os.path.join(build, "deploy", "mock-opale", "opale-mock")
-        self.lg_bin = os.path.join(build, "bench", "opale-loadgen")
-        self.nginx_bin = shutil.which("nginx")
-        self.tmp = tmp
-        self.targets = {}
-        self.token = None
+        tool_stack(self, build, tmp)
         self.batch_ms = None
 
     def gw_conf(self, *args, **kw):
@@ -192,31 +186,6 @@ def native(a, build):
     for role in sorted(set(r for r, _ in res)):
         v = sorted(x for r, x in res if r == role)
         print("%s: median %.2f us/request (%s)" % (role, v[len(v) // 2], ", ".join("%.2f" % x for x in v)))
-
-
-def totals(path):
-    with open(path) as f:
-        for line in f:
-            if line.startswith("totals:") or line.startswith("summary:"):
-                return int(line.split()[1])
-    raise RuntimeError("no totals in " + path)
-
-
-def annotate(path, inclusive, dso=False):
-    args = ["callgrind_annotate", "--inclusive=yes" if inclusive else "--inclusive=no", "--threshold=100",
-            "--auto=no", path]
-    r = subprocess.run(args, stdout=subprocess.PIPE, universal_newlines=True, check=True)
-    out = {}
-    for line in r.stdout.splitlines():
-        m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(?:\*\s+)?(\S.*?)\s*$", line)
-        if m and ":" in m.group(2) and not m.group(2).startswith("=>"):
-            fn = m.group(2)
-            lib = re.search(r" \[([^\]]*)\]$", fn)
-            fn = re.sub(r" \[[^\]]*\]$", "", fn)
-            if dso:
-                fn = os.path.basename(lib.group(1)) if lib else "?"
-            out[fn] = out.get(fn, 0) + int(m.group(1).replace(",", ""))
-    return out
 
 
 def cg_run(build, outdir, role, n):

@@ -32,39 +32,13 @@ sys.path.insert(0, HERE)
 
 from benchlib.common import CLIENT, HAB_FULL  # noqa: E402
 from benchlib.processes import Stack, cpu_seconds, stop, stop_all  # noqa: E402
+from benchlib.callgrind import annotate, tool_stack, totals  # noqa: E402
 from benchlib.scenarios import Scenarios  # noqa: E402
 
 
 class CG(Stack, Scenarios):
     def __init__(self, build, tmp):
-        self.build = build
-        self.gw_bin = os.path.join(build, "opale-gateway")
-        self.mock_bin = os.path.join(build, "deploy", "mock-opale", "opale-mock")
-        self.lg_bin = os.path.join(build, "bench", "opale-loadgen")
-        self.tmp = tmp
-        self.targets = {}
-        self.token = None
-
-
-def totals(path):
-    with open(path) as f:
-        for line in f:
-            if line.startswith("totals:") or line.startswith("summary:"):
-                return int(line.split()[1])
-    raise RuntimeError("no totals in " + path)
-
-
-def annotate(path, inclusive):
-    r = subprocess.run(["callgrind_annotate", "--inclusive=yes" if inclusive else "--inclusive=no",
-                        "--threshold=100", "--auto=no", path], stdout=subprocess.PIPE, universal_newlines=True, check=True)
-    out = {}
-    for line in r.stdout.splitlines():
-        m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(?:\*\s+)?(\S.*?)\s*$", line)
-        if m and ":" in m.group(2) and not m.group(2).startswith("=>"):
-            fn = m.group(2)
-            fn = re.sub(r" \[[^\]]*\]$", "", fn)
-            out[fn] = out.get(fn, 0) + int(m.group(1).replace(",", ""))
-    return out
+        tool_stack(self, build, tmp)
 
 
 def run_once(build, outdir, n, conns):

@@ -43,6 +43,7 @@ sys.path.insert(0, HERE)
 from benchlib.common import CLK_TCK, ETAT, HAB_FULL, START_TIMEOUT  # noqa: E402
 from benchlib.processes import (Stack, Target, free_port, read_text, spawn, stop,  # noqa: E402
                                 stop_all, wait_tcp)
+from benchlib.callgrind import annotate, tool_stack, totals  # noqa: E402
 from benchlib.scenarios import Scenarios  # noqa: E402
 import genconf  # noqa: E402  (found through benchlib.common's sys.path)
 
@@ -51,15 +52,8 @@ ALLOC = ("malloc", "calloc", "realloc")
 
 class CG(Stack, Scenarios):
     def __init__(self, build, tmp):
-        self.build = build
-        self.gw_native = os.path.join(build, "opale-gateway")
-        self.gw_bin = self.gw_native
-        self.mock_bin = os.path.join(build, "deploy", "mock-opale", "opale-mock")
-        self.lg_bin = os.path.join(build, "bench", "opale-loadgen")
-        self.nginx_bin = shutil.which("nginx")
-        self.tmp = tmp
-        self.targets = {}
-        self.token = None
+        tool_stack(self, build, tmp)
+        self.gw_native = self.gw_bin
 
     def gateway(self, name, prefix=None, cpu=None):
         """GW-FULL; <prefix>: the command that runs it (valgrind, strace)."""
@@ -99,27 +93,6 @@ class CG(Stack, Scenarios):
     def s4_args(self, t, n, conns):
         return self.full_chain_args(t, [ETAT]) + ["--new-conn", "-c", str(conns), "-t", "1", "-n", str(n),
                                                   "-d", "3000", "--timeout", "60"]
-
-
-def totals(path):
-    with open(path) as f:
-        for line in f:
-            if line.startswith("totals:") or line.startswith("summary:"):
-                return int(line.split()[1])
-    raise RuntimeError("no totals in " + path)
-
-
-def annotate(path, inclusive):
-    r = subprocess.run(["callgrind_annotate", "--inclusive=yes" if inclusive else "--inclusive=no",
-                        "--threshold=100", "--auto=no", path], stdout=subprocess.PIPE, universal_newlines=True,
-                       check=True)
-    out = {}
-    for line in r.stdout.splitlines():
-        m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(?:\*\s+)?(\S.*?)\s*$", line)
-        if m and ":" in m.group(2) and not m.group(2).startswith("=>"):
-            fn = re.sub(r" \[[^\]]*\]$", "", m.group(2))
-            out[fn] = out.get(fn, 0) + int(m.group(1).replace(",", ""))
-    return out
 
 
 def by_object(path):
