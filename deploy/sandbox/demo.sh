@@ -269,16 +269,17 @@ CB="/opale/v1/entreprises/732829320/comptes-bancaires"
 TS=(-H "ID_Teleservice: TS-0002" -H "Authorization: Bearer $TOKS")
 show_cmd client-secu "$CB" "${C[@]}" "${TS[@]}"
 echo "   ... 55 times in a row"
-ok=0; throttled=0; other=0; first_remaining=""; first429=""; order_ok=1
+ok=0; throttled=0; other=0; first_remaining=""; first200=""; first429=""; firstother=""; order_ok=1
 for i in $(seq 1 55); do
   out=$(curl -s -i --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/client-secu.crt" --key "$pki/client-secu.key" \
         "${C[@]}" "${TS[@]}" "$url$CB" | tr -d '\r')
   case "$out" in
     "HTTP/1.1 200"*|"HTTP/2 200"*)
       ok=$((ok+1)); [ "$throttled" -gt 0 ] && order_ok=0
+      [ -z "$first200" ] && first200="$out"
       [ -z "$first_remaining" ] && first_remaining=$(echo "$out" | sed -n 's/^[Rr]ate[Ll]imit-[Rr]emaining: *//p') ;;
     "HTTP/1.1 429"*|"HTTP/2 429"*) throttled=$((throttled+1)); [ -z "$first429" ] && first429="$out" ;;
-    *) other=$((other+1)) ;;
+    *) other=$((other+1)); [ -z "$firstother" ] && firstother="${out:-(no answer)}" ;;
   esac
 done
 echo "   -> $ok answered 200 (the first one said RateLimit-Remaining: ${first_remaining:-?}), then $throttled refused 429:"
@@ -287,6 +288,10 @@ echo "      $(printf '%s' "${first429#*$'\n\n'}" > "$work/body"; describe "$work
 if [ -z "$first_remaining" ] || [ "$ok" -ne $((first_remaining + 1)) ] || [ "$throttled" -ne $((55 - ok)) ] ||
    [ "$order_ok" -ne 1 ] || ! echo "$first429" | grep -qi '^Retry-After:'; then
   fail "expected RateLimit-Remaining + 1 answers 200, then only 429 with Retry-After (got $ok x 200, $throttled x 429, $other other)"
+  # the whole answers, so that a failure in CI can be read from its log
+  for what in first200 first429 firstother; do
+    [ -n "${!what}" ] && { echo "   $what:"; printf '%s\n' "${!what}" | sed 's/^/      | /'; }
+  done
 fi
 echo
 
@@ -307,8 +312,10 @@ for path in "$D?annee=2023" "/opale/v1/etatSante"; do
   echo "$out" | grep -iE '^(HTTP|Retry-After)' | sed 's/^/   -> /'
   printf '%s' "${out#*$'\n\n'}" >"$work/body"
   echo "   -> $(describe "$work/body")"
-  case "$out" in "HTTP/1.1 503"*|"HTTP/2 503"*) ;; *) fail "expected 503 during the maintenance slot" ;; esac
-  echo "$out" | grep -qi '^Retry-After:' || fail "expected a Retry-After header"
+  bad=0
+  case "$out" in "HTTP/1.1 503"*|"HTTP/2 503"*) ;; *) fail "expected 503 during the maintenance slot"; bad=1 ;; esac
+  echo "$out" | grep -qi '^Retry-After:' || { fail "expected a Retry-After header"; bad=1; }
+  [ "$bad" -eq 0 ] || printf '%s\n' "${out:-(no answer)}" | sed 's/^/      | /'
 done
 kill -TERM "$gw2_pid" 2>/dev/null; wait "$gw2_pid" 2>/dev/null
 echo
