@@ -10,6 +10,7 @@ connection wakes) each of them waits forever.
 The client is Python's ssl over memory BIOs: each SSLObject.write() is one
 TLS record, and the bytes go out when and how the test says."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -197,13 +198,35 @@ class TestTLSRecords(GatewayTestCase):
                 pass
         self.fail("no descriptor of the gateway holds socket %s" % inode)
 
+    @contextlib.contextmanager
+    def strace_epoll_ctl(self, name):
+        """The gateway under strace (epoll_ctl only, its output in
+        strace-<name>.txt) while the block runs: the list it yields holds
+        the epoll_ctl lines once the block is over. Skips the test when
+        strace is missing or cannot attach."""
+        if shutil.which("strace") is None:
+            self.skipTest("strace not installed")
+        out = os.path.join(self.stack.dir, "strace-%s.txt" % name)
+        st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p", str(self.stack.gw.pid)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        calls = []
+        try:
+            time.sleep(0.5)  # attached
+            if st.poll() is not None:
+                self.skipTest("strace cannot attach: %s" % st.stderr.read().decode(errors="replace")[:200])
+            yield calls
+        finally:
+            st.terminate()
+            st.wait(timeout=10)
+            st.stderr.close()
+        with open(out) as f:
+            calls.extend(l.strip() for l in f if "epoll_ctl(" in l)
+
     def strace_dormant_wake(self, name, after_s, timeout):
         """A connection that made one request and went dormant, then one
         more request under strace (epoll_ctl only), <after_s> s of tracing
         after its answer: (client, its descriptor in the gateway, the
         epoll_ctl lines)."""
-        if shutil.which("strace") is None:
-            self.skipTest("strace not installed")
         c = MemTLS(self, timeout=timeout)
         c.handshake()
         c.flush()
@@ -212,23 +235,11 @@ class TestTLSRecords(GatewayTestCase):
         self.assertEqual(c.responses(1), [200])
         fd = self.server_fd(c.sock)
         time.sleep(1.6)  # dormant (timeouts.dormant_ms 1 s)
-        out = os.path.join(self.stack.dir, "strace-%s.txt" % name)
-        st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p", str(self.stack.gw.pid)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            time.sleep(0.5)  # attached
-            if st.poll() is not None:
-                self.skipTest("strace cannot attach: %s" % st.stderr.read().decode(errors="replace")[:200])
+        with self.strace_epoll_ctl(name) as calls:
             c.records(request())
             c.flush()
             self.assertEqual(c.responses(1), [200])
             time.sleep(after_s)
-        finally:
-            st.terminate()
-            st.wait(timeout=10)
-            st.stderr.close()
-        with open(out) as f:
-            calls = [l.strip() for l in f if "epoll_ctl(" in l]
         return c, fd, calls
 
     def test_dormant_wake_does_not_poll_for_writability(self):
@@ -276,14 +287,7 @@ class TestTLSRecords(GatewayTestCase):
         self.assertEqual(warm.responses(1), [200])
         for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
             with self.subTest(version=version.name):
-                out = os.path.join(self.stack.dir, "strace-new-%s.txt" % version.name)
-                st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p",
-                                       str(self.stack.gw.pid)], stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                try:
-                    time.sleep(0.5)  # attached
-                    if st.poll() is not None:
-                        self.skipTest("strace cannot attach: %s" % st.stderr.read().decode(errors="replace")[:200])
+                with self.strace_epoll_ctl("new-%s" % version.name) as calls:
                     c = MemTLS(self, version)
                     c.handshake()
                     c.flush()
@@ -292,12 +296,6 @@ class TestTLSRecords(GatewayTestCase):
                     self.assertEqual(c.responses(1), [200])
                     fd = self.server_fd(c.sock)
                     time.sleep(0.2)
-                finally:
-                    st.terminate()
-                    st.wait(timeout=10)
-                    st.stderr.close()
-                with open(out) as f:
-                    calls = [l.strip() for l in f if "epoll_ctl(" in l]
                 mine = [l for l in calls if re.search(r"epoll_ctl\(\d+, EPOLL_CTL_[A-Z]+, %d," % fd, l)]
                 self.assertRegex(mine[0] if mine else "", r"EPOLL_CTL_ADD, %d, \{events=EPOLLIN," % fd)
                 polled = [l for l in mine if "EPOLLOUT" in l]
