@@ -353,26 +353,28 @@ static SSL_CTX *client_ctx(X509 *cert, int minv, int maxv)
  * as revoc/revoc.c hands one to each handshake when it manages a CRL. */
 static X509_STORE *hs_store;
 
-static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const unsigned char *alpn, unsigned alpn_len,
-                      hs_result *r)
+/* A server SSL of <sctx> and a client SSL of <cctx> joined by an
+ * in-memory BIO pair, the server accepting and the client connecting. */
+static void bio_pair(SSL_CTX *sctx, SSL_CTX *cctx, SSL **s, SSL **c)
 {
-    memset(r, 0, sizeof(*r));
-    SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
-    ck_assert(s != NULL && c != NULL);
+    *s = SSL_new(sctx);
+    *c = SSL_new(cctx);
+    ck_assert(*s != NULL && *c != NULL);
     BIO *sb = NULL, *cb = NULL;
     ck_assert_int_eq(BIO_new_bio_pair(&sb, 0, &cb, 0), 1);
-    SSL_set_bio(s, sb, sb);
-    SSL_set_bio(c, cb, cb);
-    SSL_set_accept_state(s);
-    SSL_set_connect_state(c);
-    if (hs_store != NULL)
-        SSL_set1_verify_cert_store(s, hs_store); /* as revoc's client hello callback */
-    SSL_set_tlsext_host_name(c, "localhost");
-    if (alpn != NULL)
-        SSL_set_alpn_protos(c, alpn, alpn_len);
-    gw_tls_attach_peer(s, &r->peer);
-    int sdone = 0, cdone = 0;
-    for (int round = 0; round < 40 && !sdone; round++) {
+    SSL_set_bio(*s, sb, sb);
+    SSL_set_bio(*c, cb, cb);
+    SSL_set_accept_state(*s);
+    SSL_set_connect_state(*c);
+}
+
+/* Pump both ends of an in-memory pair until the server's handshake ends:
+ * 1 when it succeeded, 0 when it failed (the server's errors still
+ * queued), -1 when it had not ended after 40 rounds. */
+static int pump(SSL *s, SSL *c)
+{
+    int cdone = 0;
+    for (int round = 0; round < 40; round++) {
         if (!cdone) {
             int rc = SSL_do_handshake(c);
             int e = rc == 1 ? 0 : SSL_get_error(c, rc);
@@ -381,17 +383,31 @@ static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const unsigned char *alpn, u
         }
         ERR_clear_error();
         int rs = SSL_do_handshake(s);
-        if (rs == 1) {
-            sdone = r->ok = 1;
-        } else {
-            int e = SSL_get_error(s, rs);
-            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                sdone = 1;
-                r->ssl_err = ERR_peek_error();
-            }
-        }
+        if (rs == 1)
+            return 1;
+        int e = SSL_get_error(s, rs);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            return 0;
     }
-    ck_assert_msg(sdone, "the handshake did not end");
+    return -1;
+}
+
+static void handshake(SSL_CTX *sctx, SSL_CTX *cctx, const unsigned char *alpn, unsigned alpn_len,
+                      hs_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    SSL *s, *c;
+    bio_pair(sctx, cctx, &s, &c);
+    if (hs_store != NULL)
+        SSL_set1_verify_cert_store(s, hs_store); /* as revoc's client hello callback */
+    SSL_set_tlsext_host_name(c, "localhost");
+    if (alpn != NULL)
+        SSL_set_alpn_protos(c, alpn, alpn_len);
+    gw_tls_attach_peer(s, &r->peer);
+    int done = pump(s, c);
+    ck_assert_msg(done >= 0, "the handshake did not end");
+    r->ok = done == 1;
+    r->ssl_err = r->ok ? 0 : ERR_peek_error();
     if (r->ok) {
         STACK_OF(X509) *sent = SSL_get_peer_cert_chain(c);
         r->server_chain = sent != NULL ? sk_X509_num(sent) : 0;
@@ -619,29 +635,6 @@ START_TEST(t_alpn)
 }
 END_TEST
 
-/* Pump both ends of an in-memory pair until the server's handshake ends;
- * 1 when it succeeded. */
-static int pump(SSL *s, SSL *c)
-{
-    int cdone = 0;
-    for (int round = 0; round < 40; round++) {
-        if (!cdone) {
-            int rc = SSL_do_handshake(c);
-            int e = rc == 1 ? 0 : SSL_get_error(c, rc);
-            if (rc == 1 || (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE))
-                cdone = 1;
-        }
-        ERR_clear_error();
-        int rs = SSL_do_handshake(s);
-        if (rs == 1)
-            return 1;
-        int e = SSL_get_error(s, rs);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-            return 0;
-    }
-    return 0;
-}
-
 /* <from> writes <msg>, <to> reads it back whole. */
 static void relay(SSL *from, SSL *to, const char *msg)
 {
@@ -667,19 +660,11 @@ static void open_pair(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sess, SSL **s, 
                       gw_tls_peer *peer)
 {
     memset(peer, 0, sizeof(*peer));
-    *s = SSL_new(sctx);
-    *c = SSL_new(cctx);
-    ck_assert(*s != NULL && *c != NULL);
-    BIO *sb = NULL, *cb = NULL;
-    ck_assert_int_eq(BIO_new_bio_pair(&sb, 0, &cb, 0), 1);
-    SSL_set_bio(*s, sb, sb);
-    SSL_set_bio(*c, cb, cb);
-    SSL_set_accept_state(*s);
-    SSL_set_connect_state(*c);
+    bio_pair(sctx, cctx, s, c);
     if (sess != NULL)
         ck_assert_int_eq(SSL_set_session(*c, sess), 1);
     gw_tls_attach_peer(*s, peer);
-    ck_assert_msg(pump(*s, *c), "handshake failed: %lx", ERR_peek_error());
+    ck_assert_msg(pump(*s, *c) == 1, "handshake failed: %lx", ERR_peek_error());
     gw_tls_peer_complete(*s, peer);
 }
 
