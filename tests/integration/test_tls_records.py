@@ -68,6 +68,14 @@ class MemTLS:
                 self.case.assertTrue(chunk, "the gateway closed during the handshake")
                 self.inc.write(chunk)
 
+    def first_request(self):
+        """The handshake, then one request in its own send(): answered 200."""
+        self.handshake()
+        self.flush()
+        self.records(request())
+        self.flush()
+        self.case.assertEqual(self.responses(1), [200])
+
     def records(self, *parts):
         """One TLS record per part (not sent yet)."""
         for p in parts:
@@ -228,11 +236,7 @@ class TestTLSRecords(GatewayTestCase):
         after its answer: (client, its descriptor in the gateway, the
         epoll_ctl lines)."""
         c = MemTLS(self, timeout=timeout)
-        c.handshake()
-        c.flush()
-        c.records(request())
-        c.flush()
-        self.assertEqual(c.responses(1), [200])
+        c.first_request()
         fd = self.server_fd(c.sock)
         time.sleep(1.6)  # dormant (timeouts.dormant_ms 1 s)
         with self.strace_epoll_ctl(name) as calls:
@@ -280,20 +284,12 @@ class TestTLSRecords(GatewayTestCase):
         if shutil.which("strace") is None:
             self.skipTest("strace not installed")
         warm = MemTLS(self)  # the upstream connection exists before the trace
-        warm.handshake()
-        warm.flush()
-        warm.records(request())
-        warm.flush()
-        self.assertEqual(warm.responses(1), [200])
+        warm.first_request()
         for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
             with self.subTest(version=version.name):
                 with self.strace_epoll_ctl("new-%s" % version.name) as calls:
                     c = MemTLS(self, version)
-                    c.handshake()
-                    c.flush()
-                    c.records(request())
-                    c.flush()
-                    self.assertEqual(c.responses(1), [200])
+                    c.first_request()
                     fd = self.server_fd(c.sock)
                     time.sleep(0.2)
                 mine = [l for l in calls if re.search(r"epoll_ctl\(\d+, EPOLL_CTL_[A-Z]+, %d," % fd, l)]
