@@ -648,7 +648,6 @@ def figure(name, value):
 
 
 SPACING = 0.18            # s between the first N admissions (N * SPACING < WINDOW_S)
-READMIT_TOLERANCE = 0.12  # s: hammering period (~0.03 s) + scheduling margin, < SPACING
 
 
 class TestMemoryStore(GatewayTestCase):
@@ -721,7 +720,9 @@ class TestMemoryStore(GatewayTestCase):
             refusals = len(ras)
             self.assertIsNotNone(readmitted, "no admission within Retry-After (%d s) + 3 s of the first refusal"
                                  % ra)
-            self.assertGreaterEqual(refusals, 10, "the client did not hammer while refused")
+            # a count, not a rate: 0.4 s of hammering under TSan on a loaded
+            # machine is a handful of round trips
+            self.assertGreaterEqual(refusals, 3, "the client did not hammer while refused")
             self.assertEqual(ras, sorted(ras, reverse=True), "Retry-After grew while refused: %r" % ras)
             self.assertTrue(all(x >= 1 for x in ras), ras)
             late = readmitted[1] - (t_ref + ra)
@@ -735,9 +736,17 @@ class TestMemoryStore(GatewayTestCase):
                    round(since_first, 3))
             self.assertGreaterEqual(readmitted[1], t_first_admit_send + WINDOW_S - 0.02,
                                     "re-admitted %.3f s after the first admission" % since_first)
-            self.assertLessEqual(readmitted[1], t_first_admit_recv + WINDOW_S + READMIT_TOLERANCE,
-                                 "re-admitted %.3f s after the first admission: the refusals delayed it"
-                                 % since_first)
+            # not later: no request sent after the first admission's slot
+            # freed was refused. The gateway reads CLOCK_MONOTONIC (as
+            # time.monotonic) when the request has arrived, after t_send, and
+            # the first admission was decided before t_first_admit_recv; 2 ms
+            # for the millisecond truncation. Causal, so no scheduling margin:
+            # a refusal that took the place of an admission in the log delays
+            # the free slot by SPACING, ~6 hammering periods refused here.
+            freed = t_first_admit_recv + WINDOW_S + 0.002
+            late_refusals = [round(t0 - freed, 3) for t0, _, r in sent[N + 1:] if r.status == 429 and t0 > freed]
+            self.assertEqual(late_refusals, [], "refused after the first admission left the window (s after it):"
+                             " the refusals delayed it (re-admitted %.3f s after the first admission)" % since_first)
             self.assertEqual(readmitted[2].header("RateLimit-Limit"), str(N))
             # fill the window again (a few slots freed meanwhile): refused,
             # then admitted after waiting the Retry-After given, without
