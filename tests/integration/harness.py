@@ -169,6 +169,24 @@ _procs = set()
 _lock = threading.Lock()
 
 
+def sanitized(pid):
+    """True when the process runs an ASan or TSan build (its RSS is not the
+    gateway's: ASan's quarantine keeps freed memory, TSan's shadow memory
+    grows with every byte touched; and its work takes several times longer)."""
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read()
+    return "asan" in maps or "tsan" in maps
+
+
+SANITIZER_SLOWDOWN = 5  # ASan 2-3x, TSan 5-10x the release build's CPU time
+
+
+def time_bound(pid, seconds):
+    """An upper bound on the time process <pid> takes, scaled when it runs a
+    sanitizer build: what a release build does in <seconds>."""
+    return seconds * SANITIZER_SLOWDOWN if sanitized(pid) else seconds
+
+
 def make_tmpdir(prefix):
     d = tempfile.mkdtemp(prefix="opale-itest-%s-" % prefix)
     _tmpdirs.append(d)

@@ -137,7 +137,8 @@ class TestRevoke(DataPassCase):
             self.assertEqual(body["outcome"], "applied", body)
             send_raw(s, st.build_request(DECL, cert_name="client-commune"))
             resp = read_response(s)
-            self.assertLess(time.monotonic() - t0, 1.0)
+            took = time.monotonic() - t0
+            self.assertLess(took, harness.time_bound(st.gw.pid, 1.0), "%.3f s" % took)
             self.assertEqual(resp.status, 403, resp)
         pol = json.loads(read_policy(st, COMMUNE))
         self.assertEqual(pol["habilitation"]["state"], "revoked")
@@ -485,7 +486,10 @@ class TestWithMockDataPass(DataPassCase):
         fired = mock.fire("revoke", COMMUNE)
         self.assertEqual(fired["status"], 200, fired)
         r = self.call(st, COMMUNE, "client-commune")
-        self.assertLess(time.monotonic() - t0, 1.0)
+        # a webhook and a new mTLS connection: 5 s on a sanitizer build (no
+        # periodic sync here, so the 403 is the webhook's in any case)
+        took = time.monotonic() - t0
+        self.assertLess(took, harness.time_bound(st.gw.pid, 1.0), "%.3f s" % took)
         self.assertEqual(r.status, 403)
         self.assertEqual(json.loads(read_policy(st, COMMUNE))["habilitation"]["state"], "revoked")
 

@@ -205,15 +205,6 @@ def proc_status_kib(pid, key):
     return None
 
 
-def sanitized(pid):
-    """True when the process runs an ASan or TSan build (its RSS is not the
-    gateway's: ASan's quarantine keeps freed memory, TSan's shadow memory
-    grows with every byte touched)."""
-    with open("/proc/%d/maps" % pid) as f:
-        maps = f.read()
-    return "asan" in maps or "tsan" in maps
-
-
 class TestResponseBudget(unittest.TestCase):
     """32 concurrent big responses (chunked 20 MB, Content-Length 20 MB,
     Content-Length 6 MB) from a backend that paces its sends: the 502s come
@@ -327,7 +318,7 @@ class TestResponseBudget(unittest.TestCase):
         bound_mib = 2 * workers * self.BUDGET / (1 << 20) + 40
         print("\nresponse budget: %d ok of %d mid-size; peak RSS %d -> %d KiB (+%.0f MiB, bound %.0f MiB)"
               % (ok, len(self.sent.get(2, [])), hwm0, hwm1, grew_mib, bound_mib))
-        if sanitized(pid):
+        if harness.sanitized(pid):
             self.skipTest("ASan/TSan build: RSS is the sanitizer's, not the gateway's (502s checked)")
         self.assertLess(grew_mib, bound_mib,
                         "peak RSS grew by %.0f MiB; budget %d MiB x %d workers" %
