@@ -186,15 +186,18 @@ class TestGarbageFailsAtOnce(unittest.TestCase):
             dt = time.monotonic() - t0
             self.assertEqual(resp.status, 502, (i, self.payloads[i], resp))
             self.assertEqual(resp.json()["erreur"]["code"], "910512", (i, resp))
-            if dt > 0.5:
-                slow.append((i, round(dt, 2), self.payloads[i][:20]))
             rec = st.journal_by_request_id(resp.header("X-Request-ID"))
             self.assertIsNotNone(rec)
+            # the gateway's own time for the request (its clock, from the
+            # request's first byte: no handshake, no test thread scheduling)
+            if rec["ms"] > self.TIMEOUT_MS // 2:
+                slow.append((i, rec["ms"], round(dt, 2), self.payloads[i][:20]))
             self.assertEqual(rec["upstream"]["attempts"][0]["outcome"], "invalid", rec)
             self.assertTrue(rec["reason"].startswith("upstream.invalid"), rec)
         self.assertEqual(self.upstream.count, self.PAYLOADS)
-        # bound: a tenth of the response timeout, with room for a loaded machine
-        self.assertEqual(slow, [], "replies that waited (timeout %d ms)" % self.TIMEOUT_MS)
+        # bound: half the response timeout (a reply that waited for it takes
+        # all of it, give or take a timer tick)
+        self.assertEqual(slow, [], "replies that waited (gateway ms, client s; timeout %d ms)" % self.TIMEOUT_MS)
 
 
 def proc_status_kib(pid, key):
