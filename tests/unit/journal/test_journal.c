@@ -686,11 +686,13 @@ END_TEST
 
 /* A reservation taken while the writer polls is not signalled: the state
  * file counts it at the end of that poll (within batch_ms), as it did for
- * a writer lingering on queued lines. */
+ * a writer lingering on queued lines. batch_ms 1000: the test thread must
+ * reserve before the poll ends (after it, the idle writer is signalled, as
+ * it must be), so a stall of the test thread up to ~1 s is allowed. */
 START_TEST(batch_poll_counts_reservation)
 {
     const char *p = tpath("j.log");
-    gw_journal *j = open_chain((gw_journal_opts){.path = p, .batch_ms = 200});
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .batch_ms = 1000});
     for (int i = 0; i < 3; i++)
         submit_rec(j, i);
     gw_journal_stats st;
@@ -705,7 +707,7 @@ START_TEST(batch_poll_counts_reservation)
     uint64_t wakes = st.writer_wakes;
     ck_assert_int_eq(gw_journal_reserve(j), 0);
     int seen = 0;
-    for (int i = 0; i < 2000 && !seen; i++) {
+    for (int i = 0; i < 4000 && !seen; i++) {
         size_t n = 0;
         char *s = slurp(tpath(".j.log.state"), &n);
         seen = s != NULL && strstr(s, " 00000000000000000001\n") != NULL;
