@@ -9,7 +9,7 @@
 static gw_journal *open_journal(void)
 {
     gw_journal *j = open_chain((gw_journal_opts){.path = tpath("j.log"), .queue_cap = 100});
-    usleep(20000); /* the writer settles in its wait */
+    ck_assert_msg(writer_asleep(5000), "the writer never settled in its wait");
     return j;
 }
 

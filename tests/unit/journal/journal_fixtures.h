@@ -12,6 +12,7 @@
 #include "journal/verify.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -129,6 +130,40 @@ static __attribute__((unused)) int state_shows(unsigned pending, int ms)
         free(st);
         if (ok || i >= ms)
             return ok;
+        usleep(1000);
+    }
+}
+
+/* 1 once the writer thread ("gw-journal", the only one in a test process)
+ * sleeps (state S in /proc: its idle wait, nothing else at start-up) within
+ * <ms> ms: a test that must reach an idle writer waits for it to get there
+ * (its start under TSan on a loaded machine can exceed any fixed sleep). */
+static __attribute__((unused)) int writer_asleep(int ms)
+{
+    for (int i = 0;; i++) {
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *e;
+        int asleep = 0;
+        while (d != NULL && !asleep && (e = readdir(d)) != NULL) {
+            char path[64], comm[32] = "", *stat = NULL;
+            size_t n = 0;
+            snprintf(path, sizeof(path), "/proc/self/task/%.20s/comm", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (f == NULL)
+                continue;
+            int named = fgets(comm, sizeof(comm), f) != NULL && strcmp(comm, "gw-journal\n") == 0;
+            fclose(f);
+            snprintf(path, sizeof(path), "/proc/self/task/%.20s/stat", e->d_name);
+            if (named && (stat = slurp(path, &n)) != NULL) {
+                const char *c = strrchr(stat, ')'); /* "tid (comm) S ..." */
+                asleep = c != NULL && c[1] == ' ' && c[2] == 'S';
+            }
+            free(stat);
+        }
+        if (d != NULL)
+            closedir(d);
+        if (asleep || i >= ms)
+            return asleep;
         usleep(1000);
     }
 }

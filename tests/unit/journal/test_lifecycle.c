@@ -317,7 +317,7 @@ END_TEST
 START_TEST(reserve_deferred_wakes_on_demand)
 {
     gw_journal *j = open_chain((gw_journal_opts){.path = tpath("j.log"), .queue_cap = 100});
-    usleep(20000); /* the writer settles in its wait */
+    ck_assert_msg(writer_asleep(5000), "the writer never settled in its wait");
     int wake = 0;
     ck_assert_int_eq(gw_journal_reserve_deferred(j, &wake), 0);
     ck_assert_int_eq(wake, 1);
