@@ -496,8 +496,10 @@ class TestProxy(GatewayTestCase):
         elapsed = time.monotonic() - t0
         self.assertErrorBody(resp, 504, "910514")
         self.assertGreater(elapsed, 1.0, "504 before response_timeout_ms")
-        self.assertLess(elapsed, 1.5 + 1.3, "504 too late (response_timeout_ms=1500)")
-        self.assertJournal(resp.header("X-Request-ID"), status=504, code="910514", decision="error")
+        rec = self.assertJournal(resp.header("X-Request-ID"), status=504, code="910514", decision="error")
+        # too late, by the gateway's own time for the request (not the
+        # client's, which adds a handshake and this thread's scheduling)
+        self.assertLess(rec["ms"], 1500 + 1300, "504 too late (response_timeout_ms=1500; client %.2f s)" % elapsed)
         # The late answer to the timed-out request must never be served to
         # anybody: the upstream connection it was on must not be pooled.
         st.mock_config()
