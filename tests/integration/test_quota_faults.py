@@ -258,7 +258,10 @@ class TwoGatewaysOneRedis(unittest.TestCase):
         tq.figure("faults %s/%s: first Redis decision after Redis answered again (s)" % (mode, label), back)
         self.assertEqual(self.missing, [], "admitted by Redis, lost by it and never written back: %s" % self.missing_why)
         self.assertIsNotNone(back, "no decision by Redis after its restart")
-        self.assertLessEqual(back, BACK_MAX_S, "back to Redis later than documented")
+        # the documented bound; x 5 on a sanitizer build (the grace is a
+        # fixed 0.3 s, the rest is round trips and timers of a slower gateway)
+        self.assertLessEqual(back, harness.time_bound(self.stacks[0].gw.pid, BACK_MAX_S),
+                             "back to Redis later than documented")
         return proven, by_store
 
     # -- kill -9 and restart ------------------------------------------------
