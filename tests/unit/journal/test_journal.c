@@ -730,10 +730,11 @@ END_TEST
 
 /* The polling writer sleeps on its own futex word, not on the condition
  * variable (docs/journal.md, "Polling under load"): whatever must cut a poll
- * short still does. With batch_ms 1000, a full batch queued during a poll is
- * written at once, and close during a poll returns at once with every line
- * written. Fails when the signals reach the condition variable only (the
- * writer then sleeps out its second). */
+ * short still does. With batch_ms 3000, a full batch queued during a poll is
+ * written at once (within 1 s), and close during a poll returns at once
+ * (within 1.5 s) with every line written. Fails when the signals reach the
+ * condition variable only (the writer then sleeps out its 3 s): the bounds
+ * leave a loaded machine's stalls (fdatasync, TSan) a second or more. */
 static uint64_t t_ms(void)
 {
     struct timespec ts;
@@ -744,7 +745,7 @@ static uint64_t t_ms(void)
 START_TEST(batch_poll_woken_by_full_batch_and_close)
 {
     const char *p = tpath("j.log");
-    gw_journal *j = open_chain((gw_journal_opts){.path = p, .batch_ms = 1000});
+    gw_journal *j = open_chain((gw_journal_opts){.path = p, .batch_ms = 3000});
     gw_journal_stats st;
     for (int round = 1; round <= 2; round++) {
         /* round 1: a full batch ends the linger; round 2: it ends the poll
@@ -752,7 +753,7 @@ START_TEST(batch_poll_woken_by_full_batch_and_close)
         uint64_t t0 = t_ms();
         for (int i = 0; i < 256; i++)
             submit_rec(j, (round - 1) * 256 + i);
-        for (int i = 0; i < 400; i++) {
+        for (int i = 0; i < 1000; i++) {
             gw_journal_get_stats(j, &st);
             if (st.written == (uint64_t)round * 256)
                 break;
@@ -767,7 +768,7 @@ START_TEST(batch_poll_woken_by_full_batch_and_close)
     uint64_t t0 = t_ms();
     gw_journal_close(j);
     uint64_t took = t_ms() - t0;
-    ck_assert_msg(took < 400, "close took %llu ms during a poll", (unsigned long long)took);
+    ck_assert_msg(took < 1500, "close took %llu ms during a poll", (unsigned long long)took);
     struct cstate cs;
     cstate_init(&cs);
     check_file_chain(tpath("j.log"), &cs);
