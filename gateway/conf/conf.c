@@ -540,6 +540,8 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
                                        "servers",
                                        "tls",
                                        "pool_size",
+                                       "max_connections",
+                                       "queue_timeout_ms",
                                        "connect_timeout_ms",
                                        "response_timeout_ms",
                                        "max_response_bytes",
@@ -547,6 +549,7 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
     char pk[GW_JSONV_PATH], pe[GW_JSONV_PATH];
 
     u->pool_size = 32;
+    u->queue_timeout_ms = 2000;
     u->connect_timeout_ms = 2000;
     u->response_timeout_ms = 10000;
     u->max_response_bytes = 8u << 20;
@@ -595,6 +598,12 @@ static void parse_upstream(ctx *x, json_t *v, const char *p, gw_conf_upstream *u
         parse_upstream_tls(x, t, pk, u);
     }
     opt_uint(x, v, p, "pool_size", 0, 4096, &u->pool_size);
+    opt_uint(x, v, p, "max_connections", 0, 100000, &u->max_connections);
+    if (u->max_connections > 0 && u->max_connections < u->pool_size) {
+        gw_jsonv_path_key(pk, p, "max_connections");
+        gw_jsonv_err(&x->v, pk, "must be 0 (no limit) or at least pool_size (%u)", u->pool_size);
+    }
+    opt_uint(x, v, p, "queue_timeout_ms", 1, 600000, &u->queue_timeout_ms);
     opt_uint(x, v, p, "connect_timeout_ms", 1, 600000, &u->connect_timeout_ms);
     opt_uint(x, v, p, "response_timeout_ms", 1, 600000, &u->response_timeout_ms);
     opt_size(x, v, p, "max_response_bytes", 1, 1073741824, &u->max_response_bytes);

@@ -107,6 +107,9 @@ typedef struct gw_conf_upstream {
     char *tls_key;                /* with tls_cert */
     char *tls_server_name;        /* SNI + name to verify; default: host */
     unsigned pool_size;           /* idle keep-alive connections kept per worker */
+    unsigned max_connections;     /* open connections per worker, idle ones included; 0: no
+                                   * limit (default). At the limit a request waits for one. */
+    unsigned queue_timeout_ms;    /* the longest such a wait, default 2000 */
     unsigned connect_timeout_ms;  /* default 2000 */
     unsigned response_timeout_ms; /* default 10000 */
     size_t max_response_bytes;    /* default 8 MiB */

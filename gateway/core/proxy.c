@@ -45,12 +45,17 @@ struct uconn {
 };
 
 TAILQ_HEAD(uconn_list, uconn);
+TAILQ_HEAD(call_list, gw_proxy_call);
 
 struct gw_pool {
     struct event_base *base;
     const gw_upstream *up;
     struct uconn_list idle;
     size_t nidle;
+    size_t nconns;          /* open connections, idle ones included */
+    struct call_list waitq; /* calls waiting for a connection (max_connections), oldest first */
+    size_t nwait;
+    struct event *dispatch; /* hands freed connections to the waiting calls, from the loop */
     size_t rr;
     gw_http_limits lim;
     gw_resp_budget *budget; /* the worker's, NULL: none */
@@ -74,6 +79,10 @@ struct gw_proxy_call {
     gw_proxy_attempt attempts[GW_PROXY_MAX_ATTEMPTS];
     size_t nattempts;
     uint64_t attempt_t0;
+    TAILQ_ENTRY(gw_proxy_call) wlink;
+    int queued;         /* in its pool's waitq */
+    int want_fresh;     /* the retry: a new connection, not a pooled one */
+    struct event *wait; /* the queue timeout, created at the first wait */
 };
 
 /* ---- upstream description ---- */
@@ -155,6 +164,20 @@ static int budget_charge(struct uconn *uc)
                                  gw_http_parser_body_bytes(uc->parser));
 }
 
+/* A connection was freed or went idle: the waiting calls may go on. */
+static void wake_waiters(gw_pool *p)
+{
+    if (p->nwait > 0)
+        event_active(p->dispatch, EV_TIMEOUT, 0);
+}
+
+/* Another connection may be opened (upstreams[].max_connections). */
+static int can_open(const gw_pool *p)
+{
+    unsigned max = p->up->conf->max_connections;
+    return max == 0 || p->nconns < max;
+}
+
 static void uconn_free(struct uconn *uc)
 {
     budget_release(uc);
@@ -163,6 +186,8 @@ static void uconn_free(struct uconn *uc)
         uc->pool->nidle--;
         uc->in_pool = 0;
     }
+    uc->pool->nconns--;
+    wake_waiters(uc->pool);
     if (uc->call != NULL)
         uc->call->uc = NULL;
     if (uc->timer != NULL)
@@ -185,6 +210,8 @@ static void call_free(gw_proxy_call *call)
 {
     if (call->defer != NULL)
         event_free(call->defer);
+    if (call->wait != NULL)
+        event_free(call->wait);
     gw_blk_put(call->req); /* gw_forward_request's */
     free(call);
 }
@@ -261,6 +288,7 @@ static void release(struct uconn *uc, int reusable)
     p->nidle++;
     uc->in_pool = 1;
     arm(uc, GW_POOL_IDLE_MS);
+    wake_waiters(p);
 }
 
 static void complete(struct uconn *uc, int extra_bytes)
@@ -409,6 +437,7 @@ static struct uconn *uconn_connect(gw_pool *p)
     if (uc == NULL)
         return NULL;
     uc->pool = p;
+    p->nconns++; /* uconn_free() counts it out */
     uc->addr_i = p->rr++ % up->naddrs;
     uc->timer = evtimer_new(p->base, timercb, uc);
     if (uc->timer == NULL)
@@ -453,6 +482,25 @@ fail:
     return NULL;
 }
 
+/* Connections were freed or went idle: the waiting calls start in their
+ * order while there is one for them. */
+static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_pool *p = arg;
+    gw_proxy_call *call;
+    while ((call = TAILQ_FIRST(&p->waitq)) != NULL && (p->nidle > 0 || can_open(p))) {
+        TAILQ_REMOVE(&p->waitq, call, wlink);
+        p->nwait--;
+        call->queued = 0;
+        event_del(call->wait);
+        if (start(call, call->want_fresh) < 0)
+            deliver(call, GW_ERR_UPSTREAM_DOWN, NULL, p->up->addr_names[0],
+                    "cannot open connection");
+    }
+}
+
 static void defer_cb(evutil_socket_t fd, short what, void *arg)
 {
     gw_proxy_call *call = arg;
@@ -479,6 +527,39 @@ static size_t write_direct(struct uconn *uc, const char *req, size_t len)
     return r > 0 ? (size_t)r : 0;
 }
 
+static void wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_proxy_call *call = arg;
+    gw_pool *p = call->pool;
+    TAILQ_REMOVE(&p->waitq, call, wlink);
+    p->nwait--;
+    call->queued = 0;
+    /* no connection within queue_timeout_ms: nothing was sent (no attempt) */
+    deliver(call, GW_ERR_UPSTREAM_TIMEOUT, NULL, p->up->addr_names[0], "upstream.queue_timeout");
+}
+
+/* <call> waits for a connection, behind those already waiting. */
+static int enqueue(gw_proxy_call *call, int fresh)
+{
+    gw_pool *p = call->pool;
+    if (call->wait == NULL && (call->wait = evtimer_new(p->base, wait_timeout_cb, call)) == NULL)
+        return -1;
+    unsigned ms = p->up->conf->queue_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (evtimer_add(call->wait, &tv) < 0)
+        return -1;
+    call->want_fresh = fresh;
+    call->queued = 1;
+    TAILQ_INSERT_TAIL(&p->waitq, call, wlink);
+    p->nwait++;
+    return 0;
+}
+
+/* Starts <call> on a pooled connection, or a new one (<fresh>: a new one
+ * only), or queues it when max_connections are open and none is idle.
+ * Returns 0 (sent or queued) or -1 (no connection could be opened). */
 static int start(gw_proxy_call *call, int fresh)
 {
     gw_pool *p = call->pool;
@@ -490,6 +571,12 @@ static int start(gw_proxy_call *call, int fresh)
         uc->reused = 1;
         evtimer_del(uc->timer);
     } else {
+        if (fresh && !can_open(p) && (uc = TAILQ_LAST(&p->idle, uconn_list)) != NULL) {
+            uconn_free(uc); /* the oldest idle one makes room for the fresh one */
+            uc = NULL;
+        }
+        if (!can_open(p))
+            return enqueue(call, fresh);
         uc = uconn_connect(p);
         if (uc == NULL)
             return -1;
@@ -545,7 +632,8 @@ gw_proxy_call *gw_proxy_send(gw_pool *p, char *req, size_t len, int no_body, int
     call->cb = cb;
     call->arg = arg;
     call->t0 = gw_now_ms();
-    if (start(call, 0) < 0) {
+    /* behind the calls already waiting for a connection, if any */
+    if ((p->nwait > 0 ? enqueue(call, 0) : start(call, 0)) < 0) {
         /* report from the loop, never from inside this call */
         call->defer = evtimer_new(p->base, defer_cb, call);
         if (call->defer == NULL) {
@@ -564,6 +652,10 @@ void gw_proxy_cancel(gw_proxy_call *call)
 {
     if (call == NULL)
         return;
+    if (call->queued) {
+        TAILQ_REMOVE(&call->pool->waitq, call, wlink);
+        call->pool->nwait--;
+    }
     if (call->uc != NULL) {
         call->uc->call = NULL;
         uconn_free(call->uc);
@@ -580,6 +672,12 @@ gw_pool *gw_pool_new(struct event_base *base, const gw_upstream *u, gw_resp_budg
     p->up = u;
     p->budget = budget;
     TAILQ_INIT(&p->idle);
+    TAILQ_INIT(&p->waitq);
+    p->dispatch = event_new(base, -1, 0, dispatch_cb, p);
+    if (p->dispatch == NULL) {
+        free(p);
+        return NULL;
+    }
     p->lim.max_header_bytes = 65536;
     p->lim.max_headers = 200;
     p->lim.max_body_bytes = u->conf->max_response_bytes;
@@ -593,6 +691,7 @@ void gw_pool_free(gw_pool *p)
     struct uconn *uc;
     while ((uc = TAILQ_FIRST(&p->idle)) != NULL)
         uconn_free(uc);
+    event_free(p->dispatch);
     free(p);
 }
 

@@ -234,7 +234,10 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
     memcpy(q->attempts, res->attempts, q->nattempts * sizeof(*q->attempts));
     if (res->err != GW_OK) {
         gw_stat_add(&c->w->stats->upstream_errors, 1);
-        fail(q, res->err, NULL, 0);
+        /* no connection freed up within queue_timeout_ms: the reason says
+         * so (nothing was sent, no attempt) */
+        int queued = res->err == GW_ERR_UPSTREAM_TIMEOUT && res->nattempts == 0;
+        fail(q, res->err, queued ? res->detail : NULL, 0);
         return;
     }
     q->upstream_status = res->resp->status;

@@ -521,6 +521,90 @@ class TestProxy(GatewayTestCase):
             self.assertIn(r["decision"], ("allow", "deny", "error"), r)
 
 
+def _one_upstream_connection(conf, stack):
+    conf["upstreams"][0].update({"pool_size": 1, "max_connections": 1, "queue_timeout_ms": 1000,
+                                  "response_timeout_ms": 5000})
+
+
+class TestUpstreamConnectionCap(GatewayTestCase):
+    """upstreams[].max_connections: at most that many connections to the
+    backend per worker; a request beyond them waits for one (in order) for
+    at most queue_timeout_ms, then 504 with nothing sent."""
+
+    stack_kwargs = {"conf_hook": _one_upstream_connection}
+    WORKERS = 2  # the harness's gateway: max_connections 1 is 1 per worker
+
+    def setUp(self):
+        self.stack.mock_config()
+        self.addCleanup(self.stack.mock_config)
+
+    def burst(self, n):
+        """<n> requests at once, each on its own connection: their responses."""
+        st = self.stack
+        out = [None] * n
+        conns = [st.tls_connect() for _ in range(n)]
+        for s in conns:
+            self.addCleanup(s.close)
+
+        def one(i):
+            try:
+                send_raw(conns[i], st.build_request(DECL % (SIREN, 2019 + i % 7)))
+                out[i] = read_response(conns[i], timeout=10)
+            except Exception as e:  # reported below with the others
+                out[i] = e
+
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=15)
+        self.assertFalse([t for t in threads if t.is_alive()], "requests still running after 15 s")
+        return out
+
+    def test_waiting_requests_share_the_connections(self):
+        st = self.stack
+        st.mock_reset()
+        st.mock_config(latency_ms=100)  # the six overlap: without the cap, six connections;
+        # with it, six in a row on one worker still end within queue_timeout_ms
+        rs = self.burst(6)
+        self.assertEqual([getattr(r, "status", r) for r in rs], [200] * 6)
+        stats = st.mock_stats()
+        self.assertEqual(stats["requests"], 6, stats)
+        self.assertLessEqual(stats["connections"], self.WORKERS,
+                             "more connections to the backend than max_connections per worker")
+        for r in rs:
+            rec = self.assertJournal(r.header("X-Request-ID"), status=200)
+            self.assertEqual([a["outcome"] for a in rec["upstream"]["attempts"]], ["ok"], rec)
+
+    def test_queue_timeout_504_nothing_sent(self):
+        st = self.stack
+        st.mock_reset()
+        st.mock_config(latency_ms=3000)  # under response_timeout_ms (5000), over queue_timeout_ms (1000)
+        rs = self.burst(6)
+        served = [r for r in rs if getattr(r, "status", None) == 200]
+        waited = [r for r in rs if getattr(r, "status", None) == 504]
+        got = [getattr(r, "status", r) for r in rs]
+        self.assertEqual(len(served) + len(waited), 6, got)
+        # one request per worker that got any went out; the others waited
+        self.assertGreaterEqual(len(served), 1, got)
+        self.assertLessEqual(len(served), self.WORKERS, got)
+        stats = st.mock_stats()
+        self.assertEqual(stats["requests"], len(served), "a request that timed out waiting reached the backend")
+        self.assertLessEqual(stats["connections"], self.WORKERS, stats)
+        for r in waited:
+            self.assertErrorBody(r, 504, "910514")
+            rec = self.assertJournal(r.header("X-Request-ID"), status=504, code="910514", decision="error")
+            self.assertEqual(rec.get("reason"), "upstream.queue_timeout", rec)
+            self.assertNotIn("attempts", rec.get("upstream") or {}, "nothing was sent: no attempt")
+            # the queue's timeout, not the backend's 3000 ms
+            self.assertGreaterEqual(rec["ms"], 990, rec)
+            self.assertLess(rec["ms"], 3000, rec)
+        # the connections stay usable: the next requests are served
+        st.mock_config()
+        for _ in range(3):
+            self.assertEqual(st.request(DECL % (SIREN_B, 2020)).status, 200)
+
+
 class TestUpstreamDown(GatewayTestCase):
     """The upstream's only server is a closed port."""
 

@@ -133,7 +133,8 @@ static const char base_conf[] =
     "    {\"name\": \"secure\", \"servers\": [\"10.1.2.3:443\"],\n"
     "     \"tls\": {\"ca\": \"pki/up-ca.crt\", \"cert\": \"pki/up.crt\", \"key\": \"pki/up.key\",\n"
     "             \"server_name\": \"opale.internal\"},\n"
-    "     \"pool_size\": 0, \"connect_timeout_ms\": 1500, \"response_timeout_ms\": 7000,\n"
+    "     \"pool_size\": 0, \"max_connections\": 48, \"queue_timeout_ms\": 700,\n"
+    "     \"connect_timeout_ms\": 1500, \"response_timeout_ms\": 7000,\n"
     "     \"max_response_bytes\": 1048576}\n"
     "  ],\n"
     "  \"routes\": [\n"
@@ -243,6 +244,8 @@ START_TEST(t_good)
     ck_assert_ptr_null(u->tls_key);
     ck_assert_ptr_null(u->tls_server_name);
     ck_assert_uint_eq(u->pool_size, 32);
+    ck_assert_uint_eq(u->max_connections, 0);
+    ck_assert_uint_eq(u->queue_timeout_ms, 2000);
     ck_assert_uint_eq(u->connect_timeout_ms, 2000);
     ck_assert_uint_eq(u->response_timeout_ms, 10000);
     ck_assert_uint_eq(u->max_response_bytes, 8388608);
@@ -257,6 +260,8 @@ START_TEST(t_good)
     assert_path(u->tls_key, "%D/pki/up.key");
     ck_assert_str_eq(u->tls_server_name, "opale.internal");
     ck_assert_uint_eq(u->pool_size, 0);
+    ck_assert_uint_eq(u->max_connections, 48);
+    ck_assert_uint_eq(u->queue_timeout_ms, 700);
     ck_assert_uint_eq(u->connect_timeout_ms, 1500);
     ck_assert_uint_eq(u->response_timeout_ms, 7000);
     ck_assert_uint_eq(u->max_response_bytes, 1048576);
@@ -631,6 +636,15 @@ static const bad_case bad[] = {
     {NULL,
      {{"upstreams[0].pool_size", "4097"}},
      {"%F: upstreams[0].pool_size: must be between 0 and 4096"}},
+    {NULL,
+     {{"upstreams[0].max_connections", "8"}},
+     {"%F: upstreams[0].max_connections: must be 0 (no limit) or at least pool_size (32)"}},
+    {NULL,
+     {{"upstreams[0].max_connections", "100001"}},
+     {"%F: upstreams[0].max_connections: must be between 0 and 100000"}},
+    {NULL,
+     {{"upstreams[0].queue_timeout_ms", "0"}},
+     {"%F: upstreams[0].queue_timeout_ms: must be between 1 and 600000"}},
     {NULL,
      {{"upstreams[0].max_response_bytes", "0"}},
      {"%F: upstreams[0].max_response_bytes: must be between 1 and 1073741824"}},
