@@ -497,7 +497,8 @@ class Stack:
             "workers": workers,
             "policies_dir": "policies",
             "listeners": [listener],
-            "upstreams": [{"name": "opale", "servers": ["127.0.0.1:%d" % self.mock_port], "pool_size": 64}],
+            "upstreams": [{"name": "opale", "servers": ["127.0.0.1:%d" % self.mock_port], "pool_size": 64,
+                           "max_connections": 64}],
             "routes": copy.deepcopy(harness.ROUTES),
             # S5: 10,000 idle connections per worker, kept for longer than
             # the setup plus the hold. 10,500 fits a hard RLIMIT_NOFILE of
