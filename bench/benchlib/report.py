@@ -417,7 +417,8 @@ class Report:
                  "worker_connections %s, worker_rlimit_nofile %s (the hard limit)." % (
                      fmt(float(self.targets["nginx"].worker_connections)),
                      fmt(float(self.targets["nginx"].nofile))))
-        L.append("- Gateways: 1 worker, upstream pool 64, journal on (hash-chained), admin listener, OAuth signing "
+        L.append("- Gateways: 1 worker, upstream pool 64 and at most 64 upstream connections per worker "
+                 "(`max_connections`), journal on (hash-chained), admin listener, OAuth signing "
                  "key ES256; GW-S1: `client_auth: none`, `access: off` (route stage only), no policy; GW-FULL: mTLS "
                  "+ CRL, one policy (client-commune, TS-0001, 127.0.0.1/32, scopes declarations + creances, "
                  "2019–2025, quota 1,000,000/min, so it runs on every request and is never hit), quota store "
