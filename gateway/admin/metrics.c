@@ -220,6 +220,11 @@ static void metrics(gw_admin *a, struct evbuffer *b)
     metric1(b, "opale_upstream_errors_total",
             "Upstream connect, reset, timeout or protocol errors.", "counter",
             LD(s->upstream_errors));
+    metric1(
+        b, "opale_upstream_queue_timeouts_total",
+        "Requests that waited queue_timeout_ms for an upstream connection (max_connections) and "
+        "were answered 504, nothing sent; counted in opale_upstream_errors_total too.",
+        "counter", LD(s->upstream_queue_timeouts));
     duration_histogram(b, "opale_request_duration_seconds", "Whole-request latency.",
                        s->latency_bucket, LD(s->latency_sum_ms));
     metric(b, "opale_quota_decisions_total", "Quota decisions by outcome.", "counter");

@@ -237,6 +237,8 @@ static void proxy_done(void *arg, const gw_proxy_result *res)
         /* no connection freed up within queue_timeout_ms: the reason says
          * so (nothing was sent, no attempt) */
         int queued = res->err == GW_ERR_UPSTREAM_TIMEOUT && res->nattempts == 0;
+        if (queued)
+            gw_stat_add(&c->w->stats->upstream_queue_timeouts, 1);
         fail(q, res->err, queued ? res->detail : NULL, 0);
         return;
     }

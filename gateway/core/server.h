@@ -52,6 +52,8 @@ typedef struct gw_stats {
     atomic_ulong responses_by_class[6]; /* index status/100 */
     atomic_ulong denials[GW_ERR__COUNT];
     atomic_ulong upstream_errors;
+    atomic_ulong
+        upstream_queue_timeouts; /* of upstream_errors: no connection in queue_timeout_ms */
     atomic_ulong journal_refused;
     /* latency histogram of whole requests, milliseconds upper bounds */
     atomic_ulong latency_bucket[12];

@@ -599,6 +599,9 @@ class TestUpstreamConnectionCap(GatewayTestCase):
             # the queue's timeout, not the backend's 3000 ms
             self.assertGreaterEqual(rec["ms"], 990, rec)
             self.assertLess(rec["ms"], 3000, rec)
+        _, text = st.admin_call("GET", "/metrics")
+        counts = [ln.split()[1] for ln in text.splitlines() if ln.startswith("opale_upstream_queue_timeouts_total ")]
+        self.assertEqual(counts, [str(len(waited))], "opale_upstream_queue_timeouts_total")
         # the connections stay usable: the next requests are served
         st.mock_config()
         for _ in range(3):
