@@ -200,10 +200,15 @@ static void uconn_free(struct uconn *uc)
     free(uc);
 }
 
-static void arm(struct uconn *uc, unsigned ms)
+static int timer_in(struct event *ev, unsigned ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(uc->timer, &tv);
+    return evtimer_add(ev, &tv);
+}
+
+static void arm(struct uconn *uc, unsigned ms)
+{
+    timer_in(uc->timer, ms);
 }
 
 static void call_free(gw_proxy_call *call)
@@ -482,6 +487,17 @@ fail:
     return NULL;
 }
 
+/* <call> leaves its pool's waiting list, if it is there. */
+static void dequeue(gw_proxy_call *call)
+{
+    if (!call->queued)
+        return;
+    TAILQ_REMOVE(&call->pool->waitq, call, wlink);
+    call->pool->nwait--;
+    call->queued = 0;
+    event_del(call->wait);
+}
+
 /* Connections were freed or went idle: the waiting calls start in their
  * order while there is one for them. */
 static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
@@ -491,10 +507,7 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
     gw_pool *p = arg;
     gw_proxy_call *call;
     while ((call = TAILQ_FIRST(&p->waitq)) != NULL && (p->nidle > 0 || can_open(p))) {
-        TAILQ_REMOVE(&p->waitq, call, wlink);
-        p->nwait--;
-        call->queued = 0;
-        event_del(call->wait);
+        dequeue(call);
         if (start(call, call->want_fresh) < 0)
             deliver(call, GW_ERR_UPSTREAM_DOWN, NULL, p->up->addr_names[0],
                     "cannot open connection");
@@ -533,9 +546,7 @@ static void wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw_proxy_call *call = arg;
     gw_pool *p = call->pool;
-    TAILQ_REMOVE(&p->waitq, call, wlink);
-    p->nwait--;
-    call->queued = 0;
+    dequeue(call);
     /* no connection within queue_timeout_ms: nothing was sent (no attempt) */
     deliver(call, GW_ERR_UPSTREAM_TIMEOUT, NULL, p->up->addr_names[0], "upstream.queue_timeout");
 }
@@ -546,9 +557,7 @@ static int enqueue(gw_proxy_call *call, int fresh)
     gw_pool *p = call->pool;
     if (call->wait == NULL && (call->wait = evtimer_new(p->base, wait_timeout_cb, call)) == NULL)
         return -1;
-    unsigned ms = p->up->conf->queue_timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (evtimer_add(call->wait, &tv) < 0)
+    if (timer_in(call->wait, p->up->conf->queue_timeout_ms) < 0)
         return -1;
     call->want_fresh = fresh;
     call->queued = 1;
@@ -652,10 +661,7 @@ void gw_proxy_cancel(gw_proxy_call *call)
 {
     if (call == NULL)
         return;
-    if (call->queued) {
-        TAILQ_REMOVE(&call->pool->waitq, call, wlink);
-        call->pool->nwait--;
-    }
+    dequeue(call);
     if (call->uc != NULL) {
         call->uc->call = NULL;
         uconn_free(call->uc);

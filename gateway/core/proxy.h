@@ -68,7 +68,9 @@ typedef struct gw_proxy_result {
     gw_http_response *resp;           /* owned by the callee; valid only during the callback */
     const char *addr;                 /* upstream server address used */
     long ms;                          /* time from send to response or error */
-    const char *detail;               /* constant, for logs: "connect refused", ... */
+    const char *detail;               /* constant, for logs: "connect refused", ...;
+                                       * "upstream.queue_timeout" for the only timeout
+                                       * without an attempt (max_connections) */
     const gw_proxy_attempt *attempts; /* valid only during the callback */
     size_t nattempts;                 /* 0 when no connection could be used */
 } gw_proxy_result;
