@@ -200,9 +200,14 @@ static void uconn_free(struct uconn *uc)
     free(uc);
 }
 
+/* Arms <ev> to fire <ms> from now. The loop's cached time dates from the
+ * start of this iteration, which may be milliseconds old when the callbacks
+ * before this one were slow (TLS handshakes, signatures): a timeout counted
+ * from it would fire that much early. Refreshing it costs one clock read. */
 static int timer_in(struct event *ev, unsigned ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_update_cache_time(event_get_base(ev));
     return evtimer_add(ev, &tv);
 }
 

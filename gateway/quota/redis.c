@@ -1388,7 +1388,10 @@ gw_redis_call *gw_redis_quota(gw_redis *r, const char *key, unsigned limit, uint
         call_fail_async(k, why);
         return k;
     }
+    /* counted from now, not from the start of the loop's iteration (the
+     * cached time, older by whatever ran before this call) */
     struct timeval tv = ms_tv(r->timeout_ms);
+    event_base_update_cache_time(r->base);
     evtimer_add(k->ev, &tv);
     return k;
 }
