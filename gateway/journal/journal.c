@@ -120,9 +120,8 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
         goto fail;
     }
     if (j->chain) {
-        j->md = EVP_MD_CTX_new();
         j->sfx = calloc(CHAIN_GROUP, sizeof(*j->sfx));
-        if (j->md == NULL || j->sfx == NULL) {
+        if (j->sfx == NULL) {
             gw_jn_set_err(err, "journal %s: out of memory", path);
             goto fail;
         }
@@ -171,10 +170,11 @@ gw_journal *gw_journal_open_opts(const gw_journal_opts *o, char **err)
     }
     j->last_sync_ms = gw_jn_mono_ms();
 
-    /* OpenSSL's global state for the chain's digest is created here, by the
-     * opening thread, not lazily by the writer: a writer still blocked at
-     * process exit (a stalled device after a timed-out close) then holds
-     * nothing that OpenSSL's exit handler frees behind its back. */
+    /* OpenSSL's global state for SHA-256 (the writer's tail checks; the
+     * chain hashes through the low-level SHA256_CTX, chain.c) is created
+     * here, by the opening thread, not lazily by the writer: a writer still
+     * blocked at process exit (a stalled device after a timed-out close)
+     * then holds nothing that OpenSSL's exit handler frees behind its back. */
     (void)gw_sha256_md();
 
     /* The writer blocks every signal: SIGHUP/SIGUSR1/SIGTERM belong to the
@@ -206,7 +206,6 @@ fail:
             pthread_mutex_destroy(&j->mu);
         if (j->fd >= 0)
             close(j->fd);
-        EVP_MD_CTX_free(j->md);
         EVP_PKEY_free(j->signer.pkey);
         free(j->sfx);
         free(j->restart_from);
@@ -579,7 +578,6 @@ uint64_t gw_journal_close_within(gw_journal *j, unsigned ms, int *timed_out)
     pthread_cond_destroy(&j->done_cv);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
-    EVP_MD_CTX_free(j->md);
     EVP_PKEY_free(j->signer.pkey);
     free(j->sfx);
     free(j->restart_from);

@@ -168,9 +168,8 @@ struct gw_journal {
     uint64_t cur_size;  /* bytes in the current file */
     long long file_day; /* UTC day (days since the epoch) the current file belongs to */
     uint64_t next_cp_ms, next_ret_ms, rotate_retry_ms;
-    time_t last_stamp;  /* newest rotation stamp: names never go back in time */
-    char *restart_from; /* rotate record to write first: the chain continues from this file */
-    EVP_MD_CTX *md;
+    time_t last_stamp;       /* newest rotation stamp: names never go back in time */
+    char *restart_from;      /* rotate record to write first: the chain continues from this file */
     char (*sfx)[SUFFIX_MAX]; /* CHAIN_GROUP suffixes */
     /* The state file DIR/.NAME.state (regular chained journals): while the
      * journal is open it holds the head seq and the reservations held; a
@@ -275,8 +274,7 @@ void gw_jn_summary_count(gw_journal *j, const char *reason);
 
 /* Chain one line into <sfx> (SUFFIX_MAX bytes): returns the suffix length;
  * the hash is its bytes [len-67, len-3). */
-size_t gw_jn_chain_line(gw_journal *j, const struct jline *l, uint64_t seq, const char *prev,
-                        char *sfx);
+size_t gw_jn_chain_line(const struct jline *l, uint64_t seq, const char *prev, char *sfx);
 /* The last chained record of the file open on <fd> (<size> bytes). 0 or an
  * errno value. Any thread (no journal state). */
 int gw_jn_read_end(int fd, uint64_t size, struct gw_jn_file_end *fe);

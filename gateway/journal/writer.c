@@ -165,7 +165,7 @@ static void write_lines_inner(gw_journal *j, struct jline *v, size_t n, int coun
             size_t g = i - first;
             if (j->chain) {
                 char *sfx = j->sfx[g];
-                size_t sl = gw_jn_chain_line(j, &v[i], ++seq, prev, sfx);
+                size_t sl = gw_jn_chain_line(&v[i], ++seq, prev, sfx);
                 prev = sfx + sl - 67;
                 iov[cnt++] = (struct iovec){.iov_base = v[i].p, .iov_len = v[i].len - 2};
                 iov[cnt++] = (struct iovec){.iov_base = sfx, .iov_len = sl};
