@@ -239,6 +239,17 @@ START_TEST(t_hex)
     char out[9];
     gw_hex(in, sizeof(in), out);
     ck_assert_str_eq(out, "009fa0ff");
+    /* every byte value, against printf's digits */
+    unsigned char all[256];
+    char hex[513], want[513];
+    for (int i = 0; i < 256; i++) {
+        all[i] = (unsigned char)i;
+        snprintf(want + 2 * i, 3, "%02x", i);
+    }
+    gw_hex(all, sizeof(all), hex);
+    ck_assert_str_eq(hex, want);
+    gw_hex(all, 0, hex);
+    ck_assert_str_eq(hex, "");
     ck_assert_int_eq(gw_hexval('0'), 0);
     ck_assert_int_eq(gw_hexval('9'), 9);
     ck_assert_int_eq(gw_hexval('a'), 10);
