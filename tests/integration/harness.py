@@ -37,6 +37,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -1417,17 +1418,45 @@ class GatewayTestCase(unittest.TestCase):
 # a scripted plain-HTTP upstream, for responses the mock cannot produce
 
 
+def read_head(c, buf=b"", reads=1000):
+    """Reads <c> (after <buf>, bytes already read) until a request head is
+    complete: (head text, the bytes after it), or None at the end of the
+    stream or after <reads> reads."""
+    for _ in range(reads):
+        if b"\r\n\r\n" in buf:
+            head, rest = buf.split(b"\r\n\r\n", 1)
+            return head.decode("latin-1"), rest
+        chunk = c.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    return None
+
+
 class ScriptedUpstream:
     """A tiny threaded HTTP/1.1 server on loopback. For each request head it
     calls <responder>(request_head_text) -> bytes to send (or None to close
     without answering); the connection is closed after each answer.
 
+    keep_alive=True: the connection serves requests until the peer closes it
+    or the responder answers None, and the responder is called as
+    <responder>(request_head_text, n), n counting the requests on that
+    connection from 0 (no body is read: requests without one).
+    connections and max_open (the most connections open at once, counted at
+    each accept after dropping those the peer has already closed) are kept
+    in this mode only.
+
     Bounded: every socket has a timeout; stop() closes the listener and joins
     the threads."""
 
-    def __init__(self, responder):
+    def __init__(self, responder, keep_alive=False):
         self.responder = responder
+        self.keep_alive = keep_alive
         self.requests = []
+        self.connections = 0
+        self.max_open = 0
+        self._open = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -1447,29 +1476,47 @@ class ScriptedUpstream:
                 continue
             except OSError:
                 return
+            if self.keep_alive:
+                self._count_open(c)
             t = threading.Thread(target=self._serve, args=(c,), daemon=True)
             t.start()
             self._threads.append(t)
+
+    def _count_open(self, c):
+        """<c> was accepted: the connections open now, those the peer closed
+        (EOF pending, which loopback delivers before a later connect) out."""
+        with self._lock:
+            for o in list(self._open):
+                try:
+                    # readable now, then a peek that cannot wait: b"" is EOF
+                    if select.select([o], [], [], 0)[0] and o.recv(1, socket.MSG_PEEK) == b"":
+                        self._open.discard(o)
+                except (OSError, ValueError):
+                    self._open.discard(o)
+            self._open.add(c)
+            self.connections += 1
+            self.max_open = max(self.max_open, len(self._open))
 
     def _serve(self, c):
         with c:
             c.settimeout(DEFAULT_TIMEOUT)
             buf = b""
             try:
-                for _ in range(1000):
-                    if b"\r\n\r\n" in buf:
-                        break
-                    chunk = c.recv(65536)
-                    if not chunk:
+                for n in range(1000 if self.keep_alive else 1):
+                    got = read_head(c, buf)
+                    if got is None:
                         return
-                    buf += chunk
-                head = buf.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-                self.requests.append(head)
-                out = self.responder(head)
-                if out:
+                    head, buf = got
+                    self.requests.append(head)
+                    out = self.responder(head, n) if self.keep_alive else self.responder(head)
+                    if not out:
+                        return
                     c.sendall(out)
             except OSError:
                 return
+            finally:
+                with self._lock:
+                    self._open.discard(c)
 
     def stop(self):
         self._stop.set()

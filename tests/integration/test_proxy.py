@@ -612,6 +612,68 @@ class TestUpstreamConnectionCap(GatewayTestCase):
             self.assertEqual(st.request(DECL % (SIREN_B, 2020)).status, 200)
 
 
+def _two_connections_one_worker(conf, stack):
+    conf["workers"] = 1
+    conf["upstreams"][0].update({"pool_size": 2, "max_connections": 2, "queue_timeout_ms": 1000,
+                                  "response_timeout_ms": 5000})
+
+
+class TestRetryAtConnectionCap(GatewayTestCase):
+    """A reused pooled connection that the backend closes on the request
+    (before any byte of an answer) while max_connections are open: the
+    request is retried on a fresh connection at once, never queued, and the
+    backend never sees more than max_connections. A keep-alive scripted
+    upstream; one worker, pool_size = max_connections = 2."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_binaries()
+
+        def responder(head, n):
+            if n == 0:
+                time.sleep(0.3)  # the first two requests overlap: two connections
+                body = b'{"ok":true}'
+                return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            return None  # a reused connection: closed on the request, unanswered
+
+        cls.upstream = ScriptedUpstream(responder, keep_alive=True)
+        cls.addClassCleanup(cls.upstream.stop)
+        cls.stack = Stack(cls.__name__, mock=False, conf_hook=_two_connections_one_worker,
+                          upstream_servers=["127.0.0.1:%d" % cls.upstream.port])
+        cls.addClassCleanup(cls.stack.stop)
+        cls.stack.start()
+
+    def test_stale_pooled_connection_retried_fresh_at_the_cap(self):
+        st, up = self.stack, self.upstream
+        out = [None] * 2
+
+        def one(i):
+            try:
+                out[i] = st.request(DECL % (SIREN_C, 2020 + i))
+            except Exception as e:  # reported below
+                out[i] = e
+
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=15)
+        self.assertEqual([getattr(r, "status", r) for r in out], [200, 200])
+        self.assertEqual((up.connections, up.max_open), (2, 2), "two pooled connections expected")
+        # both are idle in the pool; the next request reuses one, which the
+        # backend closes unanswered: retried on a fresh one, the other idle
+        resp = st.request(DECL % (SIREN_C, 2023))
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json(), {"ok": True})
+        rec = self.assertJournal(resp.header("X-Request-ID"), status=200)
+        self.assertEqual([a["outcome"] for a in rec["upstream"]["attempts"]], ["reset", "ok"], rec)
+        self.assertLess(rec["ms"], 1000, "the retry waited (queue_timeout_ms is 1000): %r" % rec)
+        self.assertEqual(up.connections, 3, "one fresh connection for the retry")
+        self.assertLessEqual(up.max_open, 2, "more connections to the backend than max_connections")
+        self.assertEqual(len(up.requests), 4, up.requests)
+
+
 class TestUpstreamDown(GatewayTestCase):
     """The upstream's only server is a closed port."""
 

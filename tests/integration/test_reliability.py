@@ -35,19 +35,14 @@ class HandlerUpstream(harness.ScriptedUpstream):
     def _serve(self, c):
         with c:
             c.settimeout(harness.DEFAULT_TIMEOUT)
-            buf = b""
             try:
-                for _ in range(100):
-                    if b"\r\n\r\n" in buf:
-                        break
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
+                got = harness.read_head(c, reads=100)
+                if got is None:
+                    return
                 with self._lock:
                     idx = self.count
                     self.count += 1
-                self.handler(c, buf.split(b"\r\n\r\n", 1)[0].decode("latin-1"), idx)
+                self.handler(c, got[0], idx)
             except OSError:
                 return
 
