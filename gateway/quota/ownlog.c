@@ -16,6 +16,9 @@ typedef struct oent {
 
 typedef struct okey {
     struct okey *next;
+    /* on its stripe's list of keys with local entries (lprev != NULL): what
+     * gw_ownlog_each_local walks, instead of every key */
+    struct okey *lnext, **lprev;
     char key[KEY_MAX];
     oent *ring; /* oldest at head */
     unsigned cap, head, count;
@@ -24,6 +27,8 @@ typedef struct okey {
 typedef struct ostripe {
     pthread_mutex_t lock;
     okey *b[BUCKETS];
+    okey *local;           /* keys that had a local entry when last seen */
+    uint64_t local_visits; /* keys visited by the local walks (for tests) */
 } ostripe;
 
 struct gw_ownlog {
@@ -115,7 +120,27 @@ static void prune(okey *k, uint64_t window_ms, uint64_t now_ms)
     }
 }
 
-static void push(okey *k, uint64_t now_ms, const char *member, int local)
+static void local_link(ostripe *st, okey *k)
+{
+    if (k->lprev != NULL)
+        return;
+    k->lnext = st->local;
+    if (st->local != NULL)
+        st->local->lprev = &k->lnext;
+    st->local = k;
+    k->lprev = &st->local;
+}
+
+static void local_unlink(okey *k)
+{
+    *k->lprev = k->lnext;
+    if (k->lnext != NULL)
+        k->lnext->lprev = k->lprev;
+    k->lnext = NULL;
+    k->lprev = NULL;
+}
+
+static void push(ostripe *st, okey *k, uint64_t now_ms, const char *member, int local)
 {
     if (k->count == k->cap) {
         k->head = (k->head + 1) % k->cap;
@@ -130,6 +155,8 @@ static void push(okey *k, uint64_t now_ms, const char *member, int local)
     memcpy(e->member, member, n);
     e->member[n] = '\0';
     k->count++;
+    if (local)
+        local_link(st, k);
 }
 
 void gw_ownlog_record(gw_ownlog *o, const char *key, unsigned limit, uint64_t now_ms,
@@ -141,7 +168,7 @@ void gw_ownlog_record(gw_ownlog *o, const char *key, unsigned limit, uint64_t no
     okey *k = get(st, h, key, limit);
     if (k != NULL) {
         prune(k, o->window_ms, now_ms);
-        push(k, now_ms, member, 0);
+        push(st, k, now_ms, member, 0);
     }
     pthread_mutex_unlock(&st->lock);
 }
@@ -164,7 +191,7 @@ void gw_ownlog_admit(gw_ownlog *o, const char *key, unsigned limit, unsigned sha
     }
     prune(k, o->window_ms, now_ms);
     if (k->count < share) {
-        push(k, now_ms, member, 1);
+        push(st, k, now_ms, member, 1);
         out->admitted = 1;
         out->remaining = share - k->count;
         out->reset_ms = k->ring[k->head].t + o->window_ms - now_ms;
@@ -191,49 +218,79 @@ unsigned gw_ownlog_count(gw_ownlog *o, const char *key, uint64_t now_ms)
     return n;
 }
 
+/* A walk's state: the callback and the buffer it is given. */
+typedef struct walk {
+    uint64_t now_ms, since_ms;
+    int local_only;
+    gw_ownlog_fn fn;
+    void *arg;
+    gw_ownlog_entry *buf;
+    size_t cap, total;
+} walk;
+
+/* Pass <k>'s entries in the window (or, local_only, those decided locally
+ * at or after since_ms), oldest first. Returns whether <k> still holds a
+ * local entry. Under the stripe lock. */
+static int walk_key(walk *w, uint64_t window_ms, okey *k)
+{
+    if (k->cap == 0)
+        return 0;
+    prune(k, window_ms, w->now_ms);
+    if (k->count == 0)
+        return 0;
+    if (k->count > w->cap) {
+        gw_ownlog_entry *nb = realloc(w->buf, sizeof(*nb) * k->count);
+        if (nb == NULL)
+            return 1;
+        w->buf = nb;
+        w->cap = k->count;
+    }
+    size_t n = 0;
+    int any_local = 0;
+    for (unsigned m = 0; m < k->count; m++) {
+        const oent *e = &k->ring[(k->head + m) % k->cap];
+        any_local |= e->local;
+        if (w->local_only && (!e->local || e->t < w->since_ms))
+            continue;
+        memcpy(w->buf[n].member, e->member, GW_OWNLOG_MEMBER);
+        w->buf[n++].age_ms = w->now_ms > e->t ? w->now_ms - e->t : 0;
+    }
+    if (n > 0) {
+        w->fn(w->arg, k->key, w->buf, n);
+        w->total += n;
+    }
+    return any_local;
+}
+
 /* Every key's entries in the window, or (local_only) those decided locally
- * at or after <since_ms>. */
+ * at or after <since_ms>: then only the keys on the stripes' local lists,
+ * each dropped from its list once it holds no local entry (they left the
+ * window, or a full ring pushed them out; a new one links it again). */
 static size_t each(gw_ownlog *o, uint64_t now_ms, int local_only, uint64_t since_ms,
                    gw_ownlog_fn fn, void *arg)
 {
-    size_t total = 0;
-    gw_ownlog_entry *buf = NULL;
-    size_t cap = 0;
+    walk w = {
+        .now_ms = now_ms, .since_ms = since_ms, .local_only = local_only, .fn = fn, .arg = arg};
     for (size_t i = 0; i < STRIPES; i++) {
         ostripe *st = &o->s[i];
         pthread_mutex_lock(&st->lock);
-        for (size_t j = 0; j < BUCKETS; j++) {
-            for (okey *k = st->b[j]; k != NULL; k = k->next) {
-                if (k->cap == 0)
-                    continue;
-                prune(k, o->window_ms, now_ms);
-                if (k->count == 0)
-                    continue;
-                if (k->count > cap) {
-                    gw_ownlog_entry *nb = realloc(buf, sizeof(*nb) * k->count);
-                    if (nb == NULL)
-                        continue;
-                    buf = nb;
-                    cap = k->count;
-                }
-                size_t n = 0;
-                for (unsigned m = 0; m < k->count; m++) {
-                    const oent *e = &k->ring[(k->head + m) % k->cap];
-                    if (local_only && (!e->local || e->t < since_ms))
-                        continue;
-                    memcpy(buf[n].member, e->member, GW_OWNLOG_MEMBER);
-                    buf[n++].age_ms = now_ms > e->t ? now_ms - e->t : 0;
-                }
-                if (n == 0)
-                    continue;
-                fn(arg, k->key, buf, n);
-                total += n;
+        if (local_only) {
+            okey *next;
+            for (okey *k = st->local; k != NULL; k = next) {
+                next = k->lnext;
+                st->local_visits++;
+                if (!walk_key(&w, o->window_ms, k))
+                    local_unlink(k);
             }
+        } else {
+            for (size_t j = 0; j < BUCKETS; j++)
+                for (okey *k = st->b[j]; k != NULL; k = k->next)
+                    walk_key(&w, o->window_ms, k);
         }
         pthread_mutex_unlock(&st->lock);
     }
-    free(buf);
-    return total;
+    free(w.buf);
+    return w.total;
 }
 
 size_t gw_ownlog_each(gw_ownlog *o, uint64_t now_ms, gw_ownlog_fn fn, void *arg)
@@ -245,4 +302,15 @@ size_t gw_ownlog_each_local(gw_ownlog *o, uint64_t now_ms, uint64_t since_ms, gw
                             void *arg)
 {
     return each(o, now_ms, 1, since_ms, fn, arg);
+}
+
+uint64_t gw_ownlog_local_visits(gw_ownlog *o)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < STRIPES; i++) {
+        pthread_mutex_lock(&o->s[i].lock);
+        n += o->s[i].local_visits;
+        pthread_mutex_unlock(&o->s[i].lock);
+    }
+    return n;
 }

@@ -54,6 +54,10 @@ size_t gw_ownlog_each(gw_ownlog *o, uint64_t now_ms, gw_ownlog_fn fn, void *arg)
 size_t gw_ownlog_each_local(gw_ownlog *o, uint64_t now_ms, uint64_t since_ms, gw_ownlog_fn fn,
                             void *arg);
 
+/* Keys visited by gw_ownlog_each_local since <o> was made: those that had
+ * local entries, not every key (for tests). */
+uint64_t gw_ownlog_local_visits(gw_ownlog *o);
+
 uint64_t gw_ownlog_window(const gw_ownlog *o);
 
 #endif
