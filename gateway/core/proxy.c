@@ -585,10 +585,8 @@ static int start(gw_proxy_call *call, int fresh)
         uc->reused = 1;
         evtimer_del(uc->timer);
     } else {
-        if (fresh && !can_open(p) && (uc = TAILQ_LAST(&p->idle, uconn_list)) != NULL) {
-            uconn_free(uc); /* the oldest idle one makes room for the fresh one */
-            uc = NULL;
-        }
+        /* A retry (<fresh>) always finds room: fail() closed the connection
+         * that failed before calling here. */
         if (!can_open(p))
             return enqueue(call, fresh);
         uc = uconn_connect(p);
