@@ -229,6 +229,7 @@ class National:
         time.sleep(1.5)  # the journal writer
         by = {}
         statuses = {}
+        odd = []
         for name in sorted(os.listdir(gw.journal_dir)):
             if not name.startswith("access.jsonl"):
                 continue
@@ -242,6 +243,9 @@ class National:
                     if not isinstance(st, int):
                         continue  # checkpoints and other non-request records
                     statuses[st] = statuses.get(st, 0) + 1
+                    if st != 200 and len(odd) < 20:  # what a refusal was, for the report
+                        odd.append({k: rec.get(k) for k in ("ts", "status", "code", "reason", "consumer",
+                                                            "ms", "quota", "upstream")})
                     c = rec.get("consumer")
                     if c is None:
                         continue
@@ -262,7 +266,7 @@ class National:
         return {"journal_statuses": {str(k): v for k, v in sorted(statuses.items())},
                 "partners_seen": len(by), "refused_429": refused,
                 "partners_over_quota": over, "max_admitted_in_60s": max_adm,
-                "quota_errors": refused + over}
+                "quota_errors": refused + over, "not_200": odd}
 
     def redis_ceiling(self):
         """redis-benchmark on core 0 against the bench's Redis on core 1:

@@ -819,6 +819,13 @@ class Report:
                      full.get("journal_statuses"), full.get("partners_seen"), full.get("max_admitted_in_60s"),
                      s8["per_minute"], fmt(s8.get("held_rate")),
                      "" if s8.get("held_rate") else " (none of the steps)"))
+        odd = full.get("not_200") or []
+        if odd:
+            L.append("")
+            L.append("The journal's answers other than 200 at the full quota (the first %d): %s." % (
+                len(odd), "; ".join("%s %s `%s` %s (%s, %s ms)" % (
+                    r.get("status"), r.get("code"), r.get("reason"), r.get("consumer"), r.get("ts"), r.get("ms"))
+                    for r in odd)))
         L.append("")
         L.append("A partner sends at most its quota during the run (%g s with the warm-up ≤ the 60 s window), so "
                  "any 429 is a quota error; admissions beyond the quota are counted from the journal's completion "
