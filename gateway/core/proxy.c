@@ -19,6 +19,7 @@
 
 #include "core/bev.h"
 #include "core/tls.h"
+#include "lib/evtimer.h"
 #include "lib/util.h"
 
 /* Idle pooled connections are closed after this long, before a typical
@@ -200,15 +201,12 @@ static void uconn_free(struct uconn *uc)
     free(uc);
 }
 
-/* Arms <ev> to fire <ms> from now. The loop's cached time dates from the
- * start of this iteration, which may be milliseconds old when the callbacks
- * before this one were slow (TLS handshakes, signatures): a timeout counted
- * from it would fire that much early. Refreshing it costs one clock read. */
+/* Arms <ev> to fire <ms> from now, not from the loop's cached time
+ * (lib/evtimer.h). */
 static int timer_in(struct event *ev, unsigned ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_base_update_cache_time(event_get_base(ev));
-    return evtimer_add(ev, &tv);
+    return gw_evtimer_in(ev, &tv);
 }
 
 static void arm(struct uconn *uc, unsigned ms)

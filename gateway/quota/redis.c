@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "lib/evtimer.h"
 #include "lib/util.h"
 
 #define NSLOTS 16384
@@ -366,7 +367,7 @@ static void timer_in(conn *c, unsigned ms)
 {
     struct timeval tv = ms_tv(ms);
     evtimer_del(c->timer);
-    evtimer_add(c->timer, &tv);
+    gw_evtimer_in(c->timer, &tv); /* from now, as the calls' timeouts */
 }
 
 /* Schedule the next connect attempt. While Redis refuses or ignores
@@ -1449,8 +1450,7 @@ gw_redis_call *gw_redis_quota(gw_redis *r, const char *key, unsigned limit, uint
     /* counted from now, not from the start of the loop's iteration (the
      * cached time, older by whatever ran before this call) */
     struct timeval tv = ms_tv(r->timeout_ms);
-    event_base_update_cache_time(r->base);
-    evtimer_add(k->ev, &tv);
+    gw_evtimer_in(k->ev, &tv);
     return k;
 }
 
