@@ -249,9 +249,6 @@ static void metrics(gw_admin *a, struct evbuffer *b)
                             "opale_redis_commands_total{outcome=\"error\"} %llu\n",
                             (unsigned long long)rs.commands, (unsigned long long)rs.replies,
                             (unsigned long long)rs.timeouts, (unsigned long long)rs.errors);
-        metric1(b, "opale_redis_writes_total",
-                "Writes to Redis that carried quota commands (sent / writes: the batch size).",
-                "counter", rs.writes);
         metric1(b, "opale_redis_reconnects_total", "Redis reconnections.", "counter",
                 rs.reconnects);
         metric(b, "opale_redis_redirects_total", "Redis Cluster redirections.", "counter");

@@ -862,7 +862,6 @@ int gw_server_redis_stats(gw_server *s, gw_redis_stats *out)
         gw_redis_get_stats(s->workers[i].redis, &st);
         out->commands += st.commands;
         out->replies += st.replies;
-        out->writes += st.writes;
         out->timeouts += st.timeouts;
         out->errors += st.errors;
         out->reconnects += st.reconnects;

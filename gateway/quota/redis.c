@@ -138,9 +138,6 @@ typedef struct conn {
     int aof;             /* INFO persistence aof_enabled: -1 unknown */
     unsigned attempts;   /* connections that failed before ready, since the last ready */
     unsigned inflight;   /* FCALLs waiting for a reply */
-    unsigned unsent;     /* of those, formatted since the last write (hiredis's buffer) */
-    unsigned wire;       /* of those, written: their replies are due */
-    int writing;         /* inside redisAsyncHandleWrite: a partial write goes on at once */
     uint64_t last_us;    /* the last reply, or when replies began to be awaited */
     uint64_t wb_ms;      /* the last write-back queued here (ownlog clock): the partial
                             ones send the local decisions from then on */
@@ -783,27 +780,7 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 typedef struct gw_redis_events {
     redisAsyncContext *ac;
     struct event *rev, *wev;
-    int held; /* hiredis asked for a write while a batch was on the wire */
 } gw_redis_events;
-
-/*
- * One batch of FCALLs on the wire at a time. While FCALLs already written
- * await their replies, the commands queued meanwhile stay in hiredis's
- * buffer; the reply to the last of them sends them all in one write. Redis
- * then reads, runs and answers a whole batch per wake-up of its loop instead
- * of one or two commands: on this VM each of its system calls costs
- * microseconds, and unbatched it spent 25-50 us of CPU per decision against
- * about 15 us pipelined (docs/quotas.md, "One batch on the wire"). A call
- * waits at most for the replies of the batch ahead of it, one round trip;
- * with nothing on the wire (a quiet gateway) it leaves at once, as before.
- * Not before the connection is up (the write event completes the connect),
- * and never inside hiredis's own write (a partial write goes on at once).
- */
-static int write_held(gw_redis_events *e)
-{
-    conn *c = e->ac->data;
-    return c != NULL && !c->writing && (e->ac->c.flags & REDIS_CONNECTED) && c->wire > 0;
-}
 
 static void ev_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -816,21 +793,7 @@ static void ev_on_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    redisAsyncContext *ac = ((gw_redis_events *)arg)->ac;
-    conn *c = ac->data;
-    if (c == NULL) {
-        redisAsyncHandleWrite(ac);
-        return;
-    }
-    if (c->unsent > 0) {
-        c->wire += c->unsent; /* their replies are due from now on */
-        c->unsent = 0;
-        STAT_ADD(c->r, writes, 1);
-    }
-    /* <arg> may be freed inside (a write error disconnects); <c> lives on */
-    c->writing = 1;
-    redisAsyncHandleWrite(ac);
-    c->writing = 0;
+    redisAsyncHandleWrite(((gw_redis_events *)arg)->ac);
 }
 
 static void ev_add_read(void *priv)
@@ -848,30 +811,13 @@ static void ev_del_read(void *priv)
 static void ev_add_write(void *priv)
 {
     gw_redis_events *e = priv;
-    if (write_held(e)) {
-        e->held = 1; /* sent by release_write() */
-        return;
-    }
     event_add(e->wev, NULL);
 }
 
 static void ev_del_write(void *priv)
 {
     gw_redis_events *e = priv;
-    e->held = 0;
     event_del(e->wev);
-}
-
-/* The replies of the batch on the wire are in: what was held leaves, later
- * in this loop pass (with whatever the callbacks of these replies queue). */
-static void release_write(conn *c)
-{
-    gw_redis_events *e = c->ac != NULL ? c->ac->ev.data : NULL;
-    if (e == NULL || !e->held)
-        return;
-    e->held = 0;
-    event_add(e->wev, NULL);
-    event_active(e->wev, EV_WRITE, 1);
 }
 
 static void ev_cleanup(void *priv)
@@ -927,7 +873,6 @@ static void conn_connect(conn *c)
         return;
     }
     ac->data = c;
-    c->unsent = c->wire = 0; /* a new connection: nothing of the old one is due */
     gw_rpool_attach(r->rpool, ac->c.reader);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -1232,8 +1177,7 @@ static const char *call_send(gw_redis_call *k, conn *c, int asking)
     if ((cl > 0 ? redisAsyncFormattedCommand(c->ac, on_fcall, k, cmd, cl)
                 : redisAsyncCommandArgv(c->ac, on_fcall, k, n, av, al)) != REDIS_OK)
         return "redis.down";
-    c->unsent++;
-    write_soon(c); /* nothing when held: a batch is on the wire */
+    write_soon(c);
     k->c = c;
     k->on_wire = 1;
     k->sent_us = now_us();
@@ -1340,8 +1284,6 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     k->on_wire = 0;
     k->c = NULL;
     c->inflight--;
-    if (rep != NULL && c->ac == ac && c->wire > 0 && --c->wire == 0)
-        release_write(c);
     if (rep == NULL) {
         /* connection lost (or closed by us): hiredis flushes every callback */
         if (c->ac == ac) {
@@ -1564,7 +1506,6 @@ void gw_redis_get_stats(const gw_redis *r, gw_redis_stats *st)
 {
     /* any thread: only the figures the worker publishes atomically */
     st->commands = __atomic_load_n(&r->st.commands, __ATOMIC_RELAXED);
-    st->writes = __atomic_load_n(&r->st.writes, __ATOMIC_RELAXED);
     st->replies = __atomic_load_n(&r->st.replies, __ATOMIC_RELAXED);
     st->timeouts = __atomic_load_n(&r->st.timeouts, __ATOMIC_RELAXED);
     st->errors = __atomic_load_n(&r->st.errors, __ATOMIC_RELAXED);

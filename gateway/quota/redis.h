@@ -71,7 +71,6 @@ typedef struct gw_redis_call gw_redis_call;
 
 typedef struct gw_redis_stats {
     uint64_t commands, replies, timeouts, errors, reconnects, moved, ask;
-    uint64_t writes;         /* writes that carried FCALLs (commands / writes: the batch size) */
     uint64_t latency_us_sum; /* of replied commands */
     uint64_t syncs;          /* write-back rounds started (reconnection, lost data) */
     uint64_t restored;       /* own admissions sent back to Redis */

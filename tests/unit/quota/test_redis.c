@@ -685,56 +685,6 @@ START_TEST(standalone_no_epoll_ctl_per_call)
 }
 END_TEST
 
-/* One batch of FCALLs on the wire at a time: while a written call awaits
- * its reply, the calls issued meanwhile (each from its own loop pass, as
- * the requests of different passes) stay in the buffer and leave in one
- * write when that reply comes: 2 writes for 4 calls, every decision exact
- * and in order. With nothing on the wire, a call leaves at once. */
-START_TEST(standalone_one_batch_on_the_wire)
-{
-    srv s = {0};
-    loop l;
-    srv_start(&s);
-    loop_init(&l);
-    gw_redis *r = client(&l, s.port, NULL); /* timeout 1 s */
-    WAIT(&l, is_up(r), 3000);
-    ck_assert(is_up(r));
-    gw_redis_stats st0 = stats(r);
-    ck_assert_int_eq(kill(s.pid, SIGSTOP), 0);
-    static struct issue is[4];
-    struct event *ev[4];
-    for (int i = 0; i < 4; i++) {
-        memset(&is[i], 0, sizeof(is[i]));
-        is[i].r = r;
-        snprintf(is[i].m, sizeof(is[i].m), "b%d", i);
-        ev[i] = event_new(l.base, -1, 0, issue_cb, &is[i]);
-        ck_assert_ptr_nonnull(ev[i]);
-        event_active(ev[i], EV_READ, 1);
-        run_for(&l, 10);
-        /* the first is written at once; the others are held behind it */
-        ck_assert_uint_eq(stats(r).commands - st0.commands, (uint64_t)i + 1);
-        ck_assert_uint_eq(stats(r).writes - st0.writes, 1);
-    }
-    ck_assert_int_eq(kill(s.pid, SIGCONT), 0);
-    WAIT(&l, is[3].x.called, 3000);
-    for (int i = 0; i < 4; i++) {
-        event_free(ev[i]);
-        ck_assert_int_eq(is[i].x.called, 1);
-        ck_assert(is[i].x.rep.ok && is[i].x.rep.admitted);
-        ck_assert_uint_eq(is[i].x.rep.remaining, 1000u - 1u - (unsigned)i);
-    }
-    ck_assert_uint_eq(stats(r).writes - st0.writes, 2);
-    rec y = call1(&l, r, "opale:q:{H1}", 1000, 60000, "after");
-    ck_assert(y.rep.ok && y.rep.admitted);
-    ck_assert_uint_eq(y.rep.remaining, 995);
-    ck_assert_uint_eq(stats(r).writes - st0.writes, 3);
-    ck_assert_int_eq(rint_(s.port, "ZCARD opale:q:{H1}"), 5);
-    gw_redis_free(r);
-    loop_done(&l);
-    srv_stop(&s);
-}
-END_TEST
-
 /* A slot frees exactly when the oldest entry reaches t + window: polled by
  * refused calls (harmless: not recorded), each refusal says reset >= 1, and
  * the first admission is at or after oldest + window, promptly. */
@@ -1892,7 +1842,6 @@ int main(void)
         tcase_add_test(t, standalone_connect_timeout);
         tcase_add_test(t, standalone_cluster_mode_without_cluster);
         tcase_add_test(t, standalone_pipelined_exact_and_latency);
-        tcase_add_test(t, standalone_one_batch_on_the_wire);
         suite_add_tcase(s, t);
         t = tcase_create("cluster");
         tcase_set_timeout(t, 30);
