@@ -824,6 +824,24 @@ class TestHAProxyConf(unittest.TestCase):
 # the S8 generator and opale-loadgen's partner mode
 
 
+class TestS8Rate(unittest.TestCase):
+    def test_rate_never_shortens_a_partners_period(self):
+        """S8's --rate, formatted for opale-loadgen, never gives a
+        connection a period shorter than its quota's (60 s / per-minute):
+        with "%.3f" 2,000 partners at 50/min were offered 1,666.667 req/s,
+        a period of 1.19999988 s, and partner 1's 51st request fell 12 us
+        inside the 60 s run: a 429, reported as a quota error."""
+        require_partners()
+        from benchlib import national
+        for n in (1, 3, 7, 333, 2000, 3001, 10000):
+            for frac in (1.0, 0.5, 0.25):
+                per_minute = national.S8_PER_MINUTE * frac
+                r = float(national.rate_arg(n * per_minute / 60.0))
+                # slots of one connection in the 60 s window: period = n / r
+                self.assertGreaterEqual(n / r, 60.0 / per_minute, (n, frac, r))
+                self.assertLess(n * per_minute / 60.0 - r, 0.001 + 1e-9, (n, frac, r))
+
+
 class TestPartners(LoadgenCase):
     N = 4
 
