@@ -12,12 +12,13 @@ CTEST_ARGS ?=
 # for the bench tooling's tests, prometheus for promtool, python3-jsonschema
 # for the OpenAPI checks, iproute2 for the doc test's network namespace,
 # python3-yaml for the deployment files' test, chromium, chromium-driver and
-# python3-selenium for the operator console's browser tests).
+# python3-selenium for the operator console's browser tests, strace for the tests
+# that count the system calls of a request).
 RUN_DEPS   = build-essential cmake pkg-config libevent-dev libssl-dev libjansson-dev \
              libhiredis-dev libnghttp2-dev check node-llhttp openssl python3 curl ca-certificates jq
 DEPS       = $(RUN_DEPS) redis-server redis-tools nginx-light prometheus python3-jsonschema iproute2 \
              debhelper dpkg-dev lintian fakeroot logrotate systemd \
-             python3-yaml haproxy python3-cryptography chromium chromium-driver python3-selenium python3-h2 nghttp2-client
+             python3-yaml haproxy python3-cryptography chromium chromium-driver python3-selenium python3-h2 nghttp2-client strace
 BENCH_DEPS = nginx-light haproxy wrk gnuplot-nox python3-cryptography
 # make test-deploy (docs/deploy.md): rootful podman with runc and netavark,
 # mmdebstrap for the base image, python3-yaml for the compose runner.

@@ -14,46 +14,105 @@
 
 #include "mock.h"
 
+/* Appends <s> and its NUL to the record's buffer; -1 when out of memory. */
+static int last_add(struct mock_last *l, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    if (l->len + n > l->cap) {
+        size_t cap = l->cap ? l->cap : 1024;
+        while (cap < l->len + n)
+            cap *= 2;
+        char *b = realloc(l->buf, cap);
+        if (!b)
+            return -1;
+        l->buf = b;
+        l->cap = cap;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+    return 0;
+}
+
+void mock_last_clear(struct mock_last *l)
+{
+    json_decref(l->claims);
+    l->claims = NULL;
+    l->set = false;
+    l->mac_verified = false;
+    l->len = 0;
+    l->nheaders = 0;
+}
+
 void mock_record(struct mock *m, struct evhttp_request *req, const char *path, json_t *claims)
 {
     struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req);
     struct evkeyval *kv;
-    json_t *list = json_array();
-    json_t *cnt;
-    char *key = mock_utf8_copy(path);
+    struct mock_last *l = &m->last;
+    const char *uri = evhttp_request_get_uri(req);
 
     m->requests++;
-    if (key) {
-        cnt = json_object_get(m->by_path, key);
-        if (!cnt && json_object_size(m->by_path) >= MOCK_MAX_PATHS) {
+    /* by path: the count's json_t is updated in place once it exists */
+    json_t *cnt = json_object_get(m->by_path, path);
+    if (cnt && json_is_integer(cnt)) {
+        json_integer_set(cnt, json_integer_value(cnt) + 1);
+    } else {
+        char *key = mock_utf8_copy(path);
+        if (key && !json_object_get(m->by_path, key) &&
+            json_object_size(m->by_path) >= MOCK_MAX_PATHS) {
             free(key);
             key = strdup(MOCK_OTHER_PATHS);
         }
-    }
-    if (key) {
-        cnt = json_object_get(m->by_path, key);
-        json_object_set_new(m->by_path, key, json_integer(cnt ? json_integer_value(cnt) + 1 : 1));
-        free(key);
+        if (key) {
+            cnt = json_object_get(m->by_path, key);
+            json_object_set_new(m->by_path, key,
+                                json_integer(cnt ? json_integer_value(cnt) + 1 : 1));
+            free(key);
+        }
     }
 
+    mock_last_clear(l);
+    l->method = mock_method_name(evhttp_request_get_command(req));
+    l->major = req->major;
+    l->minor = req->minor;
+    l->body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    l->claims = claims;
+    if (last_add(l, uri ? uri : "") != 0)
+        return; /* out of memory: no "last" (a 404 from /__mock/last) */
     TAILQ_FOREACH(kv, hdrs, next)
     {
-        json_array_append_new(list, json_pack("[o,o]", mock_jstr(kv->key), mock_jstr(kv->value)));
+        if (last_add(l, kv->key) != 0 || last_add(l, kv->value) != 0)
+            return;
+        l->nheaders++;
     }
-    /* the request line as evhttp read it, and the body's size, so that a test
-     * can prove what the backend received (and that no body came up) */
-    const char *mname = mock_method_name(evhttp_request_get_command(req));
-    const char *uri = evhttp_request_get_uri(req);
+    l->set = true;
+}
+
+/* The last request as JSON: method, URI, the request line as evhttp read it,
+ * the headers in order, the verified assertion and the body's size, so that
+ * a test can prove what the backend received (and that no body came up). */
+static json_t *last_json(const struct mock_last *l)
+{
+    const char *p = l->buf;
+    const char *uri = p;
+    json_t *list = json_array();
     char *line = NULL;
-    if (asprintf(&line, "%s %s HTTP/%d.%d", mname, uri ? uri : "", (int)req->major,
-                 (int)req->minor) < 0)
+
+    p += strlen(p) + 1;
+    for (size_t i = 0; i < l->nheaders && list; i++) {
+        const char *k = p;
+        const char *v = k + strlen(k) + 1;
+        p = v + strlen(v) + 1;
+        json_array_append_new(list, json_pack("[o,o]", mock_jstr(k), mock_jstr(v)));
+    }
+    if (asprintf(&line, "%s %s HTTP/%d.%d", l->method, uri, l->major, l->minor) < 0)
         line = NULL;
-    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-    json_decref(m->last);
-    m->last = json_pack("{s:s,s:o,s:o,s:o,s:o,s:I}", "method", mname, "uri", mock_jstr(uri),
-                        "request_line", mock_jstr(line ? line : ""), "headers", list, "assertion",
-                        claims ? claims : json_null(), "body_len", (json_int_t)body_len);
+    json_t *j = json_pack("{s:s,s:o,s:o,s:o,s:O,s:I}", "method", l->method, "uri", mock_jstr(uri),
+                          "request_line", mock_jstr(line ? line : ""), "headers", list, "assertion",
+                          l->claims ? l->claims : json_null(), "body_len", (json_int_t)l->body_len);
     free(line);
+    if (j && l->mac_verified) /* the grant, and the MAC of this very request */
+        json_object_set_new(j, "request_mac", json_string("verified"));
+    return j;
 }
 
 /* Applies a {"latency_ms":N,"error_rate":P,"reset_rate":P,"seed":S} subset;
@@ -132,16 +191,16 @@ void mock_serve_control(struct mock *m, struct evhttp_request *req, const char *
         m->assertion_replayed = 0;
         m->rng = m->seed; /* the fault sequence restarts too */
         json_object_clear(m->by_path);
-        json_decref(m->last);
-        m->last = NULL;
+        mock_last_clear(&m->last);
         mock_send_json(m, req, 204, NULL);
     } else if (strcmp(what, "last") == 0) {
         if (cmd != EVHTTP_REQ_GET)
             goto method;
-        if (!m->last)
+        json_t *j = m->last.set ? last_json(&m->last) : NULL;
+        if (!j)
             mock_send_error(m, req, E404_NOLAST);
         else
-            mock_send_json(m, req, 200, json_incref(m->last));
+            mock_send_json(m, req, 200, j);
     } else if (strcmp(what, "config") == 0) {
         if (cmd == EVHTTP_REQ_GET) {
             mock_send_json(m, req, 200,

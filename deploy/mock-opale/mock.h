@@ -55,6 +55,24 @@ struct fault {
 
 struct pending;
 
+/* The last non-/__mock/ request, kept raw and turned into JSON only when
+ * GET /__mock/last asks for it: its strings (URI, then each header's name and
+ * value) copied end to end, NUL-terminated, into one buffer reused from
+ * request to request. Building the JSON for every request (a json_t and a
+ * UTF-8 check per header name and value) was a third of the mock's CPU in the
+ * bench, where the mock shares the load generator's core. */
+struct mock_last {
+    bool set;
+    const char *method; /* a constant */
+    int major, minor;
+    size_t nheaders;
+    size_t body_len;
+    char *buf; /* uri\0 (name\0 value\0)* */
+    size_t len, cap;
+    json_t *claims;    /* the verified assertion, or NULL */
+    bool mac_verified; /* --mac-key: this very request's MAC was checked */
+};
+
 struct mock {
     struct event_base *base;
     struct evhttp *http;
@@ -65,8 +83,8 @@ struct mock {
     uint64_t connections;
     uint64_t assertion_refused; /* replays included */
     uint64_t assertion_replayed;
-    json_t *by_path; /* path -> count */
-    json_t *last;    /* last non-/__mock/ request, or NULL */
+    json_t *by_path;       /* path -> count */
+    struct mock_last last; /* last non-/__mock/ request */
     struct pending *pending;
     struct mock_verifier v; /* v.jwks_path NULL: no --jwks */
     bool quiet;
@@ -126,6 +144,8 @@ void mock_serve_opale(struct mock *m, struct evhttp_request *req);
 /* Counts a served request and keeps it as "last", with <claims> (consumed;
  * NULL without --jwks) as its verified assertion. */
 void mock_record(struct mock *m, struct evhttp_request *req, const char *path, json_t *claims);
+/* Forgets the last request (reset) and frees what it held (exit). */
+void mock_last_clear(struct mock_last *l);
 /* Answers /__mock/<what>. */
 void mock_serve_control(struct mock *m, struct evhttp_request *req, const char *what);
 

@@ -7,6 +7,9 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -18,6 +21,11 @@
  * else <s> with every non-ASCII byte replaced by '?'. Caller frees. */
 char *mock_utf8_copy(const char *s)
 {
+    const unsigned char *a = (const unsigned char *)s;
+    while (*a != 0 && *a < 0x80)
+        a++;
+    if (*a == 0)
+        return strdup(s); /* ASCII: valid as it is */
     json_t *probe = json_string(s);
     char *c = strdup(s);
 
@@ -110,7 +118,17 @@ static void send_body(struct mock *m, struct evhttp_request *req, int code, int 
     else
         snprintf(what, sizeof(what), "%d", code);
     mock_access_log(m, req, what);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     evhttp_send_reply(req, code, NULL, buf);
+    /* Written in this loop iteration: libevent's bufferevent writes only
+     * from its EV_WRITE callback, so evhttp_send_reply() adds EV_WRITE and
+     * the next epoll_wait() finds the socket writable (an epoll_ctl, a loop
+     * round trip, and another epoll_ctl to remove it). Activating the event
+     * runs the same callback later in this iteration; the changelist
+     * (main.c) then folds the add and the remove into nothing. */
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (bev && event_pending(&bev->ev_write, EV_WRITE, NULL))
+        event_active(&bev->ev_write, EV_WRITE, 1);
     if (buf)
         evbuffer_free(buf);
 }

@@ -4,7 +4,6 @@
  */
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -189,14 +188,10 @@ void mock_on_request(struct evhttp_request *req, void *arg)
     enum outcome o = OUT_REPLY;
     double u_reset, u_error;
 
-    if (evcon) {
-        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-        evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-        int one = 1;
-        if (fd >= 0)
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY: set on the listener, which Linux copies to every
+     * accepted socket (main.c) */
+    if (evcon)
         evhttp_connection_set_closecb(evcon, on_conn_close, m);
-    }
     if (!path)
         path = "";
     if (strncmp(path, "/__mock/", 8) == 0) {
@@ -228,8 +223,8 @@ void mock_on_request(struct evhttp_request *req, void *arg)
             return;
         }
         mock_record(m, req, path, claims);
-        if (m->v.mac_key && m->last) /* the grant, and the MAC of this very request */
-            json_object_set_new(m->last, "request_mac", json_string("verified"));
+        if (m->v.mac_key && m->last.set) /* the grant, and the MAC of this very request */
+            m->last.mac_verified = true;
     } else {
         mock_record(m, req, path, NULL);
     }

@@ -28,6 +28,7 @@ latest (SIGTERM, then SIGKILL after 10 s).
 
 import atexit
 import base64
+import contextlib
 import copy
 import fcntl
 import hashlib
@@ -410,6 +411,26 @@ def cert_x5t_s256(cert_name, pki=None):
 
 # --------------------------------------------------------------------------
 # raw HTTP/1.1 over TLS
+
+
+@contextlib.contextmanager
+def strace_attached(test, pid, out, *args):
+    """Process <pid> under strace (extra <args>, its output in <out>) while
+    the block runs; the lines are in <out> once the block is over. Skips
+    <test> when strace is missing or cannot attach."""
+    if shutil.which("strace") is None:
+        test.skipTest("strace not installed")
+    tr = subprocess.Popen(["strace", "-f", "-qq", *args, "-o", out, "-p", str(pid)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)  # attached
+        if tr.poll() is not None:
+            test.skipTest("strace cannot attach: %s" % tr.stderr.read().decode(errors="replace")[:200])
+        yield
+    finally:
+        tr.terminate()
+        tr.wait(timeout=10)
+        tr.stderr.close()
 
 
 class PeerClosed(Exception):

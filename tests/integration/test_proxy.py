@@ -4,8 +4,6 @@ record of each outcome."""
 
 import json
 import os
-import shutil
-import subprocess
 import threading
 import time
 import unittest
@@ -255,28 +253,16 @@ class TestProxy(GatewayTestCase):
         # write_direct), not through the bufferevent's output chain and its
         # write callback's writev() (strace of the gateway over two requests
         # of one keep-alive connection, the first having pooled one).
-        if shutil.which("strace") is None:
-            self.skipTest("strace not installed")
         st = self.stack
         with st.tls_connect() as s:
             send_raw(s, self.stack.build_request(DECL % (SIREN, 2015)))
             self.assertEqual(read_response(s).status, 200)
             out = os.path.join(st.dir, "strace-send.txt")
-            tr = subprocess.Popen(["strace", "-f", "-qq", "-s", "64", "-e", "trace=sendto,writev", "-o", out,
-                                   "-p", str(st.gw.pid)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                time.sleep(0.5)  # attached
-                if tr.poll() is not None:
-                    self.skipTest("strace cannot attach: %s" % tr.stderr.read().decode(errors="replace")[:200])
+            with harness.strace_attached(self, st.gw.pid, out, "-s", "64", "-e", "trace=sendto,writev"):
                 for year in (2016, 2017):
                     send_raw(s, self.stack.build_request(DECL % (SIREN, year)))
                     self.assertEqual(read_response(s).status, 200)
                 time.sleep(0.2)
-            finally:
-                tr.terminate()
-                tr.wait(timeout=10)
-                tr.stderr.close()
         with open(out) as f:
             calls = [l.strip() for l in f if "GET /opale/" in l]
         self.assertEqual(len([l for l in calls if "sendto(" in l]), 2, calls)

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import ssl
 import time
 import unittest
@@ -212,21 +211,10 @@ class TestTLSRecords(GatewayTestCase):
         strace-<name>.txt) while the block runs: the list it yields holds
         the epoll_ctl lines once the block is over. Skips the test when
         strace is missing or cannot attach."""
-        if shutil.which("strace") is None:
-            self.skipTest("strace not installed")
         out = os.path.join(self.stack.dir, "strace-%s.txt" % name)
-        st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=epoll_ctl", "-o", out, "-p", str(self.stack.gw.pid)],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         calls = []
-        try:
-            time.sleep(0.5)  # attached
-            if st.poll() is not None:
-                self.skipTest("strace cannot attach: %s" % st.stderr.read().decode(errors="replace")[:200])
+        with harness.strace_attached(self, self.stack.gw.pid, out, "-e", "trace=epoll_ctl"):
             yield calls
-        finally:
-            st.terminate()
-            st.wait(timeout=10)
-            st.stderr.close()
         with open(out) as f:
             calls.extend(l.strip() for l in f if "epoll_ctl(" in l)
 
