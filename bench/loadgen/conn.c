@@ -14,6 +14,8 @@
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 
 #include "loadgen.h"
@@ -215,9 +217,28 @@ static void conn_ready(struct conn *c)
 
 static void response_done(struct conn *c, int status, int close);
 
+static void read_input(struct bufferevent *bev, struct conn *c);
+
+/* Records left in OpenSSL's read-ahead buffer (tls.c): the read callback
+ * again, in this loop iteration, as if the socket were readable. */
+static void read_pending(struct conn *c, struct bufferevent *bev)
+{
+    if (c->bev != bev || !lg_opt.url.tls || !(bufferevent_get_enabled(bev) & EV_READ))
+        return; /* the connection was closed (or replaced) meanwhile */
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (ssl != NULL && SSL_has_pending(ssl))
+        event_active(&bev->ev_read, EV_READ, 1);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
+    read_input(bev, c);
+    read_pending(c, bev);
+}
+
+static void read_input(struct bufferevent *bev, struct conn *c)
+{
     struct worker *w = c->w;
     struct evbuffer *in = bufferevent_get_input(bev);
     if (lg_opt.h2) {
