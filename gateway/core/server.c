@@ -20,6 +20,7 @@
 #include "core/hstable.h"
 #include "core/jbatch.h"
 #include "core/tls.h"
+#include "lib/evtimer.h"
 #include "lib/hash.h"
 #include "revoc/revoc.h"
 #include "lib/util.h"
@@ -498,23 +499,9 @@ static int worker_init(gw_server *s, gw_worker *w, unsigned id, char **err)
         return -1;
     }
     memset(w->stats, 0, ssz);
-    /* The epoll changelist folds the event changes made during one loop
-     * iteration into one epoll_ctl() at the next wait, and none when they
-     * cancel out: a response written at once by bufferevent_openssl adds
-     * and removes EV_WRITE in the same callback. Safe here: the gateway
-     * never dup()s a socket (the changelist's one caveat, event.h).
-     * The precise timer reads CLOCK_MONOTONIC, the clock the journal's "ms"
-     * is measured with: libevent's default, CLOCK_MONOTONIC_COARSE, lags by
-     * up to a tick (4 ms at 250 Hz, more on a loaded VM), so a timeout
-     * counted from it could fire before its time by the journal's clock. */
-    struct event_config *ec = event_config_new();
-    if (ec != NULL) {
-        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
-        event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
-        w->base = event_base_new_with_config(ec);
-        event_config_free(ec);
-    }
+    /* changelist, no locks, the coarse clock; timeouts promised to callers
+     * are armed with gw_evtimer_in() (lib/evtimer.h) */
+    w->base = gw_evbase_new();
     if (w->base == NULL) {
         *err = strdup("cannot create the worker's event base");
         return -1;
