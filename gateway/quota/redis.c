@@ -41,6 +41,10 @@
  * decision then costs no allocation of ours. */
 #define CALL_ROOM 128
 #define CALLS_KEPT 256
+/* Calls coalesced into one FCALL opale_quota_n (see "batches" below), and
+ * the batches kept for reuse. */
+#define BATCH_MAX 64
+#define BATCHES_KEPT 16
 
 /* The Redis 7 Function. An entry at t leaves the window at t + window
  * (ZREMRANGEBYSCORE removes score <= now - window), as in memlog.c. Members
@@ -62,24 +66,29 @@
  * string.format('%d') (when Lua's %d is 64-bit, checked at the first call:
  * a 32-bit Redis gets the number), and strings are coerced once by arithmetic. With no
  * entry left in the window (n == 0) the oldest is the one just added: reset
- * = window without the ZRANGE. */
+ * = window without the ZRANGE. quota_n decides several calls of one key
+ * (one member each) in order at one TIME, as that many quota calls in the
+ * same millisecond would (the client's batches, below). */
 static const char FUNCTION_CODE[] =
     "#!lua name=opale\n"
     "local wide\n"
-    "local function quota(keys, args)\n"
+    "local function open(keys, args)\n"
     "  if wide == nil then wide = string.format('%d', 2^40) == '1099511627776' end\n"
     "  local call = redis.call\n"
-    "  local key = keys[1]\n"
-    "  if keys[2] ~= nil and call('EXISTS', keys[2]) == 0 then return {-1, 0, 0} end\n"
-    "  local limit = args[1] + 0\n"
-    "  local window = args[2] + 0\n"
+    "  if keys[2] ~= nil and call('EXISTS', keys[2]) == 0 then return nil end\n"
     "  local t = call('TIME')\n"
     "  local nows = t[1] .. string.sub('00000' .. t[2], -6, -4)\n"
-    "  local now = nows + 0\n"
-    "  if limit < 1 then return {0, 0, window} end\n"
+    "  local now, limit, window = nows + 0, args[1] + 0, args[2] + 0\n"
+    "  if limit < 1 then return nows, now, limit, window, nil end\n"
     "  local b = now - window\n"
-    "  call('ZREMRANGEBYSCORE', key, '-inf', wide and string.format('%d', b) or b)\n"
-    "  local n = call('ZCARD', key)\n"
+    "  call('ZREMRANGEBYSCORE', keys[1], '-inf', wide and string.format('%d', b) or b)\n"
+    "  return nows, now, limit, window, call('ZCARD', keys[1])\n"
+    "end\n"
+    "local function quota(keys, args)\n"
+    "  local nows, now, limit, window, n = open(keys, args)\n"
+    "  if nows == nil then return {-1, 0, 0} end\n"
+    "  if n == nil then return {0, 0, window} end\n"
+    "  local call, key = redis.call, keys[1]\n"
     "  if n < limit then\n"
     "    local m, i = args[3], 0\n"
     "    while call('ZADD', key, 'NX', nows, m) == 0 do\n"
@@ -94,6 +103,55 @@ static const char FUNCTION_CODE[] =
     "  local r = n == limit and '0' or string.format('%d', n - limit)\n"
     "  local o = call('ZRANGE', key, r, r, 'WITHSCORES')\n"
     "  return {0, 0, o[2] + window - now}\n"
+    "end\n"
+    "local function quota_n(keys, args)\n"
+    "  local nows, now, limit, window, n = open(keys, args)\n"
+    "  if nows == nil then return {-1, 0, 0} end\n"
+    "  local out, m = {}, #args - 2\n"
+    "  if n == nil then\n"
+    "    for i = 1, m do out[3 * i - 2], out[3 * i - 1], out[3 * i] = 0, 0, window end\n"
+    "    return out\n"
+    "  end\n"
+    "  local call, key = redis.call, keys[1]\n"
+    "  local n0, oldest, over, add, taken, scores = n, nil, nil, nil, {}, nil\n"
+    "  for i = 1, m do\n"
+    "    local j = 3 * i - 2\n"
+    "    if n < limit then\n"
+    "      if add == nil then\n"
+    "        add = {'ZADD', key, 'NX'}\n"
+    "        if n0 > 0 then scores = call('ZMSCORE', key, unpack(args, 3)) end\n"
+    "      end\n"
+    "      local mm, k = args[i + 2], 0\n"
+    "      while taken[mm] or (k == 0 and scores ~= nil and scores[i]) or\n"
+    "            (k > 0 and n0 > 0 and call('ZSCORE', key, mm)) do\n"
+    "        k = k + 1\n"
+    "        mm = args[i + 2] .. '#' .. k\n"
+    "      end\n"
+    "      taken[mm] = true\n"
+    "      add[#add + 1] = nows\n"
+    "      add[#add + 1] = mm\n"
+    "      n = n + 1\n"
+    "      if oldest == nil then\n"
+    "        oldest = n0 > 0 and call('ZRANGE', key, '0', '0', 'WITHSCORES')[2] + 0 or now\n"
+    "      end\n"
+    "      if now < oldest then oldest = now end\n"
+    "      out[j], out[j + 1], out[j + 2] = 1, limit - n, oldest + window - now\n"
+    "    elseif n == limit then\n"
+    "      if oldest == nil then oldest = call('ZRANGE', key, '0', '0', 'WITHSCORES')[2] + 0 end\n"
+    "      out[j], out[j + 1], out[j + 2] = 0, 0, oldest + window - now\n"
+    "    else\n"
+    "      if over == nil then\n"
+    "        local r = string.format('%d', n - limit)\n"
+    "        over = call('ZRANGE', key, r, r, 'WITHSCORES')[2] + 0\n"
+    "      end\n"
+    "      out[j], out[j + 1], out[j + 2] = 0, 0, over + window - now\n"
+    "    end\n"
+    "  end\n"
+    "  if add ~= nil then\n"
+    "    call(unpack(add))\n"
+    "    call('PEXPIRE', key, args[2])\n"
+    "  end\n"
+    "  return out\n"
     "end\n"
     "local function restore(keys, args)\n"
     "  local key = keys[1]\n"
@@ -116,6 +174,7 @@ static const char FUNCTION_CODE[] =
     "  return n\n"
     "end\n"
     "redis.register_function('opale_quota', quota)\n"
+    "redis.register_function('opale_quota_n', quota_n)\n"
     "redis.register_function('opale_restore', restore)\n";
 
 enum { C_DOWN, C_CONNECTING, C_UP };
@@ -143,7 +202,19 @@ typedef struct conn {
                             ones send the local decisions from then on */
     struct event *timer; /* connect timeout (connecting), retry (down), sync grace (up,
                             not ready) or audit (ready) */
+    struct batch *open;  /* this loop pass's calls, not yet written */
+    struct batch *open_tail;
 } conn;
+
+/* The calls of one loop pass for one key, limit and window on one
+ * connection, sent as one command when the pass's callbacks are done. */
+typedef struct batch {
+    struct batch *next; /* conn->open, or gw_redis->free_batches */
+    conn *c;
+    int asking; /* preceded by ASKING (a cluster ASK redirect) */
+    unsigned n;
+    struct gw_redis_call *k[BATCH_MAX];
+} batch;
 
 struct gw_redis_call {
     gw_redis *r;
@@ -161,7 +232,7 @@ struct gw_redis_call {
     uint64_t sent_us;
     unsigned limit;
     uint64_t window_ms;
-    size_t keylen;
+    size_t keylen, memberlen;
     char *member;
     char key[];
 };
@@ -182,6 +253,10 @@ struct gw_redis {
     gw_redis_call *calls;
     gw_redis_call *free_calls; /* done calls kept for reuse (next), with their event */
     unsigned nfree_calls;
+    struct event *flush_ev; /* writes the open batches, once per loop pass */
+    int flush_pending;
+    batch *free_batches;
+    unsigned nfree_batches;
     gw_rpool *rpool;     /* the reply objects of every connection's reader */
     gw_redis_stats st;   /* counters: written by the worker only (STAT_ADD) */
     int up, persistence; /* published by publish_up(), read by gw_redis_get_stats */
@@ -1138,6 +1213,168 @@ static size_t resp_format(char *out, size_t cap, int n, const char *const *av, c
     return len;
 }
 
+/* ---- batches ------------------------------------------------------- */
+
+/* A loop pass's calls for one key (one habilitation), limit and window on
+ * one connection leave as one command: the first as "FCALL opale_quota"
+ * when alone, else all of them as "FCALL opale_quota_n", which decides them
+ * in order at one server time, as that many opale_quota calls in the same
+ * millisecond would (docs/quotas.md, "Coalescing"). Redis then runs the
+ * function's window work (EXISTS, TIME, ZREMRANGEBYSCORE, ZCARD, ZRANGE,
+ * PEXPIRE) once per batch instead of once per call. Each call keeps its own
+ * timer, cancel and callback; a batch is written by on_flush, activated by
+ * the pass's first call and run after the callbacks already queued in that
+ * pass, so that the requests read together are decided together. */
+static void on_fcall_n(redisAsyncContext *ac, void *reply, void *priv);
+static int call_retry(gw_redis_call *k, conn *c, const char *err);
+
+static batch *batch_for(conn *c, const gw_redis_call *k, int asking)
+{
+    for (batch *b = c->open; b != NULL; b = b->next) {
+        const gw_redis_call *o = b->k[0];
+        if (b->n < BATCH_MAX && b->asking == asking && o->keylen == k->keylen &&
+            o->limit == k->limit && o->window_ms == k->window_ms &&
+            memcmp(o->key, k->key, k->keylen) == 0)
+            return b;
+    }
+    gw_redis *r = c->r;
+    batch *b = r->free_batches;
+    if (b != NULL) {
+        r->free_batches = b->next;
+        r->nfree_batches--;
+    } else if ((b = malloc(sizeof(*b))) == NULL) {
+        return NULL;
+    }
+    b->next = NULL;
+    b->c = c;
+    b->asking = asking;
+    b->n = 0;
+    if (c->open_tail != NULL)
+        c->open_tail->next = b;
+    else
+        c->open = b;
+    c->open_tail = b;
+    return b;
+}
+
+static void batch_free(batch *b)
+{
+    gw_redis *r = b->c->r;
+    if (r->nfree_batches < BATCHES_KEPT && !r->closing) {
+        b->next = r->free_batches;
+        r->free_batches = b;
+        r->nfree_batches++;
+        return;
+    }
+    free(b);
+}
+
+/* Hand the batch to hiredis: REDIS_OK or REDIS_ERR. */
+static int batch_write(batch *b)
+{
+    conn *c = b->c;
+    gw_redis *r = c->r;
+    gw_redis_call *k = b->k[0];
+    char lim[24], win[24];
+    size_t liml = gw_fmt_ull(lim, k->limit);
+    size_t winl = gw_fmt_ull(win, (unsigned long long)k->window_ms);
+    const char *av[7 + BATCH_MAX];
+    size_t al[7 + BATCH_MAX];
+    int n = 0;
+#define ARG(s, l) (av[n] = (s), al[n++] = (l))
+    ARG("FCALL", 5);
+    if (b->n == 1)
+        ARG("opale_quota", 11);
+    else
+        ARG("opale_quota_n", 13);
+    ARG(r->cluster ? "1" : "2", 1);
+    ARG(k->key, k->keylen);
+    if (!r->cluster)
+        ARG(MARKER, sizeof(MARKER) - 1); /* KEYS[2], checked by the function */
+    ARG(lim, liml);
+    ARG(win, winl);
+    for (unsigned i = 0; i < b->n; i++)
+        ARG(b->k[i]->member, b->k[i]->memberlen);
+#undef ARG
+    if (b->asking && redisAsyncCommand(c->ac, NULL, NULL, "ASKING") != REDIS_OK)
+        return REDIS_ERR;
+    redisCallbackFn *fn = b->n == 1 ? on_fcall : on_fcall_n;
+    void *priv = b->n == 1 ? (void *)k : (void *)b;
+    char cmd[4096];
+    size_t cl = resp_format(cmd, sizeof(cmd), n, av, al);
+    return cl > 0 ? redisAsyncFormattedCommand(c->ac, fn, priv, cmd, cl)
+                  : redisAsyncCommandArgv(c->ac, fn, priv, n, av, al);
+}
+
+/* Write one open batch: its calls cancelled since are dropped, the others
+ * sent, or failed (from their own 0-timeout event) when the connection went
+ * down or began a sync during the pass. */
+static void batch_send(batch *b)
+{
+    conn *c = b->c;
+    gw_redis *r = c->r;
+    unsigned n = 0;
+    for (unsigned i = 0; i < b->n; i++) {
+        gw_redis_call *k = b->k[i];
+        if (k->done) { /* cancelled: never sent, so it admits nothing */
+            k->on_wire = 0;
+            k->c = NULL;
+            c->inflight--;
+            call_maybe_free(k);
+        } else {
+            b->k[n++] = k;
+        }
+    }
+    b->n = n;
+    if (n == 0) {
+        batch_free(b);
+        return;
+    }
+    const char *why = NULL;
+    if (c->ac == NULL || c->state != C_UP)
+        why = "redis.down";
+    else if (!c->ready)
+        why = "redis.syncing";
+    else if (batch_write(b) != REDIS_OK)
+        why = "redis.down";
+    if (why != NULL) {
+        for (unsigned i = 0; i < n; i++) {
+            gw_redis_call *k = b->k[i];
+            k->on_wire = 0;
+            k->c = NULL;
+            c->inflight--;
+            call_fail_async(k, why);
+        }
+        batch_free(b);
+        return;
+    }
+    write_soon(c);
+    uint64_t t = now_us();
+    for (unsigned i = 0; i < n; i++)
+        b->k[i]->sent_us = t;
+    STAT_ADD(r, commands, n);
+    if (n == 1)
+        batch_free(b); /* hiredis holds the call itself (on_fcall) */
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gw_redis *r = arg;
+    r->flush_pending = 0;
+    for (size_t i = 0; i < r->nconns; i++) {
+        conn *c = r->conns[i];
+        batch *b = c->open;
+        c->open = c->open_tail = NULL;
+        while (b != NULL) {
+            batch *next = b->next;
+            batch_send(b);
+            b = next;
+        }
+    }
+}
+
 static const char *call_send(gw_redis_call *k, conn *c, int asking)
 {
     gw_redis *r = k->r;
@@ -1153,37 +1390,18 @@ static const char *call_send(gw_redis_call *k, conn *c, int asking)
         return "redis.syncing"; /* writing back: no admission before the window is whole */
     if (c->inflight >= r->max_inflight)
         return "redis.busy";
-    char lim[24], win[24];
-    size_t liml = gw_fmt_ull(lim, k->limit);
-    size_t winl = gw_fmt_ull(win, (unsigned long long)k->window_ms);
-    /* standalone: KEYS[2] is the marker, checked by the function */
-    const char *argv[] = {"FCALL", "opale_quota", r->cluster ? "1" : "2", k->key, MARKER, lim,
-                          win,     k->member};
-    const size_t lens[] = {5, 11, 1, k->keylen, sizeof(MARKER) - 1, liml, winl, strlen(k->member)};
-    int skip = r->cluster ? 1 : 0; /* cluster: no marker argument */
-    const char *av[8];
-    size_t al[8];
-    int n = 0;
-    for (int i = 0; i < 8; i++) {
-        if (skip && i == 4)
-            continue;
-        av[n] = argv[i];
-        al[n++] = lens[i];
-    }
-    if (asking && redisAsyncCommand(c->ac, NULL, NULL, "ASKING") != REDIS_OK)
-        return "redis.down";
-    char cmd[1024];
-    size_t cl = resp_format(cmd, sizeof(cmd), n, av, al);
-    if ((cl > 0 ? redisAsyncFormattedCommand(c->ac, on_fcall, k, cmd, cl)
-                : redisAsyncCommandArgv(c->ac, on_fcall, k, n, av, al)) != REDIS_OK)
-        return "redis.down";
-    write_soon(c);
+    batch *b = batch_for(c, k, asking);
+    if (b == NULL)
+        return "redis.down"; /* out of memory */
+    b->k[b->n++] = k;
     k->c = c;
-    k->on_wire = 1;
-    k->sent_us = now_us();
+    k->on_wire = 1; /* hiredis will hold it: kept until the batch is written */
     if (c->inflight++ == 0)
-        c->last_us = k->sent_us; /* waiting for replies from now on */
-    STAT_ADD(r, commands, 1);
+        c->last_us = now_us(); /* waiting for replies from now on */
+    if (!r->flush_pending) {
+        r->flush_pending = 1;
+        event_active(r->flush_ev, EV_TIMEOUT, 1);
+    }
     return NULL;
 }
 
@@ -1264,9 +1482,17 @@ static int call_retry(gw_redis_call *k, conn *c, const char *err)
          * FLUSH): load it again, then the FCALL behind it on the same
          * connection */
         k->tried |= TRIED_RELOAD;
-        c->loaded = 0;
-        publish_up(r);
-        why = (c->ac != NULL && load_function(c) == REDIS_OK) ? call_send(k, c, 0) : "redis.down";
+        if (c->loaded) {
+            /* once for all the calls of a batch: the first to see the error
+             * loads it, the others follow the load on the connection */
+            c->loaded = 0;
+            publish_up(r);
+            why = (c->ac != NULL && load_function(c) == REDIS_OK) ? NULL : "redis.down";
+        } else {
+            why = c->ac != NULL ? NULL : "redis.down";
+        }
+        if (why == NULL)
+            why = call_send(k, c, 0);
     } else {
         return 0;
     }
@@ -1334,6 +1560,72 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     call_finish(k, &out);
 }
 
+/* The reply to a batch (FCALL opale_quota_n): {admitted, remaining, reset}
+ * per call, in the calls' order, or {-1, 0, 0} when the marker is gone.
+ * Each call is reported as on_fcall would report it alone. */
+static void on_fcall_n(redisAsyncContext *ac, void *reply, void *priv)
+{
+    batch *b = priv;
+    conn *c = b->c;
+    gw_redis *r = c->r;
+    redisReply *rep = reply;
+    unsigned n = b->n;
+    c->inflight -= n;
+    for (unsigned i = 0; i < n; i++) {
+        b->k[i]->on_wire = 0;
+        b->k[i]->c = NULL;
+    }
+    if (rep == NULL) {
+        if (c->ac == ac) {
+            c->state = C_DOWN;
+            publish_up(r);
+        }
+        for (unsigned i = 0; i < n; i++)
+            call_fail(b->k[i], "redis.down");
+        batch_free(b);
+        return;
+    }
+    uint64_t t = now_us();
+    c->last_us = t;
+    STAT_ADD(r, replies, n);
+    STAT_ADD(r, latency_us_sum, n * (t - b->k[0]->sent_us));
+    if (c->resync && c->state == C_UP && c->ac == ac)
+        resync(c);
+    int err = rep->type == REDIS_REPLY_ERROR;
+    int marker = !err && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+                 rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer < 0;
+    int bad = !err && !marker && (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 * (size_t)n);
+    for (size_t i = 0; !err && !marker && !bad && i < rep->elements; i++)
+        bad = rep->element[i]->type != REDIS_REPLY_INTEGER || rep->element[i]->integer < 0 ||
+              (i % 3 == 0 && rep->element[i]->integer > 1);
+    if (marker && c->ready && c->ac == ac)
+        sync_begin(c, 1); /* Redis lost its data: nothing admitted; sync first */
+    for (unsigned i = 0; i < n; i++) {
+        gw_redis_call *k = b->k[i];
+        if (k->done) {
+            call_maybe_free(k); /* a late reply after a timeout or a cancel */
+        } else if (err) {
+            if (!call_retry(k, c, rep->str)) {
+                STAT_ADD(r, errors, 1);
+                call_fail(k, "redis.error");
+            }
+        } else if (marker) {
+            call_fail(k, "redis.syncing");
+        } else if (bad) {
+            STAT_ADD(r, errors, 1);
+            call_fail(k, "redis.error");
+        } else {
+            redisReply **e = rep->element + 3 * i;
+            gw_redis_reply out = {1, NULL, e[0]->integer != 0, (unsigned)e[1]->integer,
+                                  (uint64_t)e[2]->integer};
+            if (out.admitted && r->own != NULL)
+                gw_ownlog_record(r->own, k->key, k->limit, t / 1000u, k->member);
+            call_finish(k, &out);
+        }
+    }
+    batch_free(b);
+}
+
 static conn *route(gw_redis *r, const char *key, size_t len)
 {
     if (!r->cluster)
@@ -1374,6 +1666,7 @@ gw_redis_call *gw_redis_quota(gw_redis *r, const char *key, unsigned limit, uint
     k->keylen = kl;
     memcpy(k->key, key, kl + 1);
     k->member = k->key + kl + 1;
+    k->memberlen = ml;
     memcpy(k->member, member, ml + 1);
     k->next = r->calls;
     if (r->calls != NULL)
@@ -1436,7 +1729,12 @@ gw_redis *gw_redis_new(struct event_base *base, const gw_redis_conf *cf)
         1000u * (uint64_t)(10 * r->timeout_ms > STALL_MIN_MS ? 10 * r->timeout_ms : STALL_MIN_MS);
     r->rng = (now_us() ^ (uint64_t)(uintptr_t)r) | 1;
     r->rpool = gw_rpool_new();
-    if (r->rpool == NULL) {
+    r->flush_ev = event_new(base, -1, 0, on_flush, r);
+    if (r->rpool == NULL || r->flush_ev == NULL) {
+        if (r->rpool != NULL)
+            gw_rpool_release(r->rpool);
+        if (r->flush_ev != NULL)
+            event_free(r->flush_ev);
         free(r);
         return NULL;
     }
@@ -1448,6 +1746,7 @@ gw_redis *gw_redis_new(struct event_base *base, const gw_redis_conf *cf)
             if (r->refresh_timer != NULL)
                 event_free(r->refresh_timer);
             gw_rpool_release(r->rpool);
+            event_free(r->flush_ev);
             free(r);
             return NULL;
         }
@@ -1477,6 +1776,22 @@ void gw_redis_free(gw_redis *r)
             redisAsyncFree(ac);
         }
     }
+    /* batches not written yet: their calls go with the others below */
+    for (size_t i = 0; i < r->nconns; i++) {
+        batch *b = r->conns[i]->open;
+        r->conns[i]->open = r->conns[i]->open_tail = NULL;
+        while (b != NULL) {
+            batch *next = b->next;
+            free(b);
+            b = next;
+        }
+    }
+    while (r->free_batches != NULL) {
+        batch *b = r->free_batches;
+        r->free_batches = b->next;
+        free(b);
+    }
+    event_free(r->flush_ev);
     /* calls still waiting for their failure report (not cancelled: the
      * caller broke the contract) are dropped without a callback */
     while (r->calls != NULL) {

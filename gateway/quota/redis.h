@@ -12,7 +12,11 @@
  * (ZADD key now member), sets PEXPIRE key window, and returns
  * {admitted (0/1), remaining, ms until the oldest entry leaves the window}.
  * An entry at time t leaves the window at t + window (same boundary as the
- * in-memory log, gateway/quota/memlog.c).
+ * in-memory log, gateway/quota/memlog.c). The calls of one loop pass for one
+ * key, limit and window go as one "FCALL opale_quota_n" (the same decisions
+ * as that many opale_quota calls in one millisecond, in order; see
+ * docs/quotas.md, "Coalescing"); a call cancelled before its pass ends is
+ * not sent.
  *
  * Write-back: every (re)connection, and every sign that Redis lost its data
  * (the marker key opale:q:live gone: a restart without persistence, FLUSHALL),

@@ -1241,26 +1241,38 @@ class TestRedisFaults(GatewayTestCase):
         st.mock_reset()
         corrs = [str(uuid.uuid4()) for _ in range(4)]
         socks = [st.tls_connect(COMMUNE) for _ in corrs]
-        # the bytes of one quota FCALL (the member is the 36-character request
-        # id) and of the EXISTS probe each connection may have pending
-        fcall = resp_len([b"FCALL", b"opale_quota", b"2", quota_key(PARTNERS[COMMUNE]["id"]).encode(),
-                          b"opale:q:live", str(NF).encode(), str(WINDOW_MS).encode(), b"x" * 36])
+        # the bytes of the smallest form the four quota calls can take (one
+        # FCALL opale_quota_n of four 36-character request ids, when they
+        # are decided in one loop pass) and of the EXISTS probe each
+        # connection may have pending
+        fcall4 = resp_len([b"FCALL", b"opale_quota_n", b"2", quota_key(PARTNERS[COMMUNE]["id"]).encode(),
+                           b"opale:q:live", str(NF).encode(), str(WINDOW_MS).encode()] + [b"x" * 36] * 4)
         probe = resp_len([b"EXISTS", b"opale:q:live"])
+
+        def sent_calls():
+            status, text = st.admin_call("GET", "/metrics")
+            self.assertEqual(status, 200, text)
+            m = re.search(r'^opale_redis_commands_total\{outcome="sent"\} (\d+)$', text, re.M)
+            self.assertIsNotNone(m, "no opale_redis_commands_total{outcome=\"sent\"} in /metrics")
+            return int(m.group(1))
+        sent0 = sent_calls()
         self.redis.pause()
         try:
             t_sent = time.monotonic()
             for s, corr in zip(socks, corrs):
                 send_raw(s, st.build_request(TARGET, correlation_id=corr))
-            # wait until the four FCALLs sit unread in the stopped Redis's
-            # socket buffers (a fixed sleep was not enough on a loaded
-            # machine: the gateway saw the close first, and no FCALL left)
+            # wait until the four calls are written (the gateway counts a
+            # call sent when it hands its command to the socket, in the same
+            # loop pass) and sit unread in the stopped Redis's socket buffers
+            # (a fixed sleep was not enough on a loaded machine: the gateway
+            # saw the close first, and no FCALL left)
             def all_sent():
                 q, n = unread_by_server(self.redis.port)
-                self.assertGreater(fcall, n * probe)  # so that 3 FCALLs + probes < 4 FCALLs
-                return q > 3 * fcall + n * probe
+                self.assertGreater(fcall4, n * probe)  # the probes alone cannot pass for the calls
+                return sent_calls() - sent0 >= 4 and q >= fcall4
             self.assertTrue(wait_for(all_sent, 6, step=0.02),
-                            "the four quota commands did not reach Redis: %r unread bytes, %d per FCALL"
-                            % (unread_by_server(self.redis.port), fcall))
+                            "the four quota commands did not reach Redis: %d sent, %r unread bytes, "
+                            "at least %d expected" % (sent_calls() - sent0, unread_by_server(self.redis.port), fcall4))
             time.sleep(0.1)
             for i, s in enumerate(socks):
                 # quiet close for half, RST for the others

@@ -54,11 +54,14 @@ def current_library():
 def on_test_clock(lua, tag):
     """<lua> with TIME read from CLOCK and its library and functions renamed
     opale_<tag>, opale_quota_<tag>, opale_restore_<tag>."""
-    assert len(TIME_CALL.findall(lua)) == 2, "one TIME call per function expected"
+    assert 0 < len(TIME_CALL.findall(lua)) == lua.count("'TIME'"), "every TIME call replaced"
     lua = TIME_CALL.sub("redis.call('HMGET', '%s', 's', 'u')" % CLOCK, lua)
-    for a, b in (("#!lua name=opale\n", "#!lua name=opale_%s\n" % tag),
-                 ("register_function('opale_quota',", "register_function('opale_quota_%s'," % tag),
-                 ("register_function('opale_restore',", "register_function('opale_restore_%s'," % tag)):
+    renames = [("#!lua name=opale\n", "#!lua name=opale_%s\n" % tag),
+               ("register_function('opale_quota',", "register_function('opale_quota_%s'," % tag),
+               ("register_function('opale_restore',", "register_function('opale_restore_%s'," % tag)]
+    if "register_function('opale_quota_n'," in lua:  # the batch function (v1 has none)
+        renames.append(("register_function('opale_quota_n',", "register_function('opale_quota_n_%s'," % tag))
+    for a, b in renames:
         assert lua.count(a) == 1, a
         lua = lua.replace(a, b)
     return lua
@@ -205,6 +208,101 @@ class TestQuotaFunctionSameAsV1(unittest.TestCase):
                 # stall of this thread on a loaded machine stretches
                 self.assertLessEqual(abs(to - tn), 100 + self.span_ms, "%s span %.1f ms" % (ctx, self.span_ms))
         print("quota Function v1 vs current, %d steps: %s" % (STEPS, seen), file=sys.stderr)
+        for k, v in seen.items():
+            self.assertGreater(v, 0, "the sequence never reached %s" % k)
+
+
+class TestQuotaBatchSameAsSequential(unittest.TestCase):
+    """FCALL opale_quota_n (the calls of one loop pass for one key, limit and
+    window, coalesced by the client: docs/quotas.md "Coalescing") must answer,
+    store and expire exactly as the same calls made one by one with
+    opale_quota in the same millisecond: same triples in the same order, same
+    members (the member#1... dedup, against entries already stored and
+    within the batch) and scores, same TTL. Both run on the test clock, the
+    batch on its keys, the sequence on its own."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("redis-server"):
+            raise unittest.SkipTest("prerequisite missing: redis-server")
+        cls.redis = RedisServer("qfn-n").start()
+        cls.conn = RedisConn(cls.redis.port, timeout=5.0)
+        new = current_library()
+        cls.conn.call("FUNCTION", "LOAD", "REPLACE", on_test_clock(new, "new"))
+        cls.conn.call("FUNCTION", "LOAD", "REPLACE",
+                      on_test_clock(new.replace(WIDE, "wide = false\n"), "narrow"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.conn.close()
+        cls.redis.stop()
+
+    def test_batch_is_the_sequence(self):
+        rng = random.Random(20261204)
+        r = self.conn
+        sec, ms = 1764800000, 7
+        keys = {k: {"limit": rng.choice([1, 3, 5, 8, 20]), "window": rng.choice([1000, 3000, 60000])}
+                for k in ("a", "b", "c")}
+        seen = {"all_admitted": 0, "split": 0, "all_refused": 0, "refused_over": 0, "limit0": 0,
+                "dedup_stored": 0, "dedup_batch": 0, "lost": 0, "cluster": 0, "narrow": 0, "calls": 0}
+        for step in range(1500):
+            d = rng.choice([0, 0, 1, 2, 40, 250, 999, 1000, 1001, 3001, 60001, -2])
+            ms += d
+            sec, ms = sec + ms // 1000, ms % 1000
+            r.call("HSET", CLOCK, "s", str(sec), "u", str(ms * 1000 + rng.choice([0, 1, 999, rng.randrange(1000)])))
+            key = rng.choice(sorted(keys))
+            st = keys[key]
+            if rng.random() < 0.04:
+                st["limit"] = rng.choice([0, 1, 2, 3, 5, 8, 20])
+            if rng.random() < 0.01:
+                st["window"] = rng.choice([1000, 3000, 60000])
+            lost = rng.random() < 0.02
+            r.call("DEL" if lost else "SET", MARKER, *([] if lost else ["1"]))
+            numkeys = 1 if rng.random() < 0.15 else 2
+            tag = "narrow" if rng.random() < 0.2 else "new"
+            n = rng.choice([2, 2, 3, 4, 7, 12, 30])
+            members = [("rid-%d" % rng.randrange(10)) if rng.random() < 0.3 else "rid-u%d-%d" % (step, i)
+                       for i in range(n)]
+            kb, ks = "opale:q:{bat-%s}" % key, "opale:q:{seq-%s}" % key
+            extra = [MARKER] if numkeys == 2 else []
+            stored = set(r.call("ZRANGE", ks, 0, -1)[0::1])
+            t0 = time.monotonic()
+            rb = r.call("FCALL", "opale_quota_n_%s" % tag, numkeys, kb, *(extra + [st["limit"], st["window"]] + members))
+            rs = [r.call("FCALL", "opale_quota_%s" % tag, numkeys, ks, *(extra + [st["limit"], st["window"], m]))
+                  for m in members]
+            zb = r.call("ZRANGE", kb, 0, -1, "WITHSCORES")
+            zs = r.call("ZRANGE", ks, 0, -1, "WITHSCORES")
+            tb, ts = r.call("PTTL", kb), r.call("PTTL", ks)
+            span = (time.monotonic() - t0) * 1000.0
+            ctx = "step %d key %s batch %s %s numkeys %d %s" % (step, key, members, st, numkeys, tag)
+            if lost and numkeys == 2:
+                seen["lost"] += 1
+                self.assertEqual(rb, [-1, 0, 0], ctx)
+                self.assertEqual(rs, [[-1, 0, 0]] * n, ctx)
+            else:
+                self.assertEqual(rb, [v for t in rs for v in t], ctx)
+                admitted = sum(t[0] for t in rs)
+                if st["limit"] < 1:
+                    seen["limit0"] += 1
+                elif admitted == n:
+                    seen["all_admitted"] += 1
+                elif admitted == 0:
+                    seen["all_refused"] += 1
+                    seen["refused_over"] += len(zs) // 2 > st["limit"]
+                else:
+                    seen["split"] += 1
+                seen["dedup_stored"] += admitted > 0 and any(m in stored for m in members)
+                seen["dedup_batch"] += admitted > 1 and len(set(members)) < n
+            self.assertEqual(zb, zs, ctx)
+            if tb < 0 or ts < 0:
+                self.assertEqual(tb, ts, ctx)
+            else:
+                self.assertLessEqual(abs(tb - ts), 100 + span, ctx)
+            seen["cluster"] += numkeys == 1
+            seen["narrow"] += tag == "narrow"
+            seen["calls"] += n
+        print("quota Function: opale_quota_n vs opale_quota one by one, 1500 batches: %s" % seen,
+              file=sys.stderr)
         for k, v in seen.items():
             self.assertGreater(v, 0, "the sequence never reached %s" % k)
 

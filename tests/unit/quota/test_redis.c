@@ -1267,8 +1267,111 @@ START_TEST(standalone_long_writeback_not_dropped)
 }
 END_TEST
 
-/* Cancelled before the reply: the callback never runs; the reply is read
- * and dropped. Cancelling a call waiting for its failure report too. */
+/* FCALLs run by the server so far (INFO commandstats), -1 if unknown. */
+static long long fcalls(unsigned port)
+{
+    redisReply *r = rcmd_(port, "INFO commandstats");
+    long long n = -1;
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(r->str, "cmdstat_fcall:calls=");
+        n = p != NULL ? strtoll(p + strlen("cmdstat_fcall:calls="), NULL, 10) : 0;
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    return n;
+}
+
+/* The calls of one loop pass for one key, limit and window leave as one
+ * FCALL (opale_quota_n, at most 64 calls), decided in their order exactly
+ * as one by one: remaining counts down across the batch, a second limit on
+ * the same key is its own batch and sees the first's admissions, another
+ * key is independent, a call cancelled in the pass is not sent. */
+START_TEST(standalone_coalesced_batches)
+{
+    srv s = {0};
+    loop l;
+    srv_start(&s);
+    loop_init(&l);
+    gw_redis *r = client(&l, s.port, NULL);
+    WAIT(&l, is_up(r), 3000);
+    long long f0 = fcalls(s.port);
+    ck_assert_int_ge(f0, 0);
+    rec a[10], a7[2], b[3], big[70];
+    memset(a, 0, sizeof(a));
+    memset(a7, 0, sizeof(a7));
+    memset(b, 0, sizeof(b));
+    memset(big, 0, sizeof(big));
+    char m[16];
+    gw_redis_call *cancelled = NULL;
+    for (int i = 0; i < 10; i++) {
+        snprintf(m, sizeof(m), "a%d", i);
+        gw_redis_call *k = gw_redis_quota(r, "opale:q:{coA}", 6, 60000, m, on_reply, &a[i]);
+        ck_assert_ptr_nonnull(k);
+        if (i == 2)
+            cancelled = k;
+    }
+    for (int i = 0; i < 3; i++) {
+        snprintf(m, sizeof(m), "b%d", i);
+        gw_redis_quota(r, "opale:q:{coB}", 5, 60000, m, on_reply, &b[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(m, sizeof(m), "a7-%d", i);
+        gw_redis_quota(r, "opale:q:{coA}", 7, 60000, m, on_reply, &a7[i]);
+    }
+    for (int i = 0; i < 70; i++) {
+        snprintf(m, sizeof(m), "big%d", i);
+        gw_redis_quota(r, "opale:q:{coBig}", 100, 60000, m, on_reply, &big[i]);
+    }
+    gw_redis_cancel(cancelled);
+    WAIT(&l, a[9].called && b[2].called && a7[1].called && big[69].called, 3000);
+    /* coA/6, coB/5, coA/7, and coBig in two (64 + 6) */
+    ck_assert_int_eq(fcalls(s.port) - f0, 5);
+    ck_assert_uint_eq(stats(r).commands, 9 + 3 + 2 + 70);
+    ck_assert_uint_eq(stats(r).replies, 9 + 3 + 2 + 70);
+    ck_assert_int_eq(a[2].called, 0);
+    unsigned want = 5; /* coA/6: 9 calls sent, 6 admitted */
+    int admitted = 0;
+    for (int i = 0; i < 10; i++) {
+        if (i == 2)
+            continue;
+        ck_assert_int_eq(a[i].called, 1);
+        ck_assert_msg(a[i].rep.ok, "%s", a[i].rep.reason);
+        ck_assert_int_eq(a[i].rep.admitted, admitted < 6);
+        ck_assert_uint_eq(a[i].rep.remaining, admitted < 6 ? want-- : 0u);
+        ck_assert_uint_le(a[i].rep.reset_ms, 60000);
+        ck_assert_uint_ge(a[i].rep.reset_ms, 59000);
+        admitted += a[i].rep.admitted;
+    }
+    /* coA/7 after coA/6: one more fits */
+    ck_assert(a7[0].rep.ok && a7[0].rep.admitted);
+    ck_assert_uint_eq(a7[0].rep.remaining, 0);
+    ck_assert(a7[1].rep.ok && !a7[1].rep.admitted);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(b[i].rep.ok && b[i].rep.admitted);
+        ck_assert_uint_eq(b[i].rep.remaining, 4u - (unsigned)i);
+    }
+    for (int i = 0; i < 70; i++) {
+        ck_assert_msg(big[i].rep.ok && big[i].rep.admitted, "big%d: %s", i, big[i].rep.reason);
+        ck_assert_uint_eq(big[i].rep.remaining, 99u - (unsigned)i);
+    }
+    ck_assert_int_eq(rint_(s.port, "ZCARD opale:q:{coA}"), 7);
+    ck_assert_int_eq(rint_(s.port, "ZSCORE opale:q:{coA} a2"), -999); /* the cancelled one */
+    ck_assert_int_eq(rint_(s.port, "ZCARD opale:q:{coB}"), 3);
+    ck_assert_int_eq(rint_(s.port, "ZCARD opale:q:{coBig}"), 70);
+    ck_assert_int_gt(rint_(s.port, "PTTL opale:q:{coBig}"), 59000);
+    gw_redis_stats st = stats(r);
+    ck_assert_uint_eq(st.errors, 0);
+    ck_assert_uint_eq(st.timeouts, 0);
+    gw_redis_free(r);
+    loop_done(&l);
+    srv_stop(&s);
+}
+END_TEST
+
+/* Cancelled before its batch is written (the same loop pass): never sent,
+ * so it admits nothing. Cancelled after, before the reply: the callback
+ * never runs; the reply is read and dropped. Cancelling a call waiting for
+ * its failure report too. */
 START_TEST(standalone_cancel)
 {
     srv s = {0};
@@ -1277,9 +1380,21 @@ START_TEST(standalone_cancel)
     loop_init(&l);
     gw_redis *r = client(&l, s.port, NULL);
     WAIT(&l, is_up(r), 3000);
-    rec a = {0};
-    gw_redis_call *k = gw_redis_quota(r, "opale:q:{cancel}", 5, 60000, "a", on_reply, &a);
+    uint64_t sent0 = stats(r).commands;
+    rec a0 = {0};
+    gw_redis_call *k = gw_redis_quota(r, "opale:q:{cancel}", 5, 60000, "a0", on_reply, &a0);
     ck_assert_ptr_nonnull(k);
+    gw_redis_cancel(k);
+    run_for(&l, 50);
+    ck_assert_int_eq(a0.called, 0);
+    ck_assert_uint_eq(stats(r).commands, sent0);
+    ck_assert_int_eq(rint_(s.port, "EXISTS opale:q:{cancel}"), 0); /* not sent */
+
+    rec a = {0};
+    k = gw_redis_quota(r, "opale:q:{cancel}", 5, 60000, "a", on_reply, &a);
+    ck_assert_ptr_nonnull(k);
+    event_base_loop(l.base, EVLOOP_NONBLOCK); /* the pass ends: written */
+    ck_assert_uint_eq(stats(r).commands, sent0 + 1);
     gw_redis_cancel(k);
     WAIT(&l, stats(r).replies == 1, 2000);
     ck_assert_uint_eq(stats(r).replies, 1);
@@ -1826,6 +1941,7 @@ int main(void)
         tcase_add_test(t, standalone_duplicate_members_both_count);
         tcase_add_test(t, standalone_key_expires);
         tcase_add_test(t, standalone_function_flush_reloaded);
+        tcase_add_test(t, standalone_coalesced_batches);
         tcase_add_test(t, standalone_timeout_then_late_reply);
         tcase_add_test(t, standalone_paused_long_reconnects);
         tcase_add_test(t, standalone_down_then_restarted);
