@@ -196,7 +196,7 @@ typedef struct conn {
     int resync;          /* a call timed out: write back at the next reply */
     int aof;             /* INFO persistence aof_enabled: -1 unknown */
     unsigned attempts;   /* connections that failed before ready, since the last ready */
-    unsigned inflight;   /* FCALLs waiting for a reply */
+    unsigned inflight;   /* calls waiting for a reply (in a batch or on the wire) */
     uint64_t last_us;    /* the last reply, or when replies began to be awaited */
     uint64_t wb_ms;      /* the last write-back queued here (ownlog clock): the partial
                             ones send the local decisions from then on */

@@ -50,7 +50,7 @@ typedef struct gw_redis_conf {
     int cluster;                 /* Redis Cluster routing (CLUSTER SLOTS, MOVED, ASK) */
     unsigned timeout_ms;         /* per command (hiredis 0.14 has none), default 50 */
     unsigned connect_timeout_ms; /* default 500 */
-    unsigned max_inflight;       /* commands waiting for a reply per connection, default 1024 */
+    unsigned max_inflight;       /* calls waiting for a reply per connection, default 1024 */
     unsigned backoff_min_ms;     /* reconnect backoff with jitter, default 100 */
     unsigned backoff_max_ms;     /* default 5000 */
     unsigned probe_ms;           /* connect attempts while down, audits while up, default 100;
