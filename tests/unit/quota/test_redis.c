@@ -1358,7 +1358,7 @@ START_TEST(standalone_coalesced_batches)
     ck_assert_int_eq(rint_(s.port, "ZSCORE opale:q:{coA} a2"), -999); /* the cancelled one */
     ck_assert_int_eq(rint_(s.port, "ZCARD opale:q:{coB}"), 3);
     ck_assert_int_eq(rint_(s.port, "ZCARD opale:q:{coBig}"), 70);
-    ck_assert_int_gt(rint_(s.port, "PTTL opale:q:{coBig}"), 59000);
+    ck_assert_int_gt(rint_(s.port, "PTTL opale:q:{coBig}"), 30000); /* set (-1 if not) */
     gw_redis_stats st = stats(r);
     ck_assert_uint_eq(st.errors, 0);
     ck_assert_uint_eq(st.timeouts, 0);
@@ -1393,7 +1393,10 @@ START_TEST(standalone_cancel)
     rec a = {0};
     k = gw_redis_quota(r, "opale:q:{cancel}", 5, 60000, "a", on_reply, &a);
     ck_assert_ptr_nonnull(k);
-    event_base_loop(l.base, EVLOOP_NONBLOCK); /* the pass ends: written */
+    /* one pass: the batch is written at its end. EVLOOP_ONCE stops after
+     * it; EVLOOP_NONBLOCK would go on while events are active, and the
+     * reply could arrive and run the callback first (seen under TSan) */
+    event_base_loop(l.base, EVLOOP_ONCE);
     ck_assert_uint_eq(stats(r).commands, sent0 + 1);
     gw_redis_cancel(k);
     WAIT(&l, stats(r).replies == 1, 2000);
