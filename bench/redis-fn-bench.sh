@@ -13,7 +13,9 @@
 # an empty FCALL (references); opale_quota on 10,000 random keys, limit 50
 # (mostly admitted); on one key, limit 50 (mostly refused); on one key,
 # limit 1,000,000 (S2: one habilitation, every call admitted, a large log;
-# members unique, as the gateway's request ids). Then the bench's Redis
+# members unique, as the gateway's request ids); opale_quota_m with 8 calls
+# of 8 of 10,000 keys per FCALL (a loop pass's chain, standalone Redis:
+# docs/quotas.md "Chains"), its figure per call, not per FCALL. Then the bench's Redis
 # ceiling command (bench/benchlib/national.py: 100 clients, -P 32, 10,000
 # keys, limit 500, no marker).
 #   ONLY=<text>    only the cases whose name contains <text>
@@ -60,6 +62,7 @@ redis.register_function('opale_bench_empty', function(keys, args) return {1, 0, 
 $CLI SET opale:q:live 1 >/dev/null
 HZ=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$RPID/stat"; }
+per=1 # decisions per FCALL: the figures are per decision
 run() { # name, c, P, -r range, command...
     name=$1 c=$2 p=$3 r=$4
     shift 4
@@ -75,14 +78,14 @@ run() { # name, c, P, -r range, command...
         callgrind_control -d "$RPID" >/dev/null 2>&1
         callgrind_control -i off "$RPID" >/dev/null 2>&1
         callgrind_control -z "$RPID" >/dev/null 2>&1
-        awk -v n="$N" -v name="$name" -v c="$c" -v p="$p" '/^summary:/ { s += $2 }
+        awk -v n=$((N * per)) -v name="$name" -v c="$c" -v p="$p" '/^summary:/ { s += $2 }
             END { printf "%-28s -c %d -P %-3d %8.0f instructions/call\n", name, c, p, s / n }' "$TMP"/cg.out*
         return
     fi
     t0=$(cpu)
     redis-benchmark -p "$PORT" -c "$c" -P "$p" -n "$N" -r "$r" -q "$@" >/dev/null
     t1=$(cpu)
-    awk -v n="$N" -v d=$((t1 - t0)) -v hz="$HZ" -v name="$name" -v c="$c" -v p="$p" \
+    awk -v n=$((N * per)) -v d=$((t1 - t0)) -v hz="$HZ" -v name="$name" -v c="$c" -v p="$p" \
         'BEGIN { printf "%-28s -c %d -P %-3d %6.2f us/call\n", name, c, p, d / hz / n * 1e6 }'
 }
 for cp in "2 1" "4 32"; do
@@ -96,6 +99,12 @@ for cp in "2 1" "4 32"; do
         50 60000 "m-__rand_int__"
     run "opale_quota 1 key l=1e6" "$1" "$2" 1000000000 FCALL opale_quota 2 "opale:q:{rb}" opale:q:live \
         1000000 60000 "m-__rand_int__"
+    per=8
+    # shellcheck disable=SC2046 # 8 keys, then 8 groups of "50 60000 1 member"
+    run "opale_quota_m 8 keys l=50" "$1" "$2" 10000 FCALL opale_quota_m 9 \
+        $(for i in 1 2 3 4 5 6 7 8; do printf 'opale:q:{rb-__rand_int__} '; done) opale:q:live \
+        $(for i in 1 2 3 4 5 6 7 8; do printf '50 60000 1 m-__rand_int__ '; done)
+    per=1
 done
 # bench/benchlib/national.py's Redis ceiling: cluster form, limit 500
 run "opale_quota ceiling (S8)" 100 32 10000 FCALL opale_quota 1 "opale:q:{rb-__rand_int__}" 500 60000 "m-__rand_int__"

@@ -41,10 +41,12 @@
  * decision then costs no allocation of ours. */
 #define CALL_ROOM 128
 #define CALLS_KEPT 256
-/* Calls coalesced into one FCALL opale_quota_n (see "batches" below), and
- * the batches kept for reuse. */
+/* Calls coalesced into one FCALL opale_quota_n (see "batches" below), the
+ * batches kept for reuse, and the calls of one FCALL opale_quota_m (a chain
+ * of batches of several keys, standalone Redis only). */
 #define BATCH_MAX 64
 #define BATCHES_KEPT 16
+#define CHAIN_MAX 64
 
 /* The Redis 7 Function. An entry at t leaves the window at t + window
  * (ZREMRANGEBYSCORE removes score <= now - window), as in memlog.c. Members
@@ -68,64 +70,71 @@
  * entry left in the window (n == 0) the oldest is the one just added: reset
  * = window without the ZRANGE. quota_n decides several calls of one key
  * (one member each) in order at one TIME, as that many quota calls in the
- * same millisecond would (the client's batches, below). */
+ * same millisecond would (the client's batches, below). quota_m does the
+ * same for several such groups, each of its own key, limit and window, one
+ * after the other (KEYS: one per group, then the marker; ARGV per group:
+ * limit, window, count, members), so that the marker check, TIME and the
+ * FCALL itself are paid once per loop pass rather than once per key. A
+ * group of one call runs quota's own steps (no ZMSCORE). */
 static const char FUNCTION_CODE[] =
     "#!lua name=opale\n"
     "local wide\n"
-    "local function open(keys, args)\n"
+    "local function clock()\n"
     "  if wide == nil then wide = string.format('%d', 2^40) == '1099511627776' end\n"
-    "  local call = redis.call\n"
-    "  if keys[2] ~= nil and call('EXISTS', keys[2]) == 0 then return nil end\n"
-    "  local t = call('TIME')\n"
+    "  local t = redis.call('TIME')\n"
     "  local nows = t[1] .. string.sub('00000' .. t[2], -6, -4)\n"
-    "  local now, limit, window = nows + 0, args[1] + 0, args[2] + 0\n"
-    "  if limit < 1 then return nows, now, limit, window, nil end\n"
-    "  local b = now - window\n"
-    "  call('ZREMRANGEBYSCORE', keys[1], '-inf', wide and string.format('%d', b) or b)\n"
-    "  return nows, now, limit, window, call('ZCARD', keys[1])\n"
+    "  return nows, nows + 0\n"
     "end\n"
-    "local function quota(keys, args)\n"
-    "  local nows, now, limit, window, n = open(keys, args)\n"
-    "  if nows == nil then return {-1, 0, 0} end\n"
-    "  if n == nil then return {0, 0, window} end\n"
-    "  local call, key = redis.call, keys[1]\n"
+    "local function card(key, now, limit, window)\n"
+    "  if limit < 1 then return nil end\n"
+    "  local b = now - window\n"
+    "  redis.call('ZREMRANGEBYSCORE', key, '-inf', wide and string.format('%d', b) or b)\n"
+    "  return redis.call('ZCARD', key)\n"
+    "end\n"
+    "local function one(out, j, key, nows, now, limit, window, ws, n, m0)\n"
+    "  if n == nil then\n"
+    "    out[j], out[j + 1], out[j + 2] = 0, 0, window\n"
+    "    return\n"
+    "  end\n"
+    "  local call = redis.call\n"
     "  if n < limit then\n"
-    "    local m, i = args[3], 0\n"
+    "    local m, i = m0, 0\n"
     "    while call('ZADD', key, 'NX', nows, m) == 0 do\n"
     "      i = i + 1\n"
-    "      m = args[3] .. '#' .. i\n"
+    "      m = m0 .. '#' .. i\n"
     "    end\n"
-    "    call('PEXPIRE', key, args[2])\n"
-    "    if n == 0 then return {1, limit - 1, window} end\n"
+    "    call('PEXPIRE', key, ws)\n"
+    "    if n == 0 then\n"
+    "      out[j], out[j + 1], out[j + 2] = 1, limit - 1, window\n"
+    "      return\n"
+    "    end\n"
     "    local o = call('ZRANGE', key, '0', '0', 'WITHSCORES')\n"
-    "    return {1, limit - n - 1, o[2] + window - now}\n"
+    "    out[j], out[j + 1], out[j + 2] = 1, limit - n - 1, o[2] + window - now\n"
+    "    return\n"
     "  end\n"
     "  local r = n == limit and '0' or string.format('%d', n - limit)\n"
     "  local o = call('ZRANGE', key, r, r, 'WITHSCORES')\n"
-    "  return {0, 0, o[2] + window - now}\n"
+    "  out[j], out[j + 1], out[j + 2] = 0, 0, o[2] + window - now\n"
     "end\n"
-    "local function quota_n(keys, args)\n"
-    "  local nows, now, limit, window, n = open(keys, args)\n"
-    "  if nows == nil then return {-1, 0, 0} end\n"
-    "  local out, m = {}, #args - 2\n"
+    "local function many(out, j0, key, nows, now, limit, window, ws, n, args, a, m)\n"
     "  if n == nil then\n"
-    "    for i = 1, m do out[3 * i - 2], out[3 * i - 1], out[3 * i] = 0, 0, window end\n"
-    "    return out\n"
+    "    for j = j0, j0 + 3 * m - 1, 3 do out[j], out[j + 1], out[j + 2] = 0, 0, window end\n"
+    "    return\n"
     "  end\n"
-    "  local call, key = redis.call, keys[1]\n"
+    "  local call = redis.call\n"
     "  local n0, oldest, over, add, taken, scores = n, nil, nil, nil, {}, nil\n"
     "  for i = 1, m do\n"
-    "    local j = 3 * i - 2\n"
+    "    local j = j0 + 3 * i - 3\n"
     "    if n < limit then\n"
     "      if add == nil then\n"
     "        add = {'ZADD', key, 'NX'}\n"
-    "        if n0 > 0 then scores = call('ZMSCORE', key, unpack(args, 3)) end\n"
+    "        if n0 > 0 then scores = call('ZMSCORE', key, unpack(args, a, a + m - 1)) end\n"
     "      end\n"
-    "      local mm, k = args[i + 2], 0\n"
+    "      local mm, k = args[a + i - 1], 0\n"
     "      while taken[mm] or (k == 0 and scores ~= nil and scores[i]) or\n"
     "            (k > 0 and n0 > 0 and call('ZSCORE', key, mm)) do\n"
     "        k = k + 1\n"
-    "        mm = args[i + 2] .. '#' .. k\n"
+    "        mm = args[a + i - 1] .. '#' .. k\n"
     "      end\n"
     "      taken[mm] = true\n"
     "      add[#add + 1] = nows\n"
@@ -149,7 +158,38 @@ static const char FUNCTION_CODE[] =
     "  end\n"
     "  if add ~= nil then\n"
     "    call(unpack(add))\n"
-    "    call('PEXPIRE', key, args[2])\n"
+    "    call('PEXPIRE', key, ws)\n"
+    "  end\n"
+    "end\n"
+    "local function quota(keys, args)\n"
+    "  if keys[2] ~= nil and redis.call('EXISTS', keys[2]) == 0 then return {-1, 0, 0} end\n"
+    "  local nows, now = clock()\n"
+    "  local limit, window, out = args[1] + 0, args[2] + 0, {}\n"
+    "  local n = card(keys[1], now, limit, window)\n"
+    "  one(out, 1, keys[1], nows, now, limit, window, args[2], n, args[3])\n"
+    "  return out\n"
+    "end\n"
+    "local function quota_n(keys, args)\n"
+    "  if keys[2] ~= nil and redis.call('EXISTS', keys[2]) == 0 then return {-1, 0, 0} end\n"
+    "  local nows, now = clock()\n"
+    "  local limit, window, out = args[1] + 0, args[2] + 0, {}\n"
+    "  local n = card(keys[1], now, limit, window)\n"
+    "  many(out, 1, keys[1], nows, now, limit, window, args[2], n, args, 3, #args - 2)\n"
+    "  return out\n"
+    "end\n"
+    "local function quota_m(keys, args)\n"
+    "  if redis.call('EXISTS', keys[#keys]) == 0 then return {-1, 0, 0} end\n"
+    "  local nows, now = clock()\n"
+    "  local out, a, j = {}, 1, 1\n"
+    "  for g = 1, #keys - 1 do\n"
+    "    local key, limit, window, m = keys[g], args[a] + 0, args[a + 1] + 0, args[a + 2] + 0\n"
+    "    local n = card(key, now, limit, window)\n"
+    "    if m == 1 then\n"
+    "      one(out, j, key, nows, now, limit, window, args[a + 1], n, args[a + 3])\n"
+    "    else\n"
+    "      many(out, j, key, nows, now, limit, window, args[a + 1], n, args, a + 3, m)\n"
+    "    end\n"
+    "    a, j = a + 3 + m, j + 3 * m\n"
     "  end\n"
     "  return out\n"
     "end\n"
@@ -175,6 +215,7 @@ static const char FUNCTION_CODE[] =
     "end\n"
     "redis.register_function('opale_quota', quota)\n"
     "redis.register_function('opale_quota_n', quota_n)\n"
+    "redis.register_function('opale_quota_m', quota_m)\n"
     "redis.register_function('opale_restore', restore)\n";
 
 enum { C_DOWN, C_CONNECTING, C_UP };
@@ -207,9 +248,11 @@ typedef struct conn {
 } conn;
 
 /* The calls of one loop pass for one key, limit and window on one
- * connection, sent as one command when the pass's callbacks are done. */
+ * connection, sent as one command when the pass's callbacks are done,
+ * alone or chained with the pass's other batches (standalone Redis). */
 typedef struct batch {
-    struct batch *next; /* conn->open, or gw_redis->free_batches */
+    struct batch *next; /* conn->open, the chain sent as one command, or
+                           gw_redis->free_batches */
     conn *c;
     int asking; /* preceded by ASKING (a cluster ASK redirect) */
     unsigned n;
@@ -1224,8 +1267,12 @@ static size_t resp_format(char *out, size_t cap, int n, const char *const *av, c
  * PEXPIRE) once per batch instead of once per call. Each call keeps its own
  * timer, cancel and callback; a batch is written by on_flush, activated by
  * the pass's first call and run after the callbacks already queued in that
- * pass, so that the requests read together are decided together. */
-static void on_fcall_n(redisAsyncContext *ac, void *reply, void *priv);
+ * pass, so that the requests read together are decided together. In a
+ * standalone Redis the pass's batches of different keys (or limits) go
+ * together too, chained into one "FCALL opale_quota_m" of at most CHAIN_MAX
+ * calls: the FCALL, the marker's EXISTS and TIME are then paid once per
+ * pass, which matters when every partner has its own key (S8). */
+static void on_fcall_chain(redisAsyncContext *ac, void *reply, void *priv);
 static int call_retry(gw_redis_call *k, conn *c, const char *err);
 
 static batch *batch_for(conn *c, const gw_redis_call *k, int asking)
@@ -1298,7 +1345,7 @@ static int batch_write(batch *b)
 #undef ARG
     if (b->asking && redisAsyncCommand(c->ac, NULL, NULL, "ASKING") != REDIS_OK)
         return REDIS_ERR;
-    redisCallbackFn *fn = b->n == 1 ? on_fcall : on_fcall_n;
+    redisCallbackFn *fn = b->n == 1 ? on_fcall : on_fcall_chain;
     void *priv = b->n == 1 ? (void *)k : (void *)b;
     char cmd[4096];
     size_t cl = resp_format(cmd, sizeof(cmd), n, av, al);
@@ -1306,55 +1353,134 @@ static int batch_write(batch *b)
                   : redisAsyncCommandArgv(c->ac, fn, priv, n, av, al);
 }
 
-/* Write one open batch: its calls cancelled since are dropped, the others
- * sent, or failed (from their own 0-timeout event) when the connection went
- * down or began a sync during the pass. */
-static void batch_send(batch *b)
+/* <k> no longer waits on <c> for a reply. */
+static void call_unhook(gw_redis_call *k, conn *c)
 {
-    conn *c = b->c;
-    gw_redis *r = c->r;
+    k->on_wire = 0;
+    k->c = NULL;
+    c->inflight--;
+}
+
+/* Drop the calls of <b> cancelled since they were queued: never sent, so
+ * they admit nothing. The number of calls left. */
+static unsigned batch_prune(batch *b)
+{
     unsigned n = 0;
     for (unsigned i = 0; i < b->n; i++) {
         gw_redis_call *k = b->k[i];
-        if (k->done) { /* cancelled: never sent, so it admits nothing */
-            k->on_wire = 0;
-            k->c = NULL;
-            c->inflight--;
+        if (k->done) {
+            call_unhook(k, b->c);
             call_maybe_free(k);
         } else {
             b->k[n++] = k;
         }
     }
-    b->n = n;
-    if (n == 0) {
-        batch_free(b);
-        return;
+    return b->n = n;
+}
+
+/* Hand the chain <head> of <nb> batches (next) to hiredis as one command:
+ * a batch alone as batch_write() sends it, several as "FCALL opale_quota_m"
+ * (standalone Redis: the marker is a key). REDIS_OK or REDIS_ERR. */
+static int chain_write(conn *c, batch *head, unsigned nb)
+{
+    if (nb == 1)
+        return batch_write(head);
+    const char *av[4 + 5 * CHAIN_MAX];
+    size_t al[4 + 5 * CHAIN_MAX];
+    char num[1 + 3 * CHAIN_MAX][24];
+    int n = 0, u = 0;
+#define ARG(s, l) (av[n] = (s), al[n++] = (l))
+#define NUM(v) (al[n] = gw_fmt_ull(num[u], (unsigned long long)(v)), av[n++] = num[u++])
+    ARG("FCALL", 5);
+    ARG("opale_quota_m", 13);
+    NUM(nb + 1);
+    for (batch *b = head; b != NULL; b = b->next)
+        ARG(b->k[0]->key, b->k[0]->keylen);
+    ARG(MARKER, sizeof(MARKER) - 1);
+    for (batch *b = head; b != NULL; b = b->next) {
+        NUM(b->k[0]->limit);
+        NUM(b->k[0]->window_ms);
+        NUM(b->n);
+        for (unsigned i = 0; i < b->n; i++)
+            ARG(b->k[i]->member, b->k[i]->memberlen);
     }
+#undef NUM
+#undef ARG
+    char cmd[16384];
+    size_t cl = resp_format(cmd, sizeof(cmd), n, av, al);
+    return cl > 0 ? redisAsyncFormattedCommand(c->ac, on_fcall_chain, head, cmd, cl)
+                  : redisAsyncCommandArgv(c->ac, on_fcall_chain, head, n, av, al);
+}
+
+/* Write the chain <head> of <nb> batches holding <total> calls, none
+ * cancelled, as one command; or fail its calls (from their own 0-timeout
+ * event) when the connection went down or began a sync during the pass. */
+static void chain_send(conn *c, batch *head, unsigned nb, unsigned total)
+{
+    gw_redis *r = c->r;
     const char *why = NULL;
     if (c->ac == NULL || c->state != C_UP)
         why = "redis.down";
     else if (!c->ready)
         why = "redis.syncing";
-    else if (batch_write(b) != REDIS_OK)
+    else if (chain_write(c, head, nb) != REDIS_OK)
         why = "redis.down";
     if (why != NULL) {
-        for (unsigned i = 0; i < n; i++) {
-            gw_redis_call *k = b->k[i];
-            k->on_wire = 0;
-            k->c = NULL;
-            c->inflight--;
-            call_fail_async(k, why);
+        while (head != NULL) {
+            batch *next = head->next;
+            for (unsigned i = 0; i < head->n; i++) {
+                call_unhook(head->k[i], c);
+                call_fail_async(head->k[i], why);
+            }
+            batch_free(head);
+            head = next;
         }
-        batch_free(b);
         return;
     }
     write_soon(c);
     uint64_t t = now_us();
-    for (unsigned i = 0; i < n; i++)
-        b->k[i]->sent_us = t;
-    STAT_ADD(r, commands, n);
-    if (n == 1)
-        batch_free(b); /* hiredis holds the call itself (on_fcall) */
+    for (batch *b = head; b != NULL; b = b->next)
+        for (unsigned i = 0; i < b->n; i++)
+            b->k[i]->sent_us = t;
+    STAT_ADD(r, commands, total);
+    if (total == 1)
+        batch_free(head); /* hiredis holds the call itself (on_fcall) */
+}
+
+/* The pass's batches of <c>, in their order: the calls cancelled since
+ * dropped; in a standalone Redis chained into commands of at most CHAIN_MAX
+ * calls (a batch after an ASK redirect goes alone), in a cluster each batch
+ * its own command (its key's slot may live on another node's connection). */
+static void conn_flush(conn *c)
+{
+    gw_redis *r = c->r;
+    batch *b = c->open, *head = NULL, *tail = NULL;
+    unsigned nb = 0, total = 0;
+    c->open = c->open_tail = NULL;
+    while (b != NULL) {
+        batch *next = b->next;
+        b->next = NULL;
+        if (batch_prune(b) == 0) {
+            batch_free(b);
+        } else {
+            int alone = r->cluster || b->asking;
+            if (head != NULL && (alone || head->asking || total + b->n > CHAIN_MAX)) {
+                chain_send(c, head, nb, total);
+                head = NULL;
+                nb = total = 0;
+            }
+            if (head == NULL)
+                head = b;
+            else
+                tail->next = b;
+            tail = b;
+            nb++;
+            total += b->n;
+        }
+        b = next;
+    }
+    if (head != NULL)
+        chain_send(c, head, nb, total);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -1363,16 +1489,8 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)what;
     gw_redis *r = arg;
     r->flush_pending = 0;
-    for (size_t i = 0; i < r->nconns; i++) {
-        conn *c = r->conns[i];
-        batch *b = c->open;
-        c->open = c->open_tail = NULL;
-        while (b != NULL) {
-            batch *next = b->next;
-            batch_send(b);
-            b = next;
-        }
-    }
+    for (size_t i = 0; i < r->nconns; i++)
+        conn_flush(r->conns[i]);
 }
 
 static const char *call_send(gw_redis_call *k, conn *c, int asking)
@@ -1507,9 +1625,7 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     gw_redis *r = k->r;
     conn *c = k->c;
     redisReply *rep = reply;
-    k->on_wire = 0;
-    k->c = NULL;
-    c->inflight--;
+    call_unhook(k, c);
     if (rep == NULL) {
         /* connection lost (or closed by us): hiredis flushes every callback */
         if (c->ac == ac) {
@@ -1560,70 +1676,80 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     call_finish(k, &out);
 }
 
-/* The reply to a batch (FCALL opale_quota_n): {admitted, remaining, reset}
- * per call, in the calls' order, or {-1, 0, 0} when the marker is gone.
- * Each call is reported as on_fcall would report it alone. */
-static void on_fcall_n(redisAsyncContext *ac, void *reply, void *priv)
+/* The reply to a chain of batches (FCALL opale_quota_n for one batch,
+ * opale_quota_m for several): {admitted, remaining, reset} per call, in the
+ * chain's order, or {-1, 0, 0} when the marker is gone. Each call is
+ * reported as on_fcall would report it alone. */
+static void on_fcall_chain(redisAsyncContext *ac, void *reply, void *priv)
 {
-    batch *b = priv;
-    conn *c = b->c;
+    batch *head = priv;
+    conn *c = head->c;
     gw_redis *r = c->r;
     redisReply *rep = reply;
-    unsigned n = b->n;
-    c->inflight -= n;
-    for (unsigned i = 0; i < n; i++) {
-        b->k[i]->on_wire = 0;
-        b->k[i]->c = NULL;
+    size_t total = 0;
+    for (batch *b = head; b != NULL; b = b->next) {
+        for (unsigned i = 0; i < b->n; i++)
+            call_unhook(b->k[i], c);
+        total += b->n;
     }
     if (rep == NULL) {
         if (c->ac == ac) {
             c->state = C_DOWN;
             publish_up(r);
         }
-        for (unsigned i = 0; i < n; i++)
-            call_fail(b->k[i], "redis.down");
-        batch_free(b);
+        while (head != NULL) {
+            batch *next = head->next;
+            for (unsigned i = 0; i < head->n; i++)
+                call_fail(head->k[i], "redis.down");
+            batch_free(head);
+            head = next;
+        }
         return;
     }
     uint64_t t = now_us();
     c->last_us = t;
-    STAT_ADD(r, replies, n);
-    STAT_ADD(r, latency_us_sum, n * (t - b->k[0]->sent_us));
+    STAT_ADD(r, replies, total);
+    STAT_ADD(r, latency_us_sum, total * (t - head->k[0]->sent_us));
     if (c->resync && c->state == C_UP && c->ac == ac)
         resync(c);
     int err = rep->type == REDIS_REPLY_ERROR;
     int marker = !err && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
                  rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer < 0;
-    int bad = !err && !marker && (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 * (size_t)n);
+    int bad = !err && !marker && (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 * total);
     for (size_t i = 0; !err && !marker && !bad && i < rep->elements; i++)
         bad = rep->element[i]->type != REDIS_REPLY_INTEGER || rep->element[i]->integer < 0 ||
               (i % 3 == 0 && rep->element[i]->integer > 1);
     if (marker && c->ready && c->ac == ac)
         sync_begin(c, 1); /* Redis lost its data: nothing admitted; sync first */
-    for (unsigned i = 0; i < n; i++) {
-        gw_redis_call *k = b->k[i];
-        if (k->done) {
-            call_maybe_free(k); /* a late reply after a timeout or a cancel */
-        } else if (err) {
-            if (!call_retry(k, c, rep->str)) {
+    size_t e = 0;
+    while (head != NULL) {
+        batch *b = head;
+        head = b->next;
+        for (unsigned i = 0; i < b->n; i++, e += 3) {
+            gw_redis_call *k = b->k[i];
+            if (k->done) {
+                call_maybe_free(k); /* a late reply after a timeout or a cancel */
+            } else if (err) {
+                if (!call_retry(k, c, rep->str)) {
+                    STAT_ADD(r, errors, 1);
+                    call_fail(k, "redis.error");
+                }
+            } else if (marker) {
+                call_fail(k, "redis.syncing");
+            } else if (bad) {
                 STAT_ADD(r, errors, 1);
                 call_fail(k, "redis.error");
+            } else {
+                redisReply **v = rep->element + e;
+                gw_redis_reply out = {1, NULL, v[0]->integer != 0, (unsigned)v[1]->integer,
+                                      (uint64_t)v[2]->integer};
+                if (out.admitted && r->own != NULL)
+                    gw_ownlog_record(r->own, k->key, k->limit, t / 1000u, k->member);
+                call_finish(k, &out);
             }
-        } else if (marker) {
-            call_fail(k, "redis.syncing");
-        } else if (bad) {
-            STAT_ADD(r, errors, 1);
-            call_fail(k, "redis.error");
-        } else {
-            redisReply **e = rep->element + 3 * i;
-            gw_redis_reply out = {1, NULL, e[0]->integer != 0, (unsigned)e[1]->integer,
-                                  (uint64_t)e[2]->integer};
-            if (out.admitted && r->own != NULL)
-                gw_ownlog_record(r->own, k->key, k->limit, t / 1000u, k->member);
-            call_finish(k, &out);
         }
+        batch_free(b);
     }
-    batch_free(b);
 }
 
 static conn *route(gw_redis *r, const char *key, size_t len)

@@ -15,7 +15,9 @@
  * in-memory log, gateway/quota/memlog.c). The calls of one loop pass for one
  * key, limit and window go as one "FCALL opale_quota_n" (the same decisions
  * as that many opale_quota calls in one millisecond, in order; see
- * docs/quotas.md, "Coalescing"); a call cancelled before its pass ends is
+ * docs/quotas.md, "Coalescing"); with a standalone Redis the pass's
+ * batches of different keys go together too, as one "FCALL opale_quota_m"
+ * of at most 64 calls ("Chains"); a call cancelled before its pass ends is
  * not sent.
  *
  * Write-back: every (re)connection, and every sign that Redis lost its data

@@ -53,14 +53,17 @@ def current_library():
 
 def on_test_clock(lua, tag):
     """<lua> with TIME read from CLOCK and its library and functions renamed
-    opale_<tag>, opale_quota_<tag>, opale_restore_<tag>."""
+    opale_<tag>, opale_quota_<tag>, opale_quota_n_<tag>, opale_quota_m_<tag>,
+    opale_restore_<tag>."""
     assert 0 < len(TIME_CALL.findall(lua)) == lua.count("'TIME'"), "every TIME call replaced"
     lua = TIME_CALL.sub("redis.call('HMGET', '%s', 's', 'u')" % CLOCK, lua)
     renames = [("#!lua name=opale\n", "#!lua name=opale_%s\n" % tag),
                ("register_function('opale_quota',", "register_function('opale_quota_%s'," % tag),
                ("register_function('opale_restore',", "register_function('opale_restore_%s'," % tag)]
-    if "register_function('opale_quota_n'," in lua:  # the batch function (v1 has none)
-        renames.append(("register_function('opale_quota_n',", "register_function('opale_quota_n_%s'," % tag))
+    for batch in ("n", "m"):  # the batch functions (v1 has none)
+        name = "register_function('opale_quota_%s'," % batch
+        if name in lua:
+            renames.append((name, "register_function('opale_quota_%s_%s'," % (batch, tag)))
     for a, b in renames:
         assert lua.count(a) == 1, a
         lua = lua.replace(a, b)
@@ -303,6 +306,82 @@ class TestQuotaBatchSameAsSequential(unittest.TestCase):
             seen["calls"] += n
         print("quota Function: opale_quota_n vs opale_quota one by one, 1500 batches: %s" % seen,
               file=sys.stderr)
+        for k, v in seen.items():
+            self.assertGreater(v, 0, "the sequence never reached %s" % k)
+
+
+    def test_multi_is_the_sequence(self):
+        """FCALL opale_quota_m (the calls of one loop pass for several keys,
+        standalone Redis: KEYS one per group then the marker, ARGV per group
+        limit, window, count, members) must answer, store and expire as the
+        same groups' calls made one by one with opale_quota, group after
+        group, in the same millisecond. Groups may share a key with
+        different limits (the client groups by key, limit and window)."""
+        rng = random.Random(20261205)
+        r = self.conn
+        sec, ms = 1764900000, 3
+        names = ("a", "b", "c", "d")
+        keys = {k: {"limit": rng.choice([1, 2, 3, 5, 8]), "window": rng.choice([1000, 3000, 60000])}
+                for k in names}
+        seen = {"groups": 0, "shared_key": 0, "single": 0, "several": 0, "admitted": 0, "refused": 0,
+                "limit0": 0, "dedup": 0, "lost": 0, "narrow": 0, "calls": 0}
+        for step in range(1000):
+            ms += rng.choice([0, 0, 1, 3, 250, 999, 1000, 1001, 3001, 60001, -2])
+            sec, ms = sec + ms // 1000, ms % 1000
+            r.call("HSET", CLOCK, "s", str(sec), "u", str(ms * 1000 + rng.randrange(1000)))
+            if rng.random() < 0.05:
+                keys[rng.choice(names)]["limit"] = rng.choice([0, 1, 2, 3, 5, 8])
+            lost = rng.random() < 0.02
+            r.call("DEL" if lost else "SET", MARKER, *([] if lost else ["1"]))
+            tag = "narrow" if rng.random() < 0.2 else "new"
+            groups = []
+            for g in range(rng.choice([2, 2, 3, 4, 6])):
+                key = rng.choice(names)
+                limit, window = keys[key]["limit"], keys[key]["window"]
+                if rng.random() < 0.15:
+                    limit = rng.choice([1, 4, 9])  # another habilitation's limit on the same key
+                members = [("rid-%d" % rng.randrange(8)) if rng.random() < 0.3 else "rid-u%d-%d-%d" % (step, g, i)
+                           for i in range(rng.choice([1, 1, 1, 2, 3, 5]))]
+                groups.append((key, limit, window, members))
+            used = sorted({g[0] for g in groups})
+            km = lambda k: "opale:q:{mul-%s}" % k  # noqa: E731
+            kq = lambda k: "opale:q:{sq2-%s}" % k  # noqa: E731
+            args = []
+            for key, limit, window, members in groups:
+                args += [limit, window, len(members)] + members
+            t0 = time.monotonic()
+            rm = r.call("FCALL", "opale_quota_m_%s" % tag, len(groups) + 1,
+                        *([km(g[0]) for g in groups] + [MARKER] + args))
+            rs = [r.call("FCALL", "opale_quota_%s" % tag, 2, kq(key), MARKER, limit, window, m)
+                  for key, limit, window, members in groups for m in members]
+            span = (time.monotonic() - t0) * 1000.0
+            ctx = "step %d groups %s %s" % (step, groups, tag)
+            if lost:
+                seen["lost"] += 1
+                self.assertEqual(rm, [-1, 0, 0], ctx)
+                self.assertEqual(rs, [[-1, 0, 0]] * len(rs), ctx)
+            else:
+                self.assertEqual(rm, [v for t in rs for v in t], ctx)
+                seen["admitted"] += sum(t[0] for t in rs)
+                seen["refused"] += sum(1 - t[0] for t in rs)
+                seen["limit0"] += any(g[1] < 1 for g in groups)
+                seen["dedup"] += any(m.startswith("rid-") and not m.startswith("rid-u")
+                                     for g in groups for m in g[3])
+            for k in used:
+                self.assertEqual(r.call("ZRANGE", km(k), 0, -1, "WITHSCORES"),
+                                 r.call("ZRANGE", kq(k), 0, -1, "WITHSCORES"), ctx + " key " + k)
+                tm, tq = r.call("PTTL", km(k)), r.call("PTTL", kq(k))
+                if tm < 0 or tq < 0:
+                    self.assertEqual(tm, tq, ctx + " key " + k)
+                else:
+                    self.assertLessEqual(abs(tm - tq), 100 + span, ctx + " key " + k)
+            seen["groups"] += len(groups)
+            seen["shared_key"] += len(used) < len(groups)
+            seen["single"] += sum(len(g[3]) == 1 for g in groups)
+            seen["several"] += sum(len(g[3]) > 1 for g in groups)
+            seen["narrow"] += tag == "narrow"
+            seen["calls"] += len(rs)
+        print("quota Function: opale_quota_m vs opale_quota one by one, 1000 passes: %s" % seen, file=sys.stderr)
         for k, v in seen.items():
             self.assertGreater(v, 0, "the sequence never reached %s" % k)
 

@@ -818,19 +818,23 @@ START_TEST(standalone_function_flush_reloaded)
     ck_assert_ptr_nonnull(f);
     freeReplyObject(f);
     ck_assert(!function_loaded(s.port));
-    /* two in the same write: both see "Function not found", both retry */
-    rec b = {0}, c = {0};
+    /* three in the same command (two keys: opale_quota_m): all see
+     * "Function not found", all retry */
+    rec b = {0}, c = {0}, e = {0};
     gw_redis_quota(r, "opale:q:{fl}", 5, 60000, "b", on_reply, &b);
     gw_redis_quota(r, "opale:q:{fl}", 5, 60000, "c", on_reply, &c);
-    WAIT(&l, b.called && c.called, 3000);
+    gw_redis_quota(r, "opale:q:{fl2}", 5, 60000, "e", on_reply, &e);
+    WAIT(&l, b.called && c.called && e.called, 3000);
     ck_assert_msg(b.rep.ok, "%s", b.rep.reason);
     ck_assert_msg(c.rep.ok, "%s", c.rep.reason);
-    ck_assert(b.rep.admitted && c.rep.admitted);
+    ck_assert_msg(e.rep.ok, "%s", e.rep.reason);
+    ck_assert(b.rep.admitted && c.rep.admitted && e.rep.admitted);
     ck_assert_uint_eq(b.rep.remaining + c.rep.remaining, 3 + 2);
+    ck_assert_uint_eq(e.rep.remaining, 4);
     ck_assert(function_loaded(s.port));
     gw_redis_stats st = stats(r);
     ck_assert_uint_eq(st.errors, 0);
-    ck_assert_uint_eq(st.commands, 5); /* 3 + the 2 retries */
+    ck_assert_uint_eq(st.commands, 7); /* 4 + the 3 retries */
     /* FUNCTION DELETE as well */
     f = rcmd_(s.port, "FUNCTION DELETE opale");
     ck_assert_ptr_nonnull(f);
@@ -1324,8 +1328,10 @@ START_TEST(standalone_coalesced_batches)
     }
     gw_redis_cancel(cancelled);
     WAIT(&l, a[9].called && b[2].called && a7[1].called && big[69].called, 3000);
-    /* coA/6, coB/5, coA/7, and coBig in two (64 + 6) */
-    ck_assert_int_eq(fcalls(s.port) - f0, 5);
+    /* coA/6, coB/5 and coA/7 chained (14 calls: opale_quota_m), then coBig
+     * in two batches (64 + 6), each a command of its own: a chain holds at
+     * most 64 calls */
+    ck_assert_int_eq(fcalls(s.port) - f0, 3);
     ck_assert_uint_eq(stats(r).commands, 9 + 3 + 2 + 70);
     ck_assert_uint_eq(stats(r).replies, 9 + 3 + 2 + 70);
     ck_assert_int_eq(a[2].called, 0);
@@ -1362,6 +1368,72 @@ START_TEST(standalone_coalesced_batches)
     gw_redis_stats st = stats(r);
     ck_assert_uint_eq(st.errors, 0);
     ck_assert_uint_eq(st.timeouts, 0);
+    gw_redis_free(r);
+    loop_done(&l);
+    srv_stop(&s);
+}
+END_TEST
+
+/* Every partner its own key (S8): one call per key in a pass. In a
+ * standalone Redis they leave chained, at most 64 calls per FCALL
+ * (opale_quota_m), and each is decided on its own key as a call alone
+ * would be; a lost marker fails the whole chain (redis.syncing) and stores
+ * nothing. */
+START_TEST(standalone_chain_of_keys)
+{
+    srv s = {0};
+    loop l;
+    srv_start(&s);
+    loop_init(&l);
+    gw_redis *r = client(&l, s.port, NULL);
+    WAIT(&l, is_up(r), 3000);
+    enum { NK = 100 };
+    static rec x[NK];
+    char key[32], m[16];
+    for (int pass = 0; pass < 2; pass++) {
+        long long f0 = fcalls(s.port);
+        memset(x, 0, sizeof(x));
+        for (int i = 0; i < NK; i++) {
+            snprintf(key, sizeof(key), "opale:q:{ch%d}", i);
+            snprintf(m, sizeof(m), "p%d-%d", pass, i);
+            /* second pass: the even keys stay at limit 1 (refused), the
+             * odd ones get limit 2 (admitted, none left) */
+            unsigned limit = pass == 1 && i % 2 ? 2 : 1;
+            ck_assert_ptr_nonnull(gw_redis_quota(r, key, limit, 60000, m, on_reply, &x[i]));
+        }
+        WAIT(&l, x[NK - 1].called, 3000);
+        ck_assert_int_eq(fcalls(s.port) - f0, 2); /* 64 + 36 */
+        for (int i = 0; i < NK; i++) {
+            ck_assert_int_eq(x[i].called, 1);
+            ck_assert_msg(x[i].rep.ok, "key %d: %s", i, x[i].rep.reason);
+            ck_assert_int_eq(x[i].rep.admitted, pass == 0 || i % 2);
+            ck_assert_uint_eq(x[i].rep.remaining, 0);
+            ck_assert_uint_le(x[i].rep.reset_ms, 60000);
+            ck_assert_uint_ge(x[i].rep.reset_ms, 59000);
+        }
+    }
+    for (int i = 0; i < NK; i++) {
+        ck_assert_int_eq(rint_(s.port, "ZCARD opale:q:{ch%d}", i), i % 2 ? 2 : 1);
+        ck_assert_int_ge(rint_(s.port, "ZSCORE opale:q:{ch%d} p0-%d", i, i), 0);
+    }
+    gw_redis_stats st = stats(r);
+    ck_assert_uint_eq(st.commands, 2 * NK);
+    ck_assert_uint_eq(st.replies, 2 * NK);
+    ck_assert_uint_eq(st.errors, 0);
+
+    /* the marker gone (as after FLUSHALL, keys kept): nothing admitted */
+    redisReply *d = rcmd_(s.port, "DEL opale:q:live");
+    ck_assert_ptr_nonnull(d);
+    freeReplyObject(d);
+    rec a = {0}, b = {0};
+    gw_redis_quota(r, "opale:q:{chA}", 5, 60000, "a", on_reply, &a);
+    gw_redis_quota(r, "opale:q:{chB}", 5, 60000, "b", on_reply, &b);
+    WAIT(&l, a.called && b.called, 3000);
+    ck_assert(!a.rep.ok && !b.rep.ok);
+    ck_assert_str_eq(a.rep.reason, "redis.syncing");
+    ck_assert_str_eq(b.rep.reason, "redis.syncing");
+    ck_assert_int_eq(rint_(s.port, "EXISTS opale:q:{chA}"), 0);
+    ck_assert_int_eq(rint_(s.port, "EXISTS opale:q:{chB}"), 0);
     gw_redis_free(r);
     loop_done(&l);
     srv_stop(&s);
@@ -1945,6 +2017,7 @@ int main(void)
         tcase_add_test(t, standalone_key_expires);
         tcase_add_test(t, standalone_function_flush_reloaded);
         tcase_add_test(t, standalone_coalesced_batches);
+        tcase_add_test(t, standalone_chain_of_keys);
         tcase_add_test(t, standalone_timeout_then_late_reply);
         tcase_add_test(t, standalone_paused_long_reconnects);
         tcase_add_test(t, standalone_down_then_restarted);
