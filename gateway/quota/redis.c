@@ -1619,6 +1619,18 @@ static int call_retry(gw_redis_call *k, conn *c, const char *err)
     return 1;
 }
 
+/* Report the decision {admitted, remaining, reset} <v> (checked) that
+ * Redis answered for <k> at <t_us>; an admission joins the instance's own
+ * log (written back after Redis loses its data). */
+static void call_decided(gw_redis_call *k, redisReply **v, uint64_t t_us)
+{
+    gw_redis_reply out = {1, NULL, v[0]->integer != 0, (unsigned)v[1]->integer,
+                          (uint64_t)v[2]->integer};
+    if (out.admitted && k->r->own != NULL)
+        gw_ownlog_record(k->r->own, k->key, k->limit, t_us / 1000u, k->member);
+    call_finish(k, &out);
+}
+
 static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
 {
     gw_redis_call *k = priv;
@@ -1669,11 +1681,7 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
         call_fail(k, "redis.syncing");
         return;
     }
-    gw_redis_reply out = {1, NULL, rep->element[0]->integer != 0,
-                          (unsigned)rep->element[1]->integer, (uint64_t)rep->element[2]->integer};
-    if (out.admitted && r->own != NULL)
-        gw_ownlog_record(r->own, k->key, k->limit, t / 1000u, k->member);
-    call_finish(k, &out);
+    call_decided(k, rep->element, t);
 }
 
 /* The reply to a chain of batches (FCALL opale_quota_n for one batch,
@@ -1740,12 +1748,7 @@ static void on_fcall_chain(redisAsyncContext *ac, void *reply, void *priv)
                 STAT_ADD(r, errors, 1);
                 call_fail(k, "redis.error");
             } else {
-                redisReply **v = rep->element + e;
-                gw_redis_reply out = {1, NULL, v[0]->integer != 0, (unsigned)v[1]->integer,
-                                      (uint64_t)v[2]->integer};
-                if (out.admitted && r->own != NULL)
-                    gw_ownlog_record(r->own, k->key, k->limit, t / 1000u, k->member);
-                call_finish(k, &out);
+                call_decided(k, rep->element + e, t);
             }
         }
         batch_free(b);
