@@ -11,7 +11,8 @@ Usage:
   make bench-quick  = bench.py --build build-bench --quick     (under 8 min)
 
 BUILD holds the Release binaries: BUILD/opale-gateway,
-BUILD/deploy/mock-opale/opale-mock and BUILD/bench/opale-loadgen. nginx,
+BUILD/deploy/mock-opale/opale-mock, BUILD/bench/opale-loadgen and
+BUILD/bench/opale-wakeprobe. nginx,
 redis-server, taskset and gnuplot come from the system (make installs them;
 perf too for --profile).
 
@@ -53,6 +54,9 @@ pair by pair then their median):
   S2H full chain: GW-FULL vs HAProxy 2.6 enforcing the same chain (after a
       functional check that both refuse each broken request), one core each
   S3B S3 at 80% of nginx's S2 median
+  S3L S3 at 5% of nginx's S2 median: no proxy queues, what is left is the
+      cost of the hops; before S3, S3B or S3L, opale-wakeprobe measures how
+      late each idle core wakes a thread (the floor under them)
   S2W worker scaling: GW-W1 vs GW-W2 (workers 1 and 2), S2 load, nothing
       pinned (the generator, mock and Redis share the 2 cores)
   S8  national scale: N partners (10,000; quick 2,000) with their own
@@ -66,7 +70,7 @@ Options:
   --quick         R=2, 3 s runs, S5 2,000 connections x 1 round, S7 25 s, 10 s window,
                   S8 2,000 partners for 15 s
   --s8-partners N S8's partner count (10..20000)
-  --only LIST     comma-separated scenarios to run (S1..S8, S2H, S2W, S3B); default all
+  --only LIST     comma-separated scenarios to run (S1..S8, S2H, S2W, S3B, S3L); default all
   --rounds N      rounds for S1-S4 and S6 (default 5, quick 2)
   --duration S    seconds per measured run (default 10, quick 3)
   --profile       profile GW-FULL under S2 load at the end (needs perf)
@@ -108,7 +112,7 @@ from benchlib.processes import Stack, stop_all  # noqa: E402
 from benchlib.report import Report  # noqa: E402
 from benchlib.scenarios import Scenarios  # noqa: E402
 
-SCENARIOS = ("S1", "S2", "S2-H2", "S2H", "S2W", "S3", "S3B", "S4", "S5", "S6", "S7", "S8")
+SCENARIOS = ("S1", "S2", "S2-H2", "S2H", "S2W", "S3", "S3B", "S3L", "S4", "S5", "S6", "S7", "S8")
 
 
 class Bench(Stack, Scenarios, Peers, National, Report):
@@ -121,6 +125,7 @@ class Bench(Stack, Scenarios, Peers, National, Report):
         self.gw_bin = os.path.join(self.build, "opale-gateway")
         self.mock_bin = os.path.join(self.build, "deploy", "mock-opale", "opale-mock")
         self.lg_bin = os.path.join(self.build, "bench", "opale-loadgen")
+        self.wp_bin = os.path.join(self.build, "bench", "opale-wakeprobe")
         self.rounds = args.rounds or (2 if self.quick else 5)
         self.duration = args.duration or (3.0 if self.quick else 10.0)
         self.s3_duration = self.duration
@@ -135,6 +140,7 @@ class Bench(Stack, Scenarios, Peers, National, Report):
         self.s8_fractions = (1.0, 0.5) if self.quick else (1.0, 0.5, 0.25)
         self.s8 = None
         self.s3_rates = {}
+        self.wake = None         # opale-wakeprobe's JSON (before S3)
         self.func_rows = None
         self.only = set(s.strip().upper() for s in args.only.split(",")) if args.only else None
         self.runs = {}           # scenario -> [run records]

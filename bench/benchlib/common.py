@@ -31,6 +31,10 @@ QUOTA_S7 = 50
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 SAT_PCT = 95.0       # a core at or above this share of one CPU is "saturated"
+# The open-loop latency scenarios, as a fraction of nginx's median S2 rate:
+# S3 the target, S3B near saturation, S3L so low that no proxy queues (what
+# is left is the cost of each hop: bench/README.md, "S3 on this machine").
+S3_FRAC = {"S3": 0.5, "S3B": 0.8, "S3L": 0.05}
 
 T0 = time.monotonic()
 

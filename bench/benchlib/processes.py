@@ -570,7 +570,7 @@ class Stack:
         self.start_redis()
         log("nginx (CPU %s)" % PROXY_CPU)
         self.targets["nginx"] = self.start_nginx("nginx")
-        need = self.only is None or bool(self.only & {"S1", "S2", "S2H", "S3", "S3B", "S4", "S5", "S6"}) or \
+        need = self.only is None or bool(self.only & {"S1", "S2", "S2H", "S3", "S3B", "S3L", "S4", "S5", "S6"}) or \
             self.args.profile
         if self.want("S1"):
             log("GW-S1 (pass-through)")

@@ -14,7 +14,7 @@ import sys
 import time
 
 from benchlib.common import (
-    ETAT, HAB_S7, PATHS, QUOTA_S7, SAT_PCT, SRCDIR, T0, fmt, fmt_us, med, mn, mx, rng_txt)
+    ETAT, HAB_S7, PATHS, QUOTA_S7, S3_FRAC, SAT_PCT, SRCDIR, T0, fmt, fmt_us, med, mn, mx, rng_txt)
 
 
 class Report:
@@ -103,8 +103,15 @@ class Report:
                     "— (reported)", None, fl)
                 row(s, "requests per proxy CPU-second", "gateway", eff["a"], "nginx", eff["b"], "gw / nginx",
                     eff["ratios"], "", None, fl)
+        wake = getattr(self, "wake", None)
+        if wake and len(wake["cpus"]) >= 2:
+            c0, c1 = wake["cpus"][0], wake["cpus"][1]
+            row("machine", "the floor under S3: how late an idle core wakes a sleeping thread, p99 "
+                "(µs; opale-wakeprobe, %s)" % c0["policy"].replace("fifo", "SCHED_FIFO").replace("other", "SCHED_OTHER"),
+                "core %d" % c0["cpu"], [c0["late_us"]["p99"]], "core %d" % c1["cpu"], [c1["late_us"]["p99"]],
+                "", [], "— (reported)", None, "")
         self.s3_added = {}
-        for key in ("S3", "S3B"):
+        for key in ("S3", "S3B", "S3L"):
             if not self.runs.get(key):
                 continue
             runs = self.runs[key]
@@ -130,7 +137,7 @@ class Report:
             o0 = med([x.get("core0_other_pct") for x in runs if x["role"] != "direct"])
             if o0 is not None:
                 fl = (fl + "; " if fl else "") + "others on core 0: %.0f%% (median)" % o0
-            pct = 50 if key == "S3" else 80
+            pct = round(100 * S3_FRAC[key])
             row(key, "open loop at %s req/s (%d%% of nginx S2): added p99 vs direct (µs)" % (
                 fmt(self.s3_rates.get(key)), pct), "gateway", add_gw, "nginx", add_ng, "", [],
                 "gateway ≤ 1 ms" if key == "S3" else "— (reported)", met, fl)
@@ -194,6 +201,32 @@ class Report:
             out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 r["scenario"], r["what"], a, b, ratio, r["target"] or "", r["met"] or "", r["flagged"] or ""))
         return out
+
+    def wake_section(self):
+        """The machine's own wake-up latency, measured before S3 with every
+        proxy idle (phase_wakeprobe)."""
+        wake = getattr(self, "wake", None)
+        if not wake:
+            return []
+        L = ["## The machine's wake-up latency: the floor under S3", "",
+             "`opale-wakeprobe` (bench/wakeprobe.c): one thread per core, pinned, at %s, sleeps to an absolute "
+             "deadline every %d µs for %g s with every proxy idle, and records how late it woke. A request through "
+             "a proxy crosses from one core to the other four times (generator → proxy → mock → proxy → "
+             "generator), each time waking a thread that may sit on an idle core; the mock reached directly shares "
+             "core 1 with the generator and crosses none. On a virtual machine an idle core is halted, and waking "
+             "it goes through the hypervisor." % (
+                 "SCHED_FIFO" if all(c["policy"] == "fifo" for c in wake["cpus"]) else "SCHED_OTHER (no right to "
+                 "SCHED_FIFO: the figures include the scheduler's own delay)", wake["interval_us"],
+                 wake["duration_s"]), "",
+             "| core | wake-ups | missed periods | mean | p50 | p90 | p99 | p99.9 | max |",
+             "|---|---|---|---|---|---|---|---|---|"]
+        for c in wake["cpus"]:
+            lu = c["late_us"]
+            L.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                c["cpu"], fmt(c["wakeups"]), fmt(c["skipped"]), fmt_us(lu["mean"]), fmt_us(lu["p50"]),
+                fmt_us(lu["p90"]), fmt_us(lu["p99"]), fmt_us(lu["p99_9"]), fmt_us(lu["max"])))
+        L.append("")
+        return L
 
     def detail_table(self, s, roles, metric_label="req/s", metric="throughput_rps"):
         out = ["| round | target | %s | p50 | p99 | proxy CPU %% | req / proxy CPU-s | generator CPU %% "
@@ -402,7 +435,7 @@ class Report:
         L.append("|---|---|")
         L.append("| nginx (master + 1 worker), HAProxy (1 thread), every gateway of S1–S7 (1 worker each) | 0 |")
         L.append("| opale-loadgen, opale-mock, redis-server | 1 |")
-        L.append("| S3, S3B: redis-server (the gateway's quota store) with the proxy under test | 0 |")
+        L.append("| S3, S3B, S3L: redis-server (the gateway's quota store) with the proxy under test | 0 |")
         L.append("| S2W (GW-W1, GW-W2) and S8 (GW-S8, 2 workers): the gateway, the generator, and for the time "
                  "of those runs the mock and Redis | 0 and 1 (not pinned) |")
         L.append("")
@@ -433,7 +466,7 @@ class Report:
                  "connections' handshakes and the token request included: < 2%% of a 10 s run). "
                  "*Proxy CPU %%* is of one core; *requests per proxy CPU-second* = responses / proxy CPU time, an "
                  "efficiency figure that stays meaningful when the proxy is not saturated. *Core 1 %%* = generator "
-                 "+ mock + Redis (S3, S3B: generator + mock, Redis being on core 0): at ≥ %.0f%% the load side, not the proxy, may be the limit. *Core 0 %% used by others* "
+                 "+ mock + Redis (S3, S3B, S3L: generator + mock, Redis being on core 0): at ≥ %.0f%% the load side, not the proxy, may be the limit. *Core 0 %% used by others* "
                  "= how busy core 0 was (`/proc/stat`) minus the proxy under test: CPU that other work on the "
                  "machine took from the proxy during the run (noted when ≥ 15%%)." % SAT_PCT)
         L.append("- A run is **flagged** (bold in the tables) when the generator saw an error, a non-2xx answer "
@@ -500,10 +533,11 @@ class Report:
                                        "generator, not the proxy's maximum**" % (len(sat), len(self.runs[s]))
                              if sat else "; it was not saturated, so the proxy (core 0) set the rate"))
                 L.append("")
-        for key in ("S3", "S3B"):
+        L.extend(self.wake_section())
+        for key in ("S3", "S3B", "S3L"):
             if not self.runs.get(key):
                 continue
-            pct = 50 if key == "S3" else 80
+            pct = round(100 * S3_FRAC[key])
             L.append("## %s open-loop latency at %d%% of nginx's S2 capacity" % (key, pct))
             L.append("")
             L.append("Rate %s req/s (%d%% of %s), 64 connections, %g s per run, latency from the scheduled time "
@@ -691,7 +725,7 @@ class Report:
                    "runs": {s: [{k: v for k, v in x.items() if k != "percentiles"} for x in rs]
                             for s, rs in self.runs.items()},
                    "profile": self.profile_lines, "plots": pngs, "report": md_path, "s8": self.s8,
-                   "functional_check": self.func_rows, "s3_rates": self.s3_rates,
+                   "functional_check": self.func_rows, "s3_rates": self.s3_rates, "wakeprobe": getattr(self, "wake", None),
                    "history_row": self.history_row(rows, mach)}
         with open(os.path.join(self.raw_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1, default=str)

@@ -18,7 +18,7 @@ import traceback
 import uuid
 
 from benchlib.common import (
-    CLIENT, ETAT, HAB_FULL, HAB_S7, LOAD_CPU, PATHS, PROXY_CPU, QUOTA_S7, SAT_PCT, SCOPES,
+    CLIENT, ETAT, HAB_FULL, HAB_S7, LOAD_CPU, PATHS, PROXY_CPU, QUOTA_S7, S3_FRAC, SAT_PCT, SCOPES,
     TELESERVICE, SetupError, fmt, fmt_us, log, max_in_window, med, min_span, mx, ts_ms)
 from benchlib.processes import (
     core_jiffies, core_pct, https, journal_records, load_json, plain_get, read_text, reap, set_affinity, spawn,
@@ -198,7 +198,7 @@ class Scenarios:
         rec["gen_cpu_pct"] = 100.0 * gen_cpu / wall if gen_cpu is not None else None
         rec["mock_cpu_pct"] = 100.0 * rec["mock_cpu_s"] / wall
         rec["redis_cpu_pct"] = 100.0 * rec["redis_cpu_s"] / wall
-        # Redis is on core 1 except during S3/S3B (phase_s3: on core 0,
+        # Redis is on core 1 except during S3/S3B/S3L (phase_s3: on core 0,
         # with the proxy under test)
         redis_on_0 = getattr(self, "redis_cpu", LOAD_CPU) == PROXY_CPU
         rec["redis_core"] = PROXY_CPU if redis_on_0 else LOAD_CPU
@@ -347,9 +347,33 @@ class Scenarios:
             for h in (self.mock, self.redis_t):
                 set_affinity(h.proc.pid, LOAD_CPU)
 
-    def phase_s3(self, key="S3", frac=0.5):
+    def phase_wakeprobe(self):
+        """How late this machine wakes a sleeping thread on each core, with
+        every proxy idle (bench/wakeprobe.c, SCHED_FIFO, 1 ms period): each
+        hop of a proxied request from one core to the other is such a
+        wake-up, so this is a floor under the latency S3 attributes to a
+        proxy (bench/README.md, "S3 on this machine")."""
+        if not os.access(self.wp_bin, os.X_OK):
+            raise RuntimeError("%s is missing (make bench-build builds it)" % self.wp_bin)
+        dur = 3.0 if self.quick else 10.0
+        log("wake-up probe: %g s on CPUs %s,%s, nothing under load" % (dur, PROXY_CPU, LOAD_CPU))
+        out = subprocess.run([self.wp_bin, "--cpus", "%s,%s" % (PROXY_CPU, LOAD_CPU), "--duration", "%g" % dur],
+                             capture_output=True, text=True, timeout=dur + 30)
+        if out.returncode != 0:
+            raise RuntimeError("opale-wakeprobe exited %d: %s" % (out.returncode, out.stderr.strip()[-300:]))
+        self.wake = json.loads(out.stdout)
+        with open(os.path.join(self.raw_dir, "wakeprobe.json"), "w") as f:
+            f.write(out.stdout)
+        for c in self.wake["cpus"]:
+            log("  CPU %d (%s): late p50 %s, p99 %s, max %s" % (c["cpu"], c["policy"], fmt_us(c["late_us"]["p50"]),
+                                                              fmt_us(c["late_us"]["p99"]),
+                                                              fmt_us(c["late_us"]["max"])))
+
+    def phase_s3(self, key="S3"):
         """Open loop at <frac> of nginx's S2 median: GW-FULL, nginx and the
-        mock directly (S3: 50%, S3B: 80%)."""
+        mock directly (S3: 50%, S3B: 80%, S3L: 5%, where no proxy queues and
+        what is left is the cost of the hops)."""
+        frac = S3_FRAC[key]
         self.runs[key] = []
         ng_s2 = [x.get("throughput_rps") for x in self.runs.get("S2", []) if x["role"] == "nginx"]
         if getattr(self, "s3_base", None):
@@ -649,7 +673,13 @@ class Scenarios:
         self.setup()
         os.makedirs(self.raw_dir, exist_ok=True)
         self.phase_pairs()
-        for s, fn in (("S3", self.phase_s3), ("S3B", lambda: self.phase_s3("S3B", 0.8)), ("S2W", self.phase_s2w),
+        if any(self.want(s) for s in ("S3", "S3B", "S3L")):
+            try:
+                self.phase_wakeprobe()
+            except Exception as e:
+                self.fail("wake-up probe", e)
+        for s, fn in (("S3", self.phase_s3), ("S3B", lambda: self.phase_s3("S3B")),
+                      ("S3L", lambda: self.phase_s3("S3L")), ("S2W", self.phase_s2w),
                       ("S5", self.phase_s5), ("S7", self.phase_s7), ("S8", self.phase_s8)):
             if self.want(s) and s not in self.failures:
                 try:

@@ -14,6 +14,9 @@
   accepts it (and refuses a broken one), and the running HAProxy enforces
   what the bench says it does (a wrong scope, an expired token, a token bound
   to another certificate are refused; a valid one passes);
+- opale-wakeprobe (the floor under S3): every deadline of its timetable is
+  counted once, as a wake-up or a missed period; its bad command lines exit
+  2 and a CPU that is not there exits 1;
 - the S8 generator (bench/benchlib/partners.py) on a few partners: their
   certificates chain to the CA, their policies name them, their tokens pass
   the gateway, and opale-loadgen's partner mode (--partner-certs,
@@ -24,7 +27,8 @@ variables; GW_NGINX_BIN overrides the nginx binary (default: nginx on PATH,
 else /usr/sbin/nginx). The nginx checks need nginx (Debian package
 nginx-light, in the Makefile's DEPS); they are skipped, and only they, when it
 is missing; likewise the HAProxy checks without haproxy (GW_HAPROXY_BIN
-overrides it) and the S8 generator's without python3-cryptography. Each loadgen run lasts RUN_S (1 s); the module takes ~15-30 s.
+overrides it), the S8 generator's without python3-cryptography, and the
+wake-up probe's without GW_WAKEPROBE_BIN. Each loadgen run lasts RUN_S (1 s); the module takes ~15-30 s.
 """
 
 import base64
@@ -48,6 +52,7 @@ from harness import (SRCDIR, Stack, build_request, free_port, read_response, req
                      stop_process, tls_connect)
 
 GW_LOADGEN_BIN = os.environ.get("GW_LOADGEN_BIN", "")
+GW_WAKEPROBE_BIN = os.environ.get("GW_WAKEPROBE_BIN", "")
 NGINX_BIN = os.environ.get("GW_NGINX_BIN") or shutil.which("nginx") or "/usr/sbin/nginx"
 
 sys.path.insert(0, os.path.join(SRCDIR, "bench", "nginx"))
@@ -850,6 +855,67 @@ class TestHAProxyConf(unittest.TestCase):
         self.assertEqual([r["deny"] for r in recs[1:]],
                          ["bearer.scope", "bearer.claims", "bearer.cnf_mismatch", "rights.year"], recs)
         self.assertTrue(all(r["consumer"] == "commune-exemple-sandbox" for r in recs), recs)
+
+
+# --------------------------------------------------------------------------
+# opale-wakeprobe (the floor under S3: bench/README.md, "S3 on this machine")
+
+
+class TestWakeProbe(unittest.TestCase):
+    def setUp(self):
+        if not GW_WAKEPROBE_BIN or not os.access(GW_WAKEPROBE_BIN, os.X_OK):
+            self.skipTest("prerequisite missing: GW_WAKEPROBE_BIN=%r" % GW_WAKEPROBE_BIN)
+
+    def probe(self, *args, timeout=30):
+        t0 = time.monotonic()
+        p = subprocess.run([GW_WAKEPROBE_BIN] + list(args), capture_output=True, text=True, timeout=timeout)
+        return p, time.monotonic() - t0
+
+    def test_every_deadline_counted(self):
+        """0.25 s at 1 ms holds 250 deadlines: each is either a wake-up
+        measured or a period missed, never both, never neither; the
+        percentiles are in order and the run lasts its duration."""
+        cpus = sorted(os.sched_getaffinity(0))[:2]
+        p, wall = self.probe("--cpus", ",".join(map(str, cpus)), "--duration", "0.25", "--interval-us", "1000")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        d = json.loads(p.stdout)
+        self.assertEqual((d["tool"], d["interval_us"], d["duration_s"]), ("opale-wakeprobe", 1000, 0.25))
+        self.assertEqual([c["cpu"] for c in d["cpus"]], cpus)
+        self.assertGreaterEqual(wall, 0.25)
+        self.assertLess(wall, 10)
+        for c in d["cpus"]:
+            self.assertEqual(c["wakeups"] + c["skipped"], 250, c)
+            self.assertGreater(c["wakeups"], 0, c)
+            self.assertEqual(c["policy"], "fifo" if os.geteuid() == 0 else "other", c)
+            lu = c["late_us"]
+            seq = [lu["p50"], lu["p90"], lu["p99"], lu["p99_9"], lu["max"]]
+            self.assertEqual(seq, sorted(seq), c)
+            self.assertLessEqual(lu["mean"], lu["max"], c)
+
+    def test_skipped_periods(self):
+        """At 50 us a thread cannot wake on time at every deadline on a
+        shared machine; whatever it misses is counted, so the sum still
+        equals the deadlines (0.5 s / 50 us = 10,000)."""
+        p, _ = self.probe("--no-fifo", "--duration", "0.5", "--interval-us", "50")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        c = json.loads(p.stdout)["cpus"][0]
+        self.assertEqual(c["policy"], "other")
+        self.assertEqual(c["wakeups"] + c["skipped"], 10000, c)
+
+    def test_bad_command_lines(self):
+        for args in (["--cpus", "0,0"], ["--cpus", "0,"], ["--cpus", "x"], ["--cpus"], ["--interval-us", "10"],
+                     ["--interval-us", "2000000"], ["--duration", "0"], ["--duration", "1s"], ["--bogus"]):
+            p, _ = self.probe(*args)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+            self.assertIn("opale-wakeprobe: ", p.stderr, args)
+            self.assertEqual(p.stdout, "", args)
+
+    def test_cpu_not_there_exits_1(self):
+        absent = max(os.sched_getaffinity(0)) + 1 + (os.cpu_count() or 1)
+        p, _ = self.probe("--cpus", str(absent), "--duration", "0.2")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot pin to CPU %d" % absent, p.stderr)
+        self.assertEqual(p.stdout, "")
 
 
 # --------------------------------------------------------------------------
