@@ -228,7 +228,7 @@ static void usage(FILE *f)
             "      --plain            plain HTTP (http:// URL), for cross-checks\n"
             "  -h, --help             this help\n"
             "  -V, --version          version\n",
-            HOLD_WINDOW);
+            SETUP_WINDOW);
 }
 
 void lg_parse_options(int argc, char **argv)

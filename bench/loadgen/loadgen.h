@@ -57,7 +57,7 @@ enum {
 #define BACKOFF_NS (10ULL * 1000 * 1000) /* after a failed connection attempt */
 #define MAX_DURATION_S 3600.0
 #define MAX_WARMUP_S 600.0
-#define HOLD_WINDOW 256 /* --hold: connections being set up at once, all threads */
+#define SETUP_WINDOW 256 /* connect phase: connections being set up at once, all threads */
 
 /* Latency histogram (hist.c): log-linear (HDR-style) over microseconds.
  * Values below 2*H_SUB are exact. Above, a value v with its highest bit at
@@ -190,10 +190,11 @@ struct worker {
     unsigned phase_ready;   /* connect phase: connections that have been up */
     unsigned up_at_start;   /* connections up when the clock started */
     struct event *phase_ev; /* end of the connect phase */
-    unsigned hold_next;     /* --hold: next connection to open */
-    unsigned hold_active;   /* --hold: connections being set up */
+    unsigned setup_next;    /* connect phase: next connection to open */
+    unsigned setup_active;  /* connect phase: connections being set up */
+    unsigned setup_max;     /* connect phase: the most set up at once */
     unsigned held_end;      /* --hold: connections still open at the end */
-    int hold_filling;       /* --hold: inside hold_fill (no recursion) */
+    int setup_filling;      /* inside lg_setup_fill (no recursion) */
     _Atomic uint64_t pub_completed, pub_errors;
 };
 
@@ -201,6 +202,7 @@ struct worker {
 struct totals {
     struct stats st;
     uint64_t unfinished, missed, up_at_start, held_end, warm_unfinished;
+    uint64_t setup_max; /* connect phase: the most set up at once, summed over the threads */
     double connect_phase;
     double elapsed;
     char started[32];
@@ -299,6 +301,9 @@ void lg_slot_next(struct conn *c);
 /* --hold: connection c is done with its setup (answered once, or failed),
  * or, once the hold has started, was closed. Nothing is reopened. */
 void lg_hold_settled(struct conn *c);
+/* Connect phase: open connections while fewer than the window are being
+ * set up. */
+void lg_setup_fill(struct worker *w);
 void lg_on_timer(evutil_socket_t fd, short what, void *arg);
 void lg_on_deadline(evutil_socket_t fd, short what, void *arg);
 /* Every TICK_MS: the stop flag (SIGINT) and the timeouts. */

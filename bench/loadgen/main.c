@@ -231,6 +231,7 @@ int main(int argc, char **argv)
         t.st.warm_started += s->warm_started;
         t.st.warm_completed += s->warm_completed;
         t.up_at_start += w->up_at_start;
+        t.setup_max += w->setup_max;
         t.held_end += w->held_end;
         t.missed += w->missed;
     }

@@ -132,12 +132,14 @@ static json_t *json_results(const struct totals *t)
         json_object_set_new(errors, lg_err_name[i], juint(s->err[i]));
     }
     json_object_set_new(errors, "total", juint(errs));
-    conns = json_pack(
-        "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "attempts", juint(s->conn_attempts), "established",
-        juint(s->conn_established), "up_at_start", juint(t->up_at_start), "tls_handshakes",
-        juint(s->handshakes), "tls_handshakes_in_run", juint(s->handshakes_run), "handshake_rate",
-        jreal((double)s->handshakes_run / el, 3), "server_closes", juint(s->server_closes),
-        "idle_closes", juint(s->idle_closes), "connect_us", json_hist(&s->conn, 0));
+    conns = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "attempts",
+                      juint(s->conn_attempts), "established", juint(s->conn_established),
+                      "up_at_start", juint(t->up_at_start), "tls_handshakes", juint(s->handshakes),
+                      "tls_handshakes_in_run", juint(s->handshakes_run), "handshake_rate",
+                      jreal((double)s->handshakes_run / el, 3), "server_closes",
+                      juint(s->server_closes), "idle_closes", juint(s->idle_closes), "setup_window",
+                      juint(SETUP_WINDOW), "setup_max", juint(t->setup_max), "connect_us",
+                      json_hist(&s->conn, 0));
     doc = json_pack(
         "{s:s,s:s,s:o,s:s,s:o,s:o,s:{s:o,s:o,s:o,s:o,s:o,s:o},s:{s:o,s:o,s:o,s:o},s:o,s:o,s:o,"
         "s:o,s:o}",

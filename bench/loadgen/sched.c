@@ -115,22 +115,27 @@ void lg_slot_next(struct conn *c)
     /* CS_TCP, CS_TLS: sent once connected */
 }
 
-/* --hold: open connections while fewer than the window are being set up
- * (HOLD_WINDOW over all threads), so that the target is not flooded. */
-static void hold_fill(struct worker *w)
+/* Connect phase (keep-alive and --hold): open connections while fewer than
+ * the window are being set up (SETUP_WINDOW over all threads), so that the
+ * target is not flooded with a storm of handshakes. With 10,000 connections
+ * opened at once (S8), the gateway's 10 s handshake timeout closed the
+ * slowest of them: TLS errors, and connections the generator held for up
+ * but the server closed ("idle closes"), all reopened. */
+void lg_setup_fill(struct worker *w)
 {
-    unsigned window = HOLD_WINDOW / (unsigned)lg_opt.threads;
+    unsigned window = SETUP_WINDOW / (unsigned)lg_opt.threads;
     if (window == 0)
         window = 1;
-    if (w->hold_filling)
+    if (w->setup_filling)
         return; /* a failed lg_conn_open below settles at once: the loop goes on */
-    w->hold_filling = 1;
-    while (!w->running && !w->stopping && w->hold_active < window && w->hold_next < w->nconns) {
-        struct conn *c = &w->conns[w->hold_next++];
-        w->hold_active++;
-        lg_conn_open(c); /* may settle c at once (socket or connect failure) */
+    w->setup_filling = 1;
+    while (!w->running && !w->stopping && w->setup_active < window && w->setup_next < w->nconns) {
+        struct conn *c = &w->conns[w->setup_next++];
+        if (++w->setup_active > w->setup_max)
+            w->setup_max = w->setup_active;
+        lg_conn_open(c); /* may settle c at once (--hold: socket or connect failure) */
     }
-    w->hold_filling = 0;
+    w->setup_filling = 0;
 }
 
 /* --hold: connection c is done with its setup (answered once, or failed),
@@ -141,11 +146,11 @@ void lg_hold_settled(struct conn *c)
     if (w->running || c->phase_seen)
         return;
     c->phase_seen = 1;
-    w->hold_active--;
+    w->setup_active--;
     if (++w->phase_ready >= w->nconns)
         lg_phase_done(w);
     else
-        hold_fill(w);
+        lg_setup_fill(w);
 }
 
 void lg_on_timer(evutil_socket_t fd, short what, void *arg)
@@ -216,7 +221,7 @@ void lg_phase_done(struct worker *w)
     if (lg_opt.hold > 0) {
         /* Setup over (or its --timeout expired): what is not up and idle by
          * now is given up, counted as a timeout, and nothing more opens. */
-        w->hold_next = w->nconns;
+        w->setup_next = w->nconns;
         for (unsigned i = 0; i < w->nconns; i++) {
             struct conn *c = &w->conns[i];
             if (c->state != CS_DOWN && (c->state != CS_READY || c->inflight)) {
@@ -230,6 +235,11 @@ void lg_phase_done(struct worker *w)
             }
         }
         lg_publish(w);
+    } else if (!lg_opt.new_conn) {
+        /* Keep-alive, --timeout over before every connection was up: those
+         * never opened open now (a closed loop only sends on an open one). */
+        while (w->setup_next < w->nconns)
+            lg_conn_open(&w->conns[w->setup_next++]);
     }
     for (unsigned i = 0; i < w->nconns; i++)
         w->up_at_start += w->conns[i].state == CS_READY;
@@ -272,14 +282,14 @@ void *lg_worker_main(void *arg)
          * each; the whole setup is bounded by --timeout. */
         struct timeval tv = lg_ns_to_tv((uint64_t)(lg_opt.timeout * (double)NS_PER_S));
         event_add(w->phase_ev, &tv);
-        hold_fill(w);
+        lg_setup_fill(w);
     } else {
         /* Keep-alive: open every connection before the clock starts, so
-         * that the handshakes do not weigh on the first requests. */
+         * that the handshakes do not weigh on the first requests; a window
+         * at a time (lg_setup_fill). */
         struct timeval tv = lg_ns_to_tv((uint64_t)(lg_opt.timeout * (double)NS_PER_S));
         event_add(w->phase_ev, &tv);
-        for (unsigned i = 0; i < w->nconns; i++)
-            lg_conn_open(&w->conns[i]);
+        lg_setup_fill(w);
     }
     if (!w->stopping)
         event_base_dispatch(w->base);

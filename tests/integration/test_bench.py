@@ -222,6 +222,24 @@ class TestLoadgenMock(LoadgenCase):
         self.assertRegex(names.get("x-correlation-id", ""), harness.UUID_RE)
         self.assertEqual(names.get("host"), "127.0.0.1:%d" % m.mock_port, last)
 
+    def test_connect_phase_window(self):
+        """The connect phase opens at most 256 connections at a time over
+        all threads (256 / T each), then every one is up before the clock
+        starts: 300 connections on 1 thread reach 256 at once, on 2 threads
+        128 + 128, and 20 connections all 20."""
+        m = self.mock
+        for conns, threads, most in ((300, 1, 256), (300, 2, 256), (20, 1, 20)):
+            m.mock_stats()
+            m.mock_reset()
+            doc, ctx = self.loadgen(["--plain", "-u", self.url, "-c", str(conns), "-t", str(threads), "-d", "0.5"],
+                                    m.dir)
+            self.assertSound(doc, ctx, duration=0.5)
+            c = doc["connections"]
+            self.assertEqual(doc["errors"]["total"], 0, ctx)
+            self.assertEqual((c["setup_window"], c["setup_max"]), (256, most), c)
+            self.assertEqual((c["attempts"], c["established"], c["up_at_start"]), (conns, conns, conns), c)
+            self.assertEqual(m.mock_stats()["connections"], conns)
+
     def test_path_rotation_and_status_classes(self):
         """--path rotates; a 404 of the mock is a response (4xx), not an error."""
         m = self.mock
