@@ -54,11 +54,6 @@ static void bad(const char *what, const char *arg)
     exit(2);
 }
 
-static uint64_t ts_ns(const struct timespec *ts)
-{
-    return (uint64_t)ts->tv_sec * NS_PER_S + (uint64_t)ts->tv_nsec;
-}
-
 static void *run(void *arg)
 {
     struct probe *p = arg;
@@ -75,10 +70,9 @@ static void *run(void *arg)
         struct sched_param sp = {.sched_priority = 50};
         p->fifo = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
     }
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t next = ts_ns(&now) + interval_ns;
-    uint64_t end = ts_ns(&now) + (uint64_t)(duration_s * (double)NS_PER_S);
+    uint64_t start = lg_now_ns();
+    uint64_t next = start + interval_ns;
+    uint64_t end = start + (uint64_t)(duration_s * (double)NS_PER_S);
     while (next <= end) {
         struct timespec due = {.tv_sec = (time_t)(next / NS_PER_S),
                                .tv_nsec = (long)(next % NS_PER_S)};
@@ -90,8 +84,7 @@ static void *run(void *arg)
             snprintf(p->why, sizeof(p->why), "clock_nanosleep: %s", strerror(rc));
             return NULL;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        uint64_t t = ts_ns(&now);
+        uint64_t t = lg_now_ns();
         p->expected++;
         lg_h_add(&p->h, t > next ? (t - next) / 1000 : 0);
         next += interval_ns;

@@ -17,6 +17,10 @@ from benchlib.common import (
     ETAT, HAB_S7, PATHS, QUOTA_S7, S3_FRAC, SAT_PCT, SRCDIR, T0, fmt, fmt_us, med, mn, mx, rng_txt)
 
 
+# opale-wakeprobe's "policy" field, as the report names it
+SCHED_NAMES = {"fifo": "SCHED_FIFO", "other": "SCHED_OTHER"}
+
+
 class Report:
     """Bench mixin: summaries, tables, plots (gnuplot) and the Markdown report."""
 
@@ -107,7 +111,7 @@ class Report:
         if wake and len(wake["cpus"]) >= 2:
             c0, c1 = wake["cpus"][0], wake["cpus"][1]
             row("machine", "the floor under S3: how late an idle core wakes a sleeping thread, p99 "
-                "(µs; opale-wakeprobe, %s)" % c0["policy"].replace("fifo", "SCHED_FIFO").replace("other", "SCHED_OTHER"),
+                "(µs; opale-wakeprobe, %s)" % SCHED_NAMES.get(c0["policy"], c0["policy"]),
                 "core %d" % c0["cpu"], [c0["late_us"]["p99"]], "core %d" % c1["cpu"], [c1["late_us"]["p99"]],
                 "", [], "— (reported)", None, "")
         self.s3_added = {}

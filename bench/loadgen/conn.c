@@ -204,11 +204,7 @@ static void conn_ready(struct conn *c)
         /* Connect phase: over once every connection has been up once. */
         if (!c->phase_seen) {
             c->phase_seen = 1;
-            w->setup_active--;
-            if (++w->phase_ready >= w->nconns)
-                lg_phase_done(w);
-            else
-                lg_setup_fill(w);
+            lg_setup_done(w);
         }
         return;
     }

@@ -304,6 +304,9 @@ void lg_hold_settled(struct conn *c);
 /* Connect phase: open connections while fewer than the window are being
  * set up. */
 void lg_setup_fill(struct worker *w);
+/* Connect phase: a connection is set up (its first time up; --hold: also
+ * answered once, or failed). */
+void lg_setup_done(struct worker *w);
 void lg_on_timer(evutil_socket_t fd, short what, void *arg);
 void lg_on_deadline(evutil_socket_t fd, short what, void *arg);
 /* Every TICK_MS: the stop flag (SIGINT) and the timeouts. */

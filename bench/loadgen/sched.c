@@ -146,6 +146,13 @@ void lg_hold_settled(struct conn *c)
     if (w->running || c->phase_seen)
         return;
     c->phase_seen = 1;
+    lg_setup_done(w);
+}
+
+/* Connect phase: one connection is done with its setup: the phase is over
+ * once all are, else the window takes the next one. */
+void lg_setup_done(struct worker *w)
+{
     w->setup_active--;
     if (++w->phase_ready >= w->nconns)
         lg_phase_done(w);
