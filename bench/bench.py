@@ -56,7 +56,9 @@ pair by pair then their median):
   S3B S3 at 80% of nginx's S2 median
   S3L S3 at 5% of nginx's S2 median: no proxy queues, what is left is the
       cost of the hops; before S3, S3B or S3L, opale-wakeprobe measures how
-      late each idle core wakes a thread (the floor under them)
+      late each idle core wakes a thread (the floor under them), then how
+      long the machine stops a core when both are busy (--spin); beside
+      each of their runs it records the stops of 5 ms or more
   S2W worker scaling: GW-W1 vs GW-W2 (workers 1 and 2), S2 load, nothing
       pinned (the generator, mock and Redis share the 2 cores)
   S8  national scale: N partners (10,000; quick 2,000) with their own
@@ -141,6 +143,7 @@ class Bench(Stack, Scenarios, Peers, National, Report):
         self.s8 = None
         self.s3_rates = {}
         self.wake = None         # opale-wakeprobe's JSON (before S3)
+        self.wake_spin = None    # opale-wakeprobe --spin: the machine stopping busy cores
         self.func_rows = None
         self.only = set(s.strip().upper() for s in args.only.split(",")) if args.only else None
         self.runs = {}           # scenario -> [run records]

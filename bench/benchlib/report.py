@@ -17,6 +17,12 @@ from benchlib.common import (
     ETAT, HAB_S7, PATHS, QUOTA_S7, S3_FRAC, SAT_PCT, SRCDIR, T0, fmt, fmt_us, med, mn, mx, rng_txt)
 
 
+def stopped_by_machine(rec):
+    """True when opale-wakeprobe, beside the run, saw the machine stop a
+    core for its long-stall threshold (50 ms) or more."""
+    return any(c["long_stalls"] for c in rec.get("machine_stalls") or [])
+
+
 # opale-wakeprobe's "policy" field, as the report names it
 SCHED_NAMES = {"fifo": "SCHED_FIFO", "other": "SCHED_OTHER"}
 
@@ -114,6 +120,14 @@ class Report:
                 "(µs; opale-wakeprobe, %s)" % SCHED_NAMES.get(c0["policy"], c0["policy"]),
                 "core %d" % c0["cpu"], [c0["late_us"]["p99"]], "core %d" % c1["cpu"], [c1["late_us"]["p99"]],
                 "", [], "— (reported)", None, "")
+        spin = getattr(self, "wake_spin", None)
+        if spin and len(spin["cpus"]) >= 2:
+            c0, c1 = spin["cpus"][0], spin["cpus"][1]
+            row("machine", "both cores busy: time the machine stopped a core, ms in %g s (opale-wakeprobe --spin; "
+                "stops ≥ %d ms: %d and %d)" % (spin["duration_s"], spin["long_stall_ms"], c0["long_stalls"],
+                                               c1["long_stalls"]),
+                "core %d" % c0["cpu"], [c0["stalled_ms"]], "core %d" % c1["cpu"], [c1["stalled_ms"]],
+                "", [], "— (reported)", None, "")
         self.s3_added = {}
         for key in ("S3", "S3B", "S3L"):
             if not self.runs.get(key):
@@ -141,6 +155,10 @@ class Report:
             o0 = med([x.get("core0_other_pct") for x in runs if x["role"] != "direct"])
             if o0 is not None:
                 fl = (fl + "; " if fl else "") + "others on core 0: %.0f%% (median)" % o0
+            hit = [x for x in runs if stopped_by_machine(x)]
+            if hit:
+                fl = (fl + "; " if fl else "") + "the machine stopped a core ≥ 50 ms in %d of %d runs" % (
+                    len(hit), len(runs))
             pct = round(100 * S3_FRAC[key])
             row(key, "open loop at %s req/s (%d%% of nginx S2): added p99 vs direct (µs)" % (
                 fmt(self.s3_rates.get(key)), pct), "gateway", add_gw, "nginx", add_ng, "", [],
@@ -212,7 +230,7 @@ class Report:
         wake = getattr(self, "wake", None)
         if not wake:
             return []
-        L = ["## The machine's wake-up latency: the floor under S3", "",
+        L = ["## The machine: wake-up latency and stops, the floor under S3", "",
              "`opale-wakeprobe` (bench/wakeprobe.c): one thread per core, pinned, at %s, sleeps to an absolute "
              "deadline every %d µs for %g s with every proxy idle, and records how late it woke. A request through "
              "a proxy crosses from one core to the other four times (generator → proxy → mock → proxy → "
@@ -229,6 +247,71 @@ class Report:
             L.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 c["cpu"], fmt(c["wakeups"]), fmt(c["skipped"]), fmt_us(lu["mean"]), fmt_us(lu["p50"]),
                 fmt_us(lu["p90"]), fmt_us(lu["p99"]), fmt_us(lu["p99_9"]), fmt_us(lu["max"])))
+        L.append("")
+        spin = getattr(self, "wake_spin", None)
+        if spin:
+            L.extend([
+                "Then `opale-wakeprobe --spin`: one thread per core, pinned, at SCHED_OTHER, reads the clock in a "
+                "loop for %g s, both cores at once, and counts every gap of %g ms or more between two reads: the "
+                "times the machine did not run that core. With nothing else running, what takes milliseconds is the "
+                "host (a host that caps the guest's CPU time stops a busy vCPU until its next period). This is the "
+                "load under which such a cap shows; an idle probe never reaches it." % (
+                    spin["duration_s"], spin["stall_us"] / 1000.0), "",
+                "| core | spun (s) | stops ≥ %g ms | stops ≥ %d ms | time stopped (ms) | the longest (ms, at s) |" % (
+                    spin["stall_us"] / 1000.0, spin["long_stall_ms"]),
+                "|---|---|---|---|---|---|"])
+            for c in spin["cpus"]:
+                L.append("| %d | %.1f | %d | %d | %.0f | %s |" % (
+                    c["cpu"], c["ran_s"], c["stalls"], c["long_stalls"], c["stalled_ms"],
+                    ", ".join("%.1f (%.2f)" % (x["ms"], x["at_s"]) for x in c["longest"]) or "—"))
+            L.append("")
+        return L
+
+    def s3_stall_lines(self, key):
+        """What the machine took from the cores during each run of <key>
+        (opale-wakeprobe beside it), and the added p99 over the rounds it
+        stopped no core for 50 ms or more."""
+        runs = self.runs.get(key, [])
+        watched = [x for x in runs if x.get("machine_stalls")]
+        if not watched:
+            return []
+        st = watched[0]["machine_stalls"]
+        L = ["Beside each run, `opale-wakeprobe` slept to a deadline every 10 ms on each core (SCHED_FIFO) and "
+             "counted every wake-up late by %g ms or more: the times the machine did not run a core. "
+             "A stop of ≥ %d ms delays every request due during it and queues those behind, so one such stop in a "
+             "%g s run is enough to set its p99." % (st[0]["stall_ms"], st[0]["long_ms"], self.s3_duration), "",
+             "| round | target | p99 | stops ≥ %g ms, core %s / core %s | time stopped (ms) | the longest (ms) |" % (
+                 st[0]["stall_ms"], st[0]["cpu"], st[1]["cpu"] if len(st) > 1 else "—"),
+             "|---|---|---|---|---|---|"]
+        names = {"gw": "gateway", "nginx": "nginx", "direct": "direct"}
+        for x in sorted(watched, key=lambda x: (x["round"], runs.index(x))):
+            ms = x["machine_stalls"]
+            L.append("| %d | %s | %s | %s | %s | %s |" % (
+                x["round"], names.get(x["role"], x["role"]), fmt_us(x.get("p99")),
+                " / ".join(str(c["stalls"]) for c in ms), " / ".join("%.0f" % c["stalled_ms"] for c in ms),
+                " / ".join("%.0f" % c["longest"][0]["ms"] if c["longest"] else "0" for c in ms)))
+        L.append("")
+        by = {}
+        for x in runs:
+            by.setdefault(x["round"], {})[x["role"]] = x
+        clean = [rd for rd in sorted(by) if all(r in by[rd] and by[rd][r].get("machine_stalls") is not None and
+                                                not stopped_by_machine(by[rd][r]) for r in ("gw", "nginx", "direct"))]
+        add = {"gw": [], "nginx": []}
+        for rd in clean:
+            d = by[rd]["direct"].get("p99")
+            for r in add:
+                if d is not None and by[rd][r].get("p99") is not None:
+                    add[r].append(by[rd][r]["p99"] - d)
+        if clean:
+            L.append("Over the %d of %d rounds in which the machine stopped no core for %d ms or more in any of the "
+                     "three runs, the added p99 is gateway %s (%s–%s), nginx %s (%s–%s). This is reported beside "
+                     "the figure above, not in place of it." % (
+                         len(clean), len(by), st[0]["long_ms"], fmt_us(med(add["gw"])), fmt_us(mn(add["gw"])),
+                         fmt_us(mx(add["gw"])), fmt_us(med(add["nginx"])), fmt_us(mn(add["nginx"])),
+                         fmt_us(mx(add["nginx"]))))
+        else:
+            L.append("In every round the machine stopped a core for %d ms or more during at least one of the three "
+                     "runs." % st[0]["long_ms"])
         L.append("")
         return L
 
@@ -572,6 +655,7 @@ class Report:
                          fmt_us(med(add_gw)), fmt_us(mn(add_gw)), fmt_us(mx(add_gw)), fmt_us(med(add_ng)),
                          fmt_us(mn(add_ng)), fmt_us(mx(add_ng)), " Target: gateway ≤ 1 ms." if key == "S3" else ""))
             L.append("")
+            L.extend(self.s3_stall_lines(key))
             L.extend(self.detail_table(key, names))
             L.append("")
         if self.s5:
@@ -730,6 +814,7 @@ class Report:
                             for s, rs in self.runs.items()},
                    "profile": self.profile_lines, "plots": pngs, "report": md_path, "s8": self.s8,
                    "functional_check": self.func_rows, "s3_rates": self.s3_rates, "wakeprobe": getattr(self, "wake", None),
+                   "wakeprobe_spin": getattr(self, "wake_spin", None),
                    "history_row": self.history_row(rows, mach)}
         with open(os.path.join(self.raw_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1, default=str)

@@ -165,11 +165,14 @@ class Scenarios:
 
     # -- one measured run
 
-    def run_lg(self, scenario, rnd, role, target, args, duration, allow_4xx=False, keep=True, cpu=LOAD_CPU):
+    def run_lg(self, scenario, rnd, role, target, args, duration, allow_4xx=False, keep=True, cpu=LOAD_CPU,
+               watch=False):
         """Run the generator (CPU 1) against <target> and record: its JSON,
         the CPU time of the proxy, the generator, the mock and Redis over the
         generator's lifetime, and the flags (errors, non-2xx, behind
-        schedule, saturation)."""
+        schedule, saturation). <watch>: opale-wakeprobe runs beside it on
+        both cores (10 ms period, FIFO) and records the times the machine
+        stopped a core (watch_start, watch_end)."""
         key = "%s-r%d-%s" % (scenario, rnd, role)
         os.makedirs(self.raw_dir, exist_ok=True)
         lgdir = os.path.join(self.tmp, "loadgen")
@@ -181,11 +184,14 @@ class Scenarios:
         c0 = (target.cpu(), [h.cpu() for h in helpers])
         j0 = core_jiffies()
         alive0 = target.alive()
+        watcher = self.watch_start(os.path.join(self.raw_dir if keep else lgdir, key + "-stalls.json")) \
+            if watch else None
         t0 = time.monotonic()
         p = spawn([self.lg_bin] + args + ["--json", jpath], cpu=cpu, out=os.path.join(lgdir, key + ".out"),
                   err=os.path.join(lgdir, key + ".err"))
         ru = wait_exit(p, t0 + duration + 90)
         wall = time.monotonic() - t0
+        stalls = self.watch_end(watcher) if watcher else None
         c1 = (target.cpu(), [h.cpu() for h in helpers])
         j1 = core_jiffies()
         res = load_json(jpath)
@@ -255,6 +261,16 @@ class Scenarios:
             notes.append("core 0 shared: other processes used %.0f%% of it%s" % (
                 rec["core0_other_pct"], " (irq + softirq + steal: %.0f%%)" % rec["core0_nonproc_pct"]
                 if rec.get("core0_nonproc_pct") else ""))
+        if watch:
+            rec["machine_stalls"] = stalls
+            if stalls is None:
+                notes.append("machine stalls not measured (opale-wakeprobe)")
+            else:
+                for c in stalls:
+                    if c["long_stalls"]:
+                        notes.append("the machine stopped core %s for %s ms during the run" % (
+                            c["cpu"], " + ".join("%.0f" % x["ms"] for x in c["longest"]
+                                                 if x["ms"] >= c["long_ms"])))
         rec["flag_errors"] = errors
         rec["flag_notes"] = notes
         if errors:
@@ -347,27 +363,67 @@ class Scenarios:
             for h in (self.mock, self.redis_t):
                 set_affinity(h.proc.pid, LOAD_CPU)
 
+    # opale-wakeprobe beside a run: what the machine took from each core
+    WATCH_STALL_US = 5000
+
+    def watch_start(self, path):
+        """Start opale-wakeprobe on both cores (10 ms period, stalls from
+        5 ms) until watch_end(); None when the probe is not built."""
+        if not os.access(self.wp_bin, os.X_OK):
+            return None
+        if os.path.exists(path):
+            os.unlink(path)
+        p = spawn([self.wp_bin, "--cpus", "%s,%s" % (PROXY_CPU, LOAD_CPU), "--interval-us", "10000", "--stall-us",
+                   str(self.WATCH_STALL_US), "--duration", "3600"], out=path)
+        return p, path
+
+    def watch_end(self, watcher):
+        """Stop the probe (SIGTERM: it prints what it measured) and return
+        its per-core figures, or None."""
+        p, path = watcher
+        stop(p)
+        d = load_json(path)
+        if not d or not d.get("stopped"):
+            return None
+        return [dict(c, long_ms=d["long_stall_ms"], stall_ms=d["stall_us"] / 1000.0) for c in d["cpus"]]
+
+    def run_probe(self, args, dur, name):
+        """opale-wakeprobe <args> on both cores for <dur> s: its JSON, also
+        kept as <name> in the raw directory."""
+        out = subprocess.run([self.wp_bin] + args + ["--cpus", "%s,%s" % (PROXY_CPU, LOAD_CPU), "--duration",
+                                                     "%g" % dur], capture_output=True, text=True, timeout=dur + 30)
+        if out.returncode != 0:
+            raise RuntimeError("opale-wakeprobe %s exited %d: %s" % (" ".join(args), out.returncode,
+                                                                    out.stderr.strip()[-300:]))
+        with open(os.path.join(self.raw_dir, name), "w") as f:
+            f.write(out.stdout)
+        return json.loads(out.stdout)
+
     def phase_wakeprobe(self):
         """How late this machine wakes a sleeping thread on each core, with
         every proxy idle (bench/wakeprobe.c, SCHED_FIFO, 1 ms period): each
         hop of a proxied request from one core to the other is such a
         wake-up, so this is a floor under the latency S3 attributes to a
-        proxy (bench/README.md, "S3 on this machine")."""
+        proxy (bench/README.md, "S3 on this machine"). Then how often, and
+        for how long, the machine stops a core when both are busy (--spin)."""
         if not os.access(self.wp_bin, os.X_OK):
             raise RuntimeError("%s is missing (make bench-build builds it)" % self.wp_bin)
         dur = 3.0 if self.quick else 10.0
         log("wake-up probe: %g s on CPUs %s,%s, nothing under load" % (dur, PROXY_CPU, LOAD_CPU))
-        out = subprocess.run([self.wp_bin, "--cpus", "%s,%s" % (PROXY_CPU, LOAD_CPU), "--duration", "%g" % dur],
-                             capture_output=True, text=True, timeout=dur + 30)
-        if out.returncode != 0:
-            raise RuntimeError("opale-wakeprobe exited %d: %s" % (out.returncode, out.stderr.strip()[-300:]))
-        self.wake = json.loads(out.stdout)
-        with open(os.path.join(self.raw_dir, "wakeprobe.json"), "w") as f:
-            f.write(out.stdout)
+        self.wake = self.run_probe([], dur, "wakeprobe.json")
         for c in self.wake["cpus"]:
             log("  CPU %d (%s): late p50 %s, p99 %s, max %s" % (c["cpu"], c["policy"], fmt_us(c["late_us"]["p50"]),
                                                               fmt_us(c["late_us"]["p99"]),
                                                               fmt_us(c["late_us"]["max"])))
+        # Then both cores busy: a host that caps the guest's CPU time stops a
+        # vCPU for the rest of its period (~100 ms here), which no idle probe
+        # sees (bench/README.md, "The machine stops a busy core").
+        log("machine stall probe: %g s spinning on CPUs %s,%s" % (dur, PROXY_CPU, LOAD_CPU))
+        self.wake_spin = self.run_probe(["--spin"], dur, "wakeprobe-spin.json")
+        for c in self.wake_spin["cpus"]:
+            log("  CPU %d: %d stalls >= %d us, %d >= %d ms, %.1f ms stopped in %.1f s, longest %s ms" % (
+                c["cpu"], c["stalls"], self.wake_spin["stall_us"], c["long_stalls"], self.wake_spin["long_stall_ms"],
+                c["stalled_ms"], c["ran_s"], "%.1f" % c["longest"][0]["ms"] if c["longest"] else "-"))
 
     def phase_s3(self, key="S3"):
         """Open loop at <frac> of nginx's S2 median: GW-FULL, nginx and the
@@ -422,11 +478,11 @@ class Scenarios:
                 common = ["-c", "64", "-t", "1", "-d", "%g" % self.s3_duration, "--rate", str(rate)]
                 if role == "direct":
                     self.runs[key].append(self.run_lg(key, r, role, self.mock, self.direct_args() + common,
-                                                      self.s3_duration))
+                                                      self.s3_duration, watch=True))
                 else:
                     tgt = self.targets["gw-full"] if role == "gw" else self.targets["nginx"]
                     self.runs[key].append(self.run_lg(key, r, role, tgt, self.full_chain_args(tgt) + common,
-                                                      self.s3_duration))
+                                                      self.s3_duration, watch=True))
 
     def rss_samples(self, t, n=3, gap=0.4):
         out = []

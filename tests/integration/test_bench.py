@@ -40,10 +40,12 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import ssl
+import subprocess
 import sys
+import tempfile
 import time
+import types
 import unittest
 import uuid
 
@@ -920,9 +922,114 @@ class TestWakeProbe(unittest.TestCase):
         self.assertEqual(c["policy"], "other")
         self.assertEqual(c["wakeups"] + c["skipped"], 10000, c)
 
+    def stopped_run(self, *args, stop_at=0.4, stop_for=0.3):
+        """Run the probe, stop the whole process (SIGSTOP) <stop_at> s after
+        its start for <stop_for> s, as a hypervisor stops a vCPU, and
+        return its JSON."""
+        p = subprocess.Popen([GW_WAKEPROBE_BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            time.sleep(stop_at)
+            os.kill(p.pid, signal.SIGSTOP)
+            time.sleep(stop_for)
+            os.kill(p.pid, signal.SIGCONT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        return json.loads(out)
+
+    def check_stop_seen(self, c, stop_at=0.4, stop_for=0.3):
+        """The stop is the longest stall, counted once as long (>= 50 ms),
+        where and as long as it was (give or take the scheduler)."""
+        self.assertGreaterEqual(c["long_stalls"], 1, c)
+        top = c["longest"][0]
+        self.assertGreaterEqual(top["ms"], stop_for * 1000 * 0.9, c)
+        self.assertLess(top["ms"], stop_for * 1000 + 1000, c)
+        self.assertGreater(top["at_s"], stop_at - 0.35, c)
+        self.assertLess(top["at_s"], stop_at + 0.5, c)
+        self.assertGreaterEqual(c["stalled_ms"], top["ms"], c)
+        self.assertGreaterEqual(c["stalls"], c["long_stalls"], c)
+        lens = [x["ms"] for x in c["longest"]]
+        self.assertEqual(lens, sorted(lens, reverse=True), c)
+        self.assertLessEqual(len(lens), 5, c)
+        self.assertTrue(all(x >= 1.0 for x in lens), c)  # --stall-us 1000
+
+    def test_spin_sees_a_stop(self):
+        """--spin: the 0.3 s the process was stopped is a gap between two
+        clock reads; the thread still spun for its whole duration."""
+        d = self.stopped_run("--spin", "--duration", "1.2", "--stall-us", "1000")
+        self.assertEqual((d["mode"], d["stall_us"], d["long_stall_ms"]), ("spin", 1000, 50))
+        c = d["cpus"][0]
+        self.assertEqual(c["policy"], "other")
+        self.assertGreaterEqual(c["ran_s"], 1.2)
+        self.assertLess(c["ran_s"], 1.3)
+        self.assertIs(d["stopped"], False)
+        self.check_stop_seen(c)
+
+    def test_sleep_sees_a_stop(self):
+        """Sleeping at a 10 ms period: the wake-up due while the process was
+        stopped comes ~0.3 s late, a stall; the periods it slept through
+        are counted as missed, and every deadline is still counted once."""
+        d = self.stopped_run("--duration", "1.0", "--interval-us", "10000", "--stall-us", "1000")
+        self.assertEqual((d["mode"], d["interval_us"]), ("sleep", 10000))
+        c = d["cpus"][0]
+        self.check_stop_seen(c)
+        self.assertGreaterEqual(c["skipped"], 25, c)
+        self.assertEqual(c["wakeups"] + c["skipped"], 100, c)
+
+    def test_sigterm_ends_the_run_with_its_figures(self):
+        """SIGTERM ends a long run early in both modes (the bench stops the
+        probe it runs beside a generator that way): exit 0, "stopped", the
+        time each thread ran, and the deadlines up to then."""
+        for mode in (["--spin"], ["--interval-us", "10000"]):
+            p = subprocess.Popen([GW_WAKEPROBE_BIN, "--cpus", "0", "--duration", "600"] + mode,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                p.send_signal(signal.SIGTERM)
+                out, err = p.communicate(timeout=10)
+                took = time.monotonic() - t0
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            self.assertEqual(p.returncode, 0, (mode, err))
+            self.assertLess(took, 2.0, mode)
+            d = json.loads(out)
+            self.assertIs(d["stopped"], True, d)
+            c = d["cpus"][0]
+            self.assertGreater(c["ran_s"], 0.3, c)
+            self.assertLess(c["ran_s"], 2.0, c)
+            if "wakeups" in c:
+                self.assertAlmostEqual(c["wakeups"] + c["skipped"], c["ran_s"] * 100, delta=2, msg=c)
+
+    def test_a_busy_neighbour_is_a_stall(self):
+        """--spin beside a busy process on the same CPU: the scheduler
+        shares the CPU, so about half of the time is stalled time. Without
+        the gap accounting the test sees no stall."""
+        cpu = sorted(os.sched_getaffinity(0))[0]
+        hog = subprocess.Popen([sys.executable, "-c", "import os, time\nos.sched_setaffinity(0, {%d})\n"
+                                "t = time.monotonic() + 5\nwhile time.monotonic() < t: pass\n" % cpu])
+        try:
+            time.sleep(0.2)
+            p, _ = self.probe("--spin", "--cpus", str(cpu), "--duration", "1.0")
+        finally:
+            hog.kill()
+            hog.wait()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        c = json.loads(p.stdout)["cpus"][0]
+        self.assertGreater(c["stalled_ms"], 200, c)
+        self.assertLess(c["stalled_ms"], 900, c)
+        self.assertGreater(c["stalls"], 10, c)
+
     def test_bad_command_lines(self):
         for args in (["--cpus", "0,0"], ["--cpus", "0,"], ["--cpus", "x"], ["--cpus"], ["--interval-us", "10"],
-                     ["--interval-us", "2000000"], ["--duration", "0"], ["--duration", "1s"], ["--bogus"]):
+                     ["--interval-us", "2000000"], ["--duration", "0"], ["--duration", "1s"], ["--bogus"],
+                     ["--stall-us", "19"], ["--stall-us", "1000001"], ["--stall-us", "1ms"], ["--stall-us"]):
             p, _ = self.probe(*args)
             self.assertEqual(p.returncode, 2, (args, p.stderr))
             self.assertIn("opale-wakeprobe: ", p.stderr, args)
@@ -934,6 +1041,84 @@ class TestWakeProbe(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("cannot pin to CPU %d" % absent, p.stderr)
         self.assertEqual(p.stdout, "")
+
+
+class TestMachineStalls(unittest.TestCase):
+    """The bench's watch beside each S3 run (opale-wakeprobe on both cores,
+    stopped by SIGTERM) and what the report makes of it."""
+
+    def setUp(self):
+        if not GW_WAKEPROBE_BIN or not os.access(GW_WAKEPROBE_BIN, os.X_OK):
+            self.skipTest("prerequisite missing: GW_WAKEPROBE_BIN=%r" % GW_WAKEPROBE_BIN)
+        if len(os.sched_getaffinity(0)) < 2:
+            self.skipTest("the watch runs on CPUs 0 and 1")
+        try:
+            from benchlib import report, scenarios
+        except ImportError as e:
+            self.skipTest("benchlib cannot be imported: %s" % e)
+        self.report, self.scenarios = report, scenarios
+
+    def test_watch_sees_a_stop_of_the_machine(self):
+        """A 0.2 s SIGSTOP of the watcher stands for the host stopping both
+        cores: watch_end returns both cores, each with one long stall."""
+        obj = types.SimpleNamespace(wp_bin=GW_WAKEPROBE_BIN, WATCH_STALL_US=5000)
+        d = tempfile.mkdtemp(prefix="gw-watch-")
+        self.addCleanup(shutil.rmtree, d, True)
+        w = self.scenarios.Scenarios.watch_start(obj, os.path.join(d, "w.json"))
+        self.assertIsNotNone(w)
+        time.sleep(0.3)
+        os.kill(w[0].pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        os.kill(w[0].pid, signal.SIGCONT)
+        time.sleep(0.2)
+        st = self.scenarios.Scenarios.watch_end(obj, w)
+        self.assertIsNotNone(st)
+        self.assertEqual([c["cpu"] for c in st], [0, 1])
+        for c in st:
+            self.assertEqual((c["long_ms"], c["stall_ms"]), (50, 5.0), c)
+            self.assertGreaterEqual(c["long_stalls"], 1, c)
+            self.assertGreaterEqual(c["longest"][0]["ms"], 150, c)
+            self.assertGreater(c["ran_s"], 0.5, c)
+            self.assertLess(c["ran_s"], 5, c)
+        rec = {"machine_stalls": st}
+        self.assertTrue(self.report.stopped_by_machine(rec))
+        self.assertFalse(self.report.stopped_by_machine({"machine_stalls": None}))
+        self.assertFalse(self.report.stopped_by_machine({}))
+
+    def test_watch_without_the_probe(self):
+        obj = types.SimpleNamespace(wp_bin="/nonexistent/opale-wakeprobe", WATCH_STALL_US=5000)
+        self.assertIsNone(self.scenarios.Scenarios.watch_start(obj, "/nonexistent/w.json"))
+
+    def test_report_sets_apart_rounds_the_machine_stopped(self):
+        """Round 1's gateway run saw a 100 ms stop, round 2 none: the
+        figure beside the main one uses round 2 only, and every run is
+        listed with its stops."""
+        def stalls(long_ms_list):
+            return [{"cpu": 0, "stalls": len(long_ms_list), "long_stalls": sum(1 for x in long_ms_list if x >= 50),
+                     "stalled_ms": float(sum(long_ms_list)), "longest": [{"at_s": 1.0, "ms": float(x)}
+                                                                         for x in long_ms_list],
+                     "long_ms": 50, "stall_ms": 5.0},
+                    {"cpu": 1, "stalls": 0, "long_stalls": 0, "stalled_ms": 0.0, "longest": [], "long_ms": 50,
+                     "stall_ms": 5.0}]
+        runs = [
+            {"round": 1, "role": "gw", "p99": 90000, "machine_stalls": stalls([100.0, 6.0])},
+            {"round": 1, "role": "nginx", "p99": 3000, "machine_stalls": stalls([])},
+            {"round": 1, "role": "direct", "p99": 200, "machine_stalls": stalls([])},
+            {"round": 2, "role": "gw", "p99": 900, "machine_stalls": stalls([7.0])},
+            {"round": 2, "role": "nginx", "p99": 1200, "machine_stalls": stalls([])},
+            {"round": 2, "role": "direct", "p99": 250, "machine_stalls": stalls([])},
+        ]
+        obj = types.SimpleNamespace(runs={"S3": runs}, s3_duration=10.0)
+        lines = "\n".join(self.report.Report.s3_stall_lines(obj, "S3"))
+        self.assertIn("Over the 1 of 2 rounds", lines)
+        self.assertIn("gateway 650 µs (650 µs–650 µs), nginx 950 µs (950 µs–950 µs)", lines)
+        self.assertIn("| 1 | gateway | 90.00 ms | 2 / 0 | 106 / 0 | 100 / 0 |", lines)
+        self.assertIn("| 2 | gateway | 900 µs | 1 / 0 | 7 / 0 | 7 / 0 |", lines)
+        runs[3]["machine_stalls"] = stalls([60.0])
+        lines = "\n".join(self.report.Report.s3_stall_lines(obj, "S3"))
+        self.assertIn("In every round the machine stopped a core", lines)
+        self.assertEqual(self.report.Report.s3_stall_lines(types.SimpleNamespace(runs={"S3": [
+            {"round": 1, "role": "gw", "p99": 1}]}, s3_duration=10.0), "S3"), [])
 
 
 # --------------------------------------------------------------------------
