@@ -163,6 +163,10 @@ class National:
         c0 = (gw.cpu(), [h.cpu() for h in helpers], self.proc_cpu(p.pid))
         j0 = core_jiffies()
         w0 = time.monotonic()
+        # what the machine took from each core over the measured window
+        # (opale-wakeprobe beside it: bench/README.md, "The machine stops a
+        # busy core")
+        watcher = self.watch_start(os.path.join(self.raw_dir, key + "-stalls.json"))
         connect_s = w0 - t_start - math.ceil(W) if W > 0 else w0 - t_start - 1.0
         c1 = j1 = None
         while not reap(p):
@@ -175,7 +179,7 @@ class National:
             j1 = core_jiffies()
             w1 = time.monotonic()
             time.sleep(0.2)
-        out = {"connect_phase_s": connect_s}
+        out = {"connect_phase_s": connect_s, "machine_stalls": self.watch_end(watcher) if watcher else None}
         res = load_json(jpath)
         errors = []
         if res is None:

@@ -936,6 +936,22 @@ class Report:
                          fmt_us((st.get("warmup") or {}).get("p99")), fmt_us((st.get("warmup") or {}).get("max")),
                          "yes" if st["held"] else "**no**"))
         L.append("")
+        stops = [(st, st.get("machine_stalls")) for st in s8["steps"] if st.get("machine_stalls")]
+        if stops:
+            L.append("The machine's stops over each step's measured window (`opale-wakeprobe` beside it, sleeping "
+                     "to a deadline every 10 ms on each core; a stop: a wake-up %g ms late or more). A stop of "
+                     "≥ %d ms holds every request due during it, %s at the full quota for 100 ms." % (
+                         stops[0][1][0]["stall_ms"], stops[0][1][0]["long_ms"], fmt(s8["rate"] * 0.1)))
+            L.append("")
+            L.append("| step | stops, core %s / core %s | of which ≥ %d ms | time stopped (ms) | the longest (ms) |" % (
+                stops[0][1][0]["cpu"], stops[0][1][-1]["cpu"], stops[0][1][0]["long_ms"]))
+            L.append("|---|---|---|---|---|")
+            for st, ms in stops:
+                L.append("| %d%% | %s | %s | %s | %s |" % (
+                    round(st["fraction"] * 100), " / ".join(str(c["stalls"]) for c in ms),
+                    " / ".join(str(c["long_stalls"]) for c in ms), " / ".join("%.0f" % c["stalled_ms"] for c in ms),
+                    " / ".join("%.0f" % c["longest"][0]["ms"] if c["longest"] else "0" for c in ms)))
+            L.append("")
         full = s8["steps"][0]
         L.append("At the full quota: journal statuses %s; partners seen in the journal %s; most admissions of one "
                  "partner in any 60 s: %s (quota %d). Highest rate held: **%s req/s**%s." % (
