@@ -52,7 +52,6 @@ struct probe {
     int fifo; /* 1: ran at SCHED_FIFO */
     uint64_t expected, skipped;
     struct hist h;
-    /* --spin */
     uint64_t ran_ns; /* from the thread's start to its last clock read */
     uint64_t stalls, long_stalls, stalled_ns;
     struct stall top[TOP_STALLS]; /* the longest, longest first */
@@ -66,14 +65,20 @@ static double duration_s = 10.0;
 static int want_fifo = 1;
 static int spin;
 /* SIGTERM or SIGINT: end now and print what was measured. A thread asleep
- * sees it at its next deadline. */
-static volatile sig_atomic_t stopping;
+ * sees it at its next deadline. Atomic: set by the handler on one thread,
+ * read by all. */
+static int stopping;
 static uint64_t stall_ns = NS_PER_MS;
 
 static void on_stop(int sig)
 {
     (void)sig;
-    stopping = 1;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED);
+}
+
+static int stopped(void)
+{
+    return __atomic_load_n(&stopping, __ATOMIC_RELAXED);
 }
 
 static void usage(FILE *f)
@@ -127,7 +132,7 @@ static void spin_loop(struct probe *p)
         if (gap >= stall_ns)
             stall_add(p, prev - start, gap);
         prev = t;
-        if (t >= end || stopping)
+        if (t >= end || stopped())
             break;
     }
     p->ran_ns = prev - start;
@@ -156,7 +161,7 @@ static void *run(void *arg)
     uint64_t start = lg_now_ns();
     uint64_t next = start + interval_ns;
     uint64_t end = start + (uint64_t)(duration_s * (double)NS_PER_S);
-    while (next <= end && !stopping) {
+    while (next <= end && !stopped()) {
         struct timespec due = {.tv_sec = (time_t)(next / NS_PER_S),
                                .tv_nsec = (long)(next % NS_PER_S)};
         rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL);
@@ -292,7 +297,7 @@ int main(int argc, char **argv)
         return 1;
     printf("{\"tool\": \"opale-wakeprobe\", \"mode\": \"%s\", \"duration_s\": %g, \"stopped\": %s, "
            "\"stall_us\": %llu, \"long_stall_ms\": %llu, ",
-           spin ? "spin" : "sleep", duration_s, stopping ? "true" : "false",
+           spin ? "spin" : "sleep", duration_s, stopped() ? "true" : "false",
            (unsigned long long)(stall_ns / 1000), (unsigned long long)(LONG_STALL_NS / NS_PER_MS));
     if (!spin)
         printf("\"interval_us\": %llu, ", (unsigned long long)(interval_ns / 1000));
