@@ -242,10 +242,13 @@ class National:
         """Per partner from GW-S8's journal: admissions (200) and refusals
         (429); a 429 is a quota error (each partner sends at most its quota
         within the run), and so is a partner admitted more than its quota
-        in any window (checked on the journal's completion times)."""
+        in any window (checked on the journal's completion times). Also who
+        decided: Redis, or the instance itself (quota.store "degraded": a
+        Redis call that failed or timed out, docs/quotas.md)."""
         time.sleep(1.5)  # the journal writer
         by = {}
         statuses = {}
+        stores = {}  # quota.store of each decision: redis, or degraded (decided locally)
         odd = []
         for name in sorted(os.listdir(gw.journal_dir)):
             if not name.startswith("access.jsonl"):
@@ -260,6 +263,9 @@ class National:
                     if not isinstance(st, int):
                         continue  # checkpoints and other non-request records
                     statuses[st] = statuses.get(st, 0) + 1
+                    store = (rec.get("quota") or {}).get("store")
+                    if store:
+                        stores[store] = stores.get(store, 0) + 1
                     if st != 200 and len(odd) < 20:  # what a refusal was, for the report
                         odd.append({k: rec.get(k) for k in ("ts", "status", "code", "reason", "consumer",
                                                             "ms", "quota", "upstream")})
@@ -281,7 +287,7 @@ class National:
                 over += 1
         refused = sum(e[1] for e in by.values())
         return {"journal_statuses": {str(k): v for k, v in sorted(statuses.items())},
-                "partners_seen": len(by), "refused_429": refused,
+                "quota_stores": stores, "partners_seen": len(by), "refused_429": refused,
                 "partners_over_quota": over, "max_admitted_in_60s": max_adm,
                 "quota_errors": refused + over, "not_200": odd}
 

@@ -953,9 +953,11 @@ class Report:
                     " / ".join("%.0f" % c["longest"][0]["ms"] if c["longest"] else "0" for c in ms)))
             L.append("")
         full = s8["steps"][0]
-        L.append("At the full quota: journal statuses %s; partners seen in the journal %s; most admissions of one "
-                 "partner in any 60 s: %s (quota %d). Highest rate held: **%s req/s**%s." % (
-                     full.get("journal_statuses"), full.get("partners_seen"), full.get("max_admitted_in_60s"),
+        L.append("At the full quota: journal statuses %s; quota decisions by store %s (`degraded`: decided by "
+                 "the instance itself after a Redis call failed or timed out); partners seen in the journal %s; "
+                 "most admissions of one partner in any 60 s: %s (quota %d). Highest rate held: **%s req/s**%s." % (
+                     full.get("journal_statuses"), full.get("quota_stores"), full.get("partners_seen"),
+                     full.get("max_admitted_in_60s"),
                      s8["per_minute"], fmt(s8.get("held_rate")),
                      "" if s8.get("held_rate") else " (none of the steps)"))
         odd = full.get("not_200") or []
