@@ -279,19 +279,26 @@ class TestLoadgenMock(LoadgenCase):
     def test_open_loop_sends_exactly_the_timetable(self):
         """-c 50 --rate 500 -d 1: each connection's timetable has a request
         every 0.1 s; connection 0's eleventh falls exactly on the end of the
-        run and is not part of it. Exactly 500 requests reach the mock, none
-        left unfinished, run after run (it raced the deadline's timer: 501,
-        "1 unfinished", which made S8's first partner send 51 requests in
-        60 s and count the 429 as a quota error)."""
+        run and is not part of it. Exactly 500 requests are started, run
+        after run, and the mock never sees more (it raced the deadline's
+        timer: 501, "1 unfinished", which made S8's first partner send 51
+        requests in 60 s and count the 429 as a quota error). The last
+        requests are due 2 ms before the end: on a loaded machine (a
+        sanitizer build, the host stopping a core) one may still be in
+        flight then and count as unfinished, never as a 501st."""
         m = self.mock
         for i in range(4):
             m.mock_stats()
             m.mock_reset()
             doc, ctx = self.loadgen(["--plain", "-u", self.url, "-c", "50", "--rate", "500", "-d", "1"], m.dir)
             self.assertAll2xx(doc, ctx)
-            self.assertEqual(doc["requests"]["completed"], 500, ctx)
-            self.assertEqual(doc["requests"]["unfinished"], 0, ctx)
-            self.assertEqual(m.mock_stats()["requests"], 500, (i, ctx))
+            req = doc["requests"]
+            self.assertEqual(req["completed"] + req["unfinished"], 500, ctx)
+            self.assertEqual(req["missed"], 0, ctx)
+            self.assertLessEqual(req["unfinished"], 10, ctx)
+            seen = m.mock_stats()["requests"]
+            self.assertGreaterEqual(seen, req["completed"], (i, ctx))
+            self.assertLessEqual(seen, 500, (i, ctx))
 
     def test_open_loop_warmup(self):
         """--warmup W: the timetable runs W s before the measured -d; the
