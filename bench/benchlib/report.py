@@ -23,6 +23,16 @@ def stopped_by_machine(rec):
     return any(c["long_stalls"] for c in rec.get("machine_stalls") or [])
 
 
+def stop_cells(cores, *fields):
+    """One table cell per field of opale-wakeprobe's per-core figures,
+    the cores' values joined with " / " ("longest": the longest stop)."""
+    def one(c, f):
+        if f == "longest":
+            return "%.0f" % c["longest"][0]["ms"] if c["longest"] else "0"
+        return "%.0f" % c[f] if f == "stalled_ms" else str(c[f])
+    return [" / ".join(one(c, f) for c in cores) for f in fields]
+
+
 # opale-wakeprobe's "policy" field, as the report names it
 SCHED_NAMES = {"fifo": "SCHED_FIFO", "other": "SCHED_OTHER"}
 
@@ -286,10 +296,8 @@ class Report:
         names = {"gw": "gateway", "nginx": "nginx", "direct": "direct"}
         for x in sorted(watched, key=lambda x: (x["round"], runs.index(x))):
             ms = x["machine_stalls"]
-            L.append("| %d | %s | %s | %s | %s | %s |" % (
-                x["round"], names.get(x["role"], x["role"]), fmt_us(x.get("p99")),
-                " / ".join(str(c["stalls"]) for c in ms), " / ".join("%.0f" % c["stalled_ms"] for c in ms),
-                " / ".join("%.0f" % c["longest"][0]["ms"] if c["longest"] else "0" for c in ms)))
+            L.append("| %d | %s | %s | %s |" % (x["round"], names.get(x["role"], x["role"]), fmt_us(x.get("p99")),
+                                                " | ".join(stop_cells(ms, "stalls", "stalled_ms", "longest"))))
         L.append("")
         by = {}
         for x in runs:
@@ -947,10 +955,8 @@ class Report:
                 stops[0][1][0]["cpu"], stops[0][1][-1]["cpu"], stops[0][1][0]["long_ms"]))
             L.append("|---|---|---|---|---|")
             for st, ms in stops:
-                L.append("| %d%% | %s | %s | %s | %s |" % (
-                    round(st["fraction"] * 100), " / ".join(str(c["stalls"]) for c in ms),
-                    " / ".join(str(c["long_stalls"]) for c in ms), " / ".join("%.0f" % c["stalled_ms"] for c in ms),
-                    " / ".join("%.0f" % c["longest"][0]["ms"] if c["longest"] else "0" for c in ms)))
+                L.append("| %d%% | %s |" % (round(st["fraction"] * 100), " | ".join(
+                    stop_cells(ms, "stalls", "long_stalls", "stalled_ms", "longest"))))
             L.append("")
         full = s8["steps"][0]
         L.append("At the full quota: journal statuses %s; quota decisions by store %s (`degraded`: decided by "
