@@ -4,7 +4,9 @@
 #   bench/redis-fn-bench.sh [SOURCE] [PORT] [N]
 #
 # SOURCE: a C file holding the Function as FUNCTION_CODE (default
-# gateway/quota/redis.c) or a Lua file ("#!lua name=opale"). A fresh
+# gateway/quota/redis.c) or a Lua file ("#!lua name=opale2", or library
+# opale as tests/integration/fixtures/quota_function_v1.lua has it: the
+# functions called are the library's, <library>_quota...). A fresh
 # redis-server (no persistence) on PORT (default 26379) gets the library
 # (FUNCTION LOAD REPLACE) and the marker; redis-benchmark then sends N calls
 # (default 200000) per case, and the script prints Redis's CPU per call
@@ -44,6 +46,8 @@ EOF
     ;;
 *) cp "$SRC" "$LUA" ;;
 esac
+LIB=$(sed -n '1s/^#!lua name=\(opale2\{0,1\}\)$/\1/p' "$LUA")
+[ -n "$LIB" ] || { echo "$SRC: not library opale or opale2" >&2; exit 1; }
 $VG redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     --dir "$TMP" >"$TMP/redis.log" 2>&1 &
 RPID=$!
@@ -93,18 +97,18 @@ for cp in "2 1" "4 32"; do
     set -- $cp
     run "ZCARD" "$1" "$2" 10000 ZCARD "opale:q:{rb-__rand_int__}"
     run "FCALL empty" "$1" "$2" 10000 FCALL opale_bench_empty 0
-    run "opale_quota 10k keys l=50" "$1" "$2" 10000 FCALL opale_quota 2 "opale:q:{rb-__rand_int__}" opale:q:live \
+    run "opale_quota 10k keys l=50" "$1" "$2" 10000 FCALL "${LIB}_quota" 2 "opale:q:{rb-__rand_int__}" opale:q:live \
         50 60000 "m-__rand_int__"
-    run "opale_quota 1 key l=50" "$1" "$2" 1000000000 FCALL opale_quota 2 "opale:q:{rb}" opale:q:live \
+    run "opale_quota 1 key l=50" "$1" "$2" 1000000000 FCALL "${LIB}_quota" 2 "opale:q:{rb}" opale:q:live \
         50 60000 "m-__rand_int__"
-    run "opale_quota 1 key l=1e6" "$1" "$2" 1000000000 FCALL opale_quota 2 "opale:q:{rb}" opale:q:live \
+    run "opale_quota 1 key l=1e6" "$1" "$2" 1000000000 FCALL "${LIB}_quota" 2 "opale:q:{rb}" opale:q:live \
         1000000 60000 "m-__rand_int__"
     per=8
     # shellcheck disable=SC2046 # 8 keys, then 8 groups of "50 60000 1 member"
-    run "opale_quota_m 8 keys l=50" "$1" "$2" 10000 FCALL opale_quota_m 9 \
+    run "opale_quota_m 8 keys l=50" "$1" "$2" 10000 FCALL "${LIB}_quota_m" 9 \
         $(for i in 1 2 3 4 5 6 7 8; do printf 'opale:q:{rb-__rand_int__} '; done) opale:q:live \
         $(for i in 1 2 3 4 5 6 7 8; do printf '50 60000 1 m-__rand_int__ '; done)
     per=1
 done
 # bench/benchlib/national.py's Redis ceiling: cluster form, limit 500
-run "opale_quota ceiling (S8)" 100 32 10000 FCALL opale_quota 1 "opale:q:{rb-__rand_int__}" 500 60000 "m-__rand_int__"
+run "opale_quota ceiling (S8)" 100 32 10000 FCALL "${LIB}_quota" 1 "opale:q:{rb-__rand_int__}" 500 60000 "m-__rand_int__"

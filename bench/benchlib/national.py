@@ -293,7 +293,7 @@ class National:
 
     def redis_ceiling(self):
         """redis-benchmark on core 0 against the bench's Redis on core 1:
-        FCALL opale_quota (the gateway's Function, loaded by the gateways)
+        FCALL opale2_quota (the gateway's Function, loaded by the gateways)
         on 10,000 keys with the production limit, 100 clients, pipelines of
         32 (the gateway pipelines its FCALLs per loop iteration). On this
         shared 2-core machine the client does not always saturate Redis:
@@ -304,9 +304,9 @@ class National:
             raise OSError("redis-benchmark not installed (redis-tools)")
         nreq = 200000 if self.quick else 1000000
         cmd = [rb, "-h", "127.0.0.1", "-p", str(self.redis_port), "-c", "100", "-P", "32", "-n", str(nreq),
-               "-r", "10000", "--csv", "FCALL", "opale_quota", "1", "opale:q:{rb-__rand_int__}",
+               "-r", "10000", "--csv", "FCALL", "opale2_quota", "1", "opale:q:{rb-__rand_int__}",
                str(PROD_PER_MINUTE), "60000", "m-__rand_int__"]
-        log("Redis ceiling: redis-benchmark, %d FCALL opale_quota" % nreq)
+        log("Redis ceiling: redis-benchmark, %d FCALL opale2_quota" % nreq)
         c0 = self.redis_t.cpu()
         w0 = time.monotonic()
         r = subprocess.run(["taskset", "-c", PROXY_CPU] + cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

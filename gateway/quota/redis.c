@@ -33,7 +33,12 @@
 /* Present while Redis holds every live gateway's admissions: set at the end
  * of a sync, gone after a restart without persistence or a FLUSHALL. */
 #define MARKER "opale:q:live"
-/* Entries per opale_restore call. */
+/* The library's functions (library opale2: see FUNCTION_CODE). */
+#define FN_QUOTA "opale2_quota"
+#define FN_QUOTA_N "opale2_quota_n"
+#define FN_QUOTA_M "opale2_quota_m"
+#define FN_RESTORE "opale2_restore"
+/* Entries per opale2_restore call. */
 #define RESTORE_CHUNK 128
 /* A call whose key and member (with their NULs) fit in CALL_ROOM bytes
  * ("opale:q:{<habilitation>}" and a request id) goes back to a free list
@@ -41,27 +46,35 @@
  * decision then costs no allocation of ours. */
 #define CALL_ROOM 128
 #define CALLS_KEPT 256
-/* Calls coalesced into one FCALL opale_quota_n (see "batches" below), the
- * batches kept for reuse, and the calls of one FCALL opale_quota_m (a chain
+/* Calls coalesced into one FCALL opale2_quota_n (see "batches" below), the
+ * batches kept for reuse, and the calls of one FCALL opale2_quota_m (a chain
  * of batches of several keys, standalone Redis only). */
 #define BATCH_MAX 64
 #define BATCHES_KEPT 16
 #define CHAIN_MAX 64
 
 /* The Redis 7 Function. An entry at t leaves the window at t + window
- * (ZREMRANGEBYSCORE removes score <= now - window), as in memlog.c. Members
- * are made unique inside the function (member, member#1, ...) so that a
- * repeated member never under-counts. When refused, the slot frees when the
+ * (ZREMRANGEBYSCORE removes score <= now - window), as in memlog.c. A member
+ * is a request id (a random UUID of the gateway's), so a member already in
+ * the window is the same request again and counts once: the call answers
+ * admitted (remaining and reset as of now) and writes nothing, even when
+ * the window is full. A request whose call timed out was decided locally
+ * and may be written back (opale2_restore, by any connection of its
+ * instance) before Redis reads the call still queued behind a stop: library
+ * opale (v1) stored it again as member#1 and counted it twice (the bench's
+ * S8 saw three such 429s). A limit below 1 refuses even a repeat. When
+ * refused, the slot frees when the
  * (n - limit)-th oldest entry leaves (n == limit normally: the oldest; n >
  * limit after a lowered limit, as memlog keeps the newest entries that fit).
  *
  * Written for Redis's CPU (docs/quotas.md, "Cost in Redis"; measured with
- * bench/redis-fn-bench.sh), with the decisions, the stored entries, the TTL
- * and the three values of the version before it (a differential test keeps
- * that one: tests/integration/test_quota_function.py), so that gateways of
- * either version may share one Redis under the same library name (each
- * loads it with FUNCTION LOAD REPLACE); a change of behaviour needs a new
- * library and function name. A Lua number given to redis.call is formatted
+ * bench/redis-fn-bench.sh). Apart from repeats, it makes the decisions,
+ * stores the entries, sets the TTL and answers the three values of library
+ * opale (a differential test keeps that:
+ * tests/integration/test_quota_function.py). Gateways of both versions may
+ * share one Redis, each under its own library name (each loads its own with
+ * FUNCTION LOAD REPLACE); a change of behaviour needs a new library and
+ * function name again. A Lua number given to redis.call is formatted
  * by Redis with "%.17g" and tonumber() parses a string twice (glibc's
  * printf_fp and strtod were a quarter of the instructions): the score is
  * built as a string from TIME's strings, the arguments go as received or as
@@ -77,7 +90,7 @@
  * FCALL itself are paid once per loop pass rather than once per key. A
  * group of one call runs quota's own steps (no ZMSCORE). */
 static const char FUNCTION_CODE[] =
-    "#!lua name=opale\n"
+    "#!lua name=opale2\n"
     "local wide\n"
     "local function clock()\n"
     "  if wide == nil then wide = string.format('%d', 2^40) == '1099511627776' end\n"
@@ -98,10 +111,10 @@ static const char FUNCTION_CODE[] =
     "  end\n"
     "  local call = redis.call\n"
     "  if n < limit then\n"
-    "    local m, i = m0, 0\n"
-    "    while call('ZADD', key, 'NX', nows, m) == 0 do\n"
-    "      i = i + 1\n"
-    "      m = m0 .. '#' .. i\n"
+    "    if call('ZADD', key, 'NX', nows, m0) == 0 then\n"
+    "      local o = call('ZRANGE', key, '0', '0', 'WITHSCORES')\n"
+    "      out[j], out[j + 1], out[j + 2] = 1, limit - n, o[2] + window - now\n"
+    "      return\n"
     "    end\n"
     "    call('PEXPIRE', key, ws)\n"
     "    if n == 0 then\n"
@@ -112,9 +125,10 @@ static const char FUNCTION_CODE[] =
     "    out[j], out[j + 1], out[j + 2] = 1, limit - n - 1, o[2] + window - now\n"
     "    return\n"
     "  end\n"
-    "  local r = n == limit and '0' or string.format('%d', n - limit)\n"
+    "  local again = call('ZSCORE', key, m0) ~= false\n"
+    "  local r = (again or n == limit) and '0' or string.format('%d', n - limit)\n"
     "  local o = call('ZRANGE', key, r, r, 'WITHSCORES')\n"
-    "  out[j], out[j + 1], out[j + 2] = 0, 0, o[2] + window - now\n"
+    "  out[j], out[j + 1], out[j + 2] = again and 1 or 0, 0, o[2] + window - now\n"
     "end\n"
     "local function many(out, j0, key, nows, now, limit, window, ws, n, args, a, m)\n"
     "  if n == nil then\n"
@@ -122,20 +136,16 @@ static const char FUNCTION_CODE[] =
     "    return\n"
     "  end\n"
     "  local call = redis.call\n"
-    "  local n0, oldest, over, add, taken, scores = n, nil, nil, nil, {}, nil\n"
+    "  local n0, oldest, over, add, taken = n, nil, nil, nil, {}\n"
+    "  local scores = n0 > 0 and call('ZMSCORE', key, unpack(args, a, a + m - 1)) or nil\n"
     "  for i = 1, m do\n"
-    "    local j = j0 + 3 * i - 3\n"
-    "    if n < limit then\n"
-    "      if add == nil then\n"
-    "        add = {'ZADD', key, 'NX'}\n"
-    "        if n0 > 0 then scores = call('ZMSCORE', key, unpack(args, a, a + m - 1)) end\n"
-    "      end\n"
-    "      local mm, k = args[a + i - 1], 0\n"
-    "      while taken[mm] or (k == 0 and scores ~= nil and scores[i]) or\n"
-    "            (k > 0 and n0 > 0 and call('ZSCORE', key, mm)) do\n"
-    "        k = k + 1\n"
-    "        mm = args[a + i - 1] .. '#' .. k\n"
-    "      end\n"
+    "    local j, mm = j0 + 3 * i - 3, args[a + i - 1]\n"
+    "    if taken[mm] or (scores ~= nil and scores[i]) then\n"
+    "      if oldest == nil then oldest = call('ZRANGE', key, '0', '0', 'WITHSCORES')[2] + 0 end\n"
+    "      local left = limit > n and limit - n or 0\n"
+    "      out[j], out[j + 1], out[j + 2] = 1, left, oldest + window - now\n"
+    "    elseif n < limit then\n"
+    "      if add == nil then add = {'ZADD', key, 'NX'} end\n"
     "      taken[mm] = true\n"
     "      add[#add + 1] = nows\n"
     "      add[#add + 1] = mm\n"
@@ -213,10 +223,10 @@ static const char FUNCTION_CODE[] =
     "  end\n"
     "  return n\n"
     "end\n"
-    "redis.register_function('opale_quota', quota)\n"
-    "redis.register_function('opale_quota_n', quota_n)\n"
-    "redis.register_function('opale_quota_m', quota_m)\n"
-    "redis.register_function('opale_restore', restore)\n";
+    "redis.register_function('opale2_quota', quota)\n"
+    "redis.register_function('opale2_quota_n', quota_n)\n"
+    "redis.register_function('opale2_quota_m', quota_m)\n"
+    "redis.register_function('opale2_restore', restore)\n";
 
 enum { C_DOWN, C_CONNECTING, C_UP };
 enum { P_LOADING, P_GRACE, P_MARKING };
@@ -586,7 +596,7 @@ static void on_restore(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
-/* One key's entries, in chunks: FCALL opale_restore 1 key window m1 age1 ... */
+/* One key's entries, in chunks: FCALL opale2_restore 1 key window m1 age1 ... */
 static void restore_key(void *arg, const char *key, const gw_ownlog_entry *e, size_t n)
 {
     conn *c = arg;
@@ -604,8 +614,8 @@ static void restore_key(void *arg, const char *key, const gw_ownlog_entry *e, si
         int argc = 0;
         argv[argc] = "FCALL";
         lens[argc++] = 5;
-        argv[argc] = "opale_restore";
-        lens[argc++] = 13;
+        argv[argc] = FN_RESTORE;
+        lens[argc++] = sizeof(FN_RESTORE) - 1;
         argv[argc] = "1";
         lens[argc++] = 1;
         argv[argc] = key;
@@ -1259,9 +1269,9 @@ static size_t resp_format(char *out, size_t cap, int n, const char *const *av, c
 /* ---- batches ------------------------------------------------------- */
 
 /* A loop pass's calls for one key (one habilitation), limit and window on
- * one connection leave as one command: the first as "FCALL opale_quota"
- * when alone, else all of them as "FCALL opale_quota_n", which decides them
- * in order at one server time, as that many opale_quota calls in the same
+ * one connection leave as one command: the first as "FCALL opale2_quota"
+ * when alone, else all of them as "FCALL opale2_quota_n", which decides them
+ * in order at one server time, as that many opale2_quota calls in the same
  * millisecond would (docs/quotas.md, "Coalescing"). Redis then runs the
  * function's window work (EXISTS, TIME, ZREMRANGEBYSCORE, ZCARD, ZRANGE,
  * PEXPIRE) once per batch instead of once per call. Each call keeps its own
@@ -1269,7 +1279,7 @@ static size_t resp_format(char *out, size_t cap, int n, const char *const *av, c
  * the pass's first call and run after the callbacks already queued in that
  * pass, so that the requests read together are decided together. In a
  * standalone Redis the pass's batches of different keys (or limits) go
- * together too, chained into one "FCALL opale_quota_m" of at most CHAIN_MAX
+ * together too, chained into one "FCALL opale2_quota_m" of at most CHAIN_MAX
  * calls: the FCALL, the marker's EXISTS and TIME are then paid once per
  * pass, which matters when every partner has its own key (S8). */
 static void on_fcall_chain(redisAsyncContext *ac, void *reply, void *priv);
@@ -1331,9 +1341,9 @@ static int batch_write(batch *b)
 #define ARG(s, l) (av[n] = (s), al[n++] = (l))
     ARG("FCALL", 5);
     if (b->n == 1)
-        ARG("opale_quota", 11);
+        ARG(FN_QUOTA, sizeof(FN_QUOTA) - 1);
     else
-        ARG("opale_quota_n", 13);
+        ARG(FN_QUOTA_N, sizeof(FN_QUOTA_N) - 1);
     ARG(r->cluster ? "1" : "2", 1);
     ARG(k->key, k->keylen);
     if (!r->cluster)
@@ -1379,7 +1389,7 @@ static unsigned batch_prune(batch *b)
 }
 
 /* Hand the chain <head> of <nb> batches (next) to hiredis as one command:
- * a batch alone as batch_write() sends it, several as "FCALL opale_quota_m"
+ * a batch alone as batch_write() sends it, several as "FCALL opale2_quota_m"
  * (standalone Redis: the marker is a key). REDIS_OK or REDIS_ERR. */
 static int chain_write(conn *c, batch *head, unsigned nb)
 {
@@ -1392,7 +1402,7 @@ static int chain_write(conn *c, batch *head, unsigned nb)
 #define ARG(s, l) (av[n] = (s), al[n++] = (l))
 #define NUM(v) (al[n] = gw_fmt_ull(num[u], (unsigned long long)(v)), av[n++] = num[u++])
     ARG("FCALL", 5);
-    ARG("opale_quota_m", 13);
+    ARG(FN_QUOTA_M, sizeof(FN_QUOTA_M) - 1);
     NUM(nb + 1);
     for (batch *b = head; b != NULL; b = b->next)
         ARG(b->k[0]->key, b->k[0]->keylen);
@@ -1684,8 +1694,8 @@ static void on_fcall(redisAsyncContext *ac, void *reply, void *priv)
     call_decided(k, rep->element, t);
 }
 
-/* The reply to a chain of batches (FCALL opale_quota_n for one batch,
- * opale_quota_m for several): {admitted, remaining, reset} per call, in the
+/* The reply to a chain of batches (FCALL opale2_quota_n for one batch,
+ * opale2_quota_m for several): {admitted, remaining, reset} per call, in the
  * chain's order, or {-1, 0, 0} when the marker is gone. Each call is
  * reported as on_fcall would report it alone. */
 static void on_fcall_chain(redisAsyncContext *ac, void *reply, void *priv)

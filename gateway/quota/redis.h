@@ -1,6 +1,6 @@
 /*
  * The Redis quota store: an exact sliding-window log kept in Redis by one
- * Redis 7 Function (library "opale", function "opale_quota"), so that several
+ * Redis 7 Function (library "opale2", function "opale2_quota"), so that several
  * gateway instances share every habilitation's window exactly. One client per
  * worker, on the worker's event_base (hiredis async + libevent adapter).
  *
@@ -13,17 +13,17 @@
  * {admitted (0/1), remaining, ms until the oldest entry leaves the window}.
  * An entry at time t leaves the window at t + window (same boundary as the
  * in-memory log, gateway/quota/memlog.c). The calls of one loop pass for one
- * key, limit and window go as one "FCALL opale_quota_n" (the same decisions
- * as that many opale_quota calls in one millisecond, in order; see
+ * key, limit and window go as one "FCALL opale2_quota_n" (the same decisions
+ * as that many opale2_quota calls in one millisecond, in order; see
  * docs/quotas.md, "Coalescing"); with a standalone Redis the pass's
- * batches of different keys go together too, as one "FCALL opale_quota_m"
+ * batches of different keys go together too, as one "FCALL opale2_quota_m"
  * of at most 64 calls ("Chains"); a call cancelled before its pass ends is
  * not sent.
  *
  * Write-back: every (re)connection, and every sign that Redis lost its data
  * (the marker key opale:q:live gone: a restart without persistence, FLUSHALL),
  * starts a sync: the instance's own admissions of the window (conf.own) are
- * written back with their ages (function "opale_restore", idempotent by
+ * written back with their ages (function "opale2_restore", idempotent by
  * member), the connection answers no FCALL for a grace of 3 x probe_ms (so
  * that every other gateway writes its own back too), then writes them back
  * again, sets the marker and is ready. A reply after timeouts writes them

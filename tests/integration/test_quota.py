@@ -426,7 +426,7 @@ class RedisLogPoller(threading.Thread):
 
 class RedisMonitor(threading.Thread):
     """MONITOR on <port>, reconnected when Redis restarts: every ZADD a
-    script makes on <keys> (the quota Function's admissions, opale_restore's
+    script makes on <keys> (the quota Function's admissions, opale2_restore's
     write-backs), {member: [(score, time.time()), ...]}. What Redis was
     asked to store, independent of RedisLogPoller's timing: a member the
     poller never saw (it polls what is still stored) tells, with this, a
@@ -996,7 +996,7 @@ class TestRedisClusterThreeInstances(ExactnessCase):
                 cl.node(other).call("EXISTS", key)
             # the function is on every master
             for n in cl.nodes:
-                libs = n.call("FUNCTION", "LIST", "LIBRARYNAME", "opale")
+                libs = n.call("FUNCTION", "LIST", "LIBRARYNAME", "opale2")
                 self.assertEqual(len(libs), 1, "function not loaded on %d" % n.port)
         for st in self.stacks:
             self.assertEqual(readyz_quota_store(st), "redis")
@@ -1098,7 +1098,7 @@ class TestRedisFaults(GatewayTestCase):
             back_s = self.wait_back_to_redis()
             # the restarted Redis got the function again, without operator
             # action, and counts again
-            libs = self.redis.call("FUNCTION", "LIST", "LIBRARYNAME", "opale")
+            libs = self.redis.call("FUNCTION", "LIST", "LIBRARYNAME", "opale2")
             zcard = self.redis.call("ZCARD", quota_key(PARTNERS[COMMUNE]["id"]))
             time.sleep(0.5)
         finally:
@@ -1242,10 +1242,10 @@ class TestRedisFaults(GatewayTestCase):
         corrs = [str(uuid.uuid4()) for _ in range(4)]
         socks = [st.tls_connect(COMMUNE) for _ in corrs]
         # the bytes of the smallest form the four quota calls can take (one
-        # FCALL opale_quota_n of four 36-character request ids, when they
+        # FCALL opale2_quota_n of four 36-character request ids, when they
         # are decided in one loop pass) and of the EXISTS probe each
         # connection may have pending
-        fcall4 = resp_len([b"FCALL", b"opale_quota_n", b"2", quota_key(PARTNERS[COMMUNE]["id"]).encode(),
+        fcall4 = resp_len([b"FCALL", b"opale2_quota_n", b"2", quota_key(PARTNERS[COMMUNE]["id"]).encode(),
                            b"opale:q:live", str(NF).encode(), str(WINDOW_MS).encode()] + [b"x" * 36] * 4)
         probe = resp_len([b"EXISTS", b"opale:q:live"])
 

@@ -176,7 +176,7 @@ static int reply_has(const redisReply *r, const char *s)
 static int function_loaded(unsigned port)
 {
     redisReply *r = rcmd_(port, "FUNCTION LIST");
-    int has = reply_has(r, "opale_quota");
+    int has = reply_has(r, "opale2_quota");
     if (r != NULL)
         freeReplyObject(r);
     return has;
@@ -748,9 +748,12 @@ START_TEST(standalone_slot_frees_at_oldest_plus_window)
 }
 END_TEST
 
-/* The same member twice (a replayed request id) in the same write: both
- * admissions are recorded (member, member#1), never an under-count. */
-START_TEST(standalone_duplicate_members_both_count)
+/* A member is a request id: the same member again is the same request and
+ * counts once, whether it comes again in the same write (one batch), after
+ * a write-back that Redis read first (a local decision written back by
+ * another connection before the call queued behind a stop), or into a full
+ * window (admitted: it is already counted). A limit of 0 refuses it. */
+START_TEST(standalone_repeated_member_counts_once)
 {
     srv s = {0};
     loop l;
@@ -764,18 +767,38 @@ START_TEST(standalone_duplicate_members_both_count)
     WAIT(&l, x[2].called, 3000);
     for (int i = 0; i < 3; i++) {
         ck_assert(x[i].rep.ok && x[i].rep.admitted);
-        ck_assert_uint_eq(x[i].rep.remaining, 2u - (unsigned)i);
+        ck_assert_uint_eq(x[i].rep.remaining, 2);
     }
-    ck_assert_int_eq(rint_(s.port, "ZCARD %s", key), 3);
-    long long s1 = rint_(s.port, "ZSCORE %s same", key);
-    long long s2 = rint_(s.port, "ZSCORE %s same#1", key);
-    long long s3 = rint_(s.port, "ZSCORE %s same#2", key);
-    ck_assert_int_gt(s1, 0);
-    ck_assert_int_ge(s2, s1);
-    ck_assert_int_ge(s3, s2);
+    ck_assert_int_eq(rint_(s.port, "ZCARD %s", key), 1);
+    ck_assert_int_eq(rint_(s.port, "ZSCORE %s same#1", key), -999);
+
+    /* written back first (as opale2_restore from another connection), then
+     * the call itself: one entry, the written-back one */
+    ck_assert_int_eq(rint_(s.port, "FCALL opale2_restore 1 %s 60000 wb 5", key), 1);
+    long long swb = rint_(s.port, "ZSCORE %s wb", key);
+    rec w = call1(&l, r, key, 3, 60000, "wb");
+    ck_assert(w.rep.ok && w.rep.admitted);
+    ck_assert_uint_eq(w.rep.remaining, 1);
+    ck_assert_int_eq(rint_(s.port, "ZCARD %s", key), 2);
+    ck_assert_int_eq(rint_(s.port, "ZSCORE %s wb", key), swb);
+
+    /* the window full: a repeat is admitted without a new entry, a new
+     * request refused */
+    rec f = call1(&l, r, key, 3, 60000, "third");
+    ck_assert(f.rep.ok && f.rep.admitted && f.rep.remaining == 0);
     rec y = call1(&l, r, key, 3, 60000, "same");
-    ck_assert(y.rep.ok && !y.rep.admitted);
-    fprintf(stderr, "test_redis: duplicate members: %s ms\n", s3 == s1 ? "same" : "different");
+    ck_assert(y.rep.ok && y.rep.admitted);
+    ck_assert_uint_eq(y.rep.remaining, 0);
+    ck_assert_uint_ge(y.rep.reset_ms, 1);
+    rec z = call1(&l, r, key, 3, 60000, "fourth");
+    ck_assert(z.rep.ok && !z.rep.admitted);
+    ck_assert_uint_ge(y.rep.reset_ms, z.rep.reset_ms);
+    ck_assert_int_eq(rint_(s.port, "ZCARD %s", key), 3);
+
+    /* limit 0 (a suspended habilitation): refused, repeat or not */
+    rec o = call1(&l, r, key, 0, 60000, "same");
+    ck_assert(o.rep.ok && !o.rep.admitted);
+    ck_assert_int_eq(rint_(s.port, "ZCARD %s", key), 3);
     gw_redis_free(r);
     loop_done(&l);
     srv_stop(&s);
@@ -822,7 +845,7 @@ START_TEST(standalone_function_flush_reloaded)
     ck_assert_ptr_nonnull(f);
     freeReplyObject(f);
     ck_assert(!function_loaded(s.port));
-    /* three in the same command (two keys: opale_quota_m): all see
+    /* three in the same command (two keys: opale2_quota_m): all see
      * "Function not found", all retry */
     rec b = {0}, c = {0}, e = {0};
     gw_redis_quota(r, "opale:q:{fl}", 5, 60000, "b", on_reply, &b);
@@ -840,7 +863,7 @@ START_TEST(standalone_function_flush_reloaded)
     ck_assert_uint_eq(st.errors, 0);
     ck_assert_uint_eq(st.commands, 7); /* 4 + the 3 retries */
     /* FUNCTION DELETE as well */
-    f = rcmd_(s.port, "FUNCTION DELETE opale");
+    f = rcmd_(s.port, "FUNCTION DELETE opale2");
     ck_assert_ptr_nonnull(f);
     freeReplyObject(f);
     rec d = call1(&l, r, "opale:q:{fl}", 5, 60000, "d");
@@ -1290,7 +1313,7 @@ static long long fcalls(unsigned port)
 }
 
 /* The calls of one loop pass for one key, limit and window leave as one
- * FCALL (opale_quota_n, at most 64 calls), decided in their order exactly
+ * FCALL (opale2_quota_n, at most 64 calls), decided in their order exactly
  * as one by one: remaining counts down across the batch, a second limit on
  * the same key is its own batch and sees the first's admissions, another
  * key is independent, a call cancelled in the pass is not sent. */
@@ -1332,7 +1355,7 @@ START_TEST(standalone_coalesced_batches)
     }
     gw_redis_cancel(cancelled);
     WAIT(&l, a[9].called && b[2].called && a7[1].called && big[69].called, 3000);
-    /* coA/6, coB/5 and coA/7 chained (14 calls: opale_quota_m), then coBig
+    /* coA/6, coB/5 and coA/7 chained (14 calls: opale2_quota_m), then coBig
      * in two batches (64 + 6), each a command of its own: a chain holds at
      * most 64 calls */
     ck_assert_int_eq(fcalls(s.port) - f0, 3);
@@ -1380,7 +1403,7 @@ END_TEST
 
 /* Every partner its own key (S8): one call per key in a pass. In a
  * standalone Redis they leave chained, at most 64 calls per FCALL
- * (opale_quota_m), and each is decided on its own key as a call alone
+ * (opale2_quota_m), and each is decided on its own key as a call alone
  * would be; a lost marker fails the whole chain (redis.syncing) and stores
  * nothing. */
 START_TEST(standalone_chain_of_keys)
@@ -2017,7 +2040,7 @@ int main(void)
         tcase_add_test(t, standalone_admit_then_refuse);
         tcase_add_test(t, standalone_no_epoll_ctl_per_call);
         tcase_add_test(t, standalone_slot_frees_at_oldest_plus_window);
-        tcase_add_test(t, standalone_duplicate_members_both_count);
+        tcase_add_test(t, standalone_repeated_member_counts_once);
         tcase_add_test(t, standalone_key_expires);
         tcase_add_test(t, standalone_function_flush_reloaded);
         tcase_add_test(t, standalone_coalesced_batches);
