@@ -183,6 +183,19 @@ def sanitized(pid):
 SANITIZER_SLOWDOWN = 5  # ASan 2-3x, TSan 5-10x the release build's CPU time
 
 
+def wait_for(pred, timeout, step=0.1):
+    """The first truthy pred() within <timeout> s, else None: polled, for
+    what a stop of the machine or a sanitizer build may delay."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(step)
+
+
 def time_bound(pid, seconds):
     """An upper bound on the time process <pid> takes, scaled when it runs a
     sanitizer build: what a release build does in <seconds>."""
@@ -422,8 +435,21 @@ def strace_attached(test, pid, out, *args):
         test.skipTest("strace not installed")
     tr = subprocess.Popen(["strace", "-f", "-qq", *args, "-o", out, "-p", str(pid)],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    def traced():
+        # every thread of <pid> has a tracer (strace -f attaches them one by one)
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+            for t in tasks:
+                with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                    if re.search(r"^TracerPid:\s+0$", f.read(), re.M):
+                        return False
+            return bool(tasks)
+        except OSError:
+            return False
+
     try:
-        time.sleep(0.5)  # attached
+        wait_for(lambda: traced() or tr.poll() is not None, 5.0, step=0.02)
+        time.sleep(0.05)  # strace's own set-up after the last attach
         if tr.poll() is not None:
             test.skipTest("strace cannot attach: %s" % tr.stderr.read().decode(errors="replace")[:200])
         yield

@@ -284,8 +284,9 @@ class TestLoadgenMock(LoadgenCase):
         timer: 501, "1 unfinished", which made S8's first partner send 51
         requests in 60 s and count the 429 as a quota error). The last
         requests are due 2 ms before the end: on a loaded machine (a
-        sanitizer build, the host stopping a core) one may still be in
-        flight then and count as unfinished, never as a 501st."""
+        sanitizer build, the host stopping a core for 100 ms) each
+        connection's last one may still be in flight then (unfinished), or
+        not yet sent when its time came (missed), never a 501st."""
         m = self.mock
         for i in range(4):
             m.mock_stats()
@@ -293,9 +294,8 @@ class TestLoadgenMock(LoadgenCase):
             doc, ctx = self.loadgen(["--plain", "-u", self.url, "-c", "50", "--rate", "500", "-d", "1"], m.dir)
             self.assertAll2xx(doc, ctx)
             req = doc["requests"]
-            self.assertEqual(req["completed"] + req["unfinished"], 500, ctx)
-            self.assertEqual(req["missed"], 0, ctx)
-            self.assertLessEqual(req["unfinished"], 10, ctx)
+            self.assertEqual(req["completed"] + req["unfinished"] + req["missed"], 500, ctx)
+            self.assertLessEqual(req["unfinished"] + req["missed"], 50, ctx)
             seen = m.mock_stats()["requests"]
             self.assertGreaterEqual(seen, req["completed"], (i, ctx))
             self.assertLessEqual(seen, 500, (i, ctx))
@@ -1030,7 +1030,7 @@ class TestWakeProbe(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         c = json.loads(p.stdout)["cpus"][0]
         self.assertGreater(c["stalled_ms"], 200, c)
-        self.assertLess(c["stalled_ms"], 900, c)
+        self.assertLess(c["stalled_ms"], 980, c)  # not all of it: the probe ran too
         self.assertGreater(c["stalls"], 10, c)
 
     def test_bad_command_lines(self):

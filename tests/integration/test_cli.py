@@ -277,8 +277,10 @@ class TestSignals(unittest.TestCase):
         st.gw.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
 
-        # While draining, a new connection is not served.
-        time.sleep(0.2)
+        # While draining, a new connection is not served (once the gateway
+        # has taken the signal: polled, a stop of the machine may delay it).
+        harness.wait_for(lambda: "draining" in st.gateway_stderr(), 5.0)
+        time.sleep(0.1)
         if st.gw.poll() is None:
             kind, detail = st.refused_or_response("client-commune")
             if kind == "response":
@@ -315,7 +317,9 @@ class TestSignals(unittest.TestCase):
         rotated = st.journal_path + ".1"
         os.rename(st.journal_path, rotated)
         st.gw.send_signal(signal.SIGUSR1)
-        time.sleep(0.5)
+        # the writer reopens the path: wait until the new file is there
+        self.assertTrue(harness.wait_for(lambda: os.path.exists(st.journal_path), 5.0),
+                        "SIGUSR1 did not reopen " + st.journal_path)
         r2 = st.request()
         self.assertEqual(r2.status, 200)
         id2 = r2.header("X-Request-ID")

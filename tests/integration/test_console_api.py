@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from harness import DEFAULT_TIMEOUT, PARTNERS, Stack, require_binaries
+from harness import DEFAULT_TIMEOUT, PARTNERS, Stack, require_binaries, wait_for
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
@@ -416,16 +416,6 @@ def x509_not_after(pem):
                          capture_output=True, check=True).stdout.decode().strip()
     when = datetime.datetime.strptime(out.split("=", 1)[1], "%b %d %H:%M:%S %Y %Z")
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def wait_for(pred, timeout, step=0.25):
-    """pred() until truthy (returned) or <timeout> seconds (None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
 
 
 class ViewsCase(ConsoleCase):

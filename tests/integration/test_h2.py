@@ -640,7 +640,10 @@ class TestH2Drain(H2Case):
         self.assertIsNotNone(r.settled())
         r.send(h2client.frame(h2client.HEADERS, h2client.END_HEADERS | h2client.END_STREAM, 1,
                               r.block(DECL % (SIREN, 2023))))
-        time.sleep(0.3)
+        # SIGTERM once the stream is in flight (at the mock, which answers
+        # 1 s later): the GOAWAY must then name it
+        self.assertTrue(harness.wait_for(lambda: st.mock_stats()["requests"] >= 1, 5.0),
+                        "the stream never reached the mock")
         st.gw.send_signal(signal.SIGTERM)
         seen = {}
 

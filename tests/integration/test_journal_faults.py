@@ -29,6 +29,7 @@ import threading
 import time
 import unittest
 
+import harness
 from harness import Stack, require_binaries
 import test_journal_it as tj
 
@@ -250,9 +251,16 @@ class JournalFaults(unittest.TestCase):
         st.mock_config(latency_ms=0)
         self.assertTrue(any(c == "910240" for _, c in answers), "the journal never refused: not full enough?")
         # nothing is missing even before space returns: every record that
-        # had a reservation is written
-        time.sleep(0.5)
-        recs = records(st.journal_text())
+        # had a reservation is written (by the writer thread, within
+        # JOURNAL_WAIT: polled, a stop of the machine may delay it)
+        ok = sum(1 for s, _ in answers if s == 200)
+        deadline = time.monotonic() + harness.JOURNAL_WAIT
+        while True:
+            recs = records(st.journal_text())
+            done = sum(1 for r in recs if r.get("path") == GUARDED and r.get("status") == 200) - 1
+            if done >= ok or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.assert_equal_counts(st, answers, recs, mock0, "disk nearly full", journal0=1)
         self.assertNotIn("write failed", st.gateway_stderr())
         # full now: /token fails closed too

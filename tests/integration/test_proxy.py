@@ -615,9 +615,18 @@ class TestRetryAtConnectionCap(GatewayTestCase):
     def setUpClass(cls):
         require_binaries()
 
+        first = threading.Condition()
+        arrived = [0]
+
         def responder(head, n):
             if n == 0:
-                time.sleep(0.3)  # the first two requests overlap: two connections
+                # the first two requests overlap: each first request waits
+                # (10 s at most) until the other's connection has brought
+                # its own, so that the two connections are both open
+                with first:
+                    arrived[0] += 1
+                    first.notify_all()
+                    first.wait_for(lambda: arrived[0] >= 2, timeout=10)
                 body = b'{"ok":true}'
                 return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))

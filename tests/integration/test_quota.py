@@ -623,16 +623,7 @@ def readyz_quota_store(stack):
     return body.get("quota_store") if isinstance(body, dict) else None
 
 
-def wait_for(pred, timeout, step=0.1):
-    """The first truthy pred() within <timeout> s, else None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(step)
+wait_for = harness.wait_for
 
 
 FIGURES = {}
@@ -1089,8 +1080,8 @@ class TestRedisFaults(GatewayTestCase):
             ld.start()
         try:
             time.sleep(1.5)
-            t_stop = time.time()
             self.redis.stop(signal.SIGTERM)
+            t_stop = time.time()  # Redis has exited: no decision of its after this
             seen_degraded = wait_for(lambda: readyz_quota_store(st) == "degraded", 3.0)
             time.sleep(WINDOW_S + 2.0)
             t_restart = time.time()
@@ -1228,8 +1219,12 @@ class TestRedisFaults(GatewayTestCase):
         figure("pause: %d requests, client latency max %.3f s, gateway ms max %d, stores %s"
                % (len(res), max(lat), max(gw_ms), stores), "")
         self.assertEqual(set(stores), {"degraded"}, "decided while Redis was paused?")
-        self.assertLessEqual(max(gw_ms), timeout_ms + 200)
-        self.assertLessEqual(max(lat), timeout_ms / 1000.0 + 0.55)
+        # waiting for Redis would take the whole 2.5 s pause; the slack is
+        # the machine's (a stop of a busy core lasts 100 ms, a sanitizer
+        # build is slower), taken by the worst of ~2,000 requests
+        slack = harness.time_bound(st.gw.pid, 0.2) + 0.3
+        self.assertLessEqual(max(gw_ms), timeout_ms + slack * 1000)
+        self.assertLessEqual(max(lat), timeout_ms / 1000.0 + 0.35 + slack)
         self.assertIsNone(st.gw.poll())
         self.assertEqual(readyz_during, "degraded")
 

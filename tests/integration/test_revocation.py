@@ -185,14 +185,7 @@ def metric(stack, name, **labels):
 
 def wait_for(pred, timeout=WAIT, step=0.2):
     """The first true value of pred() within <timeout> s, else None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(step)
+    return harness.wait_for(pred, timeout, step)
 
 
 class RevocationCase(unittest.TestCase):

@@ -210,7 +210,9 @@ class TestSuspensions(GatewayTestCase):
             for s, p in ((a, COMMUNE), (b, DEPT)):
                 send_raw(s, self.req(p))
                 self.assertErrorBody(read_response(s), 403, "910213")
-            self.assertLess(time.monotonic() - t0, 1.0)
+            # at once: the open connections' next requests are refused (a
+            # sanitizer build, a stop of the machine, may slow the round trips)
+            self.assertLess(time.monotonic() - t0, harness.time_bound(st.gw.pid, 1.0))
             self.assertEqual(st.mock_stats()["requests"], 0)
         status, envs = st.admin_call("GET", "/admin/environments")
         self.assertEqual(status, 200, envs)

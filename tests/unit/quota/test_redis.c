@@ -814,16 +814,18 @@ START_TEST(standalone_key_expires)
     loop_init(&l);
     gw_redis *r = client(&l, s.port, NULL);
     const char *key = "opale:q:{exp}";
-    rec a = call1(&l, r, key, 3, 200, "a");
+    /* a window of 2 s: the bounds leave room for a stop of the machine
+     * (100 ms) between the call and the checks */
+    uint64_t t0 = now_ms();
+    rec a = call1(&l, r, key, 3, 2000, "a");
     ck_assert(a.rep.ok && a.rep.admitted);
     long long pttl = rint_(s.port, "PTTL %s", key);
-    ck_assert_int_gt(pttl, 100);
-    ck_assert_int_le(pttl, 200);
-    uint64_t t0 = now_ms();
-    while (rint_(s.port, "EXISTS %s", key) == 1 && now_ms() < t0 + 2000)
+    ck_assert_int_gt(pttl, 1000);
+    ck_assert_int_le(pttl, 2000);
+    while (rint_(s.port, "EXISTS %s", key) == 1 && now_ms() < t0 + 6000)
         sleep_ms(10);
     ck_assert_int_eq(rint_(s.port, "EXISTS %s", key), 0);
-    ck_assert_uint_ge(now_ms() - t0, 100);
+    ck_assert_uint_ge(now_ms() - t0, 1990); /* Redis's clock and ours: a ms or so */
     gw_redis_free(r);
     loop_done(&l);
     srv_stop(&s);
@@ -907,7 +909,8 @@ START_TEST(standalone_timeout_then_late_reply)
     /* the loop's timers use CLOCK_MONOTONIC (loop_init): at most the 1 ms
      * rounding of a deadline early */
     ck_assert_uint_ge(el, 98);
-    ck_assert_uint_le(el, 100 + 150);
+    ck_assert_uint_le(el,
+                      100 + 1000); /* our timer, not Redis: a stop of the machine may delay it */
     gw_redis_stats st = stats(r);
     ck_assert_uint_eq(st.timeouts, 1);
     ck_assert_uint_eq(st.replies, 0);
@@ -1013,7 +1016,7 @@ START_TEST(standalone_down_then_restarted)
         ck_assert_int_eq(b.called, 1);
         ck_assert(!b.rep.ok);
         ck_assert_str_eq(b.rep.reason, "redis.down");
-        ck_assert_uint_lt(b.at_us - t1, 50000);
+        ck_assert_uint_lt(b.at_us - t1, 500000); /* no timeout waited (the reason says so) */
     }
     run_for(&l, 300); /* a few reconnection attempts */
     uint64_t attempts = stats(r).reconnects;
@@ -1093,7 +1096,7 @@ START_TEST(standalone_writeback_after_restart)
     for (int i = 0; i < 3; i++) {
         long long v = rint_(s.port, "ZSCORE %s a%d", key, i);
         ck_assert_int_ge(v, sc[i]);
-        ck_assert_int_le(v, sc[i] + 100); /* reply time on the client: at most later */
+        ck_assert_int_le(v, sc[i] + 1000); /* reply time on the client: at most later */
     }
     ck_assert_int_ge(rint_(s.port, "ZSCORE %s local1", key), 0);
     ck_assert_int_eq(rint_(s.port, "EXISTS opale:q:live"), 1);
@@ -1180,7 +1183,8 @@ START_TEST(standalone_timeout_writes_back_local_only)
     srv_start(&s);
     loop_init(&l);
     gw_ownlog *own = gw_ownlog_new(60000);
-    gw_redis_conf c = {.timeout_ms = 100, .probe_ms = 50, .own = own, .sync_after_timeouts = 1};
+    /* 1 s: the 200 calls below must not time out on a stop of the machine */
+    gw_redis_conf c = {.timeout_ms = 1000, .probe_ms = 50, .own = own, .sync_after_timeouts = 1};
     gw_redis *r = client(&l, s.port, &c);
     WAIT(&l, is_up(r), 3000);
     ck_assert(is_up(r));
@@ -1578,7 +1582,7 @@ START_TEST(standalone_nothing_listens)
         rec a = call1(&l, r, "opale:q:{none}", 5, 60000, "a");
         ck_assert(!a.rep.ok);
         ck_assert_str_eq(a.rep.reason, "redis.down");
-        ck_assert_uint_lt(a.at_us - t0, 50000);
+        ck_assert_uint_lt(a.at_us - t0, 500000); /* no timeout waited (the reason says so) */
         run_for(&l, 5);
     }
     run_for(&l, 400);
@@ -1645,11 +1649,14 @@ START_TEST(standalone_cluster_mode_without_cluster)
     gw_redis_conf c = {.nodes = nodes, .nnodes = 1, .cluster = 1, .backoff_min_ms = 100};
     gw_redis *r = gw_redis_new(l.base, &c);
     ck_assert_ptr_nonnull(r);
-    run_for(&l, 550);
+    uint64_t t0 = now_ms();
+    while (stats(r).errors < 3 && now_ms() < t0 + 3000)
+        run_for(&l, 20);
+    uint64_t el = now_ms() - t0;
     gw_redis_stats st = stats(r);
     ck_assert(!st.up);
-    ck_assert_uint_ge(st.errors, 3); /* at 0, ~100, ~200, ... ms */
-    ck_assert_uint_le(st.errors, 8);
+    ck_assert_uint_ge(st.errors, 3);           /* at 0, ~100, ~200, ... ms */
+    ck_assert_uint_le(st.errors, 3 + el / 60); /* never faster than the back-off */
     rec x = call1(&l, r, "opale:q:{nc}", 5, 60000, "a");
     ck_assert_msg(x.rep.ok, "%s", x.rep.reason);
     ck_assert(x.rep.admitted);
