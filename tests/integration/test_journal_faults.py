@@ -254,13 +254,12 @@ class JournalFaults(unittest.TestCase):
         # had a reservation is written (by the writer thread, within
         # JOURNAL_WAIT: polled, a stop of the machine may delay it)
         ok = sum(1 for s, _ in answers if s == 200)
-        deadline = time.monotonic() + harness.JOURNAL_WAIT
-        while True:
+
+        def all_written():
             recs = records(st.journal_text())
-            done = sum(1 for r in recs if r.get("path") == GUARDED and r.get("status") == 200) - 1
-            if done >= ok or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return sum(1 for r in recs if r.get("path") == GUARDED and r.get("status") == 200) > ok and recs
+
+        recs = harness.wait_for(all_written, harness.JOURNAL_WAIT, 0.05) or records(st.journal_text())
         self.assert_equal_counts(st, answers, recs, mock0, "disk nearly full", journal0=1)
         self.assertNotIn("write failed", st.gateway_stderr())
         # full now: /token fails closed too
