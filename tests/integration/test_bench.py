@@ -599,6 +599,12 @@ class TestLoadgenGateway(LoadgenCase):
         self.assertConfig(doc, url=url, tls=True, client_cert=True, verify=True, correlation_id=True,
                           bearer_from_token_url=True, paths=[ETAT, DECL])
         self.assertIn("ID_Teleservice: TS-0001", doc["config"]["headers"])
+        if doc["responses"]["2xx"] != doc["requests"]["completed"]:
+            # what the gateway journalled for them, for the failure below
+            time.sleep(1.0)
+            ctx += "\nnot 2xx in the journal: %r" % [
+                {k: r.get(k) for k in ("status", "code", "reason", "ms", "upstream")}
+                for r in st.journal_lines()[since:] if (r.get("status") or 0) >= 300][:10]
         self.assertAll2xx(doc, ctx)
         done = doc["requests"]["completed"]
         # The mock (with --jwks) served only requests with a valid assertion.
