@@ -550,7 +550,8 @@ class Report:
                  "key ES256; GW-S1: `client_auth: none`, `access: off` (route stage only), no policy; GW-FULL: mTLS "
                  "+ CRL, one policy (client-commune, TS-0001, 127.0.0.1/32, scopes declarations + creances, "
                  "2019–2025, quota 1,000,000/min, so it runs on every request and is never hit), quota store "
-                 "Redis; GW-10K: the same plus 9,999 made-up partners.")
+                 "Redis, its window emptied before each run (bench/README.md, \"A fresh quota window for every "
+                 "run\"); GW-10K: the same plus 9,999 made-up partners.")
         L.append("- Full-chain requests: client certificate, a bearer token (the generator fetches it from the "
                  "gateway's `/token`; nginx gets the same `Authorization` header with a token from GW-FULL), a "
                  "fresh `X-Correlation-ID`, `ID_Teleservice: TS-0001`, alternating `%s` and `%s`." % tuple(PATHS))

@@ -25,6 +25,10 @@ from benchlib.processes import (
     stop, wait_exit)
 
 
+# The quota window (docs/quotas.md, "Key") of HAB_FULL in Redis.
+FULL_WINDOW = "opale:q:{%s}" % HAB_FULL
+
+
 class Scenarios:
     """Bench mixin: the checks before measuring, one measured loadgen run, the
     scenarios S1..S7 and the profile, and the whole run."""
@@ -165,6 +169,27 @@ class Scenarios:
 
     # -- one measured run
 
+    def window_size(self):
+        """Entries in the quota window of HAB_FULL (the habilitation of
+        GW-FULL, GW-10K, the S2W and S5 gateways); None without Redis."""
+        r = getattr(self, "redis", None)
+        return r.cmd("ZCARD", FULL_WINDOW) if r is not None else None
+
+    def fresh_window(self):
+        """Empties HAB_FULL's window before a run and returns how many
+        entries it held. Every run then starts from an empty window, whatever
+        ran in the minute before it: the gateways of S2, S2H, S2W, S3 and S6
+        share that habilitation, and back-to-back runs at ~20,000 req/s
+        filled its 1,000,000 a minute (S2W-r3-w2 of 2026-12-05-vm-2 got
+        240,355 429s), while a window grown by the runs before made each
+        quota decision dearer for Redis than in the first run."""
+        r = getattr(self, "redis", None)
+        if r is None:
+            return None
+        n = r.cmd("ZCARD", FULL_WINDOW)
+        r.cmd("DEL", FULL_WINDOW)
+        return n
+
     def run_lg(self, scenario, rnd, role, target, args, duration, allow_4xx=False, keep=True, cpu=LOAD_CPU,
                watch=False):
         """Run the generator (CPU 1) against <target> and record: its JSON,
@@ -181,6 +206,7 @@ class Scenarios:
         if os.path.exists(jpath):
             os.unlink(jpath)
         helpers = [self.mock, self.redis_t]
+        window_before = self.fresh_window()
         c0 = (target.cpu(), [h.cpu() for h in helpers])
         j0 = core_jiffies()
         alive0 = target.alive()
@@ -200,6 +226,8 @@ class Scenarios:
                "rc": p.returncode, "wall_s": wall,
                "proxy_cpu_s": c1[0] - c0[0], "gen_cpu_s": gen_cpu,
                "mock_cpu_s": c1[1][0] - c0[1][0], "redis_cpu_s": c1[1][1] - c0[1][1]}
+        rec["window_before"] = window_before
+        rec["window_after"] = self.window_size()
         rec["proxy_cpu_pct"] = 100.0 * rec["proxy_cpu_s"] / wall
         rec["gen_cpu_pct"] = 100.0 * gen_cpu / wall if gen_cpu is not None else None
         rec["mock_cpu_pct"] = 100.0 * rec["mock_cpu_s"] / wall

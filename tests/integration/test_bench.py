@@ -1134,6 +1134,60 @@ class TestMachineStalls(unittest.TestCase):
             {"round": 1, "role": "gw", "p99": 1}]}, s3_duration=10.0), "S3"), [])
 
 
+class TestFreshWindow(unittest.TestCase):
+    """Before each measured run the bench empties the quota window of the
+    habilitation its full-chain gateways share, in a real redis-server: a
+    run never inherits the entries of the runs before it."""
+
+    def setUp(self):
+        if not shutil.which("redis-server"):
+            self.skipTest("prerequisite missing: redis-server")
+        try:
+            from benchlib import processes, scenarios
+        except ImportError as e:
+            self.skipTest("benchlib cannot be imported: %s" % e)
+        self.processes, self.scenarios = processes, scenarios
+        d = tempfile.mkdtemp(prefix="gw-window-")
+        self.addCleanup(shutil.rmtree, d, True)
+        port = free_port()
+        p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", d], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self.addCleanup(p.wait, 10)
+        self.addCleanup(p.terminate)
+        self.redis = processes.Redis(port)
+        self.addCleanup(self.redis.close)
+        self.assertTrue(harness.wait_for(self._ping, 10), "redis-server did not answer PING")
+
+    def _ping(self):
+        try:
+            return self.redis.cmd("PING") == "PONG"
+        except OSError:
+            self.redis.close()
+            return False
+
+    def test_window_emptied_and_counted(self):
+        sc = self.scenarios
+        # the gateway's key for the habilitation of GW-FULL (docs/quotas.md)
+        self.assertEqual(sc.FULL_WINDOW, "opale:q:{H9001}")
+        other = "opale:q:{H9002}"
+        for i in range(5):
+            self.redis.cmd("ZADD", sc.FULL_WINDOW, 1000 + i, "m%d" % i)
+        self.redis.cmd("ZADD", other, 1000, "x")
+        obj = types.SimpleNamespace(redis=self.redis)
+        self.assertEqual(sc.Scenarios.window_size(obj), 5)
+        self.assertEqual(sc.Scenarios.fresh_window(obj), 5)
+        self.assertEqual(self.redis.cmd("EXISTS", sc.FULL_WINDOW), 0)
+        self.assertEqual(sc.Scenarios.window_size(obj), 0)
+        self.assertEqual(sc.Scenarios.fresh_window(obj), 0)
+        # nothing else is touched: another habilitation's window stays
+        self.assertEqual(self.redis.cmd("ZCARD", other), 1)
+        # a bench without Redis has no window
+        none = types.SimpleNamespace(redis=None)
+        self.assertIsNone(sc.Scenarios.fresh_window(none))
+        self.assertIsNone(sc.Scenarios.window_size(none))
+
+
 # --------------------------------------------------------------------------
 # the S8 generator and opale-loadgen's partner mode
 
