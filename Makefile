@@ -109,7 +109,7 @@ fuzz-smoke: deps
 bench-build:
 	@deploy/install-deps.sh $(DEPS) $(BENCH_DEPS)
 	cmake -S . -B $(BUILD_BENCH) -DCMAKE_BUILD_TYPE=Release -DGW_WERROR=ON >/dev/null
-	cmake --build $(BUILD_BENCH) -j$(JOBS) --target opale-gateway opale-mock opale-loadgen opale-wakeprobe
+	cmake --build $(BUILD_BENCH) -j$(JOBS) --target opale-gateway opale-mock opale-loadgen opale-wakeprobe opale-backend
 
 bench: bench-build
 	@deploy/install-deps.sh $(PERF_DEPS)

@@ -6,20 +6,24 @@ the bench makes itself).
 Usage:
   bench/bench.py --build BUILD [--quick] [--profile] [--only S1,S3,...]
                  [--rounds N] [--duration S] [--s8-partners N] [--out DIR] [--keep]
+                 [--backend canned|mock]
 
   make bench        = bench.py --build build-bench --profile   (about 25-35 min)
   make bench-quick  = bench.py --build build-bench --quick     (under 8 min)
 
 BUILD holds the Release binaries: BUILD/opale-gateway,
-BUILD/deploy/mock-opale/opale-mock, BUILD/bench/opale-loadgen and
-BUILD/bench/opale-wakeprobe. nginx,
+BUILD/deploy/mock-opale/opale-mock, BUILD/bench/opale-loadgen,
+BUILD/bench/opale-backend and BUILD/bench/opale-wakeprobe. nginx,
 redis-server, taskset and gnuplot come from the system (make installs them;
 perf too for --profile).
 
 Everything runs in a temporary directory (removed at the end unless --keep):
-a dev PKI (deploy/sandbox/pki.sh), one opale-mock (plain HTTP, WITHOUT --jwks:
-nginx cannot sign the X-JWT-Assertion the mock would then require, so the
-mock checks no assertion for anybody), one redis-server, one nginx
+a dev PKI (deploy/sandbox/pki.sh), one backend in plain HTTP (by default
+opale-backend, BUILD/bench/opale-backend, serving the bytes opale-mock gave
+for each bench target, the mock being stopped once they are fetched;
+--backend mock keeps opale-mock itself, WITHOUT --jwks: nginx cannot sign the
+X-JWT-Assertion the mock would then require, so nothing checks an assertion
+in the bench; "the mock" below is that backend), one redis-server, one nginx
 (bench/nginx/genconf.py: a TLS-only and an mTLS server, proxying to the mock)
 and the gateways, each with one worker, its own journal and admin port:
 GW-S1 (listener client_auth "none", access "off": only the route stage),
@@ -128,6 +132,8 @@ class Bench(Stack, Scenarios, Peers, National, Report):
         self.mock_bin = os.path.join(self.build, "deploy", "mock-opale", "opale-mock")
         self.lg_bin = os.path.join(self.build, "bench", "opale-loadgen")
         self.wp_bin = os.path.join(self.build, "bench", "opale-wakeprobe")
+        self.backend_bin = os.path.join(self.build, "bench", "opale-backend")
+        self.backend = args.backend
         self.rounds = args.rounds or (2 if self.quick else 5)
         self.duration = args.duration or (3.0 if self.quick else 10.0)
         self.s3_duration = self.duration
@@ -187,6 +193,8 @@ def main():
     ap.add_argument("--out", help="results directory (default bench/results)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--s8-partners", type=int, help="S8 partners (default 10,000, quick 2,000)")
+    ap.add_argument("--backend", choices=("canned", "mock"), default="canned",
+                    help="upstream of every proxy: opale-backend's canned answers (default) or opale-mock")
     ap.add_argument("--note", help="a line of text for the report's header (e.g. which build was measured)")
     args = ap.parse_args()
     if args.only:

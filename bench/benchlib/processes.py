@@ -16,9 +16,10 @@ import socket
 import ssl
 import subprocess
 import time
+import uuid
 
 from benchlib.common import (
-    CLIENT, CLK_TCK, HAB_FULL, HAB_S7, LOAD_CPU, PROXY_CPU, QUOTA_S7, SCOPES, SRCDIR,
+    CLIENT, CLK_TCK, ETAT, HAB_FULL, HAB_S7, LOAD_CPU, PATHS, PROXY_CPU, QUOTA_S7, SCOPES, SRCDIR,
     START_TIMEOUT, STOP_TIMEOUT, SetupError, log)
 import genconf  # noqa: E402  (found through benchlib.common's sys.path)
 import harness  # noqa: E402  (found through benchlib.common's sys.path)
@@ -366,10 +367,15 @@ def journal_records(jdir):
 class Stack:
     """Bench mixin: the processes under test (self.targets) and their setup."""
 
+    # the upstream of every proxy: "canned" (opale-backend, bench.py's
+    # default) or "mock" (opale-mock itself, as the callgrind tools keep)
+    backend = "mock"
+
     # -- setup
 
     def check_binaries(self):
-        missing = [p for p in (self.gw_bin, self.mock_bin, self.lg_bin) if not os.access(p, os.X_OK)]
+        bins = (self.gw_bin, self.mock_bin, self.lg_bin) + (() if self.backend == "mock" else (self.backend_bin,))
+        missing = [p for p in bins if not os.access(p, os.X_OK)]
         for tool in ("nginx", "redis-server", "taskset", "openssl", "haproxy"):
             if not shutil.which(tool):
                 missing.append(tool)
@@ -405,6 +411,36 @@ class Stack:
             time.sleep(0.02)
         self.mock_port = int(read_text(pf).strip())
         self.mock = Target("opale-mock", p, "mock", port=self.mock_port)
+
+    def start_backend(self):
+        """opale-backend (bench/backend.c) in the mock's place, on the load
+        side's core: the mock's own answer to each bench target (PATHS and
+        ETAT: status 200, its body) is fetched once and served as is, then
+        the mock is stopped. From here on self.mock and self.mock_port name
+        the backend, whichever it is (bench/README.md, "The backend")."""
+        d = os.path.join(self.tmp, "backend")
+        os.makedirs(d)
+        pf = os.path.join(d, "port")
+        argv = [self.backend_bin, "--listen", "127.0.0.1", "--port", "0", "--port-file", pf]
+        self.backend_bodies = {}
+        for i, target in enumerate(PATHS + [ETAT]):
+            st, body = plain_get(self.mock_port, target, {"X-Correlation-ID": str(uuid.uuid4())})
+            if st != 200 or not body:
+                raise SetupError("opale-mock %s: %d %r" % (target, st, body[:200]))
+            path = os.path.join(d, "body-%d.json" % i)
+            with open(path, "wb") as f:
+                f.write(body)
+            self.backend_bodies[target] = body
+            argv += [target, path]
+        p = spawn(argv, cpu=LOAD_CPU, cwd=d, out=os.path.join(d, "stdout"), err=os.path.join(d, "stderr"))
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (os.path.exists(pf) and read_text(pf).strip().isdigit()):
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise SetupError("opale-backend did not start: " + read_text(os.path.join(d, "stderr")))
+            time.sleep(0.02)
+        stop(self.mock.proc)
+        self.mock_port = int(read_text(pf).strip())
+        self.mock = Target("opale-backend", p, "mock", port=self.mock_port)
 
     def start_redis(self):
         d = os.path.join(self.tmp, "redis")
@@ -565,8 +601,10 @@ class Stack:
         self.check_binaries()
         log("PKI")
         self.make_pki()
-        log("opale-mock, redis-server (CPU %s)" % LOAD_CPU)
+        log("%s, redis-server (CPU %s)" % ("opale-mock" if self.backend == "mock" else "opale-backend", LOAD_CPU))
         self.start_mock()
+        if self.backend != "mock":
+            self.start_backend()
         self.start_redis()
         log("nginx (CPU %s)" % PROXY_CPU)
         self.targets["nginx"] = self.start_nginx("nginx")

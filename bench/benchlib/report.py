@@ -529,16 +529,25 @@ class Report:
         L.append("| process | CPU (`taskset -c`) |")
         L.append("|---|---|")
         L.append("| nginx (master + 1 worker), HAProxy (1 thread), every gateway of S1–S7 (1 worker each) | 0 |")
-        L.append("| opale-loadgen, opale-mock, redis-server | 1 |")
+        L.append("| opale-loadgen, the backend (%s), redis-server | 1 |" % (
+            "opale-mock" if self.backend == "mock" else "opale-backend"))
         L.append("| S3, S3B, S3L: redis-server (the gateway's quota store) with the proxy under test | 0 |")
         L.append("| S2W (GW-W1, GW-W2) and S8 (GW-S8, 2 workers): the gateway, the generator, and for the time "
                  "of those runs the mock and Redis | 0 and 1 (not pinned) |")
         L.append("")
         L.append("- All proxies stay up for the whole run; only the one being measured gets load.")
-        L.append("- **opale-mock runs without `--jwks`**: with it, the mock would serve only requests carrying the "
-                 "gateway's `X-JWT-Assertion` and `X-Gateway-Request-MAC`, which nginx cannot produce. So the gateway "
-                 "still computes its assertion for each request (default `grant_mac`: a grant signed once per "
-                 "consumer and minute, cached per worker, and an HMAC-SHA256 of the request; its cost is "
+        if self.backend == "mock":
+            L.append("- **The backend is opale-mock** (`--backend mock`), which costs the load side's core 17–31 µs "
+                     "a request.")
+        else:
+            L.append("- **The backend is opale-backend** (`bench/backend.c`, bench/README.md \"The backend\"): "
+                     "it answers each bench target with the bytes opale-mock gave for it at start-up (the mock is "
+                     "then stopped), for about half the mock's CPU, so that the load side's core is less often "
+                     "the limit. *mock* in this report means that backend.")
+        L.append("- **Nothing verifies the backend assertion**: opale-mock with `--jwks` would serve only requests "
+                 "carrying the gateway's `X-JWT-Assertion` and `X-Gateway-Request-MAC`, which nginx cannot produce. "
+                 "So the gateway still computes its assertion for each request (default `grant_mac`: a grant signed "
+                 "once per consumer and minute, cached per worker, and an HMAC-SHA256 of the request; its cost is "
                  "measured), but nobody verifies it.")
         L.append("- nginx: `bench/nginx/nginx.conf.in` (1 worker, TLS 1.3, keep-alive upstream pool of 64, buffered "
                  "JSON access log); a TLS-only server (S1) and an mTLS server with the CRL (S2–S5). "
@@ -816,7 +825,7 @@ class Report:
         with open(md_path + ".tmp", "w") as f:
             f.write("\n".join(L))
         os.rename(md_path + ".tmp", md_path)
-        summary = {"mode": mode, "started": self.started_wall.isoformat(), "elapsed_s": elapsed, "machine": mach,
+        summary = {"mode": mode, "backend": self.backend, "started": self.started_wall.isoformat(), "elapsed_s": elapsed, "machine": mach,
                    "rounds": self.rounds, "duration_s": self.duration, "summary": rows, "failures": self.failures,
                    "notes": self.notes, "s3_rate": self.s3_rate, "s4_path": self.s4_path, "s5": self.s5, "s7": self.s7,
                    "runs": {s: [{k: v for k, v in x.items() if k != "percentiles"} for x in rs]
@@ -1049,7 +1058,7 @@ class Report:
                 fmt_us(full.get("p99")), fmt(full.get("gw_machine_pct"), 0), s8.get("quota_errors"),
                 "" if full["held"] else "; held %s req/s" % fmt(s8.get("held_rate")))
         return "| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            self.started_wall.strftime("%Y-%m-%d"), mach["git"].split()[0], "quick" if self.quick else "full",
+            self.started_wall.strftime("%Y-%m-%d"), mach["git"].split()[0], ("quick" if self.quick else "full") + (", mock" if self.backend == "mock" else ""),
             mach["load_before"][0], both("S1"), both("S2"), both("S2H"), both("S2W"), added("S3"), added("S3B"), both("S4"),
             "%.2f" % s5[0]["ratio_med"] if s5 and s5[0]["ratio_med"] is not None else "—",
             both("S6"), s7["max_window_redis"] if s7 else "—", s8txt)

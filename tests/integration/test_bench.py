@@ -55,6 +55,7 @@ from harness import (SRCDIR, Stack, build_request, free_port, read_response, req
 
 GW_LOADGEN_BIN = os.environ.get("GW_LOADGEN_BIN", "")
 GW_WAKEPROBE_BIN = os.environ.get("GW_WAKEPROBE_BIN", "")
+GW_BACKEND_BIN = os.environ.get("GW_BACKEND_BIN", "")
 NGINX_BIN = os.environ.get("GW_NGINX_BIN") or shutil.which("nginx") or "/usr/sbin/nginx"
 
 sys.path.insert(0, os.path.join(SRCDIR, "bench", "nginx"))
@@ -1132,6 +1133,206 @@ class TestMachineStalls(unittest.TestCase):
         self.assertIn("In every round the machine stopped a core", lines)
         self.assertEqual(self.report.Report.s3_stall_lines(types.SimpleNamespace(runs={"S3": [
             {"round": 1, "role": "gw", "p99": 1}]}, s3_duration=10.0), "S3"), [])
+
+
+# --------------------------------------------------------------------------
+# opale-backend: the bench's canned-response upstream (bench/backend.c)
+
+
+def start_backend(workdir, routes, extra=()):
+    """opale-backend on a free port serving <routes> ({target: body bytes});
+    returns (process, port). Registered with the harness."""
+    args = [GW_BACKEND_BIN, "--port", "0", "--port-file", os.path.join(workdir, "port"), *extra]
+    for i, (target, body) in enumerate(routes.items()):
+        path = os.path.join(workdir, "body-%d" % i)
+        with open(path, "wb") as f:
+            f.write(body)
+        args += [target, path]
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    harness._register(p)
+    pf = os.path.join(workdir, "port")
+
+    def port():
+        try:
+            with open(pf) as f:
+                t = f.read().strip()
+        except FileNotFoundError:
+            return None
+        return int(t) if t.isdigit() else None
+    harness.wait_for(lambda: port() or p.poll() is not None, 10)
+    if port() is None or p.poll() is not None:
+        harness.stop_process(p)
+        raise AssertionError("opale-backend did not start: %r" % p.stderr.read()[-500:])
+    return p, port()
+
+
+class TestBackend(LoadgenCase):
+    """opale-backend answers the bench's targets with fixed bytes, keeps
+    connections as HTTP/1.1 says, and refuses what it does not take."""
+
+    DECL = "/opale/v1/entreprises/732829320/declarations?annee=2023"
+    BODY = '{"siren":"732829320","annee":2023,"statut":"déposée"}'.encode()
+    ETAT_BODY = b'{"message":"ok"}'
+
+    def setUp(self):
+        if not GW_BACKEND_BIN or not os.access(GW_BACKEND_BIN, os.X_OK):
+            self.skipTest("prerequisite missing: GW_BACKEND_BIN=%r" % GW_BACKEND_BIN)
+        self.dir = tempfile.mkdtemp(prefix="gw-backend-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.proc, self.port = start_backend(self.dir, {self.DECL: self.BODY, ETAT: self.ETAT_BODY})
+        self.addCleanup(self._stop)
+
+    def _stop(self):
+        harness.stop_process(self.proc)
+        self.proc.stderr.close()
+
+    def conn(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        self.addCleanup(s.close)
+        return s
+
+    def get(self, target, extra=""):
+        return "GET %s HTTP/1.1\r\nHost: x\r\nX-Request-ID: r1\r\n%s\r\n" % (target, extra)
+
+    def assertClosed(self, s):
+        s.settimeout(5)
+        self.assertEqual(harness._rbuf.pop(s, b"") + s.recv(100), b"", "the connection stays open")
+
+    def assertOk(self, r, body):
+        self.assertEqual((r.status, r.body), (200, body))
+        self.assertEqual(r.header("Content-Length"), str(len(body)))
+        self.assertEqual(r.header("Content-Type"), "application/json; charset=utf-8")
+        self.assertRegex(r.header("Date") or "", r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$")
+
+    def test_canned_bytes_on_a_kept_connection(self):
+        s = self.conn()
+        for target, body in ((self.DECL, self.BODY), (ETAT, self.ETAT_BODY), (self.DECL, self.BODY)):
+            send_raw(s, self.get(target))
+            r = read_response(s)
+            self.assertOk(r, body)
+            self.assertIsNone(r.header("Connection"))
+
+    def test_pipelined_and_split_requests(self):
+        s = self.conn()
+        send_raw(s, self.get(self.DECL) + self.get(ETAT) + self.get("/nope"))
+        self.assertOk(read_response(s), self.BODY)
+        self.assertOk(read_response(s), self.ETAT_BODY)
+        self.assertEqual(read_response(s).status, 404)
+        req = self.get(self.DECL).encode()
+        for i in range(0, len(req), 7):
+            s.sendall(req[i:i + 7])
+            time.sleep(0.005)
+        self.assertOk(read_response(s), self.BODY)
+
+    def test_unknown_target_404_keeps_the_connection(self):
+        s = self.conn()
+        # the query is part of the target: matched exactly
+        for target in ("/opale/v1/entreprises/732829320/declarations", self.DECL + "&x=1", "/"):
+            send_raw(s, self.get(target))
+            r = read_response(s)
+            self.assertEqual(r.status, 404, target)
+            self.assertEqual(json.loads(r.body)["erreur"]["code"], "404000")
+        send_raw(s, self.get(ETAT))
+        self.assertOk(read_response(s), self.ETAT_BODY)
+
+    def test_request_body_discarded(self):
+        s = self.conn()
+        send_raw(s, self.get(ETAT, "Content-Length: 10\r\n") + "0123456789" + self.get(self.DECL))
+        self.assertOk(read_response(s), self.ETAT_BODY)
+        self.assertOk(read_response(s), self.BODY)
+
+    def test_head_answers_the_head_only(self):
+        s = self.conn()
+        send_raw(s, "HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % self.DECL + self.get(ETAT))
+        r = read_response(s, head_request=True)
+        self.assertEqual((r.status, r.body, r.header("Content-Length")), (200, b"", str(len(self.BODY))))
+        self.assertOk(read_response(s), self.ETAT_BODY)
+
+    def test_closing_cases(self):
+        cases = [
+            (self.get(ETAT, "Connection: keep-alive, close\r\n"), 200),
+            ("GET %s HTTP/1.0\r\n\r\n" % ETAT, 200),
+            (self.get("/nope", "Connection: close\r\n"), 404),
+            (self.get(ETAT, "Transfer-Encoding: chunked\r\n") + "0\r\n\r\n", 501),
+            ("POST %s HTTP/1.1\r\nContent-Length: 0\r\n\r\n" % ETAT, 405),
+            ("GET %s\r\n\r\n" % ETAT, 400),
+            ("GET %s HTTP/2.0\r\n\r\n" % ETAT, 400),
+            (self.get(ETAT, "Content-Length: 1x\r\n"), 400),
+            (self.get(ETAT, "Content-Length: 1\r\nContent-Length: 2\r\n"), 400),
+            (self.get(ETAT, "Bad header line\r\n"), 400),
+            (self.get(ETAT, "X-Big: %s\r\n" % ("a" * 17000)), 431),
+        ]
+        for req, status in cases:
+            with self.subTest(req=req[:60], status=status):
+                s = self.conn()
+                # what follows the request is never answered
+                send_raw(s, req + self.get(ETAT))
+                r = read_response(s)
+                self.assertEqual(r.status, status)
+                self.assertEqual((r.header("Connection") or "").lower(), "close")
+                if status == 200:
+                    self.assertEqual(r.body, self.ETAT_BODY)
+                self.assertClosed(s)
+        # the server is still up and counts every request it answered
+        s = self.conn()
+        send_raw(s, self.get(ETAT))
+        self.assertOk(read_response(s), self.ETAT_BODY)
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(10), 0)
+        self.assertEqual(self.proc.stderr.read().decode(),
+                         "opale-backend: %d requests on %d connections\n" % (len(cases) + 1, len(cases) + 1))
+
+    def test_loadgen_closed_loop(self):
+        doc, ctx = self.loadgen(["--plain", "-u", "http://127.0.0.1:%d/" % self.port, "--path", self.DECL,
+                                 "--path", ETAT, "-c", "8", "-d", str(RUN_S)], self.dir)
+        self.assertAll2xx(doc, ctx)
+        self.assertGreater(doc["requests"]["completed"], 100, ctx)
+
+    def test_bad_command_lines(self):
+        f = os.path.join(self.dir, "b")
+        with open(f, "wb") as fh:
+            fh.write(b"{}")
+        big = os.path.join(self.dir, "big")
+        with open(big, "wb") as fh:
+            fh.write(b"x" * ((1 << 20) + 1))
+        for args, rc in (([], 2), ([ETAT], 2), ([ETAT, "/nonexistent/file"], 2), (["etat", f], 2),
+                         ([ETAT, big], 2), (["--port", "70000", ETAT, f], 2), (["--listen", "::1", ETAT, f], 2),
+                         (["--bogus", ETAT, f], 2), (["--port", str(self.port), ETAT, f], 1),
+                         (["--help"], 0)):
+            with self.subTest(args=args):
+                r = subprocess.run([GW_BACKEND_BIN, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                                   timeout=10)
+                self.assertEqual(r.returncode, rc, r.stderr)
+                if rc:
+                    self.assertTrue(r.stderr.startswith(b"opale-backend: ") or b"usage" in r.stderr, r.stderr)
+
+    def test_bench_serves_the_mocks_bytes(self):
+        """bench.py's start_backend: each bench target answered with the
+        mock's own body (fetched from a second, independent mock)."""
+        if len(os.sched_getaffinity(0)) < 2:
+            self.skipTest("the bench's load side runs on CPU 1")
+        from benchlib import common, processes
+
+        class B(processes.Stack):
+            pass
+        b = B()
+        b.tmp = self.dir
+        b.mock_bin = harness.GW_MOCK_BIN
+        b.backend_bin = GW_BACKEND_BIN
+        self.addCleanup(processes.stop_all)
+        b.start_mock()
+        mock_proc = b.mock.proc
+        b.start_backend()
+        self.assertIsNotNone(mock_proc.poll(), "the mock is stopped once its bodies are fetched")
+        self.assertEqual(b.mock.name, "opale-backend")
+        ref = plain_mock("bench-backend-ref")
+        self.addCleanup(ref.stop)
+        for target in common.PATHS + [common.ETAT]:
+            st, body = processes.plain_get(b.mock_port, target)
+            st_ref, body_ref = processes.plain_get(ref.mock_port, target)
+            self.assertEqual((st, st_ref), (200, 200), target)
+            self.assertEqual(body, body_ref, target)
+            self.assertGreater(len(body), 40, target)
 
 
 class TestFreshWindow(unittest.TestCase):
