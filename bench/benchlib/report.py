@@ -825,8 +825,8 @@ class Report:
         with open(md_path + ".tmp", "w") as f:
             f.write("\n".join(L))
         os.rename(md_path + ".tmp", md_path)
-        summary = {"mode": mode, "backend": self.backend, "started": self.started_wall.isoformat(), "elapsed_s": elapsed, "machine": mach,
-                   "rounds": self.rounds, "duration_s": self.duration, "summary": rows, "failures": self.failures,
+        summary = {"mode": mode, "backend": self.backend, "started": self.started_wall.isoformat(),
+                   "elapsed_s": elapsed, "machine": mach, "rounds": self.rounds, "duration_s": self.duration, "summary": rows, "failures": self.failures,
                    "notes": self.notes, "s3_rate": self.s3_rate, "s4_path": self.s4_path, "s5": self.s5, "s7": self.s7,
                    "runs": {s: [{k: v for k, v in x.items() if k != "percentiles"} for x in rs]
                             for s, rs in self.runs.items()},
@@ -1058,8 +1058,8 @@ class Report:
                 fmt_us(full.get("p99")), fmt(full.get("gw_machine_pct"), 0), s8.get("quota_errors"),
                 "" if full["held"] else "; held %s req/s" % fmt(s8.get("held_rate")))
         return "| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            self.started_wall.strftime("%Y-%m-%d"), mach["git"].split()[0], ("quick" if self.quick else "full") + (", mock" if self.backend == "mock" else ""),
-            mach["load_before"][0], both("S1"), both("S2"), both("S2H"), both("S2W"), added("S3"), added("S3B"), both("S4"),
+            self.started_wall.strftime("%Y-%m-%d"), mach["git"].split()[0],
+            ("quick" if self.quick else "full") + (", mock" if self.backend == "mock" else ""), mach["load_before"][0], both("S1"), both("S2"), both("S2H"), both("S2W"), added("S3"), added("S3B"), both("S4"),
             "%.2f" % s5[0]["ratio_med"] if s5 and s5[0]["ratio_med"] is not None else "—",
             both("S6"), s7["max_window_redis"] if s7 else "—", s8txt)
 

@@ -80,6 +80,8 @@ class Scenarios:
             st, body = plain_get(self.mock_port, path, {"X-Correlation-ID": str(uuid.uuid4())})
             if st != 200:
                 problems.append("mock direct %s: %d %r" % (path, st, body[:200]))
+            elif body != getattr(self, "backend_bodies", {}).get(path, body):
+                problems.append("opale-backend %s: not opale-mock's body %r" % (path, body[:200]))
         ng = self.targets["nginx"]
         st, body = self.https_retry(ng.port_tls, "GET", ETAT, self.pki, cert=False)
         if st != 200:

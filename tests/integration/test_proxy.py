@@ -600,8 +600,13 @@ class TestUpstreamConnectionCap(GatewayTestCase):
 
 def _two_connections_one_worker(conf, stack):
     conf["workers"] = 1
+    # the response timeout is above OVERLAP_WAIT_S: a first request waiting
+    # for the other is never cut short by the gateway
     conf["upstreams"][0].update({"pool_size": 2, "max_connections": 2, "queue_timeout_ms": 1000,
-                                  "response_timeout_ms": 5000})
+                                  "response_timeout_ms": 20000})
+
+
+OVERLAP_WAIT_S = 15  # how long a first request waits for the other (a bound, not a delay)
 
 
 class TestRetryAtConnectionCap(GatewayTestCase):
@@ -621,12 +626,12 @@ class TestRetryAtConnectionCap(GatewayTestCase):
         def responder(head, n):
             if n == 0:
                 # the first two requests overlap: each first request waits
-                # (10 s at most) until the other's connection has brought
-                # its own, so that the two connections are both open
+                # (OVERLAP_WAIT_S at most) until the other's connection has
+                # brought its own, so that the two connections are both open
                 with first:
                     arrived[0] += 1
                     first.notify_all()
-                    first.wait_for(lambda: arrived[0] >= 2, timeout=10)
+                    first.wait_for(lambda: arrived[0] >= 2, timeout=OVERLAP_WAIT_S)
                 body = b'{"ok":true}'
                 return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
@@ -642,10 +647,12 @@ class TestRetryAtConnectionCap(GatewayTestCase):
     def test_stale_pooled_connection_retried_fresh_at_the_cap(self):
         st, up = self.stack, self.upstream
         out = [None] * 2
+        # the token first: the two threads then make the proxied requests only
+        self.assertIsNotNone(st.default_token("client-commune"), st.last_token_error)
 
         def one(i):
             try:
-                out[i] = st.request(DECL % (SIREN_C, 2020 + i))
+                out[i] = st.request(DECL % (SIREN_C, 2020 + i), timeout=OVERLAP_WAIT_S + 10)
             except Exception as e:  # reported below
                 out[i] = e
 
@@ -653,8 +660,17 @@ class TestRetryAtConnectionCap(GatewayTestCase):
         for t in threads:
             t.start()
         for t in threads:
-            t.join(timeout=15)
-        self.assertEqual([getattr(r, "status", r) for r in out], [200, 200])
+            t.join(timeout=OVERLAP_WAIT_S + 15)
+        got = [getattr(r, "status", r) for r in out]
+        if got != [200, 200]:
+            # what reached the backend and what the gateway journalled for
+            # the two (a TSan run once timed out both requests, unexplained)
+            def mine():
+                return [{k: r.get(k) for k in ("query", "status", "code", "reason", "ms", "upstream")}
+                        for r in st.journal_lines() if r.get("siren") == SIREN_C]
+            harness.wait_for(lambda: len(mine()) >= 2, 5)
+            self.fail("%r: backend: %d connections, requests %r; journal: %r" % (
+                got, up.connections, [h.split("\r\n", 1)[0] for h in up.requests], mine()))
         self.assertEqual((up.connections, up.max_open), (2, 2), "two pooled connections expected")
         # both are idle in the pool; the next request reuses one, which the
         # backend closes unanswered: retried on a fresh one, the other idle
