@@ -135,7 +135,7 @@ static char *build(int status, const char *reason, const char *date, const char 
 }
 
 /* The responses carry a Date (RFC 9110: an origin server with a clock sends
- * one): rebuilt when the second changes, never per request. */
+ * one): checked once per loop pass, rebuilt when the second changes. */
 static void rebuild_if_stale(void)
 {
     time_t now = time(NULL);
@@ -359,7 +359,6 @@ static void on_readable(struct conn *c)
     if (n < 0)
         return;
     c->in_len += (size_t)n;
-    rebuild_if_stale();
     size_t off = 0;
     bool more = true;
     while (more && off < c->in_len) {
@@ -553,6 +552,8 @@ int main(int argc, char **argv)
     struct epoll_event evs[MAX_EVENTS];
     while (!stopping) {
         int n = epoll_wait(epfd, evs, MAX_EVENTS, -1);
+        if (n > 0)
+            rebuild_if_stale(); /* once per loop pass, not per read */
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
             if (!c)

@@ -364,12 +364,24 @@ def journal_records(jdir):
 
 
 
+def port_from_file(path, p, what, errpath):
+    """The port <p> writes to <path> once it listens (--port-file), through
+    the harness' wait; SetupError with <p>'s stderr if it does not."""
+    try:
+        return int(harness._wait_file(path, p, START_TIMEOUT, what))
+    except RuntimeError as e:
+        raise SetupError("%s did not start: %s\n%s" % (what, e, read_text(errpath)))
+
+
 class Stack:
     """Bench mixin: the processes under test (self.targets) and their setup."""
 
     # the upstream of every proxy: "canned" (opale-backend, bench.py's
     # default) or "mock" (opale-mock itself, as the callgrind tools keep)
     backend = "mock"
+
+    def backend_name(self):
+        return "opale-mock" if self.backend == "mock" else "opale-backend"
 
     # -- setup
 
@@ -404,12 +416,7 @@ class Stack:
         pf = os.path.join(d, "port")
         p = spawn([self.mock_bin, "--listen", "127.0.0.1", "--port", "0", "--port-file", pf, "--quiet"],
                   cpu=LOAD_CPU, cwd=d, out=os.path.join(d, "stdout"), err=os.path.join(d, "stderr"))
-        deadline = time.monotonic() + START_TIMEOUT
-        while not (os.path.exists(pf) and read_text(pf).strip().isdigit()):
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise SetupError("opale-mock did not start: " + read_text(os.path.join(d, "stderr")))
-            time.sleep(0.02)
-        self.mock_port = int(read_text(pf).strip())
+        self.mock_port = port_from_file(pf, p, "opale-mock", os.path.join(d, "stderr"))
         self.mock = Target("opale-mock", p, "mock", port=self.mock_port)
 
     def start_backend(self):
@@ -433,13 +440,9 @@ class Stack:
             self.backend_bodies[target] = body
             argv += [target, path]
         p = spawn(argv, cpu=LOAD_CPU, cwd=d, out=os.path.join(d, "stdout"), err=os.path.join(d, "stderr"))
-        deadline = time.monotonic() + START_TIMEOUT
-        while not (os.path.exists(pf) and read_text(pf).strip().isdigit()):
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise SetupError("opale-backend did not start: " + read_text(os.path.join(d, "stderr")))
-            time.sleep(0.02)
+        port = port_from_file(pf, p, "opale-backend", os.path.join(d, "stderr"))
         stop(self.mock.proc)
-        self.mock_port = int(read_text(pf).strip())
+        self.mock_port = port
         self.mock = Target("opale-backend", p, "mock", port=self.mock_port)
 
     def start_redis(self):
@@ -601,7 +604,7 @@ class Stack:
         self.check_binaries()
         log("PKI")
         self.make_pki()
-        log("%s, redis-server (CPU %s)" % ("opale-mock" if self.backend == "mock" else "opale-backend", LOAD_CPU))
+        log("%s, redis-server (CPU %s)" % (self.backend_name(), LOAD_CPU))
         self.start_mock()
         if self.backend != "mock":
             self.start_backend()

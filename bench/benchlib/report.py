@@ -529,8 +529,7 @@ class Report:
         L.append("| process | CPU (`taskset -c`) |")
         L.append("|---|---|")
         L.append("| nginx (master + 1 worker), HAProxy (1 thread), every gateway of S1–S7 (1 worker each) | 0 |")
-        L.append("| opale-loadgen, the backend (%s), redis-server | 1 |" % (
-            "opale-mock" if self.backend == "mock" else "opale-backend"))
+        L.append("| opale-loadgen, the backend (%s), redis-server | 1 |" % self.backend_name())
         L.append("| S3, S3B, S3L: redis-server (the gateway's quota store) with the proxy under test | 0 |")
         L.append("| S2W (GW-W1, GW-W2) and S8 (GW-S8, 2 workers): the gateway, the generator, and for the time "
                  "of those runs the mock and Redis | 0 and 1 (not pinned) |")

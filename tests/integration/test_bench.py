@@ -1150,20 +1150,12 @@ def start_backend(workdir, routes, extra=()):
         args += [target, path]
     p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     harness._register(p)
-    pf = os.path.join(workdir, "port")
-
-    def port():
-        try:
-            with open(pf) as f:
-                t = f.read().strip()
-        except FileNotFoundError:
-            return None
-        return int(t) if t.isdigit() else None
-    harness.wait_for(lambda: port() or p.poll() is not None, 10)
-    if port() is None or p.poll() is not None:
+    try:
+        return p, int(harness._wait_file(os.path.join(workdir, "port"), p, harness.START_TIMEOUT,
+                                         "opale-backend"))
+    except RuntimeError as e:
         harness.stop_process(p)
-        raise AssertionError("opale-backend did not start: %r" % p.stderr.read()[-500:])
-    return p, port()
+        raise AssertionError("%s: %r" % (e, p.stderr.read()[-500:]))
 
 
 class TestBackend(LoadgenCase):
