@@ -20,6 +20,13 @@
  * which take microseconds. The bench runs it on every core at once, the load
  * under which a host's cap shows.
  *
+ * Every stall is also listed in time order ("stops": [start, length] pairs, the
+ * first KEPT_STALLS of them; "stops_dropped" counts the rest), each thread's
+ * start given on CLOCK_MONOTONIC ("start_mono_ns"), the clock opale-loadgen
+ * gives its measured window on: the bench puts the two together to compute
+ * the floor the machine's stops put under a run's p99 (bench/README.md, "The
+ * floor under a run's p99").
+ *
  * SIGTERM or SIGINT ends the run early ("stopped": true): the bench runs a
  * probe beside a generator and stops it when the generator exits.
  *
@@ -40,6 +47,9 @@
 
 #define MAX_CPUS 64
 #define TOP_STALLS 5
+/* Stalls listed one by one: a 10 ms period and --stall-us 5000 make at
+ * most 100 a second, so a 10 s watch lists them all. */
+#define KEPT_STALLS 4096
 #define NS_PER_MS 1000000ULL
 #define LONG_STALL_NS (50 * NS_PER_MS)
 
@@ -54,7 +64,9 @@ struct probe {
     struct hist h;
     uint64_t ran_ns; /* from the thread's start to its last clock read */
     uint64_t stalls, long_stalls, stalled_ns;
-    struct stall top[TOP_STALLS]; /* the longest, longest first */
+    struct stall top[TOP_STALLS];   /* the longest, longest first */
+    struct stall kept[KEPT_STALLS]; /* the first KEPT_STALLS, in time order */
+    uint64_t start_ns;              /* the thread's start, CLOCK_MONOTONIC */
     int err;
     char why[128];
     pthread_t tid;
@@ -103,14 +115,17 @@ static void bad(const char *what, const char *arg)
     exit(2);
 }
 
-/* Count a stall of <len> ns that began <at> ns after the start, and keep it
- * among the TOP_STALLS longest, longest first. */
+/* Count a stall of <len> ns that began <at> ns after the start, list it
+ * while there is room, and keep it among the TOP_STALLS longest, longest
+ * first. */
 static void stall_add(struct probe *p, uint64_t at, uint64_t len)
 {
     p->stalls++;
     p->stalled_ns += len;
     if (len >= LONG_STALL_NS)
         p->long_stalls++;
+    if (p->stalls <= KEPT_STALLS)
+        p->kept[p->stalls - 1] = (struct stall){.at_ns = at, .len_ns = len};
     int i = TOP_STALLS;
     while (i > 0 && p->top[i - 1].len_ns < len)
         i--;
@@ -125,6 +140,7 @@ static void stall_add(struct probe *p, uint64_t at, uint64_t len)
 static void spin_loop(struct probe *p)
 {
     uint64_t start = lg_now_ns(), prev = start;
+    p->start_ns = start;
     uint64_t end = start + (uint64_t)(duration_s * (double)NS_PER_S);
     for (;;) {
         uint64_t t = lg_now_ns();
@@ -160,6 +176,7 @@ static void *run(void *arg)
     }
     uint64_t start = lg_now_ns();
     uint64_t next = start + interval_ns;
+    p->start_ns = start;
     uint64_t end = start + (uint64_t)(duration_s * (double)NS_PER_S);
     while (next <= end && !stopped()) {
         struct timespec due = {.tv_sec = (time_t)(next / NS_PER_S),
@@ -235,7 +252,12 @@ static void print_stalls(const struct probe *p)
     for (int k = 0; k < TOP_STALLS && p->top[k].len_ns; k++)
         printf("%s{\"at_s\": %.4f, \"ms\": %.3f}", k ? ", " : "",
                (double)p->top[k].at_ns / NS_PER_S, (double)p->top[k].len_ns / NS_PER_MS);
-    printf("]");
+    uint64_t listed = p->stalls < KEPT_STALLS ? p->stalls : KEPT_STALLS;
+    printf("], \"start_mono_ns\": %llu, \"stops\": [", (unsigned long long)p->start_ns);
+    for (uint64_t k = 0; k < listed; k++)
+        printf("%s[%.6f, %.3f]", k ? ", " : "", (double)p->kept[k].at_ns / NS_PER_S,
+               (double)p->kept[k].len_ns / NS_PER_MS);
+    printf("], \"stops_dropped\": %llu", (unsigned long long)(p->stalls - listed));
 }
 
 int main(int argc, char **argv)

@@ -17,6 +17,7 @@ from benchlib import partners
 from benchlib.common import LOAD_CPU, PATHS, PROXY_CPU, fmt, fmt_us, log, max_in_window, ts_ms
 from benchlib.processes import (
     core_jiffies, core_pct, cpu_seconds, free_port, load_json, read_text, reap, set_affinity, spawn, stop)
+from benchlib.stops import run_floor
 
 S8_PER_MINUTE = 50          # the sandbox quota
 # Warm-up before the measured window, same load, not measured (reported
@@ -181,6 +182,11 @@ class National:
             time.sleep(0.2)
         out = {"connect_phase_s": connect_s, "machine_stalls": self.watch_end(watcher) if watcher else None}
         res = load_json(jpath)
+        # the floor the stops put under the p99: the generator and the
+        # gateway's two workers use both cores, so only a stop of both at
+        # once is sure to hold every request due during it
+        out["p99_floor"] = run_floor(out["machine_stalls"], (res or {}).get("window_mono_ns"),
+                                     [PROXY_CPU, LOAD_CPU], how="all")
         errors = []
         if res is None:
             errors.append("no JSON from the generator (rc %s): %s" % (p.returncode, read_text(errp)[-300:].strip()))

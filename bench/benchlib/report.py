@@ -23,6 +23,26 @@ def stopped_by_machine(rec):
     return any(c["long_stalls"] for c in rec.get("machine_stalls") or [])
 
 
+def floor_over(runs, limit_us):
+    """Of the proxies' runs in <runs> whose floor under the p99 is known
+    (benchlib/stops.py), how many the machine's stops alone put above
+    <limit_us>: a phrase for the summary, or ""."""
+    known = [x for x in runs if x["role"] != "direct" and x.get("p99_floor")]
+    if not known:
+        return ""
+    over = [x for x in known if x["p99_floor"]["floor_us"] > limit_us]
+    return "the machine's stops alone put the p99 above %s in %d of %d proxy runs" % (
+        fmt_us(limit_us), len(over), len(known))
+
+
+def floor_cell(rec):
+    """A run's floor under its p99 (benchlib/stops.py) for a table."""
+    f = rec.get("p99_floor")
+    if not f:
+        return "—"
+    return fmt_us(f["floor_us"]) if f["floor_us"] > 0 else "0"
+
+
 def stop_cells(cores, *fields):
     """One table cell per field of opale-wakeprobe's per-core figures,
     the cores' values joined with " / " ("longest": the longest stop)."""
@@ -169,6 +189,9 @@ class Report:
             if hit:
                 fl = (fl + "; " if fl else "") + "the machine stopped a core ≥ 50 ms in %d of %d runs" % (
                     len(hit), len(runs))
+            floored = floor_over(runs, 1000)
+            if floored:
+                fl = (fl + "; " if fl else "") + floored
             pct = round(100 * S3_FRAC[key])
             row(key, "open loop at %s req/s (%d%% of nginx S2): added p99 vs direct (µs)" % (
                 fmt(self.s3_rates.get(key)), pct), "gateway", add_gw, "nginx", add_ng, "", [],
@@ -210,6 +233,9 @@ class Report:
                 why.append("p99 %s" % fmt_us(full.get("p99")))
             if qe:
                 why.append("%s quota errors" % qe)
+            fu = (full.get("p99_floor") or {}).get("floor_us")
+            if fu:
+                why.append("the machine's stops alone put the p99 at ≥ %s" % fmt_us(fu))
             met = "met" if ok else "NOT met (%s)" % "; ".join(why)
             row("S8", "%s partners at %d/min (%s req/s offered), workers 2, Redis: p50 / p99 at the full quota "
                 "(µs)" % (fmt(float(s8["partners"])), s8["per_minute"], fmt(s8["rate"])), "p50", [full.get("p50")],
@@ -289,15 +315,19 @@ class Report:
         L = ["Beside each run, `opale-wakeprobe` slept to a deadline every 10 ms on each core (SCHED_FIFO) and "
              "counted every wake-up late by %g ms or more: the times the machine did not run a core. "
              "A stop of ≥ %d ms delays every request due during it and queues those behind, so one such stop in a "
-             "%g s run is enough to set its p99." % (st[0]["stall_ms"], st[0]["long_ms"], self.s3_duration), "",
-             "| round | target | p99 | stops ≥ %g ms, core %s / core %s | time stopped (ms) | the longest (ms) |" % (
-                 st[0]["stall_ms"], st[0]["cpu"], st[1]["cpu"] if len(st) > 1 else "—"),
-             "|---|---|---|---|---|---|"]
+             "%g s run is enough to set its p99. *Floor under p99*: the p99 those stops alone impose on any "
+             "server, computed from each stop's place and length in the run's measured window (the stops of both "
+             "cores for a proxy, of core %s for the mock directly: bench/README.md, \"The floor under a run's "
+             "p99\")." % (st[0]["stall_ms"], st[0]["long_ms"], self.s3_duration, st[-1]["cpu"]), "",
+             "| round | target | p99 | floor under p99 | stops ≥ %g ms, core %s / core %s | time stopped (ms) "
+             "| the longest (ms) |" % (st[0]["stall_ms"], st[0]["cpu"], st[1]["cpu"] if len(st) > 1 else "—"),
+             "|---|---|---|---|---|---|---|"]
         names = {"gw": "gateway", "nginx": "nginx", "direct": "direct"}
         for x in sorted(watched, key=lambda x: (x["round"], runs.index(x))):
             ms = x["machine_stalls"]
-            L.append("| %d | %s | %s | %s |" % (x["round"], names.get(x["role"], x["role"]), fmt_us(x.get("p99")),
-                                                " | ".join(stop_cells(ms, "stalls", "stalled_ms", "longest"))))
+            L.append("| %d | %s | %s | %s | %s |" % (
+                x["round"], names.get(x["role"], x["role"]), fmt_us(x.get("p99")), floor_cell(x),
+                " | ".join(stop_cells(ms, "stalls", "stalled_ms", "longest"))))
         L.append("")
         by = {}
         for x in runs:
@@ -957,14 +987,19 @@ class Report:
         if stops:
             L.append("The machine's stops over each step's measured window (`opale-wakeprobe` beside it, sleeping "
                      "to a deadline every 10 ms on each core; a stop: a wake-up %g ms late or more). A stop of "
-                     "≥ %d ms holds every request due during it, %s at the full quota for 100 ms." % (
+                     "≥ %d ms holds every request due during it, %s at the full quota for 100 ms. *Floor under "
+                     "p99*: the p99 that the times both cores were stopped at once impose on any server (the "
+                     "generator and the two workers use both cores, so a stop of one core holds only some "
+                     "requests): bench/README.md, \"The floor under a run's p99\"." % (
                          stops[0][1][0]["stall_ms"], stops[0][1][0]["long_ms"], fmt(s8["rate"] * 0.1)))
             L.append("")
-            L.append("| step | stops, core %s / core %s | of which ≥ %d ms | time stopped (ms) | the longest (ms) |" % (
-                stops[0][1][0]["cpu"], stops[0][1][-1]["cpu"], stops[0][1][0]["long_ms"]))
-            L.append("|---|---|---|---|---|")
+            L.append("| step | p99 | floor under p99 | stops, core %s / core %s | of which ≥ %d ms | time stopped (ms) "
+                     "| the longest (ms) |" % (stops[0][1][0]["cpu"], stops[0][1][-1]["cpu"],
+                                               stops[0][1][0]["long_ms"]))
+            L.append("|---|---|---|---|---|---|---|")
             for st, ms in stops:
-                L.append("| %d%% | %s |" % (round(st["fraction"] * 100), " | ".join(
+                L.append("| %d%% | %s | %s | %s |" % (round(st["fraction"] * 100), fmt_us(st.get("p99")),
+                                                    floor_cell(st), " | ".join(
                     stop_cells(ms, "stalls", "long_stalls", "stalled_ms", "longest"))))
             L.append("")
         full = s8["steps"][0]

@@ -23,6 +23,7 @@ from benchlib.common import (
 from benchlib.processes import (
     core_jiffies, core_pct, https, journal_records, load_json, plain_get, read_text, reap, set_affinity, spawn,
     stop, wait_exit)
+from benchlib.stops import run_floor
 
 
 # The quota window (docs/quotas.md, "Key") of HAB_FULL in Redis.
@@ -293,6 +294,12 @@ class Scenarios:
                 if rec.get("core0_nonproc_pct") else ""))
         if watch:
             rec["machine_stalls"] = stalls
+            # the floor the stops put under this run's p99: a proxy pinned
+            # to core 0 and the generator on core 1 put both cores on every
+            # request's path; the mock directly, core 1 alone
+            path = [PROXY_CPU, LOAD_CPU] if target.kind in ("gateway", "nginx", "haproxy") else [LOAD_CPU]
+            if cpu == LOAD_CPU and target.pinned and res is not None:
+                rec["p99_floor"] = run_floor(stalls, res.get("window_mono_ns"), path)
             if stalls is None:
                 notes.append("machine stalls not measured (opale-wakeprobe)")
             else:

@@ -151,6 +151,11 @@ static json_t *json_results(const struct totals *t)
         juint(s->status[3]), "4xx", juint(s->status[4]), "5xx", juint(s->status[5]), "errors",
         errors, "throughput_rps", jreal((double)s->completed / el, 3), "bytes_in",
         juint(s->bytes_in), "latency_us", json_hist(&s->lat, 1), "connections", conns);
+    if (doc) /* the measured window on CLOCK_MONOTONIC, to set beside other tools' clocks */
+        json_object_set_new(
+            doc, "window_mono_ns",
+            json_pack("[I,I]", (json_int_t)lg_mstart,
+                      (json_int_t)(lg_mstart + (uint64_t)(t->elapsed * (double)NS_PER_S))));
     if (doc && lg_opt.warmup > 0) /* before the window, not in any figure above */
         json_object_set_new(
             doc, "warmup",

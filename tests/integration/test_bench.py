@@ -15,8 +15,12 @@
   what the bench says it does (a wrong scope, an expired token, a token bound
   to another certificate are refused; a valid one passes);
 - opale-wakeprobe (the floor under S3): every deadline of its timetable is
-  counted once, as a wake-up or a missed period; its bad command lines exit
-  2 and a CPU that is not there exits 1;
+  counted once, as a wake-up or a missed period; its stops are listed on
+  CLOCK_MONOTONIC; its bad command lines exit 2 and a CPU that is not there
+  exits 1;
+- the floor the machine's stops put under a run's p99 (benchlib/stops.py),
+  by hand, against a simulated timetable, and end to end (a 300 ms SIGSTOP
+  of opale-backend and the probe during an open-loop run);
 - the S8 generator (bench/benchlib/partners.py) on a few partners: their
   certificates chain to the CA, their policies name them, their tokens pass
   the gateway, and opale-loadgen's partner mode (--partner-certs,
@@ -171,6 +175,13 @@ class LoadgenCase(unittest.TestCase):
         conns = doc["connections"]
         self.assertGreaterEqual(conns["attempts"], conns["established"], conns)
         self.assertGreaterEqual(conns["established"], 1, conns)
+        # the measured window on CLOCK_MONOTONIC (Python's time.monotonic_ns
+        # reads the same clock): over before now, elapsed_s long
+        w = doc["window_mono_ns"]
+        self.assertEqual(len(w), 2, w)
+        self.assertLess(w[1], time.monotonic_ns(), w)
+        self.assertGreater(w[0], time.monotonic_ns() - 120 * 10**9, w)
+        self.assertAlmostEqual((w[1] - w[0]) / 1e9, doc["elapsed_s"], delta=1e-5, msg=w)
 
     def assertAll2xx(self, doc, ctx=""):
         self.assertSound(doc, ctx)
@@ -939,13 +950,17 @@ class TestWakeProbe(unittest.TestCase):
     def stopped_run(self, *args, stop_at=0.4, stop_for=0.3):
         """Run the probe, stop the whole process (SIGSTOP) <stop_at> s after
         its start for <stop_for> s, as a hypervisor stops a vCPU, and
-        return its JSON."""
+        return its JSON, with "t_stop" and "t_cont": when the stop began and
+        ended (CLOCK_MONOTONIC ns)."""
+        t_spawn = time.monotonic_ns()
         p = subprocess.Popen([GW_WAKEPROBE_BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
         try:
             time.sleep(stop_at)
+            t_stop = time.monotonic_ns()
             os.kill(p.pid, signal.SIGSTOP)
             time.sleep(stop_for)
+            t_cont = time.monotonic_ns()
             os.kill(p.pid, signal.SIGCONT)
             out, err = p.communicate(timeout=30)
         finally:
@@ -953,7 +968,26 @@ class TestWakeProbe(unittest.TestCase):
                 p.kill()
                 p.wait()
         self.assertEqual(p.returncode, 0, err)
-        return json.loads(out)
+        d = json.loads(out)
+        for c in d["cpus"]:
+            self.assertGreaterEqual(c["start_mono_ns"], t_spawn, c)
+            self.assertLess(c["start_mono_ns"], t_stop, c)
+        return dict(d, t_stop=t_stop, t_cont=t_cont)
+
+    def check_stop_listed(self, d, c):
+        """The stop is listed in time order with every other stall: all of
+        them (none dropped), adding up to stalled_ms; the longest lies within
+        the SIGSTOP (on the clock of start_mono_ns), give or take the
+        process' own wake-up."""
+        self.assertEqual((len(c["stops"]), c["stops_dropped"]), (c["stalls"], 0), c)
+        self.assertEqual([x[0] for x in c["stops"]], sorted(x[0] for x in c["stops"]), c)
+        self.assertAlmostEqual(sum(x[1] for x in c["stops"]), c["stalled_ms"], delta=0.01 * len(c["stops"]) + 0.01)
+        at, ms = max(c["stops"], key=lambda x: x[1])
+        s = c["start_mono_ns"] + at * 1e9
+        e = s + ms * 1e6
+        self.assertGreaterEqual(s, d["t_stop"] - 1e6, (s, e, d["t_stop"], d["t_cont"]))
+        self.assertLessEqual(e, d["t_cont"] + 50e6, (s, e, d["t_stop"], d["t_cont"]))
+        self.assertGreaterEqual(e - s, 0.9 * (d["t_cont"] - d["t_stop"]) - 10e6, (s, e))
 
     def check_stop_seen(self, c, stop_at=0.4, stop_for=0.3):
         """The stop is the longest stall, counted once as long (>= 50 ms),
@@ -982,6 +1016,7 @@ class TestWakeProbe(unittest.TestCase):
         self.assertLess(c["ran_s"], 2.0)  # the last read may come after a stop
         self.assertIs(d["stopped"], False)
         self.check_stop_seen(c)
+        self.check_stop_listed(d, c)
 
     def test_sleep_sees_a_stop(self):
         """Sleeping at a 10 ms period: the wake-up due while the process was
@@ -991,6 +1026,7 @@ class TestWakeProbe(unittest.TestCase):
         self.assertEqual((d["mode"], d["interval_us"]), ("sleep", 10000))
         c = d["cpus"][0]
         self.check_stop_seen(c)
+        self.check_stop_listed(d, c)
         self.assertGreaterEqual(c["skipped"], 25, c)
         self.assertEqual(c["wakeups"] + c["skipped"], 100, c)
 
@@ -1039,6 +1075,20 @@ class TestWakeProbe(unittest.TestCase):
         self.assertGreater(c["stalled_ms"], 200, c)
         self.assertLess(c["stalled_ms"], 980, c)  # not all of it: the probe ran too
         self.assertGreater(c["stalls"], 10, c)
+
+    def test_stop_list_is_bounded(self):
+        """At a 50 us period with stalls from 20 us nearly every wake-up is
+        a stall: the list keeps the first 4,096 in time order and counts the
+        rest as dropped."""
+        p, _ = self.probe("--no-fifo", "--duration", "1", "--interval-us", "50", "--stall-us", "20")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        c = json.loads(p.stdout)["cpus"][0]
+        if c["stalls"] <= 4096:
+            self.skipTest("this machine woke the probe within 20 us too often to fill the list (%d stalls)"
+                          % c["stalls"])
+        self.assertEqual((len(c["stops"]), c["stops_dropped"]), (4096, c["stalls"] - 4096), c["stalls"])
+        self.assertEqual([x[0] for x in c["stops"]], sorted(x[0] for x in c["stops"]))
+        self.assertLess(c["stops"][-1][0], 1.0)
 
     def test_bad_command_lines(self):
         for args in (["--cpus", "0,0"], ["--cpus", "0,"], ["--cpus", "x"], ["--cpus"], ["--interval-us", "10"],
@@ -1126,13 +1176,168 @@ class TestMachineStalls(unittest.TestCase):
         lines = "\n".join(self.report.Report.s3_stall_lines(obj, "S3"))
         self.assertIn("Over the 1 of 2 rounds", lines)
         self.assertIn("gateway 650 µs (650 µs–650 µs), nginx 950 µs (950 µs–950 µs)", lines)
-        self.assertIn("| 1 | gateway | 90.00 ms | 2 / 0 | 106 / 0 | 100 / 0 |", lines)
-        self.assertIn("| 2 | gateway | 900 µs | 1 / 0 | 7 / 0 | 7 / 0 |", lines)
+        self.assertIn("| 1 | gateway | 90.00 ms | — | 2 / 0 | 106 / 0 | 100 / 0 |", lines)
+        self.assertIn("| 2 | gateway | 900 µs | — | 1 / 0 | 7 / 0 | 7 / 0 |", lines)
+        runs[0]["p99_floor"] = {"floor_us": 45000.0}
+        runs[3]["p99_floor"] = {"floor_us": 0.0}
+        lines = "\n".join(self.report.Report.s3_stall_lines(obj, "S3"))
+        self.assertIn("| 1 | gateway | 90.00 ms | 45.00 ms | 2 / 0 |", lines)
+        self.assertIn("| 2 | gateway | 900 µs | 0 | 1 / 0 |", lines)
+        self.assertEqual(self.report.floor_over(runs, 1000),
+                         "the machine's stops alone put the p99 above 1.00 ms in 1 of 2 proxy runs")
+        self.assertEqual(self.report.floor_over(runs[1:3], 1000), "")
         runs[3]["machine_stalls"] = stalls([60.0])
         lines = "\n".join(self.report.Report.s3_stall_lines(obj, "S3"))
         self.assertIn("In every round the machine stopped a core", lines)
         self.assertEqual(self.report.Report.s3_stall_lines(types.SimpleNamespace(runs={"S3": [
             {"round": 1, "role": "gw", "p99": 1}]}, s3_duration=10.0), "S3"), [])
+
+
+class TestStopFloor(unittest.TestCase):
+    """benchlib/stops.py: the floor the machine's stops put under a run's
+    p99 (bench/README.md, "The floor under a run's p99")."""
+
+    def setUp(self):
+        try:
+            from benchlib import stops
+        except ImportError as e:
+            self.skipTest("benchlib cannot be imported: %s" % e)
+        self.st = stops
+
+    MS = 10**6  # ns
+
+    def test_floor_by_hand(self):
+        """10 s window, 1% = 100 ms: one stop of 100 ms sets no floor (it
+        holds exactly 1%); two set 50 ms (200 - 2x = 100); one of 300 ms
+        sets 200 ms; a 300 ms and a 20 ms stop: the short one is under the
+        answer, so still 200 ms; nothing, 0."""
+        W, ms = (0, 10_000 * self.MS), self.MS
+        f = self.st.floor_us
+        self.assertEqual(f([], W), 0.0)
+        self.assertEqual(f([[ms, 101 * ms]], W), 0.0)
+        self.assertAlmostEqual(f([[0, 100 * ms], [5000 * ms, 5100 * ms]], W), 50_000.0)
+        self.assertAlmostEqual(f([[0, 300 * ms]], W), 200_000.0)
+        self.assertAlmostEqual(f([[0, 300 * ms], [400 * ms, 420 * ms]], W), 200_000.0)
+        self.assertAlmostEqual(f([[0, 300 * ms]], W, q=99.9), 290_000.0)
+        self.assertEqual(f([[0, 300 * ms]], (5, 5)), 0.0)
+
+    def test_floor_matches_a_timetable(self):
+        """Against the definition: requests due every 100 us over 10 s,
+        each held to the end of the stop it falls in; the p99 of those
+        delays equals the floor (within one request's spacing), for random
+        stops of random lengths."""
+        import random
+        rnd = random.Random(1234)
+        W = (0, 10_000 * self.MS)
+        step = 100_000  # ns
+        for _ in range(40):
+            ivs = []
+            t = rnd.randrange(0, 500) * self.MS
+            while True:
+                t += rnd.randrange(50, 3000) * self.MS
+                L = rnd.choice([5, 10, 40, 90, 100, 101, 150]) * self.MS
+                if t + L > W[1]:
+                    break
+                ivs.append([t, t + L])
+                t += L
+            delays = []
+            j = 0
+            for k in range(W[1] // step):
+                due = k * step
+                while j < len(ivs) and ivs[j][1] <= due:
+                    j += 1
+                delays.append(ivs[j][1] - due if j < len(ivs) and ivs[j][0] <= due else 0)
+            delays.sort(reverse=True)
+            p99 = delays[len(delays) // 100]  # the 1% + 1-th longest
+            fl = self.st.floor_us(ivs, W) * 1000
+            self.assertLessEqual(fl, p99 + step, (ivs, fl, p99))
+            self.assertGreaterEqual(fl, p99 - step, (ivs, fl, p99))
+
+    def test_cores_union_and_intersection(self):
+        """Stops given as the probe lists them (start from the thread's
+        start, length in ms), clipped to the window; "any" merges the cores'
+        stops (a stop seen on both counts once), "all" keeps what both saw."""
+        def core(cpu, start, stops):
+            return {"cpu": cpu, "start_mono_ns": start, "stops": stops}
+        S = 1_000_000_000
+        c0 = core(0, S, [[1.0, 100.0], [3.0, 50.0], [9.95, 200.0]])    # the last crosses the window's end
+        c1 = core(1, S + 5, [[1.05, 100.0], [6.0, 30.0]])
+        W = (S, S + 10 * S)
+        self.assertEqual(self.st.core_stops(c0, W), [[2 * S, 2 * S + 100 * self.MS],
+                                                     [4 * S, 4 * S + 50 * self.MS],
+                                                     [int(10.95 * S), W[1]]])
+        r = self.st.run_floor([c0, c1], W, [0, 1], "any")
+        # union: 150 (the two overlapping) + 50 + 30 + 50 (clipped)
+        self.assertAlmostEqual(r["stopped_ms"], 280.0, places=3)
+        r = self.st.run_floor([c0, c1], W, ["0", "1"], "all")
+        self.assertAlmostEqual(r["stopped_ms"], 50.0, places=3)
+        self.assertEqual(r["floor_us"], 0.0)
+        r = self.st.run_floor([c0, c1], W, ["1"], "any")
+        self.assertAlmostEqual(r["stopped_ms"], 130.0, places=3)
+        # nothing to compute from
+        self.assertIsNone(self.st.run_floor(None, W, [0, 1]))
+        self.assertIsNone(self.st.run_floor([c0, c1], None, [0, 1]))
+        self.assertIsNone(self.st.run_floor([c0], W, [0, 1]))
+        self.assertIsNone(self.st.run_floor([{"cpu": 0, "stops": []}, c1], W, [0, 1]))
+
+
+class TestStopFloorEndToEnd(LoadgenCase):
+    """The whole chain on a real run: opale-loadgen in open loop against
+    opale-backend, the bench's watch beside it, and both the probe and the
+    backend stopped (SIGSTOP) for 300 ms, as the host stops the machine.
+    The floor computed from the probe's stops and the generator's window
+    must be near 300 - 1% of the window, and the run's p99 at least that."""
+
+    def test_p99_is_above_its_floor(self):
+        require_loadgen()
+        if not GW_WAKEPROBE_BIN or not os.access(GW_WAKEPROBE_BIN, os.X_OK):
+            self.skipTest("prerequisite missing: GW_WAKEPROBE_BIN=%r" % GW_WAKEPROBE_BIN)
+        if not GW_BACKEND_BIN or not os.access(GW_BACKEND_BIN, os.X_OK):
+            self.skipTest("prerequisite missing: GW_BACKEND_BIN=%r" % GW_BACKEND_BIN)
+        if len(os.sched_getaffinity(0)) < 2:
+            self.skipTest("the watch runs on CPUs 0 and 1")
+        from benchlib import scenarios, stops
+        d = tempfile.mkdtemp(prefix="gw-floor-")
+        self.addCleanup(shutil.rmtree, d, True)
+        be, port = start_backend(d, {ETAT: b'{"ok": true}'})
+        self.addCleanup(be.stderr.close)
+        self.addCleanup(stop_process, be)
+        obj = types.SimpleNamespace(wp_bin=GW_WAKEPROBE_BIN, WATCH_STALL_US=5000)
+        w = scenarios.Scenarios.watch_start(obj, os.path.join(d, "w.json"))
+        self.assertIsNotNone(w)
+        jpath = os.path.join(d, "lg.json")
+        lg = subprocess.Popen([GW_LOADGEN_BIN, "--plain", "-u", "http://127.0.0.1:%d%s" % (port, ETAT), "-c", "4",
+                               "-t", "1", "-d", "2", "--rate", "500", "--json", jpath],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        harness._register(lg)
+        try:
+            time.sleep(0.8)
+            # the backend's stop holds the probe's: stopped first, resumed last
+            os.kill(be.pid, signal.SIGSTOP)
+            os.kill(w[0].pid, signal.SIGSTOP)
+            time.sleep(0.3)
+            os.kill(w[0].pid, signal.SIGCONT)
+            os.kill(be.pid, signal.SIGCONT)
+            _, err = lg.communicate(timeout=30)
+        finally:
+            os.kill(be.pid, signal.SIGCONT)
+            if lg.poll() is None:
+                lg.kill()
+                lg.wait()
+        st = scenarios.Scenarios.watch_end(obj, w)
+        self.assertEqual(lg.returncode, 0, err)
+        with open(jpath) as f:
+            doc = json.load(f)
+        self.assertSound(doc, "floor run", duration=2)
+        r = stops.run_floor(st, doc["window_mono_ns"], [0, 1], "any")
+        self.assertIsNotNone(r, st)
+        # 300 ms stopped, 1% of 2 s = 20 ms: about 280 ms (the probe sees the
+        # stop from its first deadline in it, up to 10 ms late)
+        self.assertGreater(r["stopped_ms"], 270, r)
+        self.assertLess(r["stopped_ms"], 400, r)
+        self.assertGreater(r["floor_us"], 240_000, r)
+        # the histogram's buckets are within 1% of the values they hold
+        self.assertGreaterEqual(doc["latency_us"]["p99"], 0.99 * r["floor_us"], (doc["latency_us"], r))
 
 
 # --------------------------------------------------------------------------
