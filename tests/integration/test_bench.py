@@ -1193,6 +1193,55 @@ class TestMachineStalls(unittest.TestCase):
             {"round": 1, "role": "gw", "p99": 1}]}, s3_duration=10.0), "S3"), [])
 
 
+class TestReportTargets(unittest.TestCase):
+    """The summary's verdicts against the issue's targets: S1 and S4 at
+    least nginx's rate, S2 at least 0.9 of its rate and 0.8 of its
+    requests per CPU-second, S2H twice HAProxy's, S6 0.98; a ratio short of
+    its target says by how much."""
+
+    def setUp(self):
+        try:
+            from benchlib import report, scenarios
+        except ImportError as e:
+            self.skipTest("benchlib cannot be imported: %s" % e)
+        self.report = report
+
+        class R(report.Report):
+            PAIRS = scenarios.Scenarios.PAIRS
+        self.R = R
+
+    def rows(self, ratios):
+        """Summary rows for pairs whose ratio (as the summary states it:
+        gateway / peer, and 10k / 1 for S6) is <ratio>, in req/s and per
+        CPU-second alike."""
+        runs = {}
+        for s, r in ratios.items():
+            a, b = self.R.PAIRS[s]
+            if s == "S6":
+                a, b = b, a
+            runs[s] = []
+            for rnd in (1, 2, 3):
+                for role, v in ((a, 1000.0 * r), (b, 1000.0)):
+                    runs[s].append({"round": rnd, "role": role, "throughput_rps": v, "handshake_rate": v,
+                                    "req_per_proxy_cpu_s": v, "flag_errors": [], "core0_other_pct": 1.0})
+        o = self.R.__new__(self.R)
+        o.__dict__.update(runs=runs, failures={}, s3_rates={}, s5=[], s7=None, s8=None, s3_duration=10.0)
+        return o.summary_rows()
+
+    def test_verdicts(self):
+        rows = self.rows({"S1": 1.05, "S2": 0.85, "S4": 0.9, "S2H": 2.5, "S6": 0.97, "S2-h2": 0.7})
+        by = {(r["scenario"], r["target"]): r["met"] for r in rows if r["target"]}
+        self.assertEqual(by[("S1", "≥ 1.0")], "met")
+        self.assertEqual(by[("S2", "≥ 0.9")], "NOT met (0.850, 5.6% short)")
+        self.assertEqual(by[("S2", "≥ 0.8")], "met")
+        self.assertEqual(by[("S4", "≥ 1.0")], "NOT met (0.900, 10.0% short)")
+        self.assertEqual(by[("S2H", "≥ 2.0")], "met")
+        self.assertEqual(by[("S6", "≥ 0.98")], "NOT met (0.970, 1.0% short)")
+        self.assertEqual(by[("S2-h2", "— (reported)")], None)
+        self.assertEqual(self.report.at_least(None, 1.0), None)
+        self.assertEqual(self.report.at_least(1.0, 1.0), "met")
+
+
 class TestStopFloor(unittest.TestCase):
     """benchlib/stops.py: the floor the machine's stops put under a run's
     p99 (bench/README.md, "The floor under a run's p99")."""
