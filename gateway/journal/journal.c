@@ -365,6 +365,16 @@ static uint64_t cached_avail(gw_journal *j, uint64_t now)
     return __atomic_load_n(&j->avail, __ATOMIC_RELAXED);
 }
 
+/* Whether the writer's write or fdatasync, in progress since <io> (0:
+ * none), has run STALL_MS or more by <now>. The caller reads <now> before
+ * <io>: a writer that started its I/O in between has <io> after <now>,
+ * which is no stall (now - io would wrap around and refuse a request for a
+ * device that had just been written to). */
+static int io_stalled(uint64_t io, uint64_t now)
+{
+    return io != 0 && now >= io + STALL_MS;
+}
+
 /* A reservation (gw_journal_reserve); <wake> NULL: wake an idle writer
  * now, otherwise set *wake for the caller to do it (gw_journal_wake). */
 static int reserve(gw_journal *j, int *wake)
@@ -377,8 +387,8 @@ static int reserve(gw_journal *j, int *wake)
     int rc = -1, signal_now = 0;
     pthread_mutex_lock(&j->mu);
     size_t used = j->qlen + j->inflight + j->rsv_pending;
-    if (!j->closing && !j->broken && j->write_ok && j->sync_ok &&
-        !(io != 0 && now - io >= STALL_MS) && used + 1 <= j->cap - j->cap / 10 &&
+    if (!j->closing && !j->broken && j->write_ok && j->sync_ok && !io_stalled(io, now) &&
+        used + 1 <= j->cap - j->cap / 10 &&
         avail >= (uint64_t)(j->rsv_held + 1) * GW_JOURNAL_LINE_MAX + OWN_RESERVE_BYTES) {
         j->rsv_pending++;
         j->rsv_held++;
@@ -501,7 +511,7 @@ int gw_journal_healthy(gw_journal *j)
     uint64_t avail = cached_avail(j, now);
     uint64_t io = __atomic_load_n(&j->io_started_ms, __ATOMIC_RELAXED);
     pthread_mutex_lock(&j->mu);
-    ok = !j->broken && j->write_ok && j->sync_ok && !(io != 0 && now - io >= STALL_MS) &&
+    ok = !j->broken && j->write_ok && j->sync_ok && !io_stalled(io, now) &&
          avail >= (uint64_t)(j->rsv_held + 1) * GW_JOURNAL_LINE_MAX + OWN_RESERVE_BYTES;
     pthread_mutex_unlock(&j->mu);
     return ok;
