@@ -20,12 +20,13 @@
  * which take microseconds. The bench runs it on every core at once, the load
  * under which a host's cap shows.
  *
- * Every stall is also listed in time order ("stops": [start, length] pairs, the
- * first KEPT_STALLS of them; "stops_dropped" counts the rest), each thread's
- * start given on CLOCK_MONOTONIC ("start_mono_ns"), the clock opale-loadgen
- * gives its measured window on: the bench puts the two together to compute
- * the floor the machine's stops put under a run's p99 (bench/README.md, "The
- * floor under a run's p99").
+ * Every stall is also listed in time order ("stops": [start s, length ms]
+ * pairs, the start from the thread's; the first KEPT_STALLS of them,
+ * "stops_dropped" counting the rest), with each thread's start on
+ * CLOCK_MONOTONIC ("start_mono_ns"), the clock opale-loadgen gives its
+ * measured window on: the bench puts the two together to compute the floor
+ * the machine's stops put under a run's p99 (bench/README.md, "The floor
+ * under a run's p99").
  *
  * SIGTERM or SIGINT ends the run early ("stopped": true): the bench runs a
  * probe beside a generator and stops it when the generator exits.

@@ -1335,7 +1335,10 @@ class TestStopFloorEndToEnd(LoadgenCase):
     opale-backend, the bench's watch beside it, and both the probe and the
     backend stopped (SIGSTOP) for 300 ms, as the host stops the machine.
     The floor computed from the probe's stops and the generator's window
-    must be near 300 - 1% of the window, and the run's p99 at least that."""
+    must be near 300 - 1% of the window, and the run's p99 at least that.
+    The generator and the backend run on CPU 1 and only that CPU's stops
+    count, as for the mock directly in S3: a stop the host makes of CPU 0
+    during the test then holds nothing the floor counts."""
 
     def test_p99_is_above_its_floor(self):
         require_loadgen()
@@ -1351,13 +1354,15 @@ class TestStopFloorEndToEnd(LoadgenCase):
         be, port = start_backend(d, {ETAT: b'{"ok": true}'})
         self.addCleanup(be.stderr.close)
         self.addCleanup(stop_process, be)
+        os.sched_setaffinity(be.pid, {1})  # one thread (epoll)
         obj = types.SimpleNamespace(wp_bin=GW_WAKEPROBE_BIN, WATCH_STALL_US=5000)
         w = scenarios.Scenarios.watch_start(obj, os.path.join(d, "w.json"))
         self.assertIsNotNone(w)
         jpath = os.path.join(d, "lg.json")
         lg = subprocess.Popen([GW_LOADGEN_BIN, "--plain", "-u", "http://127.0.0.1:%d%s" % (port, ETAT), "-c", "4",
                                "-t", "1", "-d", "2", "--rate", "500", "--json", jpath],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: os.sched_setaffinity(0, {1}))
         harness._register(lg)
         try:
             time.sleep(0.8)
@@ -1378,12 +1383,13 @@ class TestStopFloorEndToEnd(LoadgenCase):
         with open(jpath) as f:
             doc = json.load(f)
         self.assertSound(doc, "floor run", duration=2)
-        r = stops.run_floor(st, doc["window_mono_ns"], [0, 1], "any")
+        r = stops.run_floor(st, doc["window_mono_ns"], [1], "any")
         self.assertIsNotNone(r, st)
         # 300 ms stopped, 1% of 2 s = 20 ms: about 280 ms (the probe sees the
-        # stop from its first deadline in it, up to 10 ms late)
+        # stop from its first deadline in it, up to 10 ms late); a stop of
+        # the host's may add to it
         self.assertGreater(r["stopped_ms"], 270, r)
-        self.assertLess(r["stopped_ms"], 400, r)
+        self.assertLess(r["stopped_ms"], 700, r)
         self.assertGreater(r["floor_us"], 240_000, r)
         # the histogram's buckets are within 1% of the values they hold
         self.assertGreaterEqual(doc["latency_us"]["p99"], 0.99 * r["floor_us"], (doc["latency_us"], r))
