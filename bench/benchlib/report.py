@@ -23,14 +23,14 @@ def stopped_by_machine(rec):
     return any(c["long_stalls"] for c in rec.get("machine_stalls") or [])
 
 
-def at_least(r, target, nd=2):
+def at_least(r, target):
     """The verdict on a ratio <r> whose target is ≥ <target>: "met",
     "NOT met (r, by how much short)", or None when not measured."""
     if r is None:
         return None
     if r >= target:
         return "met"
-    return "NOT met (%.*f, %.1f%% short)" % (nd + 1, r, 100 * (target - r) / target)
+    return "NOT met (%.3f, %.1f%% short)" % (r, 100 * (target - r) / target)
 
 
 # Targets of the ratios against nginx (issue 15): the req/s ratio, then the
@@ -863,7 +863,8 @@ class Report:
             f.write("\n".join(L))
         os.rename(md_path + ".tmp", md_path)
         summary = {"mode": mode, "backend": self.backend, "started": self.started_wall.isoformat(),
-                   "elapsed_s": elapsed, "machine": mach, "rounds": self.rounds, "duration_s": self.duration, "summary": rows, "failures": self.failures,
+                   "elapsed_s": elapsed, "machine": mach, "rounds": self.rounds, "duration_s": self.duration,
+                   "summary": rows, "failures": self.failures,
                    "notes": self.notes, "s3_rate": self.s3_rate, "s4_path": self.s4_path, "s5": self.s5, "s7": self.s7,
                    "runs": {s: [{k: v for k, v in x.items() if k != "percentiles"} for x in rs]
                             for s, rs in self.runs.items()},
@@ -1001,8 +1002,8 @@ class Report:
                      "requests): bench/README.md, \"The floor under a run's p99\"." % (
                          stops[0][1][0]["stall_ms"], stops[0][1][0]["long_ms"], fmt(s8["rate"] * 0.1)))
             L.append("")
-            L.append("| step | p99 | floor under p99 | stops, core %s / core %s | of which ≥ %d ms | time stopped (ms) "
-                     "| the longest (ms) |" % (stops[0][1][0]["cpu"], stops[0][1][-1]["cpu"],
+            L.append("| step | p99 | floor under p99 | stops, core %s / core %s | of which ≥ %d ms "
+                     "| time stopped (ms) | the longest (ms) |" % (stops[0][1][0]["cpu"], stops[0][1][-1]["cpu"],
                                                stops[0][1][0]["long_ms"]))
             L.append("|---|---|---|---|---|---|---|")
             for st, ms in stops:
@@ -1101,7 +1102,9 @@ class Report:
                 "" if full["held"] else "; held %s req/s" % fmt(s8.get("held_rate")))
         return "| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             self.started_wall.strftime("%Y-%m-%d"), mach["git"].split()[0],
-            ("quick" if self.quick else "full") + (", mock" if self.backend == "mock" else ""), mach["load_before"][0], both("S1"), both("S2"), both("S2H"), both("S2W"), added("S3"), added("S3B"), both("S4"),
+            ("quick" if self.quick else "full") + (", mock" if self.backend == "mock" else ""),
+            mach["load_before"][0], both("S1"), both("S2"), both("S2H"), both("S2W"), added("S3"), added("S3B"),
+            both("S4"),
             "%.2f" % s5[0]["ratio_med"] if s5 and s5[0]["ratio_med"] is not None else "—",
             both("S6"), s7["max_window_redis"] if s7 else "—", s8txt)
 

@@ -100,9 +100,10 @@ def run_floor(stalls, window, cores, how="any", q=99.0):
     once is sure to. None when a figure is missing."""
     if not stalls or not window:
         return None
+    want = {str(x) for x in cores}
     per = []
     for c in stalls:
-        if str(c["cpu"]) in [str(x) for x in cores]:
+        if str(c["cpu"]) in want:
             lst = core_stops(c, window)
             if lst is None:
                 return None
